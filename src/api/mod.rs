@@ -1,0 +1,176 @@
+//! The manifests: resource types, loading with file:line:col errors, semantic
+//! validation and the JSON Schema.
+//!
+//! [`load`] turns `-f` inputs into [`Manifests`], the validated desired world, or into
+//! [`Problems`] that name every fault at once with its file, line, column and field.
+
+pub mod duration;
+mod load;
+#[cfg(test)]
+mod load_tests;
+mod problem;
+pub mod resources;
+pub mod schema;
+pub mod settings;
+mod validate;
+pub mod yaml;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use duration::Duration;
+pub use load::{LoadError, load, load_str};
+pub use problem::{Problem, Problems};
+pub use resources::*;
+pub use settings::Settings;
+
+/// The resource kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// A subscription account.
+    Account,
+    /// The shared-state folder and its links.
+    SharedState,
+    /// A pool of autonomous sessions.
+    Pool,
+    /// One of the operator's interactive sessions.
+    DedicatedSession,
+    /// A task folder feeding a pool.
+    Inbox,
+    /// How to drive an agent.
+    AgentProfile,
+    /// How the controller runs.
+    ControllerConfig,
+}
+
+impl Kind {
+    /// Every kind, in the order manifests usually list them.
+    pub const ALL: [Kind; 7] = [
+        Kind::Account,
+        Kind::SharedState,
+        Kind::Pool,
+        Kind::DedicatedSession,
+        Kind::Inbox,
+        Kind::AgentProfile,
+        Kind::ControllerConfig,
+    ];
+
+    /// The kind as manifests write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Account => "Account",
+            Kind::SharedState => "SharedState",
+            Kind::Pool => "Pool",
+            Kind::DedicatedSession => "DedicatedSession",
+            Kind::Inbox => "Inbox",
+            Kind::AgentProfile => "AgentProfile",
+            Kind::ControllerConfig => "ControllerConfig",
+        }
+    }
+
+    /// The kind named `name`, if any.
+    pub fn parse(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a document came from: its file and the position of each of its fields.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The file as the operator named it (`-` for stdin; `<builtin>` for built-ins).
+    pub file: Arc<str>,
+    /// Field positions within the document.
+    pub positions: Arc<yaml::Positions>,
+}
+
+impl Source {
+    /// The source of objects that need no manifest, such as the `claude` profile.
+    pub fn builtin() -> Self {
+        Self {
+            file: "<builtin>".into(),
+            positions: Arc::default(),
+        }
+    }
+}
+
+/// One object of a kind: its name, its spec and where it was written.
+#[derive(Debug, Clone)]
+pub struct Object<S> {
+    /// `metadata.name`.
+    pub name: String,
+    /// `spec`.
+    pub spec: S,
+    /// Where the document came from.
+    pub source: Source,
+}
+
+impl<S: Default> Default for Object<S> {
+    /// An object named `default` with the default spec, from no manifest.
+    fn default() -> Self {
+        Self {
+            name: "default".to_owned(),
+            spec: S::default(),
+            source: Source::builtin(),
+        }
+    }
+}
+
+/// The validated desired world: every object of every kind, in manifest order.
+#[derive(Debug, Clone, Default)]
+pub struct Manifests {
+    /// Accounts, in manifest order (use [`Manifests::accounts_by_priority`] to rank).
+    pub accounts: Vec<Object<AccountSpec>>,
+    /// Shared-state declarations.
+    pub shared_states: Vec<Object<SharedStateSpec>>,
+    /// Pools.
+    pub pools: Vec<Object<PoolSpec>>,
+    /// Dedicated sessions.
+    pub dedicated: Vec<Object<DedicatedSessionSpec>>,
+    /// Inboxes.
+    pub inboxes: Vec<Object<InboxSpec>>,
+    /// Agent profiles, the built-in `claude` first unless a manifest overrides it.
+    pub agents: Vec<Object<AgentProfileSpec>>,
+    /// The controller's configuration: the manifest's, or the defaults.
+    pub controller: Object<ControllerConfigSpec>,
+    /// The files the manifests were read from (for watching); `-` for stdin.
+    pub files: Vec<PathBuf>,
+}
+
+impl Manifests {
+    /// Accounts ordered by preference: priority, then name.
+    pub fn accounts_by_priority(&self) -> Vec<&Object<AccountSpec>> {
+        let mut accounts: Vec<_> = self.accounts.iter().collect();
+        accounts.sort_by(|a, b| (a.spec.priority, &a.name).cmp(&(b.spec.priority, &b.name)));
+        accounts
+    }
+
+    /// The agent profile named `name`.
+    pub fn agent(&self, name: &str) -> Option<&Object<AgentProfileSpec>> {
+        self.agents.iter().find(|a| a.name == name)
+    }
+
+    /// The pool named `name`.
+    pub fn pool(&self, name: &str) -> Option<&Object<PoolSpec>> {
+        self.pools.iter().find(|p| p.name == name)
+    }
+}
+
+impl PoolSpec {
+    /// The session names this pool may own, in index order.
+    pub fn session_names(&self) -> impl Iterator<Item = String> + '_ {
+        (0..self.max).map(move |i| {
+            format!(
+                "{}{}",
+                self.prefix,
+                u64::from(self.start_index) + u64::from(i)
+            )
+        })
+    }
+}

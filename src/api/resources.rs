@@ -1,0 +1,409 @@
+//! The resource kinds operators write in manifests, and their defaults.
+//!
+//! Every kind has the Kubernetes shape `apiVersion`, `kind`, `metadata`, `spec`; this
+//! module owns the `spec` types. Field names are camelCase and unknown fields are
+//! rejected. Doc comments here become the JSON Schema's descriptions.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::duration::Duration;
+
+/// The only `apiVersion` this release reads.
+pub const API_VERSION: &str = "failover/v1alpha1";
+
+/// The name of the agent profile that is always there, without a manifest.
+pub const BUILTIN_AGENT: &str = "claude";
+
+/// Environment variables, name to value.
+pub type Env = BTreeMap<String, String>;
+
+/// A subscription account: the config home its agent runs under.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccountSpec {
+    /// The account's config home, given to the agent in the profile's `homeEnv`
+    /// (`CLAUDE_CONFIG_DIR` for Claude Code). Absolute.
+    pub home: PathBuf,
+    /// Order of preference: the available account with the lowest priority is active;
+    /// ties go by name. Default 0.
+    #[serde(default)]
+    pub priority: i32,
+    /// Extra environment for every agent run under this account. Default none.
+    #[serde(default)]
+    pub env: Env,
+}
+
+/// The folder every account home shares, and the links each home must expose into it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SharedStateSpec {
+    /// The shared folder the links point into. Absolute.
+    pub target: PathBuf,
+    /// Names linked as `<home>/<name> -> <target>/<name>`.
+    /// Default `[projects, file-history, session-env]`.
+    #[serde(default = "default_links")]
+    pub links: Vec<String>,
+    /// The accounts that share this state, by name. Default: every account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<Vec<String>>,
+}
+
+fn default_links() -> Vec<String> {
+    ["projects", "file-history", "session-env"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// Autonomous sessions named `prefix + i` for `i` in `[startIndex, startIndex + max)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PoolSpec {
+    /// The session name prefix, e.g. `ccl-auto-`.
+    pub prefix: String,
+    /// The index of the first session. Default 0.
+    #[serde(default)]
+    pub start_index: u32,
+    /// Sessions kept alive at all times.
+    pub min: u32,
+    /// Sessions at most, grown toward while tasks wait.
+    #[schemars(range(min = 1, max = 1000))]
+    pub max: u32,
+    /// The agent profile to run. Default `claude`.
+    #[serde(default = "default_agent")]
+    pub agent: String,
+    /// The folder sessions start in. Absolute.
+    pub workdir: PathBuf,
+    /// Extra environment for this pool's agents. Default none.
+    #[serde(default)]
+    pub env: Env,
+    /// Idle sessions above `min` are removed after this long. Default `10m`.
+    #[serde(default = "default_scale_down_after")]
+    pub scale_down_after: Duration,
+}
+
+fn default_agent() -> String {
+    BUILTIN_AGENT.to_owned()
+}
+
+fn default_scale_down_after() -> Duration {
+    Duration::from_secs(600)
+}
+
+/// One of the operator's own interactive sessions; `metadata.name` is its tmux name.
+/// It never receives tasks nor the exit command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DedicatedSessionSpec {
+    /// The folder the session runs in. Absolute.
+    pub workdir: PathBuf,
+    /// The agent profile to run. Default `claude`.
+    #[serde(default = "default_agent")]
+    pub agent: String,
+    /// Resume the conversation under the new account after a swap. Default true.
+    #[serde(default = "default_true")]
+    pub resume: bool,
+    /// Extra environment for this session's agent. Default none.
+    #[serde(default)]
+    pub env: Env,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A folder of task files that feeds a pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InboxSpec {
+    /// The inbox folder, e.g. `<project>/.agent-queue/inbox`. Absolute. Claimed,
+    /// finished and failed tasks go to its siblings `active/`, `done/` and `failed/`.
+    pub path: PathBuf,
+    /// The pool that runs these tasks, by name.
+    pub pool: String,
+    /// The folder each task runs in (the project). Absolute.
+    pub workdir: PathBuf,
+    /// Which files are tasks. Default `*.md`.
+    #[serde(default = "default_glob")]
+    pub glob: String,
+    /// Tries before a task goes to `failed/`. Default 3.
+    #[serde(default = "default_max_tries")]
+    #[schemars(range(min = 1))]
+    pub max_tries: u32,
+}
+
+fn default_glob() -> String {
+    "*.md".to_owned()
+}
+
+fn default_max_tries() -> u32 {
+    3
+}
+
+/// How to start, resume and stop an agent, and how to read its screen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentProfileSpec {
+    /// The agent's argv; no shell is involved. Default
+    /// `[claude, --dangerously-skip-permissions]`.
+    #[serde(default = "default_command")]
+    #[schemars(length(min = 1))]
+    pub command: Vec<String>,
+    /// Extra environment for the agent. Default none.
+    #[serde(default)]
+    pub env: Env,
+    /// The variable that carries the account's home. Default `CLAUDE_CONFIG_DIR`.
+    #[serde(default = "default_home_env")]
+    pub home_env: String,
+    /// Arguments appended to `command` to resume a conversation; `{sessionId}` is
+    /// replaced by its UUID. Default `[--resume, "{sessionId}"]`.
+    #[serde(default = "default_resume_args")]
+    pub resume_args: Vec<String>,
+    /// Typed into a pool session to end its context after a task. Default `/exit`.
+    #[serde(default = "default_exit_command")]
+    pub exit_command: String,
+    /// Regexes that read the agent's screen. Default: Claude Code's.
+    #[serde(default)]
+    pub screen: ScreenPatterns,
+}
+
+fn default_command() -> Vec<String> {
+    vec!["claude".into(), "--dangerously-skip-permissions".into()]
+}
+
+fn default_home_env() -> String {
+    "CLAUDE_CONFIG_DIR".to_owned()
+}
+
+fn default_resume_args() -> Vec<String> {
+    vec!["--resume".into(), "{sessionId}".into()]
+}
+
+fn default_exit_command() -> String {
+    "/exit".to_owned()
+}
+
+impl Default for AgentProfileSpec {
+    fn default() -> Self {
+        Self {
+            command: default_command(),
+            env: Env::new(),
+            home_env: default_home_env(),
+            resume_args: default_resume_args(),
+            exit_command: default_exit_command(),
+            screen: ScreenPatterns::default(),
+        }
+    }
+}
+
+/// Regexes (Rust `regex` syntax) matched against the lines of an agent's screen.
+/// Each field left out keeps Claude Code's default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ScreenPatterns {
+    /// The input prompt line. Drawn while busy too: it means idle only without `busy`.
+    pub prompt: String,
+    /// The agent is working on a turn.
+    pub busy: String,
+    /// A dialog that waits for a person (trust, permission, API key).
+    pub waiting: String,
+    /// The account's quota is used up.
+    pub quota: Vec<String>,
+    /// Server errors: they win over quota words, and never cause a swap.
+    pub veto: Vec<String>,
+    /// Transient rate limits that are not a quota.
+    pub transient: Vec<String>,
+    /// Reset times; the named group `time` (or `epoch`) holds the instant.
+    pub reset: Vec<String>,
+}
+
+impl Default for ScreenPatterns {
+    fn default() -> Self {
+        let list = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect();
+        Self {
+            prompt: "^❯\u{a0}".to_owned(),
+            busy: "esc to interrupt".to_owned(),
+            waiting: r"Do you want to proceed\?|Yes, I trust this folder|Do you want to use this API key\?|Bypass Permissions mode".to_owned(),
+            quota: list(&[
+                "rate_limit_error",
+                r"\b5-hour limit\b",
+                r"(?i)usage limit reached",
+                r"(?i)hit your .*limit",
+            ]),
+            veto: list(&[
+                "api_error",
+                "overloaded_error",
+                r"(?i)internal server error",
+                r"API Error: 5\d\d",
+                "server-side issue",
+            ]),
+            transient: list(&[
+                r"(?i)not your usage limit",
+                r"(?i)temporarily limiting requests",
+                r"retrying in \d+",
+            ]),
+            reset: list(&[
+                r"resets? (?:at )?(?P<time>[^·∙]+?)\s*(?:[·∙]|$)",
+                r"\|(?P<epoch>\d{10})\b",
+            ]),
+        }
+    }
+}
+
+/// How the controller itself runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ControllerConfigSpec {
+    /// The owner mark put on every session the controller creates (tmux option
+    /// `@failover-owner`). Default `failover`.
+    pub owner: String,
+    /// The tmux server to drive.
+    pub tmux: TmuxSpec,
+    /// Where persisted facts, the journal and signals live. Absolute; empty means
+    /// `$XDG_STATE_HOME/failover` (else `~/.local/state/failover`). `FAILOVER_STATE_DIR`
+    /// overrides it. Default empty.
+    pub state_dir: PathBuf,
+    /// How often agents' screens are read. Default `1s`.
+    pub poll_interval: Duration,
+    /// How often everything is re-observed even without events. Default `15s`.
+    pub resync_period: Duration,
+    /// Quota detection and swaps.
+    pub quota: QuotaSpec,
+    /// Sending tasks to agents.
+    pub dispatch: DispatchSpec,
+    /// Detecting that a task is finished.
+    pub completion: CompletionSpec,
+    /// Pruning finished tasks.
+    pub janitor: JanitorSpec,
+    /// Telling the operator about swaps and exhaustion.
+    pub notifications: NotificationsSpec,
+}
+
+impl Default for ControllerConfigSpec {
+    fn default() -> Self {
+        Self {
+            owner: "failover".to_owned(),
+            tmux: TmuxSpec::default(),
+            state_dir: PathBuf::new(),
+            poll_interval: Duration::from_secs(1),
+            resync_period: Duration::from_secs(15),
+            quota: QuotaSpec::default(),
+            dispatch: DispatchSpec::default(),
+            completion: CompletionSpec::default(),
+            janitor: JanitorSpec::default(),
+            notifications: NotificationsSpec::default(),
+        }
+    }
+}
+
+/// The tmux server to drive.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct TmuxSpec {
+    /// The server's socket path (absolute). Empty means the user's default server.
+    /// `FAILOVER_TMUX_SOCKET` overrides it. Default empty.
+    pub socket: PathBuf,
+}
+
+/// Quota detection and swaps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct QuotaSpec {
+    /// No second swap within this long after one. Default `5m`.
+    pub cooldown: Duration,
+    /// Consecutive polls that must read exhausted when no reset time is shown.
+    /// Default 2.
+    #[schemars(range(min = 1))]
+    pub confirmations: u32,
+    /// An exhausted account without a shown reset time is tried again after this long.
+    /// Default `5h`.
+    pub reset_fallback: Duration,
+    /// When to move sessions back to a preferred account that is available again:
+    /// `idle` (only idle sessions) or `never`. Default `idle`.
+    pub failback: Failback,
+}
+
+impl Default for QuotaSpec {
+    fn default() -> Self {
+        Self {
+            cooldown: Duration::from_secs(300),
+            confirmations: 2,
+            reset_fallback: Duration::from_secs(5 * 3600),
+            failback: Failback::Idle,
+        }
+    }
+}
+
+/// When sessions go back to a preferred account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Failback {
+    /// Move idle sessions back; busy ones finish first.
+    Idle,
+    /// Stay on the account they were moved to.
+    Never,
+}
+
+/// Sending tasks to agents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct DispatchSpec {
+    /// Pause between the bracketed paste and the lone Enter that submits it.
+    /// Default `500ms`.
+    pub submit_delay: Duration,
+}
+
+impl Default for DispatchSpec {
+    fn default() -> Self {
+        Self {
+            submit_delay: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Detecting that a task is finished.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct CompletionSpec {
+    /// A task whose screen has not changed for this long is marked stalled.
+    /// Default `30m`.
+    pub idle_timeout: Duration,
+}
+
+impl Default for CompletionSpec {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(1800),
+        }
+    }
+}
+
+/// Pruning finished tasks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct JanitorSpec {
+    /// Tasks in `done/` and `failed/` older than this are deleted. Default `7d`.
+    pub retention: Duration,
+}
+
+impl Default for JanitorSpec {
+    fn default() -> Self {
+        Self {
+            retention: Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+/// Telling the operator about swaps, exhaustion and recovery.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct NotificationsSpec {
+    /// A URL the event is POSTed to as JSON. Empty: none. Default empty.
+    pub webhook: String,
+    /// An argv run with the event as JSON on stdin; no shell. Empty: none.
+    /// Default empty.
+    pub command: Vec<String>,
+}

@@ -1,0 +1,11 @@
+//! `failover` keeps a fleet of AI coding-agent sessions running in tmux across several
+//! subscription accounts, the way a Kubernetes controller keeps pods running.
+//!
+//! The operator declares what should exist in YAML manifests ([`api`]); the controller
+//! observes tmux, the filesystem and the agents' screens, plans the difference and acts
+//! until reality matches.
+
+pub mod api;
+pub mod cli;
+pub mod sim;
+pub mod testbed;

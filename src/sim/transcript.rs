@@ -1,0 +1,150 @@
+//! The stand-in agent's files under its config home, laid out as Claude Code lays
+//! them out: `projects/<slug>/<uuid>.jsonl` (the conversation) and
+//! `sessions/<pid>.json` (its session id and idle/busy status).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+/// The folder name Claude Code gives a working directory: every `/` becomes `-`.
+pub fn slug(workdir: &Path) -> String {
+    workdir.to_string_lossy().replace('/', "-")
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// `user` or `assistant`.
+    pub role: String,
+    /// The text.
+    pub text: String,
+}
+
+/// A conversation's transcript file.
+#[derive(Debug)]
+pub struct Transcript {
+    path: PathBuf,
+    session_id: String,
+    cwd: String,
+}
+
+impl Transcript {
+    /// The transcript of conversation `session_id` run in `workdir` under `home`.
+    pub fn new(home: &Path, workdir: &Path, session_id: &str) -> Self {
+        Self {
+            path: home
+                .join("projects")
+                .join(slug(workdir))
+                .join(format!("{session_id}.jsonl")),
+            session_id: session_id.to_owned(),
+            cwd: workdir.to_string_lossy().into_owned(),
+        }
+    }
+
+    /// Whether the conversation exists on disk.
+    pub fn exists(&self) -> bool {
+        self.path.is_file()
+    }
+
+    /// Every message recorded so far.
+    pub fn messages(&self) -> std::io::Result<Vec<Message>> {
+        let text = std::fs::read_to_string(&self.path)?;
+        Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| {
+                let role = v.pointer("/message/role")?.as_str()?.to_owned();
+                let content = v.pointer("/message/content")?;
+                let text = match content.as_str() {
+                    Some(s) => s.to_owned(),
+                    None => content.pointer("/0/text")?.as_str()?.to_owned(),
+                };
+                Some(Message { role, text })
+            })
+            .collect())
+    }
+
+    /// Appends one message.
+    pub fn append(&self, role: &str, text: &str) -> std::io::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let content = if role == "user" {
+            json!(text)
+        } else {
+            json!([{"type": "text", "text": text}])
+        };
+        let line = json!({
+            "type": role,
+            "sessionId": self.session_id,
+            "cwd": self.cwd,
+            "uuid": uuid::Uuid::new_v4().to_string(),
+            "timestamp": jiff::Timestamp::now().to_string(),
+            "message": {"role": role, "content": content},
+        });
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        writeln!(file, "{line}")
+    }
+}
+
+/// `sessions/<pid>.json`: the running agent's session id and status.
+#[derive(Debug)]
+pub struct SessionFile {
+    path: PathBuf,
+}
+
+impl SessionFile {
+    /// The session file of this process under `home`.
+    pub fn new(home: &Path) -> Self {
+        Self {
+            path: home
+                .join("sessions")
+                .join(format!("{}.json", std::process::id())),
+        }
+    }
+
+    /// Writes the current session id and status (`idle` or `busy`).
+    pub fn write(&self, session_id: &str, cwd: &Path, status: &str) {
+        let body = json!({
+            "pid": std::process::id(),
+            "sessionId": session_id,
+            "cwd": cwd.to_string_lossy(),
+            "status": status,
+        });
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let tmp = self.path.with_extension("json.tmp");
+        if std::fs::write(&tmp, body.to_string()).is_ok() {
+            let _ = std::fs::rename(&tmp, &self.path);
+        }
+    }
+
+    /// Removes the file (on exit).
+    pub fn remove(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transcript_should_round_trip_messages_under_the_slug_folder() {
+        let home = tempfile::tempdir().unwrap();
+        let t = Transcript::new(home.path(), Path::new("/srv/a b"), "1234");
+        assert!(!t.exists());
+        t.append("user", "line 1\n$(x) `y` \"z\"").unwrap();
+        t.append("assistant", "done").unwrap();
+        assert!(home.path().join("projects/-srv-a b/1234.jsonl").is_file());
+        let m = t.messages().unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].text, "line 1\n$(x) `y` \"z\"");
+        assert_eq!(m[1].role, "assistant");
+    }
+}

@@ -1,0 +1,282 @@
+//! Test support: a private tmux server per test, temp folders, and polling with a
+//! deadline.
+//!
+//! [`TmuxServer`] runs `tmux -S <tempdir>/sock -f /dev/null`, never the user's server,
+//! and kills it when dropped, panics included. Its helpers talk to tmux through plain
+//! `tmux` processes, independent of the crate's own tmux connection, so tests observe
+//! what failover did without trusting failover to report it. Helpers panic with a
+//! message on failure, as test helpers do.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Polls `check` every 20 ms until it returns `Some`, or panics after `timeout`
+/// naming `what`.
+pub fn wait_for<T>(timeout: Duration, what: &str, check: impl FnMut() -> Option<T>) -> T {
+    wait_for_or_none(timeout, check)
+        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, or gives `None` after `timeout`.
+pub fn wait_for_or_none<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A private tmux server in a temp folder, killed on drop.
+#[derive(Debug)]
+pub struct TmuxServer {
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+}
+
+impl Default for TmuxServer {
+    fn default() -> Self {
+        Self::start()
+    }
+}
+
+impl TmuxServer {
+    /// A new server (it starts with its first session) in a new temp folder.
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("failover-test-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot make a temp folder: {e}"));
+        let socket = dir.path().join("sock");
+        Self { dir, socket }
+    }
+
+    /// The server's socket path.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The test's temp folder (the socket lives in it too).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A folder under the temp folder, created.
+    pub fn mkdir(&self, relative: &str) -> PathBuf {
+        let path = self.dir.path().join(relative);
+        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("mkdir {path:?}: {e}"));
+        path
+    }
+
+    /// A `tmux` command bound to this server.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new("tmux");
+        cmd.arg("-S").arg(&self.socket).arg("-f").arg("/dev/null");
+        cmd.env_remove("TMUX");
+        cmd
+    }
+
+    /// Runs tmux with `args`; returns its output whatever the exit status.
+    pub fn try_tmux(&self, args: &[&str]) -> Output {
+        self.command()
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run tmux (is it installed?): {e}"))
+    }
+
+    /// Runs tmux with `args`, panicking on failure; returns stdout.
+    pub fn tmux(&self, args: &[&str]) -> String {
+        let out = self.try_tmux(args);
+        if !out.status.success() {
+            panic!(
+                "tmux {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Starts a detached 200x50 session `name` in `cwd` running `argv` directly (no
+    /// shell) with `env` set.
+    pub fn new_session(&self, name: &str, cwd: &Path, env: &[(&str, &str)], argv: &[&str]) {
+        self.spawn_session(name, cwd, env, argv, false);
+    }
+
+    /// Like [`TmuxServer::new_session`], with `remain-on-exit` set in the same command
+    /// so that even an agent that exits at once leaves its pane and output behind.
+    pub fn new_session_kept(&self, name: &str, cwd: &Path, env: &[(&str, &str)], argv: &[&str]) {
+        self.spawn_session(name, cwd, env, argv, true);
+    }
+
+    fn spawn_session(
+        &self,
+        name: &str,
+        cwd: &Path,
+        env: &[(&str, &str)],
+        argv: &[&str],
+        keep: bool,
+    ) {
+        let cwd = cwd.to_string_lossy();
+        let mut args = vec![
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            "200",
+            "-y",
+            "50",
+            "-c",
+            &cwd,
+        ];
+        let pairs: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        for pair in &pairs {
+            args.extend(["-e", pair]);
+        }
+        args.push("--");
+        args.extend(argv);
+        if keep {
+            args.extend([";", "set-option", "-t", name, "remain-on-exit", "on"]);
+        }
+        self.tmux(&args);
+    }
+
+    /// The exit status of the agent in `target` once its pane is dead, else `None`.
+    ///
+    /// Debian's tmux is built with libutempter, whose own SIGCHLD handler can swallow
+    /// the signal of a pane that exits while a record is being removed (tmux issue
+    /// #311): the pane reads dead with no status and the agent stays a zombie. A dead
+    /// pane without a status gets the server a fresh SIGCHLD so it reaps.
+    pub fn exit_status(&self, target: &str) -> Option<i32> {
+        let format = "#{pane_dead}:#{pane_dead_status}:#{pid}";
+        let out = self.tmux(&["display-message", "-p", "-t", target, format]);
+        let mut fields = out.trim().split(':');
+        let (dead, status, server) = (fields.next()?, fields.next()?, fields.next()?);
+        if dead != "1" {
+            return None;
+        }
+        if status.is_empty() {
+            let _ = Command::new("kill").args(["-s", "CHLD", server]).status();
+            return None;
+        }
+        status.parse().ok()
+    }
+
+    /// The visible screen of `target`, one string with newlines.
+    pub fn capture(&self, target: &str) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", target])
+    }
+
+    /// The screen of `target` with its whole scrollback. A dead pane's last lines
+    /// scroll into the history when tmux writes "Pane is dead" under them.
+    pub fn capture_all(&self, target: &str) -> String {
+        self.tmux(&["capture-pane", "-p", "-S", "-", "-t", target])
+    }
+
+    /// Waits until the visible screen of `target` satisfies `pred`; returns it.
+    pub fn wait_screen(
+        &self,
+        target: &str,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        self.wait_capture(target, timeout, what, pred, false)
+    }
+
+    /// Waits until the screen and scrollback of `target` satisfy `pred`; returns them.
+    pub fn wait_output(
+        &self,
+        target: &str,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        self.wait_capture(target, timeout, what, pred, true)
+    }
+
+    fn wait_capture(
+        &self,
+        target: &str,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&str) -> bool,
+        history: bool,
+    ) -> String {
+        let mut screen = String::new();
+        let found = wait_for_or_none(timeout, || {
+            screen = if history {
+                self.capture_all(target)
+            } else {
+                self.capture(target)
+            };
+            pred(&screen).then_some(())
+        });
+        if found.is_none() {
+            panic!("timed out after {timeout:?} waiting for {what} in {target}; screen:\n{screen}");
+        }
+        screen
+    }
+
+    /// Pastes `text` into `target` as a bracketed paste through a tmux buffer.
+    pub fn paste(&self, target: &str, text: &str) {
+        let buffer = format!("testbed-{}", std::process::id());
+        let mut child = self
+            .command()
+            .args(["load-buffer", "-b", &buffer, "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run tmux: {e}"));
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(text.as_bytes())
+                .unwrap_or_else(|e| panic!("load-buffer: {e}"));
+        }
+        let status = child.wait().unwrap_or_else(|e| panic!("load-buffer: {e}"));
+        assert!(status.success(), "load-buffer failed");
+        self.tmux(&["paste-buffer", "-p", "-d", "-b", &buffer, "-t", target]);
+    }
+
+    /// Sends key names (`Enter`, `Escape`, `C-c`) to `target`.
+    pub fn keys(&self, target: &str, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", target];
+        args.extend(keys);
+        self.tmux(&args);
+    }
+
+    /// Sends `text` literally (`send-keys -l`) to `target`.
+    pub fn type_text(&self, target: &str, text: &str) {
+        self.tmux(&["send-keys", "-t", target, "-l", text]);
+    }
+
+    /// The pid of the first pane of `target`.
+    pub fn pane_pid(&self, target: &str) -> u32 {
+        let out = self.tmux(&["display-message", "-p", "-t", target, "#{pane_pid}"]);
+        out.trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("pane pid of {target}: {out:?}: {e}"))
+    }
+
+    /// The names of every session on the server (empty when it is not running).
+    pub fn sessions(&self) -> Vec<String> {
+        let out = self.try_tmux(&["list-sessions", "-F", "#{session_name}"]);
+        let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TmuxServer {
+    fn drop(&mut self) {
+        let _ = self.try_tmux(&["kill-server"]);
+    }
+}

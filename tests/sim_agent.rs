@@ -1,0 +1,264 @@
+//! The stand-in agent driven through a real, private tmux server.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use failover::testbed::{TmuxServer, wait_for};
+
+const BIN: &str = env!("CARGO_BIN_EXE_failover");
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Agent {
+    server: TmuxServer,
+    home: PathBuf,
+    work: PathBuf,
+}
+
+impl Agent {
+    fn new() -> Self {
+        let server = TmuxServer::start();
+        let home = server.mkdir("home");
+        let work = server.mkdir("work");
+        Self { server, home, work }
+    }
+
+    fn start(&self, name: &str, extra: &[&str], env: &[(&str, &str)]) {
+        let home = self.home.to_string_lossy();
+        let mut vars = vec![
+            ("CLAUDE_CONFIG_DIR", &*home),
+            ("FAILOVER_SIM_TURN", "300ms"),
+        ];
+        vars.extend(env);
+        let mut argv = vec![BIN, "sim-agent", "--dangerously-skip-permissions"];
+        argv.extend(extra);
+        self.server.new_session_kept(name, &self.work, &vars, &argv);
+    }
+
+    fn wait_idle(&self, name: &str) -> String {
+        self.server.wait_screen(name, WAIT, "the idle prompt", |s| {
+            s.lines().any(|l| l.starts_with("❯\u{a0}")) && !s.contains("esc to interrupt")
+        })
+    }
+
+    fn transcripts(&self) -> Vec<PathBuf> {
+        let dir = self.home.join("projects").join(slug(&self.work));
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|d| d.filter_map(|e| Some(e.ok()?.path())).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+}
+
+fn slug(path: &Path) -> String {
+    path.to_string_lossy().replace('/', "-")
+}
+
+fn resume_uuid(screen: &str) -> Option<String> {
+    let line = screen.lines().find(|l| l.starts_with("claude --resume "))?;
+    Some(
+        line.trim_start_matches("claude --resume ")
+            .trim()
+            .to_owned(),
+    )
+}
+
+#[test]
+fn sim_agent_should_draw_the_prompt_between_rules() {
+    let a = Agent::new();
+    a.start("s", &[], &[]);
+    let screen = a.wait_idle("s");
+    let lines: Vec<&str> = screen.lines().collect();
+    let prompt = lines.iter().position(|l| l.starts_with("❯\u{a0}")).unwrap();
+    assert!(lines[prompt - 1].starts_with("────"), "{screen}");
+    assert!(lines[prompt + 1].starts_with("────"), "{screen}");
+    assert!(screen.contains("Claude Code v2.1.329"), "{screen}");
+    assert!(
+        screen.contains(&a.work.to_string_lossy().to_string()),
+        "{screen}"
+    );
+}
+
+#[test]
+fn sim_agent_should_hold_a_bracketed_paste_until_a_lone_enter() {
+    let a = Agent::new();
+    a.start("s", &[], &[("FAILOVER_SIM_TURN", "1s")]);
+    a.wait_idle("s");
+    let payload = "first line with $(rm -rf /) and `backticks`\nsecond 'single' \"double\" \\e[31m\nthird\t\u{1b}[0m end";
+    a.server.paste("s", payload);
+    let screen = a
+        .server
+        .wait_screen("s", WAIT, "the paste placeholder", |s| {
+            s.contains("[Pasted text #1 +3 lines]")
+        });
+    assert!(
+        !screen.contains("esc to interrupt"),
+        "submitted too early:\n{screen}"
+    );
+    assert!(
+        a.transcripts().is_empty(),
+        "nothing may reach the transcript before Enter"
+    );
+    a.server.keys("s", &["Enter"]);
+    a.server.wait_screen("s", WAIT, "the busy marker", |s| {
+        s.contains("esc to interrupt")
+    });
+    a.server.wait_screen("s", WAIT, "the end of the turn", |s| {
+        s.contains("Churned for")
+    });
+    let files = a.transcripts();
+    assert_eq!(files.len(), 1);
+    let first: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&files[0])
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        first["message"]["content"], payload,
+        "payload must arrive byte-exact"
+    );
+}
+
+#[test]
+fn sim_agent_should_submit_the_first_line_of_an_unbracketed_paste_at_once() {
+    let a = Agent::new();
+    a.start("s", &[], &[("FAILOVER_SIM_TURN", "5s")]);
+    a.wait_idle("s");
+    a.server.tmux(&["set-buffer", "-b", "raw", "one\ntwo"]);
+    a.server
+        .tmux(&["paste-buffer", "-d", "-b", "raw", "-t", "s"]);
+    let screen = a
+        .server
+        .wait_screen("s", WAIT, "a turn started by the first line", |s| {
+            s.contains("esc to interrupt")
+        });
+    assert!(screen.contains("> one"), "{screen}");
+}
+
+#[test]
+fn sim_agent_should_print_a_resume_line_on_exit_and_resume_the_conversation() {
+    let a = Agent::new();
+    a.start("s", &[], &[]);
+    a.wait_idle("s");
+    a.server.type_text("s", "remember the word kumquat");
+    a.server.keys("s", &["Enter"]);
+    a.server
+        .wait_screen("s", WAIT, "the answer", |s| s.contains("Churned for"));
+    a.server.type_text("s", "/exit");
+    a.server.keys("s", &["Enter"]);
+    let screen = a
+        .server
+        .wait_output("s", WAIT, "the resume line", |s| resume_uuid(s).is_some());
+    assert!(screen.contains("Resume this session with:"), "{screen}");
+    let uuid = resume_uuid(&screen).unwrap();
+    uuid::Uuid::parse_str(&uuid).unwrap();
+    let files = a.transcripts();
+    assert_eq!(
+        files,
+        vec![
+            a.home
+                .join("projects")
+                .join(slug(&a.work))
+                .join(format!("{uuid}.jsonl"))
+        ]
+    );
+    let before = std::fs::read_to_string(&files[0]).unwrap().lines().count();
+
+    a.start("r", &["--resume", &uuid], &[]);
+    let screen = a.wait_idle("r");
+    assert!(screen.contains("> remember the word kumquat"), "{screen}");
+    a.server.type_text("r", "what was the word?");
+    a.server.keys("r", &["Enter"]);
+    a.server.wait_screen("r", WAIT, "the second answer", |s| {
+        s.matches("Churned for").count() >= 1
+            && s.contains("> what was the word?")
+            && !s.contains("esc to interrupt")
+    });
+    wait_for(WAIT, "the transcript to grow", || {
+        let now = std::fs::read_to_string(&files[0]).unwrap().lines().count();
+        (now >= before + 2).then_some(())
+    });
+    assert_eq!(
+        a.transcripts().len(),
+        1,
+        "resume must append to the same transcript"
+    );
+}
+
+#[test]
+fn sim_agent_should_refuse_an_unknown_conversation() {
+    let a = Agent::new();
+    let unknown = "0b7e6f8a-3c1d-4e8b-9f00-123456789abc";
+    a.start("s", &["--resume", unknown], &[]);
+    let screen = a.server.wait_output("s", WAIT, "the refusal", |s| {
+        s.contains("No conversation found")
+    });
+    assert!(
+        screen.contains(&format!("No conversation found with session ID: {unknown}")),
+        "{screen}"
+    );
+    let status = wait_for(WAIT, "the agent to exit", || a.server.exit_status("s"));
+    assert_eq!(status, 1);
+}
+
+#[test]
+fn sim_agent_should_play_scripted_limits_errors_and_dialogs() {
+    let a = Agent::new();
+    a.start(
+        "s",
+        &[],
+        &[(
+            "FAILOVER_SIM_SCRIPT",
+            "limit 7:11am (UTC); error500; dialog; crash",
+        )],
+    );
+    a.wait_idle("s");
+    let turn = |text: &str| {
+        a.server.type_text("s", text);
+        a.server.keys("s", &["Enter"]);
+    };
+    turn("one");
+    a.server.wait_screen("s", WAIT, "the usage limit", |s| {
+        s.contains("You've hit your 5-hour limit · resets 7:11am (UTC)")
+            && s.contains("Usage limit reached · continuing automatically at 7:11am")
+    });
+    a.wait_idle("s");
+    turn("two");
+    a.server.wait_screen("s", WAIT, "the retrying 500", |s| {
+        s.contains("✻ 500 Internal server error · retrying")
+    });
+    a.server.wait_screen("s", WAIT, "the final 500", |s| {
+        s.contains("API Error: 500 Internal server error")
+    });
+    a.wait_idle("s");
+    turn("three");
+    let screen = a.server.wait_screen("s", WAIT, "the dialog", |s| {
+        s.contains("Do you want to proceed?")
+    });
+    assert!(screen.contains("❯ 1. Yes"), "{screen}");
+    a.server.keys("s", &["Enter"]);
+    a.server
+        .wait_screen("s", WAIT, "the turn after the dialog", |s| {
+            s.contains("Churned for")
+        });
+    a.wait_idle("s");
+    turn("four");
+    let status = wait_for(WAIT, "the agent to exit", || a.server.exit_status("s"));
+    assert_eq!(status, 1);
+}
+
+#[test]
+fn sim_agent_should_hit_the_limit_while_the_account_is_marked_exhausted() {
+    let a = Agent::new();
+    std::fs::write(a.home.join(".sim-limit"), "3pm (UTC)").unwrap();
+    a.start("s", &[], &[]);
+    a.wait_idle("s");
+    a.server.type_text("s", "go");
+    a.server.keys("s", &["Enter"]);
+    a.server.wait_screen("s", WAIT, "the usage limit", |s| {
+        s.contains("resets 3pm (UTC)")
+    });
+}
