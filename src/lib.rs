@@ -5,7 +5,12 @@
 //! observes tmux, the filesystem and the agents' screens, plans the difference and acts
 //! until reality matches.
 
+pub mod act;
 pub mod api;
 pub mod cli;
+pub mod observe;
+pub mod plan;
 pub mod sim;
+pub mod state;
 pub mod testbed;
+pub mod tmux;

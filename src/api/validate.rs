@@ -145,7 +145,21 @@ fn check_local(doc: &Doc, out: &mut Vec<Problem>) {
                 out.push(doc.problem("/spec/glob", "glob must be a file-name pattern without `/`"));
             }
         }
-        Kind::AgentProfile => check_patterns(doc, out),
+        Kind::AgentProfile => {
+            check_patterns(doc, out);
+            if let Some(program) = doc.str("/spec/command/0")
+                && program.contains('/')
+                && !Path::new(program).is_absolute()
+            {
+                out.push(doc.problem(
+                    "/spec/command/0",
+                    format!(
+                        "command `{program}` is a relative path, but agents start in their session's \
+                         workdir: give an absolute path, or a name found on PATH"
+                    ),
+                ));
+            }
+        }
         Kind::ControllerConfig => {
             if let Some(owner) = doc.str("/spec/owner")
                 && let Err(why) = tmux_safe(owner)

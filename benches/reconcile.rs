@@ -1,0 +1,126 @@
+//! Benchmarks of the reconcile core on a private tmux server: observe + plan with 20 and
+//! 500 sessions, and a cold apply of 20 sessions, with the tmux processes each started.
+//!
+//! Run with `cargo bench --bench reconcile`; figures go to docs/benchmarks.md.
+
+use std::time::{Duration, Instant};
+
+use failover::act::{self, Context};
+use failover::api::load_str;
+use failover::observe::observe;
+use failover::plan::plan;
+use failover::state::Facts;
+use failover::testbed::TmuxServer;
+use failover::tmux::{Mode, Server, Tmux, processes_started};
+
+fn manifest(root: &std::path::Path, sessions: u32) -> String {
+    format!(
+        "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: a}}\nspec: {{home: {root}}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [sleep, infinity]}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: p}}\nspec: {{prefix: b-, min: {sessions}, max: {sessions}, workdir: {root}}}\n",
+        root = root.display()
+    )
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+async fn connect(t: &TmuxServer) -> Tmux {
+    let server = Server::new(Some(t.socket().to_path_buf()));
+    match Tmux::connect(
+        server,
+        Mode::Manage {
+            owner: "failover".into(),
+        },
+    )
+    .await
+    {
+        Ok(Some(tmux)) => tmux,
+        other => panic!("cannot connect: {other:?}"),
+    }
+}
+
+async fn observe_and_plan(sessions: u32) {
+    let t = TmuxServer::start();
+    let m = match load_str("bench.yaml", &manifest(t.dir(), sessions)) {
+        Ok(m) => m,
+        Err(e) => panic!("{e}"),
+    };
+    let tmux = connect(&t).await;
+    let ctx = Context {
+        tmux: Some(&tmux),
+        owner: "failover",
+    };
+    let converged = act::converge(ctx, &m, &t.dir().join("state"), 3, |_, _| {}).await;
+    assert!(converged.is_ok_and(|c| c.remaining.is_empty()));
+    let before = processes_started();
+    let mut times = Vec::new();
+    for _ in 0..50 {
+        let start = Instant::now();
+        let observed = observe(Some(&tmux), &m, Facts::default())
+            .await
+            .expect("observe");
+        let p = plan(&m, &observed, "failover", jiff::Timestamp::now());
+        times.push(start.elapsed());
+        assert_eq!(observed.sessions.len(), sessions as usize);
+        assert!(p.is_empty());
+    }
+    let spawned = processes_started() - before;
+    times.sort();
+    println!(
+        "observe+plan, {sessions:>3} sessions: p50 {}, p99 {}, max {}; tmux processes started over 50 reconciles: {spawned}",
+        ms(percentile(&times, 0.5)),
+        ms(percentile(&times, 0.99)),
+        ms(times[times.len() - 1]),
+    );
+}
+
+async fn cold_apply(sessions: u32) {
+    let mut times = Vec::new();
+    let mut spawned = Vec::new();
+    for _ in 0..5 {
+        let t = TmuxServer::start();
+        let m = match load_str("bench.yaml", &manifest(t.dir(), sessions)) {
+            Ok(m) => m,
+            Err(e) => panic!("{e}"),
+        };
+        let before = processes_started();
+        let start = Instant::now();
+        let tmux = connect(&t).await;
+        let ctx = Context {
+            tmux: Some(&tmux),
+            owner: "failover",
+        };
+        let converged = act::converge(ctx, &m, &t.dir().join("state"), 3, |_, _| {}).await;
+        times.push(start.elapsed());
+        spawned.push(processes_started() - before);
+        assert!(
+            converged.is_ok_and(|c| c.remaining.is_empty() && c.done.len() == sessions as usize)
+        );
+    }
+    times.sort();
+    println!(
+        "cold apply, {sessions} sessions (5 runs): p50 {}, max {}; tmux processes started per apply: {:?}",
+        ms(percentile(&times, 0.5)),
+        ms(times[times.len() - 1]),
+        spawned
+    );
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        observe_and_plan(20).await;
+        observe_and_plan(500).await;
+        cold_apply(20).await;
+    });
+}

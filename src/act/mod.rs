@@ -1,0 +1,256 @@
+//! Executing a plan's actions against tmux and the filesystem, and [`converge`]: observe,
+//! plan, act, again, until nothing is left to do.
+//!
+//! Session commands go out as one tmux command list each, so a session is never seen
+//! without its owner mark; destructive ones (kill, respawn) run only if the session
+//! still carries our mark when tmux executes them.
+
+use std::path::Path;
+
+use crate::api::Manifests;
+use crate::observe::{self, ACCOUNT_OPTION, OWNER_OPTION, Observed};
+use crate::plan::{self, Action, Plan, SessionSpec};
+use crate::state::Facts;
+use crate::tmux::{self, Cmd, Tmux};
+
+/// An action that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// tmux refused or failed.
+    #[error("session {name}: {source}")]
+    Session {
+        /// The session.
+        name: String,
+        /// What tmux said.
+        source: tmux::Error,
+    },
+    /// A folder or link could not be made.
+    #[error("{}: {source}", path.display())]
+    Fs {
+        /// The path.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No tmux server to act on (observe-only connection).
+    #[error("session {name}: no tmux connection to act on")]
+    NoTmux {
+        /// The session.
+        name: String,
+    },
+}
+
+/// What actions run with.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// The connection; `None` when no server runs and none may be started.
+    pub tmux: Option<&'a Tmux>,
+    /// The controller's owner mark.
+    pub owner: &'a str,
+}
+
+/// Carries out one action.
+pub async fn execute(action: &Action, ctx: Context<'_>) -> Result<(), Error> {
+    match action {
+        Action::CreateDir { path } => std::fs::create_dir_all(path).map_err(|source| Error::Fs {
+            path: path.clone(),
+            source,
+        }),
+        Action::CreateLink { link, target } => {
+            std::os::unix::fs::symlink(target, link).map_err(|source| Error::Fs {
+                path: link.clone(),
+                source,
+            })
+        }
+        Action::CreateSession { session } => {
+            let mut create =
+                Cmd::new("new-session").args(["-d", "-s", &session.name, "-x", "200", "-y", "50"]);
+            create = with_process(create, session);
+            let target = target(&session.name);
+            let cmds = [
+                create,
+                Cmd::new("set-option").args(["-t", &target, OWNER_OPTION, ctx.owner]),
+                Cmd::new("set-option").args(["-t", &target, ACCOUNT_OPTION, &session.account]),
+                Cmd::new("set-option").args(["-w", "-t", &target, "remain-on-exit", "on"]),
+            ];
+            run(ctx, &session.name, &cmds).await
+        }
+        Action::RestartSession { session, .. } | Action::MoveSession { session, .. } => {
+            let target = target(&session.name);
+            let respawn = with_process(
+                Cmd::new("respawn-pane").args(["-k", "-t", &target]),
+                session,
+            );
+            let mark =
+                Cmd::new("set-option").args(["-t", &target, ACCOUNT_OPTION, &session.account]);
+            run(
+                ctx,
+                &session.name,
+                &[guarded(&session.name, ctx.owner, &[respawn, mark])],
+            )
+            .await
+        }
+        Action::DeleteSession { name, .. } => {
+            let kill = Cmd::new("kill-session").args(["-t", &format!("={name}")]);
+            run(ctx, name, &[guarded(name, ctx.owner, &[kill])]).await
+        }
+    }
+}
+
+/// `=name:`, the exact-match target of a session's current window and pane.
+fn target(name: &str) -> String {
+    format!("={name}:")
+}
+
+/// Adds the working folder, environment and argv. A one-word argv would be run by
+/// tmux through a shell; `env --` makes tmux execute it directly.
+fn with_process(mut cmd: Cmd, s: &SessionSpec) -> Cmd {
+    cmd = cmd.args(["-c".to_owned(), s.workdir.to_string_lossy().into_owned()]);
+    for (k, v) in &s.env {
+        cmd = cmd.args(["-e".to_owned(), format!("{k}={v}")]);
+    }
+    cmd = cmd.arg("--");
+    if s.command.len() == 1 {
+        cmd = cmd.args(["env", "--"]);
+    }
+    cmd.args(s.command.iter().cloned())
+}
+
+/// Runs `cmds` only if session `name` carries our owner mark when tmux gets to them.
+fn guarded(name: &str, owner: &str, cmds: &[Cmd]) -> Cmd {
+    let condition = format!("#{{==:#{{{OWNER_OPTION}}},{owner}}}");
+    Cmd::new("if-shell").args([
+        "-F",
+        "-t",
+        &target(name),
+        &condition,
+        &tmux::proto::list_line(cmds),
+    ])
+}
+
+async fn run(ctx: Context<'_>, name: &str, cmds: &[Cmd]) -> Result<(), Error> {
+    let tmux = ctx.tmux.ok_or_else(|| Error::NoTmux {
+        name: name.to_owned(),
+    })?;
+    tmux.run_list(cmds)
+        .await
+        .map(drop)
+        .map_err(|source| Error::Session {
+            name: name.to_owned(),
+            source,
+        })
+}
+
+/// What [`converge`] did.
+#[derive(Debug)]
+pub struct Converged {
+    /// Every action carried out, with its outcome, in order.
+    pub done: Vec<(Action, Result<(), String>)>,
+    /// The plan after the last round: empty when converged; its refusals otherwise.
+    pub remaining: Plan,
+    /// The last observation.
+    pub observed: Observed,
+}
+
+/// Observes, plans and acts until the plan has no actions, the same actions come back
+/// (no progress), or `rounds` runs out. `report` sees each action as it finishes.
+pub async fn converge(
+    ctx: Context<'_>,
+    m: &Manifests,
+    state_dir: &Path,
+    rounds: usize,
+    mut report: impl FnMut(&Action, &Result<(), String>),
+) -> Result<Converged, ConvergeError> {
+    let mut done = Vec::new();
+    let mut previous: Option<Vec<Action>> = None;
+    for _ in 0..rounds.max(1) {
+        let facts = Facts::load(state_dir)?;
+        let observed = observe::observe(ctx.tmux, m, facts).await?;
+        let plan = plan::plan(m, &observed, ctx.owner, jiff::Timestamp::now());
+        if plan.actions.is_empty() || previous.as_ref() == Some(&plan.actions) {
+            return Ok(Converged {
+                done,
+                remaining: plan,
+                observed,
+            });
+        }
+        for action in &plan.actions {
+            let result = execute(action, ctx).await.map_err(|e| e.to_string());
+            report(action, &result);
+            done.push((action.clone(), result));
+        }
+        previous = Some(plan.actions);
+    }
+    let facts = Facts::load(state_dir)?;
+    let observed = observe::observe(ctx.tmux, m, facts).await?;
+    let remaining = plan::plan(m, &observed, ctx.owner, jiff::Timestamp::now());
+    Ok(Converged {
+        done,
+        remaining,
+        observed,
+    })
+}
+
+/// Converging could not even observe.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvergeError {
+    /// tmux did not answer.
+    #[error(transparent)]
+    Observe(#[from] observe::Error),
+    /// The state folder could not be read.
+    #[error(transparent)]
+    State(#[from] crate::state::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Role;
+
+    #[test]
+    fn one_word_commands_should_not_go_through_a_shell() {
+        let spec = SessionSpec {
+            name: "s".into(),
+            role: Role::Dedicated,
+            account: "a".into(),
+            workdir: "/w".into(),
+            command: vec!["claude".into()],
+            env: [("K".to_owned(), "v w".to_owned())].into(),
+        };
+        let cmd = with_process(Cmd::new("new-session"), &spec);
+        assert_eq!(
+            cmd.argv(),
+            [
+                "new-session",
+                "-c",
+                "/w",
+                "-e",
+                "K=v w",
+                "--",
+                "env",
+                "--",
+                "claude"
+            ]
+        );
+    }
+
+    #[test]
+    fn guarded_commands_should_check_the_owner_mark() {
+        let cmd = guarded(
+            "s",
+            "failover",
+            &[Cmd::new("kill-session").args(["-t", "=s"])],
+        );
+        assert_eq!(
+            cmd.argv(),
+            [
+                "if-shell",
+                "-F",
+                "-t",
+                "=s:",
+                "#{==:#{@failover-owner},failover}",
+                r#""kill-session" "-t" "=s""#
+            ]
+        );
+    }
+}

@@ -1,0 +1,223 @@
+//! `failover diff` and `failover apply`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::act::{self, Context};
+use crate::api::{Manifests, Settings};
+use crate::observe;
+use crate::plan::{self, Plan};
+use crate::state::Facts;
+use crate::tmux::{Mode, Server, Tmux};
+
+/// How many observe-plan-act rounds `apply` runs at most.
+const ROUNDS: usize = 5;
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Human-readable text.
+    Text,
+    /// JSON for scripts.
+    Json,
+}
+
+/// Arguments of `failover diff`.
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    manifests: super::Manifests,
+    /// Also show a unified diff of the observed and desired state as YAML.
+    #[arg(long)]
+    diff: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "text")]
+    output: Output,
+}
+
+/// Arguments of `failover apply`.
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    manifests: super::Manifests,
+    /// Only show what would change (the same as `failover diff`).
+    #[arg(long)]
+    dry_run: bool,
+    /// Output format of --dry-run.
+    #[arg(short, long, value_enum, default_value = "text")]
+    output: Output,
+}
+
+struct Loaded {
+    manifests: Manifests,
+    settings: Settings,
+    runtime: tokio::runtime::Runtime,
+}
+
+fn prepare(files: &[PathBuf]) -> Result<Loaded, ExitCode> {
+    let manifests = super::load_or_report(files)?;
+    let settings = Settings::from_env(&manifests.controller.spec).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::from(2)
+        })?;
+    Ok(Loaded {
+        manifests,
+        settings,
+        runtime,
+    })
+}
+
+/// `failover diff`: exit 0 no changes, 1 changes, 2 error or refused items.
+pub fn diff(args: DiffArgs) -> ExitCode {
+    let l = match prepare(&args.manifests.files) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let owner = l.settings.spec.owner.clone();
+    let result = l.runtime.block_on(async {
+        let server = Server::new(l.settings.socket.clone());
+        let tmux = Tmux::connect(
+            server,
+            Mode::Observe {
+                owner: owner.clone(),
+            },
+        )
+        .await?;
+        let facts = Facts::load(&l.settings.state_dir)?;
+        let observed = observe::observe(tmux.as_ref(), &l.manifests, facts).await?;
+        let plan = plan::plan(&l.manifests, &observed, &owner, jiff::Timestamp::now());
+        Ok::<_, Box<dyn std::error::Error>>((observed, plan))
+    });
+    let (observed, plan) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match args.output {
+        Output::Json => print!("{}", plan::render_json(&plan)),
+        Output::Text => {
+            if args.diff {
+                print!(
+                    "{}",
+                    plan::render_diff(&l.manifests, &observed, &plan, &owner)
+                );
+            }
+            print!("{}", plan::render_text(&plan, super::color_stdout()));
+        }
+    }
+    exit_for(&plan)
+}
+
+fn exit_for(plan: &Plan) -> ExitCode {
+    if !plan.refused.is_empty() {
+        ExitCode::from(2)
+    } else if !plan.actions.is_empty() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `failover apply`: exit 0 converged, 2 error or refused items.
+pub fn apply(args: ApplyArgs) -> ExitCode {
+    if args.dry_run {
+        return diff(DiffArgs {
+            manifests: args.manifests,
+            diff: false,
+            output: args.output,
+        });
+    }
+    let l = match prepare(&args.manifests.files) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let owner = l.settings.spec.owner.clone();
+    let color = super::color_stdout();
+    let result = l.runtime.block_on(async {
+        let server = Server::new(l.settings.socket.clone());
+        let tmux = Tmux::connect(
+            server,
+            Mode::Manage {
+                owner: owner.clone(),
+            },
+        )
+        .await?;
+        let ctx = Context {
+            tmux: tmux.as_ref(),
+            owner: &owner,
+        };
+        let converged = act::converge(
+            ctx,
+            &l.manifests,
+            &l.settings.state_dir,
+            ROUNDS,
+            |action, result| {
+                let line = format!("{} {}", plan::sign(action), plan::describe(action));
+                match result {
+                    Ok(()) => println!("{}", paint(color, "\x1b[32m", &format!("{line}: done"))),
+                    Err(e) => println!(
+                        "{}",
+                        paint(color, "\x1b[31m", &format!("{line}: failed: {e}"))
+                    ),
+                }
+            },
+        )
+        .await?;
+        Ok::<_, Box<dyn std::error::Error>>(converged)
+    });
+    let converged = match result {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let failed = converged.done.iter().filter(|(_, r)| r.is_err()).count();
+    let remaining = &converged.remaining;
+    if converged.done.is_empty() && remaining.is_empty() {
+        println!("No changes.");
+        return ExitCode::SUCCESS;
+    }
+    if !remaining.refused.is_empty() || !remaining.actions.is_empty() {
+        println!();
+        print!("{}", plan::render_text(remaining, color));
+    }
+    let (mut add, mut change, mut delete) = (0, 0, 0);
+    for (action, result) in &converged.done {
+        if result.is_ok() {
+            match action.change() {
+                plan::Change::Add => add += 1,
+                plan::Change::Change => change += 1,
+                plan::Change::Delete => delete += 1,
+            }
+        }
+    }
+    let failed_text = if failed > 0 {
+        format!(", {failed} failed")
+    } else {
+        String::new()
+    };
+    println!("Apply done: {add} added, {change} changed, {delete} deleted{failed_text}.");
+    if failed > 0 || !remaining.is_empty() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn paint(color: bool, code: &str, text: &str) -> String {
+    if color {
+        format!("{code}{text}\x1b[0m")
+    } else {
+        text.to_owned()
+    }
+}

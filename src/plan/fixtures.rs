@@ -1,0 +1,104 @@
+//! Manifests and observations for the planner's table tests.
+
+use std::path::PathBuf;
+
+use crate::api::{Manifests, load_str};
+use crate::observe::{Entry, Observed, Pane, Session};
+
+pub const TWO_ACCOUNTS_SHARED: &str = "
+apiVersion: failover/v1alpha1
+kind: Account
+metadata: {name: main}
+spec: {home: /h/main, priority: 0}
+---
+apiVersion: failover/v1alpha1
+kind: Account
+metadata: {name: alt}
+spec: {home: /h/alt, priority: 1}
+---
+apiVersion: failover/v1alpha1
+kind: SharedState
+metadata: {name: shared}
+spec: {target: /s, links: [projects, file-history]}
+";
+
+pub const POOL_AND_DEDICATED: &str = "
+apiVersion: failover/v1alpha1
+kind: Account
+metadata: {name: main}
+spec: {home: /h/main, priority: 0, env: {ACCOUNT_VAR: a}}
+---
+apiVersion: failover/v1alpha1
+kind: Account
+metadata: {name: alt}
+spec: {home: /h/alt, priority: 1}
+---
+apiVersion: failover/v1alpha1
+kind: Pool
+metadata: {name: auto}
+spec: {prefix: ccl-auto-, startIndex: 11, min: 3, max: 5, workdir: /w, env: {POOL_VAR: p}}
+---
+apiVersion: failover/v1alpha1
+kind: DedicatedSession
+metadata: {name: ccl-1-x}
+spec: {workdir: /w/x}
+";
+
+pub fn manifests(text: &str) -> Manifests {
+    match load_str("test.yaml", text) {
+        Ok(m) => m,
+        Err(e) => panic!("fixture does not load: {e}"),
+    }
+}
+
+pub fn observed() -> Observed {
+    Observed {
+        server_running: true,
+        ..Observed::default()
+    }
+}
+
+pub fn dir(path: &str) -> Entry {
+    Entry::Dir {
+        entries: 0,
+        real: PathBuf::from(path),
+    }
+}
+
+/// Every account home exists.
+pub fn home_dirs(o: &mut Observed, m: &Manifests) {
+    for a in &m.accounts {
+        o.entries
+            .insert(a.spec.home.clone(), dir(&a.spec.home.to_string_lossy()));
+    }
+}
+
+/// A live session; `owner`/`account` empty means unset.
+pub fn session(name: &str, owner: &str, account: &str, pid: u32) -> Session {
+    let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    Session {
+        name: name.to_owned(),
+        owner: some(owner),
+        account: some(account),
+        pane: Pane {
+            id: format!("%{pid}"),
+            pid,
+            dead: false,
+            dead_status: None,
+            command: "claude".into(),
+            path: "/w".into(),
+        },
+        panes: 1,
+    }
+}
+
+pub fn add(o: &mut Observed, s: Session) {
+    o.sessions.insert(s.name.clone(), s);
+}
+
+pub fn now() -> jiff::Timestamp {
+    match "2026-11-21T06:00:00Z".parse() {
+        Ok(t) => t,
+        Err(e) => panic!("{e}"),
+    }
+}

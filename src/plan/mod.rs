@@ -1,0 +1,215 @@
+//! The pure planner: from the desired world (manifests), the observed one and the
+//! persisted facts, the ordered actions that make them match, and every item it refuses
+//! with the reason. No I/O: every rule is tested without tmux.
+
+mod render;
+mod sessions;
+mod shared;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Serialize, Serializer};
+
+use crate::api::{AccountSpec, Manifests, Object};
+use crate::observe::Observed;
+
+pub use render::{describe, render_diff, render_json, render_text, sign};
+
+/// What one reconcile should do.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Plan {
+    /// Actions, in the order they must run.
+    pub actions: Vec<Action>,
+    /// What the planner will not do, and why.
+    pub refused: Vec<Refusal>,
+}
+
+/// One change to the world.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum Action {
+    /// Create a folder of the shared state.
+    CreateDir {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// Create the link `link -> target` in an account home.
+    CreateLink {
+        /// The link, inside the home.
+        link: PathBuf,
+        /// Where it points.
+        target: PathBuf,
+    },
+    /// Start a session.
+    CreateSession {
+        /// What it runs.
+        session: SessionSpec,
+    },
+    /// Start the agent of an existing session again (its process exited).
+    RestartSession {
+        /// What it runs.
+        session: SessionSpec,
+        /// Why.
+        reason: String,
+    },
+    /// Run a session's agent under another account.
+    MoveSession {
+        /// What it runs, under the new account.
+        session: SessionSpec,
+        /// The account it runs under now.
+        from: Option<String>,
+    },
+    /// Kill one of our sessions.
+    DeleteSession {
+        /// The session.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// How an action counts in the summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Something new.
+    Add,
+    /// Something existing, changed.
+    Change,
+    /// Something removed.
+    Delete,
+}
+
+impl Action {
+    /// How it counts.
+    pub fn change(&self) -> Change {
+        match self {
+            Action::CreateDir { .. } | Action::CreateLink { .. } | Action::CreateSession { .. } => {
+                Change::Add
+            }
+            Action::RestartSession { .. } | Action::MoveSession { .. } => Change::Change,
+            Action::DeleteSession { .. } => Change::Delete,
+        }
+    }
+}
+
+/// Everything needed to start a session's agent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionSpec {
+    /// The tmux session name.
+    pub name: String,
+    /// Why it exists.
+    pub role: Role,
+    /// The account it runs under.
+    pub account: String,
+    /// Its working folder.
+    pub workdir: PathBuf,
+    /// The agent's argv.
+    pub command: Vec<String>,
+    /// The agent's environment; only the names are ever printed (values may be
+    /// secrets).
+    #[serde(serialize_with = "names_only")]
+    pub env: BTreeMap<String, String>,
+}
+
+fn names_only<S: Serializer>(env: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(env.keys())
+}
+
+/// Why a session exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Role {
+    /// A pool's session.
+    Pool {
+        /// The pool.
+        pool: String,
+        /// Its index in the pool's range.
+        index: u64,
+    },
+    /// An operator's interactive session.
+    Dedicated,
+}
+
+/// Something the planner will not do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    /// What it is about (a path, `session X`, `pool Y`).
+    pub object: String,
+    /// Why, and what the operator can do.
+    pub reason: String,
+}
+
+impl Plan {
+    fn act(&mut self, action: Action) {
+        self.actions.push(action);
+    }
+
+    fn refuse(&mut self, object: impl Into<String>, reason: impl Into<String>) {
+        self.refused.push(Refusal {
+            object: object.into(),
+            reason: reason.into(),
+        });
+    }
+
+    /// Whether there is nothing to do and nothing refused.
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty() && self.refused.is_empty()
+    }
+
+    /// Counts of actions that add, change and delete.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let count = |c| self.actions.iter().filter(|a| a.change() == c).count();
+        (
+            count(Change::Add),
+            count(Change::Change),
+            count(Change::Delete),
+        )
+    }
+}
+
+/// The account sessions should run under: the persisted active one while it is
+/// available, else the first available by priority; `None` when all are exhausted.
+pub fn active_account<'a>(
+    m: &'a Manifests,
+    observed: &Observed,
+    now: jiff::Timestamp,
+) -> Option<&'a Object<AccountSpec>> {
+    let available = |a: &Object<AccountSpec>| {
+        observed
+            .facts
+            .exhausted_until
+            .get(&a.name)
+            .is_none_or(|until| *until <= now)
+    };
+    let ranked = m.accounts_by_priority();
+    let sticky = observed
+        .facts
+        .active_account
+        .as_deref()
+        .and_then(|name| ranked.iter().find(|a| a.name == name && available(a)));
+    sticky
+        .or_else(|| ranked.iter().find(|a| available(a)))
+        .copied()
+}
+
+/// Plans the changes that make `observed` match `m`. `owner` is the controller's mark.
+pub fn plan(m: &Manifests, observed: &Observed, owner: &str, now: jiff::Timestamp) -> Plan {
+    let mut plan = Plan::default();
+    let broken = shared::plan_shared(m, observed, &mut plan);
+    sessions::plan_sessions(m, observed, owner, now, &broken, &mut plan);
+    // Folders before the links into them; deletions free names for creations.
+    plan.actions.sort_by_key(|a| match a {
+        Action::CreateDir { .. } => 0,
+        Action::CreateLink { .. } => 1,
+        Action::DeleteSession { .. } => 2,
+        Action::CreateSession { .. } => 3,
+        Action::RestartSession { .. } => 4,
+        Action::MoveSession { .. } => 5,
+    });
+    plan
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures;

@@ -1,0 +1,252 @@
+//! Showing a plan: `terraform plan`-style text, JSON for scripts, and a unified diff of
+//! the observed against the desired world as YAML.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde_json::{Value, json};
+
+use super::{Action, Plan, Role, SessionSpec};
+use crate::api::Manifests;
+use crate::observe::{Entry, Observed};
+
+const GREEN: &str = "\x1b[32m";
+const YELLOW: &str = "\x1b[33m";
+const RED: &str = "\x1b[31m";
+const BOLD: &str = "\x1b[1m";
+const RESET: &str = "\x1b[0m";
+
+/// One line for an action, without its sign: what changes and why.
+pub fn describe(action: &Action) -> String {
+    match action {
+        Action::CreateDir { path } => format!("folder {}", path.display()),
+        Action::CreateLink { link, target } => {
+            format!("link {} -> {}", link.display(), target.display())
+        }
+        Action::CreateSession { session } => format!("session {}", what(session)),
+        Action::RestartSession { session, reason } => {
+            format!(
+                "session {}: {reason}; restart under account {}",
+                session.name, session.account
+            )
+        }
+        Action::MoveSession { session, from } => format!(
+            "session {}: account {} -> {}",
+            session.name,
+            from.as_deref().unwrap_or("(none)"),
+            session.account
+        ),
+        Action::DeleteSession { name, reason } => format!("session {name}: {reason}"),
+    }
+}
+
+fn what(s: &SessionSpec) -> String {
+    let role = match &s.role {
+        Role::Pool { pool, .. } => format!("pool {pool}"),
+        Role::Dedicated => "dedicated".to_owned(),
+    };
+    format!(
+        "{} ({role}, account {}) in {}: {}",
+        s.name,
+        s.account,
+        s.workdir.display(),
+        s.command.join(" ")
+    )
+}
+
+/// The sign of an action: `+`, `~` or `-`.
+pub fn sign(action: &Action) -> char {
+    match action.change() {
+        super::Change::Add => '+',
+        super::Change::Change => '~',
+        super::Change::Delete => '-',
+    }
+}
+
+/// The plan as text, closing with `Plan: N to add, M to change, K to delete.` or
+/// `No changes.`. Colours only when `color` is set.
+pub fn render_text(plan: &Plan, color: bool) -> String {
+    let paint = |code: &str, text: String| {
+        if color {
+            format!("{code}{text}{RESET}")
+        } else {
+            text
+        }
+    };
+    let mut out = String::new();
+    if !plan.actions.is_empty() {
+        out.push_str("failover will perform the following actions:\n\n");
+        for action in &plan.actions {
+            let line = format!("  {} {}", sign(action), describe(action));
+            let code = match sign(action) {
+                '+' => GREEN,
+                '~' => YELLOW,
+                _ => RED,
+            };
+            let _ = writeln!(out, "{}", paint(code, line));
+        }
+        out.push('\n');
+    }
+    if !plan.refused.is_empty() {
+        out.push_str("Refused:\n\n");
+        for r in &plan.refused {
+            let _ = writeln!(
+                out,
+                "{}",
+                paint(RED, format!("  ! {}: {}", r.object, r.reason))
+            );
+        }
+        out.push('\n');
+    }
+    let (add, change, delete) = plan.counts();
+    let summary = if plan.actions.is_empty() {
+        "No changes.".to_owned()
+    } else {
+        format!("Plan: {add} to add, {change} to change, {delete} to delete.")
+    };
+    let refused = match plan.refused.len() {
+        0 => String::new(),
+        1 => " 1 item refused.".to_owned(),
+        n => format!(" {n} items refused."),
+    };
+    let _ = writeln!(out, "{}", paint(BOLD, format!("{summary}{refused}")));
+    out
+}
+
+/// The plan as JSON: actions, refusals and the counts.
+pub fn render_json(plan: &Plan) -> String {
+    let (add, change, delete) = plan.counts();
+    let value = json!({
+        "actions": plan.actions,
+        "refused": plan.refused,
+        "summary": {"add": add, "change": change, "delete": delete, "refused": plan.refused.len()},
+    });
+    serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
+}
+
+/// A unified diff of the observed world against the desired one, both as YAML: the
+/// sessions the manifests or our marks involve, and the shared links.
+pub fn render_diff(m: &Manifests, observed: &Observed, plan: &Plan, owner: &str) -> String {
+    let mut before: BTreeMap<String, Value> = BTreeMap::new();
+    let mut after: BTreeMap<String, Value> = BTreeMap::new();
+    for (name, s) in &observed.sessions {
+        if s.owner.as_deref() == Some(owner) {
+            let state = if s.pane.dead { "exited" } else { "running" };
+            let v = json!({"account": s.account, "state": state});
+            before.insert(format!("session {name}"), v.clone());
+            after.insert(format!("session {name}"), v);
+        }
+    }
+    for shared in &m.shared_states {
+        for account in &m.accounts {
+            for link in &shared.spec.links {
+                let path = account.spec.home.join(link);
+                let v = match observed.entries.get(&path) {
+                    Some(Entry::Link { to, .. }) => json!(to.display().to_string()),
+                    Some(Entry::Absent) | None => Value::Null,
+                    Some(other) => json!(format!("{other:?}")),
+                };
+                before.insert(format!("link {}", path.display()), v.clone());
+                after.insert(format!("link {}", path.display()), v);
+            }
+        }
+    }
+    for action in &plan.actions {
+        match action {
+            Action::CreateSession { session }
+            | Action::RestartSession { session, .. }
+            | Action::MoveSession { session, .. } => {
+                after.insert(
+                    format!("session {}", session.name),
+                    json!({"account": session.account, "state": "running"}),
+                );
+            }
+            Action::DeleteSession { name, .. } => {
+                after.remove(&format!("session {name}"));
+            }
+            Action::CreateLink { link, target } => {
+                after.insert(
+                    format!("link {}", link.display()),
+                    json!(target.display().to_string()),
+                );
+            }
+            Action::CreateDir { .. } => {}
+        }
+    }
+    let yaml = |map: &BTreeMap<String, Value>| serde_saphyr::to_string(map).unwrap_or_default();
+    let (old, new) = (yaml(&before), yaml(&after));
+    similar::TextDiff::from_lines(&old, &new)
+        .unified_diff()
+        .context_radius(3)
+        .header("observed", "desired")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::super::plan;
+    use super::*;
+
+    #[test]
+    fn render_text_should_sign_actions_and_close_with_counts() {
+        let m = manifests(POOL_AND_DEDICATED);
+        let mut o = observed();
+        add(&mut o, session("orphan", "failover", "main", 9));
+        let p = plan(&m, &o, "failover", now());
+        let text = render_text(&p, false);
+        assert!(text.contains("  + session ccl-auto-11 (pool auto, account main) in /w: claude --dangerously-skip-permissions"), "{text}");
+        assert!(
+            text.contains("  - session orphan: no manifest wants it (orphan)"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("Plan: 4 to add, 0 to change, 1 to delete.\n"),
+            "{text}"
+        );
+        assert!(!text.contains('\u{1b}'));
+        assert!(render_text(&p, true).contains(GREEN));
+    }
+
+    #[test]
+    fn render_text_should_say_no_changes_and_list_refusals() {
+        let mut p = Plan::default();
+        assert_eq!(render_text(&p, false), "No changes.\n");
+        p.refuse("/h/x", "a file is in the way");
+        let text = render_text(&p, false);
+        assert!(text.contains("  ! /h/x: a file is in the way"), "{text}");
+        assert!(text.ends_with("No changes. 1 item refused.\n"), "{text}");
+    }
+
+    #[test]
+    fn render_json_should_hide_environment_values() {
+        let m = manifests(POOL_AND_DEDICATED);
+        let p = plan(&m, &observed(), "failover", now());
+        let text = render_json(&p);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["summary"]["add"], 4);
+        assert_eq!(v["actions"][0]["action"], "createSession");
+        let env = &v["actions"][0]["session"]["env"];
+        assert!(
+            env.as_array()
+                .unwrap()
+                .contains(&json!("CLAUDE_CONFIG_DIR"))
+        );
+        assert!(
+            !text.contains("/h/main\""),
+            "values must not be printed: {text}"
+        );
+    }
+
+    #[test]
+    fn render_diff_should_show_sessions_to_come_and_go() {
+        let m = manifests(POOL_AND_DEDICATED);
+        let mut o = observed();
+        add(&mut o, session("orphan", "failover", "main", 9));
+        let p = plan(&m, &o, "failover", now());
+        let diff = render_diff(&m, &o, &p, "failover");
+        assert!(diff.contains("--- observed"), "{diff}");
+        assert!(diff.contains("+session ccl-auto-11:"), "{diff}");
+        assert!(diff.contains("-session orphan:"), "{diff}");
+    }
+}

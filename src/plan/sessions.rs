@@ -1,0 +1,470 @@
+//! Session rules: pools keep `min` sessions named `prefix + i` in their range, dedicated
+//! sessions exist, everything runs under the active account, and sessions with our mark
+//! that no manifest wants are removed. A session without our mark is never touched.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use super::{Action, Plan, Role, SessionSpec, active_account};
+use crate::api::{AccountSpec, Env, Manifests, Object};
+use crate::observe::{Observed, Session};
+
+struct Ctx<'a> {
+    m: &'a Manifests,
+    observed: &'a Observed,
+    owner: &'a str,
+    account: Option<&'a Object<AccountSpec>>,
+    blocked: bool,
+}
+
+impl Ctx<'_> {
+    fn ours(&self, s: &Session) -> bool {
+        s.owner.as_deref() == Some(self.owner)
+    }
+
+    fn spec(
+        &self,
+        name: &str,
+        role: Role,
+        agent: &str,
+        workdir: &Path,
+        env: &Env,
+    ) -> Option<SessionSpec> {
+        let account = self.account?;
+        let profile = self.m.agent(agent)?;
+        let mut all = profile.spec.env.clone();
+        all.extend(account.spec.env.clone());
+        all.extend(env.clone());
+        all.insert(
+            profile.spec.home_env.clone(),
+            account.spec.home.to_string_lossy().into_owned(),
+        );
+        Some(SessionSpec {
+            name: name.to_owned(),
+            role,
+            account: account.name.clone(),
+            workdir: workdir.to_path_buf(),
+            command: profile.spec.command.clone(),
+            env: all,
+        })
+    }
+
+    /// Plans a session that should exist: create, restart, move or leave it.
+    fn ensure(&self, spec: Option<SessionSpec>, plan: &mut Plan) {
+        let Some(spec) = spec else { return };
+        let name = spec.name.clone();
+        let what = format!("session {name}");
+        match self.observed.sessions.get(&name) {
+            None if self.blocked => {}
+            None => plan.act(Action::CreateSession { session: spec }),
+            Some(s) if !self.ours(s) => plan.refuse(
+                what,
+                format!(
+                    "exists and is not ours (no @failover-owner {0} mark); left alone. To hand it over: \
+                     tmux set-option -t '={name}:' @failover-owner {0}",
+                    self.owner
+                ),
+            ),
+            Some(_) if self.blocked => {}
+            Some(s) if s.pane.dead => {
+                let reason = match s.pane.dead_status {
+                    Some(code) => format!("agent exited with status {code}"),
+                    None => "agent exited".to_owned(),
+                };
+                plan.act(Action::RestartSession { session: spec, reason });
+            }
+            Some(s) if s.account.as_deref() != Some(spec.account.as_str()) => {
+                if spec.role == Role::Dedicated {
+                    plan.refuse(
+                        what,
+                        format!(
+                            "runs under account {}, wants {}; moving a dedicated session needs its \
+                             conversation resumed, which this version does not do; left as it is",
+                            s.account.as_deref().unwrap_or("(none)"),
+                            spec.account
+                        ),
+                    );
+                } else {
+                    plan.act(Action::MoveSession {
+                        from: s.account.clone(),
+                        session: spec,
+                    });
+                }
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+/// Adds the session actions and refusals.
+pub(super) fn plan_sessions(
+    m: &Manifests,
+    observed: &Observed,
+    owner: &str,
+    now: jiff::Timestamp,
+    broken: &BTreeSet<String>,
+    plan: &mut Plan,
+) {
+    let account = active_account(m, observed, now);
+    let blocked = match account {
+        None => {
+            let first = observed.facts.exhausted_until.values().min();
+            let when = first.map_or(String::new(), |t| format!("; the first resets at {t}"));
+            plan.refuse(
+                "accounts",
+                format!("every account is exhausted{when}; no session is started"),
+            );
+            true
+        }
+        Some(a) if broken.contains(&a.name) => {
+            plan.refuse(
+                format!("account {}", a.name),
+                "its shared state is broken (see above); no session is started under it until it is fixed",
+            );
+            true
+        }
+        Some(_) => false,
+    };
+    let ctx = Ctx {
+        m,
+        observed,
+        owner,
+        account,
+        blocked,
+    };
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    let mut removed: BTreeSet<String> = BTreeSet::new();
+    for pool in &m.pools {
+        let names: Vec<(u64, String)> = pool
+            .spec
+            .session_names()
+            .enumerate()
+            .map(|(i, n)| (u64::from(pool.spec.start_index) + i as u64, n))
+            .collect();
+        let min = pool.spec.min as usize;
+        let existing: Vec<&(u64, String)> = names
+            .iter()
+            .filter(|(_, n)| observed.sessions.get(n).is_some_and(|s| ctx.ours(s)))
+            .collect();
+        let (keep, surplus) = existing.split_at(existing.len().min(min));
+        for (_, name) in surplus.iter().rev() {
+            plan.act(Action::DeleteSession {
+                name: name.clone(),
+                reason: format!("pool {} keeps {min} sessions", pool.name),
+            });
+            removed.insert(name.clone());
+        }
+        let mut chosen: Vec<&(u64, String)> = keep.to_vec();
+        let free = names
+            .iter()
+            .filter(|(_, n)| !observed.sessions.contains_key(n));
+        chosen.extend(free.take(min - keep.len()));
+        if chosen.len() < min {
+            let taken: Vec<&str> = names
+                .iter()
+                .filter(|(_, n)| observed.sessions.get(n).is_some_and(|s| !ctx.ours(s)))
+                .map(|(_, n)| n.as_str())
+                .collect();
+            plan.refuse(
+                format!("pool {}", pool.name),
+                format!(
+                    "can keep only {} of {min} sessions: {} in its range are not ours",
+                    chosen.len(),
+                    taken.join(", ")
+                ),
+            );
+        }
+        chosen.sort();
+        for (index, name) in chosen {
+            wanted.insert(name.clone());
+            let role = Role::Pool {
+                pool: pool.name.clone(),
+                index: *index,
+            };
+            ctx.ensure(
+                ctx.spec(
+                    name,
+                    role,
+                    &pool.spec.agent,
+                    &pool.spec.workdir,
+                    &pool.spec.env,
+                ),
+                plan,
+            );
+        }
+    }
+    for d in &m.dedicated {
+        wanted.insert(d.name.clone());
+        ctx.ensure(
+            ctx.spec(
+                &d.name,
+                Role::Dedicated,
+                &d.spec.agent,
+                &d.spec.workdir,
+                &d.spec.env,
+            ),
+            plan,
+        );
+    }
+    let orphans: BTreeMap<&String, &Session> = observed
+        .sessions
+        .iter()
+        .filter(|(name, s)| ctx.ours(s) && !wanted.contains(*name) && !removed.contains(*name))
+        .collect();
+    for name in orphans.keys() {
+        plan.act(Action::DeleteSession {
+            name: (*name).clone(),
+            reason: "no manifest wants it (orphan)".to_owned(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::super::plan;
+    use super::*;
+
+    fn names(plan: &Plan, f: impl Fn(&Action) -> Option<String>) -> Vec<String> {
+        plan.actions.iter().filter_map(f).collect()
+    }
+
+    fn created(plan: &Plan) -> Vec<String> {
+        names(plan, |a| match a {
+            Action::CreateSession { session } => Some(session.name.clone()),
+            _ => None,
+        })
+    }
+
+    fn deleted(plan: &Plan) -> Vec<String> {
+        names(plan, |a| match a {
+            Action::DeleteSession { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn planner_should_create_min_pool_sessions_from_start_index_and_the_dedicated_ones() {
+        let m = manifests(POOL_AND_DEDICATED);
+        let p = plan(&m, &observed(), "failover", now());
+        assert_eq!(
+            created(&p),
+            ["ccl-auto-11", "ccl-auto-12", "ccl-auto-13", "ccl-1-x"]
+        );
+        assert!(p.refused.is_empty(), "{:?}", p.refused);
+        let Action::CreateSession { session } = &p.actions[0] else {
+            panic!("{:?}", p.actions[0]);
+        };
+        assert_eq!(session.account, "main");
+        assert_eq!(session.workdir, Path::new("/w"));
+        assert_eq!(
+            session.command,
+            ["claude", "--dangerously-skip-permissions"]
+        );
+        assert_eq!(session.env["CLAUDE_CONFIG_DIR"], "/h/main");
+        assert_eq!(session.env["ACCOUNT_VAR"], "a");
+        assert_eq!(session.env["POOL_VAR"], "p");
+        assert_eq!(
+            session.role,
+            Role::Pool {
+                pool: "auto".into(),
+                index: 11
+            }
+        );
+    }
+
+    #[test]
+    fn planner_should_never_touch_unowned_sessions() {
+        let m = manifests(POOL_AND_DEDICATED);
+        let mut o = observed();
+        add(&mut o, session("ccl-0", "", "", 100));
+        add(&mut o, session("ccl-auto-9", "", "", 101));
+        add(&mut o, session("ccl-auto-12", "", "", 102));
+        add(&mut o, session("ccl-auto-30", "someone-else", "main", 103));
+        let p = plan(&m, &o, "failover", now());
+        assert!(deleted(&p).is_empty(), "{:?}", p.actions);
+        assert_eq!(
+            created(&p),
+            ["ccl-auto-11", "ccl-auto-13", "ccl-auto-14", "ccl-1-x"]
+        );
+        assert!(
+            p.refused.is_empty(),
+            "a free index was found: {:?}",
+            p.refused
+        );
+    }
+
+    #[test]
+    fn planner_should_refuse_when_foreign_sessions_fill_the_range() {
+        let m = manifests(POOL_AND_DEDICATED);
+        let mut o = observed();
+        for (i, n) in [11, 12, 13, 14].iter().enumerate() {
+            add(
+                &mut o,
+                session(&format!("ccl-auto-{n}"), "", "", 100 + i as u32),
+            );
+        }
+        let p = plan(&m, &o, "failover", now());
+        assert_eq!(created(&p), ["ccl-auto-15", "ccl-1-x"]);
+        assert_eq!(p.refused.len(), 1);
+        assert_eq!(p.refused[0].object, "pool auto");
+        assert!(
+            p.refused[0].reason.contains("can keep only 1 of 3"),
+            "{:?}",
+            p.refused
+        );
+    }
+
+    #[test]
+    fn planner_should_refuse_a_dedicated_name_taken_by_a_person_with_a_hint() {
+        let m = manifests(POOL_AND_DEDICATED);
+        let mut o = observed();
+        add(&mut o, session("ccl-1-x", "", "", 100));
+        let p = plan(&m, &o, "failover", now());
+        assert!(!created(&p).contains(&"ccl-1-x".to_owned()));
+        assert_eq!(p.refused[0].object, "session ccl-1-x");
+        assert!(p.refused[0].reason.contains("@failover-owner failover"));
+    }
+
+    #[test]
+    fn planner_should_leave_converged_sessions_alone() {
+        let m = manifests(POOL_AND_DEDICATED);
+        let mut o = observed();
+        for (i, n) in ["ccl-auto-11", "ccl-auto-12", "ccl-auto-13", "ccl-1-x"]
+            .iter()
+            .enumerate()
+        {
+            add(&mut o, session(n, "failover", "main", 100 + i as u32));
+        }
+        let p = plan(&m, &o, "failover", now());
+        assert!(p.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn planner_should_restart_dead_sessions_and_remove_orphans_and_surplus() {
+        let m = manifests(POOL_AND_DEDICATED);
+        let mut o = observed();
+        for (i, n) in [
+            "ccl-auto-11",
+            "ccl-auto-13",
+            "ccl-auto-14",
+            "ccl-auto-15",
+            "ccl-1-x",
+            "old-one",
+        ]
+        .iter()
+        .enumerate()
+        {
+            add(&mut o, session(n, "failover", "main", 100 + i as u32));
+        }
+        o.sessions.get_mut("ccl-auto-13").unwrap().pane.dead = true;
+        o.sessions.get_mut("ccl-auto-13").unwrap().pane.dead_status = Some(1);
+        let p = plan(&m, &o, "failover", now());
+        assert_eq!(deleted(&p), ["ccl-auto-15", "old-one"]);
+        assert!(created(&p).is_empty());
+        let restarted = names(&p, |a| match a {
+            Action::RestartSession { session, reason } => {
+                Some(format!("{} {reason}", session.name))
+            }
+            _ => None,
+        });
+        assert_eq!(restarted, ["ccl-auto-13 agent exited with status 1"]);
+    }
+
+    #[test]
+    fn planner_should_move_pool_sessions_to_the_active_account_but_refuse_dedicated_moves() {
+        let m = manifests(POOL_AND_DEDICATED);
+        let mut o = observed();
+        for (i, n) in ["ccl-auto-11", "ccl-auto-12", "ccl-auto-13", "ccl-1-x"]
+            .iter()
+            .enumerate()
+        {
+            add(&mut o, session(n, "failover", "main", 100 + i as u32));
+        }
+        o.facts
+            .exhausted_until
+            .insert("main".into(), "2026-11-21T07:00:00Z".parse().unwrap());
+        let p = plan(&m, &o, "failover", now());
+        let moved = names(&p, |a| match a {
+            Action::MoveSession { session, from } => Some(format!(
+                "{} {}->{}",
+                session.name,
+                from.as_deref().unwrap_or(""),
+                session.account
+            )),
+            _ => None,
+        });
+        assert_eq!(
+            moved,
+            [
+                "ccl-auto-11 main->alt",
+                "ccl-auto-12 main->alt",
+                "ccl-auto-13 main->alt"
+            ]
+        );
+        assert_eq!(p.refused.len(), 1);
+        assert!(
+            p.refused[0].reason.contains("moving a dedicated session"),
+            "{:?}",
+            p.refused
+        );
+        // Once the reset time has passed, main is preferred again.
+        let later: jiff::Timestamp = "2026-11-21T07:00:01Z".parse().unwrap();
+        assert!(plan(&m, &o, "failover", later).is_empty());
+    }
+
+    #[test]
+    fn planner_should_start_nothing_when_every_account_is_exhausted() {
+        let m = manifests(POOL_AND_DEDICATED);
+        let mut o = observed();
+        let t: jiff::Timestamp = "2026-11-21T07:00:00Z".parse().unwrap();
+        o.facts.exhausted_until.insert("main".into(), t);
+        o.facts.exhausted_until.insert("alt".into(), t);
+        let p = plan(&m, &o, "failover", now());
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        assert_eq!(p.refused[0].object, "accounts");
+        assert!(p.refused[0].reason.contains("2026-11-21T07:00:00Z"));
+    }
+
+    #[test]
+    fn planner_should_prefer_the_persisted_active_account_while_available() {
+        let m = manifests(POOL_AND_DEDICATED);
+        let mut o = observed();
+        o.facts.active_account = Some("alt".into());
+        let p = plan(&m, &o, "failover", now());
+        let Action::CreateSession { session } = &p.actions[0] else {
+            panic!();
+        };
+        assert_eq!(session.account, "alt");
+    }
+
+    #[test]
+    fn planner_should_start_no_session_under_an_account_with_broken_shared_state() {
+        let text = format!(
+            "{POOL_AND_DEDICATED}---\napiVersion: failover/v1alpha1\nkind: SharedState\nmetadata: {{name: s}}\nspec: {{target: /s}}\n"
+        );
+        let m = manifests(&text);
+        let mut o = observed();
+        home_dirs(&mut o, &m);
+        o.entries
+            .insert("/h/main/projects".into(), crate::observe::Entry::File);
+        let p = plan(&m, &o, "failover", now());
+        assert!(created(&p).is_empty(), "{:?}", p.actions);
+        assert!(
+            p.refused.iter().any(|r| r.object == "account main"),
+            "{:?}",
+            p.refused
+        );
+        assert!(
+            p.refused.iter().any(|r| r.object == "/h/main/projects"),
+            "{:?}",
+            p.refused
+        );
+        // The other account's links are still created.
+        assert!(
+            p.actions.iter().any(
+                |a| matches!(a, Action::CreateLink { link, .. } if link.starts_with("/h/alt"))
+            )
+        );
+    }
+}

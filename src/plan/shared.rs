@@ -1,0 +1,272 @@
+//! Shared-state rules: every account home exposes `home/<name> -> target/<name>` for
+//! each shared name. Missing folders and links are created; anything else in the way
+//! is refused, never changed, and every problem is listed.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use super::{Action, Plan};
+use crate::api::Manifests;
+use crate::observe::{Entry, Observed};
+
+/// Adds the shared-state actions and refusals; returns the accounts whose shared state
+/// is broken (no session may start under them).
+pub(super) fn plan_shared(m: &Manifests, observed: &Observed, plan: &mut Plan) -> BTreeSet<String> {
+    let mut broken = BTreeSet::new();
+    let mut planned_dirs = BTreeSet::new();
+    let entry = |p: &Path| observed.entries.get(p).cloned().unwrap_or(Entry::Absent);
+    for shared in &m.shared_states {
+        let target = &shared.spec.target;
+        let mut dir = |path: &Path, plan: &mut Plan| match entry(path) {
+            Entry::Absent => {
+                if planned_dirs.insert(path.to_path_buf()) {
+                    plan.act(Action::CreateDir {
+                        path: path.to_path_buf(),
+                    });
+                }
+                true
+            }
+            Entry::Dir { .. }
+            | Entry::Link {
+                resolved: Some(_), ..
+            } => true,
+            other => {
+                plan.refuse(
+                    path.display().to_string(),
+                    format!(
+                        "shared folder expected, found {}; not changed",
+                        describe(&other)
+                    ),
+                );
+                false
+            }
+        };
+        let mut target_ok = dir(target, plan);
+        for name in &shared.spec.links {
+            target_ok &= dir(&target.join(name), plan);
+        }
+        let accounts = m.accounts.iter().filter(|a| {
+            shared
+                .spec
+                .accounts
+                .as_ref()
+                .is_none_or(|names| names.contains(&a.name))
+        });
+        for account in accounts {
+            let home = &account.spec.home;
+            match entry(home) {
+                Entry::Dir { .. }
+                | Entry::Link {
+                    resolved: Some(_), ..
+                } => {}
+                Entry::Absent => {
+                    plan.refuse(
+                        home.display().to_string(),
+                        format!("account {}: home does not exist; log in to create it, then apply again", account.name),
+                    );
+                    broken.insert(account.name.clone());
+                    continue;
+                }
+                other => {
+                    plan.refuse(
+                        home.display().to_string(),
+                        format!(
+                            "account {}: home is {}, not a folder",
+                            account.name,
+                            describe(&other)
+                        ),
+                    );
+                    broken.insert(account.name.clone());
+                    continue;
+                }
+            }
+            if !target_ok {
+                broken.insert(account.name.clone());
+            }
+            for name in &shared.spec.links {
+                let link = home.join(name);
+                let expected = target.join(name);
+                match entry(&link) {
+                    Entry::Absent => plan.act(Action::CreateLink {
+                        link,
+                        target: expected,
+                    }),
+                    Entry::Link { to, resolved } => {
+                        let real = match entry(&expected) {
+                            Entry::Dir { real, .. } => Some(real),
+                            Entry::Link { resolved, .. } => resolved,
+                            _ => None,
+                        };
+                        let same = to == expected || (resolved.is_some() && resolved == real);
+                        if !same {
+                            plan.refuse(
+                                link.display().to_string(),
+                                format!(
+                                    "account {}: links to {}, not {}; not changed",
+                                    account.name,
+                                    to.display(),
+                                    expected.display()
+                                ),
+                            );
+                            broken.insert(account.name.clone());
+                        }
+                    }
+                    other => {
+                        plan.refuse(
+                            link.display().to_string(),
+                            format!(
+                                "account {}: {} is in the way of the link to {}; move its contents into {} and remove it",
+                                account.name,
+                                describe(&other),
+                                expected.display(),
+                                expected.display()
+                            ),
+                        );
+                        broken.insert(account.name.clone());
+                    }
+                }
+            }
+        }
+    }
+    broken
+}
+
+fn describe(entry: &Entry) -> String {
+    match entry {
+        Entry::Absent => "nothing".to_owned(),
+        Entry::Link { to, .. } => format!("a link to {}", to.display()),
+        Entry::File => "a file".to_owned(),
+        Entry::Dir { entries, .. } => format!("a real folder ({entries} entries)"),
+        Entry::Other => "something that is neither file nor folder".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn planner_should_create_missing_target_folders_and_links() {
+        let m = manifests(TWO_ACCOUNTS_SHARED);
+        let mut o = observed();
+        home_dirs(&mut o, &m);
+        let mut plan = Plan::default();
+        let broken = plan_shared(&m, &o, &mut plan);
+        assert!(broken.is_empty());
+        assert!(plan.refused.is_empty(), "{:?}", plan.refused);
+        let dirs: Vec<_> = plan
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::CreateDir { path } => Some(path.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            dirs,
+            ["/s", "/s/projects", "/s/file-history"].map(PathBuf::from)
+        );
+        let links = plan
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::CreateLink { .. }))
+            .count();
+        assert_eq!(links, 4);
+        assert!(plan.actions.contains(&Action::CreateLink {
+            link: "/h/alt/file-history".into(),
+            target: "/s/file-history".into()
+        }));
+    }
+
+    #[test]
+    fn planner_should_accept_correct_links_and_refuse_everything_else_in_the_way() {
+        let m = manifests(TWO_ACCOUNTS_SHARED);
+        let mut o = observed();
+        home_dirs(&mut o, &m);
+        for p in ["/s", "/s/projects", "/s/file-history"] {
+            o.entries.insert(p.into(), dir(p));
+        }
+        let link = |to: &str| Entry::Link {
+            to: to.into(),
+            resolved: Some(to.into()),
+        };
+        o.entries
+            .insert("/h/main/projects".into(), link("/s/projects"));
+        o.entries
+            .insert("/h/main/file-history".into(), link("/elsewhere"));
+        o.entries.insert("/h/alt/projects".into(), Entry::File);
+        o.entries.insert(
+            "/h/alt/file-history".into(),
+            Entry::Dir {
+                entries: 3,
+                real: "/h/alt/file-history".into(),
+            },
+        );
+        let mut plan = Plan::default();
+        let broken = plan_shared(&m, &o, &mut plan);
+        assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+        let objects: Vec<&str> = plan.refused.iter().map(|r| r.object.as_str()).collect();
+        assert_eq!(
+            objects,
+            [
+                "/h/main/file-history",
+                "/h/alt/projects",
+                "/h/alt/file-history"
+            ]
+        );
+        assert!(
+            plan.refused[0]
+                .reason
+                .contains("links to /elsewhere, not /s/file-history")
+        );
+        assert!(plan.refused[1].reason.contains("a file is in the way"));
+        assert!(
+            plan.refused[2]
+                .reason
+                .contains("a real folder (3 entries) is in the way")
+        );
+        assert_eq!(
+            broken,
+            BTreeSet::from(["main".to_owned(), "alt".to_owned()])
+        );
+    }
+
+    #[test]
+    fn planner_should_accept_a_link_that_resolves_to_the_real_target() {
+        let m = manifests(TWO_ACCOUNTS_SHARED);
+        let mut o = observed();
+        home_dirs(&mut o, &m);
+        o.entries.insert("/s".into(), dir("/s"));
+        o.entries.insert(
+            "/s/projects".into(),
+            Entry::Dir {
+                entries: 0,
+                real: "/real/s/projects".into(),
+            },
+        );
+        o.entries.insert(
+            "/h/main/projects".into(),
+            Entry::Link {
+                to: "../../s/projects".into(),
+                resolved: Some("/real/s/projects".into()),
+            },
+        );
+        let mut plan = Plan::default();
+        plan_shared(&m, &o, &mut plan);
+        assert!(plan.refused.is_empty(), "{:?}", plan.refused);
+    }
+
+    #[test]
+    fn planner_should_refuse_a_missing_home_and_mark_its_account_broken() {
+        let m = manifests(TWO_ACCOUNTS_SHARED);
+        let mut o = observed();
+        o.entries.insert("/h/main".into(), dir("/h/main"));
+        let mut plan = Plan::default();
+        let broken = plan_shared(&m, &o, &mut plan);
+        assert_eq!(broken, BTreeSet::from(["alt".to_owned()]));
+        assert_eq!(plan.refused.len(), 1);
+        assert!(plan.refused[0].reason.contains("home does not exist"));
+    }
+}

@@ -1,0 +1,135 @@
+//! Persisted facts: what the controller knows that neither tmux nor the manifests say
+//! (the active account, when exhausted accounts reset), kept in one file of the state
+//! folder and written atomically (temp file, fsync, rename; mode 0600).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The facts file's name inside the state folder.
+pub const FACTS_FILE: &str = "facts.json";
+
+/// Facts that outlive a reconcile.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Facts {
+    /// The account sessions run under, once one was chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_account: Option<String>,
+    /// Accounts that ran out of quota, and when they are available again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub exhausted_until: BTreeMap<String, jiff::Timestamp>,
+}
+
+/// The state folder could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading or writing a file failed.
+    #[error("state file {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file holds something else than facts.
+    #[error("state file {}: not valid facts: {source}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: serde_json::Error,
+    },
+}
+
+impl Facts {
+    /// Reads the facts in `dir`; a folder or file that does not exist yet holds none.
+    pub fn load(dir: &Path) -> Result<Self, Error> {
+        let path = dir.join(FACTS_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|source| Error::Corrupt { path, source })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(source) => Err(Error::Io { path, source }),
+        }
+    }
+
+    /// Writes the facts to `dir` atomically, creating the folder (mode 0700) if needed.
+    pub fn save(&self, dir: &Path) -> Result<(), Error> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(|source| Error::Corrupt {
+            path: dir.join(FACTS_FILE),
+            source,
+        })?;
+        write_atomic(&dir.join(FACTS_FILE), &bytes)
+    }
+}
+
+/// Writes `bytes` to `path` so that readers see the old or the new content, never a
+/// part: a private temp file beside it, fsync, rename, fsync of the folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    create_private_dir(dir).map_err(io)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(io)?;
+    tmp.write_all(bytes).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)
+}
+
+/// Creates `dir` and its parents, the last one with mode 0700.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn facts_should_round_trip_through_a_private_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        assert_eq!(Facts::load(&state).unwrap(), Facts::default());
+        let mut facts = Facts {
+            active_account: Some("main".into()),
+            ..Facts::default()
+        };
+        facts
+            .exhausted_until
+            .insert("alt".into(), "2026-11-21T07:00:00Z".parse().unwrap());
+        facts.save(&state).unwrap();
+        assert_eq!(Facts::load(&state).unwrap(), facts);
+        let mode = std::fs::metadata(state.join(FACTS_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let leftovers = std::fs::read_dir(&state).unwrap().count();
+        assert_eq!(leftovers, 1, "no temp file may stay behind");
+    }
+
+    #[test]
+    fn facts_should_report_a_corrupt_file_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FACTS_FILE), "{not json").unwrap();
+        let err = Facts::load(dir.path()).unwrap_err();
+        assert!(err.to_string().contains(FACTS_FILE), "{err}");
+    }
+}

@@ -1,0 +1,597 @@
+//! One long-lived control-mode client (`tmux -C`) per server.
+//!
+//! Commands are written as lines and pipelined; tmux answers each command of a line with
+//! a `%begin`/`%end` (or `%error`) block, in order, and stops a `;`-list at its first
+//! error, so a line's answer is complete after one block per command or at the first
+//! error. Notifications arrive between blocks and are broadcast as [`Event`]s. When the
+//! client exits (`%exit`, EOF: the server was killed), every waiting command fails and
+//! the next command reconnects.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::{Mutex, broadcast, oneshot};
+
+use super::Error;
+use super::proto::{Cmd, Guard, Line, Notification, list_line, parse_line};
+
+/// How long one command may take before the connection is considered stuck.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest text [`Tmux::paste`] sends.
+pub const MAX_PASTE: usize = 1 << 20;
+
+static SPAWNED: AtomicU64 = AtomicU64::new(0);
+
+/// How many tmux processes this process has started (connections and version checks).
+/// Observation must not add to it once connected.
+pub fn processes_started() -> u64 {
+    SPAWNED.load(Ordering::Relaxed)
+}
+
+/// Which tmux server to talk to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Server {
+    /// `tmux -S <socket>`; `None` is the user's default server.
+    pub socket: Option<PathBuf>,
+}
+
+impl Server {
+    /// The server at `socket`, or the default one.
+    pub fn new(socket: Option<PathBuf>) -> Self {
+        Self { socket }
+    }
+
+    fn command(&self) -> Command {
+        SPAWNED.fetch_add(1, Ordering::Relaxed);
+        let mut cmd = Command::new("tmux");
+        if let Some(socket) = &self.socket {
+            cmd.arg("-S").arg(socket);
+        }
+        cmd.env_remove("TMUX");
+        cmd.kill_on_drop(true);
+        cmd
+    }
+
+    /// How messages name the server.
+    pub fn describe(&self) -> String {
+        match &self.socket {
+            Some(s) => s.display().to_string(),
+            None => "default".to_owned(),
+        }
+    }
+}
+
+/// What a connection may do to the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Start the server when needed and keep an idle control session `_<owner>-control`
+    /// (running `sleep infinity`) to attach to: it keeps the server alive and floods no
+    /// output. Observation knows it by its name and never plans for it.
+    Manage {
+        /// The controller's name.
+        owner: String,
+    },
+    /// Never start a server or create a session: attach to the control session or to
+    /// any session, with output turned off; no server means nothing to observe.
+    Observe {
+        /// The controller's name.
+        owner: String,
+    },
+}
+
+impl Mode {
+    fn owner(&self) -> &str {
+        match self {
+            Mode::Manage { owner } | Mode::Observe { owner } => owner,
+        }
+    }
+}
+
+/// The name of the idle session a managing connection attaches to.
+pub fn control_session(owner: &str) -> String {
+    format!("_{owner}-control")
+}
+
+/// Something the server said without being asked.
+pub type Event = Notification;
+
+/// A connection to one tmux server; cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Tmux {
+    server: Server,
+    mode: Mode,
+    current: Mutex<Option<Arc<Client>>>,
+    events: broadcast::Sender<Event>,
+    spawned: AtomicU64,
+}
+
+impl Tmux {
+    /// Connects to `server`. In [`Mode::Observe`], `Ok(None)` means no server runs.
+    pub async fn connect(server: Server, mode: Mode) -> Result<Option<Self>, Error> {
+        check_version(&server).await?;
+        let (events, _) = broadcast::channel(256);
+        let tmux = Self {
+            server,
+            mode,
+            current: Mutex::new(None),
+            events,
+            spawned: AtomicU64::new(0),
+        };
+        match tmux.client().await {
+            Ok(_) => Ok(Some(tmux)),
+            Err(Error::NoServer { .. }) if matches!(tmux.mode, Mode::Observe { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// How many tmux processes this connection has started (one per (re)connection).
+    pub fn processes_started(&self) -> u64 {
+        self.spawned.load(Ordering::Relaxed)
+    }
+
+    /// The server this connection talks to.
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    /// The name of the control session (never a session of the operator's or a pool's).
+    pub fn control_session(&self) -> String {
+        control_session(self.mode.owner())
+    }
+
+    /// Subscribes to notifications (sessions changed, windows closed, exit).
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Runs one command; returns its output lines.
+    pub async fn run(&self, cmd: Cmd) -> Result<Vec<String>, Error> {
+        let mut out = self.run_list(&[cmd]).await?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    /// Runs commands as one `;`-list: in order, stopping at the first that fails, with
+    /// nothing from other clients in between. Returns each command's output.
+    pub async fn run_list(&self, cmds: &[Cmd]) -> Result<Vec<Vec<String>>, Error> {
+        let mut results = self.pipeline(&[cmds.to_vec()]).await?;
+        results.pop().unwrap_or(Ok(Vec::new()))
+    }
+
+    /// Sends several lines in one write and waits for every answer: one round trip
+    /// however many lines. Each line is a `;`-list as in [`Tmux::run_list`].
+    pub async fn pipeline(
+        &self,
+        lines: &[Vec<Cmd>],
+    ) -> Result<Vec<Result<Vec<Vec<String>>, Error>>, Error> {
+        let mut client = self.client().await?;
+        let receivers = match client.send(lines).await {
+            // Nothing reached tmux: the client died since it was handed out. Connect
+            // again and send once more.
+            Err(Error::Disconnected(_)) => {
+                client = self.client().await?;
+                client.send(lines).await?
+            }
+            other => other?,
+        };
+        let mut results = Vec::with_capacity(receivers.len());
+        for (rx, line) in receivers.into_iter().zip(lines) {
+            let answer = match tokio::time::timeout(COMMAND_TIMEOUT, rx).await {
+                Err(_) => Err(Error::Timeout {
+                    command: describe(line),
+                    secs: COMMAND_TIMEOUT.as_secs(),
+                }),
+                Ok(Err(_)) => Err(Error::Disconnected(client.reason())),
+                Ok(Ok(Ok(outputs))) => Ok(outputs),
+                Ok(Ok(Err((index, message)))) => Err(Error::Command {
+                    command: line.get(index).map(ToString::to_string).unwrap_or_default(),
+                    message,
+                }),
+            };
+            results.push(answer);
+        }
+        Ok(results)
+    }
+
+    /// Pastes `text` into `target` as a bracketed paste: written to a private file in
+    /// `dir`, loaded with `load-buffer`, pasted with `paste-buffer -p -d`. No shell sees
+    /// it; up to [`MAX_PASTE`] bytes.
+    pub async fn paste(&self, target: &str, text: &str, dir: &Path) -> Result<(), Error> {
+        if text.len() > MAX_PASTE {
+            return Err(Error::TooLarge { len: text.len() });
+        }
+        let name = format!("failover-{}", uuid::Uuid::new_v4());
+        let path = dir.join(&name);
+        write_private(&path, text.as_bytes())
+            .await
+            .map_err(|source| Error::Buffer {
+                path: path.clone(),
+                source,
+            })?;
+        let path_arg = path.to_string_lossy().into_owned();
+        let result = self
+            .run_list(&[
+                Cmd::new("load-buffer").args(["-b", &name, &path_arg]),
+                Cmd::new("paste-buffer").args(["-p", "-d", "-b", &name, "-t", target]),
+            ])
+            .await;
+        let _ = tokio::fs::remove_file(&path).await;
+        result.map(drop)
+    }
+
+    /// The live client, connecting (again) when there is none or it has exited.
+    async fn client(&self) -> Result<Arc<Client>, Error> {
+        let mut current = self.current.lock().await;
+        if let Some(client) = current.as_ref()
+            && client.alive.load(Ordering::Acquire)
+        {
+            return Ok(client.clone());
+        }
+        // A server that is shutting down (killed a moment ago) may accept the client
+        // and close at once, saying nothing: try again shortly, a few times.
+        let mut attempt = 0;
+        let client = loop {
+            match self.spawn_client().await {
+                Err(Error::Connect { message, .. }) if message.is_empty() && attempt < 4 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
+                }
+                other => break other?,
+            }
+        };
+        *current = Some(client.clone());
+        Ok(client)
+    }
+
+    async fn spawn_client(&self) -> Result<Arc<Client>, Error> {
+        match &self.mode {
+            Mode::Manage { owner } => {
+                let ctl = control_session(owner);
+                let initial = [
+                    "new-session",
+                    "-A",
+                    "-s",
+                    &ctl,
+                    "-f",
+                    "no-output,ignore-size",
+                    "-x",
+                    "80",
+                    "-y",
+                    "24",
+                    "--",
+                    "sleep",
+                    "infinity",
+                ];
+                Client::spawn(self, &initial).await
+            }
+            Mode::Observe { owner } => {
+                let ctl = format!("={}", control_session(owner));
+                let flags = "no-output,ignore-size";
+                match Client::spawn(self, &["attach-session", "-f", flags, "-t", &ctl]).await {
+                    Err(Error::Connect { message, .. })
+                        if message.contains("can't find session") =>
+                    {
+                        Client::spawn(self, &["attach-session", "-f", flags]).await
+                    }
+                    other => other,
+                }
+            }
+        }
+    }
+}
+
+fn describe(line: &[Cmd]) -> String {
+    let parts: Vec<String> = line.iter().map(ToString::to_string).collect();
+    parts.join(" ; ")
+}
+
+async fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true).mode(0o600);
+    let mut file = options.open(path).await?;
+    file.write_all(bytes).await?;
+    file.flush().await
+}
+
+/// The answer to one line: each command's output, or the failing command's index and
+/// tmux's message.
+type Answer = Result<Vec<Vec<String>>, (usize, String)>;
+
+#[derive(Debug)]
+struct Pending {
+    remaining: usize,
+    outputs: Vec<Vec<String>>,
+    tx: oneshot::Sender<Answer>,
+}
+
+#[derive(Debug)]
+struct Client {
+    stdin: Mutex<ChildStdin>,
+    pending: StdMutex<VecDeque<Pending>>,
+    alive: AtomicBool,
+    reason: StdMutex<String>,
+    _child: StdMutex<Child>,
+}
+
+impl Client {
+    async fn spawn(tmux: &Tmux, initial: &[&str]) -> Result<Arc<Client>, Error> {
+        let (server, events) = (&tmux.server, &tmux.events);
+        tmux.spawned.fetch_add(1, Ordering::Relaxed);
+        let mut child = server
+            .command()
+            .arg("-C")
+            .args(initial)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(spawn_error)?;
+        let (Some(stdin), Some(stdout), Some(mut stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(Error::Disconnected("tmux started without pipes".into()));
+        };
+        let client = Arc::new(Client {
+            stdin: Mutex::new(stdin),
+            pending: StdMutex::new(VecDeque::new()),
+            alive: AtomicBool::new(true),
+            reason: StdMutex::new(String::new()),
+            _child: StdMutex::new(child),
+        });
+        let (ready_tx, ready_rx) = oneshot::channel();
+        tokio::spawn(read_loop(client.clone(), stdout, events.clone(), ready_tx));
+        let connect_error = |message: String| {
+            let lower = message.to_lowercase();
+            if lower.contains("no server running")
+                || lower.contains("error connecting")
+                || lower.contains("no sessions")
+            {
+                Error::NoServer {
+                    server: server.describe(),
+                }
+            } else {
+                Error::Connect {
+                    server: server.describe(),
+                    message,
+                }
+            }
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, ready_rx).await {
+            Ok(Ok(Ok(()))) => Ok(client),
+            Ok(Ok(Err(message))) => Err(connect_error(message)),
+            Ok(Err(_)) => {
+                let mut message = String::new();
+                let _ = stderr.read_to_string(&mut message).await;
+                Err(connect_error(message.trim().to_owned()))
+            }
+            Err(_) => Err(Error::Connect {
+                server: server.describe(),
+                message: format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
+            }),
+        }
+    }
+
+    /// Queues and writes `lines` in one write; returns a receiver per line.
+    async fn send(&self, lines: &[Vec<Cmd>]) -> Result<Vec<oneshot::Receiver<Answer>>, Error> {
+        let mut text = String::new();
+        let mut receivers = Vec::with_capacity(lines.len());
+        let mut stdin = self.stdin.lock().await;
+        if !self.alive.load(Ordering::Acquire) {
+            return Err(Error::Disconnected(self.reason()));
+        }
+        {
+            let mut pending = self.lock_pending();
+            for line in lines {
+                let (tx, rx) = oneshot::channel();
+                if line.is_empty() {
+                    let _ = tx.send(Ok(Vec::new()));
+                } else {
+                    pending.push_back(Pending {
+                        remaining: line.len(),
+                        outputs: Vec::new(),
+                        tx,
+                    });
+                    text.push_str(&list_line(line));
+                    text.push('\n');
+                }
+                receivers.push(rx);
+            }
+        }
+        let written = async {
+            stdin.write_all(text.as_bytes()).await?;
+            stdin.flush().await
+        };
+        written
+            .await
+            .map_err(|e| Error::Disconnected(format!("cannot write to tmux: {e}")))?;
+        Ok(receivers)
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, VecDeque<Pending>> {
+        // A poisoned lock only means another task panicked mid-update; the queue itself
+        // is still a valid queue.
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn reason(&self) -> String {
+        let reason = self
+            .reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if reason.is_empty() {
+            "tmux exited".to_owned()
+        } else {
+            reason
+        }
+    }
+
+    /// Completes the oldest waiting line with one command's block.
+    fn complete(&self, lines: Vec<String>, failed: bool) {
+        let mut pending = self.lock_pending();
+        let Some(front) = pending.front_mut() else {
+            return;
+        };
+        if failed {
+            if let Some(p) = pending.pop_front() {
+                let index = p.outputs.len();
+                let _ = p.tx.send(Err((index, lines.join("\n"))));
+            }
+            return;
+        }
+        front.outputs.push(lines);
+        front.remaining -= 1;
+        if front.remaining == 0
+            && let Some(p) = pending.pop_front()
+        {
+            let _ = p.tx.send(Ok(p.outputs));
+        }
+    }
+
+    fn close(&self, reason: String) {
+        if self.alive.swap(false, Ordering::AcqRel) {
+            *self.reason.lock().unwrap_or_else(|p| p.into_inner()) = reason;
+        }
+        // Dropping the senders wakes every waiter with a disconnection.
+        self.lock_pending().clear();
+    }
+}
+
+async fn read_loop(
+    client: Arc<Client>,
+    stdout: ChildStdout,
+    events: broadcast::Sender<Event>,
+    ready: oneshot::Sender<Result<(), String>>,
+) {
+    let mut ready = Some(ready);
+    let mut reader = BufReader::new(stdout);
+    let mut raw = Vec::new();
+    let mut block: Option<(Guard, Vec<String>)> = None;
+    let mut reason = String::from("tmux exited");
+    loop {
+        raw.clear();
+        match reader.read_until(b'\n', &mut raw).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let text = String::from_utf8_lossy(&raw);
+        let line = text.trim_end_matches(['\n', '\r']);
+        if let Some((begin, lines)) = &mut block {
+            let closing = match parse_line(line) {
+                Line::End(g) if g.number == begin.number => Some((g, false)),
+                Line::Error(g) if g.number == begin.number => Some((g, true)),
+                _ => None,
+            };
+            let Some((guard, failed)) = closing else {
+                lines.push(line.to_owned());
+                continue;
+            };
+            let lines = std::mem::take(lines);
+            block = None;
+            if guard.ours() {
+                client.complete(lines, failed);
+            } else if let Some(ready) = ready.take() {
+                let _ = ready.send(if failed {
+                    Err(lines.join("\n"))
+                } else {
+                    Ok(())
+                });
+            }
+            continue;
+        }
+        match parse_line(line) {
+            Line::Begin(g) => block = Some((g, Vec::new())),
+            Line::Notification(Notification::Exit(why)) => {
+                reason = why.unwrap_or_else(|| "tmux exited".to_owned());
+                // Closed before anyone hears of it, so the next command reconnects.
+                client.close(format!("tmux connection closed: {reason}"));
+                let _ = events.send(Notification::Exit(Some(reason.clone())));
+            }
+            Line::Notification(n) => {
+                let _ = events.send(n);
+            }
+            Line::End(_) | Line::Error(_) | Line::Text(_) => {}
+        }
+    }
+    let announced = !client.alive.load(Ordering::Acquire);
+    client.close(format!("tmux connection closed: {reason}"));
+    if !announced {
+        let _ = events.send(Notification::Exit(None));
+    }
+}
+
+fn spawn_error(e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Error::NotInstalled
+    } else {
+        Error::Spawn(e)
+    }
+}
+
+/// Checks once per process that tmux is installed and at least 3.2.
+async fn check_version(server: &Server) -> Result<(), Error> {
+    static CHECKED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    CHECKED
+        .get_or_try_init(|| async {
+            let out = server
+                .command()
+                .arg("-V")
+                .stdin(Stdio::null())
+                .output()
+                .await
+                .map_err(spawn_error)?;
+            let found = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            if version_ok(&found) {
+                Ok(())
+            } else {
+                Err(Error::TooOld { found })
+            }
+        })
+        .await
+        .map(drop)
+}
+
+/// Whether `tmux -V` output names 3.2 or newer (`tmux 3.3a`, `tmux next-3.5`).
+pub(crate) fn version_ok(output: &str) -> bool {
+    let version = output.rsplit([' ', '-']).next().unwrap_or_default();
+    let mut parts = version.split('.');
+    let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor: u32 = parts
+        .next()
+        .map(|p| {
+            p.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    (major, minor) >= (3, 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_ok_should_accept_3_2_and_newer_only() {
+        for ok in [
+            "tmux 3.2",
+            "tmux 3.3a",
+            "tmux 3.5a",
+            "tmux next-3.6",
+            "tmux 4.0",
+        ] {
+            assert!(version_ok(ok), "{ok}");
+        }
+        for old in ["tmux 3.1c", "tmux 2.9", "tmux 1.8", "", "tmux master"] {
+            assert!(!version_ok(old), "{old}");
+        }
+    }
+}

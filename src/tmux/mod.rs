@@ -1,0 +1,75 @@
+//! The tmux connection: one control-mode client per server, commands pipelined and
+//! quoted for tmux's own parser (no shell ever sees an argument), notifications, and
+//! bracketed pastes through tmux buffers.
+
+mod client;
+pub mod proto;
+
+use std::path::PathBuf;
+
+pub use client::{Event, MAX_PASTE, Mode, Server, Tmux, control_session, processes_started};
+pub use proto::Cmd;
+
+/// What went wrong talking to tmux.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No `tmux` on PATH.
+    #[error("tmux is not installed (no `tmux` on PATH): failover needs tmux 3.2 or newer")]
+    NotInstalled,
+    /// tmux is older than 3.2.
+    #[error("{found:?} is too old: failover needs tmux 3.2 or newer")]
+    TooOld {
+        /// What `tmux -V` printed.
+        found: String,
+    },
+    /// tmux could not be started.
+    #[error("cannot start tmux: {0}")]
+    Spawn(std::io::Error),
+    /// No server runs at that socket.
+    #[error("tmux server {server}: no server running")]
+    NoServer {
+        /// The socket.
+        server: String,
+    },
+    /// Connecting failed.
+    #[error("tmux server {server}: {message}")]
+    Connect {
+        /// The socket.
+        server: String,
+        /// What tmux said.
+        message: String,
+    },
+    /// A command failed.
+    #[error("tmux command `{command}`: {message}")]
+    Command {
+        /// The command.
+        command: String,
+        /// tmux's message.
+        message: String,
+    },
+    /// A command got no answer in time.
+    #[error("tmux command `{command}` got no answer within {secs}s")]
+    Timeout {
+        /// The command.
+        command: String,
+        /// The limit.
+        secs: u64,
+    },
+    /// The connection closed (the server was killed, or tmux exited).
+    #[error("{0}")]
+    Disconnected(String),
+    /// A paste is larger than [`MAX_PASTE`].
+    #[error("paste of {len} bytes is larger than the 1 MiB limit")]
+    TooLarge {
+        /// Its size.
+        len: usize,
+    },
+    /// The paste file could not be written.
+    #[error("cannot write paste buffer file {}: {source}", path.display())]
+    Buffer {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}

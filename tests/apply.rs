@@ -1,0 +1,378 @@
+//! `failover apply` and `failover diff` against a real, private tmux server and real
+//! folders, as an operator runs them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use failover::testbed::TmuxServer;
+
+const BIN: &str = env!("CARGO_BIN_EXE_failover");
+const EXAMPLE: &str = include_str!("../manifests/pool.yaml");
+
+struct Bed {
+    t: TmuxServer,
+    root: PathBuf,
+}
+
+impl Bed {
+    fn new() -> Self {
+        let t = TmuxServer::start();
+        let root = t.mkdir("op");
+        Self { t, root }
+    }
+
+    /// The example manifests moved under the temp folder, running the stand-in agent.
+    fn example(&self) -> PathBuf {
+        let root = self.root.to_string_lossy();
+        for dir in [
+            ".claude-main",
+            ".claude-alt",
+            "srv/conformvault",
+            "srv/scanyze",
+            "srv/filesecure",
+            "srv/SecuScan",
+        ] {
+            std::fs::create_dir_all(self.root.join(dir)).unwrap();
+        }
+        let text = EXAMPLE.replace("/home/op", &root) + &self.sim_profile();
+        self.write("pool.yaml", &text)
+    }
+
+    fn sim_profile(&self) -> String {
+        format!(
+            "---\napiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec:\n  command: [{BIN}, sim-agent]\n  env: {{FAILOVER_SIM_TURN: 200ms}}\n"
+        )
+    }
+
+    /// A small manifest of one account, a pool and a dedicated session.
+    fn small(&self, min: u32, max: u32) -> PathBuf {
+        let root = self.root.to_string_lossy();
+        std::fs::create_dir_all(self.root.join("home")).unwrap();
+        std::fs::create_dir_all(self.root.join("work")).unwrap();
+        let text = format!(
+            "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: solo}}\nspec: {{home: {root}/home}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: p}}\nspec: {{prefix: w-, min: {min}, max: {max}, workdir: {root}/work}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: {root}/work}}\n{}",
+            self.sim_profile()
+        );
+        self.write("small.yaml", &text)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.root.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn run(&self, args: &[&str]) -> (i32, String) {
+        let out: Output = Command::new(BIN)
+            .args(args)
+            .env("FAILOVER_TMUX_SOCKET", self.t.socket())
+            .env("FAILOVER_STATE_DIR", self.root.join("state"))
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap_or(-1), text)
+    }
+
+    fn apply(&self, file: &Path) -> (i32, String) {
+        self.run(&["apply", "-f", &file.to_string_lossy()])
+    }
+
+    fn diff(&self, file: &Path) -> (i32, String) {
+        self.run(&["diff", "-f", &file.to_string_lossy()])
+    }
+
+    /// Session name → pane pid, without the control session.
+    fn pids(&self) -> BTreeMap<String, u32> {
+        self.t
+            .sessions()
+            .into_iter()
+            .filter(|s| !s.starts_with('_'))
+            .map(|s| {
+                let pid = self.t.pane_pid(&format!("={s}:"));
+                (s, pid)
+            })
+            .collect()
+    }
+
+    fn owner(&self, session: &str) -> String {
+        self.t
+            .tmux(&[
+                "show-options",
+                "-qv",
+                "-t",
+                &format!("={session}:"),
+                "@failover-owner",
+            ])
+            .trim()
+            .to_owned()
+    }
+}
+
+#[test]
+fn apply_should_create_the_example_pool_and_leave_a_persons_sessions_alone() {
+    let bed = Bed::new();
+    let file = bed.example();
+    let (code, out) = bed.diff(&file);
+    assert_eq!(code, 1, "{out}");
+    assert!(bed.t.sessions().is_empty(), "diff must not start a server");
+
+    let (code, out) = bed.apply(&file);
+    assert_eq!(code, 0, "{out}");
+    let mut expected: Vec<String> = (11..=20).map(|i| format!("ccl-auto-{i}")).collect();
+    expected.extend(["ccl-1-conformvault".into(), "ccl-2-scanyze".into()]);
+    expected.sort();
+    assert_eq!(bed.pids().keys().cloned().collect::<Vec<_>>(), expected);
+    for name in &expected {
+        assert_eq!(bed.owner(name), "failover", "{name}");
+    }
+    let account = bed.t.tmux(&[
+        "show-options",
+        "-qv",
+        "-t",
+        "=ccl-auto-11:",
+        "@failover-account",
+    ]);
+    assert_eq!(account.trim(), "main");
+    let screen = bed.t.wait_screen(
+        "=ccl-auto-11:",
+        std::time::Duration::from_secs(10),
+        "the agent",
+        |s| s.contains("Claude Code v"),
+    );
+    assert!(
+        screen.contains(&format!("{}/srv", bed.root.display())),
+        "{screen}"
+    );
+
+    // A person's sessions, one inside the pool's name prefix, are never touched.
+    let work = bed.root.join("srv");
+    bed.t.new_session("ccl-0", &work, &[], &["sleep", "1000"]);
+    bed.t
+        .new_session("ccl-auto-9", &work, &[], &["sleep", "1000"]);
+    let before = bed.pids();
+    let (code, out) = bed.apply(&file);
+    assert_eq!((code, out.trim()), (0, "No changes."));
+    let (code, out) = bed.diff(&file);
+    assert_eq!((code, out.trim()), (0, "No changes."));
+    assert_eq!(bed.pids(), before, "a second apply must change nothing");
+}
+
+#[test]
+fn apply_should_recreate_a_killed_session_and_nothing_else() {
+    let bed = Bed::new();
+    let file = bed.small(3, 5);
+    assert_eq!(bed.apply(&file).0, 0);
+    let before = bed.pids();
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        ["desk", "w-0", "w-1", "w-2"]
+    );
+    bed.t.tmux(&["kill-session", "-t", "=w-1"]);
+    let (code, out) = bed.diff(&file);
+    assert_eq!(code, 1);
+    assert!(out.contains("+ session w-1"), "{out}");
+    assert!(
+        out.contains("Plan: 1 to add, 0 to change, 0 to delete."),
+        "{out}"
+    );
+    let (code, out) = bed.apply(&file);
+    assert_eq!(code, 0, "{out}");
+    let after = bed.pids();
+    assert_ne!(after["w-1"], before["w-1"]);
+    for name in ["desk", "w-0", "w-2"] {
+        assert_eq!(after[name], before[name], "{name} must keep its pane");
+    }
+}
+
+#[test]
+fn apply_should_restart_an_agent_that_exited() {
+    let bed = Bed::new();
+    let file = bed.small(1, 1);
+    assert_eq!(bed.apply(&file).0, 0);
+    bed.t.wait_screen(
+        "=w-0:",
+        std::time::Duration::from_secs(10),
+        "the prompt",
+        |s| s.contains('❯'),
+    );
+    bed.t.type_text("=w-0:", "/exit");
+    bed.t.keys("=w-0:", &["Enter"]);
+    failover::testbed::wait_for(
+        std::time::Duration::from_secs(10),
+        "the pane to die",
+        || {
+            let dead = bed
+                .t
+                .tmux(&["display-message", "-p", "-t", "=w-0:", "#{pane_dead}"]);
+            (dead.trim() == "1").then_some(())
+        },
+    );
+    let (code, out) = bed.diff(&file);
+    assert_eq!(code, 1);
+    assert!(out.contains("~ session w-0: agent exited"), "{out}");
+    let (code, out) = bed.apply(&file);
+    assert_eq!(code, 0, "{out}");
+    let dead = bed
+        .t
+        .tmux(&["display-message", "-p", "-t", "=w-0:", "#{pane_dead}"]);
+    assert_eq!(dead.trim(), "0");
+}
+
+#[test]
+fn shrinking_a_pool_should_remove_only_owned_surplus_sessions() {
+    let bed = Bed::new();
+    assert_eq!(bed.apply(&bed.small(4, 6)).0, 0);
+    let work = bed.root.join("work");
+    bed.t.new_session("w-5", &work, &[], &["sleep", "1000"]);
+    let person = bed.t.pane_pid("=w-5:");
+    let (code, out) = bed.apply(&bed.small(2, 6));
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("- session w-3: pool p keeps 2 sessions: done"),
+        "{out}"
+    );
+    assert_eq!(
+        bed.pids().keys().collect::<Vec<_>>(),
+        ["desk", "w-0", "w-1", "w-5"]
+    );
+    assert_eq!(bed.t.pane_pid("=w-5:"), person);
+    // Shrinking the range makes w-1 an orphan of ours; w-5 stays the person's.
+    let (code, out) = bed.apply(&bed.small(1, 1));
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("- session w-1: no manifest wants it (orphan): done"),
+        "{out}"
+    );
+    assert_eq!(
+        bed.pids().keys().collect::<Vec<_>>(),
+        ["desk", "w-0", "w-5"]
+    );
+}
+
+#[test]
+fn apply_should_create_missing_links_and_report_everything_in_the_way_untouched() {
+    let bed = Bed::new();
+    let root = bed.root.clone();
+    let (shared, a, b) = (root.join("shared"), root.join("a"), root.join("b"));
+    for home in [&a, &b] {
+        std::fs::create_dir_all(home).unwrap();
+    }
+    std::fs::create_dir_all(shared.join("projects")).unwrap();
+    std::os::unix::fs::symlink(root.join("elsewhere"), a.join("projects")).unwrap();
+    std::fs::write(a.join("file-history"), "keep me").unwrap();
+    std::fs::create_dir_all(b.join("projects")).unwrap();
+    std::fs::write(b.join("projects/transcript.jsonl"), "{}\n").unwrap();
+    let text = format!(
+        "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: a}}\nspec: {{home: {a}}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: b}}\nspec: {{home: {b}, priority: 1}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: SharedState\nmetadata: {{name: s}}\nspec: {{target: {shared}, links: [projects, file-history]}}\n",
+        a = a.display(),
+        b = b.display(),
+        shared = shared.display()
+    );
+    let file = bed.write("links.yaml", &text);
+    let (code, out) = bed.diff(&file);
+    assert_eq!(code, 2, "{out}");
+    let (code, out) = bed.apply(&file);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains(&format!(
+            "+ link {} -> {}: done",
+            b.join("file-history").display(),
+            shared.join("file-history").display()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "! {}: account a: links to {}",
+            a.join("projects").display(),
+            root.join("elsewhere").display()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "! {}: account a: a file is in the way",
+            a.join("file-history").display()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "! {}: account b: a real folder (1 entries) is in the way",
+            b.join("projects").display()
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_link(a.join("projects")).unwrap(),
+        root.join("elsewhere")
+    );
+    assert_eq!(
+        std::fs::read_to_string(a.join("file-history")).unwrap(),
+        "keep me"
+    );
+    assert_eq!(
+        std::fs::read_to_string(b.join("projects/transcript.jsonl")).unwrap(),
+        "{}\n"
+    );
+    assert_eq!(
+        std::fs::read_link(b.join("file-history")).unwrap(),
+        shared.join("file-history")
+    );
+    assert!(shared.join("file-history").is_dir());
+}
+
+#[test]
+fn apply_then_diff_of_a_twenty_session_pool_should_report_no_changes() {
+    let bed = Bed::new();
+    let file = bed.small(20, 20);
+    let (code, out) = bed.apply(&file);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(bed.pids().len(), 21);
+    let (code, out) = bed.diff(&file);
+    assert_eq!((code, out.as_str()), (0, "No changes.\n"));
+}
+
+#[test]
+fn diff_should_print_json_and_a_yaml_diff() {
+    let bed = Bed::new();
+    let file = bed.small(1, 2);
+    let (code, out) = bed.run(&["diff", "-f", &file.to_string_lossy(), "-o", "json"]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["summary"]["add"], 2);
+    let (_, out) = bed.run(&["diff", "-f", &file.to_string_lossy(), "--diff"]);
+    assert!(out.contains("+session w-0:"), "{out}");
+    let (code, _) = bed.run(&["apply", "--dry-run", "-f", &file.to_string_lossy()]);
+    assert_eq!(code, 1);
+    assert!(bed.t.sessions().is_empty(), "dry run changed something");
+}
+
+#[test]
+fn a_missing_tmux_should_give_one_clear_error() {
+    let bed = Bed::new();
+    let file = bed.small(1, 1);
+    let out = Command::new(BIN)
+        .args(["diff", "-f", &file.to_string_lossy()])
+        .env("PATH", bed.root.join("no-bin"))
+        .env("FAILOVER_TMUX_SOCKET", bed.t.socket())
+        .env("FAILOVER_STATE_DIR", bed.root.join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim(),
+        "error: tmux is not installed (no `tmux` on PATH): failover needs tmux 3.2 or newer"
+    );
+}

@@ -1,0 +1,239 @@
+//! The control-mode connection against a real, private tmux server.
+
+use std::time::Duration;
+
+use failover::testbed::{TmuxServer, wait_for};
+use failover::tmux::{Cmd, Error, Event, Mode, Server, Tmux};
+
+fn mode() -> Mode {
+    Mode::Manage {
+        owner: "failover".into(),
+    }
+}
+
+async fn connect(t: &TmuxServer) -> Tmux {
+    Tmux::connect(Server::new(Some(t.socket().to_path_buf())), mode())
+        .await
+        .unwrap()
+        .expect("a managing connection always has a server")
+}
+
+#[tokio::test]
+async fn connect_should_start_the_server_with_an_idle_control_session() {
+    let t = TmuxServer::start();
+    assert!(t.sessions().is_empty());
+    let tmux = connect(&t).await;
+    assert_eq!(t.sessions(), vec!["_failover-control".to_owned()]);
+    // The pane is "tmux" until its process has exec'd the command.
+    wait_for(
+        Duration::from_secs(5),
+        "the control session to run sleep",
+        || {
+            let command = t.tmux(&[
+                "display-message",
+                "-p",
+                "-t",
+                "=_failover-control:",
+                "#{pane_current_command}",
+            ]);
+            (command.trim() == "sleep").then_some(())
+        },
+    );
+    let out = tmux
+        .run(Cmd::new("list-sessions").args(["-F", "#{session_name}"]))
+        .await
+        .unwrap();
+    assert_eq!(out, vec!["_failover-control"]);
+}
+
+#[tokio::test]
+async fn observe_should_not_start_a_server() {
+    let t = TmuxServer::start();
+    let observe = Mode::Observe {
+        owner: "failover".into(),
+    };
+    let tmux = Tmux::connect(Server::new(Some(t.socket().to_path_buf())), observe.clone())
+        .await
+        .unwrap();
+    assert!(tmux.is_none());
+    assert!(t.sessions().is_empty());
+    // With a person's session only, it attaches to that one and creates nothing.
+    t.new_session("mine", t.dir(), &[], &["sleep", "1000"]);
+    let tmux = Tmux::connect(Server::new(Some(t.socket().to_path_buf())), observe)
+        .await
+        .unwrap()
+        .unwrap();
+    let out = tmux
+        .run(Cmd::new("list-sessions").args(["-F", "#{session_name}"]))
+        .await
+        .unwrap();
+    assert_eq!(out, vec!["mine"]);
+}
+
+#[tokio::test]
+async fn arguments_should_reach_tmux_byte_exact() {
+    let t = TmuxServer::start();
+    let tmux = connect(&t).await;
+    let tricky =
+        "a \"b\" $HOME ; kill-server \\ `x` $(y) 'z'\n#{session_name} ~ \t\u{1b}[0m é ❯\u{a0}";
+    tmux.run(Cmd::new("set-option").args(["-t", "=_failover-control:", "@tricky", tricky]))
+        .await
+        .unwrap();
+    let out = tmux
+        .run(Cmd::new("show-options").args(["-v", "-t", "=_failover-control:", "@tricky"]))
+        .await
+        .unwrap();
+    assert_eq!(out.join("\n"), tricky);
+    assert_eq!(
+        t.sessions(),
+        vec!["_failover-control".to_owned()],
+        "nothing was run"
+    );
+}
+
+#[tokio::test]
+async fn pipelined_lines_should_get_their_own_answers_in_order() {
+    let t = TmuxServer::start();
+    let tmux = connect(&t).await;
+    let lines: Vec<Vec<Cmd>> = (0..200)
+        .map(|i| vec![Cmd::new("display-message").args(["-p", &format!("answer {i}")])])
+        .collect();
+    let before = tmux.processes_started();
+    let answers = tmux.pipeline(&lines).await.unwrap();
+    assert_eq!(tmux.processes_started(), before, "no process per command");
+    for (i, answer) in answers.into_iter().enumerate() {
+        assert_eq!(answer.unwrap(), vec![vec![format!("answer {i}")]]);
+    }
+}
+
+#[tokio::test]
+async fn a_failing_command_should_stop_its_list_and_name_itself() {
+    let t = TmuxServer::start();
+    let tmux = connect(&t).await;
+    t.new_session("taken", t.dir(), &[], &["sleep", "1000"]);
+    let err = tmux
+        .run_list(&[
+            Cmd::new("new-session").args(["-d", "-s", "taken", "--", "sleep", "1"]),
+            Cmd::new("set-option").args(["-t", "=taken:", "@failover-owner", "failover"]),
+        ])
+        .await
+        .unwrap_err();
+    match err {
+        Error::Command { command, message } => {
+            assert!(command.starts_with("new-session"), "{command}");
+            assert!(message.contains("duplicate session"), "{message}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let mark = t.tmux(&["show-options", "-qv", "-t", "=taken:", "@failover-owner"]);
+    assert_eq!(mark.trim(), "", "the person's session must not be marked");
+    // The connection still answers afterwards.
+    tmux.run(Cmd::new("display-message").args(["-p", "ok"]))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn notifications_should_be_events_not_answers() {
+    let t = TmuxServer::start();
+    let tmux = connect(&t).await;
+    let mut events = tmux.events();
+    let out = tmux
+        .run_list(&[
+            Cmd::new("new-session").args(["-d", "-s", "n1", "--", "sleep", "1000"]),
+            Cmd::new("display-message").args(["-p", "after"]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(out, vec![Vec::<String>::new(), vec!["after".to_owned()]]);
+    let event = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Ok(Event::SessionsChanged) = events.recv().await {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(event.is_ok(), "no sessions-changed notification");
+}
+
+#[tokio::test]
+async fn a_killed_server_should_be_reported_and_reconnected() {
+    let t = TmuxServer::start();
+    let tmux = connect(&t).await;
+    let mut events = tmux.events();
+    t.tmux(&["kill-server"]);
+    let exit = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Ok(Event::Exit(_)) = events.recv().await {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(exit.is_ok(), "no exit event");
+    let out = tmux
+        .run(Cmd::new("list-sessions").args(["-F", "#{session_name}"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        vec!["_failover-control"],
+        "reconnecting starts a new server"
+    );
+}
+
+#[tokio::test]
+async fn paste_should_deliver_text_through_a_buffer() {
+    let t = TmuxServer::start();
+    let tmux = connect(&t).await;
+    let out = t.dir().join("out");
+    let out_arg = out.to_string_lossy().into_owned();
+    t.new_session(
+        "cat",
+        t.dir(),
+        &[],
+        &["sh", "-c", &format!("stty -echo; cat > '{out_arg}'")],
+    );
+    let text = "line $(one) `two`\n'three' \"four\" \\ ; end\n";
+    tmux.paste("=cat:", text, t.dir()).await.unwrap();
+    let got = wait_for(Duration::from_secs(5), "the pasted text", || {
+        let got = std::fs::read_to_string(&out).ok()?;
+        (got.len() >= text.len()).then_some(got)
+    });
+    // paste-buffer sends a newline as CR, which the terminal hands to cat as LF.
+    assert_eq!(got.replace('\r', "\n"), text);
+    let left: Vec<_> = std::fs::read_dir(t.dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("failover-"))
+        .collect();
+    assert!(left.is_empty(), "the buffer file must be removed");
+    let big = "x".repeat(failover::tmux::MAX_PASTE + 1);
+    assert!(matches!(
+        tmux.paste("=cat:", &big, t.dir()).await,
+        Err(Error::TooLarge { .. })
+    ));
+}
+
+#[tokio::test]
+async fn observation_should_start_no_process_once_connected() {
+    let t = TmuxServer::start();
+    let tmux = connect(&t).await;
+    for i in 0..30 {
+        t.new_session(&format!("s{i}"), t.dir(), &[], &["sleep", "1000"]);
+    }
+    let text = format!(
+        "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: a}}\nspec: {{home: {}}}\n",
+        t.dir().display()
+    );
+    let m = failover::api::load_str("m.yaml", &text).unwrap();
+    let before = tmux.processes_started();
+    for _ in 0..10 {
+        let o = failover::observe::observe(Some(&tmux), &m, Default::default())
+            .await
+            .unwrap();
+        assert_eq!(o.sessions.len(), 30, "the control session is not listed");
+    }
+    assert_eq!(tmux.processes_started(), before);
+}
