@@ -11,7 +11,7 @@ use failover::observe::observe;
 use failover::plan::plan;
 use failover::state::Facts;
 use failover::testbed::TmuxServer;
-use failover::tmux::{Mode, Server, Tmux, processes_started};
+use failover::tmux::{Mode, Tmux, processes_started};
 
 fn manifest(root: &std::path::Path, sessions: u32) -> String {
     format!(
@@ -32,9 +32,8 @@ fn ms(d: Duration) -> String {
 }
 
 async fn connect(t: &TmuxServer) -> Tmux {
-    let server = Server::new(Some(t.socket().to_path_buf()));
     match Tmux::connect(
-        server,
+        t.server(),
         Mode::Manage {
             owner: "failover".into(),
         },

@@ -5,12 +5,16 @@
 //! observes tmux, the filesystem and the agents' screens, plans the difference and acts
 //! until reality matches.
 
+#![forbid(unsafe_code)]
+
 pub mod act;
 pub mod api;
 pub mod cli;
+pub mod controller;
 pub mod observe;
 pub mod plan;
 pub mod sim;
 pub mod state;
+#[cfg(any(test, feature = "testbed"))]
 pub mod testbed;
 pub mod tmux;

@@ -1,5 +1,7 @@
 //! The `failover` binary: everything lives in the library.
 
+#![forbid(unsafe_code)]
+
 fn main() -> std::process::ExitCode {
     failover::cli::run()
 }

@@ -62,6 +62,21 @@ impl TmuxServer {
         &self.socket
     }
 
+    /// The server as failover's connection names it, started without any tmux
+    /// configuration file (`-f /dev/null`) when failover starts it.
+    pub fn server(&self) -> crate::tmux::Server {
+        crate::tmux::Server::new(Some(self.socket.clone())).with_config(Some("/dev/null".into()))
+    }
+
+    /// The environment that points a `failover` process at this server, without any
+    /// tmux configuration file.
+    pub fn env(&self) -> [(&'static str, PathBuf); 2] {
+        [
+            ("FAILOVER_TMUX_SOCKET", self.socket.clone()),
+            ("FAILOVER_TMUX_CONFIG", PathBuf::from("/dev/null")),
+        ]
+    }
+
     /// The test's temp folder (the socket lives in it too).
     pub fn dir(&self) -> &Path {
         self.dir.path()

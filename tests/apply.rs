@@ -68,7 +68,7 @@ impl Bed {
     fn run(&self, args: &[&str]) -> (i32, String) {
         let out: Output = Command::new(BIN)
             .args(args)
-            .env("FAILOVER_TMUX_SOCKET", self.t.socket())
+            .envs(self.t.env())
             .env("FAILOVER_STATE_DIR", self.root.join("state"))
             .env("NO_COLOR", "1")
             .output()
@@ -124,12 +124,36 @@ fn apply_should_create_the_example_pool_and_leave_a_persons_sessions_alone() {
     assert_eq!(code, 1, "{out}");
     assert!(bed.t.sessions().is_empty(), "diff must not start a server");
 
+    // A person's sessions, one inside the pool's name prefix, are there first.
+    let work = bed.root.join("srv");
+    bed.t.new_session("ccl-0", &work, &[], &["sleep", "1000"]);
+    bed.t
+        .new_session("ccl-auto-9", &work, &[], &["sleep", "1000"]);
+    let persons = bed.pids();
+    let (code, out) = bed.diff(&file);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        bed.t.sessions(),
+        ["ccl-0", "ccl-auto-9"],
+        "diff must not create anything"
+    );
+
     let (code, out) = bed.apply(&file);
     assert_eq!(code, 0, "{out}");
     let mut expected: Vec<String> = (11..=20).map(|i| format!("ccl-auto-{i}")).collect();
-    expected.extend(["ccl-1-conformvault".into(), "ccl-2-scanyze".into()]);
+    expected.extend([
+        "ccl-1-conformvault".into(),
+        "ccl-2-scanyze".into(),
+        "ccl-0".into(),
+        "ccl-auto-9".into(),
+    ]);
     expected.sort();
     assert_eq!(bed.pids().keys().cloned().collect::<Vec<_>>(), expected);
+    for (name, pid) in &persons {
+        assert_eq!(bed.pids()[name], *pid, "{name} must keep its pane");
+        assert_eq!(bed.owner(name), "", "{name} must not be marked");
+    }
+    expected.retain(|n| !persons.contains_key(n));
     for name in &expected {
         assert_eq!(bed.owner(name), "failover", "{name}");
     }
@@ -152,17 +176,36 @@ fn apply_should_create_the_example_pool_and_leave_a_persons_sessions_alone() {
         "{screen}"
     );
 
-    // A person's sessions, one inside the pool's name prefix, are never touched.
-    let work = bed.root.join("srv");
-    bed.t.new_session("ccl-0", &work, &[], &["sleep", "1000"]);
-    bed.t
-        .new_session("ccl-auto-9", &work, &[], &["sleep", "1000"]);
     let before = bed.pids();
     let (code, out) = bed.apply(&file);
     assert_eq!((code, out.trim()), (0, "No changes."));
     let (code, out) = bed.diff(&file);
     assert_eq!((code, out.trim()), (0, "No changes."));
     assert_eq!(bed.pids(), before, "a second apply must change nothing");
+}
+
+#[test]
+fn a_persons_session_inside_the_pool_range_should_be_skipped_not_touched() {
+    let bed = Bed::new();
+    let file = bed.small(3, 5);
+    bed.t.new_session("w-1", &bed.root, &[], &["sleep", "1000"]);
+    let person = bed.t.pane_pid("=w-1:");
+    let (code, out) = bed.apply(&file);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        bed.pids().keys().collect::<Vec<_>>(),
+        ["desk", "w-0", "w-1", "w-2", "w-3"]
+    );
+    assert_eq!(bed.t.pane_pid("=w-1:"), person);
+    assert_eq!(bed.owner("w-1"), "");
+    // Filling the whole range leaves the pool short: refused, said, exit 2.
+    for name in ["w-0", "w-2", "w-3", "w-4"] {
+        bed.t.try_tmux(&["kill-session", "-t", &format!("={name}")]);
+        bed.t.new_session(name, &bed.root, &[], &["sleep", "1000"]);
+    }
+    let (code, out) = bed.diff(&file);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("! pool p: can keep only 0 of 3 sessions: w-0, w-1, w-2, w-3, w-4 in its range are not ours"), "{out}");
 }
 
 #[test]
@@ -365,7 +408,7 @@ fn a_missing_tmux_should_give_one_clear_error() {
     let out = Command::new(BIN)
         .args(["diff", "-f", &file.to_string_lossy()])
         .env("PATH", bed.root.join("no-bin"))
-        .env("FAILOVER_TMUX_SOCKET", bed.t.socket())
+        .envs(bed.t.env())
         .env("FAILOVER_STATE_DIR", bed.root.join("state"))
         .output()
         .unwrap();

@@ -86,11 +86,16 @@ fn sim_agent_should_hold_a_bracketed_paste_until_a_lone_enter() {
     a.wait_idle("s");
     let payload = "first line with $(rm -rf /) and `backticks`\nsecond 'single' \"double\" \\e[31m\nthird\t\u{1b}[0m end";
     a.server.paste("s", payload);
-    let screen = a
-        .server
+    a.server
         .wait_screen("s", WAIT, "the paste placeholder", |s| {
             s.contains("[Pasted text #1 +3 lines]")
         });
+    // Keys are handled in order: a character typed after the paste showing up behind
+    // the placeholder proves the paste was held, not submitted.
+    a.server.type_text("s", "Z");
+    let screen = a.server.wait_screen("s", WAIT, "the typed character", |s| {
+        s.contains("[Pasted text #1 +3 lines]Z")
+    });
     assert!(
         !screen.contains("esc to interrupt"),
         "submitted too early:\n{screen}"
@@ -99,6 +104,11 @@ fn sim_agent_should_hold_a_bracketed_paste_until_a_lone_enter() {
         a.transcripts().is_empty(),
         "nothing may reach the transcript before Enter"
     );
+    a.server.keys("s", &["BSpace"]);
+    a.server
+        .wait_screen("s", WAIT, "the character removed", |s| {
+            s.lines().any(|l| l.ends_with("[Pasted text #1 +3 lines]"))
+        });
     a.server.keys("s", &["Enter"]);
     a.server.wait_screen("s", WAIT, "the busy marker", |s| {
         s.contains("esc to interrupt")

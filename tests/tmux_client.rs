@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use failover::testbed::{TmuxServer, wait_for};
-use failover::tmux::{Cmd, Error, Event, Mode, Server, Tmux};
+use failover::tmux::{Cmd, Error, Event, Mode, Tmux};
 
 fn mode() -> Mode {
     Mode::Manage {
@@ -12,7 +12,7 @@ fn mode() -> Mode {
 }
 
 async fn connect(t: &TmuxServer) -> Tmux {
-    Tmux::connect(Server::new(Some(t.socket().to_path_buf())), mode())
+    Tmux::connect(t.server(), mode())
         .await
         .unwrap()
         .expect("a managing connection always has a server")
@@ -52,17 +52,12 @@ async fn observe_should_not_start_a_server() {
     let observe = Mode::Observe {
         owner: "failover".into(),
     };
-    let tmux = Tmux::connect(Server::new(Some(t.socket().to_path_buf())), observe.clone())
-        .await
-        .unwrap();
+    let tmux = Tmux::connect(t.server(), observe.clone()).await.unwrap();
     assert!(tmux.is_none());
     assert!(t.sessions().is_empty());
     // With a person's session only, it attaches to that one and creates nothing.
     t.new_session("mine", t.dir(), &[], &["sleep", "1000"]);
-    let tmux = Tmux::connect(Server::new(Some(t.socket().to_path_buf())), observe)
-        .await
-        .unwrap()
-        .unwrap();
+    let tmux = Tmux::connect(t.server(), observe).await.unwrap().unwrap();
     let out = tmux
         .run(Cmd::new("list-sessions").args(["-F", "#{session_name}"]))
         .await
@@ -236,4 +231,83 @@ async fn observation_should_start_no_process_once_connected() {
         assert_eq!(o.sessions.len(), 30, "the control session is not listed");
     }
     assert_eq!(tmux.processes_started(), before);
+}
+
+#[tokio::test]
+async fn commands_a_guard_runs_should_not_shift_the_answers_of_the_next_lines() {
+    let t = TmuxServer::start();
+    let tmux = connect(&t).await;
+    t.new_session("g", t.dir(), &[], &["sleep", "1000"]);
+    t.tmux(&["set-option", "-t", "=g:", "@failover-owner", "me"]);
+    let guard = |owner: &str, inner: &str| {
+        Cmd::new("if-shell").args([
+            "-F",
+            "-t",
+            "=g:",
+            &format!("#{{==:#{{@failover-owner}},{owner}}}"),
+            inner,
+        ])
+    };
+    let show = |i: u32| vec![Cmd::new("display-message").args(["-p", &format!("plain {i}")])];
+    let lines = vec![
+        show(0),
+        vec![guard(
+            "me",
+            "display-message -p inner-a ; display-message -p inner-b",
+        )],
+        show(1),
+        vec![guard("someone-else", "display-message -p never")],
+        show(2),
+        vec![guard("me", "kill-session -t =no-such-session")],
+        show(3),
+    ];
+    let answers = tmux.pipeline(&lines).await.unwrap();
+    let plain = |i: usize| answers[i].as_ref().unwrap().last().cloned().unwrap();
+    assert_eq!(plain(0), vec!["plain 0"]);
+    assert_eq!(
+        answers[1].as_ref().unwrap()[1..],
+        [vec!["inner-a".to_owned()], vec!["inner-b".to_owned()]]
+    );
+    assert_eq!(plain(2), vec!["plain 1"]);
+    assert_eq!(
+        answers[3].as_ref().unwrap().len(),
+        1,
+        "a false guard runs nothing"
+    );
+    assert_eq!(plain(4), vec!["plain 2"]);
+    assert!(
+        matches!(&answers[5], Err(Error::Command { message, .. }) if message.contains("can't find session"))
+    );
+    assert_eq!(plain(6), vec!["plain 3"]);
+}
+
+#[tokio::test]
+async fn actions_should_leave_a_session_alone_that_lost_our_mark() {
+    use failover::act::{self, Context};
+    use failover::plan::Action;
+    let t = TmuxServer::start();
+    let tmux = connect(&t).await;
+    t.new_session("x", t.dir(), &[], &["sleep", "1000"]);
+    t.tmux(&["set-option", "-t", "=x:", "@failover-owner", "failover"]);
+    // Observed as ours, then handed to a person before the action runs.
+    t.tmux(&["set-option", "-u", "-t", "=x:", "@failover-owner"]);
+    let pid = t.pane_pid("=x:");
+    let ctx = Context {
+        tmux: Some(&tmux),
+        owner: "failover",
+    };
+    let delete = Action::DeleteSession {
+        name: "x".into(),
+        reason: "test".into(),
+    };
+    let err = act::execute(&delete, ctx).await.unwrap_err();
+    assert!(
+        err.to_string().contains("no longer carries our owner mark"),
+        "{err}"
+    );
+    assert_eq!(t.pane_pid("=x:"), pid, "the session must survive");
+    // With the mark, the same action kills it.
+    t.tmux(&["set-option", "-t", "=x:", "@failover-owner", "failover"]);
+    act::execute(&delete, ctx).await.unwrap();
+    assert!(!t.sessions().contains(&"x".to_owned()));
 }

@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use crate::api::Manifests;
-use crate::observe::{self, ACCOUNT_OPTION, OWNER_OPTION, Observed};
+use crate::observe::{self, ACCOUNT_OPTION, OWNER_OPTION, Observed, PANE_OPTION};
 use crate::plan::{self, Action, Plan, SessionSpec};
 use crate::state::Facts;
 use crate::tmux::{self, Cmd, Tmux};
@@ -31,6 +31,12 @@ pub enum Error {
         path: std::path::PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// The session lost our owner mark between observation and action: left alone.
+    #[error("session {name}: no longer carries our owner mark; left alone")]
+    NotOurs {
+        /// The session.
+        name: String,
     },
     /// No tmux server to act on (observe-only connection).
     #[error("session {name}: no tmux connection to act on")]
@@ -63,36 +69,32 @@ pub async fn execute(action: &Action, ctx: Context<'_>) -> Result<(), Error> {
             })
         }
         Action::CreateSession { session } => {
-            let mut create =
+            let create =
                 Cmd::new("new-session").args(["-d", "-s", &session.name, "-x", "200", "-y", "50"]);
-            create = with_process(create, session);
             let target = target(&session.name);
             let cmds = [
-                create,
+                with_process(create, session),
                 Cmd::new("set-option").args(["-t", &target, OWNER_OPTION, ctx.owner]),
                 Cmd::new("set-option").args(["-t", &target, ACCOUNT_OPTION, &session.account]),
+                Cmd::new("set-option").args(["-F", "-t", &target, PANE_OPTION, "#{pane_id}"]),
                 Cmd::new("set-option").args(["-w", "-t", &target, "remain-on-exit", "on"]),
             ];
             run(ctx, &session.name, &cmds).await
         }
-        Action::RestartSession { session, .. } | Action::MoveSession { session, .. } => {
-            let target = target(&session.name);
-            let respawn = with_process(
-                Cmd::new("respawn-pane").args(["-k", "-t", &target]),
-                session,
-            );
-            let mark =
-                Cmd::new("set-option").args(["-t", &target, ACCOUNT_OPTION, &session.account]);
-            run(
-                ctx,
-                &session.name,
-                &[guarded(&session.name, ctx.owner, &[respawn, mark])],
-            )
-            .await
+        Action::RestartSession { session, pane, .. } => {
+            // No -k: the agent is dead; if it came back meanwhile, tmux refuses.
+            let respawn = with_process(Cmd::new("respawn-pane").args(["-t", pane]), session);
+            let mark = Cmd::new("set-option").args(["-t", pane, ACCOUNT_OPTION, &session.account]);
+            run_guarded(ctx, &session.name, pane, &[respawn, mark]).await
+        }
+        Action::MoveSession { session, pane, .. } => {
+            let respawn = with_process(Cmd::new("respawn-pane").args(["-k", "-t", pane]), session);
+            let mark = Cmd::new("set-option").args(["-t", pane, ACCOUNT_OPTION, &session.account]);
+            run_guarded(ctx, &session.name, pane, &[respawn, mark]).await
         }
         Action::DeleteSession { name, .. } => {
             let kill = Cmd::new("kill-session").args(["-t", &format!("={name}")]);
-            run(ctx, name, &[guarded(name, ctx.owner, &[kill])]).await
+            run_guarded(ctx, name, &target(name), &[kill]).await
         }
     }
 }
@@ -102,10 +104,14 @@ fn target(name: &str) -> String {
     format!("={name}:")
 }
 
-/// Adds the working folder, environment and argv. A one-word argv would be run by
-/// tmux through a shell; `env --` makes tmux execute it directly.
+/// Adds the working folder, environment and argv. tmux expands `-c` as a format, so
+/// `#` is doubled (a literal `#`); a one-word argv would be run by tmux through a
+/// shell, so `env --` makes tmux execute it directly.
 fn with_process(mut cmd: Cmd, s: &SessionSpec) -> Cmd {
-    cmd = cmd.args(["-c".to_owned(), s.workdir.to_string_lossy().into_owned()]);
+    cmd = cmd.args([
+        "-c".to_owned(),
+        s.workdir.to_string_lossy().replace('#', "##"),
+    ]);
     for (k, v) in &s.env {
         cmd = cmd.args(["-e".to_owned(), format!("{k}={v}")]);
     }
@@ -116,16 +122,46 @@ fn with_process(mut cmd: Cmd, s: &SessionSpec) -> Cmd {
     cmd.args(s.command.iter().cloned())
 }
 
-/// Runs `cmds` only if session `name` carries our owner mark when tmux gets to them.
-fn guarded(name: &str, owner: &str, cmds: &[Cmd]) -> Cmd {
+/// Runs `cmds` only if the session of `target` carries our owner mark when tmux gets
+/// to them. (The owner is validated to letters, digits, `-` and `_`: nothing a format
+/// could read as syntax.)
+fn guarded(target: &str, owner: &str, cmds: &[Cmd]) -> Cmd {
     let condition = format!("#{{==:#{{{OWNER_OPTION}}},{owner}}}");
     Cmd::new("if-shell").args([
         "-F",
         "-t",
-        &target(name),
+        target,
         &condition,
         &tmux::proto::list_line(cmds),
     ])
+}
+
+/// Runs `cmds` behind the owner guard on `target`. tmux answers the commands a true
+/// guard runs with blocks of their own after the `if-shell` one; none means the
+/// session was not ours any more.
+async fn run_guarded(
+    ctx: Context<'_>,
+    name: &str,
+    target: &str,
+    cmds: &[Cmd],
+) -> Result<(), Error> {
+    let tmux = ctx.tmux.ok_or_else(|| Error::NoTmux {
+        name: name.to_owned(),
+    })?;
+    let outputs = tmux
+        .run_list(&[guarded(target, ctx.owner, cmds)])
+        .await
+        .map_err(|source| Error::Session {
+            name: name.to_owned(),
+            source,
+        })?;
+    if outputs.len() > 1 {
+        Ok(())
+    } else {
+        Err(Error::NotOurs {
+            name: name.to_owned(),
+        })
+    }
 }
 
 async fn run(ctx: Context<'_>, name: &str, cmds: &[Cmd]) -> Result<(), Error> {
@@ -164,9 +200,13 @@ pub async fn converge(
     let mut done = Vec::new();
     let mut previous: Option<Vec<Action>> = None;
     for _ in 0..rounds.max(1) {
-        let facts = Facts::load(state_dir)?;
-        let observed = observe::observe(ctx.tmux, m, facts).await?;
+        let mut facts = Facts::load(state_dir)?;
+        let observed = observe::observe(ctx.tmux, m, facts.clone()).await?;
         let plan = plan::plan(m, &observed, ctx.owner, jiff::Timestamp::now());
+        if plan.account.is_some() && plan.account != facts.active_account {
+            facts.active_account = plan.account.clone();
+            facts.save(state_dir)?;
+        }
         if plan.actions.is_empty() || previous.as_ref() == Some(&plan.actions) {
             return Ok(Converged {
                 done,
@@ -213,7 +253,7 @@ mod tests {
             name: "s".into(),
             role: Role::Dedicated,
             account: "a".into(),
-            workdir: "/w".into(),
+            workdir: "/w/#{x}".into(),
             command: vec!["claude".into()],
             env: [("K".to_owned(), "v w".to_owned())].into(),
         };
@@ -223,7 +263,7 @@ mod tests {
             [
                 "new-session",
                 "-c",
-                "/w",
+                "/w/##{x}",
                 "-e",
                 "K=v w",
                 "--",
@@ -237,7 +277,7 @@ mod tests {
     #[test]
     fn guarded_commands_should_check_the_owner_mark() {
         let cmd = guarded(
-            "s",
+            "=s:",
             "failover",
             &[Cmd::new("kill-session").args(["-t", "=s"])],
         );

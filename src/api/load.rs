@@ -32,8 +32,18 @@ pub enum LoadError {
 /// Loads and validates the manifests named by `inputs`: files, folders (their `*.yaml`
 /// and `*.yml`, sorted, not recursive) and `-` for stdin.
 pub fn load(inputs: &[PathBuf]) -> Result<Manifests, LoadError> {
+    let texts = read_inputs(inputs)?;
+    let mut manifests = load_texts(&texts)?;
+    manifests.files = texts
+        .into_iter()
+        .map(|(name, _)| PathBuf::from(name))
+        .collect();
+    Ok(manifests)
+}
+
+/// Reads the texts `inputs` name, as (file name, text) pairs in load order.
+pub fn read_inputs(inputs: &[PathBuf]) -> Result<Vec<(String, String)>, LoadError> {
     let mut texts = Vec::new();
-    let mut files = Vec::new();
     for input in inputs {
         for file in expand(input)? {
             let text = if file == Path::new("-") {
@@ -52,12 +62,9 @@ pub fn load(inputs: &[PathBuf]) -> Result<Manifests, LoadError> {
                 })?
             };
             texts.push((file.display().to_string(), text));
-            files.push(file);
         }
     }
-    let mut manifests = load_texts(&texts)?;
-    manifests.files = files;
-    Ok(manifests)
+    Ok(texts)
 }
 
 /// Loads and validates manifests from one text, named `file` in messages.
@@ -88,7 +95,8 @@ fn expand(input: &Path) -> Result<Vec<PathBuf>, LoadError> {
     Ok(files)
 }
 
-fn load_texts(texts: &[(String, String)]) -> Result<Manifests, LoadError> {
+/// Loads and validates manifests from (file name, text) pairs; problems name the files.
+pub fn load_texts(texts: &[(String, String)]) -> Result<Manifests, LoadError> {
     static VALIDATOR: LazyLock<jsonschema::Validator> = LazyLock::new(|| {
         jsonschema::validator_for(schema::schema())
             .expect("the generated schema is valid (checked by a unit test)")

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use duration::Duration;
-pub use load::{LoadError, load, load_str};
+pub use load::{LoadError, load, load_str, load_texts, read_inputs};
 pub use problem::{Problem, Problems};
 pub use resources::*;
 pub use settings::Settings;

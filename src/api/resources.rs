@@ -306,6 +306,10 @@ pub struct TmuxSpec {
     /// The server's socket path (absolute). Empty means the user's default server.
     /// `FAILOVER_TMUX_SOCKET` overrides it. Default empty.
     pub socket: PathBuf,
+    /// The configuration file tmux reads when failover starts the server (absolute).
+    /// Empty means tmux's own default (`~/.tmux.conf`). `FAILOVER_TMUX_CONFIG`
+    /// overrides it. Default empty.
+    pub config: PathBuf,
 }
 
 /// Quota detection and swaps.

@@ -9,6 +9,8 @@ use super::ControllerConfigSpec;
 
 /// Overrides the manifest's `tmux.socket`.
 pub const ENV_TMUX_SOCKET: &str = "FAILOVER_TMUX_SOCKET";
+/// Overrides the manifest's `tmux.config`.
+pub const ENV_TMUX_CONFIG: &str = "FAILOVER_TMUX_CONFIG";
 /// Overrides the manifest's `stateDir`.
 pub const ENV_STATE_DIR: &str = "FAILOVER_STATE_DIR";
 
@@ -17,6 +19,8 @@ pub const ENV_STATE_DIR: &str = "FAILOVER_STATE_DIR";
 pub struct Settings {
     /// The tmux socket; `None` is the user's default server.
     pub socket: Option<PathBuf>,
+    /// The tmux configuration file used when failover starts the server.
+    pub tmux_config: Option<PathBuf>,
     /// The state folder.
     pub state_dir: PathBuf,
     /// Everything else, as the manifest says.
@@ -61,6 +65,9 @@ impl Settings {
         let socket = var(ENV_TMUX_SOCKET)?.or_else(|| {
             (!spec.tmux.socket.as_os_str().is_empty()).then(|| spec.tmux.socket.clone())
         });
+        let tmux_config = var(ENV_TMUX_CONFIG)?.or_else(|| {
+            (!spec.tmux.config.as_os_str().is_empty()).then(|| spec.tmux.config.clone())
+        });
         let state_dir = match var(ENV_STATE_DIR)? {
             Some(dir) => dir,
             None if !spec.state_dir.as_os_str().is_empty() => spec.state_dir.clone(),
@@ -79,6 +86,7 @@ impl Settings {
         };
         Ok(Self {
             socket,
+            tmux_config,
             state_dir,
             spec: spec.clone(),
         })

@@ -104,7 +104,7 @@ fn check_local(doc: &Doc, out: &mut Vec<Problem>) {
         Kind::Pool | Kind::DedicatedSession => &["/spec/workdir"],
         Kind::Inbox => &["/spec/path", "/spec/workdir"],
         Kind::AgentProfile => &[],
-        Kind::ControllerConfig => &["/spec/stateDir", "/spec/tmux/socket"],
+        Kind::ControllerConfig => &["/spec/stateDir", "/spec/tmux/socket", "/spec/tmux/config"],
     };
     for pointer in absolute {
         check_absolute(doc, pointer, out);
@@ -162,9 +162,15 @@ fn check_local(doc: &Doc, out: &mut Vec<Problem>) {
         }
         Kind::ControllerConfig => {
             if let Some(owner) = doc.str("/spec/owner")
-                && let Err(why) = tmux_safe(owner)
+                && (owner.is_empty()
+                    || !owner
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
             {
-                out.push(doc.problem("/spec/owner", format!("owner `{owner}` {why}")));
+                out.push(doc.problem(
+                    "/spec/owner",
+                    format!("owner `{owner}` may hold only letters, digits, `-` and `_`"),
+                ));
             }
         }
         Kind::Account | Kind::DedicatedSession => {}
@@ -227,7 +233,7 @@ fn tmux_safe(name: &str) -> Result<(), String> {
     }
     match name
         .chars()
-        .find(|c| *c == ':' || *c == '.' || c.is_whitespace() || c.is_control())
+        .find(|c| matches!(c, ':' | '.' | '#') || c.is_whitespace() || c.is_control())
     {
         Some(c) => Err(format!(
             "cannot be used in a tmux session name: {c:?} is not allowed"

@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 
 use crate::api::{self, LoadError};
 
+mod controller;
+mod get;
 mod reconcile;
 
 /// Keeps AI coding-agent sessions running in tmux across subscription accounts.
@@ -18,6 +20,18 @@ mod reconcile;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format on stderr (`RUST_LOG` sets the level, e.g. `RUST_LOG=debug`).
+    #[arg(long, global = true, value_enum, default_value = "human")]
+    log_format: LogFormat,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Lines for people.
+    Human,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -37,6 +51,16 @@ enum Command {
         after_help = "Examples:\n  failover apply -f pool.yaml\n  failover apply -f manifests/ --dry-run\n\nExit codes: 0 converged, 1 invalid manifests, 2 error or refused items."
     )]
     Apply(reconcile::ApplyArgs),
+    /// Keep the manifests true, reacting to file events, tmux notifications and polls.
+    #[command(
+        after_help = "Examples:\n  failover controller -f ~/.config/failover/\n  RUST_LOG=debug failover controller -f pool.yaml --log-format json\n\nStops on SIGTERM or SIGINT (sessions keep running). Exit codes: 0 stopped cleanly, 1 invalid manifests, 2 error (another controller runs, broken shared state, no tmux)."
+    )]
+    Controller(controller::ControllerArgs),
+    /// Show sessions, accounts or inboxes: what the controller sees and wants.
+    #[command(
+        after_help = "Examples:\n  failover get sessions\n  failover get accounts -o json\n  failover get inboxes -f pool.yaml\n\nWithout -f, uses the manifests the controller last ran with."
+    )]
+    Get(get::GetArgs),
     /// Print the JSON Schema of a manifest document.
     #[command(after_help = "Example:\n  failover schema > failover.schema.json")]
     Schema,
@@ -61,10 +85,18 @@ pub struct Manifests {
 /// Parses the process arguments and runs the command.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    let default_level = if matches!(cli.command, Command::Controller(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    init_logs(cli.log_format, default_level);
     match cli.command {
         Command::Validate(m) => validate(&m.files),
         Command::Diff(args) => reconcile::diff(args),
         Command::Apply(args) => reconcile::apply(args),
+        Command::Controller(args) => controller::run(args),
+        Command::Get(args) => get::run(args),
         Command::Schema => {
             print!("{}", api::schema::schema_text());
             ExitCode::SUCCESS
@@ -90,6 +122,21 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Logs to stderr through tracing: `RUST_LOG` wins over `default_level`.
+fn init_logs(format: LogFormat, default_level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Human => builder.with_ansi(color_stderr()).try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
 /// Whether stderr gets colours: a terminal, and `NO_COLOR` unset.
 fn color_stderr() -> bool {
     std::io::stderr().is_terminal() && no_color_unset()
@@ -107,20 +154,21 @@ fn no_color_unset() -> bool {
 /// Loads manifests for a command; prints the problems and gives the exit code when
 /// they are invalid (1) or unreadable (2).
 fn load_or_report(files: &[PathBuf]) -> Result<api::Manifests, ExitCode> {
-    match api::load(files) {
-        Ok(m) => Ok(m),
-        Err(LoadError::Invalid(problems)) => {
+    api::load(files).map_err(report_load_error)
+}
+
+/// Prints a load error and gives its exit code: 1 invalid, 2 unreadable.
+fn report_load_error(e: LoadError) -> ExitCode {
+    match e {
+        LoadError::Invalid(problems) => {
             eprint!("{}", problems.render(color_stderr()));
-            eprintln!(
-                "{} problem{} found",
-                problems.items.len(),
-                if problems.items.len() == 1 { "" } else { "s" }
-            );
-            Err(ExitCode::from(1))
+            let n = problems.items.len();
+            eprintln!("{n} problem{} found", if n == 1 { "" } else { "s" });
+            ExitCode::from(1)
         }
-        Err(e @ LoadError::Read { .. }) => {
+        e @ LoadError::Read { .. } => {
             eprintln!("error: {e}");
-            Err(ExitCode::from(2))
+            ExitCode::from(2)
         }
     }
 }

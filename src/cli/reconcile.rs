@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use crate::act::{self, Context};
 use crate::api::{Manifests, Settings};
+use crate::controller::handoff::{APPLIED_FILE, ManifestSet, Status};
+use crate::controller::lock::Lock;
 use crate::observe;
 use crate::plan::{self, Plan};
 use crate::state::Facts;
@@ -46,16 +48,24 @@ pub struct ApplyArgs {
     /// Output format of --dry-run.
     #[arg(short, long, value_enum, default_value = "text")]
     output: Output,
+    /// With a running controller: wait until it reports the new manifests converged.
+    #[arg(long)]
+    wait: bool,
+    /// How long --wait waits.
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    timeout: crate::api::Duration,
 }
 
 struct Loaded {
+    set: ManifestSet,
     manifests: Manifests,
     settings: Settings,
     runtime: tokio::runtime::Runtime,
 }
 
 fn prepare(files: &[PathBuf]) -> Result<Loaded, ExitCode> {
-    let manifests = super::load_or_report(files)?;
+    let set = ManifestSet::read(files).map_err(super::report_load_error)?;
+    let manifests = set.load().map_err(super::report_load_error)?;
     let settings = Settings::from_env(&manifests.controller.spec).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(2)
@@ -68,6 +78,7 @@ fn prepare(files: &[PathBuf]) -> Result<Loaded, ExitCode> {
             ExitCode::from(2)
         })?;
     Ok(Loaded {
+        set,
         manifests,
         settings,
         runtime,
@@ -82,7 +93,7 @@ pub fn diff(args: DiffArgs) -> ExitCode {
     };
     let owner = l.settings.spec.owner.clone();
     let result = l.runtime.block_on(async {
-        let server = Server::new(l.settings.socket.clone());
+        let server = Server::from_settings(&l.settings);
         let tmux = Tmux::connect(
             server,
             Mode::Observe {
@@ -140,10 +151,13 @@ pub fn apply(args: ApplyArgs) -> ExitCode {
         Ok(l) => l,
         Err(code) => return code,
     };
+    if let Some(pid) = Lock::holder(&l.settings.state_dir) {
+        return hand_off(&l, pid, args.wait.then_some(args.timeout.0));
+    }
     let owner = l.settings.spec.owner.clone();
     let color = super::color_stdout();
     let result = l.runtime.block_on(async {
-        let server = Server::new(l.settings.socket.clone());
+        let server = Server::from_settings(&l.settings);
         let tmux = Tmux::connect(
             server,
             Mode::Manage {
@@ -219,5 +233,50 @@ fn paint(color: bool, code: &str, text: &str) -> String {
         format!("{code}{text}\x1b[0m")
     } else {
         text.to_owned()
+    }
+}
+
+/// Hands the manifests to the running controller `pid`; with `wait`, waits until it
+/// reports them converged.
+fn hand_off(l: &Loaded, pid: u32, wait: Option<std::time::Duration>) -> ExitCode {
+    let dir = &l.settings.state_dir;
+    if let Err(e) = l.set.store(dir, APPLIED_FILE) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    println!(
+        "A controller (pid {pid}) runs on {}: manifests handed to it (generation {}).",
+        dir.display(),
+        l.set.generation
+    );
+    let Some(timeout) = wait else {
+        return ExitCode::SUCCESS;
+    };
+    let deadline = std::time::Instant::now() + timeout;
+    let mut last = None;
+    loop {
+        match Status::read(dir) {
+            Ok(Some(status)) if status.generation == l.set.generation && status.converged => {
+                println!("Converged.");
+                return ExitCode::SUCCESS;
+            }
+            Ok(status) => last = status,
+            Err(e) => eprintln!("warning: {e}"),
+        }
+        if std::time::Instant::now() >= deadline {
+            eprintln!(
+                "error: not converged within {}",
+                crate::api::Duration(timeout)
+            );
+            if let Some(s) = last.filter(|s| s.generation == l.set.generation) {
+                for line in s.pending.iter().chain(&s.refused).chain(&s.error) {
+                    eprintln!("  {line}");
+                }
+            } else {
+                eprintln!("  the controller has not taken the new manifests yet");
+            }
+            return ExitCode::from(2);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }

@@ -22,6 +22,8 @@ pub use fs::{Entry, observe_entry};
 pub const OWNER_OPTION: &str = "@failover-owner";
 /// The tmux user option naming the account a session runs under.
 pub const ACCOUNT_OPTION: &str = "@failover-account";
+/// The tmux user option holding the id of the pane the agent runs in.
+pub const PANE_OPTION: &str = "@failover-pane";
 
 /// The world as one reconcile sees it.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -47,7 +49,7 @@ pub struct Session {
     pub owner: Option<String>,
     /// `@failover-account`, when set.
     pub account: Option<String>,
-    /// Its first pane (ours have one).
+    /// The agent's pane: the one `@failover-pane` names, else the first.
     pub pane: Pane,
     /// How many panes it has in all.
     pub panes: usize,
@@ -80,18 +82,20 @@ pub enum Error {
 
 const SEP: char = '\u{1f}';
 
-/// The `list-panes -a` format: one line per pane, fields separated by U+001F.
+/// The `list-panes -a` format: one line per pane, fields separated by U+001F, the
+/// free-text path last so that a separator inside it cannot shift the other fields.
 fn pane_format() -> String {
     let fields = [
-        "#{session_name}",
-        "#{pane_id}",
-        "#{pane_pid}",
-        "#{pane_dead}",
-        "#{pane_dead_status}",
-        "#{pane_current_command}",
-        "#{pane_current_path}",
-        &format!("#{{{OWNER_OPTION}}}"),
-        &format!("#{{{ACCOUNT_OPTION}}}"),
+        "#{session_name}".to_owned(),
+        "#{pane_id}".to_owned(),
+        "#{pane_pid}".to_owned(),
+        "#{pane_dead}".to_owned(),
+        "#{pane_dead_status}".to_owned(),
+        "#{pane_current_command}".to_owned(),
+        format!("#{{{OWNER_OPTION}}}"),
+        format!("#{{{ACCOUNT_OPTION}}}"),
+        format!("#{{{PANE_OPTION}}}"),
+        "#{pane_current_path}".to_owned(),
     ];
     fields.join(&SEP.to_string())
 }
@@ -124,32 +128,48 @@ pub async fn observe(
 pub fn parse_panes(lines: &[String], control: &str) -> BTreeMap<String, Session> {
     let mut sessions: BTreeMap<String, Session> = BTreeMap::new();
     for line in lines {
-        let f: Vec<&str> = line.split(SEP).collect();
-        let [name, id, pid, dead, status, command, path, owner, account] = f[..] else {
+        let f: Vec<&str> = line.splitn(10, SEP).collect();
+        let [
+            name,
+            id,
+            pid,
+            dead,
+            status,
+            command,
+            owner,
+            account,
+            agent_pane,
+            path,
+        ] = f[..]
+        else {
             continue;
         };
         if name == control {
             continue;
         }
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        let pane = Pane {
+            id: id.to_owned(),
+            pid: pid.parse().unwrap_or(0),
+            dead: dead == "1",
+            dead_status: status.parse().ok(),
+            command: command.to_owned(),
+            path: PathBuf::from(path),
+        };
         if let Some(session) = sessions.get_mut(name) {
             session.panes += 1;
+            if agent_pane == id {
+                session.pane = pane;
+            }
             continue;
         }
-        let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         sessions.insert(
             name.to_owned(),
             Session {
                 name: name.to_owned(),
                 owner: some(owner),
                 account: some(account),
-                pane: Pane {
-                    id: id.to_owned(),
-                    pid: pid.parse().unwrap_or(0),
-                    dead: dead == "1",
-                    dead_status: status.parse().ok(),
-                    command: command.to_owned(),
-                    path: PathBuf::from(path),
-                },
+                pane,
                 panes: 1,
             },
         );
@@ -167,35 +187,50 @@ mod tests {
 
     #[test]
     fn parse_panes_should_group_panes_by_session_and_skip_the_control_session() {
-        let lines = vec![
-            line(&[
-                "_failover-control",
-                "%0",
-                "10",
-                "0",
-                "",
-                "sleep",
-                "/",
-                "",
-                "",
-            ]),
-            line(&[
-                "ccl-auto-11",
-                "%1",
-                "11",
-                "0",
-                "",
-                "claude",
-                "/srv",
-                "failover",
-                "main",
-            ]),
-            line(&["mine", "%2", "12", "0", "", "bash", "/home", "", ""]),
-            line(&["mine", "%3", "13", "1", "1", "vim", "/home", "", ""]),
-            "garbage".to_owned(),
+        let ctl = [
+            "_failover-control",
+            "%0",
+            "10",
+            "0",
+            "",
+            "sleep",
+            "",
+            "",
+            "",
+            "/",
         ];
+        let ours = [
+            "ccl-auto-11",
+            "%1",
+            "11",
+            "0",
+            "",
+            "claude",
+            "failover",
+            "main",
+            "%1",
+            "/srv/a\u{1f}b",
+        ];
+        let mine1 = ["mine", "%2", "12", "0", "", "bash", "", "", "", "/home"];
+        let mine2 = ["mine", "%3", "13", "1", "1", "vim", "", "", "", "/home"];
+        let two1 = [
+            "ours-2", "%4", "14", "0", "", "bash", "failover", "main", "%5", "/w",
+        ];
+        let two2 = [
+            "ours-2", "%5", "15", "0", "", "claude", "failover", "main", "%5", "/w",
+        ];
+        let mut lines: Vec<String> = [ctl, ours, mine1, mine2, two1, two2]
+            .iter()
+            .map(|f| line(f))
+            .collect();
+        lines.push("garbage".to_owned());
         let s = parse_panes(&lines, "_failover-control");
-        assert_eq!(s.keys().collect::<Vec<_>>(), ["ccl-auto-11", "mine"]);
+        assert_eq!(
+            s.keys().collect::<Vec<_>>(),
+            ["ccl-auto-11", "mine", "ours-2"]
+        );
+        assert_eq!(s["ccl-auto-11"].pane.path, PathBuf::from("/srv/a\u{1f}b"));
+        assert_eq!(s["ours-2"].pane.id, "%5", "the agent pane, not the first");
         let ours = &s["ccl-auto-11"];
         assert_eq!(ours.owner.as_deref(), Some("failover"));
         assert_eq!(ours.account.as_deref(), Some("main"));

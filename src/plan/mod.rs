@@ -23,6 +23,9 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// What the planner will not do, and why.
     pub refused: Vec<Refusal>,
+    /// The account sessions run under, to be persisted as the active one (it stays
+    /// active while available, so sessions do not move back and forth).
+    pub account: Option<String>,
 }
 
 /// One change to the world.
@@ -50,6 +53,8 @@ pub enum Action {
     RestartSession {
         /// What it runs.
         session: SessionSpec,
+        /// The agent's pane (`%N`).
+        pane: String,
         /// Why.
         reason: String,
     },
@@ -57,6 +62,8 @@ pub enum Action {
     MoveSession {
         /// What it runs, under the new account.
         session: SessionSpec,
+        /// The agent's pane (`%N`).
+        pane: String,
         /// The account it runs under now.
         from: Option<String>,
     },
@@ -192,6 +199,14 @@ pub fn active_account<'a>(
     sticky
         .or_else(|| ranked.iter().find(|a| available(a)))
         .copied()
+}
+
+/// The shared-state problems alone (links to elsewhere, files or folders in the way,
+/// missing homes): what a controller refuses to start with.
+pub fn check_shared(m: &Manifests, observed: &Observed) -> Vec<Refusal> {
+    let mut plan = Plan::default();
+    shared::plan_shared(m, observed, &mut plan);
+    plan.refused
 }
 
 /// Plans the changes that make `observed` match `m`. `owner` is the controller's mark.

@@ -24,13 +24,15 @@ pub fn describe(action: &Action) -> String {
             format!("link {} -> {}", link.display(), target.display())
         }
         Action::CreateSession { session } => format!("session {}", what(session)),
-        Action::RestartSession { session, reason } => {
+        Action::RestartSession {
+            session, reason, ..
+        } => {
             format!(
                 "session {}: {reason}; restart under account {}",
                 session.name, session.account
             )
         }
-        Action::MoveSession { session, from } => format!(
+        Action::MoveSession { session, from, .. } => format!(
             "session {}: account {} -> {}",
             session.name,
             from.as_deref().unwrap_or("(none)"),

@@ -71,7 +71,11 @@ impl Ctx<'_> {
                     Some(code) => format!("agent exited with status {code}"),
                     None => "agent exited".to_owned(),
                 };
-                plan.act(Action::RestartSession { session: spec, reason });
+                plan.act(Action::RestartSession {
+                    session: spec,
+                    pane: s.pane.id.clone(),
+                    reason,
+                });
             }
             Some(s) if s.account.as_deref() != Some(spec.account.as_str()) => {
                 if spec.role == Role::Dedicated {
@@ -87,6 +91,7 @@ impl Ctx<'_> {
                 } else {
                     plan.act(Action::MoveSession {
                         from: s.account.clone(),
+                        pane: s.pane.id.clone(),
                         session: spec,
                     });
                 }
@@ -106,6 +111,7 @@ pub(super) fn plan_sessions(
     plan: &mut Plan,
 ) {
     let account = active_account(m, observed, now);
+    plan.account = account.map(|a| a.name.clone());
     let blocked = match account {
         None => {
             let first = observed.facts.exhausted_until.values().min();
@@ -363,9 +369,9 @@ mod tests {
         assert_eq!(deleted(&p), ["ccl-auto-15", "old-one"]);
         assert!(created(&p).is_empty());
         let restarted = names(&p, |a| match a {
-            Action::RestartSession { session, reason } => {
-                Some(format!("{} {reason}", session.name))
-            }
+            Action::RestartSession {
+                session, reason, ..
+            } => Some(format!("{} {reason}", session.name)),
             _ => None,
         });
         assert_eq!(restarted, ["ccl-auto-13 agent exited with status 1"]);
@@ -386,7 +392,7 @@ mod tests {
             .insert("main".into(), "2026-11-21T07:00:00Z".parse().unwrap());
         let p = plan(&m, &o, "failover", now());
         let moved = names(&p, |a| match a {
-            Action::MoveSession { session, from } => Some(format!(
+            Action::MoveSession { session, from, .. } => Some(format!(
                 "{} {}->{}",
                 session.name,
                 from.as_deref().unwrap_or(""),

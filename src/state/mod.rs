@@ -1,6 +1,9 @@
-//! Persisted facts: what the controller knows that neither tmux nor the manifests say
-//! (the active account, when exhausted accounts reset), kept in one file of the state
-//! folder and written atomically (temp file, fsync, rename; mode 0600).
+//! The state folder: persisted facts (what the controller knows that neither tmux nor
+//! the manifests say: the active account, when exhausted accounts reset, which session
+//! runs what, conversations to resume, the last swap), written atomically (temp file,
+//! fsync, rename; mode 0600), and the append-only [`journal`].
+
+pub mod journal;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -21,6 +24,40 @@ pub struct Facts {
     /// Accounts that ran out of quota, and when they are available again.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub exhausted_until: BTreeMap<String, jiff::Timestamp>,
+    /// What each of our sessions runs, by session name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sessions: BTreeMap<String, SessionFacts>,
+    /// The last account swap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_swap: Option<Swap>,
+}
+
+/// What the controller remembers of one session.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionFacts {
+    /// The account it was started under.
+    pub account: String,
+    /// The task it works on, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// The conversation to resume after a restart, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
+}
+
+/// One account swap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Swap {
+    /// When.
+    pub at: jiff::Timestamp,
+    /// From which account.
+    pub from: String,
+    /// To which account.
+    pub to: String,
+    /// Why, in a few words.
+    pub reason: String,
 }
 
 /// The state folder could not be read or written.

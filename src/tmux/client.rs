@@ -41,12 +41,29 @@ pub fn processes_started() -> u64 {
 pub struct Server {
     /// `tmux -S <socket>`; `None` is the user's default server.
     pub socket: Option<PathBuf>,
+    /// `tmux -f <config>` when failover starts the server; `None` is tmux's default.
+    pub config: Option<PathBuf>,
 }
 
 impl Server {
     /// The server at `socket`, or the default one.
     pub fn new(socket: Option<PathBuf>) -> Self {
-        Self { socket }
+        Self {
+            socket,
+            config: None,
+        }
+    }
+
+    /// The server the settings name.
+    pub fn from_settings(settings: &crate::api::Settings) -> Self {
+        Self::new(settings.socket.clone()).with_config(settings.tmux_config.clone())
+    }
+
+    /// The same server, started with the configuration file `config` when failover
+    /// starts it.
+    pub fn with_config(mut self, config: Option<PathBuf>) -> Self {
+        self.config = config;
+        self
     }
 
     fn command(&self) -> Command {
@@ -54,6 +71,9 @@ impl Server {
         let mut cmd = Command::new("tmux");
         if let Some(socket) = &self.socket {
             cmd.arg("-S").arg(socket);
+        }
+        if let Some(config) = &self.config {
+            cmd.arg("-f").arg(config);
         }
         cmd.env_remove("TMUX");
         cmd.kill_on_drop(true);
@@ -111,6 +131,7 @@ pub struct Tmux {
     current: Mutex<Option<Arc<Client>>>,
     events: broadcast::Sender<Event>,
     spawned: AtomicU64,
+    one_shot: AtomicBool,
 }
 
 impl Tmux {
@@ -124,10 +145,15 @@ impl Tmux {
             current: Mutex::new(None),
             events,
             spawned: AtomicU64::new(0),
+            one_shot: AtomicBool::new(false),
         };
         match tmux.client().await {
             Ok(_) => Ok(Some(tmux)),
             Err(Error::NoServer { .. }) if matches!(tmux.mode, Mode::Observe { .. }) => Ok(None),
+            Err(Error::NoControlSession) => {
+                tmux.one_shot.store(true, Ordering::Release);
+                Ok(Some(tmux))
+            }
             Err(e) => Err(e),
         }
     }
@@ -171,6 +197,9 @@ impl Tmux {
         &self,
         lines: &[Vec<Cmd>],
     ) -> Result<Vec<Result<Vec<Vec<String>>, Error>>, Error> {
+        if self.one_shot.load(Ordering::Acquire) {
+            return Ok(self.pipeline_one_shot(lines).await);
+        }
         let mut client = self.client().await?;
         let receivers = match client.send(lines).await {
             // Nothing reached tmux: the client died since it was handed out. Connect
@@ -191,13 +220,44 @@ impl Tmux {
                 Ok(Err(_)) => Err(Error::Disconnected(client.reason())),
                 Ok(Ok(Ok(outputs))) => Ok(outputs),
                 Ok(Ok(Err((index, message)))) => Err(Error::Command {
-                    command: line.get(index).map(ToString::to_string).unwrap_or_default(),
+                    command: line
+                        .get(index)
+                        .map_or_else(|| describe(line), ToString::to_string),
                     message,
                 }),
             };
             results.push(answer);
         }
         Ok(results)
+    }
+
+    /// Runs each line as its own `tmux` process: how an observe-only connection reads a
+    /// server that has no control session, without attaching to anyone's session.
+    async fn pipeline_one_shot(&self, lines: &[Vec<Cmd>]) -> Vec<Result<Vec<Vec<String>>, Error>> {
+        let mut results = Vec::with_capacity(lines.len());
+        for line in lines {
+            let mut cmd = self.server.command();
+            self.spawned.fetch_add(1, Ordering::Relaxed);
+            for (i, c) in line.iter().enumerate() {
+                if i > 0 {
+                    cmd.arg(";");
+                }
+                cmd.args(c.argv());
+            }
+            let result = match cmd.stdin(Stdio::null()).output().await {
+                Err(e) => Err(spawn_error(e)),
+                Ok(out) if out.status.success() => {
+                    let text = String::from_utf8_lossy(&out.stdout);
+                    Ok(vec![text.lines().map(str::to_owned).collect()])
+                }
+                Ok(out) => Err(Error::Command {
+                    command: describe(line),
+                    message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+                }),
+            };
+            results.push(result);
+        }
+        results
     }
 
     /// Pastes `text` into `target` as a bracketed paste: written to a private file in
@@ -223,6 +283,11 @@ impl Tmux {
             ])
             .await;
         let _ = tokio::fs::remove_file(&path).await;
+        if result.is_err() {
+            let _ = self
+                .run(Cmd::new("delete-buffer").args(["-b", &name]))
+                .await;
+        }
         result.map(drop)
     }
 
@@ -257,6 +322,7 @@ impl Tmux {
                 let initial = [
                     "new-session",
                     "-A",
+                    "-E",
                     "-s",
                     &ctl,
                     "-f",
@@ -272,16 +338,54 @@ impl Tmux {
                 Client::spawn(self, &initial).await
             }
             Mode::Observe { owner } => {
-                let ctl = format!("={}", control_session(owner));
-                let flags = "no-output,ignore-size";
-                match Client::spawn(self, &["attach-session", "-f", flags, "-t", &ctl]).await {
-                    Err(Error::Connect { message, .. })
-                        if message.contains("can't find session") =>
-                    {
-                        Client::spawn(self, &["attach-session", "-f", flags]).await
-                    }
-                    other => other,
+                // `attach-session` would start a server (and one without sessions exits
+                // at once): ask a plain `list-sessions`, which never does.
+                let ctl = control_session(owner);
+                let out = self
+                    .server
+                    .command()
+                    .args(["list-sessions", "-F", "#{session_name}"])
+                    .stdin(Stdio::null())
+                    .output()
+                    .await
+                    .map_err(spawn_error)?;
+                self.spawned.fetch_add(1, Ordering::Relaxed);
+                if !out.status.success() {
+                    let message = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+                    let lower = message.to_lowercase();
+                    return Err(
+                        if lower.contains("no server running") || lower.contains("error connecting")
+                        {
+                            Error::NoServer {
+                                server: self.server.describe(),
+                            }
+                        } else {
+                            Error::Connect {
+                                server: self.server.describe(),
+                                message,
+                            }
+                        },
+                    );
                 }
+                if !String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .any(|l| l == ctl)
+                {
+                    return Err(Error::NoControlSession);
+                }
+                let flags = "no-output,ignore-size";
+                Client::spawn(
+                    self,
+                    &[
+                        "attach-session",
+                        "-E",
+                        "-f",
+                        flags,
+                        "-t",
+                        &format!("={ctl}"),
+                    ],
+                )
+                .await
             }
         }
     }
@@ -304,10 +408,15 @@ async fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// tmux's message.
 type Answer = Result<Vec<Vec<String>>, (usize, String)>;
 
+/// A line waiting for its answer. tmux answers every command it runs with a block,
+/// including commands a command inserts (`if-shell`), so the number of blocks is not
+/// known in advance: each line is followed by a sentinel `display-message` line whose
+/// block closes the answer.
 #[derive(Debug)]
 struct Pending {
-    remaining: usize,
+    sentinel: String,
     outputs: Vec<Vec<String>>,
+    error: Option<(usize, String)>,
     tx: oneshot::Sender<Answer>,
 }
 
@@ -317,6 +426,7 @@ struct Client {
     pending: StdMutex<VecDeque<Pending>>,
     alive: AtomicBool,
     reason: StdMutex<String>,
+    sequence: AtomicU64,
     _child: StdMutex<Child>,
 }
 
@@ -343,6 +453,7 @@ impl Client {
             pending: StdMutex::new(VecDeque::new()),
             alive: AtomicBool::new(true),
             reason: StdMutex::new(String::new()),
+            sequence: AtomicU64::new(0),
             _child: StdMutex::new(child),
         });
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -378,7 +489,8 @@ impl Client {
         }
     }
 
-    /// Queues and writes `lines` in one write; returns a receiver per line.
+    /// Queues and writes `lines`, each followed by its sentinel, in one write; returns
+    /// a receiver per line.
     async fn send(&self, lines: &[Vec<Cmd>]) -> Result<Vec<oneshot::Receiver<Answer>>, Error> {
         let mut text = String::new();
         let mut receivers = Vec::with_capacity(lines.len());
@@ -393,13 +505,22 @@ impl Client {
                 if line.is_empty() {
                     let _ = tx.send(Ok(Vec::new()));
                 } else {
-                    pending.push_back(Pending {
-                        remaining: line.len(),
-                        outputs: Vec::new(),
-                        tx,
-                    });
+                    let n = self.sequence.fetch_add(1, Ordering::Relaxed);
+                    let sentinel = format!("failover-sentinel-{n}");
                     text.push_str(&list_line(line));
                     text.push('\n');
+                    text.push_str(
+                        &Cmd::new("display-message")
+                            .args(["-p", &sentinel])
+                            .to_line(),
+                    );
+                    text.push('\n');
+                    pending.push_back(Pending {
+                        sentinel,
+                        outputs: Vec::new(),
+                        error: None,
+                        tx,
+                    });
                 }
                 receivers.push(rx);
             }
@@ -408,9 +529,11 @@ impl Client {
             stdin.write_all(text.as_bytes()).await?;
             stdin.flush().await
         };
-        written
-            .await
-            .map_err(|e| Error::Disconnected(format!("cannot write to tmux: {e}")))?;
+        if let Err(e) = written.await {
+            let reason = format!("cannot write to tmux: {e}");
+            self.close(reason.clone());
+            return Err(Error::Disconnected(reason));
+        }
         Ok(receivers)
     }
 
@@ -433,26 +556,27 @@ impl Client {
         }
     }
 
-    /// Completes the oldest waiting line with one command's block.
+    /// Adds one of our blocks to the oldest waiting line; its sentinel's block
+    /// completes it.
     fn complete(&self, lines: Vec<String>, failed: bool) {
         let mut pending = self.lock_pending();
         let Some(front) = pending.front_mut() else {
             return;
         };
-        if failed {
+        if !failed && lines.len() == 1 && lines[0] == front.sentinel {
             if let Some(p) = pending.pop_front() {
-                let index = p.outputs.len();
-                let _ = p.tx.send(Err((index, lines.join("\n"))));
+                let answer = match p.error {
+                    Some(e) => Err(e),
+                    None => Ok(p.outputs),
+                };
+                let _ = p.tx.send(answer);
             }
             return;
         }
-        front.outputs.push(lines);
-        front.remaining -= 1;
-        if front.remaining == 0
-            && let Some(p) = pending.pop_front()
-        {
-            let _ = p.tx.send(Ok(p.outputs));
+        if failed && front.error.is_none() {
+            front.error = Some((front.outputs.len(), lines.join("\n")));
         }
+        front.outputs.push(lines);
     }
 
     fn close(&self, reason: String) {

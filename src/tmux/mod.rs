@@ -31,6 +31,10 @@ pub enum Error {
         /// The socket.
         server: String,
     },
+    /// An observe-only connection found no control session to attach to (it then runs
+    /// one `tmux` process per command instead of attaching to someone's session).
+    #[error("no failover control session on this server")]
+    NoControlSession,
     /// Connecting failed.
     #[error("tmux server {server}: {message}")]
     Connect {

@@ -1,0 +1,35 @@
+//! `failover controller`.
+
+use std::process::ExitCode;
+
+use crate::controller::{self, Error};
+
+/// Arguments of `failover controller`.
+#[derive(Debug, clap::Args)]
+pub struct ControllerArgs {
+    #[command(flatten)]
+    manifests: super::Manifests,
+}
+
+/// Runs the controller; exit 0 after SIGTERM/SIGINT, 1 invalid manifests, 2 otherwise.
+pub fn run(args: ControllerArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(controller::run(args.manifests.files)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Error::Load(e)) => super::report_load_error(e),
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

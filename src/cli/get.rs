@@ -1,0 +1,303 @@
+//! `failover get`: what the controller sees and wants, as a table, YAML or JSON.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use serde_json::{Value, json};
+
+use crate::api::{ControllerConfigSpec, Manifests, Settings};
+use crate::controller::handoff::{ManifestSet, RUNNING_FILE, Status};
+use crate::controller::lock::Lock;
+use crate::observe::{self, Observed};
+use crate::plan::{self, Action, Role};
+use crate::state::Facts;
+use crate::tmux::{Mode, Server, Tmux};
+
+/// What to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum What {
+    /// Sessions: role, account, state, pane pid, task.
+    Sessions,
+    /// Accounts: priority, state, reset time; and the last swap.
+    Accounts,
+    /// Inboxes: tasks waiting, running, done and failed.
+    Inboxes,
+}
+
+/// Output formats of `get`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// An aligned table.
+    Table,
+    /// YAML.
+    Yaml,
+    /// JSON.
+    Json,
+}
+
+/// Arguments of `failover get`.
+#[derive(Debug, clap::Args)]
+pub struct GetArgs {
+    /// What to show.
+    #[arg(value_enum, default_value = "sessions")]
+    what: What,
+    /// Manifests to read; without it, the ones the controller last ran with.
+    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-")]
+    files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    output: Format,
+}
+
+/// Runs `get`: exit 0, or 2 when nothing can be read.
+pub fn run(args: GetArgs) -> ExitCode {
+    match collect(&args) {
+        Ok((rows, footer)) => {
+            print!("{}", render(&rows, args.output, &footer));
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn manifests(files: &[PathBuf]) -> Result<Manifests, String> {
+    if !files.is_empty() {
+        let set = ManifestSet::read(files).map_err(|e| e.to_string())?;
+        return set.load().map_err(|e| e.to_string());
+    }
+    let settings =
+        Settings::from_env(&ControllerConfigSpec::default()).map_err(|e| e.to_string())?;
+    let set = ManifestSet::stored(&settings.state_dir, RUNNING_FILE)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| {
+            format!(
+                "no manifests: give -f, or run a controller (none has run on {})",
+                settings.state_dir.display()
+            )
+        })?;
+    set.load().map_err(|e| e.to_string())
+}
+
+type Rows = Vec<Value>;
+
+fn collect(args: &GetArgs) -> Result<(Rows, Vec<String>), String> {
+    let m = manifests(&args.files)?;
+    let settings = Settings::from_env(&m.controller.spec).map_err(|e| e.to_string())?;
+    let dir = settings.state_dir.clone();
+    let owner = settings.spec.owner.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let observed = runtime.block_on(async {
+        let tmux = Tmux::connect(
+            Server::from_settings(&settings),
+            Mode::Observe {
+                owner: owner.clone(),
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let facts = Facts::load(&dir).map_err(|e| e.to_string())?;
+        observe::observe(tmux.as_ref(), &m, facts)
+            .await
+            .map_err(|e| e.to_string())
+    })?;
+    let mut footer = vec![controller_line(&dir)];
+    let rows = match args.what {
+        What::Sessions => sessions(&m, &observed, &owner),
+        What::Accounts => {
+            if let Some(swap) = &observed.facts.last_swap {
+                footer.push(format!(
+                    "last swap: {} {} -> {} ({})",
+                    swap.at, swap.from, swap.to, swap.reason
+                ));
+            } else {
+                footer.push("last swap: none".to_owned());
+            }
+            accounts(&m, &observed)
+        }
+        What::Inboxes => inboxes(&m, &observed),
+    };
+    Ok((rows, footer))
+}
+
+fn controller_line(dir: &Path) -> String {
+    match (Lock::holder(dir), Status::read(dir).ok().flatten()) {
+        (Some(pid), Some(s)) if s.pid == pid => {
+            let state = if s.converged {
+                "converged".to_owned()
+            } else {
+                format!("{} pending, {} refused", s.pending.len(), s.refused.len())
+            };
+            format!("controller: running (pid {pid}), {state} at {}", s.updated)
+        }
+        (Some(pid), _) => format!("controller: running (pid {pid})"),
+        (None, _) => "controller: not running".to_owned(),
+    }
+}
+
+fn sessions(m: &Manifests, o: &Observed, owner: &str) -> Rows {
+    let plan = plan::plan(m, o, owner, jiff::Timestamp::now());
+    let mut rows = Vec::new();
+    let role_of = |name: &str| -> String {
+        if m.dedicated.iter().any(|d| d.name == name) {
+            return "dedicated".to_owned();
+        }
+        m.pools
+            .iter()
+            .find(|p| p.spec.session_names().any(|n| n == name))
+            .map_or_else(|| "orphan".to_owned(), |p| format!("pool {}", p.name))
+    };
+    for (name, s) in &o.sessions {
+        let ours = s.owner.as_deref() == Some(owner);
+        let wanted = m.dedicated.iter().any(|d| &d.name == name)
+            || m.pools
+                .iter()
+                .any(|p| p.spec.session_names().any(|n| &n == name));
+        if !ours && !wanted {
+            continue;
+        }
+        let state = match (ours, s.pane.dead) {
+            (false, _) => "not ours",
+            (true, true) => "exited",
+            (true, false) => "running",
+        };
+        rows.push(json!({
+            "name": name,
+            "role": role_of(name),
+            "account": s.account.clone().unwrap_or_default(),
+            "state": state,
+            "pid": s.pane.pid,
+            "task": o.facts.sessions.get(name).and_then(|f| f.task.clone()).unwrap_or_default(),
+        }));
+    }
+    for action in &plan.actions {
+        if let Action::CreateSession { session } = action {
+            let role = match &session.role {
+                Role::Pool { pool, .. } => format!("pool {pool}"),
+                Role::Dedicated => "dedicated".to_owned(),
+            };
+            rows.push(json!({"name": session.name, "role": role, "account": session.account, "state": "missing", "pid": null, "task": ""}));
+        }
+    }
+    rows.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    rows
+}
+
+fn accounts(m: &Manifests, o: &Observed) -> Rows {
+    let now = jiff::Timestamp::now();
+    let active = plan::active_account(m, o, now).map(|a| a.name.clone());
+    m.accounts_by_priority()
+        .into_iter()
+        .map(|a| {
+            let until = o.facts.exhausted_until.get(&a.name).filter(|t| **t > now);
+            let state = if Some(&a.name) == active.as_ref() {
+                "active"
+            } else if until.is_some() {
+                "exhausted"
+            } else {
+                "available"
+            };
+            let sessions = o
+                .sessions
+                .values()
+                .filter(|s| s.account.as_deref() == Some(a.name.as_str()))
+                .count();
+            json!({
+                "name": a.name,
+                "priority": a.spec.priority,
+                "state": state,
+                "resets": until.map(ToString::to_string).unwrap_or_default(),
+                "sessions": sessions,
+                "home": a.spec.home.display().to_string(),
+            })
+        })
+        .collect()
+}
+
+fn count(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().is_file())
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn inboxes(m: &Manifests, o: &Observed) -> Rows {
+    m.inboxes
+        .iter()
+        .map(|i| {
+            let base = i.spec.path.parent().unwrap_or(&i.spec.path);
+            json!({
+                "name": i.name,
+                "pool": i.spec.pool,
+                "waiting": o.inboxes.get(&i.name).map_or(0, Vec::len),
+                "active": count(&base.join("active")),
+                "done": count(&base.join("done")),
+                "failed": count(&base.join("failed")),
+                "path": i.spec.path.display().to_string(),
+            })
+        })
+        .collect()
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => "-".to_owned(),
+        Value::String(s) if s.is_empty() => "-".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn render(rows: &Rows, format: Format, footer: &[String]) -> String {
+    match format {
+        Format::Json => serde_json::to_string_pretty(rows).unwrap_or_default() + "\n",
+        Format::Yaml => serde_saphyr::to_string(rows).unwrap_or_default(),
+        Format::Table => {
+            let Some(Value::Object(first)) = rows.first() else {
+                return format!("No resources found.\n{}\n", footer.join("\n"));
+            };
+            let headers: Vec<String> = first.keys().cloned().collect();
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| headers.iter().map(|h| cell(&r[h])).collect())
+                .collect();
+            let widths: Vec<usize> = headers
+                .iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    cells
+                        .iter()
+                        .map(|c| c[i].chars().count())
+                        .chain([h.len()])
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
+            let line = |items: Vec<String>| {
+                let padded: Vec<String> = items
+                    .iter()
+                    .zip(&widths)
+                    .map(|(c, w)| format!("{c:<w$}"))
+                    .collect();
+                padded.join("  ").trim_end().to_owned() + "\n"
+            };
+            let mut out = line(headers.iter().map(|h| h.to_uppercase()).collect());
+            for row in cells {
+                out.push_str(&line(row));
+            }
+            for f in footer {
+                out.push_str(f);
+                out.push('\n');
+            }
+            out
+        }
+    }
+}

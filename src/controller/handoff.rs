@@ -1,0 +1,162 @@
+//! What the controller and one-shot commands exchange through the state folder: the
+//! manifest set `apply` hands to a running controller (`applied.json`), the set the
+//! controller runs with (`manifests.json`, read by `get`), and the controller's status
+//! after each reconcile (`status.json`, read by `apply --wait` and `get`).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::{self, LoadError, Manifests};
+use crate::state::{self, write_atomic};
+
+/// Where `apply` hands manifests to a running controller.
+pub const APPLIED_FILE: &str = "applied.json";
+/// The manifests the controller runs with.
+pub const RUNNING_FILE: &str = "manifests.json";
+/// The controller's status.
+pub const STATUS_FILE: &str = "status.json";
+
+/// A set of manifest texts with their file names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestSet {
+    /// A stable hash of the names and texts: the same set has the same generation.
+    pub generation: String,
+    /// (file name, text) in load order.
+    pub files: Vec<(String, String)>,
+    /// When the set was read.
+    pub at: jiff::Timestamp,
+}
+
+impl ManifestSet {
+    /// A set of texts.
+    pub fn new(files: Vec<(String, String)>) -> Self {
+        Self {
+            generation: generation(&files),
+            files,
+            at: jiff::Timestamp::now(),
+        }
+    }
+
+    /// Reads the `-f` inputs.
+    pub fn read(inputs: &[PathBuf]) -> Result<Self, LoadError> {
+        Ok(Self::new(api::read_inputs(inputs)?))
+    }
+
+    /// Validates the set into manifests.
+    pub fn load(&self) -> Result<Manifests, LoadError> {
+        let mut m = api::load_texts(&self.files)?;
+        m.files = self.files.iter().map(|(n, _)| PathBuf::from(n)).collect();
+        Ok(m)
+    }
+
+    /// Reads a set stored as `name` in the state folder, if there is one.
+    pub fn stored(dir: &Path, name: &str) -> Result<Option<Self>, state::Error> {
+        read_json(&dir.join(name))
+    }
+
+    /// Stores the set as `name` in the state folder, atomically.
+    pub fn store(&self, dir: &Path, name: &str) -> Result<(), state::Error> {
+        write_json(&dir.join(name), self)
+    }
+}
+
+/// FNV-1a over names and texts: stable across builds, unlike `DefaultHasher`.
+fn generation(files: &[(String, String)]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for (name, text) in files {
+        for byte in name.bytes().chain([0]).chain(text.bytes()).chain([0]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+/// The controller's view after a reconcile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    /// The controller's pid.
+    pub pid: u32,
+    /// The generation of the manifests it runs with.
+    pub generation: String,
+    /// Whether the last reconcile found nothing to do and nothing refused.
+    pub converged: bool,
+    /// What is still to be done, as plan lines.
+    pub pending: Vec<String>,
+    /// What is refused, as `object: reason`.
+    pub refused: Vec<String>,
+    /// The last error (an invalid manifest edit, tmux unreachable), if any.
+    pub error: Option<String>,
+    /// When this status was written.
+    pub updated: jiff::Timestamp,
+}
+
+impl Status {
+    /// Reads the status in the state folder, if any.
+    pub fn read(dir: &Path) -> Result<Option<Self>, state::Error> {
+        read_json(&dir.join(STATUS_FILE))
+    }
+
+    /// Writes it atomically.
+    pub fn write(&self, dir: &Path) -> Result<(), state::Error> {
+        write_json(&dir.join(STATUS_FILE), self)
+    }
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, state::Error> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| state::Error::Corrupt {
+                    path: path.to_path_buf(),
+                    source,
+                })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(state::Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), state::Error> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|source| state::Error::Corrupt {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    write_atomic(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generation_should_be_stable_and_sensitive_to_names_and_texts() {
+        let a = ManifestSet::new(vec![("a.yaml".into(), "x: 1\n".into())]);
+        let b = ManifestSet::new(vec![("a.yaml".into(), "x: 1\n".into())]);
+        let c = ManifestSet::new(vec![("b.yaml".into(), "x: 1\n".into())]);
+        let d = ManifestSet::new(vec![("a.yaml".into(), "x: 2\n".into())]);
+        assert_eq!(a.generation, b.generation);
+        assert_ne!(a.generation, c.generation);
+        assert_ne!(a.generation, d.generation);
+        assert_eq!(ManifestSet::new(vec![]).generation, "cbf29ce484222325");
+    }
+
+    #[test]
+    fn sets_should_round_trip_through_the_state_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(ManifestSet::stored(dir.path(), APPLIED_FILE).unwrap(), None);
+        let set = ManifestSet::new(vec![("a.yaml".into(), "x: 1\n".into())]);
+        set.store(dir.path(), APPLIED_FILE).unwrap();
+        assert_eq!(
+            ManifestSet::stored(dir.path(), APPLIED_FILE).unwrap(),
+            Some(set)
+        );
+    }
+}

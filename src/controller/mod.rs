@@ -1,0 +1,601 @@
+//! The long-running controller: it takes the state folder's lock, checks the shared
+//! state, then reconciles whenever anything may have changed (file events, tmux
+//! notifications, a screen poll every `pollInterval`, a full resync every
+//! `resyncPeriod`) until SIGTERM or SIGINT. Every trigger only means "look again".
+
+pub mod handoff;
+pub mod lock;
+pub mod queue;
+mod watch;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tracing::{debug, error, info, warn};
+
+use crate::act::{self, Context};
+use crate::api::{LoadError, Manifests, Settings, settings::SettingsError};
+use crate::observe::{self, Observed};
+use crate::plan::{self, Action, Plan, Refusal};
+use crate::state::{self, Facts, SessionFacts, journal::Journal};
+use crate::tmux::{self, Event, Mode, Server, Tmux};
+
+use handoff::{APPLIED_FILE, ManifestSet, RUNNING_FILE, Status};
+use lock::{Lock, LockError};
+use queue::WorkQueue;
+use watch::Watches;
+
+/// What a reconcile is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// Read the manifests again (files edited, or handed over by `apply`).
+    Manifests,
+    /// Observe, plan and act.
+    World,
+}
+
+/// Why the controller could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The manifests are invalid or unreadable.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The settings could not be resolved.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// Another controller runs.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// tmux is missing or unreachable.
+    #[error(transparent)]
+    Tmux(#[from] tmux::Error),
+    /// The state folder is unusable.
+    #[error(transparent)]
+    State(#[from] state::Error),
+    /// The shared-state invariant is broken.
+    #[error("the shared state is broken; fix these and start again:\n{}", list(.0))]
+    SharedState(Vec<Refusal>),
+    /// File watching could not start.
+    #[error("cannot watch files: {0}")]
+    Watch(#[from] notify::Error),
+    /// Observation failed at startup.
+    #[error(transparent)]
+    Observe(#[from] observe::Error),
+}
+
+fn list(refusals: &[Refusal]) -> String {
+    let lines: Vec<String> = refusals
+        .iter()
+        .map(|r| format!("  ! {}: {}", r.object, r.reason))
+        .collect();
+    lines.join("\n")
+}
+
+/// Restarts of one session, for crash-loop backoff.
+#[derive(Debug, Clone, Copy)]
+struct Restarts {
+    count: u32,
+    last: Instant,
+}
+
+/// Restarts allowed at once before backing off.
+const FREE_RESTARTS: u32 = 3;
+/// A session that stayed up this long starts counting afresh.
+const RESTART_MEMORY: Duration = Duration::from_secs(600);
+/// The longest wait between restarts of a crash-looping session.
+const RESTART_MAX: Duration = Duration::from_secs(300);
+
+struct Controller {
+    files: Vec<PathBuf>,
+    files_generation: String,
+    manifests: Manifests,
+    generation: String,
+    settings: Settings,
+    tmux: Tmux,
+    facts: Facts,
+    journal: Journal,
+    queue: Arc<WorkQueue<Key>>,
+    stopping: Arc<AtomicBool>,
+    restarts: HashMap<String, Restarts>,
+    last_refused: Vec<Refusal>,
+    last_status: Option<Status>,
+    last_error: Option<String>,
+    reconciles: u64,
+}
+
+/// Runs the controller on the manifests `files` until SIGTERM or SIGINT.
+pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
+    let set = ManifestSet::read(&files)?;
+    let manifests = set.load()?;
+    let settings = Settings::from_env(&manifests.controller.spec)?;
+    let dir = settings.state_dir.clone();
+    let _lock = Lock::acquire(&dir)?;
+    let mut journal = Journal::open(&dir)?;
+    let facts = Facts::load(&dir)?;
+    let owner = settings.spec.owner.clone();
+    let tmux = Tmux::connect(Server::from_settings(&settings), Mode::Manage { owner })
+        .await?
+        .ok_or_else(|| tmux::Error::NoServer {
+            server: Server::from_settings(&settings).describe(),
+        })?;
+    let observed = observe::observe(Some(&tmux), &manifests, facts.clone()).await?;
+    let broken = plan::check_shared(&manifests, &observed);
+    if !broken.is_empty() {
+        let _ = journal.record("refusedToStart", json!({"problems": broken}));
+        return Err(Error::SharedState(broken));
+    }
+    if std::fs::remove_file(dir.join(APPLIED_FILE)).is_ok() {
+        warn!("dropped a hand-off left from before this controller started");
+    }
+    set.store(&dir, RUNNING_FILE)?;
+    let adopted = observed
+        .sessions
+        .values()
+        .filter(|s| s.owner.as_deref() == Some(settings.spec.owner.as_str()))
+        .count();
+    info!(pid = std::process::id(), generation = %set.generation, adopted, "controller started");
+    journal.record(
+        "started",
+        json!({"pid": std::process::id(), "generation": set.generation, "adopted": adopted, "files": files}),
+    )?;
+    let queue = Arc::new(WorkQueue::new());
+    let stopping = Arc::new(AtomicBool::new(false));
+    let mut c = Controller {
+        files,
+        files_generation: set.generation.clone(),
+        manifests,
+        generation: set.generation,
+        settings,
+        tmux,
+        facts,
+        journal,
+        queue: queue.clone(),
+        stopping: stopping.clone(),
+        restarts: HashMap::new(),
+        last_refused: Vec::new(),
+        last_status: None,
+        last_error: None,
+        reconciles: 0,
+    };
+    let mut watches = Watches::new(queue.clone())?;
+    watches.sync(&c.watch_list());
+    debug!(folders = ?watches.watched(), "watching");
+    let tasks = c.spawn_triggers();
+    let stop = spawn_signals(stopping.clone(), queue.clone());
+    queue.add(Key::World);
+    while !stopping.load(Ordering::Acquire) {
+        let key = tokio::select! {
+            biased;
+            _ = stop.notified() => break,
+            key = queue.next() => key,
+        };
+        if stopping.load(Ordering::Acquire) {
+            break;
+        }
+        let ok = match key {
+            Key::Manifests => c.reload(),
+            Key::World => c.reconcile().await,
+        };
+        queue.done(&key, ok);
+        watches.sync(&c.watch_list());
+    }
+    for task in tasks {
+        task.abort();
+    }
+    c.facts.save(&c.settings.state_dir)?;
+    info!("controller stopped; sessions keep running");
+    c.journal
+        .record("stopped", json!({"pid": std::process::id()}))?;
+    Ok(())
+}
+
+/// Sets `stopping` on SIGTERM or SIGINT and wakes the loop.
+fn spawn_signals(
+    stopping: Arc<AtomicBool>,
+    queue: Arc<WorkQueue<Key>>,
+) -> Arc<tokio::sync::Notify> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let notify = Arc::new(tokio::sync::Notify::new());
+    let n = notify.clone();
+    tokio::spawn(async move {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            error!("cannot listen for SIGTERM/SIGINT");
+            return;
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        info!(
+            signal = name,
+            "stopping: no new work, finishing the action in flight"
+        );
+        stopping.store(true, Ordering::Release);
+        n.notify_one();
+        queue.add(Key::World);
+    });
+    notify
+}
+
+impl Controller {
+    /// Folders to watch and what their events mean.
+    fn watch_list(&self) -> Vec<(PathBuf, Key)> {
+        let mut list = Vec::new();
+        for file in &self.files {
+            if file.as_os_str() == "-" {
+                continue;
+            }
+            let folder = if file.is_dir() {
+                file.clone()
+            } else {
+                file.parent().map_or_else(
+                    || PathBuf::from("."),
+                    |p| {
+                        if p.as_os_str().is_empty() {
+                            PathBuf::from(".")
+                        } else {
+                            p.to_path_buf()
+                        }
+                    },
+                )
+            };
+            list.push((folder, Key::Manifests));
+        }
+        let dir = &self.settings.state_dir;
+        list.push((dir.clone(), Key::Manifests));
+        list.push((dir.join("signals"), Key::World));
+        for inbox in &self.manifests.inboxes {
+            list.push((inbox.spec.path.clone(), Key::World));
+        }
+        for account in &self.manifests.accounts {
+            list.push((account.spec.home.clone(), Key::World));
+        }
+        list
+    }
+
+    /// Starts the poll and resync tickers and the tmux notification listener.
+    fn spawn_triggers(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let poll = self
+            .settings
+            .spec
+            .poll_interval
+            .0
+            .max(Duration::from_millis(50));
+        let resync = self
+            .settings
+            .spec
+            .resync_period
+            .0
+            .max(Duration::from_secs(1));
+        let q = self.queue.clone();
+        let poller = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(poll);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                q.add(Key::World);
+            }
+        });
+        let q = self.queue.clone();
+        let resyncer = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(resync);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                q.add(Key::Manifests);
+                q.add(Key::World);
+            }
+        });
+        let q = self.queue.clone();
+        let mut events = self.tmux.events();
+        let listener = tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(Event::SessionsChanged | Event::WindowClosed | Event::Exit(_))
+                    | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => q.add(Key::World),
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        vec![poller, resyncer, listener]
+    }
+
+    /// Reads the manifests again: a hand-off from `apply` first, then the `-f` files
+    /// when they changed. An invalid set is reported and the last good one stays.
+    fn reload(&mut self) -> bool {
+        let dir = self.settings.state_dir.clone();
+        match ManifestSet::stored(&dir, APPLIED_FILE) {
+            Ok(Some(set)) => {
+                let _ = std::fs::remove_file(dir.join(APPLIED_FILE));
+                self.adopt(set, "apply");
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let _ = std::fs::remove_file(dir.join(APPLIED_FILE));
+                self.fail(format!("hand-off from apply is unreadable: {e}"));
+            }
+        }
+        match ManifestSet::read(&self.files) {
+            Ok(set) if set.generation != self.files_generation => {
+                self.files_generation = set.generation.clone();
+                self.adopt(set, "files");
+            }
+            Ok(_) => {}
+            Err(e) => self.fail(format!("manifests: {e}; keeping the last good ones")),
+        }
+        true
+    }
+
+    fn adopt(&mut self, set: ManifestSet, origin: &str) {
+        if set.generation == self.generation {
+            return;
+        }
+        match set.load() {
+            Ok(m) => {
+                if m.controller.spec != self.settings.spec {
+                    warn!("ControllerConfig changed: it takes effect when the controller restarts");
+                }
+                info!(origin, generation = %set.generation, "new manifests");
+                let _ = self.journal.record(
+                    "manifests",
+                    json!({"origin": origin, "generation": set.generation}),
+                );
+                if let Err(e) = set.store(&self.settings.state_dir, RUNNING_FILE) {
+                    warn!(error = %e, "cannot record the running manifests");
+                }
+                self.manifests = m;
+                self.generation = set.generation;
+                self.last_error = None;
+                self.queue.add(Key::World);
+            }
+            Err(LoadError::Invalid(problems)) => {
+                let text = problems.to_string();
+                error!(
+                    "manifests from {origin} are invalid; the last good ones keep running:\n{}",
+                    text.trim_end()
+                );
+                let _ = self.journal.record(
+                    "invalidManifests",
+                    json!({"origin": origin, "problems": text.lines().collect::<Vec<_>>()}),
+                );
+                self.last_error = Some(format!(
+                    "invalid manifests from {origin}: {}",
+                    text.trim_end()
+                ));
+                self.write_status(None);
+            }
+            Err(e) => self.fail(format!("manifests from {origin}: {e}")),
+        }
+    }
+
+    fn fail(&mut self, message: String) {
+        error!("{message}");
+        let _ = self.journal.record("error", json!({"message": message}));
+        self.last_error = Some(message);
+        self.write_status(None);
+    }
+
+    /// One observe-plan-act round. False when something failed (the key backs off).
+    async fn reconcile(&mut self) -> bool {
+        self.reconciles += 1;
+        let observed =
+            match observe::observe(Some(&self.tmux), &self.manifests, self.facts.clone()).await {
+                Ok(o) => o,
+                Err(e) => {
+                    self.fail(format!("observe: {e}"));
+                    return false;
+                }
+            };
+        let plan = plan::plan(
+            &self.manifests,
+            &observed,
+            &self.settings.spec.owner,
+            jiff::Timestamp::now(),
+        );
+        debug!(
+            reconcile = self.reconciles,
+            actions = plan.actions.len(),
+            refused = plan.refused.len(),
+            "reconcile"
+        );
+        self.record_refusals(&plan);
+        if plan.account.is_some() && plan.account != self.facts.active_account {
+            info!(
+                account = plan.account.as_deref().unwrap_or_default(),
+                "active account"
+            );
+            let _ = self
+                .journal
+                .record("activeAccount", json!({"account": plan.account}));
+            self.facts.active_account = plan.account.clone();
+            if let Err(e) = self.facts.save(&self.settings.state_dir) {
+                error!(error = %e, "cannot save facts");
+            }
+        }
+        let (mut acted, mut failed) = (false, false);
+        for action in &plan.actions {
+            if self.stopping.load(Ordering::Acquire) {
+                break;
+            }
+            if let Some(wait) = self.crash_wait(action) {
+                debug!(action = %plan::describe(action), ?wait, "crash-loop backoff");
+                let q = self.queue.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    q.add(Key::World);
+                });
+                continue;
+            }
+            self.note_died(action, &observed);
+            let ctx = Context {
+                tmux: Some(&self.tmux),
+                owner: &self.settings.spec.owner,
+            };
+            let result = act::execute(action, ctx).await;
+            let line = format!("{} {}", plan::sign(action), plan::describe(action));
+            match &result {
+                Ok(()) => info!("{line}"),
+                Err(e) => error!("{line}: {e}"),
+            }
+            let _ = self.journal.record(
+                "action",
+                json!({"action": action, "ok": result.is_ok(), "error": result.as_ref().err().map(ToString::to_string)}),
+            );
+            acted = true;
+            failed |= result.is_err();
+        }
+        self.update_facts(&observed);
+        self.last_error = None;
+        self.write_status(Some(&plan));
+        if acted && !failed {
+            self.queue.add(Key::World);
+        }
+        !failed
+    }
+
+    /// How long to wait before starting a crash-looping session again; records the
+    /// start otherwise.
+    fn crash_wait(&mut self, action: &Action) -> Option<Duration> {
+        let name = match action {
+            Action::CreateSession { session } | Action::RestartSession { session, .. } => {
+                &session.name
+            }
+            _ => return None,
+        };
+        let now = Instant::now();
+        let entry = self.restarts.entry(name.clone()).or_insert(Restarts {
+            count: 0,
+            last: now,
+        });
+        if now.duration_since(entry.last) > RESTART_MEMORY {
+            entry.count = 0;
+        }
+        if entry.count >= FREE_RESTARTS {
+            let wait = queue::backoff(entry.count - FREE_RESTARTS + 1)
+                .saturating_mul(5)
+                .min(RESTART_MAX);
+            let since = now.duration_since(entry.last);
+            if since < wait {
+                return Some(wait - since);
+            }
+        }
+        entry.count += 1;
+        entry.last = now;
+        None
+    }
+
+    /// Journals a session whose agent died; one that worked on a task is failed.
+    fn note_died(&mut self, action: &Action, observed: &Observed) {
+        let Action::RestartSession {
+            session, reason, ..
+        } = action
+        else {
+            return;
+        };
+        let task = self
+            .facts
+            .sessions
+            .get(&session.name)
+            .and_then(|f| f.task.clone());
+        let event = if task.is_some() {
+            "sessionFailed"
+        } else {
+            "sessionExited"
+        };
+        let pid = observed.sessions.get(&session.name).map(|s| s.pane.pid);
+        warn!(session = %session.name, reason, task, "agent exited");
+        let _ = self.journal.record(
+            event,
+            json!({"session": session.name, "reason": reason, "pid": pid, "task": task}),
+        );
+    }
+
+    fn record_refusals(&mut self, plan: &Plan) {
+        if plan.refused == self.last_refused {
+            return;
+        }
+        for r in plan
+            .refused
+            .iter()
+            .filter(|r| !self.last_refused.contains(r))
+        {
+            warn!(object = %r.object, "refused: {}", r.reason);
+            let _ = self
+                .journal
+                .record("refused", json!({"object": r.object, "reason": r.reason}));
+        }
+        self.last_refused = plan.refused.clone();
+    }
+
+    fn update_facts(&mut self, observed: &Observed) {
+        let owner = self.settings.spec.owner.as_str();
+        let mut sessions = std::collections::BTreeMap::new();
+        for (name, s) in &observed.sessions {
+            if s.owner.as_deref() != Some(owner) {
+                continue;
+            }
+            let old = self.facts.sessions.get(name).cloned().unwrap_or_default();
+            sessions.insert(
+                name.clone(),
+                SessionFacts {
+                    account: s.account.clone().unwrap_or_default(),
+                    ..old
+                },
+            );
+        }
+        if sessions != self.facts.sessions {
+            self.facts.sessions = sessions;
+            if let Err(e) = self.facts.save(&self.settings.state_dir) {
+                error!(error = %e, "cannot save facts");
+            }
+        }
+    }
+
+    fn write_status(&mut self, plan: Option<&Plan>) {
+        let (pending, refused, converged) = match (plan, &self.last_status) {
+            (Some(p), _) => (
+                p.actions
+                    .iter()
+                    .map(|a| format!("{} {}", plan::sign(a), plan::describe(a)))
+                    .collect(),
+                p.refused
+                    .iter()
+                    .map(|r| format!("{}: {}", r.object, r.reason))
+                    .collect(),
+                p.is_empty(),
+            ),
+            (None, Some(s)) => (s.pending.clone(), s.refused.clone(), s.converged),
+            (None, None) => (Vec::new(), Vec::new(), false),
+        };
+        let status = Status {
+            pid: std::process::id(),
+            generation: self.generation.clone(),
+            converged: converged && self.last_error.is_none(),
+            pending,
+            refused,
+            error: self.last_error.clone(),
+            updated: jiff::Timestamp::now(),
+        };
+        let same = self.last_status.as_ref().is_some_and(|old| {
+            Status {
+                updated: old.updated,
+                ..status.clone()
+            } == *old
+        });
+        if same {
+            return;
+        }
+        if let Err(e) = status.write(&self.settings.state_dir) {
+            error!(error = %e, "cannot write status");
+        }
+        self.last_status = Some(status);
+    }
+}

@@ -1,0 +1,229 @@
+//! The work queue: triggers coalesced by key, one run at a time per key, a key that is
+//! triggered while it runs runs exactly once more afterwards, and failures back off
+//! exponentially per key until a success resets them.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// The first retry delay after a failure; doubled per further failure.
+pub const BACKOFF_BASE: Duration = Duration::from_millis(200);
+/// The longest retry delay.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+#[derive(Debug)]
+struct State<K> {
+    queued: VecDeque<K>,
+    running: Vec<K>,
+    dirty: Vec<K>,
+    failures: HashMap<K, u32>,
+    not_before: HashMap<K, Instant>,
+}
+
+/// A queue of keys to reconcile.
+#[derive(Debug)]
+pub struct WorkQueue<K> {
+    state: Mutex<State<K>>,
+    wake: Notify,
+}
+
+impl<K: Clone + Eq + Hash> Default for WorkQueue<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K: Clone + Eq + Hash> WorkQueue<K> {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self {
+            state: Mutex::new(State {
+                queued: VecDeque::new(),
+                running: Vec::new(),
+                dirty: Vec::new(),
+                failures: HashMap::new(),
+                not_before: HashMap::new(),
+            }),
+            wake: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<K>> {
+        // A poisoned lock means a panic elsewhere mid-update; the sets stay valid sets.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks for `key` to be reconciled: queued once however often it is added; while
+    /// it runs, it is marked to run once more afterwards.
+    pub fn add(&self, key: K) {
+        {
+            let mut s = self.lock();
+            if s.running.contains(&key) {
+                if !s.dirty.contains(&key) {
+                    s.dirty.push(key);
+                }
+                return;
+            }
+            if s.queued.contains(&key) {
+                return;
+            }
+            s.queued.push_back(key);
+        }
+        self.wake.notify_one();
+    }
+
+    /// Waits for the next key whose backoff has passed and marks it running.
+    pub async fn next(&self) -> K {
+        loop {
+            let notified = self.wake.notified();
+            let wait = {
+                let mut s = self.lock();
+                let now = Instant::now();
+                let ready = s
+                    .queued
+                    .iter()
+                    .position(|k| s.not_before.get(k).is_none_or(|t| *t <= now));
+                if let Some(i) = ready
+                    && let Some(key) = s.queued.remove(i)
+                {
+                    s.running.push(key.clone());
+                    return key;
+                }
+                s.queued
+                    .iter()
+                    .filter_map(|k| s.not_before.get(k))
+                    .min()
+                    .copied()
+            };
+            match wait {
+                Some(at) => {
+                    tokio::select! {
+                        _ = notified => {}
+                        _ = tokio::time::sleep_until(at) => {}
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+
+    /// Marks `key` finished. A failure delays its next run (200 ms, doubling, at most
+    /// 60 s); a success resets that. A key added while it ran is queued again.
+    pub fn done(&self, key: &K, ok: bool) {
+        {
+            let mut s = self.lock();
+            s.running.retain(|k| k != key);
+            if ok {
+                s.failures.remove(key);
+                s.not_before.remove(key);
+            } else {
+                let failures = s.failures.entry(key.clone()).or_insert(0);
+                *failures += 1;
+                let delay = backoff(*failures);
+                s.not_before.insert(key.clone(), Instant::now() + delay);
+                if !s.queued.contains(key) {
+                    s.queued.push_back(key.clone());
+                }
+            }
+            if let Some(i) = s.dirty.iter().position(|k| k == key) {
+                s.dirty.remove(i);
+                if !s.queued.contains(key) {
+                    s.queued.push_back(key.clone());
+                }
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    /// The delay before `key` may run again, if it is backing off.
+    pub fn backoff_of(&self, key: &K) -> Option<Duration> {
+        let s = self.lock();
+        let at = s.not_before.get(key)?;
+        Some(at.saturating_duration_since(Instant::now()))
+    }
+}
+
+/// The delay after `failures` consecutive failures.
+pub fn backoff(failures: u32) -> Duration {
+    let factor = 1u32 << failures.saturating_sub(1).min(16);
+    BACKOFF_BASE.saturating_mul(factor).min(BACKOFF_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn queue_should_coalesce_a_burst_into_one_run() {
+        let q = WorkQueue::new();
+        for _ in 0..1000 {
+            q.add("world");
+        }
+        assert_eq!(q.next().await, "world");
+        q.done(&"world", true);
+        let nothing = tokio::time::timeout(Duration::from_secs(1), q.next()).await;
+        assert!(nothing.is_err(), "a burst must give one run");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn queue_should_run_a_key_once_more_when_added_while_running() {
+        let q = WorkQueue::new();
+        q.add("world");
+        let key = q.next().await;
+        q.add("world");
+        q.add("world");
+        let blocked = tokio::time::timeout(Duration::from_millis(10), q.next()).await;
+        assert!(blocked.is_err(), "never two runs of a key at once");
+        q.done(&key, true);
+        assert_eq!(q.next().await, "world");
+        q.done(&"world", true);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), q.next())
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn queue_should_back_off_exponentially_and_reset_on_success() {
+        let q = WorkQueue::new();
+        q.add("k");
+        let mut runs = Vec::new();
+        let start = Instant::now();
+        for _ in 0..4 {
+            let key = q.next().await;
+            runs.push(start.elapsed());
+            q.done(&key, false);
+        }
+        let ms: Vec<u128> = runs.iter().map(|d| d.as_millis()).collect();
+        assert_eq!(ms, [0, 200, 600, 1400], "retries after 200, 400, 800 ms");
+        let key = q.next().await;
+        q.done(&key, true);
+        assert_eq!(q.backoff_of(&"k"), None);
+        q.add("k");
+        let t = Instant::now();
+        q.next().await;
+        assert_eq!(t.elapsed(), Duration::ZERO, "success resets the backoff");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn queue_should_serve_other_keys_while_one_backs_off() {
+        let q = WorkQueue::new();
+        q.add("bad");
+        let key = q.next().await;
+        q.done(&key, false);
+        q.add("good");
+        assert_eq!(q.next().await, "good");
+    }
+
+    #[test]
+    fn backoff_should_cap_at_a_minute() {
+        assert_eq!(backoff(1), Duration::from_millis(200));
+        assert_eq!(backoff(2), Duration::from_millis(400));
+        assert_eq!(backoff(30), BACKOFF_MAX);
+    }
+}

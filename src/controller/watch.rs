@@ -1,0 +1,210 @@
+//! File watches: folders, not files (editors save by rename), debounced, each routed to
+//! the work-queue key it concerns. A folder that does not exist yet is watched from its
+//! nearest existing parent until it appears; when the OS watch limit is hit, that folder
+//! is polled instead, with a clear warning.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use notify::{PollWatcher, RecursiveMode, Watcher};
+use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+use tracing::{debug, warn};
+
+use super::Key;
+use super::queue::WorkQueue;
+
+/// How long events are gathered before they are handed on.
+const DEBOUNCE: Duration = Duration::from_millis(10);
+/// How often folders are polled when they cannot be watched.
+const POLL: Duration = Duration::from_secs(1);
+
+type Routes = Arc<Mutex<Vec<(PathBuf, Key)>>>;
+
+/// The controller's watches.
+pub struct Watches {
+    debouncer: Debouncer<notify::RecommendedWatcher, RecommendedCache>,
+    poller: Option<PollWatcher>,
+    queue: Arc<WorkQueue<Key>>,
+    routes: Routes,
+    /// Watched folder → polled instead of watched.
+    watched: BTreeMap<PathBuf, bool>,
+}
+
+impl std::fmt::Debug for Watches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watches")
+            .field("watched", &self.watched)
+            .finish()
+    }
+}
+
+/// The key for an event at `path`: the route whose folder holds it or lies under it.
+fn route(routes: &[(PathBuf, Key)], path: &Path) -> Key {
+    routes
+        .iter()
+        .find(|(folder, _)| path.starts_with(folder) || folder.starts_with(path))
+        .map_or(Key::World, |(_, key)| *key)
+}
+
+fn deliver(queue: &WorkQueue<Key>, routes: &Routes, paths: impl Iterator<Item = PathBuf>) {
+    let routes = routes.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for path in paths {
+        queue.add(route(&routes, &path));
+    }
+}
+
+impl Watches {
+    /// Watches that add to `queue`.
+    pub fn new(queue: Arc<WorkQueue<Key>>) -> Result<Self, notify::Error> {
+        let routes: Routes = Arc::default();
+        let (q, r) = (queue.clone(), routes.clone());
+        let debouncer =
+            new_debouncer(
+                DEBOUNCE,
+                None,
+                move |result: DebounceEventResult| match result {
+                    Ok(events) => deliver(&q, &r, events.into_iter().flat_map(|e| e.event.paths)),
+                    Err(errors) => {
+                        for e in errors {
+                            warn!(error = %e, "file watch error; everything is looked at again");
+                        }
+                        q.add(Key::Manifests);
+                        q.add(Key::World);
+                    }
+                },
+            )
+            .map_err(|e| notify::Error::generic(&e.to_string()))?;
+        Ok(Self {
+            debouncer,
+            poller: None,
+            queue,
+            routes,
+            watched: BTreeMap::new(),
+        })
+    }
+
+    /// Makes the watches match `wanted` (folder, key): new folders are watched (or their
+    /// nearest existing parent), folders no longer wanted are dropped.
+    pub fn sync(&mut self, wanted: &[(PathBuf, Key)]) {
+        *self.routes.lock().unwrap_or_else(|p| p.into_inner()) = wanted.to_vec();
+        let mut effective: BTreeMap<PathBuf, ()> = BTreeMap::new();
+        for (folder, _) in wanted {
+            if let Some(existing) = nearest_existing(folder) {
+                effective.insert(existing, ());
+            }
+        }
+        let stale: Vec<PathBuf> = self
+            .watched
+            .keys()
+            .filter(|p| !effective.contains_key(*p))
+            .cloned()
+            .collect();
+        for path in stale {
+            let polled = self.watched.remove(&path).unwrap_or(false);
+            let result = match (&mut self.poller, polled) {
+                (Some(poller), true) => poller.unwatch(&path),
+                _ => self.debouncer.unwatch(&path),
+            };
+            if let Err(e) = result {
+                debug!(path = %path.display(), error = %e, "unwatch");
+            }
+        }
+        for path in effective.into_keys() {
+            if self.watched.contains_key(&path) {
+                continue;
+            }
+            match self.debouncer.watch(&path, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    debug!(path = %path.display(), "watching");
+                    self.watched.insert(path, false);
+                }
+                Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
+                    warn!(
+                        path = %path.display(),
+                        "the inotify watch limit is reached (raise fs.inotify.max_user_watches); \
+                         polling this folder every second instead"
+                    );
+                    if self.poll(&path) {
+                        self.watched.insert(path, true);
+                    }
+                }
+                Err(e) => {
+                    warn!(path = %path.display(), error = %e, "cannot watch; relying on the periodic resync")
+                }
+            }
+        }
+    }
+
+    fn poll(&mut self, path: &Path) -> bool {
+        if self.poller.is_none() {
+            let (q, r) = (self.queue.clone(), self.routes.clone());
+            let handler = move |result: notify::Result<notify::Event>| {
+                if let Ok(event) = result {
+                    deliver(&q, &r, event.paths.into_iter());
+                }
+            };
+            match PollWatcher::new(handler, notify::Config::default().with_poll_interval(POLL)) {
+                Ok(p) => self.poller = Some(p),
+                Err(e) => {
+                    warn!(error = %e, "cannot poll either; relying on the periodic resync");
+                    return false;
+                }
+            }
+        }
+        self.poller
+            .as_mut()
+            .is_some_and(|p| p.watch(path, RecursiveMode::NonRecursive).is_ok())
+    }
+
+    /// The folders actually watched (or polled), for diagnostics and tests.
+    pub fn watched(&self) -> Vec<PathBuf> {
+        self.watched.keys().cloned().collect()
+    }
+}
+
+/// `path` itself when it is a folder, else its nearest existing ancestor.
+fn nearest_existing(path: &Path) -> Option<PathBuf> {
+    path.ancestors().find(|p| p.is_dir()).map(Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_should_match_the_folder_or_a_parent_on_its_way() {
+        let routes = vec![
+            (PathBuf::from("/m"), Key::Manifests),
+            (PathBuf::from("/p/inbox"), Key::World),
+        ];
+        assert_eq!(route(&routes, Path::new("/m/pool.yaml")), Key::Manifests);
+        assert_eq!(route(&routes, Path::new("/p/inbox/t.md")), Key::World);
+        assert_eq!(route(&routes, Path::new("/p")), Key::World);
+        assert_eq!(route(&routes, Path::new("/elsewhere/x")), Key::World);
+    }
+
+    #[tokio::test]
+    async fn sync_should_watch_the_nearest_parent_until_the_folder_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Arc::new(WorkQueue::new());
+        let mut w = Watches::new(queue.clone()).unwrap();
+        let inbox = dir.path().join("project/.agent-queue/inbox");
+        w.sync(&[(inbox.clone(), Key::World)]);
+        assert_eq!(w.watched(), vec![dir.path().to_path_buf()]);
+        std::fs::create_dir_all(&inbox).unwrap();
+        let key = tokio::time::timeout(Duration::from_secs(5), queue.next())
+            .await
+            .unwrap();
+        assert_eq!(key, Key::World, "creating the folder is an event");
+        queue.done(&key, true);
+        w.sync(&[(inbox.clone(), Key::World)]);
+        assert_eq!(w.watched(), vec![inbox.clone()]);
+        std::fs::write(inbox.join("task.md"), "x").unwrap();
+        let key = tokio::time::timeout(Duration::from_secs(5), queue.next())
+            .await
+            .unwrap();
+        assert_eq!(key, Key::World);
+    }
+}
