@@ -122,7 +122,7 @@ fn load_should_report_every_unknown_field() {
     );
     assert!(
         found[1].starts_with(
-            "7:3 spec.colour: unknown field `colour`, expected one of: env, home, priority"
+            "7:3 spec.colour: unknown field `colour`, expected one of: home, priority, env"
         ),
         "{found:#?}"
     );

@@ -27,7 +27,6 @@ pub fn run(args: ControllerArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Error::Load(e)) => super::report_load_error(e),
         Err(e) => {
-            tracing::error!("{e}");
             eprintln!("error: {e}");
             ExitCode::from(2)
         }

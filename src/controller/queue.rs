@@ -1,6 +1,8 @@
 //! The work queue: triggers coalesced by key, one run at a time per key, a key that is
 //! triggered while it runs runs exactly once more afterwards, and failures back off
-//! exponentially per key until a success resets them.
+//! exponentially per key until a success resets them. Runs of a key are spaced by a gap
+//! that starts small and doubles while triggers keep arriving inside it (a stream of a
+//! thousand file events gives a handful of runs), back to small after a quiet spell.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -14,6 +16,11 @@ use tokio::time::Instant;
 pub const BACKOFF_BASE: Duration = Duration::from_millis(200);
 /// The longest retry delay.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// The shortest time between two runs of a key. A lone trigger after a quiet spell
+/// still runs at once.
+pub const MIN_GAP: Duration = Duration::from_millis(25);
+/// The longest time between two runs of a key while triggers stream in.
+pub const MAX_GAP: Duration = Duration::from_millis(400);
 
 #[derive(Debug)]
 struct State<K> {
@@ -22,6 +29,20 @@ struct State<K> {
     dirty: Vec<K>,
     failures: HashMap<K, u32>,
     not_before: HashMap<K, Instant>,
+    finished: HashMap<K, Instant>,
+    gap: HashMap<K, Duration>,
+    pressed: Vec<K>,
+}
+
+impl<K: Eq + Hash> State<K> {
+    /// When `key` may run next: after its backoff, and `MIN_GAP` after its last run;
+    /// `None` when nothing holds it back.
+    fn earliest(&self, key: &K) -> Option<Instant> {
+        let spacing = self.gap.get(key).copied().unwrap_or(MIN_GAP);
+        let gap = self.finished.get(key).map(|t| *t + spacing);
+        let backoff = self.not_before.get(key).copied();
+        gap.max(backoff)
+    }
 }
 
 /// A queue of keys to reconcile.
@@ -47,6 +68,9 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
                 dirty: Vec::new(),
                 failures: HashMap::new(),
                 not_before: HashMap::new(),
+                finished: HashMap::new(),
+                gap: HashMap::new(),
+                pressed: Vec::new(),
             }),
             wake: Notify::new(),
         }
@@ -68,6 +92,10 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
                 }
                 return;
             }
+            let held = s.earliest(&key).is_some_and(|t| t > Instant::now());
+            if held && !s.pressed.contains(&key) {
+                s.pressed.push(key.clone());
+            }
             if s.queued.contains(&key) {
                 return;
             }
@@ -86,18 +114,14 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
                 let ready = s
                     .queued
                     .iter()
-                    .position(|k| s.not_before.get(k).is_none_or(|t| *t <= now));
+                    .position(|k| s.earliest(k).is_none_or(|t| t <= now));
                 if let Some(i) = ready
                     && let Some(key) = s.queued.remove(i)
                 {
                     s.running.push(key.clone());
                     return key;
                 }
-                s.queued
-                    .iter()
-                    .filter_map(|k| s.not_before.get(k))
-                    .min()
-                    .copied()
+                s.queued.iter().filter_map(|k| s.earliest(k)).min()
             };
             match wait {
                 Some(at) => {
@@ -117,6 +141,16 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
         {
             let mut s = self.lock();
             s.running.retain(|k| k != key);
+            s.finished.insert(key.clone(), Instant::now());
+            let pressed = s.pressed.contains(key);
+            s.pressed.retain(|k| k != key);
+            let gap = s.gap.get(key).copied().unwrap_or(MIN_GAP);
+            let gap = if pressed {
+                gap.saturating_mul(2).min(MAX_GAP)
+            } else {
+                MIN_GAP
+            };
+            s.gap.insert(key.clone(), gap);
             if ok {
                 s.failures.remove(key);
                 s.not_before.remove(key);
@@ -204,10 +238,49 @@ mod tests {
         let key = q.next().await;
         q.done(&key, true);
         assert_eq!(q.backoff_of(&"k"), None);
+        tokio::time::sleep(MIN_GAP).await;
         q.add("k");
         let t = Instant::now();
         q.next().await;
         assert_eq!(t.elapsed(), Duration::ZERO, "success resets the backoff");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn queue_should_gather_a_stream_of_triggers_into_runs_at_most_every_gap() {
+        let q = std::sync::Arc::new(WorkQueue::new());
+        let feeder = {
+            let q = q.clone();
+            tokio::spawn(async move {
+                for _ in 0..1000 {
+                    q.add("world");
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            })
+        };
+        let start = Instant::now();
+        let mut runs = 0;
+        while start.elapsed() < Duration::from_millis(1100) {
+            if let Ok(key) = tokio::time::timeout(Duration::from_millis(50), q.next()).await {
+                runs += 1;
+                q.done(&key, true);
+            }
+        }
+        feeder.await.unwrap();
+        // Gaps of 25, 50, 100, 200, 400, 400 ms: a handful of runs for a second of
+        // triggers, not a thousand.
+        assert!(
+            (4..=8).contains(&runs),
+            "{runs} runs for 1000 triggers over 1 s"
+        );
+        tokio::time::sleep(MAX_GAP).await;
+        q.add("world");
+        let t = Instant::now();
+        q.next().await;
+        assert_eq!(
+            t.elapsed(),
+            Duration::ZERO,
+            "a lone trigger after a quiet spell runs at once"
+        );
     }
 
     #[tokio::test(start_paused = true)]

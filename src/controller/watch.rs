@@ -51,7 +51,9 @@ fn route(routes: &[(PathBuf, Key)], path: &Path) -> Key {
 fn deliver(queue: &WorkQueue<Key>, routes: &Routes, paths: impl Iterator<Item = PathBuf>) {
     let routes = routes.lock().unwrap_or_else(|p| p.into_inner()).clone();
     for path in paths {
-        queue.add(route(&routes, &path));
+        let key = route(&routes, &path);
+        tracing::trace!(path = %path.display(), ?key, "file event");
+        queue.add(key);
     }
 }
 
@@ -65,7 +67,14 @@ impl Watches {
                 DEBOUNCE,
                 None,
                 move |result: DebounceEventResult| match result {
-                    Ok(events) => deliver(&q, &r, events.into_iter().flat_map(|e| e.event.paths)),
+                    Ok(events) => deliver(
+                        &q,
+                        &r,
+                        events
+                            .into_iter()
+                            .filter(|e| changes(&e.event.kind))
+                            .flat_map(|e| e.event.paths),
+                    ),
                     Err(errors) => {
                         for e in errors {
                             warn!(error = %e, "file watch error; everything is looked at again");
@@ -141,7 +150,9 @@ impl Watches {
         if self.poller.is_none() {
             let (q, r) = (self.queue.clone(), self.routes.clone());
             let handler = move |result: notify::Result<notify::Event>| {
-                if let Ok(event) = result {
+                if let Ok(event) = result
+                    && changes(&event.kind)
+                {
                     deliver(&q, &r, event.paths.into_iter());
                 }
             };
@@ -162,6 +173,12 @@ impl Watches {
     pub fn watched(&self) -> Vec<PathBuf> {
         self.watched.keys().cloned().collect()
     }
+}
+
+/// Whether an event says something changed. Opening or reading a file is not a change,
+/// and the controller's own reads of an inbox must not trigger it again.
+fn changes(kind: &notify::EventKind) -> bool {
+    !matches!(kind, notify::EventKind::Access(_))
 }
 
 /// `path` itself when it is a folder, else its nearest existing ancestor.
