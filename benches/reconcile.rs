@@ -55,6 +55,7 @@ async fn observe_and_plan(sessions: u32) {
     let ctx = Context {
         tmux: Some(&tmux),
         owner: "failover",
+        state_dir: None,
     };
     let converged = act::converge(ctx, &m, &t.dir().join("state"), 3, |_, _| {}).await;
     assert!(converged.is_ok_and(|c| c.remaining.is_empty()));
@@ -95,6 +96,7 @@ async fn cold_apply(sessions: u32) {
         let ctx = Context {
             tmux: Some(&tmux),
             owner: "failover",
+            state_dir: None,
         };
         let converged = act::converge(ctx, &m, &t.dir().join("state"), 3, |_, _| {}).await;
         times.push(start.elapsed());

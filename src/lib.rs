@@ -13,8 +13,10 @@ pub mod cli;
 pub mod controller;
 pub mod observe;
 pub mod plan;
+pub mod screen;
 pub mod sim;
 pub mod state;
+pub mod tasks;
 #[cfg(any(test, feature = "testbed"))]
 pub mod testbed;
 pub mod tmux;

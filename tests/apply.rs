@@ -52,7 +52,7 @@ impl Bed {
         std::fs::create_dir_all(self.root.join("work")).unwrap();
         let text = format!(
             "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: solo}}\nspec: {{home: {root}/home}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: p}}\nspec: {{prefix: w-, min: {min}, max: {max}, workdir: {root}/work}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: p}}\nspec: {{prefix: w-, min: {min}, max: {max}, workdir: {root}/work, scaleDownAfter: 0s}}\n---\n\
              apiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: {root}/work}}\n{}",
             self.sim_profile()
         );
@@ -276,10 +276,19 @@ fn shrinking_a_pool_should_remove_only_owned_surplus_sessions() {
     let work = bed.root.join("work");
     bed.t.new_session("w-5", &work, &[], &["sleep", "1000"]);
     let person = bed.t.pane_pid("=w-5:");
+    // Only idle sessions go: wait until every agent shows its prompt.
+    for name in ["w-0", "w-1", "w-2", "w-3"] {
+        bed.t.wait_screen(
+            &format!("={name}:"),
+            std::time::Duration::from_secs(10),
+            "the prompt",
+            |s| s.contains('❯'),
+        );
+    }
     let (code, out) = bed.apply(&bed.small(2, 6));
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("- session w-3: pool p keeps 2 sessions: done"),
+        out.contains("- session w-3: pool p is above its 2 sessions and this one is idle: done"),
         "{out}"
     );
     assert_eq!(

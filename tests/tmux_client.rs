@@ -295,6 +295,7 @@ async fn actions_should_leave_a_session_alone_that_lost_our_mark() {
     let ctx = Context {
         tmux: Some(&tmux),
         owner: "failover",
+        state_dir: None,
     };
     let delete = Action::DeleteSession {
         name: "x".into(),

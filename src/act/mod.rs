@@ -5,11 +5,13 @@
 //! without its owner mark; destructive ones (kill, respawn) run only if the session
 //! still carries our mark when tmux executes them.
 
+mod tasks;
+
 use std::path::Path;
 
 use crate::api::Manifests;
 use crate::observe::{self, ACCOUNT_OPTION, OWNER_OPTION, Observed, PANE_OPTION};
-use crate::plan::{self, Action, Plan, SessionSpec};
+use crate::plan::{self, Action, Outcome, Plan, SessionSpec};
 use crate::state::Facts;
 use crate::tmux::{self, Cmd, Tmux};
 
@@ -38,6 +40,14 @@ pub enum Error {
         /// The session.
         name: String,
     },
+    /// A task file could not be moved or sent.
+    #[error("task {task}: {message}")]
+    Task {
+        /// `inbox/name`.
+        task: String,
+        /// What went wrong.
+        message: String,
+    },
     /// No tmux server to act on (observe-only connection).
     #[error("session {name}: no tmux connection to act on")]
     NoTmux {
@@ -53,10 +63,27 @@ pub struct Context<'a> {
     pub tmux: Option<&'a Tmux>,
     /// The controller's owner mark.
     pub owner: &'a str,
+    /// The state folder: paste buffers are written there, and agents are told its
+    /// `signals/` folder (`FAILOVER_SIGNALS`) for their Stop hook.
+    pub state_dir: Option<&'a Path>,
 }
 
 /// Carries out one action.
-pub async fn execute(action: &Action, ctx: Context<'_>) -> Result<(), Error> {
+pub async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome, Error> {
+    match action {
+        Action::DispatchTask { .. }
+        | Action::PasteTask { .. }
+        | Action::SubmitTask { .. }
+        | Action::CompleteTask { .. }
+        | Action::RequeueTask { .. }
+        | Action::RejectTask { .. }
+        | Action::StallTask { .. }
+        | Action::RecycleSession { .. } => tasks::execute(action, ctx).await,
+        _ => execute_world(action, ctx).await.map(|()| Outcome::Done),
+    }
+}
+
+async fn execute_world(action: &Action, ctx: Context<'_>) -> Result<(), Error> {
     match action {
         Action::CreateDir { path } => std::fs::create_dir_all(path).map_err(|source| Error::Fs {
             path: path.clone(),
@@ -73,7 +100,7 @@ pub async fn execute(action: &Action, ctx: Context<'_>) -> Result<(), Error> {
                 Cmd::new("new-session").args(["-d", "-s", &session.name, "-x", "200", "-y", "50"]);
             let target = target(&session.name);
             let cmds = [
-                with_process(create, session),
+                with_process(create, session, ctx.state_dir),
                 Cmd::new("set-option").args(["-t", &target, OWNER_OPTION, ctx.owner]),
                 Cmd::new("set-option").args(["-t", &target, ACCOUNT_OPTION, &session.account]),
                 Cmd::new("set-option").args(["-F", "-t", &target, PANE_OPTION, "#{pane_id}"]),
@@ -83,12 +110,20 @@ pub async fn execute(action: &Action, ctx: Context<'_>) -> Result<(), Error> {
         }
         Action::RestartSession { session, pane, .. } => {
             // No -k: the agent is dead; if it came back meanwhile, tmux refuses.
-            let respawn = with_process(Cmd::new("respawn-pane").args(["-t", pane]), session);
+            let respawn = with_process(
+                Cmd::new("respawn-pane").args(["-t", pane]),
+                session,
+                ctx.state_dir,
+            );
             let mark = Cmd::new("set-option").args(["-t", pane, ACCOUNT_OPTION, &session.account]);
             run_guarded(ctx, &session.name, pane, &[respawn, mark]).await
         }
         Action::MoveSession { session, pane, .. } => {
-            let respawn = with_process(Cmd::new("respawn-pane").args(["-k", "-t", pane]), session);
+            let respawn = with_process(
+                Cmd::new("respawn-pane").args(["-k", "-t", pane]),
+                session,
+                ctx.state_dir,
+            );
             let mark = Cmd::new("set-option").args(["-t", pane, ACCOUNT_OPTION, &session.account]);
             run_guarded(ctx, &session.name, pane, &[respawn, mark]).await
         }
@@ -96,6 +131,7 @@ pub async fn execute(action: &Action, ctx: Context<'_>) -> Result<(), Error> {
             let kill = Cmd::new("kill-session").args(["-t", &format!("={name}")]);
             run_guarded(ctx, name, &target(name), &[kill]).await
         }
+        _ => Ok(()),
     }
 }
 
@@ -107,13 +143,20 @@ fn target(name: &str) -> String {
 /// Adds the working folder, environment and argv. tmux expands `-c` as a format, so
 /// `#` is doubled (a literal `#`); a one-word argv would be run by tmux through a
 /// shell, so `env --` makes tmux execute it directly.
-fn with_process(mut cmd: Cmd, s: &SessionSpec) -> Cmd {
+fn with_process(mut cmd: Cmd, s: &SessionSpec, signals: Option<&Path>) -> Cmd {
     cmd = cmd.args([
         "-c".to_owned(),
         s.workdir.to_string_lossy().replace('#', "##"),
     ]);
     for (k, v) in &s.env {
         cmd = cmd.args(["-e".to_owned(), format!("{k}={v}")]);
+    }
+    if let Some(dir) = signals {
+        cmd = cmd.args(["-e".to_owned(), format!("FAILOVER_SESSION={}", s.name)]);
+        cmd = cmd.args([
+            "-e".to_owned(),
+            format!("FAILOVER_SIGNALS={}", dir.join("signals").display()),
+        ]);
     }
     cmd = cmd.arg("--");
     if s.command.len() == 1 {
@@ -181,7 +224,7 @@ async fn run(ctx: Context<'_>, name: &str, cmds: &[Cmd]) -> Result<(), Error> {
 #[derive(Debug)]
 pub struct Converged {
     /// Every action carried out, with its outcome, in order.
-    pub done: Vec<(Action, Result<(), String>)>,
+    pub done: Vec<(Action, Result<Outcome, String>)>,
     /// The plan after the last round: empty when converged; its refusals otherwise.
     pub remaining: Plan,
     /// The last observation.
@@ -195,29 +238,37 @@ pub async fn converge(
     m: &Manifests,
     state_dir: &Path,
     rounds: usize,
-    mut report: impl FnMut(&Action, &Result<(), String>),
+    mut report: impl FnMut(&Action, &Result<Outcome, String>),
 ) -> Result<Converged, ConvergeError> {
     let mut done = Vec::new();
     let mut previous: Option<Vec<Action>> = None;
     for _ in 0..rounds.max(1) {
-        let mut facts = Facts::load(state_dir)?;
-        let observed = observe::observe(ctx.tmux, m, facts.clone()).await?;
-        let plan = plan::plan(m, &observed, ctx.owner, jiff::Timestamp::now());
-        if plan.account.is_some() && plan.account != facts.active_account {
+        let before = Facts::load(state_dir)?;
+        let observed = observe::observe(ctx.tmux, m, before.clone()).await?;
+        let now = jiff::Timestamp::now();
+        let plan = plan::plan(m, &observed, ctx.owner, now);
+        let mut facts = plan.facts.clone();
+        if plan.account.is_some() {
             facts.active_account = plan.account.clone();
+        }
+        let finished = plan.actions.is_empty() || previous.as_ref() == Some(&plan.actions);
+        if !finished {
+            for action in &plan.actions {
+                let result = execute(action, ctx).await.map_err(|e| e.to_string());
+                report(action, &result);
+                plan::record(&mut facts, action, &result, now);
+                done.push((action.clone(), result));
+            }
+        }
+        if facts != before {
             facts.save(state_dir)?;
         }
-        if plan.actions.is_empty() || previous.as_ref() == Some(&plan.actions) {
+        if finished {
             return Ok(Converged {
                 done,
                 remaining: plan,
                 observed,
             });
-        }
-        for action in &plan.actions {
-            let result = execute(action, ctx).await.map_err(|e| e.to_string());
-            report(action, &result);
-            done.push((action.clone(), result));
         }
         previous = Some(plan.actions);
     }
@@ -257,7 +308,7 @@ mod tests {
             command: vec!["claude".into()],
             env: [("K".to_owned(), "v w".to_owned())].into(),
         };
-        let cmd = with_process(Cmd::new("new-session"), &spec);
+        let cmd = with_process(Cmd::new("new-session"), &spec, None);
         assert_eq!(
             cmd.argv(),
             [

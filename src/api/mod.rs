@@ -156,6 +156,16 @@ impl Manifests {
         self.agents.iter().find(|a| a.name == name)
     }
 
+    /// Whether a manifest wants a session named `name` (in a pool's range, or a
+    /// dedicated one).
+    pub fn wants_session(&self, name: &str) -> bool {
+        self.dedicated.iter().any(|d| d.name == name)
+            || self
+                .pools
+                .iter()
+                .any(|p| p.spec.session_names().any(|n| n == name))
+    }
+
     /// The pool named `name`.
     pub fn pool(&self, name: &str) -> Option<&Object<PoolSpec>> {
         self.pools.iter().find(|p| p.name == name)

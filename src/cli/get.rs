@@ -172,7 +172,7 @@ fn sessions(m: &Manifests, o: &Observed, owner: &str) -> Rows {
             "account": s.account.clone().unwrap_or_default(),
             "state": state,
             "pid": s.pane.pid,
-            "task": o.facts.sessions.get(name).and_then(|f| f.task.clone()).unwrap_or_default(),
+            "task": o.facts.sessions.get(name).and_then(|f| f.task.as_ref()).map(|t| t.task.clone()).unwrap_or_default(),
         }));
     }
     for action in &plan.actions {
@@ -237,7 +237,7 @@ fn inboxes(m: &Manifests, o: &Observed) -> Rows {
             json!({
                 "name": i.name,
                 "pool": i.spec.pool,
-                "waiting": o.inboxes.get(&i.name).map_or(0, Vec::len),
+                "waiting": o.inboxes.get(&i.name).map_or(0, |s| s.waiting.len()),
                 "active": count(&base.join("active")),
                 "done": count(&base.join("done")),
                 "failed": count(&base.join("failed")),

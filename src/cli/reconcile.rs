@@ -168,6 +168,7 @@ pub fn apply(args: ApplyArgs) -> ExitCode {
         let ctx = Context {
             tmux: tmux.as_ref(),
             owner: &owner,
+            state_dir: Some(&l.settings.state_dir),
         };
         let converged = act::converge(
             ctx,
@@ -177,7 +178,7 @@ pub fn apply(args: ApplyArgs) -> ExitCode {
             |action, result| {
                 let line = format!("{} {}", plan::sign(action), plan::describe(action));
                 match result {
-                    Ok(()) => println!("{}", paint(color, "\x1b[32m", &format!("{line}: done"))),
+                    Ok(_) => println!("{}", paint(color, "\x1b[32m", &format!("{line}: done"))),
                     Err(e) => println!(
                         "{}",
                         paint(color, "\x1b[31m", &format!("{line}: failed: {e}"))

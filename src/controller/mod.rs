@@ -20,8 +20,8 @@ use tracing::{debug, error, info, warn};
 use crate::act::{self, Context};
 use crate::api::{LoadError, Manifests, Settings, settings::SettingsError};
 use crate::observe::{self, Observed};
-use crate::plan::{self, Action, Plan, Refusal};
-use crate::state::{self, Facts, SessionFacts, journal::Journal};
+use crate::plan::{self, Action, Outcome, Plan, Refusal};
+use crate::state::{self, Facts, journal::Journal};
 use crate::tmux::{self, Event, Mode, Server, Tmux};
 
 use handoff::{APPLIED_FILE, ManifestSet, RUNNING_FILE, Status};
@@ -36,6 +36,8 @@ pub enum Key {
     Manifests,
     /// Observe, plan and act.
     World,
+    /// Prune `done/` and `failed/` past their retention.
+    Janitor,
 }
 
 /// Why the controller could not start or had to stop.
@@ -65,6 +67,18 @@ pub enum Error {
     /// Observation failed at startup.
     #[error(transparent)]
     Observe(#[from] observe::Error),
+}
+
+/// The journal event an action is written as.
+fn event_of(action: &Action) -> &'static str {
+    match action {
+        Action::DispatchTask { .. } => "taskClaimed",
+        Action::CompleteTask { .. } => "taskDone",
+        Action::RequeueTask { failed: true, .. } | Action::RejectTask { .. } => "taskFailed",
+        Action::RequeueTask { .. } => "taskRequeued",
+        Action::StallTask { .. } => "taskStalled",
+        _ => "action",
+    }
 }
 
 fn list(refusals: &[Refusal]) -> String {
@@ -179,6 +193,7 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
         let ok = match key {
             Key::Manifests => c.reload(),
             Key::World => c.reconcile().await,
+            Key::Janitor => c.janitor(),
         };
         queue.done(&key, ok);
         watches.sync(&c.watch_list());
@@ -291,6 +306,7 @@ impl Controller {
                 tick.tick().await;
                 q.add(Key::Manifests);
                 q.add(Key::World);
+                q.add(Key::Janitor);
             }
         });
         let q = self.queue.clone();
@@ -386,7 +402,8 @@ impl Controller {
     /// One observe-plan-act round. False when something failed (the key backs off).
     async fn reconcile(&mut self) -> bool {
         self.reconciles += 1;
-        let observed =
+        let dir = self.settings.state_dir.clone();
+        let mut observed =
             match observe::observe(Some(&self.tmux), &self.manifests, self.facts.clone()).await {
                 Ok(o) => o,
                 Err(e) => {
@@ -394,12 +411,10 @@ impl Controller {
                     return false;
                 }
             };
-        let plan = plan::plan(
-            &self.manifests,
-            &observed,
-            &self.settings.spec.owner,
-            jiff::Timestamp::now(),
-        );
+        observed.signals = observe::read_signals(&dir.join("signals"));
+        let now = jiff::Timestamp::now();
+        let plan =
+            plan::plan_with_tasks(&self.manifests, &observed, &self.settings.spec.owner, now);
         debug!(
             reconcile = self.reconciles,
             actions = plan.actions.len(),
@@ -407,6 +422,7 @@ impl Controller {
             "reconcile"
         );
         self.record_refusals(&plan);
+        let mut facts = plan.facts.clone();
         if plan.account.is_some() && plan.account != self.facts.active_account {
             info!(
                 account = plan.account.as_deref().unwrap_or_default(),
@@ -415,44 +431,45 @@ impl Controller {
             let _ = self
                 .journal
                 .record("activeAccount", json!({"account": plan.account}));
-            self.facts.active_account = plan.account.clone();
-            if let Err(e) = self.facts.save(&self.settings.state_dir) {
-                error!(error = %e, "cannot save facts");
-            }
+            facts.active_account = plan.account.clone();
         }
         let (mut acted, mut failed) = (false, false);
         for action in &plan.actions {
             if self.stopping.load(Ordering::Acquire) {
                 break;
             }
-            if let Some(wait) = self.crash_wait(action) {
+            if let Some(wait) = self.crash_wait(action, &observed) {
                 debug!(action = %plan::describe(action), ?wait, "crash-loop backoff");
-                let q = self.queue.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(wait).await;
-                    q.add(Key::World);
-                });
+                self.wake_after(wait);
                 continue;
             }
             self.note_died(action, &observed);
             let ctx = Context {
                 tmux: Some(&self.tmux),
                 owner: &self.settings.spec.owner,
+                state_dir: Some(&dir),
             };
-            let result = act::execute(action, ctx).await;
+            let result = act::execute(action, ctx).await.map_err(|e| e.to_string());
             let line = format!("{} {}", plan::sign(action), plan::describe(action));
             match &result {
-                Ok(()) => info!("{line}"),
+                Ok(Outcome::Done) => info!("{line}"),
+                Ok(Outcome::Rejected(why)) => warn!("{line}: rejected: {why}"),
                 Err(e) => error!("{line}: {e}"),
             }
             let _ = self.journal.record(
-                "action",
-                json!({"action": action, "ok": result.is_ok(), "error": result.as_ref().err().map(ToString::to_string)}),
+                event_of(action),
+                json!({"action": action, "ok": result.is_ok(), "error": result.as_ref().err()}),
             );
+            plan::record(&mut facts, action, &result, jiff::Timestamp::now());
+            // Facts first: a crash after this point finds what was done.
+            self.save_facts(&facts);
             acted = true;
             failed |= result.is_err();
         }
-        self.update_facts(&observed);
+        self.save_facts(&facts);
+        if let Some(after) = plan.requeue_after {
+            self.wake_after(after);
+        }
         self.last_error = None;
         self.write_status(Some(&plan));
         if acted && !failed {
@@ -461,15 +478,58 @@ impl Controller {
         !failed
     }
 
+    /// Deletes finished and failed tasks older than the retention; never the inbox.
+    fn janitor(&mut self) -> bool {
+        let retention = self.settings.spec.janitor.retention.0;
+        let Some(cutoff) = std::time::SystemTime::now().checked_sub(retention) else {
+            return true;
+        };
+        for inbox in &self.manifests.inboxes {
+            let folders = crate::tasks::Folders::of(&inbox.spec.path);
+            let pruned = crate::tasks::prune(&folders.done, cutoff)
+                + crate::tasks::prune(&folders.failed, cutoff);
+            if pruned > 0 {
+                info!(inbox = %inbox.name, pruned, "janitor");
+                let _ = self
+                    .journal
+                    .record("pruned", json!({"inbox": inbox.name, "files": pruned}));
+            }
+        }
+        true
+    }
+
+    fn save_facts(&mut self, facts: &Facts) {
+        if *facts == self.facts {
+            return;
+        }
+        self.facts = facts.clone();
+        if let Err(e) = self.facts.save(&self.settings.state_dir) {
+            error!(error = %e, "cannot save facts");
+        }
+    }
+
+    /// Looks again after `after`, whatever else happens.
+    fn wake_after(&self, after: Duration) {
+        let q = self.queue.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            q.add(Key::World);
+        });
+    }
+
     /// How long to wait before starting a crash-looping session again; records the
     /// start otherwise.
-    fn crash_wait(&mut self, action: &Action) -> Option<Duration> {
+    fn crash_wait(&mut self, action: &Action, observed: &Observed) -> Option<Duration> {
         let name = match action {
             Action::CreateSession { session } | Action::RestartSession { session, .. } => {
                 &session.name
             }
             _ => return None,
         };
+        if self.recycled(name, observed) {
+            // Ended by its exit command after a task: a recycle, not a crash.
+            return None;
+        }
         let now = Instant::now();
         let entry = self.restarts.entry(name.clone()).or_insert(Restarts {
             count: 0,
@@ -492,7 +552,8 @@ impl Controller {
         None
     }
 
-    /// Journals a session whose agent died; one that worked on a task is failed.
+    /// Journals a session whose agent died; one that worked on a task is failed. An
+    /// agent that ended after its task (the exit command) is a context recycle.
     fn note_died(&mut self, action: &Action, observed: &Observed) {
         let Action::RestartSession {
             session, reason, ..
@@ -500,22 +561,30 @@ impl Controller {
         else {
             return;
         };
-        let task = self
-            .facts
-            .sessions
-            .get(&session.name)
-            .and_then(|f| f.task.clone());
+        let facts = self.facts.sessions.get(&session.name);
+        let task = facts.and_then(|f| f.task.as_ref()).map(|t| t.task.clone());
+        let pid = observed.sessions.get(&session.name).map(|s| s.pane.pid);
+        if self.recycled(&session.name, observed) {
+            debug!(session = %session.name, "agent ended after its task; fresh context");
+            return;
+        }
         let event = if task.is_some() {
             "sessionFailed"
         } else {
             "sessionExited"
         };
-        let pid = observed.sessions.get(&session.name).map(|s| s.pane.pid);
         warn!(session = %session.name, reason, task, "agent exited");
         let _ = self.journal.record(
             event,
             json!({"session": session.name, "reason": reason, "pid": pid, "task": task}),
         );
+    }
+
+    /// Whether session `name`'s agent ended after finishing a task (context recycle).
+    fn recycled(&self, name: &str, observed: &Observed) -> bool {
+        let facts = self.facts.sessions.get(name);
+        let pid = observed.sessions.get(name).map(|s| s.pane.pid);
+        facts.is_some_and(|f| f.task.is_none() && pid.is_some() && f.used_pid == pid)
     }
 
     fn record_refusals(&mut self, plan: &Plan) {
@@ -533,30 +602,6 @@ impl Controller {
                 .record("refused", json!({"object": r.object, "reason": r.reason}));
         }
         self.last_refused = plan.refused.clone();
-    }
-
-    fn update_facts(&mut self, observed: &Observed) {
-        let owner = self.settings.spec.owner.as_str();
-        let mut sessions = std::collections::BTreeMap::new();
-        for (name, s) in &observed.sessions {
-            if s.owner.as_deref() != Some(owner) {
-                continue;
-            }
-            let old = self.facts.sessions.get(name).cloned().unwrap_or_default();
-            sessions.insert(
-                name.clone(),
-                SessionFacts {
-                    account: s.account.clone().unwrap_or_default(),
-                    ..old
-                },
-            );
-        }
-        if sessions != self.facts.sessions {
-            self.facts.sessions = sessions;
-            if let Err(e) = self.facts.save(&self.settings.state_dir) {
-                error!(error = %e, "cannot save facts");
-            }
-        }
     }
 
     fn write_status(&mut self, plan: Option<&Plan>) {

@@ -84,33 +84,6 @@ pub(super) fn observe_entries(m: &Manifests) -> BTreeMap<PathBuf, Entry> {
         .collect()
 }
 
-/// The task files waiting in each inbox, oldest first (by modification time, then
-/// name). Only regular files matching the inbox's glob count; links are not followed.
-pub(super) fn observe_inboxes(m: &Manifests) -> BTreeMap<String, Vec<String>> {
-    m.inboxes
-        .iter()
-        .map(|inbox| {
-            let mut tasks: Vec<(std::time::SystemTime, String)> =
-                std::fs::read_dir(&inbox.spec.path)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Result::ok)
-                    .filter_map(|e| {
-                        let meta = e.metadata().ok()?;
-                        let name = e.file_name().into_string().ok()?;
-                        (meta.is_file() && glob_match(&inbox.spec.glob, &name))
-                            .then(|| (meta.modified().unwrap_or(std::time::UNIX_EPOCH), name))
-                    })
-                    .collect();
-            tasks.sort();
-            (
-                inbox.name.clone(),
-                tasks.into_iter().map(|(_, n)| n).collect(),
-            )
-        })
-        .collect()
-}
-
 /// Matches a file name against a glob of `*` and `?` (no `/`, no classes).
 pub fn glob_match(glob: &str, name: &str) -> bool {
     let (g, n): (Vec<char>, Vec<char>) = (glob.chars().collect(), name.chars().collect());

@@ -6,6 +6,7 @@
 //! sessions there are; no process is started.
 
 mod fs;
+mod inbox;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use crate::state::Facts;
 use crate::tmux::{self, Cmd, Tmux};
 
 pub use fs::{Entry, observe_entry};
+pub use inbox::{ActiveTask, InboxState, Waiting, read_signals};
 
 /// The tmux user option that marks a session as the controller's.
 pub const OWNER_OPTION: &str = "@failover-owner";
@@ -34,8 +36,17 @@ pub struct Observed {
     pub sessions: BTreeMap<String, Session>,
     /// Filesystem entries the shared state involves (homes, links, targets), by path.
     pub entries: BTreeMap<PathBuf, Entry>,
-    /// Task files waiting in each inbox, by inbox name, oldest first.
-    pub inboxes: BTreeMap<String, Vec<String>>,
+    /// Each inbox's waiting and claimed tasks, by inbox name.
+    pub inboxes: BTreeMap<String, InboxState>,
+    /// The visible screen of each live agent pane of a wanted session, by session.
+    pub screens: BTreeMap<String, String>,
+    /// Completion signals (the agent's Stop hook touched `signals/<session>`), by
+    /// session, with the time they were written.
+    pub signals: BTreeMap<String, jiff::Timestamp>,
+    /// For claimed tasks the facts do not account for (a crash between claim and
+    /// record): whether the task's text is in its session's conversation, by file name
+    /// in `active/`.
+    pub evidence: BTreeMap<String, bool>,
     /// Persisted facts.
     pub facts: Facts,
 }
@@ -115,13 +126,48 @@ pub async fn observe(
         }
         None => BTreeMap::new(),
     };
+    let screens = match tmux {
+        Some(tmux) => capture(tmux, manifests, &sessions).await?,
+        None => BTreeMap::new(),
+    };
+    let inboxes = inbox::observe_inboxes(manifests);
+    let evidence = inbox::evidence(manifests, &sessions, &inboxes, &facts);
     Ok(Observed {
         server_running: tmux.is_some(),
         sessions,
         entries: fs::observe_entries(manifests),
-        inboxes: fs::observe_inboxes(manifests),
+        inboxes,
+        screens,
+        signals: BTreeMap::new(),
+        evidence,
         facts,
     })
+}
+
+/// Captures the visible screen of every live agent pane of a wanted session (a pool's
+/// or a dedicated one), all in one round trip.
+async fn capture(
+    tmux: &Tmux,
+    m: &Manifests,
+    sessions: &BTreeMap<String, Session>,
+) -> Result<BTreeMap<String, String>, Error> {
+    let wanted: Vec<&Session> = sessions
+        .values()
+        .filter(|s| !s.pane.dead && m.wants_session(&s.name))
+        .collect();
+    let lines: Vec<Vec<Cmd>> = wanted
+        .iter()
+        .map(|s| vec![Cmd::new("capture-pane").args(["-p", "-t", &s.pane.id])])
+        .collect();
+    let answers = tmux.pipeline(&lines).await?;
+    Ok(wanted
+        .into_iter()
+        .zip(answers)
+        .filter_map(|(s, answer)| {
+            let text = answer.ok()?.pop()?.join("\n");
+            Some((s.name.clone(), text))
+        })
+        .collect())
 }
 
 /// Reads `list-panes -a` lines into sessions, skipping the control session.

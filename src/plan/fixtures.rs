@@ -102,3 +102,28 @@ pub fn now() -> jiff::Timestamp {
         Err(e) => panic!("{e}"),
     }
 }
+
+pub const INBOX: &str = "
+---
+apiVersion: failover/v1alpha1
+kind: Inbox
+metadata: {name: tasks}
+spec: {path: /p/.agent-queue/inbox, pool: auto, workdir: /w}
+";
+
+pub const IDLE_SCREEN: &str = " ▐▛███▜▌   Claude Code v2.1.329\n\n────\n❯\u{a0}\n────\n  ⏵⏵ auto mode on (shift+tab to cycle)\n";
+pub const BUSY_SCREEN: &str = "> go\n\n✻ Churning… (3s)\n\n────\n❯\u{a0}\n────\n  ⏵⏵ auto mode on (shift+tab to cycle) · esc to interrupt\n";
+
+pub fn task_facts(session: &str) -> crate::state::TaskFacts {
+    crate::state::TaskFacts {
+        inbox: "tasks".into(),
+        file: crate::tasks::active_name(session, 1, "t.md"),
+        task: "t.md".into(),
+        attempt: 1,
+        stage: crate::state::Stage::Running,
+        since: now(),
+        started: Some(now()),
+        idle_since: None,
+        stalled: false,
+    }
+}

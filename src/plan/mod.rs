@@ -2,9 +2,11 @@
 //! persisted facts, the ordered actions that make them match, and every item it refuses
 //! with the reason. No I/O: every rule is tested without tmux.
 
+mod record;
 mod render;
 mod sessions;
 mod shared;
+mod tasks;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,6 +16,7 @@ use serde::{Serialize, Serializer};
 use crate::api::{AccountSpec, Manifests, Object};
 use crate::observe::Observed;
 
+pub use record::{Outcome, record};
 pub use render::{describe, render_diff, render_json, render_text, sign};
 
 /// What one reconcile should do.
@@ -26,6 +29,13 @@ pub struct Plan {
     /// The account sessions run under, to be persisted as the active one (it stays
     /// active while available, so sessions do not move back and forth).
     pub account: Option<String>,
+    /// The facts after this plan's bookkeeping (screens seen, idle times); the outcome
+    /// of each action is added with [`record`].
+    #[serde(skip)]
+    pub facts: crate::state::Facts,
+    /// Look again after this long even if nothing happens (a submit delay running out).
+    #[serde(skip)]
+    pub requeue_after: Option<std::time::Duration>,
 }
 
 /// One change to the world.
@@ -74,6 +84,100 @@ pub enum Action {
         /// Why.
         reason: String,
     },
+    /// Start the agent of a session afresh with the command it was started with.
+    RecycleSession {
+        /// The session.
+        session: String,
+        /// The agent's pane.
+        pane: String,
+        /// Why.
+        reason: String,
+    },
+    /// Claim a waiting task for an idle session and paste its text (or start the agent
+    /// in the task's folder first).
+    DispatchTask {
+        /// Which task.
+        task: TaskRef,
+        /// The agent's pane.
+        pane: String,
+        /// Start the agent afresh in the inbox's folder before pasting.
+        restart: Option<SessionSpec>,
+    },
+    /// Paste a claimed task's text into the agent, now idle in the task's folder.
+    PasteTask {
+        /// Which task.
+        task: TaskRef,
+        /// The agent's pane.
+        pane: String,
+    },
+    /// Send the lone Enter that submits the pasted text.
+    SubmitTask {
+        /// Which task.
+        task: TaskRef,
+        /// The agent's pane.
+        pane: String,
+    },
+    /// Move a finished task to `done/` and, for a pool session, end the agent's
+    /// context with the profile's exit command.
+    CompleteTask {
+        /// Which task.
+        task: TaskRef,
+        /// The agent's pane.
+        pane: String,
+        /// The agent's pid: after the task, no longer a fresh context.
+        pid: u32,
+        /// How the end was seen (`signal`, `idle prompt`).
+        how: String,
+        /// The exit command to type, for pool sessions.
+        exit: Option<String>,
+    },
+    /// Put a claimed task back in its inbox, or in `failed/` after its last try.
+    RequeueTask {
+        /// Which task.
+        task: TaskRef,
+        /// Why.
+        reason: String,
+        /// To `failed/` instead of the inbox.
+        failed: bool,
+    },
+    /// Move a waiting task that must not be sent to `failed/`.
+    RejectTask {
+        /// The inbox.
+        inbox: String,
+        /// The inbox folder.
+        path: PathBuf,
+        /// The file name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// Mark a task stalled: its screen has not changed for `idleTimeout`.
+    StallTask {
+        /// Which task.
+        task: TaskRef,
+    },
+}
+
+/// A claimed (or about to be claimed) task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskRef {
+    /// The inbox, by name.
+    pub inbox: String,
+    /// The inbox folder.
+    pub path: PathBuf,
+    /// Its file name as dropped.
+    pub name: String,
+    /// Its file name in `active/`.
+    pub file: String,
+    /// The session.
+    pub session: String,
+    /// The account of the session.
+    pub account: String,
+    /// Which try (1 for the first).
+    pub attempt: u32,
+    /// When it was submitted, if it was.
+    pub started: Option<jiff::Timestamp>,
 }
 
 /// How an action counts in the summary.
@@ -94,8 +198,8 @@ impl Action {
             Action::CreateDir { .. } | Action::CreateLink { .. } | Action::CreateSession { .. } => {
                 Change::Add
             }
-            Action::RestartSession { .. } | Action::MoveSession { .. } => Change::Change,
             Action::DeleteSession { .. } => Change::Delete,
+            _ => Change::Change,
         }
     }
 }
@@ -151,6 +255,11 @@ pub struct Refusal {
 impl Plan {
     fn act(&mut self, action: Action) {
         self.actions.push(action);
+    }
+
+    /// Asks to be looked at again within `after`.
+    fn wake(&mut self, after: std::time::Duration) {
+        self.requeue_after = Some(self.requeue_after.map_or(after, |d| d.min(after)));
     }
 
     fn refuse(&mut self, object: impl Into<String>, reason: impl Into<String>) {
@@ -209,11 +318,41 @@ pub fn check_shared(m: &Manifests, observed: &Observed) -> Vec<Refusal> {
     plan.refused
 }
 
-/// Plans the changes that make `observed` match `m`. `owner` is the controller's mark.
+/// Plans the changes that make `observed` match `m`: folders, links and sessions (what
+/// `diff` and `apply` do). `owner` is the controller's mark.
 pub fn plan(m: &Manifests, observed: &Observed, owner: &str, now: jiff::Timestamp) -> Plan {
-    let mut plan = Plan::default();
+    plan_all(m, observed, owner, now, false)
+}
+
+/// Plans like [`plan`], and also the tasks: dispatch, completion, retries (what the
+/// controller does).
+pub fn plan_with_tasks(
+    m: &Manifests,
+    observed: &Observed,
+    owner: &str,
+    now: jiff::Timestamp,
+) -> Plan {
+    plan_all(m, observed, owner, now, true)
+}
+
+fn plan_all(
+    m: &Manifests,
+    observed: &Observed,
+    owner: &str,
+    now: jiff::Timestamp,
+    with_tasks: bool,
+) -> Plan {
+    let mut plan = Plan {
+        facts: observed.facts.clone(),
+        ..Plan::default()
+    };
     let broken = shared::plan_shared(m, observed, &mut plan);
-    sessions::plan_sessions(m, observed, owner, now, &broken, &mut plan);
+    let view = tasks::View::new(m, observed, owner, now);
+    view.bookkeep(&mut plan);
+    if with_tasks {
+        view.plan_tasks(&mut plan);
+    }
+    sessions::plan_sessions(m, observed, owner, now, &broken, &view, &mut plan);
     // Folders before the links into them; deletions free names for creations.
     plan.actions.sort_by_key(|a| match a {
         Action::CreateDir { .. } => 0,
@@ -222,6 +361,7 @@ pub fn plan(m: &Manifests, observed: &Observed, owner: &str, now: jiff::Timestam
         Action::CreateSession { .. } => 3,
         Action::RestartSession { .. } => 4,
         Action::MoveSession { .. } => 5,
+        _ => 6,
     });
     plan
 }

@@ -39,6 +39,61 @@ pub fn describe(action: &Action) -> String {
             session.account
         ),
         Action::DeleteSession { name, reason } => format!("session {name}: {reason}"),
+        Action::RecycleSession {
+            session, reason, ..
+        } => format!("session {session}: restart the agent ({reason})"),
+        Action::DispatchTask { task, restart, .. } => {
+            let start = if restart.is_some() {
+                " (agent started in the task's folder first)"
+            } else {
+                ""
+            };
+            format!(
+                "task {}/{} -> session {} (try {}){start}",
+                task.inbox, task.name, task.session, task.attempt
+            )
+        }
+        Action::PasteTask { task, .. } => format!(
+            "task {}/{}: paste into session {}",
+            task.inbox, task.name, task.session
+        ),
+        Action::SubmitTask { task, .. } => format!(
+            "task {}/{}: submit in session {}",
+            task.inbox, task.name, task.session
+        ),
+        Action::CompleteTask {
+            task, how, exit, ..
+        } => {
+            let recycle = exit
+                .as_ref()
+                .map_or(String::new(), |e| format!("; {e} to end the context"));
+            format!(
+                "task {}/{}: done ({how}) in session {}{recycle}",
+                task.inbox, task.name, task.session
+            )
+        }
+        Action::RequeueTask {
+            task,
+            reason,
+            failed,
+        } => {
+            let to = if *failed {
+                "failed/"
+            } else {
+                "back to the inbox"
+            };
+            format!("task {}/{}: {to} ({reason})", task.inbox, task.name)
+        }
+        Action::RejectTask {
+            inbox,
+            name,
+            reason,
+            ..
+        } => format!("task {inbox}/{name}: failed/ ({reason})"),
+        Action::StallTask { task } => format!(
+            "task {}/{}: stalled in session {}",
+            task.inbox, task.name, task.session
+        ),
     }
 }
 
@@ -172,7 +227,7 @@ pub fn render_diff(m: &Manifests, observed: &Observed, plan: &Plan, owner: &str)
                     json!(target.display().to_string()),
                 );
             }
-            Action::CreateDir { .. } => {}
+            _ => {}
         }
     }
     let yaml = |map: &BTreeMap<String, Value>| serde_saphyr::to_string(map).unwrap_or_default();

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use super::tasks::View;
 use super::{Action, Plan, Role, SessionSpec, active_account};
 use crate::api::{AccountSpec, Env, Manifests, Object};
 use crate::observe::{Observed, Session};
@@ -108,6 +109,7 @@ pub(super) fn plan_sessions(
     owner: &str,
     now: jiff::Timestamp,
     broken: &BTreeSet<String>,
+    view: &View<'_>,
     plan: &mut Plan,
 ) {
     let account = active_account(m, observed, now);
@@ -147,25 +149,61 @@ pub(super) fn plan_sessions(
             .enumerate()
             .map(|(i, n)| (u64::from(pool.spec.start_index) + i as u64, n))
             .collect();
-        let min = pool.spec.min as usize;
+        let (min, max) = (pool.spec.min as usize, pool.spec.max as usize);
         let existing: Vec<&(u64, String)> = names
             .iter()
             .filter(|(_, n)| observed.sessions.get(n).is_some_and(|s| ctx.ours(s)))
             .collect();
-        let (keep, surplus) = existing.split_at(existing.len().min(min));
-        for (_, name) in surplus.iter().rev() {
-            plan.act(Action::DeleteSession {
-                name: name.clone(),
-                reason: format!("pool {} keeps {min} sessions", pool.name),
+        // Grow toward max while tasks wait for more sessions than are free.
+        let waiting = view.waiting_for(&pool.name);
+        let free_now = existing.iter().filter(|(_, n)| view.free(n)).count();
+        let grow = waiting.saturating_sub(free_now);
+        let target = (existing.len() + grow).min(max).max(min);
+        // Shrink toward the target: idle sessions without a task, idle long enough,
+        // highest index first.
+        let linger = pool.spec.scale_down_after.0;
+        let mut excess = if waiting > 0 {
+            0
+        } else {
+            existing.len().saturating_sub(min)
+        };
+        let mut keep: Vec<&(u64, String)> = Vec::new();
+        for entry in existing.iter().rev() {
+            let name = &entry.1;
+            let idle_long = view.idle_since(name, plan).is_some_and(|t| {
+                now.duration_since(t)
+                    .try_into()
+                    .unwrap_or(std::time::Duration::ZERO)
+                    >= linger
             });
-            removed.insert(name.clone());
+            if excess > 0 && idle_long && !view.has_task(name) {
+                plan.act(Action::DeleteSession {
+                    name: name.clone(),
+                    reason: format!(
+                        "pool {} is above its {min} sessions and this one is idle",
+                        pool.name
+                    ),
+                });
+                removed.insert(name.clone());
+                excess -= 1;
+            } else {
+                keep.push(entry);
+            }
         }
-        let mut chosen: Vec<&(u64, String)> = keep.to_vec();
+        keep.reverse();
+        // Not growing: keep what is kept (at least min); growing: up to the target.
+        let target = if grow > 0 {
+            target
+        } else {
+            keep.len().max(min)
+        };
+        let need = target.saturating_sub(keep.len());
+        let mut chosen: Vec<&(u64, String)> = keep;
         let free = names
             .iter()
             .filter(|(_, n)| !observed.sessions.contains_key(n));
-        chosen.extend(free.take(min - keep.len()));
-        if chosen.len() < min {
+        chosen.extend(free.take(need));
+        if chosen.len() < min.min(target) {
             let taken: Vec<&str> = names
                 .iter()
                 .filter(|(_, n)| observed.sessions.get(n).is_some_and(|s| !ctx.ours(s)))
@@ -218,6 +256,13 @@ pub(super) fn plan_sessions(
         .filter(|(name, s)| ctx.ours(s) && !wanted.contains(*name) && !removed.contains(*name))
         .collect();
     for name in orphans.keys() {
+        if view.has_task(name) {
+            plan.refuse(
+                format!("session {name}"),
+                "no manifest wants it, but it works on a task: removed once the task ends",
+            );
+            continue;
+        }
         plan.act(Action::DeleteSession {
             name: (*name).clone(),
             reason: "no manifest wants it (orphan)".to_owned(),
@@ -366,7 +411,11 @@ mod tests {
         o.sessions.get_mut("ccl-auto-13").unwrap().pane.dead = true;
         o.sessions.get_mut("ccl-auto-13").unwrap().pane.dead_status = Some(1);
         let p = plan(&m, &o, "failover", now());
-        assert_eq!(deleted(&p), ["ccl-auto-15", "old-one"]);
+        assert_eq!(
+            deleted(&p),
+            ["old-one"],
+            "ccl-auto-15 is above min but not known idle"
+        );
         assert!(created(&p).is_empty());
         let restarted = names(&p, |a| match a {
             Action::RestartSession {
@@ -375,6 +424,75 @@ mod tests {
             _ => None,
         });
         assert_eq!(restarted, ["ccl-auto-13 agent exited with status 1"]);
+    }
+
+    #[test]
+    fn planner_should_remove_idle_sessions_above_min_after_scale_down_after() {
+        let m = manifests(POOL_AND_DEDICATED);
+        let mut o = observed();
+        for (i, n) in [
+            "ccl-auto-11",
+            "ccl-auto-12",
+            "ccl-auto-13",
+            "ccl-auto-14",
+            "ccl-auto-15",
+            "ccl-1-x",
+        ]
+        .iter()
+        .enumerate()
+        {
+            add(&mut o, session(n, "failover", "main", 100 + i as u32));
+            o.screens.insert((*n).into(), IDLE_SCREEN.into());
+        }
+        // Idle for 9 minutes: kept (scaleDownAfter is 10m by default).
+        let nine = now() - jiff::SignedDuration::from_mins(9);
+        for n in ["ccl-auto-14", "ccl-auto-15"] {
+            o.facts.sessions.entry(n.into()).or_default().idle_since = Some(nine);
+        }
+        assert!(deleted(&plan(&m, &o, "failover", now())).is_empty());
+        let later = now() + jiff::SignedDuration::from_mins(2);
+        assert_eq!(
+            deleted(&plan(&m, &o, "failover", later)),
+            ["ccl-auto-15", "ccl-auto-14"]
+        );
+        // A session with a task is never scaled away.
+        o.facts.sessions.get_mut("ccl-auto-15").unwrap().task = Some(task_facts("ccl-auto-15"));
+        assert_eq!(deleted(&plan(&m, &o, "failover", later)), ["ccl-auto-14"]);
+    }
+
+    #[test]
+    fn planner_should_grow_the_pool_while_tasks_wait_and_no_session_is_free() {
+        let text = format!("{POOL_AND_DEDICATED}{INBOX}");
+        let m = manifests(&text);
+        let mut o = observed();
+        for (i, n) in ["ccl-auto-11", "ccl-auto-12", "ccl-auto-13", "ccl-1-x"]
+            .iter()
+            .enumerate()
+        {
+            add(&mut o, session(n, "failover", "main", 100 + i as u32));
+            o.screens.insert((*n).into(), BUSY_SCREEN.into());
+        }
+        let waiting = |n: usize| crate::observe::InboxState {
+            waiting: (0..n)
+                .map(|i| crate::observe::Waiting {
+                    name: format!("t{i}.md"),
+                    link: false,
+                })
+                .collect(),
+            active: vec![],
+        };
+        o.inboxes.insert("tasks".into(), waiting(1));
+        assert_eq!(created(&plan(&m, &o, "failover", now())), ["ccl-auto-14"]);
+        o.inboxes.insert("tasks".into(), waiting(5));
+        assert_eq!(
+            created(&plan(&m, &o, "failover", now())),
+            ["ccl-auto-14", "ccl-auto-15"],
+            "max is 5"
+        );
+        // A free session takes the task: no growth.
+        o.screens.insert("ccl-auto-12".into(), IDLE_SCREEN.into());
+        o.inboxes.insert("tasks".into(), waiting(1));
+        assert!(created(&plan(&m, &o, "failover", now())).is_empty());
     }
 
     #[test]

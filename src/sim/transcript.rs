@@ -7,10 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-/// The folder name Claude Code gives a working directory: every `/` becomes `-`.
-pub fn slug(workdir: &Path) -> String {
-    workdir.to_string_lossy().replace('/', "-")
-}
+pub use crate::tasks::slug;
 
 /// One message of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -30,6 +30,12 @@ pub struct Facts {
     /// The last account swap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_swap: Option<Swap>,
+    /// Tries so far of tasks that went back to their inbox, by `inbox/task`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tries: BTreeMap<String, u32>,
+    /// Per pool, the inbox whose turn it is next (fair sharing).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub turn: BTreeMap<String, usize>,
 }
 
 /// What the controller remembers of one session.
@@ -37,13 +43,64 @@ pub struct Facts {
 #[serde(rename_all = "camelCase")]
 pub struct SessionFacts {
     /// The account it was started under.
+    #[serde(default)]
     pub account: String,
     /// The task it works on, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task: Option<String>,
+    pub task: Option<TaskFacts>,
     /// The conversation to resume after a restart, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<String>,
+    /// The pid of an agent that already ran a task: it is not a fresh context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_pid: Option<u32>,
+    /// A hash of the last screen read, and when it last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screen: Option<(u64, jiff::Timestamp)>,
+    /// Since when it has been idle without a task (for scaling down).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_since: Option<jiff::Timestamp>,
+}
+
+/// A task a session works on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskFacts {
+    /// The inbox, by name.
+    pub inbox: String,
+    /// Its file name in `active/`.
+    pub file: String,
+    /// Its file name as dropped.
+    pub task: String,
+    /// Which try this is (1 for the first).
+    pub attempt: u32,
+    /// How far sending it got.
+    pub stage: Stage,
+    /// When it entered that stage.
+    pub since: jiff::Timestamp,
+    /// When its text was submitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<jiff::Timestamp>,
+    /// Since when the agent has been idle after working on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_since: Option<jiff::Timestamp>,
+    /// Marked stalled (no screen change for `idleTimeout`).
+    #[serde(default)]
+    pub stalled: bool,
+}
+
+/// How far a task's sending got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Stage {
+    /// The agent is being started in the task's folder.
+    Starting,
+    /// The text is in the input box; Enter follows after `submitDelay`.
+    Pasted,
+    /// Enter was sent this many times; waiting to see it taken.
+    Submitted(u8),
+    /// The agent took it.
+    Running,
 }
 
 /// One account swap.

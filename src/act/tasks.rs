@@ -1,0 +1,178 @@
+//! Executing task actions: claim by rename, paste through a tmux buffer, a lone Enter,
+//! completion into `done/`, retries and failures, recycling an agent's context.
+
+use std::path::Path;
+
+use super::{Context, Error, run_guarded, with_process};
+use crate::plan::{Action, Outcome, TaskRef};
+use crate::tasks::{self, Folders, Record};
+use crate::tmux::Cmd;
+
+/// Carries out one task action.
+pub(super) async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome, Error> {
+    match action {
+        Action::DispatchTask {
+            task,
+            pane,
+            restart,
+        } => dispatch(ctx, task, pane, restart.as_ref()).await,
+        Action::PasteTask { task, pane } => {
+            let folders = Folders::of(&task.path);
+            let text =
+                tasks::read_task(&folders.active.join(&task.file)).map_err(|e| failure(task, e))?;
+            paste(ctx, task, pane, &text).await?;
+            Ok(Outcome::Done)
+        }
+        Action::SubmitTask { task, pane } => {
+            let enter = Cmd::new("send-keys").args(["-t", pane, "Enter"]);
+            run_guarded(ctx, &task.session, pane, &[enter]).await?;
+            Ok(Outcome::Done)
+        }
+        Action::CompleteTask {
+            task,
+            pane,
+            how,
+            exit,
+            ..
+        } => {
+            let folders = Folders::of(&task.path);
+            finish(task, &folders.active.join(&task.file), &folders.done, how)?;
+            if let Some(dir) = ctx.state_dir {
+                let _ = std::fs::remove_file(dir.join("signals").join(&task.session));
+            }
+            if let Some(exit) = exit {
+                let typed = Cmd::new("send-keys").args(["-t", pane, "-l", exit]);
+                let enter = Cmd::new("send-keys").args(["-t", pane, "Enter"]);
+                run_guarded(ctx, &task.session, pane, &[typed, enter]).await?;
+            }
+            Ok(Outcome::Done)
+        }
+        Action::RequeueTask {
+            task,
+            reason,
+            failed,
+        } => {
+            let folders = Folders::of(&task.path);
+            let from = folders.active.join(&task.file);
+            if *failed {
+                finish(task, &from, &folders.failed, reason)?;
+            } else {
+                tasks::move_into(&from, &folders.inbox, &task.name)
+                    .map_err(|e| failure(task, e))?;
+            }
+            Ok(Outcome::Done)
+        }
+        Action::RejectTask {
+            inbox,
+            path,
+            name,
+            reason,
+        } => {
+            let folders = Folders::of(path);
+            let to = tasks::move_into(&folders.inbox.join(name), &folders.failed, name).map_err(
+                |e| Error::Task {
+                    task: format!("{inbox}/{name}"),
+                    message: e.to_string(),
+                },
+            )?;
+            let record = Record {
+                task: name.clone(),
+                inbox: inbox.clone(),
+                session: String::new(),
+                account: String::new(),
+                attempt: 0,
+                started: None,
+                finished: jiff::Timestamp::now(),
+                outcome: reason.clone(),
+            };
+            let _ = tasks::write_record(&to, &record);
+            Ok(Outcome::Rejected(reason.clone()))
+        }
+        Action::StallTask { .. } => Ok(Outcome::Done),
+        Action::RecycleSession { session, pane, .. } => {
+            let respawn = Cmd::new("respawn-pane").args(["-k", "-t", pane]);
+            run_guarded(ctx, session, pane, &[respawn]).await?;
+            Ok(Outcome::Done)
+        }
+        _ => Ok(Outcome::Done),
+    }
+}
+
+fn failure(task: &TaskRef, e: impl std::fmt::Display) -> Error {
+    Error::Task {
+        task: format!("{}/{}", task.inbox, task.name),
+        message: e.to_string(),
+    }
+}
+
+/// Claims the task (rename into `active/`), then pastes its text, or starts the agent
+/// afresh in the task's folder (the text follows once it is idle). A task that must
+/// not be sent goes to `failed/`; a paste that fails puts the task back.
+async fn dispatch(
+    ctx: Context<'_>,
+    task: &TaskRef,
+    pane: &str,
+    restart: Option<&crate::plan::SessionSpec>,
+) -> Result<Outcome, Error> {
+    let folders = Folders::of(&task.path);
+    std::fs::create_dir_all(&folders.active).map_err(|e| failure(task, e))?;
+    let claimed = folders.active.join(&task.file);
+    std::fs::rename(folders.inbox.join(&task.name), &claimed)
+        .map_err(|e| failure(task, format!("cannot claim it: {e}")))?;
+    let text = match tasks::read_task(&claimed) {
+        Ok(text) => text,
+        Err(rejected) => {
+            finish(task, &claimed, &folders.failed, &rejected.to_string())?;
+            return Ok(Outcome::Rejected(rejected.to_string()));
+        }
+    };
+    let sent = match restart {
+        Some(spec) => {
+            let respawn = with_process(
+                Cmd::new("respawn-pane").args(["-k", "-t", pane]),
+                spec,
+                ctx.state_dir,
+            );
+            run_guarded(ctx, &task.session, pane, &[respawn]).await
+        }
+        None => paste(ctx, task, pane, &text).await,
+    };
+    if let Err(e) = sent {
+        let _ = tasks::move_into(&claimed, &folders.inbox, &task.name);
+        return Err(e);
+    }
+    Ok(Outcome::Done)
+}
+
+/// Pastes `text` into the agent's pane as one bracketed paste.
+async fn paste(ctx: Context<'_>, task: &TaskRef, pane: &str, text: &str) -> Result<(), Error> {
+    let tmux = ctx.tmux.ok_or_else(|| Error::NoTmux {
+        name: task.session.clone(),
+    })?;
+    let dir = ctx
+        .state_dir
+        .map_or_else(std::env::temp_dir, |d| d.join("buffers"));
+    crate::state::create_private_dir(&dir).map_err(|e| failure(task, e))?;
+    tmux.paste(pane, text, &dir)
+        .await
+        .map_err(|source| Error::Session {
+            name: task.session.clone(),
+            source,
+        })
+}
+
+/// Moves a claimed task into `dir` (`done/` or `failed/`) with its record.
+fn finish(task: &TaskRef, from: &Path, dir: &Path, outcome: &str) -> Result<(), Error> {
+    let to = tasks::move_into(from, dir, &task.name).map_err(|e| failure(task, e))?;
+    let record = Record {
+        task: task.name.clone(),
+        inbox: task.inbox.clone(),
+        session: task.session.clone(),
+        account: task.account.clone(),
+        attempt: task.attempt,
+        started: task.started,
+        finished: jiff::Timestamp::now(),
+        outcome: outcome.to_owned(),
+    };
+    tasks::write_record(&to, &record).map_err(|e| failure(task, e))
+}

@@ -1,0 +1,106 @@
+//! Folding what an action did into the facts, so the next plan knows it.
+
+use jiff::Timestamp;
+
+use super::Action;
+use crate::state::{Facts, Stage, TaskFacts};
+
+/// What a successful action came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// It did what it says.
+    Done,
+    /// The task it was to send went to `failed/` instead, for this reason.
+    Rejected(String),
+}
+
+/// Records the result of `action` in `facts`.
+pub fn record(
+    facts: &mut Facts,
+    action: &Action,
+    result: &Result<Outcome, String>,
+    now: Timestamp,
+) {
+    let Ok(outcome) = result else { return };
+    match action {
+        Action::DispatchTask { task, restart, .. } => {
+            facts.tries.remove(&format!("{}/{}", task.inbox, task.name));
+            if *outcome != Outcome::Done {
+                return;
+            }
+            let f = facts.sessions.entry(task.session.clone()).or_default();
+            f.idle_since = None;
+            f.task = Some(TaskFacts {
+                inbox: task.inbox.clone(),
+                file: task.file.clone(),
+                task: task.name.clone(),
+                attempt: task.attempt,
+                stage: if restart.is_some() {
+                    Stage::Starting
+                } else {
+                    Stage::Pasted
+                },
+                since: now,
+                started: None,
+                idle_since: None,
+                stalled: false,
+            });
+        }
+        Action::PasteTask { task, .. } => set_stage(facts, &task.session, Stage::Pasted, now),
+        Action::SubmitTask { task, .. } => {
+            let enters = match facts
+                .sessions
+                .get(&task.session)
+                .and_then(|f| f.task.as_ref())
+            {
+                Some(TaskFacts {
+                    stage: Stage::Submitted(n),
+                    ..
+                }) => n.saturating_add(1),
+                _ => 1,
+            };
+            set_stage(facts, &task.session, Stage::Submitted(enters), now);
+        }
+        Action::CompleteTask { task, pid, .. } => {
+            let f = facts.sessions.entry(task.session.clone()).or_default();
+            f.task = None;
+            f.used_pid = Some(*pid);
+        }
+        Action::RequeueTask { task, failed, .. } => {
+            if let Some(f) = facts.sessions.get_mut(&task.session)
+                && f.task.as_ref().is_some_and(|t| t.file == task.file)
+            {
+                f.task = None;
+            }
+            if !failed {
+                facts
+                    .tries
+                    .insert(format!("{}/{}", task.inbox, task.name), task.attempt);
+            }
+        }
+        Action::StallTask { task } => {
+            if let Some(t) = facts
+                .sessions
+                .get_mut(&task.session)
+                .and_then(|f| f.task.as_mut())
+            {
+                t.stalled = true;
+            }
+        }
+        Action::DeleteSession { name, .. } => {
+            facts.sessions.remove(name);
+        }
+        _ => {}
+    }
+}
+
+fn set_stage(facts: &mut Facts, session: &str, stage: Stage, now: Timestamp) {
+    if let Some(t) = facts
+        .sessions
+        .get_mut(session)
+        .and_then(|f| f.task.as_mut())
+    {
+        t.stage = stage;
+        t.since = now;
+    }
+}

@@ -1,0 +1,398 @@
+//! Tasks end to end: a real controller process, a private tmux server, the stand-in
+//! agent, real inbox folders and file events.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use failover::testbed::{TmuxServer, wait_for};
+
+const BIN: &str = env!("CARGO_BIN_EXE_failover");
+
+struct Bed {
+    t: TmuxServer,
+    root: PathBuf,
+}
+
+struct Running {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Running {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Bed {
+    fn new() -> Self {
+        let t = TmuxServer::start();
+        let root = t.mkdir("op");
+        for dir in [
+            "home",
+            "work",
+            "a/.agent-queue/inbox",
+            "b/.agent-queue/inbox",
+            "desk",
+        ] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        Self { t, root }
+    }
+
+    fn inbox(&self, name: &str) -> PathBuf {
+        self.root.join(name).join(".agent-queue/inbox")
+    }
+
+    fn queue(&self, name: &str, folder: &str) -> PathBuf {
+        self.root.join(name).join(".agent-queue").join(folder)
+    }
+
+    /// A pool `w-` of `min..max` sessions fed by inboxes `a` and `b`, and a dedicated
+    /// session `desk`.
+    fn manifest(&self, min: u32, max: u32, extra_pool: &str) -> PathBuf {
+        let root = self.root.display();
+        let text = format!(
+            "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: main}}\nspec: {{home: {root}/home}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: 100ms}}}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: default}}\nspec: {{pollInterval: 200ms, dispatch: {{submitDelay: 50ms}}}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: auto}}\nspec: {{prefix: w-, min: {min}, max: {max}, workdir: {root}/work{extra_pool}}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: {root}/work}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: a}}\nspec: {{path: {a}, pool: auto, workdir: {root}/work, maxTries: 2}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: b}}\nspec: {{path: {b}, pool: auto, workdir: {root}/work}}\n",
+            a = self.inbox("a").display(),
+            b = self.inbox("b").display(),
+        );
+        let path = self.root.join("pool.yaml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn start(&self, manifest: &Path, name: &str) -> Running {
+        let log = self.root.join(format!("{name}.log"));
+        let child = Command::new(BIN)
+            .args(["controller", "-f", &manifest.to_string_lossy()])
+            .envs(self.t.env())
+            .env("FAILOVER_STATE_DIR", self.root.join("state"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Running { child, log }
+    }
+
+    /// Drops a task the way people do: written beside, then renamed into the inbox.
+    fn drop_task(&self, inbox: &str, name: &str, text: &str) {
+        let tmp = self.root.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, self.inbox(inbox).join(name)).unwrap();
+    }
+
+    fn files(&self, inbox: &str, folder: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.queue(inbox, folder))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !n.ends_with(".json"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// Every user message of every conversation under the account home.
+    fn user_messages(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let projects = self.root.join("home/projects");
+        for dir in std::fs::read_dir(projects).into_iter().flatten().flatten() {
+            for file in std::fs::read_dir(dir.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let text = std::fs::read_to_string(file.path()).unwrap_or_default();
+                for line in text.lines() {
+                    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                    if v["message"]["role"] == "user" {
+                        out.push(
+                            v["message"]["content"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_owned(),
+                        );
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn sessions(&self) -> Vec<String> {
+        self.t
+            .sessions()
+            .into_iter()
+            .filter(|s| s.starts_with("w-"))
+            .collect()
+    }
+}
+
+fn counts(messages: &[String]) -> BTreeMap<String, usize> {
+    let mut map = BTreeMap::new();
+    for m in messages {
+        *map.entry(m.clone()).or_insert(0) += 1;
+    }
+    map
+}
+
+#[test]
+fn fifty_tasks_over_two_inboxes_and_four_sessions_should_each_be_done_exactly_once() {
+    let bed = Bed::new();
+    let manifest = bed.manifest(4, 4, "");
+    let c = bed.start(&manifest, "c");
+    let mut texts = Vec::new();
+    for i in 0..50 {
+        let inbox = if i % 2 == 0 { "a" } else { "b" };
+        let text = format!("task {i} from {inbox}: make it so");
+        bed.drop_task(inbox, &format!("t{i:02}.md"), &text);
+        texts.push(text);
+    }
+    let done = failover::testbed::wait_for_or_none(Duration::from_secs(90), || {
+        (bed.files("a", "done").len() + bed.files("b", "done").len() == 50).then_some(())
+    });
+    assert!(
+        done.is_some(),
+        "not all done: inbox {:?} {:?} active {:?} {:?}\n{}",
+        bed.files("a", "inbox"),
+        bed.files("b", "inbox"),
+        bed.files("a", "active"),
+        bed.files("b", "active"),
+        c.log()
+    );
+    assert!(bed.files("a", "inbox").is_empty() && bed.files("b", "inbox").is_empty());
+    assert!(
+        bed.files("a", "active").is_empty() && bed.files("b", "active").is_empty(),
+        "{}",
+        c.log()
+    );
+    let seen = counts(&bed.user_messages());
+    for text in &texts {
+        assert_eq!(seen.get(text), Some(&1), "{text:?} must run exactly once");
+    }
+    assert_eq!(
+        seen.values().sum::<usize>(),
+        50,
+        "nothing else reached an agent"
+    );
+    // The dedicated session never got one: its agent's conversation is empty.
+    let screen = bed.t.capture_all("=desk:");
+    assert!(!screen.contains("> task"), "{screen}");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bed.queue("a", "done").join("t00.md.json")).unwrap())
+            .unwrap();
+    assert_eq!(record["inbox"], "a");
+    assert_eq!(record["account"], "main");
+    assert_eq!(record["attempt"], 1);
+    assert!(record["session"].as_str().unwrap().starts_with("w-"));
+    assert!(
+        record["outcome"] == "idle prompt" || record["outcome"] == "signal",
+        "{record}"
+    );
+}
+
+#[test]
+fn a_three_line_payload_should_reach_the_transcript_byte_exact() {
+    let bed = Bed::new();
+    let c = bed.start(&bed.manifest(1, 1, ""), "c");
+    let payload = "line one $(rm -rf /) and `id`\nline 'two' \"quoted\" \\ back\\slash \\e[31m red\nline three\t\u{1b}[0m ü ❯ end";
+    bed.drop_task("a", "-odd name ü.md", payload);
+    wait_for(Duration::from_secs(20), "the task done", || {
+        (bed.files("a", "done") == ["-odd name ü.md"]).then_some(())
+    });
+    assert_eq!(bed.user_messages(), vec![payload.to_owned()], "{}", c.log());
+}
+
+#[test]
+fn bad_tasks_should_go_to_failed_with_the_reason() {
+    let bed = Bed::new();
+    let _c = bed.start(&bed.manifest(1, 1, ""), "c");
+    bed.drop_task("a", "empty.md", "  \n");
+    std::fs::write(bed.inbox("a").join("binary.md"), [0xff, 0xfe, 0x00, 0x41]).unwrap();
+    std::fs::write(bed.inbox("a").join("huge.md"), vec![b'x'; (1 << 20) + 1]).unwrap();
+    let outside = bed.root.join("secret.txt");
+    std::fs::write(&outside, "secret outside the inbox").unwrap();
+    std::os::unix::fs::symlink(&outside, bed.inbox("a").join("link.md")).unwrap();
+    wait_for(Duration::from_secs(20), "four failed tasks", || {
+        (bed.files("a", "failed").len() == 4).then_some(())
+    });
+    let reason = |name: &str| -> String {
+        let v: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(bed.queue("a", "failed").join(format!("{name}.json"))).unwrap(),
+        )
+        .unwrap();
+        v["outcome"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(reason("empty.md"), "the task is empty");
+    assert_eq!(reason("binary.md"), "the task is not UTF-8 text");
+    assert!(reason("huge.md").contains("more than the 1 MiB limit"));
+    assert!(reason("link.md").contains("links are not followed"));
+    assert!(
+        std::fs::symlink_metadata(bed.queue("a", "failed").join("link.md"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&outside).unwrap(),
+        "secret outside the inbox",
+        "the link's target is neither moved nor changed"
+    );
+    assert!(
+        bed.user_messages().is_empty(),
+        "nothing bad reached an agent"
+    );
+}
+
+#[test]
+fn a_session_killed_mid_task_should_have_its_task_requeued_and_done_once() {
+    let bed = Bed::new();
+    // Turns of 3 s leave time to kill the session mid-task.
+    let manifest = bed.manifest(1, 1, "");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("FAILOVER_SIM_TURN: 100ms", "FAILOVER_SIM_TURN: 3s");
+    std::fs::write(&manifest, text).unwrap();
+    let c = bed.start(&manifest, "c");
+    wait_for(Duration::from_secs(10), "the session", || {
+        (bed.sessions().len() == 1).then_some(())
+    });
+    bed.drop_task("a", "slow.md", "a slow task");
+    wait_for(Duration::from_secs(10), "the task at work", || {
+        bed.t
+            .capture("=w-0:")
+            .contains("esc to interrupt")
+            .then_some(())
+    });
+    bed.t.tmux(&["kill-session", "-t", "=w-0"]);
+    wait_for(Duration::from_secs(30), "the task done", || {
+        (bed.files("a", "done") == ["slow.md"]).then_some(())
+    });
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(bed.queue("a", "done").join("slow.md.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["attempt"], 2, "{}", c.log());
+    let journal = std::fs::read_to_string(bed.root.join("state/journal.jsonl")).unwrap();
+    assert!(journal.contains("\"event\":\"taskRequeued\""), "{journal}");
+}
+
+#[test]
+fn a_task_whose_sessions_keep_dying_should_fail_after_its_tries() {
+    let bed = Bed::new();
+    let manifest = bed.manifest(1, 1, "");
+    let text = std::fs::read_to_string(&manifest).unwrap().replace(
+        "FAILOVER_SIM_TURN: 100ms",
+        "FAILOVER_SIM_SCRIPT: crash; crash; crash",
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let _c = bed.start(&manifest, "c");
+    bed.drop_task("a", "doomed.md", "this crashes the agent");
+    wait_for(Duration::from_secs(30), "the task failed", || {
+        (bed.files("a", "failed") == ["doomed.md"]).then_some(())
+    });
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(bed.queue("a", "failed").join("doomed.md.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        record["outcome"].as_str().unwrap().contains("try 2 of 2"),
+        "{record}"
+    );
+}
+
+#[test]
+fn the_pool_should_grow_while_tasks_wait_and_shrink_when_idle() {
+    let bed = Bed::new();
+    let manifest = bed.manifest(1, 3, ", scaleDownAfter: 1s");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("FAILOVER_SIM_TURN: 100ms", "FAILOVER_SIM_TURN: 2s");
+    std::fs::write(&manifest, text).unwrap();
+    let _c = bed.start(&manifest, "c");
+    wait_for(Duration::from_secs(10), "one session", || {
+        (bed.sessions().len() == 1).then_some(())
+    });
+    for i in 0..6 {
+        bed.drop_task("b", &format!("t{i}.md"), &format!("task {i}"));
+    }
+    wait_for(Duration::from_secs(10), "three sessions", || {
+        (bed.sessions().len() == 3).then_some(())
+    });
+    wait_for(Duration::from_secs(60), "six done", || {
+        (bed.files("b", "done").len() == 6).then_some(())
+    });
+    wait_for(Duration::from_secs(20), "back to one session", || {
+        (bed.sessions().len() == 1).then_some(())
+    });
+}
+
+#[test]
+fn sigkilling_the_controller_during_dispatch_should_lose_no_task_and_run_none_twice() {
+    let bed = Bed::new();
+    let manifest = bed.manifest(3, 3, "");
+    let mut texts = Vec::new();
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut n = 0;
+    for round in 0..20 {
+        let c = bed.start(&manifest, &format!("c{round}"));
+        for _ in 0..2 {
+            let text = format!("task {n}: round {round}");
+            bed.drop_task(
+                if n % 2 == 0 { "a" } else { "b" },
+                &format!("k{n:03}.md"),
+                &text,
+            );
+            texts.push(text);
+            n += 1;
+        }
+        // A random point of the dispatch: claim, paste, submit, record.
+        std::thread::sleep(Duration::from_millis(next() % 400));
+        c.kill();
+    }
+    let c = bed.start(&manifest, "final");
+    wait_for(Duration::from_secs(120), "every task done", || {
+        (bed.files("a", "done").len() + bed.files("b", "done").len() == texts.len()).then_some(())
+    });
+    for folder in ["inbox", "active", "failed"] {
+        assert!(
+            bed.files("a", folder).is_empty() && bed.files("b", folder).is_empty(),
+            "{folder}: {}",
+            c.log()
+        );
+    }
+    let seen = counts(&bed.user_messages());
+    for text in &texts {
+        assert_eq!(seen.get(text), Some(&1), "{text:?} must run exactly once");
+    }
+}
