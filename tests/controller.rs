@@ -228,14 +228,15 @@ fn a_bad_edit_should_be_reported_with_its_place_and_change_nothing() {
             .then_some(())
     });
     let status: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(bed.state().join("status.json")).unwrap()).unwrap();
-    assert!(
-        status["error"]
-            .as_str()
-            .unwrap()
-            .contains("invalid manifests"),
-        "{status}"
-    );
+        wait_for(Duration::from_secs(5), "the error in status.json", || {
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(bed.state().join("status.json")).ok()?)
+                    .ok()?;
+            v["error"]
+                .as_str()?
+                .contains("invalid manifests")
+                .then_some(v)
+        });
     assert!(!status["converged"].as_bool().unwrap());
     // The last good manifests keep running: a killed session still comes back.
     bed.t.tmux(&["kill-session", "-t", "=w-2"]);

@@ -118,6 +118,8 @@ struct Controller {
     last_refused: Vec<Refusal>,
     last_status: Option<Status>,
     last_error: Option<String>,
+    /// Why the manifests on disk are not the ones running (until a good edit).
+    manifest_error: Option<String>,
     reconciles: u64,
 }
 
@@ -173,6 +175,7 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
         last_refused: Vec::new(),
         last_status: None,
         last_error: None,
+        manifest_error: None,
         reconciles: 0,
     };
     let mut watches = Watches::new(queue.clone())?;
@@ -369,7 +372,7 @@ impl Controller {
                 }
                 self.manifests = m;
                 self.generation = set.generation;
-                self.last_error = None;
+                self.manifest_error = None;
                 self.queue.add(Key::World);
             }
             Err(LoadError::Invalid(problems)) => {
@@ -382,7 +385,7 @@ impl Controller {
                     "invalidManifests",
                     json!({"origin": origin, "problems": text.lines().collect::<Vec<_>>()}),
                 );
-                self.last_error = Some(format!(
+                self.manifest_error = Some(format!(
                     "invalid manifests from {origin}: {}",
                     text.trim_end()
                 ));
@@ -461,8 +464,6 @@ impl Controller {
                 json!({"action": action, "ok": result.is_ok(), "error": result.as_ref().err()}),
             );
             plan::record(&mut facts, action, &result, jiff::Timestamp::now());
-            // Facts first: a crash after this point finds what was done.
-            self.save_facts(&facts);
             acted = true;
             failed |= result.is_err();
         }
@@ -623,10 +624,13 @@ impl Controller {
         let status = Status {
             pid: std::process::id(),
             generation: self.generation.clone(),
-            converged: converged && self.last_error.is_none(),
+            converged: converged && self.last_error.is_none() && self.manifest_error.is_none(),
             pending,
             refused,
-            error: self.last_error.clone(),
+            error: self
+                .manifest_error
+                .clone()
+                .or_else(|| self.last_error.clone()),
             updated: jiff::Timestamp::now(),
         };
         let same = self.last_status.as_ref().is_some_and(|old| {

@@ -1,8 +1,9 @@
 //! The work queue: triggers coalesced by key, one run at a time per key, a key that is
 //! triggered while it runs runs exactly once more afterwards, and failures back off
-//! exponentially per key until a success resets them. Runs of a key are spaced by a gap
-//! that starts small and doubles while triggers keep arriving inside it (a stream of a
-//! thousand file events gives a handful of runs), back to small after a quiet spell.
+//! exponentially per key until a success resets them. Runs of a key follow each other
+//! at once, unless streaming triggers (file events) keep coming between them: then a
+//! gap opens and doubles (a thousand file events give a handful of runs) and closes
+//! again after a quiet run; timers and tmux notifications never open it.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -16,11 +17,14 @@ use tokio::time::Instant;
 pub const BACKOFF_BASE: Duration = Duration::from_millis(200);
 /// The longest retry delay.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
-/// The shortest time between two runs of a key. A lone trigger after a quiet spell
-/// still runs at once.
+/// The first gap between two runs of a key once streaming triggers press on it. A
+/// lone trigger after a quiet spell runs at once.
 pub const MIN_GAP: Duration = Duration::from_millis(25);
 /// The longest time between two runs of a key while triggers stream in.
 pub const MAX_GAP: Duration = Duration::from_millis(400);
+/// Streaming triggers within [`MIN_GAP`] that make a stream (a task dropped and
+/// claimed makes two or three file events; a thousand files make many more).
+pub const STREAM: usize = 8;
 
 #[derive(Debug)]
 struct State<K> {
@@ -31,14 +35,15 @@ struct State<K> {
     not_before: HashMap<K, Instant>,
     finished: HashMap<K, Instant>,
     gap: HashMap<K, Duration>,
-    pressed: Vec<K>,
+    /// The times of the key's last streaming triggers (at most [`STREAM`]).
+    streamed: HashMap<K, VecDeque<Instant>>,
 }
 
 impl<K: Eq + Hash> State<K> {
     /// When `key` may run next: after its backoff, and `MIN_GAP` after its last run;
     /// `None` when nothing holds it back.
     fn earliest(&self, key: &K) -> Option<Instant> {
-        let spacing = self.gap.get(key).copied().unwrap_or(MIN_GAP);
+        let spacing = self.gap.get(key).copied().unwrap_or(Duration::ZERO);
         let gap = self.finished.get(key).map(|t| *t + spacing);
         let backoff = self.not_before.get(key).copied();
         gap.max(backoff)
@@ -70,7 +75,7 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
                 not_before: HashMap::new(),
                 finished: HashMap::new(),
                 gap: HashMap::new(),
-                pressed: Vec::new(),
+                streamed: HashMap::new(),
             }),
             wake: Notify::new(),
         }
@@ -84,17 +89,30 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
     /// Asks for `key` to be reconciled: queued once however often it is added; while
     /// it runs, it is marked to run once more afterwards.
     pub fn add(&self, key: K) {
+        self.push(key, false);
+    }
+
+    /// Like [`WorkQueue::add`], for triggers that can come in streams (file events):
+    /// one arriving while the key waits out its gap widens the gap.
+    pub fn add_streaming(&self, key: K) {
+        self.push(key, true);
+    }
+
+    fn push(&self, key: K, streaming: bool) {
         {
             let mut s = self.lock();
+            if streaming {
+                let times = s.streamed.entry(key.clone()).or_default();
+                if times.len() == STREAM {
+                    times.pop_front();
+                }
+                times.push_back(Instant::now());
+            }
             if s.running.contains(&key) {
                 if !s.dirty.contains(&key) {
                     s.dirty.push(key);
                 }
                 return;
-            }
-            let held = s.earliest(&key).is_some_and(|t| t > Instant::now());
-            if held && !s.pressed.contains(&key) {
-                s.pressed.push(key.clone());
             }
             if s.queued.contains(&key) {
                 return;
@@ -142,13 +160,19 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
             let mut s = self.lock();
             s.running.retain(|k| k != key);
             s.finished.insert(key.clone(), Instant::now());
-            let pressed = s.pressed.contains(key);
-            s.pressed.retain(|k| k != key);
-            let gap = s.gap.get(key).copied().unwrap_or(MIN_GAP);
+            // STREAM streaming triggers within the last MIN_GAP: a stream; the gap widens.
+            let now = Instant::now();
+            let pressed = s.streamed.get(key).is_some_and(|times| {
+                times.len() == STREAM
+                    && times
+                        .front()
+                        .is_some_and(|t| now.duration_since(*t) <= MIN_GAP)
+            });
+            let gap = s.gap.get(key).copied().unwrap_or(Duration::ZERO);
             let gap = if pressed {
-                gap.saturating_mul(2).min(MAX_GAP)
+                gap.saturating_mul(2).clamp(MIN_GAP, MAX_GAP)
             } else {
-                MIN_GAP
+                Duration::ZERO
             };
             s.gap.insert(key.clone(), gap);
             if ok {
@@ -238,7 +262,6 @@ mod tests {
         let key = q.next().await;
         q.done(&key, true);
         assert_eq!(q.backoff_of(&"k"), None);
-        tokio::time::sleep(MIN_GAP).await;
         q.add("k");
         let t = Instant::now();
         q.next().await;
@@ -252,7 +275,7 @@ mod tests {
             let q = q.clone();
             tokio::spawn(async move {
                 for _ in 0..1000 {
-                    q.add("world");
+                    q.add_streaming("world");
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
             })
@@ -266,10 +289,10 @@ mod tests {
             }
         }
         feeder.await.unwrap();
-        // Gaps of 25, 50, 100, 200, 400, 400 ms: a handful of runs for a second of
-        // triggers, not a thousand.
+        // Runs at once until eight triggers within 25 ms show a stream, then gaps of
+        // 25, 50, 100, 200, 400 ms: a dozen runs for a second of triggers, not a thousand.
         assert!(
-            (4..=8).contains(&runs),
+            (6..=16).contains(&runs),
             "{runs} runs for 1000 triggers over 1 s"
         );
         tokio::time::sleep(MAX_GAP).await;
@@ -281,6 +304,19 @@ mod tests {
             Duration::ZERO,
             "a lone trigger after a quiet spell runs at once"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn plain_triggers_should_never_widen_the_gap() {
+        let q = WorkQueue::new();
+        for _ in 0..20 {
+            q.add("world");
+            let t = Instant::now();
+            let key = q.next().await;
+            assert!(t.elapsed() <= MIN_GAP, "{:?}", t.elapsed());
+            q.add("world");
+            q.done(&key, true);
+        }
     }
 
     #[tokio::test(start_paused = true)]

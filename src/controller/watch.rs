@@ -1,22 +1,20 @@
-//! File watches: folders, not files (editors save by rename), debounced, each routed to
-//! the work-queue key it concerns. A folder that does not exist yet is watched from its
-//! nearest existing parent until it appears; when the OS watch limit is hit, that folder
-//! is polled instead, with a clear warning.
+//! File watches: folders, not files (editors save by rename), each event routed to the
+//! work-queue key it concerns. Debouncing is the queue's: it coalesces a stream of
+//! events into a handful of runs without delaying a lone one. A folder that does not
+//! exist yet is watched from its nearest existing parent until it appears; when the OS
+//! watch limit is hit, that folder is polled instead, with a clear warning.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use notify::{PollWatcher, RecursiveMode, Watcher};
-use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+use notify::{PollWatcher, RecommendedWatcher, RecursiveMode, Watcher};
 use tracing::{debug, warn};
 
 use super::Key;
 use super::queue::WorkQueue;
 
-/// How long events are gathered before they are handed on.
-const DEBOUNCE: Duration = Duration::from_millis(10);
 /// How often folders are polled when they cannot be watched.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -24,7 +22,7 @@ type Routes = Arc<Mutex<Vec<(PathBuf, Key)>>>;
 
 /// The controller's watches.
 pub struct Watches {
-    debouncer: Debouncer<notify::RecommendedWatcher, RecommendedCache>,
+    watcher: RecommendedWatcher,
     poller: Option<PollWatcher>,
     queue: Arc<WorkQueue<Key>>,
     routes: Routes,
@@ -40,20 +38,35 @@ impl std::fmt::Debug for Watches {
     }
 }
 
-/// The key for an event at `path`: the route whose folder holds it or lies under it.
-fn route(routes: &[(PathBuf, Key)], path: &Path) -> Key {
-    routes
+/// The keys for an event at `path`: the most specific watched folder holding it; for
+/// an event on a parent (a watched folder being created), every folder under it.
+fn route(routes: &[(PathBuf, Key)], path: &Path) -> Vec<Key> {
+    let holder = routes
         .iter()
-        .find(|(folder, _)| path.starts_with(folder) || folder.starts_with(path))
-        .map_or(Key::World, |(_, key)| *key)
+        .filter(|(folder, _)| path.starts_with(folder))
+        .max_by_key(|(folder, _)| folder.components().count());
+    if let Some((_, key)) = holder {
+        return vec![*key];
+    }
+    let mut keys: Vec<Key> = routes
+        .iter()
+        .filter(|(folder, _)| folder.starts_with(path))
+        .map(|(_, key)| *key)
+        .collect();
+    keys.dedup();
+    if keys.is_empty() {
+        keys.push(Key::World);
+    }
+    keys
 }
 
 fn deliver(queue: &WorkQueue<Key>, routes: &Routes, paths: impl Iterator<Item = PathBuf>) {
     let routes = routes.lock().unwrap_or_else(|p| p.into_inner()).clone();
     for path in paths {
-        let key = route(&routes, &path);
-        tracing::trace!(path = %path.display(), ?key, "file event");
-        queue.add(key);
+        for key in route(&routes, &path) {
+            tracing::trace!(path = %path.display(), ?key, "file event");
+            queue.add_streaming(key);
+        }
     }
 }
 
@@ -62,31 +75,20 @@ impl Watches {
     pub fn new(queue: Arc<WorkQueue<Key>>) -> Result<Self, notify::Error> {
         let routes: Routes = Arc::default();
         let (q, r) = (queue.clone(), routes.clone());
-        let debouncer =
-            new_debouncer(
-                DEBOUNCE,
-                None,
-                move |result: DebounceEventResult| match result {
-                    Ok(events) => deliver(
-                        &q,
-                        &r,
-                        events
-                            .into_iter()
-                            .filter(|e| changes(&e.event.kind))
-                            .flat_map(|e| e.event.paths),
-                    ),
-                    Err(errors) => {
-                        for e in errors {
-                            warn!(error = %e, "file watch error; everything is looked at again");
-                        }
+        let watcher =
+            notify::recommended_watcher(
+                move |result: notify::Result<notify::Event>| match result {
+                    Ok(event) if changes(&event.kind) => deliver(&q, &r, event.paths.into_iter()),
+                    Ok(_) => {}
+                    Err(e) => {
+                        warn!(error = %e, "file watch error; everything is looked at again");
                         q.add(Key::Manifests);
                         q.add(Key::World);
                     }
                 },
-            )
-            .map_err(|e| notify::Error::generic(&e.to_string()))?;
+            )?;
         Ok(Self {
-            debouncer,
+            watcher,
             poller: None,
             queue,
             routes,
@@ -114,7 +116,7 @@ impl Watches {
             let polled = self.watched.remove(&path).unwrap_or(false);
             let result = match (&mut self.poller, polled) {
                 (Some(poller), true) => poller.unwatch(&path),
-                _ => self.debouncer.unwatch(&path),
+                _ => self.watcher.unwatch(&path),
             };
             if let Err(e) = result {
                 debug!(path = %path.display(), error = %e, "unwatch");
@@ -124,7 +126,7 @@ impl Watches {
             if self.watched.contains_key(&path) {
                 continue;
             }
-            match self.debouncer.watch(&path, RecursiveMode::NonRecursive) {
+            match self.watcher.watch(&path, RecursiveMode::NonRecursive) {
                 Ok(()) => {
                     debug!(path = %path.display(), "watching");
                     self.watched.insert(path, false);
@@ -191,15 +193,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn route_should_match_the_folder_or_a_parent_on_its_way() {
+    fn route_should_pick_the_most_specific_folder_or_a_parent_on_its_way() {
         let routes = vec![
-            (PathBuf::from("/m"), Key::Manifests),
-            (PathBuf::from("/p/inbox"), Key::World),
+            (PathBuf::from("/srv"), Key::Manifests),
+            (PathBuf::from("/srv/p/inbox"), Key::World),
         ];
-        assert_eq!(route(&routes, Path::new("/m/pool.yaml")), Key::Manifests);
-        assert_eq!(route(&routes, Path::new("/p/inbox/t.md")), Key::World);
-        assert_eq!(route(&routes, Path::new("/p")), Key::World);
-        assert_eq!(route(&routes, Path::new("/elsewhere/x")), Key::World);
+        assert_eq!(
+            route(&routes, Path::new("/srv/pool.yaml")),
+            [Key::Manifests]
+        );
+        assert_eq!(
+            route(&routes, Path::new("/srv/p/inbox/t.md")),
+            [Key::World],
+            "the inbox, not its ancestor"
+        );
+        assert_eq!(route(&routes, Path::new("/")), [Key::Manifests, Key::World]);
+        assert_eq!(route(&routes, Path::new("/elsewhere/x")), [Key::World]);
     }
 
     #[tokio::test]
