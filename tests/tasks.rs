@@ -396,3 +396,71 @@ fn sigkilling_the_controller_during_dispatch_should_lose_no_task_and_run_none_tw
         assert_eq!(seen.get(text), Some(&1), "{text:?} must run exactly once");
     }
 }
+
+#[test]
+fn a_stop_hook_signal_should_complete_a_task_before_the_screen_says_so() {
+    let bed = Bed::new();
+    let manifest = bed.manifest(1, 1, "");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("FAILOVER_SIM_TURN: 100ms", "FAILOVER_SIM_TURN: 30s");
+    std::fs::write(&manifest, text).unwrap();
+    let c = bed.start(&manifest, "c");
+    wait_for(Duration::from_secs(10), "the session", || {
+        (bed.sessions().len() == 1).then_some(())
+    });
+    bed.drop_task("a", "hooked.md", "a task whose end the hook reports");
+    wait_for(Duration::from_secs(10), "the task at work", || {
+        bed.t
+            .capture("=w-0:")
+            .contains("esc to interrupt")
+            .then_some(())
+    });
+    // What the documented Stop hook does: touch $FAILOVER_SIGNALS/$FAILOVER_SESSION.
+    let env = bed
+        .t
+        .tmux(&["show-environment", "-t", "=w-0", "FAILOVER_SIGNALS"]);
+    let signals = PathBuf::from(env.trim().trim_start_matches("FAILOVER_SIGNALS="));
+    assert_eq!(signals, bed.root.join("state/signals"));
+    std::fs::create_dir_all(&signals).unwrap();
+    std::fs::write(signals.join("w-0"), "").unwrap();
+    wait_for(Duration::from_secs(5), "the task done", || {
+        (bed.files("a", "done") == ["hooked.md"]).then_some(())
+    });
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(bed.queue("a", "done").join("hooked.md.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["outcome"], "signal", "{}", c.log());
+    assert!(!signals.join("w-0").exists(), "the signal is consumed");
+}
+
+#[test]
+fn a_task_whose_screen_stops_changing_should_be_marked_stalled_and_kept() {
+    let bed = Bed::new();
+    let manifest = bed.manifest(1, 1, "");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("FAILOVER_SIM_TURN: 100ms", "FAILOVER_SIM_SCRIPT: hang")
+        .replace(
+            "pollInterval: 200ms,",
+            "pollInterval: 200ms, completion: {idleTimeout: 1s},",
+        );
+    std::fs::write(&manifest, text).unwrap();
+    let c = bed.start(&manifest, "c");
+    bed.drop_task("a", "hangs.md", "this turn never ends");
+    let journal = bed.root.join("state/journal.jsonl");
+    wait_for(Duration::from_secs(15), "the stall in the journal", || {
+        std::fs::read_to_string(&journal)
+            .ok()?
+            .contains("\"event\":\"taskStalled\"")
+            .then_some(())
+    });
+    assert_eq!(
+        bed.files("a", "active").len(),
+        1,
+        "a stalled task stays in active/: {}",
+        c.log()
+    );
+    assert!(c.log().contains("stalled in session w-0"), "{}", c.log());
+}

@@ -455,6 +455,12 @@ impl Controller {
             let result = act::execute(action, ctx).await.map_err(|e| e.to_string());
             let line = format!("{} {}", plan::sign(action), plan::describe(action));
             match &result {
+                Ok(Outcome::Done) if matches!(action, Action::StallTask { .. }) => {
+                    warn!(
+                        "{line}: no screen change for {}; left in active/",
+                        self.settings.spec.completion.idle_timeout
+                    );
+                }
                 Ok(Outcome::Done) => info!("{line}"),
                 Ok(Outcome::Rejected(why)) => warn!("{line}: rejected: {why}"),
                 Err(e) => error!("{line}: {e}"),

@@ -52,9 +52,13 @@ fn elapsed(now: Timestamp, since: Timestamp) -> Duration {
         .unwrap_or(Duration::ZERO)
 }
 
+/// A hash of what a screen says, digits left out: a spinner's running timer or token
+/// count is not progress, so a hung turn still reads as unchanged.
 fn hash(text: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    text.hash(&mut h);
+    for c in text.chars().filter(|c| !c.is_ascii_digit()) {
+        c.hash(&mut h);
+    }
     h.finish()
 }
 
