@@ -272,3 +272,65 @@ fn sim_agent_should_hit_the_limit_while_the_account_is_marked_exhausted() {
         s.contains("resets 3pm (UTC)")
     });
 }
+
+/// `failover classify` on a screen the stand-in drew.
+fn classify(screen: &str) -> serde_json::Value {
+    use std::io::Write;
+    let mut child = std::process::Command::new(BIN)
+        .args(["classify", "-", "-o", "json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(screen.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn classify_should_read_the_stand_ins_screens() {
+    let a = Agent::new();
+    a.start(
+        "s",
+        &[],
+        &[(
+            "FAILOVER_SIM_SCRIPT",
+            "limit 7:11am (UTC); error500-ratelimit; ratelimit",
+        )],
+    );
+    a.wait_idle("s");
+    assert_eq!(classify(&a.server.capture("s"))["class"], "idle");
+    let turn = |text: &str| {
+        a.server.type_text("s", text);
+        a.server.keys("s", &["Enter"]);
+    };
+    turn("one");
+    let screen = a.server.wait_screen("s", WAIT, "the usage limit", |s| {
+        s.contains("Usage limit reached")
+    });
+    let v = classify(&screen);
+    assert_eq!(v["class"], "quota-exhausted", "{v}");
+    assert!(
+        v["resetsAt"].as_str().unwrap().ends_with("T07:11:00Z"),
+        "{v}"
+    );
+    turn("two");
+    let screen = a
+        .server
+        .wait_screen("s", WAIT, "the final 500", |s| s.contains("API Error: 500"));
+    assert_eq!(
+        classify(&screen)["class"],
+        "server-error",
+        "a 500 that mentions a rate limit"
+    );
+    turn("three");
+    let screen = a
+        .server
+        .wait_screen("s", WAIT, "the 429", |s| s.contains("not your usage limit"));
+    assert_eq!(classify(&screen)["class"], "rate-limited");
+}

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::api::{self, LoadError};
 
+mod classify;
 mod controller;
 mod get;
 mod reconcile;
@@ -61,6 +62,12 @@ enum Command {
         after_help = "Examples:\n  failover get sessions\n  failover get accounts -o json\n  failover get inboxes -f pool.yaml\n\nWithout -f, uses the manifests the controller last ran with."
     )]
     Get(get::GetArgs),
+    /// Read a saved agent screen: idle, busy, waiting, quota-exhausted (and until when),
+    /// rate-limited or server-error, with the pattern and line that decided.
+    #[command(
+        after_help = "Examples:\n  tmux capture-pane -p -t ccl-auto-11 | failover classify\n  failover classify screen.txt -o json\n  failover classify screen.txt --agent codex -f manifests/"
+    )]
+    Classify(classify::ClassifyArgs),
     /// Print the JSON Schema of a manifest document.
     #[command(after_help = "Example:\n  failover schema > failover.schema.json")]
     Schema,
@@ -97,6 +104,7 @@ pub fn run() -> ExitCode {
         Command::Apply(args) => reconcile::apply(args),
         Command::Controller(args) => controller::run(args),
         Command::Get(args) => get::run(args),
+        Command::Classify(args) => classify::run(args),
         Command::Schema => {
             print!("{}", api::schema::schema_text());
             ExitCode::SUCCESS

@@ -2,10 +2,16 @@
 //! the agent is idle at its prompt, busy with a turn, or waiting on a dialog, and what
 //! its input box holds.
 
+mod reset;
+mod verdict;
+
 use regex::Regex;
 use serde::Serialize;
 
 use crate::api::ScreenPatterns;
+
+pub use reset::parse as parse_reset;
+pub use verdict::{Class, Classifier, Verdict};
 
 /// What a screen says about its agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -1,0 +1,310 @@
+//! The full reading of a screen: besides idle, busy and waiting, whether the account's
+//! quota is used up (and until when), a transient rate limit, or a server error, with
+//! the pattern and the line that decided.
+//!
+//! Only the agent's own message lines of the current turn count: lines after the last
+//! prompt the agent was given that start with a message mark (`●`, `⏺`, `⎿`, a spinner
+//! glyph). Code, diffs and tool output are indented without a mark, and the person's
+//! prompt starts with `>`: an agent editing quota-detection code, or someone asking
+//! "what is rate_limit_error?", never reads as a quota.
+
+use jiff::{Timestamp, Zoned};
+use regex::Regex;
+use serde::Serialize;
+
+use super::{Patterns, State, classify, reset};
+use crate::api::ScreenPatterns;
+
+/// What a screen says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Class {
+    /// At its prompt.
+    Idle,
+    /// Working on a turn.
+    Busy,
+    /// A dialog waits for a person.
+    Waiting,
+    /// The account's quota is used up.
+    QuotaExhausted,
+    /// A transient rate limit, not a quota.
+    RateLimited,
+    /// A server error (it wins over quota words).
+    ServerError,
+    /// Nothing recognised.
+    Unknown,
+}
+
+/// A reading and its reasons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verdict {
+    /// The class.
+    pub class: Class,
+    /// When the quota resets, when the screen says.
+    pub resets_at: Option<Timestamp>,
+    /// The pattern that decided.
+    pub pattern: Option<String>,
+    /// The line it matched.
+    pub line: Option<String>,
+}
+
+/// A profile's patterns, compiled for full readings.
+#[derive(Debug, Clone)]
+pub struct Classifier {
+    state: Patterns,
+    quota: Vec<Regex>,
+    veto: Vec<Regex>,
+    transient: Vec<Regex>,
+    reset: Vec<Regex>,
+}
+
+/// Marks that start the agent's message lines.
+const MARKS: [char; 9] = ['●', '⏺', '⎿', '✻', '✶', '✳', '✢', '✽', '·'];
+
+impl Classifier {
+    /// Compiles a profile's patterns.
+    pub fn new(spec: &ScreenPatterns) -> Result<Self, super::PatternError> {
+        let list =
+            |field: &'static str, items: &[String]| -> Result<Vec<Regex>, super::PatternError> {
+                items
+                    .iter()
+                    .map(|p| Regex::new(p).map_err(|source| super::PatternError { field, source }))
+                    .collect()
+            };
+        Ok(Self {
+            state: Patterns::new(spec)?,
+            quota: list("quota", &spec.quota)?,
+            veto: list("veto", &spec.veto)?,
+            transient: list("transient", &spec.transient)?,
+            reset: list("reset", &spec.reset)?,
+        })
+    }
+
+    /// Reads a screen at `now` (its zone is the local one, for reset times without one).
+    pub fn read(&self, text: &str, now: &Zoned) -> Verdict {
+        let lines: Vec<&str> = text.lines().collect();
+        let turn_start = lines
+            .iter()
+            .rposition(|l| l.starts_with("> ") || (l.starts_with('❯') && !self.state_is_prompt(l)))
+            .map_or(0, |i| i + 1);
+        let messages = lines[turn_start..]
+            .iter()
+            .map(|l| l.trim_start())
+            .filter(|l| l.starts_with(MARKS));
+        let mut decided: Option<(Class, String, String)> = None;
+        for line in messages {
+            let hit = |set: &[Regex]| {
+                set.iter()
+                    .find(|r| r.is_match(line))
+                    .map(|r| r.as_str().to_owned())
+            };
+            let found = hit(&self.veto)
+                .map(|p| (Class::ServerError, p))
+                .or_else(|| hit(&self.quota).map(|p| (Class::QuotaExhausted, p)))
+                .or_else(|| hit(&self.transient).map(|p| (Class::RateLimited, p)));
+            if let Some((class, pattern)) = found {
+                decided = Some((class, pattern, line.to_owned()));
+            }
+        }
+        let state = classify(text, &self.state);
+        match decided {
+            // A dialog or a running turn after an error is what matters now.
+            Some((class, pattern, line)) if state != State::Busy && state != State::Waiting => {
+                let resets_at = (class == Class::QuotaExhausted)
+                    .then(|| self.reset_of(&line, &lines[turn_start..], now))
+                    .flatten();
+                Verdict {
+                    class,
+                    resets_at,
+                    pattern: Some(pattern),
+                    line: Some(line),
+                }
+            }
+            _ => Verdict {
+                class: match state {
+                    State::Idle => Class::Idle,
+                    State::Busy => Class::Busy,
+                    State::Waiting => Class::Waiting,
+                    State::Unknown => Class::Unknown,
+                },
+                resets_at: None,
+                pattern: None,
+                line: None,
+            },
+        }
+    }
+
+    fn state_is_prompt(&self, line: &str) -> bool {
+        classify(line, &self.state) == State::Idle
+    }
+
+    /// The reset time on the deciding line, else on another message line of the turn;
+    /// a time that names its zone wins over one read in local time.
+    fn reset_of(&self, line: &str, turn: &[&str], now: &Zoned) -> Option<Timestamp> {
+        let texts: Vec<&str> = std::iter::once(line)
+            .chain(
+                turn.iter()
+                    .map(|l| l.trim_start())
+                    .filter(|l| l.starts_with(MARKS)),
+            )
+            .filter_map(|l| {
+                self.reset.iter().find_map(|r| {
+                    let c = r.captures(l)?;
+                    Some(c.name("epoch").or_else(|| c.name("time"))?.as_str())
+                })
+            })
+            .collect();
+        let zoned = texts
+            .iter()
+            .find(|t| t.contains('(') || t.bytes().all(|b| b.is_ascii_digit()));
+        zoned.or(texts.first()).and_then(|t| reset::parse(t, now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOX: &str = "\n────────\n❯\u{a0}\n────────\n  ⏵⏵ auto mode on (shift+tab to cycle)\n";
+    const BUSY_BOX: &str = "\n────────\n❯\u{a0}\n────────\n  ⏵⏵ auto mode on (shift+tab to cycle) · esc to interrupt\n";
+
+    fn now() -> Zoned {
+        "2026-11-21T07:00:00+01:00[Europe/Berlin]".parse().unwrap()
+    }
+
+    fn read(body: &str) -> Verdict {
+        let c = Classifier::new(&ScreenPatterns::default()).unwrap();
+        let screen = format!(" ▐▛███▜▌   Claude Code v2.1.329\n\n> do the task\n{body}{BOX}");
+        c.read(&screen, &now())
+    }
+
+    fn class(body: &str) -> (Class, Option<String>) {
+        let v = read(body);
+        (v.class, v.resets_at.map(|t| t.to_string()))
+    }
+
+    #[test]
+    fn quota_wordings_from_mid_2025_to_today_should_read_as_quota_with_their_reset() {
+        let q = Class::QuotaExhausted;
+        let cases: [(&str, Option<&str>); 11] = [
+            // 2.1.329, subscription login (reference screens).
+            (
+                "  ⎿  You've hit your 5-hour limit · resets 7:11am (UTC)\n● Usage limit reached · continuing automatically at 7:11am · esc to cancel\n",
+                Some("2026-11-21T07:11:00Z"),
+            ),
+            (
+                "  ⎿  You've hit your limit · resets 11pm (America/Anchorage)\n",
+                Some("2026-11-21T08:00:00Z"),
+            ),
+            (
+                "  ⎿  You've hit your session limit · resets 8:30pm (Asia/Tokyo)\n",
+                Some("2026-11-21T11:30:00Z"),
+            ),
+            (
+                "  ⎿  You've hit your weekly limit · resets Sep 15 at 7pm\n",
+                Some("2027-09-15T17:00:00Z"),
+            ),
+            (
+                "  ⎿  You've hit your weekly limit · resets Jan 25, 9pm (America/New_York)\n",
+                Some("2027-01-26T02:00:00Z"),
+            ),
+            // 2.0.x, late 2025.
+            (
+                "  ⎿  Weekly limit reached · resets 10am (Asia/Seoul) · /upgrade to Max or turn on /extra-usage\n     /upgrade to increase your usage limit.\n",
+                Some("2026-11-22T01:00:00Z"),
+            ),
+            (
+                "  ⎿  5-hour limit reached ∙ resets 3pm\n",
+                Some("2026-11-21T14:00:00Z"),
+            ),
+            // mid 2025.
+            (
+                "● Claude AI usage limit reached|1749924000\n",
+                Some("2025-06-14T18:00:00Z"),
+            ),
+            (
+                "● Claude usage limit reached. Your limit will reset at 3pm (America/New_York).\n",
+                Some("2026-11-21T20:00:00Z"),
+            ),
+            // API key, and the raw error of older versions: no reset shown.
+            (
+                "✻ 5-hour limit reached · retrying in 4s … attempt 4/10\n",
+                None,
+            ),
+            (
+                "● API Error: 429 {\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"This request would exceed your account's rate limit. Please try again later.\"}}\n",
+                None,
+            ),
+        ];
+        for (body, reset) in cases {
+            assert_eq!(class(body), (q, reset.map(String::from)), "{body}");
+        }
+    }
+
+    #[test]
+    fn server_errors_should_win_over_quota_words() {
+        for body in [
+            "✻ 500 Internal server error · retrying in 2s · attempt 3/10\n",
+            "● API Error: 500 Internal server error. This is a server-side issue, usually temporary — try again in a moment.\n",
+            "● API Error: 500 {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"Internal server error: upstream rate limit exceeded\"}}\n",
+            "● API Error: 529 {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n",
+            "● API Error: Repeated 529 Overloaded errors\n",
+        ] {
+            assert_eq!(read(body).class, Class::ServerError, "{body}");
+        }
+    }
+
+    #[test]
+    fn transient_rate_limits_should_not_read_as_quota() {
+        for body in [
+            "● API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited\n",
+            "✻ 429 Too Many Requests · retrying in 8s · attempt 5/10\n",
+        ] {
+            assert_eq!(read(body).class, Class::RateLimited, "{body}");
+        }
+    }
+
+    #[test]
+    fn prose_code_and_warnings_should_never_read_as_quota() {
+        for body in [
+            "  ⎿  Approaching usage limit · resets at 10pm\n",
+            "● The rate_limit_error type means your usage limit reached its cap; You've hit your limit is what the CLI prints.\n",
+            "● Update(src/quota.rs)\n  ⎿  Updated src/quota.rs with 2 additions\n       12 +    if line.contains(\"You've hit your limit\") {\n       13 +        return Class::QuotaExhausted; // Usage limit reached\n",
+            "  ⎿  Read 42 lines (ctrl+r to expand)\n● Done: the classifier now knows \"5-hour limit reached\".\n",
+        ] {
+            assert_eq!(read(body).class, Class::Idle, "{body}");
+        }
+        let c = Classifier::new(&ScreenPatterns::default()).unwrap();
+        let asked = format!(
+            "> what is rate_limit_error? and what does \"You've hit your limit\" mean?\n{BOX}"
+        );
+        assert_eq!(c.read(&asked, &now()).class, Class::Idle);
+    }
+
+    #[test]
+    fn only_the_current_turn_should_count() {
+        let c = Classifier::new(&ScreenPatterns::default()).unwrap();
+        let screen = format!(
+            "> first\n  ⎿  You've hit your limit · resets 3pm (UTC)\n> continue\n✻ Churning… (2s){BUSY_BOX}"
+        );
+        assert_eq!(c.read(&screen, &now()).class, Class::Busy);
+        let screen = format!(
+            "> first\n  ⎿  You've hit your limit · resets 3pm (UTC)\n> continue\n● Done.{BOX}"
+        );
+        assert_eq!(c.read(&screen, &now()).class, Class::Idle);
+    }
+
+    #[test]
+    fn verdicts_should_name_their_pattern_and_line() {
+        let v = read("  ⎿  You've hit your 5-hour limit · resets 7:11am (UTC)\n");
+        assert_eq!(
+            v.line.as_deref(),
+            Some("⎿  You've hit your 5-hour limit · resets 7:11am (UTC)")
+        );
+        assert!(v.pattern.unwrap().contains("You've hit your"));
+        let c = Classifier::new(&ScreenPatterns::default()).unwrap();
+        let dialog = " Do you want to proceed?\n ❯ 1. Yes\n   2. No\n";
+        assert_eq!(c.read(dialog, &now()).class, Class::Waiting);
+    }
+}
