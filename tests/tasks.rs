@@ -464,3 +464,44 @@ fn a_task_whose_screen_stops_changing_should_be_marked_stalled_and_kept() {
     );
     assert!(c.log().contains("stalled in session w-0"), "{}", c.log());
 }
+
+#[test]
+fn a_task_should_run_in_its_inboxs_folder_in_a_fresh_agent() {
+    let bed = Bed::new();
+    let manifest = bed.manifest(1, 1, "");
+    let project = bed.root.join("b");
+    let text = std::fs::read_to_string(&manifest).unwrap().replace(
+        &format!(
+            "path: {}, pool: auto, workdir: {}/work}}",
+            bed.inbox("b").display(),
+            bed.root.display()
+        ),
+        &format!(
+            "path: {}, pool: auto, workdir: {}}}",
+            bed.inbox("b").display(),
+            project.display()
+        ),
+    );
+    assert!(
+        text.contains(&format!("workdir: {}}}", project.display())),
+        "{text}"
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let c = bed.start(&manifest, "c");
+    bed.drop_task("b", "here.md", "run me in project b");
+    wait_for(Duration::from_secs(20), "the task done", || {
+        (bed.files("b", "done") == ["here.md"]).then_some(())
+    });
+    // The conversation lives under the project's folder: the agent ran there.
+    let slug = project.to_string_lossy().replace('/', "-");
+    let dir = bed.root.join("home/projects").join(slug);
+    let transcripts: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert_eq!(transcripts.len(), 1, "{}: {}", dir.display(), c.log());
+    assert!(
+        c.log().contains("agent started in the task's folder first"),
+        "{}",
+        c.log()
+    );
+}

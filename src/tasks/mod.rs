@@ -259,6 +259,26 @@ mod tests {
     }
 
     #[test]
+    fn prune_should_delete_only_files_older_than_the_cutoff() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old.md");
+        std::fs::write(&old, "x").unwrap();
+        std::fs::write(dir.path().join("new.md"), "x").unwrap();
+        let week_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(8 * 86_400);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(week_ago)
+            .unwrap();
+        let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(7 * 86_400);
+        assert_eq!(prune(dir.path(), cutoff), 1);
+        assert!(!old.exists());
+        assert!(dir.path().join("new.md").exists());
+        assert_eq!(prune(&dir.path().join("missing"), cutoff), 0);
+    }
+
+    #[test]
     fn move_into_should_never_overwrite() {
         let dir = tempfile::tempdir().unwrap();
         let done = dir.path().join("done");
