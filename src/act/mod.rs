@@ -78,7 +78,26 @@ pub async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome, Error
         | Action::RequeueTask { .. }
         | Action::RejectTask { .. }
         | Action::StallTask { .. }
+        | Action::ContinueTask { .. }
         | Action::RecycleSession { .. } => tasks::execute(action, ctx).await,
+        Action::MoveSession {
+            session,
+            pane,
+            from_home,
+            pid,
+            resume,
+            ..
+        } => {
+            move_session(
+                ctx,
+                session,
+                pane,
+                from_home.as_deref(),
+                *pid,
+                resume.as_deref(),
+            )
+            .await
+        }
         _ => execute_world(action, ctx).await.map(|()| Outcome::Done),
     }
 }
@@ -118,21 +137,72 @@ async fn execute_world(action: &Action, ctx: Context<'_>) -> Result<(), Error> {
             let mark = Cmd::new("set-option").args(["-t", pane, ACCOUNT_OPTION, &session.account]);
             run_guarded(ctx, &session.name, pane, &[respawn, mark]).await
         }
-        Action::MoveSession { session, pane, .. } => {
-            let respawn = with_process(
-                Cmd::new("respawn-pane").args(["-k", "-t", pane]),
-                session,
-                ctx.state_dir,
-            );
-            let mark = Cmd::new("set-option").args(["-t", pane, ACCOUNT_OPTION, &session.account]);
-            run_guarded(ctx, &session.name, pane, &[respawn, mark]).await
-        }
+        Action::MoveSession { .. } => Ok(()),
         Action::DeleteSession { name, .. } => {
             let kill = Cmd::new("kill-session").args(["-t", &format!("={name}")]);
             run_guarded(ctx, name, &target(name), &[kill]).await
         }
         _ => Ok(()),
     }
+}
+
+/// Restarts a session's agent under its new account. With `resume`, the conversation
+/// named by the agent's `sessions/<pid>.json` in the old home is resumed; a session
+/// whose conversation cannot be named is left untouched (a dedicated one) or started
+/// afresh (a pool one without a task to carry on).
+async fn move_session(
+    ctx: Context<'_>,
+    session: &SessionSpec,
+    pane: &str,
+    from_home: Option<&Path>,
+    pid: u32,
+    resume: Option<&[String]>,
+) -> Result<Outcome, Error> {
+    let mut spec = session.clone();
+    let mut resumed = None;
+    if let Some(args) = resume {
+        match from_home.and_then(|home| conversation_of(home, pid)) {
+            Some(id) if transcript_exists(from_home, &spec, &id) => {
+                spec.command
+                    .extend(args.iter().map(|a| a.replace("{sessionId}", &id)));
+                resumed = Some(id);
+            }
+            // A conversation with no message yet has nothing to carry on.
+            Some(_) => {}
+            None => {
+                return Ok(Outcome::Rejected(
+                    "no valid conversation id to resume; left as it is".into(),
+                ));
+            }
+        }
+    }
+    let respawn = with_process(
+        Cmd::new("respawn-pane").args(["-k", "-t", pane]),
+        &spec,
+        ctx.state_dir,
+    );
+    let mark = Cmd::new("set-option").args(["-t", pane, ACCOUNT_OPTION, &spec.account]);
+    run_guarded(ctx, &spec.name, pane, &[respawn, mark]).await?;
+    Ok(resumed.map_or(Outcome::Done, Outcome::Resumed))
+}
+
+/// Whether conversation `id` has a transcript under `home/projects/<workdir slug>/`.
+fn transcript_exists(home: Option<&Path>, spec: &SessionSpec, id: &str) -> bool {
+    home.is_some_and(|h| {
+        h.join("projects")
+            .join(crate::tasks::slug(&spec.workdir))
+            .join(format!("{id}.jsonl"))
+            .is_file()
+    })
+}
+
+/// The conversation the agent with `pid` runs, from `home/sessions/<pid>.json`,
+/// validated as a UUID.
+fn conversation_of(home: &Path, pid: u32) -> Option<String> {
+    let bytes = std::fs::read(home.join("sessions").join(format!("{pid}.json"))).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let id = v.get("sessionId")?.as_str()?;
+    uuid::Uuid::parse_str(id).ok().map(|u| u.to_string())
 }
 
 /// `=name:`, the exact-match target of a session's current window and pane.

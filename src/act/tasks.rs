@@ -8,6 +8,9 @@ use crate::plan::{Action, Outcome, TaskRef};
 use crate::tasks::{self, Folders, Record};
 use crate::tmux::Cmd;
 
+/// What a resumed conversation is told to carry on its task.
+const CONTINUE: &str = "continue";
+
 /// Carries out one task action.
 pub(super) async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome, Error> {
     match action {
@@ -21,6 +24,10 @@ pub(super) async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome
             let text =
                 tasks::read_task(&folders.active.join(&task.file)).map_err(|e| failure(task, e))?;
             paste(ctx, task, pane, &text).await?;
+            Ok(Outcome::Done)
+        }
+        Action::ContinueTask { task, pane } => {
+            paste(ctx, task, pane, CONTINUE).await?;
             Ok(Outcome::Done)
         }
         Action::SubmitTask { task, pane } => {
@@ -69,12 +76,6 @@ pub(super) async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome
             reason,
         } => {
             let folders = Folders::of(path);
-            let to = tasks::move_into(&folders.inbox.join(name), &folders.failed, name).map_err(
-                |e| Error::Task {
-                    task: format!("{inbox}/{name}"),
-                    message: e.to_string(),
-                },
-            )?;
             let record = Record {
                 task: name.clone(),
                 inbox: inbox.clone(),
@@ -85,7 +86,11 @@ pub(super) async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome
                 finished: jiff::Timestamp::now(),
                 outcome: reason.clone(),
             };
-            let _ = tasks::write_record(&to, &record);
+            tasks::move_with_record(&folders.inbox.join(name), &folders.failed, name, &record)
+                .map_err(|e| Error::Task {
+                    task: format!("{inbox}/{name}"),
+                    message: e.to_string(),
+                })?;
             Ok(Outcome::Rejected(reason.clone()))
         }
         Action::StallTask { .. } => Ok(Outcome::Done),
@@ -163,7 +168,6 @@ async fn paste(ctx: Context<'_>, task: &TaskRef, pane: &str, text: &str) -> Resu
 
 /// Moves a claimed task into `dir` (`done/` or `failed/`) with its record.
 fn finish(task: &TaskRef, from: &Path, dir: &Path, outcome: &str) -> Result<(), Error> {
-    let to = tasks::move_into(from, dir, &task.name).map_err(|e| failure(task, e))?;
     let record = Record {
         task: task.name.clone(),
         inbox: task.inbox.clone(),
@@ -174,5 +178,7 @@ fn finish(task: &TaskRef, from: &Path, dir: &Path, outcome: &str) -> Result<(), 
         finished: jiff::Timestamp::now(),
         outcome: outcome.to_owned(),
     };
-    tasks::write_record(&to, &record).map_err(|e| failure(task, e))
+    tasks::move_with_record(from, dir, &task.name, &record)
+        .map(drop)
+        .map_err(|e| failure(task, e))
 }

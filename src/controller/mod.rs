@@ -120,6 +120,8 @@ struct Controller {
     last_error: Option<String>,
     /// Why the manifests on disk are not the ones running (until a good edit).
     manifest_error: Option<String>,
+    /// The last ledger event of each kind, not to journal it twice.
+    last_events: HashMap<String, serde_json::Value>,
     reconciles: u64,
 }
 
@@ -176,6 +178,7 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
         last_status: None,
         last_error: None,
         manifest_error: None,
+        last_events: HashMap::new(),
         reconciles: 0,
     };
     let mut watches = Watches::new(queue.clone())?;
@@ -425,6 +428,7 @@ impl Controller {
             "reconcile"
         );
         self.record_refusals(&plan);
+        self.record_events(&plan);
         let mut facts = plan.facts.clone();
         if plan.account.is_some() && plan.account != self.facts.active_account {
             info!(
@@ -462,6 +466,7 @@ impl Controller {
                     );
                 }
                 Ok(Outcome::Done) => info!("{line}"),
+                Ok(Outcome::Resumed(id)) => info!("{line}: conversation {id} resumed"),
                 Ok(Outcome::Rejected(why)) => warn!("{line}: rejected: {why}"),
                 Err(e) => error!("{line}: {e}"),
             }
@@ -592,6 +597,23 @@ impl Controller {
         let facts = self.facts.sessions.get(name);
         let pid = observed.sessions.get(name).map(|s| s.pane.pid);
         facts.is_some_and(|f| f.task.is_none() && pid.is_some() && f.used_pid == pid)
+    }
+
+    /// Journals the ledger's decisions; one that repeats the last of its kind is not
+    /// written again.
+    fn record_events(&mut self, plan: &Plan) {
+        for (kind, detail) in &plan.events {
+            if self.last_events.get(kind) == Some(detail) {
+                continue;
+            }
+            match kind.as_str() {
+                "swap" => warn!(%detail, "account swap"),
+                "allExhausted" => warn!(%detail, "every account is exhausted; sessions wait"),
+                _ => info!(%detail, "{kind}"),
+            }
+            let _ = self.journal.record(kind, detail.clone());
+            self.last_events.insert(kind.clone(), detail.clone());
+        }
     }
 
     fn record_refusals(&mut self, plan: &Plan) {

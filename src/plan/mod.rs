@@ -2,6 +2,7 @@
 //! persisted facts, the ordered actions that make them match, and every item it refuses
 //! with the reason. No I/O: every rule is tested without tmux.
 
+mod ledger;
 mod record;
 mod render;
 mod sessions;
@@ -36,6 +37,9 @@ pub struct Plan {
     /// Look again after this long even if nothing happens (a submit delay running out).
     #[serde(skip)]
     pub requeue_after: Option<std::time::Duration>,
+    /// Decisions to journal: quota detections, swaps, all accounts exhausted.
+    #[serde(skip)]
+    pub events: Vec<(String, serde_json::Value)>,
 }
 
 /// One change to the world.
@@ -68,7 +72,7 @@ pub enum Action {
         /// Why.
         reason: String,
     },
-    /// Run a session's agent under another account.
+    /// Run a session's agent under another account, resuming its conversation.
     MoveSession {
         /// What it runs, under the new account.
         session: SessionSpec,
@@ -76,6 +80,14 @@ pub enum Action {
         pane: String,
         /// The account it runs under now.
         from: Option<String>,
+        /// That account's home, where the agent's `sessions/<pid>.json` names its
+        /// conversation.
+        from_home: Option<PathBuf>,
+        /// The agent's pid.
+        pid: u32,
+        /// The profile's resume arguments (`{sessionId}` to fill in), when the
+        /// conversation is to be resumed; `None` starts afresh.
+        resume: Option<Vec<String>>,
     },
     /// Kill one of our sessions.
     DeleteSession {
@@ -105,6 +117,13 @@ pub enum Action {
     },
     /// Paste a claimed task's text into the agent, now idle in the task's folder.
     PasteTask {
+        /// Which task.
+        task: TaskRef,
+        /// The agent's pane.
+        pane: String,
+    },
+    /// Carry on a task in a resumed conversation: paste a short prompt.
+    ContinueTask {
         /// Which task.
         task: TaskRef,
         /// The agent's pane.
@@ -347,7 +366,8 @@ fn plan_all(
         ..Plan::default()
     };
     let broken = shared::plan_shared(m, observed, &mut plan);
-    let view = tasks::View::new(m, observed, owner, now);
+    ledger::plan_ledger(m, observed, owner, now, &mut plan);
+    let view = tasks::View::new(m, observed, owner, now, plan.account.as_deref());
     view.bookkeep(&mut plan);
     if with_tasks {
         view.plan_tasks(&mut plan);

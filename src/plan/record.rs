@@ -10,8 +10,11 @@ use crate::state::{Facts, Stage, TaskFacts};
 pub enum Outcome {
     /// It did what it says.
     Done,
-    /// The task it was to send went to `failed/` instead, for this reason.
+    /// The task it was to send went to `failed/` instead, or the move was not made,
+    /// for this reason.
     Rejected(String),
+    /// The agent was restarted resuming this conversation.
+    Resumed(String),
 }
 
 /// Records the result of `action` in `facts`.
@@ -46,7 +49,16 @@ pub fn record(
                 stalled: false,
             });
         }
-        Action::PasteTask { task, .. } => set_stage(facts, &task.session, Stage::Pasted, now),
+        Action::PasteTask { task, .. } | Action::ContinueTask { task, .. } => {
+            set_stage(facts, &task.session, Stage::Pasted, now);
+        }
+        Action::MoveSession { session, .. } => {
+            if let Outcome::Resumed(id) = outcome {
+                let f = facts.sessions.entry(session.name.clone()).or_default();
+                f.resume = Some(id.clone());
+                set_stage(facts, &session.name, Stage::Resuming, now);
+            }
+        }
         Action::SubmitTask { task, .. } => {
             let enters = match facts
                 .sessions
@@ -60,6 +72,13 @@ pub fn record(
                 _ => 1,
             };
             set_stage(facts, &task.session, Stage::Submitted(enters), now);
+            if let Some(t) = facts
+                .sessions
+                .get_mut(&task.session)
+                .and_then(|f| f.task.as_mut())
+            {
+                t.started = t.started.or(Some(now));
+            }
         }
         Action::CompleteTask { task, pid, .. } => {
             let f = facts.sessions.entry(task.session.clone()).or_default();

@@ -32,11 +32,21 @@ pub fn describe(action: &Action) -> String {
                 session.name, session.account
             )
         }
-        Action::MoveSession { session, from, .. } => format!(
-            "session {}: account {} -> {}",
+        Action::MoveSession {
+            session,
+            from,
+            resume,
+            ..
+        } => format!(
+            "session {}: account {} -> {}{}",
             session.name,
             from.as_deref().unwrap_or("(none)"),
-            session.account
+            session.account,
+            if resume.is_some() {
+                ", resuming its conversation"
+            } else {
+                ""
+            }
         ),
         Action::DeleteSession { name, reason } => format!("session {name}: {reason}"),
         Action::RecycleSession {
@@ -53,6 +63,10 @@ pub fn describe(action: &Action) -> String {
                 task.inbox, task.name, task.session, task.attempt
             )
         }
+        Action::ContinueTask { task, .. } => format!(
+            "task {}/{}: carry on in the resumed conversation of session {}",
+            task.inbox, task.name, task.session
+        ),
         Action::PasteTask { task, .. } => format!(
             "task {}/{}: paste into session {}",
             task.inbox, task.name, task.session

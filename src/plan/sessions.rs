@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use super::tasks::View;
-use super::{Action, Plan, Role, SessionSpec, active_account};
+use super::{Action, Plan, Role, SessionSpec};
 use crate::api::{AccountSpec, Env, Manifests, Object};
 use crate::observe::{Observed, Session};
 
@@ -16,9 +16,80 @@ struct Ctx<'a> {
     owner: &'a str,
     account: Option<&'a Object<AccountSpec>>,
     blocked: bool,
+    view: &'a View<'a>,
+    now: jiff::Timestamp,
 }
 
 impl Ctx<'_> {
+    /// Moves a session to the desired account: at once when its account is exhausted,
+    /// only while idle when failing back. Dedicated sessions and sessions with a task
+    /// resume their conversation; a dedicated one with `resume: false` stays.
+    fn plan_move(&self, s: &Session, spec: SessionSpec, plan: &mut Plan) {
+        let from_exhausted = s.account.as_ref().is_none_or(|a| {
+            plan.facts
+                .exhausted_until
+                .get(a)
+                .is_some_and(|t| *t > self.now)
+        });
+        let idle = self
+            .view
+            .seen
+            .get(&s.name)
+            .is_some_and(|v| v.state == crate::screen::State::Idle)
+            && !self.view.has_task(&s.name);
+        if !from_exhausted && !idle {
+            return;
+        }
+        let wants_resume = match &spec.role {
+            Role::Dedicated => self
+                .m
+                .dedicated
+                .iter()
+                .any(|d| d.name == spec.name && d.spec.resume),
+            Role::Pool { .. } => self.view.has_task(&s.name),
+        };
+        if spec.role == Role::Dedicated && !wants_resume {
+            plan.refuse(
+                format!("session {}", spec.name),
+                format!(
+                    "runs under account {}, wants {}; resume is off, so it is left as it is",
+                    s.account.as_deref().unwrap_or("(none)"),
+                    spec.account
+                ),
+            );
+            return;
+        }
+        let profile = self.m.agent(match &spec.role {
+            Role::Dedicated => self
+                .m
+                .dedicated
+                .iter()
+                .find(|d| d.name == spec.name)
+                .map_or(crate::api::BUILTIN_AGENT, |d| d.spec.agent.as_str()),
+            Role::Pool { pool, .. } => self
+                .m
+                .pool(pool)
+                .map_or(crate::api::BUILTIN_AGENT, |p| p.spec.agent.as_str()),
+        });
+        let from_home = s
+            .account
+            .as_ref()
+            .and_then(|a| self.m.accounts.iter().find(|x| &x.name == a))
+            .map(|a| a.spec.home.clone());
+        plan.act(Action::MoveSession {
+            from: s.account.clone(),
+            from_home,
+            pid: s.pane.pid,
+            pane: s.pane.id.clone(),
+            resume: wants_resume.then(|| {
+                profile
+                    .map(|p| p.spec.resume_args.clone())
+                    .unwrap_or_default()
+            }),
+            session: spec,
+        });
+    }
+
     fn ours(&self, s: &Session) -> bool {
         s.owner.as_deref() == Some(self.owner)
     }
@@ -79,23 +150,7 @@ impl Ctx<'_> {
                 });
             }
             Some(s) if s.account.as_deref() != Some(spec.account.as_str()) => {
-                if spec.role == Role::Dedicated {
-                    plan.refuse(
-                        what,
-                        format!(
-                            "runs under account {}, wants {}; moving a dedicated session needs its \
-                             conversation resumed, which this version does not do; left as it is",
-                            s.account.as_deref().unwrap_or("(none)"),
-                            spec.account
-                        ),
-                    );
-                } else {
-                    plan.act(Action::MoveSession {
-                        from: s.account.clone(),
-                        pane: s.pane.id.clone(),
-                        session: spec,
-                    });
-                }
+                self.plan_move(s, spec, plan);
             }
             Some(_) => {}
         }
@@ -112,11 +167,13 @@ pub(super) fn plan_sessions(
     view: &View<'_>,
     plan: &mut Plan,
 ) {
-    let account = active_account(m, observed, now);
-    plan.account = account.map(|a| a.name.clone());
+    let account = plan
+        .account
+        .as_deref()
+        .and_then(|a| m.accounts.iter().find(|x| x.name == a));
     let blocked = match account {
         None => {
-            let first = observed.facts.exhausted_until.values().min();
+            let first = plan.facts.exhausted_until.values().min();
             let when = first.map_or(String::new(), |t| format!("; the first resets at {t}"));
             plan.refuse(
                 "accounts",
@@ -139,6 +196,8 @@ pub(super) fn plan_sessions(
         owner,
         account,
         blocked,
+        view,
+        now,
     };
     let mut wanted: BTreeSet<String> = BTreeSet::new();
     let mut removed: BTreeSet<String> = BTreeSet::new();
@@ -496,7 +555,7 @@ mod tests {
     }
 
     #[test]
-    fn planner_should_move_pool_sessions_to_the_active_account_but_refuse_dedicated_moves() {
+    fn planner_should_move_every_session_off_an_exhausted_account_resuming_dedicated_ones() {
         let m = manifests(POOL_AND_DEDICATED);
         let mut o = observed();
         for (i, n) in ["ccl-auto-11", "ccl-auto-12", "ccl-auto-13", "ccl-1-x"]
@@ -508,6 +567,7 @@ mod tests {
         o.facts
             .exhausted_until
             .insert("main".into(), "2026-11-21T07:00:00Z".parse().unwrap());
+        o.facts.active_account = Some("main".into());
         let p = plan(&m, &o, "failover", now());
         let moved = names(&p, |a| match a {
             Action::MoveSession { session, from, .. } => Some(format!(
@@ -523,14 +583,30 @@ mod tests {
             [
                 "ccl-auto-11 main->alt",
                 "ccl-auto-12 main->alt",
-                "ccl-auto-13 main->alt"
+                "ccl-auto-13 main->alt",
+                "ccl-1-x main->alt"
             ]
         );
-        assert_eq!(p.refused.len(), 1);
-        assert!(
-            p.refused[0].reason.contains("moving a dedicated session"),
-            "{:?}",
-            p.refused
+        let resumed: Vec<bool> = p
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::MoveSession { resume, .. } => Some(resume.is_some()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            resumed,
+            [false, false, false, true],
+            "the dedicated one resumes its conversation"
+        );
+        assert!(p.refused.is_empty(), "{:?}", p.refused);
+        assert_eq!(
+            p.facts
+                .last_swap
+                .as_ref()
+                .map(|s| (s.from.as_str(), s.to.as_str())),
+            Some(("main", "alt"))
         );
         // Once the reset time has passed, main is preferred again.
         let later: jiff::Timestamp = "2026-11-21T07:00:01Z".parse().unwrap();
@@ -555,7 +631,17 @@ mod tests {
         let m = manifests(POOL_AND_DEDICATED);
         let mut o = observed();
         o.facts.active_account = Some("alt".into());
+        // Fail-back (the default, `idle`) returns to the preferred account …
         let p = plan(&m, &o, "failover", now());
+        let Action::CreateSession { session } = &p.actions[0] else {
+            panic!();
+        };
+        assert_eq!(session.account, "main");
+        // … `never` stays where it is.
+        let text = format!(
+            "{POOL_AND_DEDICATED}---\napiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{quota: {{failback: never}}}}\n"
+        );
+        let p = plan(&manifests(&text), &o, "failover", now());
         let Action::CreateSession { session } = &p.actions[0] else {
             panic!();
         };

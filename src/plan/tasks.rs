@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{Action, Plan, Role, SessionSpec, TaskRef, active_account};
+use super::{Action, Plan, Role, SessionSpec, TaskRef};
 use crate::api::{AccountSpec, InboxSpec, Manifests, Object};
 use crate::observe::{Observed, Session};
 use crate::screen::{self, Patterns, State};
@@ -63,7 +63,13 @@ fn hash(text: &str) -> u64 {
 }
 
 impl<'a> View<'a> {
-    pub fn new(m: &'a Manifests, o: &'a Observed, owner: &'a str, now: Timestamp) -> Self {
+    pub fn new(
+        m: &'a Manifests,
+        o: &'a Observed,
+        owner: &'a str,
+        now: Timestamp,
+        account: Option<&str>,
+    ) -> Self {
         let mut patterns: BTreeMap<&str, Option<Patterns>> = BTreeMap::new();
         let mut seen = BTreeMap::new();
         for (name, s) in &o.sessions {
@@ -98,7 +104,7 @@ impl<'a> View<'a> {
             o,
             owner,
             now,
-            account: active_account(m, o, now),
+            account: account.and_then(|a| m.accounts.iter().find(|x| x.name == a)),
             seen,
         }
     }
@@ -362,6 +368,13 @@ impl<'a> View<'a> {
                     plan.wake(Duration::from_millis(100));
                 }
             }
+            Stage::Resuming => {
+                if seen.state == State::Idle && seen.empty_input {
+                    plan.act(Action::ContinueTask { task, pane });
+                } else {
+                    plan.wake(Duration::from_millis(100));
+                }
+            }
             Stage::Pasted => {
                 let delay = spec.dispatch.submit_delay.0;
                 if since >= delay {
@@ -543,7 +556,7 @@ fn entry_screen_age(plan: &Plan, name: &str, now: Timestamp) -> Duration {
 }
 
 /// The agent profile a session of ours runs.
-fn agent_of<'m>(m: &'m Manifests, name: &str) -> Option<&'m str> {
+pub(super) fn agent_of<'m>(m: &'m Manifests, name: &str) -> Option<&'m str> {
     if let Some(d) = m.dedicated.iter().find(|d| d.name == name) {
         return Some(&d.spec.agent);
     }

@@ -36,6 +36,10 @@ pub struct Facts {
     /// Per pool, the inbox whose turn it is next (fair sharing).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub turn: BTreeMap<String, usize>,
+    /// Consecutive reconciles that read an account's quota used up without a reset
+    /// time, by account.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub quota_polls: BTreeMap<String, u32>,
 }
 
 /// What the controller remembers of one session.
@@ -60,6 +64,10 @@ pub struct SessionFacts {
     /// Since when it has been idle without a task (for scaling down).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_since: Option<jiff::Timestamp>,
+    /// A quota line already counted against an account: a resumed conversation
+    /// redraws it under the next account, where it must not count again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_quota: Option<String>,
 }
 
 /// A task a session works on.
@@ -101,6 +109,9 @@ pub enum Stage {
     Submitted(u8),
     /// The agent took it.
     Running,
+    /// The agent was moved to another account and resumed its conversation; a short
+    /// prompt carries the task on once it is idle.
+    Resuming,
 }
 
 /// One account swap.

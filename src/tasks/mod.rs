@@ -188,12 +188,24 @@ pub struct Record {
     pub outcome: String,
 }
 
-/// Writes `record` as `<file>.json` beside the task file `file`.
-pub fn write_record(file: &Path, record: &Record) -> std::io::Result<()> {
-    let mut name = file.file_name().unwrap_or_default().to_os_string();
-    name.push(".json");
+/// Moves `from` into `dir` under a free name like `name`, its record `<name>.json`
+/// written first (whole, by rename), so that whoever sees the task there finds its
+/// record too. The path the task got.
+pub fn move_with_record(
+    from: &Path,
+    dir: &Path,
+    name: &str,
+    record: &Record,
+) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let name = free_name(dir, name);
     let bytes = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
-    std::fs::write(file.with_file_name(name), bytes)
+    let tmp = dir.join(format!(".{name}.json.tmp"));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, dir.join(format!("{name}.json")))?;
+    let to = dir.join(&name);
+    std::fs::rename(from, &to)?;
+    Ok(to)
 }
 
 /// Deletes entries of `dir` last modified before `cutoff`; how many went.

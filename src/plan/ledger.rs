@@ -1,0 +1,200 @@
+//! The account ledger: quota readings from every session's screen turn into
+//! "exhausted until", and the active account follows: to the next available one by
+//! priority when it is exhausted (not within `cooldown` of the last swap), back to a
+//! preferred one once it is available again (`failback: idle`), never when all are
+//! exhausted.
+
+use std::collections::BTreeMap;
+
+use jiff::{Timestamp, Zoned};
+use serde_json::json;
+
+use super::Plan;
+use crate::api::{AccountSpec, Failback, Manifests, Object};
+use crate::observe::Observed;
+use crate::screen::{Class, Classifier};
+use crate::state::{Facts, Swap};
+
+/// Reads quota signals and decides the active account; records both in `plan.facts`
+/// and `plan.events`.
+pub(super) fn plan_ledger(
+    m: &Manifests,
+    o: &Observed,
+    owner: &str,
+    now: Timestamp,
+    plan: &mut Plan,
+) {
+    let spec = &m.controller.spec.quota;
+    let local = Zoned::new(now, jiff::tz::TimeZone::system());
+    let mut classifiers: BTreeMap<&str, Option<Classifier>> = BTreeMap::new();
+    // The strongest reading per account: a reset time beats none.
+    let mut readings: BTreeMap<String, (Option<Timestamp>, String, String, String)> =
+        BTreeMap::new();
+    let mut counted: Vec<(String, String, String)> = Vec::new();
+    for (name, s) in &o.sessions {
+        if s.owner.as_deref() != Some(owner) || s.pane.dead {
+            continue;
+        }
+        let (Some(account), Some(text)) = (s.account.as_ref(), o.screens.get(name)) else {
+            continue;
+        };
+        let agent = super::tasks::agent_of(m, name).unwrap_or(crate::api::BUILTIN_AGENT);
+        let classifier = classifiers.entry(agent).or_insert_with(|| {
+            m.agent(agent)
+                .and_then(|a| Classifier::new(&a.spec.screen).ok())
+        });
+        let Some(classifier) = classifier else {
+            continue;
+        };
+        let verdict = classifier.read(text, &local);
+        let f = plan.facts.sessions.entry(name.clone()).or_default();
+        if verdict.class != Class::QuotaExhausted {
+            f.stale_quota = None;
+            continue;
+        }
+        let full = verdict.line.clone().unwrap_or_default();
+        if f.stale_quota.as_deref() == Some(full.as_str()) {
+            continue;
+        }
+        counted.push((name.clone(), account.clone(), full));
+        let line: String = verdict.line.unwrap_or_default().chars().take(120).collect();
+        let entry = readings.entry(account.clone()).or_insert((
+            None,
+            name.clone(),
+            verdict.pattern.clone().unwrap_or_default(),
+            line.clone(),
+        ));
+        if entry.0.is_none() && verdict.resets_at.is_some() {
+            *entry = (
+                verdict.resets_at,
+                name.clone(),
+                verdict.pattern.unwrap_or_default(),
+                line,
+            );
+        }
+    }
+    let facts = &mut plan.facts;
+    for account in &m.accounts {
+        let Some((resets, session, pattern, line)) = readings.get(&account.name) else {
+            facts.quota_polls.remove(&account.name);
+            continue;
+        };
+        let already = facts
+            .exhausted_until
+            .get(&account.name)
+            .is_some_and(|t| *t > now);
+        if already {
+            continue;
+        }
+        let until = match resets {
+            Some(t) => Some(*t),
+            None => {
+                let polls = facts.quota_polls.entry(account.name.clone()).or_insert(0);
+                *polls += 1;
+                (*polls >= spec.confirmations).then(|| {
+                    now.checked_add(
+                        jiff::SignedDuration::try_from(spec.reset_fallback.0).unwrap_or_default(),
+                    )
+                    .unwrap_or(now)
+                })
+            }
+        };
+        let event = json!({
+            "account": account.name, "session": session, "class": "quota-exhausted",
+            "pattern": pattern, "line": line, "resetsAt": resets,
+            "confirmed": until.is_some(),
+        });
+        plan.events.push(("quotaDetected".into(), event));
+        if let Some(until) = until {
+            facts
+                .exhausted_until
+                .insert(account.name.clone(), until.max(now));
+            facts.quota_polls.remove(&account.name);
+        }
+    }
+    // A line that made its account exhausted is not read again: a resumed
+    // conversation redraws it under the next account.
+    for (session, account, line) in counted {
+        if facts
+            .exhausted_until
+            .get(&account)
+            .is_some_and(|t| *t > now)
+        {
+            facts.sessions.entry(session).or_default().stale_quota = Some(line);
+        }
+    }
+    choose_account(m, facts, now, &mut plan.events);
+    plan.account = facts.active_account.clone();
+}
+
+fn available(facts: &Facts, a: &Object<AccountSpec>, now: Timestamp) -> bool {
+    facts.exhausted_until.get(&a.name).is_none_or(|t| *t <= now)
+}
+
+/// Keeps, swaps or fails back the active account.
+fn choose_account(
+    m: &Manifests,
+    facts: &mut Facts,
+    now: Timestamp,
+    events: &mut Vec<(String, serde_json::Value)>,
+) {
+    let spec = &m.controller.spec.quota;
+    let ranked = m.accounts_by_priority();
+    let current = facts
+        .active_account
+        .as_deref()
+        .and_then(|name| ranked.iter().find(|a| a.name == name))
+        .copied();
+    let cooling = facts
+        .last_swap
+        .as_ref()
+        .is_some_and(|s| now.duration_since(s.at).as_secs_f64() < spec.cooldown.0.as_secs_f64());
+    let first_available = ranked.iter().find(|a| available(facts, a, now)).copied();
+    let next = match current {
+        None => first_available,
+        Some(c) if available(facts, c, now) => {
+            // Fail back to a preferred account that is available again.
+            match first_available {
+                Some(f)
+                    if spec.failback == Failback::Idle
+                        && f.spec.priority < c.spec.priority
+                        && !cooling =>
+                {
+                    Some(f)
+                }
+                _ => Some(c),
+            }
+        }
+        Some(c) if cooling => Some(c),
+        Some(_) => first_available,
+    };
+    let Some(next) = next else {
+        if !facts.exhausted_until.is_empty() && current.is_some() {
+            events.push((
+                "allExhausted".into(),
+                json!({"firstReset": facts.exhausted_until.values().min()}),
+            ));
+        }
+        return;
+    };
+    if let Some(c) = current
+        && c.name != next.name
+    {
+        let reason = if available(facts, c, now) {
+            "fail-back"
+        } else {
+            "quota exhausted"
+        };
+        facts.last_swap = Some(Swap {
+            at: now,
+            from: c.name.clone(),
+            to: next.name.clone(),
+            reason: reason.into(),
+        });
+        events.push((
+            "swap".into(),
+            json!({"from": c.name, "to": next.name, "reason": reason}),
+        ));
+    }
+    facts.active_account = Some(next.name.clone());
+}

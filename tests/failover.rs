@@ -1,0 +1,272 @@
+//! Account failover end to end: a real controller, a private tmux server, the stand-in
+//! agent marking an account's quota used up, and conversations carried across accounts.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use failover::testbed::{TmuxServer, wait_for};
+
+const BIN: &str = env!("CARGO_BIN_EXE_failover");
+const WAIT: Duration = Duration::from_secs(15);
+
+struct Bed {
+    t: TmuxServer,
+    root: PathBuf,
+}
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Bed {
+    fn new() -> Self {
+        let t = TmuxServer::start();
+        let root = t.mkdir("op");
+        for dir in ["a", "b", "shared", "work", "p/.agent-queue/inbox"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        Self { t, root }
+    }
+
+    fn start(&self, sim_env: &str, quota: &str) -> Running {
+        let r = self.root.display();
+        let text = format!(
+            "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: a}}\nspec: {{home: {r}/a, priority: 0}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: b}}\nspec: {{home: {r}/b, priority: 1}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: SharedState\nmetadata: {{name: s}}\nspec: {{target: {r}/shared}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: 200ms{sim_env}}}}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{pollInterval: 200ms, dispatch: {{submitDelay: 50ms}}, quota: {{{quota}}}}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: auto}}\nspec: {{prefix: w-, min: 2, max: 2, workdir: {r}/work}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: {r}/work}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: p}}\nspec: {{path: {r}/p/.agent-queue/inbox, pool: auto, workdir: {r}/work}}\n"
+        );
+        let manifest = self.root.join("pool.yaml");
+        std::fs::write(&manifest, text).unwrap();
+        let child = Command::new(BIN)
+            .args(["controller", "-f", &manifest.to_string_lossy()])
+            .envs(self.t.env())
+            .env("FAILOVER_STATE_DIR", self.root.join("state"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.root.join("controller.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let running = Running(child);
+        wait_for(WAIT, "three sessions on account a", || {
+            (["w-0", "w-1", "desk"]
+                .iter()
+                .all(|s| self.account(s) == "a")
+                && ["w-0", "w-1", "desk"]
+                    .iter()
+                    .all(|s| self.t.capture(&format!("={s}:")).contains('❯')))
+            .then_some(())
+        });
+        running
+    }
+
+    fn account(&self, session: &str) -> String {
+        let out = self.t.try_tmux(&[
+            "show-options",
+            "-qv",
+            "-t",
+            &format!("={session}:"),
+            "@failover-account",
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn journal(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.root.join("state/journal.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    fn events(&self, kind: &str) -> Vec<serde_json::Value> {
+        self.journal()
+            .into_iter()
+            .filter(|e| e["event"] == kind)
+            .collect()
+    }
+
+    fn drop_task(&self, name: &str, text: &str) {
+        let tmp = self.root.join("t.tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, self.root.join("p/.agent-queue/inbox").join(name)).unwrap();
+    }
+
+    fn done(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.root.join("p/.agent-queue/done"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !n.ends_with(".json"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.root.join("controller.log")).unwrap_or_default()
+    }
+
+    fn conversation(&self, home: &Path, session: &str) -> Option<String> {
+        let pid = self.t.pane_pid(&format!("={session}:"));
+        let bytes = std::fs::read(home.join("sessions").join(format!("{pid}.json"))).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        Some(v["sessionId"].as_str()?.to_owned())
+    }
+}
+
+#[test]
+fn a_used_up_quota_should_move_every_session_to_the_next_account_and_carry_on() {
+    let bed = Bed::new();
+    let _c = bed.start("", "");
+    // The operator's own conversation in the dedicated session.
+    bed.t.type_text("=desk:", "remember the word kumquat");
+    bed.t.keys("=desk:", &["Enter"]);
+    bed.t
+        .wait_screen("=desk:", WAIT, "the answer", |s| s.contains("Churned for"));
+    let desk_conversation = bed.conversation(&bed.root.join("a"), "desk").unwrap();
+    // Account a runs out: every turn under it now hits the usage limit.
+    std::fs::write(bed.root.join("a/.sim-limit"), "11:59pm (UTC)").unwrap();
+    bed.drop_task("quota.md", "a task that meets the limit");
+    wait_for(WAIT, "the limit on screen", || {
+        ["w-0", "w-1"]
+            .iter()
+            .any(|s| {
+                bed.t
+                    .capture(&format!("={s}:"))
+                    .contains("You've hit your 5-hour limit")
+            })
+            .then_some(())
+    });
+    let seen = Instant::now();
+    wait_for(
+        Duration::from_secs(2),
+        "every session under account b",
+        || {
+            ["w-0", "w-1", "desk"]
+                .iter()
+                .all(|s| bed.account(s) == "b")
+                .then_some(())
+        },
+    );
+    eprintln!(
+        "all sessions under b {:?} after the limit showed",
+        seen.elapsed()
+    );
+    // The task carries on under b and finishes.
+    wait_for(WAIT, "the task done", || {
+        (bed.done() == ["quota.md"]).then_some(())
+    });
+    // The dedicated session resumed the same conversation, and it goes on.
+    wait_for(WAIT, "the resumed conversation", || {
+        (bed.conversation(&bed.root.join("b"), "desk").as_deref()
+            == Some(desk_conversation.as_str()))
+        .then_some(())
+    });
+    let transcript = bed
+        .root
+        .join("shared/projects")
+        .join(bed.root.join("work").to_string_lossy().replace('/', "-"))
+        .join(format!("{desk_conversation}.jsonl"));
+    let before = std::fs::read_to_string(&transcript)
+        .unwrap()
+        .lines()
+        .count();
+    bed.t
+        .wait_screen("=desk:", WAIT, "the resumed prompt", |s| {
+            s.contains("> remember the word kumquat")
+        });
+    bed.t.type_text("=desk:", "what was the word?");
+    bed.t.keys("=desk:", &["Enter"]);
+    wait_for(WAIT, "the same transcript to grow", || {
+        (std::fs::read_to_string(&transcript)
+            .unwrap()
+            .lines()
+            .count()
+            >= before + 2)
+            .then_some(())
+    });
+    let swaps = bed.events("swap");
+    assert_eq!(swaps.len(), 1, "{swaps:?}");
+    assert_eq!(
+        (swaps[0]["from"].as_str(), swaps[0]["to"].as_str()),
+        (Some("a"), Some("b"))
+    );
+    let detected = bed.events("quotaDetected");
+    assert!(
+        detected[0]["line"].as_str().unwrap().contains("limit"),
+        "{detected:?}"
+    );
+    assert_eq!(detected[0]["account"], "a");
+    assert!(
+        detected[0]["resetsAt"]
+            .as_str()
+            .unwrap()
+            .ends_with("T23:59:00Z"),
+        "{detected:?}"
+    );
+    // A second limit, on b, within the cooldown: no second swap.
+    std::fs::write(bed.root.join("b/.sim-limit"), "11:58pm (UTC)").unwrap();
+    bed.drop_task("second.md", "another task");
+    wait_for(WAIT, "b's limit detected", || {
+        (bed.events("quotaDetected").len() >= 2).then_some(())
+    });
+    assert_eq!(bed.events("swap").len(), 1, "{}", bed.log());
+    assert!(["w-0", "w-1", "desk"].iter().all(|s| bed.account(s) == "b"));
+}
+
+#[test]
+fn server_errors_and_transient_limits_should_never_swap() {
+    let bed = Bed::new();
+    let _c = bed.start(
+        ", FAILOVER_SIM_SCRIPT: error500-ratelimit; ratelimit; overloaded",
+        "",
+    );
+    for i in 0..3 {
+        bed.drop_task(&format!("t{i}.md"), &format!("task {i}"));
+    }
+    wait_for(WAIT, "three tasks done", || {
+        (bed.done().len() == 3).then_some(())
+    });
+    assert!(bed.events("swap").is_empty(), "{}", bed.log());
+    assert!(bed.events("quotaDetected").is_empty(), "{}", bed.log());
+    assert!(["w-0", "w-1", "desk"].iter().all(|s| bed.account(s) == "a"));
+}
+
+#[test]
+fn a_limit_without_a_reset_time_should_swap_on_the_second_reading_only() {
+    let bed = Bed::new();
+    let _c = bed.start("", "confirmations: 2");
+    std::fs::write(bed.root.join("a/.sim-limit"), "").unwrap();
+    bed.drop_task("q.md", "meets a limit with no reset time");
+    wait_for(WAIT, "the swap", || {
+        (!bed.events("swap").is_empty()).then_some(())
+    });
+    let journal = bed.journal();
+    let first = journal
+        .iter()
+        .position(|e| e["event"] == "quotaDetected")
+        .unwrap();
+    let swap = journal.iter().position(|e| e["event"] == "swap").unwrap();
+    assert_eq!(
+        journal[first]["confirmed"], false,
+        "the first reading only counts"
+    );
+    assert!(first < swap);
+    assert!(
+        journal[first..swap]
+            .iter()
+            .any(|e| e["event"] == "quotaDetected" && e["confirmed"] == true)
+    );
+}
