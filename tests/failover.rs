@@ -270,3 +270,44 @@ fn a_limit_without_a_reset_time_should_swap_on_the_second_reading_only() {
             .any(|e| e["event"] == "quotaDetected" && e["confirmed"] == true)
     );
 }
+
+#[test]
+fn with_every_account_exhausted_sessions_should_wait_and_recover_when_one_resets() {
+    let bed = Bed::new();
+    let events = bed.root.join("events.jsonl");
+    let notify = format!(
+        "cooldown: 0s, confirmations: 1, resetFallback: 3s}}, notifications: {{command: [sh, -c, 'cat >> {} && echo >> {}']",
+        events.display(),
+        events.display()
+    );
+    let _c = bed.start("", &notify);
+    std::fs::write(bed.root.join("a/.sim-limit"), "").unwrap();
+    std::fs::write(bed.root.join("b/.sim-limit"), "").unwrap();
+    bed.drop_task("both.md", "meets a limit everywhere");
+    wait_for(WAIT, "every account exhausted", || {
+        (!bed.events("allExhausted").is_empty()).then_some(())
+    });
+    let swaps_then = bed.events("swap").len();
+    assert_eq!(
+        swaps_then,
+        1,
+        "a -> b once, then no ping-pong: {}",
+        bed.log()
+    );
+    // Account a resets (3 s after its limit); its limit is gone by then.
+    std::fs::remove_file(bed.root.join("a/.sim-limit")).unwrap();
+    wait_for(WAIT, "a recovered and the task done under it", || {
+        (!bed.events("recovered").is_empty() && bed.done() == ["both.md"]).then_some(())
+    });
+    let swaps = bed.events("swap");
+    assert_eq!(swaps.len(), 2, "{swaps:?}");
+    assert_eq!(swaps[1]["to"], "a");
+    let told = std::fs::read_to_string(&events).unwrap();
+    for kind in [
+        "\"event\":\"swap\"",
+        "\"event\":\"allExhausted\"",
+        "\"event\":\"recovered\"",
+    ] {
+        assert!(told.contains(kind), "{kind} not notified: {told}");
+    }
+}

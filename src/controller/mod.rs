@@ -460,6 +460,12 @@ impl Controller {
             let line = format!("{} {}", plan::sign(action), plan::describe(action));
             match &result {
                 Ok(Outcome::Done) if matches!(action, Action::StallTask { .. }) => {
+                    if let Action::StallTask { task } = action {
+                        crate::notify::send(
+                            &self.settings.spec.notifications,
+                            json!({"event": "taskStalled", "inbox": task.inbox, "task": task.name, "session": task.session}),
+                        );
+                    }
                     warn!(
                         "{line}: no screen change for {}; left in active/",
                         self.settings.spec.completion.idle_timeout
@@ -612,6 +618,11 @@ impl Controller {
                 _ => info!(%detail, "{kind}"),
             }
             let _ = self.journal.record(kind, detail.clone());
+            if matches!(kind.as_str(), "swap" | "allExhausted" | "recovered") {
+                let mut event = detail.clone();
+                event["event"] = serde_json::Value::String(kind.clone());
+                crate::notify::send(&self.settings.spec.notifications, event);
+            }
             self.last_events.insert(kind.clone(), detail.clone());
         }
     }

@@ -74,6 +74,18 @@ pub(super) fn plan_ledger(
         }
     }
     let facts = &mut plan.facts;
+    // Accounts whose reset time has come are available again.
+    let recovered: Vec<String> = facts
+        .exhausted_until
+        .iter()
+        .filter(|(_, until)| **until <= now)
+        .map(|(a, _)| a.clone())
+        .collect();
+    for account in recovered {
+        facts.exhausted_until.remove(&account);
+        plan.events
+            .push(("recovered".into(), json!({"account": account})));
+    }
     for account in &m.accounts {
         let Some((resets, session, pattern, line)) = readings.get(&account.name) else {
             facts.quota_polls.remove(&account.name);
