@@ -33,6 +33,70 @@ pub fn wait_for_or_none<T>(timeout: Duration, mut check: impl FnMut() -> Option<
     }
 }
 
+/// A process a test started (a controller), with its stderr in a log file, SIGKILLed
+/// and reaped when dropped if it is still running.
+#[derive(Debug)]
+pub struct Spawned {
+    /// The process.
+    pub child: std::process::Child,
+    /// Where its stderr goes.
+    pub log: PathBuf,
+}
+
+impl Spawned {
+    /// Starts `cmd` with stderr to `log`, stdout discarded.
+    pub fn start(mut cmd: Command, log: PathBuf) -> Self {
+        let file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("log {log:?}: {e}"));
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        Self { child, log }
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends it a signal by name (`TERM`, `INT`) through `kill`.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args(["-s", name, &self.child.id().to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("kill: {e}"));
+        assert!(status.success(), "kill -s {name} failed");
+    }
+
+    /// Waits for it to exit; its exit code.
+    pub fn exit_code(&mut self, timeout: Duration) -> Option<i32> {
+        let child = &mut self.child;
+        wait_for(timeout, "the process to exit", || {
+            child.try_wait().ok().flatten()
+        })
+        .code()
+    }
+
+    /// SIGKILLs it now.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A private tmux server in a temp folder, killed on drop.
 #[derive(Debug)]
 pub struct TmuxServer {

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use failover::testbed::{TmuxServer, wait_for};
+use failover::testbed::{Spawned, TmuxServer, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_failover");
 
@@ -14,42 +14,6 @@ struct Bed {
     t: TmuxServer,
     root: PathBuf,
     manifest: PathBuf,
-}
-
-/// A running controller, SIGKILLed when dropped if it is still running.
-struct Running {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Running {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args(["-s", name, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit; its exit code.
-    fn exit_code(&mut self, timeout: Duration) -> Option<i32> {
-        let child = &mut self.child;
-        wait_for(timeout, "the controller to exit", || {
-            child.try_wait().unwrap()
-        })
-        .code()
-    }
 }
 
 impl Bed {
@@ -100,20 +64,13 @@ impl Bed {
         self.root.join("state")
     }
 
-    fn start(&self, name: &str) -> Running {
-        let log = self.root.join(format!("{name}.log"));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = self
-            .command(&["controller", "-f", &self.manifest.to_string_lossy()])
-            .env(
-                "RUST_LOG",
-                std::env::var("FAILOVER_TEST_LOG").unwrap_or_else(|_| "debug".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .unwrap();
-        Running { child, log }
+    fn start(&self, name: &str) -> Spawned {
+        let mut cmd = self.command(&["controller", "-f", &self.manifest.to_string_lossy()]);
+        cmd.env(
+            "RUST_LOG",
+            std::env::var("FAILOVER_TEST_LOG").unwrap_or_else(|_| "debug".into()),
+        );
+        Spawned::start(cmd, self.root.join(format!("{name}.log")))
     }
 
     fn run(&self, args: &[&str]) -> (i32, String) {
@@ -258,10 +215,7 @@ fn a_second_controller_should_be_refused_naming_the_first() {
     let (code, out) = bed.run(&["controller", "-f", &bed.manifest.to_string_lossy()]);
     assert_eq!(code, 2, "{out}");
     assert!(
-        out.contains(&format!(
-            "another controller (pid {}) is running",
-            c.child.id()
-        )),
+        out.contains(&format!("another controller (pid {}) is running", c.pid())),
         "{out}"
     );
 }
@@ -353,7 +307,7 @@ fn apply_should_hand_the_manifests_to_a_running_controller_and_wait() {
     ]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains(&format!("A controller (pid {}) runs", c.child.id())),
+        out.contains(&format!("A controller (pid {}) runs", c.pid())),
         "{out}"
     );
     assert!(out.contains("Converged."), "{out}");
@@ -365,10 +319,7 @@ fn apply_should_hand_the_manifests_to_a_running_controller_and_wait() {
     let (code, out) = bed.run(&["get", "sessions"]);
     assert_eq!(code, 0);
     assert!(
-        out.contains(&format!(
-            "controller: running (pid {}), converged",
-            c.child.id()
-        )),
+        out.contains(&format!("controller: running (pid {}), converged", c.pid())),
         "{out}"
     );
 }

@@ -2,10 +2,10 @@
 //! agent marking an account's quota used up, and conversations carried across accounts.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use failover::testbed::{TmuxServer, wait_for};
+use failover::testbed::{Spawned, TmuxServer, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_failover");
 const WAIT: Duration = Duration::from_secs(15);
@@ -13,15 +13,6 @@ const WAIT: Duration = Duration::from_secs(15);
 struct Bed {
     t: TmuxServer,
     root: PathBuf,
-}
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 impl Bed {
@@ -34,7 +25,7 @@ impl Bed {
         Self { t, root }
     }
 
-    fn start(&self, sim_env: &str, quota: &str) -> Running {
+    fn start(&self, sim_env: &str, quota: &str) -> Spawned {
         let r = self.root.display();
         let text = format!(
             "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: a}}\nspec: {{home: {r}/a, priority: 0}}\n---\n\
@@ -48,15 +39,11 @@ impl Bed {
         );
         let manifest = self.root.join("pool.yaml");
         std::fs::write(&manifest, text).unwrap();
-        let child = Command::new(BIN)
-            .args(["controller", "-f", &manifest.to_string_lossy()])
+        let mut cmd = Command::new(BIN);
+        cmd.args(["controller", "-f", &manifest.to_string_lossy()])
             .envs(self.t.env())
-            .env("FAILOVER_STATE_DIR", self.root.join("state"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.root.join("controller.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let running = Running(child);
+            .env("FAILOVER_STATE_DIR", self.root.join("state"));
+        let running = Spawned::start(cmd, self.root.join("controller.log"));
         wait_for(WAIT, "three sessions on account a", || {
             (["w-0", "w-1", "desk"]
                 .iter()

@@ -3,39 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use failover::testbed::{TmuxServer, wait_for};
+use failover::testbed::{Spawned, TmuxServer, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_failover");
 
 struct Bed {
     t: TmuxServer,
     root: PathBuf,
-}
-
-struct Running {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Running {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Bed {
@@ -82,18 +59,13 @@ impl Bed {
         path
     }
 
-    fn start(&self, manifest: &Path, name: &str) -> Running {
-        let log = self.root.join(format!("{name}.log"));
-        let child = Command::new(BIN)
-            .args(["controller", "-f", &manifest.to_string_lossy()])
+    fn start(&self, manifest: &Path, name: &str) -> Spawned {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["controller", "-f", &manifest.to_string_lossy()])
             .envs(self.t.env())
             .env("FAILOVER_STATE_DIR", self.root.join("state"))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Running { child, log }
+            .env("RUST_LOG", "info");
+        Spawned::start(cmd, self.root.join(format!("{name}.log")))
     }
 
     /// Drops a task the way people do: written beside, then renamed into the inbox.
