@@ -422,12 +422,18 @@ fn a_task_whose_screen_stops_changing_should_be_marked_stalled_and_kept() {
     let c = bed.start(&manifest, "c");
     bed.drop_task("a", "hangs.md", "this turn never ends");
     let journal = bed.root.join("state/journal.jsonl");
-    wait_for(Duration::from_secs(15), "the stall in the journal", || {
+    let stalled = failover::testbed::wait_for_or_none(Duration::from_secs(15), || {
         std::fs::read_to_string(&journal)
             .ok()?
             .contains("\"event\":\"taskStalled\"")
             .then_some(())
     });
+    assert!(
+        stalled.is_some(),
+        "no stall: {}\n{}",
+        c.log(),
+        bed.t.capture("=w-0:")
+    );
     assert_eq!(
         bed.files("a", "active").len(),
         1,

@@ -95,8 +95,18 @@ pub(super) async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome
         }
         Action::StallTask { .. } => Ok(Outcome::Done),
         Action::RecycleSession { session, pane, .. } => {
-            let respawn = Cmd::new("respawn-pane").args(["-k", "-t", pane]);
-            run_guarded(ctx, session, pane, &[respawn]).await?;
+            let respawn = with_process(
+                Cmd::new("respawn-pane").args(["-k", "-t", pane]),
+                session,
+                ctx.state_dir,
+            );
+            let mark = Cmd::new("set-option").args([
+                "-t",
+                pane,
+                crate::observe::ACCOUNT_OPTION,
+                &session.account,
+            ]);
+            run_guarded(ctx, &session.name, pane, &[respawn, mark]).await?;
             Ok(Outcome::Done)
         }
         _ => Ok(Outcome::Done),

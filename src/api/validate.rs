@@ -83,6 +83,7 @@ pub(super) fn check(docs: &[Doc], partial: bool) -> Vec<Problem> {
     check_session_names(docs, &mut out);
     check_unique_paths(docs, Kind::Account, "/spec/home", "home", &mut out);
     check_unique_paths(docs, Kind::Inbox, "/spec/path", "path", &mut out);
+    check_inbox_parents(docs, &mut out);
     if !partial && !docs.iter().any(|d| d.of(Kind::Account)) {
         out.push(Problem::global(
             "no Account in the manifests: at least one is required",
@@ -367,6 +368,29 @@ fn check_session_names(docs: &[Doc], out: &mut Vec<Problem>) {
 fn describe(doc: &Doc) -> String {
     let kind = doc.kind.map_or("?", Kind::as_str);
     format!("{kind} `{}`", doc.name.as_deref().unwrap_or("?"))
+}
+
+/// Inboxes keep `active/`, `done/` and `failed/` beside them: two inboxes in one folder
+/// would mix their tasks.
+fn check_inbox_parents(docs: &[Doc], out: &mut Vec<Problem>) {
+    let mut seen: HashMap<&Path, &Doc> = HashMap::new();
+    for doc in docs.iter().filter(|d| d.of(Kind::Inbox)) {
+        let Some(parent) = doc.str("/spec/path").and_then(|p| Path::new(p).parent()) else {
+            continue;
+        };
+        if let Some(first) = seen.get(parent) {
+            out.push(doc.problem(
+                "/spec/path",
+                format!(
+                    "shares its folder {} with {}: their active/, done/ and failed/ would mix",
+                    parent.display(),
+                    describe(first)
+                ),
+            ));
+        } else {
+            seen.insert(parent, doc);
+        }
+    }
 }
 
 fn check_unique_paths(docs: &[Doc], kind: Kind, pointer: &str, what: &str, out: &mut Vec<Problem>) {

@@ -609,7 +609,8 @@ impl Controller {
     /// written again.
     fn record_events(&mut self, plan: &Plan) {
         for (kind, detail) in &plan.events {
-            if self.last_events.get(kind) == Some(detail) {
+            let repeats = matches!(kind.as_str(), "allExhausted" | "quotaDetected");
+            if repeats && self.last_events.get(kind) == Some(detail) {
                 continue;
             }
             match kind.as_str() {

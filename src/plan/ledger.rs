@@ -101,8 +101,17 @@ pub(super) fn plan_ledger(
         let until = match resets {
             Some(t) => Some(*t),
             None => {
-                let polls = facts.quota_polls.entry(account.name.clone()).or_insert(0);
-                *polls += 1;
+                // One reading per poll interval counts, however often we reconcile.
+                let poll = jiff::SignedDuration::try_from(m.controller.spec.poll_interval.0)
+                    .unwrap_or_default();
+                let (polls, last) = facts
+                    .quota_polls
+                    .entry(account.name.clone())
+                    .or_insert((0, now));
+                if *polls == 0 || now.duration_since(*last) >= poll {
+                    *polls += 1;
+                    *last = now;
+                }
                 (*polls >= spec.confirmations).then(|| {
                     now.checked_add(
                         jiff::SignedDuration::try_from(spec.reset_fallback.0).unwrap_or_default(),
@@ -136,7 +145,12 @@ pub(super) fn plan_ledger(
         }
     }
     choose_account(m, facts, now, &mut plan.events);
-    plan.account = facts.active_account.clone();
+    // Sessions run (and take tasks) only under an available account; an exhausted one
+    // stays active through the cooldown or while all are exhausted, but nothing runs.
+    plan.account = facts
+        .active_account
+        .clone()
+        .filter(|a| facts.exhausted_until.get(a).is_none_or(|t| *t <= now));
 }
 
 fn available(facts: &Facts, a: &Object<AccountSpec>, now: Timestamp) -> bool {
@@ -209,4 +223,61 @@ fn choose_account(
         ));
     }
     facts.active_account = Some(next.name.clone());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::super::{Action, plan_with_tasks};
+
+    const LIMIT: &str = "> go\n  ⎿  You've hit your 5-hour limit · resets 11pm (UTC)\n● Usage limit reached · continuing automatically at 11pm · esc to cancel\n────\n❯\u{a0}\n────\n";
+
+    #[test]
+    fn a_quota_screen_should_swap_and_nothing_should_run_while_every_account_is_exhausted() {
+        let text = format!("{POOL_AND_DEDICATED}{INBOX}");
+        let m = manifests(&text);
+        let mut o = observed();
+        for (i, n) in ["ccl-auto-11", "ccl-auto-12", "ccl-auto-13", "ccl-1-x"]
+            .iter()
+            .enumerate()
+        {
+            add(&mut o, session(n, "failover", "main", 100 + i as u32));
+            o.screens.insert((*n).into(), IDLE_SCREEN.into());
+        }
+        o.screens.insert("ccl-auto-11".into(), LIMIT.into());
+        o.facts.active_account = Some("main".into());
+        let p = plan_with_tasks(&m, &o, "failover", now());
+        assert_eq!(p.account.as_deref(), Some("alt"));
+        assert_eq!(
+            p.facts.exhausted_until["main"].to_string(),
+            "2026-11-21T23:00:00Z"
+        );
+        assert!(p.events.iter().any(|(k, _)| k == "swap"));
+        // alt exhausted too, within the cooldown: no account runs anything, no task goes out.
+        let mut o2 = o.clone();
+        o2.facts = p.facts.clone();
+        o2.facts
+            .exhausted_until
+            .insert("alt".into(), "2026-11-21T22:00:00Z".parse().unwrap());
+        o2.inboxes.insert(
+            "tasks".into(),
+            crate::observe::InboxState {
+                waiting: vec![crate::observe::Waiting {
+                    name: "t.md".into(),
+                    link: false,
+                }],
+                active: vec![],
+            },
+        );
+        let p2 = plan_with_tasks(&m, &o2, "failover", now());
+        assert_eq!(p2.account, None);
+        assert!(
+            !p2.actions
+                .iter()
+                .any(|a| matches!(a, Action::DispatchTask { .. })),
+            "{:?}",
+            p2.actions
+        );
+        assert!(!p2.events.iter().any(|(k, _)| k == "swap"), "no ping-pong");
+    }
 }

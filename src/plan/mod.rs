@@ -96,10 +96,10 @@ pub enum Action {
         /// Why.
         reason: String,
     },
-    /// Start the agent of a session afresh with the command it was started with.
+    /// Start the agent of a session afresh (a fresh context) under the active account.
     RecycleSession {
-        /// The session.
-        session: String,
+        /// What it runs.
+        session: SessionSpec,
         /// The agent's pane.
         pane: String,
         /// Why.
@@ -367,7 +367,13 @@ fn plan_all(
     };
     let broken = shared::plan_shared(m, observed, &mut plan);
     ledger::plan_ledger(m, observed, owner, now, &mut plan);
-    let view = tasks::View::new(m, observed, owner, now, plan.account.as_deref());
+    let stale: std::collections::BTreeMap<String, String> = plan
+        .facts
+        .sessions
+        .iter()
+        .filter_map(|(name, f)| Some((name.clone(), f.stale_quota.clone()?)))
+        .collect();
+    let view = tasks::View::new(m, observed, owner, now, plan.account.as_deref(), &stale);
     view.bookkeep(&mut plan);
     if with_tasks {
         view.plan_tasks(&mut plan);

@@ -52,13 +52,16 @@ pub fn record(
         Action::PasteTask { task, .. } | Action::ContinueTask { task, .. } => {
             set_stage(facts, &task.session, Stage::Pasted, now);
         }
-        Action::MoveSession { session, .. } => {
-            if let Outcome::Resumed(id) = outcome {
+        Action::MoveSession { session, .. } => match outcome {
+            Outcome::Resumed(id) => {
                 let f = facts.sessions.entry(session.name.clone()).or_default();
                 f.resume = Some(id.clone());
                 set_stage(facts, &session.name, Stage::Resuming, now);
             }
-        }
+            // A fresh agent: a task it had is sent again from the start.
+            Outcome::Done => set_stage(facts, &session.name, Stage::Starting, now),
+            Outcome::Rejected(_) => {}
+        },
         Action::SubmitTask { task, .. } => {
             let enters = match facts
                 .sessions
@@ -121,5 +124,6 @@ fn set_stage(facts: &mut Facts, session: &str, stage: Stage, now: Timestamp) {
     {
         t.stage = stage;
         t.since = now;
+        t.idle_since = None;
     }
 }

@@ -51,7 +51,7 @@ pub fn describe(action: &Action) -> String {
         Action::DeleteSession { name, reason } => format!("session {name}: {reason}"),
         Action::RecycleSession {
             session, reason, ..
-        } => format!("session {session}: restart the agent ({reason})"),
+        } => format!("session {}: restart the agent ({reason})", session.name),
         Action::DispatchTask { task, restart, .. } => {
             let start = if restart.is_some() {
                 " (agent started in the task's folder first)"

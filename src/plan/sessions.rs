@@ -24,7 +24,11 @@ impl Ctx<'_> {
     /// Moves a session to the desired account: at once when its account is exhausted,
     /// only while idle when failing back. Dedicated sessions and sessions with a task
     /// resume their conversation; a dedicated one with `resume: false` stays.
-    fn plan_move(&self, s: &Session, spec: SessionSpec, plan: &mut Plan) {
+    fn plan_move(&self, s: &Session, mut spec: SessionSpec, plan: &mut Plan) {
+        if self.view.has_task(&s.name) && !s.pane.path.as_os_str().is_empty() {
+            // A task runs in its inbox's folder: the agent carries on there.
+            spec.workdir = s.pane.path.clone();
+        }
         let from_exhausted = s.account.as_ref().is_none_or(|a| {
             plan.facts
                 .exhausted_until
@@ -35,7 +39,7 @@ impl Ctx<'_> {
             .view
             .seen
             .get(&s.name)
-            .is_some_and(|v| v.state == crate::screen::State::Idle)
+            .is_some_and(|v| v.state == crate::screen::State::Idle && v.empty_input)
             && !self.view.has_task(&s.name);
         if !from_exhausted && !idle {
             return;

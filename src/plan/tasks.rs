@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use super::{Action, Plan, Role, SessionSpec, TaskRef};
 use crate::api::{AccountSpec, InboxSpec, Manifests, Object};
 use crate::observe::{Observed, Session};
-use crate::screen::{self, Patterns, State};
+use crate::screen::{self, Class, Classifier, Patterns, State};
 use crate::state::{Stage, TaskFacts};
 
 /// How long after a submit the screen must show it taken before Enter is sent again.
@@ -63,14 +63,18 @@ fn hash(text: &str) -> u64 {
 }
 
 impl<'a> View<'a> {
+    /// `stale` holds, by session, the quota line already counted against an account
+    /// (redrawn by a resumed conversation, it does not mean the agent is stuck).
     pub fn new(
         m: &'a Manifests,
         o: &'a Observed,
         owner: &'a str,
         now: Timestamp,
         account: Option<&str>,
+        stale: &BTreeMap<String, String>,
     ) -> Self {
-        let mut patterns: BTreeMap<&str, Option<Patterns>> = BTreeMap::new();
+        let mut patterns: BTreeMap<&str, Option<(Patterns, Classifier)>> = BTreeMap::new();
+        let zoned = jiff::Zoned::new(now, jiff::tz::TimeZone::UTC);
         let mut seen = BTreeMap::new();
         for (name, s) in &o.sessions {
             if s.owner.as_deref() != Some(owner) || s.pane.dead {
@@ -78,14 +82,24 @@ impl<'a> View<'a> {
             }
             let agent = agent_of(m, name).unwrap_or(crate::api::BUILTIN_AGENT);
             let p = patterns.entry(agent).or_insert_with(|| {
-                m.agent(agent)
-                    .and_then(|a| Patterns::new(&a.spec.screen).ok())
+                let spec = &m.agent(agent)?.spec.screen;
+                Some((Patterns::new(spec).ok()?, Classifier::new(spec).ok()?))
             });
+            // A screen showing a limit or an error is not idle, even at its prompt: a
+            // task there is not done.
             let (state, empty_input) = match (o.screens.get(name), p.as_ref()) {
-                (Some(text), Some(p)) => (
-                    screen::classify(text, p),
-                    screen::input(text, p).is_some_and(|i| i.is_empty()),
-                ),
+                (Some(text), Some((p, c))) => {
+                    let verdict = c.read(text, &zoned);
+                    let counted =
+                        verdict.line.is_some() && verdict.line.as_ref() == stale.get(name);
+                    let state = match verdict.class {
+                        // A used-up quota: the turn did not end, it waits for a move.
+                        Class::QuotaExhausted if !counted => State::Unknown,
+                        // An error ended the turn; the screen's own state says the rest.
+                        _ => screen::classify(text, p),
+                    };
+                    (state, screen::input(text, p).is_some_and(|i| i.is_empty()))
+                }
                 _ => (State::Unknown, false),
             };
             let facts = o.facts.sessions.get(name);
@@ -212,9 +226,10 @@ impl<'a> View<'a> {
                     && !claimed.contains(&name)
                     && quiet
                     && let Some(s) = self.o.sessions.get(&name)
+                    && let Some(spec) = self.spec_for(pool, s, &pool.spec.workdir)
                 {
                     plan.act(Action::RecycleSession {
-                        session: name.clone(),
+                        session: spec,
                         pane: s.pane.id.clone(),
                         reason: "a fresh context for the next task".into(),
                     });
@@ -320,11 +335,17 @@ impl<'a> View<'a> {
                     reason: "claimed but not sent before the controller stopped".into(),
                     failed: false,
                 });
-                plan.act(Action::RecycleSession {
-                    session: s.name.clone(),
-                    pane: s.pane.id.clone(),
-                    reason: "clear a task that may sit unsent in its input".into(),
-                });
+                if let Some(spec) = self
+                    .m
+                    .pool(&inbox.spec.pool)
+                    .and_then(|p| self.spec_for(p, s, &p.spec.workdir))
+                {
+                    plan.act(Action::RecycleSession {
+                        session: spec,
+                        pane: s.pane.id.clone(),
+                        reason: "clear a task that may sit unsent in its input".into(),
+                    });
+                }
             }
             return;
         };
@@ -355,6 +376,11 @@ impl<'a> View<'a> {
                 exit,
             });
             return;
+        }
+        // No screen change for idleTimeout, in any stage: stalled (kept in active/).
+        let quiet = entry_screen_age(plan, &s.name, self.now);
+        if !facts.stalled && quiet >= spec.completion.idle_timeout.0 {
+            plan.act(Action::StallTask { task: task.clone() });
         }
         let entry = plan.facts.sessions.entry(s.name.clone()).or_default();
         let Some(tf) = entry.task.as_mut() else {
@@ -414,10 +440,6 @@ impl<'a> View<'a> {
                     plan.wake(needed - elapsed(self.now, idle));
                 } else {
                     tf.idle_since = None;
-                }
-                let quiet = entry_screen_age(plan, &s.name, self.now);
-                if !facts.stalled && quiet >= spec.completion.idle_timeout.0 {
-                    plan.act(Action::StallTask { task });
                 }
             }
         }
@@ -497,7 +519,7 @@ impl<'a> View<'a> {
                 let attempt = plan.facts.tries.get(&key).copied().unwrap_or(0) + 1;
                 let file = crate::tasks::active_name(&s.name, attempt, name);
                 let restart = (s.pane.path != inbox.spec.workdir)
-                    .then(|| self.restart_spec(pool, s, inbox))
+                    .then(|| self.spec_for(pool, s, &inbox.spec.workdir))
                     .flatten();
                 let mut task = self.task_ref(inbox, &file, name, &s.name, attempt);
                 task.started = None;
@@ -512,11 +534,12 @@ impl<'a> View<'a> {
     }
 
     /// The pool session's spec with the inbox's folder, to start a fresh agent there.
-    fn restart_spec(
+    /// A pool session's spec under the active account, in `workdir`.
+    fn spec_for(
         &self,
         pool: &Object<crate::api::PoolSpec>,
         s: &Session,
-        inbox: &Object<InboxSpec>,
+        workdir: &std::path::Path,
     ) -> Option<SessionSpec> {
         let account = self.account?;
         let profile = self.m.agent(&pool.spec.agent)?;
@@ -539,7 +562,7 @@ impl<'a> View<'a> {
                 index,
             },
             account: account.name.clone(),
-            workdir: inbox.spec.workdir.clone(),
+            workdir: workdir.to_path_buf(),
             command: profile.spec.command.clone(),
             env,
         })

@@ -138,7 +138,10 @@ mod tests {
         assert!(!t.exists());
         t.append("user", "line 1\n$(x) `y` \"z\"").unwrap();
         t.append("assistant", "done").unwrap();
-        assert!(home.path().join("projects/-srv-a b/1234.jsonl").is_file());
+        assert!(
+            home.path().join("projects/-srv-a-b/1234.jsonl").is_file(),
+            "every character but letters and digits becomes -"
+        );
         let m = t.messages().unwrap();
         assert_eq!(m.len(), 2);
         assert_eq!(m[0].text, "line 1\n$(x) `y` \"z\"");

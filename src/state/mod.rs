@@ -36,10 +36,10 @@ pub struct Facts {
     /// Per pool, the inbox whose turn it is next (fair sharing).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub turn: BTreeMap<String, usize>,
-    /// Consecutive reconciles that read an account's quota used up without a reset
-    /// time, by account.
+    /// Polls in a row that read an account's quota used up without a reset time, and
+    /// when the last one counted, by account.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub quota_polls: BTreeMap<String, u32>,
+    pub quota_polls: BTreeMap<String, (u32, jiff::Timestamp)>,
 }
 
 /// What the controller remembers of one session.

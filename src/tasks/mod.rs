@@ -11,10 +11,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-/// The folder name Claude Code gives a working directory under `projects/`: every `/`
-/// becomes `-`.
+/// The folder name Claude Code gives a working directory under `projects/`: every
+/// character that is not an ASCII letter or digit becomes `-`.
 pub fn slug(workdir: &Path) -> String {
-    workdir.to_string_lossy().replace('/', "-")
+    workdir
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
 }
 
 /// Whether the conversation of the agent with pid `pid`, run under `home` in `workdir`,
@@ -49,12 +53,12 @@ pub fn submitted(home: &Path, pid: u32, workdir: &Path, text: &str) -> bool {
             return false;
         };
         let content = v.pointer("/message/content");
+        let said = content.and_then(|c| {
+            c.as_str()
+                .or_else(|| c.pointer("/0/text").and_then(|t| t.as_str()))
+        });
         v.pointer("/message/role").and_then(|r| r.as_str()) == Some("user")
-            && (content.and_then(|c| c.as_str()) == Some(text)
-                || content
-                    .and_then(|c| c.pointer("/0/text"))
-                    .and_then(|t| t.as_str())
-                    == Some(text))
+            && said.is_some_and(|s| s.trim() == text.trim())
     })
 }
 
