@@ -26,7 +26,7 @@ pub(super) fn plan_ledger(
 ) {
     let spec = &m.controller.spec.quota;
     let local = Zoned::new(now, jiff::tz::TimeZone::system());
-    let mut classifiers: BTreeMap<&str, Option<Classifier>> = BTreeMap::new();
+    let mut classifiers: BTreeMap<&str, Option<std::sync::Arc<Classifier>>> = BTreeMap::new();
     // The strongest reading per account: a reset time beats none.
     let mut readings: BTreeMap<String, (Option<Timestamp>, String, String, String)> =
         BTreeMap::new();
@@ -41,7 +41,7 @@ pub(super) fn plan_ledger(
         let agent = super::tasks::agent_of(m, name).unwrap_or(crate::api::BUILTIN_AGENT);
         let classifier = classifiers.entry(agent).or_insert_with(|| {
             m.agent(agent)
-                .and_then(|a| Classifier::new(&a.spec.screen).ok())
+                .and_then(|a| Classifier::cached(&a.spec.screen))
         });
         let Some(classifier) = classifier else {
             continue;

@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use super::{Action, Plan, Role, SessionSpec, TaskRef};
 use crate::api::{AccountSpec, InboxSpec, Manifests, Object};
 use crate::observe::{Observed, Session};
-use crate::screen::{self, Class, Classifier, Patterns, State};
+use crate::screen::{self, Class, Classifier, State};
 use crate::state::{Stage, TaskFacts};
 
 /// How long after a submit the screen must show it taken before Enter is sent again.
@@ -73,7 +73,7 @@ impl<'a> View<'a> {
         account: Option<&str>,
         stale: &BTreeMap<String, String>,
     ) -> Self {
-        let mut patterns: BTreeMap<&str, Option<(Patterns, Classifier)>> = BTreeMap::new();
+        let mut patterns: BTreeMap<&str, Option<std::sync::Arc<Classifier>>> = BTreeMap::new();
         let zoned = jiff::Zoned::new(now, jiff::tz::TimeZone::UTC);
         let mut seen = BTreeMap::new();
         for (name, s) in &o.sessions {
@@ -81,14 +81,14 @@ impl<'a> View<'a> {
                 continue;
             }
             let agent = agent_of(m, name).unwrap_or(crate::api::BUILTIN_AGENT);
-            let p = patterns.entry(agent).or_insert_with(|| {
-                let spec = &m.agent(agent)?.spec.screen;
-                Some((Patterns::new(spec).ok()?, Classifier::new(spec).ok()?))
-            });
+            let p = patterns
+                .entry(agent)
+                .or_insert_with(|| Classifier::cached(&m.agent(agent)?.spec.screen));
             // A screen showing a limit or an error is not idle, even at its prompt: a
             // task there is not done.
             let (state, empty_input) = match (o.screens.get(name), p.as_ref()) {
-                (Some(text), Some((p, c))) => {
+                (Some(text), Some(c)) => {
+                    let p = c.patterns();
                     let verdict = c.read(text, &zoned);
                     let counted =
                         verdict.line.is_some() && verdict.line.as_ref() == stale.get(name);
