@@ -68,6 +68,12 @@ enum Command {
         after_help = "Examples:\n  tmux capture-pane -p -t ccl-auto-11 | failover classify\n  failover classify screen.txt -o json\n  failover classify screen.txt --agent codex -f manifests/"
     )]
     Classify(classify::ClassifyArgs),
+    /// Show the whole story on a private tmux server with stand-in agents: a pool, a
+    /// dedicated session, tasks, a usage limit and the failover to a second account.
+    #[command(
+        after_help = "Examples:\n  cargo run --release -- demo\n  failover demo --keep    # then attach with the tmux command it prints"
+    )]
+    Demo(crate::demo::Args),
     /// Print the JSON Schema of a manifest document.
     #[command(after_help = "Example:\n  failover schema > failover.schema.json")]
     Schema,
@@ -105,6 +111,7 @@ pub fn run() -> ExitCode {
         Command::Controller(args) => controller::run(args),
         Command::Get(args) => get::run(args),
         Command::Classify(args) => classify::run(args),
+        Command::Demo(args) => crate::demo::run(args),
         Command::Schema => {
             print!("{}", api::schema::schema_text());
             ExitCode::SUCCESS
