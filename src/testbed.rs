@@ -355,7 +355,15 @@ impl TmuxServer {
 }
 
 impl Drop for TmuxServer {
+    /// Kills the server, then every process still tied to this test's socket (a
+    /// server a SIGKILLed controller's client had begun to start, say), by pid.
     fn drop(&mut self) {
         let _ = self.try_tmux(&["kill-server"]);
+        let socket = self.socket.to_string_lossy().into_owned();
+        if let Ok(out) = Command::new("pgrep").args(["-f", &socket]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-s", "KILL", pid]).status();
+            }
+        }
     }
 }
