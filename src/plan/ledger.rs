@@ -6,13 +6,14 @@
 
 use std::collections::BTreeMap;
 
-use jiff::{Timestamp, Zoned};
+use jiff::Timestamp;
 use serde_json::json;
 
 use super::Plan;
+use super::screens::Reading;
 use crate::api::{AccountSpec, Failback, Manifests, Object};
 use crate::observe::Observed;
-use crate::screen::{Class, Classifier};
+use crate::screen::Class;
 use crate::state::{Facts, Swap};
 
 /// Reads quota signals and decides the active account; records both in `plan.facts`
@@ -20,33 +21,20 @@ use crate::state::{Facts, Swap};
 pub(super) fn plan_ledger(
     m: &Manifests,
     o: &Observed,
-    owner: &str,
+    readings: &BTreeMap<String, Reading>,
     now: Timestamp,
     plan: &mut Plan,
 ) {
     let spec = &m.controller.spec.quota;
-    let local = Zoned::new(now, jiff::tz::TimeZone::system());
-    let mut classifiers: BTreeMap<&str, Option<std::sync::Arc<Classifier>>> = BTreeMap::new();
     // The strongest reading per account: a reset time beats none.
-    let mut readings: BTreeMap<String, (Option<Timestamp>, String, String, String)> =
+    let mut by_account: BTreeMap<String, (Option<Timestamp>, String, String, String)> =
         BTreeMap::new();
     let mut counted: Vec<(String, String, String)> = Vec::new();
-    for (name, s) in &o.sessions {
-        if s.owner.as_deref() != Some(owner) || s.pane.dead {
-            continue;
-        }
-        let (Some(account), Some(text)) = (s.account.as_ref(), o.screens.get(name)) else {
+    for (name, reading) in readings {
+        let Some(account) = o.sessions.get(name).and_then(|s| s.account.as_ref()) else {
             continue;
         };
-        let agent = super::tasks::agent_of(m, name).unwrap_or(crate::api::BUILTIN_AGENT);
-        let classifier = classifiers.entry(agent).or_insert_with(|| {
-            m.agent(agent)
-                .and_then(|a| Classifier::cached(&a.spec.screen))
-        });
-        let Some(classifier) = classifier else {
-            continue;
-        };
-        let verdict = classifier.read(text, &local);
+        let verdict = reading.verdict.clone();
         let f = plan.facts.sessions.entry(name.clone()).or_default();
         if verdict.class != Class::QuotaExhausted {
             f.stale_quota = None;
@@ -58,7 +46,7 @@ pub(super) fn plan_ledger(
         }
         counted.push((name.clone(), account.clone(), full));
         let line: String = verdict.line.unwrap_or_default().chars().take(120).collect();
-        let entry = readings.entry(account.clone()).or_insert((
+        let entry = by_account.entry(account.clone()).or_insert((
             None,
             name.clone(),
             verdict.pattern.clone().unwrap_or_default(),
@@ -87,7 +75,7 @@ pub(super) fn plan_ledger(
             .push(("recovered".into(), json!({"account": account})));
     }
     for account in &m.accounts {
-        let Some((resets, session, pattern, line)) = readings.get(&account.name) else {
+        let Some((resets, session, pattern, line)) = by_account.get(&account.name) else {
             facts.quota_polls.remove(&account.name);
             continue;
         };

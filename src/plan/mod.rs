@@ -5,6 +5,7 @@
 mod ledger;
 mod record;
 mod render;
+mod screens;
 mod sessions;
 mod shared;
 mod tasks;
@@ -329,6 +330,36 @@ pub fn active_account<'a>(
         .copied()
 }
 
+/// What a session runs under `account`: the agent profile's command, and its environment
+/// (the profile's, then the account's, then the session's own, then the account's home
+/// in the profile's `homeEnv`).
+pub(crate) fn session_spec(
+    m: &Manifests,
+    account: &Object<AccountSpec>,
+    name: &str,
+    role: Role,
+    agent: &str,
+    workdir: &std::path::Path,
+    env: &crate::api::Env,
+) -> Option<SessionSpec> {
+    let profile = m.agent(agent)?;
+    let mut all = profile.spec.env.clone();
+    all.extend(account.spec.env.clone());
+    all.extend(env.clone());
+    all.insert(
+        profile.spec.home_env.clone(),
+        account.spec.home.to_string_lossy().into_owned(),
+    );
+    Some(SessionSpec {
+        name: name.to_owned(),
+        role,
+        account: account.name.clone(),
+        workdir: workdir.to_path_buf(),
+        command: profile.spec.command.clone(),
+        env: all,
+    })
+}
+
 /// The shared-state problems alone (links to elsewhere, files or folders in the way,
 /// missing homes): what a controller refuses to start with.
 pub fn check_shared(m: &Manifests, observed: &Observed) -> Vec<Refusal> {
@@ -366,14 +397,23 @@ fn plan_all(
         ..Plan::default()
     };
     let broken = shared::plan_shared(m, observed, &mut plan);
-    ledger::plan_ledger(m, observed, owner, now, &mut plan);
+    let readings = screens::read_screens(m, observed, owner, now);
+    ledger::plan_ledger(m, observed, &readings, now, &mut plan);
     let stale: std::collections::BTreeMap<String, String> = plan
         .facts
         .sessions
         .iter()
         .filter_map(|(name, f)| Some((name.clone(), f.stale_quota.clone()?)))
         .collect();
-    let view = tasks::View::new(m, observed, owner, now, plan.account.as_deref(), &stale);
+    let view = tasks::View::new(
+        m,
+        observed,
+        owner,
+        now,
+        plan.account.as_deref(),
+        &stale,
+        &readings,
+    );
     view.bookkeep(&mut plan);
     if with_tasks {
         view.plan_tasks(&mut plan);

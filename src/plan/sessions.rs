@@ -106,23 +106,7 @@ impl Ctx<'_> {
         workdir: &Path,
         env: &Env,
     ) -> Option<SessionSpec> {
-        let account = self.account?;
-        let profile = self.m.agent(agent)?;
-        let mut all = profile.spec.env.clone();
-        all.extend(account.spec.env.clone());
-        all.extend(env.clone());
-        all.insert(
-            profile.spec.home_env.clone(),
-            account.spec.home.to_string_lossy().into_owned(),
-        );
-        Some(SessionSpec {
-            name: name.to_owned(),
-            role,
-            account: account.name.clone(),
-            workdir: workdir.to_path_buf(),
-            command: profile.spec.command.clone(),
-            env: all,
-        })
+        super::session_spec(self.m, self.account?, name, role, agent, workdir, env)
     }
 
     /// Plans a session that should exist: create, restart, move or leave it.

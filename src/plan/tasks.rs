@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use super::screens::Reading;
 use super::{Action, Plan, Role, SessionSpec, TaskRef};
 use crate::api::{AccountSpec, InboxSpec, Manifests, Object};
 use crate::observe::{Observed, Session};
-use crate::screen::{self, Class, Classifier, State};
+use crate::screen::{Class, State};
 use crate::state::{Stage, TaskFacts};
 
 /// How long after a submit the screen must show it taken before Enter is sent again.
@@ -72,35 +73,24 @@ impl<'a> View<'a> {
         now: Timestamp,
         account: Option<&str>,
         stale: &BTreeMap<String, String>,
+        readings: &BTreeMap<String, Reading>,
     ) -> Self {
-        let mut patterns: BTreeMap<&str, Option<std::sync::Arc<Classifier>>> = BTreeMap::new();
-        let zoned = jiff::Zoned::new(now, jiff::tz::TimeZone::UTC);
         let mut seen = BTreeMap::new();
         for (name, s) in &o.sessions {
             if s.owner.as_deref() != Some(owner) || s.pane.dead {
                 continue;
             }
-            let agent = agent_of(m, name).unwrap_or(crate::api::BUILTIN_AGENT);
-            let p = patterns
-                .entry(agent)
-                .or_insert_with(|| Classifier::cached(&m.agent(agent)?.spec.screen));
-            // A screen showing a limit or an error is not idle, even at its prompt: a
-            // task there is not done.
-            let (state, empty_input) = match (o.screens.get(name), p.as_ref()) {
-                (Some(text), Some(c)) => {
-                    let p = c.patterns();
-                    let verdict = c.read(text, &zoned);
+            // A screen showing a limit is not idle, even at its prompt: the turn did not
+            // end, it waits for a move (unless the line was already counted, redrawn by
+            // a resumed conversation). An error did end the turn.
+            let (state, empty_input) = match readings.get(name) {
+                Some(r) => {
                     let counted =
-                        verdict.line.is_some() && verdict.line.as_ref() == stale.get(name);
-                    let state = match verdict.class {
-                        // A used-up quota: the turn did not end, it waits for a move.
-                        Class::QuotaExhausted if !counted => State::Unknown,
-                        // An error ended the turn; the screen's own state says the rest.
-                        _ => screen::classify(text, p),
-                    };
-                    (state, screen::input(text, p).is_some_and(|i| i.is_empty()))
+                        r.verdict.line.is_some() && r.verdict.line.as_ref() == stale.get(name);
+                    let waits = r.verdict.class == Class::QuotaExhausted && !counted;
+                    (if waits { State::Unknown } else { r.state }, r.empty_input)
                 }
-                _ => (State::Unknown, false),
+                None => (State::Unknown, false),
             };
             let facts = o.facts.sessions.get(name);
             seen.insert(
@@ -366,15 +356,7 @@ impl<'a> View<'a> {
             .get(&s.name)
             .is_some_and(|t| facts.started.is_some_and(|st| *t >= st));
         if signalled {
-            let exit = self.exit_command(&s.name);
-            let pid = s.pane.pid;
-            plan.act(Action::CompleteTask {
-                task,
-                pane,
-                pid,
-                how: "signal".into(),
-                exit,
-            });
+            self.complete(s, task, "signal", plan);
             return;
         }
         // No screen change for idleTimeout, in any stage: stalled (kept in active/).
@@ -426,15 +408,7 @@ impl<'a> View<'a> {
                     let idle = *tf.idle_since.get_or_insert(self.now);
                     let needed = spec.poll_interval.0.max(MIN_IDLE);
                     if elapsed(self.now, idle) >= needed {
-                        let exit = self.exit_command(&s.name);
-                        let pid = s.pane.pid;
-                        plan.act(Action::CompleteTask {
-                            task,
-                            pane,
-                            pid,
-                            how: "idle prompt".into(),
-                            exit,
-                        });
+                        self.complete(s, task, "idle prompt", plan);
                         return;
                     }
                     plan.wake(needed - elapsed(self.now, idle));
@@ -443,6 +417,17 @@ impl<'a> View<'a> {
                 }
             }
         }
+    }
+
+    /// Finishes `task` in session `s`, ending a pool agent's context.
+    fn complete(&self, s: &Session, task: TaskRef, how: &str, plan: &mut Plan) {
+        plan.act(Action::CompleteTask {
+            task,
+            pane: s.pane.id.clone(),
+            pid: s.pane.pid,
+            how: how.into(),
+            exit: self.exit_command(&s.name),
+        });
     }
 
     /// The profile's exit command for pool sessions; dedicated ones never get it.
@@ -541,31 +526,24 @@ impl<'a> View<'a> {
         s: &Session,
         workdir: &std::path::Path,
     ) -> Option<SessionSpec> {
-        let account = self.account?;
-        let profile = self.m.agent(&pool.spec.agent)?;
-        let mut env = profile.spec.env.clone();
-        env.extend(account.spec.env.clone());
-        env.extend(pool.spec.env.clone());
-        env.insert(
-            profile.spec.home_env.clone(),
-            account.spec.home.to_string_lossy().into_owned(),
-        );
         let index = pool
             .spec
             .session_names()
             .position(|n| n == s.name)
             .map_or(0, |i| u64::from(pool.spec.start_index) + i as u64);
-        Some(SessionSpec {
-            name: s.name.clone(),
-            role: Role::Pool {
-                pool: pool.name.clone(),
-                index,
-            },
-            account: account.name.clone(),
-            workdir: workdir.to_path_buf(),
-            command: profile.spec.command.clone(),
-            env,
-        })
+        let role = Role::Pool {
+            pool: pool.name.clone(),
+            index,
+        };
+        super::session_spec(
+            self.m,
+            self.account?,
+            &s.name,
+            role,
+            &pool.spec.agent,
+            workdir,
+            &pool.spec.env,
+        )
     }
 }
 

@@ -1,0 +1,57 @@
+//! Reading every screen of ours once per plan: the ledger (quota) and the task rules
+//! (idle, busy, input) share the readings.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use jiff::{Timestamp, Zoned};
+
+use crate::api::Manifests;
+use crate::observe::Observed;
+use crate::screen::{self, Classifier, State, Verdict};
+
+/// One screen, read.
+#[derive(Debug, Clone)]
+pub(super) struct Reading {
+    /// The full verdict (quota, errors, reset time).
+    pub verdict: Verdict,
+    /// Idle, busy, waiting or unknown, from the prompt, busy and dialog patterns alone.
+    pub state: State,
+    /// The input box is drawn and empty.
+    pub empty_input: bool,
+}
+
+/// The readings of the live agent panes of our sessions that have a screen, by session.
+pub(super) fn read_screens(
+    m: &Manifests,
+    o: &Observed,
+    owner: &str,
+    now: Timestamp,
+) -> BTreeMap<String, Reading> {
+    let local = Zoned::new(now, jiff::tz::TimeZone::system());
+    let mut classifiers: BTreeMap<&str, Option<Arc<Classifier>>> = BTreeMap::new();
+    let mut out = BTreeMap::new();
+    for (name, s) in &o.sessions {
+        if s.owner.as_deref() != Some(owner) || s.pane.dead {
+            continue;
+        }
+        let Some(text) = o.screens.get(name) else {
+            continue;
+        };
+        let agent = super::tasks::agent_of(m, name).unwrap_or(crate::api::BUILTIN_AGENT);
+        let classifier = classifiers
+            .entry(agent)
+            .or_insert_with(|| Classifier::cached(&m.agent(agent)?.spec.screen));
+        let Some(c) = classifier else { continue };
+        let patterns = c.patterns();
+        out.insert(
+            name.clone(),
+            Reading {
+                verdict: c.read(text, &local),
+                state: screen::classify(text, patterns),
+                empty_input: screen::input(text, patterns).is_some_and(|i| i.is_empty()),
+            },
+        );
+    }
+    out
+}
