@@ -157,14 +157,8 @@ fn apply_should_create_the_example_pool_and_leave_a_persons_sessions_alone() {
     for name in &expected {
         assert_eq!(bed.owner(name), "failover", "{name}");
     }
-    let account = bed.t.tmux(&[
-        "show-options",
-        "-qv",
-        "-t",
-        "=ccl-auto-11:",
-        "@failover-account",
-    ]);
-    assert_eq!(account.trim(), "main");
+    let account = bed.t.session_option("ccl-auto-11", "@failover-account");
+    assert_eq!(account, "main");
     let screen = bed.t.wait_screen(
         "=ccl-auto-11:",
         std::time::Duration::from_secs(10),

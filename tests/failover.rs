@@ -26,6 +26,11 @@ impl Bed {
     }
 
     fn start(&self, sim_env: &str, quota: &str) -> Spawned {
+        self.start_with(sim_env, quota, "")
+    }
+
+    /// Like `start`, with `desk_env` added to the dedicated session's own profile.
+    fn start_with(&self, sim_env: &str, quota: &str, desk_env: &str) -> Spawned {
         let r = self.root.display();
         let text = format!(
             "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: a}}\nspec: {{home: {r}/a, priority: 0}}\n---\n\
@@ -34,7 +39,8 @@ impl Bed {
              apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: 200ms{sim_env}}}}}\n---\n\
              apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{pollInterval: 200ms, dispatch: {{submitDelay: 50ms}}, quota: {{{quota}}}}}\n---\n\
              apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: auto}}\nspec: {{prefix: w-, min: 2, max: 2, workdir: {r}/work}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: {r}/work}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: desk}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: 200ms{desk_env}}}}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: {r}/work, agent: desk}}\n---\n\
              apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: p}}\nspec: {{path: {r}/p/.agent-queue/inbox, pool: auto, workdir: {r}/work}}\n"
         );
         let manifest = self.root.join("pool.yaml");
@@ -57,14 +63,7 @@ impl Bed {
     }
 
     fn account(&self, session: &str) -> String {
-        let out = self.t.try_tmux(&[
-            "show-options",
-            "-qv",
-            "-t",
-            &format!("={session}:"),
-            "@failover-account",
-        ]);
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        self.t.session_option(session, "@failover-account")
     }
 
     fn journal(&self) -> Vec<serde_json::Value> {
@@ -299,5 +298,56 @@ fn with_every_account_exhausted_sessions_should_wait_and_recover_when_one_resets
         .iter()
         .all(|kind| told.contains(kind))
         .then_some(())
+    });
+}
+
+#[test]
+fn fail_back_should_move_idle_sessions_only() {
+    let bed = Bed::new();
+    // The operator's session hangs on its first turn: busy until interrupted.
+    let _c = bed.start_with(
+        "",
+        "cooldown: 0s, confirmations: 1, resetFallback: 6s",
+        ", FAILOVER_SIM_SCRIPT: hang",
+    );
+    std::fs::write(bed.root.join("a/.sim-limit"), "").unwrap();
+    bed.drop_task("q.md", "meets a limit without a reset time");
+    wait_for(WAIT, "every session under b", || {
+        ["w-0", "w-1", "desk"]
+            .iter()
+            .all(|s| bed.account(s) == "b")
+            .then_some(())
+    });
+    std::fs::remove_file(bed.root.join("a/.sim-limit")).unwrap();
+    // Under b, the operator starts a long turn before a resets.
+    bed.t
+        .wait_screen("=desk:", WAIT, "desk's prompt", |s| s.contains('❯'));
+    bed.t.type_text("=desk:", "a long piece of work");
+    bed.t.keys("=desk:", &["Enter"]);
+    bed.t.wait_screen("=desk:", WAIT, "desk busy", |s| {
+        s.contains("esc to interrupt")
+    });
+    assert!(
+        bed.events("recovered").is_empty(),
+        "a recovered before desk was busy; raise resetFallback: {}",
+        bed.log()
+    );
+    // a resets: the idle pool sessions fail back, the busy desk stays.
+    wait_for(WAIT, "the idle sessions back on a", || {
+        (bed.account("w-0") == "a" && bed.account("w-1") == "a").then_some(())
+    });
+    let swaps = bed.events("swap");
+    assert_eq!(swaps.len(), 2, "{swaps:?}");
+    assert_eq!(swaps[1]["reason"], "fail-back");
+    assert_eq!(bed.account("desk"), "b");
+    assert!(
+        bed.t.capture("=desk:").contains("esc to interrupt"),
+        "desk's turn was cut"
+    );
+    assert_eq!(bed.done(), ["q.md"]);
+    // Once its turn ends, desk follows.
+    bed.t.keys("=desk:", &["Escape"]);
+    wait_for(WAIT, "desk back on a", || {
+        (bed.account("desk") == "a").then_some(())
     });
 }

@@ -275,20 +275,9 @@ fn sim_agent_should_hit_the_limit_while_the_account_is_marked_exhausted() {
 
 /// `failover classify` on a screen the stand-in drew.
 fn classify(screen: &str) -> serde_json::Value {
-    use std::io::Write;
-    let mut child = std::process::Command::new(BIN)
-        .args(["classify", "-", "-o", "json"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(screen.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(["classify", "-", "-o", "json"]);
+    let out = failover::testbed::run_with_stdin(cmd, screen.as_bytes());
     serde_json::from_slice(&out.stdout).unwrap()
 }
 

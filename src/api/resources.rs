@@ -252,7 +252,7 @@ impl Default for ScreenPatterns {
                 r"(?i)retrying in \d+",
             ]),
             reset: list(&[
-                r"(?i)resets? (?:at )?(?P<time>(?:[a-z]{3}[a-z]* \d{1,2}(?:,| at) )?\d{1,2}(?::\d{2})?\s*[ap]m(?: \([^)]+\))?)",
+                r"(?i)resets? (?:at )?(?P<time>(?:[a-z]{3}[a-z]* \d{1,2}(?:, \d{4})?(?:,| at) )?\d{1,2}(?::\d{2})?\s*[ap]m(?: \([^)]+\))?)",
                 r"(?i)continuing automatically at (?P<time>\d{1,2}(?::\d{2})?\s*[ap]m(?: \([^)]+\))?)",
                 r"\|(?P<epoch>\d{10})\b",
             ]),

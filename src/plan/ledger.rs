@@ -13,7 +13,6 @@ use super::Plan;
 use super::screens::Reading;
 use crate::api::{AccountSpec, Failback, Manifests, Object};
 use crate::observe::Observed;
-use crate::screen::Class;
 use crate::state::{Facts, Swap};
 
 /// Reads quota signals and decides the active account; records both in `plan.facts`
@@ -35,16 +34,16 @@ pub(super) fn plan_ledger(
             continue;
         };
         let verdict = reading.verdict.clone();
+        let Some(mark) = reading.quota_mark.clone() else {
+            continue;
+        };
+        // Kept through blank and other screens: a respawned pane is blank for a moment
+        // before the resumed conversation redraws the limit.
         let f = plan.facts.sessions.entry(name.clone()).or_default();
-        if verdict.class != Class::QuotaExhausted {
-            f.stale_quota = None;
+        if f.stale_quota.as_deref() == Some(mark.as_str()) {
             continue;
         }
-        let full = verdict.line.clone().unwrap_or_default();
-        if f.stale_quota.as_deref() == Some(full.as_str()) {
-            continue;
-        }
-        counted.push((name.clone(), account.clone(), full));
+        counted.push((name.clone(), account.clone(), mark));
         let line: String = verdict.line.unwrap_or_default().chars().take(120).collect();
         let entry = by_account.entry(account.clone()).or_insert((
             None,
@@ -121,8 +120,8 @@ pub(super) fn plan_ledger(
             facts.quota_polls.remove(&account.name);
         }
     }
-    // A line that made its account exhausted is not read again: a resumed
-    // conversation redraws it under the next account.
+    // A limit (turn and line) that made its account exhausted is not read again: a
+    // resumed conversation redraws it under the next account.
     for (session, account, line) in counted {
         if facts
             .exhausted_until
@@ -267,5 +266,37 @@ mod tests {
             p2.actions
         );
         assert!(!p2.events.iter().any(|(k, _)| k == "swap"), "no ping-pong");
+    }
+
+    #[test]
+    fn a_limit_redrawn_after_a_move_should_not_count_against_the_next_account() {
+        let m = manifests(POOL_AND_DEDICATED);
+        let mut o = observed();
+        add(&mut o, session("ccl-1-x", "failover", "main", 100));
+        o.screens.insert("ccl-1-x".into(), LIMIT.into());
+        o.facts.active_account = Some("main".into());
+        let p = plan_with_tasks(&m, &o, "failover", now());
+        assert_eq!(p.account.as_deref(), Some("alt"));
+        // Moved: a blank screen for a moment, then the resumed conversation redraws
+        // the limit under alt.
+        let mut o = o.clone();
+        o.facts = p.facts.clone();
+        o.sessions
+            .insert("ccl-1-x".into(), session("ccl-1-x", "failover", "alt", 101));
+        for screen in ["", LIMIT] {
+            o.screens.insert("ccl-1-x".into(), screen.into());
+            let p = plan_with_tasks(&m, &o, "failover", now());
+            assert!(!p.facts.exhausted_until.contains_key("alt"), "{screen:?}");
+            assert!(
+                !p.events.iter().any(|(k, _)| k == "quotaDetected"),
+                "{screen:?}"
+            );
+            o.facts = p.facts;
+        }
+        // A new turn that meets a limit under alt does count.
+        let again = LIMIT.replace("> go", "> go\n● Done.\n> continue");
+        o.screens.insert("ccl-1-x".into(), again);
+        let p = plan_with_tasks(&m, &o, "failover", now());
+        assert!(p.facts.exhausted_until.contains_key("alt"));
     }
 }

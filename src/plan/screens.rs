@@ -19,6 +19,9 @@ pub(super) struct Reading {
     pub state: State,
     /// The input box is drawn and empty.
     pub empty_input: bool,
+    /// For a quota reading: the turn's prompt and the deciding line. A resumed
+    /// conversation redraws both; a new turn changes the prompt.
+    pub quota_mark: Option<String>,
 }
 
 /// The readings of the live agent panes of our sessions that have a screen, by session.
@@ -44,10 +47,16 @@ pub(super) fn read_screens(
             .or_insert_with(|| Classifier::cached(&m.agent(agent)?.spec.screen));
         let Some(c) = classifier else { continue };
         let patterns = c.patterns();
+        let verdict = c.read(text, &local);
+        let quota_mark = (verdict.class == screen::Class::QuotaExhausted).then(|| {
+            let turn = c.turn(text).unwrap_or_default();
+            format!("{turn}\n{}", verdict.line.as_deref().unwrap_or_default())
+        });
         out.insert(
             name.clone(),
             Reading {
-                verdict: c.read(text, &local),
+                quota_mark,
+                verdict,
                 state: screen::classify(text, patterns),
                 empty_input: screen::input(text, patterns).is_some_and(|i| i.is_empty()),
             },

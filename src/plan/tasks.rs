@@ -64,7 +64,7 @@ fn hash(text: &str) -> u64 {
 }
 
 impl<'a> View<'a> {
-    /// `stale` holds, by session, the quota line already counted against an account
+    /// `stale` holds, by session, the quota mark already counted against an account
     /// (redrawn by a resumed conversation, it does not mean the agent is stuck).
     pub fn new(
         m: &'a Manifests,
@@ -86,7 +86,7 @@ impl<'a> View<'a> {
             let (state, empty_input) = match readings.get(name) {
                 Some(r) => {
                     let counted =
-                        r.verdict.line.is_some() && r.verdict.line.as_ref() == stale.get(name);
+                        r.quota_mark.is_some() && r.quota_mark.as_ref() == stale.get(name);
                     let waits = r.verdict.class == Class::QuotaExhausted && !counted;
                     (if waits { State::Unknown } else { r.state }, r.empty_input)
                 }

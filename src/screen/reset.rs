@@ -1,5 +1,6 @@
 //! Reset times as Claude Code prints them, turned into instants: `7:11am (UTC)`,
-//! `1pm (Etc/GMT+5)`, `Jan 18, 11:30am (Asia/Calcutta)`, `Sep 15 at 7pm`, `5:30am`
+//! `1pm (Etc/GMT+5)`, `Jan 18, 11:30am (Asia/Calcutta)`, `Mar 17, 2030, 5:46pm (UTC)`
+//! (2.1.x, a reset more than a day away), `Sep 15 at 7pm`, `5:30am`
 //! (local time), or an epoch. A time of day already past means tomorrow; a date
 //! already past means next year.
 
@@ -12,7 +13,7 @@ use regex::Regex;
 
 static TIME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)^(?:(?P<mon>[a-z]{3})[a-z]* (?P<day>\d{1,2})(?:,| at)\s+)?(?P<h>\d{1,2})(?::(?P<m>\d{2}))?\s*(?P<ap>[ap]m)(?:\s*\((?P<tz>[^)]+)\))?$",
+        r"(?i)^(?:(?P<mon>[a-z]{3})[a-z]* (?P<day>\d{1,2})(?:, (?P<year>\d{4}))?(?:,| at)\s+)?(?P<h>\d{1,2})(?::(?P<m>\d{2}))?\s*(?P<ap>[ap]m)(?:\s*\((?P<tz>[^)]+)\))?$",
     )
     .expect("the reset time regex is valid")
 });
@@ -57,6 +58,9 @@ pub fn parse(text: &str, now: &Zoned) -> Option<Timestamp> {
                         .timestamp(),
                 )
             };
+            if let Some(year) = c.name("year") {
+                return at(year.as_str().parse().ok()?);
+            }
             let this_year = at(here.year())?;
             if this_year < now.timestamp() - jiff::SignedDuration::from_hours(24) {
                 at(here.year() + 1)
@@ -99,6 +103,7 @@ mod tests {
             ("Jan 18, 11:30am (Asia/Calcutta)", "2027-01-18T06:00:00Z"),
             ("Nov 20, 9pm (America/New_York)", "2026-11-21T02:00:00Z"),
             ("Sep 15 at 7pm", "2027-09-15T17:00:00Z"),
+            ("Mar 17, 2030, 5:46pm (UTC)", "2030-03-17T17:46:00Z"),
             ("5:30am", "2026-11-22T04:30:00Z"),
             ("11pm", "2026-11-21T22:00:00Z"),
             ("12am (UTC)", "2026-11-22T00:00:00Z"),

@@ -106,10 +106,7 @@ impl Classifier {
     /// Reads a screen at `now` (its zone is the local one, for reset times without one).
     pub fn read(&self, text: &str, now: &Zoned) -> Verdict {
         let lines: Vec<&str> = text.lines().collect();
-        let turn_start = lines
-            .iter()
-            .rposition(|l| l.starts_with("> ") || (l.starts_with('❯') && !self.state_is_prompt(l)))
-            .map_or(0, |i| i + 1);
+        let turn_start = self.turn_prompt(&lines).map_or(0, |i| i + 1);
         let messages = lines[turn_start..]
             .iter()
             .map(|l| l.trim_start())
@@ -155,6 +152,20 @@ impl Classifier {
                 line: None,
             },
         }
+    }
+
+    /// The prompt line that opened the screen's current turn (`> …` or `❯ …` with
+    /// text), if one is on screen.
+    pub fn turn(&self, text: &str) -> Option<String> {
+        let lines: Vec<&str> = text.lines().collect();
+        self.turn_prompt(&lines)
+            .map(|i| lines[i].trim_end().to_owned())
+    }
+
+    fn turn_prompt(&self, lines: &[&str]) -> Option<usize> {
+        lines
+            .iter()
+            .rposition(|l| l.starts_with("> ") || (l.starts_with('❯') && !self.state_is_prompt(l)))
     }
 
     fn state_is_prompt(&self, line: &str) -> bool {
@@ -209,11 +220,17 @@ mod tests {
     #[test]
     fn quota_wordings_from_mid_2025_to_today_should_read_as_quota_with_their_reset() {
         let q = Class::QuotaExhausted;
-        let cases: [(&str, Option<&str>); 11] = [
+        let cases: [(&str, Option<&str>); 12] = [
             // 2.1.329, subscription login (reference screens).
             (
                 "  ⎿  You've hit your 5-hour limit · resets 7:11am (UTC)\n● Usage limit reached · continuing automatically at 7:11am · esc to cancel\n",
                 Some("2026-11-21T07:11:00Z"),
+            ),
+            // 2.1.329, a reset more than a day away: the date has its year and a dialog
+            // asks what to do (seen on the real CLI against the mock API).
+            (
+                "  ⎿  You've hit your 5-hour limit · resets Mar 17, 2030, 5:46pm (UTC)\n\n▔▔▔▔\n  What do you want to do?\n\n  ❯ 1. Stop and wait for limit to reset\n    2. Wait here, then continue automatically at Mar 17, 2030, 5:46pm\n    3. Upgrade your plan\n\n  Enter to confirm · Esc to cancel\n",
+                Some("2030-03-17T17:46:00Z"),
             ),
             (
                 "  ⎿  You've hit your limit · resets 11pm (America/Anchorage)\n",

@@ -7,6 +7,9 @@
 //! what failover did without trusting failover to report it. Helpers panic with a
 //! message on failure, as test helpers do.
 
+pub mod claude;
+pub mod mock_api;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -31,6 +34,24 @@ pub fn wait_for_or_none<T>(timeout: Duration, mut check: impl FnMut() -> Option<
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Runs `cmd` with `input` on its stdin; returns its output (stdout and stderr piped).
+pub fn run_with_stdin(mut cmd: Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input)
+            .unwrap_or_else(|e| panic!("stdin of {cmd:?}: {e}"));
+    }
+    child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("wait for {cmd:?}: {e}"))
 }
 
 /// A process a test started (a controller), with its stderr in a log file, SIGKILLed
@@ -332,6 +353,14 @@ impl TmuxServer {
     /// Sends `text` literally (`send-keys -l`) to `target`.
     pub fn type_text(&self, target: &str, text: &str) {
         self.tmux(&["send-keys", "-t", target, "-l", text]);
+    }
+
+    /// The value of session option `name` (`@failover-account`, say) of session
+    /// `session`, empty when unset or when there is no such session.
+    pub fn session_option(&self, session: &str, name: &str) -> String {
+        let target = format!("={session}:");
+        let out = self.try_tmux(&["show-options", "-qv", "-t", &target, name]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
     /// The pid of the first pane of `target`.
