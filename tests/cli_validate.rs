@@ -71,6 +71,92 @@ fn schema_should_print_the_committed_schema() {
 }
 
 #[test]
+fn the_manifest_reference_in_docs_should_be_current() {
+    let out = run(&["schema", "-o", "markdown"], "");
+    assert_eq!(out.status.code(), Some(0));
+    let committed = std::fs::read_to_string(format!("{ROOT}/docs/manifests.md")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout) == committed,
+        "docs/manifests.md is stale: run `failover schema -o markdown > docs/manifests.md`"
+    );
+}
+
+#[test]
+fn completions_should_generate_for_bash_zsh_and_fish() {
+    for (shell, marker) in [
+        ("bash", "complete -F _failover"),
+        ("zsh", "#compdef failover"),
+        ("fish", "complete -c failover"),
+    ] {
+        let out = run(&["completions", shell], "");
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains(marker), "{shell}: {script}");
+        assert!(
+            script.contains("controller"),
+            "{shell} lacks the subcommands"
+        );
+    }
+    let out = run(&["completions", "tcsh"], "");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn man_page_should_generate_from_the_cli_definition() {
+    let out = run(&["man"], "");
+    assert_eq!(out.status.code(), Some(0));
+    let page = String::from_utf8_lossy(&out.stdout);
+
+    for section in [
+        ".TH failover 1",
+        ".SH NAME",
+        ".SH SUBCOMMANDS",
+        r"failover\-apply",
+    ] {
+        assert!(page.contains(section), "{section} missing:\n{page}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&["man", "--dir", &dir.path().to_string_lossy()], "");
+    assert_eq!(out.status.code(), Some(0));
+    let apply = std::fs::read_to_string(dir.path().join("failover-apply.1")).unwrap();
+    assert!(apply.contains("Exit codes: 0 converged"), "{apply}");
+    assert!(!dir.path().join("failover-sim-agent.1").exists(), "hidden");
+}
+
+#[test]
+fn version_and_help_should_answer_with_examples_on_every_subcommand() {
+    let out = run(&["--version"], "");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        concat!("failover ", env!("CARGO_PKG_VERSION"))
+    );
+    for sub in [
+        "validate",
+        "diff",
+        "apply",
+        "controller",
+        "get",
+        "classify",
+        "demo",
+        "schema",
+        "completions",
+        "man",
+    ] {
+        let out = run(&[sub, "--help"], "");
+        assert_eq!(out.status.code(), Some(0), "{sub}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            help.contains("Example"),
+            "{sub} --help has no example:\n{help}"
+        );
+        assert!(
+            !help.contains('\x1b'),
+            "{sub} --help is coloured off a terminal"
+        );
+    }
+}
+
+#[test]
 fn every_example_manifest_should_carry_the_schema_modeline() {
     for entry in std::fs::read_dir(format!("{ROOT}/manifests")).unwrap() {
         let path = entry.unwrap().path();

@@ -9,6 +9,7 @@ mod load;
 #[cfg(test)]
 mod load_tests;
 mod problem;
+pub mod reference;
 pub mod resources;
 pub mod schema;
 pub mod settings;

@@ -74,12 +74,50 @@ enum Command {
         after_help = "Examples:\n  cargo run --release -- demo\n  failover demo --keep    # then attach with the tmux command it prints"
     )]
     Demo(crate::demo::Args),
-    /// Print the JSON Schema of a manifest document.
-    #[command(after_help = "Example:\n  failover schema > failover.schema.json")]
-    Schema,
+    /// Print the JSON Schema of a manifest document, or the manifest reference.
+    #[command(
+        after_help = "Examples:\n  failover schema > failover.schema.json\n  failover schema -o markdown > docs/manifests.md"
+    )]
+    Schema(SchemaArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  failover completions bash > ~/.local/share/bash-completion/completions/failover\n  failover completions zsh > ~/.zfunc/_failover\n  failover completions fish > ~/.config/fish/completions/failover.fish"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write every subcommand's page too, generated from
+    /// this command line's definition.
+    #[command(
+        after_help = "Examples:\n  failover man | man -l -\n  failover man --dir ~/.local/share/man/man1"
+    )]
+    Man {
+        /// Write `failover.1` and one `failover-<subcommand>.1` per subcommand here.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// A stand-in for Claude Code that draws its screens (tests and the demo).
     #[command(hide = true)]
     SimAgent(crate::sim::Args),
+}
+
+/// `failover schema`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct SchemaArgs {
+    /// What to print.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "json")]
+    output: SchemaFormat,
+}
+
+/// `failover schema`'s formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SchemaFormat {
+    /// The JSON Schema of one manifest document.
+    Json,
+    /// The manifest reference in Markdown (`docs/manifests.md`).
+    Markdown,
 }
 
 /// The `-f` argument every manifest-reading command takes.
@@ -112,11 +150,44 @@ pub fn run() -> ExitCode {
         Command::Get(args) => get::run(args),
         Command::Classify(args) => classify::run(args),
         Command::Demo(args) => crate::demo::run(args),
-        Command::Schema => {
-            print!("{}", api::schema::schema_text());
+        Command::Schema(args) => {
+            match args.output {
+                SchemaFormat::Json => print!("{}", api::schema::schema_text()),
+                SchemaFormat::Markdown => print!("{}", api::reference::render()),
+            }
             ExitCode::SUCCESS
         }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "failover", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man { dir } => man(dir.as_deref()),
         Command::SimAgent(args) => crate::sim::run(args),
+    }
+}
+
+/// Prints the main man page, or writes every page into `dir`.
+fn man(dir: Option<&std::path::Path>) -> ExitCode {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let written = match dir {
+        None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout()),
+        Some(dir) => clap_mangen::generate_to(cmd, dir),
+    };
+    match written {
+        Ok(()) => {
+            if let Some(dir) = dir {
+                println!("man pages written to {}", dir.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let place = dir.map_or("stdout".to_owned(), |d| d.display().to_string());
+            eprintln!("error: cannot write the man pages to {place}: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 
