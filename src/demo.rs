@@ -48,8 +48,45 @@ impl Drop for Demo {
             .arg("kill-server")
             .stderr(Stdio::null())
             .status();
+        // The server exits just after it answers: wait for every process on the
+        // demo's socket to be gone, then end what is left, by pid.
+        let on_socket = || -> Vec<String> {
+            Command::new("pgrep")
+                .arg("-f")
+                .arg(&self.socket)
+                .output()
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .split_whitespace()
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline && !on_socket().is_empty() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for pid in on_socket() {
+            let _ = Command::new("kill").args(["-s", "KILL", &pid]).status();
+        }
         let _ = std::fs::remove_dir_all(&self.root);
     }
+}
+
+/// What the operator types into the dedicated session.
+const DESK_PROMPT: &str = "remember the word kumquat";
+
+/// Runs `tmux -S socket args`; its stdout, empty on failure (the demo only looks).
+fn tmux(socket: &Path, args: &[&str]) -> String {
+    Command::new("tmux")
+        .arg("-S")
+        .arg(socket)
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
 }
 
 fn say(start: Instant, text: &str) {
@@ -127,6 +164,10 @@ fn demo(args: &Args) -> Result<(), String> {
     say(start, &format!("controller started (pid {})", child.id()));
     demo.controller = Some(child);
     let journal = root.join("state/journal.jsonl");
+    let mut narrator = Narrator {
+        journal: journal.clone(),
+        seen: 0,
+    };
     let events = |kind: &str| -> Vec<serde_json::Value> {
         std::fs::read_to_string(&journal)
             .unwrap_or_default()
@@ -135,7 +176,7 @@ fn demo(args: &Args) -> Result<(), String> {
             .filter(|e| e["event"] == kind)
             .collect()
     };
-    let sessions = wait(start, Duration::from_secs(20), || {
+    let sessions = wait(start, &mut narrator, Duration::from_secs(20), || {
         let created = events("action")
             .iter()
             .filter(|e| e["action"]["action"] == "createSession")
@@ -147,6 +188,18 @@ fn demo(args: &Args) -> Result<(), String> {
         start,
         &format!("{sessions} sessions under account main: demo-0..3 (pool) and desk (yours)"),
     );
+    // The operator's own conversation in the dedicated session.
+    let desk_screen = || tmux(&demo.socket, &["capture-pane", "-p", "-t", "=desk:"]);
+    wait(start, &mut narrator, Duration::from_secs(20), || {
+        desk_screen().contains('❯').then_some(())
+    })
+    .ok_or("the dedicated session did not come up")?;
+    tmux(
+        &demo.socket,
+        &["send-keys", "-t", "=desk:", "-l", DESK_PROMPT],
+    );
+    tmux(&demo.socket, &["send-keys", "-t", "=desk:", "Enter"]);
+    say(start, &format!("you type in desk: \"{DESK_PROMPT}\""));
     let inbox = root.join("project/.agent-queue/inbox");
     let drop_tasks = |range: std::ops::RangeInclusive<usize>| -> Result<(), String> {
         for i in range {
@@ -177,7 +230,7 @@ fn demo(args: &Args) -> Result<(), String> {
             })
             .unwrap_or(0)
     };
-    wait(start, Duration::from_secs(30), || {
+    wait(start, &mut narrator, Duration::from_secs(30), || {
         (done() >= first).then_some(())
     })
     .ok_or("the first tasks did not finish")?;
@@ -192,7 +245,7 @@ fn demo(args: &Args) -> Result<(), String> {
     drop_tasks(first + 1..=tasks)?;
     say(start, &format!("{} more tasks dropped", tasks - first));
     let hit = Instant::now();
-    let swap = wait(start, Duration::from_secs(20), || {
+    let swap = wait(start, &mut narrator, Duration::from_secs(20), || {
         events("swap").into_iter().next()
     })
     .ok_or("no swap happened")?;
@@ -207,7 +260,7 @@ fn demo(args: &Args) -> Result<(), String> {
             text(&swap["reason"])
         ),
     );
-    let moved = wait(start, Duration::from_secs(20), || {
+    let moved = wait(start, &mut narrator, Duration::from_secs(20), || {
         let moves = events("action")
             .iter()
             .filter(|e| e["action"]["action"] == "moveSession" && e["ok"] == true)
@@ -224,16 +277,25 @@ fn demo(args: &Args) -> Result<(), String> {
         start,
         &format!("{moved} sessions moved to backup, conversations resumed"),
     );
-    wait(start, Duration::from_secs(60), || {
+    wait(start, &mut narrator, Duration::from_secs(60), || {
         (done() >= tasks).then_some(())
     })
     .ok_or_else(|| format!("only {} of {tasks} tasks finished", done()))?;
     say(start, &format!("all {tasks} tasks done"));
+    let desk_resumed = desk_screen().contains(DESK_PROMPT);
     println!();
     println!("Summary");
     println!("  tasks done:       {} of {tasks}", done());
     println!("  swap:             main -> backup, {swap_ms} ms after main ran out");
     println!("  sessions moved:   {moved}");
+    println!(
+        "  desk:             {}",
+        if desk_resumed {
+            "its conversation resumed under backup (your prompt is back on screen)"
+        } else {
+            "its conversation is not on screen"
+        }
+    );
     println!("  journal:          {}", journal.display());
     println!(
         "  attach and watch: tmux -S {} attach -t demo-0",
@@ -251,10 +313,17 @@ fn demo(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// Polls `check` every 100 ms, up to `timeout`.
-fn wait<T>(start: Instant, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+/// Polls `check` every 100 ms, up to `timeout`, telling what the controller did
+/// meanwhile.
+fn wait<T>(
+    start: Instant,
+    narrator: &mut Narrator,
+    timeout: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
+        narrator.narrate(start);
         if let Some(v) = check() {
             return Some(v);
         }
@@ -264,4 +333,68 @@ fn wait<T>(start: Instant, timeout: Duration, mut check: impl FnMut() -> Option<
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Tells the journal's new entries as they come: what the controller did and why.
+struct Narrator {
+    journal: PathBuf,
+    seen: usize,
+}
+
+impl Narrator {
+    fn narrate(&mut self, start: Instant) {
+        let text = std::fs::read_to_string(&self.journal).unwrap_or_default();
+        // Only whole lines: the controller may be writing the last one.
+        let lines: Vec<&str> = text
+            .split_inclusive('\n')
+            .filter(|l| l.ends_with('\n'))
+            .collect();
+        for line in lines.iter().skip(self.seen) {
+            if let Ok(event) = serde_json::from_str::<serde_json::Value>(line)
+                && let Some(told) = tell(&event)
+            {
+                say(start, &format!("  {told}"));
+            }
+        }
+        self.seen = self.seen.max(lines.len());
+    }
+}
+
+/// One journal entry in words, for the entries the story needs.
+fn tell(e: &serde_json::Value) -> Option<String> {
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or("?").to_owned();
+    let a = &e["action"];
+    let task =
+        |a: &serde_json::Value| format!("{} ({})", s(&a["task"]["name"]), s(&a["task"]["session"]));
+    Some(match (s(&e["event"]).as_str(), s(&a["action"]).as_str()) {
+        ("taskClaimed", _) => format!("dispatch {}: it is idle and the task waits", task(a)),
+        ("taskDone", _) => format!("done {}: back at its prompt", task(a)),
+        ("quotaDetected", _) => format!(
+            "quota on account {} read on {}'s screen: \"{}\"{}",
+            s(&e["account"]),
+            s(&e["session"]),
+            s(&e["line"]),
+            if e["confirmed"] == true {
+                ""
+            } else {
+                " (to be confirmed)"
+            }
+        ),
+        ("action", "moveSession") => format!(
+            "move {} from {} to {}{}",
+            s(&a["session"]["name"]),
+            s(&a["from"]),
+            s(&a["session"]["account"]),
+            if a["resume"].is_null() {
+                ", fresh"
+            } else {
+                ", resuming its conversation"
+            }
+        ),
+        ("action", "continueTask") => {
+            format!("continue {}: the resumed agent carries on", task(a))
+        }
+        ("refused", _) => format!("wait: {}", s(&e["reason"])),
+        _ => return None,
+    })
 }

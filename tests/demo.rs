@@ -23,7 +23,13 @@ fn the_demo_should_tell_the_whole_story_and_clean_up() {
         "tasks done:       12 of 12",
         "swap main -> backup (quota exhausted)",
         "sessions moved:   5",
+        "desk:             its conversation resumed under backup",
         "attach and watch: tmux -S ",
+        // What the controller did and why, as it happened.
+        "dispatch task-01.md (demo-",
+        "quota on account main read on demo-",
+        "move desk from main to backup, resuming its conversation",
+        ": the resumed agent carries on",
     ] {
         assert!(
             stdout.contains(expected),
@@ -38,5 +44,19 @@ fn the_demo_should_tell_the_whole_story_and_clean_up() {
     assert!(
         !std::path::Path::new(folder).exists(),
         "{folder} must be removed"
+    );
+    let socket = stdout
+        .lines()
+        .find_map(|l| l.split("tmux -S ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap();
+    let left = Command::new("pgrep")
+        .args(["-af", socket])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "processes left on {socket}: {}",
+        String::from_utf8_lossy(&left.stdout)
     );
 }

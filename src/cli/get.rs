@@ -219,14 +219,25 @@ fn accounts(m: &Manifests, o: &Observed) -> Rows {
         .collect()
 }
 
+/// The tasks in `dir`: its files, without each task's `<name>.json` record and
+/// without hidden temp files.
 fn count(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter(|e| e.path().is_file())
-                .count()
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let names: std::collections::BTreeSet<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names
+        .iter()
+        .filter(|n| {
+            n.strip_suffix(".json")
+                .is_none_or(|task| !names.contains(task))
         })
-        .unwrap_or(0)
+        .count()
 }
 
 fn inboxes(m: &Manifests, o: &Observed) -> Rows {
@@ -299,5 +310,20 @@ fn render(rows: &Rows, format: Format, footer: &[String]) -> String {
             }
             out
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inbox_counts_should_not_count_task_records_or_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a.md", "a.md.json", "b.json", ".c.md.json.tmp"] {
+            std::fs::write(dir.path().join(name), "x").unwrap();
+        }
+        assert_eq!(count(dir.path()), 2, "a.md and the task b.json");
+        assert_eq!(count(&dir.path().join("missing")), 0);
     }
 }
