@@ -42,32 +42,41 @@ impl Drop for Demo {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .arg("kill-server")
-            .stderr(Stdio::null())
-            .status();
-        // The server exits just after it answers: wait for every process on the
-        // demo's socket to be gone, then end what is left, by pid.
-        let on_socket = || -> Vec<String> {
-            Command::new("pgrep")
+        // The agents, and the server itself, exit just after the server answers: wait
+        // for each to be gone, then end what is left, by pid.
+        let agents: Vec<String> = tmux(&self.socket, &["list-panes", "-a", "-F", "#{pane_pid}"])
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        tmux(&self.socket, &["kill-server"]);
+        let left = || -> Vec<String> {
+            let on_socket = Command::new("pgrep")
                 .arg("-f")
                 .arg(&self.socket)
                 .output()
-                .map(|o| {
-                    String::from_utf8_lossy(&o.stdout)
-                        .split_whitespace()
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            // Alive: listed, and not a zombie (one left to an init that does not reap).
+            let alive = |pid: &String| {
+                Command::new("ps")
+                    .args(["-o", "stat=", "-p", pid])
+                    .output()
+                    .is_ok_and(|o| {
+                        let stat = String::from_utf8_lossy(&o.stdout);
+                        !stat.trim().is_empty() && !stat.trim_start().starts_with('Z')
+                    })
+            };
+            on_socket
+                .split_whitespace()
+                .map(str::to_owned)
+                .chain(agents.iter().filter(|p| alive(p)).cloned())
+                .collect()
         };
         let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline && !on_socket().is_empty() {
+        while Instant::now() < deadline && !left().is_empty() {
             std::thread::sleep(Duration::from_millis(20));
         }
-        for pid in on_socket() {
+        for pid in left() {
             let _ = Command::new("kill").args(["-s", "KILL", &pid]).status();
         }
         let _ = std::fs::remove_dir_all(&self.root);

@@ -116,11 +116,12 @@ fn man_page_should_generate_from_the_cli_definition() {
         assert!(page.contains(section), "{section} missing:\n{page}");
     }
     let dir = tempfile::tempdir().unwrap();
-    let out = run(&["man", "--dir", &dir.path().to_string_lossy()], "");
+    let man1 = dir.path().join("share/man/man1");
+    let out = run(&["man", "--dir", &man1.to_string_lossy()], "");
     assert_eq!(out.status.code(), Some(0));
-    let apply = std::fs::read_to_string(dir.path().join("failover-apply.1")).unwrap();
+    let apply = std::fs::read_to_string(man1.join("failover-apply.1")).unwrap();
     assert!(apply.contains("Exit codes: 0 converged"), "{apply}");
-    assert!(!dir.path().join("failover-sim-agent.1").exists(), "hidden");
+    assert!(!man1.join("failover-sim-agent.1").exists(), "hidden");
 }
 
 #[test]

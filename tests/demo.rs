@@ -1,15 +1,25 @@
 //! `failover demo` as a newcomer runs it.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use failover::testbed::wait_for_or_none;
 
 #[test]
 fn the_demo_should_tell_the_whole_story_and_clean_up() {
     let start = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_failover"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_failover"))
         .arg("demo")
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    // A short hard limit: a demo that hangs fails the test instead of the CI run.
+    let finished = wait_for_or_none(Duration::from_secs(90), || child.try_wait().unwrap());
+    if finished.is_none() {
+        child.kill().unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
     let elapsed = start.elapsed();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(

@@ -281,12 +281,32 @@ fn with_every_account_exhausted_sessions_should_wait_and_recover_when_one_resets
     );
     // Account a resets (3 s after its limit); its limit is gone by then.
     std::fs::remove_file(bed.root.join("a/.sim-limit")).unwrap();
-    wait_for(WAIT, "a recovered and the task done under it", || {
+    if failover::testbed::wait_for_or_none(WAIT, || {
         (!bed.events("recovered").is_empty() && bed.done() == ["both.md"]).then_some(())
-    });
+    })
+    .is_none()
+    {
+        let screen = bed.t.capture("=w-0:");
+        panic!(
+            "a never recovered or the task never finished; w-0:\n{screen}\n{}",
+            bed.log()
+        );
+    }
     let swaps = bed.events("swap");
     assert_eq!(swaps.len(), 2, "{swaps:?}");
     assert_eq!(swaps[1]["to"], "a");
+    // The task waited at its limit (it was not taken for done) and finished after the
+    // recovery.
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(bed.root.join("p/.agent-queue/done/both.md.json")).unwrap(),
+    )
+    .unwrap();
+    let at = |v: &serde_json::Value| v.as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    let recovered = at(&bed.events("recovered")[0]["time"]);
+    assert!(
+        at(&record["finished"]) > recovered,
+        "{record} finished before the recovery at {recovered}"
+    );
     // Notifications run in the background: wait for the last one to land.
     wait_for(WAIT, "the three kinds notified", || {
         let told = std::fs::read_to_string(&events).ok()?;
@@ -307,7 +327,7 @@ fn fail_back_should_move_idle_sessions_only() {
     // The operator's session hangs on its first turn: busy until interrupted.
     let _c = bed.start_with(
         "",
-        "cooldown: 0s, confirmations: 1, resetFallback: 6s",
+        "cooldown: 0s, confirmations: 1, resetFallback: 8s",
         ", FAILOVER_SIM_SCRIPT: hang",
     );
     std::fs::write(bed.root.join("a/.sim-limit"), "").unwrap();

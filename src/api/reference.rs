@@ -46,10 +46,13 @@ pub fn render() -> String {
         .collect();
     out.push_str(&links.join(", "));
     out.push_str(". Durations are written `<number><unit>…` with units `ms`, `s`, `m`, `h`, `d`, e.g. `90s`, `1h30m`.\n");
-    for (kind, rule) in Kind::ALL
-        .iter()
-        .zip(root["allOf"].as_array().into_iter().flatten())
-    {
+    for kind in Kind::ALL {
+        let rule = root["allOf"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["if"]["properties"]["kind"]["const"] == kind.as_str());
+        let Some(rule) = rule else { continue };
         let spec = &rule["then"]["properties"]["spec"];
         let _ = write!(out, "\n## {kind}\n\n");
         section(&mut out, defs, "", resolve(defs, spec), &Value::Null);
@@ -88,7 +91,7 @@ fn section(out: &mut String, defs: &Value, prefix: &str, object: &Value, default
             _ if is_object => String::new(),
             Value::Null => String::new(),
             Value::String(s) if s.is_empty() => "empty".to_owned(),
-            other => format!("`{}`", escape(&compact(other))),
+            other => format!("`{}`", escape(&yaml(other))),
         };
         let required = if required.contains(&name.as_str()) {
             "yes"
@@ -178,10 +181,17 @@ fn unquote(v: &Value) -> String {
     v.as_str().map_or_else(|| v.to_string(), str::to_owned)
 }
 
-fn compact(v: &Value) -> String {
+/// A default as it would be written in YAML: a plain word as it is, anything else as
+/// JSON (a YAML flow value), with invisible characters escaped so they can be seen.
+fn yaml(v: &Value) -> String {
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-./*".contains(c))
+    };
     match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::String(s) if plain(s) => s.clone(),
+        other => other.to_string().replace('\u{a0}', "\\u00a0"),
     }
 }
 

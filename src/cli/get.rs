@@ -219,9 +219,10 @@ fn accounts(m: &Manifests, o: &Observed) -> Rows {
         .collect()
 }
 
-/// The tasks in `dir`: its files, without each task's `<name>.json` record and
-/// without hidden temp files.
-fn count(dir: &Path) -> usize {
+/// The tasks in `dir`: its files that match the inbox's `glob`, without the tasks'
+/// `<name>.json` records (one left behind by the janitor included) and hidden temp
+/// files.
+fn count(dir: &Path, glob: &str) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
@@ -233,6 +234,7 @@ fn count(dir: &Path) -> usize {
         .collect();
     names
         .iter()
+        .filter(|n| crate::observe::glob_match(glob, n))
         .filter(|n| {
             n.strip_suffix(".json")
                 .is_none_or(|task| !names.contains(task))
@@ -249,9 +251,9 @@ fn inboxes(m: &Manifests, o: &Observed) -> Rows {
                 "name": i.name,
                 "pool": i.spec.pool,
                 "waiting": o.inboxes.get(&i.name).map_or(0, |s| s.waiting.len()),
-                "active": count(&base.join("active")),
-                "done": count(&base.join("done")),
-                "failed": count(&base.join("failed")),
+                "active": count(&base.join("active"), &i.spec.glob),
+                "done": count(&base.join("done"), &i.spec.glob),
+                "failed": count(&base.join("failed"), &i.spec.glob),
                 "path": i.spec.path.display().to_string(),
             })
         })
@@ -320,10 +322,21 @@ mod tests {
     #[test]
     fn inbox_counts_should_not_count_task_records_or_temp_files() {
         let dir = tempfile::tempdir().unwrap();
-        for name in ["a.md", "a.md.json", "b.json", ".c.md.json.tmp"] {
+        for name in [
+            "a.md",
+            "a.md.json",
+            "b.json",
+            ".c.md.json.tmp",
+            "orphan.md.json",
+        ] {
             std::fs::write(dir.path().join(name), "x").unwrap();
         }
-        assert_eq!(count(dir.path()), 2, "a.md and the task b.json");
-        assert_eq!(count(&dir.path().join("missing")), 0);
+        assert_eq!(count(dir.path(), "*.md"), 1, "a.md");
+        assert_eq!(
+            count(dir.path(), "*"),
+            3,
+            "a.md, the task b.json, orphan.md.json"
+        );
+        assert_eq!(count(&dir.path().join("missing"), "*"), 0);
     }
 }

@@ -174,7 +174,7 @@ fn man(dir: Option<&std::path::Path>) -> ExitCode {
     let cmd = Cli::command();
     let written = match dir {
         None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout()),
-        Some(dir) => clap_mangen::generate_to(cmd, dir),
+        Some(dir) => std::fs::create_dir_all(dir).and_then(|()| clap_mangen::generate_to(cmd, dir)),
     };
     match written {
         Ok(()) => {

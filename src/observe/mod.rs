@@ -17,7 +17,7 @@ use crate::api::Manifests;
 use crate::state::Facts;
 use crate::tmux::{self, Cmd, Tmux};
 
-pub use fs::{Entry, observe_entry};
+pub use fs::{Entry, glob_match, observe_entry};
 pub use inbox::{ActiveTask, InboxState, Waiting, read_signals};
 
 /// The tmux user option that marks a session as the controller's.

@@ -13,7 +13,7 @@ use super::Plan;
 use super::screens::Reading;
 use crate::api::{AccountSpec, Failback, Manifests, Object};
 use crate::observe::Observed;
-use crate::state::{Facts, Swap};
+use crate::state::{Facts, Stage, Swap};
 
 /// Reads quota signals and decides the active account; records both in `plan.facts`
 /// and `plan.events`.
@@ -34,13 +34,31 @@ pub(super) fn plan_ledger(
             continue;
         };
         let verdict = reading.verdict.clone();
+        let f = plan.facts.sessions.entry(name.clone()).or_default();
+        // A new turn: one under way, or ours drawn (the screen changed since we
+        // submitted it). Anything else, a respawned pane blank for a moment before it
+        // redraws included, keeps a redraw pending.
+        let ours_drawn = f.redraw_submit.is_some_and(|h| h != reading.hash);
+        if ours_drawn || reading.state == crate::screen::State::Busy {
+            f.end_redraw();
+            f.counted_quota = None;
+        }
         let Some(mark) = reading.quota_mark.clone() else {
             continue;
         };
-        // Kept through blank and other screens: a respawned pane is blank for a moment
-        // before the resumed conversation redraws the limit.
-        let f = plan.facts.sessions.entry(name.clone()).or_default();
-        if f.stale_quota.as_deref() == Some(mark.as_str()) {
+        if f.redraw {
+            match &f.redraw_mark {
+                // The first limit after a move is the old turn's, redrawn.
+                None => {
+                    f.redraw_mark = Some(mark);
+                    continue;
+                }
+                Some(seen) if *seen == mark => continue,
+                // Another prompt or line: the person's new turn met a limit.
+                Some(_) => f.end_redraw(),
+            }
+        }
+        if f.counted_quota.as_ref() == Some(&(account.clone(), mark.clone())) {
             continue;
         }
         counted.push((name.clone(), account.clone(), mark));
@@ -70,6 +88,27 @@ pub(super) fn plan_ledger(
         .collect();
     for account in recovered {
         facts.exhausted_until.remove(&account);
+        // The limits counted against it are spent: still on screen, they are old news,
+        // and a task that met one carries on.
+        for f in facts.sessions.values_mut() {
+            let Some((counted, mark)) = &f.counted_quota else {
+                continue;
+            };
+            if *counted != account {
+                continue;
+            }
+            let mark = mark.clone();
+            f.end_redraw();
+            f.redraw = true;
+            f.redraw_mark = Some(mark);
+            f.counted_quota = None;
+            if let Some(t) = f.task.as_mut()
+                && matches!(t.stage, Stage::Submitted(_) | Stage::Running)
+            {
+                t.stage = Stage::Resuming;
+                t.since = now;
+            }
+        }
         plan.events
             .push(("recovered".into(), json!({"account": account})));
     }
@@ -120,15 +159,14 @@ pub(super) fn plan_ledger(
             facts.quota_polls.remove(&account.name);
         }
     }
-    // A limit (turn and line) that made its account exhausted is not read again: a
-    // resumed conversation redraws it under the next account.
-    for (session, account, line) in counted {
+    // A limit that made its account exhausted is not counted again while on screen.
+    for (session, account, mark) in counted {
         if facts
             .exhausted_until
             .get(&account)
             .is_some_and(|t| *t > now)
         {
-            facts.sessions.entry(session).or_default().stale_quota = Some(line);
+            facts.sessions.entry(session).or_default().counted_quota = Some((account, mark));
         }
     }
     choose_account(m, facts, now, &mut plan.events);
@@ -215,6 +253,7 @@ fn choose_account(
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::*;
+    use super::super::record::{Outcome, record};
     use super::super::{Action, plan_with_tasks};
 
     const LIMIT: &str = "> go\n  ⎿  You've hit your 5-hour limit · resets 11pm (UTC)\n● Usage limit reached · continuing automatically at 11pm · esc to cancel\n────\n❯\u{a0}\n────\n";
@@ -268,8 +307,43 @@ mod tests {
         assert!(!p2.events.iter().any(|(k, _)| k == "swap"), "no ping-pong");
     }
 
-    #[test]
-    fn a_limit_redrawn_after_a_move_should_not_count_against_the_next_account() {
+    /// Carries out a plan's moves as the controller would: the facts recorded, each
+    /// moved session under its new account with a new agent.
+    fn carry_out_moves(o: &mut crate::observe::Observed, p: &crate::plan::Plan) {
+        o.facts = p.facts.clone();
+        for action in &p.actions {
+            if let Action::MoveSession { session: spec, .. } = action {
+                let ok = Ok(Outcome::Resumed(
+                    "0b9f5d8e-0000-4000-8000-000000000000".into(),
+                ));
+                record(&mut o.facts, action, &ok, now());
+                let pid = o.sessions[&spec.name].pane.pid + 100;
+                o.sessions.insert(
+                    spec.name.clone(),
+                    session(&spec.name, "failover", &spec.account, pid),
+                );
+            }
+        }
+    }
+
+    /// Plans over each screen in turn, carrying the facts.
+    fn read_in_turn(
+        m: &crate::api::Manifests,
+        o: &mut crate::observe::Observed,
+        name: &str,
+        screens: &[&str],
+    ) -> crate::plan::Plan {
+        let mut last = None;
+        for screen in screens {
+            o.screens.insert(name.into(), (*screen).into());
+            let p = plan_with_tasks(m, o, "failover", now());
+            o.facts = p.facts.clone();
+            last = Some(p);
+        }
+        last.expect("at least one screen")
+    }
+
+    fn swapped_once() -> (crate::api::Manifests, crate::observe::Observed) {
         let m = manifests(POOL_AND_DEDICATED);
         let mut o = observed();
         add(&mut o, session("ccl-1-x", "failover", "main", 100));
@@ -277,26 +351,134 @@ mod tests {
         o.facts.active_account = Some("main".into());
         let p = plan_with_tasks(&m, &o, "failover", now());
         assert_eq!(p.account.as_deref(), Some("alt"));
-        // Moved: a blank screen for a moment, then the resumed conversation redraws
-        // the limit under alt.
-        let mut o = o.clone();
-        o.facts = p.facts.clone();
-        o.sessions
-            .insert("ccl-1-x".into(), session("ccl-1-x", "failover", "alt", 101));
-        for screen in ["", LIMIT] {
-            o.screens.insert("ccl-1-x".into(), screen.into());
-            let p = plan_with_tasks(&m, &o, "failover", now());
-            assert!(!p.facts.exhausted_until.contains_key("alt"), "{screen:?}");
+        assert!(
+            p.actions
+                .iter()
+                .any(|a| matches!(a, Action::MoveSession { .. })),
+            "{:?}",
+            p.actions
+        );
+        carry_out_moves(&mut o, &p);
+        (m, o)
+    }
+
+    #[test]
+    fn a_limit_redrawn_after_a_move_should_not_count_against_the_next_account() {
+        let (m, mut o) = swapped_once();
+        // A blank screen for a moment, then the resumed conversation redraws the limit.
+        let p = read_in_turn(&m, &mut o, "ccl-1-x", &["", LIMIT, IDLE_SCREEN, LIMIT]);
+        assert!(!p.facts.exhausted_until.contains_key("alt"));
+        assert!(!p.events.iter().any(|(k, _)| k == "quotaDetected"));
+        // The person's next turn meets a limit under alt: that one counts.
+        let again = LIMIT.replace("> go", "> go\n● Done.\n> go on");
+        let p = read_in_turn(&m, &mut o, "ccl-1-x", &[&again]);
+        assert!(p.facts.exhausted_until.contains_key("alt"));
+    }
+
+    #[test]
+    fn the_same_limit_after_a_new_turn_should_count_against_the_next_account() {
+        let (m, mut o) = swapped_once();
+        // Redrawn, then a new turn with the very same prompt meets the very same line.
+        let p = read_in_turn(&m, &mut o, "ccl-1-x", &[LIMIT, BUSY_SCREEN, LIMIT]);
+        assert!(
+            p.facts.exhausted_until.contains_key("alt"),
+            "{:?}",
+            p.events
+        );
+    }
+
+    #[test]
+    fn the_same_limit_on_our_next_turn_should_count_once_the_screen_changed() {
+        let (m, mut o) = swapped_once();
+        // The old turn was already a `continue`; ours is one too, and meets the same
+        // line: same mark, but the screen changed after we submitted it.
+        let old = LIMIT.replace("> go", "> continue");
+        let p = read_in_turn(&m, &mut o, "ccl-1-x", &[&old]);
+        assert!(!p.facts.exhausted_until.contains_key("alt"));
+        let submit = Action::SubmitTask {
+            task: super::super::TaskRef {
+                inbox: "tasks".into(),
+                path: "/p/.agent-queue/inbox".into(),
+                name: "t.md".into(),
+                file: "ccl-1-x.1.t.md".into(),
+                session: "ccl-1-x".into(),
+                account: "alt".into(),
+                attempt: 1,
+                started: None,
+            },
+            pane: "%1".into(),
+        };
+        record(&mut o.facts, &submit, &Ok(Outcome::Done), now());
+        // Not drawn yet: still the redraw.
+        let p = read_in_turn(&m, &mut o, "ccl-1-x", &[&old]);
+        assert!(!p.facts.exhausted_until.contains_key("alt"));
+        let ours = format!("> continue\n● Usage limit reached · resets 11pm (UTC)\n{old}");
+        let p = read_in_turn(&m, &mut o, "ccl-1-x", &[&ours]);
+        assert!(
+            p.facts.exhausted_until.contains_key("alt"),
+            "{:?}",
+            p.events
+        );
+    }
+
+    #[test]
+    fn a_limit_drawn_after_the_capture_should_still_be_a_redraw_after_the_move() {
+        // The session was idle when read, met the limit, and was moved anyway (its
+        // account was exhausted by another session): no mark of its own.
+        let (m, mut o) = swapped_once();
+        let other = LIMIT.replace("> go", "> another prompt");
+        let p = read_in_turn(&m, &mut o, "ccl-1-x", &[&other, &other]);
+        assert!(!p.facts.exhausted_until.contains_key("alt"));
+    }
+
+    #[test]
+    fn a_task_at_a_limit_should_wait_when_no_account_is_left() {
+        let one = "
+apiVersion: failover/v1alpha1
+kind: Account
+metadata: {name: main}
+spec: {home: /h/main}
+---
+apiVersion: failover/v1alpha1
+kind: Pool
+metadata: {name: auto}
+spec: {prefix: ccl-auto-, startIndex: 11, min: 1, max: 1, workdir: /w}
+";
+        let m = manifests(&format!("{one}{INBOX}"));
+        let mut o = observed();
+        add(&mut o, session("ccl-auto-11", "failover", "main", 100));
+        o.facts.active_account = Some("main".into());
+        o.facts
+            .sessions
+            .entry("ccl-auto-11".into())
+            .or_default()
+            .task = Some(task_facts("ccl-auto-11"));
+        let t = task_facts("ccl-auto-11");
+        o.inboxes.insert(
+            "tasks".into(),
+            crate::observe::InboxState {
+                waiting: vec![],
+                active: vec![crate::observe::ActiveTask {
+                    file: t.file.clone(),
+                    session: "ccl-auto-11".into(),
+                    attempt: 1,
+                    task: t.task.clone(),
+                }],
+            },
+        );
+        o.screens.insert("ccl-auto-11".into(), LIMIT.into());
+        for later in [0, 2, 60] {
+            let at = now() + jiff::SignedDuration::from_secs(later);
+            let p = plan_with_tasks(&m, &o, "failover", at);
             assert!(
-                !p.events.iter().any(|(k, _)| k == "quotaDetected"),
-                "{screen:?}"
+                !p.actions
+                    .iter()
+                    .any(|a| matches!(a, Action::CompleteTask { .. })),
+                "a task at its limit is not done: {:?}",
+                p.actions
             );
             o.facts = p.facts;
         }
-        // A new turn that meets a limit under alt does count.
-        let again = LIMIT.replace("> go", "> go\n● Done.\n> continue");
-        o.screens.insert("ccl-1-x".into(), again);
-        let p = plan_with_tasks(&m, &o, "failover", now());
-        assert!(p.facts.exhausted_until.contains_key("alt"));
+        assert!(o.facts.exhausted_until.contains_key("main"));
     }
 }

@@ -399,11 +399,12 @@ fn plan_all(
     let broken = shared::plan_shared(m, observed, &mut plan);
     let readings = screens::read_screens(m, observed, owner, now);
     ledger::plan_ledger(m, observed, &readings, now, &mut plan);
-    let stale: std::collections::BTreeMap<String, String> = plan
+    let redraw: std::collections::BTreeSet<String> = plan
         .facts
         .sessions
         .iter()
-        .filter_map(|(name, f)| Some((name.clone(), f.stale_quota.clone()?)))
+        .filter(|(_, f)| f.redraw)
+        .map(|(name, _)| name.clone())
         .collect();
     let view = tasks::View::new(
         m,
@@ -411,7 +412,7 @@ fn plan_all(
         owner,
         now,
         plan.account.as_deref(),
-        &stale,
+        &redraw,
         &readings,
     );
     view.bookkeep(&mut plan);

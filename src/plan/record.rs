@@ -25,6 +25,33 @@ pub fn record(
     now: Timestamp,
 ) {
     let Ok(outcome) = result else { return };
+    // A fresh agent has no old turn to redraw: a limit on its screen is a real one.
+    let fresh = match action {
+        Action::DispatchTask {
+            task,
+            restart: Some(_),
+            ..
+        }
+        | Action::CompleteTask { task, .. } => Some(task.session.as_str()),
+        Action::CreateSession { session } | Action::RestartSession { session, .. } => {
+            Some(session.name.as_str())
+        }
+        Action::MoveSession { session, .. } if !matches!(outcome, Outcome::Resumed(_)) => {
+            Some(session.name.as_str())
+        }
+        _ => None,
+    };
+    if let Some(f) = fresh.and_then(|name| facts.sessions.get_mut(name)) {
+        f.end_redraw();
+        f.counted_quota = None;
+    }
+    // A turn we submit during a redraw is drawn once the screen changes.
+    if let Action::SubmitTask { task, .. } = action
+        && let Some(f) = facts.sessions.get_mut(&task.session)
+        && f.redraw
+    {
+        f.redraw_submit = f.screen.map(|(hash, _)| hash);
+    }
     match action {
         Action::DispatchTask { task, restart, .. } => {
             facts.tries.remove(&format!("{}/{}", task.inbox, task.name));
@@ -56,6 +83,8 @@ pub fn record(
             Outcome::Resumed(id) => {
                 let f = facts.sessions.entry(session.name.clone()).or_default();
                 f.resume = Some(id.clone());
+                f.end_redraw();
+                f.redraw = true;
                 set_stage(facts, &session.name, Stage::Resuming, now);
             }
             // A fresh agent: a task it had is sent again from the start.

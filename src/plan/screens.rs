@@ -20,8 +20,21 @@ pub(super) struct Reading {
     /// The input box is drawn and empty.
     pub empty_input: bool,
     /// For a quota reading: the turn's prompt and the deciding line. A resumed
-    /// conversation redraws both; a new turn changes the prompt.
+    /// conversation redraws both.
     pub quota_mark: Option<String>,
+    /// [`screen_hash`] of the screen.
+    pub hash: u64,
+}
+
+/// A hash of what a screen says, digits left out: a spinner's running timer or token
+/// count is not progress, so a hung turn still reads as unchanged.
+pub(super) fn screen_hash(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for c in text.chars().filter(|c| !c.is_ascii_digit()) {
+        c.hash(&mut h);
+    }
+    h.finish()
 }
 
 /// The readings of the live agent panes of our sessions that have a screen, by session.
@@ -56,6 +69,7 @@ pub(super) fn read_screens(
             name.clone(),
             Reading {
                 quota_mark,
+                hash: screen_hash(text),
                 verdict,
                 state: screen::classify(text, patterns),
                 empty_input: screen::input(text, patterns).is_some_and(|i| i.is_empty()),

@@ -4,7 +4,6 @@
 //! bookkeeping the rules need across reconciles: screen changes and idle times.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -53,26 +52,16 @@ fn elapsed(now: Timestamp, since: Timestamp) -> Duration {
         .unwrap_or(Duration::ZERO)
 }
 
-/// A hash of what a screen says, digits left out: a spinner's running timer or token
-/// count is not progress, so a hung turn still reads as unchanged.
-fn hash(text: &str) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for c in text.chars().filter(|c| !c.is_ascii_digit()) {
-        c.hash(&mut h);
-    }
-    h.finish()
-}
-
 impl<'a> View<'a> {
-    /// `stale` holds, by session, the quota mark already counted against an account
-    /// (redrawn by a resumed conversation, it does not mean the agent is stuck).
+    /// `redraw` holds the sessions whose screen may show a resumed conversation's old
+    /// limit: it does not mean the agent is stuck.
     pub fn new(
         m: &'a Manifests,
         o: &'a Observed,
         owner: &'a str,
         now: Timestamp,
         account: Option<&str>,
-        stale: &BTreeMap<String, String>,
+        redraw: &std::collections::BTreeSet<String>,
         readings: &BTreeMap<String, Reading>,
     ) -> Self {
         let mut seen = BTreeMap::new();
@@ -81,13 +70,11 @@ impl<'a> View<'a> {
                 continue;
             }
             // A screen showing a limit is not idle, even at its prompt: the turn did not
-            // end, it waits for a move (unless the line was already counted, redrawn by
-            // a resumed conversation). An error did end the turn.
+            // end, it waits for a move or the reset (unless it is a resumed
+            // conversation's old limit, redrawn). An error did end the turn.
             let (state, empty_input) = match readings.get(name) {
                 Some(r) => {
-                    let counted =
-                        r.quota_mark.is_some() && r.quota_mark.as_ref() == stale.get(name);
-                    let waits = r.verdict.class == Class::QuotaExhausted && !counted;
+                    let waits = r.verdict.class == Class::QuotaExhausted && !redraw.contains(name);
                     (if waits { State::Unknown } else { r.state }, r.empty_input)
                 }
                 None => (State::Unknown, false),
@@ -171,7 +158,7 @@ impl<'a> View<'a> {
         for (name, seen) in &self.seen {
             let f = plan.facts.sessions.entry(name.clone()).or_default();
             if let Some(text) = self.o.screens.get(name) {
-                let h = hash(text);
+                let h = super::screens::screen_hash(text);
                 if f.screen.is_none_or(|(old, _)| old != h) {
                     f.screen = Some((h, self.now));
                 }

@@ -64,10 +64,31 @@ pub struct SessionFacts {
     /// Since when it has been idle without a task (for scaling down).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_since: Option<jiff::Timestamp>,
-    /// A quota line already counted against an account: a resumed conversation
-    /// redraws it under the next account, where it must not count again.
+    /// Moved to another account resuming its conversation, and no new turn since: a
+    /// usage limit on its screen is the old turn's, redrawn, and counts for nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redraw: bool,
+    /// The quota mark (turn prompt and deciding line) of that redrawn limit, once read:
+    /// a different one is a new turn's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stale_quota: Option<String>,
+    pub redraw_mark: Option<String>,
+    /// The screen's hash when we submitted a turn during a redraw: once the screen
+    /// differs, our new turn is drawn and the redraw is over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redraw_submit: Option<u64>,
+    /// The last quota mark counted, with the account it counted against: a limit still
+    /// on screen is not counted twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted_quota: Option<(String, String)>,
+}
+
+impl SessionFacts {
+    /// A new turn is on screen (or a fresh agent): no limit there is a redrawn one.
+    pub fn end_redraw(&mut self) {
+        self.redraw = false;
+        self.redraw_mark = None;
+        self.redraw_submit = None;
+    }
 }
 
 /// A task a session works on.

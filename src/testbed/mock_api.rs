@@ -110,7 +110,11 @@ impl MockApi {
                     if stop.load(Ordering::SeqCst) {
                         break;
                     }
-                    let Ok(stream) = stream else { continue };
+                    let Ok(stream) = stream else {
+                        // Out of descriptors, say: do not spin.
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    };
                     let state = state.clone();
                     std::thread::spawn(move || serve(stream, &state));
                 }
@@ -157,15 +161,20 @@ impl MockApi {
 impl Drop for MockApi {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so that it sees the flag.
-        let _ = TcpStream::connect(self.addr);
-        if let Some(thread) = self.thread.take() {
+        // Wake the accept loop so that it sees the flag; without that, leave the thread
+        // rather than wait for it forever.
+        let woken = TcpStream::connect(self.addr).is_ok();
+        if let Some(thread) = self.thread.take()
+            && woken
+        {
             let _ = thread.join();
         }
     }
 }
 
 fn serve(stream: TcpStream, state: &Mutex<State>) {
+    // A client that never finishes its request does not hold a thread forever.
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let Ok(peer) = stream.try_clone() else { return };
     let mut reader = BufReader::new(peer);
     let Some((path, headers, body)) = read_request(&mut reader) else {
@@ -223,10 +232,10 @@ fn read_request(reader: &mut impl BufRead) -> Option<(String, Headers, Vec<u8>)>
     {
         read_chunked(reader)?
     } else {
-        let length: usize = headers
-            .get("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let length: usize = match headers.get("content-length") {
+            Some(v) => v.parse().ok()?,
+            None => 0,
+        };
         let mut body = vec![0; length];
         reader.read_exact(&mut body).ok()?;
         body
@@ -429,5 +438,25 @@ mod tests {
         assert_eq!(turns.len(), 2);
         assert_eq!(turns[1].credential, "tok-b");
         assert_eq!(turns[0].prompt().as_deref(), Some("fix $(the) bug\nplease"));
+    }
+
+    #[test]
+    fn mock_should_read_a_chunked_body() {
+        let api = MockApi::start();
+        let mut s = TcpStream::connect(api.addr).unwrap();
+        let body = r#"{"stream":false,"messages":[{"role":"user","content":"hi"}]}"#;
+        let (a, b) = body.split_at(10);
+        write!(
+            s,
+            "POST /v1/messages HTTP/1.1\r\ntransfer-encoding: chunked\r\nx-api-key: k\r\n\r\n\
+             {:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+            a.len(),
+            b.len()
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        assert!(text.contains(r#""text":"Done: hi""#), "{text}");
+        assert_eq!(api.requests()[0].credential, "k");
     }
 }
