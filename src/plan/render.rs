@@ -145,6 +145,43 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
         }
     };
     let mut out = String::new();
+    // Why sessions move: the swap and the readings behind it.
+    let swaps: Vec<&serde_json::Value> = plan
+        .events
+        .iter()
+        .filter(|(kind, _)| kind == "swap")
+        .map(|(_, e)| e)
+        .collect();
+    if !swaps.is_empty() {
+        out.push_str("Accounts:\n\n");
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or("?").to_owned();
+        for swap in swaps {
+            let line = format!(
+                "  ~ active account {} -> {}: {}",
+                text(&swap["from"]),
+                text(&swap["to"]),
+                text(&swap["reason"])
+            );
+            let _ = writeln!(out, "{}", paint(YELLOW, line));
+        }
+        for (_, e) in plan
+            .events
+            .iter()
+            .filter(|(kind, e)| kind == "quotaDetected" && e["confirmed"] == true)
+        {
+            let resets = e["resetsAt"]
+                .as_str()
+                .map_or(String::new(), |t| format!(", resets {t}"));
+            let _ = writeln!(
+                out,
+                "      account {} read exhausted on {}: \"{}\"{resets}",
+                text(&e["account"]),
+                text(&e["session"]),
+                text(&e["line"])
+            );
+        }
+        out.push('\n');
+    }
     if !plan.actions.is_empty() {
         out.push_str("failover will perform the following actions:\n\n");
         for action in &plan.actions {
@@ -277,6 +314,28 @@ mod tests {
         );
         assert!(!text.contains('\u{1b}'));
         assert!(render_text(&p, true).contains(GREEN));
+    }
+
+    #[test]
+    fn render_text_should_say_why_sessions_move_to_another_account() {
+        let m = manifests(POOL_AND_DEDICATED);
+        let mut o = observed();
+        add(&mut o, session("ccl-1-x", "failover", "main", 9));
+        o.facts.active_account = Some("main".into());
+        o.screens.insert(
+            "ccl-1-x".into(),
+            "> go\n  ⎿  You've hit your 5-hour limit · resets 11pm (UTC)\n────\n❯\u{a0}\n────\n"
+                .into(),
+        );
+        let text = render_text(&plan(&m, &o, "failover", now()), false);
+        assert!(
+            text.contains("  ~ active account main -> alt: quota exhausted\n      account main read exhausted on ccl-1-x: \"⎿  You've hit your 5-hour limit · resets 11pm (UTC)\", resets 2026-11-21T23:00:00Z\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  ~ session ccl-1-x: account main -> alt"),
+            "{text}"
+        );
     }
 
     #[test]
