@@ -33,6 +33,8 @@ pub(super) struct Seen {
     pub used: bool,
     /// The task the facts say it works on.
     pub busy_with: Option<TaskFacts>,
+    /// The screen's hash, when it has one.
+    pub hash: Option<u64>,
 }
 
 /// The inputs of the task rules, read once per plan.
@@ -87,6 +89,7 @@ impl<'a> View<'a> {
                     empty_input,
                     used: facts.and_then(|f| f.used_pid) == Some(s.pane.pid),
                     busy_with: facts.and_then(|f| f.task.clone()),
+                    hash: readings.get(name).map(|r| r.hash),
                 },
             );
         }
@@ -157,8 +160,7 @@ impl<'a> View<'a> {
         }
         for (name, seen) in &self.seen {
             let f = plan.facts.sessions.entry(name.clone()).or_default();
-            if let Some(text) = self.o.screens.get(name) {
-                let h = super::screens::screen_hash(text);
+            if let Some(h) = seen.hash {
                 if f.screen.is_none_or(|(old, _)| old != h) {
                     f.screen = Some((h, self.now));
                 }
