@@ -160,10 +160,10 @@ impl<'a> View<'a> {
         }
         for (name, seen) in &self.seen {
             let f = plan.facts.sessions.entry(name.clone()).or_default();
-            if let Some(h) = seen.hash {
-                if f.screen.is_none_or(|(old, _)| old != h) {
-                    f.screen = Some((h, self.now));
-                }
+            if let Some(h) = seen.hash
+                && f.screen.is_none_or(|(old, _)| old != h)
+            {
+                f.screen = Some((h, self.now));
             }
             let idle = seen.state == State::Idle && seen.busy_with.is_none();
             f.idle_since = if idle {
