@@ -92,7 +92,7 @@ impl Bed {
             .map(|d| {
                 d.flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| !n.ends_with(".json"))
+                    .filter(|n| !n.ends_with(".json") && !n.starts_with('.'))
                     .collect()
             })
             .unwrap_or_default();

@@ -80,7 +80,8 @@ impl Bed {
             .map(|d| {
                 d.filter_map(|e| e.ok())
                     .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| !n.ends_with(".json"))
+                    // Not the records, nor a record being written (`.<name>.json.tmp`).
+                    .filter(|n| !n.ends_with(".json") && !n.starts_with('.'))
                     .collect()
             })
             .unwrap_or_default();

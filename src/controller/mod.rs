@@ -481,6 +481,11 @@ impl Controller {
                 json!({"action": action, "ok": result.is_ok(), "error": result.as_ref().err()}),
             );
             plan::record(&mut facts, action, &result, jiff::Timestamp::now());
+            if matches!(action, Action::MoveSession { .. }) {
+                // A crash before the end of the batch must not forget that this
+                // session's screen now redraws an old limit.
+                self.save_facts(&facts);
+            }
             acted = true;
             failed |= result.is_err();
         }

@@ -399,11 +399,18 @@ fn plan_all(
     let broken = shared::plan_shared(m, observed, &mut plan);
     let readings = screens::read_screens(m, observed, owner, now);
     ledger::plan_ledger(m, observed, &readings, now, &mut plan);
+    // A redrawn limit does not make a session wait, unless a turn of a task is under
+    // way there: then a limit on screen is never taken for its end.
     let redraw: std::collections::BTreeSet<String> = plan
         .facts
         .sessions
         .iter()
-        .filter(|(_, f)| f.redraw)
+        .filter(|(_, f)| {
+            f.redraw
+                && f.task
+                    .as_ref()
+                    .is_none_or(|t| t.stage == crate::state::Stage::Resuming)
+        })
         .map(|(name, _)| name.clone())
         .collect();
     let view = tasks::View::new(
@@ -420,6 +427,22 @@ fn plan_all(
         view.plan_tasks(&mut plan);
     }
     sessions::plan_sessions(m, observed, owner, now, &broken, &view, &mut plan);
+    // A session being moved gets no text this time: the next plan sees its new agent.
+    let moving: std::collections::BTreeSet<String> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::MoveSession { session, .. } => Some(session.name.clone()),
+            _ => None,
+        })
+        .collect();
+    plan.actions.retain(|a| match a {
+        Action::PasteTask { task, .. }
+        | Action::ContinueTask { task, .. }
+        | Action::SubmitTask { task, .. }
+        | Action::CompleteTask { task, .. } => !moving.contains(&task.session),
+        _ => true,
+    });
     // Folders before the links into them; deletions free names for creations.
     plan.actions.sort_by_key(|a| match a {
         Action::CreateDir { .. } => 0,

@@ -33,9 +33,9 @@ pub fn record(
             ..
         }
         | Action::CompleteTask { task, .. } => Some(task.session.as_str()),
-        Action::CreateSession { session } | Action::RestartSession { session, .. } => {
-            Some(session.name.as_str())
-        }
+        Action::CreateSession { session }
+        | Action::RestartSession { session, .. }
+        | Action::RecycleSession { session, .. } => Some(session.name.as_str()),
         Action::MoveSession { session, .. } if !matches!(outcome, Outcome::Resumed(_)) => {
             Some(session.name.as_str())
         }
@@ -78,6 +78,14 @@ pub fn record(
         }
         Action::PasteTask { task, .. } | Action::ContinueTask { task, .. } => {
             set_stage(facts, &task.session, Stage::Pasted, now);
+            // Carried on: a later stall is a new one, worth telling.
+            if let Some(t) = facts
+                .sessions
+                .get_mut(&task.session)
+                .and_then(|f| f.task.as_mut())
+            {
+                t.stalled = false;
+            }
         }
         Action::MoveSession { session, .. } => match outcome {
             Outcome::Resumed(id) => {
@@ -85,6 +93,8 @@ pub fn record(
                 f.resume = Some(id.clone());
                 f.end_redraw();
                 f.redraw = true;
+                // Counted against the old account; on this one, only new limits count.
+                f.counted_quota = None;
                 set_stage(facts, &session.name, Stage::Resuming, now);
             }
             // A fresh agent: a task it had is sent again from the start.

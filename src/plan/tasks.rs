@@ -35,6 +35,8 @@ pub(super) struct Seen {
     pub busy_with: Option<TaskFacts>,
     /// The screen's hash, when it has one.
     pub hash: Option<u64>,
+    /// Its turn met a usage limit and waits for a move or the reset.
+    pub at_limit: bool,
 }
 
 /// The inputs of the task rules, read once per plan.
@@ -74,12 +76,13 @@ impl<'a> View<'a> {
             // A screen showing a limit is not idle, even at its prompt: the turn did not
             // end, it waits for a move or the reset (unless it is a resumed
             // conversation's old limit, redrawn). An error did end the turn.
-            let (state, empty_input) = match readings.get(name) {
+            let (state, empty_input, at_limit) = match readings.get(name) {
                 Some(r) => {
                     let waits = r.verdict.class == Class::QuotaExhausted && !redraw.contains(name);
-                    (if waits { State::Unknown } else { r.state }, r.empty_input)
+                    let state = if waits { State::Unknown } else { r.state };
+                    (state, r.empty_input, waits)
                 }
-                None => (State::Unknown, false),
+                None => (State::Unknown, false, false),
             };
             let facts = o.facts.sessions.get(name);
             seen.insert(
@@ -90,6 +93,7 @@ impl<'a> View<'a> {
                     used: facts.and_then(|f| f.used_pid) == Some(s.pane.pid),
                     busy_with: facts.and_then(|f| f.task.clone()),
                     hash: readings.get(name).map(|r| r.hash),
+                    at_limit,
                 },
             );
         }
@@ -338,7 +342,6 @@ impl<'a> View<'a> {
         };
         let spec = &self.m.controller.spec;
         let pane = s.pane.id.clone();
-        let since = elapsed(self.now, facts.since);
         let signalled = self
             .o
             .signals
@@ -348,16 +351,20 @@ impl<'a> View<'a> {
             self.complete(s, task, "signal", plan);
             return;
         }
-        // No screen change for idleTimeout, in any stage: stalled (kept in active/).
+        // No screen change for idleTimeout, in any stage: stalled (kept in active/). A
+        // turn waiting at a usage limit is not stalled: it waits for a move or the reset.
         let quiet = entry_screen_age(plan, &s.name, self.now);
-        if !facts.stalled && quiet >= spec.completion.idle_timeout.0 {
+        if !facts.stalled && !seen.at_limit && quiet >= spec.completion.idle_timeout.0 {
             plan.act(Action::StallTask { task: task.clone() });
         }
         let entry = plan.facts.sessions.entry(s.name.clone()).or_default();
         let Some(tf) = entry.task.as_mut() else {
             return;
         };
-        match facts.stage {
+        // The stage as this plan left it: the ledger may have turned a task at a spent
+        // limit to Resuming.
+        let since = elapsed(self.now, tf.since);
+        match tf.stage {
             Stage::Starting => {
                 if seen.state == State::Idle && seen.empty_input {
                     plan.act(Action::PasteTask { task, pane });

@@ -1,0 +1,330 @@
+//! The ledger's table tests: quota readings, swaps, redraws after a move, and tasks at
+//! a limit.
+
+use super::super::fixtures::*;
+use super::super::record::{Outcome, record};
+use super::super::{Action, plan_with_tasks};
+use crate::state::Stage;
+
+const LIMIT: &str = "> go\n  ⎿  You've hit your 5-hour limit · resets 11pm (UTC)\n● Usage limit reached · continuing automatically at 11pm · esc to cancel\n────\n❯\u{a0}\n────\n";
+
+#[test]
+fn a_quota_screen_should_swap_and_nothing_should_run_while_every_account_is_exhausted() {
+    let text = format!("{POOL_AND_DEDICATED}{INBOX}");
+    let m = manifests(&text);
+    let mut o = observed();
+    for (i, n) in ["ccl-auto-11", "ccl-auto-12", "ccl-auto-13", "ccl-1-x"]
+        .iter()
+        .enumerate()
+    {
+        add(&mut o, session(n, "failover", "main", 100 + i as u32));
+        o.screens.insert((*n).into(), IDLE_SCREEN.into());
+    }
+    o.screens.insert("ccl-auto-11".into(), LIMIT.into());
+    o.facts.active_account = Some("main".into());
+    let p = plan_with_tasks(&m, &o, "failover", now());
+    assert_eq!(p.account.as_deref(), Some("alt"));
+    assert_eq!(
+        p.facts.exhausted_until["main"].to_string(),
+        "2026-11-21T23:00:00Z"
+    );
+    assert!(p.events.iter().any(|(k, _)| k == "swap"));
+    // alt exhausted too, within the cooldown: no account runs anything, no task goes out.
+    let mut o2 = o.clone();
+    o2.facts = p.facts.clone();
+    o2.facts
+        .exhausted_until
+        .insert("alt".into(), "2026-11-21T22:00:00Z".parse().unwrap());
+    o2.inboxes.insert(
+        "tasks".into(),
+        crate::observe::InboxState {
+            waiting: vec![crate::observe::Waiting {
+                name: "t.md".into(),
+                link: false,
+            }],
+            active: vec![],
+        },
+    );
+    let p2 = plan_with_tasks(&m, &o2, "failover", now());
+    assert_eq!(p2.account, None);
+    assert!(
+        !p2.actions
+            .iter()
+            .any(|a| matches!(a, Action::DispatchTask { .. })),
+        "{:?}",
+        p2.actions
+    );
+    assert!(!p2.events.iter().any(|(k, _)| k == "swap"), "no ping-pong");
+}
+
+/// Carries out a plan's moves as the controller would: the facts recorded, each
+/// moved session under its new account with a new agent.
+fn carry_out_moves(o: &mut crate::observe::Observed, p: &crate::plan::Plan) {
+    o.facts = p.facts.clone();
+    for action in &p.actions {
+        if let Action::MoveSession { session: spec, .. } = action {
+            let ok = Ok(Outcome::Resumed(
+                "0b9f5d8e-0000-4000-8000-000000000000".into(),
+            ));
+            record(&mut o.facts, action, &ok, now());
+            let pid = o.sessions[&spec.name].pane.pid + 100;
+            o.sessions.insert(
+                spec.name.clone(),
+                session(&spec.name, "failover", &spec.account, pid),
+            );
+        }
+    }
+}
+
+/// Plans over each screen in turn, carrying the facts.
+fn read_in_turn(
+    m: &crate::api::Manifests,
+    o: &mut crate::observe::Observed,
+    name: &str,
+    screens: &[&str],
+) -> crate::plan::Plan {
+    let mut last = None;
+    for screen in screens {
+        o.screens.insert(name.into(), (*screen).into());
+        let p = plan_with_tasks(m, o, "failover", now());
+        o.facts = p.facts.clone();
+        last = Some(p);
+    }
+    last.expect("at least one screen")
+}
+
+fn swapped_once() -> (crate::api::Manifests, crate::observe::Observed) {
+    let m = manifests(POOL_AND_DEDICATED);
+    let mut o = observed();
+    add(&mut o, session("ccl-1-x", "failover", "main", 100));
+    o.screens.insert("ccl-1-x".into(), LIMIT.into());
+    o.facts.active_account = Some("main".into());
+    let p = plan_with_tasks(&m, &o, "failover", now());
+    assert_eq!(p.account.as_deref(), Some("alt"));
+    assert!(
+        p.actions
+            .iter()
+            .any(|a| matches!(a, Action::MoveSession { .. })),
+        "{:?}",
+        p.actions
+    );
+    carry_out_moves(&mut o, &p);
+    (m, o)
+}
+
+#[test]
+fn a_limit_redrawn_after_a_move_should_not_count_against_the_next_account() {
+    let (m, mut o) = swapped_once();
+    // A blank screen for a moment, then the resumed conversation redraws the limit.
+    let p = read_in_turn(&m, &mut o, "ccl-1-x", &["", LIMIT, IDLE_SCREEN, LIMIT]);
+    assert!(!p.facts.exhausted_until.contains_key("alt"));
+    assert!(!p.events.iter().any(|(k, _)| k == "quotaDetected"));
+    // The person's next turn meets a limit under alt: that one counts.
+    let again = LIMIT.replace("> go", "> go\n● Done.\n> go on");
+    let p = read_in_turn(&m, &mut o, "ccl-1-x", &[&again]);
+    assert!(p.facts.exhausted_until.contains_key("alt"));
+}
+
+#[test]
+fn the_same_limit_after_a_new_turn_should_count_against_the_next_account() {
+    let (m, mut o) = swapped_once();
+    // Redrawn, then a new turn with the very same prompt meets the very same line.
+    let p = read_in_turn(&m, &mut o, "ccl-1-x", &[LIMIT, BUSY_SCREEN, LIMIT]);
+    assert!(
+        p.facts.exhausted_until.contains_key("alt"),
+        "{:?}",
+        p.events
+    );
+}
+
+#[test]
+fn the_same_limit_on_our_next_turn_should_count_once_the_screen_changed() {
+    let (m, mut o) = swapped_once();
+    // The old turn was already a `continue`; ours is one too, and meets the same
+    // line: same mark, but the screen changed after we submitted it.
+    let old = LIMIT.replace("> go", "> continue");
+    let p = read_in_turn(&m, &mut o, "ccl-1-x", &[&old]);
+    assert!(!p.facts.exhausted_until.contains_key("alt"));
+    let submit = Action::SubmitTask {
+        task: super::super::TaskRef {
+            inbox: "tasks".into(),
+            path: "/p/.agent-queue/inbox".into(),
+            name: "t.md".into(),
+            file: "ccl-1-x.1.t.md".into(),
+            session: "ccl-1-x".into(),
+            account: "alt".into(),
+            attempt: 1,
+            started: None,
+        },
+        pane: "%1".into(),
+    };
+    record(&mut o.facts, &submit, &Ok(Outcome::Done), now());
+    // Not drawn yet: still the redraw.
+    let p = read_in_turn(&m, &mut o, "ccl-1-x", &[&old]);
+    assert!(!p.facts.exhausted_until.contains_key("alt"));
+    let ours = format!("> continue\n● Usage limit reached · resets 11pm (UTC)\n{old}");
+    let p = read_in_turn(&m, &mut o, "ccl-1-x", &[&ours]);
+    assert!(
+        p.facts.exhausted_until.contains_key("alt"),
+        "{:?}",
+        p.events
+    );
+}
+
+#[test]
+fn a_limit_drawn_after_the_capture_should_still_be_a_redraw_after_the_move() {
+    // The session was idle when read, met the limit, and was moved anyway (its
+    // account was exhausted by another session): no mark of its own.
+    let (m, mut o) = swapped_once();
+    let other = LIMIT.replace("> go", "> another prompt");
+    let p = read_in_turn(&m, &mut o, "ccl-1-x", &[&other, &other]);
+    assert!(!p.facts.exhausted_until.contains_key("alt"));
+}
+
+/// One account, a pool of one, and its task in `stage`, claimed.
+fn one_account_with_task(stage: Stage) -> (crate::api::Manifests, crate::observe::Observed) {
+    let one = "
+apiVersion: failover/v1alpha1
+kind: Account
+metadata: {name: main}
+spec: {home: /h/main}
+---
+apiVersion: failover/v1alpha1
+kind: Pool
+metadata: {name: auto}
+spec: {prefix: ccl-auto-, startIndex: 11, min: 1, max: 1, workdir: /w}
+";
+    let m = manifests(&format!("{one}{INBOX}"));
+    let mut o = observed();
+    add(&mut o, session("ccl-auto-11", "failover", "main", 100));
+    o.facts.active_account = Some("main".into());
+    let mut t = task_facts("ccl-auto-11");
+    t.stage = stage;
+    o.facts
+        .sessions
+        .entry("ccl-auto-11".into())
+        .or_default()
+        .task = Some(t.clone());
+    o.inboxes.insert(
+        "tasks".into(),
+        crate::observe::InboxState {
+            waiting: vec![],
+            active: vec![crate::observe::ActiveTask {
+                file: t.file.clone(),
+                session: "ccl-auto-11".into(),
+                attempt: 1,
+                task: t.task.clone(),
+            }],
+        },
+    );
+    o.screens.insert("ccl-auto-11".into(), LIMIT.into());
+    (m, o)
+}
+
+fn has(p: &crate::plan::Plan, what: fn(&Action) -> bool) -> bool {
+    p.actions.iter().any(what)
+}
+
+#[test]
+fn a_task_at_a_limit_should_wait_when_no_account_is_left() {
+    for stage in [Stage::Running, Stage::Submitted(1)] {
+        let (m, mut o) = one_account_with_task(stage);
+        for later in [0, 2, 60] {
+            let at = now() + jiff::SignedDuration::from_secs(later);
+            let p = plan_with_tasks(&m, &o, "failover", at);
+            assert!(
+                !has(&p, |a| matches!(a, Action::CompleteTask { .. })),
+                "{stage:?}: a task at its limit is not done: {:?}",
+                p.actions
+            );
+            o.facts = p.facts;
+        }
+        assert!(o.facts.exhausted_until.contains_key("main"));
+    }
+}
+
+#[test]
+fn a_task_at_a_limit_should_get_continue_once_its_account_recovers() {
+    // Submitted(1): the limit came before the turn was ever seen busy.
+    for stage in [Stage::Running, Stage::Submitted(1)] {
+        let (m, mut o) = one_account_with_task(stage);
+        let p = plan_with_tasks(&m, &o, "failover", now());
+        o.facts = p.facts;
+        // Past the reset (23:00 UTC), the same screen: carry on, never "done".
+        let later = "2026-11-21T23:00:05Z".parse().unwrap();
+        let p = plan_with_tasks(&m, &o, "failover", later);
+        assert!(
+            has(&p, |a| matches!(a, Action::ContinueTask { .. })),
+            "{stage:?}: {:?}",
+            p.actions
+        );
+        assert!(!has(&p, |a| matches!(a, Action::CompleteTask { .. })));
+        assert!(p.events.iter().any(|(k, _)| k == "recovered"));
+    }
+}
+
+#[test]
+fn a_recovery_should_leave_the_redraw_of_a_session_moved_away_alone() {
+    let (m, mut o) = swapped_once();
+    // The resumed screen draws the limit without its second line.
+    let redrawn =
+        "> go\n  ⎿  You've hit your 5-hour limit · resets 11pm (UTC)\n────\n❯\u{a0}\n────\n";
+    read_in_turn(&m, &mut o, "ccl-1-x", &[redrawn]);
+    // main recovers (23:00 UTC) while the session still shows the redraw under alt.
+    let later: jiff::Timestamp = "2026-11-21T23:00:05Z".parse().unwrap();
+    let p = plan_with_tasks(&m, &o, "failover", later);
+    assert!(p.events.iter().any(|(k, _)| k == "recovered"));
+    o.facts = p.facts;
+    let p = plan_with_tasks(&m, &o, "failover", later);
+    assert!(
+        !p.facts.exhausted_until.contains_key("alt"),
+        "{:?}",
+        p.events
+    );
+}
+
+#[test]
+fn a_session_being_moved_should_get_no_task_text_in_the_same_plan() {
+    let text = format!("{POOL_AND_DEDICATED}{INBOX}");
+    let m = manifests(&text);
+    let mut o = observed();
+    add(&mut o, session("ccl-auto-11", "failover", "main", 100));
+    add(&mut o, session("ccl-1-x", "failover", "main", 101));
+    o.facts.active_account = Some("main".into());
+    // ccl-auto-11's text is pasted and due for its Enter; ccl-1-x meets the limit.
+    let mut t = task_facts("ccl-auto-11");
+    t.stage = Stage::Pasted;
+    t.since = now() - jiff::SignedDuration::from_secs(2);
+    o.facts
+        .sessions
+        .entry("ccl-auto-11".into())
+        .or_default()
+        .task = Some(t.clone());
+    o.inboxes.insert(
+        "tasks".into(),
+        crate::observe::InboxState {
+            waiting: vec![],
+            active: vec![crate::observe::ActiveTask {
+                file: t.file.clone(),
+                session: "ccl-auto-11".into(),
+                attempt: 1,
+                task: t.task.clone(),
+            }],
+        },
+    );
+    let pasted = IDLE_SCREEN.replace("❯\u{a0}", "❯\u{a0}[Pasted text #1 +3 lines]");
+    o.screens.insert("ccl-auto-11".into(), pasted);
+    o.screens.insert("ccl-1-x".into(), LIMIT.into());
+    let p = plan_with_tasks(&m, &o, "failover", now());
+    let moved = |name: &str| {
+        p.actions
+            .iter()
+            .any(|a| matches!(a, Action::MoveSession { session, .. } if session.name == name))
+    };
+    assert!(moved("ccl-auto-11") && moved("ccl-1-x"), "{:?}", p.actions);
+    assert!(
+        !has(&p, |a| matches!(a, Action::SubmitTask { .. })),
+        "{:?}",
+        p.actions
+    );
+}
