@@ -127,3 +127,20 @@ pub fn task_facts(session: &str) -> crate::state::TaskFacts {
         stalled: false,
     }
 }
+
+/// `session` works on task `t` of inbox `tasks`: in the facts and in `active/`.
+pub fn claimed(o: &mut Observed, session: &str, t: crate::state::TaskFacts) {
+    o.inboxes.insert(
+        "tasks".into(),
+        crate::observe::InboxState {
+            waiting: vec![],
+            active: vec![crate::observe::ActiveTask {
+                file: t.file.clone(),
+                session: session.into(),
+                attempt: t.attempt,
+                task: t.task.clone(),
+            }],
+        },
+    );
+    o.facts.sessions.entry(session.into()).or_default().task = Some(t);
+}

@@ -200,23 +200,7 @@ spec: {prefix: ccl-auto-, startIndex: 11, min: 1, max: 1, workdir: /w}
     o.facts.active_account = Some("main".into());
     let mut t = task_facts("ccl-auto-11");
     t.stage = stage;
-    o.facts
-        .sessions
-        .entry("ccl-auto-11".into())
-        .or_default()
-        .task = Some(t.clone());
-    o.inboxes.insert(
-        "tasks".into(),
-        crate::observe::InboxState {
-            waiting: vec![],
-            active: vec![crate::observe::ActiveTask {
-                file: t.file.clone(),
-                session: "ccl-auto-11".into(),
-                attempt: 1,
-                task: t.task.clone(),
-            }],
-        },
-    );
+    claimed(&mut o, "ccl-auto-11", t);
     o.screens.insert("ccl-auto-11".into(), LIMIT.into());
     (m, o)
 }
@@ -295,23 +279,7 @@ fn a_session_being_moved_should_get_no_task_text_in_the_same_plan() {
     let mut t = task_facts("ccl-auto-11");
     t.stage = Stage::Pasted;
     t.since = now() - jiff::SignedDuration::from_secs(2);
-    o.facts
-        .sessions
-        .entry("ccl-auto-11".into())
-        .or_default()
-        .task = Some(t.clone());
-    o.inboxes.insert(
-        "tasks".into(),
-        crate::observe::InboxState {
-            waiting: vec![],
-            active: vec![crate::observe::ActiveTask {
-                file: t.file.clone(),
-                session: "ccl-auto-11".into(),
-                attempt: 1,
-                task: t.task.clone(),
-            }],
-        },
-    );
+    claimed(&mut o, "ccl-auto-11", t);
     let pasted = IDLE_SCREEN.replace("❯\u{a0}", "❯\u{a0}[Pasted text #1 +3 lines]");
     o.screens.insert("ccl-auto-11".into(), pasted);
     o.screens.insert("ccl-1-x".into(), LIMIT.into());
