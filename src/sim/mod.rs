@@ -59,6 +59,9 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
+/// How long a resumed agent's screen stays blank before the conversation is redrawn.
+const RESUME_BLANK: Duration = Duration::from_millis(300);
+
 fn start(args: Args) -> Result<ExitCode, String> {
     let home = match std::env::var_os("CLAUDE_CONFIG_DIR") {
         Some(home) if !home.is_empty() => PathBuf::from(home),
@@ -79,6 +82,9 @@ fn start(args: Args) -> Result<ExitCode, String> {
         Script::new(&args.script, args.control.clone(), &home).map_err(|e| e.to_string())?;
     let mut agent = Agent::new(home, workdir, session_id, script, args.turn.0);
     if args.resume.is_some() {
+        // Claude Code shows a blank screen for a moment before it redraws a resumed
+        // conversation (its last turn, a usage limit included).
+        std::thread::sleep(RESUME_BLANK);
         agent.restore();
     }
     let _terminal = RawTerminal::enter().map_err(|e| format!("terminal: {e}"))?;
