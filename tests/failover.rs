@@ -33,7 +33,7 @@ impl Bed {
     fn start_with(&self, sim_env: &str, quota: &str, desk_env: &str) -> Spawned {
         let r = self.root.display();
         let text = format!(
-            "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: a}}\nspec: {{home: {r}/a, priority: 0}}\n---\n\
+            "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: a}}\nspec: {{home: {r}/a, priority: 0, env: {{A_ONLY: from-a}}}}\n---\n\
              apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: b}}\nspec: {{home: {r}/b, priority: 1}}\n---\n\
              apiVersion: failover/v1alpha1\nkind: SharedState\nmetadata: {{name: s}}\nspec: {{target: {r}/shared}}\n---\n\
              apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: 200ms{sim_env}}}}}\n---\n\
@@ -149,6 +149,22 @@ fn a_used_up_quota_should_move_every_session_to_the_next_account_and_carry_on() 
         "all sessions under b {:?} after the limit showed",
         seen.elapsed()
     );
+    // Nothing of account a's environment follows the agents to b.
+    for s in ["w-0", "w-1", "desk"] {
+        let env = wait_for(WAIT, "the new agent", || {
+            let pid = bed.t.pane_pid(&format!("={s}:"));
+            let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            let env = String::from_utf8_lossy(&env).into_owned();
+            env.contains("CLAUDE_CONFIG_DIR=").then_some(env)
+        });
+        let vars: Vec<&str> = env.split('\0').collect();
+        assert!(
+            !vars.iter().any(|v| v.starts_with("A_ONLY=")),
+            "{s}: {vars:?}"
+        );
+        let home = format!("CLAUDE_CONFIG_DIR={}", bed.root.join("b").display());
+        assert!(vars.contains(&home.as_str()), "{s}: {vars:?}");
+    }
     // The task carries on under b and finishes.
     wait_for(WAIT, "the task done", || {
         (bed.done() == ["quota.md"]).then_some(())

@@ -129,13 +129,9 @@ async fn execute_world(action: &Action, ctx: Context<'_>) -> Result<(), Error> {
         }
         Action::RestartSession { session, pane, .. } => {
             // No -k: the agent is dead; if it came back meanwhile, tmux refuses.
-            let respawn = with_process(
-                Cmd::new("respawn-pane").args(["-t", pane]),
-                session,
-                ctx.state_dir,
-            );
-            let mark = Cmd::new("set-option").args(["-t", pane, ACCOUNT_OPTION, &session.account]);
-            run_guarded(ctx, &session.name, pane, &[respawn, mark]).await
+            let mut cmds = respawn(pane, false, session, ctx.state_dir);
+            cmds.push(Cmd::new("set-option").args(["-t", pane, ACCOUNT_OPTION, &session.account]));
+            run_guarded(ctx, &session.name, pane, &cmds).await
         }
         Action::MoveSession { .. } => Ok(()),
         Action::DeleteSession { name, .. } => {
@@ -176,13 +172,9 @@ async fn move_session(
             }
         }
     }
-    let respawn = with_process(
-        Cmd::new("respawn-pane").args(["-k", "-t", pane]),
-        &spec,
-        ctx.state_dir,
-    );
-    let mark = Cmd::new("set-option").args(["-t", pane, ACCOUNT_OPTION, &spec.account]);
-    run_guarded(ctx, &spec.name, pane, &[respawn, mark]).await?;
+    let mut cmds = respawn(pane, true, &spec, ctx.state_dir);
+    cmds.push(Cmd::new("set-option").args(["-t", pane, ACCOUNT_OPTION, &spec.account]));
+    run_guarded(ctx, &spec.name, pane, &cmds).await?;
     Ok(resumed.map_or(Outcome::Done, Outcome::Resumed))
 }
 
@@ -208,6 +200,28 @@ fn conversation_of(home: &Path, pid: u32) -> Option<String> {
 /// `=name:`, the exact-match target of a session's current window and pane.
 fn target(name: &str) -> String {
     format!("={name}:")
+}
+
+/// Starts `s`'s agent again in `pane` (killing the running one with `kill`): first the
+/// variables of other accounts are cleared from the session's environment, then the
+/// pane is respawned with `s`'s folder, environment and argv.
+fn respawn(pane: &str, kill: bool, s: &SessionSpec, signals: Option<&Path>) -> Vec<Cmd> {
+    let mut cmds: Vec<Cmd> = s
+        .unset
+        .iter()
+        .map(|k| Cmd::new("set-environment").args(["-t", pane, "-u", k]))
+        .collect();
+    let flags: &[&str] = if kill {
+        &["-k", "-t", pane]
+    } else {
+        &["-t", pane]
+    };
+    cmds.push(with_process(
+        Cmd::new("respawn-pane").args(flags.iter().copied()),
+        s,
+        signals,
+    ));
+    cmds
 }
 
 /// Adds the working folder, environment and argv. tmux expands `-c` as a format, so
@@ -377,6 +391,7 @@ mod tests {
             workdir: "/w/#{x}".into(),
             command: vec!["claude".into()],
             env: [("K".to_owned(), "v w".to_owned())].into(),
+            unset: vec![],
         };
         let cmd = with_process(Cmd::new("new-session"), &spec, None);
         assert_eq!(

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{Context, Error, run_guarded, with_process};
+use super::{Context, Error, respawn, run_guarded};
 use crate::plan::{Action, Outcome, TaskRef};
 use crate::tasks::{self, Folders, Record};
 use crate::tmux::Cmd;
@@ -95,18 +95,14 @@ pub(super) async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome
         }
         Action::StallTask { .. } => Ok(Outcome::Done),
         Action::RecycleSession { session, pane, .. } => {
-            let respawn = with_process(
-                Cmd::new("respawn-pane").args(["-k", "-t", pane]),
-                session,
-                ctx.state_dir,
-            );
-            let mark = Cmd::new("set-option").args([
+            let mut cmds = respawn(pane, true, session, ctx.state_dir);
+            cmds.push(Cmd::new("set-option").args([
                 "-t",
                 pane,
                 crate::observe::ACCOUNT_OPTION,
                 &session.account,
-            ]);
-            run_guarded(ctx, &session.name, pane, &[respawn, mark]).await?;
+            ]));
+            run_guarded(ctx, &session.name, pane, &cmds).await?;
             Ok(Outcome::Done)
         }
         _ => Ok(Outcome::Done),
@@ -143,12 +139,8 @@ async fn dispatch(
     };
     let sent = match restart {
         Some(spec) => {
-            let respawn = with_process(
-                Cmd::new("respawn-pane").args(["-k", "-t", pane]),
-                spec,
-                ctx.state_dir,
-            );
-            run_guarded(ctx, &task.session, pane, &[respawn]).await
+            let cmds = respawn(pane, true, spec, ctx.state_dir);
+            run_guarded(ctx, &task.session, pane, &cmds).await
         }
         None => paste(ctx, task, pane, &text).await,
     };

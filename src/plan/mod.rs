@@ -242,6 +242,11 @@ pub struct SessionSpec {
     /// secrets).
     #[serde(serialize_with = "names_only")]
     pub env: BTreeMap<String, String>,
+    /// Variables another account sets and this one does not: cleared from the tmux
+    /// session's environment before its agent is started again, so that nothing of the
+    /// previous account leaks into the next.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unset: Vec<String>,
 }
 
 fn names_only<S: Serializer>(env: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
@@ -350,6 +355,13 @@ pub(crate) fn session_spec(
         profile.spec.home_env.clone(),
         account.spec.home.to_string_lossy().into_owned(),
     );
+    let unset: std::collections::BTreeSet<String> = m
+        .accounts
+        .iter()
+        .flat_map(|a| a.spec.env.keys())
+        .filter(|k| !all.contains_key(*k))
+        .cloned()
+        .collect();
     Some(SessionSpec {
         name: name.to_owned(),
         role,
@@ -357,6 +369,7 @@ pub(crate) fn session_spec(
         workdir: workdir.to_path_buf(),
         command: profile.spec.command.clone(),
         env: all,
+        unset: unset.into_iter().collect(),
     })
 }
 
