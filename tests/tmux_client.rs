@@ -212,6 +212,48 @@ async fn paste_should_deliver_text_through_a_buffer() {
 }
 
 #[tokio::test]
+async fn a_guarded_paste_should_reach_only_a_session_that_passes_the_guard() {
+    let t = TmuxServer::start();
+    let tmux = connect(&t).await;
+    let out = t.dir().join("out");
+    let out_arg = out.to_string_lossy().into_owned();
+    t.new_session(
+        "cat",
+        t.dir(),
+        &[],
+        &["sh", "-c", &format!("stty -echo; cat > '{out_arg}'")],
+    );
+    let guard = |value: &'static str| {
+        move |paste: Cmd| {
+            Cmd::new("if-shell").args([
+                "-F",
+                "-t",
+                "=cat:",
+                value,
+                &failover::tmux::proto::list_line(&[paste]),
+            ])
+        }
+    };
+    let refused = tmux
+        .paste_guarded("=cat:", "not for you\n", t.dir(), guard("0"))
+        .await
+        .unwrap();
+    assert!(!refused, "a false guard pastes nothing");
+    let pasted = tmux
+        .paste_guarded("=cat:", "for you\n", t.dir(), guard("1"))
+        .await
+        .unwrap();
+    assert!(pasted);
+    let got = wait_for(Duration::from_secs(5), "the pasted text", || {
+        let got = std::fs::read_to_string(&out).ok()?;
+        got.contains("for you").then_some(got)
+    });
+    assert!(!got.contains("not for you"), "{got:?}");
+    let buffers = t.tmux(&["list-buffers", "-F", "#{buffer_name}"]);
+    assert!(buffers.trim().is_empty(), "buffers left: {buffers}");
+}
+
+#[tokio::test]
 async fn observation_should_start_no_process_once_connected() {
     let t = TmuxServer::start();
     let tmux = connect(&t).await;

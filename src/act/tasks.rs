@@ -160,12 +160,23 @@ async fn paste(ctx: Context<'_>, task: &TaskRef, pane: &str, text: &str) -> Resu
         .state_dir
         .map_or_else(std::env::temp_dir, |d| d.join("buffers"));
     crate::state::create_private_dir(&dir).map_err(|e| failure(task, e))?;
-    tmux.paste(pane, text, &dir)
+    // Behind the owner guard: a session handed to a person meanwhile gets nothing.
+    let pasted = tmux
+        .paste_guarded(pane, text, &dir, |paste| {
+            super::guarded(pane, ctx.owner, &[paste])
+        })
         .await
         .map_err(|source| Error::Session {
             name: task.session.clone(),
             source,
+        })?;
+    if pasted {
+        Ok(())
+    } else {
+        Err(Error::NotOurs {
+            name: task.session.clone(),
         })
+    }
 }
 
 /// Moves a claimed task into `dir` (`done/` or `failed/`) with its record.

@@ -264,6 +264,21 @@ impl Tmux {
     /// `dir`, loaded with `load-buffer`, pasted with `paste-buffer -p -d`. No shell sees
     /// it; up to [`MAX_PASTE`] bytes.
     pub async fn paste(&self, target: &str, text: &str, dir: &Path) -> Result<(), Error> {
+        self.paste_guarded(target, text, dir, |paste| paste)
+            .await
+            .map(drop)
+    }
+
+    /// Like [`Server::paste`], with the `paste-buffer` command wrapped by `guard` (an
+    /// `if-shell` that checks the owner mark, say). Whether it ran: tmux answers the
+    /// commands a true guard runs with blocks of their own.
+    pub async fn paste_guarded(
+        &self,
+        target: &str,
+        text: &str,
+        dir: &Path,
+        guard: impl FnOnce(Cmd) -> Cmd,
+    ) -> Result<bool, Error> {
         if text.len() > MAX_PASTE {
             return Err(Error::TooLarge { len: text.len() });
         }
@@ -276,19 +291,23 @@ impl Tmux {
                 source,
             })?;
         let path_arg = path.to_string_lossy().into_owned();
-        let result = self
-            .run_list(&[
-                Cmd::new("load-buffer").args(["-b", &name, &path_arg]),
-                Cmd::new("paste-buffer").args(["-p", "-d", "-b", &name, "-t", target]),
-            ])
-            .await;
+        let load = Cmd::new("load-buffer").args(["-b", &name, &path_arg]);
+        let paste = Cmd::new("paste-buffer").args(["-p", "-d", "-b", &name, "-t", target]);
+        let guarded = guard(paste.clone());
+        let wrapped = guarded != paste;
+        let result = self.run_list(&[load, guarded]).await;
         let _ = tokio::fs::remove_file(&path).await;
-        if result.is_err() {
+        // Two blocks (load, if-shell) and nothing after: the guard said no.
+        let pasted = match &result {
+            Ok(blocks) => !wrapped || blocks.len() > 2,
+            Err(_) => false,
+        };
+        if !pasted {
             let _ = self
                 .run(Cmd::new("delete-buffer").args(["-b", &name]))
                 .await;
         }
-        result.map(drop)
+        result.map(|_| pasted)
     }
 
     /// The live client, connecting (again) when there is none or it has exited.
