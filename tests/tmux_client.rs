@@ -178,10 +178,8 @@ async fn a_killed_server_should_be_reported_and_reconnected() {
     );
 }
 
-#[tokio::test]
-async fn paste_should_deliver_text_through_a_buffer() {
-    let t = TmuxServer::start();
-    let tmux = connect(&t).await;
+/// A session `cat` whose input (echo off) lands in the file it returns.
+fn cat_session(t: &TmuxServer) -> std::path::PathBuf {
     let out = t.dir().join("out");
     let out_arg = out.to_string_lossy().into_owned();
     t.new_session(
@@ -190,6 +188,14 @@ async fn paste_should_deliver_text_through_a_buffer() {
         &[],
         &["sh", "-c", &format!("stty -echo; cat > '{out_arg}'")],
     );
+    out
+}
+
+#[tokio::test]
+async fn paste_should_deliver_text_through_a_buffer() {
+    let t = TmuxServer::start();
+    let tmux = connect(&t).await;
+    let out = cat_session(&t);
     let text = "line $(one) `two`\n'three' \"four\" \\ ; end\n";
     tmux.paste("=cat:", text, t.dir()).await.unwrap();
     let got = wait_for(Duration::from_secs(5), "the pasted text", || {
@@ -215,14 +221,7 @@ async fn paste_should_deliver_text_through_a_buffer() {
 async fn a_guarded_paste_should_reach_only_a_session_that_passes_the_guard() {
     let t = TmuxServer::start();
     let tmux = connect(&t).await;
-    let out = t.dir().join("out");
-    let out_arg = out.to_string_lossy().into_owned();
-    t.new_session(
-        "cat",
-        t.dir(),
-        &[],
-        &["sh", "-c", &format!("stty -echo; cat > '{out_arg}'")],
-    );
+    let out = cat_session(&t);
     let guard = |value: &'static str| {
         move |paste: Cmd| {
             Cmd::new("if-shell").args([

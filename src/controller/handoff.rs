@@ -1,5 +1,5 @@
 //! What the controller and one-shot commands exchange through the state folder: the
-//! manifest set `apply` hands to a running controller (`applied.json`), the set the
+//! manifest set `apply` hands to a running controller (`handoff/applied.json`), the set the
 //! controller runs with (`manifests.json`, read by `get`), and the controller's status
 //! after each reconcile (`status.json`, read by `apply --wait` and `get`).
 
@@ -10,8 +10,11 @@ use serde::{Deserialize, Serialize};
 use crate::api::{self, LoadError, Manifests};
 use crate::state::{self, write_atomic};
 
+/// The folder of the hand-off, watched by the controller: only a hand-off lands there,
+/// so the controller's own writes to the state folder wake nothing.
+pub const HANDOFF_DIR: &str = "handoff";
 /// Where `apply` hands manifests to a running controller.
-pub const APPLIED_FILE: &str = "applied.json";
+pub const APPLIED_FILE: &str = "handoff/applied.json";
 /// The manifests the controller runs with.
 pub const RUNNING_FILE: &str = "manifests.json";
 /// The controller's status.

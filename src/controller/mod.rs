@@ -24,7 +24,7 @@ use crate::plan::{self, Action, Outcome, Plan, Refusal};
 use crate::state::{self, Facts, journal::Journal};
 use crate::tmux::{self, Event, Mode, Server, Tmux};
 
-use handoff::{APPLIED_FILE, ManifestSet, RUNNING_FILE, Status};
+use handoff::{APPLIED_FILE, HANDOFF_DIR, ManifestSet, RUNNING_FILE, Status};
 use lock::{Lock, LockError};
 use queue::WorkQueue;
 use watch::Watches;
@@ -132,6 +132,12 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
     let settings = Settings::from_env(&manifests.controller.spec)?;
     let dir = settings.state_dir.clone();
     let _lock = Lock::acquire(&dir)?;
+    // The watched folders exist from the start, so that the state folder itself, where
+    // the controller writes after every reconcile, is never watched in their stead.
+    for watched in [HANDOFF_DIR, "signals"] {
+        let path = dir.join(watched);
+        state::create_private_dir(&path).map_err(|source| state::Error::Io { path, source })?;
+    }
     let mut journal = Journal::open(&dir)?;
     let facts = Facts::load(&dir)?;
     let owner = settings.spec.owner.clone();
@@ -270,7 +276,7 @@ impl Controller {
             list.push((folder, Key::Manifests));
         }
         let dir = &self.settings.state_dir;
-        list.push((dir.clone(), Key::Manifests));
+        list.push((dir.join(HANDOFF_DIR), Key::Manifests));
         list.push((dir.join("signals"), Key::World));
         for inbox in &self.manifests.inboxes {
             list.push((inbox.spec.path.clone(), Key::World));

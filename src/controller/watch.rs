@@ -39,7 +39,9 @@ impl std::fmt::Debug for Watches {
 }
 
 /// The keys for an event at `path`: the most specific watched folder holding it; for
-/// an event on a parent (a watched folder being created), every folder under it.
+/// an event on a parent (a watched folder being created), every folder under it. An
+/// event elsewhere in a parent watched in a folder's stead (a project's files, while
+/// its inbox does not exist yet) concerns nothing.
 fn route(routes: &[(PathBuf, Key)], path: &Path) -> Vec<Key> {
     let holder = routes
         .iter()
@@ -54,9 +56,6 @@ fn route(routes: &[(PathBuf, Key)], path: &Path) -> Vec<Key> {
         .map(|(_, key)| *key)
         .collect();
     keys.dedup();
-    if keys.is_empty() {
-        keys.push(Key::World);
-    }
     keys
 }
 
@@ -99,6 +98,13 @@ impl Watches {
     /// Makes the watches match `wanted` (folder, key): new folders are watched (or their
     /// nearest existing parent), folders no longer wanted are dropped.
     pub fn sync(&mut self, wanted: &[(PathBuf, Key)]) {
+        // Events name absolute paths: a relative folder (`-f pool.yaml` gives `.`) would
+        // match none of them.
+        let wanted: Vec<(PathBuf, Key)> = wanted
+            .iter()
+            .map(|(p, k)| (std::path::absolute(p).unwrap_or_else(|_| p.clone()), *k))
+            .collect();
+        let wanted = wanted.as_slice();
         *self.routes.lock().unwrap_or_else(|p| p.into_inner()) = wanted.to_vec();
         let mut effective: BTreeMap<PathBuf, ()> = BTreeMap::new();
         for (folder, _) in wanted {
@@ -208,7 +214,22 @@ mod tests {
             "the inbox, not its ancestor"
         );
         assert_eq!(route(&routes, Path::new("/")), [Key::Manifests, Key::World]);
-        assert_eq!(route(&routes, Path::new("/elsewhere/x")), [Key::World]);
+        assert_eq!(route(&routes, Path::new("/elsewhere/x")), []);
+    }
+
+    #[tokio::test]
+    async fn sync_should_route_events_of_a_relative_folder_by_its_absolute_path() {
+        // `-f pool.yaml` watches `.`; events name absolute paths. Tests run in the
+        // package's folder.
+        let queue = Arc::new(WorkQueue::new());
+        let mut w = Watches::new(queue).unwrap();
+        w.sync(&[(PathBuf::from("."), Key::Manifests)]);
+        let routes = w.routes.lock().unwrap().clone();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            route(&routes, &cwd.join("controller.log")),
+            [Key::Manifests]
+        );
     }
 
     #[tokio::test]
