@@ -54,11 +54,12 @@ pub fn observe_entry(path: &Path) -> Entry {
 /// Every path the shared state involves: each target, `target/<link>`, each account
 /// home and `home/<link>`.
 pub(super) fn observe_entries(m: &Manifests) -> BTreeMap<PathBuf, Entry> {
-    let mut paths: Vec<PathBuf> = Vec::new();
+    // A set: a home shared by several states, or listed again below, is looked at once.
+    let mut paths: std::collections::BTreeSet<PathBuf> = std::collections::BTreeSet::new();
     for shared in &m.shared_states {
-        paths.push(shared.spec.target.clone());
+        paths.insert(shared.spec.target.clone());
         for link in &shared.spec.links {
-            paths.push(shared.spec.target.join(link));
+            paths.insert(shared.spec.target.join(link));
         }
         for account in &m.accounts {
             let included = shared
@@ -67,13 +68,13 @@ pub(super) fn observe_entries(m: &Manifests) -> BTreeMap<PathBuf, Entry> {
                 .as_ref()
                 .is_none_or(|a| a.contains(&account.name));
             if included {
-                paths.push(account.spec.home.clone());
+                paths.insert(account.spec.home.clone());
                 paths.extend(shared.spec.links.iter().map(|l| account.spec.home.join(l)));
             }
         }
     }
     for account in &m.accounts {
-        paths.push(account.spec.home.clone());
+        paths.insert(account.spec.home.clone());
     }
     paths
         .into_iter()

@@ -39,7 +39,7 @@ pub(super) fn plan_ledger(
         // submitted it). Anything else, a respawned pane blank for a moment before it
         // redraws included, keeps a redraw pending.
         let ours_drawn = f.redraw_submit.is_some_and(|h| h != reading.hash);
-        if ours_drawn || reading.state == crate::screen::State::Busy {
+        if ours_drawn || reading.verdict.state == crate::screen::State::Busy {
             f.end_redraw();
             f.counted_quota = None;
         }

@@ -8,15 +8,13 @@ use jiff::{Timestamp, Zoned};
 
 use crate::api::Manifests;
 use crate::observe::Observed;
-use crate::screen::{self, Classifier, State, Verdict};
+use crate::screen::{self, Classifier, Verdict};
 
 /// One screen, read.
 #[derive(Debug, Clone)]
 pub(super) struct Reading {
     /// The full verdict (quota, errors, reset time).
     pub verdict: Verdict,
-    /// Idle, busy, waiting or unknown, from the prompt, busy and dialog patterns alone.
-    pub state: State,
     /// The input box is drawn and empty.
     pub empty_input: bool,
     /// For a quota reading: the turn's prompt and the deciding line. A resumed
@@ -61,10 +59,9 @@ pub(super) fn read_screens(
             .entry(agent)
             .or_insert_with(|| Classifier::cached(&m.agent(agent)?.spec.screen));
         let Some(c) = classifier else { continue };
-        let patterns = c.patterns();
         let verdict = c.read(text, &local);
         let quota_mark = (verdict.class == screen::Class::QuotaExhausted).then(|| {
-            let turn = c.turn(text).unwrap_or_default();
+            let turn = verdict.turn.as_deref().unwrap_or_default();
             format!("{turn}\n{}", verdict.line.as_deref().unwrap_or_default())
         });
         out.insert(
@@ -73,8 +70,7 @@ pub(super) fn read_screens(
                 quota_mark,
                 hash: screen_hash(text),
                 verdict,
-                state: screen::classify(text, patterns),
-                empty_input: screen::input(text, patterns).is_some_and(|i| i.is_empty()),
+                empty_input: screen::input(text, c.patterns()).is_some_and(|i| i.is_empty()),
             },
         );
     }

@@ -79,7 +79,11 @@ impl<'a> View<'a> {
             let (state, empty_input, at_limit) = match readings.get(name) {
                 Some(r) => {
                     let waits = r.verdict.class == Class::QuotaExhausted && !redraw.contains(name);
-                    let state = if waits { State::Unknown } else { r.state };
+                    let state = if waits {
+                        State::Unknown
+                    } else {
+                        r.verdict.state
+                    };
                     (state, r.empty_input, waits)
                 }
                 None => (State::Unknown, false, false),

@@ -47,6 +47,13 @@ pub struct Verdict {
     pub pattern: Option<String>,
     /// The line it matched.
     pub line: Option<String>,
+    /// Idle, busy, waiting or unknown, from the prompt, busy and dialog patterns alone.
+    #[serde(skip)]
+    pub state: State,
+    /// The prompt line that opened the current turn (`> …` or `❯ …` with text), if one
+    /// is on screen.
+    #[serde(skip)]
+    pub turn: Option<String>,
 }
 
 /// A profile's patterns, compiled for full readings.
@@ -106,7 +113,9 @@ impl Classifier {
     /// Reads a screen at `now` (its zone is the local one, for reset times without one).
     pub fn read(&self, text: &str, now: &Zoned) -> Verdict {
         let lines: Vec<&str> = text.lines().collect();
-        let turn_start = self.turn_prompt(&lines).map_or(0, |i| i + 1);
+        let turn_prompt = self.turn_prompt(&lines);
+        let turn = turn_prompt.map(|i| lines[i].trim_end().to_owned());
+        let turn_start = turn_prompt.map_or(0, |i| i + 1);
         let messages = lines[turn_start..]
             .iter()
             .map(|l| l.trim_start())
@@ -138,6 +147,8 @@ impl Classifier {
                     resets_at,
                     pattern: Some(pattern),
                     line: Some(line),
+                    state,
+                    turn,
                 }
             }
             _ => Verdict {
@@ -150,16 +161,10 @@ impl Classifier {
                 resets_at: None,
                 pattern: None,
                 line: None,
+                state,
+                turn,
             },
         }
-    }
-
-    /// The prompt line that opened the screen's current turn (`> …` or `❯ …` with
-    /// text), if one is on screen.
-    pub fn turn(&self, text: &str) -> Option<String> {
-        let lines: Vec<&str> = text.lines().collect();
-        self.turn_prompt(&lines)
-            .map(|i| lines[i].trim_end().to_owned())
     }
 
     fn turn_prompt(&self, lines: &[&str]) -> Option<usize> {
