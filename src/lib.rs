@@ -11,6 +11,7 @@ pub mod act;
 pub mod api;
 pub mod cli;
 pub mod controller;
+pub mod conversation;
 pub mod demo;
 pub mod notify;
 pub mod observe;

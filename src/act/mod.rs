@@ -157,14 +157,19 @@ async fn move_session(
     let mut spec = session.clone();
     let mut resumed = None;
     if let Some(args) = resume {
-        match from_home.and_then(|home| conversation_of(home, pid)) {
-            Some(id) if transcript_exists(from_home, &spec, &id) => {
+        let conversation = from_home.and_then(|home| {
+            let id = crate::conversation::of_agent(home, pid)?;
+            let recorded = crate::conversation::transcript(home, &spec.workdir, &id).is_file();
+            Some((id, recorded))
+        });
+        match conversation {
+            Some((id, true)) => {
                 spec.command
                     .extend(args.iter().map(|a| a.replace("{sessionId}", &id)));
                 resumed = Some(id);
             }
             // A conversation with no message yet has nothing to carry on.
-            Some(_) => {}
+            Some((_, false)) => {}
             None => {
                 return Ok(Outcome::Rejected(
                     "no valid conversation id to resume; left as it is".into(),
@@ -176,25 +181,6 @@ async fn move_session(
     cmds.push(Cmd::new("set-option").args(["-t", pane, ACCOUNT_OPTION, &spec.account]));
     run_guarded(ctx, &spec.name, pane, &cmds).await?;
     Ok(resumed.map_or(Outcome::Done, Outcome::Resumed))
-}
-
-/// Whether conversation `id` has a transcript under `home/projects/<workdir slug>/`.
-fn transcript_exists(home: Option<&Path>, spec: &SessionSpec, id: &str) -> bool {
-    home.is_some_and(|h| {
-        h.join("projects")
-            .join(crate::tasks::slug(&spec.workdir))
-            .join(format!("{id}.jsonl"))
-            .is_file()
-    })
-}
-
-/// The conversation the agent with `pid` runs, from `home/sessions/<pid>.json`,
-/// validated as a UUID.
-fn conversation_of(home: &Path, pid: u32) -> Option<String> {
-    let bytes = std::fs::read(home.join("sessions").join(format!("{pid}.json"))).ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    let id = v.get("sessionId")?.as_str()?;
-    uuid::Uuid::parse_str(id).ok().map(|u| u.to_string())
 }
 
 /// `=name:`, the exact-match target of a session's current window and pane.

@@ -7,16 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-pub use crate::tasks::slug;
-
-/// One message of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    /// `user` or `assistant`.
-    pub role: String,
-    /// The text.
-    pub text: String,
-}
+pub use crate::conversation::Message;
 
 /// A conversation's transcript file.
 #[derive(Debug)]
@@ -30,10 +21,7 @@ impl Transcript {
     /// The transcript of conversation `session_id` run in `workdir` under `home`.
     pub fn new(home: &Path, workdir: &Path, session_id: &str) -> Self {
         Self {
-            path: home
-                .join("projects")
-                .join(slug(workdir))
-                .join(format!("{session_id}.jsonl")),
+            path: crate::conversation::transcript(home, workdir, session_id),
             session_id: session_id.to_owned(),
             cwd: workdir.to_string_lossy().into_owned(),
         }
@@ -46,20 +34,7 @@ impl Transcript {
 
     /// Every message recorded so far.
     pub fn messages(&self) -> std::io::Result<Vec<Message>> {
-        let text = std::fs::read_to_string(&self.path)?;
-        Ok(text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter_map(|v| {
-                let role = v.pointer("/message/role")?.as_str()?.to_owned();
-                let content = v.pointer("/message/content")?;
-                let text = match content.as_str() {
-                    Some(s) => s.to_owned(),
-                    None => content.pointer("/0/text")?.as_str()?.to_owned(),
-                };
-                Some(Message { role, text })
-            })
-            .collect())
+        crate::conversation::messages(&self.path)
     }
 
     /// Appends one message.
@@ -98,9 +73,7 @@ impl SessionFile {
     /// The session file of this process under `home`.
     pub fn new(home: &Path) -> Self {
         Self {
-            path: home
-                .join("sessions")
-                .join(format!("{}.json", std::process::id())),
+            path: crate::conversation::session_file(home, std::process::id()),
         }
     }
 

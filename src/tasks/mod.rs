@@ -11,55 +11,19 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-/// The folder name Claude Code gives a working directory under `projects/`: every
-/// character that is not an ASCII letter or digit becomes `-`.
-pub fn slug(workdir: &Path) -> String {
-    workdir
-        .to_string_lossy()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect()
-}
+pub use crate::conversation::slug;
 
 /// Whether the conversation of the agent with pid `pid`, run under `home` in `workdir`,
-/// holds a user message that is exactly `text`: the evidence that a task was submitted,
-/// read from `home/sessions/<pid>.json` and the transcript it names.
+/// holds a user message that is exactly `text` (trimmed): the evidence that a task was
+/// submitted.
 pub fn submitted(home: &Path, pid: u32, workdir: &Path, text: &str) -> bool {
-    let Ok(session) = std::fs::read(home.join("sessions").join(format!("{pid}.json"))) else {
-        return false;
-    };
-    let Some(id) = serde_json::from_slice::<serde_json::Value>(&session)
-        .ok()
-        .and_then(|v| {
-            v.get("sessionId")
-                .and_then(|s| s.as_str())
-                .map(str::to_owned)
+    use crate::conversation::{messages, of_agent, transcript};
+    of_agent(home, pid)
+        .and_then(|id| messages(&transcript(home, workdir, &id)).ok())
+        .is_some_and(|all| {
+            all.iter()
+                .any(|m| m.role == "user" && m.text.trim() == text.trim())
         })
-    else {
-        return false;
-    };
-    if uuid::Uuid::parse_str(&id).is_err() {
-        return false;
-    }
-    let path = home
-        .join("projects")
-        .join(slug(workdir))
-        .join(format!("{id}.jsonl"));
-    let Ok(transcript) = std::fs::read_to_string(path) else {
-        return false;
-    };
-    transcript.lines().any(|line| {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            return false;
-        };
-        let content = v.pointer("/message/content");
-        let said = content.and_then(|c| {
-            c.as_str()
-                .or_else(|| c.pointer("/0/text").and_then(|t| t.as_str()))
-        });
-        v.pointer("/message/role").and_then(|r| r.as_str()) == Some("user")
-            && said.is_some_and(|s| s.trim() == text.trim())
-    })
 }
 
 /// The largest task text sent to an agent.
@@ -232,6 +196,54 @@ pub fn prune(dir: &Path, cutoff: std::time::SystemTime) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn submitted_should_find_the_text_as_a_user_message_of_the_agents_conversation() {
+        let home = tempfile::tempdir().unwrap();
+        let (h, work) = (home.path(), Path::new("/srv/a b"));
+        let id = "0b9f5d8e-1c2d-4e5f-8a9b-0c1d2e3f4a5b";
+        std::fs::create_dir_all(h.join("sessions")).unwrap();
+        std::fs::write(
+            crate::conversation::session_file(h, 7),
+            format!(r#"{{"sessionId":"{id}"}}"#),
+        )
+        .unwrap();
+        let path = crate::conversation::transcript(h, work, id);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            &path,
+            concat!(
+                r#"{"message":{"role":"user","content":"fix the parser\n"}}"#,
+                "
+",
+                r#"{"message":{"role":"user","content":[{"type":"text","text":"second"}]}}"#,
+                "
+",
+                r#"{"message":{"role":"assistant","content":"said by the agent"}}"#,
+                "
+not json
+"
+            ),
+        )
+        .unwrap();
+        assert!(
+            submitted(h, 7, work, "fix the parser"),
+            "trimmed string content"
+        );
+        assert!(submitted(h, 7, work, "second"), "a text block");
+        assert!(
+            !submitted(h, 7, work, "said by the agent"),
+            "not the user's"
+        );
+        assert!(!submitted(h, 7, work, "never sent"));
+        assert!(!submitted(h, 8, work, "fix the parser"), "another agent");
+        std::fs::write(
+            crate::conversation::session_file(h, 9),
+            r#"{"sessionId":"not-a-uuid"}"#,
+        )
+        .unwrap();
+        assert!(!submitted(h, 9, work, "fix the parser"));
+    }
 
     #[test]
     fn active_names_should_round_trip_odd_task_names() {
