@@ -172,16 +172,16 @@ fn demo(args: &Args) -> Result<(), String> {
         .map_err(|e| format!("cannot start the controller: {e}"))?;
     say(start, &format!("controller started (pid {})", child.id()));
     demo.controller = Some(child);
-    let journal = root.join("state/journal.jsonl");
+    let state = root.join("state");
+    let journal = state.join(crate::state::journal::JOURNAL_FILE);
     let mut narrator = Narrator {
-        journal: journal.clone(),
+        state: state.clone(),
         seen: 0,
     };
     let events = |kind: &str| -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&journal)
+        crate::state::journal::read(&state)
             .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .into_iter()
             .filter(|e| e["event"] == kind)
             .collect()
     };
@@ -346,26 +346,20 @@ fn wait<T>(
 
 /// Tells the journal's new entries as they come: what the controller did and why.
 struct Narrator {
-    journal: PathBuf,
+    /// The state folder, whose journal is told.
+    state: PathBuf,
+    /// Entries told so far (a line still being written does not parse, so it is not
+    /// one of them yet).
     seen: usize,
 }
 
 impl Narrator {
     fn narrate(&mut self, start: Instant) {
-        let text = std::fs::read_to_string(&self.journal).unwrap_or_default();
-        // Only whole lines: the controller may be writing the last one.
-        let lines: Vec<&str> = text
-            .split_inclusive('\n')
-            .filter(|l| l.ends_with('\n'))
-            .collect();
-        for line in lines.iter().skip(self.seen) {
-            if let Ok(event) = serde_json::from_str::<serde_json::Value>(line)
-                && let Some(told) = tell(&event)
-            {
-                say(start, &format!("  {told}"));
-            }
+        let entries = crate::state::journal::read(&self.state).unwrap_or_default();
+        for told in entries.iter().skip(self.seen).filter_map(tell) {
+            say(start, &format!("  {told}"));
         }
-        self.seen = self.seen.max(lines.len());
+        self.seen = self.seen.max(entries.len());
     }
 }
 

@@ -129,8 +129,7 @@ async fn execute_world(action: &Action, ctx: Context<'_>) -> Result<(), Error> {
         }
         Action::RestartSession { session, pane, .. } => {
             // No -k: the agent is dead; if it came back meanwhile, tmux refuses.
-            let mut cmds = respawn(pane, false, session, ctx.state_dir);
-            cmds.push(Cmd::new("set-option").args(["-t", pane, ACCOUNT_OPTION, &session.account]));
+            let cmds = respawn(pane, false, session, ctx.state_dir);
             run_guarded(ctx, &session.name, pane, &cmds).await
         }
         Action::MoveSession { .. } => Ok(()),
@@ -177,8 +176,7 @@ async fn move_session(
             }
         }
     }
-    let mut cmds = respawn(pane, true, &spec, ctx.state_dir);
-    cmds.push(Cmd::new("set-option").args(["-t", pane, ACCOUNT_OPTION, &spec.account]));
+    let cmds = respawn(pane, true, &spec, ctx.state_dir);
     run_guarded(ctx, &spec.name, pane, &cmds).await?;
     Ok(resumed.map_or(Outcome::Done, Outcome::Resumed))
 }
@@ -190,7 +188,8 @@ fn target(name: &str) -> String {
 
 /// Starts `s`'s agent again in `pane` (killing the running one with `kill`): first the
 /// variables of other accounts are cleared from the session's environment, then the
-/// pane is respawned with `s`'s folder, environment and argv.
+/// pane is respawned with `s`'s folder, environment and argv, and marked with its
+/// account.
 fn respawn(pane: &str, kill: bool, s: &SessionSpec, signals: Option<&Path>) -> Vec<Cmd> {
     let mut cmds: Vec<Cmd> = s
         .unset
@@ -207,6 +206,7 @@ fn respawn(pane: &str, kill: bool, s: &SessionSpec, signals: Option<&Path>) -> V
         s,
         signals,
     ));
+    cmds.push(Cmd::new("set-option").args(["-t", pane, ACCOUNT_OPTION, &s.account]));
     cmds
 }
 
@@ -318,9 +318,6 @@ pub async fn converge(
         let now = jiff::Timestamp::now();
         let plan = plan::plan(m, &observed, ctx.owner, now);
         let mut facts = plan.facts.clone();
-        if plan.account.is_some() {
-            facts.active_account = plan.account.clone();
-        }
         let finished = plan.actions.is_empty() || previous.as_ref() == Some(&plan.actions);
         if !finished {
             for action in &plan.actions {

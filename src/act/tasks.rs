@@ -95,13 +95,7 @@ pub(super) async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome
         }
         Action::StallTask { .. } => Ok(Outcome::Done),
         Action::RecycleSession { session, pane, .. } => {
-            let mut cmds = respawn(pane, true, session, ctx.state_dir);
-            cmds.push(Cmd::new("set-option").args([
-                "-t",
-                pane,
-                crate::observe::ACCOUNT_OPTION,
-                &session.account,
-            ]));
+            let cmds = respawn(pane, true, session, ctx.state_dir);
             run_guarded(ctx, &session.name, pane, &cmds).await?;
             Ok(Outcome::Done)
         }

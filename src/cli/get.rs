@@ -118,7 +118,7 @@ fn collect(args: &GetArgs) -> Result<(Rows, Vec<String>), String> {
             } else {
                 footer.push("last swap: none".to_owned());
             }
-            accounts(&m, &observed)
+            accounts(&m, &observed, &owner)
         }
         What::Inboxes => inboxes(&m, &observed),
     };
@@ -188,9 +188,10 @@ fn sessions(m: &Manifests, o: &Observed, owner: &str) -> Rows {
     rows
 }
 
-fn accounts(m: &Manifests, o: &Observed) -> Rows {
+fn accounts(m: &Manifests, o: &Observed, owner: &str) -> Rows {
     let now = jiff::Timestamp::now();
-    let active = plan::active_account(m, o, now).map(|a| a.name.clone());
+    // The ledger's own answer: cooldown, fail-back and what the screens say included.
+    let active = plan::plan(m, o, owner, now).account;
     m.accounts_by_priority()
         .into_iter()
         .map(|a| {

@@ -444,7 +444,6 @@ impl Controller {
             let _ = self
                 .journal
                 .record("activeAccount", json!({"account": plan.account}));
-            facts.active_account = plan.account.clone();
         }
         let (mut acted, mut failed) = (false, false);
         for action in &plan.actions {

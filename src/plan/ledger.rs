@@ -40,8 +40,7 @@ pub(super) fn plan_ledger(
         // redraws included, keeps a redraw pending.
         let ours_drawn = f.redraw_submit.is_some_and(|h| h != reading.hash);
         if ours_drawn || reading.verdict.state == crate::screen::State::Busy {
-            f.end_redraw();
-            f.counted_quota = None;
+            f.new_turn();
         }
         let Some(mark) = reading.quota_mark.clone() else {
             continue;
@@ -100,10 +99,7 @@ pub(super) fn plan_ledger(
                 continue;
             }
             let mark = mark.clone();
-            f.end_redraw();
-            f.redraw = true;
-            f.redraw_mark = Some(mark);
-            f.counted_quota = None;
+            f.start_redraw(Some(mark));
             if let Some(t) = f.task.as_mut()
                 && matches!(t.stage, Stage::Submitted(_) | Stage::Running)
             {

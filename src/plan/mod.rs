@@ -28,8 +28,8 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// What the planner will not do, and why.
     pub refused: Vec<Refusal>,
-    /// The account sessions run under, to be persisted as the active one (it stays
-    /// active while available, so sessions do not move back and forth).
+    /// The account sessions run under now: the ledger's active account (kept in
+    /// `facts`) while it is available; `None` while it is exhausted.
     pub account: Option<String>,
     /// The facts after this plan's bookkeeping (screens seen, idle times); the outcome
     /// of each action is added with [`record`].
@@ -308,31 +308,6 @@ impl Plan {
             count(Change::Delete),
         )
     }
-}
-
-/// The account sessions should run under: the persisted active one while it is
-/// available, else the first available by priority; `None` when all are exhausted.
-pub fn active_account<'a>(
-    m: &'a Manifests,
-    observed: &Observed,
-    now: jiff::Timestamp,
-) -> Option<&'a Object<AccountSpec>> {
-    let available = |a: &Object<AccountSpec>| {
-        observed
-            .facts
-            .exhausted_until
-            .get(&a.name)
-            .is_none_or(|until| *until <= now)
-    };
-    let ranked = m.accounts_by_priority();
-    let sticky = observed
-        .facts
-        .active_account
-        .as_deref()
-        .and_then(|name| ranked.iter().find(|a| a.name == name && available(a)));
-    sticky
-        .or_else(|| ranked.iter().find(|a| available(a)))
-        .copied()
 }
 
 /// What a session runs under `account`: the agent profile's command, and its environment

@@ -42,8 +42,7 @@ pub fn record(
         _ => None,
     };
     if let Some(f) = fresh.and_then(|name| facts.sessions.get_mut(name)) {
-        f.end_redraw();
-        f.counted_quota = None;
+        f.new_turn();
     }
     // A turn we submit during a redraw is drawn once the screen changes.
     if let Action::SubmitTask { task, .. } = action
@@ -88,13 +87,11 @@ pub fn record(
             }
         }
         Action::MoveSession { session, .. } => match outcome {
-            Outcome::Resumed(id) => {
+            Outcome::Resumed(_) => {
+                // What was counted was against the old account; on this one, only new
+                // limits count.
                 let f = facts.sessions.entry(session.name.clone()).or_default();
-                f.resume = Some(id.clone());
-                f.end_redraw();
-                f.redraw = true;
-                // Counted against the old account; on this one, only new limits count.
-                f.counted_quota = None;
+                f.start_redraw(None);
                 set_stage(facts, &session.name, Stage::Resuming, now);
             }
             // A fresh agent: a task it had is sent again from the start.

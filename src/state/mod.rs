@@ -46,15 +46,9 @@ pub struct Facts {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionFacts {
-    /// The account it was started under.
-    #[serde(default)]
-    pub account: String,
     /// The task it works on, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<TaskFacts>,
-    /// The conversation to resume after a restart, if known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resume: Option<String>,
     /// The pid of an agent that already ran a task: it is not a fresh context.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub used_pid: Option<u32>,
@@ -83,11 +77,26 @@ pub struct SessionFacts {
 }
 
 impl SessionFacts {
-    /// A new turn is on screen (or a fresh agent): no limit there is a redrawn one.
+    /// The person's new turn is on screen: a limit there is not the redrawn one.
     pub fn end_redraw(&mut self) {
         self.redraw = false;
         self.redraw_mark = None;
         self.redraw_submit = None;
+    }
+
+    /// A new turn is on screen, or a fresh agent: no limit there is redrawn or already
+    /// counted.
+    pub fn new_turn(&mut self) {
+        self.end_redraw();
+        self.counted_quota = None;
+    }
+
+    /// The agent now shows an old conversation (resumed, or its limit spent): its limit
+    /// on screen, `mark` when already known, counts for nothing until a new turn.
+    pub fn start_redraw(&mut self, mark: Option<String>) {
+        self.new_turn();
+        self.redraw = true;
+        self.redraw_mark = mark;
     }
 }
 
