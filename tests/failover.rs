@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use failover::testbed::{Spawned, TmuxServer, wait_for};
+use failover::testbed::{Spawned, TmuxServer, drop_task, journal_events, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_failover");
 const WAIT: Duration = Duration::from_secs(15);
@@ -67,24 +67,15 @@ impl Bed {
     }
 
     fn journal(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.root.join("state/journal.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        failover::state::journal::read(&self.root.join("state")).unwrap()
     }
 
     fn events(&self, kind: &str) -> Vec<serde_json::Value> {
-        self.journal()
-            .into_iter()
-            .filter(|e| e["event"] == kind)
-            .collect()
+        journal_events(&self.root.join("state"), kind)
     }
 
     fn drop_task(&self, name: &str, text: &str) {
-        let tmp = self.root.join("t.tmp");
-        std::fs::write(&tmp, text).unwrap();
-        std::fs::rename(&tmp, self.root.join("p/.agent-queue/inbox").join(name)).unwrap();
+        drop_task(&self.root.join("p/.agent-queue/inbox"), name, text);
     }
 
     fn done(&self) -> Vec<String> {
@@ -105,10 +96,7 @@ impl Bed {
     }
 
     fn conversation(&self, home: &Path, session: &str) -> Option<String> {
-        let pid = self.t.pane_pid(&format!("={session}:"));
-        let bytes = std::fs::read(home.join("sessions").join(format!("{pid}.json"))).ok()?;
-        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-        Some(v["sessionId"].as_str()?.to_owned())
+        self.t.conversation(home, session)
     }
 }
 
@@ -230,8 +218,12 @@ fn a_used_up_quota_should_move_every_session_to_the_next_account_and_carry_on() 
 #[test]
 fn server_errors_and_transient_limits_should_never_swap() {
     let bed = Bed::new();
+    // One outcome per turn, shared by every agent of the pool (each task gets a fresh
+    // agent, so a per-process script would play its first entry only).
+    let control = bed.root.join("control");
+    std::fs::write(&control, "error500-ratelimit\nratelimit\noverloaded\n").unwrap();
     let _c = bed.start(
-        ", FAILOVER_SIM_SCRIPT: error500-ratelimit; ratelimit; overloaded",
+        &format!(", FAILOVER_SIM_CONTROL: {}", control.display()),
         "",
     );
     for i in 0..3 {
@@ -240,6 +232,17 @@ fn server_errors_and_transient_limits_should_never_swap() {
     wait_for(WAIT, "three tasks done", || {
         (bed.done().len() == 3).then_some(())
     });
+    // Each of the three errors reached an agent's screen (and its conversation).
+    let said: String = std::fs::read_dir(bed.root.join("shared/projects"))
+        .unwrap()
+        .flatten()
+        .flat_map(|dir| std::fs::read_dir(dir.path()).unwrap().flatten())
+        .flat_map(|f| failover::conversation::messages(&f.path()).unwrap_or_default())
+        .map(|m| m.text + "\n")
+        .collect();
+    for error in ["upstream rate limit", "not your usage limit", "529"] {
+        assert!(said.contains(error), "{error} never shown:\n{said}");
+    }
     assert!(bed.events("swap").is_empty(), "{}", bed.log());
     assert!(bed.events("quotaDetected").is_empty(), "{}", bed.log());
     assert!(["w-0", "w-1", "desk"].iter().all(|s| bed.account(s) == "a"));

@@ -12,7 +12,9 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use failover::testbed::mock_api::{MockApi, Reply, Request};
-use failover::testbed::{Spawned, TmuxServer, claude, run_with_stdin, wait_for};
+use failover::testbed::{
+    Spawned, TmuxServer, claude, drop_task, journal_events, run_with_stdin, wait_for,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_failover");
 const WAIT: Duration = Duration::from_secs(45);
@@ -194,9 +196,7 @@ impl Fleet {
     }
 
     fn drop_task(&self, name: &str, text: &str) {
-        let tmp = self.root.join("t.tmp");
-        std::fs::write(&tmp, text).unwrap();
-        std::fs::rename(&tmp, self.root.join("p/.agent-queue/inbox").join(name)).unwrap();
+        drop_task(&self.root.join("p/.agent-queue/inbox"), name, text);
     }
 
     fn done(&self, name: &str) -> bool {
@@ -204,19 +204,11 @@ impl Fleet {
     }
 
     fn conversation(&self, account: &str, session: &str) -> Option<String> {
-        let pid = self.t.pane_pid(&format!("={session}:"));
-        let path = self.root.join(account).join(format!("sessions/{pid}.json"));
-        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-        Some(v["sessionId"].as_str()?.to_owned())
+        self.t.conversation(&self.root.join(account), session)
     }
 
     fn events(&self, kind: &str) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.root.join("state/journal.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|e| e["event"] == kind)
-            .collect()
+        journal_events(&self.root.join("state"), kind)
     }
 
     fn log(&self) -> String {

@@ -70,9 +70,7 @@ impl Bed {
 
     /// Drops a task the way people do: written beside, then renamed into the inbox.
     fn drop_task(&self, inbox: &str, name: &str, text: &str) {
-        let tmp = self.root.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, text).unwrap();
-        std::fs::rename(&tmp, self.inbox(inbox).join(name)).unwrap();
+        failover::testbed::drop_task(&self.inbox(inbox), name, text);
     }
 
     fn files(&self, inbox: &str, folder: &str) -> Vec<String> {

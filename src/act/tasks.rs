@@ -8,8 +8,12 @@ use crate::plan::{Action, Outcome, TaskRef};
 use crate::tasks::{self, Folders, Record};
 use crate::tmux::Cmd;
 
-/// What a resumed conversation is told to carry on its task.
-const CONTINUE: &str = "continue";
+/// What a resumed conversation is told to carry on its task. It names the account and
+/// the time, so the new turn's prompt never reads as an old turn's on a redrawn screen.
+fn continue_text(account: &str) -> String {
+    let time = jiff::Zoned::now().strftime("%H:%M:%S");
+    format!("continue (now under account {account}, {time})")
+}
 
 /// Carries out one task action.
 pub(super) async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome, Error> {
@@ -27,7 +31,7 @@ pub(super) async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome
             Ok(Outcome::Done)
         }
         Action::ContinueTask { task, pane } => {
-            paste(ctx, task, pane, CONTINUE).await?;
+            paste(ctx, task, pane, &continue_text(&task.account)).await?;
             Ok(Outcome::Done)
         }
         Action::SubmitTask { task, pane } => {

@@ -65,16 +65,12 @@ impl ManifestSet {
     }
 }
 
-/// FNV-1a over names and texts: stable across builds, unlike `DefaultHasher`.
+/// A stable hash of the names and texts, each closed by a NUL.
 fn generation(files: &[(String, String)]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for (name, text) in files {
-        for byte in name.bytes().chain([0]).chain(text.bytes()).chain([0]) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("{hash:016x}")
+    let bytes = files
+        .iter()
+        .flat_map(|(name, text)| name.bytes().chain([0]).chain(text.bytes()).chain([0]));
+    format!("{:016x}", state::stable_hash(bytes))
 }
 
 /// The controller's view after a reconcile.

@@ -35,11 +35,9 @@ pub(super) fn plan_ledger(
         };
         let verdict = reading.verdict.clone();
         let f = plan.facts.sessions.entry(name.clone()).or_default();
-        // A new turn: one under way, or ours drawn (the screen changed since we
-        // submitted it). Anything else, a respawned pane blank for a moment before it
-        // redraws included, keeps a redraw pending.
-        let ours_drawn = f.redraw_submit.is_some_and(|h| h != reading.hash);
-        if ours_drawn || reading.verdict.state == crate::screen::State::Busy {
+        // A turn under way is a new one. Anything else, a respawned pane blank for a
+        // moment before it redraws included, keeps a redraw pending.
+        if reading.verdict.state == crate::screen::State::Busy {
             f.new_turn();
         }
         let Some(mark) = reading.quota_mark.clone() else {
@@ -47,14 +45,17 @@ pub(super) fn plan_ledger(
         };
         if f.redraw {
             match &f.redraw_mark {
-                // The first limit after a move is the old turn's, redrawn.
-                None => {
+                // The old screen, still.
+                Some(seen) if *seen == mark => continue,
+                // The first limit after a move, before we sent anything, is the old
+                // turn's, redrawn.
+                None if !f.redraw_submitted => {
                     f.redraw_mark = Some(mark);
                     continue;
                 }
-                Some(seen) if *seen == mark => continue,
-                // Another prompt or line: the person's new turn met a limit.
-                Some(_) => f.end_redraw(),
+                // Another limit: a new turn met it, ours (its prompt names the account)
+                // or the person's.
+                _ => f.end_redraw(),
             }
         }
         if f.counted_quota.as_ref() == Some(&(account.clone(), mark.clone())) {

@@ -138,11 +138,10 @@ fn the_same_limit_after_a_new_turn_should_count_against_the_next_account() {
 }
 
 #[test]
-fn the_same_limit_on_our_next_turn_should_count_once_the_screen_changed() {
+fn our_next_turn_should_count_once_drawn_and_no_other_change_before() {
     let (m, mut o) = swapped_once();
-    // The old turn was already a `continue`; ours is one too, and meets the same
-    // line: same mark, but the screen changed after we submitted it.
-    let old = LIMIT.replace("> go", "> continue");
+    // The redraw: the old turn was already one of our `continue`s.
+    let old = LIMIT.replace("> go", "> continue (now under account main, 05:00:00)");
     let p = read_in_turn(&m, &mut o, "ccl-1-x", &[&old]);
     assert!(!p.facts.exhausted_until.contains_key("alt"));
     let submit = Action::SubmitTask {
@@ -159,10 +158,23 @@ fn the_same_limit_on_our_next_turn_should_count_once_the_screen_changed() {
         pane: "%1".into(),
     };
     record(&mut o.facts, &submit, &Ok(Outcome::Done), now());
-    // Not drawn yet: still the redraw.
-    let p = read_in_turn(&m, &mut o, "ccl-1-x", &[&old]);
-    assert!(!p.facts.exhausted_until.contains_key("alt"));
-    let ours = format!("> continue\n● Usage limit reached · resets 11pm (UTC)\n{old}");
+    // Not drawn yet, the pasted text still in the input box, a notice in the footer:
+    // the screen changed, the limit on it is still the redrawn one.
+    let pasted = old.replace(
+        "❯\u{a0}\n",
+        "❯\u{a0}continue (now under account alt, 06:00:00)\n",
+    ) + "  ⚠ Usage limit reached · limit resets 11pm\n";
+    let p = read_in_turn(&m, &mut o, "ccl-1-x", &[&old, &pasted]);
+    assert!(
+        !p.facts.exhausted_until.contains_key("alt"),
+        "{:?}",
+        p.events
+    );
+    // Our turn, drawn, meets the very same line under alt: that counts.
+    let ours = LIMIT.replace(
+        "> go",
+        "> continue (now under account main, 05:00:00)\n● Usage limit reached · continuing automatically at 11pm · esc to cancel\n> continue (now under account alt, 06:00:00)",
+    );
     let p = read_in_turn(&m, &mut o, "ccl-1-x", &[&ours]);
     assert!(
         p.facts.exhausted_until.contains_key("alt"),
@@ -294,5 +306,85 @@ fn a_session_being_moved_should_get_no_task_text_in_the_same_plan() {
         !has(&p, |a| matches!(a, Action::SubmitTask { .. })),
         "{:?}",
         p.actions
+    );
+}
+
+#[test]
+fn a_second_limit_within_the_cooldown_should_not_swap_until_the_cooldown_ends() {
+    let third = "
+---
+apiVersion: failover/v1alpha1
+kind: Account
+metadata: {name: third}
+spec: {home: /h/third, priority: 2}
+";
+    let m = manifests(&format!("{POOL_AND_DEDICATED}{third}"));
+    let mut o = observed();
+    add(&mut o, session("ccl-1-x", "failover", "main", 100));
+    o.screens.insert("ccl-1-x".into(), LIMIT.into());
+    o.facts.active_account = Some("main".into());
+    let p = plan_with_tasks(&m, &o, "failover", now());
+    assert_eq!(p.account.as_deref(), Some("alt"));
+    carry_out_moves(&mut o, &p);
+    read_in_turn(&m, &mut o, "ccl-1-x", &[LIMIT]); // the resumed conversation's redraw
+    // A minute later, a new turn meets alt's limit: third is available, but the
+    // cooldown (5m) holds the swap.
+    let again = LIMIT.replace("> go", "> go\n● Done.\n> go on");
+    o.screens.insert("ccl-1-x".into(), again);
+    let at = |secs| now() + jiff::SignedDuration::from_secs(secs);
+    let p = plan_with_tasks(&m, &o, "failover", at(60));
+    assert!(
+        p.facts.exhausted_until.contains_key("alt"),
+        "{:?}",
+        p.events
+    );
+    assert!(!p.events.iter().any(|(k, _)| k == "swap"), "{:?}", p.events);
+    assert_eq!(p.facts.active_account.as_deref(), Some("alt"));
+    assert_eq!(p.account, None, "nothing runs under an exhausted account");
+    o.facts = p.facts;
+    // Once the cooldown is over, the swap to third comes.
+    let p = plan_with_tasks(&m, &o, "failover", at(301));
+    assert_eq!(p.account.as_deref(), Some("third"), "{:?}", p.events);
+    assert!(
+        p.events
+            .iter()
+            .any(|(k, e)| k == "swap" && e["to"] == "third")
+    );
+}
+
+#[test]
+fn a_limit_without_a_reset_time_should_count_once_per_poll_interval() {
+    let m = manifests(POOL_AND_DEDICATED);
+    let mut o = observed();
+    add(&mut o, session("ccl-1-x", "failover", "main", 100));
+    o.screens.insert(
+        "ccl-1-x".into(),
+        "> go\n● Usage limit reached\n────\n❯\u{a0}\n────\n".into(),
+    );
+    o.facts.active_account = Some("main".into());
+    let at = |ms| now() + jiff::SignedDuration::from_millis(ms);
+    // Reconciles come as often as events do: within one poll interval (1s) the
+    // readings count once, whatever their number.
+    for ms in [0, 0, 300, 999] {
+        let p = plan_with_tasks(&m, &o, "failover", at(ms));
+        let detected: Vec<_> = p
+            .events
+            .iter()
+            .filter(|(k, _)| k == "quotaDetected")
+            .collect();
+        assert_eq!(detected.len(), 1, "{ms} ms");
+        assert_eq!(
+            detected[0].1["confirmed"], false,
+            "{ms} ms: only the first poll"
+        );
+        assert_eq!(p.account.as_deref(), Some("main"), "{ms} ms");
+        o.facts = p.facts;
+    }
+    // The second poll confirms (confirmations: 2): exhausted for resetFallback (5h).
+    let p = plan_with_tasks(&m, &o, "failover", at(1000));
+    assert_eq!(p.account.as_deref(), Some("alt"));
+    assert_eq!(
+        p.facts.exhausted_until["main"].to_string(),
+        "2026-11-21T11:00:01Z"
     );
 }

@@ -44,12 +44,12 @@ pub fn record(
     if let Some(f) = fresh.and_then(|name| facts.sessions.get_mut(name)) {
         f.new_turn();
     }
-    // A turn we submit during a redraw is drawn once the screen changes.
+    // A turn we submit during a redraw: any limit but the redrawn one is its.
     if let Action::SubmitTask { task, .. } = action
         && let Some(f) = facts.sessions.get_mut(&task.session)
         && f.redraw
     {
-        f.redraw_submit = f.screen.map(|(hash, _)| hash);
+        f.redraw_submitted = true;
     }
     match action {
         Action::DispatchTask { task, restart, .. } => {

@@ -26,15 +26,9 @@ pub(super) struct Reading {
 
 /// A hash of what a screen says, digits left out: a spinner's running timer or token
 /// count is not progress, so a hung turn still reads as unchanged.
-///
-/// FNV-1a: the same on every build, since the hash is kept in the facts across
-/// restarts and upgrades.
+/// Stable across builds: it is kept in the facts across restarts and upgrades.
 pub(super) fn screen_hash(text: &str) -> u64 {
-    text.bytes()
-        .filter(|b| !b.is_ascii_digit())
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        })
+    crate::state::stable_hash(text.bytes().filter(|b| !b.is_ascii_digit()))
 }
 
 /// The readings of the live agent panes of our sessions that have a screen, by session.

@@ -66,10 +66,10 @@ pub struct SessionFacts {
     /// a different one is a new turn's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redraw_mark: Option<String>,
-    /// The screen's hash when we submitted a turn during a redraw: once the screen
-    /// differs, our new turn is drawn and the redraw is over.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub redraw_submit: Option<u64>,
+    /// We submitted a turn during the redraw: from then on a limit other than the
+    /// redrawn one is our turn's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redraw_submitted: bool,
     /// The last quota mark counted, with the account it counted against: a limit still
     /// on screen is not counted twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -81,7 +81,7 @@ impl SessionFacts {
     pub fn end_redraw(&mut self) {
         self.redraw = false;
         self.redraw_mark = None;
-        self.redraw_submit = None;
+        self.redraw_submitted = false;
     }
 
     /// A new turn is on screen, or a fresh agent: no limit there is redrawn or already
@@ -221,6 +221,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io)
+}
+
+/// FNV-1a over `bytes`: a hash that is the same on every build (unlike
+/// `DefaultHasher`), for hashes kept on disk or compared across processes.
+pub fn stable_hash(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Creates `dir` and its parents, the last one with mode 0700.

@@ -54,6 +54,23 @@ pub fn run_with_stdin(mut cmd: Command, input: &[u8]) -> Output {
         .unwrap_or_else(|e| panic!("wait for {cmd:?}: {e}"))
 }
 
+/// Drops a task into `inbox` as `name` the way people do: written beside it, then
+/// renamed in.
+pub fn drop_task(inbox: &Path, name: &str, text: &str) {
+    let tmp = inbox.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).unwrap_or_else(|e| panic!("write {tmp:?}: {e}"));
+    std::fs::rename(&tmp, inbox.join(name)).unwrap_or_else(|e| panic!("rename {tmp:?}: {e}"));
+}
+
+/// The journal entries of kind `event` in the state folder `state`, oldest first.
+pub fn journal_events(state: &Path, event: &str) -> Vec<serde_json::Value> {
+    crate::state::journal::read(state)
+        .unwrap_or_else(|e| panic!("journal in {state:?}: {e}"))
+        .into_iter()
+        .filter(|e| e["event"] == event)
+        .collect()
+}
+
 /// A process a test started (a controller), with its stderr in a log file, SIGKILLed
 /// and reaped when dropped if it is still running.
 #[derive(Debug)]
@@ -361,6 +378,12 @@ impl TmuxServer {
         let target = format!("={session}:");
         let out = self.try_tmux(&["show-options", "-qv", "-t", &target, name]);
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// The conversation the agent of `session` holds, from its session file under
+    /// `home`.
+    pub fn conversation(&self, home: &Path, session: &str) -> Option<String> {
+        crate::conversation::of_agent(home, self.pane_pid(&format!("={session}:")))
     }
 
     /// The pid of the first pane of `target`.
