@@ -197,7 +197,7 @@ async fn paste_should_deliver_text_through_a_buffer() {
     let tmux = connect(&t).await;
     let out = cat_session(&t);
     let text = "line $(one) `two`\n'three' \"four\" \\ ; end\n";
-    tmux.paste("=cat:", text, t.dir()).await.unwrap();
+    assert!(tmux.paste("=cat:", text, t.dir(), None).await.unwrap());
     let got = wait_for(Duration::from_secs(5), "the pasted text", || {
         let got = std::fs::read_to_string(&out).ok()?;
         (got.len() >= text.len()).then_some(got)
@@ -212,7 +212,7 @@ async fn paste_should_deliver_text_through_a_buffer() {
     assert!(left.is_empty(), "the buffer file must be removed");
     let big = "x".repeat(failover::tmux::MAX_PASTE + 1);
     assert!(matches!(
-        tmux.paste("=cat:", &big, t.dir()).await,
+        tmux.paste("=cat:", &big, t.dir(), None).await,
         Err(Error::TooLarge { .. })
     ));
 }
@@ -222,24 +222,13 @@ async fn a_guarded_paste_should_reach_only_a_session_that_passes_the_guard() {
     let t = TmuxServer::start();
     let tmux = connect(&t).await;
     let out = cat_session(&t);
-    let guard = |value: &'static str| {
-        move |paste: Cmd| {
-            Cmd::new("if-shell").args([
-                "-F",
-                "-t",
-                "=cat:",
-                value,
-                &failover::tmux::proto::list_line(&[paste]),
-            ])
-        }
-    };
     let refused = tmux
-        .paste_guarded("=cat:", "not for you\n", t.dir(), guard("0"))
+        .paste("=cat:", "not for you\n", t.dir(), Some("0"))
         .await
         .unwrap();
-    assert!(!refused, "a false guard pastes nothing");
+    assert!(!refused, "a false condition pastes nothing");
     let pasted = tmux
-        .paste_guarded("=cat:", "for you\n", t.dir(), guard("1"))
+        .paste("=cat:", "for you\n", t.dir(), Some("1"))
         .await
         .unwrap();
     assert!(pasted);

@@ -235,23 +235,14 @@ fn with_process(mut cmd: Cmd, s: &SessionSpec, signals: Option<&Path>) -> Cmd {
     cmd.args(s.command.iter().cloned())
 }
 
-/// Runs `cmds` only if the session of `target` carries our owner mark when tmux gets
-/// to them. (The owner is validated to letters, digits, `-` and `_`: nothing a format
-/// could read as syntax.)
-fn guarded(target: &str, owner: &str, cmds: &[Cmd]) -> Cmd {
-    let condition = format!("#{{==:#{{{OWNER_OPTION}}},{owner}}}");
-    Cmd::new("if-shell").args([
-        "-F",
-        "-t",
-        target,
-        &condition,
-        &tmux::proto::list_line(cmds),
-    ])
+/// The format that is true on a session carrying our owner mark. (The owner is
+/// validated to letters, digits, `-` and `_`: nothing a format could read as syntax.)
+fn ours(owner: &str) -> String {
+    format!("#{{==:#{{{OWNER_OPTION}}},{owner}}}")
 }
 
-/// Runs `cmds` behind the owner guard on `target`. tmux answers the commands a true
-/// guard runs with blocks of their own after the `if-shell` one; none means the
-/// session was not ours any more.
+/// Runs `cmds` only if the session of `target` carries our owner mark when tmux gets
+/// to them; an error naming the session when it no longer does.
 async fn run_guarded(
     ctx: Context<'_>,
     name: &str,
@@ -261,14 +252,14 @@ async fn run_guarded(
     let tmux = ctx.tmux.ok_or_else(|| Error::NoTmux {
         name: name.to_owned(),
     })?;
-    let outputs = tmux
-        .run_list(&[guarded(target, ctx.owner, cmds)])
+    let ran = tmux
+        .run_if(&[], target, &ours(ctx.owner), cmds)
         .await
         .map_err(|source| Error::Session {
             name: name.to_owned(),
             source,
         })?;
-    if outputs.len() > 1 {
+    if ran {
         Ok(())
     } else {
         Err(Error::NotOurs {
@@ -395,9 +386,9 @@ mod tests {
 
     #[test]
     fn guarded_commands_should_check_the_owner_mark() {
-        let cmd = guarded(
+        let cmd = tmux::proto::if_shell(
             "=s:",
-            "failover",
+            &ours("failover"),
             &[Cmd::new("kill-session").args(["-t", "=s"])],
         );
         assert_eq!(

@@ -160,9 +160,7 @@ async fn paste(ctx: Context<'_>, task: &TaskRef, pane: &str, text: &str) -> Resu
     crate::state::create_private_dir(&dir).map_err(|e| failure(task, e))?;
     // Behind the owner guard: a session handed to a person meanwhile gets nothing.
     let pasted = tmux
-        .paste_guarded(pane, text, &dir, |paste| {
-            super::guarded(pane, ctx.owner, &[paste])
-        })
+        .paste(pane, text, &dir, Some(&super::ours(ctx.owner)))
         .await
         .map_err(|source| Error::Session {
             name: task.session.clone(),

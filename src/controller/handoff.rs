@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{self, LoadError, Manifests};
-use crate::state::{self, write_atomic};
+use crate::state::{self, read_json, write_json};
 
 /// The folder of the hand-off, watched by the controller: only a hand-off lands there,
 /// so the controller's own writes to the state folder wake nothing.
@@ -103,32 +103,6 @@ impl Status {
     pub fn write(&self, dir: &Path) -> Result<(), state::Error> {
         write_json(&dir.join(STATUS_FILE), self)
     }
-}
-
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, state::Error> {
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|source| state::Error::Corrupt {
-                    path: path.to_path_buf(),
-                    source,
-                })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(state::Error::Io {
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
-}
-
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), state::Error> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(|source| state::Error::Corrupt {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    write_atomic(path, &bytes)
 }
 
 #[cfg(test)]

@@ -169,8 +169,8 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
-    /// A file holds something else than facts.
-    #[error("state file {}: not valid facts: {source}", path.display())]
+    /// A file holds something else than what it should.
+    #[error("state file {}: not valid: {source}", path.display())]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -182,24 +182,39 @@ pub enum Error {
 impl Facts {
     /// Reads the facts in `dir`; a folder or file that does not exist yet holds none.
     pub fn load(dir: &Path) -> Result<Self, Error> {
-        let path = dir.join(FACTS_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|source| Error::Corrupt { path, source })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(source) => Err(Error::Io { path, source }),
-        }
+        Ok(read_json(&dir.join(FACTS_FILE))?.unwrap_or_default())
     }
 
     /// Writes the facts to `dir` atomically, creating the folder (mode 0700) if needed.
     pub fn save(&self, dir: &Path) -> Result<(), Error> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(|source| Error::Corrupt {
-            path: dir.join(FACTS_FILE),
-            source,
-        })?;
-        write_atomic(&dir.join(FACTS_FILE), &bytes)
+        write_json(&dir.join(FACTS_FILE), self)
     }
+}
+
+/// Reads the JSON file at `path`; `None` when it does not exist.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, Error> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| Error::Corrupt {
+                path: path.to_path_buf(),
+                source,
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Writes `value` as pretty JSON to `path`, atomically, mode 0600.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|source| Error::Corrupt {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    write_atomic(path, &bytes)
 }
 
 /// Writes `bytes` to `path` so that readers see the old or the new content, never a

@@ -260,24 +260,31 @@ impl Tmux {
         results
     }
 
-    /// Pastes `text` into `target` as a bracketed paste: written to a private file in
-    /// `dir`, loaded with `load-buffer`, pasted with `paste-buffer -p -d`. No shell sees
-    /// it; up to [`MAX_PASTE`] bytes.
-    pub async fn paste(&self, target: &str, text: &str, dir: &Path) -> Result<(), Error> {
-        self.paste_guarded(target, text, dir, |paste| paste)
-            .await
-            .map(drop)
+    /// Runs `before`, then `cmds` only if the format `condition` is true on `target`,
+    /// as one list. Whether `cmds` ran.
+    pub async fn run_if(
+        &self,
+        before: &[Cmd],
+        target: &str,
+        condition: &str,
+        cmds: &[Cmd],
+    ) -> Result<bool, Error> {
+        let mut list = before.to_vec();
+        list.push(super::proto::if_shell(target, condition, cmds));
+        let blocks = self.run_list(&list).await?;
+        Ok(blocks.len() > list.len())
     }
 
-    /// Like [`Server::paste`], with the `paste-buffer` command wrapped by `guard` (an
-    /// `if-shell` that checks the owner mark, say). Whether it ran: tmux answers the
-    /// commands a true guard runs with blocks of their own.
-    pub async fn paste_guarded(
+    /// Pastes `text` into `target` as a bracketed paste, only if the format `condition`
+    /// is true on `target` (always, without one): written to a private file in `dir`,
+    /// loaded with `load-buffer`, pasted with `paste-buffer -p -d`. No shell sees it; up
+    /// to [`MAX_PASTE`] bytes. Whether it was pasted.
+    pub async fn paste(
         &self,
         target: &str,
         text: &str,
         dir: &Path,
-        guard: impl FnOnce(Cmd) -> Cmd,
+        condition: Option<&str>,
     ) -> Result<bool, Error> {
         if text.len() > MAX_PASTE {
             return Err(Error::TooLarge { len: text.len() });
@@ -293,21 +300,17 @@ impl Tmux {
         let path_arg = path.to_string_lossy().into_owned();
         let load = Cmd::new("load-buffer").args(["-b", &name, &path_arg]);
         let paste = Cmd::new("paste-buffer").args(["-p", "-d", "-b", &name, "-t", target]);
-        let guarded = guard(paste.clone());
-        let wrapped = guarded != paste;
-        let result = self.run_list(&[load, guarded]).await;
-        let _ = tokio::fs::remove_file(&path).await;
-        // Two blocks (load, if-shell) and nothing after: the guard said no.
-        let pasted = match &result {
-            Ok(blocks) => !wrapped || blocks.len() > 2,
-            Err(_) => false,
+        let result = match condition {
+            Some(condition) => self.run_if(&[load], target, condition, &[paste]).await,
+            None => self.run_list(&[load, paste]).await.map(|_| true),
         };
-        if !pasted {
+        let _ = tokio::fs::remove_file(&path).await;
+        if !matches!(result, Ok(true)) {
             let _ = self
                 .run(Cmd::new("delete-buffer").args(["-b", &name]))
                 .await;
         }
-        result.map(|_| pasted)
+        result
     }
 
     /// The live client, connecting (again) when there is none or it has exited.

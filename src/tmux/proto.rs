@@ -65,6 +65,13 @@ pub fn list_line(cmds: &[Cmd]) -> String {
     lines.join(" ; ")
 }
 
+/// `if-shell -F -t target condition "cmds"`: tmux runs `cmds` only if the format
+/// `condition` is true on `target` when it gets to them. It answers the commands it ran
+/// with blocks of their own after the `if-shell` one.
+pub fn if_shell(target: &str, condition: &str, cmds: &[Cmd]) -> Cmd {
+    Cmd::new("if-shell").args(["-F", "-t", target, condition, &list_line(cmds)])
+}
+
 /// Quotes `arg` for tmux's command parser: double quotes, with `\`, `"` and `$`
 /// escaped (no environment expansion) and control characters written as escapes.
 pub fn quote(arg: &str) -> String {
