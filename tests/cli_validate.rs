@@ -47,6 +47,15 @@ fn validate_should_name_file_line_and_column_of_every_problem_and_exit_1() {
         );
     }
     assert!(stderr.contains("12 │   min: x"), "no snippet in:\n{stderr}");
+    // The semantic check, with its place too.
+    let crossed = text.replace("  mni: 1\n  min: x\n  max: 0\n", "  min: 5\n  max: 2\n");
+    let out = run(&["validate", "-f", "-"], &crossed);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error: -:11:8: spec.min: min (5) is greater than max (2)"),
+        "{stderr}"
+    );
     assert!(
         !stderr.contains('\u{1b}'),
         "colours despite NO_COLOR:\n{stderr}"

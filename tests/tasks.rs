@@ -170,9 +170,23 @@ fn fifty_tasks_over_two_inboxes_and_four_sessions_should_each_be_done_exactly_on
         50,
         "nothing else reached an agent"
     );
-    // The dedicated session never got one: its agent's conversation is empty.
+    // The dedicated session never got one: its screen shows none, and every record
+    // names a pool session.
     let screen = bed.t.capture_all("=desk:");
     assert!(!screen.contains("> task"), "{screen}");
+    for inbox in ["a", "b"] {
+        for entry in std::fs::read_dir(bed.queue(inbox, "done"))
+            .unwrap()
+            .flatten()
+        {
+            if entry.file_name().to_string_lossy().ends_with(".json") {
+                let record: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(entry.path()).unwrap()).unwrap();
+                let session = record["session"].as_str().unwrap_or_default();
+                assert!(session.starts_with("w-"), "{record}");
+            }
+        }
+    }
     let record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(bed.queue("a", "done").join("t00.md.json")).unwrap())
             .unwrap();
@@ -335,7 +349,10 @@ fn sigkilling_the_controller_during_dispatch_should_lose_no_task_and_run_none_tw
         seed
     };
     let mut n = 0;
+    let mut mid_dispatch = 0;
+    let state = bed.root.join("state");
     for round in 0..20 {
+        let claimed = failover::testbed::journal_events(&state, "taskClaimed").len();
         let c = bed.start(&manifest, &format!("c{round}"));
         for _ in 0..2 {
             let text = format!("task {n}: round {round}");
@@ -347,10 +364,21 @@ fn sigkilling_the_controller_during_dispatch_should_lose_no_task_and_run_none_tw
             texts.push(text);
             n += 1;
         }
-        // A random point of the dispatch: claim, paste, submit, record.
-        std::thread::sleep(Duration::from_millis(next() % 400));
+        // A random point of the dispatch (claim, paste, submit, record), counted from
+        // this round's first claim.
+        wait_for(Duration::from_secs(10), "a claim", || {
+            (failover::testbed::journal_events(&state, "taskClaimed").len() > claimed).then_some(())
+        });
+        std::thread::sleep(Duration::from_millis(next() % 150));
         c.kill();
+        if !(bed.files("a", "active").is_empty() && bed.files("b", "active").is_empty()) {
+            mid_dispatch += 1;
+        }
     }
+    assert!(
+        mid_dispatch >= 5,
+        "only {mid_dispatch} of 20 kills left a task claimed"
+    );
     let c = bed.start(&manifest, "final");
     wait_for(Duration::from_secs(120), "every task done", || {
         (bed.files("a", "done").len() + bed.files("b", "done").len() == texts.len()).then_some(())

@@ -300,7 +300,7 @@ fn load_should_require_an_account_and_at_most_one_controller_config() {
 fn load_should_report_yaml_syntax_and_duplicate_keys_with_a_position() {
     assert_problem(
         &(account("a", "/h/a") + "extra: [unclosed\n"),
-        "",
+        "5:8",
         "invalid YAML",
     );
     let dup =
