@@ -178,3 +178,21 @@ fn every_example_manifest_should_carry_the_schema_modeline() {
         );
     }
 }
+
+#[test]
+fn printing_commands_should_end_quietly_when_their_reader_goes_away() {
+    use std::process::{Command, Stdio};
+    for args in [&["schema"][..], &["schema", "-o", "markdown"], &["man"]] {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the reading end at once, as `| head -1` does after its line.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}

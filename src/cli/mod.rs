@@ -142,6 +142,21 @@ pub fn run() -> ExitCode {
         "warn"
     };
     init_logs(cli.log_format, default_level);
+    // Commands that only print die quietly, as Unix tools do, when their reader goes
+    // away (`failover schema | head`), instead of panicking on the closed pipe. Not
+    // those that write to tmux or to agents: a pipe closed there is an error to report.
+    if matches!(
+        cli.command,
+        Command::Validate(_)
+            | Command::Diff(_)
+            | Command::Get(_)
+            | Command::Classify(_)
+            | Command::Schema(_)
+            | Command::Completions { .. }
+            | Command::Man { .. }
+    ) {
+        sigpipe::reset();
+    }
     match cli.command {
         Command::Validate(m) => validate(&m.files),
         Command::Diff(args) => reconcile::diff(args),

@@ -2,8 +2,9 @@
 //! with its marks and pane, the filesystem entries the shared state is made of, the
 //! inboxes' task files, and the persisted facts.
 //!
-//! tmux costs one round trip (`list-panes -a`) on the open connection, however many
-//! sessions there are; no process is started.
+//! tmux costs two round trips on the open connection however many sessions there are
+//! (`list-panes -a`, then one pipelined batch of `capture-pane` for the wanted agent
+//! panes); no process is started.
 
 mod fs;
 mod inbox;

@@ -2,10 +2,11 @@
 //!
 //! Commands are written as lines and pipelined; tmux answers each command of a line with
 //! a `%begin`/`%end` (or `%error`) block, in order, and stops a `;`-list at its first
-//! error, so a line's answer is complete after one block per command or at the first
-//! error. Notifications arrive between blocks and are broadcast as [`Event`]s. When the
-//! client exits (`%exit`, EOF: the server was killed), every waiting command fails and
-//! the next command reconnects.
+//! error. Each line is followed by a sentinel `display-message` whose answer closes it:
+//! blocks of commands that other commands ran (an `if-shell`'s) cannot shift the next
+//! line's answers. Notifications arrive between blocks and are broadcast as [`Event`]s.
+//! When the client exits (`%exit`, EOF: the server was killed), every waiting command
+//! fails and the next command reconnects.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -99,8 +100,9 @@ pub enum Mode {
         /// The controller's name.
         owner: String,
     },
-    /// Never start a server or create a session: attach to the control session or to
-    /// any session, with output turned off; no server means nothing to observe.
+    /// Never start a server or create a session: attach to the controller's control
+    /// session when it exists, else run each command as its own `tmux` process; no
+    /// server means nothing to observe.
     Observe {
         /// The controller's name.
         owner: String,
