@@ -160,11 +160,19 @@ impl Manifests {
     /// Whether a manifest wants a session named `name` (in a pool's range, or a
     /// dedicated one).
     pub fn wants_session(&self, name: &str) -> bool {
-        self.dedicated.iter().any(|d| d.name == name)
-            || self
-                .pools
-                .iter()
-                .any(|p| p.spec.session_names().any(|n| n == name))
+        self.session_owner(name).is_some()
+    }
+
+    /// The manifest that wants a session named `name`: a dedicated session, else the
+    /// pool whose range holds it.
+    pub fn session_owner(&self, name: &str) -> Option<SessionOwner<'_>> {
+        if let Some(d) = self.dedicated.iter().find(|d| d.name == name) {
+            return Some(SessionOwner::Dedicated(d));
+        }
+        self.pools.iter().find_map(|pool| {
+            let (index, _) = pool.spec.indexed_names().find(|(_, n)| n == name)?;
+            Some(SessionOwner::Pool { pool, index })
+        })
     }
 
     /// The pool named `name`.
@@ -173,15 +181,41 @@ impl Manifests {
     }
 }
 
+/// What wants a session: see [`Manifests::session_owner`].
+#[derive(Debug, Clone, Copy)]
+pub enum SessionOwner<'m> {
+    /// An operator's interactive session.
+    Dedicated(&'m Object<DedicatedSessionSpec>),
+    /// A pool, and the session's index in its range.
+    Pool {
+        /// The pool.
+        pool: &'m Object<PoolSpec>,
+        /// The index (`startIndex` for the first name).
+        index: u64,
+    },
+}
+
+impl<'m> SessionOwner<'m> {
+    /// The agent profile the session runs.
+    pub fn agent(&self) -> &'m str {
+        match self {
+            SessionOwner::Dedicated(d) => &d.spec.agent,
+            SessionOwner::Pool { pool, .. } => &pool.spec.agent,
+        }
+    }
+}
+
 impl PoolSpec {
     /// The session names this pool may own, in index order.
     pub fn session_names(&self) -> impl Iterator<Item = String> + '_ {
+        self.indexed_names().map(|(_, name)| name)
+    }
+
+    /// The session names this pool may own with their indexes, in order.
+    pub fn indexed_names(&self) -> impl Iterator<Item = (u64, String)> + '_ {
         (0..self.max).map(move |i| {
-            format!(
-                "{}{}",
-                self.prefix,
-                u64::from(self.start_index) + u64::from(i)
-            )
+            let index = u64::from(self.start_index) + u64::from(i);
+            (index, format!("{}{index}", self.prefix))
         })
     }
 }

@@ -144,20 +144,15 @@ fn sessions(m: &Manifests, o: &Observed, owner: &str) -> Rows {
     let plan = plan::plan(m, o, owner, jiff::Timestamp::now());
     let mut rows = Vec::new();
     let role_of = |name: &str| -> String {
-        if m.dedicated.iter().any(|d| d.name == name) {
-            return "dedicated".to_owned();
+        match m.session_owner(name) {
+            Some(crate::api::SessionOwner::Dedicated(_)) => "dedicated".to_owned(),
+            Some(crate::api::SessionOwner::Pool { pool, .. }) => format!("pool {}", pool.name),
+            None => "orphan".to_owned(),
         }
-        m.pools
-            .iter()
-            .find(|p| p.spec.session_names().any(|n| n == name))
-            .map_or_else(|| "orphan".to_owned(), |p| format!("pool {}", p.name))
     };
     for (name, s) in &o.sessions {
         let ours = s.owner.as_deref() == Some(owner);
-        let wanted = m.dedicated.iter().any(|d| &d.name == name)
-            || m.pools
-                .iter()
-                .any(|p| p.spec.session_names().any(|n| &n == name));
+        let wanted = m.wants_session(name);
         if !ours && !wanted {
             continue;
         }

@@ -63,18 +63,11 @@ impl Ctx<'_> {
             );
             return;
         }
-        let profile = self.m.agent(match &spec.role {
-            Role::Dedicated => self
-                .m
-                .dedicated
-                .iter()
-                .find(|d| d.name == spec.name)
-                .map_or(crate::api::BUILTIN_AGENT, |d| d.spec.agent.as_str()),
-            Role::Pool { pool, .. } => self
-                .m
-                .pool(pool)
-                .map_or(crate::api::BUILTIN_AGENT, |p| p.spec.agent.as_str()),
-        });
+        let profile = self.m.agent(
+            self.m
+                .session_owner(&spec.name)
+                .map_or(crate::api::BUILTIN_AGENT, |o| o.agent()),
+        );
         let from_home = s
             .account
             .as_ref()
@@ -190,12 +183,7 @@ pub(super) fn plan_sessions(
     let mut wanted: BTreeSet<String> = BTreeSet::new();
     let mut removed: BTreeSet<String> = BTreeSet::new();
     for pool in &m.pools {
-        let names: Vec<(u64, String)> = pool
-            .spec
-            .session_names()
-            .enumerate()
-            .map(|(i, n)| (u64::from(pool.spec.start_index) + i as u64, n))
-            .collect();
+        let names: Vec<(u64, String)> = pool.spec.indexed_names().collect();
         let (min, max) = (pool.spec.min as usize, pool.spec.max as usize);
         let existing: Vec<&(u64, String)> = names
             .iter()

@@ -432,11 +432,9 @@ impl<'a> View<'a> {
 
     /// The profile's exit command for pool sessions; dedicated ones never get it.
     fn exit_command(&self, session: &str) -> Option<String> {
-        let pool = self
-            .m
-            .pools
-            .iter()
-            .find(|p| p.spec.session_names().any(|n| n == session))?;
+        let crate::api::SessionOwner::Pool { pool, .. } = self.m.session_owner(session)? else {
+            return None;
+        };
         Some(self.m.agent(&pool.spec.agent)?.spec.exit_command.clone())
     }
 
@@ -528,9 +526,9 @@ impl<'a> View<'a> {
     ) -> Option<SessionSpec> {
         let index = pool
             .spec
-            .session_names()
-            .position(|n| n == s.name)
-            .map_or(0, |i| u64::from(pool.spec.start_index) + i as u64);
+            .indexed_names()
+            .find(|(_, n)| *n == s.name)
+            .map_or(0, |(index, _)| index);
         let role = Role::Pool {
             pool: pool.name.clone(),
             index,
@@ -558,11 +556,5 @@ fn entry_screen_age(plan: &Plan, name: &str, now: Timestamp) -> Duration {
 
 /// The agent profile a session of ours runs.
 pub(super) fn agent_of<'m>(m: &'m Manifests, name: &str) -> Option<&'m str> {
-    if let Some(d) = m.dedicated.iter().find(|d| d.name == name) {
-        return Some(&d.spec.agent);
-    }
-    m.pools
-        .iter()
-        .find(|p| p.spec.session_names().any(|n| n == name))
-        .map(|p| p.spec.agent.as_str())
+    m.session_owner(name).map(|o| o.agent())
 }
