@@ -39,7 +39,7 @@ impl Ctx<'_> {
             .view
             .seen
             .get(&s.name)
-            .is_some_and(|v| v.state == crate::screen::State::Idle && v.empty_input)
+            .is_some_and(|v| v.at_empty_prompt())
             && !self.view.has_task(&s.name);
         if !from_exhausted && !idle {
             return;

@@ -22,6 +22,13 @@ const MIN_IDLE: Duration = Duration::from_millis(200);
 /// How long a used agent may sit unchanged before it is restarted for a fresh context.
 const RECYCLE_AFTER: Duration = Duration::from_secs(3);
 
+impl Seen {
+    /// Idle with nothing typed: ready for text.
+    pub fn at_empty_prompt(&self) -> bool {
+        self.state == State::Idle && self.empty_input
+    }
+}
+
 /// What the task and scaling rules know of each of our sessions.
 #[derive(Debug, Clone)]
 pub(super) struct Seen {
@@ -31,8 +38,8 @@ pub(super) struct Seen {
     pub empty_input: bool,
     /// The agent already ran a task (not a fresh context).
     pub used: bool,
-    /// The task the facts say it works on.
-    pub busy_with: Option<TaskFacts>,
+    /// The facts say it works on a task.
+    pub busy: bool,
     /// The screen's hash, when it has one.
     pub hash: Option<u64>,
     /// Its turn met a usage limit and waits for a move or the reset.
@@ -95,7 +102,7 @@ impl<'a> View<'a> {
                     state,
                     empty_input,
                     used: facts.and_then(|f| f.used_pid) == Some(s.pane.pid),
-                    busy_with: facts.and_then(|f| f.task.clone()),
+                    busy: facts.is_some_and(|f| f.task.is_some()),
                     hash: readings.get(name).map(|r| r.hash),
                     at_limit,
                 },
@@ -114,14 +121,14 @@ impl<'a> View<'a> {
     /// Whether session `name` can take a task now: ours, alive, idle at an empty
     /// prompt, a fresh context, no task.
     pub fn free(&self, name: &str) -> bool {
-        self.seen.get(name).is_some_and(|s| {
-            s.state == State::Idle && s.empty_input && !s.used && s.busy_with.is_none()
-        })
+        self.seen
+            .get(name)
+            .is_some_and(|s| s.at_empty_prompt() && !s.used && !s.busy)
     }
 
     /// Whether session `name` works on a task.
     pub fn has_task(&self, name: &str) -> bool {
-        self.seen.get(name).is_some_and(|s| s.busy_with.is_some())
+        self.seen.get(name).is_some_and(|s| s.busy)
             || self
                 .o
                 .inboxes
@@ -173,7 +180,7 @@ impl<'a> View<'a> {
             {
                 f.screen = Some((h, self.now));
             }
-            let idle = seen.state == State::Idle && seen.busy_with.is_none();
+            let idle = seen.state == State::Idle && !seen.busy;
             f.idle_since = if idle {
                 f.idle_since.or(Some(self.now))
             } else {
@@ -209,7 +216,7 @@ impl<'a> View<'a> {
                 };
                 let quiet = entry_screen_age(plan, &name, self.now) >= RECYCLE_AFTER;
                 if seen.used
-                    && seen.busy_with.is_none()
+                    && !seen.busy
                     && !claimed.contains(&name)
                     && quiet
                     && let Some(s) = self.o.sessions.get(&name)
@@ -369,18 +376,14 @@ impl<'a> View<'a> {
         // limit to Resuming.
         let since = elapsed(self.now, tf.since);
         match tf.stage {
-            Stage::Starting => {
-                if seen.state == State::Idle && seen.empty_input {
+            // A fresh agent gets the task, a resumed one `continue`, once at its prompt.
+            Stage::Starting | Stage::Resuming => {
+                if !seen.at_empty_prompt() {
+                    plan.wake(Duration::from_millis(100));
+                } else if tf.stage == Stage::Starting {
                     plan.act(Action::PasteTask { task, pane });
                 } else {
-                    plan.wake(Duration::from_millis(100));
-                }
-            }
-            Stage::Resuming => {
-                if seen.state == State::Idle && seen.empty_input {
                     plan.act(Action::ContinueTask { task, pane });
-                } else {
-                    plan.wake(Duration::from_millis(100));
                 }
             }
             Stage::Pasted => {
