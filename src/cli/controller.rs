@@ -13,13 +13,10 @@ pub struct ControllerArgs {
 
 /// Runs the controller; exit 0 after SIGTERM/SIGINT, 1 invalid manifests, 2 otherwise.
 pub fn run(args: ControllerArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };

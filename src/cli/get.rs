@@ -8,10 +8,8 @@ use serde_json::{Value, json};
 use crate::api::{ControllerConfigSpec, Manifests, Settings};
 use crate::controller::handoff::{ManifestSet, RUNNING_FILE, Status};
 use crate::controller::lock::Lock;
-use crate::observe::{self, Observed};
+use crate::observe::Observed;
 use crate::plan::{self, Action, Role};
-use crate::state::Facts;
-use crate::tmux::{Mode, Server, Tmux};
 
 /// What to show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -88,24 +86,10 @@ fn collect(args: &GetArgs) -> Result<(Rows, Vec<String>), String> {
     let settings = Settings::from_env(&m.controller.spec).map_err(|e| e.to_string())?;
     let dir = settings.state_dir.clone();
     let owner = settings.spec.owner.clone();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    let runtime = super::runtime()?;
+    let observed = runtime
+        .block_on(super::observe_read_only(&m, &settings))
         .map_err(|e| e.to_string())?;
-    let observed = runtime.block_on(async {
-        let tmux = Tmux::connect(
-            Server::from_settings(&settings),
-            Mode::Observe {
-                owner: owner.clone(),
-            },
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        let facts = Facts::load(&dir).map_err(|e| e.to_string())?;
-        observe::observe(tmux.as_ref(), &m, facts)
-            .await
-            .map_err(|e| e.to_string())
-    })?;
     let mut footer = vec![controller_line(&dir)];
     let rows = match args.what {
         What::Sessions => sessions(&m, &observed, &owner),

@@ -252,6 +252,30 @@ fn no_color_unset() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
+/// The async runtime a command runs on (one thread: the commands do one thing at a
+/// time).
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+/// What `m` concerns, observed without changing anything: a read-only tmux connection
+/// (no server is started) and the persisted facts.
+async fn observe_read_only(
+    m: &api::Manifests,
+    settings: &api::Settings,
+) -> Result<crate::observe::Observed, Box<dyn std::error::Error>> {
+    let mode = crate::tmux::Mode::Observe {
+        owner: settings.spec.owner.clone(),
+    };
+    let tmux =
+        crate::tmux::Tmux::connect(crate::tmux::Server::from_settings(settings), mode).await?;
+    let facts = crate::state::Facts::load(&settings.state_dir)?;
+    Ok(crate::observe::observe(tmux.as_ref(), m, facts).await?)
+}
+
 /// Loads manifests for a command; prints the problems and gives the exit code when
 /// they are invalid (1) or unreadable (2).
 fn load_or_report(files: &[PathBuf]) -> Result<api::Manifests, ExitCode> {

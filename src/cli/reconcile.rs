@@ -7,9 +7,7 @@ use crate::act::{self, Context};
 use crate::api::{Manifests, Settings};
 use crate::controller::handoff::{APPLIED_FILE, ManifestSet, Status};
 use crate::controller::lock::Lock;
-use crate::observe;
 use crate::plan::{self, Plan};
-use crate::state::Facts;
 use crate::tmux::{Mode, Server, Tmux};
 
 /// How many observe-plan-act rounds `apply` runs at most.
@@ -70,13 +68,10 @@ fn prepare(files: &[PathBuf]) -> Result<Loaded, ExitCode> {
         eprintln!("error: {e}");
         ExitCode::from(2)
     })?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("error: cannot start the async runtime: {e}");
-            ExitCode::from(2)
-        })?;
+    let runtime = super::runtime().map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })?;
     Ok(Loaded {
         set,
         manifests,
@@ -93,16 +88,7 @@ pub fn diff(args: DiffArgs) -> ExitCode {
     };
     let owner = l.settings.spec.owner.clone();
     let result = l.runtime.block_on(async {
-        let server = Server::from_settings(&l.settings);
-        let tmux = Tmux::connect(
-            server,
-            Mode::Observe {
-                owner: owner.clone(),
-            },
-        )
-        .await?;
-        let facts = Facts::load(&l.settings.state_dir)?;
-        let observed = observe::observe(tmux.as_ref(), &l.manifests, facts).await?;
+        let observed = super::observe_read_only(&l.manifests, &l.settings).await?;
         let plan = plan::plan(&l.manifests, &observed, &owner, jiff::Timestamp::now());
         Ok::<_, Box<dyn std::error::Error>>((observed, plan))
     });
