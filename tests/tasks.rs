@@ -59,6 +59,13 @@ impl Bed {
         path
     }
 
+    /// Replaces `from` by `to` in the manifest; `from` must be there.
+    fn edit(&self, manifest: &Path, from: &str, to: &str) {
+        let text = std::fs::read_to_string(manifest).unwrap();
+        assert!(text.contains(from), "{from:?} not in the manifest:\n{text}");
+        std::fs::write(manifest, text.replace(from, to)).unwrap();
+    }
+
     fn start(&self, manifest: &Path, name: &str) -> Spawned {
         let mut cmd = Command::new(BIN);
         cmd.args(["controller", "-f", &manifest.to_string_lossy()])
@@ -258,10 +265,11 @@ fn a_session_killed_mid_task_should_have_its_task_requeued_and_done_once() {
     let bed = Bed::new();
     // Turns of 3 s leave time to kill the session mid-task.
     let manifest = bed.manifest(1, 1, "");
-    let text = std::fs::read_to_string(&manifest)
-        .unwrap()
-        .replace("FAILOVER_SIM_TURN: 100ms", "FAILOVER_SIM_TURN: 3s");
-    std::fs::write(&manifest, text).unwrap();
+    bed.edit(
+        &manifest,
+        "FAILOVER_SIM_TURN: 100ms",
+        "FAILOVER_SIM_TURN: 3s",
+    );
     let c = bed.start(&manifest, "c");
     wait_for(Duration::from_secs(10), "the session", || {
         (bed.sessions().len() == 1).then_some(())
@@ -290,11 +298,11 @@ fn a_session_killed_mid_task_should_have_its_task_requeued_and_done_once() {
 fn a_task_whose_sessions_keep_dying_should_fail_after_its_tries() {
     let bed = Bed::new();
     let manifest = bed.manifest(1, 1, "");
-    let text = std::fs::read_to_string(&manifest).unwrap().replace(
+    bed.edit(
+        &manifest,
         "FAILOVER_SIM_TURN: 100ms",
         "FAILOVER_SIM_SCRIPT: crash; crash; crash",
     );
-    std::fs::write(&manifest, text).unwrap();
     let _c = bed.start(&manifest, "c");
     bed.drop_task("a", "doomed.md", "this crashes the agent");
     wait_for(Duration::from_secs(30), "the task failed", || {
@@ -314,10 +322,11 @@ fn a_task_whose_sessions_keep_dying_should_fail_after_its_tries() {
 fn the_pool_should_grow_while_tasks_wait_and_shrink_when_idle() {
     let bed = Bed::new();
     let manifest = bed.manifest(1, 3, ", scaleDownAfter: 1s");
-    let text = std::fs::read_to_string(&manifest)
-        .unwrap()
-        .replace("FAILOVER_SIM_TURN: 100ms", "FAILOVER_SIM_TURN: 2s");
-    std::fs::write(&manifest, text).unwrap();
+    bed.edit(
+        &manifest,
+        "FAILOVER_SIM_TURN: 100ms",
+        "FAILOVER_SIM_TURN: 2s",
+    );
     let _c = bed.start(&manifest, "c");
     wait_for(Duration::from_secs(10), "one session", || {
         (bed.sessions().len() == 1).then_some(())
@@ -400,10 +409,11 @@ fn sigkilling_the_controller_during_dispatch_should_lose_no_task_and_run_none_tw
 fn a_stop_hook_signal_should_complete_a_task_before_the_screen_says_so() {
     let bed = Bed::new();
     let manifest = bed.manifest(1, 1, "");
-    let text = std::fs::read_to_string(&manifest)
-        .unwrap()
-        .replace("FAILOVER_SIM_TURN: 100ms", "FAILOVER_SIM_TURN: 30s");
-    std::fs::write(&manifest, text).unwrap();
+    bed.edit(
+        &manifest,
+        "FAILOVER_SIM_TURN: 100ms",
+        "FAILOVER_SIM_TURN: 30s",
+    );
     let c = bed.start(&manifest, "c");
     wait_for(Duration::from_secs(10), "the session", || {
         (bed.sessions().len() == 1).then_some(())
@@ -438,22 +448,21 @@ fn a_stop_hook_signal_should_complete_a_task_before_the_screen_says_so() {
 fn a_task_whose_screen_stops_changing_should_be_marked_stalled_and_kept() {
     let bed = Bed::new();
     let manifest = bed.manifest(1, 1, "");
-    let text = std::fs::read_to_string(&manifest)
-        .unwrap()
-        .replace("FAILOVER_SIM_TURN: 100ms", "FAILOVER_SIM_SCRIPT: hang")
-        .replace(
-            "pollInterval: 200ms,",
-            "pollInterval: 200ms, completion: {idleTimeout: 1s},",
-        );
-    std::fs::write(&manifest, text).unwrap();
+    bed.edit(
+        &manifest,
+        "FAILOVER_SIM_TURN: 100ms",
+        "FAILOVER_SIM_SCRIPT: hang",
+    );
+    bed.edit(
+        &manifest,
+        "pollInterval: 200ms,",
+        "pollInterval: 200ms, completion: {idleTimeout: 1s},",
+    );
     let c = bed.start(&manifest, "c");
     bed.drop_task("a", "hangs.md", "this turn never ends");
-    let journal = bed.root.join("state/journal.jsonl");
+    let state = bed.root.join("state");
     let stalled = failover::testbed::wait_for_or_none(Duration::from_secs(15), || {
-        std::fs::read_to_string(&journal)
-            .ok()?
-            .contains("\"event\":\"taskStalled\"")
-            .then_some(())
+        (!failover::testbed::journal_events(&state, "taskStalled").is_empty()).then_some(())
     });
     assert!(
         stalled.is_some(),
@@ -475,7 +484,8 @@ fn a_task_should_run_in_its_inboxs_folder_in_a_fresh_agent() {
     let bed = Bed::new();
     let manifest = bed.manifest(1, 1, "");
     let project = bed.root.join("b");
-    let text = std::fs::read_to_string(&manifest).unwrap().replace(
+    bed.edit(
+        &manifest,
         &format!(
             "path: {}, pool: auto, workdir: {}/work}}",
             bed.inbox("b").display(),
@@ -487,11 +497,6 @@ fn a_task_should_run_in_its_inboxs_folder_in_a_fresh_agent() {
             project.display()
         ),
     );
-    assert!(
-        text.contains(&format!("workdir: {}}}", project.display())),
-        "{text}"
-    );
-    std::fs::write(&manifest, text).unwrap();
     let c = bed.start(&manifest, "c");
     bed.drop_task("b", "here.md", "run me in project b");
     wait_for(Duration::from_secs(20), "the task done", || {
