@@ -209,6 +209,9 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
         };
         queue.done(&key, ok);
         watches.sync(&c.watch_list());
+        // Let the signal and trigger tasks run even when work never stops coming: on
+        // this one thread they would otherwise wait for the queue to run dry.
+        tokio::task::yield_now().await;
     }
     for task in tasks {
         task.abort();
