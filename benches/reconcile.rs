@@ -63,7 +63,7 @@ async fn observe_and_plan(sessions: u32) {
     let mut times = Vec::new();
     for _ in 0..50 {
         let start = Instant::now();
-        let observed = observe(Some(&tmux), &m, Facts::default())
+        let observed = observe(Some(&tmux), &m, Facts::default(), None)
             .await
             .expect("observe");
         let p = plan(&m, &observed, "failover", jiff::Timestamp::now());

@@ -37,12 +37,18 @@ pub fn of_agent(home: &Path, pid: u32) -> Option<String> {
 }
 
 /// One message of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Message {
     /// `user` or `assistant`.
     pub role: String,
     /// The text (a string content, or the first text block).
     pub text: String,
+    /// A user message's prompt id (`promptId`), the one its hooks name.
+    pub prompt_id: Option<String>,
+    /// An assistant message's `stop_reason`: `end_turn` when the reply is complete.
+    pub stop_reason: Option<String>,
+    /// An assistant message that reports an API error: its kind (`rate_limit`, …).
+    pub error: Option<String>,
 }
 
 /// Every message of the transcript at `path`; lines that are not messages are skipped.
@@ -58,14 +64,110 @@ pub fn messages(path: &Path) -> std::io::Result<Vec<Message>> {
                 Some(s) => s.to_owned(),
                 None => content.pointer("/0/text")?.as_str()?.to_owned(),
             };
-            Some(Message { role, text })
+            let field = |p: &str| v.pointer(p).and_then(|x| x.as_str()).map(str::to_owned);
+            Some(Message {
+                role,
+                text,
+                prompt_id: field("/promptId"),
+                stop_reason: field("/message/stop_reason"),
+                error: field("/error"),
+            })
         })
         .collect())
+}
+
+/// How a turn stands in a transcript: the last user message that is the prompt sought,
+/// and what came after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    /// The prompt id of that message, when the transcript names it.
+    pub prompt_id: Option<String>,
+    /// How the turn ended, once it did.
+    pub end: Option<TurnEnd>,
+}
+
+/// How a turn ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TurnEnd {
+    /// A complete reply (`stop_reason: end_turn`), with its text.
+    Reply(String),
+    /// An API error: its kind and the message shown.
+    Error(String, String),
+}
+
+/// The turn of the last user message whose text `sought` accepts, if there is one.
+pub fn turn(messages: &[Message], sought: impl Fn(&str) -> bool) -> Option<Turn> {
+    let at = messages
+        .iter()
+        .rposition(|m| m.role == "user" && sought(&m.text))?;
+    let id = &messages[at].prompt_id;
+    let end = messages[at + 1..].iter().find_map(|m| {
+        if m.role == "user" && m.prompt_id != *id {
+            // The next prompt: this turn was cut.
+            return Some(None);
+        }
+        if m.role != "assistant" {
+            return None;
+        }
+        match (&m.error, m.stop_reason.as_deref()) {
+            (Some(kind), _) => Some(Some(TurnEnd::Error(kind.clone(), m.text.clone()))),
+            (None, Some("end_turn")) => Some(Some(TurnEnd::Reply(m.text.clone()))),
+            _ => None,
+        }
+    });
+    Some(Turn {
+        prompt_id: messages[at].prompt_id.clone(),
+        end: end.flatten(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn turn_should_end_on_a_complete_reply_or_an_error_only() {
+        let user = |text: &str, id: &str| Message {
+            role: "user".into(),
+            text: text.into(),
+            prompt_id: Some(id.into()),
+            ..Message::default()
+        };
+        let assistant = |text: &str, stop: Option<&str>, error: Option<&str>| Message {
+            role: "assistant".into(),
+            text: text.into(),
+            stop_reason: stop.map(str::to_owned),
+            error: error.map(str::to_owned),
+            ..Message::default()
+        };
+        let is = |text: &'static str| move |t: &str| t.trim() == text;
+        let mut m = vec![user("fix it\n", "p1")];
+        assert_eq!(
+            turn(&m, is("fix it")),
+            Some(Turn {
+                prompt_id: Some("p1".into()),
+                end: None
+            })
+        );
+        m.push(assistant("let me look", Some("tool_use"), None));
+        assert_eq!(turn(&m, is("fix it")).unwrap().end, None, "a tool call is not the end");
+        m.push(assistant("Done.", Some("end_turn"), None));
+        assert_eq!(
+            turn(&m, is("fix it")).unwrap().end,
+            Some(TurnEnd::Reply("Done.".into()))
+        );
+        let failed = vec![
+            user("go", "p2"),
+            assistant("You've hit your limit", Some("stop_sequence"), Some("rate_limit")),
+        ];
+        assert_eq!(
+            turn(&failed, is("go")).unwrap().end,
+            Some(TurnEnd::Error("rate_limit".into(), "You've hit your limit".into()))
+        );
+        let cut = vec![user("go", "p2"), user("other", "p3"), assistant("x", Some("end_turn"), None)];
+        assert_eq!(turn(&cut, is("go")).unwrap().end, None);
+        assert_eq!(turn(&m, is("never sent")), None);
+    }
 
     #[test]
     fn of_agent_should_name_a_valid_conversation_only() {

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod act;
+pub mod agent_settings;
 pub mod api;
 pub mod cli;
 pub mod controller;
@@ -16,6 +17,7 @@ pub mod demo;
 pub mod notify;
 pub mod observe;
 pub mod plan;
+pub mod report;
 pub mod screen;
 pub mod sim;
 pub mod state;

@@ -26,20 +26,21 @@ impl Bed {
     }
 
     fn start(&self, sim_env: &str, quota: &str) -> Spawned {
-        self.start_with(sim_env, quota, "")
+        self.start_with(sim_env, quota, "", "")
     }
 
-    /// Like `start`, with `desk_env` added to the dedicated session's own profile.
-    fn start_with(&self, sim_env: &str, quota: &str, desk_env: &str) -> Spawned {
+    /// Like `start`, with `desk_env` added to the dedicated session's own profile and
+    /// `profile` to the pool's (`, reports: false`, say).
+    fn start_with(&self, sim_env: &str, quota: &str, desk_env: &str, profile: &str) -> Spawned {
         let r = self.root.display();
         let text = format!(
             "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: a}}\nspec: {{home: {r}/a, priority: 0, env: {{A_ONLY: from-a}}}}\n---\n\
              apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: b}}\nspec: {{home: {r}/b, priority: 1}}\n---\n\
              apiVersion: failover/v1alpha1\nkind: SharedState\nmetadata: {{name: s}}\nspec: {{target: {r}/shared}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: 200ms{sim_env}}}}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: 200ms{sim_env}}}{profile}}}\n---\n\
              apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{pollInterval: 200ms, dispatch: {{submitDelay: 50ms}}, quota: {{{quota}}}}}\n---\n\
              apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: auto}}\nspec: {{prefix: w-, min: 2, max: 2, workdir: {r}/work}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: desk}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: 200ms{desk_env}}}}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: desk}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: 200ms{desk_env}}}{profile}}}\n---\n\
              apiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: {r}/work, agent: desk}}\n---\n\
              apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: p}}\nspec: {{path: {r}/p/.agent-queue/inbox, pool: auto, workdir: {r}/work}}\n"
         );
@@ -249,9 +250,10 @@ fn server_errors_and_transient_limits_should_never_swap() {
 }
 
 #[test]
-fn a_limit_without_a_reset_time_should_swap_on_the_second_reading_only() {
+fn a_limit_read_off_a_screen_without_a_reset_time_should_swap_on_the_second_reading_only() {
     let bed = Bed::new();
-    let _c = bed.start("", "confirmations: 2");
+    // Agents that do not report: their screen is all there is.
+    let _c = bed.start_with("", "confirmations: 2", "", ", reports: false");
     std::fs::write(bed.root.join("a/.sim-limit"), "").unwrap();
     bed.drop_task("q.md", "meets a limit with no reset time");
     wait_for(WAIT, "the swap", || {
@@ -348,6 +350,7 @@ fn fail_back_should_move_idle_sessions_only() {
         "",
         "cooldown: 0s, confirmations: 1, resetFallback: 8s",
         ", FAILOVER_SIM_SCRIPT: hang",
+        "",
     );
     std::fs::write(bed.root.join("a/.sim-limit"), "").unwrap();
     bed.drop_task("q.md", "meets a limit without a reset time");
@@ -389,4 +392,79 @@ fn fail_back_should_move_idle_sessions_only() {
     wait_for(WAIT, "desk back on a", || {
         (bed.account("desk") == "a").then_some(())
     });
+}
+
+#[test]
+fn a_limit_the_agent_reports_should_swap_at_once_without_any_screen_pattern() {
+    let bed = Bed::new();
+    // No quota pattern reads the screens: the agent's StopFailure report is all there is.
+    let _c = bed.start_with("", "", "", ", screen: {quota: []}");
+    std::fs::write(bed.root.join("a/.sim-limit"), "").unwrap();
+    bed.drop_task("q.md", "meets the limit");
+    wait_for(WAIT, "every session under b", || {
+        ["w-0", "w-1", "desk"]
+            .iter()
+            .all(|s| bed.account(s) == "b")
+            .then_some(())
+    });
+    let detected = bed.events("quotaDetected");
+    assert_eq!(detected.len(), 1, "one report, no confirming poll: {detected:?}");
+    assert_eq!(detected[0]["source"], "report");
+    assert_eq!(detected[0]["confirmed"], true);
+    let at = |v: &serde_json::Value| v.as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    let swap = &bed.events("swap")[0];
+    let delay = at(&swap["time"]).duration_since(at(&detected[0]["reportedAt"]));
+    assert!(delay.as_secs_f64() < 1.0, "swap {delay:?} after the report");
+    wait_for(WAIT, "the task done under b", || {
+        (bed.done() == ["q.md"]).then_some(())
+    });
+}
+
+#[test]
+fn an_account_over_move_at_should_move_its_sessions_at_safe_points_and_take_no_task() {
+    let bed = Bed::new();
+    // The operator's session hangs on its first turn: busy until interrupted.
+    let _c = bed.start_with("", "moveAt: 95", ", FAILOVER_SIM_SCRIPT: hang", "");
+    bed.t.type_text("=desk:", "a long piece of work");
+    bed.t.keys("=desk:", &["Enter"]);
+    bed.t.wait_screen("=desk:", WAIT, "desk busy", |s| {
+        s.contains("esc to interrupt")
+    });
+    // Account a's status line says 96 % from the next response on.
+    std::fs::write(bed.root.join("a/.sim-usage"), "96 20").unwrap();
+    bed.drop_task("first.md", "the task that reads 96 %");
+    wait_for(WAIT, "the idle pool sessions under b", || {
+        (bed.account("w-0") == "b" && bed.account("w-1") == "b").then_some(())
+    });
+    let swap = &bed.events("swap")[0];
+    assert_eq!(swap["reason"], "usage 96% reached moveAt 95%", "{swap}");
+    let crossed = bed.events("usageCrossed");
+    assert!(
+        crossed.iter().any(|e| e["account"] == "a" && e["level"] == 95.0),
+        "{crossed:?}"
+    );
+    // desk's turn is not cut: it stays on a until it ends.
+    assert_eq!(bed.account("desk"), "a");
+    assert!(bed.t.capture("=desk:").contains("esc to interrupt"));
+    // From now on a refuses every turn: nothing more reaches it.
+    std::fs::write(bed.root.join("a/.sim-limit"), "11:59pm (UTC)").unwrap();
+    for i in 0..4 {
+        bed.drop_task(&format!("t{i}.md"), &format!("task {i} after the move"));
+    }
+    wait_for(Duration::from_secs(30), "five tasks done", || {
+        (bed.done().len() == 5).then_some(())
+    });
+    assert!(bed.events("quotaDetected").is_empty(), "{}", bed.log());
+    for i in 0..4 {
+        let record: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(bed.root.join(format!("p/.agent-queue/done/t{i}.md.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(record["account"], "b", "{record}");
+    }
+    bed.t.keys("=desk:", &["Escape"]);
+    wait_for(WAIT, "desk on b once its turn ended", || {
+        (bed.account("desk") == "b").then_some(())
+    });
+    assert_eq!(bed.events("swap").len(), 1, "{}", bed.log());
 }

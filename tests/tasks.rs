@@ -201,10 +201,51 @@ fn fifty_tasks_over_two_inboxes_and_four_sessions_should_each_be_done_exactly_on
     assert_eq!(record["account"], "main");
     assert_eq!(record["attempt"], 1);
     assert!(record["session"].as_str().unwrap().starts_with("w-"));
-    assert!(
-        record["outcome"] == "idle prompt" || record["outcome"] == "signal",
-        "{record}"
-    );
+    // Each ended on its own Stop report, with the reply, and never before the reply
+    // was in its conversation.
+    let replies = reply_times(&bed.root.join("home/projects"));
+    for inbox in ["a", "b"] {
+        for entry in std::fs::read_dir(bed.queue(inbox, "done")).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.ends_with(".json") {
+                continue;
+            }
+            let record: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(entry.path()).unwrap()).unwrap();
+            assert_eq!(record["outcome"], "Stop report", "{record}");
+            assert_eq!(record["reply"], "Done. I made the change and checked it.");
+            let i: usize = name[1..3].parse().unwrap();
+            let replied = replies[&texts[i]];
+            let finished: jiff::Timestamp = record["finished"].as_str().unwrap().parse().unwrap();
+            assert!(finished >= replied, "{name} done at {finished}, replied at {replied}");
+        }
+    }
+}
+
+/// When each prompt got its reply, from every transcript under `projects`: the time of
+/// the assistant message after it.
+fn reply_times(projects: &Path) -> BTreeMap<String, jiff::Timestamp> {
+    let mut out = BTreeMap::new();
+    for dir in std::fs::read_dir(projects).into_iter().flatten().flatten() {
+        for file in std::fs::read_dir(dir.path()).into_iter().flatten().flatten() {
+            let text = std::fs::read_to_string(file.path()).unwrap_or_default();
+            let mut prompt: Option<String> = None;
+            for line in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                let at: jiff::Timestamp = v["timestamp"].as_str().unwrap().parse().unwrap();
+                match v["message"]["role"].as_str() {
+                    Some("user") => prompt = v["message"]["content"].as_str().map(str::to_owned),
+                    Some("assistant") => {
+                        if let Some(p) = prompt.take() {
+                            out.insert(p, at);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    out
 }
 
 #[test]
@@ -261,7 +302,7 @@ fn bad_tasks_should_go_to_failed_with_the_reason() {
 }
 
 #[test]
-fn a_session_killed_mid_task_should_have_its_task_requeued_and_done_once() {
+fn a_session_killed_mid_task_should_have_its_task_resumed_in_its_conversation_and_done_once() {
     let bed = Bed::new();
     // Turns of 3 s leave time to kill the session mid-task.
     let manifest = bed.manifest(1, 1, "");
@@ -289,9 +330,29 @@ fn a_session_killed_mid_task_should_have_its_task_requeued_and_done_once() {
         &std::fs::read(bed.queue("a", "done").join("slow.md.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(record["attempt"], 2, "{}", c.log());
+    assert_eq!(record["attempt"], 1, "not sent again: {}", c.log());
+    assert_eq!(record["outcome"], "Stop report");
+    // The task once, then our carry-on prompt in the same conversation.
+    let messages = bed.user_messages();
+    assert_eq!(messages[0], "a slow task", "{messages:?}");
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(
+        messages[1].starts_with("continue (now under account main,"),
+        "{messages:?}"
+    );
+    let transcripts: Vec<_> = std::fs::read_dir(bed.root.join("home/projects"))
+        .unwrap()
+        .flatten()
+        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
+        .collect();
+    assert_eq!(transcripts.len(), 1, "one conversation, resumed");
+    assert!(
+        c.log().contains("resuming conversation"),
+        "the session came back on the task's conversation: {}",
+        c.log()
+    );
     let requeued = failover::testbed::journal_events(&bed.root.join("state"), "taskRequeued");
-    assert!(!requeued.is_empty(), "{}", c.log());
+    assert!(requeued.is_empty(), "{requeued:?}");
 }
 
 #[test]
@@ -406,42 +467,38 @@ fn sigkilling_the_controller_during_dispatch_should_lose_no_task_and_run_none_tw
 }
 
 #[test]
-fn a_stop_hook_signal_should_complete_a_task_before_the_screen_says_so() {
+fn an_agent_that_does_not_report_should_have_its_tasks_ended_by_the_transcript() {
     let bed = Bed::new();
-    let manifest = bed.manifest(1, 1, "");
+    let manifest = bed.manifest(2, 2, "");
     bed.edit(
         &manifest,
-        "FAILOVER_SIM_TURN: 100ms",
-        "FAILOVER_SIM_TURN: 30s",
+        "env: {FAILOVER_SIM_TURN: 100ms}",
+        "env: {FAILOVER_SIM_TURN: 100ms}, reports: false",
     );
     let c = bed.start(&manifest, "c");
-    wait_for(Duration::from_secs(10), "the session", || {
-        (bed.sessions().len() == 1).then_some(())
+    let texts: Vec<String> = (0..8).map(|i| format!("quiet task {i}")).collect();
+    for (i, text) in texts.iter().enumerate() {
+        bed.drop_task("a", &format!("q{i}.md"), text);
+    }
+    wait_for(Duration::from_secs(60), "every task done", || {
+        (bed.files("a", "done").len() == texts.len()).then_some(())
     });
-    bed.drop_task("a", "hooked.md", "a task whose end the hook reports");
-    wait_for(Duration::from_secs(10), "the task at work", || {
-        bed.t
-            .capture("=w-0:")
-            .contains("esc to interrupt")
-            .then_some(())
-    });
-    // What the documented Stop hook does: touch $FAILOVER_SIGNALS/$FAILOVER_SESSION.
-    let env = bed
-        .t
-        .tmux(&["show-environment", "-t", "=w-0", "FAILOVER_SIGNALS"]);
-    let signals = PathBuf::from(env.trim().trim_start_matches("FAILOVER_SIGNALS="));
-    assert_eq!(signals, bed.root.join("state/signals"));
-    std::fs::create_dir_all(&signals).unwrap();
-    std::fs::write(signals.join("w-0"), "").unwrap();
-    wait_for(Duration::from_secs(5), "the task done", || {
-        (bed.files("a", "done") == ["hooked.md"]).then_some(())
-    });
-    let record: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(bed.queue("a", "done").join("hooked.md.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(record["outcome"], "signal", "{}", c.log());
-    assert!(!signals.join("w-0").exists(), "the signal is consumed");
+    assert!(
+        !bed.root.join("home/settings.json").exists(),
+        "no hooks for a profile that opts out"
+    );
+    for i in 0..texts.len() {
+        let record: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(bed.queue("a", "done").join(format!("q{i}.md.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(record["outcome"], "transcript", "{record}\n{}", c.log());
+        assert_eq!(record["reply"], "Done. I made the change and checked it.");
+    }
+    let seen = counts(&bed.user_messages());
+    for text in &texts {
+        assert_eq!(seen.get(text), Some(&1), "{text:?} must run exactly once");
+    }
 }
 
 #[test]

@@ -255,7 +255,7 @@ async fn observation_should_start_no_process_once_connected() {
     let m = failover::api::load_str("m.yaml", &text).unwrap();
     let before = tmux.processes_started();
     for _ in 0..10 {
-        let o = failover::observe::observe(Some(&tmux), &m, Default::default())
+        let o = failover::observe::observe(Some(&tmux), &m, Default::default(), None)
             .await
             .unwrap();
         assert_eq!(o.sessions.len(), 30, "the control session is not listed");

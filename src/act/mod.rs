@@ -54,6 +54,14 @@ pub enum Error {
         /// The session.
         name: String,
     },
+    /// An account home's agent settings could not be written.
+    #[error("agent settings {}: {message}", path.display())]
+    Settings {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        message: String,
+    },
 }
 
 /// What actions run with.
@@ -64,7 +72,7 @@ pub struct Context<'a> {
     /// The controller's owner mark.
     pub owner: &'a str,
     /// The state folder: paste buffers are written there, and agents are told its
-    /// `signals/` folder (`FAILOVER_SIGNALS`) for their Stop hook.
+    /// `reports/` folder (`FAILOVER_REPORTS`) for `failover hook`.
     pub state_dir: Option<&'a Path>,
 }
 
@@ -98,8 +106,41 @@ pub async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome, Error
             )
             .await
         }
+        Action::ConfigureAgent { path, exe, .. } => {
+            configure_agent(path, exe.as_deref()).map(|()| Outcome::Done)
+        }
         _ => execute_world(action, ctx).await.map(|()| Outcome::Done),
     }
+}
+
+/// Merges failover's hooks and status line into the agent settings at `path` (or takes
+/// them out, `exe` being `None`), as the file is now: the operator's entries stay, its
+/// mode stays, and a file that is not valid JSON is left untouched.
+fn configure_agent(path: &Path, exe: Option<&Path>) -> Result<(), Error> {
+    use crate::agent_settings::{self, Commands, Observed as File};
+    let fail = |message: String| Error::Settings {
+        path: path.to_path_buf(),
+        message,
+    };
+    let existing = match File::read(path) {
+        File::Missing => None,
+        File::Json(v) => Some(v),
+        File::Invalid(why) => return Err(fail(format!("not valid JSON ({why}); left untouched"))),
+        File::Unreadable(why) => return Err(fail(why)),
+    };
+    let commands = exe.map(Commands::for_exe);
+    let merged = agent_settings::merge(existing.as_ref(), commands.as_ref()).map_err(fail)?;
+    if merged.changes.is_empty() {
+        return Ok(());
+    }
+    let mode = std::fs::metadata(path).ok().map(|m| m.permissions());
+    crate::state::write_atomic(path, agent_settings::render(&merged.value).as_bytes())
+        .map_err(|e| fail(e.to_string()))?;
+    let mode = mode.unwrap_or_else(|| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::Permissions::from_mode(0o644)
+    });
+    std::fs::set_permissions(path, mode).map_err(|e| fail(e.to_string()))
 }
 
 async fn execute_world(action: &Action, ctx: Context<'_>) -> Result<(), Error> {
@@ -114,7 +155,7 @@ async fn execute_world(action: &Action, ctx: Context<'_>) -> Result<(), Error> {
                 source,
             })
         }
-        Action::CreateSession { session } => {
+        Action::CreateSession { session, .. } => {
             let create =
                 Cmd::new("new-session").args(["-d", "-s", &session.name, "-x", "200", "-y", "50"]);
             let target = target(&session.name);
@@ -190,7 +231,7 @@ fn target(name: &str) -> String {
 /// variables of other accounts are cleared from the session's environment, then the
 /// pane is respawned with `s`'s folder, environment and argv, and marked with its
 /// account.
-fn respawn(pane: &str, kill: bool, s: &SessionSpec, signals: Option<&Path>) -> Vec<Cmd> {
+fn respawn(pane: &str, kill: bool, s: &SessionSpec, state_dir: Option<&Path>) -> Vec<Cmd> {
     let mut cmds: Vec<Cmd> = s
         .unset
         .iter()
@@ -204,7 +245,7 @@ fn respawn(pane: &str, kill: bool, s: &SessionSpec, signals: Option<&Path>) -> V
     cmds.push(with_process(
         Cmd::new("respawn-pane").args(flags.iter().copied()),
         s,
-        signals,
+        state_dir,
     ));
     cmds.push(Cmd::new("set-option").args(["-t", pane, ACCOUNT_OPTION, &s.account]));
     cmds
@@ -212,8 +253,9 @@ fn respawn(pane: &str, kill: bool, s: &SessionSpec, signals: Option<&Path>) -> V
 
 /// Adds the working folder, environment and argv. tmux expands `-c` as a format, so
 /// `#` is doubled (a literal `#`); a one-word argv would be run by tmux through a
-/// shell, so `env --` makes tmux execute it directly.
-fn with_process(mut cmd: Cmd, s: &SessionSpec, signals: Option<&Path>) -> Cmd {
+/// shell, so `env --` makes tmux execute it directly. With a state folder, the agent is
+/// told where `failover hook` writes its reports, for which session and account.
+fn with_process(mut cmd: Cmd, s: &SessionSpec, state_dir: Option<&Path>) -> Cmd {
     cmd = cmd.args([
         "-c".to_owned(),
         s.workdir.to_string_lossy().replace('#', "##"),
@@ -221,12 +263,16 @@ fn with_process(mut cmd: Cmd, s: &SessionSpec, signals: Option<&Path>) -> Cmd {
     for (k, v) in &s.env {
         cmd = cmd.args(["-e".to_owned(), format!("{k}={v}")]);
     }
-    if let Some(dir) = signals {
-        cmd = cmd.args(["-e".to_owned(), format!("FAILOVER_SESSION={}", s.name)]);
-        cmd = cmd.args([
-            "-e".to_owned(),
-            format!("FAILOVER_SIGNALS={}", dir.join("signals").display()),
-        ]);
+    if let Some(dir) = state_dir {
+        use crate::report::{ENV_ACCOUNT, ENV_REPORTS, ENV_SESSION, REPORTS_DIR};
+        let reports = dir.join(REPORTS_DIR);
+        for (k, v) in [
+            (ENV_SESSION, s.name.clone()),
+            (ENV_ACCOUNT, s.account.clone()),
+            (ENV_REPORTS, reports.to_string_lossy().into_owned()),
+        ] {
+            cmd = cmd.args(["-e".to_owned(), format!("{k}={v}")]);
+        }
     }
     cmd = cmd.arg("--");
     if s.command.len() == 1 {
@@ -305,7 +351,7 @@ pub async fn converge(
     let mut previous: Option<Vec<Action>> = None;
     for _ in 0..rounds.max(1) {
         let before = Facts::load(state_dir)?;
-        let observed = observe::observe(ctx.tmux, m, before.clone()).await?;
+        let observed = observe::observe(ctx.tmux, m, before.clone(), Some(state_dir)).await?;
         let now = jiff::Timestamp::now();
         let plan = plan::plan(m, &observed, ctx.owner, now);
         let mut facts = plan.facts.clone();
@@ -331,7 +377,7 @@ pub async fn converge(
         previous = Some(plan.actions);
     }
     let facts = Facts::load(state_dir)?;
-    let observed = observe::observe(ctx.tmux, m, facts).await?;
+    let observed = observe::observe(ctx.tmux, m, facts, Some(state_dir)).await?;
     let remaining = plan::plan(m, &observed, ctx.owner, jiff::Timestamp::now());
     Ok(Converged {
         done,

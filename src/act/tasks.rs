@@ -5,15 +5,9 @@ use std::path::Path;
 
 use super::{Context, Error, respawn, run_guarded};
 use crate::plan::{Action, Outcome, TaskRef};
+use crate::report::text_hash;
 use crate::tasks::{self, Folders, Record};
 use crate::tmux::Cmd;
-
-/// What a resumed conversation is told to carry on its task. It names the account and
-/// the time, so the new turn's prompt never reads as an old turn's on a redrawn screen.
-fn continue_text(account: &str) -> String {
-    let time = jiff::Zoned::now().strftime("%H:%M:%S");
-    format!("continue (now under account {account}, {time})")
-}
 
 /// Carries out one task action.
 pub(super) async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome, Error> {
@@ -28,11 +22,11 @@ pub(super) async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome
             let text =
                 tasks::read_task(&folders.active.join(&task.file)).map_err(|e| failure(task, e))?;
             paste(ctx, task, pane, &text).await?;
-            Ok(Outcome::Done)
+            Ok(Outcome::Sent(text_hash(&text)))
         }
-        Action::ContinueTask { task, pane } => {
-            paste(ctx, task, pane, &continue_text(&task.account)).await?;
-            Ok(Outcome::Done)
+        Action::ContinueTask { task, pane, text } => {
+            paste(ctx, task, pane, text).await?;
+            Ok(Outcome::Sent(text_hash(text)))
         }
         Action::SubmitTask { task, pane } => {
             let enter = Cmd::new("send-keys").args(["-t", pane, "Enter"]);
@@ -43,14 +37,13 @@ pub(super) async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome
             task,
             pane,
             how,
+            reply,
             exit,
             ..
         } => {
             let folders = Folders::of(&task.path);
-            finish(task, &folders.active.join(&task.file), &folders.done, how)?;
-            if let Some(dir) = ctx.state_dir {
-                let _ = std::fs::remove_file(dir.join("signals").join(&task.session));
-            }
+            let to = (folders.done.as_path(), how.as_str(), reply.clone());
+            finish(task, &folders.active.join(&task.file), to)?;
             if let Some(exit) = exit {
                 let typed = Cmd::new("send-keys").args(["-t", pane, "-l", exit]);
                 let enter = Cmd::new("send-keys").args(["-t", pane, "Enter"]);
@@ -66,7 +59,7 @@ pub(super) async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome
             let folders = Folders::of(&task.path);
             let from = folders.active.join(&task.file);
             if *failed {
-                finish(task, &from, &folders.failed, reason)?;
+                finish(task, &from, (&folders.failed, reason, None))?;
             } else {
                 tasks::move_into(&from, &folders.inbox, &task.name)
                     .map_err(|e| failure(task, e))?;
@@ -89,6 +82,7 @@ pub(super) async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome
                 started: None,
                 finished: jiff::Timestamp::now(),
                 outcome: reason.clone(),
+                reply: None,
             };
             tasks::move_with_record(&folders.inbox.join(name), &folders.failed, name, &record)
                 .map_err(|e| Error::Task {
@@ -131,22 +125,25 @@ async fn dispatch(
     let text = match tasks::read_task(&claimed) {
         Ok(text) => text,
         Err(rejected) => {
-            finish(task, &claimed, &folders.failed, &rejected.to_string())?;
+            finish(task, &claimed, (&folders.failed, &rejected.to_string(), None))?;
             return Ok(Outcome::Rejected(rejected.to_string()));
         }
     };
     let sent = match restart {
         Some(spec) => {
             let cmds = respawn(pane, true, spec, ctx.state_dir);
-            run_guarded(ctx, &task.session, pane, &cmds).await
+            run_guarded(ctx, &task.session, pane, &cmds)
+                .await
+                .map(|()| Outcome::Done)
         }
-        None => paste(ctx, task, pane, &text).await,
+        None => paste(ctx, task, pane, &text)
+            .await
+            .map(|()| Outcome::Sent(text_hash(&text))),
     };
-    if let Err(e) = sent {
+    if sent.is_err() {
         let _ = tasks::move_into(&claimed, &folders.inbox, &task.name);
-        return Err(e);
     }
-    Ok(Outcome::Done)
+    sent
 }
 
 /// Pastes `text` into the agent's pane as one bracketed paste.
@@ -175,8 +172,13 @@ async fn paste(ctx: Context<'_>, task: &TaskRef, pane: &str, text: &str) -> Resu
     }
 }
 
-/// Moves a claimed task into `dir` (`done/` or `failed/`) with its record.
-fn finish(task: &TaskRef, from: &Path, dir: &Path, outcome: &str) -> Result<(), Error> {
+/// Moves a claimed task into `dir` (`done/` or `failed/`) with its record: how it
+/// ended and the agent's last reply.
+fn finish(
+    task: &TaskRef,
+    from: &Path,
+    (dir, outcome, reply): (&Path, &str, Option<String>),
+) -> Result<(), Error> {
     let record = Record {
         task: task.name.clone(),
         inbox: task.inbox.clone(),
@@ -186,6 +188,7 @@ fn finish(task: &TaskRef, from: &Path, dir: &Path, outcome: &str) -> Result<(), 
         started: task.started,
         finished: jiff::Timestamp::now(),
         outcome: outcome.to_owned(),
+        reply,
     };
     tasks::move_with_record(from, dir, &task.name, &record)
         .map(drop)

@@ -168,6 +168,12 @@ pub struct AgentProfileSpec {
     /// Regexes that read the agent's screen. Default: Claude Code's.
     #[serde(default)]
     pub screen: ScreenPatterns,
+    /// Read the agent's own reports: failover keeps its hooks and status line (which run
+    /// `failover hook`) in every account home's `settings.json`, and ends a task on the
+    /// agent's word that its turn ended. Set false for agents that are not Claude Code;
+    /// their tasks end on the transcript or the screen. Default true.
+    #[serde(default = "default_true")]
+    pub reports: bool,
 }
 
 fn default_command() -> Vec<String> {
@@ -195,6 +201,7 @@ impl Default for AgentProfileSpec {
             resume_args: default_resume_args(),
             exit_command: default_exit_command(),
             screen: ScreenPatterns::default(),
+            reports: true,
         }
     }
 }
@@ -210,6 +217,9 @@ pub struct ScreenPatterns {
     pub busy: String,
     /// A dialog that waits for a person (trust, permission, API key).
     pub waiting: String,
+    /// What the input box shows on its own when nothing is typed (a hint), read as
+    /// empty.
+    pub placeholder: String,
     /// The account's quota is used up.
     pub quota: Vec<String>,
     /// Server errors: they win over quota words, and never cause a swap.
@@ -227,12 +237,14 @@ impl Default for ScreenPatterns {
             prompt: "^❯\u{a0}".to_owned(),
             busy: "esc to interrupt".to_owned(),
             waiting: r"Do you want to proceed\?|Yes, I trust this folder|Do you want to use this API key\?|Bypass Permissions mode".to_owned(),
+            placeholder: "^Resend your message to try again$".to_owned(),
             quota: list(&[
                 r"^⎿\s+You've hit your (?:[\w-]+ ){0,2}limit\b",
                 r"^⎿\s+(?:[\w-]+ ){0,2}limit reached\b",
                 r"^[●⏺]\s+(?:Claude (?:AI )?)?[Uu]sage limit reached\b",
                 r"^[●⏺]\s+(?:[\w-]+ ){0,2}limit reached\b",
                 r"^✻\s+(?:[\w-]+ ){0,2}limit reached\b",
+                r"^⚠\s+(?:[\w-]+ ){0,2}limit reached\b",
                 r"Claude AI usage limit reached\|\d{10}",
                 r#"^[●⏺]\s+API Error: 429\b.*"rate_limit_error""#,
             ]),
@@ -241,6 +253,7 @@ impl Default for ScreenPatterns {
                 r"\boverloaded_error\b",
                 r"(?i)\binternal server error\b",
                 r"API Error: (?:Repeated )?5\d\d\b",
+                r"API Error \(5\d\d\b",
                 r"^✻\s+5\d\d\b",
                 r"server-side issue",
             ]),
@@ -253,7 +266,7 @@ impl Default for ScreenPatterns {
             ]),
             reset: list(&[
                 r"(?i)resets? (?:at )?(?P<time>(?:[a-z]{3}[a-z]* \d{1,2}(?:, \d{4})?(?:,| at) )?\d{1,2}(?::\d{2})?\s*[ap]m(?: \([^)]+\))?)",
-                r"(?i)continuing automatically at (?P<time>\d{1,2}(?::\d{2})?\s*[ap]m(?: \([^)]+\))?)",
+                r"(?i)continu(?:ing|e) automatically at (?P<time>\d{1,2}(?::\d{2})?\s*[ap]m(?: \([^)]+\))?)",
                 r"\|(?P<epoch>\d{10})\b",
             ]),
         }
@@ -335,6 +348,14 @@ pub struct QuotaSpec {
     /// When to move sessions back to a preferred account that is available again:
     /// `idle` (only idle sessions) or `never`. Default `idle`.
     pub failback: Failback,
+    /// Move before the wall: once an account's 5-hour or 7-day use, as its agents'
+    /// status line reports it, reaches this percent, it takes no new task and its
+    /// sessions move to the account with the most headroom at safe points (idle ones at
+    /// once, working ones after their turn). Unset: only a used-up quota moves them.
+    /// Default unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub move_at: Option<u32>,
 }
 
 impl Default for QuotaSpec {
@@ -344,6 +365,7 @@ impl Default for QuotaSpec {
             confirmations: 2,
             reset_fallback: Duration::from_secs(5 * 3600),
             failback: Failback::Idle,
+            move_at: None,
         }
     }
 }

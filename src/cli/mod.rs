@@ -98,6 +98,12 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// What Claude Code runs for each hook event and as its status line: records the
+    /// agent's report in the state folder for the controller; always exits 0.
+    #[command(
+        after_help = "Examples (in an account home's settings.json, which apply writes):\n  \"hooks\": {\"Stop\": [{\"hooks\": [{\"type\": \"command\", \"command\": \"/usr/local/bin/failover hook\"}]}]}\n  \"statusLine\": {\"type\": \"command\", \"command\": \"/usr/local/bin/failover hook status-line\"}\n\nReads FAILOVER_SESSION, FAILOVER_ACCOUNT and FAILOVER_REPORTS, which failover gives the agents it starts; without them it records and prints nothing."
+    )]
+    Hook(HookArgs),
     /// A stand-in for Claude Code that draws its screens (tests and the demo).
     #[command(hide = true)]
     SimAgent(crate::sim::Args),
@@ -120,6 +126,21 @@ enum SchemaFormat {
     Markdown,
 }
 
+/// `failover hook`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct HookArgs {
+    /// Run as the status line: print the footer (account, use, next reset) too.
+    #[arg(value_enum)]
+    mode: Option<HookMode>,
+}
+
+/// What `failover hook` runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum HookMode {
+    /// Claude Code's status line.
+    StatusLine,
+}
+
 /// The `-f` argument every manifest-reading command takes.
 #[derive(Debug, clap::Args)]
 pub struct Manifests {
@@ -136,6 +157,10 @@ pub struct Manifests {
 /// Parses the process arguments and runs the command.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Hook(args) = cli.command {
+        // On the agent's hot path: no logging set up, nothing else.
+        return crate::report::hook::run(args.mode == Some(HookMode::StatusLine));
+    }
     let default_level = if matches!(cli.command, Command::Controller(_)) {
         "info"
     } else {
@@ -180,6 +205,7 @@ pub fn run() -> ExitCode {
         }
         Command::Man { dir } => man(dir.as_deref()),
         Command::SimAgent(args) => crate::sim::run(args),
+        Command::Hook(args) => crate::report::hook::run(args.mode == Some(HookMode::StatusLine)),
     }
 }
 
@@ -273,7 +299,7 @@ async fn observe_read_only(
     let tmux =
         crate::tmux::Tmux::connect(crate::tmux::Server::from_settings(settings), mode).await?;
     let facts = crate::state::Facts::load(&settings.state_dir)?;
-    Ok(crate::observe::observe(tmux.as_ref(), m, facts).await?)
+    Ok(crate::observe::observe(tmux.as_ref(), m, facts, Some(&settings.state_dir)).await?)
 }
 
 /// Loads manifests for a command; prints the problems and gives the exit code when

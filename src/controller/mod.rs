@@ -134,7 +134,7 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
     let _lock = Lock::acquire(&dir)?;
     // The watched folders exist from the start, so that the state folder itself, where
     // the controller writes after every reconcile, is never watched in their stead.
-    for watched in [HANDOFF_DIR, "signals"] {
+    for watched in [HANDOFF_DIR, crate::report::REPORTS_DIR] {
         let path = dir.join(watched);
         state::create_private_dir(&path).map_err(|source| state::Error::Io { path, source })?;
     }
@@ -146,7 +146,7 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
         .ok_or_else(|| tmux::Error::NoServer {
             server: Server::from_settings(&settings).describe(),
         })?;
-    let observed = observe::observe(Some(&tmux), &manifests, facts.clone()).await?;
+    let observed = observe::observe(Some(&tmux), &manifests, facts.clone(), Some(&dir)).await?;
     let broken = plan::check_shared(&manifests, &observed);
     if !broken.is_empty() {
         let _ = journal.record("refusedToStart", json!({"problems": broken}));
@@ -280,7 +280,7 @@ impl Controller {
         }
         let dir = &self.settings.state_dir;
         list.push((dir.join(HANDOFF_DIR), Key::Manifests));
-        list.push((dir.join("signals"), Key::World));
+        list.push((dir.join(crate::report::REPORTS_DIR), Key::World));
         for inbox in &self.manifests.inboxes {
             list.push((inbox.spec.path.clone(), Key::World));
         }
@@ -418,15 +418,15 @@ impl Controller {
     async fn reconcile(&mut self) -> bool {
         self.reconciles += 1;
         let dir = self.settings.state_dir.clone();
-        let mut observed =
-            match observe::observe(Some(&self.tmux), &self.manifests, self.facts.clone()).await {
+        let facts = self.facts.clone();
+        let observed =
+            match observe::observe(Some(&self.tmux), &self.manifests, facts, Some(&dir)).await {
                 Ok(o) => o,
                 Err(e) => {
                     self.fail(format!("observe: {e}"));
                     return false;
                 }
             };
-        observed.signals = observe::read_signals(&dir.join("signals"));
         let now = jiff::Timestamp::now();
         let plan =
             plan::plan_with_tasks(&self.manifests, &observed, &self.settings.spec.owner, now);
@@ -479,7 +479,7 @@ impl Controller {
                         self.settings.spec.completion.idle_timeout
                     );
                 }
-                Ok(Outcome::Done) => info!("{line}"),
+                Ok(Outcome::Done | Outcome::Sent(_)) => info!("{line}"),
                 Ok(Outcome::Resumed(id)) => info!("{line}: conversation {id} resumed"),
                 Ok(Outcome::Rejected(why)) => warn!("{line}: rejected: {why}"),
                 Err(e) => error!("{line}: {e}"),
@@ -497,7 +497,12 @@ impl Controller {
             acted = true;
             failed |= result.is_err();
         }
-        self.save_facts(&facts);
+        if self.save_facts(&facts) {
+            // What the reports said is in the facts now: they can go.
+            for path in &plan.consumed {
+                let _ = std::fs::remove_file(path);
+            }
+        }
         if let Some(after) = plan.requeue_after {
             self.wake_after(after);
         }
@@ -529,13 +534,18 @@ impl Controller {
         true
     }
 
-    fn save_facts(&mut self, facts: &Facts) {
+    /// Saves `facts` when they changed; false when they could not be written.
+    fn save_facts(&mut self, facts: &Facts) -> bool {
         if *facts == self.facts {
-            return;
+            return true;
         }
         self.facts = facts.clone();
-        if let Err(e) = self.facts.save(&self.settings.state_dir) {
-            error!(error = %e, "cannot save facts");
+        match self.facts.save(&self.settings.state_dir) {
+            Ok(()) => true,
+            Err(e) => {
+                error!(error = %e, "cannot save facts");
+                false
+            }
         }
     }
 
@@ -552,7 +562,7 @@ impl Controller {
     /// start otherwise.
     fn crash_wait(&mut self, action: &Action, observed: &Observed) -> Option<Duration> {
         let name = match action {
-            Action::CreateSession { session } | Action::RestartSession { session, .. } => {
+            Action::CreateSession { session, .. } | Action::RestartSession { session, .. } => {
                 &session.name
             }
             _ => return None,
@@ -622,17 +632,27 @@ impl Controller {
     /// written again.
     fn record_events(&mut self, plan: &Plan) {
         for (kind, detail) in &plan.events {
-            let repeats = matches!(kind.as_str(), "allExhausted" | "quotaDetected");
+            let repeats = matches!(
+                kind.as_str(),
+                "allExhausted" | "quotaDetected" | "allOverThreshold"
+            );
             if repeats && self.last_events.get(kind) == Some(detail) {
                 continue;
             }
             match kind.as_str() {
                 "swap" => warn!(%detail, "account swap"),
                 "allExhausted" => warn!(%detail, "every account is exhausted; sessions wait"),
+                "allOverThreshold" => warn!(
+                    %detail,
+                    "every account is over quota.moveAt; no session moves and no new task starts"
+                ),
                 _ => info!(%detail, "{kind}"),
             }
             let _ = self.journal.record(kind, detail.clone());
-            if matches!(kind.as_str(), "swap" | "allExhausted" | "recovered") {
+            if matches!(
+                kind.as_str(),
+                "swap" | "allExhausted" | "recovered" | "allOverThreshold"
+            ) {
                 let mut event = detail.clone();
                 event["event"] = serde_json::Value::String(kind.clone());
                 crate::notify::send(&self.settings.spec.notifications, event);

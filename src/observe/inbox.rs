@@ -1,5 +1,6 @@
-//! The task part of a snapshot: each inbox's waiting and claimed tasks, completion
-//! signals, and the evidence that decides claimed tasks a crash left unaccounted for.
+//! The task part of a snapshot: each inbox's waiting and claimed tasks, the evidence that
+//! decides claimed tasks a crash left unaccounted for, and the transcript's word on the
+//! turns of agents that do not report.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -93,28 +94,46 @@ pub fn observe_inboxes(m: &Manifests) -> BTreeMap<String, InboxState> {
         .collect()
 }
 
-/// Completion signals in `dir`: file name = session, with its modification time.
-pub fn read_signals(dir: &Path) -> BTreeMap<String, jiff::Timestamp> {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let modified = e.metadata().ok()?.modified().ok()?;
-            Some((name, jiff::Timestamp::try_from(modified).ok()?))
-        })
-        .collect()
+/// The proof that a claimed task's text reached its session's agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Evidence {
+    /// [`crate::report::text_hash`] of the task's text.
+    pub hash: u64,
+    /// The prompt id it was submitted as, when a report or the transcript names it.
+    pub prompt_id: Option<String>,
 }
 
-/// For each claimed task the facts do not record, whether its text reached its
-/// session's conversation.
+/// A task's turn as the conversation's transcript shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskTurn {
+    /// The conversation and its transcript.
+    pub conversation: (String, std::path::PathBuf),
+    /// The task's message and what followed, once it is there.
+    #[serde(skip)]
+    pub turn: Option<crate::conversation::Turn>,
+}
+
+/// The account home of session `s`, from its account mark.
+fn home_of<'m>(m: &'m Manifests, s: &Session) -> Option<&'m Path> {
+    let account = s.account.as_deref()?;
+    m.accounts
+        .iter()
+        .find(|a| a.name == account)
+        .map(|a| a.spec.home.as_path())
+}
+
+/// For each claimed task the facts do not record, the proof that its text reached its
+/// session: a submit report carrying it, else a user message in the transcript named by
+/// the agent's `sessions/<pid>.json`.
 pub(super) fn evidence(
     m: &Manifests,
     sessions: &BTreeMap<String, Session>,
     inboxes: &BTreeMap<String, InboxState>,
     facts: &Facts,
-) -> BTreeMap<String, bool> {
+    reports: &BTreeMap<String, Vec<crate::report::Report>>,
+) -> BTreeMap<String, Evidence> {
     let mut out = BTreeMap::new();
     for inbox in &m.inboxes {
         let Some(state) = inboxes.get(&inbox.name) else {
@@ -130,21 +149,94 @@ pub(super) fn evidence(
             if known {
                 continue;
             }
-            let found = sessions.get(&task.session).is_some_and(|s| {
-                let home = s
-                    .account
-                    .as_deref()
-                    .and_then(|a| m.accounts.iter().find(|x| x.name == a))
-                    .map(|a| a.spec.home.clone());
-                let text = tasks::read_task(&folders.active.join(&task.file));
-                match (home, text) {
-                    (Some(home), Ok(text)) => {
-                        tasks::submitted(&home, s.pane.pid, &s.pane.path, &text)
-                    }
-                    _ => false,
-                }
+            let Ok(text) = tasks::read_task(&folders.active.join(&task.file)) else {
+                continue;
+            };
+            let hash = crate::report::text_hash(&text);
+            let reported = reports
+                .get(&task.session)
+                .into_iter()
+                .flatten()
+                .find_map(|r| match &r.event {
+                    crate::report::Event::Submitted {
+                        prompt_id,
+                        prompt_hash,
+                    } if *prompt_hash == hash => Some(prompt_id.clone()),
+                    _ => None,
+                });
+            let transcript = || {
+                let s = sessions.get(&task.session)?;
+                let turn = transcript_turn(home_of(m, s)?, s, hash)?;
+                turn.turn
+            };
+            let prompt_id = match reported {
+                Some(id) => Some(Some(id)),
+                None => transcript().map(|t| t.prompt_id),
+            };
+            if let Some(prompt_id) = prompt_id {
+                out.insert(task.file.clone(), Evidence { hash, prompt_id });
+            }
+        }
+    }
+    out
+}
+
+/// The conversation of the agent of `s` under `home`, and the turn in it of the prompt
+/// whose [`crate::report::text_hash`] is `hash`.
+fn transcript_turn(home: &Path, s: &Session, hash: u64) -> Option<TaskTurn> {
+    use crate::conversation::{messages, of_agent, transcript, turn};
+    let id = of_agent(home, s.pane.pid)?;
+    let path = transcript(home, &s.pane.path, &id);
+    let sought = |text: &str| crate::report::text_hash(text) == hash;
+    let turn = messages(&path).ok().and_then(|all| turn(&all, sought));
+    Some(TaskTurn {
+        conversation: (id, path),
+        turn,
+    })
+}
+
+/// For each task in flight (submitted or running) in a live agent that does not report
+/// (no `SessionStart` report from its pid), its turn as the transcript shows it.
+pub(super) fn turns(
+    m: &Manifests,
+    sessions: &BTreeMap<String, Session>,
+    inboxes: &BTreeMap<String, InboxState>,
+    facts: &Facts,
+) -> BTreeMap<String, TaskTurn> {
+    use crate::state::Stage;
+    let mut out = BTreeMap::new();
+    for inbox in &m.inboxes {
+        let Some(state) = inboxes.get(&inbox.name) else {
+            continue;
+        };
+        let folders = Folders::of(&inbox.spec.path);
+        for task in &state.active {
+            let Some(s) = sessions.get(&task.session).filter(|s| !s.pane.dead) else {
+                continue;
+            };
+            let Some(f) = facts.sessions.get(&task.session) else {
+                continue;
+            };
+            let sent = f.task.as_ref().filter(|t| {
+                t.file == task.file
+                    && t.ended.is_none()
+                    && matches!(t.stage, Stage::Submitted(_) | Stage::Running)
             });
-            out.insert(task.file.clone(), found);
+            let reports = f.agent.as_ref().is_some_and(|a| a.pid == s.pane.pid);
+            let Some(t) = sent.filter(|_| !reports) else {
+                continue;
+            };
+            // The prompt last sent for it: the task, or a `continue`.
+            let hash = match t.expect {
+                Some(hash) => hash,
+                None => match tasks::read_task(&folders.active.join(&task.file)) {
+                    Ok(text) => crate::report::text_hash(&text),
+                    Err(_) => continue,
+                },
+            };
+            if let Some(turn) = home_of(m, s).and_then(|home| transcript_turn(home, s, hash)) {
+                out.insert(task.file.clone(), turn);
+            }
         }
     }
     out

@@ -1,6 +1,7 @@
 //! Building the [`Observed`] snapshot one reconcile plans against: every tmux session
 //! with its marks and pane, the filesystem entries the shared state is made of, the
-//! inboxes' task files, and the persisted facts.
+//! inboxes' task files, the agents' own reports and the account homes' agent settings,
+//! and the persisted facts.
 //!
 //! tmux costs two round trips on the open connection however many sessions there are
 //! (`list-panes -a`, then one pipelined batch of `capture-pane` for the wanted agent
@@ -9,8 +10,8 @@
 mod fs;
 mod inbox;
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -19,7 +20,7 @@ use crate::state::Facts;
 use crate::tmux::{self, Cmd, Tmux};
 
 pub use fs::{Entry, glob_match, observe_entry};
-pub use inbox::{ActiveTask, InboxState, Waiting, read_signals};
+pub use inbox::{ActiveTask, Evidence, InboxState, TaskTurn, Waiting};
 
 /// The tmux user option that marks a session as the controller's.
 pub const OWNER_OPTION: &str = "@failover-owner";
@@ -41,13 +42,25 @@ pub struct Observed {
     pub inboxes: BTreeMap<String, InboxState>,
     /// The visible screen of each live agent pane of a wanted session, by session.
     pub screens: BTreeMap<String, String>,
-    /// Completion signals (the agent's Stop hook touched `signals/<session>`), by
-    /// session, with the time they were written.
-    pub signals: BTreeMap<String, jiff::Timestamp>,
+    /// The agents' own reports (hooks and status line) not yet folded into the facts,
+    /// by session, oldest first.
+    #[serde(skip)]
+    pub reports: BTreeMap<String, Vec<crate::report::Report>>,
+    /// Each account home's agent settings file, by home.
+    #[serde(skip)]
+    pub agent_settings: BTreeMap<PathBuf, crate::agent_settings::Observed>,
+    /// The failover binary the agents' hooks are to run.
+    pub exe: Option<PathBuf>,
     /// For claimed tasks the facts do not account for (a crash between claim and
-    /// record): whether the task's text is in its session's conversation, by file name
-    /// in `active/`.
-    pub evidence: BTreeMap<String, bool>,
+    /// record): the proof that the task's text reached its session's conversation, by
+    /// file name in `active/`.
+    pub evidence: BTreeMap<String, Evidence>,
+    /// For tasks in flight in agents that do not report: their turn as the
+    /// conversation's transcript shows it, by file name in `active/`.
+    pub turns: BTreeMap<String, TaskTurn>,
+    /// The transcripts of claimed tasks' conversations that exist: where a task whose
+    /// agent died can be resumed.
+    pub transcripts: BTreeSet<PathBuf>,
     /// Persisted facts.
     pub facts: Facts,
 }
@@ -112,11 +125,13 @@ fn pane_format() -> String {
     fields.join(&SEP.to_string())
 }
 
-/// Takes one snapshot. `tmux` is `None` when no server runs.
+/// Takes one snapshot. `tmux` is `None` when no server runs; `state_dir`, when given,
+/// is where the agents' reports are read from.
 pub async fn observe(
     tmux: Option<&Tmux>,
     manifests: &Manifests,
     facts: Facts,
+    state_dir: Option<&Path>,
 ) -> Result<Observed, Error> {
     let sessions = match tmux {
         Some(tmux) => {
@@ -132,15 +147,42 @@ pub async fn observe(
         None => BTreeMap::new(),
     };
     let inboxes = inbox::observe_inboxes(manifests);
-    let evidence = inbox::evidence(manifests, &sessions, &inboxes, &facts);
+    let reports = state_dir
+        .map(|d| crate::report::read_all(&d.join(crate::report::REPORTS_DIR)))
+        .unwrap_or_default();
+    let evidence = inbox::evidence(manifests, &sessions, &inboxes, &facts, &reports);
+    let turns = inbox::turns(manifests, &sessions, &inboxes, &facts);
+    let transcripts = facts
+        .sessions
+        .values()
+        .filter_map(|f| f.task.as_ref()?.conversation.as_ref())
+        .map(|(_, path)| path)
+        .filter(|path| path.is_file())
+        .cloned()
+        .collect();
+    let agent_settings = manifests
+        .accounts
+        .iter()
+        .map(|a| {
+            let path = a.spec.home.join(crate::agent_settings::SETTINGS_FILE);
+            (
+                a.spec.home.clone(),
+                crate::agent_settings::Observed::read(&path),
+            )
+        })
+        .collect();
     Ok(Observed {
         server_running: tmux.is_some(),
         sessions,
         entries: fs::observe_entries(manifests),
         inboxes,
         screens,
-        signals: BTreeMap::new(),
+        reports,
+        agent_settings,
+        exe: std::env::current_exe().ok(),
         evidence,
+        turns,
+        transcripts,
         facts,
     })
 }

@@ -54,6 +54,7 @@ pub fn manifests(text: &str) -> Manifests {
 pub fn observed() -> Observed {
     Observed {
         server_running: true,
+        exe: Some("/usr/local/bin/failover".into()),
         ..Observed::default()
     }
 }
@@ -123,8 +124,7 @@ pub fn task_facts(session: &str) -> crate::state::TaskFacts {
         stage: crate::state::Stage::Running,
         since: now(),
         started: Some(now()),
-        idle_since: None,
-        stalled: false,
+        ..crate::state::TaskFacts::default()
     }
 }
 

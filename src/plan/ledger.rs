@@ -1,8 +1,9 @@
-//! The account ledger: quota readings from every session's screen turn into
-//! "exhausted until", and the active account follows: to the next available one by
-//! priority when it is exhausted (not within `cooldown` of the last swap), back to a
-//! preferred one once it is available again (`failback: idle`), never when all are
-//! exhausted.
+//! The account ledger: usage limits the agents report, and quota readings from every
+//! session's screen, turn into "exhausted until"; the status line's figures into "over
+//! `moveAt`". The active account follows: when it is exhausted or over the threshold, to
+//! the available account with the most headroom (then by priority), not within
+//! `cooldown` of the last swap; back to a preferred one once it is available again
+//! (`failback: idle`); never when all are exhausted or over.
 
 use std::collections::BTreeMap;
 
@@ -10,10 +11,35 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use super::Plan;
+use super::reports::LimitReport;
 use super::screens::Reading;
 use crate::api::{AccountSpec, Failback, Manifests, Object};
 use crate::observe::Observed;
 use crate::state::{Facts, Stage, Swap};
+
+/// The strongest sign of a used-up quota on one account.
+#[derive(Debug, Clone)]
+struct Sign {
+    /// When it resets, if said.
+    resets: Option<Timestamp>,
+    /// The session it was seen on.
+    session: String,
+    /// The pattern that read it (`StopFailure rate_limit` for a report).
+    pattern: String,
+    /// The line or message.
+    line: String,
+    /// When the agent reported it: its own word needs no confirming poll.
+    reported: Option<Timestamp>,
+}
+
+impl Sign {
+    /// Whether this sign says more than `other`: a report beats a screen, a reset time
+    /// beats none.
+    fn beats(&self, other: &Sign) -> bool {
+        (self.reported.is_some(), self.resets.is_some())
+            > (other.reported.is_some(), other.resets.is_some())
+    }
+}
 
 /// Reads quota signals and decides the active account; records both in `plan.facts`
 /// and `plan.events`.
@@ -21,13 +47,30 @@ pub(super) fn plan_ledger(
     m: &Manifests,
     o: &Observed,
     readings: &BTreeMap<String, Reading>,
+    limits: &[LimitReport],
     now: Timestamp,
     plan: &mut Plan,
 ) {
     let spec = &m.controller.spec.quota;
-    // The strongest reading per account: a reset time beats none.
-    let mut by_account: BTreeMap<String, (Option<Timestamp>, String, String, String)> =
-        BTreeMap::new();
+    let mut by_account: BTreeMap<String, Sign> = BTreeMap::new();
+    let mut note = |account: &str, sign: Sign| match by_account.get(account) {
+        Some(old) if !sign.beats(old) => {}
+        _ => {
+            by_account.insert(account.to_owned(), sign);
+        }
+    };
+    for l in limits {
+        note(
+            &l.account,
+            Sign {
+                resets: l.resets_at,
+                session: l.session.clone(),
+                pattern: "StopFailure rate_limit".into(),
+                line: l.message.chars().take(120).collect(),
+                reported: Some(l.at),
+            },
+        );
+    }
     let mut counted: Vec<(String, String, String)> = Vec::new();
     for (name, reading) in readings {
         let Some(account) = o.sessions.get(name).and_then(|s| s.account.as_ref()) else {
@@ -62,21 +105,16 @@ pub(super) fn plan_ledger(
             continue;
         }
         counted.push((name.clone(), account.clone(), mark));
-        let line: String = verdict.line.unwrap_or_default().chars().take(120).collect();
-        let entry = by_account.entry(account.clone()).or_insert((
-            None,
-            name.clone(),
-            verdict.pattern.clone().unwrap_or_default(),
-            line.clone(),
-        ));
-        if entry.0.is_none() && verdict.resets_at.is_some() {
-            *entry = (
-                verdict.resets_at,
-                name.clone(),
-                verdict.pattern.unwrap_or_default(),
-                line,
-            );
-        }
+        note(
+            account,
+            Sign {
+                resets: verdict.resets_at,
+                session: name.clone(),
+                pattern: verdict.pattern.unwrap_or_default(),
+                line: verdict.line.unwrap_or_default().chars().take(120).collect(),
+                reported: None,
+            },
+        );
     }
     let facts = &mut plan.facts;
     // Accounts whose reset time has come are available again.
@@ -108,11 +146,22 @@ pub(super) fn plan_ledger(
                 t.since = now;
             }
         }
+        // A task whose agent reported the limit carries on too.
+        for (name, f) in facts.sessions.iter_mut() {
+            let under = o.sessions.get(name).and_then(|s| s.account.as_ref());
+            if under == Some(&account)
+                && let Some(t) = f.task.as_mut().filter(|t| t.at_limit)
+            {
+                t.at_limit = false;
+                t.stage = Stage::Resuming;
+                t.since = now;
+            }
+        }
         plan.events
             .push(("recovered".into(), json!({"account": account})));
     }
     for account in &m.accounts {
-        let Some((resets, session, pattern, line)) = by_account.get(&account.name) else {
+        let Some(sign) = by_account.get(&account.name) else {
             facts.quota_polls.remove(&account.name);
             continue;
         };
@@ -123,8 +172,16 @@ pub(super) fn plan_ledger(
         if already {
             continue;
         }
-        let until = match resets {
-            Some(t) => Some(*t),
+        let fallback = || {
+            now.checked_add(
+                jiff::SignedDuration::try_from(spec.reset_fallback.0).unwrap_or_default(),
+            )
+            .unwrap_or(now)
+        };
+        let until = match sign.resets {
+            Some(t) => Some(t),
+            // The agent's own word needs no confirming poll.
+            None if sign.reported.is_some() => Some(fallback()),
             None => {
                 // One reading per poll interval counts, however often we reconcile.
                 let poll = jiff::SignedDuration::try_from(m.controller.spec.poll_interval.0)
@@ -137,19 +194,18 @@ pub(super) fn plan_ledger(
                     *polls += 1;
                     *last = now;
                 }
-                (*polls >= spec.confirmations).then(|| {
-                    now.checked_add(
-                        jiff::SignedDuration::try_from(spec.reset_fallback.0).unwrap_or_default(),
-                    )
-                    .unwrap_or(now)
-                })
+                (*polls >= spec.confirmations).then(fallback)
             }
         };
-        let event = json!({
-            "account": account.name, "session": session, "class": "quota-exhausted",
-            "pattern": pattern, "line": line, "resetsAt": resets,
+        let mut event = json!({
+            "account": account.name, "session": sign.session, "class": "quota-exhausted",
+            "pattern": sign.pattern, "line": sign.line, "resetsAt": sign.resets,
             "confirmed": until.is_some(),
+            "source": if sign.reported.is_some() { "report" } else { "screen" },
         });
+        if let Some(at) = sign.reported {
+            event["reportedAt"] = json!(at);
+        }
         plan.events.push(("quotaDetected".into(), event));
         if let Some(until) = until {
             facts
@@ -181,6 +237,21 @@ fn available(facts: &Facts, a: &Object<AccountSpec>, now: Timestamp) -> bool {
     facts.exhausted_until.get(&a.name).is_none_or(|t| *t <= now)
 }
 
+/// The use of `account` that counts against `quota.moveAt`: its status line's highest
+/// window that has not reset, in percent.
+pub(super) fn used(facts: &Facts, account: &str, now: Timestamp) -> Option<f64> {
+    facts.usage.get(account)?.usage.used_at(now)
+}
+
+/// Whether `account` is at or over `quota.moveAt`: it takes no new task, and its
+/// sessions move at safe points.
+pub(super) fn over(m: &Manifests, facts: &Facts, account: &str, now: Timestamp) -> bool {
+    let Some(at) = m.controller.spec.quota.move_at else {
+        return false;
+    };
+    used(facts, account, now).is_some_and(|u| u >= f64::from(at))
+}
+
 /// Keeps, swaps or fails back the active account.
 fn choose_account(
     m: &Manifests,
@@ -199,24 +270,54 @@ fn choose_account(
         .last_swap
         .as_ref()
         .is_some_and(|s| now.duration_since(s.at).as_secs_f64() < spec.cooldown.0.as_secs_f64());
-    let first_available = ranked.iter().find(|a| available(facts, a, now)).copied();
-    let next = match current {
-        None => first_available,
-        Some(c) if available(facts, c, now) => {
-            // Fail back to a preferred account that is available again.
-            match first_available {
+    let usable = |a: &Object<AccountSpec>| available(facts, a, now) && !over(m, facts, &a.name, now);
+    // Where sessions go when they leave: the usable account with the most headroom
+    // (unknown use counts as none), then by priority; else any available one.
+    let roomiest = ranked
+        .iter()
+        .filter(|a| usable(a))
+        .min_by(|a, b| {
+            let u = |x: &Object<AccountSpec>| used(facts, &x.name, now).unwrap_or(0.0);
+            u(a).total_cmp(&u(b))
+        })
+        .or_else(|| ranked.iter().find(|a| available(facts, a, now)))
+        .copied();
+    let preferred = ranked.iter().find(|a| usable(a)).copied();
+    let (next, reason) = match current {
+        None => (roomiest, None),
+        Some(c) if available(facts, c, now) && !over(m, facts, &c.name, now) => {
+            // Fail back to a preferred account that is usable again.
+            match preferred {
                 Some(f)
                     if spec.failback == Failback::Idle
                         && f.spec.priority < c.spec.priority
                         && !cooling =>
                 {
-                    Some(f)
+                    (Some(f), Some("fail-back".to_owned()))
                 }
-                _ => Some(c),
+                _ => (Some(c), None),
             }
         }
-        Some(c) if cooling => Some(c),
-        Some(_) => first_available,
+        Some(c) if cooling => (Some(c), None),
+        Some(c) if available(facts, c, now) => {
+            // Over the threshold: move only to an account that is not.
+            let used = used(facts, &c.name, now).unwrap_or(0.0);
+            let at = spec.move_at.unwrap_or(100);
+            match roomiest {
+                Some(n) if n.name != c.name && usable(n) => (
+                    Some(n),
+                    Some(format!("usage {used:.0}% reached moveAt {at}%")),
+                ),
+                _ => {
+                    events.push((
+                        "allOverThreshold".into(),
+                        json!({"account": c.name, "used": used, "moveAt": at}),
+                    ));
+                    (Some(c), None)
+                }
+            }
+        }
+        Some(_) => (roomiest, Some("quota exhausted".to_owned())),
     };
     let Some(next) = next else {
         if !facts.exhausted_until.is_empty() && current.is_some() {
@@ -230,21 +331,18 @@ fn choose_account(
     if let Some(c) = current
         && c.name != next.name
     {
-        let reason = if available(facts, c, now) {
-            "fail-back"
-        } else {
-            "quota exhausted"
-        };
+        let reason = reason.unwrap_or_else(|| "quota exhausted".to_owned());
         facts.last_swap = Some(Swap {
             at: now,
             from: c.name.clone(),
             to: next.name.clone(),
-            reason: reason.into(),
+            reason: reason.clone(),
         });
-        events.push((
-            "swap".into(),
-            json!({"from": c.name, "to": next.name, "reason": reason}),
-        ));
+        let mut event = json!({"from": c.name, "to": next.name, "reason": reason});
+        if let Some(u) = used(facts, &c.name, now) {
+            event["used"] = json!(u);
+        }
+        events.push(("swap".into(), event));
     }
     facts.active_account = Some(next.name.clone());
 }

@@ -2,13 +2,16 @@
 //! persisted facts, the ordered actions that make them match, and every item it refuses
 //! with the reason. No I/O: every rule is tested without tmux.
 
+mod agents;
 mod ledger;
 mod record;
 mod render;
+mod reports;
 mod screens;
 mod sessions;
 mod shared;
 mod tasks;
+mod turns;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -41,6 +44,10 @@ pub struct Plan {
     /// Decisions to journal: quota detections, swaps, all accounts exhausted.
     #[serde(skip)]
     pub events: Vec<(String, serde_json::Value)>,
+    /// The report files this plan folded into `facts`: the controller deletes them once
+    /// the facts are saved.
+    #[serde(skip)]
+    pub consumed: Vec<PathBuf>,
 }
 
 /// One change to the world.
@@ -59,10 +66,24 @@ pub enum Action {
         /// Where it points.
         target: PathBuf,
     },
+    /// Put failover's hooks and status line into an account home's agent settings, or
+    /// take them out, leaving the operator's entries as they are.
+    ConfigureAgent {
+        /// The account.
+        account: String,
+        /// Its `settings.json`.
+        path: PathBuf,
+        /// The failover binary the hooks run; `None` takes failover's entries out.
+        exe: Option<PathBuf>,
+        /// What changes, in words.
+        changes: Vec<String>,
+    },
     /// Start a session.
     CreateSession {
         /// What it runs.
         session: SessionSpec,
+        /// The conversation its task is resumed in (the agent died mid-turn), if any.
+        resume: Option<String>,
     },
     /// Start the agent of an existing session again (its process exited).
     RestartSession {
@@ -72,6 +93,8 @@ pub enum Action {
         pane: String,
         /// Why.
         reason: String,
+        /// The conversation its task is resumed in (the agent died mid-turn), if any.
+        resume: Option<String>,
     },
     /// Run a session's agent under another account, resuming its conversation.
     MoveSession {
@@ -129,6 +152,9 @@ pub enum Action {
         task: TaskRef,
         /// The agent's pane.
         pane: String,
+        /// The prompt: it names the account and the time, so its turn never reads as
+        /// an old one.
+        text: String,
     },
     /// Send the lone Enter that submits the pasted text.
     SubmitTask {
@@ -137,8 +163,8 @@ pub enum Action {
         /// The agent's pane.
         pane: String,
     },
-    /// Move a finished task to `done/` and, for a pool session, end the agent's
-    /// context with the profile's exit command.
+    /// Move a finished task to `done/` with the agent's last reply and, for a pool
+    /// session whose agent is alive, end its context with the profile's exit command.
     CompleteTask {
         /// Which task.
         task: TaskRef,
@@ -146,8 +172,12 @@ pub enum Action {
         pane: String,
         /// The agent's pid: after the task, no longer a fresh context.
         pid: u32,
-        /// How the end was seen (`signal`, `idle prompt`).
+        /// How the end was seen (`Stop report`, `transcript`, `idle screen after the
+        /// turn ran`).
         how: String,
+        /// The agent's last reply, when its report or transcript gave it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reply: Option<String>,
         /// The exit command to type, for pool sessions.
         exit: Option<String>,
     },
@@ -219,7 +249,41 @@ impl Action {
                 Change::Add
             }
             Action::DeleteSession { .. } => Change::Delete,
-            _ => Change::Change,
+            Action::ConfigureAgent { .. }
+            | Action::RestartSession { .. }
+            | Action::MoveSession { .. }
+            | Action::RecycleSession { .. }
+            | Action::DispatchTask { .. }
+            | Action::PasteTask { .. }
+            | Action::ContinueTask { .. }
+            | Action::SubmitTask { .. }
+            | Action::CompleteTask { .. }
+            | Action::RequeueTask { .. }
+            | Action::RejectTask { .. }
+            | Action::StallTask { .. } => Change::Change,
+        }
+    }
+
+    /// Where it goes in a plan: folders before the links into them, agent settings
+    /// before the agents that read them, deletions to free names for creations.
+    fn order(&self) -> u8 {
+        match self {
+            Action::CreateDir { .. } => 0,
+            Action::CreateLink { .. } => 1,
+            Action::ConfigureAgent { .. } => 2,
+            Action::DeleteSession { .. } => 3,
+            Action::CreateSession { .. } => 4,
+            Action::RestartSession { .. } => 5,
+            Action::MoveSession { .. } => 6,
+            Action::RecycleSession { .. }
+            | Action::DispatchTask { .. }
+            | Action::PasteTask { .. }
+            | Action::ContinueTask { .. }
+            | Action::SubmitTask { .. }
+            | Action::CompleteTask { .. }
+            | Action::RequeueTask { .. }
+            | Action::RejectTask { .. }
+            | Action::StallTask { .. } => 7,
         }
     }
 }
@@ -385,8 +449,13 @@ fn plan_all(
         ..Plan::default()
     };
     let broken = shared::plan_shared(m, observed, &mut plan);
+    agents::plan_agent_settings(m, observed, &mut plan);
     let readings = screens::read_screens(m, observed, owner, now);
-    ledger::plan_ledger(m, observed, &readings, now, &mut plan);
+    // Claims a crash left out of the facts are taken back first, so that the reports
+    // of their turns find them.
+    turns::adopt(m, observed, now, &mut plan);
+    let limits = reports::fold(m, observed, now, &mut plan);
+    ledger::plan_ledger(m, observed, &readings, &limits, now, &mut plan);
     // A redrawn limit does not make a session wait, unless a turn of a task is under
     // way there: then a limit on screen is never taken for its end.
     let redraw: std::collections::BTreeSet<String> = plan
@@ -401,14 +470,22 @@ fn plan_all(
         })
         .map(|(name, _)| name.clone())
         .collect();
+    let account = plan.account.clone();
+    let intake = account
+        .clone()
+        .filter(|a| !ledger::over(m, &plan.facts, a, now));
     let view = tasks::View::new(
         m,
         observed,
-        owner,
-        now,
-        plan.account.as_deref(),
-        &redraw,
-        &readings,
+        &plan.facts,
+        tasks::Inputs {
+            owner,
+            now,
+            account: account.as_deref(),
+            intake: intake.as_deref(),
+            redraw: &redraw,
+            readings: &readings,
+        },
     );
     view.bookkeep(&mut plan);
     if with_tasks {
@@ -431,16 +508,7 @@ fn plan_all(
         | Action::CompleteTask { task, .. } => !moving.contains(&task.session),
         _ => true,
     });
-    // Folders before the links into them; deletions free names for creations.
-    plan.actions.sort_by_key(|a| match a {
-        Action::CreateDir { .. } => 0,
-        Action::CreateLink { .. } => 1,
-        Action::DeleteSession { .. } => 2,
-        Action::CreateSession { .. } => 3,
-        Action::RestartSession { .. } => 4,
-        Action::MoveSession { .. } => 5,
-        _ => 6,
-    });
+    plan.actions.sort_by_key(Action::order);
     plan
 }
 

@@ -10,6 +10,9 @@ use crate::state::{Facts, Stage, TaskFacts};
 pub enum Outcome {
     /// It did what it says.
     Done,
+    /// It pasted a prompt into the agent: [`crate::report::text_hash`] of the text, by
+    /// which the agent's submit report is known to be this task's.
+    Sent(u64),
     /// The task it was to send went to `failed/` instead, or the move was not made,
     /// for this reason.
     Rejected(String),
@@ -33,7 +36,7 @@ pub fn record(
             ..
         }
         | Action::CompleteTask { task, .. } => Some(task.session.as_str()),
-        Action::CreateSession { session }
+        Action::CreateSession { session, .. }
         | Action::RestartSession { session, .. }
         | Action::RecycleSession { session, .. } => Some(session.name.as_str()),
         Action::MoveSession { session, .. } if !matches!(outcome, Outcome::Resumed(_)) => {
@@ -51,10 +54,14 @@ pub fn record(
     {
         f.redraw_submitted = true;
     }
+    let sent = match outcome {
+        Outcome::Sent(hash) => Some(*hash),
+        _ => None,
+    };
     match action {
         Action::DispatchTask { task, restart, .. } => {
             facts.tries.remove(&format!("{}/{}", task.inbox, task.name));
-            if *outcome != Outcome::Done {
+            if matches!(outcome, Outcome::Rejected(_)) {
                 return;
             }
             let f = facts.sessions.entry(task.session.clone()).or_default();
@@ -70,20 +77,19 @@ pub fn record(
                     Stage::Pasted
                 },
                 since: now,
-                started: None,
-                idle_since: None,
-                stalled: false,
+                expect: sent,
+                ..TaskFacts::default()
             });
         }
         Action::PasteTask { task, .. } | Action::ContinueTask { task, .. } => {
             set_stage(facts, &task.session, Stage::Pasted, now);
-            // Carried on: a later stall is a new one, worth telling.
-            if let Some(t) = facts
-                .sessions
-                .get_mut(&task.session)
-                .and_then(|f| f.task.as_mut())
-            {
+            if let Some(t) = task_of(facts, &task.session) {
+                // Carried on: a later stall is a new one, worth telling; the turn is a
+                // new one, taken when its report or the busy marker says so.
                 t.stalled = false;
+                t.expect = sent.or(t.expect);
+                t.prompt_id = None;
+                t.seen_busy = false;
             }
         }
         Action::MoveSession { session, .. } => match outcome {
@@ -92,12 +98,32 @@ pub fn record(
                 // limits count.
                 let f = facts.sessions.entry(session.name.clone()).or_default();
                 f.start_redraw(None);
-                set_stage(facts, &session.name, Stage::Resuming, now);
+                carry_on(facts, &session.name, now);
             }
             // A fresh agent: a task it had is sent again from the start.
-            Outcome::Done => set_stage(facts, &session.name, Stage::Starting, now),
+            Outcome::Done | Outcome::Sent(_) => {
+                set_stage(facts, &session.name, Stage::Starting, now);
+            }
             Outcome::Rejected(_) => {}
         },
+        Action::CreateSession {
+            session,
+            resume: Some(_),
+        }
+        | Action::RestartSession {
+            session,
+            resume: Some(_),
+            ..
+        } => {
+            // The dead agent's conversation, resumed: its last turn is redrawn, and the
+            // task is carried on.
+            let f = facts.sessions.entry(session.name.clone()).or_default();
+            f.start_redraw(None);
+            carry_on(facts, &session.name, now);
+            if let Some(t) = task_of(facts, &session.name) {
+                t.resumes += 1;
+            }
+        }
         Action::SubmitTask { task, .. } => {
             let enters = match facts
                 .sessions
@@ -149,6 +175,21 @@ pub fn record(
             facts.sessions.remove(name);
         }
         _ => {}
+    }
+}
+
+/// The task of `session`, if it has one.
+fn task_of<'f>(facts: &'f mut Facts, session: &str) -> Option<&'f mut TaskFacts> {
+    facts.sessions.get_mut(session)?.task.as_mut()
+}
+
+/// The task of `session` goes on in its resumed conversation: `continue` once idle.
+fn carry_on(facts: &mut Facts, session: &str, now: Timestamp) {
+    set_stage(facts, session, Stage::Resuming, now);
+    if let Some(t) = task_of(facts, session) {
+        t.prompt_id = None;
+        t.at_limit = false;
+        t.seen_busy = false;
     }
 }
 

@@ -23,13 +23,32 @@ pub fn describe(action: &Action) -> String {
         Action::CreateLink { link, target } => {
             format!("link {} -> {}", link.display(), target.display())
         }
-        Action::CreateSession { session } => format!("session {}", what(session)),
+        Action::ConfigureAgent {
+            account,
+            path,
+            changes,
+            ..
+        } => format!(
+            "agent settings {} (account {account}): {}",
+            path.display(),
+            changes.join("; ")
+        ),
+        Action::CreateSession { session, resume } => format!(
+            "session {}{}",
+            what(session),
+            resumed(resume.as_deref())
+        ),
         Action::RestartSession {
-            session, reason, ..
+            session,
+            reason,
+            resume,
+            ..
         } => {
             format!(
-                "session {}: {reason}; restart under account {}",
-                session.name, session.account
+                "session {}: {reason}; restart under account {}{}",
+                session.name,
+                session.account,
+                resumed(resume.as_deref())
             )
         }
         Action::MoveSession {
@@ -78,6 +97,7 @@ pub fn describe(action: &Action) -> String {
         Action::CompleteTask {
             task, how, exit, ..
         } => {
+            // The reply goes to the task's record, not to this line.
             let recycle = exit
                 .as_ref()
                 .map_or(String::new(), |e| format!("; {e} to end the context"));
@@ -109,6 +129,13 @@ pub fn describe(action: &Action) -> String {
             task.inbox, task.name, task.session
         ),
     }
+}
+
+/// ", resuming conversation <id> for its task", when a dead agent's task is resumed.
+fn resumed(conversation: Option<&str>) -> String {
+    conversation.map_or(String::new(), |id| {
+        format!(", resuming conversation {id} for its task")
+    })
 }
 
 fn what(s: &SessionSpec) -> String {
@@ -163,6 +190,23 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
                 text(&swap["reason"])
             );
             let _ = writeln!(out, "{}", paint(YELLOW, line));
+        }
+        for (account, reading) in &plan.facts.usage {
+            let windows: Vec<String> = reading
+                .usage
+                .windows()
+                .map(|(name, w)| format!("{name} {:.0}% (resets {})", w.used, w.resets_at))
+                .collect();
+            if windows.is_empty() {
+                continue;
+            }
+            let line = format!(
+                "      account {account} use, reported by {} at {}: {}",
+                reading.session,
+                reading.at,
+                windows.join(", ")
+            );
+            let _ = writeln!(out, "{line}");
         }
         for (_, e) in plan
             .events
@@ -261,7 +305,7 @@ pub fn render_diff(m: &Manifests, observed: &Observed, plan: &Plan, owner: &str)
     }
     for action in &plan.actions {
         match action {
-            Action::CreateSession { session }
+            Action::CreateSession { session, .. }
             | Action::RestartSession { session, .. }
             | Action::MoveSession { session, .. } => {
                 after.insert(

@@ -35,13 +35,9 @@ impl Ctx<'_> {
                 .get(a)
                 .is_some_and(|t| *t > self.now)
         });
-        let idle = self
-            .view
-            .seen
-            .get(&s.name)
-            .is_some_and(|v| v.at_empty_prompt())
-            && !self.view.has_task(&s.name);
-        if !from_exhausted && !idle {
+        // From an account that is not used up (fail-back, or over `moveAt`), only at a
+        // safe point: idle, no task, no turn under way.
+        if !from_exhausted && !self.view.resting(&s.name) {
             return;
         }
         let wants_resume = match &spec.role {
@@ -102,14 +98,35 @@ impl Ctx<'_> {
         super::session_spec(self.m, self.account?, name, role, agent, workdir, env)
     }
 
+    /// A session's spec that resumes its task's conversation in the task's folder, when
+    /// its agent died mid-turn: the conversation resumed, if so.
+    fn resuming(&self, spec: &mut SessionSpec, plan: &Plan) -> Option<String> {
+        let (id, workdir) = self.view.resume_of(&spec.name, plan)?;
+        let agent = self
+            .m
+            .session_owner(&spec.name)
+            .map_or(crate::api::BUILTIN_AGENT, |o| o.agent());
+        let args = &self.m.agent(agent)?.spec.resume_args;
+        spec.command
+            .extend(args.iter().map(|a| a.replace("{sessionId}", &id)));
+        spec.workdir = workdir;
+        Some(id)
+    }
+
     /// Plans a session that should exist: create, restart, move or leave it.
     fn ensure(&self, spec: Option<SessionSpec>, plan: &mut Plan) {
-        let Some(spec) = spec else { return };
+        let Some(mut spec) = spec else { return };
         let name = spec.name.clone();
         let what = format!("session {name}");
         match self.observed.sessions.get(&name) {
             None if self.blocked => {}
-            None => plan.act(Action::CreateSession { session: spec }),
+            None => {
+                let resume = self.resuming(&mut spec, plan);
+                plan.act(Action::CreateSession {
+                    session: spec,
+                    resume,
+                });
+            }
             Some(s) if !self.ours(s) => plan.refuse(
                 what,
                 format!(
@@ -124,10 +141,12 @@ impl Ctx<'_> {
                     Some(code) => format!("agent exited with status {code}"),
                     None => "agent exited".to_owned(),
                 };
+                let resume = self.resuming(&mut spec, plan);
                 plan.act(Action::RestartSession {
                     session: spec,
                     pane: s.pane.id.clone(),
                     reason,
+                    resume,
                 });
             }
             Some(s) if s.account.as_deref() != Some(spec.account.as_str()) => {
@@ -317,7 +336,7 @@ mod tests {
 
     fn created(plan: &Plan) -> Vec<String> {
         names(plan, |a| match a {
-            Action::CreateSession { session } => Some(session.name.clone()),
+            Action::CreateSession { session, .. } => Some(session.name.clone()),
             _ => None,
         })
     }
@@ -338,7 +357,7 @@ mod tests {
             ["ccl-auto-11", "ccl-auto-12", "ccl-auto-13", "ccl-1-x"]
         );
         assert!(p.refused.is_empty(), "{:?}", p.refused);
-        let Action::CreateSession { session } = &p.actions[0] else {
+        let Action::CreateSession { session, .. } = &p.actions[0] else {
             panic!("{:?}", p.actions[0]);
         };
         assert_eq!(session.account, "main");
@@ -609,7 +628,7 @@ mod tests {
         o.facts.active_account = Some("alt".into());
         // Fail-back (the default, `idle`) returns to the preferred account …
         let p = plan(&m, &o, "failover", now());
-        let Action::CreateSession { session } = &p.actions[0] else {
+        let Action::CreateSession { session, .. } = &p.actions[0] else {
             panic!();
         };
         assert_eq!(session.account, "main");
@@ -618,7 +637,7 @@ mod tests {
             "{POOL_AND_DEDICATED}---\napiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{quota: {{failback: never}}}}\n"
         );
         let p = plan(&manifests(&text), &o, "failover", now());
-        let Action::CreateSession { session } = &p.actions[0] else {
+        let Action::CreateSession { session, .. } = &p.actions[0] else {
             panic!();
         };
         assert_eq!(session.account, "alt");

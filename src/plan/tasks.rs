@@ -1,7 +1,8 @@
-//! Task rules: claimed tasks are followed through their stages (started, pasted,
-//! submitted, running) to completion, failure or a stall; waiting tasks go to idle,
-//! fresh pool sessions, oldest first, inboxes of one pool taking turns. Also the
-//! bookkeeping the rules need across reconciles: screen changes and idle times.
+//! Task rules, the dispatch side: waiting tasks go to idle, fresh pool sessions of an
+//! account that takes new tasks, oldest first, inboxes of one pool taking turns; used
+//! agents are started afresh. Also the per-session view the task and session rules
+//! share ([`View`]) and the bookkeeping they need across reconciles: screen changes and
+//! idle times. Following a claimed task to its end is [`super::turns`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -13,21 +14,14 @@ use super::{Action, Plan, Role, SessionSpec, TaskRef};
 use crate::api::{AccountSpec, InboxSpec, Manifests, Object};
 use crate::observe::{Observed, Session};
 use crate::screen::{Class, State};
-use crate::state::{Stage, TaskFacts};
+use crate::state::Facts;
 
-/// How long after a submit the screen must show it taken before Enter is sent again.
-const RETAKE: Duration = Duration::from_secs(1);
-/// The shortest idle stretch that completes a task (two polls at most once a second).
-const MIN_IDLE: Duration = Duration::from_millis(200);
 /// How long a used agent may sit unchanged before it is restarted for a fresh context.
 const RECYCLE_AFTER: Duration = Duration::from_secs(3);
-
-impl Seen {
-    /// Idle with nothing typed: ready for text.
-    pub fn at_empty_prompt(&self) -> bool {
-        self.state == State::Idle && self.empty_input
-    }
-}
+/// How long a reported turn without its end may sit at an idle, empty prompt before it
+/// is taken for interrupted (Claude Code reports no `Stop` for a turn cut with Esc):
+/// well above the moment between Enter and the busy marker.
+const TURN_GRACE: Duration = Duration::from_secs(5);
 
 /// What the task and scaling rules know of each of our sessions.
 #[derive(Debug, Clone)]
@@ -44,86 +38,128 @@ pub(super) struct Seen {
     pub hash: Option<u64>,
     /// Its turn met a usage limit and waits for a move or the reset.
     pub at_limit: bool,
+    /// The agent reports (its `SessionStart` named this very pid).
+    pub reports: bool,
+    /// It reported a turn under way, and has not sat idle since for [`TURN_GRACE`].
+    pub turn_open: bool,
+}
+
+impl Seen {
+    /// Idle with nothing typed: ready for text.
+    pub fn at_empty_prompt(&self) -> bool {
+        self.state == State::Idle && self.empty_input
+    }
+}
+
+/// What the view is built from besides the manifests and the observation.
+pub(super) struct Inputs<'a> {
+    /// The controller's owner mark.
+    pub owner: &'a str,
+    /// The plan's time.
+    pub now: Timestamp,
+    /// The account sessions run under now.
+    pub account: Option<&'a str>,
+    /// The account new tasks go to: the active one unless it is over `quota.moveAt`.
+    pub intake: Option<&'a str>,
+    /// Sessions whose screen may show a resumed conversation's old limit.
+    pub redraw: &'a BTreeSet<String>,
+    /// Every screen, read.
+    pub readings: &'a BTreeMap<String, Reading>,
 }
 
 /// The inputs of the task rules, read once per plan.
 pub(super) struct View<'a> {
-    m: &'a Manifests,
-    o: &'a Observed,
-    owner: &'a str,
-    now: Timestamp,
+    pub(super) m: &'a Manifests,
+    pub(super) o: &'a Observed,
+    pub(super) owner: &'a str,
+    pub(super) now: Timestamp,
     account: Option<&'a Object<AccountSpec>>,
+    intake: Option<&'a Object<AccountSpec>>,
     /// Our live sessions, by name.
     pub seen: BTreeMap<String, Seen>,
 }
 
-fn elapsed(now: Timestamp, since: Timestamp) -> Duration {
+pub(super) fn elapsed(now: Timestamp, since: Timestamp) -> Duration {
     now.duration_since(since)
         .try_into()
         .unwrap_or(Duration::ZERO)
 }
 
 impl<'a> View<'a> {
-    /// `redraw` holds the sessions whose screen may show a resumed conversation's old
-    /// limit: it does not mean the agent is stuck.
-    pub fn new(
-        m: &'a Manifests,
-        o: &'a Observed,
-        owner: &'a str,
-        now: Timestamp,
-        account: Option<&str>,
-        redraw: &std::collections::BTreeSet<String>,
-        readings: &BTreeMap<String, Reading>,
-    ) -> Self {
+    /// The view of our live sessions, with `facts` as the plan holds them so far.
+    pub fn new(m: &'a Manifests, o: &'a Observed, facts: &Facts, input: Inputs<'a>) -> Self {
         let mut seen = BTreeMap::new();
         for (name, s) in &o.sessions {
-            if s.owner.as_deref() != Some(owner) || s.pane.dead {
+            if s.owner.as_deref() != Some(input.owner) || s.pane.dead {
                 continue;
             }
+            let f = facts.sessions.get(name);
+            let reported_limit = f
+                .and_then(|f| f.task.as_ref())
+                .is_some_and(|t| t.at_limit);
             // A screen showing a limit is not idle, even at its prompt: the turn did not
             // end, it waits for a move or the reset (unless it is a resumed
             // conversation's old limit, redrawn). An error did end the turn.
-            let (state, empty_input, at_limit) = match readings.get(name) {
+            let (state, empty_input, at_limit) = match input.readings.get(name) {
                 Some(r) => {
-                    let waits = r.verdict.class == Class::QuotaExhausted && !redraw.contains(name);
-                    let state = if waits {
+                    let waits = r.verdict.class == Class::QuotaExhausted
+                        && !input.redraw.contains(name);
+                    let state = if waits || reported_limit {
                         State::Unknown
                     } else {
                         r.verdict.state
                     };
-                    (state, r.empty_input, waits)
+                    (state, r.empty_input, waits || reported_limit)
                 }
-                None => (State::Unknown, false, false),
+                None => (State::Unknown, false, reported_limit),
             };
-            let facts = o.facts.sessions.get(name);
             seen.insert(
                 name.clone(),
                 Seen {
                     state,
                     empty_input,
-                    used: facts.and_then(|f| f.used_pid) == Some(s.pane.pid),
-                    busy: facts.is_some_and(|f| f.task.is_some()),
-                    hash: readings.get(name).map(|r| r.hash),
+                    used: f.and_then(|f| f.used_pid) == Some(s.pane.pid),
+                    busy: f.is_some_and(|f| f.task.is_some()),
+                    hash: input.readings.get(name).map(|r| r.hash),
                     at_limit,
+                    reports: f
+                        .and_then(|f| f.agent.as_ref())
+                        .is_some_and(|a| a.pid == s.pane.pid),
+                    turn_open: f.is_some_and(|f| {
+                        f.turn.is_some()
+                            && f.idle_since
+                                .is_none_or(|t| elapsed(input.now, t) < TURN_GRACE)
+                    }),
                 },
             );
         }
+        let find = |a: Option<&str>| a.and_then(|a| m.accounts.iter().find(|x| x.name == a));
         Self {
             m,
             o,
-            owner,
-            now,
-            account: account.and_then(|a| m.accounts.iter().find(|x| x.name == a)),
+            owner: input.owner,
+            now: input.now,
+            account: find(input.account),
+            intake: find(input.intake),
             seen,
         }
     }
 
     /// Whether session `name` can take a task now: ours, alive, idle at an empty
-    /// prompt, a fresh context, no task.
+    /// prompt, a fresh context, no task, no turn of anyone's under way.
     pub fn free(&self, name: &str) -> bool {
         self.seen
             .get(name)
-            .is_some_and(|s| s.at_empty_prompt() && !s.used && !s.busy)
+            .is_some_and(|s| s.at_empty_prompt() && !s.used && !s.busy && !s.turn_open)
+    }
+
+    /// Whether session `name` is at a safe point to move: idle at an empty prompt, no
+    /// task, no turn under way.
+    pub fn resting(&self, name: &str) -> bool {
+        self.seen
+            .get(name)
+            .is_some_and(|s| s.at_empty_prompt() && !s.turn_open)
+            && !self.has_task(name)
     }
 
     /// Whether session `name` works on a task.
@@ -153,11 +189,18 @@ impl<'a> View<'a> {
     }
 
     /// Records what persists between reconciles: each screen's last change, and since
-    /// when each session has been idle without a task.
+    /// when each session has been idle without a task. Facts of sessions that are gone
+    /// go, unless a claimed task names them (its turn may have ended on a report).
     pub fn bookkeep(&self, plan: &mut Plan) {
-        plan.facts
-            .sessions
-            .retain(|name, _| self.o.sessions.contains_key(name));
+        let claimed: BTreeSet<&str> = self
+            .o
+            .inboxes
+            .values()
+            .flat_map(|i| i.active.iter().map(|a| a.session.as_str()))
+            .collect();
+        plan.facts.sessions.retain(|name, _| {
+            self.o.sessions.contains_key(name) || claimed.contains(name.as_str())
+        });
         // A task the facts hold whose file left `active/` (finished or moved before a
         // crash): forget it, and do not take the agent for a fresh context.
         for (name, f) in plan.facts.sessions.iter_mut() {
@@ -214,7 +257,7 @@ impl<'a> View<'a> {
                 let Some(seen) = self.seen.get(&name) else {
                     continue;
                 };
-                let quiet = entry_screen_age(plan, &name, self.now) >= RECYCLE_AFTER;
+                let quiet = screen_age(plan, &name, self.now) >= RECYCLE_AFTER;
                 if seen.used
                     && !seen.busy
                     && !claimed.contains(&name)
@@ -232,7 +275,7 @@ impl<'a> View<'a> {
         }
     }
 
-    fn task_ref(
+    pub(super) fn task_ref(
         &self,
         inbox: &Object<InboxSpec>,
         file: &str,
@@ -265,186 +308,9 @@ impl<'a> View<'a> {
         }
     }
 
-    /// Follows one claimed task.
-    fn follow(
-        &self,
-        inbox: &Object<InboxSpec>,
-        active: &crate::observe::ActiveTask,
-        plan: &mut Plan,
-    ) {
-        let task = self.task_ref(
-            inbox,
-            &active.file,
-            &active.task,
-            &active.session,
-            active.attempt,
-        );
-        let session = self
-            .o
-            .sessions
-            .get(&active.session)
-            .filter(|s| s.owner.as_deref() == Some(self.owner) && !s.pane.dead);
-        let known = self
-            .o
-            .facts
-            .sessions
-            .get(&active.session)
-            .and_then(|f| f.task.clone())
-            .filter(|t| t.file == active.file && t.inbox == inbox.name);
-        let Some(s) = session else {
-            let last = active.attempt >= inbox.spec.max_tries;
-            let reason = format!(
-                "session {} died while working on it (try {} of {})",
-                active.session, active.attempt, inbox.spec.max_tries
-            );
-            plan.act(Action::RequeueTask {
-                task,
-                reason,
-                failed: last,
-            });
-            return;
-        };
-        let Some(facts) = known else {
-            // A crash between claim and record: the conversation tells whether it was sent.
-            if self.o.evidence.get(&active.file).copied().unwrap_or(false) {
-                let f = plan
-                    .facts
-                    .sessions
-                    .entry(active.session.clone())
-                    .or_default();
-                f.task = Some(TaskFacts {
-                    inbox: inbox.name.clone(),
-                    file: active.file.clone(),
-                    task: active.task.clone(),
-                    attempt: active.attempt,
-                    stage: Stage::Running,
-                    since: self.now,
-                    started: Some(self.now),
-                    idle_since: None,
-                    stalled: false,
-                });
-            } else {
-                plan.act(Action::RequeueTask {
-                    task,
-                    reason: "claimed but not sent before the controller stopped".into(),
-                    failed: false,
-                });
-                if let Some(spec) = self
-                    .m
-                    .pool(&inbox.spec.pool)
-                    .and_then(|p| self.spec_for(p, s, &p.spec.workdir))
-                {
-                    plan.act(Action::RecycleSession {
-                        session: spec,
-                        pane: s.pane.id.clone(),
-                        reason: "clear a task that may sit unsent in its input".into(),
-                    });
-                }
-            }
-            return;
-        };
-        self.progress(s, task, facts, plan);
-    }
-
-    /// Moves a known task on through its stages.
-    fn progress(&self, s: &Session, task: TaskRef, facts: TaskFacts, plan: &mut Plan) {
-        let Some(seen) = self.seen.get(&s.name) else {
-            return;
-        };
-        let spec = &self.m.controller.spec;
-        let pane = s.pane.id.clone();
-        let signalled = self
-            .o
-            .signals
-            .get(&s.name)
-            .is_some_and(|t| facts.started.is_some_and(|st| *t >= st));
-        if signalled {
-            self.complete(s, task, "signal", plan);
-            return;
-        }
-        // No screen change for idleTimeout, in any stage: stalled (kept in active/). A
-        // turn waiting at a usage limit is not stalled: it waits for a move or the reset.
-        let quiet = entry_screen_age(plan, &s.name, self.now);
-        if !facts.stalled && !seen.at_limit && quiet >= spec.completion.idle_timeout.0 {
-            plan.act(Action::StallTask { task: task.clone() });
-        }
-        let entry = plan.facts.sessions.entry(s.name.clone()).or_default();
-        let Some(tf) = entry.task.as_mut() else {
-            return;
-        };
-        // The stage as this plan left it: the ledger may have turned a task at a spent
-        // limit to Resuming.
-        let since = elapsed(self.now, tf.since);
-        match tf.stage {
-            // A fresh agent gets the task, a resumed one `continue`, once at its prompt.
-            Stage::Starting | Stage::Resuming => {
-                if !seen.at_empty_prompt() {
-                    plan.wake(Duration::from_millis(100));
-                } else if tf.stage == Stage::Starting {
-                    plan.act(Action::PasteTask { task, pane });
-                } else {
-                    plan.act(Action::ContinueTask { task, pane });
-                }
-            }
-            Stage::Pasted => {
-                let delay = spec.dispatch.submit_delay.0;
-                if since >= delay {
-                    plan.act(Action::SubmitTask { task, pane });
-                } else {
-                    plan.wake(delay - since);
-                }
-            }
-            Stage::Submitted(enters) => {
-                if seen.state == State::Busy || (seen.empty_input && seen.state != State::Unknown) {
-                    tf.stage = Stage::Running;
-                    tf.since = self.now;
-                    tf.started = tf.started.or(Some(self.now));
-                    plan.wake(spec.poll_interval.0);
-                } else if since >= RETAKE && enters < 2 {
-                    plan.act(Action::SubmitTask { task, pane });
-                } else {
-                    plan.wake(Duration::from_millis(250));
-                }
-            }
-            Stage::Running => {
-                if seen.state == State::Idle {
-                    let idle = *tf.idle_since.get_or_insert(self.now);
-                    let needed = spec.poll_interval.0.max(MIN_IDLE);
-                    if elapsed(self.now, idle) >= needed {
-                        self.complete(s, task, "idle prompt", plan);
-                        return;
-                    }
-                    plan.wake(needed - elapsed(self.now, idle));
-                } else {
-                    tf.idle_since = None;
-                }
-            }
-        }
-    }
-
-    /// Finishes `task` in session `s`, ending a pool agent's context.
-    fn complete(&self, s: &Session, task: TaskRef, how: &str, plan: &mut Plan) {
-        plan.act(Action::CompleteTask {
-            task,
-            pane: s.pane.id.clone(),
-            pid: s.pane.pid,
-            how: how.into(),
-            exit: self.exit_command(&s.name),
-        });
-    }
-
-    /// The profile's exit command for pool sessions; dedicated ones never get it.
-    fn exit_command(&self, session: &str) -> Option<String> {
-        let crate::api::SessionOwner::Pool { pool, .. } = self.m.session_owner(session)? else {
-            return None;
-        };
-        Some(self.m.agent(&pool.spec.agent)?.spec.exit_command.clone())
-    }
-
-    /// Hands waiting tasks to free sessions: per pool, its inboxes take turns, each
-    /// giving its oldest task.
+    /// Hands waiting tasks to free sessions of the account that takes new tasks: per
+    /// pool, its inboxes take turns, each giving its oldest task.
     fn dispatch(&self, claimed: &BTreeSet<String>, plan: &mut Plan) {
-        let Some(account) = self.account else { return };
         for inbox in &self.m.inboxes {
             let Some(state) = self.o.inboxes.get(&inbox.name) else {
                 continue;
@@ -458,6 +324,7 @@ impl<'a> View<'a> {
                 });
             }
         }
+        let Some(account) = self.intake else { return };
         for pool in &self.m.pools {
             let mut free: Vec<&Session> = pool
                 .spec
@@ -519,9 +386,8 @@ impl<'a> View<'a> {
         }
     }
 
-    /// The pool session's spec with the inbox's folder, to start a fresh agent there.
     /// A pool session's spec under the active account, in `workdir`.
-    fn spec_for(
+    pub(super) fn spec_for(
         &self,
         pool: &Object<crate::api::PoolSpec>,
         s: &Session,
@@ -549,7 +415,7 @@ impl<'a> View<'a> {
 }
 
 /// How long session `name`'s screen has not changed.
-fn entry_screen_age(plan: &Plan, name: &str, now: Timestamp) -> Duration {
+pub(super) fn screen_age(plan: &Plan, name: &str, now: Timestamp) -> Duration {
     plan.facts
         .sessions
         .get(name)

@@ -33,6 +33,7 @@ pub struct Patterns {
     prompt: Regex,
     busy: Regex,
     waiting: Regex,
+    placeholder: Regex,
 }
 
 /// A pattern that does not compile (validation normally catches it first).
@@ -53,6 +54,7 @@ impl Patterns {
             prompt: compile("prompt", &spec.prompt)?,
             busy: compile("busy", &spec.busy)?,
             waiting: compile("waiting", &spec.waiting)?,
+            placeholder: compile("placeholder", &spec.placeholder)?,
         })
     }
 }
@@ -72,11 +74,18 @@ pub fn classify(text: &str, p: &Patterns) -> State {
 }
 
 /// What the input box holds: the text after the prompt mark on the last prompt line,
-/// trimmed; `None` when no prompt line is drawn.
+/// trimmed, and empty when it is the agent's own placeholder (`Resend your message to
+/// try again`, drawn dim after an error); `None` when no prompt line is drawn.
 pub fn input(text: &str, p: &Patterns) -> Option<String> {
-    text.lines()
+    let typed = text
+        .lines()
         .filter_map(|l| p.prompt.find(l).map(|m| l[m.end()..].trim().to_owned()))
-        .next_back()
+        .next_back()?;
+    Some(if p.placeholder.is_match(&typed) {
+        String::new()
+    } else {
+        typed
+    })
 }
 
 #[cfg(test)]
@@ -120,5 +129,7 @@ mod tests {
             Some("[Pasted text #1 +3 lines]")
         );
         assert_eq!(input("nothing here", &p), None);
+        let after_error = IDLE.replace("❯\u{a0}\n", "❯\u{a0}Resend your message to try again\n");
+        assert_eq!(input(&after_error, &p).as_deref(), Some(""));
     }
 }

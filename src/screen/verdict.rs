@@ -66,8 +66,8 @@ pub struct Classifier {
     reset: Vec<Regex>,
 }
 
-/// Marks that start the agent's message lines.
-const MARKS: [char; 9] = ['●', '⏺', '⎿', '✻', '✶', '✳', '✢', '✽', '·'];
+/// Marks that start the agent's message lines (`⚠` the notice under the input box).
+const MARKS: [char; 10] = ['●', '⏺', '⎿', '✻', '✶', '✳', '✢', '✽', '·', '⚠'];
 
 impl Classifier {
     /// The compiled classifier of a profile's patterns, compiled once per process and
@@ -120,7 +120,11 @@ impl Classifier {
             .iter()
             .map(|l| l.trim_start())
             .filter(|l| l.starts_with(MARKS));
+        // The notice under the input box (`⚠ …`) decides only when no line of the
+        // conversation does: a resumed conversation draws it again under the next
+        // account, late, after the old limit it repeats.
         let mut decided: Option<(Class, String, String)> = None;
+        let mut notice: Option<(Class, String, String)> = None;
         for line in messages {
             let hit = |set: &[Regex]| {
                 set.iter()
@@ -132,13 +136,25 @@ impl Classifier {
                 .or_else(|| hit(&self.quota).map(|p| (Class::QuotaExhausted, p)))
                 .or_else(|| hit(&self.transient).map(|p| (Class::RateLimited, p)));
             if let Some((class, pattern)) = found {
-                decided = Some((class, pattern, line.to_owned()));
+                let slot = if line.starts_with('⚠') {
+                    &mut notice
+                } else {
+                    &mut decided
+                };
+                *slot = Some((class, pattern, line.to_owned()));
             }
         }
+        let decided = decided.or(notice);
         let state = classify(text, &self.state);
+        // A turn retrying a server error or a transient limit is still busy, but says
+        // why it waits; a dialog, or a running turn after a limit, is what matters now.
+        let retrying = |class: &Class| {
+            state == State::Busy && matches!(class, Class::ServerError | Class::RateLimited)
+        };
         match decided {
-            // A dialog or a running turn after an error is what matters now.
-            Some((class, pattern, line)) if state != State::Busy && state != State::Waiting => {
+            Some((class, pattern, line))
+                if retrying(&class) || (state != State::Busy && state != State::Waiting) =>
+            {
                 let resets_at = (class == Class::QuotaExhausted)
                     .then(|| self.reset_of(&line, &lines[turn_start..], now))
                     .flatten();
@@ -164,6 +180,24 @@ impl Classifier {
                 state,
                 turn,
             },
+        }
+    }
+
+    /// Reads the message of an agent's report of a turn that ended on a rate limit
+    /// (`StopFailure` `rate_limit`): a usage limit unless the veto or transient patterns
+    /// say otherwise (Claude Code reports a transient 429 as `rate_limit` too), with the
+    /// reset time it names.
+    pub fn read_limit(&self, message: &str, now: &Zoned) -> (Class, Option<Timestamp>) {
+        let hit = |set: &[Regex]| set.iter().any(|r| r.is_match(message));
+        if hit(&self.veto) {
+            (Class::ServerError, None)
+        } else if hit(&self.transient) {
+            (Class::RateLimited, None)
+        } else {
+            (
+                Class::QuotaExhausted,
+                self.reset_of(message.trim(), &[], now),
+            )
         }
     }
 
@@ -284,6 +318,72 @@ mod tests {
         for (body, reset) in cases {
             assert_eq!(class(body), (q, reset.map(String::from)), "{body}");
         }
+    }
+
+    #[test]
+    fn a_limit_report_should_read_as_quota_unless_its_message_says_transient() {
+        let c = Classifier::new(&ScreenPatterns::default()).unwrap();
+        let (class, reset) =
+            c.read_limit("You've hit your 5-hour limit · resets 3pm (UTC)", &now());
+        assert_eq!(class, Class::QuotaExhausted);
+        assert_eq!(reset.unwrap().to_string(), "2026-11-21T15:00:00Z");
+        assert_eq!(
+            c.read_limit("You've hit your usage limit", &now()),
+            (Class::QuotaExhausted, None)
+        );
+        let transient =
+            "API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited";
+        assert_eq!(c.read_limit(transient, &now()).0, Class::RateLimited);
+        assert_eq!(
+            c.read_limit("API Error: 500 Internal server error", &now()).0,
+            Class::ServerError
+        );
+    }
+
+    #[test]
+    fn a_busy_turn_retrying_should_say_why_it_waits() {
+        for (body, want) in [
+            (
+                "  ⎿  API Error (529 {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"}}) · Retrying in 4 seconds… (attempt 4/10)\n",
+                Class::ServerError,
+            ),
+            (
+                "✻ 529 Overloaded · retrying in 4s · attempt 2/10\n",
+                Class::ServerError,
+            ),
+            (
+                "✻ 429 Too Many Requests · retrying in 8s · attempt 5/10\n",
+                Class::RateLimited,
+            ),
+        ] {
+            let c = Classifier::new(&ScreenPatterns::default()).unwrap();
+            let screen = format!("> do the task\n{body}{BUSY_BOX}");
+            let v = c.read(&screen, &now());
+            assert_eq!((v.class, v.state), (want, State::Busy), "{body}");
+        }
+    }
+
+    #[test]
+    fn the_notice_under_the_input_box_should_read_as_quota() {
+        let c = Classifier::new(&ScreenPatterns::default()).unwrap();
+        // 2.1.329: the turn's lines, then the notice drawn under the input box.
+        let screen = "❯ meet the limit\n  ⎿  You've hit your 5-hour limit · resets 3pm (UTC)\n\n────\n❯\u{a0}\n────\n  ⚠ Usage limit reached · limit resets 3pm\n    Continuing automatically at 3pm · Esc to cancel\n  ⏵⏵ bypass permissions on\n";
+        let v = c.read(screen, &now());
+        assert_eq!(v.class, Class::QuotaExhausted, "{screen}");
+        assert_eq!(
+            v.line.as_deref(),
+            Some("⎿  You've hit your 5-hour limit · resets 3pm (UTC)"),
+            "a line of the conversation wins over the notice"
+        );
+        // The notice alone, and 2.1.332's "set to continue automatically".
+        let notice = "\n────\n❯\u{a0}\n────\n  ⚠ Usage limit reached · limit resets 12pm\n    Continuing automatically at 12pm · Esc to cancel\n";
+        let v = c.read(notice, &now());
+        assert_eq!(v.class, Class::QuotaExhausted);
+        assert_eq!(v.resets_at.unwrap().to_string(), "2026-11-21T11:00:00Z");
+        let newer = format!("> go\n● Usage limit reached · set to continue automatically at 3:01pm\n{BOX}");
+        let v = c.read(&newer, &now());
+        assert_eq!(v.class, Class::QuotaExhausted);
+        assert_eq!(v.resets_at.unwrap().to_string(), "2026-11-21T14:01:00Z");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! `--resume <uuid>`. What each turn does (answer, usage limit, 500, 529, 429, dialog,
 //! hang, crash) is scripted; see [`script`].
 
+mod hooks;
 mod screen;
 pub mod script;
 pub mod transcript;
@@ -21,7 +22,9 @@ use std::time::{Duration, Instant};
 use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use crossterm::{execute, terminal};
 
+use hooks::Hooks;
 use screen::{DIALOG_LEN, View};
+use serde_json::json;
 use script::{Outcome, Script};
 use transcript::{SessionFile, Transcript};
 
@@ -42,6 +45,10 @@ pub struct Args {
     /// A file whose lines are taken as outcomes, one a turn, before the script's.
     #[arg(long, env = "FAILOVER_SIM_CONTROL")]
     control: Option<PathBuf>,
+    /// How long after Enter the screen shows an empty input box and no busy marker, as
+    /// Claude Code's does before its request is under way.
+    #[arg(long, env = "FAILOVER_SIM_LAG", default_value = "300ms")]
+    submit_lag: crate::api::Duration,
     /// Accepted like Claude Code's flag; the stand-in asks no permissions anyway.
     #[arg(long)]
     dangerously_skip_permissions: bool,
@@ -81,12 +88,23 @@ fn start(args: Args) -> Result<ExitCode, String> {
     let script =
         Script::new(&args.script, args.control.clone(), &home).map_err(|e| e.to_string())?;
     let mut agent = Agent::new(home, workdir, session_id, script, args.turn.0);
+    agent.lag = args.submit_lag.0;
     if args.resume.is_some() {
         // Claude Code shows a blank screen for a moment before it redraws a resumed
         // conversation (its last turn, a usage limit included).
         std::thread::sleep(RESUME_BLANK);
         agent.restore();
     }
+    let source = if args.resume.is_some() {
+        "resume"
+    } else {
+        "startup"
+    };
+    agent.hooks.fire(
+        "SessionStart",
+        agent.payload(json!({"source": source, "model": "claude-opus-4-5"})),
+    );
+    agent.refresh_status_line(false);
     let _terminal = RawTerminal::enter().map_err(|e| format!("terminal: {e}"))?;
     let code = agent.run().map_err(|e| format!("terminal: {e}"))?;
     drop(_terminal);
@@ -125,6 +143,11 @@ impl Drop for RawTerminal {
 #[derive(Debug)]
 enum Phase {
     Idle,
+    /// Enter was taken; the request is not under way yet (no busy marker).
+    Sending {
+        until: Instant,
+        outcome: Outcome,
+    },
     Busy {
         started: Instant,
         ends: Option<Instant>,
@@ -190,6 +213,12 @@ struct Agent {
     input: Input,
     phase: Phase,
     exit: Option<ExitCode>,
+    hooks: Hooks,
+    /// The prompt id of the turn under way or last run.
+    prompt_id: Option<String>,
+    /// The status line's first line.
+    status_line: Option<String>,
+    lag: Duration,
 }
 
 impl Agent {
@@ -203,6 +232,7 @@ impl Agent {
         let transcript = Transcript::new(&home, &workdir, &session_id);
         let session_file = SessionFile::new(&home);
         session_file.write(&session_id, &workdir, "idle");
+        let hooks = Hooks::load(&home);
         Self {
             workdir,
             home,
@@ -215,16 +245,50 @@ impl Agent {
             input: Input::default(),
             phase: Phase::Idle,
             exit: None,
+            hooks,
+            prompt_id: None,
+            status_line: None,
+            lag: Duration::ZERO,
         }
+    }
+
+    /// A hook payload: `extra` with the keys every hook gets.
+    fn payload(&self, mut extra: serde_json::Value) -> serde_json::Value {
+        extra["session_id"] = json!(self.session_id);
+        extra["transcript_path"] = json!(self.transcript.path());
+        extra["cwd"] = json!(self.workdir);
+        if let Some(id) = &self.prompt_id {
+            extra["prompt_id"] = json!(id);
+        }
+        extra
+    }
+
+    /// Runs the status line command, as Claude Code does at start and after each
+    /// response; a successful response carries the account's use
+    /// (`$CLAUDE_CONFIG_DIR/.sim-usage`: `<5h %> <7d %> [<5h reset> <7d reset>]`).
+    fn refresh_status_line(&mut self, answered: bool) {
+        let mut input = self.payload(json!({
+            "model": {"id": "claude-opus-4-5", "display_name": "Opus 4.5"},
+            "workspace": {"current_dir": self.workdir},
+            "version": screen::VERSION,
+        }));
+        if answered && let Some(limits) = sim_usage(&self.home) {
+            input["rate_limits"] = limits;
+        }
+        self.status_line = self.hooks.status_line(&input);
     }
 
     /// Redraws a resumed conversation.
     fn restore(&mut self) {
         for message in self.transcript.messages().unwrap_or_default() {
-            if message.role == "user" {
-                self.push_prompt(&message.text);
-            } else {
-                self.history.push(format!("● {}", message.text));
+            match (message.role.as_str(), &message.error) {
+                ("user", _) => self.push_prompt(&message.text),
+                (_, Some(_)) if message.text.starts_with("You've hit") => {
+                    self.history.push(format!("  ⎿  {}", message.text));
+                    self.history.push("● Usage limit reached".into());
+                }
+                (_, Some(_)) => self.history.push(format!("  ⎿  {}", message.text)),
+                _ => self.history.push(format!("● {}", message.text)),
             }
         }
     }
@@ -259,7 +323,7 @@ impl Agent {
     fn frame(&self, width: usize, height: usize) -> Vec<String> {
         let workdir = self.workdir.to_string_lossy();
         let (status, busy, dialog) = match &self.phase {
-            Phase::Idle => (None, false, None),
+            Phase::Idle | Phase::Sending { .. } => (None, false, None),
             Phase::Dialog { selected } => (None, true, Some(*selected)),
             Phase::Busy {
                 started, outcome, ..
@@ -287,6 +351,7 @@ impl Agent {
             input: &self.input.shown,
             busy,
             dialog,
+            status_line: self.status_line.as_deref(),
         };
         screen::draw(&view, width, height)
     }
@@ -319,12 +384,12 @@ impl Agent {
             KeyCode::Char(c) if !ctrl => self.input.shown.push(c),
             KeyCode::Backspace => self.input.backspace(),
             KeyCode::Esc => {
-                if matches!(self.phase, Phase::Busy { .. }) {
+                if matches!(self.phase, Phase::Busy { .. } | Phase::Sending { .. }) {
                     self.history
                         .push("  ⎿  Interrupted · What should Claude do instead?".into());
                     let _ = self
                         .transcript
-                        .append("user", "[Request interrupted by user]");
+                        .append_user("[Request interrupted by user]", None);
                     self.set_idle();
                 }
             }
@@ -354,7 +419,13 @@ impl Agent {
             _ => {}
         }
         self.push_prompt(&text);
-        let _ = self.transcript.append("user", &text);
+        let prompt_id = uuid::Uuid::new_v4().to_string();
+        let _ = self.transcript.append_user(&text, Some(&prompt_id));
+        self.prompt_id = Some(prompt_id);
+        self.hooks.fire(
+            "UserPromptSubmit",
+            self.payload(json!({"permission_mode": "bypassPermissions", "prompt": text})),
+        );
         let outcome = self.script.next_outcome();
         let now = Instant::now();
         self.phase = match outcome {
@@ -363,24 +434,27 @@ impl Agent {
                 Phase::Idle
             }
             Outcome::Dialog => Phase::Dialog { selected: 0 },
-            Outcome::Hang => Phase::Busy {
-                started: now,
-                ends: None,
-                outcome,
-            },
-            Outcome::Limit(_) | Outcome::LimitLegacy(_) => Phase::Busy {
-                started: now,
-                ends: Some(now + Duration::from_millis(200)),
-                outcome,
-            },
-            outcome => Phase::Busy {
-                started: now,
-                ends: Some(now + self.turn),
+            outcome => Phase::Sending {
+                until: now + self.lag,
                 outcome,
             },
         };
         self.session_file
             .write(&self.session_id, &self.workdir, "busy");
+    }
+
+    /// The request goes out: the busy marker shows until the outcome's time is up.
+    fn start_turn(&mut self, outcome: Outcome, now: Instant) {
+        let ends = match outcome {
+            Outcome::Hang => None,
+            Outcome::Limit(_) | Outcome::LimitLegacy(_) => Some(now + Duration::from_millis(200)),
+            _ => Some(now + self.turn),
+        };
+        self.phase = Phase::Busy {
+            started: now,
+            ends,
+            outcome,
+        };
     }
 
     fn answer_dialog(&mut self, choice: usize) {
@@ -399,6 +473,12 @@ impl Agent {
     }
 
     fn tick(&mut self, now: Instant) {
+        if let Phase::Sending { until, .. } = &self.phase
+            && now >= *until
+            && let Phase::Sending { outcome, .. } = std::mem::replace(&mut self.phase, Phase::Idle)
+        {
+            self.start_turn(outcome, now);
+        }
         let Phase::Busy {
             started,
             ends: Some(ends),
@@ -412,14 +492,27 @@ impl Agent {
         }
         let secs = started.elapsed().as_secs();
         let lines = finish(outcome, secs);
-        let answer = lines
-            .iter()
-            .find_map(|l| l.strip_prefix("● "))
-            .unwrap_or_default()
-            .to_owned();
+        let (error, message) = ending(outcome, &lines);
         self.history.extend(lines);
-        let _ = self.transcript.append("assistant", &answer);
+        let _ = self.transcript.append_reply(&message, error);
         self.set_idle();
+        match error {
+            None => self.hooks.fire(
+                "Stop",
+                self.payload(json!({
+                    "permission_mode": "bypassPermissions", "effort": "medium",
+                    "stop_hook_active": false, "last_assistant_message": message,
+                    "background_tasks": [], "session_crons": [],
+                })),
+            ),
+            Some(kind) => self.hooks.fire(
+                "StopFailure",
+                self.payload(json!({
+                    "effort": "medium", "error": kind, "last_assistant_message": message,
+                })),
+            ),
+        }
+        self.refresh_status_line(error.is_none());
     }
 
     fn set_idle(&mut self) {
@@ -438,6 +531,52 @@ impl Agent {
             self.history.push(format!("  … +{} lines", lines.len() - 4));
         }
     }
+}
+
+/// How a finished turn is reported: Claude Code's error kind (`None` for a normal end)
+/// and the message its hooks and transcript carry. A transient 429 is a `rate_limit`
+/// too, as Claude Code 2.1.329 reports it; only its message tells it apart.
+fn ending(outcome: &Outcome, lines: &[String]) -> (Option<&'static str>, String) {
+    let shown = || {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix("● "))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    match outcome {
+        Outcome::Limit(_) | Outcome::LimitLegacy(_) => {
+            let first = lines
+                .iter()
+                .find_map(|l| l.trim_start().strip_prefix("⎿  "))
+                .map_or_else(shown, str::to_owned);
+            (Some("rate_limit"), first)
+        }
+        Outcome::RateLimit => (Some("rate_limit"), format!("API Error: {}", shown().trim_start_matches("API Error: "))),
+        Outcome::Error500 | Outcome::Error500RateLimit | Outcome::Overloaded => {
+            (Some("server_error"), shown())
+        }
+        Outcome::Ok | Outcome::Dialog | Outcome::Hang | Outcome::Crash | Outcome::Say(_) => {
+            (None, shown())
+        }
+    }
+}
+
+/// The `rate_limits` of the status line input, from `home/.sim-usage`.
+fn sim_usage(home: &std::path::Path) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(home.join(".sim-usage")).ok()?;
+    let fields: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let now = jiff::Timestamp::now().as_second();
+    let hour = now - now % 3600;
+    let five = fields.get(2).map_or(hour + 3 * 3600, |r| *r as i64);
+    let seven = fields.get(3).map_or(hour - hour % 86_400 + 3 * 86_400, |r| *r as i64);
+    Some(json!({
+        "five_hour": {"used_percentage": fields.first()?, "resets_at": five},
+        "seven_day": {"used_percentage": fields.get(1).copied().unwrap_or(0.0), "resets_at": seven},
+    }))
 }
 
 /// The lines a finished turn adds to the conversation.

@@ -22,6 +22,8 @@ pub struct View<'a> {
     pub busy: bool,
     /// A permission dialog is open, with this option selected (0-based).
     pub dialog: Option<usize>,
+    /// What the status line command printed, drawn under the input box.
+    pub status_line: Option<&'a str>,
 }
 
 const DIALOG_OPTIONS: [&str; 3] = [
@@ -66,6 +68,9 @@ pub fn draw(view: &View<'_>, width: usize, height: usize) -> Vec<String> {
             lines.push(format!("❯{NBSP}{}", input.next().unwrap_or_default()));
             lines.extend(input.map(|l| format!("  {l}")));
             lines.push(rule);
+            if let Some(status) = view.status_line {
+                lines.push(format!("  {status}"));
+            }
             let mut footer = "  ⏵⏵ auto mode on (shift+tab to cycle)".to_owned();
             if view.busy {
                 footer.push_str(" · esc to interrupt");

@@ -37,24 +37,53 @@ impl Transcript {
         crate::conversation::messages(&self.path)
     }
 
-    /// Appends one message.
-    pub fn append(&self, role: &str, text: &str) -> std::io::Result<()> {
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
+    /// Appends a user message, with the prompt id its hooks name.
+    pub fn append_user(&self, text: &str, prompt_id: Option<&str>) -> std::io::Result<()> {
+        let mut line = self.line("user", json!({"role": "user", "content": text}));
+        if let Some(id) = prompt_id {
+            line["promptId"] = json!(id);
         }
-        let content = if role == "user" {
-            json!(text)
+        self.write(&line)
+    }
+
+    /// Appends the agent's reply: complete (`stop_reason: end_turn`), or an API error
+    /// of kind `error` (as Claude Code records one: `error`, `isApiErrorMessage`).
+    pub fn append_reply(&self, text: &str, error: Option<&str>) -> std::io::Result<()> {
+        let stop = if error.is_some() {
+            "stop_sequence"
         } else {
-            json!([{"type": "text", "text": text}])
+            "end_turn"
         };
-        let line = json!({
-            "type": role,
+        let message = json!({"role": "assistant", "stop_reason": stop,
+                             "content": [{"type": "text", "text": text}]});
+        let mut line = self.line("assistant", message);
+        if let Some(kind) = error {
+            line["error"] = json!(kind);
+            line["isApiErrorMessage"] = json!(true);
+        }
+        self.write(&line)
+    }
+
+    fn line(&self, kind: &str, message: serde_json::Value) -> serde_json::Value {
+        json!({
+            "type": kind,
             "sessionId": self.session_id,
             "cwd": self.cwd,
             "uuid": uuid::Uuid::new_v4().to_string(),
             "timestamp": jiff::Timestamp::now().to_string(),
-            "message": {"role": role, "content": content},
-        });
+            "message": message,
+        })
+    }
+
+    /// The transcript's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn write(&self, line: &serde_json::Value) -> std::io::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -109,8 +138,8 @@ mod tests {
         let home = tempfile::tempdir().unwrap();
         let t = Transcript::new(home.path(), Path::new("/srv/a b"), "1234");
         assert!(!t.exists());
-        t.append("user", "line 1\n$(x) `y` \"z\"").unwrap();
-        t.append("assistant", "done").unwrap();
+        t.append_user("line 1\n$(x) `y` \"z\"", Some("p1")).unwrap();
+        t.append_reply("done", None).unwrap();
         assert!(
             home.path().join("projects/-srv-a-b/1234.jsonl").is_file(),
             "every character but letters and digits becomes -"
@@ -118,6 +147,8 @@ mod tests {
         let m = t.messages().unwrap();
         assert_eq!(m.len(), 2);
         assert_eq!(m[0].text, "line 1\n$(x) `y` \"z\"");
+        assert_eq!(m[0].prompt_id.as_deref(), Some("p1"));
         assert_eq!(m[1].role, "assistant");
+        assert_eq!(m[1].stop_reason.as_deref(), Some("end_turn"));
     }
 }

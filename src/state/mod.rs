@@ -40,6 +40,49 @@ pub struct Facts {
     /// when the last one counted, by account.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub quota_polls: BTreeMap<String, (u32, jiff::Timestamp)>,
+    /// Each account's use as its agents' status line last reported it, by account.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub usage: BTreeMap<String, UsageReading>,
+}
+
+/// An account's use, as one of its agents reported it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageReading {
+    /// The windows.
+    #[serde(flatten)]
+    pub usage: crate::report::Usage,
+    /// When it was reported.
+    pub at: jiff::Timestamp,
+    /// By which session.
+    pub session: String,
+}
+
+/// The agent a session runs, as its `SessionStart` report named it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentFacts {
+    /// Its pid (the pane's): reports of other pids are an earlier agent's.
+    pub pid: u32,
+    /// The conversation it holds.
+    pub conversation: String,
+    /// That conversation's transcript.
+    pub transcript: PathBuf,
+}
+
+/// How the last turn of a session ended, as its agent reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastTurn {
+    /// When it ended.
+    pub at: jiff::Timestamp,
+    /// Its prompt id.
+    pub prompt_id: String,
+    /// The API error it ended on (`rate_limit`, `server_error`, …), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The agent's last message, cut to 200 characters.
+    pub message: String,
 }
 
 /// What the controller remembers of one session.
@@ -74,6 +117,15 @@ pub struct SessionFacts {
     /// on screen is not counted twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counted_quota: Option<(String, String)>,
+    /// The agent, as its own report named it (absent for agents that do not report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentFacts>,
+    /// The prompt id of a turn under way: submitted, not yet ended (reports only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn: Option<String>,
+    /// How its last turn ended (reports only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_turn: Option<LastTurn>,
 }
 
 impl SessionFacts {
@@ -101,7 +153,7 @@ impl SessionFacts {
 }
 
 /// A task a session works on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskFacts {
     /// The inbox, by name.
@@ -125,19 +177,69 @@ pub struct TaskFacts {
     /// Marked stalled (no screen change for `idleTimeout`).
     #[serde(default)]
     pub stalled: bool,
+    /// [`crate::report::text_hash`] of the last text sent for it (the task, or a
+    /// `continue`): the submit report carrying it is this task's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<u64>,
+    /// The prompt id of its turn under way, once the agent reported taking it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_id: Option<String>,
+    /// The conversation it runs in, and its transcript: where it is resumed after its
+    /// agent died.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<(String, PathBuf)>,
+    /// The busy marker was seen during its turn (what lets a screen end it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub seen_busy: bool,
+    /// Its turn met the account's usage limit (the agent's report): it waits for a
+    /// move or the reset.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub at_limit: bool,
+    /// Its turn ended, and how; proof the next plan acts on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<Ended>,
+    /// Times its conversation was resumed after its agent died.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resumes: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// How a task's turn ended, with the proof's source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum Ended {
+    /// A complete reply.
+    Reply {
+        /// The agent's last message.
+        reply: String,
+        /// Where the end was read: `Stop report`, `transcript`.
+        how: String,
+    },
+    /// An API error other than the usage limit.
+    Failed {
+        /// Claude Code's error kind.
+        error: String,
+        /// The message it showed.
+        message: String,
+    },
 }
 
 /// How far a task's sending got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Stage {
     /// The agent is being started in the task's folder.
+    #[default]
     Starting,
     /// The text is in the input box; Enter follows after `submitDelay`.
     Pasted,
     /// Enter was sent this many times; waiting to see it taken.
     Submitted(u8),
-    /// The agent took it.
+    /// The agent took it: its report named the prompt, the busy marker showed, or the
+    /// transcript holds it.
     Running,
     /// The agent was moved to another account and resumed its conversation; a short
     /// prompt carries the task on once it is idle.

@@ -13,19 +13,6 @@ use serde::Serialize;
 
 pub use crate::conversation::slug;
 
-/// Whether the conversation of the agent with pid `pid`, run under `home` in `workdir`,
-/// holds a user message that is exactly `text` (trimmed): the evidence that a task was
-/// submitted.
-pub fn submitted(home: &Path, pid: u32, workdir: &Path, text: &str) -> bool {
-    use crate::conversation::{messages, of_agent, transcript};
-    of_agent(home, pid)
-        .and_then(|id| messages(&transcript(home, workdir, &id)).ok())
-        .is_some_and(|all| {
-            all.iter()
-                .any(|m| m.role == "user" && m.text.trim() == text.trim())
-        })
-}
-
 /// The largest task text sent to an agent.
 pub const MAX_TASK: u64 = 1 << 20;
 
@@ -152,8 +139,12 @@ pub struct Record {
     pub started: Option<jiff::Timestamp>,
     /// When it ended.
     pub finished: jiff::Timestamp,
-    /// How the end was seen (`signal`, `idle`) or why it failed.
+    /// How the end was seen (`Stop report`, `transcript`, `idle screen after the turn
+    /// ran`) or why it failed.
     pub outcome: String,
+    /// The agent's last reply, when its report or transcript gave it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
 }
 
 /// Moves `from` into `dir` under a free name like `name`, its record `<name>.json`
@@ -196,54 +187,6 @@ pub fn prune(dir: &Path, cutoff: std::time::SystemTime) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn submitted_should_find_the_text_as_a_user_message_of_the_agents_conversation() {
-        let home = tempfile::tempdir().unwrap();
-        let (h, work) = (home.path(), Path::new("/srv/a b"));
-        let id = "0b9f5d8e-1c2d-4e5f-8a9b-0c1d2e3f4a5b";
-        std::fs::create_dir_all(h.join("sessions")).unwrap();
-        std::fs::write(
-            crate::conversation::session_file(h, 7),
-            format!(r#"{{"sessionId":"{id}"}}"#),
-        )
-        .unwrap();
-        let path = crate::conversation::transcript(h, work, id);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(
-            &path,
-            concat!(
-                r#"{"message":{"role":"user","content":"fix the parser\n"}}"#,
-                "
-",
-                r#"{"message":{"role":"user","content":[{"type":"text","text":"second"}]}}"#,
-                "
-",
-                r#"{"message":{"role":"assistant","content":"said by the agent"}}"#,
-                "
-not json
-"
-            ),
-        )
-        .unwrap();
-        assert!(
-            submitted(h, 7, work, "fix the parser"),
-            "trimmed string content"
-        );
-        assert!(submitted(h, 7, work, "second"), "a text block");
-        assert!(
-            !submitted(h, 7, work, "said by the agent"),
-            "not the user's"
-        );
-        assert!(!submitted(h, 7, work, "never sent"));
-        assert!(!submitted(h, 8, work, "fix the parser"), "another agent");
-        std::fs::write(
-            crate::conversation::session_file(h, 9),
-            r#"{"sessionId":"not-a-uuid"}"#,
-        )
-        .unwrap();
-        assert!(!submitted(h, 9, work, "fix the parser"));
-    }
 
     #[test]
     fn active_names_should_round_trip_odd_task_names() {

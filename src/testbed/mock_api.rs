@@ -77,9 +77,21 @@ impl Request {
     }
 }
 
+/// A subscription's use as the API reports it on every answer
+/// (`anthropic-ratelimit-unified-5h-utilization` and friends), which Claude Code passes
+/// to its status line as `rate_limits`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Usage {
+    /// The 5-hour window: used fraction (0.42 for 42 %) and reset, in epoch seconds.
+    pub five_hour: (f64, i64),
+    /// The 7-day window: used fraction and reset, in epoch seconds.
+    pub seven_day: (f64, i64),
+}
+
 #[derive(Debug, Default)]
 struct State {
     replies: HashMap<String, Reply>,
+    usage: HashMap<String, Usage>,
     requests: Vec<Request>,
 }
 
@@ -138,6 +150,11 @@ impl MockApi {
         self.lock().replies.insert(credential.to_owned(), reply);
     }
 
+    /// Reports `usage` in the headers of every answer to `credential` from now on.
+    pub fn set_usage(&self, credential: &str, usage: Usage) {
+        self.lock().usage.insert(credential.to_owned(), usage);
+    }
+
     /// Every request received so far, oldest first.
     pub fn requests(&self) -> Vec<Request> {
         self.lock().requests.clone()
@@ -191,18 +208,19 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
         credential,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
     };
-    let reply = {
+    let (reply, usage) = {
         let mut state = state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         state.requests.push(request.clone());
-        state
+        let reply = state
             .replies
             .get(&request.credential)
             .cloned()
-            .unwrap_or(Reply::Answer)
+            .unwrap_or(Reply::Answer);
+        (reply, state.usage.get(&request.credential).copied())
     };
-    let _ = answer(stream, &request, &reply);
+    let _ = answer(stream, &request, &reply, usage);
 }
 
 type Headers = HashMap<String, String>;
@@ -259,7 +277,24 @@ fn read_chunked(reader: &mut impl BufRead) -> Option<Vec<u8>> {
     }
 }
 
-fn answer(mut out: TcpStream, request: &Request, reply: &Reply) -> std::io::Result<()> {
+/// The unified rate-limit headers that report `usage`.
+fn usage_headers(usage: Option<Usage>) -> Vec<(&'static str, String)> {
+    let Some(u) = usage else { return Vec::new() };
+    vec![
+        ("anthropic-ratelimit-unified-5h-utilization", u.five_hour.0.to_string()),
+        ("anthropic-ratelimit-unified-5h-reset", u.five_hour.1.to_string()),
+        ("anthropic-ratelimit-unified-7d-utilization", u.seven_day.0.to_string()),
+        ("anthropic-ratelimit-unified-7d-reset", u.seven_day.1.to_string()),
+    ]
+}
+
+fn answer(
+    mut out: TcpStream,
+    request: &Request,
+    reply: &Reply,
+    usage: Option<Usage>,
+) -> std::io::Result<()> {
+    let usage = usage_headers(usage);
     if request.path.starts_with("/v1/messages/count_tokens") {
         return respond(&mut out, 200, &[], &json!({"input_tokens": 42}));
     }
@@ -325,13 +360,17 @@ fn answer(mut out: TcpStream, request: &Request, reply: &Reply) -> std::io::Resu
             "stop_reason": "end_turn", "stop_sequence": null,
             "usage": {"input_tokens": 10, "output_tokens": 5},
         });
-        return respond(&mut out, 200, &[], &message);
+        let headers: Vec<(&str, &str)> = usage.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        return respond(&mut out, 200, &headers, &message);
     }
-    write!(
-        out,
-        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
-         anthropic-ratelimit-unified-status: allowed\r\nconnection: close\r\n\r\n"
-    )?;
+    let mut head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
+         anthropic-ratelimit-unified-status: allowed\r\nconnection: close\r\n"
+        .to_owned();
+    for (name, value) in &usage {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    out.write_all(head.as_bytes())?;
     let start = json!({"type": "message_start", "message": {
         "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
         "content": [], "stop_reason": null, "stop_sequence": null,

@@ -1,0 +1,246 @@
+//! Folding the agents' own reports into the facts: the conversation each agent holds
+//! (`SessionStart`), the turn under way, how a task's turn went (taken: its
+//! `UserPromptSubmit`; ended: its `Stop` with the reply, or a `StopFailure`), usage
+//! limits met (`StopFailure` `rate_limit`, for the ledger), and each account's use from
+//! the status line, with the thresholds it crossed.
+//!
+//! Folding is idempotent: a report read twice (the controller died before deleting it)
+//! changes nothing the second time. Every report read is listed in
+//! [`Plan::consumed`], for the controller to delete once the facts are saved.
+
+use jiff::{Timestamp, Zoned};
+use serde_json::json;
+
+use super::Plan;
+use crate::api::Manifests;
+use crate::observe::Observed;
+use crate::report::{Event, Report};
+use crate::screen::{Class, Classifier};
+use crate::state::{AgentFacts, Ended, LastTurn, Stage, UsageReading};
+
+/// A usage limit an agent reported: the ledger counts it at once.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct LimitReport {
+    /// The account it was met under.
+    pub account: String,
+    /// The session that met it.
+    pub session: String,
+    /// The message shown.
+    pub message: String,
+    /// When the limit resets, from the status line's figures or the message.
+    pub resets_at: Option<Timestamp>,
+    /// When the agent reported it.
+    pub at: Timestamp,
+}
+
+/// Use levels whose crossing is journaled, besides `quota.moveAt`.
+const LEVELS: [f64; 4] = [50.0, 75.0, 90.0, 100.0];
+
+/// Folds every observed report into `plan.facts`; the usage limits reported.
+pub(super) fn fold(m: &Manifests, o: &Observed, now: Timestamp, plan: &mut Plan) -> Vec<LimitReport> {
+    let mut limits = Vec::new();
+    let local = Zoned::new(now, jiff::tz::TimeZone::UTC);
+    for (session, reports) in &o.reports {
+        let pane = o
+            .sessions
+            .get(session)
+            .filter(|s| !s.pane.dead)
+            .map(|s| s.pane.pid);
+        let account_now = o.sessions.get(session).and_then(|s| s.account.clone());
+        for r in reports {
+            plan.consumed.push(r.path.clone());
+            let current = pane.is_some_and(|pid| r.pids.contains(&pid));
+            let account = r.account.clone().or_else(|| account_now.clone());
+            match &r.event {
+                Event::Started {
+                    conversation,
+                    transcript,
+                    ..
+                } if current => {
+                    let f = plan.facts.sessions.entry(session.clone()).or_default();
+                    f.agent = pane.map(|pid| AgentFacts {
+                        pid,
+                        conversation: conversation.clone(),
+                        transcript: transcript.clone(),
+                    });
+                    f.turn = None;
+                }
+                Event::Submitted {
+                    prompt_id,
+                    prompt_hash,
+                } => submitted(plan, session, r, prompt_id, *prompt_hash, current),
+                Event::Stopped { prompt_id, reply } => {
+                    let Some(f) = ended(plan, session, r, prompt_id, None, reply) else {
+                        continue;
+                    };
+                    if let Some(t) = f.task.as_mut().filter(|t| t.prompt_id.as_ref() == Some(prompt_id)) {
+                        t.ended = Some(Ended::Reply {
+                            reply: reply.clone(),
+                            how: "Stop report".into(),
+                        });
+                    }
+                }
+                Event::Failed {
+                    prompt_id,
+                    error,
+                    message,
+                } => {
+                    let class = (error == "rate_limit").then(|| {
+                        classifier(m, session).map_or((Class::QuotaExhausted, None), |c| {
+                            c.read_limit(message, &local)
+                        })
+                    });
+                    let quota = matches!(class, Some((Class::QuotaExhausted, _)));
+                    if quota && let Some(account) = &account {
+                        let reset = class.and_then(|(_, t)| t);
+                        limits.push(LimitReport {
+                            account: account.clone(),
+                            session: session.clone(),
+                            message: message.clone(),
+                            resets_at: usage_reset(plan, account, now).or(reset),
+                            at: r.at,
+                        });
+                    }
+                    let Some(f) = ended(plan, session, r, prompt_id, Some(error), message) else {
+                        continue;
+                    };
+                    if let Some(t) = f.task.as_mut().filter(|t| t.prompt_id.as_ref() == Some(prompt_id)) {
+                        if quota {
+                            t.at_limit = true;
+                        } else {
+                            t.ended = Some(Ended::Failed {
+                                error: error.clone(),
+                                message: message.clone(),
+                            });
+                        }
+                    }
+                }
+                Event::Status { usage: Some(usage) } => {
+                    if let Some(account) = account {
+                        read_usage(m, plan, &account, session, *usage, r.at, now);
+                    }
+                }
+                Event::Started { .. } | Event::Status { usage: None } | Event::Other(_) => {}
+            }
+        }
+    }
+    limits
+}
+
+/// A prompt was submitted: the turn under way, and a task's turn taken when the text is
+/// the one sent for it.
+fn submitted(plan: &mut Plan, session: &str, r: &Report, prompt_id: &str, hash: u64, current: bool) {
+    let f = plan.facts.sessions.entry(session.to_owned()).or_default();
+    if current {
+        f.turn = Some(prompt_id.to_owned());
+    }
+    let conversation = f
+        .agent
+        .as_ref()
+        .filter(|a| r.pids.contains(&a.pid))
+        .map(|a| (a.conversation.clone(), a.transcript.clone()));
+    let Some(t) = f.task.as_mut() else { return };
+    if t.expect != Some(hash) || t.prompt_id.as_deref() == Some(prompt_id) {
+        return;
+    }
+    t.prompt_id = Some(prompt_id.to_owned());
+    if matches!(t.stage, Stage::Pasted | Stage::Submitted(_)) {
+        t.stage = Stage::Running;
+        t.since = r.at;
+    }
+    t.started = t.started.or(Some(r.at));
+    if conversation.is_some() {
+        t.conversation = conversation;
+    }
+}
+
+/// A turn ended: no longer under way, and remembered as the session's last. The
+/// session's facts, for the task to be told.
+fn ended<'p>(
+    plan: &'p mut Plan,
+    session: &str,
+    r: &Report,
+    prompt_id: &str,
+    error: Option<&String>,
+    message: &str,
+) -> Option<&'p mut crate::state::SessionFacts> {
+    let f = plan.facts.sessions.get_mut(session)?;
+    if f.turn.as_deref() == Some(prompt_id) {
+        f.turn = None;
+    }
+    f.last_turn = Some(LastTurn {
+        at: r.at,
+        prompt_id: prompt_id.to_owned(),
+        error: error.cloned(),
+        message: message.chars().take(200).collect(),
+    });
+    Some(f)
+}
+
+/// The classifier of the profile session `name` runs.
+fn classifier(m: &Manifests, name: &str) -> Option<std::sync::Arc<Classifier>> {
+    let agent = super::tasks::agent_of(m, name).unwrap_or(crate::api::BUILTIN_AGENT);
+    Classifier::cached(&m.agent(agent)?.spec.screen)
+}
+
+/// When `account`'s used-up window resets, as its last usage reading says: the fullest
+/// window that has not reset yet.
+fn usage_reset(plan: &Plan, account: &str, now: Timestamp) -> Option<Timestamp> {
+    let reading = plan.facts.usage.get(account)?;
+    reading
+        .usage
+        .windows()
+        .filter(|(_, w)| w.resets_at > now)
+        .max_by(|a, b| a.1.used.total_cmp(&b.1.used))
+        .map(|(_, w)| w.resets_at)
+}
+
+/// Takes a newer usage reading of `account`, journaling each level it crossed.
+fn read_usage(
+    m: &Manifests,
+    plan: &mut Plan,
+    account: &str,
+    session: &str,
+    usage: crate::report::Usage,
+    at: Timestamp,
+    now: Timestamp,
+) {
+    let old = plan.facts.usage.get(account);
+    if old.is_some_and(|o| o.at >= at) {
+        return;
+    }
+    let mut levels: Vec<f64> = LEVELS.to_vec();
+    if let Some(at) = m.controller.spec.quota.move_at {
+        levels.push(f64::from(at));
+    }
+    for (window, w) in usage.windows() {
+        let before = old
+            .and_then(|o| o.usage.windows().find(|(n, _)| *n == window))
+            .filter(|(_, ow)| ow.resets_at > now)
+            .map_or(0.0, |(_, ow)| ow.used);
+        let crossed = levels
+            .iter()
+            .filter(|l| (before < **l) != (w.used < **l))
+            .fold(None::<f64>, |best, l| Some(best.map_or(*l, |b| b.max(*l))));
+        if let Some(level) = crossed {
+            let direction = if w.used >= level { "up" } else { "down" };
+            plan.events.push((
+                "usageCrossed".into(),
+                json!({"account": account, "window": window, "used": w.used, "level": level,
+                       "direction": direction, "resetsAt": w.resets_at, "session": session}),
+            ));
+        }
+    }
+    plan.facts.usage.insert(
+        account.to_owned(),
+        UsageReading {
+            usage,
+            at,
+            session: session.to_owned(),
+        },
+    );
+}
+
+#[cfg(test)]
+#[path = "reports_tests.rs"]
+mod tests;

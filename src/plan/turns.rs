@@ -1,0 +1,350 @@
+//! Task rules, the turn side: a claimed task is followed through its stages (started,
+//! pasted, submitted, running) to its end, and it ends only on proof that its turn ran
+//! and ended: the agent's `Stop` report for the very prompt that carried the task; for
+//! agents that do not report, the conversation's transcript (the task's message, then a
+//! complete reply); and the screen alone only after the turn was seen running. An
+//! empty input box proves nothing.
+//!
+//! A turn that ended on an API error, or whose agent died, is carried on in its own
+//! conversation (`continue`, after `--resume` for a dead agent) up to `maxTries` times;
+//! then the task goes back to its inbox, or to `failed/` after its last try. No screen
+//! change for `idleTimeout` marks a task stalled.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::tasks::{View, elapsed, screen_age};
+use super::{Action, Plan, TaskRef};
+use crate::api::{InboxSpec, Manifests, Object};
+use crate::conversation::TurnEnd;
+use crate::observe::{ActiveTask, Observed, Session};
+use crate::screen::State;
+use crate::state::{Ended, Stage, TaskFacts};
+
+/// How long after a submit the screen must show it taken before Enter is sent again.
+const RETAKE: Duration = Duration::from_secs(1);
+/// The shortest idle stretch that ends a turn seen running (two polls at most once a
+/// second).
+const MIN_IDLE: Duration = Duration::from_millis(200);
+
+/// What a task's conversation is told to carry on: it names the account and the time,
+/// so its turn never reads as an old one on a redrawn screen.
+pub(super) fn continue_text(account: &str, now: Timestamp) -> String {
+    let time = now.strftime("%H:%M:%S");
+    format!("continue (now under account {account}, {time} UTC)")
+}
+
+/// Takes back claims a crash left out of the facts, when there is proof their text was
+/// submitted (a submit report carrying it, or the transcript): they are followed as
+/// running. The others are put back by [`View::follow`].
+pub(super) fn adopt(m: &Manifests, o: &Observed, now: Timestamp, plan: &mut Plan) {
+    for inbox in &m.inboxes {
+        let Some(state) = o.inboxes.get(&inbox.name) else {
+            continue;
+        };
+        for active in &state.active {
+            let Some(proof) = o.evidence.get(&active.file) else {
+                continue;
+            };
+            let f = plan.facts.sessions.entry(active.session.clone()).or_default();
+            if f.task.as_ref().is_some_and(|t| t.file == active.file) {
+                continue;
+            }
+            f.task = Some(TaskFacts {
+                inbox: inbox.name.clone(),
+                file: active.file.clone(),
+                task: active.task.clone(),
+                attempt: active.attempt,
+                stage: Stage::Running,
+                since: now,
+                started: Some(now),
+                expect: Some(proof.hash),
+                prompt_id: proof.prompt_id.clone(),
+                ..TaskFacts::default()
+            });
+        }
+    }
+}
+
+impl View<'_> {
+    /// Follows one claimed task.
+    pub(super) fn follow(&self, inbox: &Object<InboxSpec>, active: &ActiveTask, plan: &mut Plan) {
+        let known = plan
+            .facts
+            .sessions
+            .get(&active.session)
+            .and_then(|f| f.task.clone())
+            .filter(|t| t.file == active.file && t.inbox == inbox.name);
+        let mut task = self.task_ref(
+            inbox,
+            &active.file,
+            &active.task,
+            &active.session,
+            active.attempt,
+        );
+        task.started = known.as_ref().and_then(|t| t.started);
+        let session = self
+            .o
+            .sessions
+            .get(&active.session)
+            .filter(|s| s.owner.as_deref() == Some(self.owner) && !s.pane.dead);
+        let Some(s) = session else {
+            match known {
+                // Its turn ended before its agent died: done, or carried on.
+                Some(facts) if facts.ended.is_some() => {
+                    self.finish(None, inbox, task, &facts, plan);
+                }
+                // Resumed in its own conversation when the session starts again.
+                Some(_) if self.resume_of(&active.session, plan).is_some() => {}
+                _ => plan.act(Action::RequeueTask {
+                    reason: format!(
+                        "session {} died while working on it (try {} of {})",
+                        active.session, active.attempt, inbox.spec.max_tries
+                    ),
+                    failed: active.attempt >= inbox.spec.max_tries,
+                    task,
+                }),
+            }
+            return;
+        };
+        let Some(facts) = known else {
+            // Claimed, and no proof it was sent: a crash between claim and paste.
+            plan.act(Action::RequeueTask {
+                task,
+                reason: "claimed but not sent before the controller stopped".into(),
+                failed: false,
+            });
+            if let Some(spec) = self
+                .m
+                .pool(&inbox.spec.pool)
+                .and_then(|p| self.spec_for(p, s, &p.spec.workdir))
+            {
+                plan.act(Action::RecycleSession {
+                    session: spec,
+                    pane: s.pane.id.clone(),
+                    reason: "clear a task that may sit unsent in its input".into(),
+                });
+            }
+            return;
+        };
+        if facts.ended.is_some() {
+            self.finish(Some(s), inbox, task, &facts, plan);
+            return;
+        }
+        self.read_transcript(s, inbox, task.clone(), plan);
+        if self.task_of(plan, &s.name).is_some_and(|t| t.ended.is_none()) {
+            self.progress(s, task, plan);
+        }
+    }
+
+    /// For an agent that does not report, what the transcript says of the task's turn:
+    /// taken once its message is there, ended at the complete reply after it.
+    fn read_transcript(&self, s: &Session, inbox: &Object<InboxSpec>, task: TaskRef, plan: &mut Plan) {
+        let Some(turn) = self.o.turns.get(&task.file) else {
+            return;
+        };
+        let Some(t) = task_mut(plan, &s.name) else {
+            return;
+        };
+        t.conversation = Some(turn.conversation.clone());
+        let Some(found) = &turn.turn else { return };
+        if matches!(t.stage, Stage::Submitted(_)) {
+            t.stage = Stage::Running;
+            t.since = self.now;
+        }
+        t.prompt_id = found.prompt_id.clone().or(t.prompt_id.take());
+        t.ended = match &found.end {
+            Some(TurnEnd::Reply(reply)) => Some(Ended::Reply {
+                reply: reply.clone(),
+                how: "transcript".into(),
+            }),
+            // A usage limit is the ledger's, read on the screen.
+            Some(TurnEnd::Error(kind, message)) if kind != "rate_limit" => Some(Ended::Failed {
+                error: kind.clone(),
+                message: message.clone(),
+            }),
+            _ => None,
+        };
+        if let Some(facts) = self.task_of(plan, &s.name).filter(|t| t.ended.is_some()) {
+            self.finish(Some(s), inbox, task, &facts, plan);
+        }
+    }
+
+    /// Moves a known task on through its stages.
+    fn progress(&self, s: &Session, task: TaskRef, plan: &mut Plan) {
+        let Some(seen) = self.seen.get(&s.name) else {
+            return;
+        };
+        let spec = &self.m.controller.spec;
+        let pane = s.pane.id.clone();
+        // No screen change for idleTimeout, in any stage: stalled (kept in active/). A
+        // turn waiting at a usage limit is not stalled: it waits for a move or the reset.
+        let quiet = screen_age(plan, &s.name, self.now);
+        let Some(tf) = task_mut(plan, &s.name) else {
+            return;
+        };
+        if !tf.stalled && !seen.at_limit && quiet >= spec.completion.idle_timeout.0 {
+            let stall = Action::StallTask { task: task.clone() };
+            plan.act(stall);
+        }
+        let Some(tf) = task_mut(plan, &s.name) else {
+            return;
+        };
+        // The stage as this plan left it: the ledger may have turned a task at a spent
+        // limit to Resuming, a report to Running.
+        let since = elapsed(self.now, tf.since);
+        if seen.state == State::Busy {
+            tf.seen_busy = true;
+        }
+        match tf.stage {
+            // A fresh agent gets the task, a resumed one `continue`, once at its prompt.
+            Stage::Starting | Stage::Resuming => {
+                if !seen.at_empty_prompt() {
+                    plan.wake(Duration::from_millis(100));
+                } else if tf.stage == Stage::Starting {
+                    plan.act(Action::PasteTask { task, pane });
+                } else {
+                    let text = continue_text(&task.account, self.now);
+                    plan.act(Action::ContinueTask { task, pane, text });
+                }
+            }
+            Stage::Pasted => {
+                let delay = spec.dispatch.submit_delay.0;
+                if since >= delay {
+                    plan.act(Action::SubmitTask { task, pane });
+                } else {
+                    plan.wake(delay - since);
+                }
+            }
+            Stage::Submitted(enters) => {
+                // Taken: the busy marker (a report or the transcript moved it on
+                // already). An empty input box is not proof: the turn may not run yet.
+                if seen.state == State::Busy {
+                    tf.stage = Stage::Running;
+                    tf.since = self.now;
+                    tf.started = tf.started.or(Some(self.now));
+                    plan.wake(spec.poll_interval.0);
+                } else if since >= RETAKE && enters < 2 && !seen.empty_input {
+                    plan.act(Action::SubmitTask { task, pane });
+                } else {
+                    plan.wake(Duration::from_millis(250));
+                }
+            }
+            Stage::Running => {
+                // The screen ends a turn only for an agent that does not report, and
+                // only after the turn was seen running.
+                if seen.state == State::Idle && tf.seen_busy && !seen.reports {
+                    let idle = *tf.idle_since.get_or_insert(self.now);
+                    let needed = spec.poll_interval.0.max(MIN_IDLE);
+                    if elapsed(self.now, idle) >= needed {
+                        self.complete(Some(s), task, "idle screen after the turn ran", None, plan);
+                        return;
+                    }
+                    plan.wake(needed - elapsed(self.now, idle));
+                } else {
+                    tf.idle_since = None;
+                }
+            }
+        }
+    }
+
+    /// Acts on a turn that ended: a reply completes the task; an API error carries it
+    /// on in its conversation while tries are left, else puts it back.
+    fn finish(
+        &self,
+        s: Option<&Session>,
+        inbox: &Object<InboxSpec>,
+        task: TaskRef,
+        facts: &TaskFacts,
+        plan: &mut Plan,
+    ) {
+        match &facts.ended {
+            Some(Ended::Reply { reply, how }) => {
+                self.complete(s, task, how, Some(reply.clone()), plan);
+            }
+            Some(Ended::Failed { error, message }) => {
+                let carry_on = s.is_some() && facts.resumes < inbox.spec.max_tries;
+                if carry_on && let Some(t) = task_mut(plan, &task.session) {
+                    t.ended = None;
+                    t.stage = Stage::Resuming;
+                    t.since = self.now;
+                    t.resumes += 1;
+                    t.prompt_id = None;
+                    plan.wake(Duration::from_millis(100));
+                    return;
+                }
+                if let Some(s) = s {
+                    // Its agent holds a failed turn: not a fresh context.
+                    plan.facts.sessions.entry(s.name.clone()).or_default().used_pid =
+                        Some(s.pane.pid);
+                }
+                let short: String = message.chars().take(160).collect();
+                plan.act(Action::RequeueTask {
+                    reason: format!(
+                        "its turn ended on an API error ({error}): {short} (try {} of {})",
+                        task.attempt, inbox.spec.max_tries
+                    ),
+                    failed: task.attempt >= inbox.spec.max_tries,
+                    task,
+                });
+            }
+            None => {}
+        }
+    }
+
+    /// Finishes `task`, ending a live pool agent's context.
+    fn complete(
+        &self,
+        s: Option<&Session>,
+        task: TaskRef,
+        how: &str,
+        reply: Option<String>,
+        plan: &mut Plan,
+    ) {
+        let exit = s.and_then(|s| self.exit_command(&s.name));
+        plan.act(Action::CompleteTask {
+            pane: s.map(|s| s.pane.id.clone()).unwrap_or_default(),
+            pid: s.map_or(0, |s| s.pane.pid),
+            how: how.into(),
+            reply,
+            exit,
+            task,
+        });
+    }
+
+    /// The profile's exit command for pool sessions; dedicated ones never get it.
+    fn exit_command(&self, session: &str) -> Option<String> {
+        let crate::api::SessionOwner::Pool { pool, .. } = self.m.session_owner(session)? else {
+            return None;
+        };
+        Some(self.m.agent(&pool.spec.agent)?.spec.exit_command.clone())
+    }
+
+    /// For a session whose agent is dead or gone while its task's turn was under way:
+    /// the conversation to resume it in, and the task's folder, when its transcript is
+    /// there and tries are left.
+    pub(super) fn resume_of(&self, session: &str, plan: &Plan) -> Option<(String, std::path::PathBuf)> {
+        let t = plan.facts.sessions.get(session)?.task.as_ref()?;
+        let inbox = self.m.inboxes.iter().find(|i| i.name == t.inbox)?;
+        let (id, transcript) = t.conversation.as_ref()?;
+        let under_way = matches!(t.stage, Stage::Submitted(_) | Stage::Running | Stage::Resuming);
+        (under_way
+            && t.ended.is_none()
+            && t.resumes < inbox.spec.max_tries
+            && self.o.transcripts.contains(transcript))
+        .then(|| (id.clone(), inbox.spec.workdir.clone()))
+    }
+
+    fn task_of(&self, plan: &Plan, session: &str) -> Option<TaskFacts> {
+        plan.facts.sessions.get(session)?.task.clone()
+    }
+}
+
+fn task_mut<'p>(plan: &'p mut Plan, session: &str) -> Option<&'p mut TaskFacts> {
+    plan.facts.sessions.get_mut(session)?.task.as_mut()
+}
+
+#[cfg(test)]
+#[path = "turns_tests.rs"]
+mod tests;

@@ -1,0 +1,148 @@
+//! `failover hook`: the program Claude Code runs for each hook event and as its status
+//! line. It reads the JSON on standard input, writes one [`Record`] into the folder
+//! `FAILOVER_REPORTS` names, and exits 0 at once whatever happens: a missing or
+//! read-only folder, bad JSON or a full disk never show the agent an error nor hold up
+//! its turn. No shell, no interpreter, no async runtime, no logging.
+//!
+//! Outside failover (no `FAILOVER_SESSION`: the operator's own `claude` run under the
+//! same account home) it records nothing and prints nothing.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use super::{ENV_ACCOUNT, ENV_REPORTS, ENV_SESSION, Record, STATUS_LINE, Usage, valid_session};
+
+/// Runs the hook (`status_line`: as the status line, printing the footer). Always
+/// exit 0.
+pub fn run(status_line: bool) -> ExitCode {
+    let mut input = Vec::new();
+    let read = std::io::stdin().read_to_end(&mut input).is_ok();
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let Some(session) = env(ENV_SESSION).filter(|s| valid_session(s)) else {
+        return ExitCode::SUCCESS;
+    };
+    let account = env(ENV_ACCOUNT);
+    let payload: Option<Value> = read.then(|| serde_json::from_slice(&input).ok()).flatten();
+    if status_line {
+        let usage = payload.as_ref().and_then(Usage::from_status);
+        let tz = jiff::tz::TimeZone::system();
+        let line = footer(account.as_deref(), usage.as_ref(), Timestamp::now(), &tz);
+        let _ = writeln!(std::io::stdout(), "{line}");
+    }
+    let (Some(payload), Some(dir)) = (payload, env(ENV_REPORTS).map(PathBuf::from)) else {
+        return ExitCode::SUCCESS;
+    };
+    let event = if status_line {
+        STATUS_LINE.to_owned()
+    } else {
+        match payload.get("hook_event_name").and_then(Value::as_str) {
+            Some(name) => name.to_owned(),
+            None => return ExitCode::SUCCESS,
+        }
+    };
+    if !dir.is_absolute() {
+        return ExitCode::SUCCESS;
+    }
+    let record = Record {
+        event,
+        session,
+        account,
+        pids: parents(),
+        at: Timestamp::now(),
+        payload,
+    };
+    let _ = super::write(&dir, &record);
+    ExitCode::SUCCESS
+}
+
+/// This process's parent and grandparent: Claude Code runs a hook through `sh -c`, so
+/// the agent is one of the two.
+fn parents() -> Vec<u32> {
+    let parent = std::os::unix::process::parent_id();
+    let mut pids = vec![parent];
+    if let Some(grand) = parent_of(parent) {
+        pids.push(grand);
+    }
+    pids
+}
+
+/// The parent of `pid`, from `/proc/<pid>/stat` (the field after the state, which
+/// follows the command name in parentheses).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The status line failover draws under the agent's input box: the account, each
+/// window's use, and the next reset (time of day within a day, else the date too).
+pub fn footer(
+    account: Option<&str>,
+    usage: Option<&Usage>,
+    now: Timestamp,
+    tz: &jiff::tz::TimeZone,
+) -> String {
+    let mut parts = vec![format!("account {}", account.unwrap_or("?"))];
+    if let Some(u) = usage {
+        for (name, w) in u.windows() {
+            parts.push(format!("{name} {:.0}%", w.used));
+        }
+        if let Some(next) = u.windows().map(|(_, w)| w.resets_at).filter(|t| *t > now).min() {
+            let local = next.to_zoned(tz.clone());
+            let soon = next.duration_since(now).as_secs() < 86_400;
+            let when = if soon {
+                local.strftime("%H:%M").to_string()
+            } else {
+                local.strftime("%b %-d %H:%M").to_string()
+            };
+            parts.push(format!("resets {when}"));
+        }
+    }
+    parts.join(" · ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Window;
+
+    #[test]
+    fn footer_should_show_the_account_each_window_and_the_next_reset() {
+        let now: Timestamp = "2026-11-30T10:00:00Z".parse().unwrap();
+        let tz = jiff::tz::TimeZone::UTC;
+        let usage = Usage {
+            five_hour: Some(Window {
+                used: 42.0,
+                resets_at: "2026-11-30T14:20:00Z".parse().unwrap(),
+            }),
+            seven_day: Some(Window {
+                used: 17.4,
+                resets_at: "2026-12-03T00:00:00Z".parse().unwrap(),
+            }),
+        };
+        assert_eq!(
+            footer(Some("a"), Some(&usage), now, &tz),
+            "account a · 5h 42% · 7d 17% · resets 14:20"
+        );
+        let week = Usage {
+            five_hour: None,
+            ..usage
+        };
+        assert_eq!(
+            footer(Some("b"), Some(&week), now, &tz),
+            "account b · 7d 17% · resets Dec 3 00:00"
+        );
+        assert_eq!(footer(None, None, now, &tz), "account ?");
+    }
+
+    #[test]
+    fn parent_of_should_read_the_parent_pid() {
+        let me = std::process::id();
+        assert_eq!(parent_of(me), Some(std::os::unix::process::parent_id()));
+        assert_eq!(parent_of(0), None);
+    }
+}

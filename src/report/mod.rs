@@ -1,0 +1,438 @@
+//! The agent's own reports: what Claude Code says through its hooks (`SessionStart`,
+//! `UserPromptSubmit`, `Stop`, `StopFailure`) and its status line, written by
+//! `failover hook` as one small JSON file per report into the state folder's
+//! `reports/`, and read back by the controller as typed [`Report`]s.
+//!
+//! A report file is `reports/<session>.<nanoseconds>.<pid>.json`, written whole (a temp
+//! file, then a rename), never changed, and deleted by the controller once what it says
+//! is in the facts. The payload Claude Code sent is kept verbatim beside who sent it
+//! (the tmux session, the account, the hook's parent pids).
+
+pub mod hook;
+
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The folder of the state folder reports are written to.
+pub const REPORTS_DIR: &str = "reports";
+/// The variable naming the tmux session an agent runs in (set by failover).
+pub const ENV_SESSION: &str = "FAILOVER_SESSION";
+/// The variable naming the folder reports go to (set by failover).
+pub const ENV_REPORTS: &str = "FAILOVER_REPORTS";
+/// The variable naming the account an agent was started under (set by failover).
+pub const ENV_ACCOUNT: &str = "FAILOVER_ACCOUNT";
+/// The event name a status line report carries (Claude Code's status line input names
+/// none).
+pub const STATUS_LINE: &str = "StatusLine";
+
+/// One report as it lies on disk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    /// The hook event (`Stop`, …) or [`STATUS_LINE`].
+    pub event: String,
+    /// The tmux session of the agent (`FAILOVER_SESSION`).
+    pub session: String,
+    /// The account the agent was started under (`FAILOVER_ACCOUNT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// The hook's parent and grandparent pids: the agent is one of them (Claude Code
+    /// runs a hook through `sh -c`).
+    #[serde(default)]
+    pub pids: Vec<u32>,
+    /// When the hook ran.
+    pub at: Timestamp,
+    /// What Claude Code sent on the hook's standard input, verbatim.
+    pub payload: Value,
+}
+
+/// A subscription's use, as the status line reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    /// The 5-hour window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub five_hour: Option<Window>,
+    /// The 7-day window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seven_day: Option<Window>,
+}
+
+/// One rate-limit window.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Window {
+    /// Percent used, 0 to 100.
+    pub used: f64,
+    /// When the window resets.
+    pub resets_at: Timestamp,
+}
+
+impl Usage {
+    /// The windows that are known, with their names.
+    pub fn windows(&self) -> impl Iterator<Item = (&'static str, Window)> {
+        [("5h", self.five_hour), ("7d", self.seven_day)]
+            .into_iter()
+            .filter_map(|(name, w)| Some((name, w?)))
+    }
+
+    /// The highest use of a window that has not reset by `now`, in percent.
+    pub fn used_at(&self, now: Timestamp) -> Option<f64> {
+        self.windows()
+            .filter(|(_, w)| w.resets_at > now)
+            .map(|(_, w)| w.used)
+            .reduce(f64::max)
+    }
+
+    /// Reads the status line input's `rate_limits`, if it has them.
+    pub fn from_status(payload: &Value) -> Option<Usage> {
+        let limits = payload.get("rate_limits")?;
+        let window = |key: &str| {
+            let w = limits.get(key)?;
+            Some(Window {
+                used: w.get("used_percentage")?.as_f64()?,
+                resets_at: Timestamp::from_second(w.get("resets_at")?.as_i64()?).ok()?,
+            })
+        };
+        let usage = Usage {
+            five_hour: window("five_hour"),
+            seven_day: window("seven_day"),
+        };
+        (usage.five_hour.is_some() || usage.seven_day.is_some()).then_some(usage)
+    }
+}
+
+/// What one report says, typed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The agent started (`SessionStart`): the conversation it holds.
+    Started {
+        /// The conversation id.
+        conversation: String,
+        /// Its transcript.
+        transcript: PathBuf,
+        /// Started with `--resume`.
+        resumed: bool,
+    },
+    /// A prompt was submitted (`UserPromptSubmit`), before any request.
+    Submitted {
+        /// Its id; the turn's `Stop` names it again.
+        prompt_id: String,
+        /// [`text_hash`] of the prompt.
+        prompt_hash: u64,
+    },
+    /// A turn ended normally (`Stop`).
+    Stopped {
+        /// The prompt whose turn ended.
+        prompt_id: String,
+        /// The agent's last message.
+        reply: String,
+    },
+    /// A turn ended on an API error (`StopFailure`).
+    Failed {
+        /// The prompt whose turn ended.
+        prompt_id: String,
+        /// Claude Code's error kind: `rate_limit`, `server_error`, …
+        error: String,
+        /// The message it showed.
+        message: String,
+    },
+    /// The status line was drawn; the account's use when the input carried it.
+    Status {
+        /// The use, for a subscription login after a response.
+        usage: Option<Usage>,
+    },
+    /// Something else: an event failover does not use, or a file it cannot read (the
+    /// reason).
+    Other(String),
+}
+
+/// A report, read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// Its file.
+    pub path: PathBuf,
+    /// The tmux session of the agent.
+    pub session: String,
+    /// The account the agent was started under.
+    pub account: Option<String>,
+    /// The hook's parent pids.
+    pub pids: Vec<u32>,
+    /// When the hook ran.
+    pub at: Timestamp,
+    /// What it says.
+    pub event: Event,
+}
+
+/// The hash prompts and task texts are compared by: of the text trimmed (Claude Code
+/// submits a paste as it is; the task file may end with a newline).
+pub fn text_hash(text: &str) -> u64 {
+    crate::state::stable_hash(text.trim().bytes())
+}
+
+impl Event {
+    /// Reads a record's payload.
+    pub fn of(record: &Record) -> Event {
+        let p = &record.payload;
+        let text = |key: &str| p.get(key).and_then(Value::as_str).map(str::to_owned);
+        let parsed = match record.event.as_str() {
+            STATUS_LINE => Some(Event::Status {
+                usage: Usage::from_status(p),
+            }),
+            "SessionStart" => (|| {
+                Some(Event::Started {
+                    conversation: text("session_id")?,
+                    transcript: PathBuf::from(text("transcript_path")?),
+                    resumed: text("source").as_deref() == Some("resume"),
+                })
+            })(),
+            "UserPromptSubmit" => (|| {
+                Some(Event::Submitted {
+                    prompt_id: text("prompt_id")?,
+                    prompt_hash: text_hash(p.get("prompt")?.as_str()?),
+                })
+            })(),
+            "Stop" => (|| {
+                Some(Event::Stopped {
+                    prompt_id: text("prompt_id")?,
+                    reply: text("last_assistant_message").unwrap_or_default(),
+                })
+            })(),
+            "StopFailure" => (|| {
+                Some(Event::Failed {
+                    prompt_id: text("prompt_id")?,
+                    error: text("error").unwrap_or_else(|| "unknown".into()),
+                    message: text("last_assistant_message").unwrap_or_default(),
+                })
+            })(),
+            other => return Event::Other(other.to_owned()),
+        };
+        parsed.unwrap_or_else(|| Event::Other(format!("{} without its fields", record.event)))
+    }
+}
+
+/// The file name of a report of `session` written at `at` by process `pid`: names sort
+/// by session, then time.
+pub fn file_name(session: &str, at: Timestamp, pid: u32) -> String {
+    format!("{session}.{:020}.{pid}.json", at.as_nanosecond().max(0))
+}
+
+/// Whether `name` may name a session's reports: not empty, no `/`, `.` or control
+/// characters (tmux-safe names never have them), not too long.
+pub fn valid_session(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && !name.contains(['/', '.'])
+        && !name.chars().any(char::is_control)
+}
+
+/// Writes `record` into `dir` as a new file, whole (temp file, then rename). `dir` is
+/// created if its parent exists; nothing else is.
+pub fn write(dir: &Path, record: &Record) -> std::io::Result<PathBuf> {
+    if let Err(e) = std::fs::create_dir(dir)
+        && e.kind() != std::io::ErrorKind::AlreadyExists
+    {
+        return Err(e);
+    }
+    let pid = std::process::id();
+    let name = file_name(&record.session, record.at, pid);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let bytes = serde_json::to_vec(record).map_err(std::io::Error::other)?;
+    std::fs::write(&tmp, bytes)?;
+    let path = dir.join(name);
+    if let Err(e) = std::fs::rename(&tmp, &path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(path)
+}
+
+/// Every report in `dir`, by session, oldest first; a file that cannot be read is a
+/// report of [`Event::Other`] saying why, so that it is consumed too. Temp files (a
+/// leading `.`) are skipped.
+pub fn read_all(dir: &Path) -> std::collections::BTreeMap<String, Vec<Report>> {
+    let mut out: std::collections::BTreeMap<String, Vec<Report>> = Default::default();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('.') && n.ends_with(".json"))
+        .collect();
+    names.sort();
+    for name in names {
+        let Some((session, _)) = name.split_once('.') else {
+            continue;
+        };
+        let path = dir.join(&name);
+        let report = match read_one(&path) {
+            Ok(record) => Report {
+                event: Event::of(&record),
+                session: session.to_owned(),
+                account: record.account,
+                pids: record.pids,
+                at: record.at,
+                path,
+            },
+            Err(reason) => Report {
+                path,
+                session: session.to_owned(),
+                account: None,
+                pids: Vec::new(),
+                at: Timestamp::UNIX_EPOCH,
+                event: Event::Other(reason),
+            },
+        };
+        out.entry(session.to_owned()).or_default().push(report);
+    }
+    out
+}
+
+fn read_one(path: &Path) -> Result<Record, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("unreadable: {e}"))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("not a report: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(event: &str, payload: Value) -> Record {
+        Record {
+            event: event.into(),
+            session: "w-0".into(),
+            account: Some("a".into()),
+            pids: vec![10, 9],
+            at: "2026-11-30T10:00:00Z".parse().unwrap(),
+            payload,
+        }
+    }
+
+    #[test]
+    fn events_should_read_what_claude_code_sends() {
+        let start = record(
+            "SessionStart",
+            json!({"session_id": "c1", "transcript_path": "/h/projects/-w/c1.jsonl", "source": "resume"}),
+        );
+        assert_eq!(
+            Event::of(&start),
+            Event::Started {
+                conversation: "c1".into(),
+                transcript: "/h/projects/-w/c1.jsonl".into(),
+                resumed: true
+            }
+        );
+        let submit = record(
+            "UserPromptSubmit",
+            json!({"prompt_id": "p1", "prompt": "fix it\n"}),
+        );
+        assert_eq!(
+            Event::of(&submit),
+            Event::Submitted {
+                prompt_id: "p1".into(),
+                prompt_hash: text_hash("fix it")
+            }
+        );
+        let stop = record(
+            "Stop",
+            json!({"prompt_id": "p1", "last_assistant_message": "Done."}),
+        );
+        assert_eq!(
+            Event::of(&stop),
+            Event::Stopped {
+                prompt_id: "p1".into(),
+                reply: "Done.".into()
+            }
+        );
+        let failed = record(
+            "StopFailure",
+            json!({"prompt_id": "p1", "error": "rate_limit", "last_assistant_message": "You've hit your 5-hour limit · resets 12pm (UTC)"}),
+        );
+        assert!(matches!(Event::of(&failed), Event::Failed { error, .. } if error == "rate_limit"));
+        let status = record(
+            STATUS_LINE,
+            json!({"rate_limits": {"five_hour": {"used_percentage": 42, "resets_at": 1796040044},
+                                    "seven_day": {"used_percentage": 17.5, "resets_at": 1796295644}}}),
+        );
+        let Event::Status { usage: Some(u) } = Event::of(&status) else {
+            panic!("{:?}", Event::of(&status));
+        };
+        assert_eq!(u.five_hour.unwrap().used, 42.0);
+        assert_eq!(u.seven_day.unwrap().used, 17.5);
+        assert_eq!(
+            Event::of(&record(STATUS_LINE, json!({"model": {}}))),
+            Event::Status { usage: None }
+        );
+        assert!(matches!(
+            Event::of(&record("Stop", json!({}))),
+            Event::Other(_)
+        ));
+        assert_eq!(
+            Event::of(&record("Notification", json!({}))),
+            Event::Other("Notification".into())
+        );
+    }
+
+    #[test]
+    fn usage_should_count_only_windows_that_have_not_reset() {
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        let u = Usage {
+            five_hour: Some(Window {
+                used: 96.0,
+                resets_at: at("2026-11-30T12:00:00Z"),
+            }),
+            seven_day: Some(Window {
+                used: 40.0,
+                resets_at: at("2026-12-03T00:00:00Z"),
+            }),
+        };
+        assert_eq!(u.used_at(at("2026-11-30T11:00:00Z")), Some(96.0));
+        assert_eq!(u.used_at(at("2026-11-30T12:00:00Z")), Some(40.0));
+        assert_eq!(u.used_at(at("2026-12-04T00:00:00Z")), None);
+    }
+
+    #[test]
+    fn reports_should_round_trip_through_their_folder_in_time_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let reports = dir.path().join(REPORTS_DIR);
+        let mut first = record("UserPromptSubmit", json!({"prompt_id": "p", "prompt": "x"}));
+        let mut second = record("Stop", json!({"prompt_id": "p"}));
+        second.at = "2026-11-30T10:00:01Z".parse().unwrap();
+        first.session = "w-1".into();
+        second.session = "w-1".into();
+        write(&reports, &second).unwrap();
+        write(&reports, &first).unwrap();
+        std::fs::write(reports.join("w-1.00000000000000000001.7.json"), "{bad").unwrap();
+        std::fs::write(reports.join(".w-1.x.tmp"), "partial").unwrap();
+        let all = read_all(&reports);
+        let w1 = &all["w-1"];
+        assert_eq!(w1.len(), 3, "{w1:?}");
+        assert!(matches!(&w1[0].event, Event::Other(r) if r.starts_with("not a report")));
+        assert!(matches!(w1[1].event, Event::Submitted { .. }));
+        assert!(matches!(w1[2].event, Event::Stopped { .. }));
+        assert_eq!(w1[2].pids, [10, 9]);
+        assert_eq!(w1[2].account.as_deref(), Some("a"));
+        assert!(read_all(&dir.path().join("missing")).is_empty());
+    }
+
+    #[test]
+    fn write_should_not_create_a_missing_state_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let reports = dir.path().join("gone/reports");
+        assert!(write(&reports, &record("Stop", json!({}))).is_err());
+        assert!(!dir.path().join("gone").exists());
+    }
+
+    #[test]
+    fn session_names_should_be_safe_as_file_names() {
+        assert!(valid_session("ccl-auto-11"));
+        for bad in ["", "../x", "a/b", "a.b", ".", "a\nb"] {
+            assert!(!valid_session(bad), "{bad:?}");
+        }
+    }
+}
