@@ -357,7 +357,11 @@ mod tests {
 
     #[test]
     fn merge_should_refuse_settings_of_another_shape() {
-        for bad in [json!([1]), json!({"hooks": []}), json!({"hooks": {"Stop": {}}})] {
+        for bad in [
+            json!([1]),
+            json!({"hooks": []}),
+            json!({"hooks": {"Stop": {}}}),
+        ] {
             assert!(merge(Some(&bad), Some(&ours())).is_err(), "{bad}");
         }
     }

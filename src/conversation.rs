@@ -150,7 +150,11 @@ mod tests {
             })
         );
         m.push(assistant("let me look", Some("tool_use"), None));
-        assert_eq!(turn(&m, is("fix it")).unwrap().end, None, "a tool call is not the end");
+        assert_eq!(
+            turn(&m, is("fix it")).unwrap().end,
+            None,
+            "a tool call is not the end"
+        );
         m.push(assistant("Done.", Some("end_turn"), None));
         assert_eq!(
             turn(&m, is("fix it")).unwrap().end,
@@ -158,13 +162,24 @@ mod tests {
         );
         let failed = vec![
             user("go", "p2"),
-            assistant("You've hit your limit", Some("stop_sequence"), Some("rate_limit")),
+            assistant(
+                "You've hit your limit",
+                Some("stop_sequence"),
+                Some("rate_limit"),
+            ),
         ];
         assert_eq!(
             turn(&failed, is("go")).unwrap().end,
-            Some(TurnEnd::Error("rate_limit".into(), "You've hit your limit".into()))
+            Some(TurnEnd::Error(
+                "rate_limit".into(),
+                "You've hit your limit".into()
+            ))
         );
-        let cut = vec![user("go", "p2"), user("other", "p3"), assistant("x", Some("end_turn"), None)];
+        let cut = vec![
+            user("go", "p2"),
+            user("other", "p3"),
+            assistant("x", Some("end_turn"), None),
+        ];
         assert_eq!(turn(&cut, is("go")).unwrap().end, None);
         assert_eq!(turn(&m, is("never sent")), None);
     }

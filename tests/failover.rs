@@ -408,7 +408,11 @@ fn a_limit_the_agent_reports_should_swap_at_once_without_any_screen_pattern() {
             .then_some(())
     });
     let detected = bed.events("quotaDetected");
-    assert_eq!(detected.len(), 1, "one report, no confirming poll: {detected:?}");
+    assert_eq!(
+        detected.len(),
+        1,
+        "one report, no confirming poll: {detected:?}"
+    );
     assert_eq!(detected[0]["source"], "report");
     assert_eq!(detected[0]["confirmed"], true);
     let at = |v: &serde_json::Value| v.as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
@@ -440,7 +444,9 @@ fn an_account_over_move_at_should_move_its_sessions_at_safe_points_and_take_no_t
     assert_eq!(swap["reason"], "usage 96% reached moveAt 95%", "{swap}");
     let crossed = bed.events("usageCrossed");
     assert!(
-        crossed.iter().any(|e| e["account"] == "a" && e["level"] == 95.0),
+        crossed
+            .iter()
+            .any(|e| e["account"] == "a" && e["level"] == 95.0),
         "{crossed:?}"
     );
     // desk's turn is not cut: it stays on a until it ends.

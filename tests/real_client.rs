@@ -1,7 +1,9 @@
-//! The real Claude Code CLI (the pinned npm version) against the mock Messages API of
-//! `failover::testbed::mock_api`, on private tmux servers: the classifier on the real
-//! screens, dispatch through a bracketed paste, and a swap that resumes the
-//! conversation under the second account.
+//! The real Claude Code CLI (the pinned npm version, or `FAILOVER_CLAUDE_VERSION`)
+//! against the mock Messages API of `failover::testbed::mock_api`, on private tmux
+//! servers: the classifier on the real screens; tasks that end on the agent's own
+//! reports at every reply speed; usage limits from the agent's word alone; moving
+//! before the wall on the status line's figures; crashes just after a turn's end; and a
+//! swap that resumes the conversation under the second account.
 //!
 //! Where the CLI is not installed, each test prints `SKIPPED …` on the terminal and
 //! returns; `FAILOVER_REAL_CLIENT=required` (set by `.ci/run` once it installed the
@@ -11,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use failover::testbed::mock_api::{MockApi, Reply, Request};
+use failover::testbed::mock_api::{MockApi, Reply, Request, Usage};
 use failover::testbed::{
     Spawned, TmuxServer, claude, drop_task, journal_events, run_with_stdin, wait_for,
 };
@@ -68,7 +70,7 @@ fn real_screens_should_classify_as_idle_busy_quota_rate_limited_and_server_error
     };
 
     let idle = t.wait_screen(pane, WAIT, "the input box", |s| {
-        s.contains("Claude Code v2.1.329") && s.contains("❯\u{a0}")
+        s.contains(&format!("Claude Code v{}", claude::version())) && s.contains("❯\u{a0}")
     });
     assert_eq!(classify(&idle)["class"], "idle", "{idle}");
 
@@ -120,22 +122,47 @@ fn real_screens_should_classify_as_idle_busy_quota_rate_limited_and_server_error
     assert_eq!(verdict["resetsAt"], minute(resets_at), "{dialog}");
 }
 
+/// What a fleet runs.
+#[derive(Debug, Clone)]
+struct Options {
+    /// Pool sessions.
+    pool: u32,
+    /// A dedicated session `desk` too.
+    desk: bool,
+    /// The profile's extra spec (`, screen: {quota: []}`, say).
+    profile: &'static str,
+    /// The ControllerConfig's quota spec.
+    quota: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            pool: 1,
+            desk: true,
+            profile: "",
+            quota: "",
+        }
+    }
+}
+
 /// Two subscription accounts, each its own home and token, sharing their transcripts;
-/// a pool of one and a dedicated session, on the real CLI under a real controller.
+/// a pool and maybe a dedicated session, on the real CLI under a real controller.
 struct Fleet {
     // Dropped first: a controller still running could start a tmux server after the
     // test bed's has been killed.
-    _controller: Spawned,
+    controller: Option<Spawned>,
     t: TmuxServer,
     api: MockApi,
     root: PathBuf,
+    sessions: Vec<String>,
 }
 
 const TOKEN_A: &str = "sk-ant-oat01-account-a";
 const TOKEN_B: &str = "sk-ant-oat01-account-b";
 
 impl Fleet {
-    fn start(cli: &Path) -> Self {
+    fn start(cli: &Path, opts: Options) -> Self {
         let t = TmuxServer::start();
         let api = MockApi::start();
         let root = t.mkdir("op");
@@ -149,50 +176,84 @@ impl Fleet {
             .map(|(k, v)| format!("{k}: {v:?}, "))
             .collect();
         let (r, cli) = (root.display(), cli.display());
-        let text = format!(
+        let mut text = format!(
             "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: a}}\nspec: {{home: {r}/a, priority: 0}}\n---\n\
              apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: b}}\nspec: {{home: {r}/b, priority: 1}}\n---\n\
              apiVersion: failover/v1alpha1\nkind: SharedState\nmetadata: {{name: s}}\nspec: {{target: {r}/shared}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{cli}, --dangerously-skip-permissions], env: {{{env}}}}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{pollInterval: 250ms}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: auto}}\nspec: {{prefix: w-, min: 1, max: 1, workdir: {r}/work}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: {r}/work, resume: true}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{cli}, --dangerously-skip-permissions], env: {{{env}}}{}}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{pollInterval: 250ms, quota: {{{}}}}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: auto}}\nspec: {{prefix: w-, min: {n}, max: {n}, workdir: {r}/work}}\n---\n\
              apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: p}}\nspec: {{path: {}, pool: auto, workdir: {r}/p}}\n",
-            inbox.display()
+            opts.profile,
+            opts.quota,
+            inbox.display(),
+            n = opts.pool,
         );
-        let manifest = root.join("pool.yaml");
-        std::fs::write(&manifest, text).unwrap();
-        let mut cmd = Command::new(BIN);
-        cmd.args(["controller", "-f", &manifest.to_string_lossy()])
-            .envs(t.env())
-            .env("FAILOVER_STATE_DIR", root.join("state"));
-        let controller = Spawned::start(cmd, root.join("controller.log"));
-        let fleet = Self {
+        let mut sessions: Vec<String> = (0..opts.pool).map(|i| format!("w-{i}")).collect();
+        if opts.desk {
+            text.push_str(&format!(
+                "---\napiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: {r}/work, resume: true}}\n"
+            ));
+            sessions.push("desk".into());
+        }
+        std::fs::write(root.join("pool.yaml"), text).unwrap();
+        let mut fleet = Self {
             t,
             api,
             root,
-            _controller: controller,
+            controller: None,
+            sessions,
         };
+        fleet.start_controller();
+        let names = fleet.sessions.clone();
         wait_for(WAIT, "the sessions", || {
-            let names = fleet.t.sessions();
-            ["w-0", "desk"]
-                .iter()
-                .all(|s| names.iter().any(|n| n == s))
-                .then_some(())
+            let all = fleet.t.sessions();
+            names.iter().all(|s| all.contains(s)).then_some(())
         });
-        for s in ["w-0", "desk"] {
-            fleet
-                .t
-                .wait_screen(&format!("={s}:"), WAIT, "the input box", |s| {
-                    s.contains("Claude Code v2.1.329") && s.contains("❯\u{a0}")
-                });
+        for s in &names {
+            fleet.wait_ready(s);
             assert_eq!(fleet.account(s), "a");
         }
         fleet
     }
 
+    /// Starts a controller on the fleet's manifests and state folder.
+    fn start_controller(&mut self) {
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "controller",
+            "-f",
+            &self.root.join("pool.yaml").to_string_lossy(),
+        ])
+        .envs(self.t.env())
+        .env("FAILOVER_STATE_DIR", self.root.join("state"));
+        let log = self
+            .root
+            .join(format!("controller-{}.log", self.events("started").len()));
+        self.controller = Some(Spawned::start(cmd, log));
+    }
+
+    fn controller(&self) -> &Spawned {
+        self.controller
+            .as_ref()
+            .expect("the fleet runs a controller")
+    }
+
+    /// Waits for `session`'s agent to show its input box.
+    fn wait_ready(&self, session: &str) {
+        let banner = format!("Claude Code v{}", claude::version());
+        self.t
+            .wait_screen(&format!("={session}:"), WAIT, "the input box", |s| {
+                s.contains(&banner) && s.contains("❯\u{a0}")
+            });
+    }
+
     fn account(&self, session: &str) -> String {
         self.t.session_option(session, "@failover-account")
+    }
+
+    fn all_on(&self, account: &str) -> bool {
+        self.sessions.iter().all(|s| self.account(s) == account)
     }
 
     fn drop_task(&self, name: &str, text: &str) {
@@ -201,6 +262,12 @@ impl Fleet {
 
     fn done(&self, name: &str) -> bool {
         self.root.join("p/.agent-queue/done").join(name).is_file()
+    }
+
+    /// The done record of task `name`.
+    fn record(&self, name: &str) -> serde_json::Value {
+        let path = self.root.join(format!("p/.agent-queue/done/{name}.json"));
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
     }
 
     fn conversation(&self, account: &str, session: &str) -> Option<String> {
@@ -212,7 +279,56 @@ impl Fleet {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.root.join("controller.log")).unwrap_or_default()
+        self.controller
+            .as_ref()
+            .map(Spawned::log)
+            .unwrap_or_default()
+    }
+
+    /// Everything worth reading when a test fails: the log, the facts, the reports not
+    /// yet taken, and every session's screen.
+    fn dump(&self) -> String {
+        let state = self.root.join("state");
+        let facts = std::fs::read_to_string(state.join("facts.json")).unwrap_or_default();
+        let reports: Vec<String> = std::fs::read_dir(state.join("reports"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let screens: Vec<String> = self
+            .sessions
+            .iter()
+            .map(|s| format!("--- {s}\n{}", self.t.capture(&format!("={s}:"))))
+            .collect();
+        let prompts: Vec<String> = self
+            .api
+            .turns()
+            .iter()
+            .map(|r| format!("{:?} {:?}", r.credential, r.prompt()))
+            .collect();
+        format!(
+            "{}\n--- facts\n{facts}\n--- reports\n{}\n{}\n--- turns\n{}",
+            self.log(),
+            reports.join("\n"),
+            screens.join("\n"),
+            prompts.join("\n")
+        )
+    }
+
+    /// The turns whose prompt is exactly `text`, as Claude Code sends a paste: trimmed,
+    /// and wrapped in `<pasted_content>` tags when longer than three lines (the tags
+    /// aside, byte for byte).
+    fn turns_of(&self, text: &str) -> Vec<Request> {
+        self.api
+            .turns()
+            .into_iter()
+            .filter(|r| {
+                r.prompt()
+                    .is_some_and(|p| failover::report::unwrap_pasted(&p).trim() == text.trim())
+            })
+            .collect()
     }
 }
 
@@ -221,7 +337,7 @@ fn tasks_should_reach_the_real_client_and_a_swap_should_resume_its_conversations
     let Some(cli) = claude::locate_or_skip("tasks_should_reach_the_real_client") else {
         return;
     };
-    let fleet = Fleet::start(&cli);
+    let fleet = Fleet::start(&cli, Options::default());
     let api = &fleet.api;
 
     // Dispatch: a multi-line task with shell-looking text, byte-exact through the paste.
@@ -235,6 +351,9 @@ fn tasks_should_reach_the_real_client_and_a_swap_should_resume_its_conversations
     wait_for(WAIT, "the first task done", || {
         fleet.done("first.md").then_some(())
     });
+    let record = fleet.record("first.md");
+    assert_eq!(record["outcome"], "Stop report", "{record}");
+    assert_eq!(record["reply"], "Done: Fix the parser:", "{record}");
 
     // The operator's own conversation in the dedicated session, under account a.
     fleet.t.type_text("=desk:", "remember the word kumquat");
@@ -253,10 +372,7 @@ fn tasks_should_reach_the_real_client_and_a_swap_should_resume_its_conversations
     );
     fleet.drop_task("second.md", "Write the summary.");
     wait_for(WAIT, "every session under b", || {
-        ["w-0", "desk"]
-            .iter()
-            .all(|s| fleet.account(s) == "b")
-            .then_some(())
+        fleet.all_on("b").then_some(())
     });
     let detected = fleet.events("quotaDetected");
     assert!(!detected.is_empty(), "{}", fleet.log());
@@ -272,6 +388,7 @@ fn tasks_should_reach_the_real_client_and_a_swap_should_resume_its_conversations
     wait_for(WAIT, "the second task done", || {
         fleet.done("second.md").then_some(())
     });
+    assert_eq!(fleet.turns_of("Write the summary.").len(), 1, "sent once");
 
     // The dedicated session was relaunched on the same conversation under b.
     wait_for(WAIT, "desk resumed", || {
@@ -313,4 +430,293 @@ fn tasks_should_reach_the_real_client_and_a_swap_should_resume_its_conversations
         .collect();
     assert!(against_b.is_empty(), "{against_b:?}");
     assert_eq!(fleet.events("swap").len(), 1, "{}", fleet.log());
+}
+
+/// The twenty tasks of the speed test: multi-line, with `$(…)`, backticks and quotes.
+fn twenty_tasks() -> Vec<(String, String)> {
+    (0..20)
+        .map(|i| {
+            let text = match i % 4 {
+                0 => format!(
+                    "Task {i}: fix it\n  run $(make test) and `id`\nthen say \"done\" and 'ok'"
+                ),
+                1 => format!("Task {i}: one line with \\ backslash and $HOME"),
+                2 => format!("Task {i}:\n\n- first\n- second ``nested `ticks` ``\n"),
+                _ => format!("Task {i}: quotes \"double\" 'single' and \\n, no newline"),
+            };
+            (format!("t{i:02}.md"), text)
+        })
+        .collect()
+}
+
+#[test]
+fn twenty_tasks_at_every_reply_speed_should_each_reach_the_api_once_and_end_on_their_reply() {
+    let Some(cli) = claude::locate_or_skip("twenty_tasks_at_every_reply_speed") else {
+        return;
+    };
+    for delay in [50, 500, 5000].map(Duration::from_millis) {
+        let fleet = Fleet::start(
+            &cli,
+            Options {
+                pool: 2,
+                desk: false,
+                ..Options::default()
+            },
+        );
+        fleet.api.set_reply(TOKEN_A, Reply::Slow(delay));
+        let tasks = twenty_tasks();
+        for (name, text) in &tasks {
+            fleet.drop_task(name, text);
+        }
+        let all_done =
+            failover::testbed::wait_for_or_none(Duration::from_secs(60) + delay * 12, || {
+                tasks.iter().all(|(name, _)| fleet.done(name)).then_some(())
+            });
+        assert!(
+            all_done.is_some(),
+            "{delay:?}: not all done\n{}",
+            fleet.dump()
+        );
+        for (name, text) in &tasks {
+            let turns = fleet.turns_of(text);
+            assert_eq!(
+                turns.len(),
+                1,
+                "{delay:?} {name}: reached the API {} times",
+                turns.len()
+            );
+            let record = fleet.record(name);
+            assert_eq!(record["outcome"], "Stop report", "{delay:?} {record}");
+            let first: String = text
+                .trim()
+                .lines()
+                .next()
+                .unwrap()
+                .chars()
+                .take(60)
+                .collect();
+            assert_eq!(
+                record["reply"],
+                format!("Done: {first}"),
+                "{delay:?} {record}"
+            );
+            let finished: jiff::Timestamp = record["finished"].as_str().unwrap().parse().unwrap();
+            let answered = turns[0].answered.expect("answered");
+            assert!(
+                finished >= answered,
+                "{delay:?} {name}: called done at {finished}, before its reply at {answered}"
+            );
+        }
+        eprintln!(
+            "reply time {delay:?}: 20 of 20 tasks reached the API once and ended on their reply"
+        );
+    }
+}
+
+#[test]
+fn a_usage_limit_the_agent_reports_should_swap_within_a_second_without_screen_patterns() {
+    let Some(cli) = claude::locate_or_skip("a_usage_limit_the_agent_reports") else {
+        return;
+    };
+    let fleet = Fleet::start(
+        &cli,
+        Options {
+            profile: ", screen: {quota: [], reset: []}",
+            ..Options::default()
+        },
+    );
+    fleet.api.set_reply(
+        TOKEN_A,
+        Reply::UsageLimit {
+            resets_at: now() + 2 * 3600,
+        },
+    );
+    fleet.drop_task("limit.md", "Meet the limit.");
+    wait_for(WAIT, "every session under b", || {
+        fleet.all_on("b").then_some(())
+    });
+    let detected = fleet.events("quotaDetected");
+    assert_eq!(detected.len(), 1, "{detected:?}");
+    assert_eq!(detected[0]["source"], "report", "{detected:?}");
+    let at = |v: &serde_json::Value| v.as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    let swap = &fleet.events("swap")[0];
+    let delay = at(&swap["time"]).duration_since(at(&detected[0]["reportedAt"]));
+    assert!(delay.as_secs_f64() < 1.0, "swap {delay:?} after the report");
+    wait_for(WAIT, "the task done under b", || {
+        fleet.done("limit.md").then_some(())
+    });
+    assert_eq!(fleet.record("limit.md")["account"], "b");
+}
+
+#[test]
+fn an_account_at_96_percent_should_move_every_session_before_any_request_is_refused() {
+    let Some(cli) = claude::locate_or_skip("an_account_at_96_percent") else {
+        return;
+    };
+    let fleet = Fleet::start(
+        &cli,
+        Options {
+            pool: 2,
+            quota: "moveAt: 95",
+            ..Options::default()
+        },
+    );
+    let (five, seven) = (now() + 3 * 3600, now() + 4 * 86_400);
+    fleet.api.set_usage(
+        TOKEN_A,
+        Usage {
+            five_hour: (0.96, five),
+            seven_day: (0.40, seven),
+        },
+    );
+    fleet.api.set_usage(
+        TOKEN_B,
+        Usage {
+            five_hour: (0.10, five),
+            seven_day: (0.20, seven),
+        },
+    );
+    fleet.drop_task("first.md", "The turn that reads 96 percent.");
+    let moved = failover::testbed::wait_for_or_none(WAIT, || fleet.all_on("b").then_some(()));
+    assert!(
+        moved.is_some(),
+        "not every session under b:\n{}",
+        fleet.dump()
+    );
+    // From here on a would refuse every request.
+    fleet
+        .api
+        .set_reply(TOKEN_A, Reply::UsageLimit { resets_at: five });
+    let swap = &fleet.events("swap")[0];
+    assert_eq!(swap["reason"], "usage 96% reached moveAt 95%", "{swap}");
+    // The turn that read 96 % was not cut: it ended on its own reply.
+    wait_for(WAIT, "the first task done", || {
+        fleet.done("first.md").then_some(())
+    });
+    assert_eq!(fleet.record("first.md")["outcome"], "Stop report");
+    for i in 0..3 {
+        fleet.drop_task(&format!("t{i}.md"), &format!("Task {i} after the move."));
+    }
+    wait_for(Duration::from_secs(90), "three more tasks done", || {
+        (0..3)
+            .all(|i| fleet.done(&format!("t{i}.md")))
+            .then_some(())
+    });
+    let refused: Vec<_> = fleet
+        .api
+        .requests()
+        .into_iter()
+        .filter(|r| r.status == Some(429))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "a request of a was refused: {refused:?}"
+    );
+    assert!(fleet.events("quotaDetected").is_empty(), "{}", fleet.log());
+    // The operator sees each account's use as the CLI reported it.
+    let out = Command::new(BIN)
+        .args(["get", "accounts", "-o", "json"])
+        .env("FAILOVER_STATE_DIR", fleet.root.join("state"))
+        .envs(fleet.t.env())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let a = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "a")
+        .unwrap();
+    assert_eq!(a["fiveHour"]["used"], 96.0, "{a}");
+    assert_eq!(
+        a["fiveHour"]["resetsAt"],
+        jiff::Timestamp::from_second(five).unwrap().to_string()
+    );
+    assert_eq!(a["sevenDay"]["used"], 40.0, "{a}");
+    let table = Command::new(BIN)
+        .args(["get", "accounts"])
+        .env("FAILOVER_STATE_DIR", fleet.root.join("state"))
+        .envs(fleet.t.env())
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    eprintln!("{table}");
+    assert!(table.contains("96%"), "{table}");
+}
+
+/// Runs a slow task, stops the controller while its turn runs, lets the turn end (its
+/// `Stop` report lands), then does `fault`, SIGKILLs the controller and starts another:
+/// the task must be done once, never sent again.
+fn crash_after_a_stop(test: &str, fault: impl FnOnce(&Fleet)) {
+    let Some(cli) = claude::locate_or_skip(test) else {
+        return;
+    };
+    let mut fleet = Fleet::start(
+        &cli,
+        Options {
+            desk: false,
+            ..Options::default()
+        },
+    );
+    fleet
+        .api
+        .set_reply(TOKEN_A, Reply::Slow(Duration::from_secs(2)));
+    let text = "A task whose turn ends while nobody watches.";
+    fleet.drop_task("crash.md", text);
+    wait_turn(&fleet.api, "the task's turn", |r| {
+        r.prompt().as_deref() == Some(text)
+    });
+    fleet.controller().signal("STOP");
+    let reports = fleet.root.join("state/reports");
+    wait_for(WAIT, "the Stop report", || {
+        std::fs::read_dir(&reports)
+            .ok()?
+            .flatten()
+            .any(|e| {
+                std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("\"event\":\"Stop\""))
+            })
+            .then_some(())
+    });
+    fault(&fleet);
+    if let Some(c) = fleet.controller.take() {
+        c.kill();
+    }
+    fleet.start_controller();
+    wait_for(WAIT, "the task done", || {
+        fleet.done("crash.md").then_some(())
+    });
+    let record = fleet.record("crash.md");
+    assert_eq!(
+        record["outcome"],
+        "Stop report",
+        "{record}\n{}",
+        fleet.log()
+    );
+    assert_eq!(record["reply"], format!("Done: {text}"));
+    // Done, so never sent again: nothing of it waits or runs anywhere.
+    for folder in ["inbox", "active"] {
+        let left: Vec<_> = std::fs::read_dir(fleet.root.join("p/.agent-queue").join(folder))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{folder}: {left:?}");
+    }
+    assert_eq!(fleet.turns_of(text).len(), 1, "{}", fleet.log());
+    assert!(fleet.events("taskRequeued").is_empty(), "{}", fleet.log());
+}
+
+#[test]
+fn a_controller_killed_just_after_a_stop_should_complete_the_task_once() {
+    crash_after_a_stop("a_controller_killed_just_after_a_stop", |_| {});
+}
+
+#[test]
+fn a_tmux_server_killed_just_after_a_stop_should_complete_the_task_once() {
+    crash_after_a_stop("a_tmux_server_killed_just_after_a_stop", |fleet| {
+        fleet.t.tmux(&["kill-server"]);
+    });
 }

@@ -205,7 +205,10 @@ fn fifty_tasks_over_two_inboxes_and_four_sessions_should_each_be_done_exactly_on
     // was in its conversation.
     let replies = reply_times(&bed.root.join("home/projects"));
     for inbox in ["a", "b"] {
-        for entry in std::fs::read_dir(bed.queue(inbox, "done")).unwrap().flatten() {
+        for entry in std::fs::read_dir(bed.queue(inbox, "done"))
+            .unwrap()
+            .flatten()
+        {
             let name = entry.file_name().to_string_lossy().into_owned();
             if !name.ends_with(".json") {
                 continue;
@@ -217,7 +220,10 @@ fn fifty_tasks_over_two_inboxes_and_four_sessions_should_each_be_done_exactly_on
             let i: usize = name[1..3].parse().unwrap();
             let replied = replies[&texts[i]];
             let finished: jiff::Timestamp = record["finished"].as_str().unwrap().parse().unwrap();
-            assert!(finished >= replied, "{name} done at {finished}, replied at {replied}");
+            assert!(
+                finished >= replied,
+                "{name} done at {finished}, replied at {replied}"
+            );
         }
     }
 }
@@ -227,7 +233,11 @@ fn fifty_tasks_over_two_inboxes_and_four_sessions_should_each_be_done_exactly_on
 fn reply_times(projects: &Path) -> BTreeMap<String, jiff::Timestamp> {
     let mut out = BTreeMap::new();
     for dir in std::fs::read_dir(projects).into_iter().flatten().flatten() {
-        for file in std::fs::read_dir(dir.path()).into_iter().flatten().flatten() {
+        for file in std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let text = std::fs::read_to_string(file.path()).unwrap_or_default();
             let mut prompt: Option<String> = None;
             for line in text.lines() {

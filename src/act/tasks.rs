@@ -125,7 +125,11 @@ async fn dispatch(
     let text = match tasks::read_task(&claimed) {
         Ok(text) => text,
         Err(rejected) => {
-            finish(task, &claimed, (&folders.failed, &rejected.to_string(), None))?;
+            finish(
+                task,
+                &claimed,
+                (&folders.failed, &rejected.to_string(), None),
+            )?;
             return Ok(Outcome::Rejected(rejected.to_string()));
         }
     };

@@ -169,8 +169,11 @@ fn sessions(m: &Manifests, o: &Observed, owner: &str) -> Rows {
 
 fn accounts(m: &Manifests, o: &Observed, owner: &str) -> Rows {
     let now = jiff::Timestamp::now();
-    // The ledger's own answer: cooldown, fail-back and what the screens say included.
-    let active = plan::plan(m, o, owner, now).account;
+    // The ledger's own answer: cooldown, fail-back, what the screens and the agents'
+    // reports say included.
+    let plan = plan::plan(m, o, owner, now);
+    let active = plan.account;
+    let usage = &plan.facts.usage;
     m.accounts_by_priority()
         .into_iter()
         .map(|a| {
@@ -179,6 +182,8 @@ fn accounts(m: &Manifests, o: &Observed, owner: &str) -> Rows {
                 "active"
             } else if until.is_some() {
                 "exhausted"
+            } else if plan::over_threshold(m, &plan.facts, &a.name, now) {
+                "over moveAt"
             } else {
                 "available"
             };
@@ -187,11 +192,20 @@ fn accounts(m: &Manifests, o: &Observed, owner: &str) -> Rows {
                 .values()
                 .filter(|s| s.account.as_deref() == Some(a.name.as_str()))
                 .count();
+            let window = |w: Option<crate::report::Window>| {
+                w.filter(|w| w.resets_at > now).map_or(
+                    Value::Null,
+                    |w| json!({"used": w.used, "resetsAt": w.resets_at}),
+                )
+            };
+            let reading = usage.get(&a.name);
             json!({
                 "name": a.name,
                 "priority": a.spec.priority,
                 "state": state,
                 "resets": until.map(ToString::to_string).unwrap_or_default(),
+                "fiveHour": window(reading.and_then(|r| r.usage.five_hour)),
+                "sevenDay": window(reading.and_then(|r| r.usage.seven_day)),
                 "sessions": sessions,
                 "home": a.spec.home.display().to_string(),
             })
@@ -245,8 +259,26 @@ fn cell(v: &Value) -> String {
         Value::Null => "-".to_owned(),
         Value::String(s) if s.is_empty() => "-".to_owned(),
         Value::String(s) => s.clone(),
+        // A usage window: its use and when it resets.
+        Value::Object(w) if w.contains_key("used") => format!(
+            "{:.0}% (resets {})",
+            w["used"].as_f64().unwrap_or_default(),
+            w["resetsAt"].as_str().unwrap_or("?")
+        ),
         other => other.to_string(),
     }
+}
+
+/// A table header: `fiveHour` is `FIVE HOUR`, as kubectl writes its columns.
+fn header(key: &str) -> String {
+    let mut out = String::new();
+    for c in key.chars() {
+        if c.is_uppercase() && !out.is_empty() {
+            out.push(' ');
+        }
+        out.extend(c.to_uppercase());
+    }
+    out
 }
 
 fn render(rows: &Rows, format: Format, footer: &[String]) -> String {
@@ -269,7 +301,7 @@ fn render(rows: &Rows, format: Format, footer: &[String]) -> String {
                     cells
                         .iter()
                         .map(|c| c[i].chars().count())
-                        .chain([h.len()])
+                        .chain([header(h).len()])
                         .max()
                         .unwrap_or(0)
                 })
@@ -282,7 +314,7 @@ fn render(rows: &Rows, format: Format, footer: &[String]) -> String {
                     .collect();
                 padded.join("  ").trim_end().to_owned() + "\n"
             };
-            let mut out = line(headers.iter().map(|h| h.to_uppercase()).collect());
+            let mut out = line(headers.iter().map(|h| header(h)).collect());
             for row in cells {
                 out.push_str(&line(row));
             }

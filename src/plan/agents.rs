@@ -15,9 +15,7 @@ pub(super) fn reports_wanted(m: &Manifests) -> bool {
         .iter()
         .map(|p| p.spec.agent.as_str())
         .chain(m.dedicated.iter().map(|d| d.spec.agent.as_str()));
-    agents
-        .filter_map(|a| m.agent(a))
-        .any(|p| p.spec.reports)
+    agents.filter_map(|a| m.agent(a)).any(|p| p.spec.reports)
 }
 
 /// Adds the settings actions and refusals.
@@ -35,7 +33,16 @@ pub(super) fn plan_agent_settings(m: &Manifests, o: &Observed, plan: &mut Plan) 
     let commands = Commands::for_exe(exe);
     for account in &m.accounts {
         let home = &account.spec.home;
-        if !matches!(o.entries.get(home), Some(Entry::Dir { .. } | Entry::Link { resolved: Some(_), .. })) {
+        if !matches!(
+            o.entries.get(home),
+            Some(
+                Entry::Dir { .. }
+                    | Entry::Link {
+                        resolved: Some(_),
+                        ..
+                    }
+            )
+        ) {
             continue;
         }
         let path = home.join(agent_settings::SETTINGS_FILE);
@@ -111,9 +118,10 @@ mod tests {
             ]
         );
         let mut done = o.clone();
-        let merged = agent_settings::merge(None, Some(&Commands::for_exe("/usr/bin/failover".as_ref())))
-            .unwrap()
-            .value;
+        let merged =
+            agent_settings::merge(None, Some(&Commands::for_exe("/usr/bin/failover".as_ref())))
+                .unwrap()
+                .value;
         for home in ["/h/main", "/h/alt"] {
             done.agent_settings
                 .insert(home.into(), File::Json(merged.clone()));
@@ -130,7 +138,11 @@ mod tests {
         );
         let p = planned(&o, POOL_AND_DEDICATED);
         assert_eq!(p.refused[0].object, "/h/main/settings.json");
-        assert!(p.refused[0].reason.contains("line 3 column 1"), "{:?}", p.refused);
+        assert!(
+            p.refused[0].reason.contains("line 3 column 1"),
+            "{:?}",
+            p.refused
+        );
         assert_eq!(p.actions.len(), 1, "the other home still gets its hooks");
     }
 

@@ -270,7 +270,8 @@ fn choose_account(
         .last_swap
         .as_ref()
         .is_some_and(|s| now.duration_since(s.at).as_secs_f64() < spec.cooldown.0.as_secs_f64());
-    let usable = |a: &Object<AccountSpec>| available(facts, a, now) && !over(m, facts, &a.name, now);
+    let usable =
+        |a: &Object<AccountSpec>| available(facts, a, now) && !over(m, facts, &a.name, now);
     // Where sessions go when they leave: the usable account with the most headroom
     // (unknown use counts as none), then by priority; else any available one.
     let roomiest = ranked

@@ -412,6 +412,16 @@ pub(crate) fn session_spec(
     })
 }
 
+/// Whether `account` is at or over `quota.moveAt` by its last usage reading in `facts`.
+pub fn over_threshold(
+    m: &Manifests,
+    facts: &crate::state::Facts,
+    account: &str,
+    now: jiff::Timestamp,
+) -> bool {
+    ledger::over(m, facts, account, now)
+}
+
 /// The shared-state problems alone (links to elsewhere, files or folders in the way,
 /// missing homes): what a controller refuses to start with.
 pub fn check_shared(m: &Manifests, observed: &Observed) -> Vec<Refusal> {

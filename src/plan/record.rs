@@ -78,6 +78,7 @@ pub fn record(
                 },
                 since: now,
                 expect: sent,
+                pasted: sent.map(|_| now),
                 ..TaskFacts::default()
             });
         }
@@ -88,6 +89,7 @@ pub fn record(
                 // new one, taken when its report or the busy marker says so.
                 t.stalled = false;
                 t.expect = sent.or(t.expect);
+                t.pasted = Some(now);
                 t.prompt_id = None;
                 t.seen_busy = false;
             }

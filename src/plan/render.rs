@@ -33,11 +33,9 @@ pub fn describe(action: &Action) -> String {
             path.display(),
             changes.join("; ")
         ),
-        Action::CreateSession { session, resume } => format!(
-            "session {}{}",
-            what(session),
-            resumed(resume.as_deref())
-        ),
+        Action::CreateSession { session, resume } => {
+            format!("session {}{}", what(session), resumed(resume.as_deref()))
+        }
         Action::RestartSession {
             session,
             reason,

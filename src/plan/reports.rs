@@ -37,7 +37,12 @@ pub(super) struct LimitReport {
 const LEVELS: [f64; 4] = [50.0, 75.0, 90.0, 100.0];
 
 /// Folds every observed report into `plan.facts`; the usage limits reported.
-pub(super) fn fold(m: &Manifests, o: &Observed, now: Timestamp, plan: &mut Plan) -> Vec<LimitReport> {
+pub(super) fn fold(
+    m: &Manifests,
+    o: &Observed,
+    now: Timestamp,
+    plan: &mut Plan,
+) -> Vec<LimitReport> {
     let mut limits = Vec::new();
     let local = Zoned::new(now, jiff::tz::TimeZone::UTC);
     for (session, reports) in &o.reports {
@@ -64,6 +69,7 @@ pub(super) fn fold(m: &Manifests, o: &Observed, now: Timestamp, plan: &mut Plan)
                         transcript: transcript.clone(),
                     });
                     f.turn = None;
+                    f.status_at = None;
                 }
                 Event::Submitted {
                     prompt_id,
@@ -73,10 +79,15 @@ pub(super) fn fold(m: &Manifests, o: &Observed, now: Timestamp, plan: &mut Plan)
                     let Some(f) = ended(plan, session, r, prompt_id, None, reply) else {
                         continue;
                     };
-                    if let Some(t) = f.task.as_mut().filter(|t| t.prompt_id.as_ref() == Some(prompt_id)) {
+                    if let Some(t) = f
+                        .task
+                        .as_mut()
+                        .filter(|t| t.prompt_id.as_ref() == Some(prompt_id))
+                    {
                         t.ended = Some(Ended::Reply {
                             reply: reply.clone(),
                             how: "Stop report".into(),
+                            at: r.at,
                         });
                     }
                 }
@@ -104,7 +115,11 @@ pub(super) fn fold(m: &Manifests, o: &Observed, now: Timestamp, plan: &mut Plan)
                     let Some(f) = ended(plan, session, r, prompt_id, Some(error), message) else {
                         continue;
                     };
-                    if let Some(t) = f.task.as_mut().filter(|t| t.prompt_id.as_ref() == Some(prompt_id)) {
+                    if let Some(t) = f
+                        .task
+                        .as_mut()
+                        .filter(|t| t.prompt_id.as_ref() == Some(prompt_id))
+                    {
                         if quota {
                             t.at_limit = true;
                         } else {
@@ -115,12 +130,16 @@ pub(super) fn fold(m: &Manifests, o: &Observed, now: Timestamp, plan: &mut Plan)
                         }
                     }
                 }
-                Event::Status { usage: Some(usage) } => {
-                    if let Some(account) = account {
+                Event::Status { usage } => {
+                    if current {
+                        let f = plan.facts.sessions.entry(session.clone()).or_default();
+                        f.status_at = f.status_at.max(Some(r.at));
+                    }
+                    if let (Some(usage), Some(account)) = (usage, account) {
                         read_usage(m, plan, &account, session, *usage, r.at, now);
                     }
                 }
-                Event::Started { .. } | Event::Status { usage: None } | Event::Other(_) => {}
+                Event::Started { .. } | Event::Other(_) => {}
             }
         }
     }
@@ -128,8 +147,16 @@ pub(super) fn fold(m: &Manifests, o: &Observed, now: Timestamp, plan: &mut Plan)
 }
 
 /// A prompt was submitted: the turn under way, and a task's turn taken when the text is
-/// the one sent for it.
-fn submitted(plan: &mut Plan, session: &str, r: &Report, prompt_id: &str, hash: u64, current: bool) {
+/// the one sent for it, or else when it is the first prompt the agent reports after
+/// the task's text was pasted (in a pool session only failover sends prompts).
+fn submitted(
+    plan: &mut Plan,
+    session: &str,
+    r: &Report,
+    prompt_id: &str,
+    hash: u64,
+    current: bool,
+) {
     let f = plan.facts.sessions.entry(session.to_owned()).or_default();
     if current {
         f.turn = Some(prompt_id.to_owned());
@@ -140,7 +167,12 @@ fn submitted(plan: &mut Plan, session: &str, r: &Report, prompt_id: &str, hash: 
         .filter(|a| r.pids.contains(&a.pid))
         .map(|a| (a.conversation.clone(), a.transcript.clone()));
     let Some(t) = f.task.as_mut() else { return };
-    if t.expect != Some(hash) || t.prompt_id.as_deref() == Some(prompt_id) {
+    let same_text = t.expect == Some(hash);
+    let next_after_paste = current
+        && t.prompt_id.is_none()
+        && t.pasted.is_some_and(|at| at <= r.at)
+        && matches!(t.stage, Stage::Submitted(_) | Stage::Running);
+    if !(same_text || next_after_paste) || t.prompt_id.as_deref() == Some(prompt_id) {
         return;
     }
     t.prompt_id = Some(prompt_id.to_owned());

@@ -94,16 +94,14 @@ impl<'a> View<'a> {
                 continue;
             }
             let f = facts.sessions.get(name);
-            let reported_limit = f
-                .and_then(|f| f.task.as_ref())
-                .is_some_and(|t| t.at_limit);
+            let reported_limit = f.and_then(|f| f.task.as_ref()).is_some_and(|t| t.at_limit);
             // A screen showing a limit is not idle, even at its prompt: the turn did not
             // end, it waits for a move or the reset (unless it is a resumed
             // conversation's old limit, redrawn). An error did end the turn.
             let (state, empty_input, at_limit) = match input.readings.get(name) {
                 Some(r) => {
-                    let waits = r.verdict.class == Class::QuotaExhausted
-                        && !input.redraw.contains(name);
+                    let waits =
+                        r.verdict.class == Class::QuotaExhausted && !input.redraw.contains(name);
                     let state = if waits || reported_limit {
                         State::Unknown
                     } else {

@@ -27,6 +27,10 @@ const RETAKE: Duration = Duration::from_secs(1);
 /// The shortest idle stretch that ends a turn seen running (two polls at most once a
 /// second).
 const MIN_IDLE: Duration = Duration::from_millis(200);
+/// How long a task that ended on its `Stop` waits for the status line Claude Code
+/// draws after a response (it carries the account's use) before its agent gets the
+/// exit command.
+const STATUS_WAIT: Duration = Duration::from_secs(1);
 
 /// What a task's conversation is told to carry on: it names the account and the time,
 /// so its turn never reads as an old one on a redrawn screen.
@@ -47,7 +51,11 @@ pub(super) fn adopt(m: &Manifests, o: &Observed, now: Timestamp, plan: &mut Plan
             let Some(proof) = o.evidence.get(&active.file) else {
                 continue;
             };
-            let f = plan.facts.sessions.entry(active.session.clone()).or_default();
+            let f = plan
+                .facts
+                .sessions
+                .entry(active.session.clone())
+                .or_default();
             if f.task.as_ref().is_some_and(|t| t.file == active.file) {
                 continue;
             }
@@ -133,14 +141,23 @@ impl View<'_> {
             return;
         }
         self.read_transcript(s, inbox, task.clone(), plan);
-        if self.task_of(plan, &s.name).is_some_and(|t| t.ended.is_none()) {
+        if self
+            .task_of(plan, &s.name)
+            .is_some_and(|t| t.ended.is_none())
+        {
             self.progress(s, task, plan);
         }
     }
 
     /// For an agent that does not report, what the transcript says of the task's turn:
     /// taken once its message is there, ended at the complete reply after it.
-    fn read_transcript(&self, s: &Session, inbox: &Object<InboxSpec>, task: TaskRef, plan: &mut Plan) {
+    fn read_transcript(
+        &self,
+        s: &Session,
+        inbox: &Object<InboxSpec>,
+        task: TaskRef,
+        plan: &mut Plan,
+    ) {
         let Some(turn) = self.o.turns.get(&task.file) else {
             return;
         };
@@ -158,6 +175,7 @@ impl View<'_> {
             Some(TurnEnd::Reply(reply)) => Some(Ended::Reply {
                 reply: reply.clone(),
                 how: "transcript".into(),
+                at: self.now,
             }),
             // A usage limit is the ledger's, read on the screen.
             Some(TurnEnd::Error(kind, message)) if kind != "rate_limit" => Some(Ended::Failed {
@@ -260,7 +278,19 @@ impl View<'_> {
         plan: &mut Plan,
     ) {
         match &facts.ended {
-            Some(Ended::Reply { reply, how }) => {
+            Some(Ended::Reply { reply, how, at }) => {
+                // The status line drawn after the response carries the account's use:
+                // the exit command waits for it a moment.
+                let status = s.and_then(|s| {
+                    let f = plan.facts.sessions.get(&s.name)?;
+                    self.seen.get(&s.name).filter(|v| v.reports)?;
+                    f.status_at
+                });
+                let waited = elapsed(self.now, *at);
+                if status.is_some_and(|t| t < *at) && waited < STATUS_WAIT {
+                    plan.wake(STATUS_WAIT - waited);
+                    return;
+                }
                 self.complete(s, task, how, Some(reply.clone()), plan);
             }
             Some(Ended::Failed { error, message }) => {
@@ -276,8 +306,11 @@ impl View<'_> {
                 }
                 if let Some(s) = s {
                     // Its agent holds a failed turn: not a fresh context.
-                    plan.facts.sessions.entry(s.name.clone()).or_default().used_pid =
-                        Some(s.pane.pid);
+                    plan.facts
+                        .sessions
+                        .entry(s.name.clone())
+                        .or_default()
+                        .used_pid = Some(s.pane.pid);
                 }
                 let short: String = message.chars().take(160).collect();
                 plan.act(Action::RequeueTask {
@@ -324,11 +357,18 @@ impl View<'_> {
     /// For a session whose agent is dead or gone while its task's turn was under way:
     /// the conversation to resume it in, and the task's folder, when its transcript is
     /// there and tries are left.
-    pub(super) fn resume_of(&self, session: &str, plan: &Plan) -> Option<(String, std::path::PathBuf)> {
+    pub(super) fn resume_of(
+        &self,
+        session: &str,
+        plan: &Plan,
+    ) -> Option<(String, std::path::PathBuf)> {
         let t = plan.facts.sessions.get(session)?.task.as_ref()?;
         let inbox = self.m.inboxes.iter().find(|i| i.name == t.inbox)?;
         let (id, transcript) = t.conversation.as_ref()?;
-        let under_way = matches!(t.stage, Stage::Submitted(_) | Stage::Running | Stage::Resuming);
+        let under_way = matches!(
+            t.stage,
+            Stage::Submitted(_) | Stage::Running | Stage::Resuming
+        );
         (under_way
             && t.ended.is_none()
             && t.resumes < inbox.spec.max_tries

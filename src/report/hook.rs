@@ -91,7 +91,12 @@ pub fn footer(
         for (name, w) in u.windows() {
             parts.push(format!("{name} {:.0}%", w.used));
         }
-        if let Some(next) = u.windows().map(|(_, w)| w.resets_at).filter(|t| *t > now).min() {
+        if let Some(next) = u
+            .windows()
+            .map(|(_, w)| w.resets_at)
+            .filter(|t| *t > now)
+            .min()
+        {
             let local = next.to_zoned(tz.clone());
             let soon = next.duration_since(now).as_secs() < 86_400;
             let when = if soon {

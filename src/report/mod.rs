@@ -167,10 +167,41 @@ pub struct Report {
     pub event: Event,
 }
 
-/// The hash prompts and task texts are compared by: of the text trimmed (Claude Code
-/// submits a paste as it is; the task file may end with a newline).
+/// The hash prompts and task texts are compared by: of the text without its white
+/// space and without the `<pasted_content id="…">` tags Claude Code wraps a paste of
+/// more than three lines in. Claude Code submits a paste changed in just those ways
+/// (seen on 2.1.329: the end trimmed, tabs as four spaces, `\r` as a newline, long
+/// pastes wrapped), so the same task reads the same on both sides.
 pub fn text_hash(text: &str) -> u64 {
-    crate::state::stable_hash(text.trim().bytes())
+    crate::state::stable_hash(
+        unwrap_pasted(text)
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .bytes(),
+    )
+}
+
+/// `text` without Claude Code's `<pasted_content id="…">` … `</pasted_content id="…">`
+/// tags (what is between them stays).
+pub fn unwrap_pasted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest
+        .find("<pasted_content id=\"")
+        .or_else(|| rest.find("</pasted_content id=\""))
+    {
+        out.push_str(&rest[..at]);
+        match rest[at..].find("\">") {
+            Some(end) => rest = &rest[at + end + 2..],
+            None => {
+                rest = &rest[at..];
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 impl Event {
@@ -375,6 +406,32 @@ mod tests {
         assert_eq!(
             Event::of(&record("Notification", json!({}))),
             Event::Other("Notification".into())
+        );
+    }
+
+    #[test]
+    fn a_task_should_hash_as_claude_code_submits_it() {
+        // What 2.1.329 submitted for each paste, seen against the mock API.
+        for (sent, submitted) in [
+            ("A1\nA2\n", "A1\nA2"),
+            ("F1 tab\there\nF2", "F1 tab    here\nF2"),
+            ("G1\r\nG2", "G1\n\nG2"),
+            (
+                "C1\nC2\nC3\nC4\nC5",
+                "\n\n<pasted_content id=\"d3c2\">\nC1\nC2\nC3\nC4\nC5\n</pasted_content id=\"d3c2\">\n",
+            ),
+            ("  H1 $(x) `y`\nH2  ", "  H1 $(x) `y`\nH2"),
+        ] {
+            assert_eq!(text_hash(sent), text_hash(submitted), "{sent:?}");
+        }
+        assert_ne!(text_hash("task 1"), text_hash("task 2"));
+        assert_eq!(
+            unwrap_pasted("a <pasted_content id=\"x\">b</pasted_content id=\"x\"> c"),
+            "a b c"
+        );
+        assert_eq!(
+            unwrap_pasted("no <pasted_content id=\"x"),
+            "no <pasted_content id=\"x"
         );
     }
 

@@ -331,11 +331,11 @@ mod tests {
             c.read_limit("You've hit your usage limit", &now()),
             (Class::QuotaExhausted, None)
         );
-        let transient =
-            "API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited";
+        let transient = "API Error: Server is temporarily limiting requests (not your usage limit) · Rate limited";
         assert_eq!(c.read_limit(transient, &now()).0, Class::RateLimited);
         assert_eq!(
-            c.read_limit("API Error: 500 Internal server error", &now()).0,
+            c.read_limit("API Error: 500 Internal server error", &now())
+                .0,
             Class::ServerError
         );
     }
@@ -380,7 +380,8 @@ mod tests {
         let v = c.read(notice, &now());
         assert_eq!(v.class, Class::QuotaExhausted);
         assert_eq!(v.resets_at.unwrap().to_string(), "2026-11-21T11:00:00Z");
-        let newer = format!("> go\n● Usage limit reached · set to continue automatically at 3:01pm\n{BOX}");
+        let newer =
+            format!("> go\n● Usage limit reached · set to continue automatically at 3:01pm\n{BOX}");
         let v = c.read(&newer, &now());
         assert_eq!(v.class, Class::QuotaExhausted);
         assert_eq!(v.resets_at.unwrap().to_string(), "2026-11-21T14:01:00Z");

@@ -107,6 +107,10 @@ mod tests {
         assert_eq!(sent, json!({"prompt_id": "p", "hook_event_name": "Stop"}));
         assert_eq!(hooks.status_line(&json!({})).as_deref(), Some("line one"));
         hooks.fire("SessionStart", json!({}));
-        assert!(Hooks::load(&home.path().join("none")).status_line(&json!({})).is_none());
+        assert!(
+            Hooks::load(&home.path().join("none"))
+                .status_line(&json!({}))
+                .is_none()
+        );
     }
 }

@@ -24,8 +24,8 @@ use crossterm::{execute, terminal};
 
 use hooks::Hooks;
 use screen::{DIALOG_LEN, View};
-use serde_json::json;
 use script::{Outcome, Script};
+use serde_json::json;
 use transcript::{SessionFile, Transcript};
 
 /// The stand-in's command line, a superset of what failover passes to Claude Code.
@@ -552,7 +552,10 @@ fn ending(outcome: &Outcome, lines: &[String]) -> (Option<&'static str>, String)
                 .map_or_else(shown, str::to_owned);
             (Some("rate_limit"), first)
         }
-        Outcome::RateLimit => (Some("rate_limit"), format!("API Error: {}", shown().trim_start_matches("API Error: "))),
+        Outcome::RateLimit => (
+            Some("rate_limit"),
+            format!("API Error: {}", shown().trim_start_matches("API Error: ")),
+        ),
         Outcome::Error500 | Outcome::Error500RateLimit | Outcome::Overloaded => {
             (Some("server_error"), shown())
         }
@@ -572,7 +575,9 @@ fn sim_usage(home: &std::path::Path) -> Option<serde_json::Value> {
     let now = jiff::Timestamp::now().as_second();
     let hour = now - now % 3600;
     let five = fields.get(2).map_or(hour + 3 * 3600, |r| *r as i64);
-    let seven = fields.get(3).map_or(hour - hour % 86_400 + 3 * 86_400, |r| *r as i64);
+    let seven = fields
+        .get(3)
+        .map_or(hour - hour % 86_400 + 3 * 86_400, |r| *r as i64);
     Some(json!({
         "five_hour": {"used_percentage": fields.first()?, "resets_at": five},
         "seven_day": {"used_percentage": fields.get(1).copied().unwrap_or(0.0), "resets_at": seven},

@@ -126,6 +126,9 @@ pub struct SessionFacts {
     /// How its last turn ended (reports only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_turn: Option<LastTurn>,
+    /// When its agent last drew the status line (reports only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_at: Option<jiff::Timestamp>,
 }
 
 impl SessionFacts {
@@ -181,6 +184,10 @@ pub struct TaskFacts {
     /// `continue`): the submit report carrying it is this task's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<u64>,
+    /// When the last text for it was pasted: the first prompt the agent reports after
+    /// that is its, whatever Claude Code made of the text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pasted: Option<jiff::Timestamp>,
     /// The prompt id of its turn under way, once the agent reported taking it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_id: Option<String>,
@@ -217,6 +224,8 @@ pub enum Ended {
         reply: String,
         /// Where the end was read: `Stop report`, `transcript`.
         how: String,
+        /// When the turn ended.
+        at: jiff::Timestamp,
     },
     /// An API error other than the usage limit.
     Failed {

@@ -1,9 +1,11 @@
 //! The real Claude Code CLI in tests: finding the pinned version, seeding account homes
 //! so that it starts offline, and the environment that points it at the mock API.
 //!
-//! `.ci/run` installs the CLI with npm into [`default_prefix`]; `FAILOVER_CLAUDE_CODE`
-//! names another binary. When neither is there, the suite says so on the terminal and
-//! skips, unless `FAILOVER_REAL_CLIENT=required`, where a missing CLI fails the test.
+//! The suite runs against the pinned [`VERSION`], or the one `FAILOVER_CLAUDE_VERSION`
+//! names ([`NEWEST`] in CI's second run). `.ci/run` installs each with npm into
+//! [`default_prefix`]; `FAILOVER_CLAUDE_CODE` names another binary. When neither is
+//! there, the suite says so on the terminal and skips, unless
+//! `FAILOVER_REAL_CLIENT=required`, where a missing CLI fails the test.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,14 +15,26 @@ use serde_json::json;
 /// The version the suite is written against (`../shared/reference`).
 pub const VERSION: &str = "2.1.329";
 
-/// Where `.ci/run` installs the CLI: `$HOME/.cache/failover/claude-code-<VERSION>`.
-pub fn default_prefix() -> PathBuf {
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-    PathBuf::from(home).join(format!(".cache/failover/claude-code-{VERSION}"))
+/// The newest version on the npm registry the suite is known to pass on; CI runs it too.
+pub const NEWEST: &str = "2.1.332";
+
+/// The version this run tests: `FAILOVER_CLAUDE_VERSION`, else [`VERSION`].
+pub fn version() -> String {
+    std::env::var("FAILOVER_CLAUDE_VERSION")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| VERSION.to_owned())
 }
 
-/// The pinned CLI's binary, or why it cannot be used.
+/// Where `.ci/run` installs the CLI: `$HOME/.cache/failover/claude-code-<version>`.
+pub fn default_prefix() -> PathBuf {
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+    PathBuf::from(home).join(format!(".cache/failover/claude-code-{}", version()))
+}
+
+/// The binary of the CLI under test, or why it cannot be used.
 pub fn locate() -> Result<PathBuf, String> {
+    let want = version();
     let path = match std::env::var_os("FAILOVER_CLAUDE_CODE") {
         Some(path) => PathBuf::from(path),
         None => default_prefix().join("node_modules/.bin/claude"),
@@ -31,9 +45,9 @@ pub fn locate() -> Result<PathBuf, String> {
         .output()
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let version = String::from_utf8_lossy(&out.stdout);
-    if !version.starts_with(VERSION) {
+    if !version.starts_with(&want) {
         return Err(format!(
-            "{} is version {:?}, the suite needs {VERSION}",
+            "{} is version {:?}, the suite needs {want}",
             path.display(),
             version.trim()
         ));
@@ -52,10 +66,11 @@ pub fn locate_or_skip(test: &str) -> Option<PathBuf> {
         Err(reason) => {
             // Straight to the terminal: the test harness would swallow `eprintln!` of
             // a test that passes.
+            let v = version();
             let _ = writeln!(
                 std::io::stderr(),
-                "SKIPPED {test}: the real Claude Code CLI {VERSION} is not installed ({reason}); \
-                 `npm install --prefix {} @anthropic-ai/claude-code@{VERSION}` installs it",
+                "SKIPPED {test}: the real Claude Code CLI {v} is not installed ({reason}); \
+                 `npm install --prefix {} @anthropic-ai/claude-code@{v}` installs it",
                 default_prefix().display()
             );
             None
@@ -78,7 +93,7 @@ pub fn seed_home(home: &Path, workdirs: &[&Path], token: &str) {
         .collect();
     let settings = json!({
         "hasCompletedOnboarding": true,
-        "lastOnboardingVersion": VERSION,
+        "lastOnboardingVersion": version(),
         "theme": "dark",
         "bypassPermissionsModeAccepted": true,
         "projects": projects,

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 /// How the mock answers a credential's requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    /// A short answer: `Done: <first line of the prompt>`.
+    /// A short answer: `Done: <first line of the prompt>` (a long paste unwrapped).
     Answer,
     /// The same answer, after holding the stream open this long (the agent looks busy).
     Slow(Duration),
@@ -46,6 +46,12 @@ pub struct Request {
     pub credential: String,
     /// The JSON body (`Null` when there was none or it did not parse).
     pub body: Value,
+    /// When it came in.
+    pub received: jiff::Timestamp,
+    /// When its answer was written whole, once it was.
+    pub answered: Option<jiff::Timestamp>,
+    /// The HTTP status of the answer.
+    pub status: Option<u16>,
 }
 
 impl Request {
@@ -207,20 +213,31 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
         path,
         credential,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        received: jiff::Timestamp::now(),
+        answered: None,
+        status: None,
     };
-    let (reply, usage) = {
+    let (index, reply, usage) = {
         let mut state = state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         state.requests.push(request.clone());
+        let index = state.requests.len() - 1;
         let reply = state
             .replies
             .get(&request.credential)
             .cloned()
             .unwrap_or(Reply::Answer);
-        (reply, state.usage.get(&request.credential).copied())
+        (index, reply, state.usage.get(&request.credential).copied())
     };
-    let _ = answer(stream, &request, &reply, usage);
+    let status = answer(stream, &request, &reply, usage).ok();
+    let mut state = state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(r) = state.requests.get_mut(index) {
+        r.answered = Some(jiff::Timestamp::now());
+        r.status = status;
+    }
 }
 
 type Headers = HashMap<String, String>;
@@ -281,27 +298,40 @@ fn read_chunked(reader: &mut impl BufRead) -> Option<Vec<u8>> {
 fn usage_headers(usage: Option<Usage>) -> Vec<(&'static str, String)> {
     let Some(u) = usage else { return Vec::new() };
     vec![
-        ("anthropic-ratelimit-unified-5h-utilization", u.five_hour.0.to_string()),
-        ("anthropic-ratelimit-unified-5h-reset", u.five_hour.1.to_string()),
-        ("anthropic-ratelimit-unified-7d-utilization", u.seven_day.0.to_string()),
-        ("anthropic-ratelimit-unified-7d-reset", u.seven_day.1.to_string()),
+        (
+            "anthropic-ratelimit-unified-5h-utilization",
+            u.five_hour.0.to_string(),
+        ),
+        (
+            "anthropic-ratelimit-unified-5h-reset",
+            u.five_hour.1.to_string(),
+        ),
+        (
+            "anthropic-ratelimit-unified-7d-utilization",
+            u.seven_day.0.to_string(),
+        ),
+        (
+            "anthropic-ratelimit-unified-7d-reset",
+            u.seven_day.1.to_string(),
+        ),
     ]
 }
 
+/// Writes the answer; the HTTP status it had.
 fn answer(
     mut out: TcpStream,
     request: &Request,
     reply: &Reply,
     usage: Option<Usage>,
-) -> std::io::Result<()> {
+) -> std::io::Result<u16> {
     let usage = usage_headers(usage);
     if request.path.starts_with("/v1/messages/count_tokens") {
-        return respond(&mut out, 200, &[], &json!({"input_tokens": 42}));
+        return respond(&mut out, 200, &[], &json!({"input_tokens": 42})).map(|()| 200);
     }
     if !request.path.starts_with("/v1/messages") {
         let body =
             json!({"type": "error", "error": {"type": "not_found_error", "message": "not found"}});
-        return respond(&mut out, 404, &[], &body);
+        return respond(&mut out, 404, &[], &body).map(|()| 404);
     }
     let delay = match reply {
         Reply::Answer => Duration::ZERO,
@@ -321,7 +351,8 @@ fn answer(
                 429,
                 &headers,
                 &error("rate_limit_error", "Rate limited"),
-            );
+            )
+            .map(|()| 429);
         }
         Reply::RateLimited => {
             return respond(
@@ -329,7 +360,8 @@ fn answer(
                 429,
                 &[],
                 &error("rate_limit_error", "Rate limited"),
-            );
+            )
+            .map(|()| 429);
         }
         Reply::ServerError => {
             return respond(
@@ -337,21 +369,22 @@ fn answer(
                 500,
                 &[],
                 &error("api_error", "Internal server error"),
-            );
+            )
+            .map(|()| 500);
         }
     };
-    let text = format!(
-        "Done: {}",
-        request
-            .prompt()
-            .unwrap_or_default()
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .chars()
-            .take(60)
-            .collect::<String>()
-    );
+    // The first line of the prompt (a long paste unwrapped from Claude Code's
+    // `<pasted_content>` tags).
+    let prompt = crate::report::unwrap_pasted(&request.prompt().unwrap_or_default());
+    let first: String = prompt
+        .trim()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(60)
+        .collect();
+    let text = format!("Done: {first}");
     let model = request.body["model"].as_str().unwrap_or("claude-mock");
     if request.body["stream"] != true {
         let message = json!({
@@ -361,11 +394,12 @@ fn answer(
             "usage": {"input_tokens": 10, "output_tokens": 5},
         });
         let headers: Vec<(&str, &str)> = usage.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        return respond(&mut out, 200, &headers, &message);
+        return respond(&mut out, 200, &headers, &message).map(|()| 200);
     }
-    let mut head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
+    let mut head =
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
          anthropic-ratelimit-unified-status: allowed\r\nconnection: close\r\n"
-        .to_owned();
+            .to_owned();
     for (name, value) in &usage {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -392,7 +426,8 @@ fn answer(
         "delta": {"stop_reason": "end_turn", "stop_sequence": null},
         "usage": {"output_tokens": 5}});
     event(&mut out, "message_delta", &end)?;
-    event(&mut out, "message_stop", &json!({"type": "message_stop"}))
+    event(&mut out, "message_stop", &json!({"type": "message_stop"}))?;
+    Ok(200)
 }
 
 fn error(kind: &str, message: &str) -> Value {
