@@ -422,3 +422,78 @@ fn a_missing_tmux_should_give_one_clear_error() {
         "error: tmux is not installed (no `tmux` on PATH): failover needs tmux 3.2 or newer"
     );
 }
+
+#[test]
+fn apply_should_merge_the_agent_hooks_into_each_home_and_keep_the_operators_settings() {
+    let bed = Bed::new();
+    let file = bed.small(1, 1);
+    let settings = bed.root.join("home/settings.json");
+    // The operator's own settings, as Claude Code writes them, with their own status line.
+    let theirs = "{\n  \"model\": \"opus\",\n  \"hooks\": {\n    \"Stop\": [\n      {\n        \"hooks\": [\n          {\n            \"type\": \"command\",\n            \"command\": \"notify-send done\"\n          }\n        ]\n      }\n    ]\n  },\n  \"statusLine\": {\n    \"type\": \"command\",\n    \"command\": \"~/bin/my-line\"\n  }\n}";
+    std::fs::write(&settings, theirs).unwrap();
+    let (code, out) = bed.diff(&file);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "~ agent settings {} (account solo): add hooks SessionStart, UserPromptSubmit, Stop, StopFailure",
+            settings.display()
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&settings).unwrap(),
+        theirs,
+        "diff changes nothing"
+    );
+    let (code, out) = bed.apply(&file);
+    assert_eq!(code, 0, "{out}");
+    let text = std::fs::read_to_string(&settings).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["model"], "opus");
+    assert_eq!(
+        v["statusLine"]["command"], "~/bin/my-line",
+        "their status line stays"
+    );
+    assert_eq!(
+        v["hooks"]["Stop"][0]["hooks"][0]["command"],
+        "notify-send done"
+    );
+    assert_eq!(
+        v["hooks"]["Stop"][1]["hooks"][0]["command"],
+        format!("{BIN} hook"),
+        "ours beside theirs"
+    );
+    for event in ["SessionStart", "UserPromptSubmit", "StopFailure"] {
+        assert_eq!(
+            v["hooks"][event][0]["hooks"][0]["command"],
+            format!("{BIN} hook")
+        );
+    }
+    let journal = failover::state::journal::read(&bed.root.join("state")).unwrap();
+    assert!(
+        journal
+            .iter()
+            .any(|e| e["action"]["action"] == "configureAgent" && e["ok"] == true),
+        "journaled"
+    );
+    let (code, out) = bed.diff(&file);
+    assert_eq!(
+        (code, out.trim_end().ends_with("No changes.")),
+        (0, true),
+        "{out}"
+    );
+
+    // A file that is not JSON is refused by its path and left as it is.
+    std::fs::write(&settings, "{\"model\": \"opus\",}").unwrap();
+    let (code, out) = bed.apply(&file);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains(&format!("! {}: account solo:", settings.display())),
+        "{out}"
+    );
+    assert!(out.contains("line 1 column"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&settings).unwrap(),
+        "{\"model\": \"opus\",}"
+    );
+}

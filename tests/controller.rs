@@ -353,3 +353,26 @@ fn a_broken_shared_state_should_stop_the_controller_from_starting() {
     );
     assert!(bed.pids().is_empty(), "nothing was started");
 }
+
+#[test]
+fn removed_agent_settings_should_be_written_again_by_the_controller() {
+    let bed = Bed::new();
+    let _c = bed.start("c");
+    let settings = bed.root.join("home/settings.json");
+    let written = || {
+        let text = std::fs::read_to_string(&settings).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        (v["hooks"]["Stop"][0]["hooks"][0]["command"] == format!("{BIN} hook")).then_some(())
+    };
+    wait_for(
+        Duration::from_secs(5),
+        "the hooks in settings.json",
+        written,
+    );
+    std::fs::remove_file(&settings).unwrap();
+    wait_for(
+        Duration::from_secs(2),
+        "settings.json written again",
+        written,
+    );
+}

@@ -285,6 +285,16 @@ impl Fleet {
             .unwrap_or_default()
     }
 
+    /// Waits for `check` like `wait_for`, failing with everything worth reading.
+    fn wait<T>(&self, what: &str, check: impl FnMut() -> Option<T>) -> T {
+        failover::testbed::wait_for_or_none(WAIT, check).unwrap_or_else(|| {
+            panic!(
+                "timed out after {WAIT:?} waiting for {what}\n{}",
+                self.dump()
+            )
+        })
+    }
+
     /// Everything worth reading when a test fails: the log, the facts, the reports not
     /// yet taken, and every session's screen.
     fn dump(&self) -> String {
@@ -343,12 +353,14 @@ fn tasks_should_reach_the_real_client_and_a_swap_should_resume_its_conversations
     // Dispatch: a multi-line task with shell-looking text, byte-exact through the paste.
     let task = "Fix the parser:\n  echo $(whoami) `id` \"quoted\" 'single' \\n\nthen report.";
     fleet.drop_task("first.md", task);
-    let turn = wait_turn(api, "the task's turn", |r| {
-        r.prompt().is_some_and(|p| p.contains("Fix the parser"))
+    let turn = fleet.wait("the task's turn", || {
+        api.turns()
+            .into_iter()
+            .find(|r| r.prompt().is_some_and(|p| p.contains("Fix the parser")))
     });
     assert_eq!(turn.prompt().as_deref(), Some(task));
     assert_eq!(turn.credential, TOKEN_A);
-    wait_for(WAIT, "the first task done", || {
+    fleet.wait("the first task done", || {
         fleet.done("first.md").then_some(())
     });
     let record = fleet.record("first.md");
@@ -371,27 +383,25 @@ fn tasks_should_reach_the_real_client_and_a_swap_should_resume_its_conversations
         },
     );
     fleet.drop_task("second.md", "Write the summary.");
-    wait_for(WAIT, "every session under b", || {
-        fleet.all_on("b").then_some(())
-    });
+    fleet.wait("every session under b", || fleet.all_on("b").then_some(()));
     let detected = fleet.events("quotaDetected");
     assert!(!detected.is_empty(), "{}", fleet.log());
     assert_eq!(detected[0]["account"], "a");
     assert_eq!(fleet.events("swap").len(), 1, "{}", fleet.log());
 
     // The task carries on under b in the same conversation, and finishes.
-    let carried = wait_turn(api, "the task carried on under b", |r| {
-        r.credential == TOKEN_B
+    let carried = fleet.wait("the task carried on under b", || {
+        api.turns().into_iter().find(|r| r.credential == TOKEN_B)
     });
     let history = carried.body["messages"].to_string();
     assert!(history.contains("Write the summary."), "{history}");
-    wait_for(WAIT, "the second task done", || {
+    fleet.wait("the second task done", || {
         fleet.done("second.md").then_some(())
     });
     assert_eq!(fleet.turns_of("Write the summary.").len(), 1, "sent once");
 
     // The dedicated session was relaunched on the same conversation under b.
-    wait_for(WAIT, "desk resumed", || {
+    fleet.wait("desk resumed", || {
         (fleet.conversation("b", "desk").as_deref() == Some(conversation.as_str())).then_some(())
     });
     fleet
@@ -401,8 +411,10 @@ fn tasks_should_reach_the_real_client_and_a_swap_should_resume_its_conversations
         });
     fleet.t.type_text("=desk:", "what was the word?");
     fleet.t.keys("=desk:", &["Enter"]);
-    let asked = wait_turn(api, "desk's question under b", |r| {
-        r.prompt().as_deref() == Some("what was the word?")
+    let asked = fleet.wait("desk's question under b", || {
+        api.turns()
+            .into_iter()
+            .find(|r| r.prompt().as_deref() == Some("what was the word?"))
     });
     assert_eq!(asked.credential, TOKEN_B);
     let history = asked.body["messages"].to_string();
@@ -416,7 +428,7 @@ fn tasks_should_reach_the_real_client_and_a_swap_should_resume_its_conversations
         .join("shared/projects")
         .join(fleet.root.join("work").to_string_lossy().replace('/', "-"))
         .join(format!("{conversation}.jsonl"));
-    wait_for(WAIT, "the transcript to hold the new question", || {
+    fleet.wait("the transcript to hold the new question", || {
         std::fs::read_to_string(&transcript)
             .ok()?
             .contains("what was the word?")

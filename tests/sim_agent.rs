@@ -323,3 +323,122 @@ fn classify_should_read_the_stand_ins_screens() {
         .wait_screen("s", WAIT, "the 429", |s| s.contains("not your usage limit"));
     assert_eq!(classify(&screen)["class"], "rate-limited");
 }
+
+/// Runs `failover hook [args]` with `env` and `input`; (exit code, stdout, stderr,
+/// elapsed).
+fn hook(args: &[&str], env: &[(&str, &Path)], input: &str) -> (i32, String, String, Duration) {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.arg("hook")
+        .args(args)
+        .env_remove("FAILOVER_SESSION")
+        .env_remove("FAILOVER_REPORTS")
+        .env_remove("FAILOVER_ACCOUNT");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let started = std::time::Instant::now();
+    let out = failover::testbed::run_with_stdin(cmd, input.as_bytes());
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[test]
+fn the_hook_should_exit_zero_at_once_and_quietly_whatever_it_is_given() {
+    let server = TmuxServer::start();
+    let reports = server.dir().join("state/reports");
+    std::fs::create_dir_all(reports.parent().unwrap()).unwrap();
+    let file = server.dir().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let session = Path::new("w-0");
+    let stop = r#"{"hook_event_name":"Stop","prompt_id":"p1","last_assistant_message":"Done."}"#;
+    let gone = server.dir().join("gone/reports");
+    let in_the_way = file.join("reports");
+    let read_only = Path::new("/proc/failover-reports");
+    for (dir, input) in [
+        (reports.as_path(), stop),
+        (reports.as_path(), "{not json"),
+        (reports.as_path(), ""),
+        (gone.as_path(), stop),
+        (in_the_way.as_path(), stop),
+        (read_only, stop),
+    ] {
+        let env = [("FAILOVER_SESSION", session), ("FAILOVER_REPORTS", dir)];
+        let (code, out, err, took) = hook(&[], &env, input);
+        assert_eq!(
+            (code, out.as_str(), err.as_str()),
+            (0, "", ""),
+            "{dir:?} {input:?}"
+        );
+        assert!(took < Duration::from_secs(1), "{dir:?}: {took:?}");
+    }
+    let written: Vec<_> = std::fs::read_dir(&reports).unwrap().flatten().collect();
+    assert_eq!(written.len(), 1, "only the Stop with a folder to go to");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(written[0].path()).unwrap()).unwrap();
+    assert_eq!(record["event"], "Stop");
+    assert_eq!(record["session"], "w-0");
+    assert_eq!(record["payload"]["last_assistant_message"], "Done.");
+    assert!(
+        !server.dir().join("gone").exists(),
+        "a missing state folder is not made"
+    );
+}
+
+#[test]
+fn the_status_line_should_show_the_use_under_failover_and_nothing_outside_it() {
+    let server = TmuxServer::start();
+    let reports = server.dir().join("reports");
+    let input = r#"{"session_id":"c1","rate_limits":{"five_hour":{"used_percentage":42,"resets_at":4102444800},"seven_day":{"used_percentage":17,"resets_at":4102444800}}}"#;
+    let env = [
+        ("FAILOVER_SESSION", Path::new("w-0")),
+        ("FAILOVER_ACCOUNT", Path::new("a")),
+        ("FAILOVER_REPORTS", reports.as_path()),
+    ];
+    let (code, out, _, _) = hook(&["status-line"], &env, input);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("account a · 5h 42% · 7d 17% · resets "),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_dir(&reports).unwrap().count(), 1);
+    // The operator's own `claude` under the same home: nothing shown, nothing recorded.
+    let (code, out, err, _) = hook(&["status-line"], &env[2..], input);
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "", ""));
+    let (code, out, _, _) = hook(&[], &env[2..], r#"{"hook_event_name":"Stop"}"#);
+    assert_eq!((code, out.as_str()), (0, ""));
+    assert_eq!(std::fs::read_dir(&reports).unwrap().count(), 1);
+}
+
+#[test]
+fn an_agents_turn_should_end_normally_when_its_reports_cannot_be_written() {
+    let a = Agent::new();
+    let hooks = serde_json::json!({
+        "hooks": {"UserPromptSubmit": [{"hooks": [{"type": "command", "command": format!("{BIN} hook")}]}],
+                  "Stop": [{"hooks": [{"type": "command", "command": format!("{BIN} hook")}]}]},
+        "statusLine": {"type": "command", "command": format!("{BIN} hook status-line")},
+    });
+    std::fs::write(a.home.join("settings.json"), hooks.to_string()).unwrap();
+    a.start(
+        "s",
+        &[],
+        &[
+            ("FAILOVER_SESSION", "s"),
+            ("FAILOVER_ACCOUNT", "main"),
+            ("FAILOVER_REPORTS", "/proc/failover-reports"),
+        ],
+    );
+    a.wait_idle("s");
+    a.server.type_text("s", "do it");
+    a.server.keys("s", &["Enter"]);
+    let screen = a.server.wait_screen("s", WAIT, "the end of the turn", |s| {
+        s.contains("Churned for")
+    });
+    assert!(
+        screen.contains("account main"),
+        "the status line still draws:\n{screen}"
+    );
+}

@@ -282,7 +282,7 @@ pub struct ControllerConfigSpec {
     pub owner: String,
     /// The tmux server to drive.
     pub tmux: TmuxSpec,
-    /// Where persisted facts, the journal and signals live. Absolute; empty means
+    /// Where persisted facts, the journal and the agents' reports live. Absolute; empty means
     /// `$XDG_STATE_HOME/failover` (else `~/.local/state/failover`). `FAILOVER_STATE_DIR`
     /// overrides it. Default empty.
     pub state_dir: PathBuf,

@@ -142,6 +142,14 @@ pub fn apply(args: ApplyArgs) -> ExitCode {
     }
     let owner = l.settings.spec.owner.clone();
     let color = super::color_stdout();
+    // What apply did goes to the journal too, as the controller's actions do.
+    let mut journal = match crate::state::journal::Journal::open(&l.settings.state_dir) {
+        Ok(j) => Some(j),
+        Err(e) => {
+            eprintln!("warning: {e}; this apply is not journaled");
+            None
+        }
+    };
     let result = l.runtime.block_on(async {
         let server = Server::from_settings(&l.settings);
         let tmux = Tmux::connect(
@@ -162,6 +170,11 @@ pub fn apply(args: ApplyArgs) -> ExitCode {
             &l.settings.state_dir,
             ROUNDS,
             |action, result| {
+                if let Some(j) = journal.as_mut() {
+                    let entry = serde_json::json!({"origin": "apply", "action": action,
+                        "ok": result.is_ok(), "error": result.as_ref().err()});
+                    let _ = j.record("action", entry);
+                }
                 let line = format!("{} {}", plan::sign(action), plan::describe(action));
                 match result {
                     Ok(_) => println!("{}", paint(color, "\x1b[32m", &format!("{line}: done"))),

@@ -1,1 +1,312 @@
+//! The turn rules' table tests: what may end a task's turn, and what becomes of a task
+//! whose agent died.
 
+use super::super::fixtures::*;
+use super::super::{Action, Plan, plan_with_tasks};
+use crate::conversation::{Turn, TurnEnd};
+use crate::observe::{Evidence, Observed, TaskTurn};
+use crate::state::{AgentFacts, Ended, Stage, TaskFacts};
+
+const W: &str = "ccl-auto-11";
+const PID: u32 = 100;
+const IDLE_EMPTY: &str = IDLE_SCREEN;
+
+fn at(secs: i64) -> jiff::Timestamp {
+    now() + jiff::SignedDuration::from_secs(secs)
+}
+
+/// A pool session `W` on account main with task `t.md` in `stage`, and its screen.
+fn world(stage: Stage, screen: &str) -> (crate::api::Manifests, Observed) {
+    let m = manifests(&format!("{POOL_AND_DEDICATED}{INBOX}"));
+    let mut o = observed();
+    add(&mut o, session(W, "failover", "main", PID));
+    o.facts.active_account = Some("main".into());
+    o.screens.insert(W.into(), screen.into());
+    let mut t = task_facts(W);
+    t.stage = stage;
+    t.since = at(-10);
+    claimed(&mut o, W, t);
+    (m, o)
+}
+
+fn task_mut(o: &mut Observed) -> &mut TaskFacts {
+    o.facts
+        .sessions
+        .get_mut(W)
+        .and_then(|f| f.task.as_mut())
+        .expect("a task")
+}
+
+/// The agent of `W` reports (its SessionStart named its pid).
+fn reporting(o: &mut Observed) {
+    o.facts.sessions.entry(W.into()).or_default().agent = Some(AgentFacts {
+        pid: PID,
+        conversation: "c1".into(),
+        transcript: "/h/main/projects/-w/c1.jsonl".into(),
+    });
+}
+
+fn kinds(p: &Plan) -> Vec<&'static str> {
+    p.actions
+        .iter()
+        .map(|a| match a {
+            Action::CompleteTask { .. } => "complete",
+            Action::RequeueTask { .. } => "requeue",
+            Action::SubmitTask { .. } => "submit",
+            Action::ContinueTask { .. } => "continue",
+            Action::RestartSession { .. } => "restart",
+            Action::CreateSession { .. } => "create",
+            Action::RecycleSession { .. } => "recycle",
+            _ => "other",
+        })
+        .collect()
+}
+
+#[test]
+fn an_empty_input_box_after_enter_should_never_be_taken_for_a_turn_that_ran() {
+    // The moment between Enter and the busy marker: no marker, an empty box.
+    let (m, mut o) = world(Stage::Submitted(1), IDLE_EMPTY);
+    for secs in [0, 1, 5, 60] {
+        let p = plan_with_tasks(&m, &o, "failover", at(secs));
+        assert!(!kinds(&p).contains(&"complete"), "{secs}s: {:?}", p.actions);
+        assert_eq!(
+            p.facts.sessions[W].task.as_ref().unwrap().stage,
+            Stage::Submitted(1)
+        );
+        o.facts = p.facts;
+    }
+}
+
+#[test]
+fn the_screen_should_end_a_turn_only_after_it_was_seen_busy_and_only_for_an_agent_that_does_not_report()
+ {
+    let (m, mut o) = world(Stage::Running, IDLE_EMPTY);
+    task_mut(&mut o).idle_since = Some(at(-5));
+    let p = plan_with_tasks(&m, &o, "failover", at(0));
+    assert!(
+        !kinds(&p).contains(&"complete"),
+        "never seen busy: {:?}",
+        p.actions
+    );
+    task_mut(&mut o).seen_busy = true;
+    let p = plan_with_tasks(&m, &o, "failover", at(0));
+    let how = p.actions.iter().find_map(|a| match a {
+        Action::CompleteTask { how, .. } => Some(how.clone()),
+        _ => None,
+    });
+    assert_eq!(how.as_deref(), Some("idle screen after the turn ran"));
+    reporting(&mut o);
+    let p = plan_with_tasks(&m, &o, "failover", at(0));
+    assert!(
+        !kinds(&p).contains(&"complete"),
+        "a reporting agent's task ends on its Stop: {:?}",
+        p.actions
+    );
+}
+
+#[test]
+fn the_transcript_should_end_the_task_of_an_agent_that_does_not_report() {
+    let (m, mut o) = world(Stage::Submitted(1), IDLE_EMPTY);
+    let file = task_mut(&mut o).file.clone();
+    let turn = |end| TaskTurn {
+        conversation: ("c1".into(), "/h/main/projects/-w/c1.jsonl".into()),
+        turn: Some(Turn {
+            prompt_id: Some("p1".into()),
+            end,
+        }),
+    };
+    o.turns.insert(file.clone(), turn(None));
+    let p = plan_with_tasks(&m, &o, "failover", at(0));
+    let t = p.facts.sessions[W].task.clone().unwrap();
+    assert_eq!(
+        (t.stage, t.prompt_id.as_deref()),
+        (Stage::Running, Some("p1"))
+    );
+    assert!(t.conversation.is_some());
+    o.turns
+        .insert(file, turn(Some(TurnEnd::Reply("Done.".into()))));
+    let p = plan_with_tasks(&m, &o, "failover", at(1));
+    let done = p.actions.iter().find_map(|a| match a {
+        Action::CompleteTask { how, reply, .. } => Some((how.clone(), reply.clone())),
+        _ => None,
+    });
+    assert_eq!(done, Some(("transcript".into(), Some("Done.".into()))));
+}
+
+#[test]
+fn a_task_whose_agent_died_mid_turn_should_be_resumed_in_its_conversation() {
+    let (m, mut o) = world(Stage::Running, IDLE_EMPTY);
+    let transcript = std::path::PathBuf::from("/h/main/projects/-w/c1.jsonl");
+    task_mut(&mut o).conversation = Some(("c1".into(), transcript.clone()));
+    if let Some(s) = o.sessions.get_mut(W) {
+        s.pane.dead = true;
+    }
+    // Without its transcript on disk: back to the inbox.
+    let p = plan_with_tasks(&m, &o, "failover", at(0));
+    assert!(kinds(&p).contains(&"requeue"), "{:?}", p.actions);
+    // With it: the agent starts again on that conversation, in the task's folder.
+    o.transcripts.insert(transcript);
+    let p = plan_with_tasks(&m, &o, "failover", at(0));
+    assert!(!kinds(&p).contains(&"requeue"), "{:?}", p.actions);
+    let restart = p.actions.iter().find_map(|a| match a {
+        Action::RestartSession {
+            session, resume, ..
+        } => Some((
+            session.command.clone(),
+            session.workdir.clone(),
+            resume.clone(),
+        )),
+        _ => None,
+    });
+    let (command, workdir, resume) = restart.expect("a restart");
+    assert_eq!(resume.as_deref(), Some("c1"));
+    assert_eq!(&command[command.len() - 2..], ["--resume", "c1"]);
+    assert_eq!(workdir, std::path::PathBuf::from("/w"));
+    // The same once the tmux server is gone with the session: it is created again.
+    o.sessions.remove(W);
+    let p = plan_with_tasks(&m, &o, "failover", at(0));
+    assert!(
+        p.actions
+            .iter()
+            .any(|a| matches!(a, Action::CreateSession { resume: Some(c), .. } if c == "c1")),
+        "{:?}",
+        p.actions
+    );
+    // Out of tries: back to the inbox.
+    task_mut(&mut o).resumes = 3;
+    let p = plan_with_tasks(&m, &o, "failover", at(0));
+    assert!(kinds(&p).contains(&"requeue"), "{:?}", p.actions);
+}
+
+#[test]
+fn a_task_whose_turn_ended_before_its_agent_died_should_be_done_not_sent_again() {
+    let (m, mut o) = world(Stage::Running, IDLE_EMPTY);
+    task_mut(&mut o).ended = Some(Ended::Reply {
+        reply: "Done.".into(),
+        how: "Stop report".into(),
+        at: at(-1),
+    });
+    o.sessions.remove(W);
+    let p = plan_with_tasks(&m, &o, "failover", at(0));
+    let exit = p.actions.iter().find_map(|a| match a {
+        Action::CompleteTask { exit, reply, .. } => Some((exit.clone(), reply.clone())),
+        _ => None,
+    });
+    assert_eq!(exit, Some((None, Some("Done.".into()))), "{:?}", p.actions);
+    assert!(!kinds(&p).contains(&"requeue"));
+}
+
+#[test]
+fn an_ended_turn_should_wait_a_moment_for_the_status_line_before_the_exit() {
+    let (m, mut o) = world(Stage::Running, IDLE_EMPTY);
+    reporting(&mut o);
+    task_mut(&mut o).ended = Some(Ended::Reply {
+        reply: "Done.".into(),
+        how: "Stop report".into(),
+        at: at(0),
+    });
+    o.facts.sessions.entry(W.into()).or_default().status_at = Some(at(-3));
+    let p = plan_with_tasks(&m, &o, "failover", at(0));
+    assert!(!kinds(&p).contains(&"complete"), "{:?}", p.actions);
+    assert!(p.requeue_after.is_some());
+    let p = plan_with_tasks(&m, &o, "failover", at(2));
+    assert!(kinds(&p).contains(&"complete"), "waited long enough");
+    o.facts.sessions.entry(W.into()).or_default().status_at = Some(at(0));
+    let p = plan_with_tasks(&m, &o, "failover", at(0));
+    assert!(kinds(&p).contains(&"complete"), "the status line came");
+}
+
+#[test]
+fn a_claim_a_crash_left_out_of_the_facts_should_be_followed_on_proof_only() {
+    let (m, mut o) = world(Stage::Running, IDLE_EMPTY);
+    let file = task_mut(&mut o).file.clone();
+    o.facts.sessions.entry(W.into()).or_default().task = None;
+    let p = plan_with_tasks(&m, &o, "failover", at(0));
+    let tasks: Vec<&str> = kinds(&p).into_iter().filter(|k| *k != "create").collect();
+    assert_eq!(
+        tasks,
+        ["requeue", "recycle"],
+        "no proof: back, and a clean agent"
+    );
+    o.evidence.insert(
+        file,
+        Evidence {
+            hash: 7,
+            prompt_id: Some("p1".into()),
+        },
+    );
+    let p = plan_with_tasks(&m, &o, "failover", at(0));
+    assert!(!kinds(&p).contains(&"requeue"), "{:?}", p.actions);
+    let t = p.facts.sessions[W].task.clone().unwrap();
+    assert_eq!(
+        (t.stage, t.prompt_id.as_deref(), t.expect),
+        (Stage::Running, Some("p1"), Some(7))
+    );
+}
+
+#[test]
+fn an_account_over_move_at_should_take_no_new_task() {
+    let text = format!(
+        "{POOL_AND_DEDICATED}{INBOX}---\napiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{quota: {{moveAt: 95}}}}\n"
+    );
+    let m = manifests(&text);
+    let mut o = observed();
+    for (i, n) in ["ccl-auto-11", "ccl-auto-12", "ccl-auto-13"]
+        .iter()
+        .enumerate()
+    {
+        add(&mut o, session(n, "failover", "main", 100 + i as u32));
+        o.screens.insert((*n).into(), IDLE_EMPTY.into());
+    }
+    o.facts.active_account = Some("main".into());
+    o.inboxes.insert(
+        "tasks".into(),
+        crate::observe::InboxState {
+            waiting: vec![crate::observe::Waiting {
+                name: "t.md".into(),
+                link: false,
+            }],
+            active: vec![],
+        },
+    );
+    let dispatched = |p: &Plan| {
+        p.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::DispatchTask { task, .. } => Some(task.account.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        dispatched(&plan_with_tasks(&m, &o, "failover", at(0))),
+        ["main"]
+    );
+    let reading = |used: f64| crate::state::UsageReading {
+        usage: crate::report::Usage {
+            five_hour: Some(crate::report::Window {
+                used,
+                resets_at: at(3600),
+            }),
+            seven_day: None,
+        },
+        at: at(-1),
+        session: "ccl-auto-11".into(),
+    };
+    o.facts.usage.insert("main".into(), reading(96.0));
+    let p = plan_with_tasks(&m, &o, "failover", at(0));
+    assert!(dispatched(&p).is_empty(), "{:?}", p.actions);
+    let swap = p.events.iter().find(|(k, _)| k == "swap").expect("a swap");
+    assert_eq!(swap.1["reason"], "usage 96% reached moveAt 95%");
+    assert_eq!(p.account.as_deref(), Some("alt"));
+    // Both over it: nothing moves, no task starts, the operator is told.
+    o.facts.usage.insert("alt".into(), reading(97.0));
+    let p = plan_with_tasks(&m, &o, "failover", at(0));
+    assert!(dispatched(&p).is_empty());
+    assert_eq!(p.account.as_deref(), Some("main"));
+    assert!(p.events.iter().any(|(k, _)| k == "allOverThreshold"));
+    assert!(!p.events.iter().any(|(k, _)| k == "swap"));
+    // Past the window's reset the reading counts for nothing.
+    let p = plan_with_tasks(&m, &o, "failover", at(3601));
+    assert_eq!(dispatched(&p), ["main"]);
+}
