@@ -310,7 +310,16 @@ impl Fleet {
         let screens: Vec<String> = self
             .sessions
             .iter()
-            .map(|s| format!("--- {s}\n{}", self.t.capture(&format!("={s}:"))))
+            .map(|s| {
+                let out = self
+                    .t
+                    .try_tmux(&["capture-pane", "-p", "-t", &format!("={s}:")]);
+                format!(
+                    "--- {s}\n{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
             .collect();
         let prompts: Vec<String> = self
             .api
@@ -318,8 +327,16 @@ impl Fleet {
             .iter()
             .map(|r| format!("{:?} {:?}", r.credential, r.prompt()))
             .collect();
+        let socket = self.t.socket().to_string_lossy().into_owned();
+        let ps = std::process::Command::new("ps")
+            .args(["-eo", "pid,ppid,stat,lstart,args"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let ps: Vec<&str> = ps.lines().filter(|l| l.contains(&socket)).collect();
         format!(
-            "{}\n--- facts\n{facts}\n--- reports\n{}\n{}\n--- turns\n{}",
+            "--- processes on the socket\n{}\n{}\n--- facts\n{facts}\n--- reports\n{}\n{}\n--- turns\n{}",
+            ps.join("\n"),
             self.log(),
             reports.join("\n"),
             screens.join("\n"),
@@ -699,9 +716,7 @@ fn crash_after_a_stop(test: &str, fault: impl FnOnce(&Fleet)) {
         c.kill();
     }
     fleet.start_controller();
-    wait_for(WAIT, "the task done", || {
-        fleet.done("crash.md").then_some(())
-    });
+    fleet.wait("the task done", || fleet.done("crash.md").then_some(()));
     let record = fleet.record("crash.md");
     assert_eq!(
         record["outcome"],

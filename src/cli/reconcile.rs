@@ -8,7 +8,7 @@ use crate::api::{Manifests, Settings};
 use crate::controller::handoff::{APPLIED_FILE, ManifestSet, Status};
 use crate::controller::lock::Lock;
 use crate::plan::{self, Plan};
-use crate::tmux::{Mode, Server, Tmux};
+use crate::tmux::Tmux;
 
 /// How many observe-plan-act rounds `apply` runs at most.
 const ROUNDS: usize = 5;
@@ -151,14 +151,7 @@ pub fn apply(args: ApplyArgs) -> ExitCode {
         }
     };
     let result = l.runtime.block_on(async {
-        let server = Server::from_settings(&l.settings);
-        let tmux = Tmux::connect(
-            server,
-            Mode::Manage {
-                owner: owner.clone(),
-            },
-        )
-        .await?;
+        let tmux = Tmux::manage(&l.settings).await?;
         let ctx = Context {
             tmux: tmux.as_ref(),
             owner: &owner,

@@ -22,7 +22,7 @@ use crate::api::{LoadError, Manifests, Settings, settings::SettingsError};
 use crate::observe::{self, Observed};
 use crate::plan::{self, Action, Outcome, Plan, Refusal};
 use crate::state::{self, Facts, journal::Journal};
-use crate::tmux::{self, Event, Mode, Server, Tmux};
+use crate::tmux::{self, Event, Server, Tmux};
 
 use handoff::{APPLIED_FILE, HANDOFF_DIR, ManifestSet, RUNNING_FILE, Status};
 use lock::{Lock, LockError};
@@ -140,8 +140,7 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
     }
     let mut journal = Journal::open(&dir)?;
     let facts = Facts::load(&dir)?;
-    let owner = settings.spec.owner.clone();
-    let tmux = Tmux::connect(Server::from_settings(&settings), Mode::Manage { owner })
+    let tmux = Tmux::manage(&settings)
         .await?
         .ok_or_else(|| tmux::Error::NoServer {
             server: Server::from_settings(&settings).describe(),

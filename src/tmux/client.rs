@@ -44,6 +44,9 @@ pub struct Server {
     pub socket: Option<PathBuf>,
     /// `tmux -f <config>` when failover starts the server; `None` is tmux's default.
     pub config: Option<PathBuf>,
+    /// Where a managing connection records the pids of its control clients (see
+    /// [`super::leftovers`]); `None` records nothing.
+    pub record: Option<PathBuf>,
 }
 
 impl Server {
@@ -52,6 +55,7 @@ impl Server {
         Self {
             socket,
             config: None,
+            record: None,
         }
     }
 
@@ -79,6 +83,13 @@ impl Server {
         cmd.env_remove("TMUX");
         cmd.kill_on_drop(true);
         cmd
+    }
+
+    /// The same server, the pids of the control clients a managing connection starts
+    /// recorded in `dir`, so that the next process can end those a crash left behind.
+    pub fn with_record(mut self, dir: PathBuf) -> Self {
+        self.record = Some(dir);
+        self
     }
 
     /// How messages name the server.
@@ -158,6 +169,20 @@ impl Tmux {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// A managing connection for a controller or `apply` with `settings`: control
+    /// clients left behind by killed predecessors on this server are ended first (see
+    /// [`super::leftovers`]), and this process's own are recorded in the state folder.
+    pub async fn manage(settings: &crate::api::Settings) -> Result<Option<Self>, Error> {
+        let records = settings.state_dir.join("clients");
+        let server = Server::from_settings(settings).with_record(records.clone());
+        let owner = settings.spec.owner.clone();
+        let ended = super::leftovers::end_leftovers(&records, &server, &owner);
+        if !ended.is_empty() {
+            tracing::warn!(pids = ?ended, "ended tmux control clients a killed failover left behind");
+        }
+        Self::connect(server, Mode::Manage { owner }).await
     }
 
     /// How many tmux processes this connection has started (one per (re)connection).
@@ -467,6 +492,12 @@ impl Client {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(spawn_error)?;
+        if let (Mode::Manage { .. }, Some(dir), Some(pid)) =
+            (&tmux.mode, &server.record, child.id())
+            && let Err(e) = super::leftovers::record(dir, pid)
+        {
+            tracing::warn!(error = %e, pid, "cannot record the tmux control client's pid");
+        }
         let (Some(stdin), Some(stdout), Some(mut stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {

@@ -3,11 +3,13 @@
 //! bracketed pastes through tmux buffers.
 
 mod client;
+mod leftovers;
 pub mod proto;
 
 use std::path::PathBuf;
 
 pub use client::{Event, MAX_PASTE, Mode, Server, Tmux, control_session, processes_started};
+pub use leftovers::end_leftovers;
 pub use proto::Cmd;
 
 /// What went wrong talking to tmux.
@@ -36,7 +38,11 @@ pub enum Error {
     #[error("no failover control session on this server")]
     NoControlSession,
     /// Connecting failed.
-    #[error("tmux server {server}: {message}")]
+    #[error("tmux server {server}: {}", if message.is_empty() {
+        "it closed the connection at once (it may be shutting down, or be held by a stale client: see `pgrep -af tmux`)"
+    } else {
+        message.as_str()
+    })]
     Connect {
         /// The socket.
         server: String,
