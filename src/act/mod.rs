@@ -367,6 +367,10 @@ pub async fn converge(
         if facts != before {
             facts.save(state_dir)?;
         }
+        // What the agents reported is in the facts now: the report files can go.
+        for path in &plan.consumed {
+            let _ = std::fs::remove_file(path);
+        }
         if finished {
             return Ok(Converged {
                 done,

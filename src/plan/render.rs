@@ -381,6 +381,42 @@ mod tests {
     }
 
     #[test]
+    fn render_text_should_say_when_sessions_move_before_the_wall_and_the_reading_behind_it() {
+        let text = format!(
+            "{POOL_AND_DEDICATED}---\napiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{quota: {{moveAt: 95}}}}\n"
+        );
+        let m = manifests(&text);
+        let mut o = observed();
+        add(&mut o, session("ccl-1-x", "failover", "main", 9));
+        o.screens.insert("ccl-1-x".into(), IDLE_SCREEN.into());
+        o.facts.active_account = Some("main".into());
+        let resets: jiff::Timestamp = "2026-11-21T09:00:00Z".parse().unwrap();
+        o.facts.usage.insert(
+            "main".into(),
+            crate::state::UsageReading {
+                usage: crate::report::Usage {
+                    five_hour: Some(crate::report::Window {
+                        used: 96.0,
+                        resets_at: resets,
+                    }),
+                    seven_day: None,
+                },
+                at: now(),
+                session: "ccl-1-x".into(),
+            },
+        );
+        let text = render_text(&plan(&m, &o, "failover", now()), false);
+        assert!(
+            text.contains("  ~ active account main -> alt: usage 96% reached moveAt 95%\n      account main use, reported by ccl-1-x at 2026-11-21T06:00:00Z: 5h 96% (resets 2026-11-21T09:00:00Z)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  ~ session ccl-1-x: account main -> alt"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn render_text_should_say_no_changes_and_list_refusals() {
         let mut p = Plan::default();
         assert_eq!(render_text(&p, false), "No changes.\n");

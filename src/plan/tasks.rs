@@ -18,9 +18,9 @@ use crate::state::Facts;
 
 /// How long a used agent may sit unchanged before it is restarted for a fresh context.
 const RECYCLE_AFTER: Duration = Duration::from_secs(3);
-/// How long a reported turn without its end may sit at an idle, empty prompt before it
-/// is taken for interrupted (Claude Code reports no `Stop` for a turn cut with Esc):
-/// well above the moment between Enter and the busy marker.
+/// How long a reported turn without its end may sit at an idle, empty prompt with an
+/// unchanged screen before it is taken for cut (Claude Code reports no `Stop` for a turn
+/// cut with Esc): well above the moment between Enter and the busy marker.
 const TURN_GRACE: Duration = Duration::from_secs(5);
 
 /// What the task and scaling rules know of each of our sessions.
@@ -40,7 +40,8 @@ pub(super) struct Seen {
     pub at_limit: bool,
     /// The agent reports (its `SessionStart` named this very pid).
     pub reports: bool,
-    /// It reported a turn under way, and has not sat idle since for [`TURN_GRACE`].
+    /// It reported a turn under way, not cut since (idle at an empty prompt, unchanged
+    /// for [`TURN_GRACE`]).
     pub turn_open: bool,
 }
 
@@ -124,9 +125,14 @@ impl<'a> View<'a> {
                         .and_then(|f| f.agent.as_ref())
                         .is_some_and(|a| a.pid == s.pane.pid),
                     turn_open: f.is_some_and(|f| {
-                        f.turn.is_some()
-                            && f.idle_since
-                                .is_none_or(|t| elapsed(input.now, t) < TURN_GRACE)
+                        // Idle at an empty prompt, the screen unchanged for a while: the
+                        // turn was cut (no report comes for that).
+                        let unchanged = match (input.readings.get(name), f.screen) {
+                            (Some(r), Some((hash, at))) if r.hash == hash => elapsed(input.now, at),
+                            _ => Duration::ZERO,
+                        };
+                        let resting = state == State::Idle && empty_input;
+                        f.turn.is_some() && !(resting && unchanged >= TURN_GRACE)
                     }),
                 },
             );

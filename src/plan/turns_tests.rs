@@ -310,3 +310,48 @@ fn an_account_over_move_at_should_take_no_new_task() {
     let p = plan_with_tasks(&m, &o, "failover", at(3601));
     assert_eq!(dispatched(&p), ["main"]);
 }
+
+#[test]
+fn a_reported_turn_should_hold_a_session_until_it_ends_or_sits_cut_at_its_prompt() {
+    let text = format!(
+        "{POOL_AND_DEDICATED}---\napiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{quota: {{moveAt: 95}}}}\n"
+    );
+    let m = manifests(&text);
+    let mut o = observed();
+    add(&mut o, session("ccl-1-x", "failover", "main", PID));
+    o.screens.insert("ccl-1-x".into(), IDLE_EMPTY.into());
+    o.facts.active_account = Some("main".into());
+    o.facts.usage.insert(
+        "main".into(),
+        crate::state::UsageReading {
+            usage: crate::report::Usage {
+                five_hour: Some(crate::report::Window {
+                    used: 97.0,
+                    resets_at: at(3600),
+                }),
+                seven_day: None,
+            },
+            at: at(-1),
+            session: "ccl-1-x".into(),
+        },
+    );
+    // The person pressed Enter a moment ago: the screen is idle and empty, the turn is
+    // reported. It must not move.
+    let f = o.facts.sessions.entry("ccl-1-x".into()).or_default();
+    f.turn = Some("p1".into());
+    f.screen = Some((super::super::screens::screen_hash(IDLE_EMPTY), at(-1)));
+    let moved = |p: &Plan| {
+        p.actions
+            .iter()
+            .any(|a| matches!(a, Action::MoveSession { session, .. } if session.name == "ccl-1-x"))
+    };
+    let p = plan_with_tasks(&m, &o, "failover", at(0));
+    assert!(!moved(&p), "mid-turn: {:?}", p.actions);
+    // Cut with Esc (no Stop comes): the same screen for a while, then it moves.
+    let p = plan_with_tasks(&m, &o, "failover", at(10));
+    assert!(moved(&p), "{:?}", p.actions);
+    // Or its Stop came: it moves at once.
+    o.facts.sessions.entry("ccl-1-x".into()).or_default().turn = None;
+    let p = plan_with_tasks(&m, &o, "failover", at(0));
+    assert!(moved(&p), "{:?}", p.actions);
+}
