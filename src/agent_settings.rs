@@ -19,8 +19,21 @@ pub const SETTINGS_FILE: &str = "settings.json";
 /// The hook events failover listens to.
 pub const EVENTS: [&str; 4] = ["SessionStart", "UserPromptSubmit", "Stop", "StopFailure"];
 
+/// Why failover's entries cannot be merged into a settings file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A part of the file has another JSON type than Claude Code's settings give it.
+    #[error("its {0} is not a JSON {1}")]
+    Shape(String, &'static str),
+    /// The merged settings could not be written out.
+    #[error("cannot render the merged settings: {0}")]
+    Render(String),
+}
+
 /// The commands Claude Code is to run: shell text, since Claude Code runs them through
-/// `sh -c`; only the path of the failover binary goes in, quoted.
+/// `sh -c`; only the path of the failover binary goes in, quoted, and `|| true` after
+/// it, so that no failure of failover (a binary rolled back to a version without `hook`
+/// exits 2, which would make Claude Code block the prompt) ever reaches the agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Commands {
     /// For every hook event.
@@ -34,8 +47,8 @@ impl Commands {
     pub fn for_exe(exe: &Path) -> Self {
         let exe = shell_words::quote(&exe.to_string_lossy()).into_owned();
         Self {
-            hook: format!("{exe} hook"),
-            status_line: format!("{exe} hook status-line"),
+            hook: format!("{exe} hook || true"),
+            status_line: format!("{exe} hook status-line || true"),
         }
     }
 }
@@ -78,34 +91,35 @@ pub struct Merged {
     pub foreign_status_line: bool,
 }
 
-/// Whether `command` is one failover wrote: `<…failover…> hook [status-line]`.
+/// Whether `command` is one failover wrote: `…/failover hook [status-line] [|| true]`.
 pub fn is_ours(command: &str, status_line: bool) -> bool {
     let Ok(argv) = shell_words::split(command) else {
         return false;
     };
-    let program = argv.first().map(|p| {
-        Path::new(p)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    });
-    let rest: Vec<&str> = argv.iter().skip(1).map(String::as_str).collect();
-    let shape = if status_line {
-        rest == ["hook", "status-line"]
+    let program = argv
+        .first()
+        .and_then(|p| Path::new(p).file_name())
+        .is_some_and(|n| n == "failover");
+    let mut rest: Vec<&str> = argv.iter().skip(1).map(String::as_str).collect();
+    if rest.ends_with(&["||", "true"]) {
+        rest.truncate(rest.len() - 2);
+    }
+    let shape: &[&str] = if status_line {
+        &["hook", "status-line"]
     } else {
-        rest == ["hook"]
+        &["hook"]
     };
-    shape && program.is_some_and(|p| p.starts_with("failover"))
+    program && rest == shape
 }
 
 /// Merges failover's entries (`want`) into `existing` settings (`None`: no file), or
 /// takes them out (`want` is `None`). An error says why the file cannot take them
 /// (its top level, `hooks` or an event's list has another type).
-pub fn merge(existing: Option<&Value>, want: Option<&Commands>) -> Result<Merged, String> {
+pub fn merge(existing: Option<&Value>, want: Option<&Commands>) -> Result<Merged, Error> {
     let mut root = match existing {
         None => Map::new(),
         Some(Value::Object(map)) => map.clone(),
-        Some(_) => return Err("its top level is not a JSON object".into()),
+        Some(_) => return Err(Error::Shape("top level".into(), "object")),
     };
     let mut changes = Vec::new();
     merge_hooks(&mut root, want, &mut changes)?;
@@ -121,7 +135,7 @@ fn merge_hooks(
     root: &mut Map<String, Value>,
     want: Option<&Commands>,
     changes: &mut Vec<String>,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     if want.is_none() && !root.contains_key("hooks") {
         return Ok(());
     }
@@ -129,7 +143,7 @@ fn merge_hooks(
         .entry("hooks")
         .or_insert_with(|| Value::Object(Map::new()));
     let Value::Object(hooks) = hooks else {
-        return Err("its \"hooks\" is not a JSON object".into());
+        return Err(Error::Shape("\"hooks\"".into(), "object"));
     };
     let (mut added, mut updated, mut removed) = (Vec::new(), Vec::new(), Vec::new());
     for event in EVENTS {
@@ -140,7 +154,7 @@ fn merge_hooks(
             .entry(event)
             .or_insert_with(|| Value::Array(Vec::new()));
         let Value::Array(groups) = list else {
-            return Err(format!("its \"hooks\".\"{event}\" is not a JSON list"));
+            return Err(Error::Shape(format!("\"hooks\".\"{event}\""), "list"));
         };
         let mut found = false;
         let mut emptied = Vec::new();
@@ -186,13 +200,13 @@ fn merge_hooks(
                 added.push(event);
             }
             None if emptied && groups.is_empty() => {
-                hooks.remove(event);
+                hooks.shift_remove(event);
             }
             _ => {}
         }
     }
     if want.is_none() && hooks.is_empty() && !removed.is_empty() {
-        root.remove("hooks");
+        root.shift_remove("hooks");
     }
     for (verb, events) in [("add", added), ("update", updated), ("remove", removed)] {
         if !events.is_empty() {
@@ -232,7 +246,7 @@ fn merge_status_line(
                 }
                 Some(_) => {}
                 None => {
-                    root.remove("statusLine");
+                    root.shift_remove("statusLine");
                     changes.push("remove the status line".into());
                 }
             }
@@ -244,10 +258,10 @@ fn merge_status_line(
 
 /// The bytes of `value` as a settings file: two-space indents like Claude Code's own, a
 /// final newline.
-pub fn render(value: &Value) -> String {
-    let mut text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".into());
+pub fn render(value: &Value) -> Result<String, Error> {
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| Error::Render(e.to_string()))?;
     text.push('\n');
-    text
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -270,11 +284,11 @@ mod tests {
         );
         assert_eq!(
             m.value["hooks"]["Stop"][0]["hooks"][0]["command"],
-            "/usr/local/bin/failover hook"
+            "/usr/local/bin/failover hook || true"
         );
         assert_eq!(
             m.value["statusLine"]["command"],
-            "/usr/local/bin/failover hook status-line"
+            "/usr/local/bin/failover hook status-line || true"
         );
         let again = merge(Some(&m.value), Some(&ours())).unwrap();
         assert!(again.changes.is_empty(), "{:?}", again.changes);
@@ -292,7 +306,7 @@ mod tests {
             m.changes,
             ["add hooks SessionStart, UserPromptSubmit, Stop, StopFailure"]
         );
-        let out = render(&m.value);
+        let out = render(&m.value).unwrap();
         // Each of the operator's lines is still there, in order, as it was.
         let mut rest = out.as_str();
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -309,7 +323,7 @@ mod tests {
         );
         assert_eq!(
             m.value["hooks"]["Stop"][1]["hooks"][0]["command"],
-            "/usr/local/bin/failover hook"
+            "/usr/local/bin/failover hook || true"
         );
         let keys: Vec<&String> = m.value.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["model", "permissions", "hooks", "statusLine"]);
@@ -318,7 +332,7 @@ mod tests {
     #[test]
     fn merge_should_update_our_entries_when_the_binary_moved_and_drop_duplicates() {
         let old = Commands::for_exe(Path::new("/opt/old dir/failover"));
-        assert_eq!(old.hook, "'/opt/old dir/failover' hook");
+        assert_eq!(old.hook, "'/opt/old dir/failover' hook || true");
         let mut v = merge(None, Some(&old)).unwrap().value;
         v["hooks"]["Stop"]
             .as_array_mut()
@@ -344,11 +358,18 @@ mod tests {
             .unwrap()
             .push(json!({"hooks": [{"type": "command", "command": "notify-send done"}]}));
         v["theme"] = json!("dark");
+        v["model"] = json!("opus");
         let m = merge(Some(&v), None).unwrap();
         assert_eq!(
             m.value,
             json!({"hooks": {"Stop": [{"hooks": [{"type": "command", "command": "notify-send done"}]}]},
-                   "theme": "dark"})
+                   "theme": "dark", "model": "opus"})
+        );
+        let keys: Vec<&String> = m.value.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            ["hooks", "theme", "model"],
+            "the operator's keys keep their order"
         );
         let none = merge(Some(&json!({"theme": "dark"})), None).unwrap();
         assert!(none.changes.is_empty());
@@ -369,6 +390,8 @@ mod tests {
     #[test]
     fn is_ours_should_know_our_commands_only() {
         assert!(is_ours("/usr/bin/failover hook", false));
+        assert!(is_ours("/usr/bin/failover hook || true", false));
+        assert!(!is_ours("/usr/bin/failover-notify hook", false));
         assert!(is_ours("'/a b/failover' hook status-line", true));
         assert!(!is_ours("/usr/bin/failover hook status-line", false));
         assert!(!is_ours("notify-send failover hook", false));

@@ -17,6 +17,7 @@ pub mod demo;
 pub mod notify;
 pub mod observe;
 pub mod plan;
+pub mod procfs;
 pub mod report;
 pub mod screen;
 pub mod sim;

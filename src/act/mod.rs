@@ -115,7 +115,8 @@ pub async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome, Error
 
 /// Merges failover's hooks and status line into the agent settings at `path` (or takes
 /// them out, `exe` being `None`), as the file is now: the operator's entries stay, its
-/// mode stays, and a file that is not valid JSON is left untouched.
+/// mode stays, a symbolic link is written through (the operator's dotfiles keep their
+/// link), and a file that is not valid JSON is left untouched.
 fn configure_agent(path: &Path, exe: Option<&Path>) -> Result<(), Error> {
     use crate::agent_settings::{self, Commands, Observed as File};
     let fail = |message: String| Error::Settings {
@@ -129,18 +130,24 @@ fn configure_agent(path: &Path, exe: Option<&Path>) -> Result<(), Error> {
         File::Unreadable(why) => return Err(fail(why)),
     };
     let commands = exe.map(Commands::for_exe);
-    let merged = agent_settings::merge(existing.as_ref(), commands.as_ref()).map_err(fail)?;
+    let merged = agent_settings::merge(existing.as_ref(), commands.as_ref())
+        .map_err(|e| fail(e.to_string()))?;
     if merged.changes.is_empty() {
         return Ok(());
     }
-    let mode = std::fs::metadata(path).ok().map(|m| m.permissions());
-    crate::state::write_atomic(path, agent_settings::render(&merged.value).as_bytes())
-        .map_err(|e| fail(e.to_string()))?;
+    let target = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path)
+            .map_err(|e| fail(format!("a link that leads nowhere: {e}")))?,
+        _ => path.to_path_buf(),
+    };
+    let text = agent_settings::render(&merged.value).map_err(|e| fail(e.to_string()))?;
+    let mode = std::fs::metadata(&target).ok().map(|m| m.permissions());
+    crate::state::write_atomic(&target, text.as_bytes()).map_err(|e| fail(e.to_string()))?;
     let mode = mode.unwrap_or_else(|| {
         use std::os::unix::fs::PermissionsExt;
         std::fs::Permissions::from_mode(0o644)
     });
-    std::fs::set_permissions(path, mode).map_err(|e| fail(e.to_string()))
+    std::fs::set_permissions(&target, mode).map_err(|e| fail(e.to_string()))
 }
 
 async fn execute_world(action: &Action, ctx: Context<'_>) -> Result<(), Error> {

@@ -156,11 +156,15 @@ pub struct Manifests {
 
 /// Parses the process arguments and runs the command.
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
-    if let Command::Hook(args) = cli.command {
-        // On the agent's hot path: no logging set up, nothing else.
-        return crate::report::hook::run(args.mode == Some(HookMode::StatusLine));
+    // `failover hook` is on the agent's hot path, and an exit code of 2 would make
+    // Claude Code block the prompt: its two forms skip argument parsing and logging.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    match args.iter().map(|a| a.to_str()).collect::<Vec<_>>()[..] {
+        [Some("hook")] => return crate::report::hook::run(false),
+        [Some("hook"), Some("status-line")] => return crate::report::hook::run(true),
+        _ => {}
     }
+    let cli = Cli::parse();
     let default_level = if matches!(cli.command, Command::Controller(_)) {
         "info"
     } else {

@@ -123,6 +123,8 @@ struct Controller {
     /// The last ledger event of each kind, not to journal it twice.
     last_events: HashMap<String, serde_json::Value>,
     reconciles: u64,
+    /// The facts in memory are not all on disk: the last save failed.
+    unsaved: bool,
 }
 
 /// Runs the controller on the manifests `files` until SIGTERM or SIGINT.
@@ -185,6 +187,7 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
         manifest_error: None,
         last_events: HashMap::new(),
         reconciles: 0,
+        unsaved: false,
     };
     let mut watches = Watches::new(queue.clone())?;
     watches.sync(&c.watch_list());
@@ -530,19 +533,30 @@ impl Controller {
                     .record("pruned", json!({"inbox": inbox.name, "files": pruned}));
             }
         }
+        // A hook killed between its write and its rename leaves a temp file behind.
+        let reports = self.settings.state_dir.join(crate::report::REPORTS_DIR);
+        if let Some(minute_ago) = std::time::SystemTime::now().checked_sub(Duration::from_secs(60))
+        {
+            crate::report::prune_temp(&reports, minute_ago);
+        }
         true
     }
 
-    /// Saves `facts` when they changed; false when they could not be written.
+    /// Saves `facts` when they changed or an earlier save failed; whether the facts on
+    /// disk are now these (only then may the reports they fold be deleted).
     fn save_facts(&mut self, facts: &Facts) -> bool {
-        if *facts == self.facts {
+        if *facts == self.facts && !self.unsaved {
             return true;
         }
         self.facts = facts.clone();
         match self.facts.save(&self.settings.state_dir) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.unsaved = false;
+                true
+            }
             Err(e) => {
-                error!(error = %e, "cannot save facts");
+                error!(error = %e, "cannot save facts; the agents' reports are kept");
+                self.unsaved = true;
                 false
             }
         }

@@ -179,12 +179,25 @@ pub async fn observe(
         screens,
         reports,
         agent_settings,
-        exe: std::env::current_exe().ok(),
+        exe: failover_exe(),
         evidence,
         turns,
         transcripts,
         facts,
     })
+}
+
+/// The failover binary the agents' hooks are to run: this process's executable. Once
+/// an upgrade replaced the file, Linux names it `… (deleted)`: the new file at the same
+/// path is the one to run.
+fn failover_exe() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let text = exe.to_string_lossy();
+    let exe = match text.strip_suffix(" (deleted)") {
+        Some(path) => PathBuf::from(path),
+        None => exe,
+    };
+    exe.is_file().then_some(exe)
 }
 
 /// Captures the visible screen of every live agent pane of a wanted session (a pool's

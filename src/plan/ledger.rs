@@ -152,7 +152,9 @@ pub(super) fn plan_ledger(
             if under == Some(&account)
                 && let Some(t) = f.task.as_mut().filter(|t| t.at_limit)
             {
+                // Its turn is over; the next is `continue`'s.
                 t.at_limit = false;
+                t.prompt_id = None;
                 t.stage = Stage::Resuming;
                 t.since = now;
             }

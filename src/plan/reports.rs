@@ -44,7 +44,8 @@ pub(super) fn fold(
     plan: &mut Plan,
 ) -> Vec<LimitReport> {
     let mut limits = Vec::new();
-    let local = Zoned::new(now, jiff::tz::TimeZone::UTC);
+    // As the screens are read: a reset time without a zone is the machine's local time.
+    let local = Zoned::new(now, jiff::tz::TimeZone::system());
     for (session, reports) in &o.reports {
         let pane = o
             .sessions
@@ -68,8 +69,14 @@ pub(super) fn fold(
                         conversation: conversation.clone(),
                         transcript: transcript.clone(),
                     });
-                    f.turn = None;
                     f.status_at = None;
+                    // Read after the agent's first prompt (its file landed late): that
+                    // prompt's task runs in this conversation.
+                    if let Some(t) = f.task.as_mut().filter(|t| t.prompt_id.is_some())
+                        && t.conversation.is_none()
+                    {
+                        t.conversation = Some((conversation.clone(), transcript.clone()));
+                    }
                 }
                 Event::Submitted {
                     prompt_id,
@@ -108,7 +115,7 @@ pub(super) fn fold(
                             account: account.clone(),
                             session: session.clone(),
                             message: message.clone(),
-                            resets_at: usage_reset(plan, account, now).or(reset),
+                            resets_at: reset.or_else(|| usage_reset(plan, account, now)),
                             at: r.at,
                         });
                     }
@@ -167,12 +174,16 @@ fn submitted(
         .filter(|a| r.pids.contains(&a.pid))
         .map(|a| (a.conversation.clone(), a.transcript.clone()));
     let Some(t) = f.task.as_mut() else { return };
+    // Only a prompt submitted after the task's text was pasted (a claim a crash left
+    // out of the facts has no paste time: its text is its proof).
+    let after_paste = t.pasted.is_none_or(|at| at <= r.at);
     let same_text = t.expect == Some(hash);
     let next_after_paste = current
         && t.prompt_id.is_none()
-        && t.pasted.is_some_and(|at| at <= r.at)
+        && t.pasted.is_some()
         && matches!(t.stage, Stage::Submitted(_) | Stage::Running);
-    if !(same_text || next_after_paste) || t.prompt_id.as_deref() == Some(prompt_id) {
+    if !after_paste || !(same_text || next_after_paste) || t.prompt_id.as_deref() == Some(prompt_id)
+    {
         return;
     }
     t.prompt_id = Some(prompt_id.to_owned());
@@ -215,14 +226,14 @@ fn classifier(m: &Manifests, name: &str) -> Option<std::sync::Arc<Classifier>> {
     Classifier::cached(&m.agent(agent)?.spec.screen)
 }
 
-/// When `account`'s used-up window resets, as its last usage reading says: the fullest
-/// window that has not reset yet.
+/// When `account`'s spent window resets, as its last usage reading says, when the
+/// limit's message names no time: a window at (or about) its limit that has not reset.
 fn usage_reset(plan: &Plan, account: &str, now: Timestamp) -> Option<Timestamp> {
     let reading = plan.facts.usage.get(account)?;
     reading
         .usage
         .windows()
-        .filter(|(_, w)| w.resets_at > now)
+        .filter(|(_, w)| w.resets_at > now && w.used >= 95.0)
         .max_by(|a, b| a.1.used.total_cmp(&b.1.used))
         .map(|(_, w)| w.resets_at)
 }
@@ -263,6 +274,18 @@ fn read_usage(
             ));
         }
     }
+    // Within one window use only grows: an agent redrawing figures it got earlier
+    // never lowers what another reported since.
+    let keep =
+        |new: Option<crate::report::Window>, old: Option<crate::report::Window>| match (new, old) {
+            (Some(n), Some(o)) if n.resets_at == o.resets_at && o.used > n.used => Some(o),
+            (n, _) => n,
+        };
+    let old = old.map(|o| o.usage).unwrap_or_default();
+    let usage = crate::report::Usage {
+        five_hour: keep(usage.five_hour, old.five_hour),
+        seven_day: keep(usage.seven_day, old.seven_day),
+    };
     plan.facts.usage.insert(
         account.to_owned(),
         UsageReading {

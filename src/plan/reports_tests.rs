@@ -191,7 +191,7 @@ fn a_usage_limit_the_agent_reports_should_exhaust_its_account_at_once_and_hold_t
 }
 
 #[test]
-fn a_limit_report_should_take_its_reset_from_the_status_line_first() {
+fn a_limit_report_without_a_reset_time_should_take_it_from_the_status_line() {
     let (m, mut o) = world();
     o.facts.usage.insert(
         "main".into(),
@@ -313,6 +313,11 @@ fn the_status_line_should_keep_each_accounts_use_and_journal_the_levels_crossed(
         .map(|(_, e)| e["level"].as_f64().unwrap())
         .collect();
     assert_eq!(crossed, [95.0], "the highest level crossed, once");
+    // A later redraw of older figures in the same window never lowers the use.
+    let mut o3 = with(&o, vec![report(usage(90.0), 5)]);
+    o3.facts = p.facts.clone();
+    let p3 = plan_with_tasks(&m, &o3, "failover", at(6));
+    assert_eq!(p3.facts.usage["main"].usage.five_hour.unwrap().used, 96.0);
     // An older reading read later changes nothing; the same one again journals nothing.
     let mut o2 = with(&o, vec![report(usage(10.0), -30), report(usage(96.0), 0)]);
     o2.facts = p.facts.clone();
@@ -337,4 +342,20 @@ fn folding_the_same_reports_twice_should_change_nothing_more() {
         panic!("{:?}", task(&p2));
     };
     assert_eq!(reply, "Done.");
+}
+
+#[test]
+fn a_prompt_reported_before_the_tasks_paste_should_never_be_the_tasks() {
+    let (m, o) = world();
+    // The same text, submitted before this try's paste (an earlier try's late report).
+    let o = with(
+        &o,
+        vec![
+            report(submitted("do it", "p0"), -5),
+            report(stopped("p0", "old"), -4),
+        ],
+    );
+    let p = plan_with_tasks(&m, &o, "failover", at(0));
+    assert_eq!(completed(&p), None, "{:?}", p.actions);
+    assert_eq!(task(&p).prompt_id, None);
 }

@@ -253,10 +253,16 @@ pub(super) fn plan_sessions(
         };
         let need = target.saturating_sub(keep.len());
         let mut chosen: Vec<&(u64, String)> = keep;
-        let free = names
+        // A session gone with its tmux server while its task's turn ran comes back to
+        // resume it, whatever the pool's size; then the lowest free names.
+        type Names<'n> = Vec<&'n (u64, String)>;
+        let (resuming, free): (Names, Names) = names
             .iter()
-            .filter(|(_, n)| !observed.sessions.contains_key(n));
-        chosen.extend(free.take(need));
+            .filter(|(_, n)| !observed.sessions.contains_key(n))
+            .partition(|(_, n)| view.resume_of(n, plan).is_some());
+        let need = need.saturating_sub(resuming.len());
+        chosen.extend(resuming);
+        chosen.extend(free.into_iter().take(need));
         if chosen.len() < min.min(target) {
             let taken: Vec<&str> = names
                 .iter()

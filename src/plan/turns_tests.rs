@@ -355,3 +355,25 @@ fn a_reported_turn_should_hold_a_session_until_it_ends_or_sits_cut_at_its_prompt
     let p = plan_with_tasks(&m, &o, "failover", at(0));
     assert!(moved(&p), "{:?}", p.actions);
 }
+
+#[test]
+fn a_session_gone_with_its_tmux_server_should_come_back_to_resume_its_task_beyond_min() {
+    let (m, mut o) = world(Stage::Running, IDLE_EMPTY);
+    // The task ran on the pool's fifth session (min is 3); the server died with it.
+    let mut t = task_mut(&mut o).clone();
+    o.facts.sessions.remove(W);
+    o.sessions.remove(W);
+    let far = "ccl-auto-15";
+    t.file = crate::tasks::active_name(far, 1, "t.md");
+    let transcript = std::path::PathBuf::from("/h/main/projects/-w/c1.jsonl");
+    t.conversation = Some(("c1".into(), transcript.clone()));
+    claimed(&mut o, far, t);
+    o.transcripts.insert(transcript);
+    let p = plan_with_tasks(&m, &o, "failover", at(0));
+    assert!(
+        p.actions.iter().any(|a| matches!(a, Action::CreateSession { session, resume: Some(_) } if session.name == far)),
+        "{:?}",
+        p.actions
+    );
+    assert!(!kinds(&p).contains(&"requeue"), "{:?}", p.actions);
+}

@@ -16,11 +16,16 @@ use serde_json::Value;
 
 use super::{ENV_ACCOUNT, ENV_REPORTS, ENV_SESSION, Record, STATUS_LINE, Usage, valid_session};
 
+/// The most of its input the hook keeps: more is drained and not recorded.
+const MAX_INPUT: u64 = 32 << 20;
+
 /// Runs the hook (`status_line`: as the status line, printing the footer). Always
 /// exit 0.
 pub fn run(status_line: bool) -> ExitCode {
     let mut input = Vec::new();
-    let read = std::io::stdin().read_to_end(&mut input).is_ok();
+    let mut stdin = std::io::stdin().lock();
+    let read = (&mut stdin).take(MAX_INPUT).read_to_end(&mut input).is_ok()
+        && std::io::copy(&mut stdin, &mut std::io::sink()).is_ok_and(|rest| rest == 0);
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let Some(session) = env(ENV_SESSION).filter(|s| valid_session(s)) else {
         return ExitCode::SUCCESS;
@@ -64,18 +69,10 @@ pub fn run(status_line: bool) -> ExitCode {
 fn parents() -> Vec<u32> {
     let parent = std::os::unix::process::parent_id();
     let mut pids = vec![parent];
-    if let Some(grand) = parent_of(parent) {
+    if let Some(grand) = crate::procfs::parent(parent) {
         pids.push(grand);
     }
     pids
-}
-
-/// The parent of `pid`, from `/proc/<pid>/stat` (the field after the state, which
-/// follows the command name in parentheses).
-fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// The status line failover draws under the agent's input box: the account, each
@@ -142,12 +139,5 @@ mod tests {
             "account b · 7d 17% · resets Dec 3 00:00"
         );
         assert_eq!(footer(None, None, now, &tz), "account ?");
-    }
-
-    #[test]
-    fn parent_of_should_read_the_parent_pid() {
-        let me = std::process::id();
-        assert_eq!(parent_of(me), Some(std::os::unix::process::parent_id()));
-        assert_eq!(parent_of(0), None);
     }
 }

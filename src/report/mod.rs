@@ -208,41 +208,53 @@ impl Event {
     /// Reads a record's payload.
     pub fn of(record: &Record) -> Event {
         let p = &record.payload;
-        let text = |key: &str| p.get(key).and_then(Value::as_str).map(str::to_owned);
         let parsed = match record.event.as_str() {
             STATUS_LINE => Some(Event::Status {
                 usage: Usage::from_status(p),
             }),
-            "SessionStart" => (|| {
-                Some(Event::Started {
-                    conversation: text("session_id")?,
-                    transcript: PathBuf::from(text("transcript_path")?),
-                    resumed: text("source").as_deref() == Some("resume"),
-                })
-            })(),
-            "UserPromptSubmit" => (|| {
-                Some(Event::Submitted {
-                    prompt_id: text("prompt_id")?,
-                    prompt_hash: text_hash(p.get("prompt")?.as_str()?),
-                })
-            })(),
-            "Stop" => (|| {
-                Some(Event::Stopped {
-                    prompt_id: text("prompt_id")?,
-                    reply: text("last_assistant_message").unwrap_or_default(),
-                })
-            })(),
-            "StopFailure" => (|| {
-                Some(Event::Failed {
-                    prompt_id: text("prompt_id")?,
-                    error: text("error").unwrap_or_else(|| "unknown".into()),
-                    message: text("last_assistant_message").unwrap_or_default(),
-                })
-            })(),
+            "SessionStart" => started(p),
+            "UserPromptSubmit" => submitted(p),
+            "Stop" => stopped(p),
+            "StopFailure" => failed(p),
             other => return Event::Other(other.to_owned()),
         };
         parsed.unwrap_or_else(|| Event::Other(format!("{} without its fields", record.event)))
     }
+}
+
+/// The string at `key` of a payload.
+fn text(p: &Value, key: &str) -> Option<String> {
+    p.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn started(p: &Value) -> Option<Event> {
+    Some(Event::Started {
+        conversation: text(p, "session_id")?,
+        transcript: PathBuf::from(text(p, "transcript_path")?),
+        resumed: text(p, "source").as_deref() == Some("resume"),
+    })
+}
+
+fn submitted(p: &Value) -> Option<Event> {
+    Some(Event::Submitted {
+        prompt_id: text(p, "prompt_id")?,
+        prompt_hash: text_hash(p.get("prompt")?.as_str()?),
+    })
+}
+
+fn stopped(p: &Value) -> Option<Event> {
+    Some(Event::Stopped {
+        prompt_id: text(p, "prompt_id")?,
+        reply: text(p, "last_assistant_message").unwrap_or_default(),
+    })
+}
+
+fn failed(p: &Value) -> Option<Event> {
+    Some(Event::Failed {
+        prompt_id: text(p, "prompt_id")?,
+        error: text(p, "error").unwrap_or_else(|| "unknown".into()),
+        message: text(p, "last_assistant_message").unwrap_or_default(),
+    })
 }
 
 /// The file name of a report of `session` written at `at` by process `pid`: names sort
@@ -321,6 +333,28 @@ pub fn read_all(dir: &Path) -> std::collections::BTreeMap<String, Vec<Report>> {
         out.entry(session.to_owned()).or_default().push(report);
     }
     out
+}
+
+/// Deletes the temp files of `dir` last changed before `cutoff` (their hook was killed
+/// between write and rename); how many went.
+pub fn prune_temp(dir: &Path, cutoff: std::time::SystemTime) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with('.') && name.ends_with(".tmp")
+        })
+        .filter(|e| {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < cutoff)
+        })
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
 }
 
 fn read_one(path: &Path) -> Result<Record, String> {

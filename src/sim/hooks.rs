@@ -28,9 +28,13 @@ impl Hooks {
         let Ok(settings) = serde_json::from_slice::<Value>(&bytes) else {
             return Self::default();
         };
+        // The words before a `||`: what runs first (the stand-in ignores exit codes, so
+        // `A || true` is `A`).
         let argv = |v: &Value| {
             let command = v.get("command")?.as_str()?;
-            shell_words::split(command).ok().filter(|a| !a.is_empty())
+            let words = shell_words::split(command).ok()?;
+            let first: Vec<String> = words.split(|w| w == "||").next()?.to_vec();
+            (!first.is_empty()).then_some(first)
         };
         let mut events: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
         if let Some(Value::Object(hooks)) = settings.get("hooks") {

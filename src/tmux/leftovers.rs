@@ -42,7 +42,7 @@ pub fn end_leftovers(dir: &Path, server: &Server, owner: &str) -> Vec<u32> {
             continue;
         };
         // A live process other than this one still owns its clients.
-        if starter != me && alive(starter) {
+        if starter != me && crate::procfs::alive(starter) {
             continue;
         }
         let pids = std::fs::read_to_string(entry.path()).unwrap_or_default();
@@ -54,15 +54,6 @@ pub fn end_leftovers(dir: &Path, server: &Server, owner: &str) -> Vec<u32> {
         let _ = std::fs::remove_file(entry.path());
     }
     ended
-}
-
-/// Whether `pid` runs (and is not a zombie).
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X")
-    })
 }
 
 /// Whether `pid` is a tmux control client of `server` attached to `owner`'s control
@@ -132,7 +123,5 @@ mod tests {
         assert!(records.join("1").exists());
         let _ = other.kill();
         let _ = other.wait();
-        assert!(alive(std::process::id()));
-        assert!(!alive(999_999_999));
     }
 }

@@ -1,0 +1,36 @@
+//! What `/proc/<pid>/stat` says of a process: its state and its parent. The command
+//! name is in parentheses and may hold spaces and parentheses itself, so the fields are
+//! read after its last `)`.
+
+/// The fields of `/proc/<pid>/stat` after the command name: state, parent pid, …
+fn fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    Some(after.split_whitespace().map(str::to_owned).collect())
+}
+
+/// The parent of `pid`.
+pub fn parent(pid: u32) -> Option<u32> {
+    fields(pid)?.get(1)?.parse().ok()
+}
+
+/// Whether `pid` runs (exists and is not a zombie).
+pub fn alive(pid: u32) -> bool {
+    fields(pid)
+        .and_then(|f| f.into_iter().next())
+        .is_some_and(|state| state != "Z" && state != "X")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_should_run_under_its_parent() {
+        let me = std::process::id();
+        assert!(alive(me));
+        assert_eq!(parent(me), Some(std::os::unix::process::parent_id()));
+        assert!(!alive(0));
+        assert_eq!(parent(0), None);
+    }
+}
