@@ -371,10 +371,15 @@ fn tell(e: &serde_json::Value) -> Option<String> {
         |a: &serde_json::Value| format!("{} ({})", s(&a["task"]["name"]), s(&a["task"]["session"]));
     Some(match (s(&e["event"]).as_str(), s(&a["action"]).as_str()) {
         ("taskClaimed", _) => format!("dispatch {}: it is idle and the task waits", task(a)),
-        ("taskDone", _) => format!("done {}: back at its prompt", task(a)),
+        ("taskDone", _) => format!("done {}: its agent's {}", task(a), s(&a["how"])),
         ("quotaDetected", _) => format!(
-            "quota on account {} read on {}'s screen: \"{}\"{}",
+            "quota on account {} {} {}: \"{}\"{}",
             s(&e["account"]),
+            if e["source"] == "report" {
+                "reported by the agent of"
+            } else {
+                "read on the screen of"
+            },
             s(&e["session"]),
             s(&e["line"]),
             if e["confirmed"] == true {

@@ -37,7 +37,8 @@ fn the_demo_should_tell_the_whole_story_and_clean_up() {
         "attach and watch: tmux -S ",
         // What the controller did and why, as it happened.
         "dispatch task-01.md (demo-",
-        "quota on account main read on demo-",
+        "quota on account main reported by the agent of demo-",
+        "(demo-0): its agent's Stop report",
         "move desk from main to backup, resuming its conversation",
         ": the resumed agent carries on",
     ] {

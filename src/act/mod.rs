@@ -94,17 +94,18 @@ pub async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome, Error
             from_home,
             pid,
             resume,
+            conversation,
             ..
         } => {
-            move_session(
-                ctx,
-                session,
-                pane,
-                from_home.as_deref(),
-                *pid,
-                resume.as_deref(),
-            )
-            .await
+            let held = match conversation {
+                Some((id, transcript)) => Some((id.clone(), transcript.is_file())),
+                None => from_home.as_deref().and_then(|home| {
+                    let id = crate::conversation::of_agent(home, *pid)?;
+                    let path = crate::conversation::transcript(home, &session.workdir, &id);
+                    Some((id, path.is_file()))
+                }),
+            };
+            move_session(ctx, session, pane, held, resume.as_deref()).await
         }
         Action::ConfigureAgent { path, exe, .. } => {
             configure_agent(path, exe.as_deref()).map(|()| Outcome::Done)
@@ -189,26 +190,20 @@ async fn execute_world(action: &Action, ctx: Context<'_>) -> Result<(), Error> {
     }
 }
 
-/// Restarts a session's agent under its new account. With `resume`, the conversation
-/// named by the agent's `sessions/<pid>.json` in the old home is resumed; a session
-/// whose conversation cannot be named is left untouched (a dedicated one) or started
-/// afresh (a pool one without a task to carry on).
+/// Restarts a session's agent under its new account. With `resume`, its conversation
+/// (the id, and whether its transcript holds anything) is resumed; a session whose
+/// conversation cannot be named is left untouched (a dedicated one) or started afresh
+/// (a pool one without a task to carry on).
 async fn move_session(
     ctx: Context<'_>,
     session: &SessionSpec,
     pane: &str,
-    from_home: Option<&Path>,
-    pid: u32,
+    conversation: Option<(String, bool)>,
     resume: Option<&[String]>,
 ) -> Result<Outcome, Error> {
     let mut spec = session.clone();
     let mut resumed = None;
     if let Some(args) = resume {
-        let conversation = from_home.and_then(|home| {
-            let id = crate::conversation::of_agent(home, pid)?;
-            let recorded = crate::conversation::transcript(home, &spec.workdir, &id).is_file();
-            Some((id, recorded))
-        });
         match conversation {
             Some((id, true)) => {
                 spec.command

@@ -112,6 +112,10 @@ pub enum Action {
         /// The profile's resume arguments (`{sessionId}` to fill in), when the
         /// conversation is to be resumed; `None` starts afresh.
         resume: Option<Vec<String>>,
+        /// The conversation the agent holds and its transcript, as its `SessionStart`
+        /// report named them; without one, its `sessions/<pid>.json` in `from_home`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        conversation: Option<(String, PathBuf)>,
     },
     /// Kill one of our sessions.
     DeleteSession {

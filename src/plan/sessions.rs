@@ -69,7 +69,15 @@ impl Ctx<'_> {
             .as_ref()
             .and_then(|a| self.m.accounts.iter().find(|x| &x.name == a))
             .map(|a| a.spec.home.clone());
+        let conversation = plan
+            .facts
+            .sessions
+            .get(&s.name)
+            .and_then(|f| f.agent.as_ref())
+            .filter(|a| a.pid == s.pane.pid)
+            .map(|a| (a.conversation.clone(), a.transcript.clone()));
         plan.act(Action::MoveSession {
+            conversation,
             from: s.account.clone(),
             from_home,
             pid: s.pane.pid,
