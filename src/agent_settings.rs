@@ -167,7 +167,8 @@ fn merge_hooks(
                 let Some(Value::String(command)) = entry.get_mut("command") else {
                     return true;
                 };
-                if !is_ours(command, false) {
+                let exact = want.is_some_and(|w| *command == w.hook);
+                if !exact && !is_ours(command, false) {
                     return true;
                 }
                 match want {
@@ -236,7 +237,7 @@ fn merge_status_line(
             false
         }
         (None, None) => false,
-        (Some(Some(c)), want) if is_ours(&c, true) => {
+        (Some(Some(c)), want) if is_ours(&c, true) || want.is_some_and(|w| c == w.status_line) => {
             match want {
                 Some(w) if c != w.status_line => {
                     if let Some(Value::Object(s)) = root.get_mut("statusLine") {
@@ -348,6 +349,15 @@ mod tests {
             ]
         );
         assert_eq!(m.value["hooks"]["Stop"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn merge_should_know_its_own_commands_whatever_the_binary_is_called() {
+        let renamed = Commands::for_exe(Path::new("/opt/bin/fo"));
+        let v = merge(None, Some(&renamed)).unwrap().value;
+        let again = merge(Some(&v), Some(&renamed)).unwrap();
+        assert!(again.changes.is_empty(), "{:?}", again.changes);
+        assert_eq!(again.value, v, "nothing added twice");
     }
 
     #[test]
