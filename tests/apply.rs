@@ -435,7 +435,7 @@ fn apply_should_merge_the_agent_hooks_into_each_home_and_keep_the_operators_sett
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains(&format!(
-            "~ agent settings {} (account solo): add hooks SessionStart, UserPromptSubmit, Stop, StopFailure",
+            "~ agent settings {} (account solo): add hooks SessionStart, UserPromptSubmit, Stop, StopFailure; keep the operator's own status line (this account's use is not read)",
             settings.display()
         )),
         "{out}"

@@ -657,7 +657,7 @@ impl Controller {
                 "allExhausted" => warn!(%detail, "every account is exhausted; sessions wait"),
                 "allOverThreshold" => warn!(
                     %detail,
-                    "every account is over quota.moveAt; no session moves and no new task starts"
+                    "no account under quota.moveAt to move to; no session moves and no new task starts"
                 ),
                 _ => info!(%detail, "{kind}"),
             }

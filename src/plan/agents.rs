@@ -63,12 +63,20 @@ pub(super) fn plan_agent_settings(m: &Manifests, o: &Observed, plan: &mut Plan) 
         };
         match agent_settings::merge(existing, want.then_some(&commands)) {
             Ok(merged) if merged.changes.is_empty() => {}
-            Ok(merged) => plan.act(Action::ConfigureAgent {
-                account: account.name.clone(),
-                path,
-                exe: want.then(|| exe.to_path_buf()),
-                changes: merged.changes,
-            }),
+            Ok(mut merged) => {
+                if merged.foreign_status_line {
+                    merged.changes.push(
+                        "keep the operator's own status line (this account's use is not read)"
+                            .into(),
+                    );
+                }
+                plan.act(Action::ConfigureAgent {
+                    account: account.name.clone(),
+                    path,
+                    exe: want.then(|| exe.to_path_buf()),
+                    changes: merged.changes,
+                });
+            }
             Err(why) => plan.refuse(
                 path.display().to_string(),
                 format!("account {}: {why}; left as it is", account.name),

@@ -245,6 +245,33 @@ pub(super) fn used(facts: &Facts, account: &str, now: Timestamp) -> Option<f64> 
     facts.usage.get(account)?.usage.used_at(now)
 }
 
+/// Says why waiting tasks do not start while the active account is over `quota.moveAt`.
+pub(super) fn refuse_intake(
+    m: &Manifests,
+    o: &Observed,
+    account: &str,
+    now: Timestamp,
+    plan: &mut Plan,
+) {
+    let waiting: usize = o
+        .inboxes
+        .values()
+        .map(|i| i.waiting.iter().filter(|w| !w.link).count())
+        .sum();
+    if waiting == 0 {
+        return;
+    }
+    let used = used(&plan.facts, account, now).unwrap_or(0.0);
+    let at = m.controller.spec.quota.move_at.unwrap_or(100);
+    plan.refuse(
+        format!("account {account}"),
+        format!(
+            "at {used:.0}% of a usage window (moveAt {at}%) it takes no new task: \
+             {waiting} task(s) wait for another account to take over or a window to reset"
+        ),
+    );
+}
+
 /// Whether `account` is at or over `quota.moveAt`: it takes no new task, and its
 /// sessions move at safe points.
 pub(super) fn over(m: &Manifests, facts: &Facts, account: &str, now: Timestamp) -> bool {
@@ -301,16 +328,22 @@ fn choose_account(
                 _ => (Some(c), None),
             }
         }
-        Some(c) if cooling => (Some(c), None),
         Some(c) if available(facts, c, now) => {
-            // Over the threshold: move only to an account that is not.
+            // Over the threshold: move only to an account that is not, after the
+            // cooldown; with none, stay and say so.
             let used = used(facts, &c.name, now).unwrap_or(0.0);
             let at = spec.move_at.unwrap_or(100);
             match roomiest {
-                Some(n) if n.name != c.name && usable(n) => (
-                    Some(n),
-                    Some(format!("usage {used:.0}% reached moveAt {at}%")),
-                ),
+                Some(n) if n.name != c.name && usable(n) => {
+                    if cooling {
+                        (Some(c), None)
+                    } else {
+                        (
+                            Some(n),
+                            Some(format!("usage {used:.0}% reached moveAt {at}%")),
+                        )
+                    }
+                }
                 _ => {
                     events.push((
                         "allOverThreshold".into(),
@@ -320,6 +353,7 @@ fn choose_account(
                 }
             }
         }
+        Some(c) if cooling => (Some(c), None),
         Some(_) => (roomiest, Some("quota exhausted".to_owned())),
     };
     let Some(next) = next else {

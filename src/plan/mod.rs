@@ -504,6 +504,9 @@ fn plan_all(
     view.bookkeep(&mut plan);
     if with_tasks {
         view.plan_tasks(&mut plan);
+        if let Some(a) = account.as_deref().filter(|_| intake.is_none()) {
+            ledger::refuse_intake(m, observed, a, now, &mut plan);
+        }
     }
     sessions::plan_sessions(m, observed, owner, now, &broken, &view, &mut plan);
     // A session being moved gets no text this time: the next plan sees its new agent.

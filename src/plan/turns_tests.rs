@@ -305,6 +305,13 @@ fn an_account_over_move_at_should_take_no_new_task() {
     assert!(dispatched(&p).is_empty());
     assert_eq!(p.account.as_deref(), Some("main"));
     assert!(p.events.iter().any(|(k, _)| k == "allOverThreshold"));
+    assert!(
+        p.refused
+            .iter()
+            .any(|r| r.object == "account main" && r.reason.contains("1 task(s) wait")),
+        "the operator is told why: {:?}",
+        p.refused
+    );
     assert!(!p.events.iter().any(|(k, _)| k == "swap"));
     // Past the window's reset the reading counts for nothing.
     let p = plan_with_tasks(&m, &o, "failover", at(3601));
