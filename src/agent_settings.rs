@@ -74,7 +74,13 @@ impl Observed {
                 Ok(v) => Observed::Json(v),
                 Err(e) => Observed::Invalid(e.to_string()),
             },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Observed::Missing,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if std::fs::symlink_metadata(path).is_ok() {
+                    Observed::Unreadable("a symbolic link to a file that does not exist".into())
+                } else {
+                    Observed::Missing
+                }
+            }
             Err(e) => Observed::Unreadable(e.to_string()),
         }
     }
@@ -421,5 +427,8 @@ mod tests {
         assert!(why.contains("line 3"), "{why}");
         std::fs::write(&path, "{}").unwrap();
         assert_eq!(Observed::read(&path), Observed::Json(json!({})));
+        let link = dir.path().join("linked.json");
+        std::os::unix::fs::symlink(dir.path().join("gone.json"), &link).unwrap();
+        assert!(matches!(Observed::read(&link), Observed::Unreadable(why) if why.contains("link")));
     }
 }

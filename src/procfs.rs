@@ -14,6 +14,12 @@ pub fn parent(pid: u32) -> Option<u32> {
     fields(pid)?.get(1)?.parse().ok()
 }
 
+/// When `pid` started, in clock ticks since boot: with the pid, it names one process
+/// (pids are reused, start times with them are not).
+pub fn start_time(pid: u32) -> Option<u64> {
+    fields(pid)?.get(19)?.parse().ok()
+}
+
 /// Whether `pid` runs (exists and is not a zombie).
 pub fn alive(pid: u32) -> bool {
     fields(pid)
@@ -31,6 +37,8 @@ mod tests {
         assert!(alive(me));
         assert_eq!(parent(me), Some(std::os::unix::process::parent_id()));
         assert!(!alive(0));
+        assert!(start_time(me).is_some());
+        assert!(start_time(me) >= start_time(std::os::unix::process::parent_id()));
         assert_eq!(parent(0), None);
     }
 }

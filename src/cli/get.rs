@@ -178,14 +178,13 @@ fn accounts(m: &Manifests, o: &Observed, owner: &str) -> Rows {
         .into_iter()
         .map(|a| {
             let until = o.facts.exhausted_until.get(&a.name).filter(|t| **t > now);
-            let state = if Some(&a.name) == active.as_ref() {
-                "active"
-            } else if until.is_some() {
-                "exhausted"
-            } else if plan::over_threshold(m, &plan.facts, &a.name, now) {
-                "over moveAt"
-            } else {
-                "available"
+            let over = plan::over_threshold(m, &plan.facts, &a.name, now);
+            let state = match (Some(&a.name) == active.as_ref(), until.is_some(), over) {
+                (true, _, true) => "active, over moveAt (new tasks wait)",
+                (true, _, false) => "active",
+                (false, true, _) => "exhausted",
+                (false, false, true) => "over moveAt",
+                (false, false, false) => "available",
             };
             let sessions = o
                 .sessions

@@ -647,7 +647,7 @@ impl Controller {
         for (kind, detail) in &plan.events {
             let repeats = matches!(
                 kind.as_str(),
-                "allExhausted" | "quotaDetected" | "allOverThreshold"
+                "allExhausted" | "quotaDetected" | "allOverThreshold" | "intakeHeld"
             );
             if repeats && self.last_events.get(kind) == Some(detail) {
                 continue;
@@ -655,6 +655,7 @@ impl Controller {
             match kind.as_str() {
                 "swap" => warn!(%detail, "account swap"),
                 "allExhausted" => warn!(%detail, "every account is exhausted; sessions wait"),
+                "intakeHeld" => warn!(%detail, "new tasks wait"),
                 "allOverThreshold" => warn!(
                     %detail,
                     "no account under quota.moveAt to move to; no session moves and no new task starts"

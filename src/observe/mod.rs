@@ -191,7 +191,12 @@ pub async fn observe(
 /// an upgrade replaced the file, Linux names it `… (deleted)`: the new file at the same
 /// path is the one to run.
 fn failover_exe() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
+    upgraded(std::env::current_exe().ok()?)
+}
+
+/// `exe` without the ` (deleted)` Linux adds once the file was replaced, if a file is
+/// there.
+fn upgraded(exe: PathBuf) -> Option<PathBuf> {
     let text = exe.to_string_lossy();
     let exe = match text.strip_suffix(" (deleted)") {
         Some(path) => PathBuf::from(path),
@@ -282,6 +287,17 @@ pub fn parse_panes(lines: &[String], control: &str) -> BTreeMap<String, Session>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hooks_should_run_the_binary_at_its_path_after_an_upgrade_replaced_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("failover");
+        std::fs::write(&exe, "").unwrap();
+        let replaced = PathBuf::from(format!("{} (deleted)", exe.display()));
+        assert_eq!(upgraded(replaced), Some(exe.clone()));
+        assert_eq!(upgraded(exe.clone()), Some(exe));
+        assert_eq!(upgraded(dir.path().join("gone (deleted)")), None);
+    }
 
     fn line(fields: &[&str]) -> String {
         fields.join("\u{1f}")

@@ -245,31 +245,21 @@ pub(super) fn used(facts: &Facts, account: &str, now: Timestamp) -> Option<f64> 
     facts.usage.get(account)?.usage.used_at(now)
 }
 
-/// Says why waiting tasks do not start while the active account is over `quota.moveAt`.
-pub(super) fn refuse_intake(
-    m: &Manifests,
-    o: &Observed,
-    account: &str,
-    now: Timestamp,
-    plan: &mut Plan,
-) {
-    let waiting: usize = o
+/// Says why waiting tasks do not start while the active account is over `quota.moveAt`:
+/// an event (`intakeHeld`, journaled once), not a refusal, since nothing is wrong.
+pub(super) fn hold_intake(m: &Manifests, o: &Observed, account: &str, plan: &mut Plan) {
+    let waiting = o
         .inboxes
         .values()
-        .map(|i| i.waiting.iter().filter(|w| !w.link).count())
-        .sum();
-    if waiting == 0 {
-        return;
+        .any(|i| i.waiting.iter().any(|w| !w.link));
+    if waiting {
+        let at = m.controller.spec.quota.move_at.unwrap_or(100);
+        plan.events.push((
+            "intakeHeld".into(),
+            json!({"account": account, "moveAt": at,
+                   "reason": "the active account is over quota.moveAt: new tasks wait for another account or a window's reset"}),
+        ));
     }
-    let used = used(&plan.facts, account, now).unwrap_or(0.0);
-    let at = m.controller.spec.quota.move_at.unwrap_or(100);
-    plan.refuse(
-        format!("account {account}"),
-        format!(
-            "at {used:.0}% of a usage window (moveAt {at}%) it takes no new task: \
-             {waiting} task(s) wait for another account to take over or a window to reset"
-        ),
-    );
 }
 
 /// Whether `account` is at or over `quota.moveAt`: it takes no new task, and its
@@ -347,7 +337,7 @@ fn choose_account(
                 _ => {
                     events.push((
                         "allOverThreshold".into(),
-                        json!({"account": c.name, "used": used, "moveAt": at}),
+                        json!({"account": c.name, "moveAt": at}),
                     ));
                     (Some(c), None)
                 }

@@ -505,7 +505,7 @@ fn plan_all(
     if with_tasks {
         view.plan_tasks(&mut plan);
         if let Some(a) = account.as_deref().filter(|_| intake.is_none()) {
-            ledger::refuse_intake(m, observed, a, now, &mut plan);
+            ledger::hold_intake(m, observed, a, &mut plan);
         }
     }
     sessions::plan_sessions(m, observed, owner, now, &broken, &view, &mut plan);

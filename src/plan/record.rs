@@ -105,12 +105,12 @@ pub fn record(
             // A fresh agent: a task it had is sent again from the start.
             Outcome::Done | Outcome::Sent(_) => {
                 set_stage(facts, &session.name, Stage::Starting, now);
+                // A turn that ended stays ended: the task completes, never runs again.
                 if let Some(t) = task_of(facts, &session.name) {
                     t.prompt_id = None;
                     t.at_limit = false;
                     t.seen_busy = false;
                     t.conversation = None;
-                    t.ended = None;
                 }
             }
             Outcome::Rejected(_) => {}

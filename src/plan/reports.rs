@@ -238,7 +238,9 @@ fn usage_reset(plan: &Plan, account: &str, now: Timestamp) -> Option<Timestamp> 
         .map(|(_, w)| w.resets_at)
 }
 
-/// Takes a newer usage reading of `account`, journaling each level it crossed.
+/// Takes a newer usage reading of `account`, journaling each level it crossed. Within
+/// one window use only grows, and a window is never replaced by an earlier one: an agent
+/// redrawing figures it got before never lowers what another reported since.
 fn read_usage(
     m: &Manifests,
     plan: &mut Plan,
@@ -248,17 +250,29 @@ fn read_usage(
     at: Timestamp,
     now: Timestamp,
 ) {
+    use crate::report::Window;
     let old = plan.facts.usage.get(account);
     if old.is_some_and(|o| o.at >= at) {
         return;
     }
+    let old_usage = old.map(|o| o.usage).unwrap_or_default();
+    let keep = |new: Option<Window>, old: Option<Window>| match (new, old) {
+        (Some(n), Some(o)) if o.resets_at > n.resets_at => Some(o),
+        (Some(n), Some(o)) if o.resets_at == n.resets_at && o.used > n.used => Some(o),
+        (n, o) => n.or(o),
+    };
+    let usage = crate::report::Usage {
+        five_hour: keep(usage.five_hour, old_usage.five_hour),
+        seven_day: keep(usage.seven_day, old_usage.seven_day),
+    };
     let mut levels: Vec<f64> = LEVELS.to_vec();
     if let Some(at) = m.controller.spec.quota.move_at {
         levels.push(f64::from(at));
     }
     for (window, w) in usage.windows() {
-        let before = old
-            .and_then(|o| o.usage.windows().find(|(n, _)| *n == window))
+        let before = old_usage
+            .windows()
+            .find(|(n, _)| *n == window)
             .filter(|(_, ow)| ow.resets_at > now)
             .map_or(0.0, |(_, ow)| ow.used);
         let crossed = levels
@@ -274,18 +288,6 @@ fn read_usage(
             ));
         }
     }
-    // Within one window use only grows: an agent redrawing figures it got earlier
-    // never lowers what another reported since.
-    let keep =
-        |new: Option<crate::report::Window>, old: Option<crate::report::Window>| match (new, old) {
-            (Some(n), Some(o)) if n.resets_at == o.resets_at && o.used > n.used => Some(o),
-            (n, _) => n,
-        };
-    let old = old.map(|o| o.usage).unwrap_or_default();
-    let usage = crate::report::Usage {
-        five_hour: keep(usage.five_hour, old.five_hour),
-        seven_day: keep(usage.seven_day, old.seven_day),
-    };
     plan.facts.usage.insert(
         account.to_owned(),
         UsageReading {

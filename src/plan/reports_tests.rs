@@ -359,3 +359,90 @@ fn a_prompt_reported_before_the_tasks_paste_should_never_be_the_tasks() {
     assert_eq!(completed(&p), None, "{:?}", p.actions);
     assert_eq!(task(&p).prompt_id, None);
 }
+
+#[test]
+fn a_session_start_read_after_the_first_prompt_should_still_name_the_tasks_conversation() {
+    let (m, o) = world();
+    let p1 = plan_with_tasks(
+        &m,
+        &with(&o, vec![report(submitted("do it", "p1"), 0)]),
+        "failover",
+        at(1),
+    );
+    assert_eq!(task(&p1).conversation, None, "not known yet");
+    let mut o2 = with(
+        &o,
+        vec![report(
+            Event::Started {
+                conversation: "c1".into(),
+                transcript: "/h/main/projects/-w/c1.jsonl".into(),
+                resumed: false,
+            },
+            -3,
+        )],
+    );
+    o2.facts = p1.facts.clone();
+    let p2 = plan_with_tasks(&m, &o2, "failover", at(2));
+    assert_eq!(task(&p2).conversation.map(|c| c.0).as_deref(), Some("c1"));
+    assert_eq!(
+        p2.facts.sessions[W].turn.as_deref(),
+        Some("p1"),
+        "the turn stays open"
+    );
+}
+
+#[test]
+fn the_reset_a_limits_message_names_should_win_over_the_status_line() {
+    let (m, mut o) = world();
+    o.facts.usage.insert(
+        "main".into(),
+        crate::state::UsageReading {
+            usage: Usage {
+                five_hour: Some(Window {
+                    used: 100.0,
+                    resets_at: "2026-11-21T09:30:00Z".parse().unwrap(),
+                }),
+                seven_day: None,
+            },
+            at: at(-3600),
+            session: W.into(),
+        },
+    );
+    let limit = Event::Failed {
+        prompt_id: "p1".into(),
+        error: "rate_limit".into(),
+        message: "You've hit your weekly limit · resets 11pm (UTC)".into(),
+    };
+    let p = plan_with_tasks(&m, &with(&o, vec![report(limit, 1)]), "failover", at(2));
+    assert_eq!(
+        p.facts.exhausted_until["main"].to_string(),
+        "2026-11-21T23:00:00Z"
+    );
+}
+
+#[test]
+fn a_limit_read_again_after_its_account_recovered_should_not_hold_the_task_again() {
+    let (m, o) = world();
+    let limit = Event::Failed {
+        prompt_id: "p1".into(),
+        error: "rate_limit".into(),
+        message: "You've hit your 5-hour limit · resets 7am (UTC)".into(),
+    };
+    let reports = vec![report(submitted("do it", "p1"), 0), report(limit, 1)];
+    // One account only, so the task waits at its limit.
+    let one = manifests(&format!(
+        "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: main}}\nspec: {{home: /h/main}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: auto}}\nspec: {{prefix: ccl-auto-, startIndex: 11, min: 1, max: 1, workdir: /w}}\n{INBOX}"
+    ));
+    let _ = m;
+    let p1 = plan_with_tasks(&one, &with(&o, reports.clone()), "failover", at(2));
+    assert!(task(&p1).at_limit);
+    // Past the reset (07:00): the task carries on; the same report read again (the
+    // controller died before deleting it) does not hold it again.
+    let mut again = with(&o, reports);
+    again.facts = p1.facts.clone();
+    let later: jiff::Timestamp = "2026-11-21T07:00:05Z".parse().unwrap();
+    let p2 = plan_with_tasks(&one, &again, "failover", later);
+    let t = task(&p2);
+    assert_eq!((t.at_limit, t.stage), (false, Stage::Resuming), "{t:?}");
+}

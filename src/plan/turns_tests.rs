@@ -305,13 +305,13 @@ fn an_account_over_move_at_should_take_no_new_task() {
     assert!(dispatched(&p).is_empty());
     assert_eq!(p.account.as_deref(), Some("main"));
     assert!(p.events.iter().any(|(k, _)| k == "allOverThreshold"));
-    assert!(
-        p.refused
-            .iter()
-            .any(|r| r.object == "account main" && r.reason.contains("1 task(s) wait")),
-        "the operator is told why: {:?}",
-        p.refused
+    let held = p.events.iter().find(|(k, _)| k == "intakeHeld");
+    assert_eq!(
+        held.map(|(_, e)| e["account"].clone()),
+        Some("main".into()),
+        "the operator is told why"
     );
+    assert!(p.refused.is_empty(), "nothing is wrong: {:?}", p.refused);
     assert!(!p.events.iter().any(|(k, _)| k == "swap"));
     // Past the window's reset the reading counts for nothing.
     let p = plan_with_tasks(&m, &o, "failover", at(3601));
@@ -383,4 +383,50 @@ fn a_session_gone_with_its_tmux_server_should_come_back_to_resume_its_task_beyon
         p.actions
     );
     assert!(!kinds(&p).contains(&"requeue"), "{:?}", p.actions);
+}
+
+#[test]
+fn a_move_should_resume_the_conversation_the_agent_reported() {
+    let (m, mut o) = world(Stage::Running, IDLE_EMPTY);
+    reporting(&mut o);
+    task_mut(&mut o).at_limit = true;
+    o.facts
+        .exhausted_until
+        .insert("main".into(), "2026-11-21T23:00:00Z".parse().unwrap());
+    let p = plan_with_tasks(&m, &o, "failover", at(0));
+    let moved = p.actions.iter().find_map(|a| match a {
+        Action::MoveSession {
+            session,
+            conversation,
+            resume,
+            ..
+        } if session.name == W => Some((conversation.clone(), resume.is_some())),
+        _ => None,
+    });
+    let (conversation, resume) = moved.expect("moved");
+    assert!(resume, "a task's conversation is resumed");
+    assert_eq!(conversation.map(|c| c.0).as_deref(), Some("c1"));
+    // Started afresh instead (its transcript was gone): the old turn is forgotten, an
+    // ended one is not.
+    let mut facts = p.facts.clone();
+    if let Some(t) = facts.sessions.get_mut(W).and_then(|f| f.task.as_mut()) {
+        t.ended = Some(Ended::Reply {
+            reply: "Done.".into(),
+            how: "Stop report".into(),
+            at: at(0),
+        });
+    }
+    let action = p
+        .actions
+        .iter()
+        .find(|a| matches!(a, Action::MoveSession { .. }))
+        .cloned()
+        .unwrap();
+    super::super::record(&mut facts, &action, &Ok(super::super::Outcome::Done), at(1));
+    let t = facts.sessions[W].task.clone().unwrap();
+    assert_eq!(
+        (t.stage, t.at_limit, t.prompt_id),
+        (Stage::Starting, false, None)
+    );
+    assert!(t.ended.is_some(), "a turn that ended stays ended");
 }

@@ -64,13 +64,16 @@ pub fn run(status_line: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// This process's parent and grandparent: Claude Code runs a hook through `sh -c`, so
-/// the agent is one of the two.
+/// This process's parent and the two above it: Claude Code runs a hook through
+/// `sh -c`, which may or may not run it as a child of its own, so the agent is one of
+/// them.
 fn parents() -> Vec<u32> {
-    let parent = std::os::unix::process::parent_id();
-    let mut pids = vec![parent];
-    if let Some(grand) = crate::procfs::parent(parent) {
-        pids.push(grand);
+    let mut pids = vec![std::os::unix::process::parent_id()];
+    while pids.len() < 3 {
+        match pids.last().and_then(|p| crate::procfs::parent(*p)) {
+            Some(p) if p > 1 => pids.push(p),
+            _ => break,
+        }
     }
     pids
 }

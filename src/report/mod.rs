@@ -39,7 +39,7 @@ pub struct Record {
     /// The account the agent was started under (`FAILOVER_ACCOUNT`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
-    /// The hook's parent and grandparent pids: the agent is one of them (Claude Code
+    /// The hook's parent pids, nearest first: the agent is one of them (Claude Code
     /// runs a hook through `sh -c`).
     #[serde(default)]
     pub pids: Vec<u32>,

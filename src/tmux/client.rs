@@ -136,6 +136,16 @@ pub fn control_session(owner: &str) -> String {
 /// Something the server said without being asked.
 pub type Event = Notification;
 
+impl Drop for Tmux {
+    /// A connection that ends well takes its control clients with it: its record of
+    /// them goes too.
+    fn drop(&mut self) {
+        if let (Mode::Manage { .. }, Some(dir)) = (&self.mode, &self.server.record) {
+            super::leftovers::forget(dir);
+        }
+    }
+}
+
 /// A connection to one tmux server; cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct Tmux {

@@ -4,25 +4,40 @@
 //! pipes: a client whose controller was SIGKILLed lives on (its parent is gone, it is
 //! never told to exit) and can hold a server that was told to exit half alive, closing
 //! every new connection at once. So each process that starts control clients records
-//! their pids in `<state>/clients/<its own pid>`, and the next controller or `apply` ends
-//! the clients of processes that are gone, after checking that each still is a tmux
-//! control client of this very server and control session: never anything else.
+//! them in `<state>/clients/<its pid>.<its start time>` (a line `<pid> <start time>` a
+//! client; the start time tells a reused pid apart), removes the record when it ends
+//! well, and the next controller or `apply` ends the clients of processes that are gone,
+//! after checking that each still is that very process and a tmux control client of
+//! this server and control session: never anything else.
 
 use std::path::Path;
 
 use super::client::{Server, control_session};
+
+/// This process's record in `dir`.
+fn own_record(dir: &Path) -> std::path::PathBuf {
+    let me = std::process::id();
+    let started = crate::procfs::start_time(me).unwrap_or(0);
+    dir.join(format!("{me}.{started}"))
+}
 
 /// Records that this process started the control client `pid`.
 pub(super) fn record(dir: &Path, pid: u32) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     crate::state::create_private_dir(dir)?;
+    let started = crate::procfs::start_time(pid).unwrap_or(0);
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
-        .open(dir.join(std::process::id().to_string()))?;
-    writeln!(file, "{pid}")
+        .open(own_record(dir))?;
+    writeln!(file, "{pid} {started}")
+}
+
+/// Removes this process's record: its clients end with it.
+pub(super) fn forget(dir: &Path) {
+    let _ = std::fs::remove_file(own_record(dir));
 }
 
 /// Ends the control clients that processes now gone left behind on `server` (those
@@ -31,23 +46,32 @@ pub fn end_leftovers(dir: &Path, server: &Server, owner: &str) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let me = std::process::id();
     let mut ended = Vec::new();
     for entry in entries.flatten() {
-        let Some(starter) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((starter, started)) = name
+            .split_once('.')
+            .and_then(|(p, t)| Some((p.parse::<u32>().ok()?, t.parse::<u64>().ok()?)))
         else {
             continue;
         };
-        // A live process other than this one still owns its clients.
-        if starter != me && crate::procfs::alive(starter) {
+        // A live process (this one included) still owns its clients.
+        if crate::procfs::alive(starter) && crate::procfs::start_time(starter) == Some(started) {
             continue;
         }
-        let pids = std::fs::read_to_string(entry.path()).unwrap_or_default();
-        for pid in pids.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
-            if is_control_client(pid, server, owner) && kill(pid) {
+        let lines = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        for line in lines.lines() {
+            let mut fields = line
+                .split_whitespace()
+                .filter_map(|f| f.parse::<u64>().ok());
+            let (Some(pid), Some(started)) = (fields.next(), fields.next()) else {
+                continue;
+            };
+            let Ok(pid) = u32::try_from(pid) else {
+                continue;
+            };
+            let same = crate::procfs::start_time(pid) == Some(started);
+            if same && is_control_client(pid, server, owner) && kill(pid) {
                 ended.push(pid);
             }
         }
@@ -97,31 +121,91 @@ fn kill(pid: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::{Command, Stdio};
+
+    /// A real control client of `socket` on its own server, as a controller starts one.
+    fn control_client(socket: &Path) -> std::process::Child {
+        Command::new("tmux")
+            .arg("-S")
+            .arg(socket)
+            .args(["-f", "/dev/null", "-C", "new-session", "-A", "-s"])
+            .arg(control_session("failover"))
+            .args(["--", "sleep", "infinity"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    fn started(pid: u32) -> u64 {
+        crate::procfs::start_time(pid).unwrap()
+    }
 
     #[test]
-    fn only_a_control_client_of_this_server_and_session_should_be_ended() {
+    fn the_control_clients_of_a_gone_process_should_be_ended_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("sock");
         let server = Server::new(Some(socket.clone()));
-        // Not tmux at all, under a recorded pid of a process that is gone.
-        let mut other = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .unwrap();
         let records = dir.path().join("clients");
         std::fs::create_dir_all(&records).unwrap();
-        std::fs::write(records.join("999999999"), format!("{}\n", other.id())).unwrap();
+        let mut client = control_client(&socket);
+        let mut other = Command::new("sleep").arg("30").spawn().unwrap();
+        // A starter that is gone (no process has pid 999999999): its records are ended,
+        // but only the tmux control client of this socket and session.
+        let lines = format!(
+            "{} {}\n{} {}\n",
+            client.id(),
+            started(client.id()),
+            other.id(),
+            started(other.id())
+        );
+        // The same, under a live starter (pid 1 with its start time): left alone.
+        std::fs::write(records.join(format!("1.{}", started(1))), &lines).unwrap();
         assert!(end_leftovers(&records, &server, "failover").is_empty());
+        std::fs::write(records.join("999999999.5"), &lines).unwrap();
+        let ended =
+            crate::testbed::wait_for(std::time::Duration::from_secs(5), "the client", || {
+                // The client may still be starting its server: try until it is a client.
+                std::fs::write(records.join("999999999.5"), &lines).ok()?;
+                let ended = end_leftovers(&records, &server, "failover");
+                (!ended.is_empty()).then_some(ended)
+            });
+        assert_eq!(ended, [client.id()]);
+        assert!(client.wait().is_ok(), "ended");
         assert!(other.try_wait().unwrap().is_none(), "never anything else");
         assert!(
-            !records.join("999999999").exists(),
+            !records.join("999999999.5").exists(),
             "the record is done with"
         );
-        // The records of a live process are left alone.
-        std::fs::write(records.join("1"), format!("{}\n", other.id())).unwrap();
-        assert!(end_leftovers(&records, &server, "failover").is_empty());
-        assert!(records.join("1").exists());
+        assert!(records.join(format!("1.{}", started(1))).exists());
         let _ = other.kill();
         let _ = other.wait();
+        let _ = Command::new("tmux")
+            .arg("-S")
+            .arg(&socket)
+            .arg("kill-server")
+            .status();
+    }
+
+    #[test]
+    fn a_reused_pid_should_not_be_taken_for_a_recorded_client() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("sock");
+        let server = Server::new(Some(socket.clone()));
+        let records = dir.path().join("clients");
+        std::fs::create_dir_all(&records).unwrap();
+        let mut client = control_client(&socket);
+        // Recorded with another start time: the pid now names another process.
+        std::fs::write(records.join("999999999.5"), format!("{} 1\n", client.id())).unwrap();
+        assert!(end_leftovers(&records, &server, "failover").is_empty());
+        assert!(client.try_wait().unwrap().is_none());
+        let _ = client.kill();
+        let _ = client.wait();
+        let _ = Command::new("tmux")
+            .arg("-S")
+            .arg(&socket)
+            .arg("kill-server")
+            .status();
     }
 }
