@@ -124,6 +124,27 @@ fn home_of<'m>(m: &'m Manifests, s: &Session) -> Option<&'m Path> {
         .map(|a| a.spec.home.as_path())
 }
 
+/// Every claimed task with its inbox and the inbox's folders.
+fn claimed<'a>(
+    m: &'a Manifests,
+    inboxes: &'a BTreeMap<String, InboxState>,
+) -> impl Iterator<
+    Item = (
+        &'a crate::api::Object<crate::api::InboxSpec>,
+        Folders,
+        &'a ActiveTask,
+    ),
+> {
+    m.inboxes.iter().flat_map(move |inbox| {
+        let folders = Folders::of(&inbox.spec.path);
+        inboxes
+            .get(&inbox.name)
+            .into_iter()
+            .flat_map(|state| &state.active)
+            .map(move |task| (inbox, folders.clone(), task))
+    })
+}
+
 /// For each claimed task the facts do not record, the proof that its text reached its
 /// session: a submit report carrying it, else a user message in the transcript named by
 /// the agent's `sessions/<pid>.json`.
@@ -135,47 +156,41 @@ pub(super) fn evidence(
     reports: &BTreeMap<String, Vec<crate::report::Report>>,
 ) -> BTreeMap<String, Evidence> {
     let mut out = BTreeMap::new();
-    for inbox in &m.inboxes {
-        let Some(state) = inboxes.get(&inbox.name) else {
+    for (inbox, folders, task) in claimed(m, inboxes) {
+        let known = facts
+            .sessions
+            .get(&task.session)
+            .and_then(|f| f.task.as_ref())
+            .is_some_and(|t| t.file == task.file && t.inbox == inbox.name);
+        if known {
+            continue;
+        }
+        let Ok(text) = tasks::read_task(&folders.active.join(&task.file)) else {
             continue;
         };
-        let folders = Folders::of(&inbox.spec.path);
-        for task in &state.active {
-            let known = facts
-                .sessions
-                .get(&task.session)
-                .and_then(|f| f.task.as_ref())
-                .is_some_and(|t| t.file == task.file && t.inbox == inbox.name);
-            if known {
-                continue;
-            }
-            let Ok(text) = tasks::read_task(&folders.active.join(&task.file)) else {
-                continue;
-            };
-            let hash = crate::report::text_hash(&text);
-            let reported = reports
-                .get(&task.session)
-                .into_iter()
-                .flatten()
-                .find_map(|r| match &r.event {
-                    crate::report::Event::Submitted {
-                        prompt_id,
-                        prompt_hash,
-                    } if *prompt_hash == hash => Some(prompt_id.clone()),
-                    _ => None,
-                });
-            let transcript = || {
-                let s = sessions.get(&task.session)?;
-                let turn = transcript_turn(home_of(m, s)?, s, hash)?;
-                turn.turn
-            };
-            let prompt_id = match reported {
-                Some(id) => Some(Some(id)),
-                None => transcript().map(|t| t.prompt_id),
-            };
-            if let Some(prompt_id) = prompt_id {
-                out.insert(task.file.clone(), Evidence { hash, prompt_id });
-            }
+        let hash = crate::report::text_hash(&text);
+        let reported = reports
+            .get(&task.session)
+            .into_iter()
+            .flatten()
+            .find_map(|r| match &r.event {
+                crate::report::Event::Submitted {
+                    prompt_id,
+                    prompt_hash,
+                } if *prompt_hash == hash => Some(prompt_id.clone()),
+                _ => None,
+            });
+        let transcript = || {
+            let s = sessions.get(&task.session)?;
+            let turn = transcript_turn(home_of(m, s)?, s, hash)?;
+            turn.turn
+        };
+        let prompt_id = match reported {
+            Some(id) => Some(Some(id)),
+            None => transcript().map(|t| t.prompt_id),
+        };
+        if let Some(prompt_id) = prompt_id {
+            out.insert(task.file.clone(), Evidence { hash, prompt_id });
         }
     }
     out
@@ -205,38 +220,32 @@ pub(super) fn turns(
 ) -> BTreeMap<String, TaskTurn> {
     use crate::state::Stage;
     let mut out = BTreeMap::new();
-    for inbox in &m.inboxes {
-        let Some(state) = inboxes.get(&inbox.name) else {
+    for (_, folders, task) in claimed(m, inboxes) {
+        let Some(s) = sessions.get(&task.session).filter(|s| !s.pane.dead) else {
             continue;
         };
-        let folders = Folders::of(&inbox.spec.path);
-        for task in &state.active {
-            let Some(s) = sessions.get(&task.session).filter(|s| !s.pane.dead) else {
-                continue;
-            };
-            let Some(f) = facts.sessions.get(&task.session) else {
-                continue;
-            };
-            let sent = f.task.as_ref().filter(|t| {
-                t.file == task.file
-                    && t.ended.is_none()
-                    && matches!(t.stage, Stage::Submitted(_) | Stage::Running)
-            });
-            let reports = f.agent.as_ref().is_some_and(|a| a.pid == s.pane.pid);
-            let Some(t) = sent.filter(|_| !reports) else {
-                continue;
-            };
-            // The prompt last sent for it: the task, or a `continue`.
-            let hash = match t.expect {
-                Some(hash) => hash,
-                None => match tasks::read_task(&folders.active.join(&task.file)) {
-                    Ok(text) => crate::report::text_hash(&text),
-                    Err(_) => continue,
-                },
-            };
-            if let Some(turn) = home_of(m, s).and_then(|home| transcript_turn(home, s, hash)) {
-                out.insert(task.file.clone(), turn);
-            }
+        let Some(f) = facts.sessions.get(&task.session) else {
+            continue;
+        };
+        let sent = f.task.as_ref().filter(|t| {
+            t.file == task.file
+                && t.ended.is_none()
+                && matches!(t.stage, Stage::Submitted(_) | Stage::Running)
+        });
+        let reports = f.agent.as_ref().is_some_and(|a| a.pid == s.pane.pid);
+        let Some(t) = sent.filter(|_| !reports) else {
+            continue;
+        };
+        // The prompt last sent for it: the task, or a `continue`.
+        let hash = match t.expect {
+            Some(hash) => hash,
+            None => match tasks::read_task(&folders.active.join(&task.file)) {
+                Ok(text) => crate::report::text_hash(&text),
+                Err(_) => continue,
+            },
+        };
+        if let Some(turn) = home_of(m, s).and_then(|home| transcript_turn(home, s, hash)) {
+            out.insert(task.file.clone(), turn);
         }
     }
     out

@@ -144,3 +144,20 @@ pub fn claimed(o: &mut Observed, session: &str, t: crate::state::TaskFacts) {
     );
     o.facts.sessions.entry(session.into()).or_default().task = Some(t);
 }
+
+/// An account's use as a status line reported it: the 5-hour window only.
+pub fn five_hour(
+    used: f64,
+    resets_at: jiff::Timestamp,
+    at: jiff::Timestamp,
+    session: &str,
+) -> crate::state::UsageReading {
+    crate::state::UsageReading {
+        usage: crate::report::Usage {
+            five_hour: Some(crate::report::Window { used, resets_at }),
+            seven_day: None,
+        },
+        at,
+        session: session.into(),
+    }
+}

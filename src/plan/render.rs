@@ -391,20 +391,9 @@ mod tests {
         o.screens.insert("ccl-1-x".into(), IDLE_SCREEN.into());
         o.facts.active_account = Some("main".into());
         let resets: jiff::Timestamp = "2026-11-21T09:00:00Z".parse().unwrap();
-        o.facts.usage.insert(
-            "main".into(),
-            crate::state::UsageReading {
-                usage: crate::report::Usage {
-                    five_hour: Some(crate::report::Window {
-                        used: 96.0,
-                        resets_at: resets,
-                    }),
-                    seven_day: None,
-                },
-                at: now(),
-                session: "ccl-1-x".into(),
-            },
-        );
+        o.facts
+            .usage
+            .insert("main".into(), five_hour(96.0, resets, now(), "ccl-1-x"));
         let text = render_text(&plan(&m, &o, "failover", now()), false);
         assert!(
             text.contains("  ~ active account main -> alt: usage 96% reached moveAt 95%\n      account main use, reported by ccl-1-x at 2026-11-21T06:00:00Z: 5h 96% (resets 2026-11-21T09:00:00Z)\n"),

@@ -193,23 +193,14 @@ fn a_usage_limit_the_agent_reports_should_exhaust_its_account_at_once_and_hold_t
 #[test]
 fn a_limit_report_without_a_reset_time_should_take_it_from_the_status_line() {
     let (m, mut o) = world();
-    o.facts.usage.insert(
-        "main".into(),
-        crate::state::UsageReading {
-            usage: Usage {
-                five_hour: Some(Window {
-                    used: 100.0,
-                    resets_at: "2026-11-21T09:30:00Z".parse().unwrap(),
-                }),
-                seven_day: Some(Window {
-                    used: 30.0,
-                    resets_at: "2026-11-25T00:00:00Z".parse().unwrap(),
-                }),
-            },
-            at: at(-60),
-            session: W.into(),
-        },
-    );
+    o.facts.usage.insert("main".into(), {
+        let mut r = five_hour(100.0, "2026-11-21T09:30:00Z".parse().unwrap(), at(-60), W);
+        r.usage.seven_day = Some(Window {
+            used: 30.0,
+            resets_at: "2026-11-25T00:00:00Z".parse().unwrap(),
+        });
+        r
+    });
     let limit = Event::Failed {
         prompt_id: "p1".into(),
         error: "rate_limit".into(),
@@ -396,17 +387,7 @@ fn the_reset_a_limits_message_names_should_win_over_the_status_line() {
     let (m, mut o) = world();
     o.facts.usage.insert(
         "main".into(),
-        crate::state::UsageReading {
-            usage: Usage {
-                five_hour: Some(Window {
-                    used: 100.0,
-                    resets_at: "2026-11-21T09:30:00Z".parse().unwrap(),
-                }),
-                seven_day: None,
-            },
-            at: at(-3600),
-            session: W.into(),
-        },
+        five_hour(100.0, "2026-11-21T09:30:00Z".parse().unwrap(), at(-3600), W),
     );
     let limit = Event::Failed {
         prompt_id: "p1".into(),

@@ -282,17 +282,7 @@ fn an_account_over_move_at_should_take_no_new_task() {
         dispatched(&plan_with_tasks(&m, &o, "failover", at(0))),
         ["main"]
     );
-    let reading = |used: f64| crate::state::UsageReading {
-        usage: crate::report::Usage {
-            five_hour: Some(crate::report::Window {
-                used,
-                resets_at: at(3600),
-            }),
-            seven_day: None,
-        },
-        at: at(-1),
-        session: "ccl-auto-11".into(),
-    };
+    let reading = |used: f64| five_hour(used, at(3600), at(-1), "ccl-auto-11");
     o.facts.usage.insert("main".into(), reading(96.0));
     let p = plan_with_tasks(&m, &o, "failover", at(0));
     assert!(dispatched(&p).is_empty(), "{:?}", p.actions);
@@ -328,20 +318,9 @@ fn a_reported_turn_should_hold_a_session_until_it_ends_or_sits_cut_at_its_prompt
     add(&mut o, session("ccl-1-x", "failover", "main", PID));
     o.screens.insert("ccl-1-x".into(), IDLE_EMPTY.into());
     o.facts.active_account = Some("main".into());
-    o.facts.usage.insert(
-        "main".into(),
-        crate::state::UsageReading {
-            usage: crate::report::Usage {
-                five_hour: Some(crate::report::Window {
-                    used: 97.0,
-                    resets_at: at(3600),
-                }),
-                seven_day: None,
-            },
-            at: at(-1),
-            session: "ccl-1-x".into(),
-        },
-    );
+    o.facts
+        .usage
+        .insert("main".into(), five_hour(97.0, at(3600), at(-1), "ccl-1-x"));
     // The person pressed Enter a moment ago: the screen is idle and empty, the turn is
     // reported. It must not move.
     let f = o.facts.sessions.entry("ccl-1-x".into()).or_default();
