@@ -96,29 +96,17 @@ impl Bed {
 
     /// Every user message of every conversation under the account home.
     fn user_messages(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let projects = self.root.join("home/projects");
-        for dir in std::fs::read_dir(projects).into_iter().flatten().flatten() {
-            for file in std::fs::read_dir(dir.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                let text = std::fs::read_to_string(file.path()).unwrap_or_default();
-                for line in text.lines() {
-                    let v: serde_json::Value = serde_json::from_str(line).unwrap();
-                    if v["message"]["role"] == "user" {
-                        out.push(
-                            v["message"]["content"]
-                                .as_str()
-                                .unwrap_or_default()
-                                .to_owned(),
-                        );
-                    }
-                }
-            }
-        }
-        out
+        transcripts(&self.root.join("home/projects"))
+            .into_iter()
+            .flatten()
+            .filter(|v| v["message"]["role"] == "user")
+            .map(|v| {
+                v["message"]["content"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
     }
 
     fn sessions(&self) -> Vec<String> {
@@ -228,30 +216,44 @@ fn fifty_tasks_over_two_inboxes_and_four_sessions_should_each_be_done_exactly_on
     }
 }
 
+/// The lines of every transcript under `projects`, a transcript each.
+fn transcripts(projects: &Path) -> Vec<Vec<serde_json::Value>> {
+    let files = std::fs::read_dir(projects)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|dir| {
+            std::fs::read_dir(dir.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        });
+    files
+        .map(|file| {
+            let text = std::fs::read_to_string(file.path()).unwrap_or_default();
+            text.lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        })
+        .collect()
+}
+
 /// When each prompt got its reply, from every transcript under `projects`: the time of
 /// the assistant message after it.
 fn reply_times(projects: &Path) -> BTreeMap<String, jiff::Timestamp> {
     let mut out = BTreeMap::new();
-    for dir in std::fs::read_dir(projects).into_iter().flatten().flatten() {
-        for file in std::fs::read_dir(dir.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let text = std::fs::read_to_string(file.path()).unwrap_or_default();
-            let mut prompt: Option<String> = None;
-            for line in text.lines() {
-                let v: serde_json::Value = serde_json::from_str(line).unwrap();
-                let at: jiff::Timestamp = v["timestamp"].as_str().unwrap().parse().unwrap();
-                match v["message"]["role"].as_str() {
-                    Some("user") => prompt = v["message"]["content"].as_str().map(str::to_owned),
-                    Some("assistant") => {
-                        if let Some(p) = prompt.take() {
-                            out.insert(p, at);
-                        }
+    for lines in transcripts(projects) {
+        let mut prompt: Option<String> = None;
+        for v in lines {
+            let at: jiff::Timestamp = v["timestamp"].as_str().unwrap().parse().unwrap();
+            match v["message"]["role"].as_str() {
+                Some("user") => prompt = v["message"]["content"].as_str().map(str::to_owned),
+                Some("assistant") => {
+                    if let Some(p) = prompt.take() {
+                        out.insert(p, at);
                     }
-                    _ => {}
                 }
+                _ => {}
             }
         }
     }
