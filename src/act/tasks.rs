@@ -55,6 +55,7 @@ pub(super) async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome
             task,
             reason,
             failed,
+            ..
         } => {
             let folders = Folders::of(&task.path);
             let from = folders.active.join(&task.file);

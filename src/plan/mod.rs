@@ -193,6 +193,9 @@ pub enum Action {
         reason: String,
         /// To `failed/` instead of the inbox.
         failed: bool,
+        /// Its text reached the agent (a try is used); a claim never delivered goes back
+        /// with its tries as they were.
+        delivered: bool,
     },
     /// Move a waiting task that must not be sent to `failed/`.
     RejectTask {

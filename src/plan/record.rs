@@ -159,16 +159,27 @@ pub fn record(
             f.task = None;
             f.used_pid = Some(*pid);
         }
-        Action::RequeueTask { task, failed, .. } => {
+        Action::RequeueTask {
+            task,
+            failed,
+            delivered,
+            ..
+        } => {
             if let Some(f) = facts.sessions.get_mut(&task.session)
                 && f.task.as_ref().is_some_and(|t| t.file == task.file)
             {
                 f.task = None;
             }
             if !failed {
+                // Tries count deliveries: a claim that never reached an agent used none.
+                let used = if *delivered {
+                    task.attempt
+                } else {
+                    task.attempt.saturating_sub(1)
+                };
                 facts
                     .tries
-                    .insert(format!("{}/{}", task.inbox, task.name), task.attempt);
+                    .insert(format!("{}/{}", task.inbox, task.name), used);
             }
         }
         Action::StallTask { task } => {

@@ -108,6 +108,7 @@ pub fn describe(action: &Action) -> String {
             task,
             reason,
             failed,
+            ..
         } => {
             let to = if *failed {
                 "failed/"

@@ -24,6 +24,9 @@ use crate::state::{Ended, Stage, TaskFacts};
 
 /// How long after a submit the screen must show it taken before Enter is sent again.
 const RETAKE: Duration = Duration::from_secs(1);
+/// How long an agent started afresh for a task may take to show its prompt: then the
+/// task goes back to its inbox, no try used, and the agent starts again.
+pub(super) const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// The shortest idle stretch that ends a turn seen running (two polls at most once a
 /// second).
 const MIN_IDLE: Duration = Duration::from_millis(200);
@@ -105,14 +108,26 @@ impl View<'_> {
                 }
                 // Resumed in its own conversation when the session starts again.
                 Some(_) if self.resume_of(&active.session, plan).is_some() => {}
-                _ => plan.act(Action::RequeueTask {
-                    reason: format!(
-                        "session {} died while working on it (try {} of {})",
-                        active.session, active.attempt, inbox.spec.max_tries
-                    ),
-                    failed: active.attempt >= inbox.spec.max_tries,
-                    task,
-                }),
+                known => {
+                    let delivered = known.as_ref().is_some_and(delivered);
+                    let reason = if delivered {
+                        format!(
+                            "session {} died while working on it (try {} of {})",
+                            active.session, active.attempt, inbox.spec.max_tries
+                        )
+                    } else {
+                        format!(
+                            "session {} died before the task was sent; no try used",
+                            active.session
+                        )
+                    };
+                    plan.act(Action::RequeueTask {
+                        reason,
+                        failed: delivered && active.attempt >= inbox.spec.max_tries,
+                        delivered,
+                        task,
+                    });
+                }
             }
             return;
         };
@@ -120,8 +135,9 @@ impl View<'_> {
             // Claimed, and no proof it was sent: a crash between claim and paste.
             plan.act(Action::RequeueTask {
                 task,
-                reason: "claimed but not sent before the controller stopped".into(),
+                reason: "claimed but not sent before the controller stopped; no try used".into(),
                 failed: false,
+                delivered: false,
             });
             if let Some(spec) = self
                 .m
@@ -217,6 +233,27 @@ impl View<'_> {
         }
         match tf.stage {
             // A fresh agent gets the task, a resumed one `continue`, once at its prompt.
+            // One that never gets there gives the task back, no try used.
+            Stage::Starting if !seen.at_empty_prompt() && since >= START_TIMEOUT => {
+                let state = format!("{:?}", seen.state).to_lowercase();
+                plan.act(Action::RequeueTask {
+                    reason: format!(
+                        "its agent showed no empty prompt within {}s (its screen reads {state}); \
+                         no try used",
+                        START_TIMEOUT.as_secs()
+                    ),
+                    failed: false,
+                    delivered: false,
+                    task,
+                });
+                if let Some(spec) = self.recycled(s) {
+                    plan.act(Action::RecycleSession {
+                        session: spec,
+                        pane,
+                        reason: "an agent that never became ready".into(),
+                    });
+                }
+            }
             Stage::Starting | Stage::Resuming => {
                 if !seen.at_empty_prompt() {
                     plan.wake(Duration::from_millis(100));
@@ -319,6 +356,7 @@ impl View<'_> {
                         task.attempt, inbox.spec.max_tries
                     ),
                     failed: task.attempt >= inbox.spec.max_tries,
+                    delivered: true,
                     task,
                 });
             }
@@ -376,9 +414,26 @@ impl View<'_> {
         .then(|| (id.clone(), inbox.spec.workdir.clone()))
     }
 
+    /// A fresh start of pool session `s` in its pool's folder.
+    fn recycled(&self, s: &Session) -> Option<crate::plan::SessionSpec> {
+        let crate::api::SessionOwner::Pool { pool, .. } = self.m.session_owner(&s.name)? else {
+            return None;
+        };
+        self.spec_for(pool, s, &pool.spec.workdir)
+    }
+
     fn task_of(&self, plan: &Plan, session: &str) -> Option<TaskFacts> {
         plan.facts.sessions.get(session)?.task.clone()
     }
+}
+
+/// Whether a task's text reached its agent: submitted, or a turn of it reported.
+fn delivered(t: &TaskFacts) -> bool {
+    t.prompt_id.is_some()
+        || matches!(
+            t.stage,
+            Stage::Submitted(_) | Stage::Running | Stage::Resuming
+        )
 }
 
 fn task_mut<'p>(plan: &'p mut Plan, session: &str) -> Option<&'p mut TaskFacts> {

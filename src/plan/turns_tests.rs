@@ -409,3 +409,68 @@ fn a_move_should_resume_the_conversation_the_agent_reported() {
     );
     assert!(t.ended.is_some(), "a turn that ended stays ended");
 }
+
+/// The requeue in `p`, recorded into `o`'s facts: (its reason, tries now counted).
+fn requeued(p: &Plan, o: &mut Observed) -> Option<(String, u32)> {
+    let action = p
+        .actions
+        .iter()
+        .find(|a| matches!(a, Action::RequeueTask { .. }))?
+        .clone();
+    let Action::RequeueTask { reason, .. } = &action else {
+        return None;
+    };
+    super::super::record(
+        &mut o.facts,
+        &action,
+        &Ok(super::super::Outcome::Done),
+        at(0),
+    );
+    Some((
+        reason.clone(),
+        o.facts.tries.get("tasks/t.md").copied().unwrap_or(0),
+    ))
+}
+
+#[test]
+fn a_claim_that_never_reached_its_agent_should_go_back_without_using_a_try() {
+    const DIALOG: &str =
+        " Do you trust the files in this folder?\n ❯ 1. Yes, I trust this folder\n";
+    // An agent started for the task shows a dialog and never its prompt.
+    let (m, mut o) = world(Stage::Starting, DIALOG);
+    task_mut(&mut o).since = at(-60);
+    assert!(requeued(&plan_with_tasks(&m, &o, "failover", at(0)), &mut o.clone()).is_none());
+    task_mut(&mut o).since = at(-121);
+    let p = plan_with_tasks(&m, &o, "failover", at(0));
+    assert!(kinds(&p).contains(&"recycle"), "{:?}", p.actions);
+    let (reason, tries) = requeued(&p, &mut o).expect("given back");
+    assert!(reason.contains("reads waiting"), "{reason}");
+    assert_eq!(tries, 0, "no try used");
+    // Its session died with the text pasted, never submitted: no try either, even on
+    // its last one.
+    let (m, mut o) = world(Stage::Pasted, IDLE_EMPTY);
+    task_mut(&mut o).attempt = 3;
+    o.sessions.remove(W);
+    let p = plan_with_tasks(&m, &o, "failover", at(0));
+    assert!(
+        p.actions.iter().any(|a| matches!(
+            a,
+            Action::RequeueTask {
+                failed: false,
+                delivered: false,
+                ..
+            }
+        )),
+        "{:?}",
+        p.actions
+    );
+    // Died mid-turn with nothing to resume: a try used.
+    let (m, mut o) = world(Stage::Running, IDLE_EMPTY);
+    o.sessions.remove(W);
+    let (reason, tries) = requeued(&plan_with_tasks(&m, &o, "failover", at(0)), &mut o).unwrap();
+    assert!(
+        reason.contains("died while working on it (try 1 of 3)"),
+        "{reason}"
+    );
+    assert_eq!(tries, 1);
+}
