@@ -175,6 +175,11 @@ impl Manifests {
         })
     }
 
+    /// The account named `name`.
+    pub fn account(&self, name: &str) -> Option<&Object<AccountSpec>> {
+        self.accounts.iter().find(|a| a.name == name)
+    }
+
     /// The pool named `name`.
     pub fn pool(&self, name: &str) -> Option<&Object<PoolSpec>> {
         self.pools.iter().find(|p| p.name == name)

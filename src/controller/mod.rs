@@ -524,8 +524,8 @@ impl Controller {
         };
         for inbox in &self.manifests.inboxes {
             let folders = crate::tasks::Folders::of(&inbox.spec.path);
-            let pruned = crate::tasks::prune(&folders.done, cutoff)
-                + crate::tasks::prune(&folders.failed, cutoff);
+            let pruned = crate::tasks::prune(&folders.done, cutoff, |_| true)
+                + crate::tasks::prune(&folders.failed, cutoff, |_| true);
             if pruned > 0 {
                 info!(inbox = %inbox.name, pruned, "janitor");
                 let _ = self
@@ -537,7 +537,7 @@ impl Controller {
         let reports = self.settings.state_dir.join(crate::report::REPORTS_DIR);
         if let Some(minute_ago) = std::time::SystemTime::now().checked_sub(Duration::from_secs(60))
         {
-            crate::report::prune_temp(&reports, minute_ago);
+            crate::tasks::prune(&reports, minute_ago, crate::report::is_temp);
         }
         true
     }

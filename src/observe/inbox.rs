@@ -117,10 +117,7 @@ pub struct TaskTurn {
 
 /// The account home of session `s`, from its account mark.
 fn home_of<'m>(m: &'m Manifests, s: &Session) -> Option<&'m Path> {
-    let account = s.account.as_deref()?;
-    m.accounts
-        .iter()
-        .find(|a| a.name == account)
+    m.account(s.account.as_deref()?)
         .map(|a| a.spec.home.as_path())
 }
 

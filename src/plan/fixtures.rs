@@ -161,3 +161,16 @@ pub fn five_hour(
         session: session.into(),
     }
 }
+
+/// An inbox with `n` tasks waiting (`t0.md`, …) and none claimed.
+pub fn waiting(n: usize) -> crate::observe::InboxState {
+    crate::observe::InboxState {
+        waiting: (0..n)
+            .map(|i| crate::observe::Waiting {
+                name: format!("t{i}.md"),
+                link: false,
+            })
+            .collect(),
+        active: vec![],
+    }
+}

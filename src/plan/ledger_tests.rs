@@ -35,16 +35,7 @@ fn a_quota_screen_should_swap_and_nothing_should_run_while_every_account_is_exha
     o2.facts
         .exhausted_until
         .insert("alt".into(), "2026-11-21T22:00:00Z".parse().unwrap());
-    o2.inboxes.insert(
-        "tasks".into(),
-        crate::observe::InboxState {
-            waiting: vec![crate::observe::Waiting {
-                name: "t.md".into(),
-                link: false,
-            }],
-            active: vec![],
-        },
-    );
+    o2.inboxes.insert("tasks".into(), waiting(1));
     let p2 = plan_with_tasks(&m, &o2, "failover", now());
     assert_eq!(p2.account, None);
     assert!(

@@ -67,7 +67,7 @@ impl Ctx<'_> {
         let from_home = s
             .account
             .as_ref()
-            .and_then(|a| self.m.accounts.iter().find(|x| &x.name == a))
+            .and_then(|a| self.m.account(a))
             .map(|a| a.spec.home.clone());
         let conversation = plan
             .facts
@@ -175,10 +175,7 @@ pub(super) fn plan_sessions(
     view: &View<'_>,
     plan: &mut Plan,
 ) {
-    let account = plan
-        .account
-        .as_deref()
-        .and_then(|a| m.accounts.iter().find(|x| x.name == a));
+    let account = plan.account.as_deref().and_then(|a| m.account(a));
     let blocked = match account {
         None => {
             let first = plan.facts.exhausted_until.values().min();
@@ -540,15 +537,6 @@ mod tests {
             add(&mut o, session(n, "failover", "main", 100 + i as u32));
             o.screens.insert((*n).into(), BUSY_SCREEN.into());
         }
-        let waiting = |n: usize| crate::observe::InboxState {
-            waiting: (0..n)
-                .map(|i| crate::observe::Waiting {
-                    name: format!("t{i}.md"),
-                    link: false,
-                })
-                .collect(),
-            active: vec![],
-        };
         o.inboxes.insert("tasks".into(), waiting(1));
         assert_eq!(created(&plan(&m, &o, "failover", now())), ["ccl-auto-14"]);
         o.inboxes.insert("tasks".into(), waiting(5));

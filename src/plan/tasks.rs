@@ -137,7 +137,7 @@ impl<'a> View<'a> {
                 },
             );
         }
-        let find = |a: Option<&str>| a.and_then(|a| m.accounts.iter().find(|x| x.name == a));
+        let find = |a: Option<&str>| a.and_then(|a| m.account(a));
         Self {
             m,
             o,

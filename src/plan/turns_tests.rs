@@ -259,16 +259,7 @@ fn an_account_over_move_at_should_take_no_new_task() {
         o.screens.insert((*n).into(), IDLE_EMPTY.into());
     }
     o.facts.active_account = Some("main".into());
-    o.inboxes.insert(
-        "tasks".into(),
-        crate::observe::InboxState {
-            waiting: vec![crate::observe::Waiting {
-                name: "t.md".into(),
-                link: false,
-            }],
-            active: vec![],
-        },
-    );
+    o.inboxes.insert("tasks".into(), waiting(1));
     let dispatched = |p: &Plan| {
         p.actions
             .iter()

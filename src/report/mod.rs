@@ -304,7 +304,7 @@ pub fn read_all(dir: &Path) -> std::collections::BTreeMap<String, Vec<Report>> {
     let mut names: Vec<String> = entries
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| !n.starts_with('.') && n.ends_with(".json"))
+        .filter(|n| !is_temp(n) && !n.starts_with('.') && n.ends_with(".json"))
         .collect();
     names.sort();
     for name in names {
@@ -335,26 +335,9 @@ pub fn read_all(dir: &Path) -> std::collections::BTreeMap<String, Vec<Report>> {
     out
 }
 
-/// Deletes the temp files of `dir` last changed before `cutoff` (their hook was killed
-/// between write and rename); how many went.
-pub fn prune_temp(dir: &Path, cutoff: std::time::SystemTime) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            name.starts_with('.') && name.ends_with(".tmp")
-        })
-        .filter(|e| {
-            e.metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t < cutoff)
-        })
-        .filter(|e| std::fs::remove_file(e.path()).is_ok())
-        .count()
+/// Whether `name` is the temp file of a report being written (`.<name>.tmp`).
+pub fn is_temp(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
 }
 
 fn read_one(path: &Path) -> Result<Record, String> {

@@ -167,13 +167,15 @@ pub fn move_with_record(
     Ok(to)
 }
 
-/// Deletes entries of `dir` last modified before `cutoff`; how many went.
-pub fn prune(dir: &Path, cutoff: std::time::SystemTime) -> usize {
+/// Deletes the files of `dir` whose name `which` accepts, last modified before
+/// `cutoff`; how many went.
+pub fn prune(dir: &Path, cutoff: std::time::SystemTime, which: impl Fn(&str) -> bool) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
     entries
         .filter_map(Result::ok)
+        .filter(|e| which(&e.file_name().to_string_lossy()))
         .filter(|e| {
             e.metadata()
                 .and_then(|m| m.modified())
@@ -243,10 +245,15 @@ mod tests {
             .set_modified(week_ago)
             .unwrap();
         let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(7 * 86_400);
-        assert_eq!(prune(dir.path(), cutoff), 1);
+        assert_eq!(
+            prune(dir.path(), cutoff, |n| n != "old.md"),
+            0,
+            "only the names asked"
+        );
+        assert_eq!(prune(dir.path(), cutoff, |_| true), 1);
         assert!(!old.exists());
         assert!(dir.path().join("new.md").exists());
-        assert_eq!(prune(&dir.path().join("missing"), cutoff), 0);
+        assert_eq!(prune(&dir.path().join("missing"), cutoff, |_| true), 0);
     }
 
     #[test]

@@ -142,14 +142,50 @@ mod tests {
         crate::procfs::start_time(pid).unwrap()
     }
 
+    /// A socket and a records folder in a temp folder; the server, once started by a
+    /// client, is killed on drop.
+    struct Bed {
+        dir: tempfile::TempDir,
+        server: Server,
+        records: std::path::PathBuf,
+    }
+
+    impl Bed {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let server = Server::new(Some(dir.path().join("sock")));
+            let records = dir.path().join("clients");
+            std::fs::create_dir_all(&records).unwrap();
+            Self {
+                dir,
+                server,
+                records,
+            }
+        }
+
+        fn socket(&self) -> std::path::PathBuf {
+            self.dir.path().join("sock")
+        }
+
+        fn end(&self) -> Vec<u32> {
+            end_leftovers(&self.records, &self.server, "failover")
+        }
+    }
+
+    impl Drop for Bed {
+        fn drop(&mut self) {
+            let _ = Command::new("tmux")
+                .arg("-S")
+                .arg(self.socket())
+                .arg("kill-server")
+                .status();
+        }
+    }
+
     #[test]
     fn the_control_clients_of_a_gone_process_should_be_ended_and_nothing_else() {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("sock");
-        let server = Server::new(Some(socket.clone()));
-        let records = dir.path().join("clients");
-        std::fs::create_dir_all(&records).unwrap();
-        let mut client = control_client(&socket);
+        let bed = Bed::new();
+        let mut client = control_client(&bed.socket());
         let mut other = Command::new("sleep").arg("30").spawn().unwrap();
         // A starter that is gone (no process has pid 999999999): its records are ended,
         // but only the tmux control client of this socket and session.
@@ -161,51 +197,36 @@ mod tests {
             started(other.id())
         );
         // The same, under a live starter (pid 1 with its start time): left alone.
-        std::fs::write(records.join(format!("1.{}", started(1))), &lines).unwrap();
-        assert!(end_leftovers(&records, &server, "failover").is_empty());
-        std::fs::write(records.join("999999999.5"), &lines).unwrap();
+        let live = bed.records.join(format!("1.{}", started(1)));
+        std::fs::write(&live, &lines).unwrap();
+        assert!(bed.end().is_empty());
+        let gone = bed.records.join("999999999.5");
         let ended =
             crate::testbed::wait_for(std::time::Duration::from_secs(5), "the client", || {
                 // The client may still be starting its server: try until it is a client.
-                std::fs::write(records.join("999999999.5"), &lines).ok()?;
-                let ended = end_leftovers(&records, &server, "failover");
+                std::fs::write(&gone, &lines).ok()?;
+                let ended = bed.end();
                 (!ended.is_empty()).then_some(ended)
             });
         assert_eq!(ended, [client.id()]);
         assert!(client.wait().is_ok(), "ended");
         assert!(other.try_wait().unwrap().is_none(), "never anything else");
-        assert!(
-            !records.join("999999999.5").exists(),
-            "the record is done with"
-        );
-        assert!(records.join(format!("1.{}", started(1))).exists());
+        assert!(!gone.exists(), "the record is done with");
+        assert!(live.exists());
         let _ = other.kill();
         let _ = other.wait();
-        let _ = Command::new("tmux")
-            .arg("-S")
-            .arg(&socket)
-            .arg("kill-server")
-            .status();
     }
 
     #[test]
     fn a_reused_pid_should_not_be_taken_for_a_recorded_client() {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("sock");
-        let server = Server::new(Some(socket.clone()));
-        let records = dir.path().join("clients");
-        std::fs::create_dir_all(&records).unwrap();
-        let mut client = control_client(&socket);
+        let bed = Bed::new();
+        let mut client = control_client(&bed.socket());
         // Recorded with another start time: the pid now names another process.
-        std::fs::write(records.join("999999999.5"), format!("{} 1\n", client.id())).unwrap();
-        assert!(end_leftovers(&records, &server, "failover").is_empty());
+        let record = format!("{} 1\n", client.id());
+        std::fs::write(bed.records.join("999999999.5"), record).unwrap();
+        assert!(bed.end().is_empty());
         assert!(client.try_wait().unwrap().is_none());
         let _ = client.kill();
         let _ = client.wait();
-        let _ = Command::new("tmux")
-            .arg("-S")
-            .arg(&socket)
-            .arg("kill-server")
-            .status();
     }
 }
