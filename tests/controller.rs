@@ -18,7 +18,10 @@ struct Bed {
 
 impl Bed {
     fn new() -> Self {
-        let t = TmuxServer::start();
+        Self::on(TmuxServer::start())
+    }
+
+    fn on(t: TmuxServer) -> Self {
         let root = t.mkdir("op");
         for dir in ["home", "work", "m", "inbox"] {
             std::fs::create_dir_all(root.join(dir)).unwrap();
@@ -376,4 +379,42 @@ fn removed_agent_settings_should_be_written_again_by_the_controller() {
         "settings.json written again",
         written,
     );
+}
+
+#[test]
+fn a_tmux_server_that_cannot_be_reached_should_be_retried_until_it_can() {
+    let bed = Bed::on(TmuxServer::start_in("later"));
+    let mut c = bed.start("c");
+    let state = bed.state();
+    let tries = wait_for(Duration::from_secs(10), "two tries", || {
+        let e = failover::testbed::journal_events(&state, "tmuxUnreachable");
+        (e.len() >= 2).then_some(e)
+    });
+    assert!(
+        !tries[0]["error"].as_str().unwrap_or_default().is_empty(),
+        "{tries:?}"
+    );
+    assert!(c.child.try_wait().unwrap().is_none(), "{}", c.log());
+    let log = c.log();
+    assert!(log.contains("trying again in"), "{log}");
+    assert!(log.contains("kill-server"), "{log}");
+    // The socket's folder appears: the controller comes up and builds the pool.
+    std::fs::create_dir_all(bed.t.socket().parent().unwrap()).unwrap();
+    bed.wait_sessions(3, Duration::from_secs(30));
+    assert_eq!(
+        failover::testbed::journal_events(&state, "started").len(),
+        1
+    );
+}
+
+#[test]
+fn sigterm_while_tmux_cannot_be_reached_should_stop_it_cleanly() {
+    let bed = Bed::on(TmuxServer::start_in("later"));
+    let mut c = bed.start("c");
+    wait_for(Duration::from_secs(10), "a try", || {
+        (!failover::testbed::journal_events(&bed.state(), "tmuxUnreachable").is_empty())
+            .then_some(())
+    });
+    c.signal("TERM");
+    assert_eq!(c.exit_code(Duration::from_secs(5)), Some(0), "{}", c.log());
 }

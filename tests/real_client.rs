@@ -415,7 +415,8 @@ fn tasks_should_reach_the_real_client_and_a_swap_should_resume_its_conversations
     fleet.wait("the second task done", || {
         fleet.done("second.md").then_some(())
     });
-    assert_eq!(fleet.turns_of("Write the summary.").len(), 1, "sent once");
+    let sent = fleet.turns_of("Write the summary.");
+    assert_eq!(sent.len(), 1, "sent once: {sent:#?}\n{}", fleet.dump());
 
     // The dedicated session was relaunched on the same conversation under b.
     fleet.wait("desk resumed", || {

@@ -81,17 +81,7 @@ impl Bed {
     }
 
     fn files(&self, inbox: &str, folder: &str) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.queue(inbox, folder))
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    // Not the records, nor a record being written (`.<name>.json.tmp`).
-                    .filter(|n| !n.ends_with(".json") && !n.starts_with('.'))
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
+        failover::testbed::task_files(&self.queue(inbox, folder))
     }
 
     /// Every user message of every conversation under the account home.
@@ -387,6 +377,14 @@ fn a_task_whose_sessions_keep_dying_should_fail_after_its_tries() {
     .unwrap();
     assert!(
         record["outcome"].as_str().unwrap().contains("try 2 of 2"),
+        "{record}"
+    );
+    // The earlier try's reason is there too.
+    let tries = record["tries"].as_array().cloned().unwrap_or_default();
+    assert_eq!(tries.len(), 1, "{record}");
+    let first = tries[0].as_str().unwrap_or_default();
+    assert!(
+        first.starts_with("try 1: ") && first.contains("try 1 of 2"),
         "{record}"
     );
 }

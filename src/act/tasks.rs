@@ -84,6 +84,7 @@ pub(super) async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome
                 finished: jiff::Timestamp::now(),
                 outcome: reason.clone(),
                 reply: None,
+                tries: Vec::new(),
             };
             tasks::move_with_record(&folders.inbox.join(name), &folders.failed, name, &record)
                 .map_err(|e| Error::Task {
@@ -194,6 +195,7 @@ fn finish(
         finished: jiff::Timestamp::now(),
         outcome: outcome.to_owned(),
         reply,
+        tries: task.earlier.clone(),
     };
     tasks::move_with_record(from, dir, &task.name, &record)
         .map(drop)

@@ -6,6 +6,7 @@
 pub mod handoff;
 pub mod lock;
 pub mod queue;
+mod replay;
 mod watch;
 
 use std::collections::HashMap;
@@ -141,13 +142,24 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
         state::create_private_dir(&path).map_err(|source| state::Error::Io { path, source })?;
     }
     let mut journal = Journal::open(&dir)?;
+    let replayed = replay::replay(&dir, &manifests, &mut journal);
+    if replayed > 0 {
+        warn!(
+            replayed,
+            "journaled tasks that ended just before the last controller was killed"
+        );
+    }
     let facts = Facts::load(&dir)?;
-    let tmux = Tmux::manage(&settings)
-        .await?
-        .ok_or_else(|| tmux::Error::NoServer {
-            server: Server::from_settings(&settings).describe(),
-        })?;
-    let observed = observe::observe(Some(&tmux), &manifests, facts.clone(), Some(&dir)).await?;
+    let queue = Arc::new(WorkQueue::new());
+    let stopping = Arc::new(AtomicBool::new(false));
+    let stop = spawn_signals(stopping.clone(), queue.clone());
+    let Some((tmux, observed)) =
+        connect(&settings, &manifests, &facts, &mut journal, &stop).await?
+    else {
+        info!("stopped before tmux could be reached");
+        journal.record("stopped", json!({"pid": std::process::id()}))?;
+        return Ok(());
+    };
     let broken = plan::check_shared(&manifests, &observed);
     if !broken.is_empty() {
         let _ = journal.record("refusedToStart", json!({"problems": broken}));
@@ -167,8 +179,6 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
         "started",
         json!({"pid": std::process::id(), "generation": set.generation, "adopted": adopted, "files": files}),
     )?;
-    let queue = Arc::new(WorkQueue::new());
-    let stopping = Arc::new(AtomicBool::new(false));
     let mut c = Controller {
         files,
         files_generation: set.generation.clone(),
@@ -193,7 +203,6 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
     watches.sync(&c.watch_list());
     debug!(folders = ?watches.watched(), "watching");
     let tasks = c.spawn_triggers();
-    let stop = spawn_signals(stopping.clone(), queue.clone());
     queue.add(Key::World);
     while !stopping.load(Ordering::Acquire) {
         let key = tokio::select! {
@@ -223,6 +232,66 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
     c.journal
         .record("stopped", json!({"pid": std::process::id()}))?;
     Ok(())
+}
+
+/// The longest wait between two tries to reach tmux at start.
+const CONNECT_MAX: Duration = Duration::from_secs(10);
+
+/// Connects to tmux and takes a first look. While the server cannot be reached (one
+/// half alive after a crash, a socket being recreated) it tries again with backoff,
+/// saying what it tried and what the operator can do; `None` when a stop signal came
+/// first. A missing or too old tmux stops it at once.
+async fn connect(
+    settings: &Settings,
+    manifests: &Manifests,
+    facts: &Facts,
+    journal: &mut Journal,
+    stop: &tokio::sync::Notify,
+) -> Result<Option<(Tmux, Observed)>, Error> {
+    let target = Server::from_settings(settings);
+    let (server, cli) = (target.describe(), target.command_line());
+    let dir = &settings.state_dir;
+    let mut attempt: u32 = 0;
+    loop {
+        let problem = match Tmux::manage(settings).await {
+            Ok(Some(tmux)) => {
+                match observe::observe(Some(&tmux), manifests, facts.clone(), Some(dir)).await {
+                    Ok(observed) => {
+                        if attempt > 0 {
+                            info!(server, attempts = attempt + 1, "tmux reached");
+                        }
+                        return Ok(Some((tmux, observed)));
+                    }
+                    Err(e) => e.to_string(),
+                }
+            }
+            Ok(None) => tmux::Error::NoServer {
+                server: server.clone(),
+            }
+            .to_string(),
+            Err(e @ (tmux::Error::NotInstalled | tmux::Error::TooOld { .. })) => {
+                return Err(e.into());
+            }
+            Err(e) => e.to_string(),
+        };
+        attempt += 1;
+        let wait = queue::backoff(attempt).min(CONNECT_MAX);
+        error!(
+            "cannot reach tmux (try {attempt}): {problem}; \
+             trying again in {wait:?}. If this lasts: `{cli} list-clients` and \
+             `pgrep -af _failover-control` show who holds it; `{cli} kill-server` \
+             ends a server that takes no client (with its sessions; the controller rebuilds \
+             them and resumes their tasks)"
+        );
+        let _ = journal.record(
+            "tmuxUnreachable",
+            json!({"server": server, "attempt": attempt, "error": problem, "retryInMs": wait.as_millis()}),
+        );
+        tokio::select! {
+            _ = stop.notified() => return Ok(None),
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
 }
 
 /// Sets `stopping` on SIGTERM or SIGINT and wakes the loop.

@@ -58,8 +58,8 @@ pub struct Observed {
     /// For tasks in flight in agents that do not report: their turn as the
     /// conversation's transcript shows it, by file name in `active/`.
     pub turns: BTreeMap<String, TaskTurn>,
-    /// The transcripts of claimed tasks' conversations that exist: where a task whose
-    /// agent died can be resumed.
+    /// The transcripts that exist of claimed tasks' conversations and of the agents
+    /// that hold them: where a task whose agent died or moves can be resumed.
     pub transcripts: BTreeSet<PathBuf>,
     /// Persisted facts.
     pub facts: Facts,
@@ -155,8 +155,12 @@ pub async fn observe(
     let transcripts = facts
         .sessions
         .values()
-        .filter_map(|f| f.task.as_ref()?.conversation.as_ref())
-        .map(|(_, path)| path)
+        .filter(|f| f.task.is_some())
+        .flat_map(|f| {
+            let task = f.task.as_ref().and_then(|t| t.conversation.as_ref());
+            let agent = f.agent.as_ref().map(|a| &a.transcript);
+            task.map(|(_, path)| path).into_iter().chain(agent)
+        })
         .filter(|path| path.is_file())
         .cloned()
         .collect();

@@ -145,6 +145,7 @@ fn our_next_turn_should_count_once_drawn_and_no_other_change_before() {
             account: "alt".into(),
             attempt: 1,
             started: None,
+            earlier: Vec::new(),
         },
         pane: "%1".into(),
     };

@@ -235,6 +235,9 @@ pub struct TaskRef {
     pub attempt: u32,
     /// When it was submitted, if it was.
     pub started: Option<jiff::Timestamp>,
+    /// Why its earlier tries ended, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<String>,
 }
 
 /// How an action counts in the summary.

@@ -158,13 +158,26 @@ pub fn record(
             let f = facts.sessions.entry(task.session.clone()).or_default();
             f.task = None;
             f.used_pid = Some(*pid);
+            facts
+                .try_reasons
+                .remove(&format!("{}/{}", task.inbox, task.name));
         }
         Action::RequeueTask {
             task,
             failed,
             delivered,
-            ..
+            reason,
         } => {
+            let key = format!("{}/{}", task.inbox, task.name);
+            if *failed {
+                facts.try_reasons.remove(&key);
+            } else if *delivered {
+                facts
+                    .try_reasons
+                    .entry(key)
+                    .or_default()
+                    .push(format!("try {}: {reason}", task.attempt));
+            }
             if let Some(f) = facts.sessions.get_mut(&task.session)
                 && f.task.as_ref().is_some_and(|t| t.file == task.file)
             {

@@ -10,6 +10,10 @@ use super::{Action, Plan, Role, SessionSpec};
 use crate::api::{AccountSpec, Env, Manifests, Object};
 use crate::observe::{Observed, Session};
 
+/// How long a move waits for the transcript of a task's conversation to be written,
+/// counted from the paste, before it starts the agent afresh.
+const TRANSCRIPT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 struct Ctx<'a> {
     m: &'a Manifests,
     observed: &'a Observed,
@@ -76,6 +80,15 @@ impl Ctx<'_> {
             .and_then(|f| f.agent.as_ref())
             .filter(|a| a.pid == s.pane.pid)
             .map(|a| (a.conversation.clone(), a.transcript.clone()));
+        // Claude Code writes a conversation's transcript a moment after its first
+        // prompt: moved before that, the task could not be resumed and would be sent
+        // again. The move waits for it a bounded time.
+        if let Some((_, transcript)) = &conversation
+            && self.waits_for_transcript(&s.name, transcript, plan)
+        {
+            plan.wake(std::time::Duration::from_millis(200));
+            return;
+        }
         plan.act(Action::MoveSession {
             conversation,
             from: s.account.clone(),
@@ -89,6 +102,18 @@ impl Ctx<'_> {
             }),
             session: spec,
         });
+    }
+
+    /// Whether session `name` has a task whose text was sent less than
+    /// [`TRANSCRIPT_WAIT`] ago and whose conversation's `transcript` is not on disk yet.
+    fn waits_for_transcript(&self, name: &str, transcript: &Path, plan: &Plan) -> bool {
+        let Some(task) = plan.facts.sessions.get(name).and_then(|f| f.task.as_ref()) else {
+            return false;
+        };
+        let recent = task
+            .pasted
+            .is_some_and(|at| super::tasks::elapsed(self.now, at) < TRANSCRIPT_WAIT);
+        recent && !self.observed.transcripts.contains(transcript)
     }
 
     fn ours(&self, s: &Session) -> bool {

@@ -220,6 +220,21 @@ impl<'a> View<'a> {
                 f.used_pid = self.o.sessions.get(name).map(|s| s.pane.pid);
             }
         }
+        // The tries of tasks no longer waiting nor claimed (deleted by hand, or their
+        // inbox removed) go; an inbox not read this time keeps its own.
+        let known = |key: &String| {
+            let Some((inbox, name)) = key.split_once('/') else {
+                return false;
+            };
+            if !self.m.inboxes.iter().any(|i| i.name == inbox) {
+                return false;
+            }
+            self.o.inboxes.get(inbox).is_none_or(|i| {
+                i.waiting.iter().any(|w| w.name == name) || i.active.iter().any(|a| a.task == name)
+            })
+        };
+        plan.facts.tries.retain(|key, _| known(key));
+        plan.facts.try_reasons.retain(|key, _| known(key));
         for (name, seen) in &self.seen {
             let f = plan.facts.sessions.entry(name.clone()).or_default();
             if let Some(h) = seen.hash
@@ -309,6 +324,13 @@ impl<'a> View<'a> {
             account,
             attempt,
             started,
+            earlier: self
+                .o
+                .facts
+                .try_reasons
+                .get(&format!("{}/{name}", inbox.name))
+                .cloned()
+                .unwrap_or_default(),
         }
     }
 

@@ -356,6 +356,35 @@ fn a_session_gone_with_its_tmux_server_should_come_back_to_resume_its_task_beyon
 }
 
 #[test]
+fn a_move_should_wait_a_bounded_time_for_the_transcript_of_a_task_just_sent() {
+    let (m, mut o) = world(Stage::Running, IDLE_EMPTY);
+    reporting(&mut o);
+    task_mut(&mut o).at_limit = true;
+    task_mut(&mut o).pasted = Some(at(-2));
+    o.facts
+        .exhausted_until
+        .insert("main".into(), "2026-11-21T23:00:00Z".parse().unwrap());
+    let moves = |o: &Observed, now| {
+        let p = plan_with_tasks(&m, o, "failover", at(now));
+        let n = p
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::MoveSession { .. }))
+            .count();
+        (n, p.requeue_after.is_some())
+    };
+    // Not written yet: moved now, the task could only be sent again.
+    assert_eq!(moves(&o, 0), (0, true));
+    // Written: resumed.
+    o.transcripts.insert("/h/main/projects/-w/c1.jsonl".into());
+    assert_eq!(moves(&o, 0).0, 1);
+    // Never written: after 10 s the agent moves anyway.
+    o.transcripts.clear();
+    assert_eq!(moves(&o, 7).0, 0);
+    assert_eq!(moves(&o, 8).0, 1);
+}
+
+#[test]
 fn a_move_should_resume_the_conversation_the_agent_reported() {
     let (m, mut o) = world(Stage::Running, IDLE_EMPTY);
     reporting(&mut o);

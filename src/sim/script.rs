@@ -126,21 +126,38 @@ impl Script {
     }
 }
 
-/// Takes the first directive line of the control file, leaving the rest.
+/// Takes the first directive line of the control file, leaving the rest. Agents that
+/// share the file take turns on an exclusive lock, so that two never take the same line
+/// and none finds the file missing while another holds it.
 fn take_line(path: &Path) -> Option<Outcome> {
-    // Claim the file by renaming it, so two agents sharing it never take the same line.
-    let claimed = path.with_extension(format!("claimed-{}", std::process::id()));
-    std::fs::rename(path, &claimed).ok()?;
-    let text = std::fs::read_to_string(&claimed).unwrap_or_default();
+    use std::io::{Read, Seek, Write};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .ok()?;
+    file.lock().ok()?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).ok()?;
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let first = lines.next().map(str::to_owned);
     let rest: Vec<&str> = lines.collect();
-    if !rest.is_empty() {
-        let _ = std::fs::write(&claimed, rest.join("\n") + "\n");
-        let _ = std::fs::rename(&claimed, path);
+    if rest.is_empty() {
+        // The last line taken: the file goes, emptied first for an agent that opened
+        // it and waits for the lock.
+        let _ = file.set_len(0);
+        let _ = std::fs::remove_file(path);
     } else {
-        let _ = std::fs::remove_file(&claimed);
+        let rest = rest.join("\n") + "\n";
+        let rewritten = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| file.write_all(rest.as_bytes()));
+        if rewritten.is_err() {
+            return None;
+        }
     }
+    // Unlocked as the file closes.
     first.and_then(|l| l.parse().ok())
 }
 
@@ -169,6 +186,35 @@ mod tests {
         );
         assert!("explode".parse::<Outcome>().is_err());
         assert!("ok now".parse::<Outcome>().is_err());
+    }
+
+    #[test]
+    fn agents_sharing_a_control_file_should_each_take_a_different_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let control = dir.path().join("control");
+        let lines: Vec<String> = (0..200).map(|i| format!("say line {i}")).collect();
+        std::fs::write(&control, lines.join("\n") + "\n").unwrap();
+        let takers: Vec<_> = (0..8)
+            .map(|_| {
+                let control = control.clone();
+                std::thread::spawn(move || {
+                    std::iter::from_fn(|| take_line(&control)).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut taken: Vec<String> = takers
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .map(|o| match o {
+                Outcome::Say(text) => text,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        taken.sort();
+        let mut want: Vec<String> = (0..200).map(|i| format!("line {i}")).collect();
+        want.sort();
+        assert_eq!(taken, want);
+        assert!(!control.exists());
     }
 
     #[test]

@@ -60,6 +60,23 @@ impl Journal {
     }
 }
 
+/// The time of the journal's last entry in `dir`, read from its end; `None` when it is
+/// empty, missing or unreadable.
+pub fn last_time(dir: &Path) -> Option<jiff::Timestamp> {
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 64 * 1024;
+    let mut file = File::open(dir.join(JOURNAL_FILE)).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(TAIL))).ok()?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).ok()?;
+    String::from_utf8_lossy(&tail)
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find_map(|v| v["time"].as_str()?.parse().ok())
+}
+
 /// Every entry of the journal in `dir`, oldest first; lines that are not JSON are
 /// skipped.
 pub fn read(dir: &Path) -> Result<Vec<Value>, Error> {

@@ -33,6 +33,10 @@ pub struct Facts {
     /// Tries so far of tasks that went back to their inbox, by `inbox/task`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tries: BTreeMap<String, u32>,
+    /// Why each try so far of those tasks ended, oldest first, by `inbox/task`: their
+    /// record in `done/` or `failed/` lists them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub try_reasons: BTreeMap<String, Vec<String>>,
     /// Per pool, the inbox whose turn it is next (fair sharing).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub turn: BTreeMap<String, usize>,

@@ -145,6 +145,9 @@ pub struct Record {
     /// The agent's last reply, when its report or transcript gave it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reply: Option<String>,
+    /// Why each earlier try ended, oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tries: Vec<String>,
 }
 
 /// Moves `from` into `dir` under a free name like `name`, its record `<name>.json`

@@ -7,6 +7,7 @@
 //! what failover did without trusting failover to report it. Helpers panic with a
 //! message on failure, as test helpers do.
 
+pub mod chaos;
 pub mod claude;
 pub mod mock_api;
 
@@ -60,6 +61,21 @@ pub fn drop_task(inbox: &Path, name: &str, text: &str) {
     let tmp = inbox.with_file_name(format!(".{name}.tmp"));
     std::fs::write(&tmp, text).unwrap_or_else(|e| panic!("write {tmp:?}: {e}"));
     std::fs::rename(&tmp, inbox.join(name)).unwrap_or_else(|e| panic!("rename {tmp:?}: {e}"));
+}
+
+/// The task files in `dir`, sorted: not their records (`<name>.json`), nor files being
+/// written (`.name.tmp`).
+pub fn task_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.ends_with(".json") && !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 /// The journal entries of kind `event` in the state folder `state`, oldest first.
@@ -157,6 +173,14 @@ impl TmuxServer {
             .unwrap_or_else(|e| panic!("cannot make a temp folder: {e}"));
         let socket = dir.path().join("sock");
         Self { dir, socket }
+    }
+
+    /// A server whose socket lies in the folder `sub` of the temp folder, not made yet:
+    /// no tmux can start there until the test makes it.
+    pub fn start_in(sub: &str) -> Self {
+        let mut t = Self::start();
+        t.socket = t.dir.path().join(sub).join("sock");
+        t
     }
 
     /// The server's socket path.

@@ -92,6 +92,15 @@ impl Server {
         self
     }
 
+    /// The `tmux` command line that reaches this server, for messages that tell the
+    /// operator what to run.
+    pub fn command_line(&self) -> String {
+        match &self.socket {
+            Some(s) => format!("tmux -S {}", s.display()),
+            None => "tmux".to_owned(),
+        }
+    }
+
     /// How messages name the server.
     pub fn describe(&self) -> String {
         match &self.socket {
@@ -545,7 +554,24 @@ impl Client {
             Ok(Err(_)) => {
                 let mut message = String::new();
                 let _ = stderr.read_to_string(&mut message).await;
-                Err(connect_error(message.trim().to_owned()))
+                let mut message = message.trim().to_owned();
+                // Nothing on stderr: what the client said as it exited (`%exit …`).
+                if message.is_empty()
+                    && let Some(why) = client
+                        .reason()
+                        .strip_prefix("tmux connection closed: ")
+                        .filter(|why| *why != "tmux exited")
+                {
+                    message = if why.contains("server exited unexpectedly") {
+                        format!(
+                            "{why} (tmux could not start or keep a server on this socket: \
+                             does its folder exist, and is it writable?)"
+                        )
+                    } else {
+                        why.to_owned()
+                    };
+                }
+                Err(connect_error(message))
             }
             Err(_) => Err(Error::Connect {
                 server: server.describe(),

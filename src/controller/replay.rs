@@ -1,0 +1,175 @@
+//! Endings the journal missed. A task's record and its move into `done/` or `failed/`
+//! come before its journal event: a controller killed in between leaves the task there
+//! without one. At start, before it writes anything else, the controller writes the
+//! missing events from the records, marked `replayed`, so that every task in `done/`
+//! or `failed/` has exactly one.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use crate::api::Manifests;
+use crate::state::journal::{self, Journal};
+use crate::tasks::Folders;
+
+/// How much older than the journal's last entry a record's file may look and still be
+/// read: file times and the clock are not exact.
+const SLACK: Duration = Duration::from_secs(2);
+
+/// Writes the events of tasks that ended after the journal's last entry; how many.
+/// Only records that new are read, so a start costs a `stat` per finished task.
+pub fn replay(dir: &Path, manifests: &Manifests, journal: &mut Journal) -> usize {
+    let Some(last) = journal::last_time(dir) else {
+        return 0;
+    };
+    let since = SystemTime::from(last)
+        .checked_sub(SLACK)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut missed = Vec::new();
+    for inbox in &manifests.inboxes {
+        let folders = Folders::of(&inbox.spec.path);
+        for (folder, done) in [(&folders.done, true), (&folders.failed, false)] {
+            for record in records_since(folder, since) {
+                let finished = record["finished"].as_str().and_then(|t| t.parse().ok());
+                if finished.is_some_and(|t: Timestamp| t > last) {
+                    missed.push((finished, done, record));
+                }
+            }
+        }
+    }
+    missed.sort_by_key(|(finished, _, _)| *finished);
+    let count = missed.len();
+    for (_, done, record) in missed {
+        let (event, fields) = event_of(done, &record);
+        if let Err(e) = journal.record(event, fields) {
+            tracing::warn!(error = %e, "cannot write a missed task event");
+        }
+    }
+    count
+}
+
+/// The records (`<task>.json`) in `folder` written since `since` whose task is there
+/// too (a record written just before a crash, its task still in `active/`, is not an
+/// ending yet: the task ends again, with its event).
+fn records_since(folder: &Path, since: SystemTime) -> Vec<Value> {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.ends_with(".json") && !name.starts_with('.')
+        })
+        .filter(|e| e.path().with_extension("").exists())
+        .filter(|e| {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t >= since)
+        })
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
+        .collect()
+}
+
+/// The event a controller writes for such an ending, from its record.
+fn event_of(done: bool, r: &Value) -> (&'static str, Value) {
+    let task = json!({
+        "inbox": r["inbox"], "name": r["task"], "session": r["session"],
+        "account": r["account"], "attempt": r["attempt"], "started": r["started"],
+    });
+    if done {
+        let action = json!({"action": "completeTask", "task": task, "how": r["outcome"], "reply": r["reply"]});
+        (
+            "taskDone",
+            json!({"action": action, "ok": true, "replayed": true}),
+        )
+    } else {
+        let action =
+            json!({"action": "requeueTask", "task": task, "reason": r["outcome"], "failed": true});
+        (
+            "taskFailed",
+            json!({"action": action, "ok": true, "replayed": true}),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifests(inbox: &Path) -> Manifests {
+        let text = format!(
+            "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: main}}\nspec: {{home: /h}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: auto}}\nspec: {{prefix: w-, min: 1, max: 1, workdir: /w}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: q}}\nspec: {{path: {}, pool: auto, workdir: /w}}\n",
+            inbox.display()
+        );
+        crate::api::load_str("m.yaml", &text).expect("valid manifests")
+    }
+
+    fn ended(folder: &Path, name: &str, finished: Timestamp, with_task: bool) {
+        std::fs::create_dir_all(folder).unwrap();
+        let record = json!({"task": name, "inbox": "q", "session": "w-1", "account": "main",
+            "attempt": 1, "started": null, "finished": finished.to_string(), "outcome": "Stop report"});
+        std::fs::write(folder.join(format!("{name}.json")), record.to_string()).unwrap();
+        if with_task {
+            std::fs::write(folder.join(name), "text").unwrap();
+        }
+    }
+
+    #[test]
+    fn a_task_ended_after_the_last_event_should_get_its_event_once() {
+        let root = tempfile::tempdir().unwrap();
+        let (state, inbox) = (root.path().join("state"), root.path().join("q/inbox"));
+        let m = manifests(&inbox);
+        let folders = Folders::of(&inbox);
+        let last = Timestamp::now() - jiff::SignedDuration::from_secs(10);
+        let second = jiff::SignedDuration::from_secs(1);
+        ended(&folders.done, "old.md", last - second, true);
+        std::fs::create_dir_all(&state).unwrap();
+        let line = json!({"time": last.to_string(), "event": "taskDone"});
+        std::fs::write(state.join(journal::JOURNAL_FILE), format!("{line}\n")).unwrap();
+        let mut j = Journal::open(&state).unwrap();
+        let later = last + second;
+        // Ended after the last event: the crash came between the move and the event.
+        ended(&folders.done, "new.md", later, true);
+        ended(&folders.failed, "bad.md", later, true);
+        // Its record written, the task not moved yet: it ends again, with its event.
+        ended(&folders.done, "half.md", later, false);
+        assert_eq!(replay(&state, &m, &mut j), 2);
+        let events = journal::read(&state).unwrap();
+        let names: Vec<_> = events[1..]
+            .iter()
+            .map(|e| {
+                (
+                    e["event"].clone(),
+                    e["action"]["task"]["name"].clone(),
+                    e["replayed"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (json!("taskDone"), json!("new.md"), json!(true)),
+                (json!("taskFailed"), json!("bad.md"), json!(true)),
+            ]
+        );
+        // The next start finds nothing missing.
+        assert_eq!(replay(&state, &m, &mut j), 0);
+    }
+
+    #[test]
+    fn an_empty_journal_should_replay_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let inbox = root.path().join("q/inbox");
+        ended(&Folders::of(&inbox).done, "a.md", Timestamp::now(), true);
+        let state = root.path().join("state");
+        let mut j = Journal::open(&state).unwrap();
+        assert_eq!(replay(&state, &manifests(&inbox), &mut j), 0);
+    }
+}

@@ -1,0 +1,447 @@
+//! The chaos suite: pools of stand-in agents work through tasks while the controller is
+//! SIGKILLed at random points and the tmux server is killed, the way an operator's bad
+//! day goes. What happened is counted from evidence (see [`count`]): the folders, what
+//! reached the agents, the journal against the folders, the process table.
+//!
+//! `tests/chaos.rs` runs a small form in `cargo test`; `cargo bench --bench chaos --
+//! --tasks 500 --kills 50 --tmux-kills 5` the large one.
+
+pub mod count;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::{Spawned, TmuxServer, drop_task, journal_events, wait_for_or_none};
+
+/// What a run does.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Tasks dropped (four in five for the fast pool, the others for the slow one).
+    pub tasks: usize,
+    /// Controller SIGKILLs, 0.3–2 s apart, each followed by a restart at once.
+    pub kills: usize,
+    /// tmux server kills, spread among the controller kills.
+    pub tmux_kills: usize,
+    /// Seeds the random waits and kill points: a run can be replayed.
+    pub seed: u64,
+    /// How long the tasks may take to settle once the last kill is behind them.
+    pub settle: Duration,
+}
+
+/// What a run did, counted from evidence.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Figures {
+    /// Tasks dropped.
+    pub tasks: usize,
+    /// Controller SIGKILLs.
+    pub kills: usize,
+    /// tmux server kills.
+    pub tmux_kills: usize,
+    /// Tasks in `done/`.
+    pub done: usize,
+    /// Tasks in `failed/`.
+    pub failed: usize,
+    /// Tasks found nowhere.
+    pub lost: usize,
+    /// Tasks still in `inbox/` or `active/` at the end.
+    pub stuck: usize,
+    /// Tasks in `done/` whose text never ran to a reply.
+    pub done_unrun: usize,
+    /// Tasks that ran to a reply more than once.
+    pub run_twice: usize,
+    /// Tasks sent again after a turn that never ended (its agent died mid-turn).
+    pub resent: usize,
+    /// Tasks carried on in their conversation after their agent died or moved.
+    pub resumed: usize,
+    /// Moments two controllers ran on the same state folder.
+    pub duplicate_controllers: usize,
+    /// Times the operator's own session was typed into, or went away without a tmux
+    /// kill.
+    pub unowned_touched: usize,
+    /// tmux control clients of killed controllers still running once the next one was
+    /// up.
+    pub leftover_clients: usize,
+    /// Tasks in `done/` or `failed/` without their journal event.
+    pub journal_missing: usize,
+    /// Tasks with more than one such event, or events of tasks not there.
+    pub journal_extra: usize,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+}
+
+impl Figures {
+    /// Whether nothing went wrong: every task done once, nothing lost, stuck, run twice,
+    /// touched or left behind, and a journal that matches the folders.
+    pub fn clean(&self) -> bool {
+        self.done == self.tasks
+            && self.failed + self.lost + self.stuck + self.done_unrun + self.run_twice == 0
+            && self.duplicate_controllers + self.unowned_touched + self.leftover_clients == 0
+            && self.journal_missing + self.journal_extra == 0
+    }
+}
+
+impl fmt::Display for Figures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "tasks {} · kills {} · tmux kills {} · done {} · failed {} · lost {} · stuck {} · \
+             done unrun {} · run twice {} · resent after a mid-turn death {} · resumed {} · \
+             duplicate controllers {} · unowned touched {} · leftover clients {} · \
+             journal missing {} · journal extra {} · elapsed {:.1}s",
+            self.tasks,
+            self.kills,
+            self.tmux_kills,
+            self.done,
+            self.failed,
+            self.lost,
+            self.stuck,
+            self.done_unrun,
+            self.run_twice,
+            self.resent,
+            self.resumed,
+            self.duplicate_controllers,
+            self.unowned_touched,
+            self.leftover_clients,
+            self.journal_missing,
+            self.journal_extra,
+            self.elapsed.as_secs_f64()
+        )
+    }
+}
+
+/// A run's figures, and what to read when they are not clean.
+#[derive(Debug)]
+pub struct Report {
+    /// The figures.
+    pub figures: Figures,
+    /// The tasks behind each bad figure, and the last controller's log.
+    pub details: String,
+}
+
+/// xorshift64: enough randomness for wait times and kill points, replayable by seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn millis(&mut self, from: u64, to: u64) -> Duration {
+        Duration::from_millis(from + self.next() % (to - from))
+    }
+}
+
+/// The operator's own session: `cat` appending whatever is typed into it to a file.
+const MINE: &str = "mine";
+
+struct Bed {
+    bin: PathBuf,
+    t: TmuxServer,
+    root: PathBuf,
+    manifest: PathBuf,
+    texts: Vec<String>,
+    names: Vec<String>,
+    /// The pane pid of the operator's session as last made.
+    mine: Option<String>,
+    figures: Figures,
+    starts: usize,
+}
+
+/// Runs the suite with the `failover` binary `bin`.
+pub fn run(bin: &Path, o: &Options) -> Report {
+    let begun = Instant::now();
+    let mut bed = Bed::new(bin, o);
+    let mut rng = Rng(o.seed.max(1));
+    bed.make_mine();
+    for i in 0..o.tasks {
+        let (inbox, text) = task(i);
+        let name = format!("c{i:04}.md");
+        drop_task(&bed.root.join(inbox).join("inbox"), &name, &text);
+        bed.texts.push(text);
+        bed.names.push(name);
+    }
+    let events = o.kills + o.tmux_kills;
+    // Which events kill the tmux server: spread evenly, never the first.
+    let tmux_at: Vec<usize> = (1..=o.tmux_kills)
+        .map(|k| k * events / (o.tmux_kills + 1))
+        .collect();
+    let mut c = bed.start();
+    for event in 0..events {
+        std::thread::sleep(rng.millis(300, 2000));
+        bed.check_controllers(&c);
+        if event % 5 == 2 {
+            bed.start_second();
+        }
+        if tmux_at.contains(&event) {
+            bed.check_mine();
+            bed.kill_tmux();
+            bed.figures.tmux_kills += 1;
+            bed.make_mine();
+        } else {
+            c.kill();
+            bed.figures.kills += 1;
+            c = bed.start();
+        }
+    }
+    let settled = wait_for_or_none(o.settle, || bed.settled().then_some(()));
+    bed.check_controllers(&c);
+    bed.check_mine();
+    let log = c.log();
+    c.signal("TERM");
+    let _ = wait_for_or_none(Duration::from_secs(10), || {
+        c.child.try_wait().ok().flatten()
+    });
+    let mut details = format!("seed {}\n{}", o.seed, bed.count());
+    if settled.is_none() {
+        details.push_str(&format!("not settled within {:?}\n", o.settle));
+    }
+    let tail: Vec<&str> = log.lines().rev().take(80).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    details.push_str(&format!(
+        "--- the last controller's log\n{}",
+        tail.join("\n")
+    ));
+    bed.figures.elapsed = begun.elapsed();
+    Report {
+        figures: bed.figures,
+        details,
+    }
+}
+
+/// Task `i`: its inbox and its text, multi-line with shell-looking text every third.
+fn task(i: usize) -> (&'static str, String) {
+    let inbox = if i % 5 == 4 { "slow" } else { "fast" };
+    let text = if i.is_multiple_of(3) {
+        format!("Chaos task {i}: check\n  run $(make test) and `id`\nthen say \"done\" 'ok'")
+    } else {
+        format!("Chaos task {i}: summarise the notes")
+    };
+    (inbox, text)
+}
+
+impl Bed {
+    fn new(bin: &Path, o: &Options) -> Self {
+        let t = TmuxServer::start();
+        let root = t.mkdir("chaos");
+        for dir in ["home", "work", "desk", "fast/inbox", "slow/inbox"] {
+            let path = root.join(dir);
+            std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        }
+        let (r, b) = (root.display(), bin.display());
+        let text = format!(
+            "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: main}}\nspec: {{home: {r}/home}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{b}, sim-agent], env: {{FAILOVER_SIM_TURN: 150ms}}}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: slow}}\nspec: {{command: [{b}, sim-agent], env: {{FAILOVER_SIM_TURN: 2s}}}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: default}}\nspec: {{pollInterval: 200ms, dispatch: {{submitDelay: 50ms}}}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: fast}}\nspec: {{prefix: f-, min: 3, max: 3, workdir: {r}/work}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: slow}}\nspec: {{prefix: s-, min: 2, max: 2, agent: slow, workdir: {r}/work}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: {r}/desk}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: fast}}\nspec: {{path: {r}/fast/inbox, pool: fast, workdir: {r}/work, maxTries: 3}}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: slow}}\nspec: {{path: {r}/slow/inbox, pool: slow, workdir: {r}/work, maxTries: 3}}\n"
+        );
+        let manifest = root.join("pool.yaml");
+        std::fs::write(&manifest, text).unwrap_or_else(|e| panic!("{manifest:?}: {e}"));
+        Self {
+            bin: bin.to_path_buf(),
+            t,
+            root,
+            manifest,
+            texts: Vec::new(),
+            names: Vec::new(),
+            mine: None,
+            figures: Figures {
+                tasks: o.tasks,
+                ..Figures::default()
+            },
+            starts: 0,
+        }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.root.join("state")
+    }
+
+    fn inboxes(&self) -> Vec<PathBuf> {
+        ["fast", "slow"]
+            .map(|i| self.root.join(i).join("inbox"))
+            .into()
+    }
+
+    /// Starts a controller on the manifests and state folder.
+    fn start(&mut self) -> Spawned {
+        self.starts += 1;
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(["controller", "-f", &self.manifest.to_string_lossy()])
+            .envs(self.t.env())
+            .env("FAILOVER_STATE_DIR", self.state())
+            .env("RUST_LOG", "info");
+        let log = self.root.join(format!("controller-{}.log", self.starts));
+        Spawned::start(cmd, log)
+    }
+
+    /// Counts controllers on this manifest beyond one, and, once `c` is up, control
+    /// clients on this server that are not its own.
+    fn check_controllers(&mut self, c: &Spawned) {
+        let manifest = self.manifest.to_string_lossy().into_owned();
+        let controllers = count::processes(&manifest)
+            .into_iter()
+            .filter(|p| p.args.iter().any(|a| a == "controller"))
+            .count();
+        self.figures.duplicate_controllers += controllers.saturating_sub(1);
+        let up = journal_events(&self.state(), "started")
+            .iter()
+            .any(|e| e["pid"] == c.pid());
+        if !up {
+            return;
+        }
+        // The server itself carries the command line of the client that started it.
+        let server = self.server_pid();
+        let socket = self.t.socket().to_string_lossy().into_owned();
+        let control = crate::tmux::control_session("failover");
+        self.figures.leftover_clients += count::processes(&control)
+            .into_iter()
+            .filter(|p| p.args.iter().any(|a| a == &socket))
+            .filter(|p| p.ppid != c.pid() && Some(p.pid) != server)
+            .count();
+    }
+
+    /// Starts a second controller on the same state folder, as an operator might by
+    /// mistake: it must give up at once. One still running after 15 s is a duplicate.
+    fn start_second(&mut self) {
+        let mut second = self.start();
+        let exited = wait_for_or_none(Duration::from_secs(15), || {
+            second.child.try_wait().ok().flatten()
+        });
+        if exited.is_none_or(|status| status.success()) {
+            self.figures.duplicate_controllers += 1;
+        }
+    }
+
+    /// The tmux server's pid, while one runs.
+    fn server_pid(&self) -> Option<u32> {
+        let out = self.t.try_tmux(&["display-message", "-p", "#{pid}"]);
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    }
+
+    /// Kills the tmux server and waits for it to be gone.
+    fn kill_tmux(&self) {
+        let pid = self.server_pid();
+        let _ = self.t.try_tmux(&["kill-server"]);
+        if let Some(pid) = pid {
+            let _ = wait_for_or_none(Duration::from_secs(10), || {
+                (!crate::procfs::alive(pid)).then_some(())
+            });
+        }
+    }
+
+    /// Makes the operator's own session (a tmux kill took the last one).
+    fn make_mine(&mut self) {
+        let typed = self.root.join("mine.typed");
+        // A server the controller is starting at this moment may refuse it once.
+        self.mine = wait_for_or_none(Duration::from_secs(10), || {
+            let out = self.t.try_tmux(&[
+                "new-session",
+                "-d",
+                "-s",
+                MINE,
+                "-P",
+                "-F",
+                "#{pane_pid}",
+                "--",
+                "sh",
+                "-c",
+                "exec cat >> \"$0\"",
+                &typed.to_string_lossy(),
+            ]);
+            let pid = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            (out.status.success() && !pid.is_empty()).then_some(pid)
+        });
+    }
+
+    /// Counts the operator's session as touched if it is gone or runs another process.
+    fn check_mine(&mut self) {
+        let out = self
+            .t
+            .try_tmux(&["display-message", "-p", "-t", "=mine:", "#{pane_pid}"]);
+        let now = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if self.mine.as_deref() != Some(now.as_str()) || now.is_empty() {
+            self.figures.unowned_touched += 1;
+        }
+    }
+
+    /// Whether every task is in `done/` or `failed/`.
+    fn settled(&self) -> bool {
+        let at = count::places(&self.inboxes());
+        self.names
+            .iter()
+            .all(|n| matches!(at.get(n), Some(&("done" | "failed"))))
+    }
+
+    /// Counts everything from evidence into the figures; the names behind them.
+    fn count(&mut self) -> String {
+        let at = count::places(&self.inboxes());
+        let turns = count::turns(&self.root.join("home/projects"), &self.texts);
+        let journal = count::journal_endings(&self.state());
+        let mut bad: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        let f = &mut self.figures;
+        for (name, turns) in self.names.iter().zip(&turns) {
+            let place = at.get(name).copied();
+            let mut note = |what: &'static str| bad.entry(what).or_default().push(name.clone());
+            match place {
+                Some("done") => f.done += 1,
+                Some("failed") => {
+                    f.failed += 1;
+                    note("failed");
+                }
+                Some(_) => {
+                    f.stuck += 1;
+                    note("stuck");
+                }
+                None => {
+                    f.lost += 1;
+                    note("lost");
+                }
+            }
+            if place == Some("done") && turns.completed == 0 {
+                f.done_unrun += 1;
+                note("done unrun");
+            }
+            if turns.completed > 1 {
+                f.run_twice += 1;
+                note("run twice");
+            } else if turns.sent > 1 {
+                f.resent += 1;
+                note("resent");
+            }
+            if turns.resumed {
+                f.resumed += 1;
+            }
+            for ending in ["done", "failed"] {
+                let events = journal.get(&(name.clone(), ending)).copied().unwrap_or(0);
+                let there = usize::from(place == Some(ending));
+                if events < there {
+                    f.journal_missing += 1;
+                    note("journal missing");
+                } else if events > there {
+                    f.journal_extra += events - there;
+                    note("journal extra");
+                }
+            }
+        }
+        let typed = std::fs::metadata(self.root.join("mine.typed")).map_or(0, |m| m.len());
+        if typed > 0 {
+            f.unowned_touched += 1;
+        }
+        let mut text = String::new();
+        for (what, names) in bad {
+            text.push_str(&format!("{what}: {}\n", names.join(" ")));
+        }
+        text
+    }
+}

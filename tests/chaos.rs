@@ -1,0 +1,31 @@
+//! The chaos suite's small form: forty tasks through two pools of stand-in agents while
+//! the controller is SIGKILLed ten times and the tmux server once. See
+//! `failover::testbed::chaos`; `cargo bench --bench chaos` runs the large form.
+
+use std::time::Duration;
+
+use failover::testbed::chaos::{self, Options};
+
+const BIN: &str = env!("CARGO_BIN_EXE_failover");
+
+#[test]
+fn forty_tasks_through_ten_controller_kills_and_a_tmux_kill_should_each_run_once() {
+    let seed = std::env::var("FAILOVER_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| u64::from(std::process::id()) << 16 | 0x2545);
+    let report = chaos::run(
+        BIN.as_ref(),
+        &Options {
+            tasks: 40,
+            kills: 10,
+            tmux_kills: 1,
+            seed,
+            settle: Duration::from_secs(240),
+        },
+    );
+    let f = &report.figures;
+    eprintln!("{f}");
+    assert!(f.clean(), "{f}\n{}", report.details);
+    assert_eq!((f.kills, f.tmux_kills), (10, 1), "{f}");
+}
