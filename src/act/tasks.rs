@@ -44,10 +44,19 @@ pub(super) async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome
             let folders = Folders::of(&task.path);
             let to = (folders.done.as_path(), how.as_str(), reply.clone());
             finish(task, &folders.active.join(&task.file), to)?;
+            // The task is done once in `done/`. An exit command that cannot be typed (the
+            // tmux server went down) leaves an agent with a used context, which the next
+            // plan recycles: not a failure of the task's.
             if let Some(exit) = exit {
                 let typed = Cmd::new("send-keys").args(["-t", pane, "-l", exit]);
                 let enter = Cmd::new("send-keys").args(["-t", pane, "Enter"]);
-                run_guarded(ctx, &task.session, pane, &[typed, enter]).await?;
+                if let Err(e) = run_guarded(ctx, &task.session, pane, &[typed, enter]).await {
+                    tracing::warn!(
+                        task = %format!("{}/{}", task.inbox, task.name),
+                        error = %e,
+                        "task done; its agent did not get the exit command"
+                    );
+                }
             }
             Ok(Outcome::Done)
         }

@@ -53,7 +53,7 @@ pub enum Error {
     /// Another controller runs.
     #[error(transparent)]
     Lock(#[from] LockError),
-    /// tmux is missing or unreachable.
+    /// tmux is missing or too old (an unreachable server is retried).
     #[error(transparent)]
     Tmux(#[from] tmux::Error),
     /// The state folder is unusable.
@@ -65,9 +65,6 @@ pub enum Error {
     /// File watching could not start.
     #[error("cannot watch files: {0}")]
     Watch(#[from] notify::Error),
-    /// Observation failed at startup.
-    #[error(transparent)]
-    Observe(#[from] observe::Error),
 }
 
 /// The journal event an action is written as.

@@ -68,6 +68,9 @@ pub struct Figures {
     pub journal_missing: usize,
     /// Tasks with more than one such event, or events of tasks not there.
     pub journal_extra: usize,
+    /// Of those events, how many a controller wrote at its start, from the task's
+    /// record, because the one before it was killed between the move and the event.
+    pub replayed: usize,
     /// Wall time of the run.
     pub elapsed: Duration,
 }
@@ -90,7 +93,7 @@ impl fmt::Display for Figures {
             "tasks {} · kills {} · tmux kills {} · done {} · failed {} · lost {} · stuck {} · \
              done unrun {} · run twice {} · resent after a mid-turn death {} · resumed {} · \
              duplicate controllers {} · unowned touched {} · leftover clients {} · \
-             journal missing {} · journal extra {} · elapsed {:.1}s",
+             journal missing {} · journal extra {} (replayed {}) · elapsed {:.1}s",
             self.tasks,
             self.kills,
             self.tmux_kills,
@@ -107,6 +110,7 @@ impl fmt::Display for Figures {
             self.leftover_clients,
             self.journal_missing,
             self.journal_extra,
+            self.replayed,
             self.elapsed.as_secs_f64()
         )
     }
@@ -388,6 +392,7 @@ impl Bed {
         let at = count::places(&self.inboxes());
         let turns = count::turns(&self.root.join("home/projects"), &self.texts);
         let journal = count::journal_endings(&self.state());
+        let entries = crate::state::journal::read(&self.state()).unwrap_or_default();
         let mut bad: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         let f = &mut self.figures;
         for (name, turns) in self.names.iter().zip(&turns) {
@@ -434,13 +439,27 @@ impl Bed {
                 }
             }
         }
+        f.replayed = entries.iter().filter(|e| e["replayed"] == true).count();
         let typed = std::fs::metadata(self.root.join("mine.typed")).map_or(0, |m| m.len());
         if typed > 0 {
             f.unowned_touched += 1;
         }
         let mut text = String::new();
-        for (what, names) in bad {
+        for (what, names) in &bad {
             text.push_str(&format!("{what}: {}\n", names.join(" ")));
+        }
+        // What the journal says of the tasks whose events do not match the folders.
+        for name in bad
+            .iter()
+            .filter(|(w, _)| w.starts_with("journal"))
+            .flat_map(|(_, n)| n)
+        {
+            for e in entries
+                .iter()
+                .filter(|e| e.to_string().contains(name.as_str()))
+            {
+                text.push_str(&format!("  {e}\n"));
+            }
         }
         text
     }
