@@ -67,9 +67,11 @@ pub enum Error {
     Watch(#[from] notify::Error),
 }
 
-/// The journal event an action is written as.
-fn event_of(action: &Action) -> &'static str {
+/// The journal event an action is written as, given what it came to.
+fn event_of(action: &Action, result: &Result<Outcome, String>) -> &'static str {
     match action {
+        // A task that must not be sent went to `failed/` instead.
+        Action::DispatchTask { .. } if matches!(result, Ok(Outcome::Rejected(_))) => "taskFailed",
         Action::DispatchTask { .. } => "taskClaimed",
         Action::CompleteTask { .. } => "taskDone",
         Action::RequeueTask { failed: true, .. } | Action::RejectTask { .. } => "taskFailed",
@@ -247,6 +249,7 @@ async fn connect(
 ) -> Result<Option<(Tmux, Observed)>, Error> {
     let target = Server::from_settings(settings);
     let (server, cli) = (target.describe(), target.command_line());
+    let control = tmux::control_session(&settings.spec.owner);
     let dir = &settings.state_dir;
     let mut attempt: u32 = 0;
     loop {
@@ -276,7 +279,7 @@ async fn connect(
         error!(
             "cannot reach tmux (try {attempt}): {problem}; \
              trying again in {wait:?}. If this lasts: `{cli} list-clients` and \
-             `pgrep -af _failover-control` show who holds it; `{cli} kill-server` \
+             `pgrep -af {control}` show who holds it; `{cli} kill-server` \
              ends a server that takes no client (with its sessions; the controller rebuilds \
              them and resumes their tasks)"
         );
@@ -553,7 +556,7 @@ impl Controller {
                 Err(e) => error!("{line}: {e}"),
             }
             let _ = self.journal.record(
-                event_of(action),
+                event_of(action, &result),
                 json!({"action": action, "ok": result.is_ok(), "error": result.as_ref().err()}),
             );
             plan::record(&mut facts, action, &result, jiff::Timestamp::now());

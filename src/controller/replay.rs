@@ -1,9 +1,12 @@
 //! Endings the journal missed. A task's record and its move into `done/` or `failed/`
 //! come before its journal event: a controller killed in between leaves the task there
-//! without one. At start, before it writes anything else, the controller writes the
-//! missing events from the records, marked `replayed`, so that every task in `done/`
-//! or `failed/` has exactly one.
+//! without one. At start, before it writes anything else, the controller compares the
+//! tasks that ended within the journal's last MiB with the events there, and writes the
+//! missing ones from the records, marked `replayed`, so that every task in `done/` or
+//! `failed/` has exactly one. Run again after a crash halfway, it writes only what is
+//! still missing.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -14,32 +17,62 @@ use crate::api::Manifests;
 use crate::state::journal::{self, Journal};
 use crate::tasks::Folders;
 
-/// How much older than the journal's last entry a record's file may look and still be
+/// How much of the journal's end is compared: far more than the lines a controller
+/// writes between a task's move and its event, and cheap to read at start.
+const TAIL: u64 = 1024 * 1024;
+/// How much older than the first line compared a record's file may look and still be
 /// read: file times and the clock are not exact.
 const SLACK: Duration = Duration::from_secs(2);
 
-/// Writes the events of tasks that ended after the journal's last entry; how many.
-/// Only records that new are read, so a start costs a `stat` per finished task.
+/// Writes the events of tasks that ended within the journal's tail without one; how
+/// many. Only records that new are read, so a start costs a `stat` per finished task.
 pub fn replay(dir: &Path, manifests: &Manifests, journal: &mut Journal) -> usize {
-    let Some(last) = journal::last_time(dir) else {
+    let tail = journal::tail(dir, TAIL);
+    let Some(first) = tail
+        .iter()
+        .find_map(|e| e["time"].as_str()?.parse::<Timestamp>().ok())
+    else {
         return 0;
     };
-    let since = SystemTime::from(last)
+    // The events there, by task and kind.
+    let mut events: BTreeMap<(String, String, bool), usize> = BTreeMap::new();
+    for e in &tail {
+        let done = match e["event"].as_str() {
+            Some("taskDone") => true,
+            Some("taskFailed") => false,
+            _ => continue,
+        };
+        if e["ok"] == true
+            && let Some((inbox, name)) = journal::task_of(e)
+        {
+            *events.entry((inbox, name, done)).or_insert(0) += 1;
+        }
+    }
+    let since = SystemTime::from(first)
         .checked_sub(SLACK)
         .unwrap_or(SystemTime::UNIX_EPOCH);
-    let mut missed = Vec::new();
+    let mut ended: Vec<(Timestamp, bool, Value)> = Vec::new();
     for inbox in &manifests.inboxes {
         let folders = Folders::of(&inbox.spec.path);
         for (folder, done) in [(&folders.done, true), (&folders.failed, false)] {
             for record in records_since(folder, since) {
                 let finished = record["finished"].as_str().and_then(|t| t.parse().ok());
-                if finished.is_some_and(|t: Timestamp| t > last) {
-                    missed.push((finished, done, record));
+                if let Some(finished) = finished.filter(|t: &Timestamp| *t >= first) {
+                    ended.push((finished, done, record));
                 }
             }
         }
     }
-    missed.sort_by_key(|(finished, _, _)| *finished);
+    // A task's oldest endings take its events; the newest are the ones without.
+    ended.sort_by_key(|(finished, _, _)| *finished);
+    let mut missed = Vec::new();
+    for (finished, done, record) in ended {
+        let key = (text(&record["inbox"]), text(&record["task"]), done);
+        match events.get_mut(&key) {
+            Some(n) if *n > 0 => *n -= 1,
+            _ => missed.push((finished, done, record)),
+        }
+    }
     let count = missed.len();
     for (_, done, record) in missed {
         let (event, fields) = event_of(done, &record);
@@ -48,6 +81,10 @@ pub fn replay(dir: &Path, manifests: &Manifests, journal: &mut Journal) -> usize
         }
     }
     count
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_owned()
 }
 
 /// The records (`<task>.json`) in `folder` written since `since` whose task is there
@@ -131,10 +168,19 @@ mod tests {
         let second = jiff::SignedDuration::from_secs(1);
         ended(&folders.done, "old.md", last - second, true);
         std::fs::create_dir_all(&state).unwrap();
-        let line = json!({"time": last.to_string(), "event": "taskDone"});
-        std::fs::write(state.join(journal::JOURNAL_FILE), format!("{line}\n")).unwrap();
+        let line = json!({"time": last.to_string(), "event": "started"});
+        let event = json!({"time": (last + second * 2).to_string(), "event": "taskDone", "ok": true,
+            "action": {"action": "completeTask", "task": {"inbox": "q", "name": "journaled.md"}}});
+        let rejected = json!({"time": (last + second * 2).to_string(), "event": "taskFailed", "ok": true,
+            "action": {"action": "rejectTask", "inbox": "q", "name": "empty.md"}});
+        // The last line cut short by the crash.
+        let text = format!("{line}\n{event}\n{rejected}\n{{\"time\": \"20");
+        std::fs::write(state.join(journal::JOURNAL_FILE), text).unwrap();
         let mut j = Journal::open(&state).unwrap();
         let later = last + second;
+        // Ended with its event: nothing to write.
+        ended(&folders.done, "journaled.md", later, true);
+        ended(&folders.failed, "empty.md", later, true);
         // Ended after the last event: the crash came between the move and the event.
         ended(&folders.done, "new.md", later, true);
         ended(&folders.failed, "bad.md", later, true);
@@ -142,7 +188,7 @@ mod tests {
         ended(&folders.done, "half.md", later, false);
         assert_eq!(replay(&state, &m, &mut j), 2);
         let events = journal::read(&state).unwrap();
-        let names: Vec<_> = events[1..]
+        let names: Vec<_> = events[3..]
             .iter()
             .map(|e| {
                 (

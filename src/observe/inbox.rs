@@ -20,6 +20,9 @@ pub struct InboxState {
     pub waiting: Vec<Waiting>,
     /// Tasks claimed by a session, in `active/`.
     pub active: Vec<ActiveTask>,
+    /// `inbox/` or `active/` exists but could not be read this time (permissions, too
+    /// many open files): what they hold is unknown, not empty.
+    pub unread: bool,
 }
 
 /// A task file waiting in an inbox.
@@ -51,25 +54,31 @@ pub fn observe_inboxes(m: &Manifests) -> BTreeMap<String, InboxState> {
         .iter()
         .map(|inbox| {
             let folders = Folders::of(&inbox.spec.path);
-            let mut waiting: Vec<(std::time::SystemTime, Waiting)> =
-                std::fs::read_dir(&folders.inbox)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Result::ok)
-                    .filter_map(|e| {
-                        let meta = e.metadata().ok()?;
-                        let name = e.file_name().into_string().ok()?;
-                        let link = meta.file_type().is_symlink();
-                        ((meta.is_file() || link) && glob_match(&inbox.spec.glob, &name)).then(
-                            || {
-                                let at = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
-                                (at, Waiting { name, link })
-                            },
-                        )
+            let mut unread = false;
+            let mut read = |dir: &std::path::Path| match std::fs::read_dir(dir) {
+                Ok(entries) => Some(entries),
+                Err(e) => {
+                    unread |= e.kind() != std::io::ErrorKind::NotFound;
+                    None
+                }
+            };
+            let (inbox_dir, active_dir) = (read(&folders.inbox), read(&folders.active));
+            let mut waiting: Vec<(std::time::SystemTime, Waiting)> = inbox_dir
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .filter_map(|e| {
+                    let meta = e.metadata().ok()?;
+                    let name = e.file_name().into_string().ok()?;
+                    let link = meta.file_type().is_symlink();
+                    ((meta.is_file() || link) && glob_match(&inbox.spec.glob, &name)).then(|| {
+                        let at = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+                        (at, Waiting { name, link })
                     })
-                    .collect();
+                })
+                .collect();
             waiting.sort_by(|a, b| (a.0, &a.1.name).cmp(&(b.0, &b.1.name)));
-            let mut active: Vec<ActiveTask> = std::fs::read_dir(&folders.active)
+            let mut active: Vec<ActiveTask> = active_dir
                 .into_iter()
                 .flatten()
                 .filter_map(Result::ok)
@@ -88,6 +97,7 @@ pub fn observe_inboxes(m: &Manifests) -> BTreeMap<String, InboxState> {
             let state = InboxState {
                 waiting: waiting.into_iter().map(|(_, w)| w).collect(),
                 active,
+                unread,
             };
             (inbox.name.clone(), state)
         })

@@ -140,6 +140,7 @@ pub fn claimed(o: &mut Observed, session: &str, t: crate::state::TaskFacts) {
                 attempt: t.attempt,
                 task: t.task.clone(),
             }],
+            unread: false,
         },
     );
     o.facts.sessions.entry(session.into()).or_default().task = Some(t);
@@ -172,5 +173,6 @@ pub fn waiting(n: usize) -> crate::observe::InboxState {
             })
             .collect(),
         active: vec![],
+        unread: false,
     }
 }

@@ -110,9 +110,10 @@ impl Ctx<'_> {
         let Some(task) = plan.facts.sessions.get(name).and_then(|f| f.task.as_ref()) else {
             return false;
         };
-        let recent = task
-            .pasted
-            .is_some_and(|at| super::tasks::elapsed(self.now, at) < TRANSCRIPT_WAIT);
+        // A clock stepped back (a paste "in the future") waits no longer.
+        let recent = task.pasted.is_some_and(|at| {
+            at <= self.now && super::tasks::elapsed(self.now, at) < TRANSCRIPT_WAIT
+        });
         recent && !self.observed.transcripts.contains(transcript)
     }
 

@@ -207,13 +207,14 @@ impl<'a> View<'a> {
         });
         // A task the facts hold whose file left `active/` (finished or moved before a
         // crash): forget it, and do not take the agent for a fresh context.
+        // An inbox that could not be read says nothing either way.
         for (name, f) in plan.facts.sessions.iter_mut() {
             let gone = f.task.as_ref().is_some_and(|t| {
                 !self
                     .o
                     .inboxes
                     .get(&t.inbox)
-                    .is_some_and(|i| i.active.iter().any(|a| a.file == t.file))
+                    .is_some_and(|i| i.unread || i.active.iter().any(|a| a.file == t.file))
             });
             if gone {
                 f.task = None;
@@ -230,7 +231,9 @@ impl<'a> View<'a> {
                 return false;
             }
             self.o.inboxes.get(inbox).is_none_or(|i| {
-                i.waiting.iter().any(|w| w.name == name) || i.active.iter().any(|a| a.task == name)
+                i.unread
+                    || i.waiting.iter().any(|w| w.name == name)
+                    || i.active.iter().any(|a| a.task == name)
             })
         };
         plan.facts.tries.retain(|key, _| known(key));

@@ -494,3 +494,28 @@ fn a_claim_that_never_reached_its_agent_should_go_back_without_using_a_try() {
     );
     assert_eq!(tries, 1);
 }
+
+#[test]
+fn tries_should_be_kept_while_their_task_waits_or_its_inbox_cannot_be_read() {
+    let m = manifests(&format!("{POOL_AND_DEDICATED}{INBOX}"));
+    let mut o = observed();
+    o.facts.active_account = Some("main".into());
+    for key in ["tasks/t0.md", "tasks/gone.md", "removed/t.md"] {
+        o.facts.tries.insert(key.into(), 1);
+        o.facts
+            .try_reasons
+            .insert(key.into(), vec!["try 1: died".into()]);
+    }
+    o.inboxes.insert("tasks".into(), waiting(1));
+    let p = plan_with_tasks(&m, &o, "failover", at(0));
+    // Waiting: kept. Deleted by hand, or its inbox no longer in the manifests: gone.
+    let kept: Vec<&String> = p.facts.tries.keys().collect();
+    assert_eq!(kept, ["tasks/t0.md"]);
+    assert_eq!(p.facts.try_reasons.len(), 1);
+    // An inbox that could not be read says nothing of its tasks: all kept.
+    let mut unread = waiting(0);
+    unread.unread = true;
+    o.inboxes.insert("tasks".into(), unread);
+    let p = plan_with_tasks(&m, &o, "failover", at(0));
+    assert_eq!(p.facts.tries.len(), 2, "{:?}", p.facts.tries);
+}

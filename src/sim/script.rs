@@ -139,6 +139,11 @@ fn take_line(path: &Path) -> Option<Outcome> {
     file.lock().ok()?;
     let mut text = String::new();
     file.read_to_string(&mut text).ok()?;
+    if text.trim().is_empty() {
+        // Emptied and removed by the agent that took the last line while this one
+        // waited: whatever is at the path now is a newer file, not this one's.
+        return None;
+    }
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let first = lines.next().map(str::to_owned);
     let rest: Vec<&str> = lines.collect();

@@ -35,6 +35,11 @@ impl Journal {
             .mode(0o600)
             .open(&path)
             .map_err(io)?;
+        let mut file = file;
+        // A line cut short by a crash is ended, so that the next one stays whole.
+        if !ends_with_newline(&path) {
+            file.write_all(b"\n").map_err(io)?;
+        }
         Ok(Self { file, path })
     }
 
@@ -60,21 +65,54 @@ impl Journal {
     }
 }
 
-/// The time of the journal's last entry in `dir`, read from its end; `None` when it is
-/// empty, missing or unreadable.
-pub fn last_time(dir: &Path) -> Option<jiff::Timestamp> {
+/// The entries in the last `bytes` of the journal in `dir`, oldest first: a line cut
+/// by the start of that window, and lines that are not JSON, are skipped. Empty when
+/// the journal is missing or unreadable.
+pub fn tail(dir: &Path, bytes: u64) -> Vec<Value> {
     use std::io::{Read, Seek, SeekFrom};
-    const TAIL: u64 = 64 * 1024;
-    let mut file = File::open(dir.join(JOURNAL_FILE)).ok()?;
-    let len = file.metadata().ok()?.len();
-    file.seek(SeekFrom::Start(len.saturating_sub(TAIL))).ok()?;
-    let mut tail = Vec::new();
-    file.read_to_end(&mut tail).ok()?;
-    String::from_utf8_lossy(&tail)
-        .lines()
-        .rev()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find_map(|v| v["time"].as_str()?.parse().ok())
+    let Ok(mut file) = File::open(dir.join(JOURNAL_FILE)) else {
+        return Vec::new();
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let from = len.saturating_sub(bytes);
+    let mut text = Vec::new();
+    if file.seek(SeekFrom::Start(from)).is_err() || file.read_to_end(&mut text).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&text);
+    let mut lines = text.lines();
+    if from > 0 {
+        lines.next();
+    }
+    lines.filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+/// The inbox and name of the task a journal entry is about: `action.task` for most task
+/// actions, the action itself for `rejectTask`.
+pub fn task_of(entry: &Value) -> Option<(String, String)> {
+    let action = &entry["action"];
+    let task = if action["task"].is_object() {
+        &action["task"]
+    } else {
+        action
+    };
+    Some((
+        task["inbox"].as_str()?.to_owned(),
+        task["name"].as_str()?.to_owned(),
+    ))
+}
+
+/// Whether the file at `path` is empty or ends with a newline.
+fn ends_with_newline(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = File::open(path) else {
+        return true;
+    };
+    let mut last = [0u8; 1];
+    match file.seek(SeekFrom::End(-1)) {
+        Ok(_) => file.read_exact(&mut last).is_err() || last[0] == b'\n',
+        Err(_) => true,
+    }
 }
 
 /// Every entry of the journal in `dir`, oldest first; lines that are not JSON are

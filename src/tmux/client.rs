@@ -372,7 +372,7 @@ impl Tmux {
         let mut attempt = 0;
         let client = loop {
             match self.spawn_client().await {
-                Err(Error::Connect { message, .. }) if message.is_empty() && attempt < 4 => {
+                Err(e) if closed_at_once(&e) && attempt < 4 => {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
                 }
@@ -554,24 +554,26 @@ impl Client {
             Ok(Err(_)) => {
                 let mut message = String::new();
                 let _ = stderr.read_to_string(&mut message).await;
-                let mut message = message.trim().to_owned();
+                let message = message.trim().to_owned();
                 // Nothing on stderr: what the client said as it exited (`%exit …`).
-                if message.is_empty()
-                    && let Some(why) = client
-                        .reason()
-                        .strip_prefix("tmux connection closed: ")
-                        .filter(|why| *why != "tmux exited")
-                {
-                    message = if why.contains("server exited unexpectedly") {
-                        format!(
-                            "{why} (tmux could not start or keep a server on this socket: \
-                             does its folder exist, and is it writable?)"
-                        )
-                    } else {
-                        why.to_owned()
-                    };
+                let reason = client.reason();
+                let said = reason
+                    .strip_prefix("tmux connection closed: ")
+                    .filter(|why| *why != "tmux exited");
+                match said {
+                    Some(why) if message.is_empty() => Err(Error::Closed {
+                        server: server.describe(),
+                        reason: if why.contains("server exited unexpectedly") {
+                            format!(
+                                "{why}: tmux could not start or keep a server on this socket; \
+                                 does its folder exist, and is it writable?"
+                            )
+                        } else {
+                            format!("{why}: it may be shutting down, or held by a stale client")
+                        },
+                    }),
+                    _ => Err(connect_error(message)),
                 }
-                Err(connect_error(message))
             }
             Err(_) => Err(Error::Connect {
                 server: server.describe(),
@@ -739,6 +741,15 @@ async fn read_loop(
     client.close(format!("tmux connection closed: {reason}"));
     if !announced {
         let _ = events.send(Notification::Exit(None));
+    }
+}
+
+/// A client accepted and closed at once: the server may be going away, or starting.
+fn closed_at_once(e: &Error) -> bool {
+    match e {
+        Error::Closed { .. } => true,
+        Error::Connect { message, .. } => message.is_empty(),
+        _ => false,
     }
 }
 

@@ -49,6 +49,14 @@ pub enum Error {
         /// What tmux said.
         message: String,
     },
+    /// The client was accepted and closed at once, saying only why it exited.
+    #[error("tmux server {server}: it closed the connection at once ({reason})")]
+    Closed {
+        /// The socket.
+        server: String,
+        /// What the client said as it exited (`%exit …`), with what it usually means.
+        reason: String,
+    },
     /// A command failed.
     #[error("tmux command `{command}`: {message}")]
     Command {

@@ -42,6 +42,9 @@ pub struct Turns {
     pub completed: usize,
     /// A `continue` carried one of its turns on.
     pub resumed: bool,
+    /// Its text went into a conversation that already held another task's turn
+    /// (finished or abandoned): not the fresh context every task gets.
+    pub shared: bool,
 }
 
 /// Reads every transcript under `projects` (`<slug>/<uuid>.jsonl`) and follows each
@@ -59,11 +62,14 @@ pub fn turns(projects: &Path, texts: &[String]) -> Vec<Turns> {
         };
         // The task whose turn this conversation is in, and whether that turn completed.
         let mut current: Option<(usize, bool)> = None;
+        let mut held: Option<usize> = None;
         for m in messages {
             if m.role == "user" {
                 let text = crate::report::unwrap_pasted(&m.text);
                 if let Some(&i) = index.get(text.trim()) {
                     out[i].sent += 1;
+                    out[i].shared |= held.is_some_and(|h| h != i);
+                    held = Some(i);
                     current = Some((i, false));
                 } else if m.text.starts_with("continue (now under account") {
                     if let Some((i, _)) = current {
@@ -119,10 +125,7 @@ pub fn journal_endings(state: &Path) -> BTreeMap<(String, &'static str), usize> 
         if e["ok"] != true {
             continue;
         }
-        let name = e["action"]["task"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        let name = crate::state::journal::task_of(&e).map_or_else(String::new, |t| t.1);
         *counts.entry((name, place)).or_insert(0) += 1;
     }
     counts
@@ -215,5 +218,8 @@ mod tests {
             got,
             [(1, 1, false), (2, 2, false), (2, 1, false), (1, 1, true)]
         );
+        // "twice" went into the conversation that had held "once".
+        let shared: Vec<bool> = t.iter().map(|t| t.shared).collect();
+        assert_eq!(shared, [false, true, false, false]);
     }
 }

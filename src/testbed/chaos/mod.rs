@@ -56,6 +56,8 @@ pub struct Figures {
     pub resent: usize,
     /// Tasks carried on in their conversation after their agent died or moved.
     pub resumed: usize,
+    /// Tasks sent into a conversation that already held another task's turn.
+    pub shared_context: usize,
     /// Moments two controllers ran on the same state folder.
     pub duplicate_controllers: usize,
     /// Times the operator's own session was typed into, or went away without a tmux
@@ -81,6 +83,7 @@ impl Figures {
     pub fn clean(&self) -> bool {
         self.done == self.tasks
             && self.failed + self.lost + self.stuck + self.done_unrun + self.run_twice == 0
+            && self.shared_context == 0
             && self.duplicate_controllers + self.unowned_touched + self.leftover_clients == 0
             && self.journal_missing + self.journal_extra == 0
     }
@@ -92,6 +95,7 @@ impl fmt::Display for Figures {
             f,
             "tasks {} · kills {} · tmux kills {} · done {} · failed {} · lost {} · stuck {} · \
              done unrun {} · run twice {} · resent after a mid-turn death {} · resumed {} · \
+             shared context {} · \
              duplicate controllers {} · unowned touched {} · leftover clients {} · \
              journal missing {} · journal extra {} (replayed {}) · elapsed {:.1}s",
             self.tasks,
@@ -105,6 +109,7 @@ impl fmt::Display for Figures {
             self.run_twice,
             self.resent,
             self.resumed,
+            self.shared_context,
             self.duplicate_controllers,
             self.unowned_touched,
             self.leftover_clients,
@@ -426,6 +431,10 @@ impl Bed {
             }
             if turns.resumed {
                 f.resumed += 1;
+            }
+            if turns.shared {
+                f.shared_context += 1;
+                note("shared context");
             }
             for ending in ["done", "failed"] {
                 let events = journal.get(&(name.clone(), ending)).copied().unwrap_or(0);
