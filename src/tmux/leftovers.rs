@@ -142,43 +142,31 @@ mod tests {
         crate::procfs::start_time(pid).unwrap()
     }
 
-    /// A socket and a records folder in a temp folder; the server, once started by a
-    /// client, is killed on drop.
+    /// A socket and a records folder in a test tmux server's temp folder. Its drop
+    /// kills the server and every process still naming the socket: a client SIGKILLed
+    /// here may have forked its server a moment before, which `kill-server` alone can
+    /// miss.
     struct Bed {
-        dir: tempfile::TempDir,
+        t: crate::testbed::TmuxServer,
         server: Server,
         records: std::path::PathBuf,
     }
 
     impl Bed {
         fn new() -> Self {
-            let dir = tempfile::tempdir().unwrap();
-            let server = Server::new(Some(dir.path().join("sock")));
-            let records = dir.path().join("clients");
+            let t = crate::testbed::TmuxServer::start();
+            let server = Server::new(Some(t.socket().to_path_buf()));
+            let records = t.dir().join("clients");
             std::fs::create_dir_all(&records).unwrap();
-            Self {
-                dir,
-                server,
-                records,
-            }
+            Self { t, server, records }
         }
 
         fn socket(&self) -> std::path::PathBuf {
-            self.dir.path().join("sock")
+            self.t.socket().to_path_buf()
         }
 
         fn end(&self) -> Vec<u32> {
             end_leftovers(&self.records, &self.server, "failover")
-        }
-    }
-
-    impl Drop for Bed {
-        fn drop(&mut self) {
-            let _ = Command::new("tmux")
-                .arg("-S")
-                .arg(self.socket())
-                .arg("kill-server")
-                .status();
         }
     }
 
