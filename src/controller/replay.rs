@@ -6,7 +6,6 @@
 //! `failed/` has exactly one. Run again after a crash halfway, it writes only what is
 //! still missing.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -35,19 +34,7 @@ pub fn replay(dir: &Path, manifests: &Manifests, journal: &mut Journal) -> usize
         return 0;
     };
     // The events there, by task and kind.
-    let mut events: BTreeMap<(String, String, bool), usize> = BTreeMap::new();
-    for e in &tail {
-        let done = match e["event"].as_str() {
-            Some("taskDone") => true,
-            Some("taskFailed") => false,
-            _ => continue,
-        };
-        if e["ok"] == true
-            && let Some((inbox, name)) = journal::task_of(e)
-        {
-            *events.entry((inbox, name, done)).or_insert(0) += 1;
-        }
-    }
+    let mut events = journal::endings(&tail);
     let since = SystemTime::from(first)
         .checked_sub(SLACK)
         .unwrap_or(SystemTime::UNIX_EPOCH);

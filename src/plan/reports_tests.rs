@@ -30,6 +30,15 @@ fn world() -> (crate::api::Manifests, Observed) {
     (m, o)
 }
 
+/// The `StopFailure` of prompt `p1` at a usage limit, with Claude Code's `message`.
+fn usage_limit(message: &str) -> Event {
+    Event::Failed {
+        prompt_id: "p1".into(),
+        error: "rate_limit".into(),
+        message: message.into(),
+    }
+}
+
 fn report(event: Event, secs: i64) -> Report {
     Report {
         path: format!("/state/reports/{W}.{secs}.json").into(),
@@ -164,11 +173,7 @@ fn a_session_start_should_name_the_agents_conversation_only_from_that_agent() {
 #[test]
 fn a_usage_limit_the_agent_reports_should_exhaust_its_account_at_once_and_hold_the_task() {
     let (m, o) = world();
-    let limit = Event::Failed {
-        prompt_id: "p1".into(),
-        error: "rate_limit".into(),
-        message: "You've hit your 5-hour limit · resets 11pm (UTC)".into(),
-    };
+    let limit = usage_limit("You've hit your 5-hour limit · resets 11pm (UTC)");
     let o = with(
         &o,
         vec![report(submitted("do it", "p1"), 0), report(limit, 1)],
@@ -201,11 +206,7 @@ fn a_limit_report_without_a_reset_time_should_take_it_from_the_status_line() {
         });
         r
     });
-    let limit = Event::Failed {
-        prompt_id: "p1".into(),
-        error: "rate_limit".into(),
-        message: "You've hit your limit".into(),
-    };
+    let limit = usage_limit("You've hit your limit");
     let p = plan_with_tasks(&m, &with(&o, vec![report(limit, 1)]), "failover", at(2));
     assert_eq!(
         p.facts.exhausted_until["main"].to_string(),
@@ -389,11 +390,7 @@ fn the_reset_a_limits_message_names_should_win_over_the_status_line() {
         "main".into(),
         five_hour(100.0, "2026-11-21T09:30:00Z".parse().unwrap(), at(-3600), W),
     );
-    let limit = Event::Failed {
-        prompt_id: "p1".into(),
-        error: "rate_limit".into(),
-        message: "You've hit your weekly limit · resets 11pm (UTC)".into(),
-    };
+    let limit = usage_limit("You've hit your weekly limit · resets 11pm (UTC)");
     let p = plan_with_tasks(&m, &with(&o, vec![report(limit, 1)]), "failover", at(2));
     assert_eq!(
         p.facts.exhausted_until["main"].to_string(),
@@ -404,11 +401,7 @@ fn the_reset_a_limits_message_names_should_win_over_the_status_line() {
 #[test]
 fn a_limit_read_again_after_its_account_recovered_should_not_hold_the_task_again() {
     let (m, o) = world();
-    let limit = Event::Failed {
-        prompt_id: "p1".into(),
-        error: "rate_limit".into(),
-        message: "You've hit your 5-hour limit · resets 7am (UTC)".into(),
-    };
+    let limit = usage_limit("You've hit your 5-hour limit · resets 7am (UTC)");
     let reports = vec![report(submitted("do it", "p1"), 0), report(limit, 1)];
     // One account only, so the task waits at its limit.
     let one = manifests(&format!(

@@ -102,6 +102,25 @@ pub fn task_of(entry: &Value) -> Option<(String, String)> {
     ))
 }
 
+/// The successful `taskDone` and `taskFailed` entries among `entries`, counted by
+/// task `(inbox, name)` and ending (`true` for done).
+pub fn endings(entries: &[Value]) -> std::collections::BTreeMap<(String, String, bool), usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for e in entries {
+        let done = match e["event"].as_str() {
+            Some("taskDone") => true,
+            Some("taskFailed") => false,
+            _ => continue,
+        };
+        if e["ok"] == true
+            && let Some((inbox, name)) = task_of(e)
+        {
+            *counts.entry((inbox, name, done)).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
 /// Whether the file at `path` is empty or ends with a newline.
 fn ends_with_newline(path: &Path) -> bool {
     use std::io::{Read, Seek, SeekFrom};

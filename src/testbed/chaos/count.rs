@@ -112,25 +112,6 @@ fn transcripts(projects: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// The journal's `taskDone` and `taskFailed` events that succeeded, counted by task
-/// name and event.
-pub fn journal_endings(state: &Path) -> BTreeMap<(String, &'static str), usize> {
-    let mut counts = BTreeMap::new();
-    for e in crate::state::journal::read(state).unwrap_or_default() {
-        let place = match e["event"].as_str() {
-            Some("taskDone") => "done",
-            Some("taskFailed") => "failed",
-            _ => continue,
-        };
-        if e["ok"] != true {
-            continue;
-        }
-        let name = crate::state::journal::task_of(&e).map_or_else(String::new, |t| t.1);
-        *counts.entry((name, place)).or_insert(0) += 1;
-    }
-    counts
-}
-
 /// A process: pid, parent and command line.
 #[derive(Debug, Clone)]
 pub struct Process {

@@ -396,11 +396,11 @@ impl Bed {
     fn count(&mut self) -> String {
         let at = count::places(&self.inboxes());
         let turns = count::turns(&self.root.join("home/projects"), &self.texts);
-        let journal = count::journal_endings(&self.state());
         let entries = crate::state::journal::read(&self.state()).unwrap_or_default();
+        let journal = crate::state::journal::endings(&entries);
         let mut bad: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         let f = &mut self.figures;
-        for (name, turns) in self.names.iter().zip(&turns) {
+        for (i, (name, turns)) in self.names.iter().zip(&turns).enumerate() {
             let place = at.get(name).copied();
             let mut note = |what: &'static str| bad.entry(what).or_default().push(name.clone());
             match place {
@@ -437,7 +437,8 @@ impl Bed {
                 note("shared context");
             }
             for ending in ["done", "failed"] {
-                let events = journal.get(&(name.clone(), ending)).copied().unwrap_or(0);
+                let key = (task(i).0.to_owned(), name.clone(), ending == "done");
+                let events = journal.get(&key).copied().unwrap_or(0);
                 let there = usize::from(place == Some(ending));
                 if events < there {
                     f.journal_missing += 1;
