@@ -109,7 +109,14 @@ async fn cold_apply(sessions: u32) {
             let created = c
                 .done
                 .iter()
-                .filter(|(a, _)| matches!(a, failover::plan::Action::CreateSession { .. }))
+                .filter(|(a, _)| {
+                    matches!(
+                        a,
+                        failover::plan::Action::Session(
+                            failover::plan::SessionAction::CreateSession { .. }
+                        )
+                    )
+                })
                 .count();
             c.remaining.is_empty() && created == sessions as usize
         }));

@@ -327,10 +327,10 @@ async fn actions_should_leave_a_session_alone_that_lost_our_mark() {
         owner: "failover",
         state_dir: None,
     };
-    let delete = Action::DeleteSession {
+    let delete = Action::Session(failover::plan::SessionAction::DeleteSession {
         name: "x".into(),
         reason: "test".into(),
-    };
+    });
     let err = act::execute(&delete, ctx).await.unwrap_err();
     assert!(
         err.to_string().contains("no longer carries our owner mark"),

@@ -5,6 +5,8 @@
 //! without its owner mark; destructive ones (kill, respawn) run only if the session
 //! still carries our mark when tmux executes them.
 
+mod fs;
+mod session;
 mod tasks;
 
 use std::path::Path;
@@ -76,152 +78,13 @@ pub struct Context<'a> {
     pub state_dir: Option<&'a Path>,
 }
 
-/// Carries out one action.
+/// Carries out one action, by the executor of its group.
 pub async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome, Error> {
     match action {
-        Action::DispatchTask { .. }
-        | Action::PasteTask { .. }
-        | Action::SubmitTask { .. }
-        | Action::CompleteTask { .. }
-        | Action::RequeueTask { .. }
-        | Action::RejectTask { .. }
-        | Action::StallTask { .. }
-        | Action::ContinueTask { .. }
-        | Action::RecycleSession { .. } => tasks::execute(action, ctx).await,
-        Action::MoveSession {
-            session,
-            pane,
-            from_home,
-            pid,
-            resume,
-            conversation,
-            ..
-        } => {
-            let held = match conversation {
-                Some((id, transcript)) => Some((id.clone(), transcript.is_file())),
-                None => from_home.as_deref().and_then(|home| {
-                    let id = crate::conversation::of_agent(home, *pid)?;
-                    let path = crate::conversation::transcript(home, &session.workdir, &id);
-                    Some((id, path.is_file()))
-                }),
-            };
-            move_session(ctx, session, pane, held, resume.as_deref()).await
-        }
-        Action::ConfigureAgent { path, exe, .. } => {
-            configure_agent(path, exe.as_deref()).map(|()| Outcome::Done)
-        }
-        _ => execute_world(action, ctx).await.map(|()| Outcome::Done),
+        Action::Fs(a) => fs::execute(a).map(|()| Outcome::Done),
+        Action::Session(a) => session::execute(a, ctx).await,
+        Action::Task(a) => tasks::execute(a, ctx).await,
     }
-}
-
-/// Merges failover's hooks and status line into the agent settings at `path` (or takes
-/// them out, `exe` being `None`), as the file is now: the operator's entries stay, its
-/// mode stays, a symbolic link is written through (the operator's dotfiles keep their
-/// link), and a file that is not valid JSON is left untouched.
-fn configure_agent(path: &Path, exe: Option<&Path>) -> Result<(), Error> {
-    use crate::agent_settings::{self, Commands, Observed as File};
-    let fail = |message: String| Error::Settings {
-        path: path.to_path_buf(),
-        message,
-    };
-    let existing = match File::read(path) {
-        File::Missing => None,
-        File::Json(v) => Some(v),
-        File::Invalid(why) => return Err(fail(format!("not valid JSON ({why}); left untouched"))),
-        File::Unreadable(why) => return Err(fail(why)),
-    };
-    let commands = exe.map(Commands::for_exe);
-    let merged = agent_settings::merge(existing.as_ref(), commands.as_ref())
-        .map_err(|e| fail(e.to_string()))?;
-    if merged.changes.is_empty() {
-        return Ok(());
-    }
-    let target = match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path)
-            .map_err(|e| fail(format!("a link that leads nowhere: {e}")))?,
-        _ => path.to_path_buf(),
-    };
-    let text = agent_settings::render(&merged.value).map_err(|e| fail(e.to_string()))?;
-    let mode = std::fs::metadata(&target).ok().map(|m| m.permissions());
-    crate::state::write_atomic(&target, text.as_bytes()).map_err(|e| fail(e.to_string()))?;
-    let mode = mode.unwrap_or_else(|| {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::Permissions::from_mode(0o644)
-    });
-    std::fs::set_permissions(&target, mode).map_err(|e| fail(e.to_string()))
-}
-
-async fn execute_world(action: &Action, ctx: Context<'_>) -> Result<(), Error> {
-    match action {
-        Action::CreateDir { path } => std::fs::create_dir_all(path).map_err(|source| Error::Fs {
-            path: path.clone(),
-            source,
-        }),
-        Action::CreateLink { link, target } => {
-            std::os::unix::fs::symlink(target, link).map_err(|source| Error::Fs {
-                path: link.clone(),
-                source,
-            })
-        }
-        Action::CreateSession { session, .. } => {
-            let create =
-                Cmd::new("new-session").args(["-d", "-s", &session.name, "-x", "200", "-y", "50"]);
-            let target = target(&session.name);
-            let cmds = [
-                with_process(create, session, ctx.state_dir),
-                Cmd::new("set-option").args(["-t", &target, OWNER_OPTION, ctx.owner]),
-                Cmd::new("set-option").args(["-t", &target, ACCOUNT_OPTION, &session.account]),
-                Cmd::new("set-option").args(["-F", "-t", &target, PANE_OPTION, "#{pane_id}"]),
-                Cmd::new("set-option").args(["-w", "-t", &target, "remain-on-exit", "on"]),
-            ];
-            run(ctx, &session.name, &cmds).await
-        }
-        Action::RestartSession { session, pane, .. } => {
-            // No -k: the agent is dead; if it came back meanwhile, tmux refuses.
-            let cmds = respawn(pane, false, session, ctx.state_dir);
-            run_guarded(ctx, &session.name, pane, &cmds).await
-        }
-        Action::MoveSession { .. } => Ok(()),
-        Action::DeleteSession { name, .. } => {
-            let kill = Cmd::new("kill-session").args(["-t", &format!("={name}")]);
-            run_guarded(ctx, name, &target(name), &[kill]).await
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Restarts a session's agent under its new account. With `resume`, its conversation
-/// (the id, and whether its transcript holds anything) is resumed; a session whose
-/// conversation cannot be named is left untouched (a dedicated one) or started afresh
-/// (a pool one without a task to carry on).
-async fn move_session(
-    ctx: Context<'_>,
-    session: &SessionSpec,
-    pane: &str,
-    conversation: Option<(String, bool)>,
-    resume: Option<&[String]>,
-) -> Result<Outcome, Error> {
-    let mut spec = session.clone();
-    let mut resumed = None;
-    if let Some(args) = resume {
-        match conversation {
-            Some((id, true)) => {
-                spec.command
-                    .extend(args.iter().map(|a| a.replace("{sessionId}", &id)));
-                resumed = Some(id);
-            }
-            // A conversation with no message yet has nothing to carry on.
-            Some((_, false)) => {}
-            None => {
-                return Ok(Outcome::Rejected(
-                    "no valid conversation id to resume; left as it is".into(),
-                ));
-            }
-        }
-    }
-    let cmds = respawn(pane, true, &spec, ctx.state_dir);
-    run_guarded(ctx, &spec.name, pane, &cmds).await?;
-    Ok(resumed.map_or(Outcome::Done, Outcome::Resumed))
 }
 
 /// `=name:`, the exact-match target of a session's current window and pane.

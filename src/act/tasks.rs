@@ -4,36 +4,36 @@
 use std::path::Path;
 
 use super::{Context, Error, respawn, run_guarded};
-use crate::plan::{Action, Outcome, TaskRef};
+use crate::plan::{Outcome, TaskAction, TaskRef};
 use crate::report::text_hash;
 use crate::tasks::{self, Folders, Record};
 use crate::tmux::Cmd;
 
 /// Carries out one task action.
-pub(super) async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome, Error> {
+pub(super) async fn execute(action: &TaskAction, ctx: Context<'_>) -> Result<Outcome, Error> {
     match action {
-        Action::DispatchTask {
+        TaskAction::DispatchTask {
             task,
             pane,
             restart,
         } => dispatch(ctx, task, pane, restart.as_ref()).await,
-        Action::PasteTask { task, pane } => {
+        TaskAction::PasteTask { task, pane } => {
             let folders = Folders::of(&task.path);
             let text =
                 tasks::read_task(&folders.active.join(&task.file)).map_err(|e| failure(task, e))?;
             paste(ctx, task, pane, &text).await?;
             Ok(Outcome::Sent(text_hash(&text)))
         }
-        Action::ContinueTask { task, pane, text } => {
+        TaskAction::ContinueTask { task, pane, text } => {
             paste(ctx, task, pane, text).await?;
             Ok(Outcome::Sent(text_hash(text)))
         }
-        Action::SubmitTask { task, pane } => {
+        TaskAction::SubmitTask { task, pane } => {
             let enter = Cmd::new("send-keys").args(["-t", pane, "Enter"]);
             run_guarded(ctx, &task.session, pane, &[enter]).await?;
             Ok(Outcome::Done)
         }
-        Action::CompleteTask {
+        TaskAction::CompleteTask {
             task,
             pane,
             how,
@@ -52,7 +52,7 @@ pub(super) async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome
                 let enter = Cmd::new("send-keys").args(["-t", pane, "Enter"]);
                 if let Err(e) = run_guarded(ctx, &task.session, pane, &[typed, enter]).await {
                     tracing::warn!(
-                        task = %format!("{}/{}", task.inbox, task.name),
+                        task = %task.key(),
                         error = %e,
                         "task done; its agent did not get the exit command"
                     );
@@ -60,7 +60,7 @@ pub(super) async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome
             }
             Ok(Outcome::Done)
         }
-        Action::RequeueTask {
+        TaskAction::RequeueTask {
             task,
             reason,
             failed,
@@ -76,7 +76,7 @@ pub(super) async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome
             }
             Ok(Outcome::Done)
         }
-        Action::RejectTask {
+        TaskAction::RejectTask {
             inbox,
             path,
             name,
@@ -102,19 +102,13 @@ pub(super) async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome
                 })?;
             Ok(Outcome::Rejected(reason.clone()))
         }
-        Action::StallTask { .. } => Ok(Outcome::Done),
-        Action::RecycleSession { session, pane, .. } => {
-            let cmds = respawn(pane, true, session, ctx.state_dir);
-            run_guarded(ctx, &session.name, pane, &cmds).await?;
-            Ok(Outcome::Done)
-        }
-        _ => Ok(Outcome::Done),
+        TaskAction::StallTask { .. } => Ok(Outcome::Done),
     }
 }
 
 fn failure(task: &TaskRef, e: impl std::fmt::Display) -> Error {
     Error::Task {
-        task: format!("{}/{}", task.inbox, task.name),
+        task: task.key().to_string(),
         message: e.to_string(),
     }
 }

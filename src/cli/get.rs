@@ -155,7 +155,7 @@ fn sessions(m: &Manifests, o: &Observed, owner: &str) -> Rows {
         }));
     }
     for action in &plan.actions {
-        if let Action::CreateSession { session, .. } = action {
+        if let Action::Session(plan::SessionAction::CreateSession { session, .. }) = action {
             let role = match &session.role {
                 Role::Pool { pool, .. } => format!("pool {pool}"),
                 Role::Dedicated => "dedicated".to_owned(),

@@ -166,9 +166,9 @@ pub fn apply(args: ApplyArgs) -> ExitCode {
                 if let Some(j) = journal.as_mut() {
                     let entry = serde_json::json!({"origin": "apply", "action": action,
                         "ok": result.is_ok(), "error": result.as_ref().err()});
-                    let _ = j.record("action", entry);
+                    let _ = j.record(crate::state::journal::Kind::Action, entry);
                 }
-                let line = format!("{} {}", plan::sign(action), plan::describe(action));
+                let line = format!("{} {action}", action.sign());
                 match result {
                     Ok(_) => println!("{}", paint(color, "\x1b[32m", &format!("{line}: done"))),
                     Err(e) => println!(

@@ -21,8 +21,9 @@ use tracing::{debug, error, info, warn};
 use crate::act::{self, Context};
 use crate::api::{LoadError, Manifests, Settings, settings::SettingsError};
 use crate::observe::{self, Observed};
-use crate::plan::{self, Action, Outcome, Plan, Refusal};
-use crate::state::{self, Facts, journal::Journal};
+use crate::plan::{self, Action, Outcome, Plan, Refusal, SessionAction, TaskAction};
+use crate::state::journal::{Journal, Kind};
+use crate::state::{self, Facts};
 use crate::tmux::{self, Event, Server, Tmux};
 
 use handoff::{APPLIED_FILE, HANDOFF_DIR, ManifestSet, RUNNING_FILE, Status};
@@ -67,20 +68,6 @@ pub enum Error {
     Watch(#[from] notify::Error),
 }
 
-/// The journal event an action is written as, given what it came to.
-fn event_of(action: &Action, result: &Result<Outcome, String>) -> &'static str {
-    match action {
-        // A task that must not be sent went to `failed/` instead.
-        Action::DispatchTask { .. } if matches!(result, Ok(Outcome::Rejected(_))) => "taskFailed",
-        Action::DispatchTask { .. } => "taskClaimed",
-        Action::CompleteTask { .. } => "taskDone",
-        Action::RequeueTask { failed: true, .. } | Action::RejectTask { .. } => "taskFailed",
-        Action::RequeueTask { .. } => "taskRequeued",
-        Action::StallTask { .. } => "taskStalled",
-        _ => "action",
-    }
-}
-
 fn list(refusals: &[Refusal]) -> String {
     let lines: Vec<String> = refusals
         .iter()
@@ -121,7 +108,7 @@ struct Controller {
     /// Why the manifests on disk are not the ones running (until a good edit).
     manifest_error: Option<String>,
     /// The last ledger event of each kind, not to journal it twice.
-    last_events: HashMap<String, serde_json::Value>,
+    last_events: HashMap<Kind, serde_json::Value>,
     reconciles: u64,
     /// The facts in memory are not all on disk: the last save failed.
     unsaved: bool,
@@ -156,12 +143,12 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
         connect(&settings, &manifests, &facts, &mut journal, &stop).await?
     else {
         info!("stopped before tmux could be reached");
-        journal.record("stopped", json!({"pid": std::process::id()}))?;
+        journal.record(Kind::Stopped, json!({"pid": std::process::id()}))?;
         return Ok(());
     };
     let broken = plan::check_shared(&manifests, &observed);
     if !broken.is_empty() {
-        let _ = journal.record("refusedToStart", json!({"problems": broken}));
+        let _ = journal.record(Kind::RefusedToStart, json!({"problems": broken}));
         return Err(Error::SharedState(broken));
     }
     if std::fs::remove_file(dir.join(APPLIED_FILE)).is_ok() {
@@ -174,8 +161,7 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
         .filter(|s| s.owner.as_deref() == Some(settings.spec.owner.as_str()))
         .count();
     info!(pid = std::process::id(), generation = %set.generation, adopted, "controller started");
-    journal.record(
-        "started",
+    journal.record(Kind::Started,
         json!({"pid": std::process::id(), "generation": set.generation, "adopted": adopted, "files": files}),
     )?;
     let mut c = Controller {
@@ -229,7 +215,7 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
     c.facts.save(&c.settings.state_dir)?;
     info!("controller stopped; sessions keep running");
     c.journal
-        .record("stopped", json!({"pid": std::process::id()}))?;
+        .record(Kind::Stopped, json!({"pid": std::process::id()}))?;
     Ok(())
 }
 
@@ -283,8 +269,7 @@ async fn connect(
              ends a server that takes no client (with its sessions; the controller rebuilds \
              them and resumes their tasks)"
         );
-        let _ = journal.record(
-            "tmuxUnreachable",
+        let _ = journal.record(Kind::TmuxUnreachable,
             json!({"server": server, "attempt": attempt, "error": problem, "retryInMs": wait.as_millis()}),
         );
         tokio::select! {
@@ -447,7 +432,7 @@ impl Controller {
                 }
                 info!(origin, generation = %set.generation, "new manifests");
                 let _ = self.journal.record(
-                    "manifests",
+                    Kind::Manifests,
                     json!({"origin": origin, "generation": set.generation}),
                 );
                 if let Err(e) = set.store(&self.settings.state_dir, RUNNING_FILE) {
@@ -465,7 +450,7 @@ impl Controller {
                     text.trim_end()
                 );
                 let _ = self.journal.record(
-                    "invalidManifests",
+                    Kind::InvalidManifests,
                     json!({"origin": origin, "problems": text.lines().collect::<Vec<_>>()}),
                 );
                 self.manifest_error = Some(format!(
@@ -480,7 +465,9 @@ impl Controller {
 
     fn fail(&mut self, message: String) {
         error!("{message}");
-        let _ = self.journal.record("error", json!({"message": message}));
+        let _ = self
+            .journal
+            .record(Kind::Error, json!({"message": message}));
         self.last_error = Some(message);
         self.write_status(None);
     }
@@ -517,7 +504,7 @@ impl Controller {
             );
             let _ = self
                 .journal
-                .record("activeAccount", json!({"account": plan.account}));
+                .record(Kind::ActiveAccount, json!({"account": plan.account}));
         }
         let (mut acted, mut failed) = (false, false);
         for action in &plan.actions {
@@ -525,7 +512,7 @@ impl Controller {
                 break;
             }
             if let Some(wait) = self.crash_wait(action, &observed) {
-                debug!(action = %plan::describe(action), ?wait, "crash-loop backoff");
+                debug!(action = %action, ?wait, "crash-loop backoff");
                 self.wake_after(wait);
                 continue;
             }
@@ -536,10 +523,12 @@ impl Controller {
                 state_dir: Some(&dir),
             };
             let result = act::execute(action, ctx).await.map_err(|e| e.to_string());
-            let line = format!("{} {}", plan::sign(action), plan::describe(action));
+            let line = format!("{} {action}", action.sign());
             match &result {
-                Ok(Outcome::Done) if matches!(action, Action::StallTask { .. }) => {
-                    if let Action::StallTask { task } = action {
+                Ok(Outcome::Done)
+                    if matches!(action, Action::Task(TaskAction::StallTask { .. })) =>
+                {
+                    if let Action::Task(TaskAction::StallTask { task }) = action {
                         crate::notify::send(
                             &self.settings.spec.notifications,
                             json!({"event": "taskStalled", "inbox": task.inbox, "task": task.name, "session": task.session}),
@@ -556,11 +545,11 @@ impl Controller {
                 Err(e) => error!("{line}: {e}"),
             }
             let _ = self.journal.record(
-                event_of(action, &result),
+                action.event(&result),
                 json!({"action": action, "ok": result.is_ok(), "error": result.as_ref().err()}),
             );
             plan::record(&mut facts, action, &result, jiff::Timestamp::now());
-            if matches!(action, Action::MoveSession { .. }) {
+            if matches!(action, Action::Session(SessionAction::MoveSession { .. })) {
                 // A crash before the end of the batch must not forget that this
                 // session's screen now redraws an old limit.
                 self.save_facts(&facts);
@@ -599,7 +588,7 @@ impl Controller {
                 info!(inbox = %inbox.name, pruned, "janitor");
                 let _ = self
                     .journal
-                    .record("pruned", json!({"inbox": inbox.name, "files": pruned}));
+                    .record(Kind::Pruned, json!({"inbox": inbox.name, "files": pruned}));
             }
         }
         // A hook killed between its write and its rename leaves a temp file behind.
@@ -643,12 +632,12 @@ impl Controller {
     /// How long to wait before starting a crash-looping session again; records the
     /// start otherwise.
     fn crash_wait(&mut self, action: &Action, observed: &Observed) -> Option<Duration> {
-        let name = match action {
-            Action::CreateSession { session, .. } | Action::RestartSession { session, .. } => {
-                &session.name
-            }
-            _ => return None,
+        let (Action::Session(SessionAction::CreateSession { session, .. })
+        | Action::Session(SessionAction::RestartSession { session, .. })) = action
+        else {
+            return None;
         };
+        let name = &session.name;
         if self.recycled(name, observed) {
             // Ended by its exit command after a task: a recycle, not a crash.
             return None;
@@ -678,9 +667,9 @@ impl Controller {
     /// Journals a session whose agent died; one that worked on a task is failed. An
     /// agent that ended after its task (the exit command) is a context recycle.
     fn note_died(&mut self, action: &Action, observed: &Observed) {
-        let Action::RestartSession {
+        let Action::Session(SessionAction::RestartSession {
             session, reason, ..
-        } = action
+        }) = action
         else {
             return;
         };
@@ -692,9 +681,9 @@ impl Controller {
             return;
         }
         let event = if task.is_some() {
-            "sessionFailed"
+            Kind::SessionFailed
         } else {
-            "sessionExited"
+            Kind::SessionExited
         };
         warn!(session = %session.name, reason, task, "agent exited");
         let _ = self.journal.record(
@@ -713,34 +702,32 @@ impl Controller {
     /// Journals the ledger's decisions; one that repeats the last of its kind is not
     /// written again.
     fn record_events(&mut self, plan: &Plan) {
-        for (kind, detail) in &plan.events {
-            let repeats = matches!(
-                kind.as_str(),
-                "allExhausted" | "quotaDetected" | "allOverThreshold" | "intakeHeld"
-            );
-            if repeats && self.last_events.get(kind) == Some(detail) {
+        for event in &plan.events {
+            let (kind, detail) = (event.kind(), event.detail());
+            if event.repeats() && self.last_events.get(&kind) == Some(&detail) {
                 continue;
             }
-            match kind.as_str() {
-                "swap" => warn!(%detail, "account swap"),
-                "allExhausted" => warn!(%detail, "every account is exhausted; sessions wait"),
-                "intakeHeld" => warn!(%detail, "new tasks wait"),
-                "allOverThreshold" => warn!(
+            match event {
+                plan::Event::Swap { .. } => warn!(%detail, "account swap"),
+                plan::Event::AllExhausted { .. } => {
+                    warn!(%detail, "every account is exhausted; sessions wait");
+                }
+                plan::Event::IntakeHeld { .. } => warn!(%detail, "new tasks wait"),
+                plan::Event::AllOverThreshold { .. } => warn!(
                     %detail,
                     "no account under quota.moveAt to move to; no session moves and no new task starts"
                 ),
-                _ => info!(%detail, "{kind}"),
+                plan::Event::QuotaDetected { .. }
+                | plan::Event::Recovered { .. }
+                | plan::Event::UsageCrossed { .. } => info!(%detail, "{kind}"),
             }
             let _ = self.journal.record(kind, detail.clone());
-            if matches!(
-                kind.as_str(),
-                "swap" | "allExhausted" | "recovered" | "allOverThreshold"
-            ) {
-                let mut event = detail.clone();
-                event["event"] = serde_json::Value::String(kind.clone());
-                crate::notify::send(&self.settings.spec.notifications, event);
+            if event.notifies() {
+                let mut note = detail.clone();
+                note["event"] = serde_json::Value::String(kind.to_string());
+                crate::notify::send(&self.settings.spec.notifications, note);
             }
-            self.last_events.insert(kind.clone(), detail.clone());
+            self.last_events.insert(kind, detail);
         }
     }
 
@@ -754,9 +741,10 @@ impl Controller {
             .filter(|r| !self.last_refused.contains(r))
         {
             warn!(object = %r.object, "refused: {}", r.reason);
-            let _ = self
-                .journal
-                .record("refused", json!({"object": r.object, "reason": r.reason}));
+            let _ = self.journal.record(
+                Kind::Refused,
+                json!({"object": r.object, "reason": r.reason}),
+            );
         }
         self.last_refused = plan.refused.clone();
     }
@@ -766,7 +754,7 @@ impl Controller {
             (Some(p), _) => (
                 p.actions
                     .iter()
-                    .map(|a| format!("{} {}", plan::sign(a), plan::describe(a)))
+                    .map(|a| format!("{} {a}", a.sign()))
                     .collect(),
                 p.refused
                     .iter()

@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use crate::api::Manifests;
-use crate::state::journal::{self, Journal};
+use crate::state::journal::{self, Journal, Kind};
 use crate::tasks::Folders;
 
 /// How much of the journal's end is compared: far more than the lines a controller
@@ -100,7 +100,7 @@ fn records_since(folder: &Path, since: SystemTime) -> Vec<Value> {
 }
 
 /// The event a controller writes for such an ending, from its record.
-fn event_of(done: bool, r: &Value) -> (&'static str, Value) {
+fn event_of(done: bool, r: &Value) -> (Kind, Value) {
     let task = json!({
         "inbox": r["inbox"], "name": r["task"], "session": r["session"],
         "account": r["account"], "attempt": r["attempt"], "started": r["started"],
@@ -108,14 +108,14 @@ fn event_of(done: bool, r: &Value) -> (&'static str, Value) {
     if done {
         let action = json!({"action": "completeTask", "task": task, "how": r["outcome"], "reply": r["reply"]});
         (
-            "taskDone",
+            Kind::TaskDone,
             json!({"action": action, "ok": true, "replayed": true}),
         )
     } else {
         let action =
             json!({"action": "requeueTask", "task": task, "reason": r["outcome"], "failed": true});
         (
-            "taskFailed",
+            Kind::TaskFailed,
             json!({"action": action, "ok": true, "replayed": true}),
         )
     }

@@ -3,7 +3,7 @@
 //! does, failover's entries are taken out again. The operator's entries are never
 //! touched, and a file that is not valid JSON is reported and left as it is.
 
-use super::{Action, Plan};
+use super::{FsAction, Plan};
 use crate::agent_settings::{self, Commands, Observed as File};
 use crate::api::Manifests;
 use crate::observe::{Entry, Observed};
@@ -70,7 +70,7 @@ pub(super) fn plan_agent_settings(m: &Manifests, o: &Observed, plan: &mut Plan) 
                             .into(),
                     );
                 }
-                plan.act(Action::ConfigureAgent {
+                plan.act(FsAction::ConfigureAgent {
                     account: account.name.clone(),
                     path,
                     exe: want.then(|| exe.to_path_buf()),
@@ -89,6 +89,7 @@ pub(super) fn plan_agent_settings(m: &Manifests, o: &Observed, plan: &mut Plan) 
 mod tests {
     use super::super::fixtures::*;
     use super::*;
+    use crate::plan::{Action, FsAction};
     use serde_json::json;
 
     fn planned(o: &Observed, text: &str) -> Plan {
@@ -112,7 +113,7 @@ mod tests {
             .actions
             .iter()
             .map(|a| match a {
-                Action::ConfigureAgent { path, changes, .. } => {
+                Action::Fs(FsAction::ConfigureAgent { path, changes, .. }) => {
                     format!("{} {}", path.display(), changes.join("; "))
                 }
                 other => panic!("{other:?}"),
@@ -169,7 +170,7 @@ mod tests {
         .value;
         o.agent_settings.insert("/h/main".into(), File::Json(ours));
         let p = planned(&o, &text);
-        let [Action::ConfigureAgent { exe, changes, .. }] = &p.actions[..] else {
+        let [Action::Fs(FsAction::ConfigureAgent { exe, changes, .. })] = &p.actions[..] else {
             panic!("{:?}", p.actions);
         };
         assert_eq!(*exe, None);

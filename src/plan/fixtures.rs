@@ -176,3 +176,11 @@ pub fn waiting(n: usize) -> crate::observe::InboxState {
         unread: false,
     }
 }
+
+/// The plan's events as journaled: `(kind, fields)`.
+pub fn journaled(p: &super::Plan) -> Vec<(String, serde_json::Value)> {
+    p.events
+        .iter()
+        .map(|e| (e.kind().to_string(), e.detail()))
+        .collect()
+}

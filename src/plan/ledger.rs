@@ -8,11 +8,10 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use serde_json::json;
 
-use super::Plan;
 use super::reports::LimitReport;
 use super::screens::Reading;
+use super::{Event, Plan};
 use crate::api::{AccountSpec, Failback, Manifests, Object};
 use crate::observe::Observed;
 use crate::state::{Facts, Stage, Swap};
@@ -159,8 +158,7 @@ pub(super) fn plan_ledger(
                 t.since = now;
             }
         }
-        plan.events
-            .push(("recovered".into(), json!({"account": account})));
+        plan.events.push(Event::Recovered { account });
     }
     for account in &m.accounts {
         let Some(sign) = by_account.get(&account.name) else {
@@ -199,16 +197,21 @@ pub(super) fn plan_ledger(
                 (*polls >= spec.confirmations).then(fallback)
             }
         };
-        let mut event = json!({
-            "account": account.name, "session": sign.session, "class": "quota-exhausted",
-            "pattern": sign.pattern, "line": sign.line, "resetsAt": sign.resets,
-            "confirmed": until.is_some(),
-            "source": if sign.reported.is_some() { "report" } else { "screen" },
+        plan.events.push(Event::QuotaDetected {
+            account: account.name.clone(),
+            session: sign.session.clone(),
+            class: "quota-exhausted",
+            pattern: sign.pattern.clone(),
+            line: sign.line.clone(),
+            resets_at: sign.resets,
+            confirmed: until.is_some(),
+            source: if sign.reported.is_some() {
+                "report"
+            } else {
+                "screen"
+            },
+            reported_at: sign.reported,
         });
-        if let Some(at) = sign.reported {
-            event["reportedAt"] = json!(at);
-        }
-        plan.events.push(("quotaDetected".into(), event));
         if let Some(until) = until {
             facts
                 .exhausted_until
@@ -254,11 +257,11 @@ pub(super) fn hold_intake(m: &Manifests, o: &Observed, account: &str, plan: &mut
         .any(|i| i.waiting.iter().any(|w| !w.link));
     if waiting {
         let at = m.controller.spec.quota.move_at.unwrap_or(100);
-        plan.events.push((
-            "intakeHeld".into(),
-            json!({"account": account, "moveAt": at,
-                   "reason": "the active account is over quota.moveAt: new tasks wait for another account or a window's reset"}),
-        ));
+        plan.events.push(Event::IntakeHeld {
+            account: account.to_owned(),
+            move_at: at,
+            reason: "the active account is over quota.moveAt: new tasks wait for another account or a window's reset",
+        });
     }
 }
 
@@ -272,12 +275,7 @@ pub(super) fn over(m: &Manifests, facts: &Facts, account: &str, now: Timestamp) 
 }
 
 /// Keeps, swaps or fails back the active account.
-fn choose_account(
-    m: &Manifests,
-    facts: &mut Facts,
-    now: Timestamp,
-    events: &mut Vec<(String, serde_json::Value)>,
-) {
+fn choose_account(m: &Manifests, facts: &mut Facts, now: Timestamp, events: &mut Vec<Event>) {
     let spec = &m.controller.spec.quota;
     let ranked = m.accounts_by_priority();
     let current = facts
@@ -335,10 +333,10 @@ fn choose_account(
                     }
                 }
                 _ => {
-                    events.push((
-                        "allOverThreshold".into(),
-                        json!({"account": c.name, "moveAt": at}),
-                    ));
+                    events.push(Event::AllOverThreshold {
+                        account: c.name.clone(),
+                        move_at: at,
+                    });
                     (Some(c), None)
                 }
             }
@@ -348,10 +346,9 @@ fn choose_account(
     };
     let Some(next) = next else {
         if !facts.exhausted_until.is_empty() && current.is_some() {
-            events.push((
-                "allExhausted".into(),
-                json!({"firstReset": facts.exhausted_until.values().min()}),
-            ));
+            events.push(Event::AllExhausted {
+                first_reset: facts.exhausted_until.values().min().copied(),
+            });
         }
         return;
     };
@@ -365,11 +362,12 @@ fn choose_account(
             to: next.name.clone(),
             reason: reason.clone(),
         });
-        let mut event = json!({"from": c.name, "to": next.name, "reason": reason});
-        if let Some(u) = used(facts, &c.name, now) {
-            event["used"] = json!(u);
-        }
-        events.push(("swap".into(), event));
+        events.push(Event::Swap {
+            from: c.name.clone(),
+            to: next.name.clone(),
+            reason,
+            used: used(facts, &c.name, now),
+        });
     }
     facts.active_account = Some(next.name.clone());
 }

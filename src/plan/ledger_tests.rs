@@ -4,6 +4,7 @@
 use super::super::fixtures::*;
 use super::super::record::{Outcome, record};
 use super::super::{Action, plan_with_tasks};
+use crate::plan::{SessionAction, TaskAction};
 use crate::state::Stage;
 
 const LIMIT: &str = "> go\n  ⎿  You've hit your 5-hour limit · resets 11pm (UTC)\n● Usage limit reached · continuing automatically at 11pm · esc to cancel\n────\n❯\u{a0}\n────\n";
@@ -28,7 +29,7 @@ fn a_quota_screen_should_swap_and_nothing_should_run_while_every_account_is_exha
         p.facts.exhausted_until["main"].to_string(),
         "2026-11-21T23:00:00Z"
     );
-    assert!(p.events.iter().any(|(k, _)| k == "swap"));
+    assert!(journaled(&p).into_iter().any(|(k, _)| k == "swap"));
     // alt exhausted too, within the cooldown: no account runs anything, no task goes out.
     let mut o2 = o.clone();
     o2.facts = p.facts.clone();
@@ -41,11 +42,14 @@ fn a_quota_screen_should_swap_and_nothing_should_run_while_every_account_is_exha
     assert!(
         !p2.actions
             .iter()
-            .any(|a| matches!(a, Action::DispatchTask { .. })),
+            .any(|a| matches!(a, Action::Task(TaskAction::DispatchTask { .. }))),
         "{:?}",
         p2.actions
     );
-    assert!(!p2.events.iter().any(|(k, _)| k == "swap"), "no ping-pong");
+    assert!(
+        !journaled(&p2).into_iter().any(|(k, _)| k == "swap"),
+        "no ping-pong"
+    );
 }
 
 /// Carries out a plan's moves as the controller would: the facts recorded, each
@@ -53,7 +57,7 @@ fn a_quota_screen_should_swap_and_nothing_should_run_while_every_account_is_exha
 fn carry_out_moves(o: &mut crate::observe::Observed, p: &crate::plan::Plan) {
     o.facts = p.facts.clone();
     for action in &p.actions {
-        if let Action::MoveSession { session: spec, .. } = action {
+        if let Action::Session(SessionAction::MoveSession { session: spec, .. }) = action {
             let ok = Ok(Outcome::Resumed(
                 "0b9f5d8e-0000-4000-8000-000000000000".into(),
             ));
@@ -95,7 +99,7 @@ fn swapped_once() -> (crate::api::Manifests, crate::observe::Observed) {
     assert!(
         p.actions
             .iter()
-            .any(|a| matches!(a, Action::MoveSession { .. })),
+            .any(|a| matches!(a, Action::Session(SessionAction::MoveSession { .. }))),
         "{:?}",
         p.actions
     );
@@ -109,7 +113,7 @@ fn a_limit_redrawn_after_a_move_should_not_count_against_the_next_account() {
     // A blank screen for a moment, then the resumed conversation redraws the limit.
     let p = read_in_turn(&m, &mut o, "ccl-1-x", &["", LIMIT, IDLE_SCREEN, LIMIT]);
     assert!(!p.facts.exhausted_until.contains_key("alt"));
-    assert!(!p.events.iter().any(|(k, _)| k == "quotaDetected"));
+    assert!(!journaled(&p).into_iter().any(|(k, _)| k == "quotaDetected"));
     // The person's next turn meets a limit under alt: that one counts.
     let again = LIMIT.replace("> go", "> go\n● Done.\n> go on");
     let p = read_in_turn(&m, &mut o, "ccl-1-x", &[&again]);
@@ -135,7 +139,7 @@ fn our_next_turn_should_count_once_drawn_and_no_other_change_before() {
     let old = LIMIT.replace("> go", "> continue (now under account main, 05:00:00)");
     let p = read_in_turn(&m, &mut o, "ccl-1-x", &[&old]);
     assert!(!p.facts.exhausted_until.contains_key("alt"));
-    let submit = Action::SubmitTask {
+    let submit = Action::Task(TaskAction::SubmitTask {
         task: super::super::TaskRef {
             inbox: "tasks".into(),
             path: "/p/.agent-queue/inbox".into(),
@@ -148,7 +152,7 @@ fn our_next_turn_should_count_once_drawn_and_no_other_change_before() {
             earlier: Vec::new(),
         },
         pane: "%1".into(),
-    };
+    });
     record(&mut o.facts, &submit, &Ok(Outcome::Done), now());
     // Not drawn yet, the pasted text still in the input box, a notice in the footer:
     // the screen changed, the limit on it is still the redrawn one.
@@ -221,7 +225,10 @@ fn a_task_at_a_limit_should_wait_when_no_account_is_left() {
             let at = now() + jiff::SignedDuration::from_secs(later);
             let p = plan_with_tasks(&m, &o, "failover", at);
             assert!(
-                !has(&p, |a| matches!(a, Action::CompleteTask { .. })),
+                !has(&p, |a| matches!(
+                    a,
+                    Action::Task(TaskAction::CompleteTask { .. })
+                )),
                 "{stage:?}: a task at its limit is not done: {:?}",
                 p.actions
             );
@@ -242,12 +249,18 @@ fn a_task_at_a_limit_should_get_continue_once_its_account_recovers() {
         let later = "2026-11-21T23:00:05Z".parse().unwrap();
         let p = plan_with_tasks(&m, &o, "failover", later);
         assert!(
-            has(&p, |a| matches!(a, Action::ContinueTask { .. })),
+            has(&p, |a| matches!(
+                a,
+                Action::Task(TaskAction::ContinueTask { .. })
+            )),
             "{stage:?}: {:?}",
             p.actions
         );
-        assert!(!has(&p, |a| matches!(a, Action::CompleteTask { .. })));
-        assert!(p.events.iter().any(|(k, _)| k == "recovered"));
+        assert!(!has(&p, |a| matches!(
+            a,
+            Action::Task(TaskAction::CompleteTask { .. })
+        )));
+        assert!(journaled(&p).into_iter().any(|(k, _)| k == "recovered"));
     }
 }
 
@@ -261,7 +274,7 @@ fn a_recovery_should_leave_the_redraw_of_a_session_moved_away_alone() {
     // main recovers (23:00 UTC) while the session still shows the redraw under alt.
     let later: jiff::Timestamp = "2026-11-21T23:00:05Z".parse().unwrap();
     let p = plan_with_tasks(&m, &o, "failover", later);
-    assert!(p.events.iter().any(|(k, _)| k == "recovered"));
+    assert!(journaled(&p).into_iter().any(|(k, _)| k == "recovered"));
     o.facts = p.facts;
     let p = plan_with_tasks(&m, &o, "failover", later);
     assert!(
@@ -291,11 +304,14 @@ fn a_session_being_moved_should_get_no_task_text_in_the_same_plan() {
     let moved = |name: &str| {
         p.actions
             .iter()
-            .any(|a| matches!(a, Action::MoveSession { session, .. } if session.name == name))
+            .any(|a| matches!(a, Action::Session(SessionAction::MoveSession { session, .. }) if session.name == name))
     };
     assert!(moved("ccl-auto-11") && moved("ccl-1-x"), "{:?}", p.actions);
     assert!(
-        !has(&p, |a| matches!(a, Action::SubmitTask { .. })),
+        !has(&p, |a| matches!(
+            a,
+            Action::Task(TaskAction::SubmitTask { .. })
+        )),
         "{:?}",
         p.actions
     );
@@ -330,7 +346,11 @@ spec: {home: /h/third, priority: 2}
         "{:?}",
         p.events
     );
-    assert!(!p.events.iter().any(|(k, _)| k == "swap"), "{:?}", p.events);
+    assert!(
+        !journaled(&p).into_iter().any(|(k, _)| k == "swap"),
+        "{:?}",
+        p.events
+    );
     assert_eq!(p.facts.active_account.as_deref(), Some("alt"));
     assert_eq!(p.account, None, "nothing runs under an exhausted account");
     o.facts = p.facts;
@@ -338,8 +358,8 @@ spec: {home: /h/third, priority: 2}
     let p = plan_with_tasks(&m, &o, "failover", at(301));
     assert_eq!(p.account.as_deref(), Some("third"), "{:?}", p.events);
     assert!(
-        p.events
-            .iter()
+        journaled(&p)
+            .into_iter()
             .any(|(k, e)| k == "swap" && e["to"] == "third")
     );
 }
@@ -359,9 +379,8 @@ fn a_limit_without_a_reset_time_should_count_once_per_poll_interval() {
     // readings count once, whatever their number.
     for ms in [0, 0, 300, 999] {
         let p = plan_with_tasks(&m, &o, "failover", at(ms));
-        let detected: Vec<_> = p
-            .events
-            .iter()
+        let detected: Vec<_> = journaled(&p)
+            .into_iter()
             .filter(|(k, _)| k == "quotaDetected")
             .collect();
         assert_eq!(detected.len(), 1, "{ms} ms");

@@ -2,7 +2,9 @@
 //! persisted facts, the ordered actions that make them match, and every item it refuses
 //! with the reason. No I/O: every rule is tested without tmux.
 
+mod action;
 mod agents;
+mod event;
 mod ledger;
 mod record;
 mod render;
@@ -13,16 +15,19 @@ mod shared;
 mod tasks;
 mod turns;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 use crate::api::{AccountSpec, Manifests, Object};
 use crate::observe::Observed;
 
+pub use action::{
+    Action, Change, FsAction, Role, SessionAction, SessionSpec, TaskAction, TaskKey, TaskRef,
+};
+pub use event::Event;
 pub use record::{Outcome, record};
-pub use render::{describe, render_diff, render_json, render_text, sign};
+pub use render::{render_diff, render_json, render_text};
 
 /// What one reconcile should do.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -43,303 +48,11 @@ pub struct Plan {
     pub requeue_after: Option<std::time::Duration>,
     /// Decisions to journal: quota detections, swaps, all accounts exhausted.
     #[serde(skip)]
-    pub events: Vec<(String, serde_json::Value)>,
+    pub events: Vec<Event>,
     /// The report files this plan folded into `facts`: the controller deletes them once
     /// the facts are saved.
     #[serde(skip)]
     pub consumed: Vec<PathBuf>,
-}
-
-/// One change to the world.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "action", rename_all = "camelCase")]
-pub enum Action {
-    /// Create a folder of the shared state.
-    CreateDir {
-        /// The folder.
-        path: PathBuf,
-    },
-    /// Create the link `link -> target` in an account home.
-    CreateLink {
-        /// The link, inside the home.
-        link: PathBuf,
-        /// Where it points.
-        target: PathBuf,
-    },
-    /// Put failover's hooks and status line into an account home's agent settings, or
-    /// take them out, leaving the operator's entries as they are.
-    ConfigureAgent {
-        /// The account.
-        account: String,
-        /// Its `settings.json`.
-        path: PathBuf,
-        /// The failover binary the hooks run; `None` takes failover's entries out.
-        exe: Option<PathBuf>,
-        /// What changes, in words.
-        changes: Vec<String>,
-    },
-    /// Start a session.
-    CreateSession {
-        /// What it runs.
-        session: SessionSpec,
-        /// The conversation its task is resumed in (the agent died mid-turn), if any.
-        resume: Option<String>,
-    },
-    /// Start the agent of an existing session again (its process exited).
-    RestartSession {
-        /// What it runs.
-        session: SessionSpec,
-        /// The agent's pane (`%N`).
-        pane: String,
-        /// Why.
-        reason: String,
-        /// The conversation its task is resumed in (the agent died mid-turn), if any.
-        resume: Option<String>,
-    },
-    /// Run a session's agent under another account, resuming its conversation.
-    MoveSession {
-        /// What it runs, under the new account.
-        session: SessionSpec,
-        /// The agent's pane (`%N`).
-        pane: String,
-        /// The account it runs under now.
-        from: Option<String>,
-        /// That account's home, where the agent's `sessions/<pid>.json` names its
-        /// conversation.
-        from_home: Option<PathBuf>,
-        /// The agent's pid.
-        pid: u32,
-        /// The profile's resume arguments (`{sessionId}` to fill in), when the
-        /// conversation is to be resumed; `None` starts afresh.
-        resume: Option<Vec<String>>,
-        /// The conversation the agent holds and its transcript, as its `SessionStart`
-        /// report named them; without one, its `sessions/<pid>.json` in `from_home`.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        conversation: Option<(String, PathBuf)>,
-    },
-    /// Kill one of our sessions.
-    DeleteSession {
-        /// The session.
-        name: String,
-        /// Why.
-        reason: String,
-    },
-    /// Start the agent of a session afresh (a fresh context) under the active account.
-    RecycleSession {
-        /// What it runs.
-        session: SessionSpec,
-        /// The agent's pane.
-        pane: String,
-        /// Why.
-        reason: String,
-    },
-    /// Claim a waiting task for an idle session and paste its text (or start the agent
-    /// in the task's folder first).
-    DispatchTask {
-        /// Which task.
-        task: TaskRef,
-        /// The agent's pane.
-        pane: String,
-        /// Start the agent afresh in the inbox's folder before pasting.
-        restart: Option<SessionSpec>,
-    },
-    /// Paste a claimed task's text into the agent, now idle in the task's folder.
-    PasteTask {
-        /// Which task.
-        task: TaskRef,
-        /// The agent's pane.
-        pane: String,
-    },
-    /// Carry on a task in a resumed conversation: paste a short prompt.
-    ContinueTask {
-        /// Which task.
-        task: TaskRef,
-        /// The agent's pane.
-        pane: String,
-        /// The prompt: it names the account and the time, so its turn never reads as
-        /// an old one.
-        text: String,
-    },
-    /// Send the lone Enter that submits the pasted text.
-    SubmitTask {
-        /// Which task.
-        task: TaskRef,
-        /// The agent's pane.
-        pane: String,
-    },
-    /// Move a finished task to `done/` with the agent's last reply and, for a pool
-    /// session whose agent is alive, end its context with the profile's exit command.
-    CompleteTask {
-        /// Which task.
-        task: TaskRef,
-        /// The agent's pane.
-        pane: String,
-        /// The agent's pid: after the task, no longer a fresh context.
-        pid: u32,
-        /// How the end was seen (`Stop report`, `transcript`, `idle screen after the
-        /// turn ran`).
-        how: String,
-        /// The agent's last reply, when its report or transcript gave it.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        reply: Option<String>,
-        /// The exit command to type, for pool sessions.
-        exit: Option<String>,
-    },
-    /// Put a claimed task back in its inbox, or in `failed/` after its last try.
-    RequeueTask {
-        /// Which task.
-        task: TaskRef,
-        /// Why.
-        reason: String,
-        /// To `failed/` instead of the inbox.
-        failed: bool,
-        /// Its text reached the agent (a try is used); a claim never delivered goes back
-        /// with its tries as they were.
-        delivered: bool,
-    },
-    /// Move a waiting task that must not be sent to `failed/`.
-    RejectTask {
-        /// The inbox.
-        inbox: String,
-        /// The inbox folder.
-        path: PathBuf,
-        /// The file name.
-        name: String,
-        /// Why.
-        reason: String,
-    },
-    /// Mark a task stalled: its screen has not changed for `idleTimeout`.
-    StallTask {
-        /// Which task.
-        task: TaskRef,
-    },
-}
-
-/// A claimed (or about to be claimed) task.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TaskRef {
-    /// The inbox, by name.
-    pub inbox: String,
-    /// The inbox folder.
-    pub path: PathBuf,
-    /// Its file name as dropped.
-    pub name: String,
-    /// Its file name in `active/`.
-    pub file: String,
-    /// The session.
-    pub session: String,
-    /// The account of the session.
-    pub account: String,
-    /// Which try (1 for the first).
-    pub attempt: u32,
-    /// When it was submitted, if it was.
-    pub started: Option<jiff::Timestamp>,
-    /// Why its earlier tries ended, oldest first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub earlier: Vec<String>,
-}
-
-/// How an action counts in the summary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    /// Something new.
-    Add,
-    /// Something existing, changed.
-    Change,
-    /// Something removed.
-    Delete,
-}
-
-impl Action {
-    /// How it counts.
-    pub fn change(&self) -> Change {
-        match self {
-            Action::CreateDir { .. } | Action::CreateLink { .. } | Action::CreateSession { .. } => {
-                Change::Add
-            }
-            Action::DeleteSession { .. } => Change::Delete,
-            Action::ConfigureAgent { .. }
-            | Action::RestartSession { .. }
-            | Action::MoveSession { .. }
-            | Action::RecycleSession { .. }
-            | Action::DispatchTask { .. }
-            | Action::PasteTask { .. }
-            | Action::ContinueTask { .. }
-            | Action::SubmitTask { .. }
-            | Action::CompleteTask { .. }
-            | Action::RequeueTask { .. }
-            | Action::RejectTask { .. }
-            | Action::StallTask { .. } => Change::Change,
-        }
-    }
-
-    /// Where it goes in a plan: folders before the links into them, agent settings
-    /// before the agents that read them, deletions to free names for creations.
-    fn order(&self) -> u8 {
-        match self {
-            Action::CreateDir { .. } => 0,
-            Action::CreateLink { .. } => 1,
-            Action::ConfigureAgent { .. } => 2,
-            Action::DeleteSession { .. } => 3,
-            Action::CreateSession { .. } => 4,
-            Action::RestartSession { .. } => 5,
-            Action::MoveSession { .. } => 6,
-            Action::RecycleSession { .. }
-            | Action::DispatchTask { .. }
-            | Action::PasteTask { .. }
-            | Action::ContinueTask { .. }
-            | Action::SubmitTask { .. }
-            | Action::CompleteTask { .. }
-            | Action::RequeueTask { .. }
-            | Action::RejectTask { .. }
-            | Action::StallTask { .. } => 7,
-        }
-    }
-}
-
-/// Everything needed to start a session's agent.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SessionSpec {
-    /// The tmux session name.
-    pub name: String,
-    /// Why it exists.
-    pub role: Role,
-    /// The account it runs under.
-    pub account: String,
-    /// Its working folder.
-    pub workdir: PathBuf,
-    /// The agent's argv.
-    pub command: Vec<String>,
-    /// The agent's environment; only the names are ever printed (values may be
-    /// secrets).
-    #[serde(serialize_with = "names_only")]
-    pub env: BTreeMap<String, String>,
-    /// Variables another account sets and this one does not: cleared from the tmux
-    /// session's environment before its agent is started again, so that nothing of the
-    /// previous account leaks into the next.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub unset: Vec<String>,
-}
-
-fn names_only<S: Serializer>(env: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(env.keys())
-}
-
-/// Why a session exists.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
-pub enum Role {
-    /// A pool's session.
-    Pool {
-        /// The pool.
-        pool: String,
-        /// Its index in the pool's range.
-        index: u64,
-    },
-    /// An operator's interactive session.
-    Dedicated,
 }
 
 /// Something the planner will not do.
@@ -352,8 +65,8 @@ pub struct Refusal {
 }
 
 impl Plan {
-    fn act(&mut self, action: Action) {
-        self.actions.push(action);
+    fn act(&mut self, action: impl Into<Action>) {
+        self.actions.push(action.into());
     }
 
     /// Asks to be looked at again within `after`.
@@ -520,16 +233,15 @@ fn plan_all(
         .actions
         .iter()
         .filter_map(|a| match a {
-            Action::MoveSession { session, .. } => Some(session.name.clone()),
-            _ => None,
+            Action::Session(SessionAction::MoveSession { session, .. }) => {
+                Some(session.name.clone())
+            }
+            Action::Fs(_) | Action::Session(_) | Action::Task(_) => None,
         })
         .collect();
     plan.actions.retain(|a| match a {
-        Action::PasteTask { task, .. }
-        | Action::ContinueTask { task, .. }
-        | Action::SubmitTask { task, .. }
-        | Action::CompleteTask { task, .. } => !moving.contains(&task.session),
-        _ => true,
+        Action::Task(t) if t.types() => t.task().is_none_or(|t| !moving.contains(&t.session)),
+        Action::Fs(_) | Action::Session(_) | Action::Task(_) => true,
     });
     plan.actions.sort_by_key(Action::order);
     plan

@@ -2,7 +2,7 @@
 
 use jiff::Timestamp;
 
-use super::Action;
+use super::{Action, SessionAction, TaskAction, TaskRef};
 use crate::state::{Facts, Stage, TaskFacts};
 
 /// What a successful action came to.
@@ -28,39 +28,88 @@ pub fn record(
     now: Timestamp,
 ) {
     let Ok(outcome) = result else { return };
+    match action {
+        Action::Fs(_) => {}
+        Action::Session(a) => record_session(facts, a, outcome, now),
+        Action::Task(a) => record_task(facts, a, outcome, now),
+    }
+}
+
+/// A session's agent was started, moved or removed.
+fn record_session(facts: &mut Facts, action: &SessionAction, outcome: &Outcome, now: Timestamp) {
+    let name = action.name();
     // A fresh agent has no old turn to redraw: a limit on its screen is a real one.
     let fresh = match action {
-        Action::DispatchTask {
-            task,
-            restart: Some(_),
-            ..
-        }
-        | Action::CompleteTask { task, .. } => Some(task.session.as_str()),
-        Action::CreateSession { session, .. }
-        | Action::RestartSession { session, .. }
-        | Action::RecycleSession { session, .. } => Some(session.name.as_str()),
-        Action::MoveSession { session, .. } if !matches!(outcome, Outcome::Resumed(_)) => {
-            Some(session.name.as_str())
-        }
-        _ => None,
+        SessionAction::MoveSession { .. } => !matches!(outcome, Outcome::Resumed(_)),
+        SessionAction::CreateSession { .. }
+        | SessionAction::RestartSession { .. }
+        | SessionAction::RecycleSession { .. } => true,
+        SessionAction::DeleteSession { .. } => false,
     };
-    if let Some(f) = fresh.and_then(|name| facts.sessions.get_mut(name)) {
+    if fresh && let Some(f) = facts.sessions.get_mut(name) {
         f.new_turn();
     }
-    // A turn we submit during a redraw: any limit but the redrawn one is its.
-    if let Action::SubmitTask { task, .. } = action
-        && let Some(f) = facts.sessions.get_mut(&task.session)
-        && f.redraw
-    {
-        f.redraw_submitted = true;
+    match action {
+        SessionAction::MoveSession { .. } => match outcome {
+            Outcome::Resumed(_) => {
+                // What was counted was against the old account; on this one, only new
+                // limits count.
+                let f = facts.sessions.entry(name.to_owned()).or_default();
+                f.start_redraw(None);
+                carry_on(facts, name, now);
+            }
+            // A fresh agent: a task it had is sent again from the start.
+            Outcome::Done | Outcome::Sent(_) => {
+                set_stage(facts, name, Stage::Starting, now);
+                // A turn that ended stays ended: the task completes, never runs again.
+                if let Some(t) = task_of(facts, name) {
+                    t.prompt_id = None;
+                    t.at_limit = false;
+                    t.seen_busy = false;
+                    t.conversation = None;
+                }
+            }
+            Outcome::Rejected(_) => {}
+        },
+        SessionAction::CreateSession {
+            resume: Some(_), ..
+        }
+        | SessionAction::RestartSession {
+            resume: Some(_), ..
+        } => {
+            // The dead agent's conversation, resumed: its last turn is redrawn, and the
+            // task is carried on.
+            let f = facts.sessions.entry(name.to_owned()).or_default();
+            f.start_redraw(None);
+            carry_on(facts, name, now);
+            if let Some(t) = task_of(facts, name) {
+                t.resumes += 1;
+            }
+        }
+        SessionAction::DeleteSession { .. } => {
+            facts.sessions.remove(name);
+        }
+        SessionAction::CreateSession { resume: None, .. }
+        | SessionAction::RestartSession { resume: None, .. }
+        | SessionAction::RecycleSession { .. } => {}
     }
+}
+
+/// A task was claimed, sent, submitted, ended or put back.
+fn record_task(facts: &mut Facts, action: &TaskAction, outcome: &Outcome, now: Timestamp) {
     let sent = match outcome {
         Outcome::Sent(hash) => Some(*hash),
-        _ => None,
+        Outcome::Done | Outcome::Rejected(_) | Outcome::Resumed(_) => None,
     };
     match action {
-        Action::DispatchTask { task, restart, .. } => {
-            facts.tries.remove(&format!("{}/{}", task.inbox, task.name));
+        TaskAction::DispatchTask { task, restart, .. } => {
+            if restart.is_some()
+                && let Some(f) = facts.sessions.get_mut(&task.session)
+            {
+                // A fresh agent has no old turn to redraw.
+                f.new_turn();
+            }
+            facts.tries.remove(&task.key().to_string());
             if matches!(outcome, Outcome::Rejected(_)) {
                 return;
             }
@@ -82,7 +131,7 @@ pub fn record(
                 ..TaskFacts::default()
             });
         }
-        Action::PasteTask { task, .. } | Action::ContinueTask { task, .. } => {
+        TaskAction::PasteTask { task, .. } | TaskAction::ContinueTask { task, .. } => {
             set_stage(facts, &task.session, Stage::Pasted, now);
             if let Some(t) = task_of(facts, &task.session) {
                 // Carried on: a later stall is a new one, worth telling; the turn is a
@@ -94,120 +143,80 @@ pub fn record(
                 t.seen_busy = false;
             }
         }
-        Action::MoveSession { session, .. } => match outcome {
-            Outcome::Resumed(_) => {
-                // What was counted was against the old account; on this one, only new
-                // limits count.
-                let f = facts.sessions.entry(session.name.clone()).or_default();
-                f.start_redraw(None);
-                carry_on(facts, &session.name, now);
+        TaskAction::SubmitTask { task, .. } => submitted(facts, &task.session, now),
+        TaskAction::CompleteTask { task, pid, .. } => {
+            if let Some(f) = facts.sessions.get_mut(&task.session) {
+                // Its exit command starts a fresh context: no old turn to redraw.
+                f.new_turn();
             }
-            // A fresh agent: a task it had is sent again from the start.
-            Outcome::Done | Outcome::Sent(_) => {
-                set_stage(facts, &session.name, Stage::Starting, now);
-                // A turn that ended stays ended: the task completes, never runs again.
-                if let Some(t) = task_of(facts, &session.name) {
-                    t.prompt_id = None;
-                    t.at_limit = false;
-                    t.seen_busy = false;
-                    t.conversation = None;
-                }
-            }
-            Outcome::Rejected(_) => {}
-        },
-        Action::CreateSession {
-            session,
-            resume: Some(_),
-        }
-        | Action::RestartSession {
-            session,
-            resume: Some(_),
-            ..
-        } => {
-            // The dead agent's conversation, resumed: its last turn is redrawn, and the
-            // task is carried on.
-            let f = facts.sessions.entry(session.name.clone()).or_default();
-            f.start_redraw(None);
-            carry_on(facts, &session.name, now);
-            if let Some(t) = task_of(facts, &session.name) {
-                t.resumes += 1;
-            }
-        }
-        Action::SubmitTask { task, .. } => {
-            let enters = match facts
-                .sessions
-                .get(&task.session)
-                .and_then(|f| f.task.as_ref())
-            {
-                Some(TaskFacts {
-                    stage: Stage::Submitted(n),
-                    ..
-                }) => n.saturating_add(1),
-                _ => 1,
-            };
-            set_stage(facts, &task.session, Stage::Submitted(enters), now);
-            if let Some(t) = facts
-                .sessions
-                .get_mut(&task.session)
-                .and_then(|f| f.task.as_mut())
-            {
-                t.started = t.started.or(Some(now));
-            }
-        }
-        Action::CompleteTask { task, pid, .. } => {
             let f = facts.sessions.entry(task.session.clone()).or_default();
             f.task = None;
             f.used_pid = Some(*pid);
-            facts
-                .try_reasons
-                .remove(&format!("{}/{}", task.inbox, task.name));
+            facts.try_reasons.remove(&task.key().to_string());
         }
-        Action::RequeueTask {
+        TaskAction::RequeueTask {
             task,
             failed,
             delivered,
             reason,
-        } => {
-            let key = format!("{}/{}", task.inbox, task.name);
-            if *failed {
-                facts.try_reasons.remove(&key);
-            } else if *delivered {
-                facts
-                    .try_reasons
-                    .entry(key)
-                    .or_default()
-                    .push(format!("try {}: {reason}", task.attempt));
-            }
-            if let Some(f) = facts.sessions.get_mut(&task.session)
-                && f.task.as_ref().is_some_and(|t| t.file == task.file)
-            {
-                f.task = None;
-            }
-            if !failed {
-                // Tries count deliveries: a claim that never reached an agent used none.
-                let used = if *delivered {
-                    task.attempt
-                } else {
-                    task.attempt.saturating_sub(1)
-                };
-                facts
-                    .tries
-                    .insert(format!("{}/{}", task.inbox, task.name), used);
-            }
-        }
-        Action::StallTask { task } => {
-            if let Some(t) = facts
-                .sessions
-                .get_mut(&task.session)
-                .and_then(|f| f.task.as_mut())
-            {
+        } => requeued(facts, task, *failed, *delivered, reason),
+        TaskAction::StallTask { task } => {
+            if let Some(t) = task_of(facts, &task.session) {
                 t.stalled = true;
             }
         }
-        Action::DeleteSession { name, .. } => {
-            facts.sessions.remove(name);
-        }
-        _ => {}
+        TaskAction::RejectTask { .. } => {}
+    }
+}
+
+/// The lone Enter went out: the `n`th for this paste.
+fn submitted(facts: &mut Facts, session: &str, now: Timestamp) {
+    let Some(f) = facts.sessions.get_mut(session) else {
+        return;
+    };
+    // A turn we submit during a redraw: any limit but the redrawn one is its.
+    if f.redraw {
+        f.redraw_submitted = true;
+    }
+    let enters = match f.task.as_ref() {
+        Some(TaskFacts {
+            stage: Stage::Submitted(n),
+            ..
+        }) => n.saturating_add(1),
+        Some(_) | None => 1,
+    };
+    set_stage(facts, session, Stage::Submitted(enters), now);
+    if let Some(t) = task_of(facts, session) {
+        t.started = t.started.or(Some(now));
+    }
+}
+
+/// A claim ended without the task done: back to its inbox (a try used if its text was
+/// delivered) or to `failed/`.
+fn requeued(facts: &mut Facts, task: &TaskRef, failed: bool, delivered: bool, reason: &str) {
+    let key = task.key().to_string();
+    if failed {
+        facts.try_reasons.remove(&key);
+    } else if delivered {
+        facts
+            .try_reasons
+            .entry(key.clone())
+            .or_default()
+            .push(format!("try {}: {reason}", task.attempt));
+    }
+    if let Some(f) = facts.sessions.get_mut(&task.session)
+        && f.task.as_ref().is_some_and(|t| t.file == task.file)
+    {
+        f.task = None;
+    }
+    if !failed {
+        // Tries count deliveries: a claim that never reached an agent used none.
+        let used = if delivered {
+            task.attempt
+        } else {
+            task.attempt.saturating_sub(1)
+        };
+        facts.tries.insert(key, used);
     }
 }
 

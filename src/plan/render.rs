@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use serde_json::{Value, json};
 
-use super::{Action, Plan, Role, SessionSpec};
+use super::{Action, Event, FsAction, Plan, SessionAction};
 use crate::api::Manifests;
 use crate::observe::{Entry, Observed};
 
@@ -15,150 +15,6 @@ const YELLOW: &str = "\x1b[33m";
 const RED: &str = "\x1b[31m";
 const BOLD: &str = "\x1b[1m";
 const RESET: &str = "\x1b[0m";
-
-/// One line for an action, without its sign: what changes and why.
-pub fn describe(action: &Action) -> String {
-    match action {
-        Action::CreateDir { path } => format!("folder {}", path.display()),
-        Action::CreateLink { link, target } => {
-            format!("link {} -> {}", link.display(), target.display())
-        }
-        Action::ConfigureAgent {
-            account,
-            path,
-            changes,
-            ..
-        } => format!(
-            "agent settings {} (account {account}): {}",
-            path.display(),
-            changes.join("; ")
-        ),
-        Action::CreateSession { session, resume } => {
-            format!("session {}{}", what(session), resumed(resume.as_deref()))
-        }
-        Action::RestartSession {
-            session,
-            reason,
-            resume,
-            ..
-        } => {
-            format!(
-                "session {}: {reason}; restart under account {}{}",
-                session.name,
-                session.account,
-                resumed(resume.as_deref())
-            )
-        }
-        Action::MoveSession {
-            session,
-            from,
-            resume,
-            ..
-        } => format!(
-            "session {}: account {} -> {}{}",
-            session.name,
-            from.as_deref().unwrap_or("(none)"),
-            session.account,
-            if resume.is_some() {
-                ", resuming its conversation"
-            } else {
-                ""
-            }
-        ),
-        Action::DeleteSession { name, reason } => format!("session {name}: {reason}"),
-        Action::RecycleSession {
-            session, reason, ..
-        } => format!("session {}: restart the agent ({reason})", session.name),
-        Action::DispatchTask { task, restart, .. } => {
-            let start = if restart.is_some() {
-                " (agent started in the task's folder first)"
-            } else {
-                ""
-            };
-            format!(
-                "task {}/{} -> session {} (try {}){start}",
-                task.inbox, task.name, task.session, task.attempt
-            )
-        }
-        Action::ContinueTask { task, .. } => format!(
-            "task {}/{}: carry on in the resumed conversation of session {}",
-            task.inbox, task.name, task.session
-        ),
-        Action::PasteTask { task, .. } => format!(
-            "task {}/{}: paste into session {}",
-            task.inbox, task.name, task.session
-        ),
-        Action::SubmitTask { task, .. } => format!(
-            "task {}/{}: submit in session {}",
-            task.inbox, task.name, task.session
-        ),
-        Action::CompleteTask {
-            task, how, exit, ..
-        } => {
-            // The reply goes to the task's record, not to this line.
-            let recycle = exit
-                .as_ref()
-                .map_or(String::new(), |e| format!("; {e} to end the context"));
-            format!(
-                "task {}/{}: done ({how}) in session {}{recycle}",
-                task.inbox, task.name, task.session
-            )
-        }
-        Action::RequeueTask {
-            task,
-            reason,
-            failed,
-            ..
-        } => {
-            let to = if *failed {
-                "failed/"
-            } else {
-                "back to the inbox"
-            };
-            format!("task {}/{}: {to} ({reason})", task.inbox, task.name)
-        }
-        Action::RejectTask {
-            inbox,
-            name,
-            reason,
-            ..
-        } => format!("task {inbox}/{name}: failed/ ({reason})"),
-        Action::StallTask { task } => format!(
-            "task {}/{}: stalled in session {}",
-            task.inbox, task.name, task.session
-        ),
-    }
-}
-
-/// ", resuming conversation <id> for its task", when a dead agent's task is resumed.
-fn resumed(conversation: Option<&str>) -> String {
-    conversation.map_or(String::new(), |id| {
-        format!(", resuming conversation {id} for its task")
-    })
-}
-
-fn what(s: &SessionSpec) -> String {
-    let role = match &s.role {
-        Role::Pool { pool, .. } => format!("pool {pool}"),
-        Role::Dedicated => "dedicated".to_owned(),
-    };
-    format!(
-        "{} ({role}, account {}) in {}: {}",
-        s.name,
-        s.account,
-        s.workdir.display(),
-        s.command.join(" ")
-    )
-}
-
-/// The sign of an action: `+`, `~` or `-`.
-pub fn sign(action: &Action) -> char {
-    match action.change() {
-        super::Change::Add => '+',
-        super::Change::Change => '~',
-        super::Change::Delete => '-',
-    }
-}
 
 /// The plan as text, closing with `Plan: N to add, M to change, K to delete.` or
 /// `No changes.`. Colours only when `color` is set.
@@ -172,22 +28,20 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
     };
     let mut out = String::new();
     // Why sessions move: the swap and the readings behind it.
-    let swaps: Vec<&serde_json::Value> = plan
+    let swaps: Vec<(&str, &str, &str)> = plan
         .events
         .iter()
-        .filter(|(kind, _)| kind == "swap")
-        .map(|(_, e)| e)
+        .filter_map(|e| match e {
+            Event::Swap {
+                from, to, reason, ..
+            } => Some((from.as_str(), to.as_str(), reason.as_str())),
+            _ => None,
+        })
         .collect();
     if !swaps.is_empty() {
         out.push_str("Accounts:\n\n");
-        let text = |v: &serde_json::Value| v.as_str().unwrap_or("?").to_owned();
-        for swap in swaps {
-            let line = format!(
-                "  ~ active account {} -> {}: {}",
-                text(&swap["from"]),
-                text(&swap["to"]),
-                text(&swap["reason"])
-            );
+        for (from, to, reason) in swaps {
+            let line = format!("  ~ active account {from} -> {to}: {reason}");
             let _ = writeln!(out, "{}", paint(YELLOW, line));
         }
         for (account, reading) in &plan.facts.usage {
@@ -207,29 +61,30 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
             );
             let _ = writeln!(out, "{line}");
         }
-        for (_, e) in plan
-            .events
-            .iter()
-            .filter(|(kind, e)| kind == "quotaDetected" && e["confirmed"] == true)
-        {
-            let resets = e["resetsAt"]
-                .as_str()
-                .map_or(String::new(), |t| format!(", resets {t}"));
-            let _ = writeln!(
-                out,
-                "      account {} read exhausted on {}: \"{}\"{resets}",
-                text(&e["account"]),
-                text(&e["session"]),
-                text(&e["line"])
-            );
+        for e in &plan.events {
+            if let Event::QuotaDetected {
+                account,
+                session,
+                line,
+                resets_at,
+                confirmed: true,
+                ..
+            } = e
+            {
+                let resets = resets_at.map_or(String::new(), |t| format!(", resets {t}"));
+                let _ = writeln!(
+                    out,
+                    "      account {account} read exhausted on {session}: \"{line}\"{resets}"
+                );
+            }
         }
         out.push('\n');
     }
     if !plan.actions.is_empty() {
         out.push_str("failover will perform the following actions:\n\n");
         for action in &plan.actions {
-            let line = format!("  {} {}", sign(action), describe(action));
-            let code = match sign(action) {
+            let line = format!("  {} {action}", action.sign());
+            let code = match action.sign() {
                 '+' => GREEN,
                 '~' => YELLOW,
                 _ => RED,
@@ -304,24 +159,28 @@ pub fn render_diff(m: &Manifests, observed: &Observed, plan: &Plan, owner: &str)
     }
     for action in &plan.actions {
         match action {
-            Action::CreateSession { session, .. }
-            | Action::RestartSession { session, .. }
-            | Action::MoveSession { session, .. } => {
+            Action::Session(
+                SessionAction::CreateSession { session, .. }
+                | SessionAction::RestartSession { session, .. }
+                | SessionAction::MoveSession { session, .. },
+            ) => {
                 after.insert(
                     format!("session {}", session.name),
                     json!({"account": session.account, "state": "running"}),
                 );
             }
-            Action::DeleteSession { name, .. } => {
+            Action::Session(SessionAction::DeleteSession { name, .. }) => {
                 after.remove(&format!("session {name}"));
             }
-            Action::CreateLink { link, target } => {
+            Action::Fs(FsAction::CreateLink { link, target }) => {
                 after.insert(
                     format!("link {}", link.display()),
                     json!(target.display().to_string()),
                 );
             }
-            _ => {}
+            Action::Fs(FsAction::CreateDir { .. } | FsAction::ConfigureAgent { .. })
+            | Action::Session(SessionAction::RecycleSession { .. })
+            | Action::Task(_) => {}
         }
     }
     let yaml = |map: &BTreeMap<String, Value>| serde_saphyr::to_string(map).unwrap_or_default();

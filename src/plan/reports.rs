@@ -9,7 +9,6 @@
 //! [`Plan::consumed`], for the controller to delete once the facts are saved.
 
 use jiff::{Timestamp, Zoned};
-use serde_json::json;
 
 use super::Plan;
 use crate::api::Manifests;
@@ -281,11 +280,15 @@ fn read_usage(
             .fold(None::<f64>, |best, l| Some(best.map_or(*l, |b| b.max(*l))));
         if let Some(level) = crossed {
             let direction = if w.used >= level { "up" } else { "down" };
-            plan.events.push((
-                "usageCrossed".into(),
-                json!({"account": account, "window": window, "used": w.used, "level": level,
-                       "direction": direction, "resetsAt": w.resets_at, "session": session}),
-            ));
+            plan.events.push(super::Event::UsageCrossed {
+                account: account.to_owned(),
+                window,
+                used: w.used,
+                level,
+                direction,
+                resets_at: w.resets_at,
+                session: session.to_owned(),
+            });
         }
     }
     plan.facts.usage.insert(

@@ -4,6 +4,7 @@
 use super::super::fixtures::*;
 use super::super::{Action, Plan, plan_with_tasks};
 use crate::observe::Observed;
+use crate::plan::TaskAction;
 use crate::report::{Event, Report, Usage, Window, text_hash};
 use crate::state::{Ended, Stage};
 
@@ -71,9 +72,12 @@ fn with(o: &Observed, reports: Vec<Report>) -> Observed {
 }
 
 fn completed(p: &Plan) -> Option<(String, Option<String>)> {
-    p.actions.iter().find_map(|a| match a {
-        Action::CompleteTask { how, reply, .. } => Some((how.clone(), reply.clone())),
-        _ => None,
+    p.actions.iter().find_map(|a| {
+        if let Action::Task(TaskAction::CompleteTask { how, reply, .. }) = a {
+            Some((how.clone(), reply.clone()))
+        } else {
+            None
+        }
     })
 }
 
@@ -184,13 +188,12 @@ fn a_usage_limit_the_agent_reports_should_exhaust_its_account_at_once_and_hold_t
         "2026-11-21T23:00:00Z",
         "no confirming poll, the reset from the message"
     );
-    let detected: Vec<_> = p
-        .events
-        .iter()
+    let detected: Vec<_> = journaled(&p)
+        .into_iter()
         .filter(|(k, _)| k == "quotaDetected")
         .collect();
     assert_eq!(detected[0].1["source"], "report");
-    assert!(p.events.iter().any(|(k, _)| k == "swap"));
+    assert!(journaled(&p).into_iter().any(|(k, _)| k == "swap"));
     assert!(task(&p).at_limit);
     assert_eq!(completed(&p), None);
 }
@@ -265,9 +268,12 @@ fn a_failed_turn_with_no_tries_left_should_go_back_to_its_inbox() {
         vec![report(submitted("do it", "p1"), 0), report(failed, 1)],
     );
     let p = plan_with_tasks(&m, &o, "failover", at(2));
-    let requeued = p.actions.iter().find_map(|a| match a {
-        Action::RequeueTask { reason, failed, .. } => Some((reason.clone(), *failed)),
-        _ => None,
+    let requeued = p.actions.iter().find_map(|a| {
+        if let Action::Task(TaskAction::RequeueTask { reason, failed, .. }) = a {
+            Some((reason.clone(), *failed))
+        } else {
+            None
+        }
     });
     let (reason, failed) = requeued.expect("put back");
     assert!(reason.contains("server_error"), "{reason}");
@@ -298,9 +304,8 @@ fn the_status_line_should_keep_each_accounts_use_and_journal_the_levels_crossed(
     let o1 = with(&o, vec![report(usage(96.0), 0)]);
     let p = plan_with_tasks(&m, &o1, "failover", at(1));
     assert_eq!(p.facts.usage["main"].usage.five_hour.unwrap().used, 96.0);
-    let crossed: Vec<f64> = p
-        .events
-        .iter()
+    let crossed: Vec<f64> = journaled(&p)
+        .into_iter()
         .filter(|(k, _)| k == "usageCrossed")
         .map(|(_, e)| e["level"].as_f64().unwrap())
         .collect();
@@ -315,7 +320,7 @@ fn the_status_line_should_keep_each_accounts_use_and_journal_the_levels_crossed(
     o2.facts = p.facts.clone();
     let p2 = plan_with_tasks(&m, &o2, "failover", at(2));
     assert_eq!(p2.facts.usage["main"].usage.five_hour.unwrap().used, 96.0);
-    assert!(!p2.events.iter().any(|(k, _)| k == "usageCrossed"));
+    assert!(!journaled(&p2).into_iter().any(|(k, _)| k == "usageCrossed"));
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use super::tasks::View;
-use super::{Action, Plan, Role, SessionSpec};
+use super::{Plan, Role, SessionAction, SessionSpec};
 use crate::api::{AccountSpec, Env, Manifests, Object};
 use crate::observe::{Observed, Session};
 
@@ -89,7 +89,7 @@ impl Ctx<'_> {
             plan.wake(std::time::Duration::from_millis(200));
             return;
         }
-        plan.act(Action::MoveSession {
+        plan.act(SessionAction::MoveSession {
             conversation,
             from: s.account.clone(),
             from_home,
@@ -156,7 +156,7 @@ impl Ctx<'_> {
             None if self.blocked => {}
             None => {
                 let resume = self.resuming(&mut spec, plan);
-                plan.act(Action::CreateSession {
+                plan.act(SessionAction::CreateSession {
                     session: spec,
                     resume,
                 });
@@ -176,7 +176,7 @@ impl Ctx<'_> {
                     None => "agent exited".to_owned(),
                 };
                 let resume = self.resuming(&mut spec, plan);
-                plan.act(Action::RestartSession {
+                plan.act(SessionAction::RestartSession {
                     session: spec,
                     pane: s.pane.id.clone(),
                     reason,
@@ -262,7 +262,7 @@ pub(super) fn plan_sessions(
                     >= linger
             });
             if excess > 0 && idle_long && !view.has_task(name) {
-                plan.act(Action::DeleteSession {
+                plan.act(SessionAction::DeleteSession {
                     name: name.clone(),
                     reason: format!(
                         "pool {} is above its {min} sessions and this one is idle",
@@ -354,7 +354,7 @@ pub(super) fn plan_sessions(
             );
             continue;
         }
-        plan.act(Action::DeleteSession {
+        plan.act(SessionAction::DeleteSession {
             name: (*name).clone(),
             reason: "no manifest wants it (orphan)".to_owned(),
         });
@@ -366,22 +366,29 @@ mod tests {
     use super::super::fixtures::*;
     use super::super::plan;
     use super::*;
+    use crate::plan::{Action, FsAction, SessionAction};
 
     fn names(plan: &Plan, f: impl Fn(&Action) -> Option<String>) -> Vec<String> {
         plan.actions.iter().filter_map(f).collect()
     }
 
     fn created(plan: &Plan) -> Vec<String> {
-        names(plan, |a| match a {
-            Action::CreateSession { session, .. } => Some(session.name.clone()),
-            _ => None,
+        names(plan, |a| {
+            if let Action::Session(SessionAction::CreateSession { session, .. }) = a {
+                Some(session.name.clone())
+            } else {
+                None
+            }
         })
     }
 
     fn deleted(plan: &Plan) -> Vec<String> {
-        names(plan, |a| match a {
-            Action::DeleteSession { name, .. } => Some(name.clone()),
-            _ => None,
+        names(plan, |a| {
+            if let Action::Session(SessionAction::DeleteSession { name, .. }) = a {
+                Some(name.clone())
+            } else {
+                None
+            }
         })
     }
 
@@ -394,7 +401,7 @@ mod tests {
             ["ccl-auto-11", "ccl-auto-12", "ccl-auto-13", "ccl-1-x"]
         );
         assert!(p.refused.is_empty(), "{:?}", p.refused);
-        let Action::CreateSession { session, .. } = &p.actions[0] else {
+        let Action::Session(SessionAction::CreateSession { session, .. }) = &p.actions[0] else {
             panic!("{:?}", p.actions[0]);
         };
         assert_eq!(session.account, "main");
@@ -508,11 +515,15 @@ mod tests {
             "ccl-auto-15 is above min but not known idle"
         );
         assert!(created(&p).is_empty());
-        let restarted = names(&p, |a| match a {
-            Action::RestartSession {
+        let restarted = names(&p, |a| {
+            if let Action::Session(SessionAction::RestartSession {
                 session, reason, ..
-            } => Some(format!("{} {reason}", session.name)),
-            _ => None,
+            }) = a
+            {
+                Some(format!("{} {reason}", session.name))
+            } else {
+                None
+            }
         });
         assert_eq!(restarted, ["ccl-auto-13 agent exited with status 1"]);
     }
@@ -592,14 +603,17 @@ mod tests {
             .insert("main".into(), "2026-11-21T07:00:00Z".parse().unwrap());
         o.facts.active_account = Some("main".into());
         let p = plan(&m, &o, "failover", now());
-        let moved = names(&p, |a| match a {
-            Action::MoveSession { session, from, .. } => Some(format!(
-                "{} {}->{}",
-                session.name,
-                from.as_deref().unwrap_or(""),
-                session.account
-            )),
-            _ => None,
+        let moved = names(&p, |a| {
+            if let Action::Session(SessionAction::MoveSession { session, from, .. }) = a {
+                Some(format!(
+                    "{} {}->{}",
+                    session.name,
+                    from.as_deref().unwrap_or(""),
+                    session.account
+                ))
+            } else {
+                None
+            }
         });
         assert_eq!(
             moved,
@@ -613,9 +627,12 @@ mod tests {
         let resumed: Vec<bool> = p
             .actions
             .iter()
-            .filter_map(|a| match a {
-                Action::MoveSession { resume, .. } => Some(resume.is_some()),
-                _ => None,
+            .filter_map(|a| {
+                if let Action::Session(SessionAction::MoveSession { resume, .. }) = a {
+                    Some(resume.is_some())
+                } else {
+                    None
+                }
             })
             .collect();
         assert_eq!(
@@ -656,7 +673,7 @@ mod tests {
         o.facts.active_account = Some("alt".into());
         // Fail-back (the default, `idle`) returns to the preferred account …
         let p = plan(&m, &o, "failover", now());
-        let Action::CreateSession { session, .. } = &p.actions[0] else {
+        let Action::Session(SessionAction::CreateSession { session, .. }) = &p.actions[0] else {
             panic!();
         };
         assert_eq!(session.account, "main");
@@ -665,7 +682,7 @@ mod tests {
             "{POOL_AND_DEDICATED}---\napiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{quota: {{failback: never}}}}\n"
         );
         let p = plan(&manifests(&text), &o, "failover", now());
-        let Action::CreateSession { session, .. } = &p.actions[0] else {
+        let Action::Session(SessionAction::CreateSession { session, .. }) = &p.actions[0] else {
             panic!();
         };
         assert_eq!(session.account, "alt");
@@ -696,7 +713,7 @@ mod tests {
         // The other account's links are still created.
         assert!(
             p.actions.iter().any(
-                |a| matches!(a, Action::CreateLink { link, .. } if link.starts_with("/h/alt"))
+                |a| matches!(a, Action::Fs(FsAction::CreateLink { link, .. }) if link.starts_with("/h/alt"))
             )
         );
     }

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::{Action, Plan};
+use super::{FsAction, Plan};
 use crate::api::Manifests;
 use crate::observe::{Entry, Observed};
 
@@ -20,7 +20,7 @@ pub(super) fn plan_shared(m: &Manifests, observed: &Observed, plan: &mut Plan) -
         let mut dir = |path: &Path, plan: &mut Plan| match entry(path) {
             Entry::Absent => {
                 if planned_dirs.insert(path.to_path_buf()) {
-                    plan.act(Action::CreateDir {
+                    plan.act(FsAction::CreateDir {
                         path: path.to_path_buf(),
                     });
                 }
@@ -87,7 +87,7 @@ pub(super) fn plan_shared(m: &Manifests, observed: &Observed, plan: &mut Plan) -
                 let link = home.join(name);
                 let expected = target.join(name);
                 match entry(&link) {
-                    Entry::Absent => plan.act(Action::CreateLink {
+                    Entry::Absent => plan.act(FsAction::CreateLink {
                         link,
                         target: expected,
                     }),
@@ -145,6 +145,7 @@ fn describe(entry: &Entry) -> String {
 mod tests {
     use super::super::fixtures::*;
     use super::*;
+    use crate::plan::{Action, FsAction};
     use std::path::PathBuf;
 
     #[test]
@@ -159,9 +160,12 @@ mod tests {
         let dirs: Vec<_> = plan
             .actions
             .iter()
-            .filter_map(|a| match a {
-                Action::CreateDir { path } => Some(path.clone()),
-                _ => None,
+            .filter_map(|a| {
+                if let Action::Fs(FsAction::CreateDir { path }) = a {
+                    Some(path.clone())
+                } else {
+                    None
+                }
             })
             .collect();
         assert_eq!(
@@ -171,13 +175,13 @@ mod tests {
         let links = plan
             .actions
             .iter()
-            .filter(|a| matches!(a, Action::CreateLink { .. }))
+            .filter(|a| matches!(a, Action::Fs(FsAction::CreateLink { .. })))
             .count();
         assert_eq!(links, 4);
-        assert!(plan.actions.contains(&Action::CreateLink {
+        assert!(plan.actions.contains(&Action::Fs(FsAction::CreateLink {
             link: "/h/alt/file-history".into(),
             target: "/s/file-history".into()
-        }));
+        })));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::screens::Reading;
-use super::{Action, Plan, Role, SessionSpec, TaskRef};
+use super::{Plan, Role, SessionAction, SessionSpec, TaskAction, TaskKey, TaskRef};
 use crate::api::{AccountSpec, InboxSpec, Manifests, Object};
 use crate::observe::{Observed, Session};
 use crate::screen::{Class, State};
@@ -224,13 +224,13 @@ impl<'a> View<'a> {
         // The tries of tasks no longer waiting nor claimed (deleted by hand, or their
         // inbox removed) go; an inbox not read this time keeps its own.
         let known = |key: &String| {
-            let Some((inbox, name)) = key.split_once('/') else {
+            let Some(TaskKey { inbox, name }) = TaskKey::parse(key) else {
                 return false;
             };
             if !self.m.inboxes.iter().any(|i| i.name == inbox) {
                 return false;
             }
-            self.o.inboxes.get(inbox).is_none_or(|i| {
+            self.o.inboxes.get(&inbox).is_none_or(|i| {
                 i.unread
                     || i.waiting.iter().any(|w| w.name == name)
                     || i.active.iter().any(|a| a.task == name)
@@ -287,7 +287,7 @@ impl<'a> View<'a> {
                     && let Some(s) = self.o.sessions.get(&name)
                     && let Some(spec) = self.spec_for(pool, s, &pool.spec.workdir)
                 {
-                    plan.act(Action::RecycleSession {
+                    plan.act(SessionAction::RecycleSession {
                         session: spec,
                         pane: s.pane.id.clone(),
                         reason: "a fresh context for the next task".into(),
@@ -331,7 +331,7 @@ impl<'a> View<'a> {
                 .o
                 .facts
                 .try_reasons
-                .get(&format!("{}/{name}", inbox.name))
+                .get(&TaskKey::new(&inbox.name, name).to_string())
                 .cloned()
                 .unwrap_or_default(),
         }
@@ -345,7 +345,7 @@ impl<'a> View<'a> {
                 continue;
             };
             for w in state.waiting.iter().filter(|w| w.link) {
-                plan.act(Action::RejectTask {
+                plan.act(TaskAction::RejectTask {
                     inbox: inbox.name.clone(),
                     path: inbox.spec.path.clone(),
                     name: w.name.clone(),
@@ -397,7 +397,7 @@ impl<'a> View<'a> {
                 };
                 let Some(s) = free.pop() else { break };
                 let inbox = inboxes[i];
-                let key = format!("{}/{name}", inbox.name);
+                let key = TaskKey::new(&inbox.name, name).to_string();
                 let attempt = plan.facts.tries.get(&key).copied().unwrap_or(0) + 1;
                 let file = crate::tasks::active_name(&s.name, attempt, name);
                 let restart = (s.pane.path != inbox.spec.workdir)
@@ -405,7 +405,7 @@ impl<'a> View<'a> {
                     .flatten();
                 let mut task = self.task_ref(inbox, &file, name, &s.name, attempt);
                 task.started = None;
-                plan.act(Action::DispatchTask {
+                plan.act(TaskAction::DispatchTask {
                     task,
                     pane: s.pane.id.clone(),
                     restart,

@@ -15,7 +15,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::tasks::{View, elapsed, screen_age};
-use super::{Action, Plan, TaskRef};
+use super::{Action, Plan, SessionAction, TaskAction, TaskRef};
 use crate::api::{InboxSpec, Manifests, Object};
 use crate::conversation::TurnEnd;
 use crate::observe::{ActiveTask, Observed, Session};
@@ -121,7 +121,7 @@ impl View<'_> {
                             active.session
                         )
                     };
-                    plan.act(Action::RequeueTask {
+                    plan.act(TaskAction::RequeueTask {
                         reason,
                         failed: delivered && active.attempt >= inbox.spec.max_tries,
                         delivered,
@@ -133,7 +133,7 @@ impl View<'_> {
         };
         let Some(facts) = known else {
             // Claimed, and no proof it was sent: a crash between claim and paste.
-            plan.act(Action::RequeueTask {
+            plan.act(TaskAction::RequeueTask {
                 task,
                 reason: "claimed but not sent before the controller stopped; no try used".into(),
                 failed: false,
@@ -144,7 +144,7 @@ impl View<'_> {
                 .pool(&inbox.spec.pool)
                 .and_then(|p| self.spec_for(p, s, &p.spec.workdir))
             {
-                plan.act(Action::RecycleSession {
+                plan.act(SessionAction::RecycleSession {
                     session: spec,
                     pane: s.pane.id.clone(),
                     reason: "clear a task that may sit unsent in its input".into(),
@@ -219,7 +219,7 @@ impl View<'_> {
             return;
         };
         if !tf.stalled && !seen.at_limit && quiet >= spec.completion.idle_timeout.0 {
-            let stall = Action::StallTask { task: task.clone() };
+            let stall = Action::Task(TaskAction::StallTask { task: task.clone() });
             plan.act(stall);
         }
         let Some(tf) = task_mut(plan, &s.name) else {
@@ -236,7 +236,7 @@ impl View<'_> {
             // One that never gets there gives the task back, no try used.
             Stage::Starting if !seen.at_empty_prompt() && since >= START_TIMEOUT => {
                 let state = format!("{:?}", seen.state).to_lowercase();
-                plan.act(Action::RequeueTask {
+                plan.act(TaskAction::RequeueTask {
                     reason: format!(
                         "its agent showed no empty prompt within {}s (its screen reads {state}); \
                          no try used",
@@ -247,7 +247,7 @@ impl View<'_> {
                     task,
                 });
                 if let Some(spec) = self.recycled(s) {
-                    plan.act(Action::RecycleSession {
+                    plan.act(SessionAction::RecycleSession {
                         session: spec,
                         pane,
                         reason: "an agent that never became ready".into(),
@@ -258,16 +258,16 @@ impl View<'_> {
                 if !seen.at_empty_prompt() {
                     plan.wake(Duration::from_millis(100));
                 } else if tf.stage == Stage::Starting {
-                    plan.act(Action::PasteTask { task, pane });
+                    plan.act(TaskAction::PasteTask { task, pane });
                 } else {
                     let text = continue_text(&task.account, self.now);
-                    plan.act(Action::ContinueTask { task, pane, text });
+                    plan.act(TaskAction::ContinueTask { task, pane, text });
                 }
             }
             Stage::Pasted => {
                 let delay = spec.dispatch.submit_delay.0;
                 if since >= delay {
-                    plan.act(Action::SubmitTask { task, pane });
+                    plan.act(TaskAction::SubmitTask { task, pane });
                 } else {
                     plan.wake(delay - since);
                 }
@@ -281,7 +281,7 @@ impl View<'_> {
                     tf.started = tf.started.or(Some(self.now));
                     plan.wake(spec.poll_interval.0);
                 } else if since >= RETAKE && enters < 2 && !seen.empty_input {
-                    plan.act(Action::SubmitTask { task, pane });
+                    plan.act(TaskAction::SubmitTask { task, pane });
                 } else {
                     plan.wake(Duration::from_millis(250));
                 }
@@ -350,7 +350,7 @@ impl View<'_> {
                         .used_pid = Some(s.pane.pid);
                 }
                 let short: String = message.chars().take(160).collect();
-                plan.act(Action::RequeueTask {
+                plan.act(TaskAction::RequeueTask {
                     reason: format!(
                         "its turn ended on an API error ({error}): {short} (try {} of {})",
                         task.attempt, inbox.spec.max_tries
@@ -374,7 +374,7 @@ impl View<'_> {
         plan: &mut Plan,
     ) {
         let exit = s.and_then(|s| self.exit_command(&s.name));
-        plan.act(Action::CompleteTask {
+        plan.act(TaskAction::CompleteTask {
             pane: s.map(|s| s.pane.id.clone()).unwrap_or_default(),
             pid: s.map_or(0, |s| s.pane.pid),
             how: how.into(),

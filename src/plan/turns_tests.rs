@@ -3,6 +3,7 @@
 
 use super::super::fixtures::*;
 use super::super::{Action, Plan, plan_with_tasks};
+use super::{SessionAction, TaskAction};
 use crate::conversation::{Turn, TurnEnd};
 use crate::observe::{Evidence, Observed, TaskTurn};
 use crate::state::{AgentFacts, Ended, Stage, TaskFacts};
@@ -50,14 +51,23 @@ fn kinds(p: &Plan) -> Vec<&'static str> {
     p.actions
         .iter()
         .map(|a| match a {
-            Action::CompleteTask { .. } => "complete",
-            Action::RequeueTask { .. } => "requeue",
-            Action::SubmitTask { .. } => "submit",
-            Action::ContinueTask { .. } => "continue",
-            Action::RestartSession { .. } => "restart",
-            Action::CreateSession { .. } => "create",
-            Action::RecycleSession { .. } => "recycle",
-            _ => "other",
+            Action::Task(TaskAction::CompleteTask { .. }) => "complete",
+            Action::Task(TaskAction::RequeueTask { .. }) => "requeue",
+            Action::Task(TaskAction::SubmitTask { .. }) => "submit",
+            Action::Task(TaskAction::ContinueTask { .. }) => "continue",
+            Action::Session(SessionAction::RestartSession { .. }) => "restart",
+            Action::Session(SessionAction::CreateSession { .. }) => "create",
+            Action::Session(SessionAction::RecycleSession { .. }) => "recycle",
+            Action::Fs(_)
+            | Action::Session(
+                SessionAction::MoveSession { .. } | SessionAction::DeleteSession { .. },
+            )
+            | Action::Task(
+                TaskAction::DispatchTask { .. }
+                | TaskAction::PasteTask { .. }
+                | TaskAction::RejectTask { .. }
+                | TaskAction::StallTask { .. },
+            ) => "other",
         })
         .collect()
 }
@@ -90,9 +100,12 @@ fn the_screen_should_end_a_turn_only_after_it_was_seen_busy_and_only_for_an_agen
     );
     task_mut(&mut o).seen_busy = true;
     let p = plan_with_tasks(&m, &o, "failover", at(0));
-    let how = p.actions.iter().find_map(|a| match a {
-        Action::CompleteTask { how, .. } => Some(how.clone()),
-        _ => None,
+    let how = p.actions.iter().find_map(|a| {
+        if let Action::Task(TaskAction::CompleteTask { how, .. }) = a {
+            Some(how.clone())
+        } else {
+            None
+        }
     });
     assert_eq!(how.as_deref(), Some("idle screen after the turn ran"));
     reporting(&mut o);
@@ -126,9 +139,12 @@ fn the_transcript_should_end_the_task_of_an_agent_that_does_not_report() {
     o.turns
         .insert(file, turn(Some(TurnEnd::Reply("Done.".into()))));
     let p = plan_with_tasks(&m, &o, "failover", at(1));
-    let done = p.actions.iter().find_map(|a| match a {
-        Action::CompleteTask { how, reply, .. } => Some((how.clone(), reply.clone())),
-        _ => None,
+    let done = p.actions.iter().find_map(|a| {
+        if let Action::Task(TaskAction::CompleteTask { how, reply, .. }) = a {
+            Some((how.clone(), reply.clone()))
+        } else {
+            None
+        }
     });
     assert_eq!(done, Some(("transcript".into(), Some("Done.".into()))));
 }
@@ -148,15 +164,19 @@ fn a_task_whose_agent_died_mid_turn_should_be_resumed_in_its_conversation() {
     o.transcripts.insert(transcript);
     let p = plan_with_tasks(&m, &o, "failover", at(0));
     assert!(!kinds(&p).contains(&"requeue"), "{:?}", p.actions);
-    let restart = p.actions.iter().find_map(|a| match a {
-        Action::RestartSession {
+    let restart = p.actions.iter().find_map(|a| {
+        if let Action::Session(SessionAction::RestartSession {
             session, resume, ..
-        } => Some((
-            session.command.clone(),
-            session.workdir.clone(),
-            resume.clone(),
-        )),
-        _ => None,
+        }) = a
+        {
+            Some((
+                session.command.clone(),
+                session.workdir.clone(),
+                resume.clone(),
+            ))
+        } else {
+            None
+        }
     });
     let (command, workdir, resume) = restart.expect("a restart");
     assert_eq!(resume.as_deref(), Some("c1"));
@@ -168,7 +188,7 @@ fn a_task_whose_agent_died_mid_turn_should_be_resumed_in_its_conversation() {
     assert!(
         p.actions
             .iter()
-            .any(|a| matches!(a, Action::CreateSession { resume: Some(c), .. } if c == "c1")),
+            .any(|a| matches!(a, Action::Session(SessionAction::CreateSession { resume: Some(c), .. }) if c == "c1")),
         "{:?}",
         p.actions
     );
@@ -188,9 +208,12 @@ fn a_task_whose_turn_ended_before_its_agent_died_should_be_done_not_sent_again()
     });
     o.sessions.remove(W);
     let p = plan_with_tasks(&m, &o, "failover", at(0));
-    let exit = p.actions.iter().find_map(|a| match a {
-        Action::CompleteTask { exit, reply, .. } => Some((exit.clone(), reply.clone())),
-        _ => None,
+    let exit = p.actions.iter().find_map(|a| {
+        if let Action::Task(TaskAction::CompleteTask { exit, reply, .. }) = a {
+            Some((exit.clone(), reply.clone()))
+        } else {
+            None
+        }
     });
     assert_eq!(exit, Some((None, Some("Done.".into()))), "{:?}", p.actions);
     assert!(!kinds(&p).contains(&"requeue"));
@@ -263,9 +286,12 @@ fn an_account_over_move_at_should_take_no_new_task() {
     let dispatched = |p: &Plan| {
         p.actions
             .iter()
-            .filter_map(|a| match a {
-                Action::DispatchTask { task, .. } => Some(task.account.clone()),
-                _ => None,
+            .filter_map(|a| {
+                if let Action::Task(TaskAction::DispatchTask { task, .. }) = a {
+                    Some(task.account.clone())
+                } else {
+                    None
+                }
             })
             .collect::<Vec<_>>()
     };
@@ -277,7 +303,10 @@ fn an_account_over_move_at_should_take_no_new_task() {
     o.facts.usage.insert("main".into(), reading(96.0));
     let p = plan_with_tasks(&m, &o, "failover", at(0));
     assert!(dispatched(&p).is_empty(), "{:?}", p.actions);
-    let swap = p.events.iter().find(|(k, _)| k == "swap").expect("a swap");
+    let swap = journaled(&p)
+        .into_iter()
+        .find(|(k, _)| k == "swap")
+        .expect("a swap");
     assert_eq!(swap.1["reason"], "usage 96% reached moveAt 95%");
     assert_eq!(p.account.as_deref(), Some("alt"));
     // Both over it: nothing moves, no task starts, the operator is told.
@@ -285,15 +314,19 @@ fn an_account_over_move_at_should_take_no_new_task() {
     let p = plan_with_tasks(&m, &o, "failover", at(0));
     assert!(dispatched(&p).is_empty());
     assert_eq!(p.account.as_deref(), Some("main"));
-    assert!(p.events.iter().any(|(k, _)| k == "allOverThreshold"));
-    let held = p.events.iter().find(|(k, _)| k == "intakeHeld");
+    assert!(
+        journaled(&p)
+            .into_iter()
+            .any(|(k, _)| k == "allOverThreshold")
+    );
+    let held = journaled(&p).into_iter().find(|(k, _)| k == "intakeHeld");
     assert_eq!(
         held.map(|(_, e)| e["account"].clone()),
         Some("main".into()),
         "the operator is told why"
     );
     assert!(p.refused.is_empty(), "nothing is wrong: {:?}", p.refused);
-    assert!(!p.events.iter().any(|(k, _)| k == "swap"));
+    assert!(!journaled(&p).into_iter().any(|(k, _)| k == "swap"));
     // Past the window's reset the reading counts for nothing.
     let p = plan_with_tasks(&m, &o, "failover", at(3601));
     assert_eq!(dispatched(&p), ["main"]);
@@ -320,7 +353,7 @@ fn a_reported_turn_should_hold_a_session_until_it_ends_or_sits_cut_at_its_prompt
     let moved = |p: &Plan| {
         p.actions
             .iter()
-            .any(|a| matches!(a, Action::MoveSession { session, .. } if session.name == "ccl-1-x"))
+            .any(|a| matches!(a, Action::Session(SessionAction::MoveSession { session, .. }) if session.name == "ccl-1-x"))
     };
     let p = plan_with_tasks(&m, &o, "failover", at(0));
     assert!(!moved(&p), "mid-turn: {:?}", p.actions);
@@ -348,7 +381,7 @@ fn a_session_gone_with_its_tmux_server_should_come_back_to_resume_its_task_beyon
     o.transcripts.insert(transcript);
     let p = plan_with_tasks(&m, &o, "failover", at(0));
     assert!(
-        p.actions.iter().any(|a| matches!(a, Action::CreateSession { session, resume: Some(_) } if session.name == far)),
+        p.actions.iter().any(|a| matches!(a, Action::Session(SessionAction::CreateSession { session, resume: Some(_) }) if session.name == far)),
         "{:?}",
         p.actions
     );
@@ -369,7 +402,7 @@ fn a_move_should_wait_a_bounded_time_for_the_transcript_of_a_task_just_sent() {
         let n = p
             .actions
             .iter()
-            .filter(|a| matches!(a, Action::MoveSession { .. }))
+            .filter(|a| matches!(a, Action::Session(SessionAction::MoveSession { .. })))
             .count();
         (n, p.requeue_after.is_some())
     };
@@ -394,13 +427,13 @@ fn a_move_should_resume_the_conversation_the_agent_reported() {
         .insert("main".into(), "2026-11-21T23:00:00Z".parse().unwrap());
     let p = plan_with_tasks(&m, &o, "failover", at(0));
     let moved = p.actions.iter().find_map(|a| match a {
-        Action::MoveSession {
+        Action::Session(SessionAction::MoveSession {
             session,
             conversation,
             resume,
             ..
-        } if session.name == W => Some((conversation.clone(), resume.is_some())),
-        _ => None,
+        }) if session.name == W => Some((conversation.clone(), resume.is_some())),
+        Action::Fs(_) | Action::Session(_) | Action::Task(_) => None,
     });
     let (conversation, resume) = moved.expect("moved");
     assert!(resume, "a task's conversation is resumed");
@@ -418,7 +451,7 @@ fn a_move_should_resume_the_conversation_the_agent_reported() {
     let action = p
         .actions
         .iter()
-        .find(|a| matches!(a, Action::MoveSession { .. }))
+        .find(|a| matches!(a, Action::Session(SessionAction::MoveSession { .. })))
         .cloned()
         .unwrap();
     super::super::record(&mut facts, &action, &Ok(super::super::Outcome::Done), at(1));
@@ -435,9 +468,9 @@ fn requeued(p: &Plan, o: &mut Observed) -> Option<(String, u32)> {
     let action = p
         .actions
         .iter()
-        .find(|a| matches!(a, Action::RequeueTask { .. }))?
+        .find(|a| matches!(a, Action::Task(TaskAction::RequeueTask { .. })))?
         .clone();
-    let Action::RequeueTask { reason, .. } = &action else {
+    let Action::Task(TaskAction::RequeueTask { reason, .. }) = &action else {
         return None;
     };
     super::super::record(
@@ -475,11 +508,11 @@ fn a_claim_that_never_reached_its_agent_should_go_back_without_using_a_try() {
     assert!(
         p.actions.iter().any(|a| matches!(
             a,
-            Action::RequeueTask {
+            Action::Task(TaskAction::RequeueTask {
                 failed: false,
                 delivered: false,
                 ..
-            }
+            })
         )),
         "{:?}",
         p.actions

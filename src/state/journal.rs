@@ -5,12 +5,110 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{Error, create_private_dir};
 
 /// The journal file's name inside the state folder.
 pub const JOURNAL_FILE: &str = "journal.jsonl";
+
+/// What a journal entry records: its `event` field.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum Kind {
+    /// A controller started (pid, manifest generation, sessions adopted).
+    Started,
+    /// A controller stopped.
+    Stopped,
+    /// tmux could not be reached at start; tried again.
+    TmuxUnreachable,
+    /// The shared state was broken: the controller did not start.
+    RefusedToStart,
+    /// New manifests were adopted.
+    Manifests,
+    /// Manifests were refused; the last good ones keep running.
+    InvalidManifests,
+    /// Something failed (observe, a reload).
+    Error,
+    /// The account sessions run under changed.
+    ActiveAccount,
+    /// An action other than a task's claim or ending.
+    Action,
+    /// A task was claimed for a session.
+    TaskClaimed,
+    /// A task ended done.
+    TaskDone,
+    /// A task ended failed.
+    TaskFailed,
+    /// A task went back to its inbox.
+    TaskRequeued,
+    /// A task's screen stopped changing.
+    TaskStalled,
+    /// An agent died while working on a task.
+    SessionFailed,
+    /// An agent without a task exited.
+    SessionExited,
+    /// The planner refused something.
+    Refused,
+    /// The janitor deleted old records.
+    Pruned,
+    /// A quota limit was seen or reported.
+    QuotaDetected,
+    /// Sessions moved to another account.
+    Swap,
+    /// Every account is exhausted: sessions wait.
+    AllExhausted,
+    /// No account under `quota.moveAt` to move to.
+    AllOverThreshold,
+    /// New tasks wait: the active account is over `quota.moveAt`.
+    IntakeHeld,
+    /// An exhausted account's limit reset.
+    Recovered,
+    /// An account's use crossed a level.
+    UsageCrossed,
+}
+
+impl Kind {
+    /// The name in the journal (`taskDone`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Started => "started",
+            Kind::Stopped => "stopped",
+            Kind::TmuxUnreachable => "tmuxUnreachable",
+            Kind::RefusedToStart => "refusedToStart",
+            Kind::Manifests => "manifests",
+            Kind::InvalidManifests => "invalidManifests",
+            Kind::Error => "error",
+            Kind::ActiveAccount => "activeAccount",
+            Kind::Action => "action",
+            Kind::TaskClaimed => "taskClaimed",
+            Kind::TaskDone => "taskDone",
+            Kind::TaskFailed => "taskFailed",
+            Kind::TaskRequeued => "taskRequeued",
+            Kind::TaskStalled => "taskStalled",
+            Kind::SessionFailed => "sessionFailed",
+            Kind::SessionExited => "sessionExited",
+            Kind::Refused => "refused",
+            Kind::Pruned => "pruned",
+            Kind::QuotaDetected => "quotaDetected",
+            Kind::Swap => "swap",
+            Kind::AllExhausted => "allExhausted",
+            Kind::AllOverThreshold => "allOverThreshold",
+            Kind::IntakeHeld => "intakeHeld",
+            Kind::Recovered => "recovered",
+            Kind::UsageCrossed => "usageCrossed",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// An open journal.
 #[derive(Debug)]
@@ -44,13 +142,13 @@ impl Journal {
     }
 
     /// Appends `{"time": …, "event": event, …fields}` as one line.
-    pub fn record(&mut self, event: &str, fields: Value) -> Result<(), Error> {
+    pub fn record(&mut self, event: Kind, fields: Value) -> Result<(), Error> {
         let mut entry = Map::new();
         entry.insert(
             "time".into(),
             Value::String(jiff::Timestamp::now().to_string()),
         );
-        entry.insert("event".into(), Value::String(event.to_owned()));
+        entry.insert("event".into(), Value::String(event.as_str().to_owned()));
         if let Value::Object(fields) = fields {
             entry.extend(fields);
         }
@@ -107,9 +205,9 @@ pub fn task_of(entry: &Value) -> Option<(String, String)> {
 pub fn endings(entries: &[Value]) -> std::collections::BTreeMap<(String, String, bool), usize> {
     let mut counts = std::collections::BTreeMap::new();
     for e in entries {
-        let done = match e["event"].as_str() {
-            Some("taskDone") => true,
-            Some("taskFailed") => false,
+        let done = match Kind::deserialize(&e["event"]) {
+            Ok(Kind::TaskDone) => true,
+            Ok(Kind::TaskFailed) => false,
             _ => continue,
         };
         if e["ok"] == true
@@ -157,15 +255,29 @@ mod tests {
     fn journal_should_append_one_json_line_per_record() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path()).unwrap();
-        j.record("action", json!({"action": "createSession", "session": "a"}))
-            .unwrap();
+        j.record(
+            Kind::Action,
+            json!({"action": "createSession", "session": "a"}),
+        )
+        .unwrap();
         drop(j);
         let mut j = Journal::open(dir.path()).unwrap();
-        j.record("stopped", json!({})).unwrap();
+        j.record(Kind::Stopped, json!({})).unwrap();
         let entries = read(dir.path()).unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0]["event"], "action");
         assert_eq!(entries[0]["session"], "a");
         assert!(entries[1]["time"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn kinds_should_serialize_as_their_journal_name() {
+        for kind in [
+            Kind::TaskDone,
+            Kind::TmuxUnreachable,
+            Kind::AllOverThreshold,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), json!(kind.as_str()));
+        }
     }
 }

@@ -1,0 +1,96 @@
+//! Executing session actions: create, restart, move to another account (resuming its
+//! conversation), recycle and delete, each as one tmux command list; the destructive
+//! ones only while the session still carries our owner mark.
+
+use super::{
+    ACCOUNT_OPTION, Context, Error, OWNER_OPTION, PANE_OPTION, respawn, run, run_guarded, target,
+    with_process,
+};
+use crate::plan::{Outcome, SessionAction, SessionSpec};
+use crate::tmux::Cmd;
+
+/// Carries out one session action.
+pub(super) async fn execute(action: &SessionAction, ctx: Context<'_>) -> Result<Outcome, Error> {
+    match action {
+        SessionAction::CreateSession { session, .. } => {
+            let create =
+                Cmd::new("new-session").args(["-d", "-s", &session.name, "-x", "200", "-y", "50"]);
+            let target = target(&session.name);
+            let cmds = [
+                with_process(create, session, ctx.state_dir),
+                Cmd::new("set-option").args(["-t", &target, OWNER_OPTION, ctx.owner]),
+                Cmd::new("set-option").args(["-t", &target, ACCOUNT_OPTION, &session.account]),
+                Cmd::new("set-option").args(["-F", "-t", &target, PANE_OPTION, "#{pane_id}"]),
+                Cmd::new("set-option").args(["-w", "-t", &target, "remain-on-exit", "on"]),
+            ];
+            run(ctx, &session.name, &cmds).await?;
+        }
+        SessionAction::RestartSession { session, pane, .. } => {
+            // No -k: the agent is dead; if it came back meanwhile, tmux refuses.
+            let cmds = respawn(pane, false, session, ctx.state_dir);
+            run_guarded(ctx, &session.name, pane, &cmds).await?;
+        }
+        SessionAction::MoveSession {
+            session,
+            pane,
+            from_home,
+            pid,
+            resume,
+            conversation,
+            ..
+        } => {
+            let held = match conversation {
+                Some((id, transcript)) => Some((id.clone(), transcript.is_file())),
+                None => from_home.as_deref().and_then(|home| {
+                    let id = crate::conversation::of_agent(home, *pid)?;
+                    let path = crate::conversation::transcript(home, &session.workdir, &id);
+                    Some((id, path.is_file()))
+                }),
+            };
+            return move_session(ctx, session, pane, held, resume.as_deref()).await;
+        }
+        SessionAction::DeleteSession { name, .. } => {
+            let kill = Cmd::new("kill-session").args(["-t", &format!("={name}")]);
+            run_guarded(ctx, name, &target(name), &[kill]).await?;
+        }
+        SessionAction::RecycleSession { session, pane, .. } => {
+            let cmds = respawn(pane, true, session, ctx.state_dir);
+            run_guarded(ctx, &session.name, pane, &cmds).await?;
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+/// Restarts a session's agent under its new account. With `resume`, its conversation
+/// (the id, and whether its transcript holds anything) is resumed; a session whose
+/// conversation cannot be named is left untouched (a dedicated one) or started afresh
+/// (a pool one without a task to carry on).
+async fn move_session(
+    ctx: Context<'_>,
+    session: &SessionSpec,
+    pane: &str,
+    conversation: Option<(String, bool)>,
+    resume: Option<&[String]>,
+) -> Result<Outcome, Error> {
+    let mut spec = session.clone();
+    let mut resumed = None;
+    if let Some(args) = resume {
+        match conversation {
+            Some((id, true)) => {
+                spec.command
+                    .extend(args.iter().map(|a| a.replace("{sessionId}", &id)));
+                resumed = Some(id);
+            }
+            // A conversation with no message yet has nothing to carry on.
+            Some((_, false)) => {}
+            None => {
+                return Ok(Outcome::Rejected(
+                    "no valid conversation id to resume; left as it is".into(),
+                ));
+            }
+        }
+    }
+    let cmds = respawn(pane, true, &spec, ctx.state_dir);
+    run_guarded(ctx, &spec.name, pane, &cmds).await?;
+    Ok(resumed.map_or(Outcome::Done, Outcome::Resumed))
+}

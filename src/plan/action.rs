@@ -1,0 +1,669 @@
+//! The actions a plan is made of, in three closed groups — the filesystem, sessions,
+//! tasks — each carried out by its own executor in `act` that matches it in full, so a
+//! new action does not compile until every site (executor, order, text, journal event,
+//! bookkeeping) handles it. Beside them: how each is shown, where it goes in a plan and
+//! which journal event it is written as.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Serialize, Serializer};
+
+use super::Outcome;
+use crate::state::journal::Kind;
+
+/// One change to the world. It serializes as its group's action, flat:
+/// `{"action": "createSession", …}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Action {
+    /// A folder, a link or an account home's agent settings.
+    Fs(FsAction),
+    /// A tmux session or its agent.
+    Session(SessionAction),
+    /// A task and its turns.
+    Task(TaskAction),
+}
+
+/// A change to the filesystem.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum FsAction {
+    /// Create a folder of the shared state.
+    CreateDir {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// Create the link `link -> target` in an account home.
+    CreateLink {
+        /// The link, inside the home.
+        link: PathBuf,
+        /// Where it points.
+        target: PathBuf,
+    },
+    /// Put failover's hooks and status line into an account home's agent settings, or
+    /// take them out, leaving the operator's entries as they are.
+    ConfigureAgent {
+        /// The account.
+        account: String,
+        /// Its `settings.json`.
+        path: PathBuf,
+        /// The failover binary the hooks run; `None` takes failover's entries out.
+        exe: Option<PathBuf>,
+        /// What changes, in words.
+        changes: Vec<String>,
+    },
+}
+
+/// A change to a session or its agent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum SessionAction {
+    /// Start a session.
+    CreateSession {
+        /// What it runs.
+        session: SessionSpec,
+        /// The conversation its task is resumed in (the agent died mid-turn), if any.
+        resume: Option<String>,
+    },
+    /// Start the agent of an existing session again (its process exited).
+    RestartSession {
+        /// What it runs.
+        session: SessionSpec,
+        /// The agent's pane (`%N`).
+        pane: String,
+        /// Why.
+        reason: String,
+        /// The conversation its task is resumed in (the agent died mid-turn), if any.
+        resume: Option<String>,
+    },
+    /// Run a session's agent under another account, resuming its conversation.
+    MoveSession {
+        /// What it runs, under the new account.
+        session: SessionSpec,
+        /// The agent's pane (`%N`).
+        pane: String,
+        /// The account it runs under now.
+        from: Option<String>,
+        /// That account's home, where the agent's `sessions/<pid>.json` names its
+        /// conversation.
+        from_home: Option<PathBuf>,
+        /// The agent's pid.
+        pid: u32,
+        /// The profile's resume arguments (`{sessionId}` to fill in), when the
+        /// conversation is to be resumed; `None` starts afresh.
+        resume: Option<Vec<String>>,
+        /// The conversation the agent holds and its transcript, as its `SessionStart`
+        /// report named them; without one, its `sessions/<pid>.json` in `from_home`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        conversation: Option<(String, PathBuf)>,
+    },
+    /// Kill one of our sessions.
+    DeleteSession {
+        /// The session.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// Start the agent of a session afresh (a fresh context) under the active account.
+    RecycleSession {
+        /// What it runs.
+        session: SessionSpec,
+        /// The agent's pane.
+        pane: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A step of a task's life.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum TaskAction {
+    /// Claim a waiting task for an idle session and paste its text (or start the agent
+    /// in the task's folder first).
+    DispatchTask {
+        /// Which task.
+        task: TaskRef,
+        /// The agent's pane.
+        pane: String,
+        /// Start the agent afresh in the inbox's folder before pasting.
+        restart: Option<SessionSpec>,
+    },
+    /// Paste a claimed task's text into the agent, now idle in the task's folder.
+    PasteTask {
+        /// Which task.
+        task: TaskRef,
+        /// The agent's pane.
+        pane: String,
+    },
+    /// Carry on a task in a resumed conversation: paste a short prompt.
+    ContinueTask {
+        /// Which task.
+        task: TaskRef,
+        /// The agent's pane.
+        pane: String,
+        /// The prompt: it names the account and the time, so its turn never reads as
+        /// an old one.
+        text: String,
+    },
+    /// Send the lone Enter that submits the pasted text.
+    SubmitTask {
+        /// Which task.
+        task: TaskRef,
+        /// The agent's pane.
+        pane: String,
+    },
+    /// Move a finished task to `done/` with the agent's last reply and, for a pool
+    /// session whose agent is alive, end its context with the profile's exit command.
+    CompleteTask {
+        /// Which task.
+        task: TaskRef,
+        /// The agent's pane.
+        pane: String,
+        /// The agent's pid: after the task, no longer a fresh context.
+        pid: u32,
+        /// How the end was seen (`Stop report`, `transcript`, `idle screen after the
+        /// turn ran`).
+        how: String,
+        /// The agent's last reply, when its report or transcript gave it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reply: Option<String>,
+        /// The exit command to type, for pool sessions.
+        exit: Option<String>,
+    },
+    /// Put a claimed task back in its inbox, or in `failed/` after its last try.
+    RequeueTask {
+        /// Which task.
+        task: TaskRef,
+        /// Why.
+        reason: String,
+        /// To `failed/` instead of the inbox.
+        failed: bool,
+        /// Its text reached the agent (a try is used); a claim never delivered goes back
+        /// with its tries as they were.
+        delivered: bool,
+    },
+    /// Move a waiting task that must not be sent to `failed/`.
+    RejectTask {
+        /// The inbox.
+        inbox: String,
+        /// The inbox folder.
+        path: PathBuf,
+        /// The file name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// Mark a task stalled: its screen has not changed for `idleTimeout`.
+    StallTask {
+        /// Which task.
+        task: TaskRef,
+    },
+}
+
+impl From<FsAction> for Action {
+    fn from(a: FsAction) -> Self {
+        Action::Fs(a)
+    }
+}
+
+impl From<SessionAction> for Action {
+    fn from(a: SessionAction) -> Self {
+        Action::Session(a)
+    }
+}
+
+impl From<TaskAction> for Action {
+    fn from(a: TaskAction) -> Self {
+        Action::Task(a)
+    }
+}
+
+/// A task by inbox and file name, as dropped: `inbox/name`, the key of its tries.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskKey {
+    /// The inbox, by name.
+    pub inbox: String,
+    /// The file name as dropped.
+    pub name: String,
+}
+
+impl TaskKey {
+    /// The key of `name` in `inbox`.
+    pub fn new(inbox: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            inbox: inbox.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl TaskKey {
+    /// Reads `inbox/name` back (inbox names hold no `/`).
+    pub fn parse(key: &str) -> Option<Self> {
+        let (inbox, name) = key.split_once('/')?;
+        Some(Self::new(inbox, name))
+    }
+}
+
+impl fmt::Display for TaskKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.inbox, self.name)
+    }
+}
+
+/// A claimed (or about to be claimed) task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskRef {
+    /// The inbox, by name.
+    pub inbox: String,
+    /// The inbox folder.
+    pub path: PathBuf,
+    /// Its file name as dropped.
+    pub name: String,
+    /// Its file name in `active/`.
+    pub file: String,
+    /// The session.
+    pub session: String,
+    /// The account of the session.
+    pub account: String,
+    /// Which try (1 for the first).
+    pub attempt: u32,
+    /// When it was submitted, if it was.
+    pub started: Option<jiff::Timestamp>,
+    /// Why its earlier tries ended, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<String>,
+}
+
+impl TaskRef {
+    /// `inbox/name`.
+    pub fn key(&self) -> TaskKey {
+        TaskKey::new(&self.inbox, &self.name)
+    }
+}
+
+/// How an action counts in the summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Something new.
+    Add,
+    /// Something existing, changed.
+    Change,
+    /// Something removed.
+    Delete,
+}
+
+impl Action {
+    /// How it counts.
+    pub fn change(&self) -> Change {
+        match self {
+            Action::Fs(FsAction::CreateDir { .. } | FsAction::CreateLink { .. })
+            | Action::Session(SessionAction::CreateSession { .. }) => Change::Add,
+            Action::Session(SessionAction::DeleteSession { .. }) => Change::Delete,
+            Action::Fs(FsAction::ConfigureAgent { .. })
+            | Action::Session(
+                SessionAction::RestartSession { .. }
+                | SessionAction::MoveSession { .. }
+                | SessionAction::RecycleSession { .. },
+            )
+            | Action::Task(_) => Change::Change,
+        }
+    }
+
+    /// Its sign in a plan: `+`, `~` or `-`.
+    pub fn sign(&self) -> char {
+        match self.change() {
+            Change::Add => '+',
+            Change::Change => '~',
+            Change::Delete => '-',
+        }
+    }
+
+    /// Where it goes in a plan: folders before the links into them, agent settings
+    /// before the agents that read them, deletions to free names for creations.
+    pub(super) fn order(&self) -> u8 {
+        match self {
+            Action::Fs(FsAction::CreateDir { .. }) => 0,
+            Action::Fs(FsAction::CreateLink { .. }) => 1,
+            Action::Fs(FsAction::ConfigureAgent { .. }) => 2,
+            Action::Session(s) => match s {
+                SessionAction::DeleteSession { .. } => 3,
+                SessionAction::CreateSession { .. } => 4,
+                SessionAction::RestartSession { .. } => 5,
+                SessionAction::MoveSession { .. } => 6,
+                SessionAction::RecycleSession { .. } => 7,
+            },
+            Action::Task(_) => 7,
+        }
+    }
+
+    /// The journal event it is written as, given what it came to.
+    pub fn event(&self, result: &Result<Outcome, String>) -> Kind {
+        match self {
+            Action::Fs(_) | Action::Session(_) => Kind::Action,
+            Action::Task(t) => match t {
+                // A task that must not be sent went to `failed/` instead.
+                TaskAction::DispatchTask { .. } if matches!(result, Ok(Outcome::Rejected(_))) => {
+                    Kind::TaskFailed
+                }
+                TaskAction::DispatchTask { .. } => Kind::TaskClaimed,
+                TaskAction::CompleteTask { .. } => Kind::TaskDone,
+                TaskAction::RequeueTask { failed: true, .. } | TaskAction::RejectTask { .. } => {
+                    Kind::TaskFailed
+                }
+                TaskAction::RequeueTask { .. } => Kind::TaskRequeued,
+                TaskAction::StallTask { .. } => Kind::TaskStalled,
+                TaskAction::PasteTask { .. }
+                | TaskAction::ContinueTask { .. }
+                | TaskAction::SubmitTask { .. } => Kind::Action,
+            },
+        }
+    }
+
+    /// The session it acts on, if any.
+    pub fn session(&self) -> Option<&str> {
+        match self {
+            Action::Fs(_) => None,
+            Action::Session(s) => Some(s.name()),
+            Action::Task(t) => t.task().map(|t| t.session.as_str()),
+        }
+    }
+}
+
+impl SessionAction {
+    /// The session it acts on.
+    pub fn name(&self) -> &str {
+        match self {
+            SessionAction::CreateSession { session, .. }
+            | SessionAction::RestartSession { session, .. }
+            | SessionAction::MoveSession { session, .. }
+            | SessionAction::RecycleSession { session, .. } => &session.name,
+            SessionAction::DeleteSession { name, .. } => name,
+        }
+    }
+}
+
+impl TaskAction {
+    /// The claimed task it is about; `None` for a waiting task being rejected.
+    pub fn task(&self) -> Option<&TaskRef> {
+        match self {
+            TaskAction::DispatchTask { task, .. }
+            | TaskAction::PasteTask { task, .. }
+            | TaskAction::ContinueTask { task, .. }
+            | TaskAction::SubmitTask { task, .. }
+            | TaskAction::CompleteTask { task, .. }
+            | TaskAction::RequeueTask { task, .. }
+            | TaskAction::StallTask { task } => Some(task),
+            TaskAction::RejectTask { .. } => None,
+        }
+    }
+
+    /// Whether it types into the agent's pane (a session being moved gets none).
+    pub fn types(&self) -> bool {
+        match self {
+            TaskAction::PasteTask { .. }
+            | TaskAction::ContinueTask { .. }
+            | TaskAction::SubmitTask { .. }
+            | TaskAction::CompleteTask { .. } => true,
+            TaskAction::DispatchTask { .. }
+            | TaskAction::RequeueTask { .. }
+            | TaskAction::RejectTask { .. }
+            | TaskAction::StallTask { .. } => false,
+        }
+    }
+}
+
+/// One line for an action, without its sign: what changes and why.
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Fs(a) => a.fmt(f),
+            Action::Session(a) => a.fmt(f),
+            Action::Task(a) => a.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for FsAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FsAction::CreateDir { path } => write!(f, "folder {}", path.display()),
+            FsAction::CreateLink { link, target } => {
+                write!(f, "link {} -> {}", link.display(), target.display())
+            }
+            FsAction::ConfigureAgent {
+                account,
+                path,
+                changes,
+                ..
+            } => write!(
+                f,
+                "agent settings {} (account {account}): {}",
+                path.display(),
+                changes.join("; ")
+            ),
+        }
+    }
+}
+
+impl fmt::Display for SessionAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionAction::CreateSession { session, resume } => {
+                write!(f, "session {session}{}", resumed(resume.as_deref()))
+            }
+            SessionAction::RestartSession {
+                session,
+                reason,
+                resume,
+                ..
+            } => write!(
+                f,
+                "session {}: {reason}; restart under account {}{}",
+                session.name,
+                session.account,
+                resumed(resume.as_deref())
+            ),
+            SessionAction::MoveSession {
+                session,
+                from,
+                resume,
+                ..
+            } => write!(
+                f,
+                "session {}: account {} -> {}{}",
+                session.name,
+                from.as_deref().unwrap_or("(none)"),
+                session.account,
+                if resume.is_some() {
+                    ", resuming its conversation"
+                } else {
+                    ""
+                }
+            ),
+            SessionAction::DeleteSession { name, reason } => write!(f, "session {name}: {reason}"),
+            SessionAction::RecycleSession {
+                session, reason, ..
+            } => write!(f, "session {}: restart the agent ({reason})", session.name),
+        }
+    }
+}
+
+impl fmt::Display for TaskAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskAction::DispatchTask { task, restart, .. } => {
+                let start = if restart.is_some() {
+                    " (agent started in the task's folder first)"
+                } else {
+                    ""
+                };
+                write!(
+                    f,
+                    "task {} -> session {} (try {}){start}",
+                    task.key(),
+                    task.session,
+                    task.attempt
+                )
+            }
+            TaskAction::ContinueTask { task, .. } => write!(
+                f,
+                "task {}: carry on in the resumed conversation of session {}",
+                task.key(),
+                task.session
+            ),
+            TaskAction::PasteTask { task, .. } => {
+                write!(
+                    f,
+                    "task {}: paste into session {}",
+                    task.key(),
+                    task.session
+                )
+            }
+            TaskAction::SubmitTask { task, .. } => {
+                write!(f, "task {}: submit in session {}", task.key(), task.session)
+            }
+            TaskAction::CompleteTask {
+                task, how, exit, ..
+            } => {
+                // The reply goes to the task's record, not to this line.
+                let recycle = exit
+                    .as_ref()
+                    .map_or(String::new(), |e| format!("; {e} to end the context"));
+                write!(
+                    f,
+                    "task {}: done ({how}) in session {}{recycle}",
+                    task.key(),
+                    task.session
+                )
+            }
+            TaskAction::RequeueTask {
+                task,
+                reason,
+                failed,
+                ..
+            } => {
+                let to = if *failed {
+                    "failed/"
+                } else {
+                    "back to the inbox"
+                };
+                write!(f, "task {}: {to} ({reason})", task.key())
+            }
+            TaskAction::RejectTask {
+                inbox,
+                name,
+                reason,
+                ..
+            } => write!(f, "task {inbox}/{name}: failed/ ({reason})"),
+            TaskAction::StallTask { task } => {
+                write!(
+                    f,
+                    "task {}: stalled in session {}",
+                    task.key(),
+                    task.session
+                )
+            }
+        }
+    }
+}
+
+/// ", resuming conversation <id> for its task", when a dead agent's task is resumed.
+fn resumed(conversation: Option<&str>) -> String {
+    conversation.map_or(String::new(), |id| {
+        format!(", resuming conversation {id} for its task")
+    })
+}
+
+/// Everything needed to start a session's agent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionSpec {
+    /// The tmux session name.
+    pub name: String,
+    /// Why it exists.
+    pub role: Role,
+    /// The account it runs under.
+    pub account: String,
+    /// Its working folder.
+    pub workdir: PathBuf,
+    /// The agent's argv.
+    pub command: Vec<String>,
+    /// The agent's environment; only the names are ever printed (values may be
+    /// secrets).
+    #[serde(serialize_with = "names_only")]
+    pub env: BTreeMap<String, String>,
+    /// Variables another account sets and this one does not: cleared from the tmux
+    /// session's environment before its agent is started again, so that nothing of the
+    /// previous account leaks into the next.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unset: Vec<String>,
+}
+
+/// `name (pool p, account a) in /folder: command`.
+impl fmt::Display for SessionSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let role = match &self.role {
+            Role::Pool { pool, .. } => format!("pool {pool}"),
+            Role::Dedicated => "dedicated".to_owned(),
+        };
+        write!(
+            f,
+            "{} ({role}, account {}) in {}: {}",
+            self.name,
+            self.account,
+            self.workdir.display(),
+            self.command.join(" ")
+        )
+    }
+}
+
+fn names_only<S: Serializer>(env: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(env.keys())
+}
+
+/// Why a session exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Role {
+    /// A pool's session.
+    Pool {
+        /// The pool.
+        pool: String,
+        /// Its index in the pool's range.
+        index: u64,
+    },
+    /// An operator's interactive session.
+    Dedicated,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_should_serialize_flat_with_their_name() {
+        let a = Action::from(SessionAction::DeleteSession {
+            name: "s".into(),
+            reason: "surplus".into(),
+        });
+        assert_eq!(
+            serde_json::to_value(&a).unwrap_or_default(),
+            serde_json::json!({"action": "deleteSession", "name": "s", "reason": "surplus"})
+        );
+        let a = Action::from(FsAction::CreateDir { path: "/x".into() });
+        assert_eq!(
+            serde_json::to_value(&a).unwrap_or_default(),
+            serde_json::json!({"action": "createDir", "path": "/x"})
+        );
+    }
+
+    #[test]
+    fn task_keys_should_read_inbox_slash_name() {
+        assert_eq!(TaskKey::new("in", "a.md").to_string(), "in/a.md");
+    }
+}

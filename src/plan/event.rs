@@ -1,0 +1,166 @@
+//! The planner's decisions worth journaling — quota seen, swaps, every account used up —
+//! as one closed enum. Each serializes to the journal entry's fields as they always
+//! were; beside it, its journal kind, whether it is written again when it repeats, and
+//! whether the operator is notified.
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::state::journal::Kind;
+
+/// A decision of the planner, to journal.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged, rename_all_fields = "camelCase")]
+pub enum Event {
+    /// A used-up quota was seen on a screen or reported by an agent.
+    QuotaDetected {
+        /// The account.
+        account: String,
+        /// The session it was seen on.
+        session: String,
+        /// Always `quota-exhausted`.
+        class: &'static str,
+        /// The pattern that read it (`StopFailure rate_limit` for a report).
+        pattern: String,
+        /// The line or message, cut at 120 characters.
+        line: String,
+        /// When it resets, if said.
+        resets_at: Option<Timestamp>,
+        /// Whether the account is exhausted now (a screen reading may need confirming).
+        confirmed: bool,
+        /// `report` or `screen`.
+        source: &'static str,
+        /// When the agent reported it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reported_at: Option<Timestamp>,
+    },
+    /// An exhausted account's limit reset.
+    Recovered {
+        /// The account.
+        account: String,
+    },
+    /// Sessions move from one account to another.
+    Swap {
+        /// The account they leave.
+        from: String,
+        /// The account they move to.
+        to: String,
+        /// Why.
+        reason: String,
+        /// The use of `from`, in percent, when known.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        used: Option<f64>,
+    },
+    /// Every account is exhausted: sessions wait.
+    AllExhausted {
+        /// The earliest reset.
+        first_reset: Option<Timestamp>,
+    },
+    /// The active account is over `quota.moveAt` and no other is under it.
+    AllOverThreshold {
+        /// The active account.
+        account: String,
+        /// The threshold.
+        move_at: u32,
+    },
+    /// Waiting tasks do not start: the active account is over `quota.moveAt`.
+    IntakeHeld {
+        /// The active account.
+        account: String,
+        /// The threshold.
+        move_at: u32,
+        /// Why, in words.
+        reason: &'static str,
+    },
+    /// An account's use of a window crossed a level (`quota.moveAt`, or a notify level).
+    UsageCrossed {
+        /// The account.
+        account: String,
+        /// The window (`5h`, `7d`).
+        window: &'static str,
+        /// Its use now, in percent.
+        used: f64,
+        /// The level crossed.
+        level: f64,
+        /// `up` or `down`.
+        direction: &'static str,
+        /// When the window resets.
+        resets_at: Timestamp,
+        /// The session whose status line said so.
+        session: String,
+    },
+}
+
+impl Event {
+    /// The journal event it is written as.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Event::QuotaDetected { .. } => Kind::QuotaDetected,
+            Event::Recovered { .. } => Kind::Recovered,
+            Event::Swap { .. } => Kind::Swap,
+            Event::AllExhausted { .. } => Kind::AllExhausted,
+            Event::AllOverThreshold { .. } => Kind::AllOverThreshold,
+            Event::IntakeHeld { .. } => Kind::IntakeHeld,
+            Event::UsageCrossed { .. } => Kind::UsageCrossed,
+        }
+    }
+
+    /// Whether the planner says it again every round while it holds: then it is
+    /// journaled only when it differs from the last of its kind.
+    pub fn repeats(&self) -> bool {
+        match self {
+            Event::QuotaDetected { .. }
+            | Event::AllExhausted { .. }
+            | Event::AllOverThreshold { .. }
+            | Event::IntakeHeld { .. } => true,
+            Event::Recovered { .. } | Event::Swap { .. } | Event::UsageCrossed { .. } => false,
+        }
+    }
+
+    /// Whether the operator's notifications are told.
+    pub fn notifies(&self) -> bool {
+        match self {
+            Event::Swap { .. }
+            | Event::AllExhausted { .. }
+            | Event::Recovered { .. }
+            | Event::AllOverThreshold { .. } => true,
+            Event::QuotaDetected { .. } | Event::IntakeHeld { .. } | Event::UsageCrossed { .. } => {
+                false
+            }
+        }
+    }
+
+    /// Its fields, as journaled.
+    pub fn detail(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_should_serialize_to_the_journal_fields_they_always_had() {
+        let swap = Event::Swap {
+            from: "a".into(),
+            to: "b".into(),
+            reason: "quota exhausted".into(),
+            used: None,
+        };
+        assert_eq!(
+            swap.detail(),
+            json!({"from": "a", "to": "b", "reason": "quota exhausted"})
+        );
+        let held = Event::AllOverThreshold {
+            account: "a".into(),
+            move_at: 95,
+        };
+        assert_eq!(held.detail(), json!({"account": "a", "moveAt": 95}));
+        assert_eq!(
+            Event::AllExhausted { first_reset: None }.detail(),
+            json!({"firstReset": null})
+        );
+    }
+}
