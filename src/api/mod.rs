@@ -152,6 +152,12 @@ impl Manifests {
         accounts
     }
 
+    /// The agent profile a session of ours named `session` runs, by the pool or
+    /// dedicated session it belongs to.
+    pub fn agent_of(&self, session: &str) -> Option<&str> {
+        self.session_owner(session).map(|o| o.agent())
+    }
+
     /// The agent profile named `name`.
     pub fn agent(&self, name: &str) -> Option<&Object<AgentProfileSpec>> {
         self.agents.iter().find(|a| a.name == name)

@@ -221,7 +221,7 @@ fn ended<'p>(
 
 /// The classifier of the profile session `name` runs.
 fn classifier(m: &Manifests, name: &str) -> Option<std::sync::Arc<Classifier>> {
-    let agent = super::tasks::agent_of(m, name).unwrap_or(crate::api::BUILTIN_AGENT);
+    let agent = m.agent_of(name).unwrap_or(crate::api::BUILTIN_AGENT);
     Classifier::cached(&m.agent(agent)?.spec.screen)
 }
 

@@ -48,7 +48,7 @@ pub(super) fn read_screens(
         let Some(text) = o.screens.get(name) else {
             continue;
         };
-        let agent = super::tasks::agent_of(m, name).unwrap_or(crate::api::BUILTIN_AGENT);
+        let agent = m.agent_of(name).unwrap_or(crate::api::BUILTIN_AGENT);
         let classifier = classifiers
             .entry(agent)
             .or_insert_with(|| Classifier::cached(&m.agent(agent)?.spec.screen));

@@ -297,8 +297,11 @@ impl<'a> View<'a> {
         }
     }
 
+    /// The task `name` of `inbox`, claimed as `file` for `session`; its earlier tries'
+    /// reasons from `facts` (the plan's). Not yet submitted.
     pub(super) fn task_ref(
         &self,
+        facts: &Facts,
         inbox: &Object<InboxSpec>,
         file: &str,
         name: &str,
@@ -311,13 +314,6 @@ impl<'a> View<'a> {
             .get(session)
             .and_then(|s| s.account.clone())
             .unwrap_or_default();
-        let started = self
-            .o
-            .facts
-            .sessions
-            .get(session)
-            .and_then(|f| f.task.as_ref())
-            .and_then(|t| t.started);
         TaskRef {
             inbox: inbox.name.clone(),
             path: inbox.spec.path.clone(),
@@ -326,10 +322,8 @@ impl<'a> View<'a> {
             session: session.to_owned(),
             account,
             attempt,
-            started,
-            earlier: self
-                .o
-                .facts
+            started: None,
+            earlier: facts
                 .try_reasons
                 .get(&TaskKey::new(&inbox.name, name).to_string())
                 .cloned()
@@ -403,8 +397,7 @@ impl<'a> View<'a> {
                 let restart = (s.pane.path != inbox.spec.workdir)
                     .then(|| self.spec_for(pool, s, &inbox.spec.workdir))
                     .flatten();
-                let mut task = self.task_ref(inbox, &file, name, &s.name, attempt);
-                task.started = None;
+                let task = self.task_ref(&plan.facts, inbox, &file, name, &s.name, attempt);
                 plan.act(TaskAction::DispatchTask {
                     task,
                     pane: s.pane.id.clone(),
@@ -450,9 +443,4 @@ pub(super) fn screen_age(plan: &Plan, name: &str, now: Timestamp) -> Duration {
         .get(name)
         .and_then(|f| f.screen)
         .map_or(Duration::ZERO, |(_, at)| elapsed(now, at))
-}
-
-/// The agent profile a session of ours runs.
-pub(super) fn agent_of<'m>(m: &'m Manifests, name: &str) -> Option<&'m str> {
-    m.session_owner(name).map(|o| o.agent())
 }

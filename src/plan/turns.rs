@@ -88,6 +88,7 @@ impl View<'_> {
             .and_then(|f| f.task.clone())
             .filter(|t| t.file == active.file && t.inbox == inbox.name);
         let mut task = self.task_ref(
+            &plan.facts,
             inbox,
             &active.file,
             &active.task,
