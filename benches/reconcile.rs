@@ -5,10 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use failover::act::{self, Context};
+use failover::act::Context;
 use failover::api::load_str;
+use failover::controller::round::{self, Converged, Desired, Round, Store};
 use failover::observe::observe;
-use failover::plan::plan;
+use failover::plan::{self, Scope};
 use failover::state::Facts;
 use failover::testbed::TmuxServer;
 use failover::tmux::{Mode, Tmux, processes_started};
@@ -45,31 +46,58 @@ async fn connect(t: &TmuxServer) -> Tmux {
     }
 }
 
+/// Applies `desired` as `failover apply` does, its facts in `state`.
+async fn apply(tmux: &Tmux, desired: &Desired, state: &std::path::Path) -> Converged {
+    let tz = jiff::tz::TimeZone::UTC;
+    let round = Round {
+        act: Context {
+            tmux: Some(tmux),
+            owner: "failover",
+            state_dir: None,
+        },
+        desired,
+        scope: Scope::Sessions,
+        tz: &tz,
+    };
+    let mut store = Store::load(state).expect("state folder");
+    round::converge(&round, &mut store, 3, &mut ())
+        .await
+        .expect("converge")
+}
+
+fn desired(t: &TmuxServer, sessions: u32) -> Desired {
+    match load_str("bench.yaml", &manifest(t.dir(), sessions)).map(Desired::adopt) {
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) => panic!("{e}"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
 async fn observe_and_plan(sessions: u32) {
     let t = TmuxServer::start();
-    let m = match load_str("bench.yaml", &manifest(t.dir(), sessions)) {
-        Ok(m) => m,
-        Err(e) => panic!("{e}"),
-    };
+    let d = desired(&t, sessions);
+    let m = &d.manifests;
     let tmux = connect(&t).await;
-    let ctx = Context {
-        tmux: Some(&tmux),
-        owner: "failover",
-        state_dir: None,
-    };
-    let converged = act::converge(ctx, &m, &t.dir().join("state"), 3, |_, _| {}).await;
-    match converged {
-        Ok(c) if c.remaining.is_empty() => {}
-        other => panic!("not converged: {other:?}"),
-    }
+    let converged = apply(&tmux, &d, &t.dir().join("state")).await;
+    assert!(
+        converged.remaining.is_empty(),
+        "not converged: {converged:?}"
+    );
     let before = processes_started();
     let mut times = Vec::new();
     for _ in 0..50 {
         let start = Instant::now();
-        let observed = observe(Some(&tmux), &m, Facts::default(), None)
+        let observed = observe(Some(&tmux), m, Facts::default(), None)
             .await
             .expect("observe");
-        let p = plan(&m, &observed, "failover", jiff::Timestamp::now());
+        let ctx = plan::Context {
+            owner: "failover",
+            now: jiff::Timestamp::now(),
+            tz: jiff::tz::TimeZone::UTC,
+            classifiers: &d.classifiers,
+            scope: Scope::Sessions,
+        };
+        let p = plan::plan(m, &observed, &ctx);
         times.push(start.elapsed());
         assert_eq!(observed.sessions.len(), sessions as usize);
         assert!(p.is_empty());
@@ -89,23 +117,16 @@ async fn cold_apply(sessions: u32) {
     let mut spawned = Vec::new();
     for _ in 0..5 {
         let t = TmuxServer::start();
-        let m = match load_str("bench.yaml", &manifest(t.dir(), sessions)) {
-            Ok(m) => m,
-            Err(e) => panic!("{e}"),
-        };
+        let d = desired(&t, sessions);
         let before = processes_started();
         let start = Instant::now();
         let tmux = connect(&t).await;
-        let ctx = Context {
-            tmux: Some(&tmux),
-            owner: "failover",
-            state_dir: None,
-        };
-        let converged = act::converge(ctx, &m, &t.dir().join("state"), 3, |_, _| {}).await;
+        let converged = apply(&tmux, &d, &t.dir().join("state")).await;
         times.push(start.elapsed());
         spawned.push(processes_started() - before);
         // The sessions, and the agent settings of the account's home.
-        assert!(converged.is_ok_and(|c| {
+        assert!({
+            let c = &converged;
             let created = c
                 .done
                 .iter()
@@ -119,7 +140,7 @@ async fn cold_apply(sessions: u32) {
                 })
                 .count();
             c.remaining.is_empty() && created == sessions as usize
-        }));
+        });
     }
     times.sort();
     println!(

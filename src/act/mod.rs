@@ -1,5 +1,6 @@
-//! Executing a plan's actions against tmux and the filesystem, and [`converge`]: observe,
-//! plan, act, again, until nothing is left to do.
+//! Executing a plan's actions against tmux and the filesystem, each group by its own
+//! executor: [`fs`] (folders, links, agent settings), [`session`] (tmux sessions and
+//! their agents), [`tasks`] (claims, pastes, completion, retries).
 //!
 //! Session commands go out as one tmux command list each, so a session is never seen
 //! without its owner mark; destructive ones (kill, respawn) run only if the session
@@ -11,10 +12,8 @@ mod tasks;
 
 use std::path::Path;
 
-use crate::api::Manifests;
-use crate::observe::{self, ACCOUNT_OPTION, OWNER_OPTION, Observed, PANE_OPTION};
-use crate::plan::{self, Action, Outcome, Plan, SessionSpec};
-use crate::state::Facts;
+use crate::observe::{ACCOUNT_OPTION, OWNER_OPTION, PANE_OPTION};
+use crate::plan::{Action, Outcome, SessionSpec};
 use crate::tmux::{self, Cmd, Tmux};
 
 /// An action that failed.
@@ -190,80 +189,6 @@ async fn run(ctx: Context<'_>, name: &str, cmds: &[Cmd]) -> Result<(), Error> {
             name: name.to_owned(),
             source,
         })
-}
-
-/// What [`converge`] did.
-#[derive(Debug)]
-pub struct Converged {
-    /// Every action carried out, with its outcome, in order.
-    pub done: Vec<(Action, Result<Outcome, String>)>,
-    /// The plan after the last round: empty when converged; its refusals otherwise.
-    pub remaining: Plan,
-    /// The last observation.
-    pub observed: Observed,
-}
-
-/// Observes, plans and acts until the plan has no actions, the same actions come back
-/// (no progress), or `rounds` runs out. `report` sees each action as it finishes.
-pub async fn converge(
-    ctx: Context<'_>,
-    m: &Manifests,
-    state_dir: &Path,
-    rounds: usize,
-    mut report: impl FnMut(&Action, &Result<Outcome, String>),
-) -> Result<Converged, ConvergeError> {
-    let mut done = Vec::new();
-    let mut previous: Option<Vec<Action>> = None;
-    for _ in 0..rounds.max(1) {
-        let before = Facts::load(state_dir)?;
-        let observed = observe::observe(ctx.tmux, m, before.clone(), Some(state_dir)).await?;
-        let now = jiff::Timestamp::now();
-        let plan = plan::plan(m, &observed, ctx.owner, now);
-        let mut facts = plan.facts.clone();
-        let finished = plan.actions.is_empty() || previous.as_ref() == Some(&plan.actions);
-        if !finished {
-            for action in &plan.actions {
-                let result = execute(action, ctx).await.map_err(|e| e.to_string());
-                report(action, &result);
-                plan::record(&mut facts, action, &result, now);
-                done.push((action.clone(), result));
-            }
-        }
-        if facts != before {
-            facts.save(state_dir)?;
-        }
-        // What the agents reported is in the facts now: the report files can go.
-        for path in &plan.consumed {
-            let _ = std::fs::remove_file(path);
-        }
-        if finished {
-            return Ok(Converged {
-                done,
-                remaining: plan,
-                observed,
-            });
-        }
-        previous = Some(plan.actions);
-    }
-    let facts = Facts::load(state_dir)?;
-    let observed = observe::observe(ctx.tmux, m, facts, Some(state_dir)).await?;
-    let remaining = plan::plan(m, &observed, ctx.owner, jiff::Timestamp::now());
-    Ok(Converged {
-        done,
-        remaining,
-        observed,
-    })
-}
-
-/// Converging could not even observe.
-#[derive(Debug, thiserror::Error)]
-pub enum ConvergeError {
-    /// tmux did not answer.
-    #[error(transparent)]
-    Observe(#[from] observe::Error),
-    /// The state folder could not be read.
-    #[error(transparent)]
-    State(#[from] crate::state::Error),
 }
 
 #[cfg(test)]

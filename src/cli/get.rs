@@ -8,8 +8,9 @@ use serde_json::{Value, json};
 use crate::api::{ControllerConfigSpec, Manifests, Settings};
 use crate::controller::handoff::{ManifestSet, RUNNING_FILE, Status};
 use crate::controller::lock::Lock;
+use crate::controller::round::Desired;
 use crate::observe::Observed;
-use crate::plan::{self, Action, Role};
+use crate::plan::{self, Action, Plan, Role};
 
 /// What to show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -82,17 +83,18 @@ fn manifests(files: &[PathBuf]) -> Result<Manifests, String> {
 type Rows = Vec<Value>;
 
 fn collect(args: &GetArgs) -> Result<(Rows, Vec<String>), String> {
-    let m = manifests(&args.files)?;
+    let desired = Desired::adopt(manifests(&args.files)?).map_err(|e| e.to_string())?;
+    let m = &desired.manifests;
     let settings = Settings::from_env(&m.controller.spec).map_err(|e| e.to_string())?;
     let dir = settings.state_dir.clone();
     let owner = settings.spec.owner.clone();
     let runtime = super::runtime()?;
-    let observed = runtime
-        .block_on(super::observe_read_only(&m, &settings))
+    let (observed, plan) = runtime
+        .block_on(super::look(&desired, &settings))
         .map_err(|e| e.to_string())?;
     let mut footer = vec![controller_line(&dir)];
     let rows = match args.what {
-        What::Sessions => sessions(&m, &observed, &owner),
+        What::Sessions => sessions(m, &observed, &plan, &owner),
         What::Accounts => {
             if let Some(swap) = &observed.facts.last_swap {
                 footer.push(format!(
@@ -102,9 +104,9 @@ fn collect(args: &GetArgs) -> Result<(Rows, Vec<String>), String> {
             } else {
                 footer.push("last swap: none".to_owned());
             }
-            accounts(&m, &observed, &owner)
+            accounts(m, &observed, &plan)
         }
-        What::Inboxes => inboxes(&m, &observed),
+        What::Inboxes => inboxes(m, &observed),
     };
     Ok((rows, footer))
 }
@@ -124,8 +126,7 @@ fn controller_line(dir: &Path) -> String {
     }
 }
 
-fn sessions(m: &Manifests, o: &Observed, owner: &str) -> Rows {
-    let plan = plan::plan(m, o, owner, jiff::Timestamp::now());
+fn sessions(m: &Manifests, o: &Observed, plan: &Plan, owner: &str) -> Rows {
     let mut rows = Vec::new();
     let role_of = |name: &str| -> String {
         match m.session_owner(name) {
@@ -167,12 +168,11 @@ fn sessions(m: &Manifests, o: &Observed, owner: &str) -> Rows {
     rows
 }
 
-fn accounts(m: &Manifests, o: &Observed, owner: &str) -> Rows {
+/// The ledger's own answer in `plan`: cooldown, fail-back, what the screens and the
+/// agents' reports say included.
+fn accounts(m: &Manifests, o: &Observed, plan: &Plan) -> Rows {
     let now = jiff::Timestamp::now();
-    // The ledger's own answer: cooldown, fail-back, what the screens and the agents'
-    // reports say included.
-    let plan = plan::plan(m, o, owner, now);
-    let active = plan.account;
+    let active = plan.account.clone();
     let usage = &plan.facts.usage;
     m.accounts_by_priority()
         .into_iter()

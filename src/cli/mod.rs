@@ -293,17 +293,30 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 /// What `m` concerns, observed without changing anything: a read-only tmux connection
 /// (no server is started) and the persisted facts.
-async fn observe_read_only(
-    m: &api::Manifests,
+/// Observes without starting a tmux server or changing anything, and plans what
+/// `apply` would do: the round's own look.
+async fn look(
+    desired: &crate::controller::round::Desired,
     settings: &api::Settings,
-) -> Result<crate::observe::Observed, Box<dyn std::error::Error>> {
+) -> Result<(crate::observe::Observed, crate::plan::Plan), Box<dyn std::error::Error>> {
     let mode = crate::tmux::Mode::Observe {
         owner: settings.spec.owner.clone(),
     };
     let tmux =
         crate::tmux::Tmux::connect(crate::tmux::Server::from_settings(settings), mode).await?;
     let facts = crate::state::Facts::load(&settings.state_dir)?;
-    Ok(crate::observe::observe(tmux.as_ref(), m, facts, Some(&settings.state_dir)).await?)
+    let tz = jiff::tz::TimeZone::system();
+    let round = crate::controller::round::Round {
+        act: crate::act::Context {
+            tmux: tmux.as_ref(),
+            owner: &settings.spec.owner,
+            state_dir: Some(&settings.state_dir),
+        },
+        desired,
+        scope: crate::plan::Scope::Sessions,
+        tz: &tz,
+    };
+    Ok(round.look(&facts).await?)
 }
 
 /// Loads manifests for a command; prints the problems and gives the exit code when

@@ -3,11 +3,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::act::{self, Context};
-use crate::api::{Manifests, Settings};
+use crate::act::Context;
+use crate::api::Settings;
 use crate::controller::handoff::{APPLIED_FILE, ManifestSet, Status};
 use crate::controller::lock::Lock;
-use crate::plan::{self, Plan};
+use crate::controller::round::{self, Desired, Round, Store, Watcher};
+use crate::plan::{self, Action, Outcome, Plan, Scope};
+use crate::state::journal::{Journal, Kind};
 use crate::tmux::Tmux;
 
 /// How many observe-plan-act rounds `apply` runs at most.
@@ -56,7 +58,7 @@ pub struct ApplyArgs {
 
 struct Loaded {
     set: ManifestSet,
-    manifests: Manifests,
+    desired: Desired,
     settings: Settings,
     runtime: tokio::runtime::Runtime,
 }
@@ -64,7 +66,11 @@ struct Loaded {
 fn prepare(files: &[PathBuf]) -> Result<Loaded, ExitCode> {
     let set = ManifestSet::read(files).map_err(super::report_load_error)?;
     let manifests = set.load().map_err(super::report_load_error)?;
-    let settings = Settings::from_env(&manifests.controller.spec).map_err(|e| {
+    let desired = Desired::adopt(manifests).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(1)
+    })?;
+    let settings = Settings::from_env(&desired.manifests.controller.spec).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(2)
     })?;
@@ -74,7 +80,7 @@ fn prepare(files: &[PathBuf]) -> Result<Loaded, ExitCode> {
     })?;
     Ok(Loaded {
         set,
-        manifests,
+        desired,
         settings,
         runtime,
     })
@@ -87,11 +93,7 @@ pub fn diff(args: DiffArgs) -> ExitCode {
         Err(code) => return code,
     };
     let owner = l.settings.spec.owner.clone();
-    let result = l.runtime.block_on(async {
-        let observed = super::observe_read_only(&l.manifests, &l.settings).await?;
-        let plan = plan::plan(&l.manifests, &observed, &owner, jiff::Timestamp::now());
-        Ok::<_, Box<dyn std::error::Error>>((observed, plan))
-    });
+    let result = l.runtime.block_on(super::look(&l.desired, &l.settings));
     let (observed, plan) = match result {
         Ok(x) => x,
         Err(e) => {
@@ -105,7 +107,7 @@ pub fn diff(args: DiffArgs) -> ExitCode {
             if args.diff {
                 print!(
                     "{}",
-                    plan::render_diff(&l.manifests, &observed, &plan, &owner)
+                    plan::render_diff(&l.desired.manifests, &observed, &plan, &owner)
                 );
             }
             print!("{}", plan::render_text(&plan, super::color_stdout()));
@@ -143,42 +145,29 @@ pub fn apply(args: ApplyArgs) -> ExitCode {
     let owner = l.settings.spec.owner.clone();
     let color = super::color_stdout();
     // What apply did goes to the journal too, as the controller's actions do.
-    let mut journal = match crate::state::journal::Journal::open(&l.settings.state_dir) {
+    let journal = match Journal::open(&l.settings.state_dir) {
         Ok(j) => Some(j),
         Err(e) => {
             eprintln!("warning: {e}; this apply is not journaled");
             None
         }
     };
+    let mut printer = Printer { journal, color };
     let result = l.runtime.block_on(async {
         let tmux = Tmux::manage(&l.settings).await?;
-        let ctx = Context {
-            tmux: tmux.as_ref(),
-            owner: &owner,
-            state_dir: Some(&l.settings.state_dir),
-        };
-        let converged = act::converge(
-            ctx,
-            &l.manifests,
-            &l.settings.state_dir,
-            ROUNDS,
-            |action, result| {
-                if let Some(j) = journal.as_mut() {
-                    let entry = serde_json::json!({"origin": "apply", "action": action,
-                        "ok": result.is_ok(), "error": result.as_ref().err()});
-                    let _ = j.record(crate::state::journal::Kind::Action, entry);
-                }
-                let line = format!("{} {action}", action.sign());
-                match result {
-                    Ok(_) => println!("{}", paint(color, "\x1b[32m", &format!("{line}: done"))),
-                    Err(e) => println!(
-                        "{}",
-                        paint(color, "\x1b[31m", &format!("{line}: failed: {e}"))
-                    ),
-                }
+        let tz = jiff::tz::TimeZone::system();
+        let round = Round {
+            act: Context {
+                tmux: tmux.as_ref(),
+                owner: &owner,
+                state_dir: Some(&l.settings.state_dir),
             },
-        )
-        .await?;
+            desired: &l.desired,
+            scope: Scope::Sessions,
+            tz: &tz,
+        };
+        let mut store = Store::load(&l.settings.state_dir)?;
+        let converged = round::converge(&round, &mut store, ROUNDS, &mut printer).await?;
         Ok::<_, Box<dyn std::error::Error>>(converged)
     });
     let converged = match result {
@@ -218,6 +207,31 @@ pub fn apply(args: ApplyArgs) -> ExitCode {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// Prints each action of `apply` as it finishes, and journals it.
+struct Printer {
+    journal: Option<Journal>,
+    color: bool,
+}
+
+impl Watcher for Printer {
+    fn acted(&mut self, action: &Action, result: &Result<Outcome, String>) {
+        if let Some(j) = self.journal.as_mut() {
+            let entry = serde_json::json!({"origin": "apply", "action": action,
+                "ok": result.is_ok(), "error": result.as_ref().err()});
+            let _ = j.record(Kind::Action, entry);
+        }
+        let line = format!("{} {action}", action.sign());
+        let color = self.color;
+        match result {
+            Ok(_) => println!("{}", paint(color, "\x1b[32m", &format!("{line}: done"))),
+            Err(e) => println!(
+                "{}",
+                paint(color, "\x1b[31m", &format!("{line}: failed: {e}"))
+            ),
+        }
     }
 }
 

@@ -3,7 +3,9 @@
 //! exponentially per key until a success resets them. Runs of a key follow each other
 //! at once, unless streaming triggers (file events) keep coming between them: then a
 //! gap opens and doubles (a thousand file events give a handful of runs) and closes
-//! again after a quiet run; timers and tmux notifications never open it.
+//! again after a quiet run; timers and tmux notifications never open it. A key can be
+//! scheduled for later ([`WorkQueue::add_after`]): one timer per key, the earliest time
+//! winning, with no task of its own.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -37,6 +39,8 @@ struct State<K> {
     gap: HashMap<K, Duration>,
     /// The times of the key's last streaming triggers (at most [`STREAM`]).
     streamed: HashMap<K, VecDeque<Instant>>,
+    /// Keys to add at a later time, the earliest asked for.
+    scheduled: HashMap<K, Instant>,
 }
 
 impl<K: Eq + Hash> State<K> {
@@ -47,6 +51,17 @@ impl<K: Eq + Hash> State<K> {
         let gap = self.finished.get(key).map(|t| *t + spacing);
         let backoff = self.not_before.get(key).copied();
         gap.max(backoff)
+    }
+
+    /// Queues `key`, or marks it to run once more if it runs now.
+    fn enqueue(&mut self, key: K) {
+        if self.running.contains(&key) {
+            if !self.dirty.contains(&key) {
+                self.dirty.push(key);
+            }
+        } else if !self.queued.contains(&key) {
+            self.queued.push_back(key);
+        }
     }
 }
 
@@ -76,6 +91,7 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
                 finished: HashMap::new(),
                 gap: HashMap::new(),
                 streamed: HashMap::new(),
+                scheduled: HashMap::new(),
             }),
             wake: Notify::new(),
         }
@@ -108,16 +124,19 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
                 }
                 times.push_back(Instant::now());
             }
-            if s.running.contains(&key) {
-                if !s.dirty.contains(&key) {
-                    s.dirty.push(key);
-                }
-                return;
-            }
-            if s.queued.contains(&key) {
-                return;
-            }
-            s.queued.push_back(key);
+            s.enqueue(key);
+        }
+        self.wake.notify_one();
+    }
+
+    /// Asks for `key` to be reconciled `after` from now, whatever else happens. Of
+    /// several such requests for one key, the earliest wins.
+    pub fn add_after(&self, key: K, after: Duration) {
+        {
+            let mut s = self.lock();
+            let at = Instant::now() + after;
+            let slot = s.scheduled.entry(key).or_insert(at);
+            *slot = (*slot).min(at);
         }
         self.wake.notify_one();
     }
@@ -129,6 +148,16 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
             let wait = {
                 let mut s = self.lock();
                 let now = Instant::now();
+                let due: Vec<K> = s
+                    .scheduled
+                    .iter()
+                    .filter(|(_, at)| **at <= now)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for key in due {
+                    s.scheduled.remove(&key);
+                    s.enqueue(key);
+                }
                 let ready = s
                     .queued
                     .iter()
@@ -139,7 +168,12 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
                     s.running.push(key.clone());
                     return key;
                 }
-                s.queued.iter().filter_map(|k| s.earliest(k)).min()
+                let queued = s.queued.iter().filter_map(|k| s.earliest(k)).min();
+                let scheduled = s.scheduled.values().min().copied();
+                match (queued, scheduled) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
             };
             match wait {
                 Some(at) => {
@@ -214,6 +248,32 @@ pub fn backoff(failures: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_scheduled_key_should_run_once_at_the_earliest_time_asked() {
+        let q = WorkQueue::new();
+        let start = Instant::now();
+        q.add_after("world", Duration::from_secs(5));
+        q.add_after("world", Duration::from_secs(2));
+        q.add_after("world", Duration::from_secs(9));
+        assert_eq!(q.next().await, "world");
+        assert_eq!(start.elapsed(), Duration::from_secs(2), "the earliest wins");
+        q.done(&"world", true);
+        let nothing = tokio::time::timeout(Duration::from_secs(30), q.next()).await;
+        assert!(nothing.is_err(), "one run for all three requests");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_due_while_it_runs_should_run_once_more_afterwards() {
+        let q = WorkQueue::new();
+        q.add("world");
+        let key = q.next().await;
+        q.add_after("world", Duration::from_millis(10));
+        let blocked = tokio::time::timeout(Duration::from_millis(50), q.next()).await;
+        assert!(blocked.is_err(), "never two runs of a key at once");
+        q.done(&key, true);
+        assert_eq!(q.next().await, "world");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn queue_should_coalesce_a_burst_into_one_run() {

@@ -72,6 +72,28 @@ pub enum Event {
         /// Why, in words.
         reason: &'static str,
     },
+    /// The agent of a session died while it worked on a task; it is started again.
+    SessionFailed {
+        /// The session.
+        session: String,
+        /// How it ended.
+        reason: String,
+        /// Its pane's pid.
+        pid: Option<u32>,
+        /// The task it worked on.
+        task: Option<String>,
+    },
+    /// The agent of a session without a task exited; it is started again.
+    SessionExited {
+        /// The session.
+        session: String,
+        /// How it ended.
+        reason: String,
+        /// Its pane's pid.
+        pid: Option<u32>,
+        /// Always none.
+        task: Option<String>,
+    },
     /// An account's use of a window crossed a level (`quota.moveAt`, or a notify level).
     UsageCrossed {
         /// The account.
@@ -102,6 +124,8 @@ impl Event {
             Event::AllOverThreshold { .. } => Kind::AllOverThreshold,
             Event::IntakeHeld { .. } => Kind::IntakeHeld,
             Event::UsageCrossed { .. } => Kind::UsageCrossed,
+            Event::SessionFailed { .. } => Kind::SessionFailed,
+            Event::SessionExited { .. } => Kind::SessionExited,
         }
     }
 
@@ -113,7 +137,11 @@ impl Event {
             | Event::AllExhausted { .. }
             | Event::AllOverThreshold { .. }
             | Event::IntakeHeld { .. } => true,
-            Event::Recovered { .. } | Event::Swap { .. } | Event::UsageCrossed { .. } => false,
+            Event::Recovered { .. }
+            | Event::Swap { .. }
+            | Event::UsageCrossed { .. }
+            | Event::SessionFailed { .. }
+            | Event::SessionExited { .. } => false,
         }
     }
 
@@ -124,9 +152,11 @@ impl Event {
             | Event::AllExhausted { .. }
             | Event::Recovered { .. }
             | Event::AllOverThreshold { .. } => true,
-            Event::QuotaDetected { .. } | Event::IntakeHeld { .. } | Event::UsageCrossed { .. } => {
-                false
-            }
+            Event::QuotaDetected { .. }
+            | Event::IntakeHeld { .. }
+            | Event::UsageCrossed { .. }
+            | Event::SessionFailed { .. }
+            | Event::SessionExited { .. } => false,
         }
     }
 

@@ -184,3 +184,39 @@ pub fn journaled(p: &super::Plan) -> Vec<(String, serde_json::Value)> {
         .map(|e| (e.kind().to_string(), e.detail()))
         .collect()
 }
+
+/// Plans what `apply` does, at `now`, reset times without a zone read in UTC.
+pub fn plan(m: &Manifests, o: &Observed, owner: &str, now: jiff::Timestamp) -> super::Plan {
+    plan_in(m, o, owner, now, super::Scope::Sessions)
+}
+
+/// Plans what the controller does (tasks included), at `now`, in UTC.
+pub fn plan_with_tasks(
+    m: &Manifests,
+    o: &Observed,
+    owner: &str,
+    now: jiff::Timestamp,
+) -> super::Plan {
+    plan_in(m, o, owner, now, super::Scope::Tasks)
+}
+
+fn plan_in(
+    m: &Manifests,
+    o: &Observed,
+    owner: &str,
+    now: jiff::Timestamp,
+    scope: super::Scope,
+) -> super::Plan {
+    let classifiers = match crate::screen::Classifiers::compile(m) {
+        Ok(c) => c,
+        Err(e) => panic!("fixture manifests: {e}"),
+    };
+    let ctx = super::Context {
+        owner,
+        now,
+        tz: jiff::tz::TimeZone::UTC,
+        classifiers: &classifiers,
+        scope,
+    };
+    super::plan(m, o, &ctx)
+}

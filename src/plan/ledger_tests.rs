@@ -1,9 +1,9 @@
 //! The ledger's table tests: quota readings, swaps, redraws after a move, and tasks at
 //! a limit.
 
+use super::super::Action;
 use super::super::fixtures::*;
 use super::super::record::{Outcome, record};
-use super::super::{Action, plan_with_tasks};
 use crate::plan::{SessionAction, TaskAction};
 use crate::state::Stage;
 

@@ -9,6 +9,7 @@ mod ledger;
 mod record;
 mod render;
 mod reports;
+mod restarts;
 mod screens;
 mod sessions;
 mod shared;
@@ -153,41 +154,55 @@ pub fn check_shared(m: &Manifests, observed: &Observed) -> Vec<Refusal> {
     plan.refused
 }
 
-/// Plans the changes that make `observed` match `m`: folders, links and sessions (what
-/// `diff` and `apply` do). `owner` is the controller's mark.
-pub fn plan(m: &Manifests, observed: &Observed, owner: &str, now: jiff::Timestamp) -> Plan {
-    plan_all(m, observed, owner, now, false)
+/// How far a plan goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Folders, links, agent settings and sessions (what `diff` and `apply` do); the
+    /// tasks already claimed are followed, none is dispatched.
+    Sessions,
+    /// Also the tasks: dispatch, completion, retries (what the controller does).
+    Tasks,
 }
 
-/// Plans like [`plan`], and also the tasks: dispatch, completion, retries (what the
-/// controller does).
-pub fn plan_with_tasks(
-    m: &Manifests,
-    observed: &Observed,
-    owner: &str,
-    now: jiff::Timestamp,
-) -> Plan {
-    plan_all(m, observed, owner, now, true)
+/// What a plan is made with, besides the desired and the observed world: whose
+/// sessions are ours, when and in which time zone it is, the screen classifiers
+/// compiled when the manifests were adopted, and how far it goes. The planner reads
+/// nothing else: no clock, no environment, no file, no global.
+#[derive(Debug, Clone)]
+pub struct Context<'a> {
+    /// The controller's owner mark.
+    pub owner: &'a str,
+    /// Now.
+    pub now: jiff::Timestamp,
+    /// The zone of reset times that name none (the machine's).
+    pub tz: jiff::tz::TimeZone,
+    /// Every agent profile's screen classifier.
+    pub classifiers: &'a crate::screen::Classifiers,
+    /// How far the plan goes.
+    pub scope: Scope,
 }
 
-fn plan_all(
-    m: &Manifests,
-    observed: &Observed,
-    owner: &str,
-    now: jiff::Timestamp,
-    with_tasks: bool,
-) -> Plan {
+impl Context<'_> {
+    /// Now, in the local zone.
+    pub(crate) fn local(&self) -> jiff::Zoned {
+        jiff::Zoned::new(self.now, self.tz.clone())
+    }
+}
+
+/// Plans the changes that make `observed` match `m`.
+pub fn plan(m: &Manifests, observed: &Observed, ctx: &Context) -> Plan {
+    let (owner, now) = (ctx.owner, ctx.now);
     let mut plan = Plan {
         facts: observed.facts.clone(),
         ..Plan::default()
     };
     let broken = shared::plan_shared(m, observed, &mut plan);
     agents::plan_agent_settings(m, observed, &mut plan);
-    let readings = screens::read_screens(m, observed, owner, now);
+    let readings = screens::read_screens(m, observed, ctx);
     // Claims a crash left out of the facts are taken back first, so that the reports
     // of their turns find them.
     turns::adopt(m, observed, now, &mut plan);
-    let limits = reports::fold(m, observed, now, &mut plan);
+    let limits = reports::fold(m, observed, ctx, &mut plan);
     ledger::plan_ledger(m, observed, &readings, &limits, now, &mut plan);
     // A redrawn limit does not make a session wait, unless a turn of a task is under
     // way there: then a limit on screen is never taken for its end.
@@ -221,13 +236,17 @@ fn plan_all(
         },
     );
     view.bookkeep(&mut plan);
-    if with_tasks {
-        view.plan_tasks(&mut plan);
-        if let Some(a) = account.as_deref().filter(|_| intake.is_none()) {
-            ledger::hold_intake(m, observed, a, &mut plan);
+    match ctx.scope {
+        Scope::Sessions => {}
+        Scope::Tasks => {
+            view.plan_tasks(&mut plan);
+            if let Some(a) = account.as_deref().filter(|_| intake.is_none()) {
+                ledger::hold_intake(m, observed, a, &mut plan);
+            }
         }
     }
     sessions::plan_sessions(m, observed, owner, now, &broken, &view, &mut plan);
+    restarts::plan_restarts(m, observed, now, &mut plan);
     // A session being moved gets no text this time: the next plan sees its new agent.
     let moving: std::collections::BTreeSet<String> = plan
         .actions

@@ -195,7 +195,6 @@ pub fn render_diff(m: &Manifests, observed: &Observed, plan: &Plan, owner: &str)
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::*;
-    use super::super::plan;
     use super::*;
 
     #[test]

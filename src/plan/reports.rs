@@ -8,13 +8,13 @@
 //! changes nothing the second time. Every report read is listed in
 //! [`Plan::consumed`], for the controller to delete once the facts are saved.
 
-use jiff::{Timestamp, Zoned};
+use jiff::Timestamp;
 
-use super::Plan;
+use super::{Context, Plan};
 use crate::api::Manifests;
 use crate::observe::Observed;
 use crate::report::{Event, Report};
-use crate::screen::{Class, Classifier};
+use crate::screen::Class;
 use crate::state::{AgentFacts, Ended, LastTurn, Stage, UsageReading};
 
 /// A usage limit an agent reported: the ledger counts it at once.
@@ -39,12 +39,13 @@ const LEVELS: [f64; 4] = [50.0, 75.0, 90.0, 100.0];
 pub(super) fn fold(
     m: &Manifests,
     o: &Observed,
-    now: Timestamp,
+    ctx: &Context,
     plan: &mut Plan,
 ) -> Vec<LimitReport> {
+    let now = ctx.now;
     let mut limits = Vec::new();
-    // As the screens are read: a reset time without a zone is the machine's local time.
-    let local = Zoned::new(now, jiff::tz::TimeZone::system());
+    // As the screens are read: a reset time without a zone is the local time.
+    let local = ctx.local();
     for (session, reports) in &o.reports {
         let pane = o
             .sessions
@@ -103,9 +104,11 @@ pub(super) fn fold(
                     message,
                 } => {
                     let class = (error == "rate_limit").then(|| {
-                        classifier(m, session).map_or((Class::QuotaExhausted, None), |c| {
-                            c.read_limit(message, &local)
-                        })
+                        ctx.classifiers
+                            .of_session(m, session)
+                            .map_or((Class::QuotaExhausted, None), |c| {
+                                c.read_limit(message, &local)
+                            })
                     });
                     let quota = matches!(class, Some((Class::QuotaExhausted, _)));
                     if quota && let Some(account) = &account {
@@ -217,12 +220,6 @@ fn ended<'p>(
         message: message.chars().take(200).collect(),
     });
     Some(f)
-}
-
-/// The classifier of the profile session `name` runs.
-fn classifier(m: &Manifests, name: &str) -> Option<std::sync::Arc<Classifier>> {
-    let agent = m.agent_of(name).unwrap_or(crate::api::BUILTIN_AGENT);
-    Classifier::cached(&m.agent(agent)?.spec.screen)
 }
 
 /// When `account`'s spent window resets, as its last usage reading says, when the

@@ -2,13 +2,11 @@
 //! (idle, busy, input) share the readings.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use jiff::{Timestamp, Zoned};
-
+use super::Context;
 use crate::api::Manifests;
 use crate::observe::Observed;
-use crate::screen::{self, Classifier, Verdict};
+use crate::screen::{self, Verdict};
 
 /// One screen, read.
 #[derive(Debug, Clone)]
@@ -35,24 +33,21 @@ pub(super) fn screen_hash(text: &str) -> u64 {
 pub(super) fn read_screens(
     m: &Manifests,
     o: &Observed,
-    owner: &str,
-    now: Timestamp,
+    ctx: &Context,
 ) -> BTreeMap<String, Reading> {
-    let local = Zoned::new(now, jiff::tz::TimeZone::system());
-    let mut classifiers: BTreeMap<&str, Option<Arc<Classifier>>> = BTreeMap::new();
+    let local = ctx.local();
     let mut out = BTreeMap::new();
     for (name, s) in &o.sessions {
-        if s.owner.as_deref() != Some(owner) || s.pane.dead {
+        if s.owner.as_deref() != Some(ctx.owner) || s.pane.dead {
             continue;
         }
         let Some(text) = o.screens.get(name) else {
             continue;
         };
-        let agent = m.agent_of(name).unwrap_or(crate::api::BUILTIN_AGENT);
-        let classifier = classifiers
-            .entry(agent)
-            .or_insert_with(|| Classifier::cached(&m.agent(agent)?.spec.screen));
-        let Some(c) = classifier else { continue };
+        // Every profile's classifier compiled when the manifests were adopted.
+        let Some(c) = ctx.classifiers.of_session(m, name) else {
+            continue;
+        };
         let verdict = c.read(text, &local);
         let quota_mark = (verdict.class == screen::Class::QuotaExhausted).then(|| {
             let turn = verdict.turn.as_deref().unwrap_or_default();

@@ -364,7 +364,6 @@ pub(super) fn plan_sessions(
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::*;
-    use super::super::plan;
     use super::*;
     use crate::plan::{Action, FsAction, SessionAction};
 

@@ -2,7 +2,7 @@
 //! whose agent died.
 
 use super::super::fixtures::*;
-use super::super::{Action, Plan, plan_with_tasks};
+use super::super::{Action, Plan};
 use super::{SessionAction, TaskAction};
 use crate::conversation::{Turn, TurnEnd};
 use crate::observe::{Evidence, Observed, TaskTurn};

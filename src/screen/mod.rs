@@ -5,6 +5,9 @@
 mod reset;
 mod verdict;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use regex::Regex;
 use serde::Serialize;
 
@@ -42,6 +45,47 @@ pub struct Patterns {
 pub struct PatternError {
     field: &'static str,
     source: regex::Error,
+}
+
+/// A profile whose patterns do not compile.
+#[derive(Debug, thiserror::Error)]
+#[error("agent profile {agent}: {source}")]
+pub struct Error {
+    /// The profile.
+    pub agent: String,
+    /// The pattern and why.
+    pub source: PatternError,
+}
+
+/// Every agent profile's classifier, compiled once when manifests are adopted: every
+/// reconcile reads every screen with them.
+#[derive(Debug, Clone, Default)]
+pub struct Classifiers(BTreeMap<String, Arc<Classifier>>);
+
+impl Classifiers {
+    /// Compiles the screen patterns of every agent profile in `m`.
+    pub fn compile(m: &crate::api::Manifests) -> Result<Self, Error> {
+        let mut map = BTreeMap::new();
+        for agent in &m.agents {
+            let c = Classifier::new(&agent.spec.screen).map_err(|source| Error {
+                agent: agent.name.clone(),
+                source,
+            })?;
+            map.insert(agent.name.clone(), Arc::new(c));
+        }
+        Ok(Self(map))
+    }
+
+    /// The classifier of the agent profile `agent`.
+    pub fn get(&self, agent: &str) -> Option<&Classifier> {
+        self.0.get(agent).map(AsRef::as_ref)
+    }
+
+    /// The classifier of the profile session `session` of `m` runs (the built-in one for
+    /// a session no manifest names).
+    pub fn of_session(&self, m: &crate::api::Manifests, session: &str) -> Option<&Classifier> {
+        self.get(m.agent_of(session).unwrap_or(crate::api::BUILTIN_AGENT))
+    }
 }
 
 impl Patterns {

@@ -70,23 +70,6 @@ pub struct Classifier {
 const MARKS: [char; 10] = ['●', '⏺', '⎿', '✻', '✶', '✳', '✢', '✽', '·', '⚠'];
 
 impl Classifier {
-    /// The compiled classifier of a profile's patterns, compiled once per process and
-    /// shared: every reconcile reads every screen.
-    pub fn cached(spec: &ScreenPatterns) -> Option<std::sync::Arc<Classifier>> {
-        use std::collections::HashMap;
-        use std::sync::{Arc, LazyLock, Mutex};
-        static CACHE: LazyLock<Mutex<HashMap<String, Arc<Classifier>>>> =
-            LazyLock::new(Mutex::default);
-        let key = serde_json::to_string(spec).ok()?;
-        let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = cache.get(&key) {
-            return Some(c.clone());
-        }
-        let c = Arc::new(Self::new(spec).ok()?);
-        cache.insert(key, c.clone());
-        Some(c)
-    }
-
     /// The idle, busy and waiting patterns.
     pub fn patterns(&self) -> &Patterns {
         &self.state

@@ -47,6 +47,19 @@ pub struct Facts {
     /// Each account's use as its agents' status line last reported it, by account.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub usage: BTreeMap<String, UsageReading>,
+    /// Starts of each session's agent after it died, for crash-loop backoff, by session.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub restarts: BTreeMap<String, Restarts>,
+}
+
+/// How often a session's agent was started again after it died.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Restarts {
+    /// Starts in a row, each within the memory of the last.
+    pub count: u32,
+    /// The last one.
+    pub last: jiff::Timestamp,
 }
 
 /// An account's use, as one of its agents reported it.

@@ -1,0 +1,258 @@
+//! One reconcile round — observe (tmux, files, the agents' reports), plan, act, record,
+//! save — the same for the long-running controller and for `apply`; [`converge`], rounds
+//! until nothing is left to do; and [`Desired`], the manifests as adopted, with their
+//! screen classifiers compiled once.
+//!
+//! Whoever runs a round sees it through a [`Watcher`]: the plan before any action, each
+//! action before and after it runs. The controller journals and logs there; `apply`
+//! prints.
+
+use std::path::{Path, PathBuf};
+
+use tracing::error;
+
+use crate::act;
+use crate::api::Manifests;
+use crate::observe::{self, Observed};
+use crate::plan::{self, Action, Outcome, Plan, Scope, SessionAction};
+use crate::screen::{self, Classifiers};
+use crate::state::{self, Facts};
+
+/// The manifests as adopted: validated, with every agent profile's screen patterns
+/// compiled.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    /// The manifests.
+    pub manifests: Manifests,
+    /// Their agent profiles' classifiers.
+    pub classifiers: Classifiers,
+}
+
+impl Desired {
+    /// Adopts `manifests`: a screen pattern that does not compile is refused here, not
+    /// skipped when a screen is read.
+    pub fn adopt(manifests: Manifests) -> Result<Self, screen::Error> {
+        let classifiers = Classifiers::compile(&manifests)?;
+        Ok(Self {
+            manifests,
+            classifiers,
+        })
+    }
+}
+
+/// The facts, as the last round left them, and whether they are all on disk.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    facts: Facts,
+    unsaved: bool,
+}
+
+impl Store {
+    /// The facts saved in the state folder `dir`.
+    pub fn load(dir: &Path) -> Result<Self, state::Error> {
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            facts: Facts::load(dir)?,
+            unsaved: false,
+        })
+    }
+
+    /// The facts now.
+    pub fn facts(&self) -> &Facts {
+        &self.facts
+    }
+
+    /// Keeps `facts`, saving them when they changed or an earlier save failed; whether
+    /// the facts on disk are now these (only then may the reports they fold go).
+    pub fn save(&mut self, facts: &Facts) -> bool {
+        if *facts == self.facts && !self.unsaved {
+            return true;
+        }
+        self.facts = facts.clone();
+        match self.facts.save(&self.dir) {
+            Ok(()) => {
+                self.unsaved = false;
+                true
+            }
+            Err(e) => {
+                error!(error = %e, "cannot save facts; the agents' reports are kept");
+                self.unsaved = true;
+                false
+            }
+        }
+    }
+
+    /// Saves the facts, whether or not they changed (at stop).
+    pub fn flush(&mut self) -> Result<(), state::Error> {
+        self.facts.save(&self.dir)?;
+        self.unsaved = false;
+        Ok(())
+    }
+}
+
+/// What the runner of a round sees of it, as it goes.
+pub trait Watcher {
+    /// The plan, before any of its actions runs.
+    fn planned(&mut self, _plan: &Plan) {}
+    /// Whether to run `action` now (false stops the round here: a stop signal).
+    fn proceed(&mut self, _action: &Action) -> bool {
+        true
+    }
+    /// `action` came to `result`.
+    fn acted(&mut self, _action: &Action, _result: &Result<Outcome, String>) {}
+}
+
+/// A watcher that sees nothing.
+impl Watcher for () {}
+
+/// One round's setting: the connection and owner to act with, the manifests, how far
+/// plans go, and the local time zone.
+#[derive(Debug, Clone, Copy)]
+pub struct Round<'a> {
+    /// What actions run with.
+    pub act: act::Context<'a>,
+    /// The manifests.
+    pub desired: &'a Desired,
+    /// How far plans go: the controller's take tasks, `apply`'s do not.
+    pub scope: Scope,
+    /// The zone of reset times that name none.
+    pub tz: &'a jiff::tz::TimeZone,
+}
+
+/// What one round did.
+#[derive(Debug)]
+pub struct Report {
+    /// What it observed.
+    pub observed: Observed,
+    /// What it planned.
+    pub plan: Plan,
+    /// The actions it ran and their results, in order.
+    pub done: Vec<(Action, Result<Outcome, String>)>,
+}
+
+impl Round<'_> {
+    /// Observes and plans, acting on nothing (what `diff` shows).
+    pub async fn look(&self, facts: &Facts) -> Result<(Observed, Plan), observe::Error> {
+        let m = &self.desired.manifests;
+        let observed =
+            observe::observe(self.act.tmux, m, facts.clone(), self.act.state_dir).await?;
+        let ctx = plan::Context {
+            owner: self.act.owner,
+            now: jiff::Timestamp::now(),
+            tz: self.tz.clone(),
+            classifiers: &self.desired.classifiers,
+            scope: self.scope,
+        };
+        let plan = plan::plan(m, &observed, &ctx);
+        Ok((observed, plan))
+    }
+
+    /// Observes, plans, runs the plan's actions in order, folds each result into the
+    /// facts and saves them (at once after each move: a crash before the end of the
+    /// batch must not forget that the moved session's screen now redraws an old limit);
+    /// then deletes the agents' reports the saved facts fold.
+    pub async fn run(
+        &self,
+        store: &mut Store,
+        watcher: &mut impl Watcher,
+    ) -> Result<Report, observe::Error> {
+        let (observed, plan) = self.look(store.facts()).await?;
+        watcher.planned(&plan);
+        let mut facts = plan.facts.clone();
+        let mut done = Vec::new();
+        for action in &plan.actions {
+            if !watcher.proceed(action) {
+                break;
+            }
+            let result = act::execute(action, self.act)
+                .await
+                .map_err(|e| e.to_string());
+            watcher.acted(action, &result);
+            plan::record(&mut facts, action, &result, jiff::Timestamp::now());
+            if let Action::Session(SessionAction::MoveSession { .. }) = action {
+                store.save(&facts);
+            }
+            done.push((action.clone(), result));
+        }
+        if store.save(&facts) {
+            // What the reports said is in the facts now: they can go.
+            for path in &plan.consumed {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        Ok(Report {
+            observed,
+            plan,
+            done,
+        })
+    }
+}
+
+/// What [`converge`] did.
+#[derive(Debug)]
+pub struct Converged {
+    /// Every action carried out, with its outcome, in order.
+    pub done: Vec<(Action, Result<Outcome, String>)>,
+    /// The plan after the last round: empty when converged; its refusals otherwise.
+    pub remaining: Plan,
+    /// The last observation.
+    pub observed: Observed,
+}
+
+/// Stops a round whose plan repeats the last one's actions: they made no progress.
+struct Repeats<'w, W> {
+    inner: &'w mut W,
+    previous: Option<Vec<Action>>,
+    repeated: bool,
+}
+
+impl<W: Watcher> Watcher for Repeats<'_, W> {
+    fn planned(&mut self, plan: &Plan) {
+        self.repeated = self.previous.as_ref() == Some(&plan.actions);
+        self.previous = Some(plan.actions.clone());
+        self.inner.planned(plan);
+    }
+
+    fn proceed(&mut self, action: &Action) -> bool {
+        !self.repeated && self.inner.proceed(action)
+    }
+
+    fn acted(&mut self, action: &Action, result: &Result<Outcome, String>) {
+        self.inner.acted(action, result);
+    }
+}
+
+/// Runs rounds until a plan has no actions, the same actions come back (no progress),
+/// or `rounds` runs out (then one more look says what remains).
+pub async fn converge(
+    round: &Round<'_>,
+    store: &mut Store,
+    rounds: usize,
+    watcher: &mut impl Watcher,
+) -> Result<Converged, observe::Error> {
+    let mut done = Vec::new();
+    let mut watcher = Repeats {
+        inner: watcher,
+        previous: None,
+        repeated: false,
+    };
+    for _ in 0..rounds.max(1) {
+        let report = round.run(store, &mut watcher).await?;
+        let finished = report.plan.actions.is_empty() || watcher.repeated;
+        done.extend(report.done);
+        if finished {
+            return Ok(Converged {
+                done,
+                remaining: report.plan,
+                observed: report.observed,
+            });
+        }
+    }
+    let (observed, remaining) = round.look(store.facts()).await?;
+    Ok(Converged {
+        done,
+        remaining,
+        observed,
+    })
+}

@@ -1,0 +1,332 @@
+//! The controller's loop: one [`Controller`] per process, taking keys off the work
+//! queue — read the manifests again, reconcile the world (one [`Round`]), prune old
+//! records — fed by file watches, tmux notifications, a poll and a resync.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+use tracing::{debug, error, info, warn};
+
+use super::handoff::{APPLIED_FILE, HANDOFF_DIR, ManifestSet, RUNNING_FILE};
+use super::queue::WorkQueue;
+use super::round::{Desired, Round, Store};
+use super::status::Reporter;
+use super::watch::Watches;
+use super::{Error, Key};
+use crate::act;
+use crate::api::{LoadError, Settings};
+use crate::plan::Scope;
+use crate::state::journal::Kind;
+use crate::tmux::{Event, Tmux};
+
+/// The running controller.
+pub(super) struct Controller {
+    /// The `-f` manifests.
+    pub files: Vec<PathBuf>,
+    /// The generation of the `-f` files last read.
+    pub files_generation: String,
+    /// The manifests in force.
+    pub desired: Desired,
+    /// Their generation.
+    pub generation: String,
+    /// The settings it started with.
+    pub settings: Settings,
+    /// The tmux connection.
+    pub tmux: Tmux,
+    /// The facts.
+    pub store: Store,
+    /// The journal, logs, notifications and status.
+    pub reporter: Reporter,
+    /// The work queue.
+    pub queue: Arc<WorkQueue<Key>>,
+    /// Set by SIGTERM or SIGINT.
+    pub stopping: Arc<AtomicBool>,
+    /// The local time zone, read once at start.
+    pub tz: jiff::tz::TimeZone,
+    /// The last failure, until a round succeeds.
+    pub last_error: Option<String>,
+    /// Why the manifests on disk are not the ones running (until a good edit).
+    pub manifest_error: Option<String>,
+    /// Rounds so far.
+    pub reconciles: u64,
+}
+
+impl Controller {
+    /// Takes keys off the queue until a stop signal; the facts are saved at the end.
+    pub async fn run(mut self, stop: Arc<tokio::sync::Notify>) -> Result<(), Error> {
+        let queue = self.queue.clone();
+        let mut watches = Watches::new(queue.clone())?;
+        watches.sync(&self.watch_list());
+        debug!(folders = ?watches.watched(), "watching");
+        let tasks = self.spawn_triggers();
+        queue.add(Key::World);
+        while !self.stopping.load(Ordering::Acquire) {
+            let key = tokio::select! {
+                biased;
+                _ = stop.notified() => break,
+                key = queue.next() => key,
+            };
+            if self.stopping.load(Ordering::Acquire) {
+                break;
+            }
+            let ok = match key {
+                Key::Manifests => self.reload(),
+                Key::World => self.reconcile().await,
+                Key::Janitor => self.janitor(),
+            };
+            queue.done(&key, ok);
+            watches.sync(&self.watch_list());
+            // Let the signal and trigger tasks run even when work never stops coming: on
+            // this one thread they would otherwise wait for the queue to run dry.
+            tokio::task::yield_now().await;
+        }
+        for task in tasks {
+            task.abort();
+        }
+        self.store.flush()?;
+        info!("controller stopped; sessions keep running");
+        self.reporter
+            .journal
+            .record(Kind::Stopped, json!({"pid": std::process::id()}))?;
+        Ok(())
+    }
+
+    /// Folders to watch and what their events mean.
+    fn watch_list(&self) -> Vec<(PathBuf, Key)> {
+        let mut list = Vec::new();
+        for file in &self.files {
+            if file.as_os_str() == "-" {
+                continue;
+            }
+            let folder = if file.is_dir() {
+                file.clone()
+            } else {
+                file.parent().map_or_else(
+                    || PathBuf::from("."),
+                    |p| {
+                        if p.as_os_str().is_empty() {
+                            PathBuf::from(".")
+                        } else {
+                            p.to_path_buf()
+                        }
+                    },
+                )
+            };
+            list.push((folder, Key::Manifests));
+        }
+        let dir = &self.settings.state_dir;
+        list.push((dir.join(HANDOFF_DIR), Key::Manifests));
+        list.push((dir.join(crate::report::REPORTS_DIR), Key::World));
+        for inbox in &self.desired.manifests.inboxes {
+            list.push((inbox.spec.path.clone(), Key::World));
+        }
+        for account in &self.desired.manifests.accounts {
+            list.push((account.spec.home.clone(), Key::World));
+        }
+        list
+    }
+
+    /// Starts the poll and resync tickers and the tmux notification listener.
+    fn spawn_triggers(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let poll = self
+            .settings
+            .spec
+            .poll_interval
+            .0
+            .max(Duration::from_millis(50));
+        let resync = self
+            .settings
+            .spec
+            .resync_period
+            .0
+            .max(Duration::from_secs(1));
+        let q = self.queue.clone();
+        let poller = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(poll);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                q.add(Key::World);
+            }
+        });
+        let q = self.queue.clone();
+        let resyncer = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(resync);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                q.add(Key::Manifests);
+                q.add(Key::World);
+                q.add(Key::Janitor);
+            }
+        });
+        let q = self.queue.clone();
+        let mut events = self.tmux.events();
+        let listener = tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(Event::SessionsChanged | Event::WindowClosed | Event::Exit(_))
+                    | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => q.add(Key::World),
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        vec![poller, resyncer, listener]
+    }
+
+    /// Reads the manifests again: a hand-off from `apply` first, then the `-f` files
+    /// when they changed. An invalid set is reported and the last good one stays.
+    fn reload(&mut self) -> bool {
+        let dir = self.settings.state_dir.clone();
+        match ManifestSet::stored(&dir, APPLIED_FILE) {
+            Ok(Some(set)) => {
+                let _ = std::fs::remove_file(dir.join(APPLIED_FILE));
+                self.adopt(set, "apply");
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let _ = std::fs::remove_file(dir.join(APPLIED_FILE));
+                self.fail(format!("hand-off from apply is unreadable: {e}"));
+            }
+        }
+        match ManifestSet::read(&self.files) {
+            Ok(set) if set.generation != self.files_generation => {
+                self.files_generation = set.generation.clone();
+                self.adopt(set, "files");
+            }
+            Ok(_) => {}
+            Err(e) => self.fail(format!("manifests: {e}; keeping the last good ones")),
+        }
+        true
+    }
+
+    fn adopt(&mut self, set: ManifestSet, origin: &str) {
+        if set.generation == self.generation {
+            return;
+        }
+        let adopted = set.load().map(Desired::adopt);
+        match adopted {
+            Ok(Err(e)) => self.fail(format!("manifests from {origin}: {e}")),
+            Ok(Ok(desired)) => {
+                if desired.manifests.controller.spec != self.settings.spec {
+                    warn!("ControllerConfig changed: it takes effect when the controller restarts");
+                }
+                info!(origin, generation = %set.generation, "new manifests");
+                self.reporter.record(
+                    Kind::Manifests,
+                    json!({"origin": origin, "generation": set.generation}),
+                );
+                if let Err(e) = set.store(&self.settings.state_dir, RUNNING_FILE) {
+                    warn!(error = %e, "cannot record the running manifests");
+                }
+                self.desired = desired;
+                self.generation = set.generation;
+                self.manifest_error = None;
+                self.queue.add(Key::World);
+            }
+            Err(LoadError::Invalid(problems)) => {
+                let text = problems.to_string();
+                error!(
+                    "manifests from {origin} are invalid; the last good ones keep running:\n{}",
+                    text.trim_end()
+                );
+                self.reporter.record(
+                    Kind::InvalidManifests,
+                    json!({"origin": origin, "problems": text.lines().collect::<Vec<_>>()}),
+                );
+                self.manifest_error = Some(format!(
+                    "invalid manifests from {origin}: {}",
+                    text.trim_end()
+                ));
+                self.write_status(None);
+            }
+            Err(e) => self.fail(format!("manifests from {origin}: {e}")),
+        }
+    }
+
+    fn fail(&mut self, message: String) {
+        error!("{message}");
+        self.reporter
+            .record(Kind::Error, json!({"message": message}));
+        self.last_error = Some(message);
+        self.write_status(None);
+    }
+
+    /// One round: observe, plan (tasks included), act, record, save. False when
+    /// something failed (the key backs off).
+    async fn reconcile(&mut self) -> bool {
+        self.reconciles += 1;
+        let round = Round {
+            act: act::Context {
+                tmux: Some(&self.tmux),
+                owner: &self.settings.spec.owner,
+                state_dir: Some(&self.settings.state_dir),
+            },
+            desired: &self.desired,
+            scope: Scope::Tasks,
+            tz: &self.tz,
+        };
+        let report = match round.run(&mut self.store, &mut self.reporter).await {
+            Ok(report) => report,
+            Err(e) => {
+                self.fail(format!("observe: {e}"));
+                return false;
+            }
+        };
+        debug!(
+            reconcile = self.reconciles,
+            actions = report.plan.actions.len(),
+            refused = report.plan.refused.len(),
+            "reconcile"
+        );
+        if let Some(after) = report.plan.requeue_after {
+            self.queue.add_after(Key::World, after);
+        }
+        self.last_error = None;
+        self.write_status(Some(&report.plan));
+        let failed = report.done.iter().any(|(_, r)| r.is_err());
+        if !report.done.is_empty() && !failed {
+            self.queue.add(Key::World);
+        }
+        !failed
+    }
+
+    /// Writes `status.json` with the last error, if any.
+    fn write_status(&mut self, plan: Option<&crate::plan::Plan>) {
+        let error = self
+            .manifest_error
+            .clone()
+            .or_else(|| self.last_error.clone());
+        self.reporter
+            .write_status(&self.settings.state_dir, &self.generation, error, plan);
+    }
+
+    /// Deletes finished and failed tasks older than the retention; never the inbox.
+    fn janitor(&mut self) -> bool {
+        let retention = self.settings.spec.janitor.retention.0;
+        let Some(cutoff) = std::time::SystemTime::now().checked_sub(retention) else {
+            return true;
+        };
+        for inbox in &self.desired.manifests.inboxes {
+            let folders = crate::tasks::Folders::of(&inbox.spec.path);
+            let pruned = crate::tasks::prune(&folders.done, cutoff, |_| true)
+                + crate::tasks::prune(&folders.failed, cutoff, |_| true);
+            if pruned > 0 {
+                info!(inbox = %inbox.name, pruned, "janitor");
+                self.reporter
+                    .record(Kind::Pruned, json!({"inbox": inbox.name, "files": pruned}));
+            }
+        }
+        // A hook killed between its write and its rename leaves a temp file behind.
+        let reports = self.settings.state_dir.join(crate::report::REPORTS_DIR);
+        if let Some(minute_ago) = std::time::SystemTime::now().checked_sub(Duration::from_secs(60))
+        {
+            crate::tasks::prune(&reports, minute_ago, crate::report::is_temp);
+        }
+        true
+    }
+}

@@ -1,0 +1,215 @@
+//! What the controller tells of each round: the journal and log lines of the plan's
+//! decisions (events, refusals, the active account) and of every action, the
+//! operator's notifications, and `status.json` for `apply --wait` and `get`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::{Value, json};
+use tracing::{error, info, warn};
+
+use super::handoff::Status;
+use super::round::Watcher;
+use crate::api::{ControllerConfigSpec, Duration};
+use crate::plan::{Action, Event, Outcome, Plan, Refusal, TaskAction};
+use crate::state::journal::{Journal, Kind};
+
+/// The controller's watcher of its rounds, and the keeper of its journal and status.
+#[derive(Debug)]
+pub(super) struct Reporter {
+    /// The journal.
+    pub journal: Journal,
+    notifications: crate::api::NotificationsSpec,
+    idle_timeout: Duration,
+    stopping: Arc<AtomicBool>,
+    /// The account sessions ran under after the last round.
+    active_account: Option<String>,
+    last_refused: Vec<Refusal>,
+    /// The last event of each kind, not to journal one that repeats twice.
+    last_events: HashMap<Kind, Value>,
+    last_status: Option<Status>,
+}
+
+impl Reporter {
+    /// A reporter writing to `journal`, with the controller's settings; no action
+    /// starts once `stopping` is set.
+    pub fn new(
+        journal: Journal,
+        spec: &ControllerConfigSpec,
+        active_account: Option<String>,
+        stopping: Arc<AtomicBool>,
+    ) -> Self {
+        Self {
+            journal,
+            notifications: spec.notifications.clone(),
+            idle_timeout: spec.completion.idle_timeout,
+            stopping,
+            active_account,
+            last_refused: Vec::new(),
+            last_events: HashMap::new(),
+            last_status: None,
+        }
+    }
+
+    /// Journals an entry; a journal that cannot be written is logged, never fatal.
+    pub fn record(&mut self, kind: Kind, fields: Value) {
+        if let Err(e) = self.journal.record(kind, fields) {
+            error!(error = %e, "cannot write the journal");
+        }
+    }
+
+    /// Journals the plan's decisions; one that repeats the last of its kind is not
+    /// written again.
+    fn record_events(&mut self, plan: &Plan) {
+        for event in &plan.events {
+            let (kind, detail) = (event.kind(), event.detail());
+            if event.repeats() && self.last_events.get(&kind) == Some(&detail) {
+                continue;
+            }
+            log_event(event, &detail);
+            self.record(kind, detail.clone());
+            if event.notifies() {
+                let mut note = detail.clone();
+                note["event"] = Value::String(kind.to_string());
+                crate::notify::send(&self.notifications, note);
+            }
+            self.last_events.insert(kind, detail);
+        }
+    }
+
+    /// Journals refusals not refused the round before.
+    fn record_refusals(&mut self, plan: &Plan) {
+        if plan.refused == self.last_refused {
+            return;
+        }
+        let new: Vec<Refusal> = plan
+            .refused
+            .iter()
+            .filter(|r| !self.last_refused.contains(r))
+            .cloned()
+            .collect();
+        for r in new {
+            warn!(object = %r.object, "refused: {}", r.reason);
+            self.record(
+                Kind::Refused,
+                json!({"object": r.object, "reason": r.reason}),
+            );
+        }
+        self.last_refused = plan.refused.clone();
+    }
+
+    /// Writes `status.json` for the manifests of `generation`: the plan's pending and
+    /// refused lines (the last ones when `plan` is `None`), converged only without an
+    /// `error`. Not written again when nothing but its time changed.
+    pub fn write_status(
+        &mut self,
+        dir: &Path,
+        generation: &str,
+        error: Option<String>,
+        plan: Option<&Plan>,
+    ) {
+        let (pending, refused, converged) = match (plan, &self.last_status) {
+            (Some(p), _) => (
+                p.actions
+                    .iter()
+                    .map(|a| format!("{} {a}", a.sign()))
+                    .collect(),
+                p.refused
+                    .iter()
+                    .map(|r| format!("{}: {}", r.object, r.reason))
+                    .collect(),
+                p.is_empty(),
+            ),
+            (None, Some(s)) => (s.pending.clone(), s.refused.clone(), s.converged),
+            (None, None) => (Vec::new(), Vec::new(), false),
+        };
+        let status = Status {
+            pid: std::process::id(),
+            generation: generation.to_owned(),
+            converged: converged && error.is_none(),
+            pending,
+            refused,
+            error,
+            updated: jiff::Timestamp::now(),
+        };
+        let same = self.last_status.as_ref().is_some_and(|old| {
+            Status {
+                updated: old.updated,
+                ..status.clone()
+            } == *old
+        });
+        if same {
+            return;
+        }
+        if let Err(e) = status.write(dir) {
+            error!(error = %e, "cannot write status");
+        }
+        self.last_status = Some(status);
+    }
+}
+
+/// One log line for a plan event, at the level it deserves.
+fn log_event(event: &Event, detail: &Value) {
+    match event {
+        Event::Swap { .. } => warn!(%detail, "account swap"),
+        Event::AllExhausted { .. } => warn!(%detail, "every account is exhausted; sessions wait"),
+        Event::IntakeHeld { .. } => warn!(%detail, "new tasks wait"),
+        Event::AllOverThreshold { .. } => warn!(
+            %detail,
+            "no account under quota.moveAt to move to; no session moves and no new task starts"
+        ),
+        Event::SessionFailed { .. } | Event::SessionExited { .. } => {
+            warn!(%detail, "agent exited");
+        }
+        Event::QuotaDetected { .. } | Event::Recovered { .. } | Event::UsageCrossed { .. } => {
+            info!(%detail, "{}", event.kind());
+        }
+    }
+}
+
+impl Watcher for Reporter {
+    fn planned(&mut self, plan: &Plan) {
+        self.record_refusals(plan);
+        self.record_events(plan);
+        if plan.account.is_some() && plan.account != self.active_account {
+            info!(
+                account = plan.account.as_deref().unwrap_or_default(),
+                "active account"
+            );
+            self.record(Kind::ActiveAccount, json!({"account": plan.account}));
+        }
+        self.active_account = plan.facts.active_account.clone();
+    }
+
+    fn proceed(&mut self, _action: &Action) -> bool {
+        !self.stopping.load(Ordering::Acquire)
+    }
+
+    fn acted(&mut self, action: &Action, result: &Result<Outcome, String>) {
+        let line = format!("{} {action}", action.sign());
+        match result {
+            Ok(Outcome::Done) if matches!(action, Action::Task(TaskAction::StallTask { .. })) => {
+                if let Action::Task(TaskAction::StallTask { task }) = action {
+                    crate::notify::send(
+                        &self.notifications,
+                        json!({"event": "taskStalled", "inbox": task.inbox, "task": task.name, "session": task.session}),
+                    );
+                }
+                warn!(
+                    "{line}: no screen change for {}; left in active/",
+                    self.idle_timeout
+                );
+            }
+            Ok(Outcome::Done | Outcome::Sent(_)) => info!("{line}"),
+            Ok(Outcome::Resumed(id)) => info!("{line}: conversation {id} resumed"),
+            Ok(Outcome::Rejected(why)) => warn!("{line}: rejected: {why}"),
+            Err(e) => error!("{line}: {e}"),
+        }
+        self.record(
+            action.event(result),
+            json!({"action": action, "ok": result.is_ok(), "error": result.as_ref().err()}),
+        );
+    }
+}
