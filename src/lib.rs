@@ -8,19 +8,18 @@
 #![forbid(unsafe_code)]
 
 pub mod act;
-pub mod agent_settings;
+pub(crate) mod agent_settings;
 pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod conversation;
-pub mod demo;
-pub mod notify;
+pub(crate) mod notifications;
 pub mod observe;
 pub mod plan;
-pub mod procfs;
+pub(crate) mod procfs;
 pub mod report;
 pub mod screen;
-pub mod sim;
+pub(crate) mod sim;
 pub mod state;
 pub mod tasks;
 #[cfg(any(test, feature = "testbed"))]

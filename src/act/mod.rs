@@ -10,6 +10,7 @@ mod fs;
 mod session;
 mod tasks;
 
+use crate::state::paths::REPORTS_DIR;
 use std::path::Path;
 
 use crate::observe::{ACCOUNT_OPTION, OWNER_OPTION, PANE_OPTION};
@@ -128,7 +129,7 @@ fn with_process(mut cmd: Cmd, s: &SessionSpec, state_dir: Option<&Path>) -> Cmd 
         cmd = cmd.args(["-e".to_owned(), format!("{k}={v}")]);
     }
     if let Some(dir) = state_dir {
-        use crate::report::{ENV_ACCOUNT, ENV_REPORTS, ENV_SESSION, REPORTS_DIR};
+        use crate::report::{ENV_ACCOUNT, ENV_REPORTS, ENV_SESSION};
         let reports = dir.join(REPORTS_DIR);
         for (k, v) in [
             (ENV_SESSION, s.name.clone()),

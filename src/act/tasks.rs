@@ -160,9 +160,9 @@ async fn paste(ctx: Context<'_>, task: &TaskRef, pane: &str, text: &str) -> Resu
     let tmux = ctx.tmux.ok_or_else(|| Error::NoTmux {
         name: task.session.clone(),
     })?;
-    let dir = ctx
-        .state_dir
-        .map_or_else(std::env::temp_dir, |d| d.join("buffers"));
+    let dir = ctx.state_dir.map_or_else(std::env::temp_dir, |d| {
+        d.join(crate::state::paths::BUFFERS_DIR)
+    });
     crate::state::create_private_dir(&dir).map_err(|e| failure(task, e))?;
     // Behind the owner guard: a session handed to a person meanwhile gets nothing.
     let pasted = tmux

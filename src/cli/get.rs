@@ -1,12 +1,13 @@
 //! `failover get`: what the controller sees and wants, as a table, YAML or JSON.
 
+use crate::state::paths::RUNNING_FILE;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde_json::{Value, json};
 
 use crate::api::{ControllerConfigSpec, Manifests, Settings};
-use crate::controller::handoff::{ManifestSet, RUNNING_FILE, Status};
+use crate::controller::handoff::{ManifestSet, Status};
 use crate::controller::lock::Lock;
 use crate::controller::round::Desired;
 use crate::observe::Observed;

@@ -12,8 +12,10 @@ use crate::api::{self, LoadError};
 
 mod classify;
 mod controller;
+mod demo;
 mod get;
 mod reconcile;
+mod render;
 
 /// Keeps AI coding-agent sessions running in tmux across subscription accounts.
 #[derive(Debug, Parser)]
@@ -73,7 +75,7 @@ enum Command {
     #[command(
         after_help = "Examples:\n  cargo run --release -- demo\n  failover demo --keep    # then attach with the tmux command it prints"
     )]
-    Demo(crate::demo::Args),
+    Demo(demo::Args),
     /// Print the JSON Schema of a manifest document, or the manifest reference.
     #[command(
         after_help = "Examples:\n  failover schema > failover.schema.json\n  failover schema -o markdown > docs/manifests.md"
@@ -193,7 +195,7 @@ pub fn run() -> ExitCode {
         Command::Controller(args) => controller::run(args),
         Command::Get(args) => get::run(args),
         Command::Classify(args) => classify::run(args),
-        Command::Demo(args) => crate::demo::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Schema(args) => {
             match args.output {
                 SchemaFormat::Json => print!("{}", api::schema::schema_text()),
@@ -303,7 +305,7 @@ async fn look(
         owner: settings.spec.owner.clone(),
     };
     let tmux =
-        crate::tmux::Tmux::connect(crate::tmux::Server::from_settings(settings), mode).await?;
+        crate::tmux::Tmux::connect(crate::controller::tmux_server(settings, false), mode).await?;
     let facts = crate::state::Facts::load(&settings.state_dir)?;
     let tz = jiff::tz::TimeZone::system();
     let round = crate::controller::round::Round {

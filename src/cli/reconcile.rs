@@ -1,11 +1,12 @@
 //! `failover diff` and `failover apply`.
 
+use crate::state::paths::APPLIED_FILE;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::act::Context;
 use crate::api::Settings;
-use crate::controller::handoff::{APPLIED_FILE, ManifestSet, Status};
+use crate::controller::handoff::{ManifestSet, Status};
 use crate::controller::lock::Lock;
 use crate::controller::round::{self, Desired, Round, Store, Watcher};
 use crate::plan::{self, Action, Outcome, Plan, Scope};
@@ -102,15 +103,18 @@ pub fn diff(args: DiffArgs) -> ExitCode {
         }
     };
     match args.output {
-        Output::Json => print!("{}", plan::render_json(&plan)),
+        Output::Json => print!("{}", super::render::render_json(&plan)),
         Output::Text => {
             if args.diff {
                 print!(
                     "{}",
-                    plan::render_diff(&l.desired.manifests, &observed, &plan, &owner)
+                    super::render::render_diff(&l.desired.manifests, &observed, &plan, &owner)
                 );
             }
-            print!("{}", plan::render_text(&plan, super::color_stdout()));
+            print!(
+                "{}",
+                super::render::render_text(&plan, super::color_stdout())
+            );
         }
     }
     exit_for(&plan)
@@ -154,7 +158,8 @@ pub fn apply(args: ApplyArgs) -> ExitCode {
     };
     let mut printer = Printer { journal, color };
     let result = l.runtime.block_on(async {
-        let tmux = Tmux::manage(&l.settings).await?;
+        let server = crate::controller::tmux_server(&l.settings, true);
+        let tmux = Tmux::manage(server, &owner).await?;
         let tz = jiff::tz::TimeZone::system();
         let round = Round {
             act: Context {
@@ -185,7 +190,7 @@ pub fn apply(args: ApplyArgs) -> ExitCode {
     }
     if !remaining.refused.is_empty() || !remaining.actions.is_empty() {
         println!();
-        print!("{}", plan::render_text(remaining, color));
+        print!("{}", super::render::render_text(remaining, color));
     }
     let (mut add, mut change, mut delete) = (0, 0, 0);
     for (action, result) in &converged.done {

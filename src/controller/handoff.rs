@@ -3,22 +3,13 @@
 //! controller runs with (`manifests.json`, read by `get`), and the controller's status
 //! after each reconcile (`status.json`, read by `apply --wait` and `get`).
 
+use crate::state::paths::STATUS_FILE;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::api::{self, LoadError, Manifests};
 use crate::state::{self, read_json, write_json};
-
-/// The folder of the hand-off, watched by the controller: only a hand-off lands there,
-/// so the controller's own writes to the state folder wake nothing.
-pub const HANDOFF_DIR: &str = "handoff";
-/// Where `apply` hands manifests to a running controller.
-pub const APPLIED_FILE: &str = "handoff/applied.json";
-/// The manifests the controller runs with.
-pub const RUNNING_FILE: &str = "manifests.json";
-/// The controller's status.
-pub const STATUS_FILE: &str = "status.json";
 
 /// A set of manifest texts with their file names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,11 +115,15 @@ mod tests {
     #[test]
     fn sets_should_round_trip_through_the_state_folder() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(ManifestSet::stored(dir.path(), APPLIED_FILE).unwrap(), None);
-        let set = ManifestSet::new(vec![("a.yaml".into(), "x: 1\n".into())]);
-        set.store(dir.path(), APPLIED_FILE).unwrap();
         assert_eq!(
-            ManifestSet::stored(dir.path(), APPLIED_FILE).unwrap(),
+            ManifestSet::stored(dir.path(), crate::state::paths::APPLIED_FILE).unwrap(),
+            None
+        );
+        let set = ManifestSet::new(vec![("a.yaml".into(), "x: 1\n".into())]);
+        set.store(dir.path(), crate::state::paths::APPLIED_FILE)
+            .unwrap();
+        assert_eq!(
+            ManifestSet::stored(dir.path(), crate::state::paths::APPLIED_FILE).unwrap(),
             Some(set)
         );
     }

@@ -1,14 +1,12 @@
 //! The exclusive lock that keeps a second controller out of a state folder. The lock
 //! file holds the holder's pid, so the refusal can name it.
 
+use crate::state::paths::LOCK_FILE;
 use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use crate::state::create_private_dir;
-
-/// The lock file's name inside the state folder.
-pub const LOCK_FILE: &str = "controller.lock";
 
 /// A held lock; released when dropped (or when the process dies).
 #[derive(Debug)]

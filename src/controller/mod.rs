@@ -12,6 +12,7 @@ mod runner;
 mod status;
 mod watch;
 
+use crate::state::paths::{APPLIED_FILE, CLIENTS_DIR, HANDOFF_DIR, RUNNING_FILE};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +28,7 @@ use crate::state::journal::{Journal, Kind};
 use crate::state::{self, Facts};
 use crate::tmux::{self, Server, Tmux};
 
-use handoff::{APPLIED_FILE, HANDOFF_DIR, ManifestSet, RUNNING_FILE};
+use handoff::ManifestSet;
 use lock::{Lock, LockError};
 use queue::WorkQueue;
 use round::{Desired, Store};
@@ -92,7 +93,7 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
     let _lock = Lock::acquire(&dir)?;
     // The watched folders exist from the start, so that the state folder itself, where
     // the controller writes after every reconcile, is never watched in their stead.
-    for watched in [HANDOFF_DIR, crate::report::REPORTS_DIR] {
+    for watched in [HANDOFF_DIR, crate::state::paths::REPORTS_DIR] {
         let path = dir.join(watched);
         state::create_private_dir(&path).map_err(|source| state::Error::Io { path, source })?;
     }
@@ -160,6 +161,17 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
     controller.run(stop).await
 }
 
+/// The tmux server `settings` name; with `record`, this process's control clients are
+/// recorded in the state folder, so that a successor can end them if it is killed.
+pub fn tmux_server(settings: &Settings, record: bool) -> Server {
+    let server = Server::new(settings.socket.clone()).with_config(settings.tmux_config.clone());
+    if record {
+        server.with_record(settings.state_dir.join(CLIENTS_DIR))
+    } else {
+        server
+    }
+}
+
 /// The longest wait between two tries to reach tmux at start.
 const CONNECT_MAX: Duration = Duration::from_secs(10);
 
@@ -174,13 +186,13 @@ async fn connect(
     journal: &mut Journal,
     stop: &tokio::sync::Notify,
 ) -> Result<Option<(Tmux, Observed)>, Error> {
-    let target = Server::from_settings(settings);
+    let target = tmux_server(settings, true);
     let (server, cli) = (target.describe(), target.command_line());
     let control = tmux::control_session(&settings.spec.owner);
     let dir = &settings.state_dir;
     let mut attempt: u32 = 0;
     loop {
-        let problem = match Tmux::manage(settings).await {
+        let problem = match Tmux::manage(target.clone(), &settings.spec.owner).await {
             Ok(Some(tmux)) => {
                 match observe::observe(Some(&tmux), manifests, facts.clone(), Some(dir)).await {
                     Ok(observed) => {

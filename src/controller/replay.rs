@@ -162,7 +162,7 @@ mod tests {
             "action": {"action": "rejectTask", "inbox": "q", "name": "empty.md"}});
         // The last line cut short by the crash.
         let text = format!("{line}\n{event}\n{rejected}\n{{\"time\": \"20");
-        std::fs::write(state.join(journal::JOURNAL_FILE), text).unwrap();
+        std::fs::write(state.join(crate::state::paths::JOURNAL_FILE), text).unwrap();
         let mut j = Journal::open(&state).unwrap();
         let later = last + second;
         // Ended with its event: nothing to write.

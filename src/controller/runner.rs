@@ -2,6 +2,7 @@
 //! queue — read the manifests again, reconcile the world (one [`Round`]), prune old
 //! records — fed by file watches, tmux notifications, a poll and a resync.
 
+use crate::state::paths::{APPLIED_FILE, HANDOFF_DIR, RUNNING_FILE};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 use tracing::{debug, error, info, warn};
 
-use super::handoff::{APPLIED_FILE, HANDOFF_DIR, ManifestSet, RUNNING_FILE};
+use super::handoff::ManifestSet;
 use super::queue::WorkQueue;
 use super::round::{Desired, Round, Store};
 use super::status::Reporter;
@@ -119,7 +120,7 @@ impl Controller {
         }
         let dir = &self.settings.state_dir;
         list.push((dir.join(HANDOFF_DIR), Key::Manifests));
-        list.push((dir.join(crate::report::REPORTS_DIR), Key::World));
+        list.push((dir.join(crate::state::paths::REPORTS_DIR), Key::World));
         for inbox in &self.desired.manifests.inboxes {
             list.push((inbox.spec.path.clone(), Key::World));
         }
@@ -322,7 +323,10 @@ impl Controller {
             }
         }
         // A hook killed between its write and its rename leaves a temp file behind.
-        let reports = self.settings.state_dir.join(crate::report::REPORTS_DIR);
+        let reports = self
+            .settings
+            .state_dir
+            .join(crate::state::paths::REPORTS_DIR);
         if let Some(minute_ago) = std::time::SystemTime::now().checked_sub(Duration::from_secs(60))
         {
             crate::tasks::prune(&reports, minute_ago, crate::report::is_temp);

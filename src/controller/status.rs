@@ -73,7 +73,7 @@ impl Reporter {
             if event.notifies() {
                 let mut note = detail.clone();
                 note["event"] = Value::String(kind.to_string());
-                crate::notify::send(&self.notifications, note);
+                crate::notifications::send(&self.notifications, note);
             }
             self.last_events.insert(kind, detail);
         }
@@ -192,7 +192,7 @@ impl Watcher for Reporter {
         match result {
             Ok(Outcome::Done) if matches!(action, Action::Task(TaskAction::StallTask { .. })) => {
                 if let Action::Task(TaskAction::StallTask { task }) = action {
-                    crate::notify::send(
+                    crate::notifications::send(
                         &self.notifications,
                         json!({"event": "taskStalled", "inbox": task.inbox, "task": task.name, "session": task.session}),
                     );

@@ -148,7 +148,7 @@ pub async fn observe(
     };
     let inboxes = inbox::observe_inboxes(manifests);
     let reports = state_dir
-        .map(|d| crate::report::read_all(&d.join(crate::report::REPORTS_DIR)))
+        .map(|d| crate::report::read_all(&d.join(crate::state::paths::REPORTS_DIR)))
         .unwrap_or_default();
     let evidence = inbox::evidence(manifests, &sessions, &inboxes, &facts, &reports);
     let turns = inbox::turns(manifests, &sessions, &inboxes, &facts);

@@ -7,7 +7,6 @@ mod agents;
 mod event;
 mod ledger;
 mod record;
-mod render;
 mod reports;
 mod restarts;
 mod screens;
@@ -28,7 +27,6 @@ pub use action::{
 };
 pub use event::Event;
 pub use record::{Outcome, record};
-pub use render::{render_diff, render_json, render_text};
 
 /// What one reconcile should do.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

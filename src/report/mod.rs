@@ -16,8 +16,6 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The folder of the state folder reports are written to.
-pub const REPORTS_DIR: &str = "reports";
 /// The variable naming the tmux session an agent runs in (set by failover).
 pub const ENV_SESSION: &str = "FAILOVER_SESSION";
 /// The variable naming the folder reports go to (set by failover).
@@ -473,7 +471,7 @@ mod tests {
     #[test]
     fn reports_should_round_trip_through_their_folder_in_time_order() {
         let dir = tempfile::tempdir().unwrap();
-        let reports = dir.path().join(REPORTS_DIR);
+        let reports = dir.path().join(crate::state::paths::REPORTS_DIR);
         let mut first = record("UserPromptSubmit", json!({"prompt_id": "p", "prompt": "x"}));
         let mut second = record("Stop", json!({"prompt_id": "p"}));
         second.at = "2026-11-30T10:00:01Z".parse().unwrap();

@@ -1,6 +1,7 @@
 //! The append-only event journal: one JSON object per line in `journal.jsonl`, saying
 //! what the controller did and decided, and why.
 
+use crate::state::paths::JOURNAL_FILE;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,9 +10,6 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{Error, create_private_dir};
-
-/// The journal file's name inside the state folder.
-pub const JOURNAL_FILE: &str = "journal.jsonl";
 
 /// What a journal entry records: its `event` field.
 #[derive(

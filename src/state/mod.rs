@@ -4,15 +4,14 @@
 //! fsync, rename; mode 0600), and the append-only [`journal`].
 
 pub mod journal;
+pub mod paths;
 
+use paths::FACTS_FILE;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-
-/// The facts file's name inside the state folder.
-pub const FACTS_FILE: &str = "facts.json";
 
 /// Facts that outlive a reconcile.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -59,11 +59,6 @@ impl Server {
         }
     }
 
-    /// The server the settings name.
-    pub fn from_settings(settings: &crate::api::Settings) -> Self {
-        Self::new(settings.socket.clone()).with_config(settings.tmux_config.clone())
-    }
-
     /// The same server, started with the configuration file `config` when failover
     /// starts it.
     pub fn with_config(mut self, config: Option<PathBuf>) -> Self {
@@ -190,17 +185,18 @@ impl Tmux {
         }
     }
 
-    /// A managing connection for a controller or `apply` with `settings`: control
-    /// clients left behind by killed predecessors on this server are ended first (see
-    /// [`super::leftovers`]), and this process's own are recorded in the state folder.
-    pub async fn manage(settings: &crate::api::Settings) -> Result<Option<Self>, Error> {
-        let records = settings.state_dir.join("clients");
-        let server = Server::from_settings(settings).with_record(records.clone());
-        let owner = settings.spec.owner.clone();
-        let ended = super::leftovers::end_leftovers(&records, &server, &owner);
-        if !ended.is_empty() {
-            tracing::warn!(pids = ?ended, "ended tmux control clients a killed failover left behind");
+    /// A managing connection for a controller or `apply` marking its sessions with
+    /// `owner`: control clients left behind by killed predecessors on this server are
+    /// ended first (see [`super::leftovers`]), and this process's own are recorded in the
+    /// server's record folder.
+    pub async fn manage(server: Server, owner: &str) -> Result<Option<Self>, Error> {
+        if let Some(records) = &server.record {
+            let ended = super::leftovers::end_leftovers(records, &server, owner);
+            if !ended.is_empty() {
+                tracing::warn!(pids = ?ended, "ended tmux control clients a killed failover left behind");
+            }
         }
+        let owner = owner.to_owned();
         Self::connect(server, Mode::Manage { owner }).await
     }
 

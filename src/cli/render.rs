@@ -6,9 +6,9 @@ use std::fmt::Write;
 
 use serde_json::{Value, json};
 
-use super::{Action, Event, FsAction, Plan, SessionAction};
 use crate::api::Manifests;
 use crate::observe::{Entry, Observed};
+use crate::plan::{Action, Event, FsAction, Plan, SessionAction};
 
 const GREEN: &str = "\x1b[32m";
 const YELLOW: &str = "\x1b[33m";
@@ -194,8 +194,8 @@ pub fn render_diff(m: &Manifests, observed: &Observed, plan: &Plan, owner: &str)
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::*;
     use super::*;
+    use crate::plan::fixtures::*;
 
     #[test]
     fn render_text_should_sign_actions_and_close_with_counts() {
@@ -268,7 +268,10 @@ mod tests {
     fn render_text_should_say_no_changes_and_list_refusals() {
         let mut p = Plan::default();
         assert_eq!(render_text(&p, false), "No changes.\n");
-        p.refuse("/h/x", "a file is in the way");
+        p.refused.push(crate::plan::Refusal {
+            object: "/h/x".into(),
+            reason: "a file is in the way".into(),
+        });
         let text = render_text(&p, false);
         assert!(text.contains("  ! /h/x: a file is in the way"), "{text}");
         assert!(text.ends_with("No changes. 1 item refused.\n"), "{text}");

@@ -173,7 +173,7 @@ fn demo(args: &Args) -> Result<(), String> {
     say(start, &format!("controller started (pid {})", child.id()));
     demo.controller = Some(child);
     let state = root.join("state");
-    let journal = state.join(crate::state::journal::JOURNAL_FILE);
+    let journal = state.join(crate::state::paths::JOURNAL_FILE);
     let mut narrator = Narrator {
         state: state.clone(),
         seen: 0,
