@@ -410,3 +410,69 @@ fn check_unique_paths(docs: &[Doc], kind: Kind, pointer: &str, what: &str, out: 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    /// The schema node at `pointer` below `node`: `$ref`s followed, the branches of
+    /// `anyOf`/`oneOf`/`allOf` tried, `{i}` or a number an array's items, `{field}` any
+    /// property.
+    fn resolve<'a>(root: &'a Value, node: &'a Value, segments: &[&str]) -> bool {
+        if let Some(r) = node["$ref"].as_str() {
+            let target = r.trim_start_matches('#');
+            return root
+                .pointer(target)
+                .is_some_and(|n| resolve(root, n, segments));
+        }
+        for branches in ["anyOf", "oneOf", "allOf"] {
+            if let Some(list) = node[branches].as_array()
+                && list.iter().any(|b| resolve(root, b, segments))
+            {
+                return true;
+            }
+        }
+        let Some((first, rest)) = segments.split_first() else {
+            return true;
+        };
+        if *first == "{i}" || first.parse::<usize>().is_ok() {
+            return node.get("items").is_some_and(|n| resolve(root, n, rest));
+        }
+        let Some(props) = node["properties"].as_object() else {
+            return false;
+        };
+        if *first == "{field}" {
+            return props.values().any(|n| resolve(root, n, rest));
+        }
+        props.get(*first).is_some_and(|n| resolve(root, n, rest))
+    }
+
+    #[test]
+    fn every_pointer_validation_reads_should_resolve_in_the_schema() {
+        let root = super::super::schema::schema();
+        let source = include_str!("validate.rs");
+        let re = regex::Regex::new(r#""(/(?:spec|metadata)/[^"]*)""#).unwrap();
+        let pointers: Vec<&str> = re
+            .captures_iter(source)
+            .filter_map(|c| c.get(1).map(|m| m.as_str()))
+            .collect();
+        assert!(pointers.len() > 20, "{pointers:?}");
+        let bogus = ["home", "tmux", "sokcet"];
+        assert!(!resolve(root, &root["$defs"]["ControllerConfigSpec"], &bogus[1..]));
+        let specs: Vec<&Value> = root["$defs"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(name, _)| name.ends_with("Spec"))
+            .map(|(_, v)| v)
+            .collect();
+        for pointer in pointers {
+            let segments: Vec<&str> = pointer.split('/').skip(1).collect();
+            let found = match segments.split_first() {
+                Some((&"spec", rest)) => specs.iter().any(|s| resolve(root, s, rest)),
+                _ => resolve(root, root, &segments),
+            };
+            assert!(found, "validation reads {pointer}, which the schema does not have");
+        }
+    }
+}
