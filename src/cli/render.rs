@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::api::Manifests;
 use crate::observe::{Entry, Observed};
-use crate::plan::{Action, Event, FsAction, Plan, SessionAction};
+use crate::plan::{Action, Event, FsAction, Plan, SessionAction, TaskAction};
 
 const GREEN: &str = "\x1b[32m";
 const YELLOW: &str = "\x1b[33m";
@@ -179,8 +179,18 @@ pub fn render_diff(m: &Manifests, observed: &Observed, plan: &Plan, owner: &str)
                 );
             }
             Action::Fs(FsAction::CreateDir { .. } | FsAction::ConfigureAgent { .. })
-            | Action::Session(SessionAction::RecycleSession { .. })
-            | Action::Task(_) => {}
+            | Action::Session(SessionAction::RecycleSession { .. }) => {}
+            // Tasks are not part of the world's YAML.
+            Action::Task(
+                TaskAction::DispatchTask { .. }
+                | TaskAction::PasteTask { .. }
+                | TaskAction::ContinueTask { .. }
+                | TaskAction::SubmitTask { .. }
+                | TaskAction::CompleteTask { .. }
+                | TaskAction::RequeueTask { .. }
+                | TaskAction::RejectTask { .. }
+                | TaskAction::StallTask { .. },
+            ) => {}
         }
     }
     let yaml = |map: &BTreeMap<String, Value>| serde_saphyr::to_string(map).unwrap_or_default();

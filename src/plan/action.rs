@@ -301,16 +301,9 @@ impl Action {
     /// How it counts.
     pub fn change(&self) -> Change {
         match self {
-            Action::Fs(FsAction::CreateDir { .. } | FsAction::CreateLink { .. })
-            | Action::Session(SessionAction::CreateSession { .. }) => Change::Add,
-            Action::Session(SessionAction::DeleteSession { .. }) => Change::Delete,
-            Action::Fs(FsAction::ConfigureAgent { .. })
-            | Action::Session(
-                SessionAction::RestartSession { .. }
-                | SessionAction::MoveSession { .. }
-                | SessionAction::RecycleSession { .. },
-            )
-            | Action::Task(_) => Change::Change,
+            Action::Fs(a) => a.change(),
+            Action::Session(a) => a.change(),
+            Action::Task(a) => a.change(),
         }
     }
 
@@ -324,52 +317,126 @@ impl Action {
     }
 
     /// Where it goes in a plan: folders before the links into them, agent settings
-    /// before the agents that read them, deletions to free names for creations.
+    /// before the agents that read them, deletions to free names for creations, the
+    /// sessions before the tasks they run.
     pub(super) fn order(&self) -> u8 {
         match self {
-            Action::Fs(FsAction::CreateDir { .. }) => 0,
-            Action::Fs(FsAction::CreateLink { .. }) => 1,
-            Action::Fs(FsAction::ConfigureAgent { .. }) => 2,
-            Action::Session(s) => match s {
-                SessionAction::DeleteSession { .. } => 3,
-                SessionAction::CreateSession { .. } => 4,
-                SessionAction::RestartSession { .. } => 5,
-                SessionAction::MoveSession { .. } => 6,
-                SessionAction::RecycleSession { .. } => 7,
-            },
-            Action::Task(_) => 7,
+            Action::Fs(a) => a.order(),
+            Action::Session(a) => a.order(),
+            Action::Task(a) => a.order(),
         }
     }
 
     /// The journal event it is written as, given what it came to.
     pub fn event(&self, result: &Result<Outcome, String>) -> Kind {
         match self {
-            Action::Fs(_) | Action::Session(_) => Kind::Action,
-            Action::Task(t) => match t {
-                // A task that must not be sent went to `failed/` instead.
-                TaskAction::DispatchTask { .. } if matches!(result, Ok(Outcome::Rejected(_))) => {
-                    Kind::TaskFailed
-                }
-                TaskAction::DispatchTask { .. } => Kind::TaskClaimed,
-                TaskAction::CompleteTask { .. } => Kind::TaskDone,
-                TaskAction::RequeueTask { failed: true, .. } | TaskAction::RejectTask { .. } => {
-                    Kind::TaskFailed
-                }
-                TaskAction::RequeueTask { .. } => Kind::TaskRequeued,
-                TaskAction::StallTask { .. } => Kind::TaskStalled,
-                TaskAction::PasteTask { .. }
-                | TaskAction::ContinueTask { .. }
-                | TaskAction::SubmitTask { .. } => Kind::Action,
-            },
+            Action::Fs(a) => a.event(),
+            Action::Session(a) => a.event(),
+            Action::Task(a) => a.event(result),
+        }
+    }
+}
+
+impl FsAction {
+    fn change(&self) -> Change {
+        match self {
+            FsAction::CreateDir { .. } | FsAction::CreateLink { .. } => Change::Add,
+            FsAction::ConfigureAgent { .. } => Change::Change,
         }
     }
 
-    /// The session it acts on, if any.
-    pub fn session(&self) -> Option<&str> {
+    fn order(&self) -> u8 {
         match self {
-            Action::Fs(_) => None,
-            Action::Session(s) => Some(s.name()),
-            Action::Task(t) => t.task().map(|t| t.session.as_str()),
+            FsAction::CreateDir { .. } => 0,
+            FsAction::CreateLink { .. } => 1,
+            FsAction::ConfigureAgent { .. } => 2,
+        }
+    }
+
+    fn event(&self) -> Kind {
+        match self {
+            FsAction::CreateDir { .. }
+            | FsAction::CreateLink { .. }
+            | FsAction::ConfigureAgent { .. } => Kind::Action,
+        }
+    }
+}
+
+impl SessionAction {
+    fn change(&self) -> Change {
+        match self {
+            SessionAction::CreateSession { .. } => Change::Add,
+            SessionAction::DeleteSession { .. } => Change::Delete,
+            SessionAction::RestartSession { .. }
+            | SessionAction::MoveSession { .. }
+            | SessionAction::RecycleSession { .. } => Change::Change,
+        }
+    }
+
+    fn order(&self) -> u8 {
+        match self {
+            SessionAction::DeleteSession { .. } => 3,
+            SessionAction::CreateSession { .. } => 4,
+            SessionAction::RestartSession { .. } => 5,
+            SessionAction::MoveSession { .. } => 6,
+            SessionAction::RecycleSession { .. } => 7,
+        }
+    }
+
+    fn event(&self) -> Kind {
+        match self {
+            SessionAction::CreateSession { .. }
+            | SessionAction::RestartSession { .. }
+            | SessionAction::MoveSession { .. }
+            | SessionAction::DeleteSession { .. }
+            | SessionAction::RecycleSession { .. } => Kind::Action,
+        }
+    }
+}
+
+impl TaskAction {
+    fn change(&self) -> Change {
+        match self {
+            TaskAction::DispatchTask { .. }
+            | TaskAction::PasteTask { .. }
+            | TaskAction::ContinueTask { .. }
+            | TaskAction::SubmitTask { .. }
+            | TaskAction::CompleteTask { .. }
+            | TaskAction::RequeueTask { .. }
+            | TaskAction::RejectTask { .. }
+            | TaskAction::StallTask { .. } => Change::Change,
+        }
+    }
+
+    fn order(&self) -> u8 {
+        match self {
+            TaskAction::DispatchTask { .. }
+            | TaskAction::PasteTask { .. }
+            | TaskAction::ContinueTask { .. }
+            | TaskAction::SubmitTask { .. }
+            | TaskAction::CompleteTask { .. }
+            | TaskAction::RequeueTask { .. }
+            | TaskAction::RejectTask { .. }
+            | TaskAction::StallTask { .. } => 7,
+        }
+    }
+
+    fn event(&self, result: &Result<Outcome, String>) -> Kind {
+        match self {
+            // A task that must not be sent went to `failed/` instead.
+            TaskAction::DispatchTask { .. } if matches!(result, Ok(Outcome::Rejected(_))) => {
+                Kind::TaskFailed
+            }
+            TaskAction::DispatchTask { .. } => Kind::TaskClaimed,
+            TaskAction::CompleteTask { .. } => Kind::TaskDone,
+            TaskAction::RequeueTask { failed: true, .. } | TaskAction::RejectTask { .. } => {
+                Kind::TaskFailed
+            }
+            TaskAction::RequeueTask { .. } => Kind::TaskRequeued,
+            TaskAction::StallTask { .. } => Kind::TaskStalled,
+            TaskAction::PasteTask { .. }
+            | TaskAction::ContinueTask { .. }
+            | TaskAction::SubmitTask { .. } => Kind::Action,
         }
     }
 }

@@ -249,16 +249,17 @@ pub fn plan(m: &Manifests, observed: &Observed, ctx: &Context) -> Plan {
     let moving: std::collections::BTreeSet<String> = plan
         .actions
         .iter()
-        .filter_map(|a| match a {
-            Action::Session(SessionAction::MoveSession { session, .. }) => {
+        .filter_map(|a| {
+            if let Action::Session(SessionAction::MoveSession { session, .. }) = a {
                 Some(session.name.clone())
+            } else {
+                None
             }
-            Action::Fs(_) | Action::Session(_) | Action::Task(_) => None,
         })
         .collect();
-    plan.actions.retain(|a| match a {
-        Action::Task(t) if t.types() => t.task().is_none_or(|t| !moving.contains(&t.session)),
-        Action::Fs(_) | Action::Session(_) | Action::Task(_) => true,
+    plan.actions.retain(|a| {
+        let Action::Task(t) = a else { return true };
+        !t.types() || t.task().is_none_or(|t| !moving.contains(&t.session))
     });
     plan.actions.sort_by_key(Action::order);
     plan

@@ -2,7 +2,7 @@
 
 use jiff::Timestamp;
 
-use super::{Action, SessionAction, TaskAction, TaskRef};
+use super::{Action, FsAction, SessionAction, TaskAction, TaskRef};
 use crate::state::{Facts, Stage, TaskFacts};
 
 /// What a successful action came to.
@@ -29,9 +29,18 @@ pub fn record(
 ) {
     let Ok(outcome) = result else { return };
     match action {
-        Action::Fs(_) => {}
+        Action::Fs(a) => record_fs(a),
         Action::Session(a) => record_session(facts, a, outcome, now),
         Action::Task(a) => record_task(facts, a, outcome, now),
+    }
+}
+
+/// A folder, link or agent settings file was written: nothing the facts keep.
+fn record_fs(action: &FsAction) {
+    match action {
+        FsAction::CreateDir { .. }
+        | FsAction::CreateLink { .. }
+        | FsAction::ConfigureAgent { .. } => {}
     }
 }
 
