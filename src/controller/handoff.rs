@@ -61,7 +61,7 @@ fn generation(files: &[(String, String)]) -> String {
     let bytes = files
         .iter()
         .flat_map(|(name, text)| name.bytes().chain([0]).chain(text.bytes()).chain([0]));
-    format!("{:016x}", state::stable_hash(bytes))
+    format!("{:016x}", state::hash::stable_hash(bytes))
 }
 
 /// The controller's view after a reconcile.

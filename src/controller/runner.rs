@@ -11,17 +11,28 @@ use std::time::Duration;
 use serde_json::json;
 use tracing::{debug, error, info, warn};
 
+use super::error::Error;
 use super::handoff::ManifestSet;
 use super::queue::WorkQueue;
 use super::round::{Desired, Round, Store};
 use super::status::Reporter;
 use super::watch::Watches;
-use super::{Error, Key};
 use crate::act;
 use crate::api::{LoadError, Settings};
 use crate::plan::Scope;
 use crate::state::journal::Kind;
 use crate::tmux::{Event, Tmux};
+
+/// What a reconcile is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// Read the manifests again (files edited, or handed over by `apply`).
+    Manifests,
+    /// Observe, plan and act.
+    World,
+    /// Prune `done/` and `failed/` past their retention.
+    Janitor,
+}
 
 /// The running controller.
 pub(super) struct Controller {

@@ -26,7 +26,7 @@ pub(super) struct Reading {
 /// count is not progress, so a hung turn still reads as unchanged.
 /// Stable across builds: it is kept in the facts across restarts and upgrades.
 pub(super) fn screen_hash(text: &str) -> u64 {
-    crate::state::stable_hash(text.bytes().filter(|b| !b.is_ascii_digit()))
+    crate::state::hash::stable_hash(text.bytes().filter(|b| !b.is_ascii_digit()))
 }
 
 /// The readings of the live agent panes of our sessions that have a screen, by session.

@@ -171,7 +171,7 @@ pub struct Report {
 /// (seen on 2.1.329: the end trimmed, tabs as four spaces, `\r` as a newline, long
 /// pastes wrapped), so the same task reads the same on both sides.
 pub fn text_hash(text: &str) -> u64 {
-    crate::state::stable_hash(
+    crate::state::hash::stable_hash(
         unwrap_pasted(text)
             .chars()
             .filter(|c| !c.is_whitespace())

@@ -3,6 +3,7 @@
 //! runs what, conversations to resume, the last swap), written atomically (temp file,
 //! fsync, rename; mode 0600), and the append-only [`journal`].
 
+pub mod hash;
 pub mod journal;
 pub mod paths;
 
@@ -363,14 +364,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io)
-}
-
-/// FNV-1a over `bytes`: a hash that is the same on every build (unlike
-/// `DefaultHasher`), for hashes kept on disk or compared across processes.
-pub fn stable_hash(bytes: impl IntoIterator<Item = u8>) -> u64 {
-    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// Creates `dir` and its parents, the last one with mode 0700.

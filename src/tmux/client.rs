@@ -9,18 +9,19 @@
 //! fails and the next command reconnects.
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::{Mutex, broadcast, oneshot};
 
 use super::Error;
 use super::proto::{Cmd, Guard, Line, Notification, list_line, parse_line};
+use super::server::{Server, control_session};
 
 /// How long one command may take before the connection is considered stuck.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -28,82 +29,6 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest text [`Tmux::paste`] sends.
 pub const MAX_PASTE: usize = 1 << 20;
-
-static SPAWNED: AtomicU64 = AtomicU64::new(0);
-
-/// How many tmux processes this process has started (connections and version checks).
-/// Observation must not add to it once connected.
-pub fn processes_started() -> u64 {
-    SPAWNED.load(Ordering::Relaxed)
-}
-
-/// Which tmux server to talk to.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Server {
-    /// `tmux -S <socket>`; `None` is the user's default server.
-    pub socket: Option<PathBuf>,
-    /// `tmux -f <config>` when failover starts the server; `None` is tmux's default.
-    pub config: Option<PathBuf>,
-    /// Where a managing connection records the pids of its control clients (see
-    /// [`super::leftovers`]); `None` records nothing.
-    pub record: Option<PathBuf>,
-}
-
-impl Server {
-    /// The server at `socket`, or the default one.
-    pub fn new(socket: Option<PathBuf>) -> Self {
-        Self {
-            socket,
-            config: None,
-            record: None,
-        }
-    }
-
-    /// The same server, started with the configuration file `config` when failover
-    /// starts it.
-    pub fn with_config(mut self, config: Option<PathBuf>) -> Self {
-        self.config = config;
-        self
-    }
-
-    fn command(&self) -> Command {
-        SPAWNED.fetch_add(1, Ordering::Relaxed);
-        let mut cmd = Command::new("tmux");
-        if let Some(socket) = &self.socket {
-            cmd.arg("-S").arg(socket);
-        }
-        if let Some(config) = &self.config {
-            cmd.arg("-f").arg(config);
-        }
-        cmd.env_remove("TMUX");
-        cmd.kill_on_drop(true);
-        cmd
-    }
-
-    /// The same server, the pids of the control clients a managing connection starts
-    /// recorded in `dir`, so that the next process can end those a crash left behind.
-    pub fn with_record(mut self, dir: PathBuf) -> Self {
-        self.record = Some(dir);
-        self
-    }
-
-    /// The `tmux` command line that reaches this server, for messages that tell the
-    /// operator what to run.
-    pub fn command_line(&self) -> String {
-        match &self.socket {
-            Some(s) => format!("tmux -S {}", s.display()),
-            None => "tmux".to_owned(),
-        }
-    }
-
-    /// How messages name the server.
-    pub fn describe(&self) -> String {
-        match &self.socket {
-            Some(s) => s.display().to_string(),
-            None => "default".to_owned(),
-        }
-    }
-}
 
 /// What a connection may do to the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,11 +55,6 @@ impl Mode {
             Mode::Manage { owner } | Mode::Observe { owner } => owner,
         }
     }
-}
-
-/// The name of the idle session a managing connection attaches to.
-pub fn control_session(owner: &str) -> String {
-    format!("_{owner}-control")
 }
 
 /// Something the server said without being asked.

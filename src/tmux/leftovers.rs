@@ -12,7 +12,7 @@
 
 use std::path::Path;
 
-use super::client::{Server, control_session};
+use super::server::{Server, control_session};
 
 /// This process's record in `dir`.
 fn own_record(dir: &Path) -> std::path::PathBuf {

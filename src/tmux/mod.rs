@@ -5,12 +5,14 @@
 mod client;
 mod leftovers;
 pub mod proto;
+mod server;
 
 use std::path::PathBuf;
 
-pub use client::{Event, MAX_PASTE, Mode, Server, Tmux, control_session, processes_started};
+pub use client::{Event, MAX_PASTE, Mode, Tmux};
 pub use leftovers::end_leftovers;
 pub use proto::Cmd;
+pub use server::{Server, control_session, processes_started};
 
 /// What went wrong talking to tmux.
 #[derive(Debug, thiserror::Error)]
