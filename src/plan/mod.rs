@@ -202,20 +202,7 @@ pub fn plan(m: &Manifests, observed: &Observed, ctx: &Context) -> Plan {
     turns::adopt(m, observed, now, &mut plan);
     let limits = reports::fold(m, observed, ctx, &mut plan);
     ledger::plan_ledger(m, observed, &readings, &limits, now, &mut plan);
-    // A redrawn limit does not make a session wait, unless a turn of a task is under
-    // way there: then a limit on screen is never taken for its end.
-    let redraw: std::collections::BTreeSet<String> = plan
-        .facts
-        .sessions
-        .iter()
-        .filter(|(_, f)| {
-            f.redraw
-                && f.task
-                    .as_ref()
-                    .is_none_or(|t| t.stage == crate::state::Stage::Resuming)
-        })
-        .map(|(name, _)| name.clone())
-        .collect();
+    let redraw = redrawn(&plan);
     let account = plan.account.clone();
     let intake = account
         .clone()
@@ -245,7 +232,30 @@ pub fn plan(m: &Manifests, observed: &Observed, ctx: &Context) -> Plan {
     }
     sessions::plan_sessions(m, observed, owner, now, &broken, &view, &mut plan);
     restarts::plan_restarts(m, observed, now, &mut plan);
-    // A session being moved gets no text this time: the next plan sees its new agent.
+    hold_text_of_moving(&mut plan);
+    plan.actions.sort_by_key(Action::order);
+    plan
+}
+
+/// The sessions whose screen redraws an old limit that makes no one wait: a redrawn
+/// limit does not make a session wait, unless a turn of a task is under way there (then
+/// a limit on screen is never taken for its end).
+fn redrawn(plan: &Plan) -> std::collections::BTreeSet<String> {
+    plan.facts
+        .sessions
+        .iter()
+        .filter(|(_, f)| {
+            f.redraw
+                && f.task
+                    .as_ref()
+                    .is_none_or(|t| t.stage == crate::state::Stage::Resuming)
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// A session being moved gets no text this time: the next plan sees its new agent.
+fn hold_text_of_moving(plan: &mut Plan) {
     let moving: std::collections::BTreeSet<String> = plan
         .actions
         .iter()
@@ -261,8 +271,6 @@ pub fn plan(m: &Manifests, observed: &Observed, ctx: &Context) -> Plan {
         let Action::Task(t) = a else { return true };
         !t.types() || t.task().is_none_or(|t| !moving.contains(&t.session))
     });
-    plan.actions.sort_by_key(Action::order);
-    plan
 }
 
 #[cfg(test)]

@@ -35,6 +35,20 @@ pub(super) struct LimitReport {
 /// Use levels whose crossing is journaled, besides `quota.moveAt`.
 const LEVELS: [f64; 4] = [50.0, 75.0, 90.0, 100.0];
 
+/// One report, where it came from.
+struct Origin<'r> {
+    /// The session whose agent wrote it.
+    session: &'r str,
+    /// The report.
+    report: &'r Report,
+    /// The pid of the session's live agent.
+    pane: Option<u32>,
+    /// Written by that agent (not an earlier one of the session).
+    current: bool,
+    /// The account it ran under.
+    account: Option<String>,
+}
+
 /// Folds every observed report into `plan.facts`; the usage limits reported.
 pub(super) fn fold(
     m: &Manifests,
@@ -42,117 +56,137 @@ pub(super) fn fold(
     ctx: &Context,
     plan: &mut Plan,
 ) -> Vec<LimitReport> {
-    let now = ctx.now;
     let mut limits = Vec::new();
-    // As the screens are read: a reset time without a zone is the local time.
-    let local = ctx.local();
     for (session, reports) in &o.reports {
-        let pane = o
-            .sessions
-            .get(session)
-            .filter(|s| !s.pane.dead)
-            .map(|s| s.pane.pid);
-        let account_now = o.sessions.get(session).and_then(|s| s.account.clone());
+        let live = o.sessions.get(session);
+        let pane = live.filter(|s| !s.pane.dead).map(|s| s.pane.pid);
+        let account_now = live.and_then(|s| s.account.clone());
         for r in reports {
             plan.consumed.push(r.path.clone());
-            let current = pane.is_some_and(|pid| r.pids.contains(&pid));
-            let account = r.account.clone().or_else(|| account_now.clone());
-            match &r.event {
-                Event::Started {
-                    conversation,
-                    transcript,
-                    ..
-                } if current => {
-                    let f = plan.facts.sessions.entry(session.clone()).or_default();
-                    f.agent = pane.map(|pid| AgentFacts {
-                        pid,
-                        conversation: conversation.clone(),
-                        transcript: transcript.clone(),
-                    });
-                    f.status_at = None;
-                    // Read after the agent's first prompt (its file landed late): that
-                    // prompt's task runs in this conversation.
-                    if let Some(t) = f.task.as_mut().filter(|t| t.prompt_id.is_some())
-                        && t.conversation.is_none()
-                    {
-                        t.conversation = Some((conversation.clone(), transcript.clone()));
-                    }
-                }
-                Event::Submitted {
-                    prompt_id,
-                    prompt_hash,
-                } => submitted(plan, session, r, prompt_id, *prompt_hash, current),
-                Event::Stopped { prompt_id, reply } => {
-                    let Some(f) = ended(plan, session, r, prompt_id, None, reply) else {
-                        continue;
-                    };
-                    if let Some(t) = f
-                        .task
-                        .as_mut()
-                        .filter(|t| t.prompt_id.as_ref() == Some(prompt_id))
-                    {
-                        t.ended = Some(Ended::Reply {
-                            reply: reply.clone(),
-                            how: "Stop report".into(),
-                            at: r.at,
-                        });
-                    }
-                }
-                Event::Failed {
-                    prompt_id,
-                    error,
-                    message,
-                } => {
-                    let class = (error == "rate_limit").then(|| {
-                        ctx.classifiers
-                            .of_session(m, session)
-                            .map_or((Class::QuotaExhausted, None), |c| {
-                                c.read_limit(message, &local)
-                            })
-                    });
-                    let quota = matches!(class, Some((Class::QuotaExhausted, _)));
-                    if quota && let Some(account) = &account {
-                        let reset = class.and_then(|(_, t)| t);
-                        limits.push(LimitReport {
-                            account: account.clone(),
-                            session: session.clone(),
-                            message: message.clone(),
-                            resets_at: reset.or_else(|| usage_reset(plan, account, now)),
-                            at: r.at,
-                        });
-                    }
-                    let Some(f) = ended(plan, session, r, prompt_id, Some(error), message) else {
-                        continue;
-                    };
-                    if let Some(t) = f
-                        .task
-                        .as_mut()
-                        .filter(|t| t.prompt_id.as_ref() == Some(prompt_id))
-                    {
-                        if quota {
-                            t.at_limit = true;
-                        } else {
-                            t.ended = Some(Ended::Failed {
-                                error: error.clone(),
-                                message: message.clone(),
-                            });
-                        }
-                    }
-                }
-                Event::Status { usage } => {
-                    if current {
-                        let f = plan.facts.sessions.entry(session.clone()).or_default();
-                        f.status_at = f.status_at.max(Some(r.at));
-                    }
-                    if let (Some(usage), Some(account)) = (usage, account) {
-                        read_usage(m, plan, &account, session, *usage, r.at, now);
-                    }
-                }
-                Event::Started { .. } | Event::Other(_) => {}
-            }
+            let from = Origin {
+                session,
+                report: r,
+                pane,
+                current: pane.is_some_and(|pid| r.pids.contains(&pid)),
+                account: r.account.clone().or_else(|| account_now.clone()),
+            };
+            limits.extend(fold_one(m, ctx, &from, plan));
         }
     }
     limits
+}
+
+/// Folds one report; the usage limit it reports, if any.
+fn fold_one(m: &Manifests, ctx: &Context, from: &Origin, plan: &mut Plan) -> Option<LimitReport> {
+    let (session, r) = (from.session, from.report);
+    match &r.event {
+        Event::Started {
+            conversation,
+            transcript,
+            ..
+        } if from.current => {
+            let f = plan.facts.sessions.entry(session.to_owned()).or_default();
+            f.agent = from.pane.map(|pid| AgentFacts {
+                pid,
+                conversation: conversation.clone(),
+                transcript: transcript.clone(),
+            });
+            f.status_at = None;
+            // Read after the agent's first prompt (its file landed late): that prompt's
+            // task runs in this conversation.
+            if let Some(t) = f.task.as_mut().filter(|t| t.prompt_id.is_some())
+                && t.conversation.is_none()
+            {
+                t.conversation = Some((conversation.clone(), transcript.clone()));
+            }
+        }
+        Event::Submitted {
+            prompt_id,
+            prompt_hash,
+        } => submitted(plan, session, r, prompt_id, *prompt_hash, from.current),
+        Event::Stopped { prompt_id, reply } => {
+            let f = ended(plan, session, r, prompt_id, None, reply)?;
+            if let Some(t) = f
+                .task
+                .as_mut()
+                .filter(|t| t.prompt_id.as_ref() == Some(prompt_id))
+            {
+                t.ended = Some(Ended::Reply {
+                    reply: reply.clone(),
+                    how: "Stop report".into(),
+                    at: r.at,
+                });
+            }
+        }
+        Event::Failed {
+            prompt_id,
+            error,
+            message,
+        } => return failed(m, ctx, from, prompt_id, error, message, plan),
+        Event::Status { usage } => {
+            if from.current {
+                let f = plan.facts.sessions.entry(session.to_owned()).or_default();
+                f.status_at = f.status_at.max(Some(r.at));
+            }
+            if let (Some(usage), Some(account)) = (usage, &from.account) {
+                read_usage(m, plan, account, session, *usage, r.at, ctx.now);
+            }
+        }
+        Event::Started { .. } | Event::Other(_) => {}
+    }
+    None
+}
+
+/// A turn ended on an error: a usage limit is the ledger's (and the task's turn waits
+/// at it); any other error ends the task's turn as failed.
+fn failed(
+    m: &Manifests,
+    ctx: &Context,
+    from: &Origin,
+    prompt_id: &str,
+    error: &str,
+    message: &str,
+    plan: &mut Plan,
+) -> Option<LimitReport> {
+    let (session, r) = (from.session, from.report);
+    // As the screens are read: a reset time without a zone is the local time.
+    let class = (error == "rate_limit").then(|| {
+        ctx.classifiers
+            .of_session(m, session)
+            .map_or((Class::QuotaExhausted, None), |c| {
+                c.read_limit(message, &ctx.local())
+            })
+    });
+    let quota = matches!(class, Some((Class::QuotaExhausted, _)));
+    let limit = match &from.account {
+        Some(account) if quota => Some(LimitReport {
+            account: account.clone(),
+            session: session.to_owned(),
+            message: message.to_owned(),
+            resets_at: class
+                .and_then(|(_, t)| t)
+                .or_else(|| usage_reset(plan, account, ctx.now)),
+            at: r.at,
+        }),
+        Some(_) | None => None,
+    };
+    let error = error.to_owned();
+    if let Some(f) = ended(plan, session, r, prompt_id, Some(&error), message)
+        && let Some(t) = f
+            .task
+            .as_mut()
+            .filter(|t| t.prompt_id.as_deref() == Some(prompt_id))
+    {
+        if quota {
+            t.at_limit = true;
+        } else {
+            t.ended = Some(Ended::Failed {
+                error,
+                message: message.to_owned(),
+            });
+        }
+    }
+    limit
 }
 
 /// A prompt was submitted: the turn under way, and a task's turn taken when the text is
