@@ -158,7 +158,7 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
     let adopted = observed
         .sessions
         .values()
-        .filter(|s| s.owner.as_deref() == Some(settings.spec.owner.as_str()))
+        .filter(|s| s.is_ours(&settings.spec.owner))
         .count();
     info!(pid = std::process::id(), generation = %set.generation, adopted, "controller started");
     journal.record(Kind::Started,

@@ -136,7 +136,7 @@ pub fn render_diff(m: &Manifests, observed: &Observed, plan: &Plan, owner: &str)
     let mut before: BTreeMap<String, Value> = BTreeMap::new();
     let mut after: BTreeMap<String, Value> = BTreeMap::new();
     for (name, s) in &observed.sessions {
-        if s.owner.as_deref() == Some(owner) {
+        if s.is_ours(owner) {
             let state = if s.pane.dead { "exited" } else { "running" };
             let v = json!({"account": s.account, "state": state});
             before.insert(format!("session {name}"), v.clone());

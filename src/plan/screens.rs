@@ -42,7 +42,7 @@ pub(super) fn read_screens(
     let mut classifiers: BTreeMap<&str, Option<Arc<Classifier>>> = BTreeMap::new();
     let mut out = BTreeMap::new();
     for (name, s) in &o.sessions {
-        if s.owner.as_deref() != Some(owner) || s.pane.dead {
+        if !s.is_live_ours(owner) {
             continue;
         }
         let Some(text) = o.screens.get(name) else {

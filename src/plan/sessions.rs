@@ -118,7 +118,7 @@ impl Ctx<'_> {
     }
 
     fn ours(&self, s: &Session) -> bool {
-        s.owner.as_deref() == Some(self.owner)
+        s.is_ours(self.owner)
     }
 
     fn spec(

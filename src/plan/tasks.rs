@@ -91,7 +91,7 @@ impl<'a> View<'a> {
     pub fn new(m: &'a Manifests, o: &'a Observed, facts: &Facts, input: Inputs<'a>) -> Self {
         let mut seen = BTreeMap::new();
         for (name, s) in &o.sessions {
-            if s.owner.as_deref() != Some(input.owner) || s.pane.dead {
+            if !s.is_live_ours(input.owner) {
                 continue;
             }
             let f = facts.sessions.get(name);

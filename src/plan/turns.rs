@@ -100,7 +100,7 @@ impl View<'_> {
             .o
             .sessions
             .get(&active.session)
-            .filter(|s| s.owner.as_deref() == Some(self.owner) && !s.pane.dead);
+            .filter(|s| s.is_live_ours(self.owner));
         let Some(s) = session else {
             match known {
                 // Its turn ended before its agent died: done, or carried on.
