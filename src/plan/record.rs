@@ -263,3 +263,7 @@ fn set_stage(facts: &mut Facts, session: &str, stage: Stage, now: Timestamp) {
         t.idle_since = None;
     }
 }
+
+#[cfg(test)]
+#[path = "record_tests.rs"]
+mod tests;

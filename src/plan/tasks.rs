@@ -483,3 +483,7 @@ pub(super) fn screen_age(plan: &Plan, name: &str, now: Timestamp) -> Duration {
         .and_then(|f| f.screen)
         .map_or(Duration::ZERO, |(_, at)| elapsed(now, at))
 }
+
+#[cfg(test)]
+#[path = "tasks_tests.rs"]
+mod tests;
