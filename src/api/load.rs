@@ -8,7 +8,7 @@ use std::sync::{Arc, LazyLock};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::problem::{Problem, Problems};
+use super::problem::{Problem, Problems, dotted};
 use super::validate::{self, Doc};
 use super::yaml;
 use super::{Kind, Manifests, Object, Source, schema};
@@ -263,23 +263,6 @@ fn lowercase_first(s: &str) -> String {
         Some(c) if !s.starts_with("\"") => c.to_lowercase().chain(chars).collect(),
         _ => s.to_owned(),
     }
-}
-
-/// `/spec/links/2` → `spec.links[2]`.
-pub(super) fn dotted(pointer: &str) -> String {
-    let mut out = String::new();
-    for segment in pointer.split('/').skip(1) {
-        let segment = segment.replace("~1", "/").replace("~0", "~");
-        if segment.parse::<usize>().is_ok() && !out.is_empty() {
-            out.push_str(&format!("[{segment}]"));
-        } else {
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(&segment);
-        }
-    }
-    out
 }
 
 fn assemble(docs: Vec<Doc>) -> Result<Manifests, Vec<Problem>> {

@@ -34,6 +34,23 @@ impl Problem {
     }
 }
 
+/// A JSON pointer as a problem's field: `/spec/links/2` → `spec.links[2]`.
+pub(super) fn dotted(pointer: &str) -> String {
+    let mut out = String::new();
+    for segment in pointer.split('/').skip(1) {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        if segment.parse::<usize>().is_ok() && !out.is_empty() {
+            out.push_str(&format!("[{segment}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&segment);
+        }
+    }
+    out
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.file[..], self.pos) {
@@ -182,6 +199,19 @@ mod tests {
         );
         assert!(out.contains("min: 12"), "{out}");
         assert!(out.contains("[p.yaml:3:8]"), "{out}");
+    }
+
+    #[test]
+    fn dotted_should_write_a_pointer_as_fields_and_indexes() {
+        for (pointer, field) in [
+            ("", ""),
+            ("/spec/min", "spec.min"),
+            ("/spec/links/2", "spec.links[2]"),
+            ("/0", "0"),
+            ("/spec/env/a~1b~0c", "spec.env.a/b~c"),
+        ] {
+            assert_eq!(dotted(pointer), field, "{pointer}");
+        }
     }
 
     #[test]

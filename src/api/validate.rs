@@ -10,8 +10,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::load::dotted;
-use super::problem::Problem;
+use super::problem::{Problem, dotted};
 use super::{BUILTIN_AGENT, Kind, Source};
 
 /// One parsed document, valid or not, as validation sees it.

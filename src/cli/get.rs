@@ -137,7 +137,7 @@ fn sessions(m: &Manifests, o: &Observed, plan: &Plan, owner: &str) -> Rows {
         }
     };
     for (name, s) in &o.sessions {
-        let ours = s.owner.as_deref() == Some(owner);
+        let ours = s.is_ours(owner);
         let wanted = m.wants_session(name);
         if !ours && !wanted {
             continue;

@@ -19,15 +19,45 @@ const RESET: &str = "\x1b[0m";
 /// The plan as text, closing with `Plan: N to add, M to change, K to delete.` or
 /// `No changes.`. Colours only when `color` is set.
 pub fn render_text(plan: &Plan, color: bool) -> String {
-    let paint = |code: &str, text: String| {
-        if color {
-            format!("{code}{text}{RESET}")
-        } else {
-            text
-        }
-    };
     let mut out = String::new();
-    // Why sessions move: the swap and the readings behind it.
+    write_swaps(&mut out, plan, color);
+    if !plan.actions.is_empty() {
+        out.push_str("failover will perform the following actions:\n\n");
+        for action in &plan.actions {
+            let line = format!("  {} {action}", action.sign());
+            let code = match action.sign() {
+                '+' => GREEN,
+                '~' => YELLOW,
+                _ => RED,
+            };
+            let _ = writeln!(out, "{}", paint(color, code, line));
+        }
+        out.push('\n');
+    }
+    if !plan.refused.is_empty() {
+        out.push_str("Refused:\n\n");
+        for r in &plan.refused {
+            let line = format!("  ! {}: {}", r.object, r.reason);
+            let _ = writeln!(out, "{}", paint(color, RED, line));
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "{}", paint(color, BOLD, summary(plan)));
+    out
+}
+
+/// `text` in the colour `code`, when `color` is set.
+fn paint(color: bool, code: &str, text: String) -> String {
+    if color {
+        format!("{code}{text}{RESET}")
+    } else {
+        text
+    }
+}
+
+/// Why sessions move: each swap of the active account, then the readings behind it
+/// (each account's use, the limits confirmed). Nothing without a swap.
+fn write_swaps(out: &mut String, plan: &Plan, color: bool) {
     let swaps: Vec<(&str, &str, &str)> = plan
         .events
         .iter()
@@ -38,72 +68,53 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
             _ => None,
         })
         .collect();
-    if !swaps.is_empty() {
-        out.push_str("Accounts:\n\n");
-        for (from, to, reason) in swaps {
-            let line = format!("  ~ active account {from} -> {to}: {reason}");
-            let _ = writeln!(out, "{}", paint(YELLOW, line));
-        }
-        for (account, reading) in &plan.facts.usage {
-            let windows: Vec<String> = reading
-                .usage
-                .windows()
-                .map(|(name, w)| format!("{name} {:.0}% (resets {})", w.used, w.resets_at))
-                .collect();
-            if windows.is_empty() {
-                continue;
-            }
-            let line = format!(
-                "      account {account} use, reported by {} at {}: {}",
-                reading.session,
-                reading.at,
-                windows.join(", ")
-            );
-            let _ = writeln!(out, "{line}");
-        }
-        for e in &plan.events {
-            if let Event::QuotaDetected {
-                account,
-                session,
-                line,
-                resets_at,
-                confirmed: true,
-                ..
-            } = e
-            {
-                let resets = resets_at.map_or(String::new(), |t| format!(", resets {t}"));
-                let _ = writeln!(
-                    out,
-                    "      account {account} read exhausted on {session}: \"{line}\"{resets}"
-                );
-            }
-        }
-        out.push('\n');
+    if swaps.is_empty() {
+        return;
     }
-    if !plan.actions.is_empty() {
-        out.push_str("failover will perform the following actions:\n\n");
-        for action in &plan.actions {
-            let line = format!("  {} {action}", action.sign());
-            let code = match action.sign() {
-                '+' => GREEN,
-                '~' => YELLOW,
-                _ => RED,
-            };
-            let _ = writeln!(out, "{}", paint(code, line));
-        }
-        out.push('\n');
+    out.push_str("Accounts:\n\n");
+    for (from, to, reason) in swaps {
+        let line = format!("  ~ active account {from} -> {to}: {reason}");
+        let _ = writeln!(out, "{}", paint(color, YELLOW, line));
     }
-    if !plan.refused.is_empty() {
-        out.push_str("Refused:\n\n");
-        for r in &plan.refused {
+    for (account, reading) in &plan.facts.usage {
+        let windows: Vec<String> = reading
+            .usage
+            .windows()
+            .map(|(name, w)| format!("{name} {:.0}% (resets {})", w.used, w.resets_at))
+            .collect();
+        if windows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "      account {account} use, reported by {} at {}: {}",
+            reading.session,
+            reading.at,
+            windows.join(", ")
+        );
+    }
+    for e in &plan.events {
+        if let Event::QuotaDetected {
+            account,
+            session,
+            line,
+            resets_at,
+            confirmed: true,
+            ..
+        } = e
+        {
+            let resets = resets_at.map_or(String::new(), |t| format!(", resets {t}"));
             let _ = writeln!(
                 out,
-                "{}",
-                paint(RED, format!("  ! {}: {}", r.object, r.reason))
+                "      account {account} read exhausted on {session}: \"{line}\"{resets}"
             );
         }
-        out.push('\n');
     }
+    out.push('\n');
+}
+
+/// The closing line: the counts of actions, or `No changes.`, and of items refused.
+fn summary(plan: &Plan) -> String {
     let (add, change, delete) = plan.counts();
     let summary = if plan.actions.is_empty() {
         "No changes.".to_owned()
@@ -115,8 +126,7 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
         1 => " 1 item refused.".to_owned(),
         n => format!(" {n} items refused."),
     };
-    let _ = writeln!(out, "{}", paint(BOLD, format!("{summary}{refused}")));
-    out
+    format!("{summary}{refused}")
 }
 
 /// The plan as JSON: actions, refusals and the counts.
@@ -136,7 +146,7 @@ pub fn render_diff(m: &Manifests, observed: &Observed, plan: &Plan, owner: &str)
     let mut before: BTreeMap<String, Value> = BTreeMap::new();
     let mut after: BTreeMap<String, Value> = BTreeMap::new();
     for (name, s) in &observed.sessions {
-        if s.owner.as_deref() == Some(owner) {
+        if s.is_ours(owner) {
             let state = if s.pane.dead { "exited" } else { "running" };
             let v = json!({"account": s.account, "state": state});
             before.insert(format!("session {name}"), v.clone());

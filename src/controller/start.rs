@@ -73,7 +73,7 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
     let adopted = observed
         .sessions
         .values()
-        .filter(|s| s.owner.as_deref() == Some(owner))
+        .filter(|s| s.is_ours(owner))
         .count();
     info!(pid = std::process::id(), generation = %set.generation, adopted, "controller started");
     journal.record(

@@ -80,6 +80,20 @@ pub struct Session {
     pub panes: usize,
 }
 
+impl Session {
+    /// Whether it carries `owner`'s mark: only such a session is ever respawned, moved
+    /// or removed.
+    pub fn is_ours(&self, owner: &str) -> bool {
+        self.owner.as_deref() == Some(owner)
+    }
+
+    /// Whether it is ours and its agent is alive: a session whose screen is read and
+    /// that may be given text.
+    pub fn is_live_ours(&self, owner: &str) -> bool {
+        self.is_ours(owner) && !self.pane.dead
+    }
+}
+
 /// A pane: the agent's terminal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Pane {

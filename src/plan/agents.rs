@@ -33,16 +33,7 @@ pub(super) fn plan_agent_settings(m: &Manifests, o: &Observed, plan: &mut Plan) 
     let commands = Commands::for_exe(exe);
     for account in &m.accounts {
         let home = &account.spec.home;
-        if !matches!(
-            o.entries.get(home),
-            Some(
-                Entry::Dir { .. }
-                    | Entry::Link {
-                        resolved: Some(_),
-                        ..
-                    }
-            )
-        ) {
+        if !is_folder(o, home) {
             continue;
         }
         let path = home.join(agent_settings::SETTINGS_FILE);
@@ -83,6 +74,21 @@ pub(super) fn plan_agent_settings(m: &Manifests, o: &Observed, plan: &mut Plan) 
             ),
         }
     }
+}
+
+/// Whether `path` is a folder, or a link to one: an account home whose settings can
+/// be read and written.
+fn is_folder(o: &Observed, path: &std::path::Path) -> bool {
+    matches!(
+        o.entries.get(path),
+        Some(
+            Entry::Dir { .. }
+                | Entry::Link {
+                    resolved: Some(_),
+                    ..
+                }
+        )
+    )
 }
 
 #[cfg(test)]

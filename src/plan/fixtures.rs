@@ -97,6 +97,18 @@ pub fn add(o: &mut Observed, s: Session) {
     o.sessions.insert(s.name.clone(), s);
 }
 
+/// Pool `auto`'s first three sessions, ours and idle under `main`, the active account.
+pub fn idle_pool(o: &mut Observed) {
+    for (i, n) in ["ccl-auto-11", "ccl-auto-12", "ccl-auto-13"]
+        .iter()
+        .enumerate()
+    {
+        add(o, session(n, "failover", "main", 100 + i as u32));
+        o.screens.insert((*n).into(), IDLE_SCREEN.into());
+    }
+    o.facts.active_account = Some("main".into());
+}
+
 pub fn now() -> jiff::Timestamp {
     match "2026-11-21T06:00:00Z".parse() {
         Ok(t) => t,
@@ -110,6 +122,15 @@ apiVersion: failover/v1alpha1
 kind: Inbox
 metadata: {name: tasks}
 spec: {path: /p/.agent-queue/inbox, pool: auto, workdir: /w}
+";
+
+/// A controller config: sessions move off an account at 95% of its use.
+pub const MOVE_AT_95: &str = "
+---
+apiVersion: failover/v1alpha1
+kind: ControllerConfig
+metadata: {name: c}
+spec: {quota: {moveAt: 95}}
 ";
 
 pub const IDLE_SCREEN: &str = " ▐▛███▜▌   Claude Code v2.1.329\n\n────\n❯\u{a0}\n────\n  ⏵⏵ auto mode on (shift+tab to cycle)\n";

@@ -3,7 +3,7 @@
 //! `moveAt`". The active account follows: when it is exhausted or over the threshold, to
 //! the available account with the most headroom (then by priority), not within
 //! `cooldown` of the last swap; back to a preferred one once it is available again
-//! (`failback: idle`); never when all are exhausted or over.
+//! (`failback: idle`); never when all are exhausted or over. That choice is `choose`'s.
 
 use std::collections::BTreeMap;
 
@@ -12,9 +12,13 @@ use jiff::Timestamp;
 use super::reports::LimitReport;
 use super::screens::Reading;
 use super::{Event, Plan};
-use crate::api::{AccountSpec, Failback, Manifests, Object};
+use crate::api::Manifests;
 use crate::observe::Observed;
-use crate::state::{Facts, Stage, Swap};
+use crate::state::{Facts, SessionFacts, Stage};
+
+mod choose;
+
+pub(super) use choose::over;
 
 /// The strongest sign of a used-up quota on one account.
 #[derive(Debug, Clone)]
@@ -38,6 +42,53 @@ impl Sign {
         (self.reported.is_some(), self.resets.is_some())
             > (other.reported.is_some(), other.resets.is_some())
     }
+
+    /// The journal's word of this sign on `account`, `confirmed` once it makes the
+    /// account exhausted.
+    fn detected(&self, account: &str, confirmed: bool) -> Event {
+        Event::QuotaDetected {
+            account: account.to_owned(),
+            session: self.session.clone(),
+            class: "quota-exhausted",
+            pattern: self.pattern.clone(),
+            line: self.line.clone(),
+            resets_at: self.resets,
+            confirmed,
+            source: if self.reported.is_some() {
+                "report"
+            } else {
+                "screen"
+            },
+            reported_at: self.reported,
+        }
+    }
+}
+
+/// The strongest sign of each account, by account.
+#[derive(Debug, Default)]
+struct Signs(BTreeMap<String, Sign>);
+
+impl Signs {
+    /// Keeps `sign` for `account` unless the one kept already says as much.
+    fn note(&mut self, account: &str, sign: Sign) {
+        match self.0.get(account) {
+            Some(old) if !sign.beats(old) => {}
+            _ => {
+                self.0.insert(account.to_owned(), sign);
+            }
+        }
+    }
+}
+
+/// A limit read on a session's screen and taken as a sign against its account: once
+/// the account is exhausted, it is not counted again while on screen.
+struct Counted {
+    /// The session whose screen shows it.
+    session: String,
+    /// The account the session runs under.
+    account: String,
+    /// The limit's quota mark (the turn's prompt and the deciding line).
+    mark: String,
 }
 
 /// Reads quota signals and decides the active account; records both in `plan.facts`
@@ -50,16 +101,9 @@ pub(super) fn plan_ledger(
     now: Timestamp,
     plan: &mut Plan,
 ) {
-    let spec = &m.controller.spec.quota;
-    let mut by_account: BTreeMap<String, Sign> = BTreeMap::new();
-    let mut note = |account: &str, sign: Sign| match by_account.get(account) {
-        Some(old) if !sign.beats(old) => {}
-        _ => {
-            by_account.insert(account.to_owned(), sign);
-        }
-    };
+    let mut signs = Signs::default();
     for l in limits {
-        note(
+        signs.note(
             &l.account,
             Sign {
                 resets: l.resets_at,
@@ -70,13 +114,40 @@ pub(super) fn plan_ledger(
             },
         );
     }
-    let mut counted: Vec<(String, String, String)> = Vec::new();
+    let counted = quota_on_screens(o, readings, &mut plan.facts, &mut signs);
+    recover(o, &mut plan.facts, now, &mut plan.events);
+    confirm(m, &mut plan.facts, &signs, now, &mut plan.events);
+    let facts = &mut plan.facts;
+    // A limit that made its account exhausted is not counted again while on screen.
+    for c in counted {
+        if exhausted(facts, &c.account, now) {
+            facts.sessions.entry(c.session).or_default().counted_quota = Some((c.account, c.mark));
+        }
+    }
+    choose::choose_account(m, facts, now, &mut plan.events);
+    // Sessions run (and take tasks) only under an available account; an exhausted one
+    // stays active through the cooldown or while all are exhausted, but nothing runs.
+    plan.account = facts
+        .active_account
+        .clone()
+        .filter(|a| !exhausted(facts, a, now));
+}
+
+/// Notes the limits on our screens as signs against their sessions' accounts, and
+/// returns them; a limit already counted, or the old turn's redrawn after a move, is
+/// left out. A busy screen is a new turn.
+fn quota_on_screens(
+    o: &Observed,
+    readings: &BTreeMap<String, Reading>,
+    facts: &mut Facts,
+    signs: &mut Signs,
+) -> Vec<Counted> {
+    let mut counted = Vec::new();
     for (name, reading) in readings {
         let Some(account) = o.sessions.get(name).and_then(|s| s.account.as_ref()) else {
             continue;
         };
-        let verdict = reading.verdict.clone();
-        let f = plan.facts.sessions.entry(name.clone()).or_default();
+        let f = facts.sessions.entry(name.clone()).or_default();
         // A turn under way is a new one. Anything else, a respawned pane blank for a
         // moment before it redraws included, keeps a redraw pending.
         if reading.verdict.state == crate::screen::State::Busy {
@@ -85,26 +156,16 @@ pub(super) fn plan_ledger(
         let Some(mark) = reading.quota_mark.clone() else {
             continue;
         };
-        if f.redraw {
-            match &f.redraw_mark {
-                // The old screen, still.
-                Some(seen) if *seen == mark => continue,
-                // The first limit after a move, before we sent anything, is the old
-                // turn's, redrawn.
-                None if !f.redraw_submitted => {
-                    f.redraw_mark = Some(mark);
-                    continue;
-                }
-                // Another limit: a new turn met it, ours (its prompt names the account)
-                // or the person's.
-                _ => f.end_redraw(),
-            }
-        }
-        if f.counted_quota.as_ref() == Some(&(account.clone(), mark.clone())) {
+        if redrawn(f, &mark) || f.counted_quota.as_ref() == Some(&(account.clone(), mark.clone())) {
             continue;
         }
-        counted.push((name.clone(), account.clone(), mark));
-        note(
+        let verdict = reading.verdict.clone();
+        counted.push(Counted {
+            session: name.clone(),
+            account: account.clone(),
+            mark,
+        });
+        signs.note(
             account,
             Sign {
                 resets: verdict.resets_at,
@@ -115,8 +176,35 @@ pub(super) fn plan_ledger(
             },
         );
     }
-    let facts = &mut plan.facts;
-    // Accounts whose reset time has come are available again.
+    counted
+}
+
+/// Whether the limit `mark` on a session's screen is the old turn's, redrawn after a
+/// move; another limit ends the redraw.
+fn redrawn(f: &mut SessionFacts, mark: &str) -> bool {
+    if !f.redraw {
+        return false;
+    }
+    match &f.redraw_mark {
+        // The old screen, still.
+        Some(seen) if seen == mark => true,
+        // The first limit after a move, before we sent anything, is the old turn's,
+        // redrawn.
+        None if !f.redraw_submitted => {
+            f.redraw_mark = Some(mark.to_owned());
+            true
+        }
+        // Another limit: a new turn met it, ours (its prompt names the account) or the
+        // person's.
+        _ => {
+            f.end_redraw();
+            false
+        }
+    }
+}
+
+/// Makes the accounts whose reset time has come available again.
+fn recover(o: &Observed, facts: &mut Facts, now: Timestamp, events: &mut Vec<Event>) {
     let recovered: Vec<String> = facts
         .exhausted_until
         .iter()
@@ -125,93 +213,65 @@ pub(super) fn plan_ledger(
         .collect();
     for account in recovered {
         facts.exhausted_until.remove(&account);
-        // The limits counted against it are spent: still on screen, they are old news,
-        // and a task that met one carries on.
-        for (name, f) in facts.sessions.iter_mut() {
-            let Some((counted, mark)) = &f.counted_quota else {
-                continue;
-            };
-            // Only sessions still under it: one moved away redraws its own screen.
-            let under = o.sessions.get(name).and_then(|s| s.account.as_ref());
-            if *counted != account || under != Some(&account) {
-                continue;
-            }
-            let mark = mark.clone();
-            f.start_redraw(Some(mark));
-            if let Some(t) = f.task.as_mut()
-                && matches!(t.stage, Stage::Submitted(_) | Stage::Running)
-            {
-                t.stage = Stage::Resuming;
-                t.since = now;
-            }
-        }
-        // A task whose agent reported the limit carries on too.
-        for (name, f) in facts.sessions.iter_mut() {
-            let under = o.sessions.get(name).and_then(|s| s.account.as_ref());
-            if under == Some(&account)
-                && let Some(t) = f.task.as_mut().filter(|t| t.at_limit)
-            {
-                // Its turn is over; the next is `continue`'s.
-                t.at_limit = false;
-                t.prompt_id = None;
-                t.stage = Stage::Resuming;
-                t.since = now;
-            }
-        }
-        plan.events.push(Event::Recovered { account });
+        spend_limits(o, facts, &account, now);
+        events.push(Event::Recovered { account });
     }
+}
+
+/// The limits counted against `account`, available again, are spent: still on screen,
+/// they are old news, and a task that met one, or whose agent reported one, carries
+/// on. Only sessions still under it: one moved away redraws its own screen.
+fn spend_limits(o: &Observed, facts: &mut Facts, account: &str, now: Timestamp) {
+    let under =
+        |name: &str| o.sessions.get(name).and_then(|s| s.account.as_deref()) == Some(account);
+    for (name, f) in facts.sessions.iter_mut() {
+        let Some((counted, mark)) = &f.counted_quota else {
+            continue;
+        };
+        if counted != account || !under(name) {
+            continue;
+        }
+        let mark = mark.clone();
+        f.start_redraw(Some(mark));
+        if let Some(t) = f.task.as_mut()
+            && matches!(t.stage, Stage::Submitted(_) | Stage::Running)
+        {
+            t.stage = Stage::Resuming;
+            t.since = now;
+        }
+    }
+    for (name, f) in facts.sessions.iter_mut() {
+        if under(name)
+            && let Some(t) = f.task.as_mut().filter(|t| t.at_limit)
+        {
+            // Its turn is over; the next is `continue`'s.
+            t.at_limit = false;
+            t.prompt_id = None;
+            t.stage = Stage::Resuming;
+            t.since = now;
+        }
+    }
+}
+
+/// Journals each account's sign and makes the account exhausted once the sign is
+/// confirmed; an account without a sign starts its count of polls again.
+fn confirm(
+    m: &Manifests,
+    facts: &mut Facts,
+    signs: &Signs,
+    now: Timestamp,
+    events: &mut Vec<Event>,
+) {
     for account in &m.accounts {
-        let Some(sign) = by_account.get(&account.name) else {
+        let Some(sign) = signs.0.get(&account.name) else {
             facts.quota_polls.remove(&account.name);
             continue;
         };
-        let already = facts
-            .exhausted_until
-            .get(&account.name)
-            .is_some_and(|t| *t > now);
-        if already {
+        if exhausted(facts, &account.name, now) {
             continue;
         }
-        let fallback = || {
-            now.checked_add(
-                jiff::SignedDuration::try_from(spec.reset_fallback.0).unwrap_or_default(),
-            )
-            .unwrap_or(now)
-        };
-        let until = match sign.resets {
-            Some(t) => Some(t),
-            // The agent's own word needs no confirming poll.
-            None if sign.reported.is_some() => Some(fallback()),
-            None => {
-                // One reading per poll interval counts, however often we reconcile.
-                let poll = jiff::SignedDuration::try_from(m.controller.spec.poll_interval.0)
-                    .unwrap_or_default();
-                let (polls, last) = facts
-                    .quota_polls
-                    .entry(account.name.clone())
-                    .or_insert((0, now));
-                if *polls == 0 || now.duration_since(*last) >= poll {
-                    *polls += 1;
-                    *last = now;
-                }
-                (*polls >= spec.confirmations).then(fallback)
-            }
-        };
-        plan.events.push(Event::QuotaDetected {
-            account: account.name.clone(),
-            session: sign.session.clone(),
-            class: "quota-exhausted",
-            pattern: sign.pattern.clone(),
-            line: sign.line.clone(),
-            resets_at: sign.resets,
-            confirmed: until.is_some(),
-            source: if sign.reported.is_some() {
-                "report"
-            } else {
-                "screen"
-            },
-            reported_at: sign.reported,
-        });
+        let until = exhausted_until(m, facts, &account.name, sign, now);
+        events.push(sign.detected(&account.name, until.is_some()));
         if let Some(until) = until {
             facts
                 .exhausted_until
@@ -219,33 +279,47 @@ pub(super) fn plan_ledger(
             facts.quota_polls.remove(&account.name);
         }
     }
-    // A limit that made its account exhausted is not counted again while on screen.
-    for (session, account, mark) in counted {
-        if facts
-            .exhausted_until
-            .get(&account)
-            .is_some_and(|t| *t > now)
-        {
-            facts.sessions.entry(session).or_default().counted_quota = Some((account, mark));
+}
+
+/// Until when `sign` makes `account` exhausted: its reset time; else
+/// `quota.resetFallback` from now, at once on the agent's own word, after
+/// `quota.confirmations` polls of a screen (one reading per poll interval counts,
+/// however often we reconcile). `None` while a screen's limit is not confirmed yet.
+fn exhausted_until(
+    m: &Manifests,
+    facts: &mut Facts,
+    account: &str,
+    sign: &Sign,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let spec = &m.controller.spec.quota;
+    let fallback = || {
+        now.checked_add(jiff::SignedDuration::try_from(spec.reset_fallback.0).unwrap_or_default())
+            .unwrap_or(now)
+    };
+    match sign.resets {
+        Some(t) => Some(t),
+        // The agent's own word needs no confirming poll.
+        None if sign.reported.is_some() => Some(fallback()),
+        None => {
+            let poll = jiff::SignedDuration::try_from(m.controller.spec.poll_interval.0)
+                .unwrap_or_default();
+            let (polls, last) = facts
+                .quota_polls
+                .entry(account.to_owned())
+                .or_insert((0, now));
+            if *polls == 0 || now.duration_since(*last) >= poll {
+                *polls += 1;
+                *last = now;
+            }
+            (*polls >= spec.confirmations).then(fallback)
         }
     }
-    choose_account(m, facts, now, &mut plan.events);
-    // Sessions run (and take tasks) only under an available account; an exhausted one
-    // stays active through the cooldown or while all are exhausted, but nothing runs.
-    plan.account = facts
-        .active_account
-        .clone()
-        .filter(|a| facts.exhausted_until.get(a).is_none_or(|t| *t <= now));
 }
 
-fn available(facts: &Facts, a: &Object<AccountSpec>, now: Timestamp) -> bool {
-    facts.exhausted_until.get(&a.name).is_none_or(|t| *t <= now)
-}
-
-/// The use of `account` that counts against `quota.moveAt`: its status line's highest
-/// window that has not reset, in percent.
-pub(super) fn used(facts: &Facts, account: &str, now: Timestamp) -> Option<f64> {
-    facts.usage.get(account)?.usage.used_at(now)
+/// Whether `account` is exhausted at `now`: its reset time has not come.
+pub(super) fn exhausted(facts: &Facts, account: &str, now: Timestamp) -> bool {
+    facts.exhausted_until.get(account).is_some_and(|t| *t > now)
 }
 
 /// Says why waiting tasks do not start while the active account is over `quota.moveAt`:
@@ -263,113 +337,6 @@ pub(super) fn hold_intake(m: &Manifests, o: &Observed, account: &str, plan: &mut
             reason: "the active account is over quota.moveAt: new tasks wait for another account or a window's reset",
         });
     }
-}
-
-/// Whether `account` is at or over `quota.moveAt`: it takes no new task, and its
-/// sessions move at safe points.
-pub(super) fn over(m: &Manifests, facts: &Facts, account: &str, now: Timestamp) -> bool {
-    let Some(at) = m.controller.spec.quota.move_at else {
-        return false;
-    };
-    used(facts, account, now).is_some_and(|u| u >= f64::from(at))
-}
-
-/// Keeps, swaps or fails back the active account.
-fn choose_account(m: &Manifests, facts: &mut Facts, now: Timestamp, events: &mut Vec<Event>) {
-    let spec = &m.controller.spec.quota;
-    let ranked = m.accounts_by_priority();
-    let current = facts
-        .active_account
-        .as_deref()
-        .and_then(|name| ranked.iter().find(|a| a.name == name))
-        .copied();
-    let cooling = facts
-        .last_swap
-        .as_ref()
-        .is_some_and(|s| now.duration_since(s.at).as_secs_f64() < spec.cooldown.0.as_secs_f64());
-    let usable =
-        |a: &Object<AccountSpec>| available(facts, a, now) && !over(m, facts, &a.name, now);
-    // Where sessions go when they leave: the usable account with the most headroom
-    // (unknown use counts as none), then by priority; else any available one.
-    let roomiest = ranked
-        .iter()
-        .filter(|a| usable(a))
-        .min_by(|a, b| {
-            let u = |x: &Object<AccountSpec>| used(facts, &x.name, now).unwrap_or(0.0);
-            u(a).total_cmp(&u(b))
-        })
-        .or_else(|| ranked.iter().find(|a| available(facts, a, now)))
-        .copied();
-    let preferred = ranked.iter().find(|a| usable(a)).copied();
-    let (next, reason) = match current {
-        None => (roomiest, None),
-        Some(c) if available(facts, c, now) && !over(m, facts, &c.name, now) => {
-            // Fail back to a preferred account that is usable again.
-            match preferred {
-                Some(f)
-                    if spec.failback == Failback::Idle
-                        && f.spec.priority < c.spec.priority
-                        && !cooling =>
-                {
-                    (Some(f), Some("fail-back".to_owned()))
-                }
-                _ => (Some(c), None),
-            }
-        }
-        Some(c) if available(facts, c, now) => {
-            // Over the threshold: move only to an account that is not, after the
-            // cooldown; with none, stay and say so.
-            let used = used(facts, &c.name, now).unwrap_or(0.0);
-            let at = spec.move_at.unwrap_or(100);
-            match roomiest {
-                Some(n) if n.name != c.name && usable(n) => {
-                    if cooling {
-                        (Some(c), None)
-                    } else {
-                        (
-                            Some(n),
-                            Some(format!("usage {used:.0}% reached moveAt {at}%")),
-                        )
-                    }
-                }
-                _ => {
-                    events.push(Event::AllOverThreshold {
-                        account: c.name.clone(),
-                        move_at: at,
-                    });
-                    (Some(c), None)
-                }
-            }
-        }
-        Some(c) if cooling => (Some(c), None),
-        Some(_) => (roomiest, Some("quota exhausted".to_owned())),
-    };
-    let Some(next) = next else {
-        if !facts.exhausted_until.is_empty() && current.is_some() {
-            events.push(Event::AllExhausted {
-                first_reset: facts.exhausted_until.values().min().copied(),
-            });
-        }
-        return;
-    };
-    if let Some(c) = current
-        && c.name != next.name
-    {
-        let reason = reason.unwrap_or_else(|| "quota exhausted".to_owned());
-        facts.last_swap = Some(Swap {
-            at: now,
-            from: c.name.clone(),
-            to: next.name.clone(),
-            reason: reason.clone(),
-        });
-        events.push(Event::Swap {
-            from: c.name.clone(),
-            to: next.name.clone(),
-            reason,
-            used: used(facts, &c.name, now),
-        });
-    }
-    facts.active_account = Some(next.name.clone());
 }
 
 #[cfg(test)]

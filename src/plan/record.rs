@@ -112,33 +112,7 @@ fn record_task(facts: &mut Facts, action: &TaskAction, outcome: &Outcome, now: T
     };
     match action {
         TaskAction::DispatchTask { task, restart, .. } => {
-            if restart.is_some()
-                && let Some(f) = facts.sessions.get_mut(&task.session)
-            {
-                // A fresh agent has no old turn to redraw.
-                f.new_turn();
-            }
-            facts.tries.remove(&task.key().to_string());
-            if matches!(outcome, Outcome::Rejected(_)) {
-                return;
-            }
-            let f = facts.sessions.entry(task.session.clone()).or_default();
-            f.idle_since = None;
-            f.task = Some(TaskFacts {
-                inbox: task.inbox.clone(),
-                file: task.file.clone(),
-                task: task.name.clone(),
-                attempt: task.attempt,
-                stage: if restart.is_some() {
-                    Stage::Starting
-                } else {
-                    Stage::Pasted
-                },
-                since: now,
-                expect: sent,
-                pasted: sent.map(|_| now),
-                ..TaskFacts::default()
-            });
+            dispatched(facts, task, restart.is_some(), outcome, sent, now);
         }
         TaskAction::PasteTask { task, .. } | TaskAction::ContinueTask { task, .. } => {
             set_stage(facts, &task.session, Stage::Pasted, now);
@@ -153,16 +127,7 @@ fn record_task(facts: &mut Facts, action: &TaskAction, outcome: &Outcome, now: T
             }
         }
         TaskAction::SubmitTask { task, .. } => submitted(facts, &task.session, now),
-        TaskAction::CompleteTask { task, pid, .. } => {
-            if let Some(f) = facts.sessions.get_mut(&task.session) {
-                // Its exit command starts a fresh context: no old turn to redraw.
-                f.new_turn();
-            }
-            let f = facts.sessions.entry(task.session.clone()).or_default();
-            f.task = None;
-            f.used_pid = Some(*pid);
-            facts.try_reasons.remove(&task.key().to_string());
-        }
+        TaskAction::CompleteTask { task, pid, .. } => completed(facts, task, *pid),
         TaskAction::RequeueTask {
             task,
             failed,
@@ -176,6 +141,57 @@ fn record_task(facts: &mut Facts, action: &TaskAction, outcome: &Outcome, now: T
         }
         TaskAction::RejectTask { .. } => {}
     }
+}
+
+/// A task was claimed for its session (`restart`ed for it, or its text `sent`): its
+/// earlier tries are the claim's now, and the session works on it, unless the claim
+/// was rejected.
+fn dispatched(
+    facts: &mut Facts,
+    task: &TaskRef,
+    restart: bool,
+    outcome: &Outcome,
+    sent: Option<u64>,
+    now: Timestamp,
+) {
+    if restart && let Some(f) = facts.sessions.get_mut(&task.session) {
+        // A fresh agent has no old turn to redraw.
+        f.new_turn();
+    }
+    facts.tries.remove(&task.key().to_string());
+    if matches!(outcome, Outcome::Rejected(_)) {
+        return;
+    }
+    let f = facts.sessions.entry(task.session.clone()).or_default();
+    f.idle_since = None;
+    f.task = Some(TaskFacts {
+        inbox: task.inbox.clone(),
+        file: task.file.clone(),
+        task: task.name.clone(),
+        attempt: task.attempt,
+        stage: if restart {
+            Stage::Starting
+        } else {
+            Stage::Pasted
+        },
+        since: now,
+        expect: sent,
+        pasted: sent.map(|_| now),
+        ..TaskFacts::default()
+    });
+}
+
+/// A task is done: its session is free, its agent (`pid`) used, its tries' reasons
+/// forgotten.
+fn completed(facts: &mut Facts, task: &TaskRef, pid: u32) {
+    if let Some(f) = facts.sessions.get_mut(&task.session) {
+        // Its exit command starts a fresh context: no old turn to redraw.
+        f.new_turn();
+    }
+    let f = facts.sessions.entry(task.session.clone()).or_default();
+    f.task = None;
+    f.used_pid = Some(pid);
+    facts.try_reasons.remove(&task.key().to_string());
 }
 
 /// The lone Enter went out: the `n`th for this paste.
@@ -244,6 +260,7 @@ fn carry_on(facts: &mut Facts, session: &str, now: Timestamp) {
     }
 }
 
+/// The task of `session` is at `stage` from `now`, not idle.
 fn set_stage(facts: &mut Facts, session: &str, stage: Stage, now: Timestamp) {
     if let Some(t) = facts
         .sessions
@@ -255,3 +272,7 @@ fn set_stage(facts: &mut Facts, session: &str, stage: Stage, now: Timestamp) {
         t.idle_since = None;
     }
 }
+
+#[cfg(test)]
+#[path = "record_tests.rs"]
+mod tests;

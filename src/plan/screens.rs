@@ -38,7 +38,7 @@ pub(super) fn read_screens(
     let local = ctx.local();
     let mut out = BTreeMap::new();
     for (name, s) in &o.sessions {
-        if s.owner.as_deref() != Some(ctx.owner) || s.pane.dead {
+        if !s.is_live_ours(ctx.owner) {
             continue;
         }
         let Some(text) = o.screens.get(name) else {

@@ -2,17 +2,20 @@
 //! sessions exist, everything runs under the active account, and sessions with our mark
 //! that no manifest wants are removed. A session without our mark is never touched.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use super::tasks::View;
 use super::{Plan, Role, SessionAction, SessionSpec};
-use crate::api::{AccountSpec, Env, Manifests, Object};
+use crate::api::{AccountSpec, Env, Manifests, Object, PoolSpec};
 use crate::observe::{Observed, Session};
 
 /// How long a move waits for the transcript of a task's conversation to be written,
 /// counted from the paste, before it starts the agent afresh.
 const TRANSCRIPT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A pool's session name with its index.
+type Indexed = (u64, String);
 
 struct Ctx<'a> {
     m: &'a Manifests,
@@ -24,101 +27,286 @@ struct Ctx<'a> {
     now: jiff::Timestamp,
 }
 
-impl Ctx<'_> {
-    /// Moves a session to the desired account: at once when its account is exhausted,
-    /// only while idle when failing back. Dedicated sessions and sessions with a task
-    /// resume their conversation; a dedicated one with `resume: false` stays.
-    fn plan_move(&self, s: &Session, mut spec: SessionSpec, plan: &mut Plan) {
-        if self.view.has_task(&s.name) && !s.pane.path.as_os_str().is_empty() {
-            // A task runs in its inbox's folder: the agent carries on there.
-            spec.workdir = s.pane.path.clone();
-        }
-        let from_exhausted = s.account.as_ref().is_none_or(|a| {
-            plan.facts
-                .exhausted_until
-                .get(a)
-                .is_some_and(|t| *t > self.now)
-        });
-        // From an account that is not used up (fail-back, or over `moveAt`), only at a
-        // safe point: idle, no task, no turn under way.
-        if !from_exhausted && !self.view.resting(&s.name) {
-            return;
-        }
-        let wants_resume = match &spec.role {
-            Role::Dedicated => self
-                .m
-                .dedicated
-                .iter()
-                .any(|d| d.name == spec.name && d.spec.resume),
-            Role::Pool { .. } => self.view.has_task(&s.name),
-        };
-        if spec.role == Role::Dedicated && !wants_resume {
+/// Adds the session actions and refusals.
+pub(super) fn plan_sessions(
+    m: &Manifests,
+    observed: &Observed,
+    owner: &str,
+    now: jiff::Timestamp,
+    broken: &BTreeSet<String>,
+    view: &View<'_>,
+    plan: &mut Plan,
+) {
+    let account = plan.account.as_deref().and_then(|a| m.account(a));
+    let ctx = Ctx {
+        m,
+        observed,
+        owner,
+        account,
+        blocked: blocked(account, broken, plan),
+        view,
+        now,
+    };
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    let mut removed: BTreeSet<String> = BTreeSet::new();
+    for pool in &m.pools {
+        wanted.extend(ctx.plan_pool(pool, &mut removed, plan));
+    }
+    for d in &m.dedicated {
+        wanted.insert(d.name.clone());
+        ctx.ensure(
+            ctx.spec(
+                &d.name,
+                Role::Dedicated,
+                &d.spec.agent,
+                &d.spec.workdir,
+                &d.spec.env,
+            ),
+            plan,
+        );
+    }
+    ctx.remove_orphans(&wanted, &removed, plan);
+}
+
+/// Whether no session may start: no account is available, or the active one's shared
+/// state is broken (each refused with the reason).
+fn blocked(
+    account: Option<&Object<AccountSpec>>,
+    broken: &BTreeSet<String>,
+    plan: &mut Plan,
+) -> bool {
+    match account {
+        None => {
+            let first = plan.facts.exhausted_until.values().min();
+            let when = first.map_or(String::new(), |t| format!("; the first resets at {t}"));
             plan.refuse(
-                format!("session {}", spec.name),
+                "accounts",
+                format!("every account is exhausted{when}; no session is started"),
+            );
+            true
+        }
+        Some(a) if broken.contains(&a.name) => {
+            plan.refuse(
+                format!("account {}", a.name),
+                "its shared state is broken (see above); no session is started under it until it is fixed",
+            );
+            true
+        }
+        Some(_) => false,
+    }
+}
+
+impl Ctx<'_> {
+    /// Plans one pool: grows it toward `max` while tasks wait for more sessions than
+    /// are free, scales idle ones down toward `min`, and ensures each session it keeps.
+    /// Returns the names it keeps; those it removes go into `removed`.
+    fn plan_pool(
+        &self,
+        pool: &Object<PoolSpec>,
+        removed: &mut BTreeSet<String>,
+        plan: &mut Plan,
+    ) -> Vec<String> {
+        let names: Vec<Indexed> = pool.spec.indexed_names().collect();
+        let (min, max) = (pool.spec.min as usize, pool.spec.max as usize);
+        let existing: Vec<&Indexed> = names
+            .iter()
+            .filter(|(_, n)| {
+                self.observed
+                    .sessions
+                    .get(n)
+                    .is_some_and(|s| s.is_ours(self.owner))
+            })
+            .collect();
+        // Grow toward max while tasks wait for more sessions than are free.
+        let waiting = self.view.waiting_for(&pool.name);
+        let free_now = existing.iter().filter(|(_, n)| self.view.free(n)).count();
+        let grow = waiting.saturating_sub(free_now);
+        let keep = self.scale_down(pool, &existing, waiting > 0, removed, plan);
+        // Not growing: keep what is kept (at least min); growing: up to the target.
+        let target = if grow > 0 {
+            (existing.len() + grow).min(max).max(min)
+        } else {
+            keep.len().max(min)
+        };
+        let mut chosen = self.choose(pool, &names, keep, target, plan);
+        chosen.sort();
+        let mut wanted = Vec::new();
+        for (index, name) in chosen {
+            wanted.push(name.clone());
+            let role = Role::Pool {
+                pool: pool.name.clone(),
+                index: *index,
+            };
+            let spec = self.spec(
+                name,
+                role,
+                &pool.spec.agent,
+                &pool.spec.workdir,
+                &pool.spec.env,
+            );
+            self.ensure(spec, plan);
+        }
+        wanted
+    }
+
+    /// Removes the pool's sessions above `min` that sat idle without a task for
+    /// `scaleDownAfter`, highest index first; none while tasks wait. Returns the
+    /// sessions kept, in order.
+    fn scale_down<'n>(
+        &self,
+        pool: &Object<PoolSpec>,
+        existing: &[&'n Indexed],
+        tasks_wait: bool,
+        removed: &mut BTreeSet<String>,
+        plan: &mut Plan,
+    ) -> Vec<&'n Indexed> {
+        let min = pool.spec.min as usize;
+        let linger = pool.spec.scale_down_after.0;
+        let mut excess = if tasks_wait {
+            0
+        } else {
+            existing.len().saturating_sub(min)
+        };
+        let mut keep: Vec<&Indexed> = Vec::new();
+        for entry in existing.iter().rev() {
+            let name = &entry.1;
+            let idle_long = self.view.idle_since(name, plan).is_some_and(|t| {
+                self.now
+                    .duration_since(t)
+                    .try_into()
+                    .unwrap_or(std::time::Duration::ZERO)
+                    >= linger
+            });
+            if excess > 0 && idle_long && !self.view.has_task(name) {
+                plan.act(SessionAction::DeleteSession {
+                    name: name.clone(),
+                    reason: format!(
+                        "pool {} is above its {min} sessions and this one is idle",
+                        pool.name
+                    ),
+                });
+                removed.insert(name.clone());
+                excess -= 1;
+            } else {
+                keep.push(entry);
+            }
+        }
+        keep.reverse();
+        keep
+    }
+
+    /// The pool's sessions for `target`: those kept, a session gone with its tmux
+    /// server while its task's turn ran (it comes back to resume it, whatever the
+    /// pool's size), then the lowest free names. Refuses a pool whose range others'
+    /// sessions fill below `min`.
+    fn choose<'n>(
+        &self,
+        pool: &Object<PoolSpec>,
+        names: &'n [Indexed],
+        keep: Vec<&'n Indexed>,
+        target: usize,
+        plan: &mut Plan,
+    ) -> Vec<&'n Indexed> {
+        let min = pool.spec.min as usize;
+        let need = target.saturating_sub(keep.len());
+        let mut chosen = keep;
+        let (resuming, free): (Vec<&Indexed>, Vec<&Indexed>) = names
+            .iter()
+            .filter(|(_, n)| !self.observed.sessions.contains_key(n))
+            .partition(|(_, n)| self.view.resume_of(n, plan).is_some());
+        let need = need.saturating_sub(resuming.len());
+        chosen.extend(resuming);
+        chosen.extend(free.into_iter().take(need));
+        if chosen.len() < min.min(target) {
+            let taken: Vec<&str> = names
+                .iter()
+                .filter(|(_, n)| {
+                    self.observed
+                        .sessions
+                        .get(n)
+                        .is_some_and(|s| !s.is_ours(self.owner))
+                })
+                .map(|(_, n)| n.as_str())
+                .collect();
+            plan.refuse(
+                format!("pool {}", pool.name),
                 format!(
-                    "runs under account {}, wants {}; resume is off, so it is left as it is",
-                    s.account.as_deref().unwrap_or("(none)"),
-                    spec.account
+                    "can keep only {} of {min} sessions: {} in its range are not ours",
+                    chosen.len(),
+                    taken.join(", ")
                 ),
             );
-            return;
         }
-        let profile = self.m.agent(
-            self.m
-                .session_owner(&spec.name)
-                .map_or(crate::api::BUILTIN_AGENT, |o| o.agent()),
-        );
-        let from_home = s
-            .account
-            .as_ref()
-            .and_then(|a| self.m.account(a))
-            .map(|a| a.spec.home.clone());
-        let conversation = plan
-            .facts
-            .sessions
-            .get(&s.name)
-            .and_then(|f| f.agent.as_ref())
-            .filter(|a| a.pid == s.pane.pid)
-            .map(|a| (a.conversation.clone(), a.transcript.clone()));
-        // Claude Code writes a conversation's transcript a moment after its first
-        // prompt: moved before that, the task could not be resumed and would be sent
-        // again. The move waits for it a bounded time.
-        if let Some((_, transcript)) = &conversation
-            && self.waits_for_transcript(&s.name, transcript, plan)
-        {
-            plan.wake(std::time::Duration::from_millis(200));
-            return;
-        }
-        plan.act(SessionAction::MoveSession {
-            conversation,
-            from: s.account.clone(),
-            from_home,
-            pid: s.pane.pid,
-            pane: s.pane.id.clone(),
-            resume: wants_resume.then(|| {
-                profile
-                    .map(|p| p.spec.resume_args.clone())
-                    .unwrap_or_default()
-            }),
-            session: spec,
-        });
+        chosen
     }
 
-    /// Whether session `name` has a task whose text was sent less than
-    /// [`TRANSCRIPT_WAIT`] ago and whose conversation's `transcript` is not on disk yet.
-    fn waits_for_transcript(&self, name: &str, transcript: &Path, plan: &Plan) -> bool {
-        let Some(task) = plan.facts.sessions.get(name).and_then(|f| f.task.as_ref()) else {
-            return false;
-        };
-        // A clock stepped back (a paste "in the future") waits no longer.
-        let recent = task.pasted.is_some_and(|at| {
-            at <= self.now && super::tasks::elapsed(self.now, at) < TRANSCRIPT_WAIT
+    /// Removes our sessions that no manifest wants, except one still working on a task
+    /// (refused until the task ends).
+    fn remove_orphans(
+        &self,
+        wanted: &BTreeSet<String>,
+        removed: &BTreeSet<String>,
+        plan: &mut Plan,
+    ) {
+        let orphans = self.observed.sessions.iter().filter(|(name, s)| {
+            s.is_ours(self.owner) && !wanted.contains(*name) && !removed.contains(*name)
         });
-        recent && !self.observed.transcripts.contains(transcript)
+        for (name, _) in orphans {
+            if self.view.has_task(name) {
+                plan.refuse(
+                    format!("session {name}"),
+                    "no manifest wants it, but it works on a task: removed once the task ends",
+                );
+                continue;
+            }
+            plan.act(SessionAction::DeleteSession {
+                name: name.clone(),
+                reason: "no manifest wants it (orphan)".to_owned(),
+            });
+        }
     }
 
-    fn ours(&self, s: &Session) -> bool {
-        s.owner.as_deref() == Some(self.owner)
+    /// Plans a session that should exist: create, restart, move or leave it.
+    fn ensure(&self, spec: Option<SessionSpec>, plan: &mut Plan) {
+        let Some(mut spec) = spec else { return };
+        let name = spec.name.clone();
+        let what = format!("session {name}");
+        match self.observed.sessions.get(&name) {
+            None if self.blocked => {}
+            None => {
+                let resume = self.resuming(&mut spec, plan);
+                plan.act(SessionAction::CreateSession {
+                    session: spec,
+                    resume,
+                });
+            }
+            Some(s) if !s.is_ours(self.owner) => plan.refuse(
+                what,
+                format!(
+                    "exists and is not ours (no @failover-owner {0} mark); left alone. To hand it over: \
+                     tmux set-option -t '={name}:' @failover-owner {0}",
+                    self.owner
+                ),
+            ),
+            Some(_) if self.blocked => {}
+            Some(s) if s.pane.dead => {
+                let reason = match s.pane.dead_status {
+                    Some(code) => format!("agent exited with status {code}"),
+                    None => "agent exited".to_owned(),
+                };
+                let resume = self.resuming(&mut spec, plan);
+                plan.act(SessionAction::RestartSession {
+                    session: spec,
+                    pane: s.pane.id.clone(),
+                    reason,
+                    resume,
+                });
+            }
+            Some(s) if s.account.as_deref() != Some(spec.account.as_str()) => {
+                self.plan_move(s, spec, plan);
+            }
+            Some(_) => {}
+        }
     }
 
     fn spec(
@@ -147,218 +335,105 @@ impl Ctx<'_> {
         Some(id)
     }
 
-    /// Plans a session that should exist: create, restart, move or leave it.
-    fn ensure(&self, spec: Option<SessionSpec>, plan: &mut Plan) {
-        let Some(mut spec) = spec else { return };
-        let name = spec.name.clone();
-        let what = format!("session {name}");
-        match self.observed.sessions.get(&name) {
-            None if self.blocked => {}
-            None => {
-                let resume = self.resuming(&mut spec, plan);
-                plan.act(SessionAction::CreateSession {
-                    session: spec,
-                    resume,
-                });
-            }
-            Some(s) if !self.ours(s) => plan.refuse(
-                what,
-                format!(
-                    "exists and is not ours (no @failover-owner {0} mark); left alone. To hand it over: \
-                     tmux set-option -t '={name}:' @failover-owner {0}",
-                    self.owner
-                ),
-            ),
-            Some(_) if self.blocked => {}
-            Some(s) if s.pane.dead => {
-                let reason = match s.pane.dead_status {
-                    Some(code) => format!("agent exited with status {code}"),
-                    None => "agent exited".to_owned(),
-                };
-                let resume = self.resuming(&mut spec, plan);
-                plan.act(SessionAction::RestartSession {
-                    session: spec,
-                    pane: s.pane.id.clone(),
-                    reason,
-                    resume,
-                });
-            }
-            Some(s) if s.account.as_deref() != Some(spec.account.as_str()) => {
-                self.plan_move(s, spec, plan);
-            }
-            Some(_) => {}
+    /// Moves a session to the desired account: at once when its account is exhausted,
+    /// only while idle when failing back. Dedicated sessions and sessions with a task
+    /// resume their conversation; a dedicated one with `resume: false` stays.
+    fn plan_move(&self, s: &Session, mut spec: SessionSpec, plan: &mut Plan) {
+        if self.view.has_task(&s.name) && !s.pane.path.as_os_str().is_empty() {
+            // A task runs in its inbox's folder: the agent carries on there.
+            spec.workdir = s.pane.path.clone();
         }
+        let from_exhausted = s
+            .account
+            .as_ref()
+            .is_none_or(|a| super::ledger::exhausted(&plan.facts, a, self.now));
+        // From an account that is not used up (fail-back, or over `moveAt`), only at a
+        // safe point: idle, no task, no turn under way.
+        if !from_exhausted && !self.view.resting(&s.name) {
+            return;
+        }
+        let wants_resume = self.wants_resume(s, &spec);
+        if spec.role == Role::Dedicated && !wants_resume {
+            plan.refuse(
+                format!("session {}", spec.name),
+                format!(
+                    "runs under account {}, wants {}; resume is off, so it is left as it is",
+                    s.account.as_deref().unwrap_or("(none)"),
+                    spec.account
+                ),
+            );
+            return;
+        }
+        let conversation = conversation(s, plan);
+        // Claude Code writes a conversation's transcript a moment after its first
+        // prompt: moved before that, the task could not be resumed and would be sent
+        // again. The move waits for it a bounded time.
+        if let Some((_, transcript)) = &conversation
+            && self.waits_for_transcript(&s.name, transcript, plan)
+        {
+            plan.wake(std::time::Duration::from_millis(200));
+            return;
+        }
+        let profile = self.m.agent(
+            self.m
+                .session_owner(&spec.name)
+                .map_or(crate::api::BUILTIN_AGENT, |o| o.agent()),
+        );
+        plan.act(SessionAction::MoveSession {
+            conversation,
+            from: s.account.clone(),
+            from_home: s
+                .account
+                .as_ref()
+                .and_then(|a| self.m.account(a))
+                .map(|a| a.spec.home.clone()),
+            pid: s.pane.pid,
+            pane: s.pane.id.clone(),
+            resume: wants_resume.then(|| {
+                profile
+                    .map(|p| p.spec.resume_args.clone())
+                    .unwrap_or_default()
+            }),
+            session: spec,
+        });
+    }
+
+    /// Whether a move of `s` to `spec` resumes its conversation: a dedicated session's
+    /// when its manifest says `resume`, a pool session's when it has a task.
+    fn wants_resume(&self, s: &Session, spec: &SessionSpec) -> bool {
+        match &spec.role {
+            Role::Dedicated => self
+                .m
+                .dedicated
+                .iter()
+                .any(|d| d.name == spec.name && d.spec.resume),
+            Role::Pool { .. } => self.view.has_task(&s.name),
+        }
+    }
+
+    /// Whether session `name` has a task whose text was sent less than
+    /// [`TRANSCRIPT_WAIT`] ago and whose conversation's `transcript` is not on disk yet.
+    fn waits_for_transcript(&self, name: &str, transcript: &Path, plan: &Plan) -> bool {
+        let Some(task) = plan.facts.sessions.get(name).and_then(|f| f.task.as_ref()) else {
+            return false;
+        };
+        // A clock stepped back (a paste "in the future") waits no longer.
+        let recent = task.pasted.is_some_and(|at| {
+            at <= self.now && super::tasks::elapsed(self.now, at) < TRANSCRIPT_WAIT
+        });
+        recent && !self.observed.transcripts.contains(transcript)
     }
 }
 
-/// Adds the session actions and refusals.
-pub(super) fn plan_sessions(
-    m: &Manifests,
-    observed: &Observed,
-    owner: &str,
-    now: jiff::Timestamp,
-    broken: &BTreeSet<String>,
-    view: &View<'_>,
-    plan: &mut Plan,
-) {
-    let account = plan.account.as_deref().and_then(|a| m.account(a));
-    let blocked = match account {
-        None => {
-            let first = plan.facts.exhausted_until.values().min();
-            let when = first.map_or(String::new(), |t| format!("; the first resets at {t}"));
-            plan.refuse(
-                "accounts",
-                format!("every account is exhausted{when}; no session is started"),
-            );
-            true
-        }
-        Some(a) if broken.contains(&a.name) => {
-            plan.refuse(
-                format!("account {}", a.name),
-                "its shared state is broken (see above); no session is started under it until it is fixed",
-            );
-            true
-        }
-        Some(_) => false,
-    };
-    let ctx = Ctx {
-        m,
-        observed,
-        owner,
-        account,
-        blocked,
-        view,
-        now,
-    };
-    let mut wanted: BTreeSet<String> = BTreeSet::new();
-    let mut removed: BTreeSet<String> = BTreeSet::new();
-    for pool in &m.pools {
-        let names: Vec<(u64, String)> = pool.spec.indexed_names().collect();
-        let (min, max) = (pool.spec.min as usize, pool.spec.max as usize);
-        let existing: Vec<&(u64, String)> = names
-            .iter()
-            .filter(|(_, n)| observed.sessions.get(n).is_some_and(|s| ctx.ours(s)))
-            .collect();
-        // Grow toward max while tasks wait for more sessions than are free.
-        let waiting = view.waiting_for(&pool.name);
-        let free_now = existing.iter().filter(|(_, n)| view.free(n)).count();
-        let grow = waiting.saturating_sub(free_now);
-        let target = (existing.len() + grow).min(max).max(min);
-        // Shrink toward the target: idle sessions without a task, idle long enough,
-        // highest index first.
-        let linger = pool.spec.scale_down_after.0;
-        let mut excess = if waiting > 0 {
-            0
-        } else {
-            existing.len().saturating_sub(min)
-        };
-        let mut keep: Vec<&(u64, String)> = Vec::new();
-        for entry in existing.iter().rev() {
-            let name = &entry.1;
-            let idle_long = view.idle_since(name, plan).is_some_and(|t| {
-                now.duration_since(t)
-                    .try_into()
-                    .unwrap_or(std::time::Duration::ZERO)
-                    >= linger
-            });
-            if excess > 0 && idle_long && !view.has_task(name) {
-                plan.act(SessionAction::DeleteSession {
-                    name: name.clone(),
-                    reason: format!(
-                        "pool {} is above its {min} sessions and this one is idle",
-                        pool.name
-                    ),
-                });
-                removed.insert(name.clone());
-                excess -= 1;
-            } else {
-                keep.push(entry);
-            }
-        }
-        keep.reverse();
-        // Not growing: keep what is kept (at least min); growing: up to the target.
-        let target = if grow > 0 {
-            target
-        } else {
-            keep.len().max(min)
-        };
-        let need = target.saturating_sub(keep.len());
-        let mut chosen: Vec<&(u64, String)> = keep;
-        // A session gone with its tmux server while its task's turn ran comes back to
-        // resume it, whatever the pool's size; then the lowest free names.
-        type Names<'n> = Vec<&'n (u64, String)>;
-        let (resuming, free): (Names, Names) = names
-            .iter()
-            .filter(|(_, n)| !observed.sessions.contains_key(n))
-            .partition(|(_, n)| view.resume_of(n, plan).is_some());
-        let need = need.saturating_sub(resuming.len());
-        chosen.extend(resuming);
-        chosen.extend(free.into_iter().take(need));
-        if chosen.len() < min.min(target) {
-            let taken: Vec<&str> = names
-                .iter()
-                .filter(|(_, n)| observed.sessions.get(n).is_some_and(|s| !ctx.ours(s)))
-                .map(|(_, n)| n.as_str())
-                .collect();
-            plan.refuse(
-                format!("pool {}", pool.name),
-                format!(
-                    "can keep only {} of {min} sessions: {} in its range are not ours",
-                    chosen.len(),
-                    taken.join(", ")
-                ),
-            );
-        }
-        chosen.sort();
-        for (index, name) in chosen {
-            wanted.insert(name.clone());
-            let role = Role::Pool {
-                pool: pool.name.clone(),
-                index: *index,
-            };
-            ctx.ensure(
-                ctx.spec(
-                    name,
-                    role,
-                    &pool.spec.agent,
-                    &pool.spec.workdir,
-                    &pool.spec.env,
-                ),
-                plan,
-            );
-        }
-    }
-    for d in &m.dedicated {
-        wanted.insert(d.name.clone());
-        ctx.ensure(
-            ctx.spec(
-                &d.name,
-                Role::Dedicated,
-                &d.spec.agent,
-                &d.spec.workdir,
-                &d.spec.env,
-            ),
-            plan,
-        );
-    }
-    let orphans: BTreeMap<&String, &Session> = observed
+/// The conversation the agent of `s` reported holding (its id and transcript), when
+/// that agent is the one running now.
+fn conversation(s: &Session, plan: &Plan) -> Option<(String, PathBuf)> {
+    plan.facts
         .sessions
-        .iter()
-        .filter(|(name, s)| ctx.ours(s) && !wanted.contains(*name) && !removed.contains(*name))
-        .collect();
-    for name in orphans.keys() {
-        if view.has_task(name) {
-            plan.refuse(
-                format!("session {name}"),
-                "no manifest wants it, but it works on a task: removed once the task ends",
-            );
-            continue;
-        }
-        plan.act(SessionAction::DeleteSession {
-            name: (*name).clone(),
-            reason: "no manifest wants it (orphan)".to_owned(),
-        });
-    }
+        .get(&s.name)
+        .and_then(|f| f.agent.as_ref())
+        .filter(|a| a.pid == s.pane.pid)
+        .map(|a| (a.conversation.clone(), a.transcript.clone()))
 }
 
 #[cfg(test)]

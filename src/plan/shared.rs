@@ -3,23 +3,78 @@
 //! is refused, never changed, and every problem is listed.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{FsAction, Plan};
-use crate::api::Manifests;
+use crate::api::{AccountSpec, Manifests, Object};
 use crate::observe::{Entry, Observed};
 
 /// Adds the shared-state actions and refusals; returns the accounts whose shared state
 /// is broken (no session may start under them).
 pub(super) fn plan_shared(m: &Manifests, observed: &Observed, plan: &mut Plan) -> BTreeSet<String> {
-    let mut broken = BTreeSet::new();
-    let mut planned_dirs = BTreeSet::new();
-    let entry = |p: &Path| observed.entries.get(p).cloned().unwrap_or(Entry::Absent);
+    let mut rules = Rules {
+        observed,
+        planned_dirs: BTreeSet::new(),
+        broken: BTreeSet::new(),
+    };
     for shared in &m.shared_states {
         let target = &shared.spec.target;
-        let mut dir = |path: &Path, plan: &mut Plan| match entry(path) {
+        let mut target_ok = rules.folder(target, plan);
+        for name in &shared.spec.links {
+            target_ok &= rules.folder(&target.join(name), plan);
+        }
+        let accounts = m.accounts.iter().filter(|a| {
+            shared
+                .spec
+                .accounts
+                .as_ref()
+                .is_none_or(|names| names.contains(&a.name))
+        });
+        for account in accounts {
+            if !rules.home(account, plan) {
+                continue;
+            }
+            if !target_ok {
+                rules.broken.insert(account.name.clone());
+            }
+            for name in &shared.spec.links {
+                rules.link(
+                    account,
+                    &account.spec.home.join(name),
+                    &target.join(name),
+                    plan,
+                );
+            }
+        }
+    }
+    rules.broken
+}
+
+/// What the shared-state rules read and gather across shared states.
+struct Rules<'a> {
+    observed: &'a Observed,
+    /// Folders already planned, created once.
+    planned_dirs: BTreeSet<PathBuf>,
+    /// Accounts whose shared state is broken.
+    broken: BTreeSet<String>,
+}
+
+impl Rules<'_> {
+    /// What is at `path`.
+    fn entry(&self, path: &Path) -> Entry {
+        self.observed
+            .entries
+            .get(path)
+            .cloned()
+            .unwrap_or(Entry::Absent)
+    }
+
+    /// Whether the shared folder `path` is there or planned: created when missing,
+    /// refused when something else is in the way.
+    fn folder(&mut self, path: &Path, plan: &mut Plan) -> bool {
+        match self.entry(path) {
             Entry::Absent => {
-                if planned_dirs.insert(path.to_path_buf()) {
+                if self.planned_dirs.insert(path.to_path_buf()) {
                     plan.act(FsAction::CreateDir {
                         path: path.to_path_buf(),
                     });
@@ -40,97 +95,81 @@ pub(super) fn plan_shared(m: &Manifests, observed: &Observed, plan: &mut Plan) -
                 );
                 false
             }
-        };
-        let mut target_ok = dir(target, plan);
-        for name in &shared.spec.links {
-            target_ok &= dir(&target.join(name), plan);
-        }
-        let accounts = m.accounts.iter().filter(|a| {
-            shared
-                .spec
-                .accounts
-                .as_ref()
-                .is_none_or(|names| names.contains(&a.name))
-        });
-        for account in accounts {
-            let home = &account.spec.home;
-            match entry(home) {
-                Entry::Dir { .. }
-                | Entry::Link {
-                    resolved: Some(_), ..
-                } => {}
-                Entry::Absent => {
-                    plan.refuse(
-                        home.display().to_string(),
-                        format!("account {}: home does not exist; log in to create it, then apply again", account.name),
-                    );
-                    broken.insert(account.name.clone());
-                    continue;
-                }
-                other => {
-                    plan.refuse(
-                        home.display().to_string(),
-                        format!(
-                            "account {}: home is {}, not a folder",
-                            account.name,
-                            describe(&other)
-                        ),
-                    );
-                    broken.insert(account.name.clone());
-                    continue;
-                }
-            }
-            if !target_ok {
-                broken.insert(account.name.clone());
-            }
-            for name in &shared.spec.links {
-                let link = home.join(name);
-                let expected = target.join(name);
-                match entry(&link) {
-                    Entry::Absent => plan.act(FsAction::CreateLink {
-                        link,
-                        target: expected,
-                    }),
-                    Entry::Link { to, resolved } => {
-                        let real = match entry(&expected) {
-                            Entry::Dir { real, .. } => Some(real),
-                            Entry::Link { resolved, .. } => resolved,
-                            _ => None,
-                        };
-                        let same = to == expected || (resolved.is_some() && resolved == real);
-                        if !same {
-                            plan.refuse(
-                                link.display().to_string(),
-                                format!(
-                                    "account {}: links to {}, not {}; not changed",
-                                    account.name,
-                                    to.display(),
-                                    expected.display()
-                                ),
-                            );
-                            broken.insert(account.name.clone());
-                        }
-                    }
-                    other => {
-                        plan.refuse(
-                            link.display().to_string(),
-                            format!(
-                                "account {}: {} is in the way of the link to {}; move its contents into {} and remove it",
-                                account.name,
-                                describe(&other),
-                                expected.display(),
-                                expected.display()
-                            ),
-                        );
-                        broken.insert(account.name.clone());
-                    }
-                }
-            }
         }
     }
-    broken
+
+    /// Whether `account`'s home is a folder; refuses it, and marks the account broken,
+    /// when it is missing or something else.
+    fn home(&mut self, account: &Object<AccountSpec>, plan: &mut Plan) -> bool {
+        let home = &account.spec.home;
+        let why = match self.entry(home) {
+            Entry::Dir { .. }
+            | Entry::Link {
+                resolved: Some(_), ..
+            } => return true,
+            Entry::Absent => format!(
+                "account {}: home does not exist; log in to create it, then apply again",
+                account.name
+            ),
+            other => format!(
+                "account {}: home is {}, not a folder",
+                account.name,
+                describe(&other)
+            ),
+        };
+        plan.refuse(home.display().to_string(), why);
+        self.broken.insert(account.name.clone());
+        false
+    }
+
+    /// Plans the link `link` to `expected` in `account`'s home: created when missing,
+    /// left when it leads there already; anything else is refused and marks the
+    /// account broken.
+    fn link(
+        &mut self,
+        account: &Object<AccountSpec>,
+        link: &Path,
+        expected: &Path,
+        plan: &mut Plan,
+    ) {
+        let why = match self.entry(link) {
+            Entry::Absent => {
+                plan.act(FsAction::CreateLink {
+                    link: link.to_path_buf(),
+                    target: expected.to_path_buf(),
+                });
+                return;
+            }
+            Entry::Link { to, resolved } => {
+                let real = match self.entry(expected) {
+                    Entry::Dir { real, .. } => Some(real),
+                    Entry::Link { resolved, .. } => resolved,
+                    _ => None,
+                };
+                if to == expected || (resolved.is_some() && resolved == real) {
+                    return;
+                }
+                format!(
+                    "account {}: links to {}, not {}; not changed",
+                    account.name,
+                    to.display(),
+                    expected.display()
+                )
+            }
+            other => format!(
+                "account {}: {} is in the way of the link to {}; move its contents into {} and remove it",
+                account.name,
+                describe(&other),
+                expected.display(),
+                expected.display()
+            ),
+        };
+        plan.refuse(link.display().to_string(), why);
+        self.broken.insert(account.name.clone());
+    }
 }
 
+/// What an entry is, in the operator's words.
 fn describe(entry: &Entry) -> String {
     match entry {
         Entry::Absent => "nothing".to_owned(),

@@ -4,17 +4,17 @@
 //! share ([`View`]) and the bookkeeping they need across reconciles: screen changes and
 //! idle times. Following a claimed task to its end is [`super::turns`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use jiff::Timestamp;
 
 use super::screens::Reading;
 use super::{Plan, Role, SessionAction, SessionSpec, TaskAction, TaskKey, TaskRef};
-use crate::api::{AccountSpec, InboxSpec, Manifests, Object};
+use crate::api::{AccountSpec, InboxSpec, Manifests, Object, PoolSpec};
 use crate::observe::{Observed, Session};
 use crate::screen::{Class, State};
-use crate::state::Facts;
+use crate::state::{Facts, SessionFacts};
 
 /// How long a used agent may sit unchanged before it is restarted for a fresh context.
 const RECYCLE_AFTER: Duration = Duration::from_secs(3);
@@ -80,6 +80,51 @@ pub(super) struct View<'a> {
     pub seen: BTreeMap<String, Seen>,
 }
 
+/// What the task rules know of our live session `s`, named `name`, from its screen's
+/// reading and its facts `f`.
+fn seen_of(name: &str, s: &Session, f: Option<&SessionFacts>, input: &Inputs<'_>) -> Seen {
+    let reading = input.readings.get(name);
+    let reported_limit = f.and_then(|f| f.task.as_ref()).is_some_and(|t| t.at_limit);
+    // A screen showing a limit is not idle, even at its prompt: the turn did not end, it
+    // waits for a move or the reset (unless it is a resumed conversation's old limit,
+    // redrawn). An error did end the turn.
+    let (state, empty_input, at_limit) = match reading {
+        Some(r) => {
+            let waits = r.verdict.class == Class::QuotaExhausted && !input.redraw.contains(name);
+            let state = if waits || reported_limit {
+                State::Unknown
+            } else {
+                r.verdict.state
+            };
+            (state, r.empty_input, waits || reported_limit)
+        }
+        None => (State::Unknown, false, reported_limit),
+    };
+    Seen {
+        state,
+        empty_input,
+        used: f.and_then(|f| f.used_pid) == Some(s.pane.pid),
+        busy: f.is_some_and(|f| f.task.is_some()),
+        hash: reading.map(|r| r.hash),
+        at_limit,
+        reports: f
+            .and_then(|f| f.agent.as_ref())
+            .is_some_and(|a| a.pid == s.pane.pid),
+        turn_open: f.is_some_and(|f| {
+            // Idle at an empty prompt, the screen unchanged for a while: the turn was cut
+            // (no report comes for that).
+            let unchanged = match (reading, f.screen) {
+                (Some(r), Some((hash, at))) if r.hash == hash => elapsed(input.now, at),
+                _ => Duration::ZERO,
+            };
+            let resting = state == State::Idle && empty_input;
+            f.turn.is_some() && !(resting && unchanged >= TURN_GRACE)
+        }),
+    }
+}
+
+/// How long from `since` to `now`; zero for a `since` after `now` (a clock stepped
+/// back).
 pub(super) fn elapsed(now: Timestamp, since: Timestamp) -> Duration {
     now.duration_since(since)
         .try_into()
@@ -89,54 +134,17 @@ pub(super) fn elapsed(now: Timestamp, since: Timestamp) -> Duration {
 impl<'a> View<'a> {
     /// The view of our live sessions, with `facts` as the plan holds them so far.
     pub fn new(m: &'a Manifests, o: &'a Observed, facts: &Facts, input: Inputs<'a>) -> Self {
-        let mut seen = BTreeMap::new();
-        for (name, s) in &o.sessions {
-            if s.owner.as_deref() != Some(input.owner) || s.pane.dead {
-                continue;
-            }
-            let f = facts.sessions.get(name);
-            let reported_limit = f.and_then(|f| f.task.as_ref()).is_some_and(|t| t.at_limit);
-            // A screen showing a limit is not idle, even at its prompt: the turn did not
-            // end, it waits for a move or the reset (unless it is a resumed
-            // conversation's old limit, redrawn). An error did end the turn.
-            let (state, empty_input, at_limit) = match input.readings.get(name) {
-                Some(r) => {
-                    let waits =
-                        r.verdict.class == Class::QuotaExhausted && !input.redraw.contains(name);
-                    let state = if waits || reported_limit {
-                        State::Unknown
-                    } else {
-                        r.verdict.state
-                    };
-                    (state, r.empty_input, waits || reported_limit)
-                }
-                None => (State::Unknown, false, reported_limit),
-            };
-            seen.insert(
-                name.clone(),
-                Seen {
-                    state,
-                    empty_input,
-                    used: f.and_then(|f| f.used_pid) == Some(s.pane.pid),
-                    busy: f.is_some_and(|f| f.task.is_some()),
-                    hash: input.readings.get(name).map(|r| r.hash),
-                    at_limit,
-                    reports: f
-                        .and_then(|f| f.agent.as_ref())
-                        .is_some_and(|a| a.pid == s.pane.pid),
-                    turn_open: f.is_some_and(|f| {
-                        // Idle at an empty prompt, the screen unchanged for a while: the
-                        // turn was cut (no report comes for that).
-                        let unchanged = match (input.readings.get(name), f.screen) {
-                            (Some(r), Some((hash, at))) if r.hash == hash => elapsed(input.now, at),
-                            _ => Duration::ZERO,
-                        };
-                        let resting = state == State::Idle && empty_input;
-                        f.turn.is_some() && !(resting && unchanged >= TURN_GRACE)
-                    }),
-                },
-            );
-        }
+        let seen = o
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.is_live_ours(input.owner))
+            .map(|(name, s)| {
+                (
+                    name.clone(),
+                    seen_of(name, s, facts.sessions.get(name), &input),
+                )
+            })
+            .collect();
         let find = |a: Option<&str>| a.and_then(|a| m.account(a));
         Self {
             m,
@@ -332,8 +340,18 @@ impl<'a> View<'a> {
     }
 
     /// Hands waiting tasks to free sessions of the account that takes new tasks: per
-    /// pool, its inboxes take turns, each giving its oldest task.
+    /// pool, its inboxes take turns, each giving its oldest task. Links are rejected
+    /// even while no account takes new tasks.
     fn dispatch(&self, claimed: &BTreeSet<String>, plan: &mut Plan) {
+        self.reject_links(plan);
+        let Some(account) = self.intake else { return };
+        for pool in &self.m.pools {
+            self.dispatch_pool(pool, account, claimed, plan);
+        }
+    }
+
+    /// Rejects every waiting task that is a link: it is never sent.
+    fn reject_links(&self, plan: &mut Plan) {
         for inbox in &self.m.inboxes {
             let Some(state) = self.o.inboxes.get(&inbox.name) else {
                 continue;
@@ -347,71 +365,92 @@ impl<'a> View<'a> {
                 });
             }
         }
-        let Some(account) = self.intake else { return };
-        for pool in &self.m.pools {
-            let mut free: Vec<&Session> = pool
-                .spec
-                .session_names()
-                .filter(|n| !claimed.contains(n) && self.free(n))
-                .filter_map(|n| self.o.sessions.get(&n))
-                .filter(|s| s.account.as_deref() == Some(account.name.as_str()))
-                .collect();
-            let inboxes: Vec<&Object<InboxSpec>> = self
-                .m
-                .inboxes
-                .iter()
-                .filter(|i| i.spec.pool == pool.name)
-                .collect();
-            if inboxes.is_empty() || free.is_empty() {
-                continue;
-            }
-            let mut queues: Vec<std::collections::VecDeque<&str>> = inboxes
-                .iter()
-                .map(|i| {
-                    self.o
-                        .inboxes
-                        .get(&i.name)
-                        .map(|s| {
-                            s.waiting
-                                .iter()
-                                .filter(|w| !w.link)
-                                .map(|w| w.name.as_str())
-                                .collect()
-                        })
-                        .unwrap_or_default()
-                })
-                .collect();
-            let mut turn = plan.facts.turn.get(&pool.name).copied().unwrap_or(0) % inboxes.len();
-            free.reverse();
-            while !free.is_empty() && queues.iter().any(|q| !q.is_empty()) {
-                let i = turn % inboxes.len();
-                turn = (turn + 1) % inboxes.len();
-                let Some(name) = queues[i].pop_front() else {
-                    continue;
-                };
-                let Some(s) = free.pop() else { break };
-                let inbox = inboxes[i];
-                let key = TaskKey::new(&inbox.name, name).to_string();
-                let attempt = plan.facts.tries.get(&key).copied().unwrap_or(0) + 1;
-                let file = crate::tasks::active_name(&s.name, attempt, name);
-                let restart = (s.pane.path != inbox.spec.workdir)
-                    .then(|| self.spec_for(pool, s, &inbox.spec.workdir))
-                    .flatten();
-                let task = self.task_ref(&plan.facts, inbox, &file, name, &s.name, attempt);
-                plan.act(TaskAction::DispatchTask {
-                    task,
-                    pane: s.pane.id.clone(),
-                    restart,
-                });
-            }
-            plan.facts.turn.insert(pool.name.clone(), turn);
+    }
+
+    /// Hands the waiting tasks of `pool`'s inboxes to its free sessions under
+    /// `account`, lowest name first: the inboxes take turns from the one whose turn the
+    /// facts keep, and the turn is kept for the next plan.
+    fn dispatch_pool(
+        &self,
+        pool: &Object<PoolSpec>,
+        account: &Object<AccountSpec>,
+        claimed: &BTreeSet<String>,
+        plan: &mut Plan,
+    ) {
+        let mut free: Vec<&Session> = pool
+            .spec
+            .session_names()
+            .filter(|n| !claimed.contains(n) && self.free(n))
+            .filter_map(|n| self.o.sessions.get(&n))
+            .filter(|s| s.account.as_deref() == Some(account.name.as_str()))
+            .collect();
+        let inboxes: Vec<&Object<InboxSpec>> = self
+            .m
+            .inboxes
+            .iter()
+            .filter(|i| i.spec.pool == pool.name)
+            .collect();
+        if inboxes.is_empty() || free.is_empty() {
+            return;
         }
+        let mut queues: Vec<VecDeque<&str>> = inboxes.iter().map(|i| self.queue(i)).collect();
+        let mut turn = plan.facts.turn.get(&pool.name).copied().unwrap_or(0) % inboxes.len();
+        free.reverse();
+        while !free.is_empty() && queues.iter().any(|q| !q.is_empty()) {
+            let i = turn % inboxes.len();
+            turn = (turn + 1) % inboxes.len();
+            let Some(name) = queues[i].pop_front() else {
+                continue;
+            };
+            let Some(s) = free.pop() else { break };
+            self.hand(pool, inboxes[i], name, s, plan);
+        }
+        plan.facts.turn.insert(pool.name.clone(), turn);
+    }
+
+    /// The tasks waiting in `inbox` that may be sent, oldest first.
+    fn queue(&self, inbox: &Object<InboxSpec>) -> VecDeque<&str> {
+        self.o
+            .inboxes
+            .get(&inbox.name)
+            .map(|s| {
+                s.waiting
+                    .iter()
+                    .filter(|w| !w.link)
+                    .map(|w| w.name.as_str())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Dispatches task `name` of `inbox` to the free session `s` of `pool`, as its next
+    /// try; its agent starts afresh when it is not in the inbox's folder.
+    fn hand(
+        &self,
+        pool: &Object<PoolSpec>,
+        inbox: &Object<InboxSpec>,
+        name: &str,
+        s: &Session,
+        plan: &mut Plan,
+    ) {
+        let key = TaskKey::new(&inbox.name, name).to_string();
+        let attempt = plan.facts.tries.get(&key).copied().unwrap_or(0) + 1;
+        let file = crate::tasks::active_name(&s.name, attempt, name);
+        let restart = (s.pane.path != inbox.spec.workdir)
+            .then(|| self.spec_for(pool, s, &inbox.spec.workdir))
+            .flatten();
+        let task = self.task_ref(&plan.facts, inbox, &file, name, &s.name, attempt);
+        plan.act(TaskAction::DispatchTask {
+            task,
+            pane: s.pane.id.clone(),
+            restart,
+        });
     }
 
     /// A pool session's spec under the active account, in `workdir`.
     pub(super) fn spec_for(
         &self,
-        pool: &Object<crate::api::PoolSpec>,
+        pool: &Object<PoolSpec>,
         s: &Session,
         workdir: &std::path::Path,
     ) -> Option<SessionSpec> {
@@ -444,3 +483,7 @@ pub(super) fn screen_age(plan: &Plan, name: &str, now: Timestamp) -> Duration {
         .and_then(|f| f.screen)
         .map_or(Duration::ZERO, |(_, at)| elapsed(now, at))
 }
+
+#[cfg(test)]
+#[path = "tasks_tests.rs"]
+mod tests;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::tasks::{View, elapsed, screen_age};
+use super::tasks::{Seen, View, elapsed, screen_age};
 use super::{Action, Plan, SessionAction, TaskAction, TaskRef};
 use crate::api::{InboxSpec, Manifests, Object};
 use crate::conversation::TurnEnd;
@@ -100,57 +100,13 @@ impl View<'_> {
             .o
             .sessions
             .get(&active.session)
-            .filter(|s| s.owner.as_deref() == Some(self.owner) && !s.pane.dead);
+            .filter(|s| s.is_live_ours(self.owner));
         let Some(s) = session else {
-            match known {
-                // Its turn ended before its agent died: done, or carried on.
-                Some(facts) if facts.ended.is_some() => {
-                    self.finish(None, inbox, task, &facts, plan);
-                }
-                // Resumed in its own conversation when the session starts again.
-                Some(_) if self.resume_of(&active.session, plan).is_some() => {}
-                known => {
-                    let delivered = known.as_ref().is_some_and(delivered);
-                    let reason = if delivered {
-                        format!(
-                            "session {} died while working on it (try {} of {})",
-                            active.session, active.attempt, inbox.spec.max_tries
-                        )
-                    } else {
-                        format!(
-                            "session {} died before the task was sent; no try used",
-                            active.session
-                        )
-                    };
-                    plan.act(TaskAction::RequeueTask {
-                        reason,
-                        failed: delivered && active.attempt >= inbox.spec.max_tries,
-                        delivered,
-                        task,
-                    });
-                }
-            }
+            self.follow_without_agent(inbox, active, task, known, plan);
             return;
         };
         let Some(facts) = known else {
-            // Claimed, and no proof it was sent: a crash between claim and paste.
-            plan.act(TaskAction::RequeueTask {
-                task,
-                reason: "claimed but not sent before the controller stopped; no try used".into(),
-                failed: false,
-                delivered: false,
-            });
-            if let Some(spec) = self
-                .m
-                .pool(&inbox.spec.pool)
-                .and_then(|p| self.spec_for(p, s, &p.spec.workdir))
-            {
-                plan.act(SessionAction::RecycleSession {
-                    session: spec,
-                    pane: s.pane.id.clone(),
-                    reason: "clear a task that may sit unsent in its input".into(),
-                });
-            }
+            self.give_back_unsent(inbox, s, task, plan);
             return;
         };
         if facts.ended.is_some() {
@@ -163,6 +119,76 @@ impl View<'_> {
             .is_some_and(|t| t.ended.is_none())
         {
             self.progress(s, task, plan);
+        }
+    }
+
+    /// A claimed task whose agent is dead or gone: done or carried on when its turn
+    /// ended before, resumed when its session starts again, else put back (a try used
+    /// only if its text was delivered).
+    fn follow_without_agent(
+        &self,
+        inbox: &Object<InboxSpec>,
+        active: &ActiveTask,
+        task: TaskRef,
+        known: Option<TaskFacts>,
+        plan: &mut Plan,
+    ) {
+        match known {
+            // Its turn ended before its agent died: done, or carried on.
+            Some(facts) if facts.ended.is_some() => {
+                self.finish(None, inbox, task, &facts, plan);
+            }
+            // Resumed in its own conversation when the session starts again.
+            Some(_) if self.resume_of(&active.session, plan).is_some() => {}
+            known => {
+                let delivered = known.as_ref().is_some_and(delivered);
+                let reason = if delivered {
+                    format!(
+                        "session {} died while working on it (try {} of {})",
+                        active.session, active.attempt, inbox.spec.max_tries
+                    )
+                } else {
+                    format!(
+                        "session {} died before the task was sent; no try used",
+                        active.session
+                    )
+                };
+                plan.act(TaskAction::RequeueTask {
+                    reason,
+                    failed: delivered && active.attempt >= inbox.spec.max_tries,
+                    delivered,
+                    task,
+                });
+            }
+        }
+    }
+
+    /// A claim the facts do not hold, with no proof it was sent (a crash between claim
+    /// and paste): the task goes back, no try used, and the agent starts afresh in case
+    /// the text sits unsent in its input.
+    fn give_back_unsent(
+        &self,
+        inbox: &Object<InboxSpec>,
+        s: &Session,
+        task: TaskRef,
+        plan: &mut Plan,
+    ) {
+        plan.act(TaskAction::RequeueTask {
+            task,
+            reason: "claimed but not sent before the controller stopped; no try used".into(),
+            failed: false,
+            delivered: false,
+        });
+        if let Some(spec) = self
+            .m
+            .pool(&inbox.spec.pool)
+            .and_then(|p| self.spec_for(p, s, &p.spec.workdir))
+        {
+            plan.act(SessionAction::RecycleSession {
+                session: spec,
+                pane: s.pane.id.clone(),
+                reason: "clear a task that may sit unsent in its input".into(),
+            });
         }
     }
 
@@ -211,15 +237,16 @@ impl View<'_> {
         let Some(seen) = self.seen.get(&s.name) else {
             return;
         };
-        let spec = &self.m.controller.spec;
-        let pane = s.pane.id.clone();
         // No screen change for idleTimeout, in any stage: stalled (kept in active/). A
         // turn waiting at a usage limit is not stalled: it waits for a move or the reset.
         let quiet = screen_age(plan, &s.name, self.now);
         let Some(tf) = task_mut(plan, &s.name) else {
             return;
         };
-        if !tf.stalled && !seen.at_limit && quiet >= spec.completion.idle_timeout.0 {
+        if !tf.stalled
+            && !seen.at_limit
+            && quiet >= self.m.controller.spec.completion.idle_timeout.0
+        {
             let stall = Action::Task(TaskAction::StallTask { task: task.clone() });
             plan.act(stall);
         }
@@ -236,72 +263,103 @@ impl View<'_> {
             // A fresh agent gets the task, a resumed one `continue`, once at its prompt.
             // One that never gets there gives the task back, no try used.
             Stage::Starting if !seen.at_empty_prompt() && since >= START_TIMEOUT => {
-                let state = format!("{:?}", seen.state).to_lowercase();
-                plan.act(TaskAction::RequeueTask {
-                    reason: format!(
-                        "its agent showed no empty prompt within {}s (its screen reads {state}); \
-                         no try used",
-                        START_TIMEOUT.as_secs()
-                    ),
-                    failed: false,
-                    delivered: false,
-                    task,
-                });
-                if let Some(spec) = self.recycled(s) {
-                    plan.act(SessionAction::RecycleSession {
-                        session: spec,
-                        pane,
-                        reason: "an agent that never became ready".into(),
-                    });
-                }
+                self.never_ready(s, seen, task, plan);
             }
             Stage::Starting | Stage::Resuming => {
                 if !seen.at_empty_prompt() {
                     plan.wake(Duration::from_millis(100));
                 } else if tf.stage == Stage::Starting {
-                    plan.act(TaskAction::PasteTask { task, pane });
+                    plan.act(TaskAction::PasteTask {
+                        task,
+                        pane: s.pane.id.clone(),
+                    });
                 } else {
                     let text = continue_text(&task.account, self.now);
+                    let pane = s.pane.id.clone();
                     plan.act(TaskAction::ContinueTask { task, pane, text });
                 }
             }
             Stage::Pasted => {
-                let delay = spec.dispatch.submit_delay.0;
+                let delay = self.m.controller.spec.dispatch.submit_delay.0;
                 if since >= delay {
+                    let pane = s.pane.id.clone();
                     plan.act(TaskAction::SubmitTask { task, pane });
                 } else {
                     plan.wake(delay - since);
                 }
             }
-            Stage::Submitted(enters) => {
-                // Taken: the busy marker (a report or the transcript moved it on
-                // already). An empty input box is not proof: the turn may not run yet.
-                if seen.state == State::Busy {
-                    tf.stage = Stage::Running;
-                    tf.since = self.now;
-                    tf.started = tf.started.or(Some(self.now));
-                    plan.wake(spec.poll_interval.0);
-                } else if since >= RETAKE && enters < 2 && !seen.empty_input {
-                    plan.act(TaskAction::SubmitTask { task, pane });
-                } else {
-                    plan.wake(Duration::from_millis(250));
-                }
+            Stage::Submitted(enters) => self.submitted(s, seen, enters, since, task, plan),
+            Stage::Running => self.running(s, seen, task, plan),
+        }
+    }
+
+    /// A task whose fresh agent showed no empty prompt within [`START_TIMEOUT`] goes
+    /// back, no try used, and the agent starts again.
+    fn never_ready(&self, s: &Session, seen: &Seen, task: TaskRef, plan: &mut Plan) {
+        let state = format!("{:?}", seen.state).to_lowercase();
+        plan.act(TaskAction::RequeueTask {
+            reason: format!(
+                "its agent showed no empty prompt within {}s (its screen reads {state}); \
+                 no try used",
+                START_TIMEOUT.as_secs()
+            ),
+            failed: false,
+            delivered: false,
+            task,
+        });
+        if let Some(spec) = self.recycled(s) {
+            plan.act(SessionAction::RecycleSession {
+                session: spec,
+                pane: s.pane.id.clone(),
+                reason: "an agent that never became ready".into(),
+            });
+        }
+    }
+
+    /// A task submitted with `enters` Enters, `since` ago: taken at the busy marker (a
+    /// report or the transcript moved it on already); Enter again when the text still
+    /// sits in the box after [`RETAKE`]. An empty input box is not proof: the turn may
+    /// not run yet.
+    fn submitted(
+        &self,
+        s: &Session,
+        seen: &Seen,
+        enters: u8,
+        since: Duration,
+        task: TaskRef,
+        plan: &mut Plan,
+    ) {
+        if seen.state == State::Busy {
+            if let Some(tf) = task_mut(plan, &s.name) {
+                tf.stage = Stage::Running;
+                tf.since = self.now;
+                tf.started = tf.started.or(Some(self.now));
             }
-            Stage::Running => {
-                // The screen ends a turn only for an agent that does not report, and
-                // only after the turn was seen running.
-                if seen.state == State::Idle && tf.seen_busy && !seen.reports {
-                    let idle = *tf.idle_since.get_or_insert(self.now);
-                    let needed = spec.poll_interval.0.max(MIN_IDLE);
-                    if elapsed(self.now, idle) >= needed {
-                        self.complete(Some(s), task, "idle screen after the turn ran", None, plan);
-                        return;
-                    }
-                    plan.wake(needed - elapsed(self.now, idle));
-                } else {
-                    tf.idle_since = None;
-                }
+            plan.wake(self.m.controller.spec.poll_interval.0);
+        } else if since >= RETAKE && enters < 2 && !seen.empty_input {
+            let pane = s.pane.id.clone();
+            plan.act(TaskAction::SubmitTask { task, pane });
+        } else {
+            plan.wake(Duration::from_millis(250));
+        }
+    }
+
+    /// A running task: the screen ends its turn only for an agent that does not report,
+    /// and only after the turn was seen running, once idle for a poll interval.
+    fn running(&self, s: &Session, seen: &Seen, task: TaskRef, plan: &mut Plan) {
+        let Some(tf) = task_mut(plan, &s.name) else {
+            return;
+        };
+        if seen.state == State::Idle && tf.seen_busy && !seen.reports {
+            let idle = *tf.idle_since.get_or_insert(self.now);
+            let needed = self.m.controller.spec.poll_interval.0.max(MIN_IDLE);
+            if elapsed(self.now, idle) >= needed {
+                self.complete(Some(s), task, "idle screen after the turn ran", None, plan);
+                return;
             }
+            plan.wake(needed - elapsed(self.now, idle));
+        } else {
+            tf.idle_since = None;
         }
     }
 

@@ -269,19 +269,9 @@ fn a_claim_a_crash_left_out_of_the_facts_should_be_followed_on_proof_only() {
 
 #[test]
 fn an_account_over_move_at_should_take_no_new_task() {
-    let text = format!(
-        "{POOL_AND_DEDICATED}{INBOX}---\napiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{quota: {{moveAt: 95}}}}\n"
-    );
-    let m = manifests(&text);
+    let m = manifests(&format!("{POOL_AND_DEDICATED}{INBOX}{MOVE_AT_95}"));
     let mut o = observed();
-    for (i, n) in ["ccl-auto-11", "ccl-auto-12", "ccl-auto-13"]
-        .iter()
-        .enumerate()
-    {
-        add(&mut o, session(n, "failover", "main", 100 + i as u32));
-        o.screens.insert((*n).into(), IDLE_EMPTY.into());
-    }
-    o.facts.active_account = Some("main".into());
+    idle_pool(&mut o);
     o.inboxes.insert("tasks".into(), waiting(1));
     let dispatched = |p: &Plan| {
         p.actions
@@ -334,10 +324,7 @@ fn an_account_over_move_at_should_take_no_new_task() {
 
 #[test]
 fn a_reported_turn_should_hold_a_session_until_it_ends_or_sits_cut_at_its_prompt() {
-    let text = format!(
-        "{POOL_AND_DEDICATED}---\napiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{quota: {{moveAt: 95}}}}\n"
-    );
-    let m = manifests(&text);
+    let m = manifests(&format!("{POOL_AND_DEDICATED}{MOVE_AT_95}"));
     let mut o = observed();
     add(&mut o, session("ccl-1-x", "failover", "main", PID));
     o.screens.insert("ccl-1-x".into(), IDLE_EMPTY.into());
