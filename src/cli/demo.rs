@@ -18,11 +18,25 @@ pub struct Args {
     tasks: usize,
 }
 
-/// Everything the demo started, stopped on drop unless kept.
+/// Everything the demo started, stopped on drop unless kept, and what its phases share.
 struct Demo {
+    /// When the demo began; every line it prints tells the seconds since.
+    start: Instant,
+    /// This program, run as the controller and as the stand-in agents.
+    exe: PathBuf,
+    /// The temporary folder holding the accounts, the project, the manifest and the state.
     root: PathBuf,
+    /// The private tmux server's socket.
     socket: PathBuf,
+    /// The controller, once started.
     controller: Option<Child>,
+    /// Tells the journal's new entries while the demo waits.
+    narrator: Narrator,
+    /// How many tasks to drop in all.
+    tasks: usize,
+    /// How many of them to drop before the usage limit.
+    first: usize,
+    /// Leave everything running at the end, to attach and look.
     keep: bool,
 }
 
@@ -98,6 +112,7 @@ fn tmux(socket: &Path, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+/// Prints `text` after the seconds since `start`.
 fn say(start: Instant, text: &str) {
     println!("[{:>5.1}s] {text}", start.elapsed().as_secs_f64());
 }
@@ -113,36 +128,320 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
+/// Writes `text` to `path`, the error naming the file.
 fn write(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// The story, one phase after the other; whatever it started is stopped when `demo` drops.
 fn demo(args: &Args) -> Result<(), String> {
-    let start = Instant::now();
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    let root = tempfile::Builder::new()
-        .prefix("failover-demo-")
-        .tempdir()
-        .map_err(|e| format!("temp folder: {e}"))?
-        .keep();
-    let mut demo = Demo {
-        socket: root.join("tmux.sock"),
-        root: root.clone(),
-        controller: None,
-        keep: args.keep,
-    };
-    for dir in [
-        "main",
-        "backup",
-        "shared",
-        "project/.agent-queue/inbox",
-        "desk",
-        "manifests",
-    ] {
-        std::fs::create_dir_all(root.join(dir)).map_err(|e| format!("{dir}: {e}"))?;
+    let mut demo = Demo::set_up(args)?;
+    demo.start_controller()?;
+    demo.bring_up_sessions()?;
+    demo.type_in_desk()?;
+    demo.first_tasks()?;
+    let swap = demo.usage_limit_and_swap()?;
+    demo.remaining_tasks()?;
+    demo.summary(&swap);
+    Ok(())
+}
+
+/// How the swap went, for the summary.
+struct Swap {
+    /// Milliseconds from the usage limit to the swap.
+    ms: u128,
+    /// Sessions moved to the backup account.
+    moved: usize,
+}
+
+impl Demo {
+    /// Makes the temporary folder with the accounts, the project and the manifest.
+    fn set_up(args: &Args) -> Result<Demo, String> {
+        let start = Instant::now();
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+        let root = tempfile::Builder::new()
+            .prefix("failover-demo-")
+            .tempdir()
+            .map_err(|e| format!("temp folder: {e}"))?
+            .keep();
+        let tasks = args.tasks.max(2);
+        let demo = Demo {
+            start,
+            exe,
+            socket: root.join("tmux.sock"),
+            narrator: Narrator {
+                state: root.join("state"),
+                seen: 0,
+            },
+            root,
+            controller: None,
+            tasks,
+            first: (tasks / 3).max(1),
+            keep: args.keep,
+        };
+        for dir in [
+            "main",
+            "backup",
+            "shared",
+            "project/.agent-queue/inbox",
+            "desk",
+            "manifests",
+        ] {
+            std::fs::create_dir_all(demo.root.join(dir)).map_err(|e| format!("{dir}: {e}"))?;
+        }
+        write(
+            &demo.root.join("manifests/demo.yaml"),
+            &manifest(&demo.root, &demo.exe),
+        )?;
+        demo.say(&format!(
+            "folder {}: accounts main and backup, their transcripts shared",
+            demo.root.display()
+        ));
+        Ok(demo)
     }
-    let r = root.display();
-    let manifest = format!(
+
+    /// Starts the controller on the manifest, against the private tmux server.
+    fn start_controller(&mut self) -> Result<(), String> {
+        let log =
+            std::fs::File::create(self.root.join("controller.log")).map_err(|e| e.to_string())?;
+        let child = Command::new(&self.exe)
+            .args(["controller", "-f"])
+            .arg(self.root.join("manifests"))
+            .env("FAILOVER_TMUX_SOCKET", &self.socket)
+            .env("FAILOVER_STATE_DIR", self.state())
+            .env("FAILOVER_TMUX_CONFIG", "/dev/null")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start the controller: {e}"))?;
+        self.say(&format!("controller started (pid {})", child.id()));
+        self.controller = Some(child);
+        Ok(())
+    }
+
+    /// Waits for the controller to create the pool's four sessions and the dedicated one.
+    fn bring_up_sessions(&mut self) -> Result<(), String> {
+        let sessions = self
+            .wait(Duration::from_secs(20), |d| {
+                let created = d
+                    .events("action")
+                    .iter()
+                    .filter(|e| e["action"]["action"] == "createSession")
+                    .count();
+                (created >= 5).then_some(created)
+            })
+            .ok_or("the sessions did not come up")?;
+        self.say(&format!(
+            "{sessions} sessions under account main: demo-0..3 (pool) and desk (yours)"
+        ));
+        Ok(())
+    }
+
+    /// Types the operator's own prompt into the dedicated session once its agent is ready.
+    fn type_in_desk(&mut self) -> Result<(), String> {
+        self.wait(Duration::from_secs(20), |d| {
+            d.desk_screen().contains('❯').then_some(())
+        })
+        .ok_or("the dedicated session did not come up")?;
+        self.tmux(&["send-keys", "-t", "=desk:", "-l", DESK_PROMPT]);
+        self.tmux(&["send-keys", "-t", "=desk:", "Enter"]);
+        self.say(&format!("you type in desk: \"{DESK_PROMPT}\""));
+        Ok(())
+    }
+
+    /// Drops the first tasks and waits for them to finish under account main.
+    fn first_tasks(&mut self) -> Result<(), String> {
+        let first = self.first;
+        self.drop_tasks(1..=first)?;
+        self.say(&format!(
+            "{first} tasks dropped into {}",
+            self.inbox().display()
+        ));
+        self.wait(Duration::from_secs(30), |d| {
+            (d.done() >= first).then_some(())
+        })
+        .ok_or("the first tasks did not finish")?;
+        self.say(&format!(
+            "{} tasks done; now account main hits its usage limit",
+            self.done()
+        ));
+        Ok(())
+    }
+
+    /// Account main hits its usage limit as the other tasks drop; waits for swap and moves.
+    fn usage_limit_and_swap(&mut self) -> Result<Swap, String> {
+        write(&self.root.join("main/.sim-limit"), "11:59pm (UTC)")?;
+        self.drop_tasks(self.first + 1..=self.tasks)?;
+        self.say(&format!("{} more tasks dropped", self.tasks - self.first));
+        let hit = Instant::now();
+        let swap = self
+            .wait(Duration::from_secs(20), |d| {
+                d.events("swap").into_iter().next()
+            })
+            .ok_or("no swap happened")?;
+        let ms = hit.elapsed().as_millis();
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+        self.say(&format!(
+            "swap {} -> {} ({}), {ms} ms after account main ran out",
+            text(&swap["from"]),
+            text(&swap["to"]),
+            text(&swap["reason"])
+        ));
+        let moved = self.wait_for_moves();
+        self.say(&format!(
+            "{moved} sessions moved to backup, conversations resumed"
+        ));
+        Ok(Swap { ms, moved })
+    }
+
+    /// Waits for all five sessions to move; the moves that worked, or all tried on timeout.
+    fn wait_for_moves(&mut self) -> usize {
+        let moves = |d: &Demo, ok_only: bool| {
+            d.events("action")
+                .iter()
+                .filter(|e| e["action"]["action"] == "moveSession" && (!ok_only || e["ok"] == true))
+                .count()
+        };
+        self.wait(Duration::from_secs(20), |d| {
+            let ok = moves(d, true);
+            (ok >= 5).then_some(ok)
+        })
+        .unwrap_or_else(|| moves(self, false))
+    }
+
+    /// Waits for every task to finish under account backup.
+    fn remaining_tasks(&mut self) -> Result<(), String> {
+        let tasks = self.tasks;
+        self.wait(Duration::from_secs(60), |d| {
+            (d.done() >= tasks).then_some(())
+        })
+        .ok_or_else(|| format!("only {} of {tasks} tasks finished", self.done()))?;
+        self.say(&format!("all {tasks} tasks done"));
+        Ok(())
+    }
+
+    /// Prints the summary: tasks, swap, moves, the dedicated session and where to look.
+    fn summary(&self, swap: &Swap) {
+        let desk_resumed = self.desk_screen().contains(DESK_PROMPT);
+        let socket = self.socket.display();
+        println!();
+        println!("Summary");
+        println!("  tasks done:       {} of {}", self.done(), self.tasks);
+        println!(
+            "  swap:             main -> backup, {} ms after main ran out",
+            swap.ms
+        );
+        println!("  sessions moved:   {}", swap.moved);
+        println!(
+            "  desk:             {}",
+            if desk_resumed {
+                "its conversation resumed under backup (your prompt is back on screen)"
+            } else {
+                "its conversation is not on screen"
+            }
+        );
+        println!(
+            "  journal:          {}",
+            self.state()
+                .join(crate::state::paths::JOURNAL_FILE)
+                .display()
+        );
+        println!("  attach and watch: tmux -S {socket} attach -t demo-0");
+        if self.keep {
+            let pid = self.controller.as_ref().map_or(0, Child::id);
+            println!(
+                "  still running; stop with: kill {pid}; tmux -S {socket} kill-server; rm -r {}",
+                self.root.display()
+            );
+        } else {
+            println!("  (run with --keep to leave it running and attach)");
+        }
+    }
+
+    /// Polls `check` every 100 ms, up to `timeout`, telling what the controller did meanwhile.
+    fn wait<T>(
+        &mut self,
+        timeout: Duration,
+        mut check: impl FnMut(&Demo) -> Option<T>,
+    ) -> Option<T> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.narrator.narrate(self.start);
+            if let Some(v) = check(self) {
+                return Some(v);
+            }
+            if Instant::now() >= deadline {
+                self.say("timed out");
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Drops the tasks numbered `range` into the inbox, each written aside then renamed in.
+    fn drop_tasks(&self, range: std::ops::RangeInclusive<usize>) -> Result<(), String> {
+        for i in range {
+            let tmp = self.root.join("task.tmp");
+            write(
+                &tmp,
+                &format!("Task {i}: improve module {i} and run its tests."),
+            )?;
+            std::fs::rename(&tmp, self.inbox().join(format!("task-{i:02}.md")))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The journal's entries of one kind so far.
+    fn events(&self, kind: &str) -> Vec<serde_json::Value> {
+        crate::state::journal::read(&self.state())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e["event"] == kind)
+            .collect()
+    }
+
+    /// How many tasks are done (in the queue's done folder).
+    fn done(&self) -> usize {
+        std::fs::read_dir(self.root.join("project/.agent-queue/done"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".md"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// What the dedicated session shows.
+    fn desk_screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", "=desk:"])
+    }
+
+    /// The project's inbox, where tasks are dropped.
+    fn inbox(&self) -> PathBuf {
+        self.root.join("project/.agent-queue/inbox")
+    }
+
+    /// The controller's state folder, holding the journal.
+    fn state(&self) -> PathBuf {
+        self.root.join("state")
+    }
+
+    /// Runs tmux on the demo's private server.
+    fn tmux(&self, args: &[&str]) -> String {
+        tmux(&self.socket, args)
+    }
+
+    /// Prints `text` after the seconds since the demo began.
+    fn say(&self, text: &str) {
+        say(self.start, text);
+    }
+}
+
+/// The demo's manifest: two accounts, shared transcripts, stand-in agents, pool, desk, inbox.
+fn manifest(root: &Path, exe: &Path) -> String {
+    format!(
         "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: main}}\nspec: {{home: {r}/main, priority: 0}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: backup}}\nspec: {{home: {r}/backup, priority: 1}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: SharedState\nmetadata: {{name: shared}}\nspec: {{target: {r}/shared}}\n---\n\
@@ -151,197 +450,9 @@ fn demo(args: &Args) -> Result<(), String> {
          apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: auto}}\nspec: {{prefix: demo-, min: 4, max: 4, workdir: {r}/project}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: {r}/desk}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: project}}\nspec: {{path: {r}/project/.agent-queue/inbox, pool: auto, workdir: {r}/project}}\n",
+        r = root.display(),
         exe = exe.display(),
-    );
-    write(&root.join("manifests/demo.yaml"), &manifest)?;
-    say(
-        start,
-        &format!("folder {r}: accounts main and backup, their transcripts shared"),
-    );
-    let log = std::fs::File::create(root.join("controller.log")).map_err(|e| e.to_string())?;
-    let child = Command::new(&exe)
-        .args(["controller", "-f"])
-        .arg(root.join("manifests"))
-        .env("FAILOVER_TMUX_SOCKET", &demo.socket)
-        .env("FAILOVER_STATE_DIR", root.join("state"))
-        .env("FAILOVER_TMUX_CONFIG", "/dev/null")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map_err(|e| format!("cannot start the controller: {e}"))?;
-    say(start, &format!("controller started (pid {})", child.id()));
-    demo.controller = Some(child);
-    let state = root.join("state");
-    let journal = state.join(crate::state::paths::JOURNAL_FILE);
-    let mut narrator = Narrator {
-        state: state.clone(),
-        seen: 0,
-    };
-    let events = |kind: &str| -> Vec<serde_json::Value> {
-        crate::state::journal::read(&state)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|e| e["event"] == kind)
-            .collect()
-    };
-    let sessions = wait(start, &mut narrator, Duration::from_secs(20), || {
-        let created = events("action")
-            .iter()
-            .filter(|e| e["action"]["action"] == "createSession")
-            .count();
-        (created >= 5).then_some(created)
-    })
-    .ok_or("the sessions did not come up")?;
-    say(
-        start,
-        &format!("{sessions} sessions under account main: demo-0..3 (pool) and desk (yours)"),
-    );
-    // The operator's own conversation in the dedicated session.
-    let desk_screen = || tmux(&demo.socket, &["capture-pane", "-p", "-t", "=desk:"]);
-    wait(start, &mut narrator, Duration::from_secs(20), || {
-        desk_screen().contains('❯').then_some(())
-    })
-    .ok_or("the dedicated session did not come up")?;
-    tmux(
-        &demo.socket,
-        &["send-keys", "-t", "=desk:", "-l", DESK_PROMPT],
-    );
-    tmux(&demo.socket, &["send-keys", "-t", "=desk:", "Enter"]);
-    say(start, &format!("you type in desk: \"{DESK_PROMPT}\""));
-    let inbox = root.join("project/.agent-queue/inbox");
-    let drop_tasks = |range: std::ops::RangeInclusive<usize>| -> Result<(), String> {
-        for i in range {
-            let tmp = root.join("task.tmp");
-            write(
-                &tmp,
-                &format!("Task {i}: improve module {i} and run its tests."),
-            )?;
-            std::fs::rename(&tmp, inbox.join(format!("task-{i:02}.md")))
-                .map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    };
-    let tasks = args.tasks.max(2);
-    let first = (tasks / 3).max(1);
-    drop_tasks(1..=first)?;
-    say(
-        start,
-        &format!("{first} tasks dropped into {}", inbox.display()),
-    );
-    let done_dir = root.join("project/.agent-queue/done");
-    let done = || -> usize {
-        std::fs::read_dir(&done_dir)
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| e.file_name().to_string_lossy().ends_with(".md"))
-                    .count()
-            })
-            .unwrap_or(0)
-    };
-    wait(start, &mut narrator, Duration::from_secs(30), || {
-        (done() >= first).then_some(())
-    })
-    .ok_or("the first tasks did not finish")?;
-    say(
-        start,
-        &format!(
-            "{} tasks done; now account main hits its usage limit",
-            done()
-        ),
-    );
-    write(&root.join("main/.sim-limit"), "11:59pm (UTC)")?;
-    drop_tasks(first + 1..=tasks)?;
-    say(start, &format!("{} more tasks dropped", tasks - first));
-    let hit = Instant::now();
-    let swap = wait(start, &mut narrator, Duration::from_secs(20), || {
-        events("swap").into_iter().next()
-    })
-    .ok_or("no swap happened")?;
-    let swap_ms = hit.elapsed().as_millis();
-    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
-    say(
-        start,
-        &format!(
-            "swap {} -> {} ({}), {swap_ms} ms after account main ran out",
-            text(&swap["from"]),
-            text(&swap["to"]),
-            text(&swap["reason"])
-        ),
-    );
-    let moved = wait(start, &mut narrator, Duration::from_secs(20), || {
-        let moves = events("action")
-            .iter()
-            .filter(|e| e["action"]["action"] == "moveSession" && e["ok"] == true)
-            .count();
-        (moves >= 5).then_some(moves)
-    })
-    .unwrap_or_else(|| {
-        events("action")
-            .iter()
-            .filter(|e| e["action"]["action"] == "moveSession")
-            .count()
-    });
-    say(
-        start,
-        &format!("{moved} sessions moved to backup, conversations resumed"),
-    );
-    wait(start, &mut narrator, Duration::from_secs(60), || {
-        (done() >= tasks).then_some(())
-    })
-    .ok_or_else(|| format!("only {} of {tasks} tasks finished", done()))?;
-    say(start, &format!("all {tasks} tasks done"));
-    let desk_resumed = desk_screen().contains(DESK_PROMPT);
-    println!();
-    println!("Summary");
-    println!("  tasks done:       {} of {tasks}", done());
-    println!("  swap:             main -> backup, {swap_ms} ms after main ran out");
-    println!("  sessions moved:   {moved}");
-    println!(
-        "  desk:             {}",
-        if desk_resumed {
-            "its conversation resumed under backup (your prompt is back on screen)"
-        } else {
-            "its conversation is not on screen"
-        }
-    );
-    println!("  journal:          {}", journal.display());
-    println!(
-        "  attach and watch: tmux -S {} attach -t demo-0",
-        demo.socket.display()
-    );
-    if args.keep {
-        let pid = demo.controller.as_ref().map_or(0, Child::id);
-        println!(
-            "  still running; stop with: kill {pid}; tmux -S {} kill-server; rm -r {r}",
-            demo.socket.display()
-        );
-    } else {
-        println!("  (run with --keep to leave it running and attach)");
-    }
-    Ok(())
-}
-
-/// Polls `check` every 100 ms, up to `timeout`, telling what the controller did
-/// meanwhile.
-fn wait<T>(
-    start: Instant,
-    narrator: &mut Narrator,
-    timeout: Duration,
-    mut check: impl FnMut() -> Option<T>,
-) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        narrator.narrate(start);
-        if let Some(v) = check() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            say(start, "timed out");
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    )
 }
 
 /// Tells the journal's new entries as they come: what the controller did and why.
@@ -354,6 +465,7 @@ struct Narrator {
 }
 
 impl Narrator {
+    /// Tells the entries written since the last call.
     fn narrate(&mut self, start: Instant) {
         let entries = crate::state::journal::read(&self.state).unwrap_or_default();
         for told in entries.iter().skip(self.seen).filter_map(tell) {
