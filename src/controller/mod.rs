@@ -21,5 +21,5 @@ mod status;
 mod watch;
 
 pub use error::Error;
-pub use runner::Key;
+pub use queue::Key;
 pub use start::{run, tmux_server};

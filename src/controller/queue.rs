@@ -5,7 +5,7 @@
 //! gap opens and doubles (a thousand file events give a handful of runs) and closes
 //! again after a quiet run; timers and tmux notifications never open it. A key can be
 //! scheduled for later ([`WorkQueue::add_after`]): one timer per key, the earliest time
-//! winning, with no task of its own.
+//! winning, with no task of its own. The controller's keys are [`Key`]s.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -14,6 +14,17 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
+
+/// What a reconcile is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// Read the manifests again (files edited, or handed over by `apply`).
+    Manifests,
+    /// Observe, plan and act.
+    World,
+    /// Prune `done/` and `failed/` past their retention.
+    Janitor,
+}
 
 /// The first retry delay after a failure; doubled per further failure.
 pub const BACKOFF_BASE: Duration = Duration::from_millis(200);

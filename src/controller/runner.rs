@@ -13,7 +13,7 @@ use tracing::{debug, error, info, warn};
 
 use super::error::Error;
 use super::handoff::ManifestSet;
-use super::queue::WorkQueue;
+use super::queue::{Key, WorkQueue};
 use super::round::{Desired, Round, Store};
 use super::status::Reporter;
 use super::watch::Watches;
@@ -22,17 +22,6 @@ use crate::api::{LoadError, Settings};
 use crate::plan::Scope;
 use crate::state::journal::Kind;
 use crate::tmux::{Event, Tmux};
-
-/// What a reconcile is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Key {
-    /// Read the manifests again (files edited, or handed over by `apply`).
-    Manifests,
-    /// Observe, plan and act.
-    World,
-    /// Prune `done/` and `failed/` past their retention.
-    Janitor,
-}
 
 /// The running controller.
 pub(super) struct Controller {

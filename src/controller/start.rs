@@ -21,10 +21,10 @@ use crate::tmux::{self, Server, Tmux};
 use super::error::Error;
 use super::handoff::ManifestSet;
 use super::lock::Lock;
-use super::queue::{self, WorkQueue};
+use super::queue::{self, Key, WorkQueue};
 use super::replay;
 use super::round::{Desired, Store};
-use super::runner::{Controller, Key};
+use super::runner::Controller;
 use super::status::Reporter;
 
 /// Runs the controller on the manifests `files` until SIGTERM or SIGINT.

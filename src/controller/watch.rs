@@ -12,7 +12,7 @@ use std::time::Duration;
 use notify::{PollWatcher, RecommendedWatcher, RecursiveMode, Watcher};
 use tracing::{debug, warn};
 
-use super::Key;
+use super::queue::Key;
 use super::queue::WorkQueue;
 
 /// How often folders are polled when they cannot be watched.

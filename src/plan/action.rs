@@ -10,7 +10,6 @@ use std::path::PathBuf;
 
 use serde::{Serialize, Serializer};
 
-use super::Outcome;
 use crate::state::journal::Kind;
 
 /// One change to the world. It serializes as its group's action, flat:
@@ -201,6 +200,21 @@ pub enum TaskAction {
         /// Which task.
         task: TaskRef,
     },
+}
+
+/// What a successful action came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// It did what it says.
+    Done,
+    /// It pasted a prompt into the agent: [`crate::report::text_hash`] of the text, by
+    /// which the agent's submit report is known to be this task's.
+    Sent(u64),
+    /// The task it was to send went to `failed/` instead, or the move was not made,
+    /// for this reason.
+    Rejected(String),
+    /// The agent was restarted resuming this conversation.
+    Resumed(String),
 }
 
 impl From<FsAction> for Action {

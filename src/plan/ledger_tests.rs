@@ -2,8 +2,9 @@
 //! a limit.
 
 use super::super::Action;
+use super::super::Outcome;
 use super::super::fixtures::*;
-use super::super::record::{Outcome, record};
+use super::super::record::record;
 use crate::plan::{SessionAction, TaskAction};
 use crate::state::Stage;
 

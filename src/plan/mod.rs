@@ -23,10 +23,11 @@ use crate::api::{AccountSpec, Manifests, Object};
 use crate::observe::Observed;
 
 pub use action::{
-    Action, Change, FsAction, Role, SessionAction, SessionSpec, TaskAction, TaskKey, TaskRef,
+    Action, Change, FsAction, Outcome, Role, SessionAction, SessionSpec, TaskAction, TaskKey,
+    TaskRef,
 };
 pub use event::Event;
-pub use record::{Outcome, record};
+pub use record::record;
 
 /// What one reconcile should do.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

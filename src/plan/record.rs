@@ -2,23 +2,8 @@
 
 use jiff::Timestamp;
 
-use super::{Action, FsAction, SessionAction, TaskAction, TaskRef};
+use super::{Action, FsAction, Outcome, SessionAction, TaskAction, TaskRef};
 use crate::state::{Facts, Stage, TaskFacts};
-
-/// What a successful action came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// It did what it says.
-    Done,
-    /// It pasted a prompt into the agent: [`crate::report::text_hash`] of the text, by
-    /// which the agent's submit report is known to be this task's.
-    Sent(u64),
-    /// The task it was to send went to `failed/` instead, or the move was not made,
-    /// for this reason.
-    Rejected(String),
-    /// The agent was restarted resuming this conversation.
-    Resumed(String),
-}
 
 /// Records the result of `action` in `facts`.
 pub fn record(
