@@ -14,7 +14,7 @@ use super::screens::Reading;
 use super::{Event, Plan};
 use crate::api::Manifests;
 use crate::observe::Observed;
-use crate::state::{Facts, SessionFacts, Stage};
+use crate::state::{Facts, Redraw, SessionFacts, Stage};
 
 mod choose;
 
@@ -182,21 +182,25 @@ fn quota_on_screens(
 /// Whether the limit `mark` on a session's screen is the old turn's, redrawn after a
 /// move; another limit ends the redraw.
 fn redrawn(f: &mut SessionFacts, mark: &str) -> bool {
-    if !f.redraw {
+    let Redraw::On {
+        mark: seen,
+        submitted,
+    } = &mut f.redraw
+    else {
         return false;
-    }
-    match &f.redraw_mark {
+    };
+    match seen {
         // The old screen, still.
         Some(seen) if seen == mark => true,
         // The first limit after a move, before we sent anything, is the old turn's,
         // redrawn.
-        None if !f.redraw_submitted => {
-            f.redraw_mark = Some(mark.to_owned());
+        None if !*submitted => {
+            *seen = Some(mark.to_owned());
             true
         }
         // Another limit: a new turn met it, ours (its prompt names the account) or the
         // person's.
-        _ => {
+        Some(_) | None => {
             f.end_redraw();
             false
         }

@@ -246,7 +246,7 @@ fn redrawn(plan: &Plan) -> std::collections::BTreeSet<String> {
         .sessions
         .iter()
         .filter(|(_, f)| {
-            f.redraw
+            f.redraw.is_on()
                 && f.task
                     .as_ref()
                     .is_none_or(|t| t.stage == crate::state::Stage::Resuming)

@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 
 use super::{Action, FsAction, Outcome, SessionAction, TaskAction, TaskRef};
-use crate::state::{Facts, Stage, TaskFacts};
+use crate::state::{Facts, Redraw, Stage, TaskFacts};
 
 /// Records the result of `action` in `facts`.
 pub fn record(
@@ -185,8 +185,8 @@ fn submitted(facts: &mut Facts, session: &str, now: Timestamp) {
         return;
     };
     // A turn we submit during a redraw: any limit but the redrawn one is its.
-    if f.redraw {
-        f.redraw_submitted = true;
+    if let Redraw::On { submitted, .. } = &mut f.redraw {
+        *submitted = true;
     }
     let enters = match f.task.as_ref() {
         Some(TaskFacts {

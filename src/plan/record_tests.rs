@@ -5,7 +5,7 @@
 use super::super::fixtures::now;
 use super::super::{Action, FsAction, Role, SessionAction, SessionSpec, TaskAction, TaskRef};
 use super::{Outcome, record};
-use crate::state::{Ended, Facts, SessionFacts, Stage, TaskFacts};
+use crate::state::{Ended, Facts, Redraw, SessionFacts, Stage, TaskFacts};
 
 const W: &str = "ccl-auto-11";
 /// The key of the task's tries.
@@ -52,8 +52,10 @@ fn base() -> Facts {
     let session = SessionFacts {
         task: Some(task),
         idle_since: Some(now()),
-        redraw: true,
-        redraw_mark: Some("old".into()),
+        redraw: Redraw::On {
+            mark: Some("old".into()),
+            submitted: false,
+        },
         counted_quota: Some(("main".into(), "limit".into())),
         ..SessionFacts::default()
     };
@@ -77,9 +79,7 @@ fn task(f: &mut Facts) -> &mut TaskFacts {
 /// A fresh screen: no limit redrawn, none counted.
 fn fresh_screen(f: &mut Facts) {
     let s = session(f);
-    s.redraw = false;
-    s.redraw_mark = None;
-    s.redraw_submitted = false;
+    s.redraw = Redraw::Off;
     s.counted_quota = None;
 }
 
@@ -87,7 +87,10 @@ fn fresh_screen(f: &mut Facts) {
 /// the limit on screen redrawn.
 fn carried_on(f: &mut Facts) {
     fresh_screen(f);
-    session(f).redraw = true;
+    session(f).redraw = Redraw::On {
+        mark: None,
+        submitted: false,
+    };
     let t = task(f);
     t.stage = Stage::Resuming;
     t.since = later();
@@ -394,7 +397,9 @@ fn turn_cases() -> Vec<Case> {
             }),
             result: Ok(Outcome::Done),
             change: |f| {
-                session(f).redraw_submitted = true;
+                if let Redraw::On { submitted, .. } = &mut session(f).redraw {
+                    *submitted = true;
+                }
                 let t = task(f);
                 t.stage = Stage::Submitted(1);
                 t.since = later();

@@ -102,6 +102,71 @@ pub struct LastTurn {
     pub message: String,
 }
 
+/// Whether a session's screen shows an old turn, redrawn: after a move resuming its
+/// conversation (or its account's limit spent), and no new turn since, a usage limit on
+/// it is the old turn's and counts for nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "RedrawFields", into = "RedrawFields")]
+pub enum Redraw {
+    /// No old turn on screen: a limit there is real.
+    #[default]
+    Off,
+    /// An old turn on screen.
+    On {
+        /// The quota mark (turn prompt and deciding line) of the redrawn limit, once
+        /// read: a different one is a new turn's.
+        mark: Option<String>,
+        /// We submitted a turn during the redraw: from then on a limit other than the
+        /// redrawn one is our turn's.
+        submitted: bool,
+    },
+}
+
+impl Redraw {
+    /// Whether an old turn is on screen.
+    pub fn is_on(&self) -> bool {
+        matches!(self, Redraw::On { .. })
+    }
+}
+
+/// [`Redraw`] as the facts file has always kept it: three fields of the session.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RedrawFields {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    redraw: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    redraw_mark: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    redraw_submitted: bool,
+}
+
+impl From<RedrawFields> for Redraw {
+    fn from(f: RedrawFields) -> Self {
+        if f.redraw {
+            Redraw::On {
+                mark: f.redraw_mark,
+                submitted: f.redraw_submitted,
+            }
+        } else {
+            Redraw::Off
+        }
+    }
+}
+
+impl From<Redraw> for RedrawFields {
+    fn from(r: Redraw) -> Self {
+        match r {
+            Redraw::Off => RedrawFields::default(),
+            Redraw::On { mark, submitted } => RedrawFields {
+                redraw: true,
+                redraw_mark: mark,
+                redraw_submitted: submitted,
+            },
+        }
+    }
+}
+
 /// What the controller remembers of one session.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -118,18 +183,9 @@ pub struct SessionFacts {
     /// Since when it has been idle without a task (for scaling down).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_since: Option<jiff::Timestamp>,
-    /// Moved to another account resuming its conversation, and no new turn since: a
-    /// usage limit on its screen is the old turn's, redrawn, and counts for nothing.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub redraw: bool,
-    /// The quota mark (turn prompt and deciding line) of that redrawn limit, once read:
-    /// a different one is a new turn's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub redraw_mark: Option<String>,
-    /// We submitted a turn during the redraw: from then on a limit other than the
-    /// redrawn one is our turn's.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub redraw_submitted: bool,
+    /// Whether its screen shows an old turn, redrawn after a move or a recovery.
+    #[serde(flatten)]
+    pub redraw: Redraw,
     /// The last quota mark counted, with the account it counted against: a limit still
     /// on screen is not counted twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,9 +207,7 @@ pub struct SessionFacts {
 impl SessionFacts {
     /// The person's new turn is on screen: a limit there is not the redrawn one.
     pub fn end_redraw(&mut self) {
-        self.redraw = false;
-        self.redraw_mark = None;
-        self.redraw_submitted = false;
+        self.redraw = Redraw::Off;
     }
 
     /// A new turn is on screen, or a fresh agent: no limit there is redrawn or already
@@ -167,8 +221,10 @@ impl SessionFacts {
     /// on screen, `mark` when already known, counts for nothing until a new turn.
     pub fn start_redraw(&mut self, mark: Option<String>) {
         self.new_turn();
-        self.redraw = true;
-        self.redraw_mark = mark;
+        self.redraw = Redraw::On {
+            mark,
+            submitted: false,
+        };
     }
 }
 
@@ -379,6 +435,27 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_redraw_should_keep_the_three_fields_the_facts_file_always_had() {
+        let on = SessionFacts {
+            redraw: Redraw::On {
+                mark: Some("m".into()),
+                submitted: true,
+            },
+            ..SessionFacts::default()
+        };
+        let json = serde_json::to_value(&on).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"redraw": true, "redrawMark": "m", "redrawSubmitted": true})
+        );
+        assert_eq!(serde_json::from_value::<SessionFacts>(json).unwrap(), on);
+        let off = serde_json::to_value(SessionFacts::default()).unwrap();
+        assert_eq!(off, serde_json::json!({}));
+        let old: SessionFacts = serde_json::from_str(r#"{"redrawMark": "stale"}"#).unwrap();
+        assert_eq!(old.redraw, Redraw::Off, "a mark without a redraw is none");
+    }
 
     #[test]
     fn facts_should_round_trip_through_a_private_file() {
