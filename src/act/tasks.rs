@@ -40,26 +40,7 @@ pub(super) async fn execute(action: &TaskAction, ctx: Context<'_>) -> Result<Out
             reply,
             exit,
             ..
-        } => {
-            let folders = Folders::of(&task.path);
-            let to = (folders.done.as_path(), how.as_str(), reply.clone());
-            finish(task, &folders.active.join(&task.file), to)?;
-            // The task is done once in `done/`. An exit command that cannot be typed (the
-            // tmux server went down) leaves an agent with a used context, which the next
-            // plan recycles: not a failure of the task's.
-            if let Some(exit) = exit {
-                let typed = Cmd::new("send-keys").args(["-t", pane, "-l", exit]);
-                let enter = Cmd::new("send-keys").args(["-t", pane, "Enter"]);
-                if let Err(e) = run_guarded(ctx, &task.session, pane, &[typed, enter]).await {
-                    tracing::warn!(
-                        task = %task.key(),
-                        error = %e,
-                        "task done; its agent did not get the exit command"
-                    );
-                }
-            }
-            Ok(Outcome::Done)
-        }
+        } => complete(ctx, task, pane, how, reply.clone(), exit.as_deref()).await,
         TaskAction::RequeueTask {
             task,
             reason,
@@ -81,29 +62,66 @@ pub(super) async fn execute(action: &TaskAction, ctx: Context<'_>) -> Result<Out
             path,
             name,
             reason,
-        } => {
-            let folders = Folders::of(path);
-            let record = Record {
-                task: name.clone(),
-                inbox: inbox.clone(),
-                session: String::new(),
-                account: String::new(),
-                attempt: 0,
-                started: None,
-                finished: jiff::Timestamp::now(),
-                outcome: reason.clone(),
-                reply: None,
-                tries: Vec::new(),
-            };
-            tasks::move_with_record(&folders.inbox.join(name), &folders.failed, name, &record)
-                .map_err(|e| Error::Task {
-                    task: format!("{inbox}/{name}"),
-                    message: e.to_string(),
-                })?;
-            Ok(Outcome::Rejected(reason.clone()))
-        }
+        } => reject(inbox, path, name, reason),
         TaskAction::StallTask { .. } => Ok(Outcome::Done),
     }
+}
+
+/// Moves the finished task to `done/` with its record, then types the exit command
+/// that ends a pool agent's context.
+async fn complete(
+    ctx: Context<'_>,
+    task: &TaskRef,
+    pane: &str,
+    how: &str,
+    reply: Option<String>,
+    exit: Option<&str>,
+) -> Result<Outcome, Error> {
+    let folders = Folders::of(&task.path);
+    finish(
+        task,
+        &folders.active.join(&task.file),
+        (folders.done.as_path(), how, reply),
+    )?;
+    // The task is done once in `done/`. An exit command that cannot be typed (the tmux
+    // server went down) leaves an agent with a used context, which the next plan
+    // recycles: not a failure of the task's.
+    if let Some(exit) = exit {
+        let typed = Cmd::new("send-keys").args(["-t", pane, "-l", exit]);
+        let enter = Cmd::new("send-keys").args(["-t", pane, "Enter"]);
+        if let Err(e) = run_guarded(ctx, &task.session, pane, &[typed, enter]).await {
+            tracing::warn!(
+                task = %task.key(),
+                error = %e,
+                "task done; its agent did not get the exit command"
+            );
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+/// Moves a waiting task that must not be sent to `failed/`, with a record saying why.
+fn reject(inbox: &str, path: &std::path::Path, name: &str, reason: &str) -> Result<Outcome, Error> {
+    let folders = Folders::of(path);
+    let record = Record {
+        task: name.to_owned(),
+        inbox: inbox.to_owned(),
+        session: String::new(),
+        account: String::new(),
+        attempt: 0,
+        started: None,
+        finished: jiff::Timestamp::now(),
+        outcome: reason.to_owned(),
+        reply: None,
+        tries: Vec::new(),
+    };
+    tasks::move_with_record(&folders.inbox.join(name), &folders.failed, name, &record).map_err(
+        |e| Error::Task {
+            task: format!("{inbox}/{name}"),
+            message: e.to_string(),
+        },
+    )?;
+    Ok(Outcome::Rejected(reason.to_owned()))
 }
 
 fn failure(task: &TaskRef, e: impl std::fmt::Display) -> Error {

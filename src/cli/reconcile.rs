@@ -182,6 +182,11 @@ pub fn apply(args: ApplyArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    summarize(&converged, color)
+}
+
+/// Prints what `apply` did and what remains; exit 0 converged, 2 failures or refusals.
+fn summarize(converged: &round::Converged, color: bool) -> ExitCode {
     let failed = converged.done.iter().filter(|(_, r)| r.is_err()).count();
     let remaining = &converged.remaining;
     if converged.done.is_empty() && remaining.is_empty() {
