@@ -5,11 +5,15 @@
 //! and kills it when dropped, panics included. Its helpers talk to tmux through plain
 //! `tmux` processes, independent of the crate's own tmux connection, so tests observe
 //! what failover did without trusting failover to report it. Helpers panic with a
-//! message on failure, as test helpers do.
+//! message on failure, as test helpers do. [`Bed`] puts the operator's folder beside
+//! one and runs `failover` on them.
 
+pub mod bed;
 pub mod chaos;
 pub mod claude;
 pub mod mock_api;
+
+pub use bed::Bed;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! day goes. What happened is counted from evidence (see [`count`]): the folders, what
 //! reached the agents, the journal against the folders, the process table.
 //!
-//! `tests/chaos.rs` runs a small form in `cargo test`; `cargo bench --bench chaos --
+//! `tests/it/chaos.rs` runs a small form in `cargo test`; `cargo bench --bench chaos --
 //! --tasks 500 --kills 50 --tmux-kills 5` the large one.
 
 pub mod count;
@@ -11,10 +11,9 @@ pub mod count;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::{Spawned, TmuxServer, drop_task, journal_events, wait_for_or_none};
+use super::{Spawned, drop_task, wait_for_or_none};
 
 /// What a run does.
 #[derive(Debug, Clone)]
@@ -149,10 +148,10 @@ impl Rng {
 /// The operator's own session: `cat` appending whatever is typed into it to a file.
 const MINE: &str = "mine";
 
+/// A run's bed: the shared one, and what the run keeps count of.
 struct Bed {
-    bin: PathBuf,
-    t: TmuxServer,
-    root: PathBuf,
+    /// The tmux server, the operator's folder, the binary.
+    op: super::Bed,
     manifest: PathBuf,
     texts: Vec<String>,
     names: Vec<String>,
@@ -171,7 +170,7 @@ pub fn run(bin: &Path, o: &Options) -> Report {
     for i in 0..o.tasks {
         let (inbox, text) = task(i);
         let name = format!("c{i:04}.md");
-        drop_task(&bed.root.join(inbox).join("inbox"), &name, &text);
+        drop_task(&bed.op.root.join(inbox).join("inbox"), &name, &text);
         bed.texts.push(text);
         bed.names.push(name);
     }
@@ -236,13 +235,8 @@ fn task(i: usize) -> (&'static str, String) {
 
 impl Bed {
     fn new(bin: &Path, o: &Options) -> Self {
-        let t = TmuxServer::start();
-        let root = t.mkdir("chaos");
-        for dir in ["home", "work", "desk", "fast/inbox", "slow/inbox"] {
-            let path = root.join(dir);
-            std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-        }
-        let (r, b) = (root.display(), bin.display());
+        let op = super::Bed::new(bin, &["home", "work", "desk", "fast/inbox", "slow/inbox"]);
+        let (r, b) = (op.root.display(), bin.display());
         let text = format!(
             "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: main}}\nspec: {{home: {r}/home}}\n---\n\
              apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{b}, sim-agent], env: {{FAILOVER_SIM_TURN: 150ms}}}}\n---\n\
@@ -254,12 +248,9 @@ impl Bed {
              apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: fast}}\nspec: {{path: {r}/fast/inbox, pool: fast, workdir: {r}/work, maxTries: 3}}\n---\n\
              apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: slow}}\nspec: {{path: {r}/slow/inbox, pool: slow, workdir: {r}/work, maxTries: 3}}\n"
         );
-        let manifest = root.join("pool.yaml");
-        std::fs::write(&manifest, text).unwrap_or_else(|e| panic!("{manifest:?}: {e}"));
+        let manifest = op.write("pool.yaml", &text);
         Self {
-            bin: bin.to_path_buf(),
-            t,
-            root,
+            op,
             manifest,
             texts: Vec::new(),
             names: Vec::new(),
@@ -272,26 +263,17 @@ impl Bed {
         }
     }
 
-    fn state(&self) -> PathBuf {
-        self.root.join("state")
-    }
-
     fn inboxes(&self) -> Vec<PathBuf> {
         ["fast", "slow"]
-            .map(|i| self.root.join(i).join("inbox"))
+            .map(|i| self.op.root.join(i).join("inbox"))
             .into()
     }
 
     /// Starts a controller on the manifests and state folder.
     fn start(&mut self) -> Spawned {
         self.starts += 1;
-        let mut cmd = Command::new(&self.bin);
-        cmd.args(["controller", "-f", &self.manifest.to_string_lossy()])
-            .envs(self.t.env())
-            .env("FAILOVER_STATE_DIR", self.state())
-            .env("RUST_LOG", "info");
-        let log = self.root.join(format!("controller-{}.log", self.starts));
-        Spawned::start(cmd, log)
+        let name = format!("controller-{}", self.starts);
+        self.op.controller(&self.manifest, &name, Some("info"))
     }
 
     /// Counts controllers on this manifest beyond one, and, once `c` is up, control
@@ -303,7 +285,9 @@ impl Bed {
             .filter(|p| p.args.iter().any(|a| a == "controller"))
             .count();
         self.figures.duplicate_controllers += controllers.saturating_sub(1);
-        let up = journal_events(&self.state(), "started")
+        let up = self
+            .op
+            .events("started")
             .iter()
             .any(|e| e["pid"] == c.pid());
         if !up {
@@ -311,7 +295,7 @@ impl Bed {
         }
         // The server itself carries the command line of the client that started it.
         let server = self.server_pid();
-        let socket = self.t.socket().to_string_lossy().into_owned();
+        let socket = self.op.t.socket().to_string_lossy().into_owned();
         let control = crate::tmux::control_session("failover");
         self.figures.leftover_clients += count::processes(&control)
             .into_iter()
@@ -334,14 +318,14 @@ impl Bed {
 
     /// The tmux server's pid, while one runs.
     fn server_pid(&self) -> Option<u32> {
-        let out = self.t.try_tmux(&["display-message", "-p", "#{pid}"]);
+        let out = self.op.t.try_tmux(&["display-message", "-p", "#{pid}"]);
         String::from_utf8_lossy(&out.stdout).trim().parse().ok()
     }
 
     /// Kills the tmux server and waits for it to be gone.
     fn kill_tmux(&self) {
         let pid = self.server_pid();
-        let _ = self.t.try_tmux(&["kill-server"]);
+        let _ = self.op.t.try_tmux(&["kill-server"]);
         if let Some(pid) = pid {
             let _ = wait_for_or_none(Duration::from_secs(10), || {
                 (!crate::procfs::alive(pid)).then_some(())
@@ -351,10 +335,10 @@ impl Bed {
 
     /// Makes the operator's own session (a tmux kill took the last one).
     fn make_mine(&mut self) {
-        let typed = self.root.join("mine.typed");
+        let typed = self.op.root.join("mine.typed");
         // A server the controller is starting at this moment may refuse it once.
         self.mine = wait_for_or_none(Duration::from_secs(10), || {
-            let out = self.t.try_tmux(&[
+            let out = self.op.t.try_tmux(&[
                 "new-session",
                 "-d",
                 "-s",
@@ -376,6 +360,7 @@ impl Bed {
     /// Counts the operator's session as touched if it is gone or runs another process.
     fn check_mine(&mut self) {
         let out = self
+            .op
             .t
             .try_tmux(&["display-message", "-p", "-t", "=mine:", "#{pane_pid}"]);
         let now = String::from_utf8_lossy(&out.stdout).trim().to_owned();
@@ -395,8 +380,8 @@ impl Bed {
     /// Counts everything from evidence into the figures; the names behind them.
     fn count(&mut self) -> String {
         let at = count::places(&self.inboxes());
-        let turns = count::turns(&self.root.join("home/projects"), &self.texts);
-        let entries = crate::state::journal::read(&self.state()).unwrap_or_default();
+        let turns = count::turns(&self.op.root.join("home/projects"), &self.texts);
+        let entries = crate::state::journal::read(&self.op.state()).unwrap_or_default();
         let journal = crate::state::journal::endings(&entries);
         let mut bad: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         let f = &mut self.figures;
@@ -450,7 +435,7 @@ impl Bed {
             }
         }
         f.replayed = entries.iter().filter(|e| e["replayed"] == true).count();
-        let typed = std::fs::metadata(self.root.join("mine.typed")).map_or(0, |m| m.len());
+        let typed = std::fs::metadata(self.op.root.join("mine.typed")).map_or(0, |m| m.len());
         if typed > 0 {
             f.unowned_touched += 1;
         }

@@ -1,126 +1,63 @@
 //! `failover apply` and `failover diff` against a real, private tmux server and real
 //! folders, as an operator runs them.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use failover::testbed::TmuxServer;
+use crate::bed::{self, BIN, Bed};
 
-const BIN: &str = env!("CARGO_BIN_EXE_failover");
-const EXAMPLE: &str = include_str!("../manifests/pool.yaml");
+const EXAMPLE: &str = include_str!("../../manifests/pool.yaml");
 
-struct Bed {
-    t: TmuxServer,
-    root: PathBuf,
+/// The example manifests moved under the bed's folder, running the stand-in agent.
+fn example(bed: &Bed) -> PathBuf {
+    let root = bed.root.to_string_lossy();
+    for dir in [
+        ".claude-main",
+        ".claude-alt",
+        "srv/conformvault",
+        "srv/scanyze",
+        "srv/filesecure",
+        "srv/SecuScan",
+    ] {
+        std::fs::create_dir_all(bed.root.join(dir)).unwrap();
+    }
+    let text = EXAMPLE.replace("/home/op", &root) + &sim_profile();
+    bed.write("pool.yaml", &text)
 }
 
-impl Bed {
-    fn new() -> Self {
-        let t = TmuxServer::start();
-        let root = t.mkdir("op");
-        Self { t, root }
-    }
+fn sim_profile() -> String {
+    format!(
+        "---\napiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec:\n  command: [{BIN}, sim-agent]\n  env: {{FAILOVER_SIM_TURN: 200ms}}\n"
+    )
+}
 
-    /// The example manifests moved under the temp folder, running the stand-in agent.
-    fn example(&self) -> PathBuf {
-        let root = self.root.to_string_lossy();
-        for dir in [
-            ".claude-main",
-            ".claude-alt",
-            "srv/conformvault",
-            "srv/scanyze",
-            "srv/filesecure",
-            "srv/SecuScan",
-        ] {
-            std::fs::create_dir_all(self.root.join(dir)).unwrap();
-        }
-        let text = EXAMPLE.replace("/home/op", &root) + &self.sim_profile();
-        self.write("pool.yaml", &text)
-    }
+/// A small manifest of one account, a pool and a dedicated session.
+fn small(bed: &Bed, min: u32, max: u32) -> PathBuf {
+    let root = bed.root.to_string_lossy();
+    std::fs::create_dir_all(bed.root.join("home")).unwrap();
+    std::fs::create_dir_all(bed.root.join("work")).unwrap();
+    let text = format!(
+        "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: solo}}\nspec: {{home: {root}/home}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: p}}\nspec: {{prefix: w-, min: {min}, max: {max}, workdir: {root}/work, scaleDownAfter: 0s}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: {root}/work}}\n{}",
+        sim_profile()
+    );
+    bed.write("small.yaml", &text)
+}
 
-    fn sim_profile(&self) -> String {
-        format!(
-            "---\napiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec:\n  command: [{BIN}, sim-agent]\n  env: {{FAILOVER_SIM_TURN: 200ms}}\n"
-        )
-    }
+fn apply(bed: &Bed, file: &Path) -> (i32, String) {
+    bed.run(&["apply", "-f", &file.to_string_lossy()])
+}
 
-    /// A small manifest of one account, a pool and a dedicated session.
-    fn small(&self, min: u32, max: u32) -> PathBuf {
-        let root = self.root.to_string_lossy();
-        std::fs::create_dir_all(self.root.join("home")).unwrap();
-        std::fs::create_dir_all(self.root.join("work")).unwrap();
-        let text = format!(
-            "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: solo}}\nspec: {{home: {root}/home}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: p}}\nspec: {{prefix: w-, min: {min}, max: {max}, workdir: {root}/work, scaleDownAfter: 0s}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: {root}/work}}\n{}",
-            self.sim_profile()
-        );
-        self.write("small.yaml", &text)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.root.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    fn run(&self, args: &[&str]) -> (i32, String) {
-        let out: Output = Command::new(BIN)
-            .args(args)
-            .envs(self.t.env())
-            .env("FAILOVER_STATE_DIR", self.root.join("state"))
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code().unwrap_or(-1), text)
-    }
-
-    fn apply(&self, file: &Path) -> (i32, String) {
-        self.run(&["apply", "-f", &file.to_string_lossy()])
-    }
-
-    fn diff(&self, file: &Path) -> (i32, String) {
-        self.run(&["diff", "-f", &file.to_string_lossy()])
-    }
-
-    /// Session name → pane pid, without the control session.
-    fn pids(&self) -> BTreeMap<String, u32> {
-        self.t
-            .sessions()
-            .into_iter()
-            .filter(|s| !s.starts_with('_'))
-            .map(|s| {
-                let pid = self.t.pane_pid(&format!("={s}:"));
-                (s, pid)
-            })
-            .collect()
-    }
-
-    fn owner(&self, session: &str) -> String {
-        self.t
-            .tmux(&[
-                "show-options",
-                "-qv",
-                "-t",
-                &format!("={session}:"),
-                "@failover-owner",
-            ])
-            .trim()
-            .to_owned()
-    }
+fn diff(bed: &Bed, file: &Path) -> (i32, String) {
+    bed.run(&["diff", "-f", &file.to_string_lossy()])
 }
 
 #[test]
 fn apply_should_create_the_example_pool_and_leave_a_persons_sessions_alone() {
-    let bed = Bed::new();
-    let file = bed.example();
-    let (code, out) = bed.diff(&file);
+    let bed = bed::new(&[]);
+    let file = example(&bed);
+    let (code, out) = diff(&bed, &file);
     assert_eq!(code, 1, "{out}");
     assert!(bed.t.sessions().is_empty(), "diff must not start a server");
 
@@ -130,7 +67,7 @@ fn apply_should_create_the_example_pool_and_leave_a_persons_sessions_alone() {
     bed.t
         .new_session("ccl-auto-9", &work, &[], &["sleep", "1000"]);
     let persons = bed.pids();
-    let (code, out) = bed.diff(&file);
+    let (code, out) = diff(&bed, &file);
     assert_eq!(code, 1, "{out}");
     assert_eq!(
         bed.t.sessions(),
@@ -138,7 +75,7 @@ fn apply_should_create_the_example_pool_and_leave_a_persons_sessions_alone() {
         "diff must not create anything"
     );
 
-    let (code, out) = bed.apply(&file);
+    let (code, out) = apply(&bed, &file);
     assert_eq!(code, 0, "{out}");
     let mut expected: Vec<String> = (11..=20).map(|i| format!("ccl-auto-{i}")).collect();
     expected.extend([
@@ -171,20 +108,20 @@ fn apply_should_create_the_example_pool_and_leave_a_persons_sessions_alone() {
     );
 
     let before = bed.pids();
-    let (code, out) = bed.apply(&file);
+    let (code, out) = apply(&bed, &file);
     assert_eq!((code, out.trim()), (0, "No changes."));
-    let (code, out) = bed.diff(&file);
+    let (code, out) = diff(&bed, &file);
     assert_eq!((code, out.trim()), (0, "No changes."));
     assert_eq!(bed.pids(), before, "a second apply must change nothing");
 }
 
 #[test]
 fn a_persons_session_inside_the_pool_range_should_be_skipped_not_touched() {
-    let bed = Bed::new();
-    let file = bed.small(3, 5);
+    let bed = bed::new(&[]);
+    let file = small(&bed, 3, 5);
     bed.t.new_session("w-1", &bed.root, &[], &["sleep", "1000"]);
     let person = bed.t.pane_pid("=w-1:");
-    let (code, out) = bed.apply(&file);
+    let (code, out) = apply(&bed, &file);
     assert_eq!(code, 0, "{out}");
     assert_eq!(
         bed.pids().keys().collect::<Vec<_>>(),
@@ -197,30 +134,30 @@ fn a_persons_session_inside_the_pool_range_should_be_skipped_not_touched() {
         bed.t.try_tmux(&["kill-session", "-t", &format!("={name}")]);
         bed.t.new_session(name, &bed.root, &[], &["sleep", "1000"]);
     }
-    let (code, out) = bed.diff(&file);
+    let (code, out) = diff(&bed, &file);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("! pool p: can keep only 0 of 3 sessions: w-0, w-1, w-2, w-3, w-4 in its range are not ours"), "{out}");
 }
 
 #[test]
 fn apply_should_recreate_a_killed_session_and_nothing_else() {
-    let bed = Bed::new();
-    let file = bed.small(3, 5);
-    assert_eq!(bed.apply(&file).0, 0);
+    let bed = bed::new(&[]);
+    let file = small(&bed, 3, 5);
+    assert_eq!(apply(&bed, &file).0, 0);
     let before = bed.pids();
     assert_eq!(
         before.keys().collect::<Vec<_>>(),
         ["desk", "w-0", "w-1", "w-2"]
     );
     bed.t.tmux(&["kill-session", "-t", "=w-1"]);
-    let (code, out) = bed.diff(&file);
+    let (code, out) = diff(&bed, &file);
     assert_eq!(code, 1);
     assert!(out.contains("+ session w-1"), "{out}");
     assert!(
         out.contains("Plan: 1 to add, 0 to change, 0 to delete."),
         "{out}"
     );
-    let (code, out) = bed.apply(&file);
+    let (code, out) = apply(&bed, &file);
     assert_eq!(code, 0, "{out}");
     let after = bed.pids();
     assert_ne!(after["w-1"], before["w-1"]);
@@ -231,9 +168,9 @@ fn apply_should_recreate_a_killed_session_and_nothing_else() {
 
 #[test]
 fn apply_should_restart_an_agent_that_exited() {
-    let bed = Bed::new();
-    let file = bed.small(1, 1);
-    assert_eq!(bed.apply(&file).0, 0);
+    let bed = bed::new(&[]);
+    let file = small(&bed, 1, 1);
+    assert_eq!(apply(&bed, &file).0, 0);
     bed.t.wait_screen(
         "=w-0:",
         std::time::Duration::from_secs(10),
@@ -252,10 +189,10 @@ fn apply_should_restart_an_agent_that_exited() {
             (dead.trim() == "1").then_some(())
         },
     );
-    let (code, out) = bed.diff(&file);
+    let (code, out) = diff(&bed, &file);
     assert_eq!(code, 1);
     assert!(out.contains("~ session w-0: agent exited"), "{out}");
-    let (code, out) = bed.apply(&file);
+    let (code, out) = apply(&bed, &file);
     assert_eq!(code, 0, "{out}");
     let dead = bed
         .t
@@ -265,8 +202,8 @@ fn apply_should_restart_an_agent_that_exited() {
 
 #[test]
 fn shrinking_a_pool_should_remove_only_owned_surplus_sessions() {
-    let bed = Bed::new();
-    assert_eq!(bed.apply(&bed.small(4, 6)).0, 0);
+    let bed = bed::new(&[]);
+    assert_eq!(apply(&bed, &small(&bed, 4, 6)).0, 0);
     let work = bed.root.join("work");
     bed.t.new_session("w-5", &work, &[], &["sleep", "1000"]);
     let person = bed.t.pane_pid("=w-5:");
@@ -279,7 +216,7 @@ fn shrinking_a_pool_should_remove_only_owned_surplus_sessions() {
             |s| s.contains('❯'),
         );
     }
-    let (code, out) = bed.apply(&bed.small(2, 6));
+    let (code, out) = apply(&bed, &small(&bed, 2, 6));
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("- session w-3: pool p is above its 2 sessions and this one is idle: done"),
@@ -291,7 +228,7 @@ fn shrinking_a_pool_should_remove_only_owned_surplus_sessions() {
     );
     assert_eq!(bed.t.pane_pid("=w-5:"), person);
     // Shrinking the range makes w-1 an orphan of ours; w-5 stays the person's.
-    let (code, out) = bed.apply(&bed.small(1, 1));
+    let (code, out) = apply(&bed, &small(&bed, 1, 1));
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("- session w-1: no manifest wants it (orphan): done"),
@@ -305,7 +242,7 @@ fn shrinking_a_pool_should_remove_only_owned_surplus_sessions() {
 
 #[test]
 fn apply_should_create_missing_links_and_report_everything_in_the_way_untouched() {
-    let bed = Bed::new();
+    let bed = bed::new(&[]);
     let root = bed.root.clone();
     let (shared, a, b) = (root.join("shared"), root.join("a"), root.join("b"));
     for home in [&a, &b] {
@@ -325,9 +262,9 @@ fn apply_should_create_missing_links_and_report_everything_in_the_way_untouched(
         shared = shared.display()
     );
     let file = bed.write("links.yaml", &text);
-    let (code, out) = bed.diff(&file);
+    let (code, out) = diff(&bed, &file);
     assert_eq!(code, 2, "{out}");
-    let (code, out) = bed.apply(&file);
+    let (code, out) = apply(&bed, &file);
     assert_eq!(code, 2, "{out}");
     assert!(
         out.contains(&format!(
@@ -380,19 +317,19 @@ fn apply_should_create_missing_links_and_report_everything_in_the_way_untouched(
 
 #[test]
 fn apply_then_diff_of_a_twenty_session_pool_should_report_no_changes() {
-    let bed = Bed::new();
-    let file = bed.small(20, 20);
-    let (code, out) = bed.apply(&file);
+    let bed = bed::new(&[]);
+    let file = small(&bed, 20, 20);
+    let (code, out) = apply(&bed, &file);
     assert_eq!(code, 0, "{out}");
     assert_eq!(bed.pids().len(), 21);
-    let (code, out) = bed.diff(&file);
+    let (code, out) = diff(&bed, &file);
     assert_eq!((code, out.as_str()), (0, "No changes.\n"));
 }
 
 #[test]
 fn diff_should_print_json_and_a_yaml_diff() {
-    let bed = Bed::new();
-    let file = bed.small(1, 2);
+    let bed = bed::new(&[]);
+    let file = small(&bed, 1, 2);
     let (code, out) = bed.run(&["diff", "-f", &file.to_string_lossy(), "-o", "json"]);
     assert_eq!(code, 1);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -406,13 +343,13 @@ fn diff_should_print_json_and_a_yaml_diff() {
 
 #[test]
 fn a_missing_tmux_should_give_one_clear_error() {
-    let bed = Bed::new();
-    let file = bed.small(1, 1);
+    let bed = bed::new(&[]);
+    let file = small(&bed, 1, 1);
     let out = Command::new(BIN)
         .args(["diff", "-f", &file.to_string_lossy()])
         .env("PATH", bed.root.join("no-bin"))
         .envs(bed.t.env())
-        .env("FAILOVER_STATE_DIR", bed.root.join("state"))
+        .env("FAILOVER_STATE_DIR", bed.state())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -425,13 +362,13 @@ fn a_missing_tmux_should_give_one_clear_error() {
 
 #[test]
 fn apply_should_merge_the_agent_hooks_into_each_home_and_keep_the_operators_settings() {
-    let bed = Bed::new();
-    let file = bed.small(1, 1);
+    let bed = bed::new(&[]);
+    let file = small(&bed, 1, 1);
     let settings = bed.root.join("home/settings.json");
     // The operator's own settings, as Claude Code writes them, with their own status line.
     let theirs = "{\n  \"model\": \"opus\",\n  \"hooks\": {\n    \"Stop\": [\n      {\n        \"hooks\": [\n          {\n            \"type\": \"command\",\n            \"command\": \"notify-send done\"\n          }\n        ]\n      }\n    ]\n  },\n  \"statusLine\": {\n    \"type\": \"command\",\n    \"command\": \"~/bin/my-line\"\n  }\n}";
     std::fs::write(&settings, theirs).unwrap();
-    let (code, out) = bed.diff(&file);
+    let (code, out) = diff(&bed, &file);
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains(&format!(
@@ -445,7 +382,7 @@ fn apply_should_merge_the_agent_hooks_into_each_home_and_keep_the_operators_sett
         theirs,
         "diff changes nothing"
     );
-    let (code, out) = bed.apply(&file);
+    let (code, out) = apply(&bed, &file);
     assert_eq!(code, 0, "{out}");
     let text = std::fs::read_to_string(&settings).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -469,14 +406,14 @@ fn apply_should_merge_the_agent_hooks_into_each_home_and_keep_the_operators_sett
             format!("{BIN} hook || true")
         );
     }
-    let journal = failover::state::journal::read(&bed.root.join("state")).unwrap();
+    let journal = bed.journal();
     assert!(
         journal
             .iter()
             .any(|e| e["action"]["action"] == "configureAgent" && e["ok"] == true),
         "journaled"
     );
-    let (code, out) = bed.diff(&file);
+    let (code, out) = diff(&bed, &file);
     assert_eq!(
         (code, out.trim_end().ends_with("No changes.")),
         (0, true),
@@ -485,7 +422,7 @@ fn apply_should_merge_the_agent_hooks_into_each_home_and_keep_the_operators_sett
 
     // A file that is not JSON is refused by its path and left as it is.
     std::fs::write(&settings, "{\"model\": \"opus\",}").unwrap();
-    let (code, out) = bed.apply(&file);
+    let (code, out) = apply(&bed, &file);
     assert_eq!(code, 2, "{out}");
     assert!(
         out.contains(&format!("! {}: account solo:", settings.display())),

@@ -1,15 +1,8 @@
 //! `failover validate` and `failover schema` as an operator runs them.
 
-use std::process::{Command, Output};
+use crate::bed::{BIN, run};
 
-const BIN: &str = env!("CARGO_BIN_EXE_failover");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-fn run(args: &[&str], stdin: &str) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args).env("NO_COLOR", "1");
-    failover::testbed::run_with_stdin(cmd, stdin.as_bytes())
-}
 
 #[test]
 fn validate_should_accept_the_example_folder() {

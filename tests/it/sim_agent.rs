@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use failover::testbed::{TmuxServer, wait_for};
 
-const BIN: &str = env!("CARGO_BIN_EXE_failover");
+use crate::bed::{BIN, classify, slug};
+
 const WAIT: Duration = Duration::from_secs(10);
 
 struct Agent {
@@ -48,10 +49,6 @@ impl Agent {
         files.sort();
         files
     }
-}
-
-fn slug(path: &Path) -> String {
-    path.to_string_lossy().replace('/', "-")
 }
 
 fn resume_uuid(screen: &str) -> Option<String> {
@@ -271,14 +268,6 @@ fn sim_agent_should_hit_the_limit_while_the_account_is_marked_exhausted() {
     a.server.wait_screen("s", WAIT, "the usage limit", |s| {
         s.contains("resets 3pm (UTC)")
     });
-}
-
-/// `failover classify` on a screen the stand-in drew.
-fn classify(screen: &str) -> serde_json::Value {
-    let mut cmd = std::process::Command::new(BIN);
-    cmd.args(["classify", "-", "-o", "json"]);
-    let out = failover::testbed::run_with_stdin(cmd, screen.as_bytes());
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]

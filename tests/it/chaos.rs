@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use failover::testbed::chaos::{self, Options};
 
-const BIN: &str = env!("CARGO_BIN_EXE_failover");
+use crate::bed::BIN;
 
 #[test]
 fn forty_tasks_through_ten_controller_kills_and_a_tmux_kill_should_each_run_once() {

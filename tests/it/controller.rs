@@ -3,117 +3,65 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use failover::testbed::{Spawned, TmuxServer, wait_for};
 
-const BIN: &str = env!("CARGO_BIN_EXE_failover");
+use crate::bed::{BIN, Bed};
 
-struct Bed {
-    t: TmuxServer,
-    root: PathBuf,
-    manifest: PathBuf,
+/// A bed whose manifest `m/pool.yaml` runs a pool of three sessions.
+fn new_bed() -> Bed {
+    new_bed_on(TmuxServer::start())
 }
 
-impl Bed {
-    fn new() -> Self {
-        Self::on(TmuxServer::start())
-    }
+/// Like [`new_bed`], on the server `t`.
+fn new_bed_on(t: TmuxServer) -> Bed {
+    let bed = Bed::on(t, BIN.as_ref(), &["home", "work", "m", "inbox"]);
+    write_pool(&bed, 3, 3, "1s");
+    bed
+}
 
-    fn on(t: TmuxServer) -> Self {
-        let root = t.mkdir("op");
-        for dir in ["home", "work", "m", "inbox"] {
-            std::fs::create_dir_all(root.join(dir)).unwrap();
-        }
-        let manifest = root.join("m/pool.yaml");
-        let bed = Self { t, root, manifest };
-        bed.write_pool(3, 3, "1s");
-        bed
-    }
+/// The manifest the controller runs.
+fn manifest(bed: &Bed) -> PathBuf {
+    bed.root.join("m/pool.yaml")
+}
 
-    fn pool_text(&self, min: u32, max: u32, poll: &str) -> String {
-        let root = self.root.display();
-        format!(
-            "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: main}}\nspec: {{home: {root}/home}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{BIN}, sim-agent]}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: tasks}}\nspec: {{path: {root}/inbox, pool: auto, workdir: {root}/work}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: default}}\nspec: {{pollInterval: {poll}, resyncPeriod: 60s}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: auto}}\nspec:\n  prefix: w-\n  min: {min}\n  max: {max}\n  workdir: {root}/work\n"
-        )
-    }
+fn pool_text(bed: &Bed, min: u32, max: u32, poll: &str) -> String {
+    let root = bed.root.display();
+    format!(
+        "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: main}}\nspec: {{home: {root}/home}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{BIN}, sim-agent]}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: tasks}}\nspec: {{path: {root}/inbox, pool: auto, workdir: {root}/work}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: default}}\nspec: {{pollInterval: {poll}, resyncPeriod: 60s}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: auto}}\nspec:\n  prefix: w-\n  min: {min}\n  max: {max}\n  workdir: {root}/work\n"
+    )
+}
 
-    /// Saves the manifest as editors do: a temp file renamed over the old one.
-    fn save(&self, text: &str) {
-        let tmp = self.manifest.with_extension("yaml.tmp~");
-        std::fs::write(&tmp, text).unwrap();
-        std::fs::rename(&tmp, &self.manifest).unwrap();
-    }
+/// Saves the manifest as editors do: a temp file renamed over the old one.
+fn save(bed: &Bed, text: &str) {
+    bed.save(manifest(bed), text);
+}
 
-    fn write_pool(&self, min: u32, max: u32, poll: &str) {
-        self.save(&self.pool_text(min, max, poll));
-    }
+fn write_pool(bed: &Bed, min: u32, max: u32, poll: &str) {
+    save(bed, &pool_text(bed, min, max, poll));
+}
 
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args)
-            .envs(self.t.env())
-            .env("FAILOVER_STATE_DIR", self.state())
-            .env("NO_COLOR", "1");
-        cmd
-    }
+/// Starts a controller on the manifest, logging at `FAILOVER_TEST_LOG` (`debug` unless
+/// set) into `<name>.log`.
+fn start(bed: &Bed, name: &str) -> Spawned {
+    let log = std::env::var("FAILOVER_TEST_LOG").unwrap_or_else(|_| "debug".into());
+    bed.controller(&manifest(bed), name, Some(&log))
+}
 
-    fn state(&self) -> PathBuf {
-        self.root.join("state")
-    }
+/// Our sessions (not the control session) with their pane pids, once `n` of them
+/// run an agent.
+fn wait_sessions(bed: &Bed, n: usize, timeout: Duration) -> BTreeMap<String, u32> {
+    bed.wait_live_pids("w-", n, timeout)
+}
 
-    fn start(&self, name: &str) -> Spawned {
-        let mut cmd = self.command(&["controller", "-f", &self.manifest.to_string_lossy()]);
-        cmd.env(
-            "RUST_LOG",
-            std::env::var("FAILOVER_TEST_LOG").unwrap_or_else(|_| "debug".into()),
-        );
-        Spawned::start(cmd, self.root.join(format!("{name}.log")))
-    }
-
-    fn run(&self, args: &[&str]) -> (i32, String) {
-        let out = self.command(args).output().unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code().unwrap_or(-1), text)
-    }
-
-    /// Our sessions (not the control session) with their pane pids, once `n` of them
-    /// run an agent.
-    fn wait_sessions(&self, n: usize, timeout: Duration) -> BTreeMap<String, u32> {
-        wait_for(timeout, &format!("{n} sessions"), || {
-            let pids = self.pids();
-            (pids.len() == n).then_some(pids)
-        })
-    }
-
-    fn pids(&self) -> BTreeMap<String, u32> {
-        self.t
-            .sessions()
-            .into_iter()
-            .filter(|s| s.starts_with("w-"))
-            .filter_map(|s| {
-                let out = self.t.try_tmux(&[
-                    "display-message",
-                    "-p",
-                    "-t",
-                    &format!("={s}:"),
-                    "#{pane_pid} #{pane_dead}",
-                ]);
-                let text = String::from_utf8_lossy(&out.stdout).into_owned();
-                let (pid, dead) = text.trim().split_once(' ')?;
-                (dead == "0").then(|| (s, pid.parse().unwrap_or(0)))
-            })
-            .collect()
-    }
+/// The pool's sessions whose agent runs, with their pane pids.
+fn pids(bed: &Bed) -> BTreeMap<String, u32> {
+    bed.live_pids("w-")
 }
 
 fn count(log: &str, needle: &str) -> usize {
@@ -122,13 +70,13 @@ fn count(log: &str, needle: &str) -> usize {
 
 #[test]
 fn a_killed_session_should_be_back_within_two_seconds() {
-    let bed = Bed::new();
-    let _c = bed.start("c");
-    let before = bed.wait_sessions(3, Duration::from_secs(10));
+    let bed = new_bed();
+    let _c = start(&bed, "c");
+    let before = wait_sessions(&bed, 3, Duration::from_secs(10));
     bed.t.tmux(&["kill-session", "-t", "=w-1"]);
     let killed = Instant::now();
     let after = wait_for(Duration::from_secs(2), "w-1 to come back", || {
-        let pids = bed.pids();
+        let pids = pids(&bed);
         (pids.get("w-1").is_some_and(|p| *p != before["w-1"])).then_some(pids)
     });
     eprintln!("w-1 back after {:?}", killed.elapsed());
@@ -138,9 +86,9 @@ fn a_killed_session_should_be_back_within_two_seconds() {
 
 #[test]
 fn an_agent_that_exits_should_be_restarted_within_two_seconds() {
-    let bed = Bed::new();
-    let _c = bed.start("c");
-    let before = bed.wait_sessions(3, Duration::from_secs(10));
+    let bed = new_bed();
+    let _c = start(&bed, "c");
+    let before = wait_sessions(&bed, 3, Duration::from_secs(10));
     bed.t
         .wait_screen("=w-0:", Duration::from_secs(10), "the prompt", |s| {
             s.contains('❯')
@@ -150,7 +98,7 @@ fn an_agent_that_exits_should_be_restarted_within_two_seconds() {
     // Counted from the command that makes it exit, so a little stricter than "2 s from
     // the event".
     wait_for(Duration::from_secs(2), "the agent restarted", || {
-        bed.pids()
+        pids(&bed)
             .get("w-0")
             .is_some_and(|p| *p != before["w-0"])
             .then_some(())
@@ -159,12 +107,12 @@ fn an_agent_that_exits_should_be_restarted_within_two_seconds() {
 
 #[test]
 fn editing_the_manifest_should_take_effect_without_a_restart() {
-    let bed = Bed::new();
-    let c = bed.start("c");
-    let before = bed.wait_sessions(3, Duration::from_secs(10));
-    bed.write_pool(5, 5, "1s");
+    let bed = new_bed();
+    let c = start(&bed, "c");
+    let before = wait_sessions(&bed, 3, Duration::from_secs(10));
+    write_pool(&bed, 5, 5, "1s");
     let edited = Instant::now();
-    let after = bed.wait_sessions(5, Duration::from_secs(1));
+    let after = wait_sessions(&bed, 5, Duration::from_secs(1));
     eprintln!("5 sessions after {:?}", edited.elapsed());
     for (name, pid) in &before {
         assert_eq!(after[name], *pid, "{name} must be kept");
@@ -174,14 +122,12 @@ fn editing_the_manifest_should_take_effect_without_a_restart() {
 
 #[test]
 fn a_bad_edit_should_be_reported_with_its_place_and_change_nothing() {
-    let bed = Bed::new();
-    let c = bed.start("c");
-    let before = bed.wait_sessions(3, Duration::from_secs(10));
-    let bad = bed
-        .pool_text(3, 3, "1s")
-        .replace("  min: 3\n", "  min: three\n");
-    bed.save(&bad);
-    let manifest = bed.manifest.display().to_string();
+    let bed = new_bed();
+    let c = start(&bed, "c");
+    let before = wait_sessions(&bed, 3, Duration::from_secs(10));
+    let bad = pool_text(&bed, 3, 3, "1s").replace("  min: 3\n", "  min: three\n");
+    save(&bed, &bad);
+    let manifest = manifest(&bed).display().to_string();
     wait_for(Duration::from_secs(5), "the error in the log", || {
         c.log()
             .contains(&format!(
@@ -203,21 +149,21 @@ fn a_bad_edit_should_be_reported_with_its_place_and_change_nothing() {
     // The last good manifests keep running: a killed session still comes back.
     bed.t.tmux(&["kill-session", "-t", "=w-2"]);
     let after = wait_for(Duration::from_secs(3), "w-2 back", || {
-        let pids = bed.pids();
+        let pids = pids(&bed);
         (pids.len() == 3 && pids["w-2"] != before["w-2"]).then_some(pids)
     });
     assert_eq!(after["w-0"], before["w-0"]);
     // Fixing the file takes effect.
-    bed.write_pool(4, 4, "1s");
-    bed.wait_sessions(4, Duration::from_secs(3));
+    write_pool(&bed, 4, 4, "1s");
+    wait_sessions(&bed, 4, Duration::from_secs(3));
 }
 
 #[test]
 fn a_second_controller_should_be_refused_naming_the_first() {
-    let bed = Bed::new();
-    let c = bed.start("c");
-    bed.wait_sessions(3, Duration::from_secs(10));
-    let (code, out) = bed.run(&["controller", "-f", &bed.manifest.to_string_lossy()]);
+    let bed = new_bed();
+    let c = start(&bed, "c");
+    wait_sessions(&bed, 3, Duration::from_secs(10));
+    let (code, out) = bed.run(&["controller", "-f", &manifest(&bed).to_string_lossy()]);
     assert_eq!(code, 2, "{out}");
     assert!(
         out.contains(&format!("another controller (pid {}) is running", c.pid())),
@@ -227,56 +173,56 @@ fn a_second_controller_should_be_refused_naming_the_first() {
 
 #[test]
 fn sigterm_should_exit_zero_leave_sessions_running_and_a_restart_should_adopt_them() {
-    let bed = Bed::new();
-    let mut c = bed.start("c");
-    let before = bed.wait_sessions(3, Duration::from_secs(10));
+    let bed = new_bed();
+    let mut c = start(&bed, "c");
+    let before = wait_sessions(&bed, 3, Duration::from_secs(10));
     c.signal("TERM");
     assert_eq!(c.exit_code(Duration::from_secs(5)), Some(0), "{}", c.log());
-    assert_eq!(bed.pids(), before, "sessions keep running");
+    assert_eq!(pids(&bed), before, "sessions keep running");
     let (code, out) = bed.run(&["get", "sessions"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("controller: not running"), "{out}");
     assert!(out.contains("w-1"), "{out}");
 
-    let c2 = bed.start("c2");
+    let c2 = start(&bed, "c2");
     wait_for(Duration::from_secs(10), "the restart", || {
         c2.log().contains("controller started").then_some(())
     });
     wait_for(Duration::from_secs(10), "a reconcile", || {
         (count(&c2.log(), "reconcile=") >= 2).then_some(())
     });
-    assert_eq!(bed.pids(), before, "same panes, no duplicates");
+    assert_eq!(pids(&bed), before, "same panes, no duplicates");
     assert!(c2.log().contains("adopted=3"), "{}", c2.log());
-    let stopped = failover::testbed::journal_events(&bed.state(), "stopped");
+    let stopped = bed.events("stopped");
     assert!(!stopped.is_empty(), "{}", c2.log());
 }
 
 #[test]
 fn sigint_should_stop_it_too() {
-    let bed = Bed::new();
-    let mut c = bed.start("c");
-    bed.wait_sessions(3, Duration::from_secs(10));
+    let bed = new_bed();
+    let mut c = start(&bed, "c");
+    wait_sessions(&bed, 3, Duration::from_secs(10));
     c.signal("INT");
     assert_eq!(c.exit_code(Duration::from_secs(5)), Some(0));
 }
 
 #[test]
 fn a_killed_tmux_server_should_be_rebuilt() {
-    let bed = Bed::new();
-    let _c = bed.start("c");
-    bed.wait_sessions(3, Duration::from_secs(10));
+    let bed = new_bed();
+    let _c = start(&bed, "c");
+    wait_sessions(&bed, 3, Duration::from_secs(10));
     bed.t.tmux(&["kill-server"]);
     let killed = Instant::now();
-    bed.wait_sessions(3, Duration::from_secs(5));
+    wait_sessions(&bed, 3, Duration::from_secs(5));
     eprintln!("rebuilt after {:?}", killed.elapsed());
 }
 
 #[test]
 fn a_burst_of_file_events_should_give_a_handful_of_reconciles() {
-    let bed = Bed::new();
-    bed.write_pool(1, 1, "30s");
-    let c = bed.start("c");
-    bed.wait_sessions(1, Duration::from_secs(10));
+    let bed = new_bed();
+    write_pool(&bed, 1, 1, "30s");
+    let c = start(&bed, "c");
+    wait_sessions(&bed, 1, Duration::from_secs(10));
     wait_for(Duration::from_secs(10), "a settled controller", || {
         let status = std::fs::read(bed.state().join("status.json")).ok()?;
         let v: serde_json::Value = serde_json::from_slice(&status).ok()?;
@@ -289,7 +235,7 @@ fn a_burst_of_file_events_should_give_a_handful_of_reconciles() {
     }
     // One more event, after the burst, that the controller must see: a killed session.
     bed.t.tmux(&["kill-session", "-t", "=w-0"]);
-    bed.wait_sessions(1, Duration::from_secs(5));
+    wait_sessions(&bed, 1, Duration::from_secs(5));
     let reconciles = count(&c.log(), "reconcile=") - before;
     eprintln!("1,000 file events and a kill gave {reconciles} reconciles");
     assert!((1..=10).contains(&reconciles), "{reconciles} reconciles");
@@ -297,11 +243,11 @@ fn a_burst_of_file_events_should_give_a_handful_of_reconciles() {
 
 #[test]
 fn apply_should_hand_the_manifests_to_a_running_controller_and_wait() {
-    let bed = Bed::new();
-    let c = bed.start("c");
-    bed.wait_sessions(3, Duration::from_secs(10));
+    let bed = new_bed();
+    let c = start(&bed, "c");
+    wait_sessions(&bed, 3, Duration::from_secs(10));
     let other = bed.root.join("other.yaml");
-    std::fs::write(&other, bed.pool_text(4, 4, "1s")).unwrap();
+    std::fs::write(&other, pool_text(&bed, 4, 4, "1s")).unwrap();
     let (code, out) = bed.run(&[
         "apply",
         "-f",
@@ -317,7 +263,7 @@ fn apply_should_hand_the_manifests_to_a_running_controller_and_wait() {
     );
     assert!(out.contains("Converged."), "{out}");
     assert_eq!(
-        bed.pids().len(),
+        pids(&bed).len(),
         4,
         "converged means the sessions are there"
     );
@@ -331,16 +277,16 @@ fn apply_should_hand_the_manifests_to_a_running_controller_and_wait() {
 
 #[test]
 fn a_broken_shared_state_should_stop_the_controller_from_starting() {
-    let bed = Bed::new();
+    let bed = new_bed();
     let shared = bed.root.join("shared");
     std::fs::write(bed.root.join("home/projects"), "in the way").unwrap();
-    let text = bed.pool_text(1, 1, "1s")
+    let text = pool_text(&bed, 1, 1, "1s")
         + &format!(
             "---\napiVersion: failover/v1alpha1\nkind: SharedState\nmetadata: {{name: s}}\nspec: {{target: {}}}\n",
             shared.display()
         );
-    bed.save(&text);
-    let (code, out) = bed.run(&["controller", "-f", &bed.manifest.to_string_lossy()]);
+    save(&bed, &text);
+    let (code, out) = bed.run(&["controller", "-f", &manifest(&bed).to_string_lossy()]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("the shared state is broken"), "{out}");
     assert!(
@@ -354,13 +300,13 @@ fn a_broken_shared_state_should_stop_the_controller_from_starting() {
         std::fs::read_to_string(bed.root.join("home/projects")).unwrap(),
         "in the way"
     );
-    assert!(bed.pids().is_empty(), "nothing was started");
+    assert!(pids(&bed).is_empty(), "nothing was started");
 }
 
 #[test]
 fn removed_agent_settings_should_be_written_again_by_the_controller() {
-    let bed = Bed::new();
-    let _c = bed.start("c");
+    let bed = new_bed();
+    let _c = start(&bed, "c");
     let settings = bed.root.join("home/settings.json");
     let written = || {
         let text = std::fs::read_to_string(&settings).ok()?;
@@ -383,11 +329,10 @@ fn removed_agent_settings_should_be_written_again_by_the_controller() {
 
 #[test]
 fn a_tmux_server_that_cannot_be_reached_should_be_retried_until_it_can() {
-    let bed = Bed::on(TmuxServer::start_in("later"));
-    let mut c = bed.start("c");
-    let state = bed.state();
+    let bed = new_bed_on(TmuxServer::start_in("later"));
+    let mut c = start(&bed, "c");
     let tries = wait_for(Duration::from_secs(10), "two tries", || {
-        let e = failover::testbed::journal_events(&state, "tmuxUnreachable");
+        let e = bed.events("tmuxUnreachable");
         (e.len() >= 2).then_some(e)
     });
     assert!(
@@ -400,20 +345,16 @@ fn a_tmux_server_that_cannot_be_reached_should_be_retried_until_it_can() {
     assert!(log.contains("kill-server"), "{log}");
     // The socket's folder appears: the controller comes up and builds the pool.
     std::fs::create_dir_all(bed.t.socket().parent().unwrap()).unwrap();
-    bed.wait_sessions(3, Duration::from_secs(30));
-    assert_eq!(
-        failover::testbed::journal_events(&state, "started").len(),
-        1
-    );
+    wait_sessions(&bed, 3, Duration::from_secs(30));
+    assert_eq!(bed.events("started").len(), 1);
 }
 
 #[test]
 fn sigterm_while_tmux_cannot_be_reached_should_stop_it_cleanly() {
-    let bed = Bed::on(TmuxServer::start_in("later"));
-    let mut c = bed.start("c");
+    let bed = new_bed_on(TmuxServer::start_in("later"));
+    let mut c = start(&bed, "c");
     wait_for(Duration::from_secs(10), "a try", || {
-        (!failover::testbed::journal_events(&bed.state(), "tmuxUnreachable").is_empty())
-            .then_some(())
+        (!bed.events("tmuxUnreachable").is_empty()).then_some(())
     });
     c.signal("TERM");
     assert_eq!(c.exit_code(Duration::from_secs(5)), Some(0), "{}", c.log());

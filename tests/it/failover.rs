@@ -1,119 +1,64 @@
 //! Account failover end to end: a real controller, a private tmux server, the stand-in
 //! agent marking an account's quota used up, and conversations carried across accounts.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use failover::testbed::{Spawned, TmuxServer, drop_task, journal_events, wait_for};
+use failover::testbed::{Spawned, wait_for};
 
-const BIN: &str = env!("CARGO_BIN_EXE_failover");
+use crate::bed::{self, BIN, Bed};
+
 const WAIT: Duration = Duration::from_secs(15);
 
-struct Bed {
-    t: TmuxServer,
-    root: PathBuf,
+/// Accounts `a` and `b`, their shared state, and the project `p` whose inbox feeds the
+/// pool.
+fn new_bed() -> Bed {
+    bed::new(&["a", "b", "shared", "work", "p/.agent-queue/inbox"])
 }
 
-impl Bed {
-    fn new() -> Self {
-        let t = TmuxServer::start();
-        let root = t.mkdir("op");
-        for dir in ["a", "b", "shared", "work", "p/.agent-queue/inbox"] {
-            std::fs::create_dir_all(root.join(dir)).unwrap();
-        }
-        Self { t, root }
-    }
+fn start(bed: &Bed, sim_env: &str, quota: &str) -> Spawned {
+    start_with(bed, sim_env, quota, "", "")
+}
 
-    fn start(&self, sim_env: &str, quota: &str) -> Spawned {
-        self.start_with(sim_env, quota, "", "")
-    }
-
-    /// Like `start`, with `desk_env` added to the dedicated session's own profile and
-    /// `profile` to the pool's (`, reports: false`, say).
-    fn start_with(&self, sim_env: &str, quota: &str, desk_env: &str, profile: &str) -> Spawned {
-        let r = self.root.display();
-        let text = format!(
-            "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: a}}\nspec: {{home: {r}/a, priority: 0, env: {{A_ONLY: from-a}}}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: b}}\nspec: {{home: {r}/b, priority: 1}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: SharedState\nmetadata: {{name: s}}\nspec: {{target: {r}/shared}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: 200ms{sim_env}}}{profile}}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{pollInterval: 200ms, dispatch: {{submitDelay: 50ms}}, quota: {{{quota}}}}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: auto}}\nspec: {{prefix: w-, min: 2, max: 2, workdir: {r}/work}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: desk}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: 200ms{desk_env}}}{profile}}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: {r}/work, agent: desk}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: p}}\nspec: {{path: {r}/p/.agent-queue/inbox, pool: auto, workdir: {r}/work}}\n"
-        );
-        let manifest = self.root.join("pool.yaml");
-        std::fs::write(&manifest, text).unwrap();
-        let mut cmd = Command::new(BIN);
-        cmd.args(["controller", "-f", &manifest.to_string_lossy()])
-            .envs(self.t.env())
-            .env("FAILOVER_STATE_DIR", self.root.join("state"));
-        let running = Spawned::start(cmd, self.root.join("controller.log"));
-        wait_for(WAIT, "three sessions on account a", || {
-            (["w-0", "w-1", "desk"]
+/// Like `start`, with `desk_env` added to the dedicated session's own profile and
+/// `profile` to the pool's (`, reports: false`, say).
+fn start_with(bed: &Bed, sim_env: &str, quota: &str, desk_env: &str, profile: &str) -> Spawned {
+    let r = bed.root.display();
+    let text = format!(
+        "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: a}}\nspec: {{home: {r}/a, priority: 0, env: {{A_ONLY: from-a}}}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: b}}\nspec: {{home: {r}/b, priority: 1}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: SharedState\nmetadata: {{name: s}}\nspec: {{target: {r}/shared}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: 200ms{sim_env}}}{profile}}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{pollInterval: 200ms, dispatch: {{submitDelay: 50ms}}, quota: {{{quota}}}}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: auto}}\nspec: {{prefix: w-, min: 2, max: 2, workdir: {r}/work}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: desk}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: 200ms{desk_env}}}{profile}}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: {r}/work, agent: desk}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: p}}\nspec: {{path: {r}/p/.agent-queue/inbox, pool: auto, workdir: {r}/work}}\n"
+    );
+    let manifest = bed.write("pool.yaml", &text);
+    let running = bed.controller(&manifest, "controller", None);
+    wait_for(WAIT, "three sessions on account a", || {
+        (["w-0", "w-1", "desk"].iter().all(|s| bed.account(s) == "a")
+            && ["w-0", "w-1", "desk"]
                 .iter()
-                .all(|s| self.account(s) == "a")
-                && ["w-0", "w-1", "desk"]
-                    .iter()
-                    .all(|s| self.t.capture(&format!("={s}:")).contains('❯')))
-            .then_some(())
-        });
-        running
-    }
-
-    fn account(&self, session: &str) -> String {
-        self.t.session_option(session, "@failover-account")
-    }
-
-    fn journal(&self) -> Vec<serde_json::Value> {
-        failover::state::journal::read(&self.root.join("state")).unwrap()
-    }
-
-    fn events(&self, kind: &str) -> Vec<serde_json::Value> {
-        journal_events(&self.root.join("state"), kind)
-    }
-
-    fn drop_task(&self, name: &str, text: &str) {
-        drop_task(&self.root.join("p/.agent-queue/inbox"), name, text);
-    }
-
-    fn done(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(self.root.join("p/.agent-queue/done"))
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| !n.ends_with(".json") && !n.starts_with('.'))
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.root.join("controller.log")).unwrap_or_default()
-    }
-
-    fn conversation(&self, home: &Path, session: &str) -> Option<String> {
-        self.t.conversation(home, session)
-    }
+                .all(|s| bed.t.capture(&format!("={s}:")).contains('❯')))
+        .then_some(())
+    });
+    running
 }
 
 #[test]
 fn a_used_up_quota_should_move_every_session_to_the_next_account_and_carry_on() {
-    let bed = Bed::new();
-    let _c = bed.start("", "");
+    let bed = new_bed();
+    let _c = start(&bed, "", "");
     // The operator's own conversation in the dedicated session.
     bed.t.type_text("=desk:", "remember the word kumquat");
     bed.t.keys("=desk:", &["Enter"]);
     bed.t
         .wait_screen("=desk:", WAIT, "the answer", |s| s.contains("Churned for"));
-    let desk_conversation = bed.conversation(&bed.root.join("a"), "desk").unwrap();
+    let desk_conversation = bed.t.conversation(&bed.root.join("a"), "desk").unwrap();
     // Account a runs out: every turn under it now hits the usage limit.
     std::fs::write(bed.root.join("a/.sim-limit"), "11:59pm (UTC)").unwrap();
-    bed.drop_task("quota.md", "a task that meets the limit");
+    bed.drop_task("p", "quota.md", "a task that meets the limit");
     // The limit shows on a pool session's screen (or has already been read off it).
     wait_for(WAIT, "the limit", || {
         let on_screen = ["w-0", "w-1"].iter().any(|s| {
@@ -156,18 +101,18 @@ fn a_used_up_quota_should_move_every_session_to_the_next_account_and_carry_on() 
     }
     // The task carries on under b and finishes.
     wait_for(WAIT, "the task done", || {
-        (bed.done() == ["quota.md"]).then_some(())
+        (bed.files("p", "done") == ["quota.md"]).then_some(())
     });
     // The dedicated session resumed the same conversation, and it goes on.
     wait_for(WAIT, "the resumed conversation", || {
-        (bed.conversation(&bed.root.join("b"), "desk").as_deref()
+        (bed.t.conversation(&bed.root.join("b"), "desk").as_deref()
             == Some(desk_conversation.as_str()))
         .then_some(())
     });
     let transcript = bed
         .root
         .join("shared/projects")
-        .join(bed.root.join("work").to_string_lossy().replace('/', "-"))
+        .join(bed::slug(&bed.root.join("work")))
         .join(format!("{desk_conversation}.jsonl"));
     let before = std::fs::read_to_string(&transcript)
         .unwrap()
@@ -208,30 +153,31 @@ fn a_used_up_quota_should_move_every_session_to_the_next_account_and_carry_on() 
     );
     // A second limit, on b, within the cooldown: no second swap.
     std::fs::write(bed.root.join("b/.sim-limit"), "11:58pm (UTC)").unwrap();
-    bed.drop_task("second.md", "another task");
+    bed.drop_task("p", "second.md", "another task");
     wait_for(WAIT, "b's limit detected", || {
         (bed.events("quotaDetected").len() >= 2).then_some(())
     });
-    assert_eq!(bed.events("swap").len(), 1, "{}", bed.log());
+    assert_eq!(bed.events("swap").len(), 1, "{}", bed.log("controller"));
     assert!(["w-0", "w-1", "desk"].iter().all(|s| bed.account(s) == "b"));
 }
 
 #[test]
 fn server_errors_and_transient_limits_should_never_swap() {
-    let bed = Bed::new();
+    let bed = new_bed();
     // One outcome per turn, shared by every agent of the pool (each task gets a fresh
     // agent, so a per-process script would play its first entry only).
     let control = bed.root.join("control");
     std::fs::write(&control, "error500-ratelimit\nratelimit\noverloaded\n").unwrap();
-    let _c = bed.start(
+    let _c = start(
+        &bed,
         &format!(", FAILOVER_SIM_CONTROL: {}", control.display()),
         "",
     );
     for i in 0..3 {
-        bed.drop_task(&format!("t{i}.md"), &format!("task {i}"));
+        bed.drop_task("p", &format!("t{i}.md"), &format!("task {i}"));
     }
     wait_for(WAIT, "three tasks done", || {
-        (bed.done().len() == 3).then_some(())
+        (bed.files("p", "done").len() == 3).then_some(())
     });
     // Each of the three errors reached an agent's screen (and its conversation).
     let said: String = std::fs::read_dir(bed.root.join("shared/projects"))
@@ -244,18 +190,22 @@ fn server_errors_and_transient_limits_should_never_swap() {
     for error in ["upstream rate limit", "not your usage limit", "529"] {
         assert!(said.contains(error), "{error} never shown:\n{said}");
     }
-    assert!(bed.events("swap").is_empty(), "{}", bed.log());
-    assert!(bed.events("quotaDetected").is_empty(), "{}", bed.log());
+    assert!(bed.events("swap").is_empty(), "{}", bed.log("controller"));
+    assert!(
+        bed.events("quotaDetected").is_empty(),
+        "{}",
+        bed.log("controller")
+    );
     assert!(["w-0", "w-1", "desk"].iter().all(|s| bed.account(s) == "a"));
 }
 
 #[test]
 fn a_limit_read_off_a_screen_without_a_reset_time_should_swap_on_the_second_reading_only() {
-    let bed = Bed::new();
+    let bed = new_bed();
     // Agents that do not report: their screen is all there is.
-    let _c = bed.start_with("", "confirmations: 2", "", ", reports: false");
+    let _c = start_with(&bed, "", "confirmations: 2", "", ", reports: false");
     std::fs::write(bed.root.join("a/.sim-limit"), "").unwrap();
-    bed.drop_task("q.md", "meets a limit with no reset time");
+    bed.drop_task("p", "q.md", "meets a limit with no reset time");
     wait_for(WAIT, "the swap", || {
         (!bed.events("swap").is_empty()).then_some(())
     });
@@ -279,17 +229,17 @@ fn a_limit_read_off_a_screen_without_a_reset_time_should_swap_on_the_second_read
 
 #[test]
 fn with_every_account_exhausted_sessions_should_wait_and_recover_when_one_resets() {
-    let bed = Bed::new();
+    let bed = new_bed();
     let events = bed.root.join("events.jsonl");
     let notify = format!(
         "cooldown: 0s, confirmations: 1, resetFallback: 3s}}, notifications: {{command: [sh, -c, 'cat >> {} && echo >> {}']",
         events.display(),
         events.display()
     );
-    let _c = bed.start("", &notify);
+    let _c = start(&bed, "", &notify);
     std::fs::write(bed.root.join("a/.sim-limit"), "").unwrap();
     std::fs::write(bed.root.join("b/.sim-limit"), "").unwrap();
-    bed.drop_task("both.md", "meets a limit everywhere");
+    bed.drop_task("p", "both.md", "meets a limit everywhere");
     wait_for(WAIT, "every account exhausted", || {
         (!bed.events("allExhausted").is_empty()).then_some(())
     });
@@ -298,19 +248,19 @@ fn with_every_account_exhausted_sessions_should_wait_and_recover_when_one_resets
         swaps_then,
         1,
         "a -> b once, then no ping-pong: {}",
-        bed.log()
+        bed.log("controller")
     );
     // Account a resets (3 s after its limit); its limit is gone by then.
     std::fs::remove_file(bed.root.join("a/.sim-limit")).unwrap();
     if failover::testbed::wait_for_or_none(WAIT, || {
-        (!bed.events("recovered").is_empty() && bed.done() == ["both.md"]).then_some(())
+        (!bed.events("recovered").is_empty() && bed.files("p", "done") == ["both.md"]).then_some(())
     })
     .is_none()
     {
         let screen = bed.t.capture("=w-0:");
         panic!(
             "a never recovered or the task never finished; w-0:\n{screen}\n{}",
-            bed.log()
+            bed.log("controller")
         );
     }
     let swaps = bed.events("swap");
@@ -318,10 +268,7 @@ fn with_every_account_exhausted_sessions_should_wait_and_recover_when_one_resets
     assert_eq!(swaps[1]["to"], "a");
     // The task waited at its limit (it was not taken for done) and finished after the
     // recovery.
-    let record: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(bed.root.join("p/.agent-queue/done/both.md.json")).unwrap(),
-    )
-    .unwrap();
+    let record = bed.record("p", "done", "both.md");
     let at = |v: &serde_json::Value| v.as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
     let recovered = at(&bed.events("recovered")[0]["time"]);
     assert!(
@@ -344,16 +291,17 @@ fn with_every_account_exhausted_sessions_should_wait_and_recover_when_one_resets
 
 #[test]
 fn fail_back_should_move_idle_sessions_only() {
-    let bed = Bed::new();
+    let bed = new_bed();
     // The operator's session hangs on its first turn: busy until interrupted.
-    let _c = bed.start_with(
+    let _c = start_with(
+        &bed,
         "",
         "cooldown: 0s, confirmations: 1, resetFallback: 8s",
         ", FAILOVER_SIM_SCRIPT: hang",
         "",
     );
     std::fs::write(bed.root.join("a/.sim-limit"), "").unwrap();
-    bed.drop_task("q.md", "meets a limit without a reset time");
+    bed.drop_task("p", "q.md", "meets a limit without a reset time");
     wait_for(WAIT, "every session under b", || {
         ["w-0", "w-1", "desk"]
             .iter()
@@ -372,7 +320,7 @@ fn fail_back_should_move_idle_sessions_only() {
     assert!(
         bed.events("recovered").is_empty(),
         "a recovered before desk was busy; raise resetFallback: {}",
-        bed.log()
+        bed.log("controller")
     );
     // a resets: the idle pool sessions fail back, the busy desk stays.
     wait_for(WAIT, "the idle sessions back on a", || {
@@ -386,7 +334,7 @@ fn fail_back_should_move_idle_sessions_only() {
         bed.t.capture("=desk:").contains("esc to interrupt"),
         "desk's turn was cut"
     );
-    assert_eq!(bed.done(), ["q.md"]);
+    assert_eq!(bed.files("p", "done"), ["q.md"]);
     // Once its turn ends, desk follows.
     bed.t.keys("=desk:", &["Escape"]);
     wait_for(WAIT, "desk back on a", || {
@@ -396,11 +344,11 @@ fn fail_back_should_move_idle_sessions_only() {
 
 #[test]
 fn a_limit_the_agent_reports_should_swap_at_once_without_any_screen_pattern() {
-    let bed = Bed::new();
+    let bed = new_bed();
     // No quota pattern reads the screens: the agent's StopFailure report is all there is.
-    let _c = bed.start_with("", "", "", ", screen: {quota: []}");
+    let _c = start_with(&bed, "", "", "", ", screen: {quota: []}");
     std::fs::write(bed.root.join("a/.sim-limit"), "").unwrap();
-    bed.drop_task("q.md", "meets the limit");
+    bed.drop_task("p", "q.md", "meets the limit");
     wait_for(WAIT, "every session under b", || {
         ["w-0", "w-1", "desk"]
             .iter()
@@ -420,15 +368,15 @@ fn a_limit_the_agent_reports_should_swap_at_once_without_any_screen_pattern() {
     let delay = at(&swap["time"]).duration_since(at(&detected[0]["reportedAt"]));
     assert!(delay.as_secs_f64() < 1.0, "swap {delay:?} after the report");
     wait_for(WAIT, "the task done under b", || {
-        (bed.done() == ["q.md"]).then_some(())
+        (bed.files("p", "done") == ["q.md"]).then_some(())
     });
 }
 
 #[test]
 fn an_account_over_move_at_should_move_its_sessions_at_safe_points_and_take_no_task() {
-    let bed = Bed::new();
+    let bed = new_bed();
     // The operator's session hangs on its first turn: busy until interrupted.
-    let _c = bed.start_with("", "moveAt: 95", ", FAILOVER_SIM_SCRIPT: hang", "");
+    let _c = start_with(&bed, "", "moveAt: 95", ", FAILOVER_SIM_SCRIPT: hang", "");
     bed.t.type_text("=desk:", "a long piece of work");
     bed.t.keys("=desk:", &["Enter"]);
     bed.t.wait_screen("=desk:", WAIT, "desk busy", |s| {
@@ -436,7 +384,7 @@ fn an_account_over_move_at_should_move_its_sessions_at_safe_points_and_take_no_t
     });
     // Account a's status line says 96 % from the next response on.
     std::fs::write(bed.root.join("a/.sim-usage"), "96 20").unwrap();
-    bed.drop_task("first.md", "the task that reads 96 %");
+    bed.drop_task("p", "first.md", "the task that reads 96 %");
     wait_for(WAIT, "the idle pool sessions under b", || {
         (bed.account("w-0") == "b" && bed.account("w-1") == "b").then_some(())
     });
@@ -455,22 +403,27 @@ fn an_account_over_move_at_should_move_its_sessions_at_safe_points_and_take_no_t
     // From now on a refuses every turn: nothing more reaches it.
     std::fs::write(bed.root.join("a/.sim-limit"), "11:59pm (UTC)").unwrap();
     for i in 0..4 {
-        bed.drop_task(&format!("t{i}.md"), &format!("task {i} after the move"));
+        bed.drop_task(
+            "p",
+            &format!("t{i}.md"),
+            &format!("task {i} after the move"),
+        );
     }
     wait_for(Duration::from_secs(30), "five tasks done", || {
-        (bed.done().len() == 5).then_some(())
+        (bed.files("p", "done").len() == 5).then_some(())
     });
-    assert!(bed.events("quotaDetected").is_empty(), "{}", bed.log());
+    assert!(
+        bed.events("quotaDetected").is_empty(),
+        "{}",
+        bed.log("controller")
+    );
     for i in 0..4 {
-        let record: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(bed.root.join(format!("p/.agent-queue/done/t{i}.md.json"))).unwrap(),
-        )
-        .unwrap();
+        let record = bed.record("p", "done", &format!("t{i}.md"));
         assert_eq!(record["account"], "b", "{record}");
     }
     bed.t.keys("=desk:", &["Escape"]);
     wait_for(WAIT, "desk on b once its turn ended", || {
         (bed.account("desk") == "b").then_some(())
     });
-    assert_eq!(bed.events("swap").len(), 1, "{}", bed.log());
+    assert_eq!(bed.events("swap").len(), 1, "{}", bed.log("controller"));
 }

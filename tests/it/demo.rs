@@ -5,10 +5,12 @@ use std::time::{Duration, Instant};
 
 use failover::testbed::wait_for_or_none;
 
+use crate::bed::BIN;
+
 #[test]
 fn the_demo_should_tell_the_whole_story_and_clean_up() {
     let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_failover"))
+    let mut child = Command::new(BIN)
         .arg("demo")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -9,26 +9,15 @@
 //! returns; `FAILOVER_REAL_CLIENT=required` (set by `.ci/run` once it installed the
 //! CLI) turns that into a failure.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use failover::testbed::mock_api::{MockApi, Reply, Request, Usage};
-use failover::testbed::{
-    Spawned, TmuxServer, claude, drop_task, journal_events, run_with_stdin, wait_for,
-};
+use failover::testbed::{Spawned, TmuxServer, claude, wait_for};
 
-const BIN: &str = env!("CARGO_BIN_EXE_failover");
+use crate::bed::{self, Bed, classify};
+
 const WAIT: Duration = Duration::from_secs(45);
-
-/// `failover classify - -o json` over `screen`, as an operator asks "why".
-fn classify(screen: &str) -> serde_json::Value {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["classify", "-", "-o", "json"]);
-    let out = run_with_stdin(cmd, screen.as_bytes());
-    assert!(out.status.success(), "classify failed on:\n{screen}");
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 fn now() -> i64 {
     SystemTime::now()
@@ -152,9 +141,8 @@ struct Fleet {
     // Dropped first: a controller still running could start a tmux server after the
     // test bed's has been killed.
     controller: Option<Spawned>,
-    t: TmuxServer,
+    bed: Bed,
     api: MockApi,
-    root: PathBuf,
     sessions: Vec<String>,
 }
 
@@ -163,15 +151,14 @@ const TOKEN_B: &str = "sk-ant-oat01-account-b";
 
 impl Fleet {
     fn start(cli: &Path, opts: Options) -> Self {
-        let t = TmuxServer::start();
+        let bed = bed::new(&["work", "p/.agent-queue/inbox"]);
         let api = MockApi::start();
-        let root = t.mkdir("op");
-        let (work, inbox) = (t.mkdir("op/work"), t.mkdir("op/p/.agent-queue/inbox"));
-        let project = root.join("p");
+        let root = &bed.root;
+        let (work, inbox, project) = (root.join("work"), bed.inbox("p"), root.join("p"));
         for (name, token) in [("a", TOKEN_A), ("b", TOKEN_B)] {
             claude::seed_home(&root.join(name), &[&work, &project], token);
         }
-        let env: String = claude::env(&api.url(), &t.mkdir("tmp"))
+        let env: String = claude::env(&api.url(), &bed.t.mkdir("tmp"))
             .iter()
             .map(|(k, v)| format!("{k}: {v:?}, "))
             .collect();
@@ -196,41 +183,31 @@ impl Fleet {
             ));
             sessions.push("desk".into());
         }
-        std::fs::write(root.join("pool.yaml"), text).unwrap();
+        bed.write("pool.yaml", &text);
         let mut fleet = Self {
-            t,
+            bed,
             api,
-            root,
             controller: None,
             sessions,
         };
         fleet.start_controller();
         let names = fleet.sessions.clone();
         wait_for(WAIT, "the sessions", || {
-            let all = fleet.t.sessions();
+            let all = fleet.bed.t.sessions();
             names.iter().all(|s| all.contains(s)).then_some(())
         });
         for s in &names {
             fleet.wait_ready(s);
-            assert_eq!(fleet.account(s), "a");
+            assert_eq!(fleet.bed.account(s), "a");
         }
         fleet
     }
 
     /// Starts a controller on the fleet's manifests and state folder.
     fn start_controller(&mut self) {
-        let mut cmd = Command::new(BIN);
-        cmd.args([
-            "controller",
-            "-f",
-            &self.root.join("pool.yaml").to_string_lossy(),
-        ])
-        .envs(self.t.env())
-        .env("FAILOVER_STATE_DIR", self.root.join("state"));
-        let log = self
-            .root
-            .join(format!("controller-{}.log", self.events("started").len()));
-        self.controller = Some(Spawned::start(cmd, log));
+        let name = format!("controller-{}", self.bed.events("started").len());
+        let manifest = self.bed.root.join("pool.yaml");
+        self.controller = Some(self.bed.controller(&manifest, &name, None));
     }
 
     fn controller(&self) -> &Spawned {
@@ -242,40 +219,38 @@ impl Fleet {
     /// Waits for `session`'s agent to show its input box.
     fn wait_ready(&self, session: &str) {
         let banner = format!("Claude Code v{}", claude::version());
-        self.t
+        self.bed
+            .t
             .wait_screen(&format!("={session}:"), WAIT, "the input box", |s| {
                 s.contains(&banner) && s.contains("❯\u{a0}")
             });
     }
 
-    fn account(&self, session: &str) -> String {
-        self.t.session_option(session, "@failover-account")
-    }
-
     fn all_on(&self, account: &str) -> bool {
-        self.sessions.iter().all(|s| self.account(s) == account)
+        self.sessions.iter().all(|s| self.bed.account(s) == account)
     }
 
     fn drop_task(&self, name: &str, text: &str) {
-        drop_task(&self.root.join("p/.agent-queue/inbox"), name, text);
+        self.bed.drop_task("p", name, text);
     }
 
     fn done(&self, name: &str) -> bool {
-        self.root.join("p/.agent-queue/done").join(name).is_file()
+        self.bed.queue("p", "done").join(name).is_file()
     }
 
     /// The done record of task `name`.
     fn record(&self, name: &str) -> serde_json::Value {
-        let path = self.root.join(format!("p/.agent-queue/done/{name}.json"));
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+        self.bed.record("p", "done", name)
     }
 
     fn conversation(&self, account: &str, session: &str) -> Option<String> {
-        self.t.conversation(&self.root.join(account), session)
+        self.bed
+            .t
+            .conversation(&self.bed.root.join(account), session)
     }
 
     fn events(&self, kind: &str) -> Vec<serde_json::Value> {
-        journal_events(&self.root.join("state"), kind)
+        self.bed.events(kind)
     }
 
     fn log(&self) -> String {
@@ -298,7 +273,7 @@ impl Fleet {
     /// Everything worth reading when a test fails: the log, the facts, the reports not
     /// yet taken, and every session's screen.
     fn dump(&self) -> String {
-        let state = self.root.join("state");
+        let state = self.bed.state();
         let facts = std::fs::read_to_string(state.join("facts.json")).unwrap_or_default();
         let reports: Vec<String> = std::fs::read_dir(state.join("reports"))
             .map(|d| {
@@ -312,6 +287,7 @@ impl Fleet {
             .iter()
             .map(|s| {
                 let out = self
+                    .bed
                     .t
                     .try_tmux(&["capture-pane", "-p", "-t", &format!("={s}:")]);
                 format!(
@@ -327,7 +303,7 @@ impl Fleet {
             .iter()
             .map(|r| format!("{:?} {:?}", r.credential, r.prompt()))
             .collect();
-        let socket = self.t.socket().to_string_lossy().into_owned();
+        let socket = self.bed.t.socket().to_string_lossy().into_owned();
         let ps = std::process::Command::new("ps")
             .args(["-eo", "pid,ppid,stat,lstart,args"])
             .output()
@@ -385,9 +361,9 @@ fn tasks_should_reach_the_real_client_and_a_swap_should_resume_its_conversations
     assert_eq!(record["reply"], "Done: Fix the parser:", "{record}");
 
     // The operator's own conversation in the dedicated session, under account a.
-    fleet.t.type_text("=desk:", "remember the word kumquat");
-    fleet.t.keys("=desk:", &["Enter"]);
-    fleet.t.wait_screen("=desk:", WAIT, "the answer", |s| {
+    fleet.bed.t.type_text("=desk:", "remember the word kumquat");
+    fleet.bed.t.keys("=desk:", &["Enter"]);
+    fleet.bed.t.wait_screen("=desk:", WAIT, "the answer", |s| {
         s.contains("● Done: remember the word kumquat")
     });
     let conversation = fleet.conversation("a", "desk").unwrap();
@@ -423,12 +399,13 @@ fn tasks_should_reach_the_real_client_and_a_swap_should_resume_its_conversations
         (fleet.conversation("b", "desk").as_deref() == Some(conversation.as_str())).then_some(())
     });
     fleet
+        .bed
         .t
         .wait_screen("=desk:", WAIT, "the resumed conversation", |s| {
             s.contains("remember the word kumquat") && s.contains("❯\u{a0}")
         });
-    fleet.t.type_text("=desk:", "what was the word?");
-    fleet.t.keys("=desk:", &["Enter"]);
+    fleet.bed.t.type_text("=desk:", "what was the word?");
+    fleet.bed.t.keys("=desk:", &["Enter"]);
     let asked = fleet.wait("desk's question under b", || {
         api.turns()
             .into_iter()
@@ -442,9 +419,10 @@ fn tasks_should_reach_the_real_client_and_a_swap_should_resume_its_conversations
         .unwrap_or_default();
     assert!(user_id.contains(&conversation), "{user_id}");
     let transcript = fleet
+        .bed
         .root
         .join("shared/projects")
-        .join(fleet.root.join("work").to_string_lossy().replace('/', "-"))
+        .join(bed::slug(&fleet.bed.root.join("work")))
         .join(format!("{conversation}.jsonl"));
     fleet.wait("the transcript to hold the new question", || {
         std::fs::read_to_string(&transcript)
@@ -644,10 +622,9 @@ fn an_account_at_96_percent_should_move_every_session_before_any_request_is_refu
     );
     assert!(fleet.events("quotaDetected").is_empty(), "{}", fleet.log());
     // The operator sees each account's use as the CLI reported it.
-    let out = Command::new(BIN)
-        .args(["get", "accounts", "-o", "json"])
-        .env("FAILOVER_STATE_DIR", fleet.root.join("state"))
-        .envs(fleet.t.env())
+    let out = fleet
+        .bed
+        .command(&["get", "accounts", "-o", "json"])
         .output()
         .unwrap();
     assert!(
@@ -668,12 +645,7 @@ fn an_account_at_96_percent_should_move_every_session_before_any_request_is_refu
         jiff::Timestamp::from_second(five).unwrap().to_string()
     );
     assert_eq!(a["sevenDay"]["used"], 40.0, "{a}");
-    let table = Command::new(BIN)
-        .args(["get", "accounts"])
-        .env("FAILOVER_STATE_DIR", fleet.root.join("state"))
-        .envs(fleet.t.env())
-        .output()
-        .unwrap();
+    let table = fleet.bed.command(&["get", "accounts"]).output().unwrap();
     let table = String::from_utf8_lossy(&table.stdout);
     eprintln!("{table}");
     assert!(table.contains("96%"), "{table}");
@@ -702,7 +674,7 @@ fn crash_after_a_stop(test: &str, fault: impl FnOnce(&Fleet)) {
         r.prompt().as_deref() == Some(text)
     });
     fleet.controller().signal("STOP");
-    let reports = fleet.root.join("state/reports");
+    let reports = fleet.bed.state().join("reports");
     wait_for(WAIT, "the Stop report", || {
         std::fs::read_dir(&reports)
             .ok()?
@@ -728,7 +700,7 @@ fn crash_after_a_stop(test: &str, fault: impl FnOnce(&Fleet)) {
     assert_eq!(record["reply"], format!("Done: {text}"));
     // Done, so never sent again: nothing of it waits or runs anywhere.
     for folder in ["inbox", "active"] {
-        let left: Vec<_> = std::fs::read_dir(fleet.root.join("p/.agent-queue").join(folder))
+        let left: Vec<_> = std::fs::read_dir(fleet.bed.queue("p", folder))
             .map(|d| d.flatten().map(|e| e.file_name()).collect())
             .unwrap_or_default();
         assert!(left.is_empty(), "{folder}: {left:?}");
@@ -745,6 +717,6 @@ fn a_controller_killed_just_after_a_stop_should_complete_the_task_once() {
 #[test]
 fn a_tmux_server_killed_just_after_a_stop_should_complete_the_task_once() {
     crash_after_a_stop("a_tmux_server_killed_just_after_a_stop", |fleet| {
-        fleet.t.tmux(&["kill-server"]);
+        fleet.bed.t.tmux(&["kill-server"]);
     });
 }
