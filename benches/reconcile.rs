@@ -58,6 +58,7 @@ async fn apply(tmux: &Tmux, desired: &Desired, state: &std::path::Path) -> Conve
         desired,
         scope: Scope::Sessions,
         tz: &tz,
+        zones: jiff::tz::db(),
     };
     let mut store = Store::load(state).expect("state folder");
     round::converge(&round, &mut store, 3, &mut ())
@@ -94,6 +95,7 @@ async fn observe_and_plan(sessions: u32) {
             owner: "failover",
             now: jiff::Timestamp::now(),
             tz: jiff::tz::TimeZone::UTC,
+            zones: jiff::tz::db(),
             classifiers: &d.classifiers,
             scope: Scope::Sessions,
         };

@@ -58,7 +58,7 @@ pub fn run(args: ClassifyArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let verdict = classifier.read(&text, &jiff::Zoned::now());
+    let verdict = classifier.read(&text, &crate::screen::Local::system());
     match args.output {
         super::reconcile::Output::Json => {
             println!(

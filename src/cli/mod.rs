@@ -317,6 +317,7 @@ async fn look(
         desired,
         scope: crate::plan::Scope::Sessions,
         tz: &tz,
+        zones: jiff::tz::db(),
     };
     Ok(round.look(&facts).await?)
 }

@@ -170,6 +170,7 @@ pub fn apply(args: ApplyArgs) -> ExitCode {
             desired: &l.desired,
             scope: Scope::Sessions,
             tz: &tz,
+            zones: jiff::tz::db(),
         };
         let mut store = Store::load(&l.settings.state_dir)?;
         let converged = round::converge(&round, &mut store, ROUNDS, &mut printer).await?;

@@ -118,6 +118,8 @@ pub struct Round<'a> {
     pub scope: Scope,
     /// The zone of reset times that name none.
     pub tz: &'a jiff::tz::TimeZone,
+    /// The zones reset times may name.
+    pub zones: &'a jiff::tz::TimeZoneDatabase,
 }
 
 /// What one round did.
@@ -141,6 +143,7 @@ impl Round<'_> {
             owner: self.act.owner,
             now: jiff::Timestamp::now(),
             tz: self.tz.clone(),
+            zones: self.zones,
             classifiers: &self.desired.classifiers,
             scope: self.scope,
         };

@@ -270,6 +270,7 @@ impl Controller {
             desired: &self.desired,
             scope: Scope::Tasks,
             tz: &self.tz,
+            zones: jiff::tz::db(),
         };
         let report = match round.run(&mut self.store, &mut self.reporter).await {
             Ok(report) => report,

@@ -236,6 +236,7 @@ fn plan_in(
         owner,
         now,
         tz: jiff::tz::TimeZone::UTC,
+        zones: jiff::tz::db(),
         classifiers: &classifiers,
         scope,
     };

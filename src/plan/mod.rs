@@ -164,7 +164,8 @@ pub enum Scope {
 }
 
 /// What a plan is made with, besides the desired and the observed world: whose
-/// sessions are ours, when and in which time zone it is, the screen classifiers
+/// sessions are ours, when and in which time zone it is (and the database of the
+/// others), the screen classifiers
 /// compiled when the manifests were adopted, and how far it goes. The planner reads
 /// nothing else: no clock, no environment, no file, no global.
 #[derive(Debug, Clone)]
@@ -175,6 +176,8 @@ pub struct Context<'a> {
     pub now: jiff::Timestamp,
     /// The zone of reset times that name none (the machine's).
     pub tz: jiff::tz::TimeZone,
+    /// The zones reset times may name.
+    pub zones: &'a jiff::tz::TimeZoneDatabase,
     /// Every agent profile's screen classifier.
     pub classifiers: &'a crate::screen::Classifiers,
     /// How far the plan goes.
@@ -183,8 +186,11 @@ pub struct Context<'a> {
 
 impl Context<'_> {
     /// Now, in the local zone.
-    pub(crate) fn local(&self) -> jiff::Zoned {
-        jiff::Zoned::new(self.now, self.tz.clone())
+    pub(crate) fn local(&self) -> crate::screen::Local {
+        crate::screen::Local {
+            now: jiff::Zoned::new(self.now, self.tz.clone()),
+            zones: self.zones.clone(),
+        }
     }
 }
 

@@ -30,6 +30,27 @@ pub enum State {
     Unknown,
 }
 
+/// When a screen is read, and the time zones a reset time on it may name: now in the
+/// local zone (for reset times that name none), and the database of the others. Passed
+/// in, so that reading a screen reads no clock and no file.
+#[derive(Debug, Clone)]
+pub struct Local {
+    /// Now, in the local zone.
+    pub now: jiff::Zoned,
+    /// The zones by name (`Etc/GMT+5`, `Asia/Calcutta`).
+    pub zones: jiff::tz::TimeZoneDatabase,
+}
+
+impl Local {
+    /// Now on this machine: its clock, its zone, its zone database.
+    pub fn system() -> Self {
+        Self {
+            now: jiff::Zoned::now(),
+            zones: jiff::tz::db().clone(),
+        }
+    }
+}
+
 /// A profile's patterns, compiled.
 #[derive(Debug, Clone)]
 pub struct Patterns {

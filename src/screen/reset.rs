@@ -6,9 +6,10 @@
 
 use std::sync::LazyLock;
 
+use jiff::Timestamp;
 use jiff::civil::{Date, Time};
-use jiff::tz::TimeZone;
-use jiff::{Timestamp, Zoned};
+
+use super::Local;
 use regex::Regex;
 
 static TIME: LazyLock<Regex> = LazyLock::new(|| {
@@ -22,8 +23,9 @@ const MONTHS: [&str; 12] = [
     "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
 ];
 
-/// The instant a reset text names, seen at `now` (whose zone is the local one).
-pub fn parse(text: &str, now: &Zoned) -> Option<Timestamp> {
+/// The instant a reset text names, seen at `local` (whose zone is the local one).
+pub fn parse(text: &str, local: &Local) -> Option<Timestamp> {
+    let now = &local.now;
     let text = text.trim().trim_end_matches(['.', ',']);
     if text.len() == 10 && text.bytes().all(|b| b.is_ascii_digit()) {
         return Timestamp::from_second(text.parse().ok()?).ok();
@@ -37,7 +39,7 @@ pub fn parse(text: &str, now: &Zoned) -> Option<Timestamp> {
     let pm = c.name("ap")?.as_str().eq_ignore_ascii_case("pm");
     let hour = hour12 % 12 + if pm { 12 } else { 0 };
     let tz = match c.name("tz") {
-        Some(name) => TimeZone::get(name.as_str()).ok()?,
+        Some(name) => local.zones.get(name.as_str()).ok()?,
         None => now.time_zone().clone(),
     };
     let here = now.with_time_zone(tz.clone());
@@ -83,9 +85,12 @@ pub fn parse(text: &str, now: &Zoned) -> Option<Timestamp> {
 mod tests {
     use super::*;
 
-    fn now() -> Zoned {
+    fn now() -> Local {
         // 06:00 UTC on 2026-11-21, seen from a machine in Berlin (07:00 local).
-        "2026-11-21T07:00:00+01:00[Europe/Berlin]".parse().unwrap()
+        Local {
+            now: "2026-11-21T07:00:00+01:00[Europe/Berlin]".parse().unwrap(),
+            zones: jiff::tz::db().clone(),
+        }
     }
 
     fn at(text: &str) -> String {

@@ -8,7 +8,9 @@
 //! prompt starts with `>`: an agent editing quota-detection code, or someone asking
 //! "what is rate_limit_error?", never reads as a quota.
 
-use jiff::{Timestamp, Zoned};
+use jiff::Timestamp;
+
+use super::Local;
 use regex::Regex;
 use serde::Serialize;
 
@@ -94,7 +96,7 @@ impl Classifier {
     }
 
     /// Reads a screen at `now` (its zone is the local one, for reset times without one).
-    pub fn read(&self, text: &str, now: &Zoned) -> Verdict {
+    pub fn read(&self, text: &str, now: &Local) -> Verdict {
         let lines: Vec<&str> = text.lines().collect();
         let turn_prompt = self.turn_prompt(&lines);
         let turn = turn_prompt.map(|i| lines[i].trim_end().to_owned());
@@ -170,7 +172,7 @@ impl Classifier {
     /// (`StopFailure` `rate_limit`): a usage limit unless the veto or transient patterns
     /// say otherwise (Claude Code reports a transient 429 as `rate_limit` too), with the
     /// reset time it names.
-    pub fn read_limit(&self, message: &str, now: &Zoned) -> (Class, Option<Timestamp>) {
+    pub fn read_limit(&self, message: &str, now: &Local) -> (Class, Option<Timestamp>) {
         let hit = |set: &[Regex]| set.iter().any(|r| r.is_match(message));
         if hit(&self.veto) {
             (Class::ServerError, None)
@@ -196,7 +198,7 @@ impl Classifier {
 
     /// The reset time on the deciding line, else on another message line of the turn;
     /// a time that names its zone wins over one read in local time.
-    fn reset_of(&self, line: &str, turn: &[&str], now: &Zoned) -> Option<Timestamp> {
+    fn reset_of(&self, line: &str, turn: &[&str], now: &Local) -> Option<Timestamp> {
         let texts: Vec<&str> = std::iter::once(line)
             .chain(
                 turn.iter()
@@ -224,8 +226,11 @@ mod tests {
     const BOX: &str = "\n────────\n❯\u{a0}\n────────\n  ⏵⏵ auto mode on (shift+tab to cycle)\n";
     const BUSY_BOX: &str = "\n────────\n❯\u{a0}\n────────\n  ⏵⏵ auto mode on (shift+tab to cycle) · esc to interrupt\n";
 
-    fn now() -> Zoned {
-        "2026-11-21T07:00:00+01:00[Europe/Berlin]".parse().unwrap()
+    fn now() -> Local {
+        Local {
+            now: "2026-11-21T07:00:00+01:00[Europe/Berlin]".parse().unwrap(),
+            zones: jiff::tz::db().clone(),
+        }
     }
 
     fn read(body: &str) -> Verdict {
