@@ -58,7 +58,13 @@ pub fn run(args: ClassifyArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let verdict = classifier.read(&text, &crate::screen::Local::system());
+    let verdict = classifier.read(
+        &text,
+        &crate::screen::Local {
+            now: jiff::Zoned::now(),
+            zones: jiff::tz::db().clone(),
+        },
+    );
     match args.output {
         super::reconcile::Output::Json => {
             println!(

@@ -41,16 +41,6 @@ pub struct Local {
     pub zones: jiff::tz::TimeZoneDatabase,
 }
 
-impl Local {
-    /// Now on this machine: its clock, its zone, its zone database.
-    pub fn system() -> Self {
-        Self {
-            now: jiff::Zoned::now(),
-            zones: jiff::tz::db().clone(),
-        }
-    }
-}
-
 /// A profile's patterns, compiled.
 #[derive(Debug, Clone)]
 pub struct Patterns {
