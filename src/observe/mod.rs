@@ -109,6 +109,10 @@ pub struct Pane {
     pub command: String,
     /// The foreground process's working folder.
     pub path: PathBuf,
+    /// The second of its window's last output (`#{window_activity}`): a screen is
+    /// captured again only after it.
+    #[serde(skip)]
+    pub activity: u64,
 }
 
 /// Observation failed.
@@ -134,6 +138,7 @@ fn pane_format() -> String {
         format!("#{{{OWNER_OPTION}}}"),
         format!("#{{{ACCOUNT_OPTION}}}"),
         format!("#{{{PANE_OPTION}}}"),
+        "#{window_activity}".to_owned(),
         "#{pane_current_path}".to_owned(),
     ];
     fields.join(&SEP.to_string())
@@ -223,8 +228,9 @@ fn upgraded(exe: PathBuf) -> Option<PathBuf> {
     exe.is_file().then_some(exe)
 }
 
-/// Captures the visible screen of every live agent pane of a wanted session (a pool's
-/// or a dedicated one), all in one round trip.
+/// The visible screen of every live agent pane of a wanted session (a pool's or a
+/// dedicated one): those that changed since their last capture are captured, all in one
+/// round trip; the others are as last captured.
 async fn capture(
     tmux: &Tmux,
     m: &Manifests,
@@ -234,18 +240,19 @@ async fn capture(
         .values()
         .filter(|s| !s.pane.dead && m.wants_session(&s.name))
         .collect();
-    let lines: Vec<Vec<Cmd>> = wanted
+    let panes: Vec<tmux::PaneRef> = wanted
         .iter()
-        .map(|s| vec![Cmd::new("capture-pane").args(["-p", "-t", &s.pane.id])])
+        .map(|s| tmux::PaneRef {
+            id: &s.pane.id,
+            pid: s.pane.pid,
+            activity: s.pane.activity,
+        })
         .collect();
-    let answers = tmux.pipeline(&lines).await?;
+    let screens = tmux.screens(&panes).await?;
     Ok(wanted
         .into_iter()
-        .zip(answers)
-        .filter_map(|(s, answer)| {
-            let text = answer.ok()?.pop()?.join("\n");
-            Some((s.name.clone(), text))
-        })
+        .zip(screens)
+        .filter_map(|(s, text)| Some((s.name.clone(), text?)))
         .collect())
 }
 
@@ -253,7 +260,7 @@ async fn capture(
 pub fn parse_panes(lines: &[String], control: &str) -> BTreeMap<String, Session> {
     let mut sessions: BTreeMap<String, Session> = BTreeMap::new();
     for line in lines {
-        let f: Vec<&str> = line.splitn(10, SEP).collect();
+        let f: Vec<&str> = line.splitn(11, SEP).collect();
         let [
             name,
             id,
@@ -264,6 +271,7 @@ pub fn parse_panes(lines: &[String], control: &str) -> BTreeMap<String, Session>
             owner,
             account,
             agent_pane,
+            activity,
             path,
         ] = f[..]
         else {
@@ -280,6 +288,7 @@ pub fn parse_panes(lines: &[String], control: &str) -> BTreeMap<String, Session>
             dead_status: status.parse().ok(),
             command: command.to_owned(),
             path: PathBuf::from(path),
+            activity: activity.parse().unwrap_or(0),
         };
         if let Some(session) = sessions.get_mut(name) {
             session.panes += 1;
@@ -317,8 +326,10 @@ mod tests {
         assert_eq!(upgraded(dir.path().join("gone (deleted)")), None);
     }
 
+    /// A `list-panes` line of `fields`, the window's activity stamp before the path.
     fn line(fields: &[&str]) -> String {
-        fields.join("\u{1f}")
+        let (path, rest) = fields.split_last().unwrap();
+        [rest, &["1796068204", path]].concat().join("\u{1f}")
     }
 
     #[test]
@@ -367,6 +378,7 @@ mod tests {
         );
         assert_eq!(s["ccl-auto-11"].pane.path, PathBuf::from("/srv/a\u{1f}b"));
         assert_eq!(s["ours-2"].pane.id, "%5", "the agent pane, not the first");
+        assert_eq!(s["ours-2"].pane.activity, 1_796_068_204);
         let ours = &s["ccl-auto-11"];
         assert_eq!(ours.owner.as_deref(), Some("failover"));
         assert_eq!(ours.account.as_deref(), Some("main"));

@@ -88,6 +88,7 @@ pub fn session(name: &str, owner: &str, account: &str, pid: u32) -> Session {
             dead_status: None,
             command: "claude".into(),
             path: "/w".into(),
+            activity: 0,
         },
         panes: 1,
     }

@@ -79,9 +79,27 @@ pub struct Tmux {
     events: broadcast::Sender<Event>,
     spawned: AtomicU64,
     one_shot: AtomicBool,
+    screens: super::screens::Cache,
 }
 
 impl Tmux {
+    /// The visible screens of `panes`, in order (`None` for a pane tmux could not
+    /// capture): only those that changed since their last capture are captured, in one
+    /// round trip (see [`super::screens`]).
+    pub async fn screens(
+        &self,
+        panes: &[super::PaneRef<'_>],
+    ) -> Result<Vec<Option<String>>, Error> {
+        self.screens
+            .screens(panes, |lines| async move { self.pipeline(&lines).await })
+            .await
+    }
+
+    /// How many panes this connection has captured so far.
+    pub fn screens_captured(&self) -> u64 {
+        self.screens.taken()
+    }
+
     /// Connects to `server`. In [`Mode::Observe`], `Ok(None)` means no server runs.
     pub async fn connect(server: Server, mode: Mode) -> Result<Option<Self>, Error> {
         check_version(&server).await?;
@@ -93,6 +111,7 @@ impl Tmux {
             events,
             spawned: AtomicU64::new(0),
             one_shot: AtomicBool::new(false),
+            screens: super::screens::Cache::default(),
         };
         match tmux.client().await {
             Ok(_) => Ok(Some(tmux)),

@@ -5,6 +5,7 @@
 mod client;
 mod leftovers;
 pub mod proto;
+mod screens;
 mod server;
 
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 pub use client::{Event, MAX_PASTE, Mode, Tmux};
 pub use leftovers::end_leftovers;
 pub use proto::Cmd;
+pub use screens::{MAX_AGE as SCREEN_MAX_AGE, PaneRef};
 pub use server::{Server, control_session, processes_started};
 
 /// What went wrong talking to tmux.

@@ -342,3 +342,80 @@ async fn actions_should_leave_a_session_alone_that_lost_our_mark() {
     act::execute(&delete, ctx).await.unwrap();
     assert!(!t.sessions().contains(&"x".to_owned()));
 }
+
+/// The pane `%N` of session `name`, its pid and its window's activity stamp.
+async fn pane_of(tmux: &Tmux, name: &str) -> (String, u32, u64) {
+    let line = tmux
+        .run(Cmd::new("list-panes").args([
+            "-t",
+            &format!("={name}:"),
+            "-F",
+            "#{pane_id} #{pane_pid} #{window_activity}",
+        ]))
+        .await
+        .unwrap()
+        .remove(0);
+    let f: Vec<&str> = line.split(' ').collect();
+    (
+        f[0].to_owned(),
+        f[1].parse().unwrap(),
+        f[2].parse().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_screen_should_be_captured_again_only_after_it_changed() {
+    let t = TmuxServer::start();
+    let tmux = connect(&t).await;
+    t.new_session("agent", t.dir(), &[], &["cat"]);
+    // Once a capture was taken a second after the pane's last output, asking again
+    // captures nothing: the capture stands.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let first = loop {
+        let (id, pid, activity) = pane_of(&tmux, "agent").await;
+        let before = tmux.screens_captured();
+        let pane = failover::tmux::PaneRef {
+            id: &id,
+            pid,
+            activity,
+        };
+        let screen = tmux.screens(&[pane]).await.unwrap().remove(0);
+        if tmux.screens_captured() == before {
+            break screen;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never reused a capture"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(first.is_some());
+    // Output: the next look captures that one pane, and sees the text.
+    t.tmux(&["send-keys", "-t", "=agent:", "-l", "hello there"]);
+    let text = look_until_hello(&tmux, "the typed text").await;
+    assert!(text.contains("hello there"), "{text}");
+}
+
+/// Polls the agent's screen until it shows `hello`; each look captures at most one pane.
+async fn look_until_hello(tmux: &Tmux, what: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (id, pid, activity) = pane_of(tmux, "agent").await;
+        let before = tmux.screens_captured();
+        let pane = failover::tmux::PaneRef {
+            id: &id,
+            pid,
+            activity,
+        };
+        let screen = tmux.screens(&[pane]).await.unwrap().remove(0);
+        assert!(tmux.screens_captured() - before <= 1);
+        if let Some(text) = screen.filter(|s| s.contains("hello")) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
