@@ -1,5 +1,8 @@
-//! Benchmarks of the reconcile core on a private tmux server: observe + plan with 20 and
-//! 500 sessions, and a cold apply of 20 sessions, with the tmux processes each started.
+//! Benchmarks of the reconcile core on a private tmux server: observe + plan with 20,
+//! 500, 1000 and 2000 idle sessions (the steady state: how many screens each round
+//! captured, and what one changed screen costs), and a cold apply of 20 sessions, with
+//! the tmux processes each started. The machine, its load, tmux and the date come
+//! first.
 //!
 //! Run with `cargo bench --bench reconcile`; figures go to docs/benchmarks.md.
 
@@ -84,33 +87,59 @@ async fn observe_and_plan(sessions: u32) {
         converged.remaining.is_empty(),
         "not converged: {converged:?}"
     );
-    let before = processes_started();
-    let mut times = Vec::new();
-    for _ in 0..50 {
-        let start = Instant::now();
+    let ctx = plan::Context {
+        owner: "failover",
+        now: jiff::Timestamp::now(),
+        tz: jiff::tz::TimeZone::UTC,
+        zones: jiff::tz::db(),
+        classifiers: &d.classifiers,
+        scope: Scope::Sessions,
+    };
+    let reconcile = || async {
         let observed = observe(Some(&tmux), m, Facts::default(), None)
             .await
             .expect("observe");
-        let ctx = plan::Context {
-            owner: "failover",
-            now: jiff::Timestamp::now(),
-            tz: jiff::tz::TimeZone::UTC,
-            zones: jiff::tz::db(),
-            classifiers: &d.classifiers,
-            scope: Scope::Sessions,
-        };
         let p = plan::plan(m, &observed, &ctx);
+        (observed, p)
+    };
+    // The first looks capture every screen; once each capture is a second younger than
+    // its pane's last output, it stands.
+    for _ in 0..3 {
+        reconcile().await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let before = processes_started();
+    let captured = tmux.screens_captured();
+    let mut times = Vec::new();
+    for _ in 0..50 {
+        let start = Instant::now();
+        let (observed, p) = reconcile().await;
         times.push(start.elapsed());
         assert_eq!(observed.sessions.len(), sessions as usize);
         assert!(p.is_empty());
     }
     let spawned = processes_started() - before;
+    let captured = tmux.screens_captured() - captured;
     times.sort();
     println!(
-        "observe+plan, {sessions:>3} sessions: p50 {}, p99 {}, max {}; tmux processes started over 50 reconciles: {spawned}",
+        "observe+plan, {sessions:>4} idle sessions: p50 {}, p99 {}, max {}; over 50 reconciles: {captured} screens captured, {spawned} tmux processes started",
         ms(percentile(&times, 0.5)),
         ms(percentile(&times, 0.99)),
         ms(times[times.len() - 1]),
+    );
+    // One agent draws: the next reconcile captures that one screen.
+    let pane = t.tmux(&["display-message", "-p", "-t", "=b-0:", "#{pane_id}"]);
+    t.tmux(&["send-keys", "-t", pane.trim(), "-l", "x"]);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let captured = tmux.screens_captured();
+    let start = Instant::now();
+    let (observed, _) = reconcile().await;
+    let took = start.elapsed();
+    println!(
+        "  after one agent drew: one reconcile {} captured {} screen(s); it shows the change: {}",
+        ms(took),
+        tmux.screens_captured() - captured,
+        observed.screens.get("b-0").is_some_and(|s| s.contains('x'))
     );
 }
 
@@ -158,9 +187,17 @@ fn main() {
         .enable_all()
         .build()
         .expect("a tokio runtime");
+    println!("{}", failover::testbed::machine::describe());
+    let sizes: Vec<u32> = std::env::args().filter_map(|a| a.parse().ok()).collect();
+    let sizes = if sizes.is_empty() {
+        vec![20, 500, 1000, 2000]
+    } else {
+        sizes
+    };
     runtime.block_on(async {
-        observe_and_plan(20).await;
-        observe_and_plan(500).await;
+        for n in sizes {
+            observe_and_plan(n).await;
+        }
         cold_apply(20).await;
     });
 }

@@ -152,9 +152,11 @@ impl Round<'_> {
     }
 
     /// Observes, plans, runs the plan's actions in order, folds each result into the
-    /// facts and saves them (at once after each move: a crash before the end of the
-    /// batch must not forget that the moved session's screen now redraws an old limit);
-    /// then deletes the agents' reports the saved facts fold.
+    /// facts and saves them; then deletes the agents' reports the saved facts fold.
+    /// Consecutive creations, and consecutive moves, go out together (see [`batch`]):
+    /// a swap moves every session at once. The facts are saved at once after moves: a
+    /// crash before the end of the round must not forget that the moved sessions'
+    /// screens now redraw an old limit.
     pub async fn run(
         &self,
         store: &mut Store,
@@ -164,19 +166,27 @@ impl Round<'_> {
         watcher.planned(&plan);
         let mut facts = plan.facts.clone();
         let mut done = Vec::new();
-        for action in &plan.actions {
-            if !watcher.proceed(action) {
+        let mut rest = &plan.actions[..];
+        while !rest.is_empty() {
+            let n = batch(rest);
+            let (now, later) = rest.split_at(n);
+            rest = later;
+            if !now.iter().all(|a| watcher.proceed(a)) {
                 break;
             }
-            let result = act::execute(action, self.act)
-                .await
-                .map_err(|e| e.to_string());
-            watcher.acted(action, &result);
-            plan::record(&mut facts, action, &result, jiff::Timestamp::now());
-            if let Action::Session(SessionAction::MoveSession { .. }) = action {
+            let results = futures_util::future::join_all(
+                now.iter().map(|action| act::execute(action, self.act)),
+            )
+            .await;
+            for (action, result) in now.iter().zip(results) {
+                let result = result.map_err(|e| e.to_string());
+                watcher.acted(action, &result);
+                plan::record(&mut facts, action, &result, jiff::Timestamp::now());
+                done.push((action.clone(), result));
+            }
+            if let Some(Action::Session(SessionAction::MoveSession { .. })) = now.first() {
                 store.save(&facts);
             }
-            done.push((action.clone(), result));
         }
         if store.save(&facts) {
             // What the reports said is in the facts now: they can go.
@@ -189,6 +199,87 @@ impl Round<'_> {
             plan,
             done,
         })
+    }
+}
+
+/// How many of the first actions of `actions` run together: a run of session
+/// creations, or of moves (each its own session, one tmux command list each, pipelined
+/// on the one connection); any other action runs alone.
+fn batch(actions: &[Action]) -> usize {
+    let together = |a: &Action, b: &Action| match (a, b) {
+        (
+            Action::Session(SessionAction::CreateSession { .. }),
+            Action::Session(SessionAction::CreateSession { .. }),
+        )
+        | (
+            Action::Session(SessionAction::MoveSession { .. }),
+            Action::Session(SessionAction::MoveSession { .. }),
+        ) => true,
+        (Action::Fs(_) | Action::Session(_) | Action::Task(_), _) => false,
+    };
+    match actions.split_first() {
+        Some((first, rest)) => 1 + rest.iter().take_while(|a| together(first, a)).count(),
+        None => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{FsAction, Role, SessionSpec};
+
+    fn spec(name: &str) -> SessionSpec {
+        SessionSpec {
+            name: name.into(),
+            role: Role::Dedicated,
+            account: "b".into(),
+            workdir: "/w".into(),
+            command: vec!["claude".into()],
+            env: Default::default(),
+            unset: vec![],
+        }
+    }
+
+    fn create(name: &str) -> Action {
+        Action::Session(SessionAction::CreateSession {
+            session: spec(name),
+            resume: None,
+        })
+    }
+
+    fn moving(name: &str) -> Action {
+        Action::Session(SessionAction::MoveSession {
+            session: spec(name),
+            pane: "%1".into(),
+            from: Some("a".into()),
+            from_home: None,
+            pid: 1,
+            resume: None,
+            conversation: None,
+        })
+    }
+
+    #[test]
+    fn creations_and_moves_should_go_out_in_runs_and_anything_else_alone() {
+        let dir = Action::Fs(FsAction::CreateDir { path: "/x".into() });
+        let plan = [
+            dir.clone(),
+            dir,
+            create("a"),
+            create("b"),
+            moving("a"),
+            moving("b"),
+            moving("c"),
+        ];
+        let mut sizes = Vec::new();
+        let mut rest = &plan[..];
+        while !rest.is_empty() {
+            let n = batch(rest);
+            sizes.push(n);
+            rest = &rest[n..];
+        }
+        assert_eq!(sizes, [1, 1, 2, 3]);
+        assert_eq!(batch(&[]), 0);
     }
 }
 
