@@ -1,0 +1,140 @@
+//! A swap on a private tmux server: every session of an exhausted account moved to the
+//! next, timed from the plan's decision to the last move carried out. Sizes: 10 pool
+//! sessions and 2 dedicated ones (those resume a conversation), then 100 pool sessions.
+//!
+//! Run with `cargo bench --bench swap`; figures go to docs/benchmarks.md.
+
+use std::time::{Duration, Instant};
+
+use failover::act::Context;
+use failover::api::load_str;
+use failover::controller::round::{self, Desired, Round, Store, Watcher};
+use failover::plan::{Action, Outcome, Plan, Scope, SessionAction};
+use failover::state::AgentFacts;
+use failover::testbed::TmuxServer;
+use failover::tmux::{Mode, Tmux};
+
+fn manifest(root: &std::path::Path, pool: u32, dedicated: u32) -> String {
+    let r = root.display();
+    let mut text = format!(
+        "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: a}}\nspec: {{home: {r}/a, priority: 0}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: b}}\nspec: {{home: {r}/b, priority: 1}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [sh, -c, 'exec sleep infinity', sh]}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: p}}\nspec: {{prefix: p-, min: {pool}, max: {pool}, workdir: {r}/w}}\n"
+    );
+    for i in 0..dedicated {
+        text += &format!(
+            "---\napiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: d-{i}}}\nspec: {{workdir: {r}/w}}\n"
+        );
+    }
+    text
+}
+
+/// When the plan was made, and when each move finished.
+#[derive(Default)]
+struct Clock {
+    planned: Option<Instant>,
+    moves: Vec<(Instant, bool)>,
+}
+
+impl Watcher for Clock {
+    fn planned(&mut self, _plan: &Plan) {
+        self.planned = Some(Instant::now());
+    }
+
+    fn acted(&mut self, action: &Action, result: &Result<Outcome, String>) {
+        if let Action::Session(SessionAction::MoveSession { .. }) = action {
+            self.moves.push((Instant::now(), result.is_ok()));
+        }
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+async fn swap(pool: u32, dedicated: u32) -> Duration {
+    let t = TmuxServer::start();
+    let root = t.dir().to_path_buf();
+    for dir in ["a", "b", "w"] {
+        std::fs::create_dir_all(root.join(dir)).expect("folder");
+    }
+    let desired = match load_str("swap.yaml", &manifest(&root, pool, dedicated)).map(Desired::adopt)
+    {
+        Ok(Ok(d)) => d,
+        other => panic!("{other:?}"),
+    };
+    let tmux = match Tmux::connect(
+        t.server(),
+        Mode::Manage {
+            owner: "failover".into(),
+        },
+    )
+    .await
+    {
+        Ok(Some(tmux)) => tmux,
+        other => panic!("cannot connect: {other:?}"),
+    };
+    let state = root.join("state");
+    let tz = jiff::tz::TimeZone::UTC;
+    let round = Round {
+        act: Context {
+            tmux: Some(&tmux),
+            owner: "failover",
+            state_dir: None,
+        },
+        desired: &desired,
+        scope: Scope::Sessions,
+        tz: &tz,
+        zones: jiff::tz::db(),
+    };
+    let mut store = Store::load(&state).expect("state folder");
+    let up = round::converge(&round, &mut store, 3, &mut ())
+        .await
+        .expect("sessions up");
+    assert!(up.remaining.is_empty(), "{:?}", up.remaining);
+    // Account a is used up; the dedicated sessions' agents hold a conversation.
+    let mut facts = store.facts().clone();
+    facts.exhausted_until.insert(
+        "a".into(),
+        jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1),
+    );
+    for s in up.observed.sessions.values().filter(|s| s.name.starts_with("d-")) {
+        let transcript = root.join(format!("{}.jsonl", s.name));
+        std::fs::write(&transcript, "{}\n").expect("transcript");
+        facts.sessions.entry(s.name.clone()).or_default().agent = Some(AgentFacts {
+            pid: s.pane.pid,
+            conversation: format!("c-{}", s.name),
+            transcript,
+        });
+    }
+    store.save(&facts);
+    let mut clock = Clock::default();
+    round.run(&mut store, &mut clock).await.expect("the swap");
+    let moved = clock.moves.iter().filter(|(_, ok)| *ok).count();
+    assert_eq!(moved as u32, pool + dedicated, "every session moved");
+    let last = clock.moves.iter().map(|(at, _)| *at).max().expect("moves");
+    last - clock.planned.expect("a plan")
+}
+
+fn main() {
+    println!("{}", failover::testbed::machine::describe());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        for (pool, dedicated) in [(10, 2), (100, 0)] {
+            let mut times = Vec::new();
+            for _ in 0..5 {
+                times.push(swap(pool, dedicated).await);
+            }
+            times.sort();
+            println!(
+                "swap of {pool} pool + {dedicated} dedicated sessions, decision to last move (5 runs): p50 {}, max {}",
+                ms(times[2]),
+                ms(times[4])
+            );
+        }
+    });
+}
