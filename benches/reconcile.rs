@@ -17,13 +17,26 @@ use failover::state::Facts;
 use failover::testbed::TmuxServer;
 use failover::tmux::{Mode, Tmux, processes_started};
 
+/// One account and `sessions` idle sessions, in pools of at most 1000 (the schema's
+/// maximum): `b-0…`, then `c-0…`.
 fn manifest(root: &std::path::Path, sessions: u32) -> String {
-    format!(
+    let root = root.display();
+    let mut text = format!(
         "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: a}}\nspec: {{home: {root}}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [sleep, infinity]}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: p}}\nspec: {{prefix: b-, min: {sessions}, max: {sessions}, workdir: {root}}}\n",
-        root = root.display()
-    )
+         apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [sleep, infinity]}}\n"
+    );
+    let mut left = sessions;
+    for prefix in ["b", "c", "d", "e"] {
+        let n = left.min(1000);
+        if n == 0 {
+            break;
+        }
+        left -= n;
+        text += &format!(
+            "---\napiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: {prefix}}}\nspec: {{prefix: {prefix}-, min: {n}, max: {n}, workdir: {root}}}\n"
+        );
+    }
+    text
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
