@@ -108,10 +108,13 @@ async fn observe_and_plan(sessions: u32) {
         classifiers: &d.classifiers,
         scope: Scope::Sessions,
     };
+    let observe_times = std::cell::RefCell::new(Vec::new());
     let reconcile = || async {
+        let start = Instant::now();
         let observed = observe(Some(&tmux), m, Facts::default(), None)
             .await
             .expect("observe");
+        observe_times.borrow_mut().push(start.elapsed());
         let p = plan::plan(m, &observed, &ctx);
         (observed, p)
     };
@@ -123,6 +126,7 @@ async fn observe_and_plan(sessions: u32) {
     }
     let before = processes_started();
     let captured = tmux.screens_captured();
+    observe_times.borrow_mut().clear();
     let mut times = Vec::new();
     for _ in 0..50 {
         let start = Instant::now();
@@ -134,11 +138,14 @@ async fn observe_and_plan(sessions: u32) {
     let spawned = processes_started() - before;
     let captured = tmux.screens_captured() - captured;
     times.sort();
+    let mut observing = observe_times.borrow().clone();
+    observing.sort();
     println!(
-        "observe+plan, {sessions:>4} idle sessions: p50 {}, p99 {}, max {}; over 50 reconciles: {captured} screens captured, {spawned} tmux processes started",
+        "observe+plan, {sessions:>4} idle sessions: p50 {}, p99 {}, max {} (observe alone p50 {}); over 50 reconciles: {captured} screens captured, {spawned} tmux processes started",
         ms(percentile(&times, 0.5)),
         ms(percentile(&times, 0.99)),
         ms(times[times.len() - 1]),
+        ms(percentile(&observing, 0.5)),
     );
     // One agent draws: the next reconcile captures that one screen.
     let pane = t.tmux(&["display-message", "-p", "-t", "=b-0:", "#{pane_id}"]);

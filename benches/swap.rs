@@ -99,7 +99,12 @@ async fn swap(pool: u32, dedicated: u32) -> Duration {
         "a".into(),
         jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1),
     );
-    for s in up.observed.sessions.values().filter(|s| s.name.starts_with("d-")) {
+    for s in up
+        .observed
+        .sessions
+        .values()
+        .filter(|s| s.name.starts_with("d-"))
+    {
         let transcript = root.join(format!("{}.jsonl", s.name));
         std::fs::write(&transcript, "{}\n").expect("transcript");
         facts.sessions.entry(s.name.clone()).or_default().agent = Some(AgentFacts {

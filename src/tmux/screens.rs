@@ -70,7 +70,8 @@ impl Cache {
         let mut stale = Vec::new();
         {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            entries.retain(|id, _| panes.iter().any(|p| p.id == id));
+            let wanted: std::collections::HashSet<&str> = panes.iter().map(|p| p.id).collect();
+            entries.retain(|id, _| wanted.contains(id.as_str()));
             for (i, pane) in panes.iter().enumerate() {
                 match entries.get(pane.id) {
                     Some(e) if e.shows(pane, now) => out[i] = Some(e.text.clone()),
