@@ -176,7 +176,7 @@ impl Manifests {
             return Some(SessionOwner::Dedicated(d));
         }
         self.pools.iter().find_map(|pool| {
-            let (index, _) = pool.spec.indexed_names().find(|(_, n)| n == name)?;
+            let index = pool.spec.index_of(name)?;
             Some(SessionOwner::Pool { pool, index })
         })
     }
@@ -222,11 +222,56 @@ impl PoolSpec {
         self.indexed_names().map(|(_, name)| name)
     }
 
+    /// The index of the session `name` if this pool may own it: the prefix, then the
+    /// index as [`PoolSpec::indexed_names`] writes it, within the range. Constant time:
+    /// every reconcile asks it of every session.
+    pub fn index_of(&self, name: &str) -> Option<u64> {
+        let digits = name.strip_prefix(self.prefix.as_str())?;
+        let canonical = !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && (digits == "0" || !digits.starts_with('0'));
+        let index: u64 = digits.parse().ok().filter(|_| canonical)?;
+        let start = u64::from(self.start_index);
+        (start..start + u64::from(self.max))
+            .contains(&index)
+            .then_some(index)
+    }
+
     /// The session names this pool may own with their indexes, in order.
     pub fn indexed_names(&self) -> impl Iterator<Item = (u64, String)> + '_ {
         (0..self.max).map(move |i| {
             let index = u64::from(self.start_index) + u64::from(i);
             (index, format!("{}{index}", self.prefix))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_pool_should_know_its_sessions_by_name_as_its_name_list_does() {
+        let m = super::load_str(
+            "t.yaml",
+            "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {name: a}\nspec: {home: /h}\n---\n\
+             apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {name: p}\nspec: {prefix: ccl-auto-, startIndex: 11, min: 1, max: 5, workdir: /w}\n",
+        )
+        .unwrap();
+        let pool = &m.pools[0].spec;
+        for (index, name) in pool.indexed_names() {
+            assert_eq!(pool.index_of(&name), Some(index), "{name}");
+        }
+        for other in [
+            "ccl-auto-10",
+            "ccl-auto-16",
+            "ccl-auto-011",
+            "ccl-auto-+12",
+            "ccl-auto-",
+            "ccl-auto-1x",
+            "ccl-12",
+            "mine",
+        ] {
+            assert_eq!(pool.index_of(other), None, "{other}");
+        }
+        assert!(m.wants_session("ccl-auto-15") && !m.wants_session("ccl-auto-16"));
     }
 }
