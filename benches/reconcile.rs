@@ -15,7 +15,7 @@ use failover::observe::observe;
 use failover::plan::{self, Scope};
 use failover::state::Facts;
 use failover::testbed::TmuxServer;
-use failover::tmux::{Mode, Tmux, processes_started};
+use failover::tmux::{Tmux, processes_started};
 
 /// One account and `sessions` idle sessions, in pools of at most 1000 (the schema's
 /// maximum): `b-0…`, then `c-0…`.
@@ -46,20 +46,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
-
-async fn connect(t: &TmuxServer) -> Tmux {
-    match Tmux::connect(
-        t.server(),
-        Mode::Manage {
-            owner: "failover".into(),
-        },
-    )
-    .await
-    {
-        Ok(Some(tmux)) => tmux,
-        other => panic!("cannot connect: {other:?}"),
-    }
 }
 
 /// Applies `desired` as `failover apply` does, its facts in `state`.
@@ -94,7 +80,7 @@ async fn observe_and_plan(sessions: u32) {
     let t = TmuxServer::start();
     let d = desired(&t, sessions);
     let m = &d.manifests;
-    let tmux = connect(&t).await;
+    let tmux = t.manage().await;
     let converged = apply(&tmux, &d, &t.dir().join("state")).await;
     assert!(
         converged.remaining.is_empty(),
@@ -150,7 +136,12 @@ async fn observe_and_plan(sessions: u32) {
     // One agent draws: the next reconcile captures that one screen.
     let pane = t.tmux(&["display-message", "-p", "-t", "=b-0:", "#{pane_id}"]);
     t.tmux(&["send-keys", "-t", pane.trim(), "-l", "x"]);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Drawn once tmux shows it (asked by its own command line, not our connection).
+    failover::testbed::wait_for(Duration::from_secs(5), "the key echoed", || {
+        t.tmux(&["capture-pane", "-p", "-t", pane.trim()])
+            .contains('x')
+            .then_some(())
+    });
     let captured = tmux.screens_captured();
     let start = Instant::now();
     let (observed, _) = reconcile().await;
@@ -171,7 +162,7 @@ async fn cold_apply(sessions: u32) {
         let d = desired(&t, sessions);
         let before = processes_started();
         let start = Instant::now();
-        let tmux = connect(&t).await;
+        let tmux = t.manage().await;
         let converged = apply(&tmux, &d, &t.dir().join("state")).await;
         times.push(start.elapsed());
         spawned.push(processes_started() - before);

@@ -12,7 +12,6 @@ use failover::controller::round::{self, Desired, Round, Store, Watcher};
 use failover::plan::{Action, Outcome, Plan, Scope, SessionAction};
 use failover::state::AgentFacts;
 use failover::testbed::TmuxServer;
-use failover::tmux::{Mode, Tmux};
 
 fn manifest(root: &std::path::Path, pool: u32, dedicated: u32) -> String {
     let r = root.display();
@@ -64,17 +63,7 @@ async fn swap(pool: u32, dedicated: u32) -> Duration {
         Ok(Ok(d)) => d,
         other => panic!("{other:?}"),
     };
-    let tmux = match Tmux::connect(
-        t.server(),
-        Mode::Manage {
-            owner: "failover".into(),
-        },
-    )
-    .await
-    {
-        Ok(Some(tmux)) => tmux,
-        other => panic!("cannot connect: {other:?}"),
-    };
+    let tmux = t.manage().await;
     let state = root.join("state");
     let tz = jiff::tz::TimeZone::UTC;
     let round = Round {

@@ -238,7 +238,7 @@ pub fn plan(m: &Manifests, observed: &Observed, ctx: &Context) -> Plan {
         }
     }
     sessions::plan_sessions(m, observed, owner, now, &broken, &view, &mut plan);
-    restarts::plan_restarts(m, observed, now, &mut plan);
+    restarts::plan_restarts(observed, now, &mut plan);
     hold_text_of_moving(&mut plan);
     plan.actions.sort_by_key(Action::order);
     plan

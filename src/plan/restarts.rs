@@ -9,7 +9,6 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::{Action, Event, Plan, SessionAction};
-use crate::api::Manifests;
 use crate::observe::Observed;
 use crate::state::{Facts, Restarts};
 
@@ -30,7 +29,7 @@ fn wait(n: u32) -> Duration {
 
 /// Holds back the starts of crash-looping sessions (a refusal saying when, and a wake-up
 /// then), counts the others, and journals each agent that died.
-pub(super) fn plan_restarts(_m: &Manifests, o: &Observed, now: Timestamp, plan: &mut Plan) {
+pub(super) fn plan_restarts(o: &Observed, now: Timestamp, plan: &mut Plan) {
     let since =
         |at: Timestamp| -> Duration { now.duration_since(at).try_into().unwrap_or_default() };
     plan.facts
@@ -159,7 +158,7 @@ mod tests {
             actions: vec![restart("s")],
             ..Plan::default()
         };
-        plan_restarts(&manifests(POOL_AND_DEDICATED), &o, now, &mut plan);
+        plan_restarts(&o, now, &mut plan);
         plan
     }
 

@@ -199,6 +199,17 @@ impl TmuxServer {
         crate::tmux::Server::new(Some(self.socket.clone())).with_config(Some("/dev/null".into()))
     }
 
+    /// A managing connection (owner `failover`) to this server, starting it.
+    pub async fn manage(&self) -> crate::tmux::Tmux {
+        let mode = crate::tmux::Mode::Manage {
+            owner: "failover".into(),
+        };
+        match crate::tmux::Tmux::connect(self.server(), mode).await {
+            Ok(Some(tmux)) => tmux,
+            other => panic!("cannot connect to {}: {other:?}", self.socket.display()),
+        }
+    }
+
     /// The environment that points a `failover` process at this server, without any
     /// tmux configuration file.
     pub fn env(&self) -> [(&'static str, PathBuf); 2] {

@@ -5,17 +5,8 @@ use std::time::Duration;
 use failover::testbed::{TmuxServer, wait_for};
 use failover::tmux::{Cmd, Error, Event, Mode, Tmux};
 
-fn mode() -> Mode {
-    Mode::Manage {
-        owner: "failover".into(),
-    }
-}
-
 async fn connect(t: &TmuxServer) -> Tmux {
-    Tmux::connect(t.server(), mode())
-        .await
-        .unwrap()
-        .expect("a managing connection always has a server")
+    t.manage().await
 }
 
 #[tokio::test]
@@ -343,12 +334,13 @@ async fn actions_should_leave_a_session_alone_that_lost_our_mark() {
     assert!(!t.sessions().contains(&"x".to_owned()));
 }
 
-/// The pane `%N` of session `name`, its pid and its window's activity stamp.
-async fn pane_of(tmux: &Tmux, name: &str) -> (String, u32, u64) {
+/// Looks at the agent's screen as observation does: its pane, pid and activity stamp
+/// from `list-panes`, then its screen; with how many panes that look captured.
+async fn look(tmux: &Tmux) -> (Option<String>, u64) {
     let line = tmux
         .run(Cmd::new("list-panes").args([
             "-t",
-            &format!("={name}:"),
+            "=agent:",
             "-F",
             "#{pane_id} #{pane_pid} #{window_activity}",
         ]))
@@ -356,11 +348,14 @@ async fn pane_of(tmux: &Tmux, name: &str) -> (String, u32, u64) {
         .unwrap()
         .remove(0);
     let f: Vec<&str> = line.split(' ').collect();
-    (
-        f[0].to_owned(),
-        f[1].parse().unwrap(),
-        f[2].parse().unwrap(),
-    )
+    let pane = failover::tmux::PaneRef {
+        id: f[0],
+        pid: f[1].parse().unwrap(),
+        activity: f[2].parse().unwrap(),
+    };
+    let before = tmux.screens_captured();
+    let screen = tmux.screens(&[pane]).await.unwrap().remove(0);
+    (screen, tmux.screens_captured() - before)
 }
 
 #[tokio::test]
@@ -371,50 +366,31 @@ async fn a_screen_should_be_captured_again_only_after_it_changed() {
     // Once a capture was taken a second after the pane's last output, asking again
     // captures nothing: the capture stands.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let first = loop {
-        let (id, pid, activity) = pane_of(&tmux, "agent").await;
-        let before = tmux.screens_captured();
-        let pane = failover::tmux::PaneRef {
-            id: &id,
-            pid,
-            activity,
-        };
-        let screen = tmux.screens(&[pane]).await.unwrap().remove(0);
-        if tmux.screens_captured() == before {
-            break screen;
+    loop {
+        let (screen, captured) = look(&tmux).await;
+        assert!(screen.is_some());
+        if captured == 0 {
+            break;
         }
         assert!(
             std::time::Instant::now() < deadline,
             "never reused a capture"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert!(first.is_some());
-    // Output: the next look captures that one pane, and sees the text.
+    }
+    // Output: the next looks capture that one pane, and see the text well before a
+    // capture would be taken again for its age.
     t.tmux(&["send-keys", "-t", "=agent:", "-l", "hello there"]);
-    let text = look_until_hello(&tmux, "the typed text").await;
-    assert!(text.contains("hello there"), "{text}");
-}
-
-/// Polls the agent's screen until it shows `hello`; each look captures at most one pane.
-async fn look_until_hello(tmux: &Tmux, what: &str) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let (id, pid, activity) = pane_of(tmux, "agent").await;
-        let before = tmux.screens_captured();
-        let pane = failover::tmux::PaneRef {
-            id: &id,
-            pid,
-            activity,
-        };
-        let screen = tmux.screens(&[pane]).await.unwrap().remove(0);
-        assert!(tmux.screens_captured() - before <= 1);
-        if let Some(text) = screen.filter(|s| s.contains("hello")) {
-            return text;
+        let (screen, captured) = look(&tmux).await;
+        assert!(captured <= 1);
+        if screen.is_some_and(|s| s.contains("hello there")) {
+            break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
+            "the typed text never showed"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
