@@ -59,19 +59,16 @@ pub struct ApplyArgs {
 
 struct Loaded {
     set: ManifestSet,
-    desired: Desired,
+    manifests: crate::api::Manifests,
     settings: Settings,
     runtime: tokio::runtime::Runtime,
 }
 
-fn prepare(files: &[PathBuf]) -> Result<Loaded, ExitCode> {
+/// Reads and validates the manifests, and the settings they and the environment give.
+fn load(files: &[PathBuf]) -> Result<Loaded, ExitCode> {
     let set = ManifestSet::read(files).map_err(super::report_load_error)?;
     let manifests = set.load().map_err(super::report_load_error)?;
-    let desired = Desired::adopt(manifests).map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(1)
-    })?;
-    let settings = Settings::from_env(&desired.manifests.controller.spec).map_err(|e| {
+    let settings = Settings::from_env(&manifests.controller.spec).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(2)
     })?;
@@ -81,20 +78,34 @@ fn prepare(files: &[PathBuf]) -> Result<Loaded, ExitCode> {
     })?;
     Ok(Loaded {
         set,
-        desired,
+        manifests,
         settings,
         runtime,
     })
 }
 
+/// Adopts validated manifests (their screen patterns compiled).
+fn adopt(manifests: crate::api::Manifests) -> Result<Desired, ExitCode> {
+    Desired::adopt(manifests).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(1)
+    })
+}
+
 /// `failover diff`: exit 0 no changes, 1 changes, 2 error or refused items.
 pub fn diff(args: DiffArgs) -> ExitCode {
-    let l = match prepare(&args.manifests.files) {
-        Ok(l) => l,
+    let (l, desired) = match load(&args.manifests.files) {
+        Ok(mut l) => {
+            let manifests = std::mem::take(&mut l.manifests);
+            match adopt(manifests) {
+                Ok(desired) => (l, desired),
+                Err(code) => return code,
+            }
+        }
         Err(code) => return code,
     };
     let owner = l.settings.spec.owner.clone();
-    let result = l.runtime.block_on(super::look(&l.desired, &l.settings));
+    let result = l.runtime.block_on(super::look(&desired, &l.settings));
     let (observed, plan) = match result {
         Ok(x) => x,
         Err(e) => {
@@ -108,7 +119,7 @@ pub fn diff(args: DiffArgs) -> ExitCode {
             if args.diff {
                 print!(
                     "{}",
-                    super::render::render_diff(&l.desired.manifests, &observed, &plan, &owner)
+                    super::render::render_diff(&desired.manifests, &observed, &plan, &owner)
                 );
             }
             print!(
@@ -139,7 +150,7 @@ pub fn apply(args: ApplyArgs) -> ExitCode {
             output: args.output,
         });
     }
-    let l = match prepare(&args.manifests.files) {
+    let mut l = match load(&args.manifests.files) {
         Ok(l) => l,
         Err(code) => return code,
     };
@@ -157,9 +168,23 @@ pub fn apply(args: ApplyArgs) -> ExitCode {
         }
     };
     let mut printer = Printer { journal, color };
+    let manifests = std::mem::take(&mut l.manifests);
     let result = l.runtime.block_on(async {
+        // The screen patterns compile while tmux starts: they were validated with the
+        // manifests, so adopting them does not fail but for a bug.
         let server = crate::controller::tmux_server(&l.settings, true);
-        let tmux = Tmux::manage(server, &owner).await?;
+        let adopting = tokio::task::spawn_blocking(move || adopt(manifests));
+        let (tmux, desired) = tokio::join!(Tmux::manage(server, &owner), adopting);
+        let desired = match desired {
+            Ok(Ok(desired)) => desired,
+            Ok(Err(code)) => return Err(Failure::Code(code)),
+            Err(e) => {
+                return Err(Failure::Error(
+                    format!("adopting the manifests: {e}").into(),
+                ));
+            }
+        };
+        let tmux = tmux.map_err(|e| Failure::Error(e.into()))?;
         let tz = jiff::tz::TimeZone::system();
         let round = Round {
             act: Context {
@@ -167,23 +192,33 @@ pub fn apply(args: ApplyArgs) -> ExitCode {
                 owner: &owner,
                 state_dir: Some(&l.settings.state_dir),
             },
-            desired: &l.desired,
+            desired: &desired,
             scope: Scope::Sessions,
             tz: &tz,
             zones: jiff::tz::db(),
         };
-        let mut store = Store::load(&l.settings.state_dir)?;
-        let converged = round::converge(&round, &mut store, ROUNDS, &mut printer).await?;
-        Ok::<_, Box<dyn std::error::Error>>(converged)
+        let mut store = Store::load(&l.settings.state_dir).map_err(|e| Failure::Error(e.into()))?;
+        round::converge(&round, &mut store, ROUNDS, &mut printer)
+            .await
+            .map_err(|e| Failure::Error(e.into()))
     });
     let converged = match result {
         Ok(c) => c,
-        Err(e) => {
+        Err(Failure::Code(code)) => return code,
+        Err(Failure::Error(e)) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
     summarize(&converged, color)
+}
+
+/// Why `apply` stopped before converging.
+enum Failure {
+    /// Already told; exit with this code.
+    Code(ExitCode),
+    /// To tell, then exit 2.
+    Error(Box<dyn std::error::Error>),
 }
 
 /// Prints what `apply` did and what remains; exit 0 converged, 2 failures or refusals.

@@ -17,17 +17,12 @@ use serde::Serialize;
 
 use crate::api::Manifests;
 use crate::state::Facts;
-use crate::tmux::{self, Cmd, Tmux};
+use crate::tmux::{self, Tmux};
 
 pub use fs::{Entry, glob_match, observe_entry};
 pub use inbox::{ActiveTask, Evidence, InboxState, TaskTurn, Waiting};
 
-/// The tmux user option that marks a session as the controller's.
-pub const OWNER_OPTION: &str = "@failover-owner";
-/// The tmux user option naming the account a session runs under.
-pub const ACCOUNT_OPTION: &str = "@failover-account";
-/// The tmux user option holding the id of the pane the agent runs in.
-pub const PANE_OPTION: &str = "@failover-pane";
+pub use crate::tmux::{ACCOUNT_OPTION, OWNER_OPTION, PANE_OPTION};
 
 /// The world as one reconcile sees it.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -105,9 +100,9 @@ pub struct Pane {
     pub dead: bool,
     /// The exit status, when tmux knows it.
     pub dead_status: Option<i32>,
-    /// The foreground command.
-    pub command: String,
-    /// The foreground process's working folder.
+    /// The folder its process was started in (`-c`), as tmux keeps it: where the
+    /// agent's conversation lives. tmux reads it from memory, not from `/proc` as it
+    /// does the foreground process's folder.
     pub path: PathBuf,
     /// The second of its window's last output (`#{window_activity}`): a screen is
     /// captured again only after it.
@@ -123,27 +118,6 @@ pub enum Error {
     Tmux(#[from] tmux::Error),
 }
 
-const SEP: char = '\u{1f}';
-
-/// The `list-panes -a` format: one line per pane, fields separated by U+001F, the
-/// free-text path last so that a separator inside it cannot shift the other fields.
-fn pane_format() -> String {
-    let fields = [
-        "#{session_name}".to_owned(),
-        "#{pane_id}".to_owned(),
-        "#{pane_pid}".to_owned(),
-        "#{pane_dead}".to_owned(),
-        "#{pane_dead_status}".to_owned(),
-        "#{pane_current_command}".to_owned(),
-        format!("#{{{OWNER_OPTION}}}"),
-        format!("#{{{ACCOUNT_OPTION}}}"),
-        format!("#{{{PANE_OPTION}}}"),
-        "#{window_activity}".to_owned(),
-        "#{pane_current_path}".to_owned(),
-    ];
-    fields.join(&SEP.to_string())
-}
-
 /// Takes one snapshot. `tmux` is `None` when no server runs; `state_dir`, when given,
 /// is where the agents' reports are read from.
 pub async fn observe(
@@ -153,12 +127,7 @@ pub async fn observe(
     state_dir: Option<&Path>,
 ) -> Result<Observed, Error> {
     let sessions = match tmux {
-        Some(tmux) => {
-            let lines = tmux
-                .run(Cmd::new("list-panes").args(["-a", "-F", &pane_format()]))
-                .await?;
-            parse_panes(&lines, &tmux.control_session())
-        }
+        Some(tmux) => group(tmux.panes().await?, &tmux.control_session()),
         None => BTreeMap::new(),
     };
     let screens = match tmux {
@@ -256,53 +225,35 @@ async fn capture(
         .collect())
 }
 
-/// Reads `list-panes -a` lines into sessions, skipping the control session.
-pub fn parse_panes(lines: &[String], control: &str) -> BTreeMap<String, Session> {
+/// Groups listed panes into sessions, skipping the control session.
+pub fn group(panes: Vec<tmux::Listed>, control: &str) -> BTreeMap<String, Session> {
     let mut sessions: BTreeMap<String, Session> = BTreeMap::new();
-    for line in lines {
-        let f: Vec<&str> = line.splitn(11, SEP).collect();
-        let [
-            name,
-            id,
-            pid,
-            dead,
-            status,
-            command,
-            owner,
-            account,
-            agent_pane,
-            activity,
-            path,
-        ] = f[..]
-        else {
-            continue;
-        };
-        if name == control {
+    for listed in panes {
+        if listed.session == control {
             continue;
         }
-        let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        let agent = listed.agent_pane.as_deref() == Some(listed.id.as_str());
         let pane = Pane {
-            id: id.to_owned(),
-            pid: pid.parse().unwrap_or(0),
-            dead: dead == "1",
-            dead_status: status.parse().ok(),
-            command: command.to_owned(),
-            path: PathBuf::from(path),
-            activity: activity.parse().unwrap_or(0),
+            id: listed.id,
+            pid: listed.pid,
+            dead: listed.dead,
+            dead_status: listed.dead_status,
+            path: listed.path,
+            activity: listed.activity,
         };
-        if let Some(session) = sessions.get_mut(name) {
+        if let Some(session) = sessions.get_mut(&listed.session) {
             session.panes += 1;
-            if agent_pane == id {
+            if agent {
                 session.pane = pane;
             }
             continue;
         }
         sessions.insert(
-            name.to_owned(),
+            listed.session.clone(),
             Session {
-                name: name.to_owned(),
-                owner: some(owner),
-                account: some(account),
+                name: listed.session,
+                owner: listed.owner,
+                account: listed.account,
                 pane,
                 panes: 1,
             },
@@ -333,45 +284,32 @@ mod tests {
     }
 
     #[test]
-    fn parse_panes_should_group_panes_by_session_and_skip_the_control_session() {
-        let ctl = [
-            "_failover-control",
-            "%0",
-            "10",
-            "0",
-            "",
-            "sleep",
-            "",
-            "",
-            "",
-            "/",
-        ];
+    fn panes_should_be_grouped_by_session_without_the_control_session() {
+        let ctl = ["_failover-control", "%0", "10", "0", "", "", "", "", "/"];
         let ours = [
             "ccl-auto-11",
             "%1",
             "11",
             "0",
             "",
-            "claude",
             "failover",
             "main",
             "%1",
             "/srv/a\u{1f}b",
         ];
-        let mine1 = ["mine", "%2", "12", "0", "", "bash", "", "", "", "/home"];
-        let mine2 = ["mine", "%3", "13", "1", "1", "vim", "", "", "", "/home"];
+        let mine1 = ["mine", "%2", "12", "0", "", "", "", "", "/home"];
+        let mine2 = ["mine", "%3", "13", "1", "1", "", "", "", "/home"];
         let two1 = [
-            "ours-2", "%4", "14", "0", "", "bash", "failover", "main", "%5", "/w",
+            "ours-2", "%4", "14", "0", "", "failover", "main", "%5", "/w",
         ];
         let two2 = [
-            "ours-2", "%5", "15", "0", "", "claude", "failover", "main", "%5", "/w",
+            "ours-2", "%5", "15", "0", "", "failover", "main", "%5", "/w",
         ];
-        let mut lines: Vec<String> = [ctl, ours, mine1, mine2, two1, two2]
+        let panes = [ctl, ours, mine1, mine2, two1, two2]
             .iter()
-            .map(|f| line(f))
+            .filter_map(|f| tmux::listing_line(&line(f)))
             .collect();
-        lines.push("garbage".to_owned());
-        let s = parse_panes(&lines, "_failover-control");
+        let s = group(panes, "_failover-control");
         assert_eq!(
             s.keys().collect::<Vec<_>>(),
             ["ccl-auto-11", "mine", "ours-2"]

@@ -86,7 +86,6 @@ pub fn session(name: &str, owner: &str, account: &str, pid: u32) -> Session {
             pid,
             dead: false,
             dead_status: None,
-            command: "claude".into(),
             path: "/w".into(),
             activity: 0,
         },

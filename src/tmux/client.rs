@@ -80,6 +80,7 @@ pub struct Tmux {
     spawned: AtomicU64,
     one_shot: AtomicBool,
     screens: super::screens::Cache,
+    listing: Arc<super::listing::Cache>,
 }
 
 impl Tmux {
@@ -95,6 +96,20 @@ impl Tmux {
             .await
     }
 
+    /// Every pane of the server, listed in full only when something may have changed
+    /// since the last full listing (see [`super::listing`]).
+    pub async fn panes(&self) -> Result<Vec<super::Listed>, Error> {
+        let lean_ok = !self.one_shot.load(Ordering::Acquire);
+        self.listing
+            .panes(lean_ok, |cmd| async move { self.run(cmd).await })
+            .await
+    }
+
+    /// How many full pane listings this connection has asked for so far.
+    pub fn full_listings(&self) -> u64 {
+        self.listing.fulls()
+    }
+
     /// How many panes this connection has captured so far.
     pub fn screens_captured(&self) -> u64 {
         self.screens.taken()
@@ -102,7 +117,6 @@ impl Tmux {
 
     /// Connects to `server`. In [`Mode::Observe`], `Ok(None)` means no server runs.
     pub async fn connect(server: Server, mode: Mode) -> Result<Option<Self>, Error> {
-        check_version(&server).await?;
         let (events, _) = broadcast::channel(256);
         let tmux = Self {
             server,
@@ -112,8 +126,13 @@ impl Tmux {
             spawned: AtomicU64::new(0),
             one_shot: AtomicBool::new(false),
             screens: super::screens::Cache::default(),
+            listing: Arc::default(),
         };
-        match tmux.client().await {
+        // `tmux -V` runs beside the first client rather than before it: an old tmux
+        // fails both, and its version is the error told.
+        let (version, client) = tokio::join!(check_version(&tmux.server), tmux.client());
+        version?;
+        match client {
             Ok(_) => Ok(Some(tmux)),
             Err(Error::NoServer { .. }) if matches!(tmux.mode, Mode::Observe { .. }) => Ok(None),
             Err(Error::NoControlSession) => {
@@ -181,6 +200,15 @@ impl Tmux {
         if self.one_shot.load(Ordering::Acquire) {
             return Ok(self.pipeline_one_shot(lines).await);
         }
+        // A command that may change the server is noted before it is sent and after
+        // its answer: a full listing asked for in between does not stand.
+        let writes = lines
+            .iter()
+            .flatten()
+            .any(|c| !super::listing::reads_only(c));
+        if writes {
+            self.listing.changed();
+        }
         let mut client = self.client().await?;
         let receivers = match client.send(lines).await {
             // Nothing reached tmux: the client died since it was handed out. Connect
@@ -208,6 +236,9 @@ impl Tmux {
                 }),
             };
             results.push(answer);
+        }
+        if writes {
+            self.listing.changed();
         }
         Ok(results)
     }
@@ -319,6 +350,8 @@ impl Tmux {
     }
 
     async fn spawn_client(&self) -> Result<Arc<Client>, Error> {
+        // Another client may be another server: its panes are listed afresh.
+        self.listing.changed();
         match &self.mode {
             Mode::Manage { owner } => {
                 let ctl = control_session(owner);
@@ -466,7 +499,11 @@ impl Client {
             _child: StdMutex::new(child),
         });
         let (ready_tx, ready_rx) = oneshot::channel();
-        tokio::spawn(read_loop(client.clone(), stdout, events.clone(), ready_tx));
+        let heard = Heard {
+            events: events.clone(),
+            listing: tmux.listing.clone(),
+        };
+        tokio::spawn(read_loop(client.clone(), stdout, heard, ready_tx));
         let connect_error = |message: String| {
             let lower = message.to_lowercase();
             if lower.contains("no server running")
@@ -616,12 +653,20 @@ impl Client {
     }
 }
 
+/// Where the read loop passes on what the server says unasked.
+struct Heard {
+    events: broadcast::Sender<Event>,
+    /// Every notification but output may change what a full listing shows.
+    listing: Arc<super::listing::Cache>,
+}
+
 async fn read_loop(
     client: Arc<Client>,
     stdout: ChildStdout,
-    events: broadcast::Sender<Event>,
+    heard: Heard,
     ready: oneshot::Sender<Result<(), String>>,
 ) {
+    let Heard { events, listing } = heard;
     let mut ready = Some(ready);
     let mut reader = BufReader::new(stdout);
     let mut raw = Vec::new();
@@ -636,9 +681,10 @@ async fn read_loop(
         let text = String::from_utf8_lossy(&raw);
         let line = text.trim_end_matches(['\n', '\r']);
         if let Some((begin, lines)) = &mut block {
-            let closing = match parse_line(line) {
-                Line::End(g) if g.number == begin.number => Some((g, false)),
-                Line::Error(g) if g.number == begin.number => Some((g, true)),
+            // Only a line that starts with `%` can close a block.
+            let closing = match line.starts_with('%').then(|| parse_line(line)) {
+                Some(Line::End(g)) if g.number == begin.number => Some((g, false)),
+                Some(Line::Error(g)) if g.number == begin.number => Some((g, true)),
                 _ => None,
             };
             let Some((guard, failed)) = closing else {
@@ -667,6 +713,9 @@ async fn read_loop(
                 let _ = events.send(Notification::Exit(Some(reason.clone())));
             }
             Line::Notification(n) => {
+                if n != Notification::Output {
+                    listing.changed();
+                }
                 let _ = events.send(n);
             }
             Line::End(_) | Line::Error(_) | Line::Text(_) => {}

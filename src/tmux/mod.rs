@@ -4,6 +4,7 @@
 
 mod client;
 mod leftovers;
+mod listing;
 pub mod proto;
 mod screens;
 mod server;
@@ -12,6 +13,9 @@ use std::path::PathBuf;
 
 pub use client::{Event, MAX_PASTE, Mode, Tmux};
 pub use leftovers::end_leftovers;
+pub use listing::{
+    ACCOUNT_OPTION, FULL_EVERY, Listed, OWNER_OPTION, PANE_OPTION, parse_full as listing_line,
+};
 pub use proto::Cmd;
 pub use screens::{MAX_AGE as SCREEN_MAX_AGE, PaneRef};
 pub use server::{Server, control_session, processes_started};

@@ -395,3 +395,76 @@ async fn a_screen_should_be_captured_again_only_after_it_changed() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The panes of `session` as the connection lists them, and whether that listing was
+/// a full one.
+async fn listed(tmux: &Tmux, session: &str) -> (Vec<failover::tmux::Listed>, bool) {
+    let before = tmux.full_listings();
+    let panes = tmux.panes().await.unwrap();
+    let mine = panes.into_iter().filter(|p| p.session == session).collect();
+    (mine, tmux.full_listings() > before)
+}
+
+/// Lists until a listing is a lean one: the notifications of the last changes were
+/// heard, and a full listing taken after them stands.
+async fn settle(tmux: &Tmux) {
+    for _ in 0..10 {
+        if !listed(tmux, "").await.1 {
+            return;
+        }
+    }
+    panic!("every listing was a full one");
+}
+
+#[tokio::test]
+async fn a_lean_listing_should_never_hide_what_a_person_changed() {
+    let t = TmuxServer::start();
+    let tmux = connect(&t).await;
+    t.new_session_kept("work", t.dir(), &[], &["cat"]);
+    let (panes, full) = listed(&tmux, "work").await;
+    assert!(full, "the first listing is a full one");
+    assert_eq!(panes.len(), 1);
+    assert_eq!(panes[0].path, t.dir(), "the folder it was started in");
+    settle(&tmux).await;
+    let (panes, full) = listed(&tmux, "work").await;
+    assert!(!full, "nothing changed: a lean listing");
+    assert_eq!(panes.len(), 1);
+    // Each change a person makes on the command line shows in the very next listing.
+    t.tmux(&["new-session", "-d", "-s", "other", "cat"]);
+    let (panes, full) = listed(&tmux, "other").await;
+    assert!(full && panes.len() == 1, "a session created");
+    t.tmux(&["split-window", "-d", "-t", "=work:", "cat"]);
+    let (panes, _) = listed(&tmux, "work").await;
+    assert_eq!(panes.len(), 2, "a pane split");
+    t.tmux(&["kill-pane", "-t", "=work:.1"]);
+    let (panes, _) = listed(&tmux, "work").await;
+    assert_eq!(panes.len(), 1, "a pane killed");
+    t.tmux(&["rename-session", "-t", "=work", "renamed"]);
+    let (panes, _) = listed(&tmux, "renamed").await;
+    assert_eq!(panes.len(), 1, "the session renamed");
+    let pid = panes[0].pid;
+    t.tmux(&["respawn-pane", "-k", "-t", "=renamed:", "cat"]);
+    let (panes, _) = listed(&tmux, "renamed").await;
+    assert_ne!(panes[0].pid, pid, "the agent respawned");
+    // The agent exits: its death shows as soon as tmux has seen it.
+    settle(&tmux).await;
+    t.tmux(&["send-keys", "-t", "=renamed:", "C-d"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !t
+        .tmux(&["display-message", "-p", "-t", "=renamed:", "#{pane_dead}"])
+        .starts_with('1')
+    {
+        assert!(std::time::Instant::now() < deadline, "cat never exited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (panes, full) = listed(&tmux, "renamed").await;
+    assert!(full && panes[0].dead, "the agent died");
+    // A command of ours that changes the server makes the next listing a full one: a
+    // mark set through the connection shows at once.
+    tmux.run(Cmd::new("set-option").args(["-t", "=renamed:", "@failover-owner", "me"]))
+        .await
+        .unwrap();
+    let (panes, full) = listed(&tmux, "renamed").await;
+    assert!(full, "after a command of ours");
+    assert_eq!(panes[0].owner.as_deref(), Some("me"));
+}
