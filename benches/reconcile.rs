@@ -15,7 +15,7 @@ use failover::observe::observe;
 use failover::plan::{self, Scope};
 use failover::state::Facts;
 use failover::testbed::TmuxServer;
-use failover::tmux::{Tmux, processes_started};
+use failover::tmux::{Cmd, Tmux, processes_started};
 
 /// One account and `sessions` idle sessions, in pools of at most 1000 (the schema's
 /// maximum): `b-0…`, then `c-0…`.
@@ -112,6 +112,7 @@ async fn observe_and_plan(sessions: u32) {
     }
     let before = processes_started();
     let captured = tmux.screens_captured();
+    let fulls = tmux.full_listings();
     observe_times.borrow_mut().clear();
     let mut times = Vec::new();
     for _ in 0..50 {
@@ -123,15 +124,28 @@ async fn observe_and_plan(sessions: u32) {
     }
     let spawned = processes_started() - before;
     let captured = tmux.screens_captured() - captured;
+    let fulls = tmux.full_listings() - fulls;
     times.sort();
     let mut observing = observe_times.borrow().clone();
     observing.sort();
+    // tmux's own floor: listing every pane with a constant format, over the same
+    // connection, as often.
+    let mut floor = Vec::new();
+    for _ in 0..50 {
+        let start = Instant::now();
+        tmux.run(Cmd::new("list-panes").args(["-a", "-F", "x"]))
+            .await
+            .expect("list-panes");
+        floor.push(start.elapsed());
+    }
+    floor.sort();
     println!(
-        "observe+plan, {sessions:>4} idle sessions: p50 {}, p99 {}, max {} (observe alone p50 {}); over 50 reconciles: {captured} screens captured, {spawned} tmux processes started",
+        "observe+plan, {sessions:>4} idle sessions: p50 {}, p99 {}, max {} (observe alone p50 {}; tmux's bare `list-panes -a -F x` p50 {}); over 50 reconciles: {captured} screens captured, {fulls} full listings, {spawned} tmux processes started",
         ms(percentile(&times, 0.5)),
         ms(percentile(&times, 0.99)),
         ms(times[times.len() - 1]),
         ms(percentile(&observing, 0.5)),
+        ms(percentile(&floor, 0.5)),
     );
     // One agent draws: the next reconcile captures that one screen.
     let pane = t.tmux(&["display-message", "-p", "-t", "=b-0:", "#{pane_id}"]);
