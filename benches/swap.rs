@@ -62,10 +62,12 @@ async fn respawn_all(tmux: &failover::tmux::Tmux, workdir: &std::path::Path) -> 
         .iter()
         .filter(|p| p.session != control)
         .map(|p| {
-            vec![Cmd::new("respawn-pane")
-                .args(["-k", "-t", &p.id, "-c"])
-                .arg(workdir.display().to_string())
-                .args(["sh", "-c", "exec sleep infinity", "sh"])]
+            vec![
+                Cmd::new("respawn-pane")
+                    .args(["-k", "-t", &p.id, "-c"])
+                    .arg(workdir.display().to_string())
+                    .args(["sh", "-c", "exec sleep infinity", "sh"]),
+            ]
         })
         .collect();
     let start = Instant::now();

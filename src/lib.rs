@@ -22,6 +22,7 @@ pub mod screen;
 pub(crate) mod sim;
 pub mod state;
 pub mod tasks;
+pub mod teardown;
 #[cfg(any(test, feature = "testbed"))]
 pub mod testbed;
 pub mod tmux;

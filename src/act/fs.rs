@@ -6,8 +6,9 @@ use std::path::Path;
 use super::Error;
 use crate::plan::FsAction;
 
-/// Carries out one filesystem action.
-pub(super) fn execute(action: &FsAction) -> Result<(), Error> {
+/// Carries out one filesystem action; `state_dir` keeps what agent settings held before
+/// failover's first write to them.
+pub(super) fn execute(action: &FsAction, state_dir: Option<&Path>) -> Result<(), Error> {
     match action {
         FsAction::CreateDir { path } => std::fs::create_dir_all(path).map_err(|source| Error::Fs {
             path: path.clone(),
@@ -19,7 +20,9 @@ pub(super) fn execute(action: &FsAction) -> Result<(), Error> {
                 source,
             })
         }
-        FsAction::ConfigureAgent { path, exe, .. } => configure_agent(path, exe.as_deref()),
+        FsAction::ConfigureAgent { path, exe, .. } => {
+            configure_agent(path, exe.as_deref(), state_dir)
+        }
     }
 }
 
@@ -27,7 +30,7 @@ pub(super) fn execute(action: &FsAction) -> Result<(), Error> {
 /// them out, `exe` being `None`), as the file is now: the operator's entries stay, its
 /// mode stays, a symbolic link is written through (the operator's dotfiles keep their
 /// link), and a file that is not valid JSON is left untouched.
-fn configure_agent(path: &Path, exe: Option<&Path>) -> Result<(), Error> {
+fn configure_agent(path: &Path, exe: Option<&Path>, state_dir: Option<&Path>) -> Result<(), Error> {
     use crate::agent_settings::{self, Commands, Observed as File};
     let fail = |message: String| Error::Settings {
         path: path.to_path_buf(),
@@ -51,6 +54,12 @@ fn configure_agent(path: &Path, exe: Option<&Path>) -> Result<(), Error> {
         _ => path.to_path_buf(),
     };
     let text = agent_settings::render(&merged.value).map_err(|e| fail(e.to_string()))?;
+    // What the operator had, kept before the first write, for `failover delete`.
+    if let Some(dir) = state_dir
+        && exe.is_some()
+    {
+        crate::state::originals::keep(dir, path).map_err(|e| fail(e.to_string()))?;
+    }
     let mode = std::fs::metadata(&target).ok().map(|m| m.permissions());
     crate::state::write_atomic(&target, text.as_bytes()).map_err(|e| fail(e.to_string()))?;
     let mode = mode.unwrap_or_else(|| {

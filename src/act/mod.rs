@@ -81,7 +81,7 @@ pub struct Context<'a> {
 /// Carries out one action, by the executor of its group.
 pub async fn execute(action: &Action, ctx: Context<'_>) -> Result<Outcome, Error> {
     match action {
-        Action::Fs(a) => fs::execute(a).map(|()| Outcome::Done),
+        Action::Fs(a) => fs::execute(a, ctx.state_dir).map(|()| Outcome::Done),
         Action::Session(a) => session::execute(a, ctx).await,
         Action::Task(a) => tasks::execute(a, ctx).await,
     }

@@ -22,6 +22,8 @@ pub enum What {
     Accounts,
     /// Inboxes: tasks waiting, running, done and failed.
     Inboxes,
+    /// The journal: what happened to which object, and why.
+    Events,
 }
 
 /// Output formats of `get`.
@@ -47,10 +49,44 @@ pub struct GetArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     output: Format,
+    /// Keep watching: redraw (on a terminal) or print a line per change (in a pipe)
+    /// whenever the controller writes to its state folder. Ctrl-C to stop.
+    #[arg(short = 'w', long)]
+    watch: bool,
+    /// Events only: those younger than this (`30m`, `1h`, `2d`).
+    #[arg(long, value_name = "DURATION")]
+    since: Option<crate::api::Duration>,
+    /// Events only: those about this object (`session/w-7`, `account/a`, `task/t.md`,
+    /// `inbox/i`, `controller`).
+    #[arg(long = "for", value_name = "KIND/NAME")]
+    object: Option<String>,
 }
 
 /// Runs `get`: exit 0, or 2 when nothing can be read.
 pub fn run(args: GetArgs) -> ExitCode {
+    if (args.since.is_some() || args.object.is_some()) && args.what != What::Events {
+        eprintln!("error: --since and --for apply to `get events` only");
+        return ExitCode::from(2);
+    }
+    if args.what == What::Events {
+        let dir = match state_dir(&args.files) {
+            Ok(dir) => dir,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::from(2);
+            }
+        };
+        let query = super::events::Query {
+            since: args.since.map(|d| d.0),
+            object: args.object.as_deref(),
+            format: args.output,
+            watch: args.watch,
+        };
+        return super::events::run(&dir, &query);
+    }
+    if args.watch {
+        return watch(&args);
+    }
     match collect(&args) {
         Ok((rows, footer)) => {
             print!("{}", render(&rows, args.output, &footer));
@@ -63,7 +99,130 @@ pub fn run(args: GetArgs) -> ExitCode {
     }
 }
 
-fn manifests(files: &[PathBuf]) -> Result<Manifests, String> {
+/// The state folder: the manifests' when given, else `FAILOVER_STATE_DIR` or the
+/// default.
+fn state_dir(files: &[PathBuf]) -> Result<PathBuf, String> {
+    let spec = if files.is_empty() {
+        ControllerConfigSpec::default()
+    } else {
+        manifests(files)?.controller.spec
+    };
+    Settings::from_env(&spec)
+        .map(|s| s.state_dir)
+        .map_err(|e| e.to_string())
+}
+
+/// `get -w`: the table again each time the state folder changes; in a pipe, the
+/// table once and then one line per row that changed (`gone` for a row that left).
+fn watch(args: &GetArgs) -> ExitCode {
+    use std::io::{IsTerminal, Write};
+    let dir = match state_dir(&args.files) {
+        Ok(dir) => dir,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let follow = match super::follow::Follow::new(&dir) {
+        Ok(f) => f,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let terminal = std::io::stdout().is_terminal();
+    let mut journal = super::follow::JournalTail::new(&dir);
+    journal.read();
+    let mut shown: Option<Rows> = None;
+    loop {
+        let (rows, footer) = match collect(args) {
+            Ok(r) => r,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::from(2);
+            }
+        };
+        let recreated = recreated(&journal.read());
+        let text = match (&shown, terminal) {
+            (_, true) => format!(
+                "\x1b[2J\x1b[H{}(watching {}; Ctrl-C to stop)\n",
+                render(&rows, args.output, &footer),
+                dir.display()
+            ),
+            (None, false) => render(&rows, args.output, &[]),
+            (Some(before), false) => changes(before, &rows, &recreated, args.output),
+        };
+        let mut out = std::io::stdout().lock();
+        if out
+            .write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            return ExitCode::SUCCESS;
+        }
+        shown = Some(rows);
+        if !follow.wait() {
+            return ExitCode::SUCCESS;
+        }
+    }
+}
+
+/// The sessions the journal says were created: those that were there before had gone.
+fn recreated(entries: &[Value]) -> Vec<String> {
+    entries
+        .iter()
+        .filter(|e| e["action"]["action"] == "createSession" && e["ok"] == true)
+        .filter_map(|e| e["action"]["session"]["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// One line per row that changed since `before`, in `format`: a row that left (or
+/// that the journal says was created again) is told `gone` first.
+fn changes(before: &Rows, after: &Rows, recreated: &[String], format: Format) -> String {
+    let name = |r: &Value| r["name"].as_str().map(str::to_owned);
+    let mut lines = Rows::new();
+    for old in before {
+        let n = name(old);
+        let now = after.iter().find(|r| name(r) == n);
+        if now.is_none() || (n.as_ref().is_some_and(|n| recreated.contains(n)) && now != Some(old))
+        {
+            let mut gone = old.clone();
+            gone["state"] = Value::String("gone".to_owned());
+            lines.push(gone);
+        }
+    }
+    for row in after {
+        if !before.contains(row) {
+            lines.push(row.clone());
+        }
+    }
+    match format {
+        Format::Table => {
+            // The rows alone, without the header the first table printed.
+            lines
+                .iter()
+                .map(|r| {
+                    render(std::slice::from_ref(r), Format::Table, &[])
+                        .lines()
+                        .nth(1)
+                        .unwrap_or_default()
+                        .to_owned()
+                        + "\n"
+                })
+                .collect()
+        }
+        Format::Json => lines
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap_or_default() + "\n")
+            .collect(),
+        Format::Yaml => lines
+            .iter()
+            .map(|r| format!("---\n{}", serde_saphyr::to_string(r).unwrap_or_default()))
+            .collect(),
+    }
+}
+
+pub(super) fn manifests(files: &[PathBuf]) -> Result<Manifests, String> {
     if !files.is_empty() {
         let set = ManifestSet::read(files).map_err(|e| e.to_string())?;
         return set.load().map_err(|e| e.to_string());
@@ -108,6 +267,7 @@ fn collect(args: &GetArgs) -> Result<(Rows, Vec<String>), String> {
             accounts(m, &observed, &plan)
         }
         What::Inboxes => inboxes(m, &observed),
+        What::Events => Vec::new(),
     };
     Ok((rows, footer))
 }
@@ -171,7 +331,7 @@ fn sessions(m: &Manifests, o: &Observed, plan: &Plan, owner: &str) -> Rows {
 
 /// The ledger's own answer in `plan`: cooldown, fail-back, what the screens and the
 /// agents' reports say included.
-fn accounts(m: &Manifests, o: &Observed, plan: &Plan) -> Rows {
+pub(super) fn accounts(m: &Manifests, o: &Observed, plan: &Plan) -> Rows {
     let now = jiff::Timestamp::now();
     let active = plan.account.clone();
     let usage = &plan.facts.usage;
@@ -236,7 +396,7 @@ fn count(dir: &Path, glob: &str) -> usize {
         .count()
 }
 
-fn inboxes(m: &Manifests, o: &Observed) -> Rows {
+pub(super) fn inboxes(m: &Manifests, o: &Observed) -> Rows {
     m.inboxes
         .iter()
         .map(|i| {
@@ -281,10 +441,10 @@ fn header(key: &str) -> String {
     out
 }
 
-fn render(rows: &Rows, format: Format, footer: &[String]) -> String {
+fn render(rows: &[Value], format: Format, footer: &[String]) -> String {
     match format {
         Format::Json => serde_json::to_string_pretty(rows).unwrap_or_default() + "\n",
-        Format::Yaml => serde_saphyr::to_string(rows).unwrap_or_default(),
+        Format::Yaml => serde_saphyr::to_string(&rows).unwrap_or_default(),
         Format::Table => {
             let Some(Value::Object(first)) = rows.first() else {
                 return format!("No resources found.\n{}\n", footer.join("\n"));

@@ -12,7 +12,11 @@ use crate::api::{self, LoadError};
 
 mod classify;
 mod controller;
+mod delete;
 mod demo;
+mod describe;
+mod events;
+mod follow;
 mod get;
 mod reconcile;
 mod render;
@@ -54,16 +58,27 @@ enum Command {
         after_help = "Examples:\n  failover apply -f pool.yaml\n  failover apply -f manifests/ --dry-run\n\nExit codes: 0 converged, 1 invalid manifests, 2 error or refused items."
     )]
     Apply(reconcile::ApplyArgs),
+    /// Take down what the manifests own: our sessions, the tasks they held (back to
+    /// their inbox), our agent settings entries and links; never a person's.
+    #[command(
+        after_help = "Examples:\n  failover delete -f manifests/ --dry-run\n  failover delete -f pool.yaml\n\nA running controller is told to stop first (SIGTERM), so that it does not put back what is deleted. Exit codes: 0 done or nothing to delete, 1 invalid manifests, 2 something could not be taken down."
+    )]
+    Delete(delete::Args),
     /// Keep the manifests true, reacting to file events, tmux notifications and polls.
     #[command(
         after_help = "Examples:\n  failover controller -f ~/.config/failover/\n  RUST_LOG=debug failover controller -f pool.yaml --log-format json\n\nStops on SIGTERM or SIGINT (sessions keep running). Exit codes: 0 stopped cleanly, 1 invalid manifests, 2 error (another controller runs, broken shared state, no tmux)."
     )]
     Controller(controller::ControllerArgs),
-    /// Show sessions, accounts or inboxes: what the controller sees and wants.
+    /// Show sessions, accounts, inboxes or events: what the controller sees, wants and did.
     #[command(
-        after_help = "Examples:\n  failover get sessions\n  failover get accounts -o json\n  failover get inboxes -f pool.yaml\n\nWithout -f, uses the manifests the controller last ran with."
+        after_help = "Examples:\n  failover get sessions\n  failover get sessions -w\n  failover get accounts -o json\n  failover get inboxes -f pool.yaml\n  failover get events --since 1h --for session/w-7\n  failover get events -w -o json | jq .message\n\nWithout -f, uses the manifests the controller last ran with."
     )]
     Get(get::GetArgs),
+    /// Everything about one session, account, inbox or task, with its recent events.
+    #[command(
+        after_help = "Examples:\n  failover describe session w-5\n  failover describe account backup\n  failover describe inbox project\n  failover describe task fix-login.md -f manifests/\n\nExit codes: 0 shown, 1 no such object, 2 nothing readable."
+    )]
+    Describe(describe::Args),
     /// Read a saved agent screen: idle, busy, waiting, quota-exhausted (and until when),
     /// rate-limited or server-error, with the pattern and line that decided.
     #[command(
@@ -181,6 +196,7 @@ pub fn run() -> ExitCode {
         Command::Validate(_)
             | Command::Diff(_)
             | Command::Get(_)
+            | Command::Describe(_)
             | Command::Classify(_)
             | Command::Schema(_)
             | Command::Completions { .. }
@@ -194,6 +210,8 @@ pub fn run() -> ExitCode {
         Command::Apply(args) => reconcile::apply(args),
         Command::Controller(args) => controller::run(args),
         Command::Get(args) => get::run(args),
+        Command::Delete(args) => delete::run(args),
+        Command::Describe(args) => describe::run(args),
         Command::Classify(args) => classify::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Schema(args) => {

@@ -70,6 +70,35 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in declaration order.
+    pub const ALL: [Kind; 25] = [
+        Kind::Started,
+        Kind::Stopped,
+        Kind::TmuxUnreachable,
+        Kind::RefusedToStart,
+        Kind::Manifests,
+        Kind::InvalidManifests,
+        Kind::Error,
+        Kind::ActiveAccount,
+        Kind::Action,
+        Kind::TaskClaimed,
+        Kind::TaskDone,
+        Kind::TaskFailed,
+        Kind::TaskRequeued,
+        Kind::TaskStalled,
+        Kind::SessionFailed,
+        Kind::SessionExited,
+        Kind::Refused,
+        Kind::Pruned,
+        Kind::QuotaDetected,
+        Kind::Swap,
+        Kind::AllExhausted,
+        Kind::AllOverThreshold,
+        Kind::IntakeHeld,
+        Kind::Recovered,
+        Kind::UsageCrossed,
+    ];
+
     /// The name in the journal (`taskDone`).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -5,7 +5,9 @@
 
 pub mod hash;
 pub mod journal;
+pub mod originals;
 pub mod paths;
+pub mod story;
 
 use paths::FACTS_FILE;
 use std::collections::BTreeMap;

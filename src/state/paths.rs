@@ -22,3 +22,5 @@ pub const REPORTS_DIR: &str = "reports";
 pub const CLIENTS_DIR: &str = "clients";
 /// Paste buffers: a task's text on its way into tmux.
 pub const BUFFERS_DIR: &str = "buffers";
+/// The agent settings files as they were before failover first wrote to them.
+pub const ORIGINALS_DIR: &str = "originals";

@@ -1,0 +1,245 @@
+//! `failover delete -f`: takes down what the manifests own (see [`crate::teardown`]),
+//! after telling a running controller to stop, so that it does not put it back.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::act::Context;
+use crate::api::Settings;
+use crate::controller::lock::Lock;
+use crate::controller::round::Desired;
+use crate::plan::{Action, SessionAction};
+use crate::state::journal::{Journal, Kind};
+use crate::teardown::{self, Found, Step};
+
+/// How long a running controller gets to stop.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Arguments of `failover delete`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    manifests: super::Manifests,
+    /// Only show what would be taken down.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// Runs `delete`: exit 0 when everything was taken down (or nothing was there), 1 for
+/// invalid manifests, 2 when something could not be.
+pub fn run(args: Args) -> ExitCode {
+    let manifests = match super::load_or_report(&args.manifests.files) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let desired = match Desired::adopt(manifests) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let settings = match Settings::from_env(&desired.manifests.controller.spec) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match delete(&desired, &settings, args.dry_run) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn delete(desired: &Desired, settings: &Settings, dry_run: bool) -> Result<ExitCode, String> {
+    let dir = &settings.state_dir;
+    let _lock = if dry_run {
+        if let Some(pid) = Lock::holder(dir) {
+            println!("A controller runs (pid {pid}): delete tells it to stop first.");
+        }
+        None
+    } else {
+        stop_controller(dir)?;
+        Some(Lock::acquire(dir).map_err(|e| e.to_string())?)
+    };
+    let runtime = super::runtime()?;
+    let (observed, _) = runtime
+        .block_on(super::look(desired, settings))
+        .map_err(|e| e.to_string())?;
+    let m = &desired.manifests;
+    let owner = &settings.spec.owner;
+    let steps = teardown::plan(m, &observed, owner, &found(m, dir));
+    if steps.is_empty() {
+        println!("Nothing to delete.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if dry_run {
+        for step in &steps {
+            println!("  {step}");
+        }
+        println!("\nDelete would take down {} item(s).", steps.len());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut journal = Journal::open(dir).map_err(|e| e.to_string())?;
+    let failed = runtime.block_on(carry_out(&steps, settings, &mut journal));
+    // The facts about the sessions taken down go with them.
+    if let Ok(mut facts) = crate::state::Facts::load(dir) {
+        for step in &steps {
+            if let Step::Session { name } = step {
+                facts.sessions.remove(name);
+            }
+        }
+        if let Err(e) = facts.save(dir) {
+            eprintln!("warning: {e}");
+        }
+    }
+    println!(
+        "Delete done: {} taken down{}.",
+        steps.len() - failed,
+        if failed > 0 {
+            format!(", {failed} failed")
+        } else {
+            String::new()
+        }
+    );
+    Ok(if failed > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Tells the controller running on `dir`, if one is, to stop (SIGTERM), and waits
+/// until it released its lock.
+fn stop_controller(dir: &Path) -> Result<(), String> {
+    let Some(pid) = Lock::holder(dir) else {
+        return Ok(());
+    };
+    println!("Stopping the controller (pid {pid}) so that it does not put back what is deleted…");
+    let sent = std::process::Command::new("kill")
+        .args(["-s", "TERM", &pid.to_string()])
+        .status()
+        .map_err(|e| format!("cannot run kill: {e}"))?;
+    if !sent.success() && Lock::holder(dir).is_some() {
+        return Err(format!("controller (pid {pid}): cannot be told to stop"));
+    }
+    let start = Instant::now();
+    while Lock::holder(dir).is_some() {
+        if start.elapsed() > STOP_TIMEOUT {
+            return Err(format!(
+                "controller (pid {pid}): still running after {}s; nothing deleted",
+                STOP_TIMEOUT.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("Controller stopped.");
+    Ok(())
+}
+
+/// What the journal says failover created, and the settings kept before its writes.
+fn found(m: &crate::api::Manifests, dir: &Path) -> Found {
+    let mut links = Vec::new();
+    for e in crate::state::journal::read(dir).unwrap_or_default() {
+        let a = &e["action"];
+        if a["action"] == "createLink"
+            && e["ok"] == true
+            && let (Some(link), Some(target)) = (a["link"].as_str(), a["target"].as_str())
+        {
+            let link = PathBuf::from(link);
+            let now = std::fs::read_link(&link).ok();
+            links.push((link, PathBuf::from(target), now));
+        }
+    }
+    let originals = m
+        .accounts
+        .iter()
+        .map(|a| a.spec.home.join(crate::agent_settings::SETTINGS_FILE))
+        .filter_map(|path| {
+            crate::state::originals::find(dir, &path)
+                .ok()
+                .flatten()
+                .map(|o| (path, o))
+        })
+        .collect();
+    Found { links, originals }
+}
+
+/// Carries out `steps`, printing and journaling each; how many failed.
+async fn carry_out(steps: &[Step], settings: &Settings, journal: &mut Journal) -> usize {
+    let dir = &settings.state_dir;
+    let owner = &settings.spec.owner;
+    let server = crate::controller::tmux_server(settings, false);
+    let mode = crate::tmux::Mode::Observe {
+        owner: owner.clone(),
+    };
+    let tmux = crate::tmux::Tmux::connect(server, mode)
+        .await
+        .ok()
+        .flatten();
+    let ctx = Context {
+        tmux: tmux.as_ref(),
+        owner,
+        state_dir: Some(dir),
+    };
+    let mut failed = 0;
+    for step in steps {
+        let result = match step {
+            Step::Session { name } => {
+                let action = Action::Session(SessionAction::DeleteSession {
+                    name: name.clone(),
+                    reason: "failover delete".to_owned(),
+                });
+                crate::act::execute(&action, ctx)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+            other => teardown::apply_fs(other, dir).map_err(|e| e.to_string()),
+        };
+        let _ = journal.record(
+            Kind::Action,
+            json!({"origin": "delete", "action": step.journal(), "ok": result.is_ok(),
+                "error": result.as_ref().err()}),
+        );
+        match result {
+            Ok(()) => println!("{step}: done"),
+            Err(e) => {
+                failed += 1;
+                println!("{step}: failed: {e}");
+            }
+        }
+    }
+    if let Some(tmux) = &tmux {
+        end_control_session(tmux, owner).await;
+    }
+    failed
+}
+
+/// Ends the control session once no session with our mark is left on the server: it
+/// is ours too, and a server with only a person's sessions is what delete leaves.
+async fn end_control_session(tmux: &crate::tmux::Tmux, owner: &str) {
+    let Ok(panes) = tmux.panes().await else {
+        return;
+    };
+    let control = tmux.control_session();
+    if panes
+        .iter()
+        .any(|p| p.session != control && p.owner.as_deref() == Some(owner))
+    {
+        return;
+    }
+    if panes.iter().any(|p| p.session == control) {
+        // Our own client is attached to it: it ends with it.
+        let _ = tmux
+            .run(crate::tmux::Cmd::new("kill-session").args(["-t", &format!("={control}")]))
+            .await;
+    }
+}

@@ -1,0 +1,130 @@
+//! Following the state folder for `get -w`: a watch on the folder (not its subfolders)
+//! that wakes the command when the controller writes its journal, facts or status, and
+//! the journal read on from where the last read stopped.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+
+use crate::state::paths::JOURNAL_FILE;
+
+/// How long a burst of writes may go quiet before the command wakes: one wake for a
+/// round's journal lines, facts and status, not one per file.
+const QUIET: Duration = Duration::from_millis(40);
+
+/// A watch on the state folder.
+pub struct Follow {
+    _watcher: RecommendedWatcher,
+    rx: mpsc::Receiver<()>,
+}
+
+impl Follow {
+    /// Watches `dir`, which must exist.
+    pub fn new(dir: &Path) -> Result<Self, String> {
+        if !dir.is_dir() {
+            return Err(format!(
+                "state folder {}: not found (has a controller or apply run here?)",
+                dir.display()
+            ));
+        }
+        let (tx, rx) = mpsc::channel();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if event.is_ok() {
+                    let _ = tx.send(());
+                }
+            })
+            .map_err(|e| format!("state folder {}: cannot watch: {e}", dir.display()))?;
+        watcher
+            .watch(dir, RecursiveMode::NonRecursive)
+            .map_err(|e| format!("state folder {}: cannot watch: {e}", dir.display()))?;
+        Ok(Self {
+            _watcher: watcher,
+            rx,
+        })
+    }
+
+    /// Blocks until something in the folder changed and the writes went quiet; false
+    /// when the watch ended.
+    pub fn wait(&self) -> bool {
+        if self.rx.recv().is_err() {
+            return false;
+        }
+        while self.rx.recv_timeout(QUIET).is_ok() {}
+        true
+    }
+}
+
+/// The journal read on from where the last read stopped: whole lines only (a line
+/// being written waits for its end); a journal that shrank is read from the start.
+#[derive(Debug)]
+pub struct JournalTail {
+    path: PathBuf,
+    offset: u64,
+    partial: Vec<u8>,
+}
+
+impl JournalTail {
+    /// The journal of the state folder `dir`, read from its start.
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            path: dir.join(JOURNAL_FILE),
+            offset: 0,
+            partial: Vec::new(),
+        }
+    }
+
+    /// The entries written since the last call, oldest first; lines that are not JSON
+    /// are skipped.
+    pub fn read(&mut self) -> Vec<serde_json::Value> {
+        let Ok(mut file) = std::fs::File::open(&self.path) else {
+            return Vec::new();
+        };
+        let len = file.metadata().map_or(0, |m| m.len());
+        if len < self.offset {
+            self.offset = 0;
+            self.partial.clear();
+        }
+        let mut bytes = Vec::new();
+        if file.seek(SeekFrom::Start(self.offset)).is_err() || file.read_to_end(&mut bytes).is_err()
+        {
+            return Vec::new();
+        }
+        self.offset += bytes.len() as u64;
+        self.partial.extend_from_slice(&bytes);
+        let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') else {
+            return Vec::new();
+        };
+        let whole: Vec<u8> = self.partial.drain(..=end).collect();
+        String::from_utf8_lossy(&whole)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_journal_tail_should_give_whole_lines_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let mut file = std::fs::File::create(&path).unwrap();
+        let mut tail = JournalTail::new(dir.path());
+        assert!(tail.read().is_empty());
+        file.write_all(b"{\"n\":1}\n{\"n\":").unwrap();
+        let first = tail.read();
+        assert_eq!(first, [serde_json::json!({"n": 1})]);
+        file.write_all(b"2}\nnot json\n").unwrap();
+        assert_eq!(tail.read(), [serde_json::json!({"n": 2})]);
+        assert!(tail.read().is_empty(), "nothing new");
+        std::fs::write(&path, "{\"n\":3}\n").unwrap();
+        assert_eq!(tail.read(), [serde_json::json!({"n": 3})], "a new journal");
+    }
+}

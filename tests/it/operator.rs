@@ -1,0 +1,250 @@
+//! The operator's everyday verbs on a live pool of stand-in agents: `delete`,
+//! `describe`, `get events` and `get -w`, run as an operator runs them.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use failover::testbed::wait_for;
+
+use crate::bed::{self, BIN, Bed};
+
+/// Two accounts sharing their conversations, a pool of 3 taking tasks from an inbox,
+/// and a dedicated session; the agents' turns take `turn`.
+fn pool(bed: &Bed, turn: &str) -> PathBuf {
+    let r = bed.root.to_string_lossy();
+    for dir in ["a", "b", "shared", "work/.agent-queue/inbox"] {
+        std::fs::create_dir_all(bed.root.join(dir)).unwrap();
+    }
+    let text = format!(
+        "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: a}}\nspec: {{home: {r}/a, priority: 0}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: b}}\nspec: {{home: {r}/b, priority: 1}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: SharedState\nmetadata: {{name: shared}}\nspec: {{target: {r}/shared}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: {turn}}}}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{pollInterval: 250ms, dispatch: {{submitDelay: 100ms}}}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: p}}\nspec: {{prefix: w-, min: 3, max: 3, workdir: {r}/work}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: {r}/work}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: work}}\nspec: {{path: {r}/work/.agent-queue/inbox, pool: p, workdir: {r}/work}}\n"
+    );
+    bed.write("manifests/pool.yaml", &text)
+}
+
+/// Every entry under `home` but the agent's own records (`sessions/`, which Claude
+/// Code and the stand-in write themselves): a file's bytes, a link's text, a folder.
+fn snapshot(home: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![home.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(home).unwrap().to_path_buf();
+            if rel.starts_with("sessions") {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let what = if meta.file_type().is_symlink() {
+                format!("link {}", std::fs::read_link(&path).unwrap().display())
+            } else if meta.is_dir() {
+                stack.push(path.clone());
+                "folder".to_owned()
+            } else {
+                format!("file {:?}", std::fs::read(&path).unwrap())
+            };
+            out.insert(rel, what);
+        }
+    }
+    out
+}
+
+#[test]
+fn delete_should_leave_a_persons_sessions_every_task_and_the_homes_as_they_were() {
+    let bed = bed::new(&["manifests"]);
+    let file = pool(&bed, "30s");
+    // The operator's own settings in one home, written their way, and a file of theirs.
+    std::fs::write(
+        bed.root.join("a/settings.json"),
+        "{\"model\":\"opus\",  \"hooks\": {\"Stop\": [{\"hooks\": [{\"type\": \"command\", \"command\": \"notify-send done\"}]}]}}",
+    )
+    .unwrap();
+    std::fs::write(bed.root.join("b/notes.txt"), "mine\n").unwrap();
+    let before = [snapshot(&bed.root.join("a")), snapshot(&bed.root.join("b"))];
+    bed.t
+        .new_session("mine", &bed.root, &[], &["sleep", "1000"]);
+
+    let mut controller = bed.controller(&file, "controller", None);
+    for i in 0..5 {
+        bed.drop_task("work", &format!("t{i}.md"), "do the thing");
+    }
+    // Three tasks claimed by the three pool agents, which take 30 s each.
+    wait_for(Duration::from_secs(30), "three tasks running", || {
+        (bed.files("work", "active").len() == 3).then_some(())
+    });
+
+    let (code, out) = bed.run(&["delete", "-f", &file.to_string_lossy(), "--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("- session w-0") && out.contains("back to the inbox"),
+        "{out}"
+    );
+    assert_eq!(
+        bed.files("work", "active").len(),
+        3,
+        "a dry run changes nothing"
+    );
+
+    let (code, out) = bed.run(&["delete", "-f", &file.to_string_lossy()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Controller stopped."), "{out}");
+    let status = wait_for(Duration::from_secs(10), "the controller to exit", || {
+        controller.child.try_wait().unwrap()
+    });
+    assert!(
+        status.success(),
+        "the controller stopped cleanly: {status:?}"
+    );
+    assert_eq!(
+        bed.t.sessions(),
+        ["mine"],
+        "only the person's session is left"
+    );
+    assert!(bed.files("work", "active").is_empty(), "{out}");
+    let mut tasks = bed.files("work", "inbox");
+    tasks.extend(bed.files("work", "done"));
+    tasks.extend(bed.files("work", "failed"));
+    tasks.sort();
+    assert_eq!(
+        tasks,
+        ["t0.md", "t1.md", "t2.md", "t3.md", "t4.md"],
+        "{out}"
+    );
+    let after = [snapshot(&bed.root.join("a")), snapshot(&bed.root.join("b"))];
+    assert_eq!(after, before, "the account homes as they were before");
+
+    let (code, out) = bed.run(&["delete", "-f", &file.to_string_lossy()]);
+    assert_eq!((code, out.trim()), (0, "Nothing to delete."));
+}
+
+#[test]
+fn describe_and_events_should_tell_a_sessions_move_and_the_reading_behind_it() {
+    let bed = bed::new(&["manifests"]);
+    let file = pool(&bed, "300ms");
+    let controller = bed.controller(&file, "controller", None);
+    wait_for(Duration::from_secs(30), "the pool up", || {
+        (bed.live_pids("w-").len() == 3).then_some(())
+    });
+    // Account a runs out: the next turn under it hits the limit.
+    std::fs::write(bed.root.join("a/.sim-limit"), "11:59pm (UTC)\n").unwrap();
+    bed.drop_task("work", "t0.md", "do the thing");
+    wait_for(Duration::from_secs(30), "every session on b", || {
+        let sessions = bed.sessions("w-");
+        (sessions.len() == 3 && sessions.iter().all(|s| bed.account(s) == "b")).then_some(())
+    });
+    let moved = wait_for(Duration::from_secs(10), "a resumed move journaled", || {
+        bed.journal().into_iter().find(|e| {
+            e["action"]["action"] == "moveSession" && e["action"]["conversation"][0].is_string()
+        })
+    });
+    let name = moved["action"]["session"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let conversation = moved["action"]["conversation"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (code, out) = bed.run(&["describe", "session", &name, "-f", &file.to_string_lossy()]);
+    assert_eq!(code, 0, "{out}");
+    let moved_line = out
+        .lines()
+        .find(|l| l.contains("moveSession"))
+        .unwrap_or_else(|| panic!("no move in:\n{out}"));
+    assert!(moved_line.contains("from account a to b"), "{out}");
+    assert!(
+        moved_line.contains(&format!("resuming conversation {conversation}")),
+        "{out}"
+    );
+    assert!(
+        moved_line.contains("You've hit your"),
+        "the reading behind it:\n{out}"
+    );
+    assert!(out.contains("Account:         b"), "{out}");
+
+    let (code, events) = bed.run(&["get", "events", "--for", &format!("session/{name}")]);
+    assert_eq!(code, 0, "{events}");
+    let described: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("Events:"))
+        .skip(1)
+        .filter(|l| !l.trim_start().starts_with('('))
+        .map(|l| l.split_whitespace().nth(2).unwrap_or(""))
+        .collect();
+    let listed: Vec<&str> = events
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(3).unwrap_or(""))
+        .collect();
+    assert!(
+        listed.ends_with(&described),
+        "describe's events are the last of get events, in order:\n{out}\n{events}"
+    );
+    let (code, json) = bed.run(&[
+        "get",
+        "events",
+        "--for",
+        &format!("session/{name}"),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0);
+    let json: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    assert_eq!(json.len(), listed.len());
+    drop(controller);
+}
+
+#[test]
+fn get_sessions_watch_should_show_a_killed_session_go_and_come_back_in_a_pipe() {
+    let bed = bed::new(&["manifests"]);
+    let file = pool(&bed, "300ms");
+    let controller = bed.controller(&file, "controller", None);
+    wait_for(Duration::from_secs(30), "the pool up", || {
+        (bed.live_pids("w-").len() == 3).then_some(())
+    });
+    let mut watch = Watching(
+        bed.command(&["get", "sessions", "-w", "-f", &file.to_string_lossy()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(watch.0.stdout.take().unwrap()).lines();
+    // The table first: a header and the four sessions.
+    let table: Vec<String> = (0..5).map(|_| lines.next().unwrap().unwrap()).collect();
+    assert!(table[0].starts_with("NAME"), "{table:?}");
+    let old = bed.pids()["w-1"];
+    bed.t.tmux(&["kill-session", "-t", "=w-1"]);
+    let mut seen = Vec::new();
+    let back = wait_for(Duration::from_secs(20), "w-1 gone, then back", || {
+        let line = lines.next()?.ok()?;
+        seen.push(line.clone());
+        let gone = seen
+            .iter()
+            .any(|l| l.starts_with("w-1 ") && l.contains(" gone "));
+        (gone && line.starts_with("w-1 ") && line.contains(" running ")).then_some(line)
+    });
+    assert!(!back.contains(&old.to_string()), "a new agent: {seen:?}");
+    drop(watch);
+    drop(controller);
+}
+
+/// A `get -w` process, ended when the test ends, passed or not.
+struct Watching(std::process::Child);
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
