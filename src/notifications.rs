@@ -1,29 +1,40 @@
 //! Telling the operator: each swap, "every account exhausted", a recovered account and a
-//! stalled task is POSTed as JSON to the webhook and/or given on stdin to the command
-//! (an argv, no shell). Sending happens in the background: a failure is logged and never
-//! holds up a reconcile.
+//! stalled task is POSTed as JSON to the webhook (https through rustls, or http) and/or
+//! given on stdin to the command (an argv, no shell). Sending happens in the
+//! background: a failure is logged and never holds up a reconcile. A webhook's path
+//! and query are often its secret (Slack, ntfy): only its host is ever logged.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tracing::{debug, warn};
 
 use crate::api::NotificationsSpec;
 
-/// How long one notification may take.
+/// How long one notification (one try of a webhook) may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many times a webhook is tried, the first included.
+const TRIES: u32 = 3;
+
+/// The wait before the second try; doubled before each next one.
+const BACKOFF: Duration = Duration::from_millis(500);
 
 /// Sends `event` (an object with at least `event`) as the spec says, in the background.
 pub fn send(spec: &NotificationsSpec, event: Value) {
     if !spec.webhook.is_empty() {
-        let (url, body) = (spec.webhook.clone(), event.to_string());
+        let (url, ca, body) = (
+            spec.webhook.clone(),
+            spec.ca_file.clone(),
+            event.to_string(),
+        );
         tokio::spawn(async move {
-            match tokio::time::timeout(TIMEOUT, post(&url, &body)).await {
-                Ok(Ok(status)) if (200..300).contains(&status) => debug!(url, status, "notified"),
-                Ok(Ok(status)) => warn!(url, status, "webhook answered with an error"),
-                Ok(Err(e)) => warn!(url, error = %e, "webhook failed"),
-                Err(_) => warn!(url, "webhook timed out"),
+            let host = host_of(&url);
+            match post(&url, &ca, body).await {
+                Ok(status) => debug!(host, status, "notified"),
+                Err(e) => warn!(host, error = %e, "webhook failed"),
             }
         });
     }
@@ -52,79 +63,310 @@ pub fn send(spec: &NotificationsSpec, event: Value) {
     }
 }
 
-/// POSTs `body` to an `http://host[:port][/path]` URL; the response's status code.
-async fn post(url: &str, body: &str) -> std::io::Result<u16> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        std::io::Error::other(
-            "only http:// webhooks are supported; for https, use a command such as curl",
-        )
-    })?;
-    let (authority, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
-    let address = if authority.contains(':') {
-        authority.to_owned()
-    } else {
-        format!("{authority}:80")
-    };
-    let mut stream = tokio::net::TcpStream::connect(&address).await?;
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: failover/{}\r\n\r\n{body}",
-        body.len(),
-        env!("CARGO_PKG_VERSION"),
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await?;
-    let head = String::from_utf8_lossy(&response);
-    head.split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| std::io::Error::other("no HTTP status in the answer"))
+/// The host of `url`, all that is logged of it.
+fn host_of(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "(not a URL)".to_owned())
+}
+
+/// Why a webhook failed, without its URL.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The extra certificate authorities could not be read.
+    #[error("certificate authorities {path}: {reason}")]
+    Ca {
+        /// The PEM file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(String),
+    /// Every try failed; the last one's reason.
+    #[error("{tries} tries, the last: {last}")]
+    Tries {
+        /// How many.
+        tries: u32,
+        /// The last failure (a status, or why nothing came back).
+        last: String,
+    },
+}
+
+/// The client: rustls with the ring provider, the system's roots, and those of `ca`
+/// when given.
+fn client(ca: &Path) -> Result<reqwest::Client, Error> {
+    // The process-wide provider, for the system roots' verifier: installed once (a
+    // second install fails harmlessly).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .user_agent(concat!("failover/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none());
+    if !ca.as_os_str().is_empty() {
+        let fail = |reason: String| Error::Ca {
+            path: ca.to_path_buf(),
+            reason,
+        };
+        let pem = std::fs::read(ca).map_err(|e| fail(e.to_string()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| fail(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(fail("no certificate in it".to_owned()));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    // Without `without_url`, an error would carry the URL, and its secret, to the log.
+    builder
+        .build()
+        .map_err(|e| Error::Client(e.without_url().to_string()))
+}
+
+/// POSTs `body` to `url`, trying again after a connection failure, a timeout or a 5xx
+/// answer, with backoff; the answer's status code.
+async fn post(url: &str, ca: &Path, body: String) -> Result<u16, Error> {
+    let client = client(ca)?;
+    let mut wait = BACKOFF;
+    let mut last = String::new();
+    for attempt in 1..=TRIES {
+        let sent = client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await;
+        match sent {
+            Ok(answer) if answer.status().is_success() => return Ok(answer.status().as_u16()),
+            Ok(answer) if !answer.status().is_server_error() => {
+                return Err(Error::Tries {
+                    tries: attempt,
+                    last: format!("answered {}", answer.status()),
+                });
+            }
+            Ok(answer) => last = format!("answered {}", answer.status()),
+            // A certificate the client does not trust stays so: not tried again.
+            Err(e) if is_tls(&e) => {
+                return Err(Error::Tries {
+                    tries: attempt,
+                    last: error_text(e),
+                });
+            }
+            Err(e) => last = error_text(e),
+        }
+        if attempt < TRIES {
+            tokio::time::sleep(wait).await;
+            wait *= 2;
+        }
+    }
+    Err(Error::Tries { tries: TRIES, last })
+}
+
+/// Whether TLS refused the server (its certificate, most often), somewhere in the chain.
+fn is_tls(e: &reqwest::Error) -> bool {
+    use std::error::Error as _;
+    let mut source = e.source();
+    while let Some(cause) = source {
+        // rustls's error comes wrapped in I/O errors, which hide it from `source()`.
+        let mut inner: &(dyn std::error::Error + 'static) = cause;
+        while let Some(wrapped) = inner
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            inner = wrapped;
+        }
+        if inner.is::<rustls::Error>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// A request error in words, without the URL, with its causes.
+fn error_text(e: reqwest::Error) -> String {
+    use std::error::Error as _;
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
     use tokio::net::TcpListener;
 
+    /// Reads one HTTP request (head and body), answers `status`; the request's text.
+    async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, status: &str) -> String {
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            request.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&request).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(str::to_owned)
+                    })
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    break;
+                }
+            }
+            assert!(n > 0, "the request ended early: {text}");
+        }
+        let reply = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        stream.write_all(reply.as_bytes()).await.unwrap();
+        stream.shutdown().await.unwrap();
+        String::from_utf8_lossy(&request).into_owned()
+    }
+
     #[tokio::test]
-    async fn post_should_send_the_event_as_json() {
+    async fn a_webhook_should_get_the_event_as_json_over_http() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = tokio::spawn(async move {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            let mut buf = vec![0u8; 4096];
-            let n = socket.read(&mut buf).await.unwrap();
-            socket
-                .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
-                .await
-                .unwrap();
-            String::from_utf8_lossy(&buf[..n]).into_owned()
+            let (socket, _) = listener.accept().await.unwrap();
+            answer(socket, "204 No Content").await
         });
-        let status = post(
-            &format!("http://127.0.0.1:{port}/hook"),
-            r#"{"event":"swap"}"#,
-        )
-        .await
-        .unwrap();
+        let url = format!("http://127.0.0.1:{port}/hook");
+        let status = post(&url, Path::new(""), r#"{"event":"swap"}"#.into())
+            .await
+            .unwrap();
         assert_eq!(status, 204);
         let request = server.await.unwrap();
         assert!(request.starts_with("POST /hook HTTP/1.1\r\n"), "{request}");
         assert!(
-            request.contains("Content-Type: application/json"),
+            request.contains("content-type: application/json"),
             "{request}"
         );
         assert!(request.ends_with(r#"{"event":"swap"}"#), "{request}");
     }
 
+    /// A certificate authority and a server certificate for `localhost` it signed, in a
+    /// folder: `ca.pem`; the TLS acceptor serving that certificate.
+    fn tls(dir: &Path) -> tokio_rustls::TlsAcceptor {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = rcgen::CertifiedIssuer::self_signed(params, ca_key).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+            )
+            .unwrap();
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+
     #[tokio::test]
-    async fn post_should_refuse_https_with_a_hint() {
-        let err = post("https://example.invalid/x", "{}").await.unwrap_err();
+    async fn a_webhook_should_reach_an_https_endpoint_signed_by_its_own_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let acceptor = tls(dir.path());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            // The first connection comes without the CA and fails its handshake.
+            let (socket, _) = listener.accept().await.unwrap();
+            assert!(acceptor.accept(socket).await.is_err());
+            let (socket, _) = listener.accept().await.unwrap();
+            let stream = acceptor.accept(socket).await.unwrap();
+            answer(stream, "200 OK").await
+        });
+        let url = format!("https://localhost:{port}/secret-token");
+        let refused = post(&url, Path::new(""), "{}".into()).await;
+        let Err(e) = refused else {
+            panic!("a server the system does not trust: {refused:?}");
+        };
+        assert!(!e.to_string().contains("secret-token"), "no secret in: {e}");
         assert!(
-            err.to_string().contains("use a command such as curl"),
-            "{err}"
+            matches!(e, Error::Tries { tries: 1, .. }),
+            "not tried again: {e}"
         );
+        assert!(e.to_string().contains("certificate"), "{e}");
+        let ca = dir.path().join("ca.pem");
+        let status = post(&url, &ca, r#"{"event":"allExhausted"}"#.into())
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+        let request = server.await.unwrap();
+        assert!(
+            request.starts_with("POST /secret-token HTTP/1.1"),
+            "{request}"
+        );
+        assert!(
+            request.ends_with(r#"{"event":"allExhausted"}"#),
+            "{request}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_webhook_should_be_tried_again_after_a_server_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            answer(socket, "503 Service Unavailable").await;
+            let (socket, _) = listener.accept().await.unwrap();
+            answer(socket, "204 No Content").await
+        });
+        let url = format!("http://127.0.0.1:{port}/");
+        assert_eq!(post(&url, Path::new(""), "{}".into()).await.unwrap(), 204);
+        server.await.unwrap();
+        let err = post(
+            "http://127.0.0.1:9/",
+            Path::new("/missing/ca.pem"),
+            "{}".into(),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("/missing/ca.pem"), "{err}");
+    }
+
+    #[test]
+    fn sending_should_return_before_the_webhook_is_even_reached() {
+        // One thread: nothing spawned can run until the test yields, so `send`
+        // returning proves it never waits for the endpoint.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let spec = NotificationsSpec {
+                webhook: format!("http://127.0.0.1:{port}/"),
+                ..NotificationsSpec::default()
+            };
+            send(&spec, serde_json::json!({"event": "swap"}));
+            let accepted =
+                tokio::time::timeout(Duration::from_millis(1), async { listener.accept().await });
+            // The spawned post runs only now, while the listener waits for it.
+            let _ = accepted.await;
+        });
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,8 +374,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("event.json");
         let spec = NotificationsSpec {
-            webhook: String::new(),
             command: vec!["tee".into(), out.to_string_lossy().into_owned()],
+            ..NotificationsSpec::default()
         };
         send(
             &spec,

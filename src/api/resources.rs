@@ -300,6 +300,31 @@ pub struct ControllerConfigSpec {
     pub janitor: JanitorSpec,
     /// Telling the operator about swaps and exhaustion.
     pub notifications: NotificationsSpec,
+    /// Serving Prometheus metrics over HTTP. Off by default.
+    pub metrics: MetricsSpec,
+}
+
+/// Serving Prometheus metrics (`GET /metrics`, text format).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct MetricsSpec {
+    /// Whether the controller serves them. Default `false`.
+    pub enabled: bool,
+    /// The address to listen on, `host:port`. Empty means `127.0.0.1:9464` (loopback
+    /// only). Default empty.
+    pub listen: String,
+}
+
+impl MetricsSpec {
+    /// The address served on, when enabled.
+    pub fn address(&self) -> Option<&str> {
+        let address = if self.listen.is_empty() {
+            "127.0.0.1:9464"
+        } else {
+            self.listen.as_str()
+        };
+        self.enabled.then_some(address)
+    }
 }
 
 impl Default for ControllerConfigSpec {
@@ -315,6 +340,7 @@ impl Default for ControllerConfigSpec {
             completion: CompletionSpec::default(),
             janitor: JanitorSpec::default(),
             notifications: NotificationsSpec::default(),
+            metrics: MetricsSpec::default(),
         }
     }
 }
@@ -434,8 +460,13 @@ impl Default for JanitorSpec {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct NotificationsSpec {
-    /// A URL the event is POSTed to as JSON. Empty: none. Default empty.
+    /// An `https://` (or `http://`) URL the event is POSTed to as JSON, with a 10 s
+    /// timeout and up to 3 tries; only its host is ever logged. Empty: none. Default
+    /// empty.
     pub webhook: String,
+    /// A PEM file of certificate authorities the webhook's server may be signed by,
+    /// besides the system's (absolute). Empty: the system's only. Default empty.
+    pub ca_file: PathBuf,
     /// An argv run with the event as JSON on stdin; no shell. Empty: none.
     /// Default empty.
     pub command: Vec<String>,

@@ -104,7 +104,12 @@ fn check_local(doc: &Doc, out: &mut Vec<Problem>) {
         Kind::Pool | Kind::DedicatedSession => &["/spec/workdir"],
         Kind::Inbox => &["/spec/path", "/spec/workdir"],
         Kind::AgentProfile => &[],
-        Kind::ControllerConfig => &["/spec/stateDir", "/spec/tmux/socket", "/spec/tmux/config"],
+        Kind::ControllerConfig => &[
+            "/spec/stateDir",
+            "/spec/tmux/socket",
+            "/spec/tmux/config",
+            "/spec/notifications/caFile",
+        ],
     };
     for pointer in absolute {
         check_absolute(doc, pointer, out);
@@ -170,6 +175,25 @@ fn check_local(doc: &Doc, out: &mut Vec<Problem>) {
                 out.push(doc.problem(
                     "/spec/owner",
                     format!("owner `{owner}` may hold only letters, digits, `-` and `_`"),
+                ));
+            }
+            if let Some(listen) = doc.str("/spec/metrics/listen")
+                && !listen.is_empty()
+                && listen.parse::<std::net::SocketAddr>().is_err()
+            {
+                out.push(doc.problem(
+                    "/spec/metrics/listen",
+                    format!("listen `{listen}` is not an address and port such as 127.0.0.1:9464"),
+                ));
+            }
+            if let Some(url) = doc.str("/spec/notifications/webhook")
+                && !url.is_empty()
+                && !(url.starts_with("https://") || url.starts_with("http://"))
+            {
+                out.push(doc.problem(
+                    "/spec/notifications/webhook",
+                    // The URL itself is not repeated: a webhook's path is often its secret.
+                    "webhook must start with https:// or http://",
                 ));
             }
         }
