@@ -113,6 +113,16 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// How many keys wait to be taken (not those running).
+    pub fn len(&self) -> usize {
+        self.lock().queued.len()
+    }
+
+    /// Whether no key waits to be taken.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Asks for `key` to be reconciled: queued once however often it is added; while
     /// it runs, it is marked to run once more afterwards.
     pub fn add(&self, key: K) {

@@ -261,6 +261,7 @@ impl Controller {
     /// something failed (the key backs off).
     async fn reconcile(&mut self) -> bool {
         self.reconciles += 1;
+        let start = std::time::Instant::now();
         let round = Round {
             act: act::Context {
                 tmux: Some(&self.tmux),
@@ -279,6 +280,14 @@ impl Controller {
                 return false;
             }
         };
+        self.reporter.metrics.reconciled(
+            start.elapsed(),
+            &self.desired.manifests,
+            &report.observed,
+            &report.plan,
+            &self.settings.spec.owner,
+        );
+        self.reporter.metrics.queued(self.queue.len());
         debug!(
             reconcile = self.reconciles,
             actions = report.plan.actions.len(),

@@ -80,11 +80,26 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
         Kind::Started,
         json!({"pid": std::process::id(), "generation": set.generation, "adopted": adopted, "files": files}),
     )?;
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+    let serving = match settings.spec.metrics.address() {
+        Some(address) => {
+            let listener = crate::metrics::listen(address).await?;
+            if let Ok(bound) = listener.local_addr() {
+                info!("serving metrics on http://{bound}/metrics");
+            }
+            Some(tokio::spawn(crate::metrics::serve(
+                listener,
+                metrics.clone(),
+            )))
+        }
+        None => None,
+    };
     let reporter = Reporter::new(
         journal,
         &settings.spec,
         store.facts().active_account.clone(),
         stopping.clone(),
+        metrics,
     );
     let controller = Controller {
         files,
@@ -102,7 +117,11 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
         manifest_error: None,
         reconciles: 0,
     };
-    controller.run(stop).await
+    let stopped = controller.run(stop).await;
+    if let Some(serving) = serving {
+        serving.abort();
+    }
+    stopped
 }
 
 /// The tmux server `settings` name; with `record`, this process's control clients are

@@ -30,6 +30,8 @@ pub(super) struct Reporter {
     /// The last event of each kind, not to journal one that repeats twice.
     last_events: HashMap<Kind, Value>,
     last_status: Option<Status>,
+    /// The metrics, counted from what is journaled.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Reporter {
@@ -40,6 +42,7 @@ impl Reporter {
         spec: &ControllerConfigSpec,
         active_account: Option<String>,
         stopping: Arc<AtomicBool>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
         Self {
             journal,
@@ -50,12 +53,15 @@ impl Reporter {
             last_refused: Vec::new(),
             last_events: HashMap::new(),
             last_status: None,
+            metrics,
         }
     }
 
     /// Journals an entry; a journal that cannot be written is logged, never fatal.
     pub fn record(&mut self, kind: Kind, fields: Value) {
-        if let Err(e) = self.journal.record(kind, fields) {
+        let written = self.journal.record(kind, fields.clone());
+        self.metrics.journaled(kind, &fields, written.is_err());
+        if let Err(e) = written {
             error!(error = %e, "cannot write the journal");
         }
     }

@@ -14,6 +14,11 @@ use crate::bed::{self, BIN, Bed};
 /// Two accounts sharing their conversations, a pool of 3 taking tasks from an inbox,
 /// and a dedicated session; the agents' turns take `turn`.
 fn pool(bed: &Bed, turn: &str) -> PathBuf {
+    pool_with(bed, turn, "")
+}
+
+/// [`pool`], with `more` added to the ControllerConfig's spec (`, metrics: {…}`).
+fn pool_with(bed: &Bed, turn: &str, more: &str) -> PathBuf {
     let r = bed.root.to_string_lossy();
     for dir in ["a", "b", "shared", "work/.agent-queue/inbox"] {
         std::fs::create_dir_all(bed.root.join(dir)).unwrap();
@@ -23,7 +28,7 @@ fn pool(bed: &Bed, turn: &str) -> PathBuf {
          apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: b}}\nspec: {{home: {r}/b, priority: 1}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: SharedState\nmetadata: {{name: shared}}\nspec: {{target: {r}/shared}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: {turn}}}}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{pollInterval: 250ms, dispatch: {{submitDelay: 100ms}}}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{pollInterval: 250ms, dispatch: {{submitDelay: 100ms}}{more}}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: p}}\nspec: {{prefix: w-, min: 3, max: 3, workdir: {r}/work}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: {r}/work}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: work}}\nspec: {{path: {r}/work/.agent-queue/inbox, pool: p, workdir: {r}/work}}\n"
@@ -247,4 +252,88 @@ impl Drop for Watching {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// `GET /metrics` on `port`, as curl does: the body.
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_owned()
+}
+
+/// The value of the sample `name` (with its labels, as written) in `text`; 0 when absent.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn metrics_should_count_the_tasks_and_swaps_the_journal_holds() {
+    let bed = bed::new(&["manifests"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let file = pool_with(
+        &bed,
+        "200ms",
+        &format!(", metrics: {{enabled: true, listen: \"127.0.0.1:{port}\"}}"),
+    );
+    let controller = bed.controller(&file, "controller", None);
+    wait_for(Duration::from_secs(30), "the pool up", || {
+        (bed.live_pids("w-").len() == 3).then_some(())
+    });
+    for i in 0..6 {
+        bed.drop_task("work", &format!("t{i}.md"), "do the thing");
+    }
+    wait_for(Duration::from_secs(60), "three tasks done", || {
+        (bed.files("work", "done").len() >= 3).then_some(())
+    });
+    // Account a runs out mid-run: a swap, and the rest done under b.
+    std::fs::write(bed.root.join("a/.sim-limit"), "11:59pm (UTC)\n").unwrap();
+    wait_for(Duration::from_secs(60), "every task done", || {
+        (bed.files("work", "done").len() == 6).then_some(())
+    });
+    let text = wait_for(Duration::from_secs(10), "the last round counted", || {
+        let text = scrape(port);
+        let on_b = text.lines().any(|l| {
+            l.starts_with("failover_sessions{role=\"pool/p\"") && l.contains("account=\"b\"}")
+        });
+        (sample(&text, "failover_tasks_total{outcome=\"done\"}") == 6.0 && on_b).then_some(text)
+    });
+    // Valid text format: every line a comment or `name{labels} value`, and the end mark.
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let value = line.rsplit(' ').next().unwrap();
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+        assert!(line.starts_with("failover_"), "{line}");
+    }
+    let journal = bed.journal();
+    let count = |event: &str| {
+        journal
+            .iter()
+            .filter(|e| e["event"] == event && e["ok"] != false)
+            .count() as f64
+    };
+    assert_eq!(
+        sample(&text, "failover_tasks_total{outcome=\"done\"}"),
+        count("taskDone")
+    );
+    assert_eq!(
+        sample(&text, "failover_tasks_total{outcome=\"claimed\"}"),
+        count("taskClaimed")
+    );
+    assert_eq!(sample(&text, "failover_swaps_total"), count("swap"));
+    assert!(count("swap") >= 1.0, "a swap happened");
+    assert!(sample(&text, "failover_reconciles_total") > 0.0, "{text}");
+    drop(controller);
 }
