@@ -112,6 +112,9 @@ fn state_dir(files: &[PathBuf]) -> Result<PathBuf, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The shortest time between two looks of `get -w`.
+const REDRAW: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// `get -w`: the table again each time the state folder changes; in a pipe, the
 /// table once and then one line per row that changed (`gone` for a row that left).
 fn watch(args: &GetArgs) -> ExitCode {
@@ -161,8 +164,14 @@ fn watch(args: &GetArgs) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         shown = Some(rows);
+        let drawn = std::time::Instant::now();
         if !follow.wait() {
             return ExitCode::SUCCESS;
+        }
+        // The controller writes its facts each round that learnt something: a look at
+        // most every REDRAW, not one per write.
+        if let Some(rest) = REDRAW.checked_sub(drawn.elapsed()) {
+            std::thread::sleep(rest);
         }
     }
 }
