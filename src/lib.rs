@@ -13,6 +13,7 @@ pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod conversation;
+pub mod fleet;
 pub mod metrics;
 pub(crate) mod notifications;
 pub mod observe;

@@ -302,6 +302,42 @@ pub struct ControllerConfigSpec {
     pub notifications: NotificationsSpec,
     /// Serving Prometheus metrics over HTTP. Off by default.
     pub metrics: MetricsSpec,
+    /// Joining a fleet of controllers on other machines that share the accounts
+    /// through etcd. Off (one machine) by default.
+    pub fleet: FleetSpec,
+}
+
+/// A fleet of controllers sharing accounts through etcd: each node holds a lease and
+/// publishes its status; exhaustion and use of each account live in one ledger that
+/// every node watches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct FleetSpec {
+    /// etcd client URLs (`http://10.0.0.1:2379`, or `https://…`). Empty: no fleet.
+    /// Default empty.
+    pub endpoints: Vec<String>,
+    /// This machine's name in the fleet: letters, digits, `-`, `_` and `.`. Empty: the
+    /// host name. Default empty.
+    pub node: String,
+    /// The prefix of every key failover writes. Default `/failover/`.
+    pub prefix: String,
+    /// How long a node stays listed without being heard from. Default `10s`.
+    pub lease_ttl: Duration,
+    /// A PEM file of certificate authorities for `https://` endpoints (absolute).
+    /// Empty: the system's. Default empty.
+    pub ca_file: PathBuf,
+}
+
+impl Default for FleetSpec {
+    fn default() -> Self {
+        Self {
+            endpoints: Vec::new(),
+            node: String::new(),
+            prefix: "/failover/".to_owned(),
+            lease_ttl: Duration::from_secs(10),
+            ca_file: PathBuf::new(),
+        }
+    }
 }
 
 /// Serving Prometheus metrics (`GET /metrics`, text format).
@@ -341,6 +377,7 @@ impl Default for ControllerConfigSpec {
             janitor: JanitorSpec::default(),
             notifications: NotificationsSpec::default(),
             metrics: MetricsSpec::default(),
+            fleet: FleetSpec::default(),
         }
     }
 }

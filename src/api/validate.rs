@@ -109,6 +109,7 @@ fn check_local(doc: &Doc, out: &mut Vec<Problem>) {
             "/spec/tmux/socket",
             "/spec/tmux/config",
             "/spec/notifications/caFile",
+            "/spec/fleet/caFile",
         ],
     };
     for pointer in absolute {
@@ -175,6 +176,30 @@ fn check_local(doc: &Doc, out: &mut Vec<Problem>) {
                 out.push(doc.problem(
                     "/spec/owner",
                     format!("owner `{owner}` may hold only letters, digits, `-` and `_`"),
+                ));
+            }
+            let endpoints = doc
+                .value
+                .pointer("/spec/fleet/endpoints")
+                .and_then(Value::as_array);
+            for (i, e) in endpoints.into_iter().flatten().enumerate() {
+                if let Some(e) = e.as_str()
+                    && !(e.starts_with("http://") || e.starts_with("https://"))
+                {
+                    out.push(doc.problem(
+                        &format!("/spec/fleet/endpoints/{i}"),
+                        format!("endpoint `{e}` must be an etcd client URL such as http://127.0.0.1:2379"),
+                    ));
+                }
+            }
+            if let Some(node) = doc.str("/spec/fleet/node")
+                && !node
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                out.push(doc.problem(
+                    "/spec/fleet/node",
+                    format!("node `{node}` may hold only letters, digits, `-`, `_` and `.`"),
                 ));
             }
             if let Some(listen) = doc.str("/spec/metrics/listen")

@@ -24,6 +24,9 @@ pub enum What {
     Inboxes,
     /// The journal: what happened to which object, and why.
     Events,
+    /// The fleet's nodes (a `fleet` section in the ControllerConfig): up, or gone and
+    /// when last seen.
+    Nodes,
 }
 
 /// Output formats of `get`.
@@ -53,6 +56,9 @@ pub struct GetArgs {
     /// whenever the controller writes to its state folder. Ctrl-C to stop.
     #[arg(short = 'w', long)]
     watch: bool,
+    /// Sessions, accounts and inboxes of every node of the fleet, read from etcd.
+    #[arg(long)]
+    fleet: bool,
     /// Events only: those younger than this (`30m`, `1h`, `2d`).
     #[arg(long, value_name = "DURATION")]
     since: Option<crate::api::Duration>,
@@ -83,6 +89,20 @@ pub fn run(args: GetArgs) -> ExitCode {
             watch: args.watch,
         };
         return super::events::run(&dir, &query);
+    }
+    if args.what == What::Nodes || args.fleet {
+        let collected = manifests(&args.files)
+            .and_then(|m| super::fleet::collect(&m.controller.spec.fleet, args.what));
+        return match collected {
+            Ok((rows, footer)) => {
+                print!("{}", render(&rows, args.output, &footer));
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("error: {message}");
+                ExitCode::from(2)
+            }
+        };
     }
     if args.watch {
         return watch(&args);
@@ -276,7 +296,7 @@ fn collect(args: &GetArgs) -> Result<(Rows, Vec<String>), String> {
             accounts(m, &observed, &plan)
         }
         What::Inboxes => inboxes(m, &observed),
-        What::Events => Vec::new(),
+        What::Events | What::Nodes => Vec::new(),
     };
     Ok((rows, footer))
 }
@@ -289,7 +309,11 @@ fn controller_line(dir: &Path) -> String {
             } else {
                 format!("{} pending, {} refused", s.pending.len(), s.refused.len())
             };
-            format!("controller: running (pid {pid}), {state} at {}", s.updated)
+            let fleet = s.fleet.map_or(String::new(), |f| format!("; fleet: {f}"));
+            format!(
+                "controller: running (pid {pid}), {state} at {}{fleet}",
+                s.updated
+            )
         }
         (Some(pid), _) => format!("controller: running (pid {pid})"),
         (None, _) => "controller: not running".to_owned(),
@@ -450,7 +474,7 @@ fn header(key: &str) -> String {
     out
 }
 
-fn render(rows: &[Value], format: Format, footer: &[String]) -> String {
+pub(super) fn render(rows: &[Value], format: Format, footer: &[String]) -> String {
     match format {
         Format::Json => serde_json::to_string_pretty(rows).unwrap_or_default() + "\n",
         Format::Yaml => serde_saphyr::to_string(&rows).unwrap_or_default(),

@@ -16,6 +16,7 @@ mod delete;
 mod demo;
 mod describe;
 mod events;
+mod fleet;
 mod follow;
 mod get;
 mod reconcile;

@@ -32,6 +32,9 @@ pub enum Error {
     #[error("the shared state is broken; fix these and start again:\n{}", list(.0))]
     SharedState(Vec<Refusal>),
     /// File watching could not start.
+    /// The fleet cannot be joined.
+    #[error(transparent)]
+    Fleet(#[from] crate::fleet::etcd::Error),
     /// The metrics cannot be served.
     #[error(transparent)]
     Metrics(#[from] crate::metrics::Error),

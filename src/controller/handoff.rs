@@ -82,6 +82,9 @@ pub struct Status {
     pub error: Option<String>,
     /// When this status was written.
     pub updated: jiff::Timestamp,
+    /// With a fleet: `node NAME`, and `, degraded: …` while etcd cannot be reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<String>,
 }
 
 impl Status {

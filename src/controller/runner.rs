@@ -53,6 +53,8 @@ pub(super) struct Controller {
     pub manifest_error: Option<String>,
     /// Rounds so far.
     pub reconciles: u64,
+    /// Its fleet membership, with one.
+    pub fleet: Option<crate::fleet::Handle>,
 }
 
 impl Controller {
@@ -68,6 +70,10 @@ impl Controller {
             let key = tokio::select! {
                 biased;
                 _ = stop.notified() => break,
+                news = fleet_news(&mut self.fleet) => {
+                    self.on_fleet(news);
+                    continue;
+                }
                 key = queue.next() => key,
             };
             if self.stopping.load(Ordering::Acquire) {
@@ -298,12 +304,110 @@ impl Controller {
             self.queue.add_after(Key::World, after);
         }
         self.last_error = None;
+        self.report_fleet(&report);
         self.write_status(Some(&report.plan));
         let failed = report.done.iter().any(|(_, r)| r.is_err());
         if !report.done.is_empty() && !failed {
             self.queue.add(Key::World);
         }
         !failed
+    }
+
+    /// Takes what the fleet says: an account's exhaustion or use the ledger knows is
+    /// taken into the facts as if this node's agents had said it, and the world is
+    /// reconciled at once.
+    fn on_fleet(&mut self, news: Option<crate::fleet::News>) {
+        use crate::fleet::News;
+        let node = self
+            .fleet
+            .as_ref()
+            .map(|f| f.node.clone())
+            .unwrap_or_default();
+        match news {
+            None => {
+                // The member task ended: run on alone.
+                self.fleet = None;
+                self.reporter.fleet = Some(format!("node {node}, degraded: the fleet task ended"));
+            }
+            Some(News::Degraded(why)) => {
+                self.reporter
+                    .record(Kind::FleetDegraded, json!({"error": why}));
+                self.reporter.fleet = Some(format!("node {node}, degraded: {why}"));
+            }
+            Some(News::Restored) => {
+                self.reporter.record(Kind::FleetRestored, json!({}));
+                self.reporter.fleet = Some(format!("node {node}"));
+            }
+            Some(News::Ledger(accounts)) => {
+                let mut facts = self.store.facts().clone();
+                let mut changed = false;
+                for (account, local) in accounts {
+                    if let Some(until) = local.exhausted_until
+                        && facts
+                            .exhausted_until
+                            .get(&account)
+                            .is_none_or(|t| *t < until)
+                    {
+                        facts.exhausted_until.insert(account.clone(), until);
+                        self.reporter.record(
+                            Kind::FleetLedger,
+                            json!({"account": account, "exhaustedUntil": until}),
+                        );
+                        changed = true;
+                    }
+                    if let Some(usage) = local.usage
+                        && facts.usage.get(&account).is_none_or(|u| u.at < usage.at)
+                    {
+                        facts.usage.insert(account, usage);
+                        changed = true;
+                    }
+                }
+                if changed {
+                    self.store.save(&facts);
+                    self.queue.add(Key::World);
+                }
+            }
+        }
+        self.write_status(None);
+    }
+
+    /// Tells the fleet what this round knows of the accounts, and the node's status.
+    fn report_fleet(&mut self, report: &super::round::Report) {
+        let Some(fleet) = &self.fleet else { return };
+        let facts = &report.plan.facts;
+        let now = jiff::Timestamp::now();
+        let accounts = self
+            .desired
+            .manifests
+            .accounts
+            .iter()
+            .map(|a| {
+                let local = crate::fleet::ledger::Local {
+                    exhausted_until: facts
+                        .exhausted_until
+                        .get(&a.name)
+                        .copied()
+                        .filter(|t| *t > now),
+                    usage: facts.usage.get(&a.name).cloned(),
+                };
+                (a.name.clone(), local)
+            })
+            .collect();
+        let status = crate::fleet::status(
+            &self.desired.manifests,
+            &report.observed,
+            &report.plan,
+            &self.settings.spec.owner,
+        );
+        fleet.report.send_if_modified(|old| {
+            let new = crate::fleet::Report { accounts, status };
+            // The status's own clock aside, nothing new: nothing to publish.
+            if *old == new {
+                return false;
+            }
+            *old = new;
+            true
+        });
     }
 
     /// Writes `status.json` with the last error, if any.
@@ -342,5 +446,13 @@ impl Controller {
             crate::tasks::prune(&reports, minute_ago, crate::report::is_temp);
         }
         true
+    }
+}
+
+/// What the fleet says next, or never without a fleet; `None` when its task ended.
+async fn fleet_news(fleet: &mut Option<crate::fleet::Handle>) -> Option<crate::fleet::News> {
+    match fleet {
+        Some(f) => f.news.recv().await,
+        None => std::future::pending().await,
     }
 }

@@ -94,13 +94,17 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
         }
         None => None,
     };
-    let reporter = Reporter::new(
+    let mut reporter = Reporter::new(
         journal,
         &settings.spec,
         store.facts().active_account.clone(),
         stopping.clone(),
         metrics,
     );
+    let fleet = crate::fleet::join(&settings.spec.fleet)?;
+    if let Some(f) = &fleet {
+        reporter.fleet = Some(format!("node {}", f.node));
+    }
     let controller = Controller {
         files,
         files_generation: set.generation.clone(),
@@ -116,6 +120,7 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
         last_error: None,
         manifest_error: None,
         reconciles: 0,
+        fleet,
     };
     let stopped = controller.run(stop).await;
     if let Some(serving) = serving {

@@ -32,6 +32,8 @@ pub(super) struct Reporter {
     last_status: Option<Status>,
     /// The metrics, counted from what is journaled.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The fleet membership as `status.json` tells it, with one.
+    pub fleet: Option<String>,
 }
 
 impl Reporter {
@@ -54,6 +56,7 @@ impl Reporter {
             last_events: HashMap::new(),
             last_status: None,
             metrics,
+            fleet: None,
         }
     }
 
@@ -139,6 +142,7 @@ impl Reporter {
             refused,
             error,
             updated: jiff::Timestamp::now(),
+            fleet: self.fleet.clone(),
         };
         let same = self.last_status.as_ref().is_some_and(|old| {
             Status {

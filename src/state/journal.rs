@@ -67,11 +67,17 @@ pub enum Kind {
     Recovered,
     /// An account's use crossed a level.
     UsageCrossed,
+    /// The fleet's ledger told an account's exhaustion or use.
+    FleetLedger,
+    /// etcd could not be reached: the node runs on its own.
+    FleetDegraded,
+    /// etcd answers again.
+    FleetRestored,
 }
 
 impl Kind {
     /// Every kind, in declaration order.
-    pub const ALL: [Kind; 25] = [
+    pub const ALL: [Kind; 28] = [
         Kind::Started,
         Kind::Stopped,
         Kind::TmuxUnreachable,
@@ -97,6 +103,9 @@ impl Kind {
         Kind::IntakeHeld,
         Kind::Recovered,
         Kind::UsageCrossed,
+        Kind::FleetLedger,
+        Kind::FleetDegraded,
+        Kind::FleetRestored,
     ];
 
     /// The name in the journal (`taskDone`).
@@ -127,6 +136,9 @@ impl Kind {
             Kind::IntakeHeld => "intakeHeld",
             Kind::Recovered => "recovered",
             Kind::UsageCrossed => "usageCrossed",
+            Kind::FleetLedger => "fleetLedger",
+            Kind::FleetDegraded => "fleetDegraded",
+            Kind::FleetRestored => "fleetRestored",
         }
     }
 }

@@ -390,6 +390,24 @@ impl Teller {
                     s(&e["resetsAt"])
                 ),
             ),
+            "fleetLedger" => (
+                account(),
+                match e["exhaustedUntil"].as_str() {
+                    Some(until) => format!(
+                        "exhausted until {until}, as the fleet's ledger says (node {})",
+                        s(&e["node"])
+                    ),
+                    None => "its use, as the fleet's ledger says".to_owned(),
+                },
+            ),
+            "fleetDegraded" => (
+                controller(),
+                format!(
+                    "fleet: etcd unreachable ({}); running on the local state",
+                    s(&e["error"])
+                ),
+            ),
+            "fleetRestored" => (controller(), "fleet: etcd answers again; merged".to_owned()),
             "sessionFailed" | "sessionExited" => {
                 let mut objects = vec![format!("session/{}", s(&e["session"]))];
                 if let Some(task) = e["task"].as_str() {

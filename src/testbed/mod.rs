@@ -11,6 +11,7 @@
 pub mod bed;
 pub mod chaos;
 pub mod claude;
+pub mod etcd;
 pub mod machine;
 pub mod mock_api;
 

@@ -9,6 +9,7 @@ mod cli_validate;
 mod controller;
 mod demo;
 mod failover;
+mod fleet;
 mod operator;
 mod real_client;
 mod sim_agent;

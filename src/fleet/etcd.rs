@@ -1,0 +1,325 @@
+//! A small etcd v3 client over etcd's own JSON gateway (`/v3/kv/range`, `/v3/kv/txn`,
+//! `/v3/lease/*`, `/v3/watch`): the few calls the fleet needs, each endpoint tried in
+//! turn, keys and values base64 as the gateway wants them.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+/// How long one call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why etcd could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// No endpoint answered.
+    #[error("etcd unreachable ({0})")]
+    Unreachable(String),
+    /// An endpoint answered with an error.
+    #[error("etcd: {0}")]
+    Answer(String),
+    /// The client could not be set up.
+    #[error("etcd client: {0}")]
+    Client(String),
+}
+
+/// One key and its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kv {
+    /// The key.
+    pub key: String,
+    /// The value (UTF-8).
+    pub value: String,
+    /// The revision it was last written at.
+    pub mod_revision: i64,
+}
+
+/// A change seen by a watch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A key written.
+    Put(Kv),
+    /// A key deleted (or its lease expired).
+    Delete(String),
+    /// The watch broke and started again: what it holds may have been missed.
+    Restarted,
+}
+
+/// A client of one etcd cluster.
+#[derive(Debug)]
+pub struct Etcd {
+    endpoints: Vec<String>,
+    http: reqwest::Client,
+    /// The endpoint that answered last, tried first.
+    current: AtomicUsize,
+}
+
+fn b64(text: &str) -> String {
+    B64.encode(text.as_bytes())
+}
+
+fn unb64(v: &Value) -> String {
+    v.as_str()
+        .and_then(|s| B64.decode(s).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+/// An int64 as the gateway writes it (a string), or 0.
+fn int(v: &Value) -> i64 {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .or_else(|| v.as_i64())
+        .unwrap_or(0)
+}
+
+/// The end of the range of keys starting with `prefix`.
+fn range_end(prefix: &str) -> String {
+    let mut bytes = prefix.as_bytes().to_vec();
+    while let Some(last) = bytes.pop() {
+        if last < 0xff {
+            bytes.push(last + 1);
+            return B64.encode(&bytes);
+        }
+    }
+    B64.encode([0u8])
+}
+
+fn kv(v: &Value) -> Kv {
+    Kv {
+        key: unb64(&v["key"]),
+        value: unb64(&v["value"]),
+        mod_revision: int(&v["mod_revision"]),
+    }
+}
+
+impl Etcd {
+    /// A client of the cluster at `endpoints`, trusting `ca_file` besides the system's
+    /// authorities when it is not empty.
+    pub fn new(endpoints: &[String], ca_file: &std::path::Path) -> Result<Self, Error> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder()
+            .timeout(CALL_TIMEOUT)
+            .connect_timeout(Duration::from_millis(500));
+        if !ca_file.as_os_str().is_empty() {
+            let pem = std::fs::read(ca_file)
+                .map_err(|e| Error::Client(format!("{}: {e}", ca_file.display())))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| Error::Client(format!("{}: {e}", ca_file.display())))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        Ok(Self {
+            endpoints: endpoints
+                .iter()
+                .map(|e| e.trim_end_matches('/').to_owned())
+                .collect(),
+            http: builder.build().map_err(|e| Error::Client(e.to_string()))?,
+            current: AtomicUsize::new(0),
+        })
+    }
+
+    /// POSTs `body` to `path` on the first endpoint that answers.
+    async fn call(&self, path: &str, body: &Value) -> Result<Value, Error> {
+        let n = self.endpoints.len();
+        let first = self.current.load(Ordering::Relaxed);
+        let mut last = String::from("no endpoint");
+        for i in 0..n {
+            let at = (first + i) % n;
+            let url = format!("{}{path}", self.endpoints[at]);
+            let sent = self
+                .http
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await;
+            match sent {
+                Ok(answer) => {
+                    let status = answer.status();
+                    let bytes = answer
+                        .bytes()
+                        .await
+                        .map_err(|e| Error::Answer(format!("{path}: {}", e.without_url())))?;
+                    let v: Value = serde_json::from_slice(&bytes)
+                        .map_err(|e| Error::Answer(format!("{path}: {e}")))?;
+                    if !status.is_success() {
+                        // A member without quorum answers 503: the next one may have it.
+                        last = format!(
+                            "{}: {}",
+                            self.endpoints[at],
+                            v["message"].as_str().unwrap_or("error")
+                        );
+                        if status.is_server_error() {
+                            continue;
+                        }
+                        return Err(Error::Answer(last));
+                    }
+                    self.current.store(at, Ordering::Relaxed);
+                    return Ok(v);
+                }
+                Err(e) => last = format!("{}: {}", self.endpoints[at], e.without_url()),
+            }
+        }
+        Err(Error::Unreachable(last))
+    }
+
+    /// Every key under `prefix`, and the cluster's revision.
+    pub async fn range(&self, prefix: &str) -> Result<(Vec<Kv>, i64), Error> {
+        let v = self
+            .call(
+                "/v3/kv/range",
+                &json!({"key": b64(prefix), "range_end": range_end(prefix)}),
+            )
+            .await?;
+        let kvs = v["kvs"]
+            .as_array()
+            .map(|a| a.iter().map(kv).collect())
+            .unwrap_or_default();
+        Ok((kvs, int(&v["header"]["revision"])))
+    }
+
+    /// Writes `key`, attached to `lease` when given.
+    pub async fn put(&self, key: &str, value: &str, lease: Option<i64>) -> Result<(), Error> {
+        let mut body = json!({"key": b64(key), "value": b64(value)});
+        if let Some(lease) = lease {
+            body["lease"] = Value::String(lease.to_string());
+        }
+        self.call("/v3/kv/put", &body).await.map(|_| ())
+    }
+
+    /// Writes `key` only if it was last written at `mod_revision` (0: it does not
+    /// exist): whether it was written.
+    pub async fn put_if(&self, key: &str, value: &str, mod_revision: i64) -> Result<bool, Error> {
+        let body = json!({
+            "compare": [{"key": b64(key), "result": "EQUAL", "target": "MOD",
+                         "mod_revision": mod_revision.to_string()}],
+            "success": [{"request_put": {"key": b64(key), "value": b64(value)}}],
+        });
+        let v = self.call("/v3/kv/txn", &body).await?;
+        Ok(v["succeeded"] == true)
+    }
+
+    /// A lease of `ttl` seconds: its id.
+    pub async fn grant(&self, ttl: u64) -> Result<i64, Error> {
+        let v = self
+            .call("/v3/lease/grant", &json!({"TTL": ttl.to_string()}))
+            .await?;
+        match int(&v["ID"]) {
+            0 => Err(Error::Answer("no lease granted".to_owned())),
+            id => Ok(id),
+        }
+    }
+
+    /// Keeps `lease` alive: false when it has expired.
+    pub async fn keepalive(&self, lease: i64) -> Result<bool, Error> {
+        let v = self
+            .call("/v3/lease/keepalive", &json!({"ID": lease.to_string()}))
+            .await?;
+        Ok(int(&v["result"]["TTL"]) > 0)
+    }
+
+    /// Watches every key under `prefix` from `revision` on, until the receiver is
+    /// dropped; a broken watch is started again (on any endpoint) from the revision
+    /// after the last it saw, and says [`Change::Restarted`] when it could not be.
+    pub fn watch(
+        self: &std::sync::Arc<Self>,
+        prefix: &str,
+        revision: i64,
+    ) -> mpsc::Receiver<Change> {
+        let (tx, rx) = mpsc::channel(256);
+        let etcd = self.clone();
+        let prefix = prefix.to_owned();
+        tokio::spawn(async move {
+            let mut next = revision;
+            loop {
+                match etcd.watch_once(&prefix, &mut next, &tx).await {
+                    Ok(()) | Err(_) if tx.is_closed() => return,
+                    _ => {}
+                }
+                if tx.send(Change::Restarted).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        rx
+    }
+
+    /// One watch stream, until it breaks.
+    async fn watch_once(
+        &self,
+        prefix: &str,
+        next: &mut i64,
+        tx: &mpsc::Sender<Change>,
+    ) -> Result<(), Error> {
+        let n = self.endpoints.len();
+        let at = self.current.load(Ordering::Relaxed) % n.max(1);
+        let mut last = String::new();
+        for i in 0..n {
+            let endpoint = &self.endpoints[(at + i) % n];
+            let body = json!({"create_request": {"key": b64(prefix), "range_end": range_end(prefix),
+                "start_revision": next.to_string()}});
+            // A watch lives long: no overall timeout, only for the connection.
+            let sent = self
+                .http
+                .post(format!("{endpoint}/v3/watch"))
+                .timeout(Duration::from_secs(24 * 3600))
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await;
+            let mut answer = match sent {
+                Ok(a) if a.status().is_success() => a,
+                Ok(a) => {
+                    last = format!("{endpoint}: {}", a.status());
+                    continue;
+                }
+                Err(e) => {
+                    last = format!("{endpoint}: {}", e.without_url());
+                    continue;
+                }
+            };
+            let mut buffer = Vec::new();
+            while let Ok(Some(chunk)) = answer.chunk().await {
+                buffer.extend_from_slice(&chunk);
+                while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buffer.drain(..=end).collect();
+                    let Ok(v) = serde_json::from_slice::<Value>(&line) else {
+                        continue;
+                    };
+                    for e in v["result"]["events"].as_array().into_iter().flatten() {
+                        let kv = kv(&e["kv"]);
+                        *next = (*next).max(kv.mod_revision + 1);
+                        let change = if e["type"] == "DELETE" {
+                            Change::Delete(kv.key)
+                        } else {
+                            Change::Put(kv)
+                        };
+                        if tx.send(change).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            return Err(Error::Unreachable(format!("{endpoint}: the watch ended")));
+        }
+        Err(Error::Unreachable(last))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_range_should_end_after_its_last_key() {
+        assert_eq!(B64.decode(range_end("/f/")).unwrap(), b"/f0");
+        assert_eq!(B64.decode(range_end("a\u{7f}")).unwrap(), b"a\x80");
+    }
+}

@@ -1,0 +1,174 @@
+//! A fleet of controllers on one machine standing in for three: three private tmux
+//! servers, three state folders and three sets of account homes, one real etcd cluster
+//! on loopback. Skipped, loudly, where etcd is not installed.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use failover::testbed::etcd::Cluster;
+use failover::testbed::wait_for;
+
+use crate::bed::{self, BIN, Bed};
+
+/// Node `node`'s manifests: accounts a and b (homes of its own), a pool of 2 taking
+/// tasks from an inbox, stand-in agents, and the fleet.
+fn node(bed: &Bed, node: &str, endpoints: &[String]) -> PathBuf {
+    let r = bed.root.to_string_lossy();
+    for dir in ["a", "b", "work/.agent-queue/inbox"] {
+        std::fs::create_dir_all(bed.root.join(dir)).unwrap();
+    }
+    let endpoints = endpoints.join(", ");
+    let text = format!(
+        "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: a}}\nspec: {{home: {r}/a, priority: 0}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: b}}\nspec: {{home: {r}/b, priority: 1}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: 300ms}}}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{pollInterval: 250ms, dispatch: {{submitDelay: 100ms}}, \
+           fleet: {{endpoints: [{endpoints}], node: {node}, prefix: /t/, leaseTtl: 3s}}}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: p}}\nspec: {{prefix: w-, min: 2, max: 2, workdir: {r}/work}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: work}}\nspec: {{path: {r}/work/.agent-queue/inbox, pool: p, workdir: {r}/work}}\n"
+    );
+    bed.write("manifests/pool.yaml", &text)
+}
+
+/// The time of a journal entry.
+fn time(entry: &serde_json::Value) -> jiff::Timestamp {
+    entry["time"].as_str().unwrap().parse().unwrap()
+}
+
+/// Every pool session of `bed` runs under `account`.
+fn all_on(bed: &Bed, account: &str) -> bool {
+    let sessions = bed.sessions("w-");
+    sessions.len() == 2 && sessions.iter().all(|s| bed.account(s) == account)
+}
+
+#[test]
+fn an_exhaustion_on_one_node_should_move_every_node_within_a_second() {
+    let Some(mut cluster) = Cluster::start(3) else {
+        return;
+    };
+    let endpoints = cluster.endpoints();
+    let beds: Vec<Bed> = (0..3).map(|_| bed::new(&["manifests"])).collect();
+    let files: Vec<PathBuf> = beds
+        .iter()
+        .enumerate()
+        .map(|(i, b)| node(b, &format!("n{}", i + 1), &endpoints))
+        .collect();
+    let mut controllers: Vec<_> = beds
+        .iter()
+        .zip(&files)
+        .map(|(b, f)| Some(b.controller(f, "controller", None)))
+        .collect();
+    for b in &beds {
+        wait_for(Duration::from_secs(30), "every pool up on a", || {
+            all_on(b, "a").then_some(())
+        });
+    }
+    let (code, nodes) = beds[0].run(&["get", "nodes", "-f", &files[0].to_string_lossy()]);
+    assert_eq!(code, 0, "{nodes}");
+    wait_for(Duration::from_secs(10), "three nodes up", || {
+        let (_, nodes) = beds[0].run(&["get", "nodes", "-f", &files[0].to_string_lossy()]);
+        (nodes.matches(" up ").count() == 3).then_some(())
+    });
+
+    // Account a runs out on node 1: its next turn there hits the limit.
+    std::fs::write(beds[0].root.join("a/.sim-limit"), "11:59pm (UTC)\n").unwrap();
+    beds[0].drop_task("work", "t0.md", "do the thing");
+    for b in &beds {
+        wait_for(Duration::from_secs(30), "every session on b", || {
+            all_on(b, "b").then_some(())
+        });
+    }
+    let seen = beds[0]
+        .events("quotaDetected")
+        .first()
+        .map(time)
+        .expect("node 1 saw the limit");
+    for (i, b) in beds.iter().enumerate().skip(1) {
+        let learnt = b.events("fleetLedger");
+        assert!(
+            !learnt.is_empty(),
+            "node {} learnt it from the ledger",
+            i + 1
+        );
+        let last_move = b
+            .journal()
+            .iter()
+            .filter(|e| e["action"]["action"] == "moveSession" && e["ok"] == true)
+            .map(time)
+            .max()
+            .expect("moves");
+        let took = last_move.duration_since(seen);
+        assert!(
+            took <= jiff::SignedDuration::from_secs(1),
+            "node {}: its last move {took:?} after node 1 saw the limit",
+            i + 1
+        );
+        assert!(
+            b.events("quotaDetected").is_empty(),
+            "node {}: none of its turns met the limit",
+            i + 1
+        );
+    }
+
+    // One etcd member killed: the fleet goes on.
+    cluster.kill(0);
+    beds[1].drop_task("work", "t1.md", "do the thing");
+    wait_for(Duration::from_secs(30), "t1 done on node 2", || {
+        (beds[1].files("work", "done") == ["t1.md"]).then_some(())
+    });
+
+    // Node 3 killed with SIGKILL: gone after its lease, its sessions left alone.
+    let sessions_3 = beds[2].sessions("w-");
+    let mut killed = controllers[2].take().unwrap();
+    let _ = killed.child.kill();
+    let _ = killed.child.wait();
+    let gone = wait_for(Duration::from_secs(15), "node 3 gone", || {
+        let (_, nodes) = beds[1].run(&["get", "nodes", "-f", &files[1].to_string_lossy()]);
+        nodes
+            .lines()
+            .any(|l| l.starts_with("n3") && l.contains(" gone "))
+            .then_some(nodes)
+    });
+    assert!(
+        gone.lines()
+            .any(|l| l.starts_with("n1") && l.contains(" up ")),
+        "{gone}"
+    );
+    assert_eq!(beds[2].sessions("w-"), sessions_3, "node 3's sessions stay");
+
+    // Every member killed: nodes 1 and 2 run on, and say degraded.
+    cluster.kill(1);
+    cluster.kill(2);
+    wait_for(Duration::from_secs(15), "node 2 degraded", || {
+        let (_, out) = beds[1].run(&["get", "sessions", "-f", &files[1].to_string_lossy()]);
+        out.contains("degraded").then_some(())
+    });
+    beds[1].drop_task("work", "t2.md", "do the thing");
+    wait_for(
+        Duration::from_secs(30),
+        "t2 done on node 2 without etcd",
+        || {
+            beds[1]
+                .files("work", "done")
+                .contains(&"t2.md".to_owned())
+                .then_some(())
+        },
+    );
+    // etcd back: the fleet view is whole again within 5 s.
+    for i in 0..3 {
+        cluster.restart(i);
+    }
+    cluster.wait_healthy(Duration::from_secs(30));
+    wait_for(Duration::from_secs(5), "nodes 1 and 2 up again", || {
+        let (_, nodes) = beds[1].run(&["get", "nodes", "-f", &files[1].to_string_lossy()]);
+        (nodes.matches(" up ").count() == 2).then_some(())
+    });
+    wait_for(
+        Duration::from_secs(5),
+        "node 2 journals the fleet back",
+        || (!beds[1].events("fleetRestored").is_empty()).then_some(()),
+    );
+    let (_, out) = beds[1].run(&["get", "sessions", "-f", &files[1].to_string_lossy()]);
+    assert!(!out.contains("degraded"), "{out}");
+    drop(controllers);
+}
