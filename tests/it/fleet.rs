@@ -172,3 +172,70 @@ fn an_exhaustion_on_one_node_should_move_every_node_within_a_second() {
     assert!(!out.contains("degraded"), "{out}");
     drop(controllers);
 }
+
+#[test]
+fn two_nodes_at_the_limit_at_once_should_swap_once_each_through_flapping_reports() {
+    let Some(cluster) = Cluster::start(1) else {
+        return;
+    };
+    let endpoints = cluster.endpoints();
+    let beds: Vec<Bed> = (0..2).map(|_| bed::new(&["manifests"])).collect();
+    let files: Vec<PathBuf> = beds
+        .iter()
+        .enumerate()
+        .map(|(i, b)| node(b, &format!("n{}", i + 1), &endpoints))
+        .collect();
+    let controllers: Vec<_> = beds
+        .iter()
+        .zip(&files)
+        .map(|(b, f)| b.controller(f, "controller", None))
+        .collect();
+    for b in &beds {
+        wait_for(Duration::from_secs(30), "every pool up on a", || {
+            all_on(b, "a").then_some(())
+        });
+    }
+    // Both nodes meet account a's limit at the same moment.
+    for b in &beds {
+        std::fs::write(b.root.join("a/.sim-limit"), "11:59pm (UTC)\n").unwrap();
+    }
+    for b in &beds {
+        b.drop_task("work", "t0.md", "do the thing");
+    }
+    for b in &beds {
+        wait_for(Duration::from_secs(30), "every session on b", || {
+            all_on(b, "b").then_some(())
+        });
+    }
+    // Then 20 s of flapping reports in the ledger: a reset already past, then one to
+    // come, again and again, as a confused node would write them.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let etcd = failover::fleet::etcd::Etcd::new(&endpoints, std::path::Path::new("")).unwrap();
+    let (entries, _) = runtime.block_on(etcd.range("/t/accounts/")).unwrap();
+    assert_eq!(
+        entries.iter().map(|kv| kv.key.as_str()).collect::<Vec<_>>(),
+        ["/t/accounts/a"],
+        "one ledger entry: {entries:?}"
+    );
+    let now = jiff::Timestamp::now();
+    for i in 0..40 {
+        let until = if i % 2 == 0 {
+            now - jiff::SignedDuration::from_mins(1)
+        } else {
+            now + jiff::SignedDuration::from_mins(30 + i)
+        };
+        let entry = serde_json::json!({"exhausted": {"until": until, "node": "n9"}});
+        runtime
+            .block_on(etcd.put("/t/accounts/a", &entry.to_string(), None))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for (i, b) in beds.iter().enumerate() {
+        assert_eq!(b.events("swap").len(), 1, "node {}: one swap", i + 1);
+        assert!(all_on(b, "b"), "node {}: no ping-pong", i + 1);
+    }
+    drop(controllers);
+}
