@@ -145,7 +145,11 @@ struct Member {
 impl Member {
     async fn run(mut self) {
         let mut changes: Option<mpsc::Receiver<Change>> = None;
-        let mut tick = tokio::time::interval(Duration::from_secs(self.ttl / 3).max(RETRY));
+        // A degraded node tries again every RETRY; a joined one keeps its lease alive
+        // every third of its time to live.
+        let mut tick = tokio::time::interval(RETRY);
+        let keep_every = Duration::from_secs(self.ttl / 3).max(RETRY);
+        let mut kept = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 changed = self.reports.changed() => {
@@ -179,6 +183,10 @@ impl Member {
                     }
                 }
                 _ = tick.tick() => {
+                    if self.lease.is_some() && kept.elapsed() < keep_every {
+                        continue;
+                    }
+                    kept = tokio::time::Instant::now();
                     let result = match self.lease {
                         Some(lease) => match self.etcd.keepalive(lease).await {
                             Ok(true) => self.status().await,
