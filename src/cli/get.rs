@@ -452,6 +452,8 @@ fn cell(v: &Value) -> String {
         Value::Null => "-".to_owned(),
         Value::String(s) if s.is_empty() => "-".to_owned(),
         Value::String(s) => s.clone(),
+        Value::Array(items) if items.is_empty() => "-".to_owned(),
+        Value::Array(items) => items.iter().map(cell).collect::<Vec<_>>().join(","),
         // A usage window: its use and when it resets.
         Value::Object(w) if w.contains_key("used") => format!(
             "{:.0}% (resets {})",
