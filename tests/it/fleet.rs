@@ -22,7 +22,7 @@ fn node(bed: &Bed, node: &str, endpoints: &[String]) -> PathBuf {
         "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: a}}\nspec: {{home: {r}/a, priority: 0}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: b}}\nspec: {{home: {r}/b, priority: 1}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: 300ms}}}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{pollInterval: 250ms, dispatch: {{submitDelay: 100ms}}, \
+         apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{pollInterval: 250ms, dispatch: {{submitDelay: 100ms}}, quota: {{moveAt: 95}}, \
            fleet: {{endpoints: [{endpoints}], node: {node}, prefix: /t/, leaseTtl: 3s}}}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: p}}\nspec: {{prefix: w-, min: 2, max: 2, workdir: {r}/work}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: work}}\nspec: {{path: {r}/work/.agent-queue/inbox, pool: p, workdir: {r}/work}}\n"
@@ -237,5 +237,45 @@ fn two_nodes_at_the_limit_at_once_should_swap_once_each_through_flapping_reports
         assert_eq!(b.events("swap").len(), 1, "node {}: one swap", i + 1);
         assert!(all_on(b, "b"), "node {}: no ping-pong", i + 1);
     }
+    drop(controllers);
+}
+
+#[test]
+fn a_use_over_move_at_on_one_node_should_move_the_others_before_their_turns_reach_it() {
+    let Some(cluster) = Cluster::start(1) else {
+        return;
+    };
+    let endpoints = cluster.endpoints();
+    let beds: Vec<Bed> = (0..2).map(|_| bed::new(&["manifests"])).collect();
+    let files: Vec<PathBuf> = beds
+        .iter()
+        .enumerate()
+        .map(|(i, b)| node(b, &format!("n{}", i + 1), &endpoints))
+        .collect();
+    let controllers: Vec<_> = beds
+        .iter()
+        .zip(&files)
+        .map(|(b, f)| b.controller(f, "controller", None))
+        .collect();
+    for b in &beds {
+        wait_for(Duration::from_secs(30), "every pool up on a", || all_on(b, "a").then_some(()));
+    }
+    // Node 1's status line says account a is at 96 % from its next answer on.
+    std::fs::write(beds[0].root.join("a/.sim-usage"), "96 20").unwrap();
+    beds[0].drop_task("work", "t0.md", "the task that reads 96 %");
+    for b in &beds {
+        wait_for(Duration::from_secs(30), "every session on b", || all_on(b, "b").then_some(()));
+    }
+    let swap = &beds[1].events("swap")[0];
+    assert_eq!(swap["reason"], "usage 96% reached moveAt 95%", "{swap}");
+    let reported = beds[0].events("usageCrossed");
+    let first = reported.first().map(time).expect("node 1 read 96 %");
+    let moved = time(swap);
+    assert!(
+        moved.duration_since(first) <= jiff::SignedDuration::from_secs(1),
+        "node 2 swapped {:?} after node 1's reading",
+        moved.duration_since(first)
+    );
+    assert!(beds[1].events("usageCrossed").is_empty(), "node 2's own agents read nothing");
     drop(controllers);
 }
