@@ -43,13 +43,15 @@ pub fn collect(spec: &FleetSpec, what: What) -> Result<(Vec<Value>, Vec<String>)
                         json!({"node": name, "state": "up",
                                "sessions": s["sessions"].as_array().map_or(0, Vec::len),
                                "accounts": s["accountsInUse"], "version": s["version"],
+                               "lastSwap": last_swap(&s["lastSwap"]),
                                "lastSeen": s["updated"]})
                     })
                     .collect();
                 for (name, s) in &seen {
                     if !nodes.iter().any(|(n, _)| n == name) {
                         rows.push(json!({"node": name, "state": "gone", "sessions": null,
-                                         "accounts": null, "version": null, "lastSeen": s["at"]}));
+                                         "accounts": null, "version": null, "lastSwap": null,
+                                         "lastSeen": s["at"]}));
                     }
                 }
                 rows
@@ -65,6 +67,7 @@ pub fn collect(spec: &FleetSpec, what: What) -> Result<(Vec<Value>, Vec<String>)
                     json!({"name": name,
                            "exhaustedUntil": exhausted.map(|e| e.until.to_string()),
                            "seenBy": exhausted.map(|e| e.node.clone()),
+                           "reading": exhausted.and_then(|e| e.reading.clone()),
                            "fiveHour": entry.usage.as_ref().and_then(|u| u.usage.five_hour).map(|w| json!({"used": w.used, "resetsAt": w.resets_at})),
                            "sevenDay": entry.usage.as_ref().and_then(|u| u.usage.seven_day).map(|w| json!({"used": w.used, "resetsAt": w.resets_at}))})
                 })
@@ -73,6 +76,16 @@ pub fn collect(spec: &FleetSpec, what: What) -> Result<(Vec<Value>, Vec<String>)
         };
         Ok((rows, footer))
     })
+}
+
+/// A node's last swap in words: `a -> b at TIME`.
+fn last_swap(swap: &Value) -> Option<String> {
+    Some(format!(
+        "{} -> {} at {}",
+        swap["from"].as_str()?,
+        swap["to"].as_str()?,
+        swap["at"].as_str()?
+    ))
 }
 
 /// The `field` rows of every node's status, each with its node first.

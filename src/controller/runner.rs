@@ -55,6 +55,8 @@ pub(super) struct Controller {
     pub reconciles: u64,
     /// Its fleet membership, with one.
     pub fleet: Option<crate::fleet::Handle>,
+    /// The last quota reading of each account, for the fleet's ledger.
+    pub readings: std::collections::BTreeMap<String, String>,
 }
 
 impl Controller {
@@ -373,6 +375,21 @@ impl Controller {
 
     /// Tells the fleet what this round knows of the accounts, and the node's status.
     fn report_fleet(&mut self, report: &super::round::Report) {
+        if self.fleet.is_none() {
+            return;
+        }
+        for event in &report.plan.events {
+            if let crate::plan::Event::QuotaDetected {
+                account,
+                session,
+                line,
+                ..
+            } = event
+            {
+                self.readings
+                    .insert(account.clone(), format!("{session}: {line}"));
+            }
+        }
         let Some(fleet) = &self.fleet else { return };
         let facts = &report.plan.facts;
         let now = jiff::Timestamp::now();
@@ -389,16 +406,18 @@ impl Controller {
                         .copied()
                         .filter(|t| *t > now),
                     usage: facts.usage.get(&a.name).cloned(),
+                    reading: self.readings.get(&a.name).cloned(),
                 };
                 (a.name.clone(), local)
             })
             .collect();
-        let status = crate::fleet::status(
+        let mut status = crate::fleet::status(
             &self.desired.manifests,
             &report.observed,
             &report.plan,
             &self.settings.spec.owner,
         );
+        status["lastSwap"] = serde_json::to_value(&facts.last_swap).unwrap_or_default();
         fleet.report.send_if_modified(|old| {
             let new = crate::fleet::Report { accounts, status };
             // The status's own clock aside, nothing new: nothing to publish.

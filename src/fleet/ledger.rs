@@ -16,6 +16,9 @@ pub struct Exhaustion {
     pub until: Timestamp,
     /// The node that saw it first.
     pub node: String,
+    /// What that node's agent said (`session: line`), when it was told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reading: Option<String>,
 }
 
 /// One account's entry.
@@ -37,6 +40,8 @@ pub struct Local {
     pub exhausted_until: Option<Timestamp>,
     /// Its use.
     pub usage: Option<UsageReading>,
+    /// The reading behind its exhaustion (`session: line`), when known.
+    pub reading: Option<String>,
 }
 
 /// The outcome of merging a node's knowledge with the ledger's.
@@ -61,12 +66,14 @@ pub fn merge(remote: Option<&Entry>, local: &Local, node: &str, now: Timestamp) 
             entry.exhausted = Some(Exhaustion {
                 until: u,
                 node: node.to_owned(),
+                reading: local.reading.clone(),
             });
         }
         (Some(u), Some(t)) if u > t.until => {
             entry.exhausted = Some(Exhaustion {
                 until: u,
                 node: t.node.clone(),
+                reading: t.reading.clone(),
             });
         }
         (None, Some(t)) => adopt.exhausted_until = Some(t.until),
@@ -99,6 +106,7 @@ mod tests {
             exhausted: Some(Exhaustion {
                 until: at(h),
                 node: node.to_owned(),
+                reading: None,
             }),
             usage: None,
         }
@@ -107,7 +115,7 @@ mod tests {
     fn local(h: i64) -> Local {
         Local {
             exhausted_until: Some(at(h)),
-            usage: None,
+            ..Local::default()
         }
     }
 

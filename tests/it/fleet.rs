@@ -78,6 +78,36 @@ fn an_exhaustion_on_one_node_should_move_every_node_within_a_second() {
             all_on(b, "b").then_some(())
         });
     }
+    let (code, ledger) = beds[2].run(&[
+        "get",
+        "accounts",
+        "--fleet",
+        "-o",
+        "json",
+        "-f",
+        &files[2].to_string_lossy(),
+    ]);
+    assert_eq!(code, 0, "{ledger}");
+    let ledger: serde_json::Value = serde_json::from_str(&ledger).unwrap();
+    assert_eq!(ledger[0]["name"], "a", "{ledger}");
+    assert_eq!(ledger[0]["seenBy"], "n1", "{ledger}");
+    assert!(
+        ledger[0]["reading"]
+            .as_str()
+            .is_some_and(|r| r.contains("You've hit your")),
+        "the reading behind it: {ledger}"
+    );
+    wait_for(
+        Duration::from_secs(5),
+        "node 2's last swap in the fleet view",
+        || {
+            let (_, nodes) = beds[0].run(&["get", "nodes", "-f", &files[0].to_string_lossy()]);
+            nodes
+                .lines()
+                .any(|l| l.starts_with("n2") && l.contains("a -> b at"))
+                .then_some(())
+        },
+    );
     let seen = beds[0]
         .events("quotaDetected")
         .first()
@@ -258,13 +288,17 @@ fn a_use_over_move_at_on_one_node_should_move_the_others_before_their_turns_reac
         .map(|(b, f)| b.controller(f, "controller", None))
         .collect();
     for b in &beds {
-        wait_for(Duration::from_secs(30), "every pool up on a", || all_on(b, "a").then_some(()));
+        wait_for(Duration::from_secs(30), "every pool up on a", || {
+            all_on(b, "a").then_some(())
+        });
     }
     // Node 1's status line says account a is at 96 % from its next answer on.
     std::fs::write(beds[0].root.join("a/.sim-usage"), "96 20").unwrap();
     beds[0].drop_task("work", "t0.md", "the task that reads 96 %");
     for b in &beds {
-        wait_for(Duration::from_secs(30), "every session on b", || all_on(b, "b").then_some(()));
+        wait_for(Duration::from_secs(30), "every session on b", || {
+            all_on(b, "b").then_some(())
+        });
     }
     let swap = &beds[1].events("swap")[0];
     assert_eq!(swap["reason"], "usage 96% reached moveAt 95%", "{swap}");
@@ -276,6 +310,9 @@ fn a_use_over_move_at_on_one_node_should_move_the_others_before_their_turns_reac
         "node 2 swapped {:?} after node 1's reading",
         moved.duration_since(first)
     );
-    assert!(beds[1].events("usageCrossed").is_empty(), "node 2's own agents read nothing");
+    assert!(
+        beds[1].events("usageCrossed").is_empty(),
+        "node 2's own agents read nothing"
+    );
     drop(controllers);
 }
