@@ -326,6 +326,10 @@ pub struct FleetSpec {
     /// A PEM file of certificate authorities for `https://` endpoints (absolute).
     /// Empty: the system's. Default empty.
     pub ca_file: PathBuf,
+    /// The etcd user, when etcd's authentication is on. Empty: none. Default empty.
+    pub username: String,
+    /// A file holding that user's password (absolute; its first line). Default empty.
+    pub password_file: PathBuf,
 }
 
 impl Default for FleetSpec {
@@ -336,6 +340,8 @@ impl Default for FleetSpec {
             prefix: "/failover/".to_owned(),
             lease_ttl: Duration::from_secs(10),
             ca_file: PathBuf::new(),
+            username: String::new(),
+            password_file: PathBuf::new(),
         }
     }
 }

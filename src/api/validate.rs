@@ -110,6 +110,7 @@ fn check_local(doc: &Doc, out: &mut Vec<Problem>) {
             "/spec/tmux/config",
             "/spec/notifications/caFile",
             "/spec/fleet/caFile",
+            "/spec/fleet/passwordFile",
         ],
     };
     for pointer in absolute {

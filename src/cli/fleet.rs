@@ -14,7 +14,7 @@ pub fn collect(spec: &FleetSpec, what: What) -> Result<(Vec<Value>, Vec<String>)
             "no fleet: the ControllerConfig has no fleet section (fleet.endpoints)".to_owned(),
         );
     }
-    let etcd = Etcd::new(&spec.endpoints, &spec.ca_file).map_err(|e| e.to_string())?;
+    let etcd = Etcd::for_fleet(spec).map_err(|e| e.to_string())?;
     let keys = Keys::new(&spec.prefix);
     let runtime = super::runtime()?;
     runtime.block_on(async {

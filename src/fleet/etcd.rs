@@ -49,6 +49,24 @@ pub enum Change {
     Restarted,
 }
 
+/// A user and password for etcd's authentication.
+#[derive(Clone)]
+pub struct Credentials {
+    /// The user.
+    pub user: String,
+    /// The password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A client of one etcd cluster.
 #[derive(Debug)]
 pub struct Etcd {
@@ -56,6 +74,9 @@ pub struct Etcd {
     http: reqwest::Client,
     /// The endpoint that answered last, tried first.
     current: AtomicUsize,
+    credentials: Option<Credentials>,
+    /// The token of the last authentication.
+    token: std::sync::Mutex<Option<String>>,
 }
 
 fn b64(text: &str) -> String {
@@ -121,7 +142,88 @@ impl Etcd {
                 .collect(),
             http: builder.build().map_err(|e| Error::Client(e.to_string()))?,
             current: AtomicUsize::new(0),
+            credentials: None,
+            token: std::sync::Mutex::new(None),
         })
+    }
+
+    /// The same client, authenticating as `credentials`.
+    pub fn with_credentials(mut self, credentials: Option<Credentials>) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
+    /// A client for the fleet `spec` names: its endpoints, CA and user.
+    pub fn for_fleet(spec: &crate::api::FleetSpec) -> Result<Self, Error> {
+        let credentials = if spec.username.is_empty() {
+            None
+        } else {
+            let text = std::fs::read_to_string(&spec.password_file).map_err(|e| {
+                Error::Client(format!(
+                    "password file {}: {e}",
+                    spec.password_file.display()
+                ))
+            })?;
+            Some(Credentials {
+                user: spec.username.clone(),
+                password: text.lines().next().unwrap_or("").to_owned(),
+            })
+        };
+        Ok(Self::new(&spec.endpoints, &spec.ca_file)?.with_credentials(credentials))
+    }
+
+    fn token(&self) -> Option<String> {
+        self.token.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_token(&self, token: Option<String>) {
+        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = token;
+    }
+
+    /// Authenticates, when credentials are set and no token is held.
+    async fn authenticate(&self, endpoint: &str) -> Result<(), Error> {
+        let Some(c) = &self.credentials else {
+            return Ok(());
+        };
+        if self.token().is_some() {
+            return Ok(());
+        }
+        let unreachable =
+            |e: reqwest::Error| Error::Unreachable(format!("{endpoint}: {}", e.without_url()));
+        let answer = self
+            .http
+            .post(format!("{endpoint}/v3/auth/authenticate"))
+            .header("content-type", "application/json")
+            .body(json!({"name": c.user, "password": c.password}).to_string())
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let bytes = answer.bytes().await.map_err(unreachable)?;
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        match v["token"].as_str() {
+            Some(token) => {
+                self.set_token(Some(token.to_owned()));
+                Ok(())
+            }
+            None => Err(Error::Answer(format!(
+                "authentication of user {} refused: {}",
+                c.user,
+                v["message"].as_str().unwrap_or("no token")
+            ))),
+        }
+    }
+
+    /// A POST of `body` to `url`, with the token when one is held.
+    fn post(&self, url: String, body: &Value) -> reqwest::RequestBuilder {
+        let mut request = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(token) = self.token() {
+            request = request.header("authorization", token);
+        }
+        request
     }
 
     /// POSTs `body` to `path` on the first endpoint that answers.
@@ -132,13 +234,15 @@ impl Etcd {
         for i in 0..n {
             let at = (first + i) % n;
             let url = format!("{}{path}", self.endpoints[at]);
-            let sent = self
-                .http
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(body.to_string())
-                .send()
-                .await;
+            match self.authenticate(&self.endpoints[at]).await {
+                Err(Error::Unreachable(why)) => {
+                    last = why;
+                    continue;
+                }
+                Err(other) => return Err(other),
+                Ok(()) => {}
+            }
+            let sent = self.post(url, body).send().await;
             match sent {
                 Ok(answer) => {
                     let status = answer.status();
@@ -149,12 +253,14 @@ impl Etcd {
                     let v: Value = serde_json::from_slice(&bytes)
                         .map_err(|e| Error::Answer(format!("{path}: {e}")))?;
                     if !status.is_success() {
+                        let message = v["message"].as_str().unwrap_or("error");
                         // A member without quorum answers 503: the next one may have it.
-                        last = format!(
-                            "{}: {}",
-                            self.endpoints[at],
-                            v["message"].as_str().unwrap_or("error")
-                        );
+                        last = format!("{}: {message}", self.endpoints[at]);
+                        // An expired token: authenticate again, on the next endpoint.
+                        if message.contains("token") && self.credentials.is_some() {
+                            self.set_token(None);
+                            continue;
+                        }
                         if status.is_server_error() {
                             continue;
                         }
@@ -265,13 +371,14 @@ impl Etcd {
             let endpoint = &self.endpoints[(at + i) % n];
             let body = json!({"create_request": {"key": b64(prefix), "range_end": range_end(prefix),
                 "start_revision": next.to_string()}});
+            if let Err(e) = self.authenticate(endpoint).await {
+                last = e.to_string();
+                continue;
+            }
             // A watch lives long: no overall timeout, only for the connection.
             let sent = self
-                .http
-                .post(format!("{endpoint}/v3/watch"))
+                .post(format!("{endpoint}/v3/watch"), &body)
                 .timeout(Duration::from_secs(24 * 3600))
-                .header("content-type", "application/json")
-                .body(body.to_string())
                 .send()
                 .await;
             let mut answer = match sent {

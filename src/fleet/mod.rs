@@ -109,7 +109,7 @@ pub fn join(spec: &FleetSpec) -> Result<Option<Handle>, etcd::Error> {
     if spec.endpoints.is_empty() {
         return Ok(None);
     }
-    let etcd = Arc::new(Etcd::new(&spec.endpoints, &spec.ca_file)?);
+    let etcd = Arc::new(Etcd::for_fleet(spec)?);
     let (news_tx, news) = mpsc::channel(64);
     let (report, report_rx) = watch::channel(Report::default());
     let node = node_name(spec);

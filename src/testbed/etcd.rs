@@ -111,6 +111,29 @@ impl Cluster {
         self.members.iter().map(|m| m.client.clone()).collect()
     }
 
+    /// Turns etcd's authentication on, with the user `root` and `password`.
+    pub fn enable_auth(&self, password: &str) {
+        let address = self.members[0]
+            .client
+            .trim_start_matches("http://")
+            .to_owned();
+        for (path, body) in [
+            (
+                "/v3/auth/user/add",
+                format!("{{\"name\":\"root\",\"password\":\"{password}\"}}"),
+            ),
+            ("/v3/auth/role/add", "{\"name\":\"root\"}".to_owned()),
+            (
+                "/v3/auth/user/grant",
+                "{\"user\":\"root\",\"role\":\"root\"}".to_owned(),
+            ),
+            ("/v3/auth/enable", "{}".to_owned()),
+        ] {
+            let answer = post(&address, path, &body);
+            assert!(answer.contains("header"), "{path}: {answer}");
+        }
+    }
+
     /// Kills member `i` with SIGKILL.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut child) = self.members[i].child.take() {
@@ -133,6 +156,26 @@ impl Cluster {
             });
         }
     }
+}
+
+/// POSTs `body` to `path` on `address`: the answer's body.
+fn post(address: &str, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(address).unwrap_or_else(|e| panic!("etcd at {address}: {e}"));
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut answer = String::new();
+    stream
+        .write_all(request.as_bytes())
+        .and_then(|()| stream.read_to_string(&mut answer))
+        .unwrap_or_else(|e| panic!("etcd at {address}: {e}"));
+    answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
 }
 
 /// Whether `GET /health` on `address` says the member is healthy.

@@ -13,6 +13,11 @@ use crate::bed::{self, BIN, Bed};
 /// Node `node`'s manifests: accounts a and b (homes of its own), a pool of 2 taking
 /// tasks from an inbox, stand-in agents, and the fleet.
 fn node(bed: &Bed, node: &str, endpoints: &[String]) -> PathBuf {
+    node_with(bed, node, endpoints, "")
+}
+
+/// [`node`], with `more` added to the fleet section (`, username: root`).
+fn node_with(bed: &Bed, node: &str, endpoints: &[String], more: &str) -> PathBuf {
     let r = bed.root.to_string_lossy();
     for dir in ["a", "b", "work/.agent-queue/inbox"] {
         std::fs::create_dir_all(bed.root.join(dir)).unwrap();
@@ -23,7 +28,7 @@ fn node(bed: &Bed, node: &str, endpoints: &[String]) -> PathBuf {
          apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: b}}\nspec: {{home: {r}/b, priority: 1}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: 300ms}}}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{pollInterval: 250ms, dispatch: {{submitDelay: 100ms}}, quota: {{moveAt: 95}}, \
-           fleet: {{endpoints: [{endpoints}], node: {node}, prefix: /t/, leaseTtl: 3s}}}}\n---\n\
+           fleet: {{endpoints: [{endpoints}], node: {node}, prefix: /t/, leaseTtl: 3s{more}}}}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: p}}\nspec: {{prefix: w-, min: 2, max: 2, workdir: {r}/work}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: work}}\nspec: {{path: {r}/work/.agent-queue/inbox, pool: p, workdir: {r}/work}}\n"
     );
@@ -322,4 +327,41 @@ fn a_use_over_move_at_on_one_node_should_move_the_others_before_their_turns_reac
         "node 2's own agents read nothing"
     );
     drop(controllers);
+}
+
+#[test]
+fn a_node_should_join_an_etcd_that_asks_for_a_user_and_password() {
+    let Some(cluster) = Cluster::start(1) else {
+        return;
+    };
+    cluster.enable_auth("s3cret");
+    let endpoints = cluster.endpoints();
+    let bed = bed::new(&["manifests"]);
+    let password = bed.write("etcd-password", "s3cret\n");
+    let file = node_with(
+        &bed,
+        "n1",
+        &endpoints,
+        &format!(", username: root, passwordFile: {}", password.display()),
+    );
+    let controller = bed.controller(&file, "controller", None);
+    let nodes = wait_for(Duration::from_secs(30), "the node up", || {
+        let (code, nodes) = bed.run(&["get", "nodes", "-f", &file.to_string_lossy()]);
+        (code == 0
+            && nodes
+                .lines()
+                .any(|l| l.starts_with("n1") && l.contains(" up ")))
+        .then_some(nodes)
+    });
+    assert!(!nodes.contains("s3cret"));
+    // Without the user, etcd says why, and so does get.
+    let anonymous = node(&bed, "n1", &endpoints);
+    let (code, out) = bed.run(&["get", "nodes", "-f", &anonymous.to_string_lossy()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("user name is empty"), "{out}");
+    assert!(
+        !bed.log("controller").contains("s3cret"),
+        "no password in the log"
+    );
+    drop(controller);
 }
