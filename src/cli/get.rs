@@ -90,24 +90,16 @@ pub fn run(args: GetArgs) -> ExitCode {
         };
         return super::events::run(&dir, &query);
     }
-    if args.what == What::Nodes || args.fleet {
-        let collected = manifests(&args.files)
-            .and_then(|m| super::fleet::collect(&m.controller.spec.fleet, args.what));
-        return match collected {
-            Ok((rows, footer)) => {
-                print!("{}", render(&rows, args.output, &footer));
-                ExitCode::SUCCESS
-            }
-            Err(message) => {
-                eprintln!("error: {message}");
-                ExitCode::from(2)
-            }
-        };
-    }
-    if args.watch {
+    if args.watch && args.what != What::Nodes && !args.fleet {
         return watch(&args);
     }
-    match collect(&args) {
+    let collected = if args.what == What::Nodes || args.fleet {
+        manifests(&args.files)
+            .and_then(|m| super::fleet::collect(&m.controller.spec.fleet, args.what))
+    } else {
+        collect(&args)
+    };
+    match collected {
         Ok((rows, footer)) => {
             print!("{}", render(&rows, args.output, &footer));
             ExitCode::SUCCESS

@@ -9,6 +9,7 @@ use failover::testbed::etcd::Cluster;
 use failover::testbed::wait_for;
 
 use crate::bed::{self, BIN, Bed};
+use failover::testbed::Spawned;
 
 /// Node `node`'s manifests: accounts a and b (homes of its own), a pool of 2 taking
 /// tasks from an inbox, stand-in agents, and the fleet.
@@ -35,6 +36,27 @@ fn node_with(bed: &Bed, node: &str, endpoints: &[String], more: &str) -> PathBuf
     bed.write("manifests/pool.yaml", &text)
 }
 
+/// `n` nodes on `endpoints`, each with its controller started and its pool up on a.
+fn start_nodes(n: usize, endpoints: &[String]) -> (Vec<Bed>, Vec<PathBuf>, Vec<Option<Spawned>>) {
+    let beds: Vec<Bed> = (0..n).map(|_| bed::new(&["manifests"])).collect();
+    let files: Vec<PathBuf> = beds
+        .iter()
+        .enumerate()
+        .map(|(i, b)| node(b, &format!("n{}", i + 1), endpoints))
+        .collect();
+    let controllers = beds
+        .iter()
+        .zip(&files)
+        .map(|(b, f)| Some(b.controller(f, "controller", None)))
+        .collect();
+    for b in &beds {
+        wait_for(Duration::from_secs(30), "every pool up on a", || {
+            all_on(b, "a").then_some(())
+        });
+    }
+    (beds, files, controllers)
+}
+
 /// The time of a journal entry.
 fn time(entry: &serde_json::Value) -> jiff::Timestamp {
     entry["time"].as_str().unwrap().parse().unwrap()
@@ -52,22 +74,7 @@ fn an_exhaustion_on_one_node_should_move_every_node_within_a_second() {
         return;
     };
     let endpoints = cluster.endpoints();
-    let beds: Vec<Bed> = (0..3).map(|_| bed::new(&["manifests"])).collect();
-    let files: Vec<PathBuf> = beds
-        .iter()
-        .enumerate()
-        .map(|(i, b)| node(b, &format!("n{}", i + 1), &endpoints))
-        .collect();
-    let mut controllers: Vec<_> = beds
-        .iter()
-        .zip(&files)
-        .map(|(b, f)| Some(b.controller(f, "controller", None)))
-        .collect();
-    for b in &beds {
-        wait_for(Duration::from_secs(30), "every pool up on a", || {
-            all_on(b, "a").then_some(())
-        });
-    }
+    let (beds, files, mut controllers) = start_nodes(3, &endpoints);
     let (code, nodes) = beds[0].run(&["get", "nodes", "-f", &files[0].to_string_lossy()]);
     assert_eq!(code, 0, "{nodes}");
     wait_for(Duration::from_secs(10), "three nodes up", || {
@@ -215,22 +222,7 @@ fn two_nodes_at_the_limit_at_once_should_swap_once_each_through_flapping_reports
         return;
     };
     let endpoints = cluster.endpoints();
-    let beds: Vec<Bed> = (0..2).map(|_| bed::new(&["manifests"])).collect();
-    let files: Vec<PathBuf> = beds
-        .iter()
-        .enumerate()
-        .map(|(i, b)| node(b, &format!("n{}", i + 1), &endpoints))
-        .collect();
-    let controllers: Vec<_> = beds
-        .iter()
-        .zip(&files)
-        .map(|(b, f)| b.controller(f, "controller", None))
-        .collect();
-    for b in &beds {
-        wait_for(Duration::from_secs(30), "every pool up on a", || {
-            all_on(b, "a").then_some(())
-        });
-    }
+    let (beds, _, controllers) = start_nodes(2, &endpoints);
     // Both nodes meet account a's limit at the same moment.
     for b in &beds {
         std::fs::write(b.root.join("a/.sim-limit"), "11:59pm (UTC)\n").unwrap();
@@ -288,22 +280,7 @@ fn a_use_over_move_at_on_one_node_should_move_the_others_before_their_turns_reac
         return;
     };
     let endpoints = cluster.endpoints();
-    let beds: Vec<Bed> = (0..2).map(|_| bed::new(&["manifests"])).collect();
-    let files: Vec<PathBuf> = beds
-        .iter()
-        .enumerate()
-        .map(|(i, b)| node(b, &format!("n{}", i + 1), &endpoints))
-        .collect();
-    let controllers: Vec<_> = beds
-        .iter()
-        .zip(&files)
-        .map(|(b, f)| b.controller(f, "controller", None))
-        .collect();
-    for b in &beds {
-        wait_for(Duration::from_secs(30), "every pool up on a", || {
-            all_on(b, "a").then_some(())
-        });
-    }
+    let (beds, _, controllers) = start_nodes(2, &endpoints);
     // Node 1's status line says account a is at 96 % from its next answer on.
     std::fs::write(beds[0].root.join("a/.sim-usage"), "96 20").unwrap();
     beds[0].drop_task("work", "t0.md", "the task that reads 96 %");
