@@ -296,6 +296,8 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
     use hyper::{Response, StatusCode};
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // Out of file descriptors, most often: a breath, not a busy loop.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             continue;
         };
         let metrics = metrics.clone();

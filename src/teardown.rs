@@ -29,6 +29,8 @@ pub enum Step {
     },
     /// A claimed task: its file goes from `active/` back to the inbox.
     ReturnTask {
+        /// The session that held it: the task goes back only once its agent is gone.
+        session: String,
         /// The inbox's name.
         inbox: String,
         /// The task's name as dropped.
@@ -46,6 +48,8 @@ pub enum Step {
         text: Option<String>,
         /// Whether that is the file as it was before failover's first write.
         original: bool,
+        /// The file's JSON when it was looked at: changed since, only our entries go.
+        seen: Value,
     },
     /// A link failover created that still points where it made it point.
     Link {
@@ -71,6 +75,7 @@ impl fmt::Display for Step {
                 path,
                 text,
                 original,
+                ..
             } => match (text, original) {
                 (None, _) => write!(
                     f,
@@ -102,16 +107,18 @@ impl Step {
             Step::Session { name } => json!({"action": "deleteSession", "name": name,
                 "reason": "failover delete"}),
             Step::ReturnTask {
+                session,
                 inbox,
                 task,
                 from,
                 to,
-            } => json!({"action": "returnTask", "inbox": inbox, "name": task,
+            } => json!({"action": "returnTask", "session": session, "inbox": inbox, "name": task,
                 "from": from, "to": to}),
             Step::Settings {
                 path,
                 text,
                 original,
+                ..
             } => json!({"action": "restoreSettings", "path": path,
                 "removed": text.is_none(), "original": original}),
             Step::Link { link, target } => json!({"action": "removeLink", "link": link,
@@ -148,6 +155,7 @@ pub fn plan(m: &Manifests, observed: &Observed, owner: &str, found: &Found) -> V
         let base = inbox.spec.path.parent().unwrap_or(&inbox.spec.path);
         for t in &state.active {
             steps.push(Step::ReturnTask {
+                session: t.session.clone(),
                 inbox: inbox.name.clone(),
                 task: t.task.clone(),
                 from: base.join("active").join(&t.file),
@@ -202,6 +210,7 @@ fn settings(
             path: path.to_path_buf(),
             text: o.text.clone(),
             original: true,
+            seen: value.clone(),
         });
     }
     let text = agent_settings::render(&merged.value).ok()?;
@@ -209,6 +218,7 @@ fn settings(
         path: path.to_path_buf(),
         text: Some(text),
         original: false,
+        seen: value.clone(),
     })
 }
 
@@ -223,6 +233,11 @@ pub enum Error {
         /// Its place in the inbox.
         to: PathBuf,
     },
+    /// Agent settings that are no longer JSON failover can read.
+    #[error(
+        "agent settings {0}: changed since they were looked at and no longer valid JSON; left alone"
+    )]
+    Changed(PathBuf),
     /// A link changed since it was looked at.
     #[error("link {0}: no longer points where failover made it point; left alone")]
     LinkChanged(PathBuf),
@@ -251,15 +266,43 @@ pub fn apply_fs(step: &Step, state_dir: &Path) -> Result<(), Error> {
     match step {
         Step::Session { .. } => Ok(()),
         Step::ReturnTask { task, from, to, .. } => {
-            if std::fs::symlink_metadata(to).is_ok() {
-                return Err(Error::Taken {
+            // A link then an unlink, not a rename: a rename would replace a task of the
+            // same name dropped into the inbox meanwhile.
+            match std::fs::hard_link(from, to) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Taken {
                     task: task.clone(),
                     to: to.clone(),
-                });
+                }),
+                Err(e) => Err(Error::Io {
+                    path: to.clone(),
+                    source: e,
+                }),
+                Ok(()) => std::fs::remove_file(from).map_err(io(from)),
             }
-            std::fs::rename(from, to).map_err(io(from))
         }
-        Step::Settings { path, text, .. } => {
+        Step::Settings {
+            path, text, seen, ..
+        } => {
+            // Changed since it was looked at: only our entries go from what it is now.
+            let now = match agent_settings::Observed::read(path) {
+                Settings::Json(v) => Some(v),
+                _ => None,
+            };
+            let recomputed;
+            let text = if now.as_ref() == Some(seen) {
+                text
+            } else {
+                let Some(now) = now else {
+                    return Err(Error::Changed(path.clone()));
+                };
+                let merged = agent_settings::merge(Some(&now), None)
+                    .map_err(|_| Error::Changed(path.clone()))?;
+                recomputed = Some(
+                    agent_settings::render(&merged.value)
+                        .map_err(|_| Error::Changed(path.clone()))?,
+                );
+                &recomputed
+            };
             // A link (the operator's dotfiles) is written through and never removed.
             let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
             let target = if link {
@@ -314,7 +357,8 @@ mod tests {
     #[test]
     fn settings_unchanged_but_for_ours_should_be_put_back_byte_for_byte() {
         let text = "{\"model\":   \"opus\"}\n";
-        let now = Settings::Json(with_ours(serde_json::from_str(text).unwrap()));
+        let seen = with_ours(serde_json::from_str(text).unwrap());
+        let now = Settings::Json(seen.clone());
         let step = settings(
             Path::new("/h/s.json"),
             Some(&now),
@@ -325,7 +369,8 @@ mod tests {
             Some(Step::Settings {
                 path: "/h/s.json".into(),
                 text: Some(text.to_owned()),
-                original: true
+                original: true,
+                seen,
             })
         );
     }
@@ -361,6 +406,50 @@ mod tests {
             serde_json::from_str::<Value>(&text).unwrap(),
             json!({"model": "sonnet"})
         );
+    }
+
+    #[test]
+    fn settings_changed_since_they_were_looked_at_should_keep_the_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.json");
+        let seen = with_ours(json!({"model": "opus"}));
+        let step = Step::Settings {
+            path: path.clone(),
+            text: Some("{\"model\":\"opus\"}".to_owned()),
+            original: true,
+            seen,
+        };
+        // The operator changed the model after delete looked.
+        let edited = with_ours(json!({"model": "sonnet"}));
+        std::fs::write(&path, edited.to_string()).unwrap();
+        apply_fs(&step, dir.path()).unwrap();
+        let after: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(after, json!({"model": "sonnet"}));
+    }
+
+    #[test]
+    fn a_task_should_never_replace_one_of_the_same_name_in_the_inbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from, to) = (dir.path().join("w-0.1.t.md"), dir.path().join("t.md"));
+        std::fs::write(&from, "claimed").unwrap();
+        std::fs::write(&to, "dropped since").unwrap();
+        let step = Step::ReturnTask {
+            session: "w-0".into(),
+            inbox: "i".into(),
+            task: "t.md".into(),
+            from: from.clone(),
+            to: to.clone(),
+        };
+        assert!(matches!(
+            apply_fs(&step, dir.path()),
+            Err(Error::Taken { .. })
+        ));
+        assert_eq!(std::fs::read_to_string(&to).unwrap(), "dropped since");
+        assert_eq!(std::fs::read_to_string(&from).unwrap(), "claimed");
+        std::fs::remove_file(&to).unwrap();
+        apply_fs(&step, dir.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(&to).unwrap(), "claimed");
+        assert!(!from.exists());
     }
 
     #[test]

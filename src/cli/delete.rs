@@ -88,13 +88,11 @@ fn delete(desired: &Desired, settings: &Settings, dry_run: bool) -> Result<ExitC
         return Ok(ExitCode::SUCCESS);
     }
     let mut journal = Journal::open(dir).map_err(|e| e.to_string())?;
-    let failed = runtime.block_on(carry_out(&steps, settings, &mut journal));
-    // The facts about the sessions taken down go with them.
+    let (failed, killed) = runtime.block_on(carry_out(&steps, settings, &mut journal));
+    // The facts about the sessions taken down go with them; not those still running.
     if let Ok(mut facts) = crate::state::Facts::load(dir) {
-        for step in &steps {
-            if let Step::Session { name } = step {
-                facts.sessions.remove(name);
-            }
+        for name in &killed {
+            facts.sessions.remove(name);
         }
         if let Err(e) = facts.save(dir) {
             eprintln!("warning: {e}");
@@ -122,6 +120,25 @@ fn stop_controller(dir: &Path) -> Result<(), String> {
     let Some(pid) = Lock::holder(dir) else {
         return Ok(());
     };
+    // The lock names the pid; it is signalled only when it is failover's own (a pid
+    // not written yet reads 0, and `kill 0` would signal this very process group).
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let failover = cmdline
+        .split(|b| *b == 0)
+        .next()
+        .and_then(|argv0| {
+            std::path::Path::new(std::str::from_utf8(argv0).ok()?)
+                .file_name()
+                .map(|n| n.to_owned())
+        })
+        .is_some_and(|n| n.to_string_lossy().starts_with("failover"));
+    if pid <= 1 || !failover {
+        return Err(format!(
+            "the state folder {} is locked by pid {pid}, which is not a failover controller here; \
+             stop it yourself, then run delete again",
+            dir.display()
+        ));
+    }
     println!("Stopping the controller (pid {pid}) so that it does not put back what is deleted…");
     let sent = std::process::Command::new("kill")
         .args(["-s", "TERM", &pid.to_string()])
@@ -146,18 +163,30 @@ fn stop_controller(dir: &Path) -> Result<(), String> {
 
 /// What the journal says failover created, and the settings kept before its writes.
 fn found(m: &crate::api::Manifests, dir: &Path) -> Found {
-    let mut links = Vec::new();
+    // The links the journal says failover created and did not remove since, in order.
+    let mut created: Vec<(PathBuf, PathBuf)> = Vec::new();
     for e in crate::state::journal::read(dir).unwrap_or_default() {
         let a = &e["action"];
+        let (Some(link), true) = (a["link"].as_str(), e["ok"] == true) else {
+            continue;
+        };
+        let link = PathBuf::from(link);
         if a["action"] == "createLink"
-            && e["ok"] == true
-            && let (Some(link), Some(target)) = (a["link"].as_str(), a["target"].as_str())
+            && let Some(target) = a["target"].as_str()
         {
-            let link = PathBuf::from(link);
-            let now = std::fs::read_link(&link).ok();
-            links.push((link, PathBuf::from(target), now));
+            created.retain(|(l, _)| *l != link);
+            created.push((link, PathBuf::from(target)));
+        } else if a["action"] == "removeLink" {
+            created.retain(|(l, _)| *l != link);
         }
     }
+    let links = created
+        .into_iter()
+        .map(|(link, target)| {
+            let now = std::fs::read_link(&link).ok();
+            (link, target, now)
+        })
+        .collect();
     let originals = m
         .accounts
         .iter()
@@ -172,8 +201,13 @@ fn found(m: &crate::api::Manifests, dir: &Path) -> Found {
     Found { links, originals }
 }
 
-/// Carries out `steps`, printing and journaling each; how many failed.
-async fn carry_out(steps: &[Step], settings: &Settings, journal: &mut Journal) -> usize {
+/// Carries out `steps`, printing and journaling each; how many failed, and the
+/// sessions killed.
+async fn carry_out(
+    steps: &[Step],
+    settings: &Settings,
+    journal: &mut Journal,
+) -> (usize, Vec<String>) {
     let dir = &settings.state_dir;
     let owner = &settings.spec.owner;
     let server = crate::controller::tmux_server(settings, false);
@@ -190,17 +224,29 @@ async fn carry_out(steps: &[Step], settings: &Settings, journal: &mut Journal) -
         state_dir: Some(dir),
     };
     let mut failed = 0;
+    let mut killed = Vec::new();
+    let mut alive = Vec::new();
     for step in steps {
         let result = match step {
+            // Its agent may still work on it: the task stays claimed.
+            Step::ReturnTask { session, .. } if alive.contains(session) => Err(format!(
+                "left in active/: session {session} could not be killed"
+            )),
             Step::Session { name } => {
                 let action = Action::Session(SessionAction::DeleteSession {
                     name: name.clone(),
                     reason: "failover delete".to_owned(),
                 });
-                crate::act::execute(&action, ctx)
+                let result = crate::act::execute(&action, ctx)
                     .await
                     .map(|_| ())
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| e.to_string());
+                if result.is_ok() {
+                    killed.push(name.clone());
+                } else {
+                    alive.push(name.clone());
+                }
+                result
             }
             other => teardown::apply_fs(other, dir).map_err(|e| e.to_string()),
         };
@@ -220,7 +266,7 @@ async fn carry_out(steps: &[Step], settings: &Settings, journal: &mut Journal) -
     if let Some(tmux) = &tmux {
         end_control_session(tmux, owner).await;
     }
-    failed
+    (failed, killed)
 }
 
 /// Ends the control session once no session with our mark is left on the server: it

@@ -33,7 +33,9 @@ impl Follow {
         let (tx, rx) = mpsc::channel();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                if event.is_ok() {
+                // Opening and reading a file (our own reads of the journal and the
+                // facts among them) is not a change.
+                if event.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
                     let _ = tx.send(());
                 }
             })

@@ -343,6 +343,9 @@ impl Controller {
             Some(News::Ledger(accounts)) => {
                 let mut facts = self.store.facts().clone();
                 let mut changed = false;
+                // Accounts these manifests do not name are other nodes' business.
+                let named = |a: &String| self.desired.manifests.account(a).is_some();
+                let accounts: Vec<_> = accounts.into_iter().filter(|(a, _)| named(a)).collect();
                 for (account, local) in accounts {
                     if let Some(until) = local.exhausted_until
                         && facts

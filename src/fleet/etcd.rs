@@ -231,8 +231,10 @@ impl Etcd {
         let n = self.endpoints.len();
         let first = self.current.load(Ordering::Relaxed);
         let mut last = String::from("no endpoint");
-        for i in 0..n {
-            let at = (first + i) % n;
+        // An endpoint is tried again once when it said the token had expired.
+        let mut tries: Vec<usize> = (0..n).map(|i| (first + i) % n).collect();
+        let mut renewed = false;
+        while let Some(at) = (!tries.is_empty()).then(|| tries.remove(0)) {
             let url = format!("{}{path}", self.endpoints[at]);
             match self.authenticate(&self.endpoints[at]).await {
                 Err(Error::Unreachable(why)) => {
@@ -256,9 +258,13 @@ impl Etcd {
                         let message = v["message"].as_str().unwrap_or("error");
                         // A member without quorum answers 503: the next one may have it.
                         last = format!("{}: {message}", self.endpoints[at]);
-                        // An expired token: authenticate again, on the next endpoint.
+                        // An expired token: authenticate again, and try once more.
                         if message.contains("token") && self.credentials.is_some() {
                             self.set_token(None);
+                            if !renewed {
+                                renewed = true;
+                                tries.insert(0, at);
+                            }
                             continue;
                         }
                         if status.is_server_error() {
@@ -300,15 +306,20 @@ impl Etcd {
     }
 
     /// Writes `key` only if it was last written at `mod_revision` (0: it does not
-    /// exist): whether it was written.
-    pub async fn put_if(&self, key: &str, value: &str, mod_revision: i64) -> Result<bool, Error> {
+    /// exist): the revision it was written at, or `None` when it was not.
+    pub async fn put_if(
+        &self,
+        key: &str,
+        value: &str,
+        mod_revision: i64,
+    ) -> Result<Option<i64>, Error> {
         let body = json!({
             "compare": [{"key": b64(key), "result": "EQUAL", "target": "MOD",
                          "mod_revision": mod_revision.to_string()}],
             "success": [{"request_put": {"key": b64(key), "value": b64(value)}}],
         });
         let v = self.call("/v3/kv/txn", &body).await?;
-        Ok(v["succeeded"] == true)
+        Ok((v["succeeded"] == true).then(|| int(&v["header"]["revision"])))
     }
 
     /// A lease of `ttl` seconds: its id.
@@ -393,13 +404,28 @@ impl Etcd {
                 }
             };
             let mut buffer = Vec::new();
-            while let Ok(Some(chunk)) = answer.chunk().await {
+            loop {
+                // Ends with the stream, or as soon as nobody listens any more.
+                let chunk = tokio::select! {
+                    chunk = answer.chunk() => chunk,
+                    () = tx.closed() => return Ok(()),
+                };
+                let Ok(Some(chunk)) = chunk else { break };
                 buffer.extend_from_slice(&chunk);
                 while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
                     let line: Vec<u8> = buffer.drain(..=end).collect();
                     let Ok(v) = serde_json::from_slice::<Value>(&line) else {
                         continue;
                     };
+                    // A revision compacted away: etcd cancels the watch and says no more.
+                    // Start again from now; the reader reads everything again.
+                    if v["result"]["canceled"] == true {
+                        *next = int(&v["result"]["compact_revision"]);
+                        return Err(Error::Answer(format!(
+                            "{endpoint}: the watch was cancelled ({})",
+                            v["result"]["cancel_reason"].as_str().unwrap_or("compacted")
+                        )));
+                    }
                     for e in v["result"]["events"].as_array().into_iter().flatten() {
                         let kv = kv(&e["kv"]);
                         *next = (*next).max(kv.mod_revision + 1);

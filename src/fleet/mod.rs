@@ -248,7 +248,12 @@ impl Member {
             Ok(entry) => {
                 self.ledger.insert(account.to_owned(), (entry, revision));
             }
-            Err(e) => warn!(key, error = %e, "fleet: a ledger entry that is not one; ignored"),
+            Err(e) => {
+                // Kept with its revision, empty: our next write replaces it.
+                warn!(key, error = %e, "fleet: a ledger entry that is not one; it will be replaced");
+                self.ledger
+                    .insert(account.to_owned(), (Entry::default(), revision));
+            }
         }
     }
 
@@ -284,9 +289,8 @@ impl Member {
                 let merged = ledger::merge(remote.as_ref(), local, &self.node, now);
                 let Some(entry) = merged.write else { break };
                 let text = serde_json::to_string(&entry).unwrap_or_default();
-                if self.etcd.put_if(&key, &text, revision).await? {
-                    // The watch brings the new revision; until then, this is ours.
-                    self.ledger.insert(account.clone(), (entry, revision));
+                if let Some(written) = self.etcd.put_if(&key, &text, revision).await? {
+                    self.ledger.insert(account.clone(), (entry, written));
                     break;
                 }
                 // Another node wrote first: read its entry and merge again.
