@@ -280,6 +280,7 @@ impl Member {
         let report = self.reports.borrow_and_update().clone();
         for (account, local) in &report.accounts {
             let key = format!("{}{account}", self.keys.accounts());
+            let mut settled = false;
             for _ in 0..CAS_TRIES {
                 let now = jiff::Timestamp::now();
                 let (remote, revision) = match self.ledger.get(account) {
@@ -287,10 +288,14 @@ impl Member {
                     None => (None, 0),
                 };
                 let merged = ledger::merge(remote.as_ref(), local, &self.node, now);
-                let Some(entry) = merged.write else { break };
+                let Some(entry) = merged.write else {
+                    settled = true;
+                    break;
+                };
                 let text = serde_json::to_string(&entry).unwrap_or_default();
                 if let Some(written) = self.etcd.put_if(&key, &text, revision).await? {
                     self.ledger.insert(account.clone(), (entry, written));
+                    settled = true;
                     break;
                 }
                 // Another node wrote first: read its entry and merge again.
@@ -299,6 +304,14 @@ impl Member {
                 for kv in kvs.iter().filter(|kv| kv.key == key) {
                     self.learn(&kv.key, &kv.value, kv.mod_revision);
                 }
+            }
+            if !settled {
+                // Written over by others every time: the next report tries again.
+                warn!(
+                    account,
+                    tries = CAS_TRIES,
+                    "fleet: the ledger entry kept changing; not written this time"
+                );
             }
         }
         self.status().await

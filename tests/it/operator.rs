@@ -224,15 +224,15 @@ fn get_sessions_watch_should_show_a_killed_session_go_and_come_back_in_a_pipe() 
             .spawn()
             .unwrap(),
     );
-    let mut lines = BufReader::new(watch.0.stdout.take().unwrap()).lines();
+    let lines = lines_of(&mut watch.0);
     // The table first: a header and the four sessions.
-    let table: Vec<String> = (0..5).map(|_| lines.next().unwrap().unwrap()).collect();
+    let table: Vec<String> = (0..5).map(|_| next_line(&lines)).collect();
     assert!(table[0].starts_with("NAME"), "{table:?}");
     let old = bed.pids()["w-1"];
     bed.t.tmux(&["kill-session", "-t", "=w-1"]);
     let mut seen = Vec::new();
     let back = wait_for(Duration::from_secs(20), "w-1 gone, then back", || {
-        let line = lines.next()?.ok()?;
+        let line = lines.recv_timeout(Duration::from_millis(100)).ok()?;
         seen.push(line.clone());
         let gone = seen
             .iter()
@@ -242,6 +242,28 @@ fn get_sessions_watch_should_show_a_killed_session_go_and_come_back_in_a_pipe() 
     assert!(!back.contains(&old.to_string()), "a new agent: {seen:?}");
     drop(watch);
     drop(controller);
+}
+
+/// The lines a child prints, read on a thread of their own, so that a test waiting
+/// for one fails after a deadline instead of hanging.
+fn lines_of(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// The next line of `lines` within 30 s.
+fn next_line(lines: &std::sync::mpsc::Receiver<String>) -> String {
+    lines
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("no line within 30 s: {e}"))
 }
 
 /// A `get -w` process, ended when the test ends, passed or not.
@@ -336,4 +358,28 @@ fn metrics_should_count_the_tasks_and_swaps_the_journal_holds() {
     assert!(count("swap") >= 1.0, "a swap happened");
     assert!(sample(&text, "failover_reconciles_total") > 0.0, "{text}");
     drop(controller);
+}
+
+#[test]
+fn get_events_watch_should_follow_the_journal_as_json_lines() {
+    let bed = bed::new(&["manifests"]);
+    let file = pool(&bed, "300ms");
+    // The state folder exists before anything runs: apply of nothing yet.
+    std::fs::create_dir_all(bed.state()).unwrap();
+    let mut watch = Watching(
+        bed.command(&["get", "events", "-w", "-o", "json", "--for", "session/w-2"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let lines = lines_of(&mut watch.0);
+    let controller = bed.controller(&file, "controller", None);
+    // The first event about w-2, as one JSON object on a line of its own.
+    let line = next_line(&lines);
+    let told: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(told["event"], "createSession", "{told}");
+    assert!(told["objects"][0] == "session/w-2", "{told}");
+    drop(controller);
+    drop(watch);
 }
