@@ -306,7 +306,7 @@ impl Member {
                 }
             }
             if !settled {
-                // Written over by others every time: the next report tries again.
+                // Written over by others every time: tried again on the next change.
                 warn!(
                     account,
                     tries = CAS_TRIES,
