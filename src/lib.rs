@@ -14,6 +14,7 @@ pub mod cli;
 pub mod controller;
 pub mod conversation;
 pub mod fleet;
+pub(crate) mod https;
 pub mod metrics;
 pub(crate) mod notifications;
 pub mod observe;

@@ -98,29 +98,14 @@ pub enum Error {
 /// The client: rustls with the ring provider, the system's roots, and those of `ca`
 /// when given.
 fn client(ca: &Path) -> Result<reqwest::Client, Error> {
-    // The process-wide provider, for the system roots' verifier: installed once (a
-    // second install fails harmlessly).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut builder = reqwest::Client::builder()
-        .timeout(TIMEOUT)
-        .user_agent(concat!("failover/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::none());
-    if !ca.as_os_str().is_empty() {
-        let fail = |reason: String| Error::Ca {
-            path: ca.to_path_buf(),
-            reason,
-        };
-        let pem = std::fs::read(ca).map_err(|e| fail(e.to_string()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| fail(e.to_string()))?;
-        if certs.is_empty() {
-            return Err(fail("no certificate in it".to_owned()));
-        }
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
+    let builder = crate::https::builder(ca).map_err(|reason| Error::Ca {
+        path: ca.to_path_buf(),
+        reason,
+    })?;
     // Without `without_url`, an error would carry the URL, and its secret, to the log.
     builder
+        .timeout(TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| Error::Client(e.without_url().to_string()))
 }
@@ -347,26 +332,46 @@ mod tests {
     }
 
     #[test]
-    fn sending_should_return_before_the_webhook_is_even_reached() {
-        // One thread: nothing spawned can run until the test yields, so `send`
-        // returning proves it never waits for the endpoint.
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let port = listener.local_addr().unwrap().port();
-            let spec = NotificationsSpec {
-                webhook: format!("http://127.0.0.1:{port}/"),
-                ..NotificationsSpec::default()
-            };
-            send(&spec, serde_json::json!({"event": "swap"}));
-            let accepted =
-                tokio::time::timeout(Duration::from_millis(1), async { listener.accept().await });
-            // The spawned post runs only now, while the listener waits for it.
-            let _ = accepted.await;
+    fn sending_should_return_before_the_webhook_answers() {
+        // An endpoint that takes the connection and never answers: a `send` that
+        // waited for it would never return.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (returned, sent) = std::sync::mpsc::channel();
+        let (accepted, done) = tokio::sync::oneshot::channel::<()>();
+        let caller = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let spec = NotificationsSpec {
+                    webhook: format!("http://127.0.0.1:{port}/"),
+                    ..NotificationsSpec::default()
+                };
+                send(&spec, serde_json::json!({"event": "swap"}));
+                returned.send(()).unwrap();
+                // The runtime lives on until the post has reached the endpoint.
+                let _ = done.await;
+            });
         });
+        sent.recv_timeout(Duration::from_secs(5))
+            .expect("send returned without waiting for the endpoint");
+        // And the post did go out, in the background.
+        listener.set_nonblocking(true).unwrap();
+        let (mut socket, _) = crate::testbed::wait_for(Duration::from_secs(5), "the post", || {
+            listener.accept().ok()
+        });
+        socket.set_nonblocking(false).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut head = [0u8; 16];
+        std::io::Read::read_exact(&mut socket, &mut head).unwrap();
+        assert!(head.starts_with(b"POST / HTTP/1.1"), "{head:?}");
+        drop(socket);
+        accepted.send(()).unwrap();
+        caller.join().unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,20 @@ pub fn start_time(pid: u32) -> Option<u64> {
     fields(pid)?.get(19)?.parse().ok()
 }
 
+/// The command line of `pid` (`/proc/<pid>/cmdline`), its arguments split.
+pub fn argv(pid: u32) -> Option<Vec<String>> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let mut argv: Vec<String> = raw
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    // The command line ends with a NUL: no empty last argument.
+    if argv.last().is_some_and(String::is_empty) {
+        argv.pop();
+    }
+    Some(argv)
+}
+
 /// Whether `pid` runs (exists and is not a zombie).
 pub fn alive(pid: u32) -> bool {
     fields(pid)
@@ -38,6 +52,8 @@ mod tests {
         assert_eq!(parent(me), Some(std::os::unix::process::parent_id()));
         assert!(!alive(0));
         assert!(start_time(me).is_some());
+        let argv = argv(me).unwrap();
+        assert_eq!(argv, std::env::args().collect::<Vec<_>>());
         assert!(start_time(me) >= start_time(std::os::unix::process::parent_id()));
         assert_eq!(parent(0), None);
     }

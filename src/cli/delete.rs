@@ -122,16 +122,14 @@ fn stop_controller(dir: &Path) -> Result<(), String> {
     };
     // The lock names the pid; it is signalled only when it is failover's own (a pid
     // not written yet reads 0, and `kill 0` would signal this very process group).
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let failover = cmdline
-        .split(|b| *b == 0)
-        .next()
+    let failover = crate::procfs::argv(pid)
+        .and_then(|argv| argv.into_iter().next())
         .and_then(|argv0| {
-            std::path::Path::new(std::str::from_utf8(argv0).ok()?)
+            std::path::Path::new(&argv0)
                 .file_name()
-                .map(|n| n.to_owned())
+                .map(|n| n.to_string_lossy().starts_with("failover"))
         })
-        .is_some_and(|n| n.to_string_lossy().starts_with("failover"));
+        .unwrap_or(false);
     if pid <= 1 || !failover {
         return Err(format!(
             "the state folder {} is locked by pid {pid}, which is not a failover controller here; \

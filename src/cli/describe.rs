@@ -70,6 +70,7 @@ fn kind_name(kind: Kind) -> &'static str {
 /// What one description needs.
 struct World<'a> {
     m: &'a Manifests,
+    classifiers: &'a crate::screen::Classifiers,
     observed: &'a Observed,
     plan: &'a Plan,
     owner: &'a str,
@@ -86,6 +87,7 @@ fn describe(args: &Args) -> Result<Option<String>, String> {
         .map_err(|e| e.to_string())?;
     let w = World {
         m,
+        classifiers: &desired.classifiers,
         observed: &observed,
         plan: &plan,
         owner: &settings.spec.owner,
@@ -201,7 +203,7 @@ fn session(w: &World<'_>, name: &str) -> Option<String> {
         None => field(&mut out, "Task", "-"),
     }
     if let Some(screen) = w.observed.screens.get(name)
-        && let Some(c) = w.plan_classifier(name)
+        && let Some(c) = w.classifiers.of_session(w.m, name)
     {
         let now = crate::screen::Local {
             now: jiff::Zoned::now(),
@@ -269,8 +271,7 @@ mod erased {
 }
 
 fn first_line(text: &str) -> String {
-    let line = text.lines().next().unwrap_or("");
-    line.chars().take(100).collect()
+    crate::state::story::first_line(text, 100)
 }
 
 /// The account's use, as its agents' status lines last said.
@@ -303,15 +304,6 @@ fn usage(out: &mut String, w: &World<'_>, account: &str) {
             at(reading.at, &w.tz)
         ),
     );
-}
-
-impl World<'_> {
-    fn plan_classifier(&self, session: &str) -> Option<crate::screen::Classifier> {
-        crate::screen::Classifiers::compile(self.m)
-            .ok()?
-            .of_session(self.m, session)
-            .cloned()
-    }
 }
 
 fn account(w: &World<'_>, name: &str) -> Option<String> {

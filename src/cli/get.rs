@@ -131,13 +131,15 @@ const REDRAW: std::time::Duration = std::time::Duration::from_millis(300);
 /// table once and then one line per row that changed (`gone` for a row that left).
 fn watch(args: &GetArgs) -> ExitCode {
     use std::io::{IsTerminal, Write};
-    let dir = match state_dir(&args.files) {
-        Ok(dir) => dir,
+    // The manifests are read and adopted once; each change costs one look.
+    let viewer = match Viewer::new(&args.files) {
+        Ok(v) => v,
         Err(message) => {
             eprintln!("error: {message}");
             return ExitCode::from(2);
         }
     };
+    let dir = viewer.settings.state_dir.clone();
     let follow = match super::follow::Follow::new(&dir) {
         Ok(f) => f,
         Err(message) => {
@@ -150,7 +152,7 @@ fn watch(args: &GetArgs) -> ExitCode {
     journal.read();
     let mut shown: Option<Rows> = None;
     loop {
-        let (rows, footer) = match collect(args) {
+        let (rows, footer) = match viewer.rows(args.what) {
             Ok(r) => r,
             Err(message) => {
                 eprintln!("error: {message}");
@@ -264,33 +266,56 @@ pub(super) fn manifests(files: &[PathBuf]) -> Result<Manifests, String> {
 type Rows = Vec<Value>;
 
 fn collect(args: &GetArgs) -> Result<(Rows, Vec<String>), String> {
-    let desired = Desired::adopt(manifests(&args.files)?).map_err(|e| e.to_string())?;
-    let m = &desired.manifests;
-    let settings = Settings::from_env(&m.controller.spec).map_err(|e| e.to_string())?;
-    let dir = settings.state_dir.clone();
-    let owner = settings.spec.owner.clone();
-    let runtime = super::runtime()?;
-    let (observed, plan) = runtime
-        .block_on(super::look(&desired, &settings))
-        .map_err(|e| e.to_string())?;
-    let mut footer = vec![controller_line(&dir)];
-    let rows = match args.what {
-        What::Sessions => sessions(m, &observed, &plan, &owner),
-        What::Accounts => {
-            if let Some(swap) = &observed.facts.last_swap {
-                footer.push(format!(
-                    "last swap: {} {} -> {} ({})",
-                    swap.at, swap.from, swap.to, swap.reason
-                ));
-            } else {
-                footer.push("last swap: none".to_owned());
+    Viewer::new(&args.files)?.rows(args.what)
+}
+
+/// What a look at sessions, accounts or inboxes needs, read once: the manifests
+/// adopted, their settings and a runtime.
+struct Viewer {
+    desired: Desired,
+    settings: Settings,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Viewer {
+    fn new(files: &[PathBuf]) -> Result<Self, String> {
+        let desired = Desired::adopt(manifests(files)?).map_err(|e| e.to_string())?;
+        let settings =
+            Settings::from_env(&desired.manifests.controller.spec).map_err(|e| e.to_string())?;
+        Ok(Self {
+            desired,
+            settings,
+            runtime: super::runtime()?,
+        })
+    }
+
+    /// One look: the rows of `what` and the footer lines.
+    fn rows(&self, what: What) -> Result<(Rows, Vec<String>), String> {
+        let m = &self.desired.manifests;
+        let owner = &self.settings.spec.owner;
+        let (observed, plan) = self
+            .runtime
+            .block_on(super::look(&self.desired, &self.settings))
+            .map_err(|e| e.to_string())?;
+        let mut footer = vec![controller_line(&self.settings.state_dir)];
+        let rows = match what {
+            What::Sessions => sessions(m, &observed, &plan, owner),
+            What::Accounts => {
+                if let Some(swap) = &observed.facts.last_swap {
+                    footer.push(format!(
+                        "last swap: {} {} -> {} ({})",
+                        swap.at, swap.from, swap.to, swap.reason
+                    ));
+                } else {
+                    footer.push("last swap: none".to_owned());
+                }
+                accounts(m, &observed, &plan)
             }
-            accounts(m, &observed, &plan)
-        }
-        What::Inboxes => inboxes(m, &observed),
-        What::Events | What::Nodes => Vec::new(),
-    };
-    Ok((rows, footer))
+            What::Inboxes => inboxes(m, &observed),
+            What::Events | What::Nodes => Vec::new(),
+        };
+        Ok((rows, footer))
+    }
 }
 
 fn controller_line(dir: &Path) -> String {

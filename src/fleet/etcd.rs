@@ -122,19 +122,10 @@ impl Etcd {
     /// A client of the cluster at `endpoints`, trusting `ca_file` besides the system's
     /// authorities when it is not empty.
     pub fn new(endpoints: &[String], ca_file: &std::path::Path) -> Result<Self, Error> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
+        let builder = crate::https::builder(ca_file)
+            .map_err(|e| Error::Client(format!("{}: {e}", ca_file.display())))?
             .timeout(CALL_TIMEOUT)
             .connect_timeout(Duration::from_millis(500));
-        if !ca_file.as_os_str().is_empty() {
-            let pem = std::fs::read(ca_file)
-                .map_err(|e| Error::Client(format!("{}: {e}", ca_file.display())))?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| Error::Client(format!("{}: {e}", ca_file.display())))?
-            {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
         Ok(Self {
             endpoints: endpoints
                 .iter()

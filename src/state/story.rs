@@ -200,7 +200,7 @@ impl Teller {
                 s(&a["how"]),
                 a["reply"]
                     .as_str()
-                    .map_or(String::new(), |r| format!(": \"{}\"", first_line(r)))
+                    .map_or(String::new(), |r| format!(": \"{}\"", first_line(r, 80)))
             ),
             "requeueTask" => format!(
                 "task {} {} ({})",
@@ -448,10 +448,12 @@ fn resumed(resume: &Value) -> String {
         .map_or(String::new(), |id| format!(", resuming conversation {id}"))
 }
 
-fn first_line(text: &str) -> String {
+/// The first line of `text`, cut to `max` characters (the last one `…` when cut).
+pub fn first_line(text: &str, max: usize) -> String {
     let line = text.lines().next().unwrap_or("");
-    if line.chars().count() > 80 {
-        format!("{}…", line.chars().take(79).collect::<String>())
+    if line.chars().count() > max {
+        let kept: String = line.chars().take(max.saturating_sub(1)).collect();
+        format!("{kept}…")
     } else {
         line.to_owned()
     }

@@ -83,13 +83,9 @@ pub fn end_leftovers(dir: &Path, server: &Server, owner: &str) -> Vec<u32> {
 /// Whether `pid` is a tmux control client of `server` attached to `owner`'s control
 /// session, by its command line.
 fn is_control_client(pid: u32, server: &Server, owner: &str) -> bool {
-    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+    let Some(argv) = crate::procfs::argv(pid) else {
         return false;
     };
-    let argv: Vec<String> = raw
-        .split(|b| *b == 0)
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
     let has = |a: &str| argv.iter().any(|x| x == a);
     let tmux = argv
         .first()
