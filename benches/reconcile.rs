@@ -139,12 +139,21 @@ async fn observe_and_plan(sessions: u32) {
         floor.push(start.elapsed());
     }
     floor.sort();
+    // Our listing alone, as each observation asks for it.
+    let mut listing = Vec::new();
+    for _ in 0..50 {
+        let start = Instant::now();
+        tmux.panes().await.expect("panes");
+        listing.push(start.elapsed());
+    }
+    listing.sort();
     println!(
-        "observe+plan, {sessions:>4} idle sessions: p50 {}, p99 {}, max {} (observe alone p50 {}; tmux's bare `list-panes -a -F x` p50 {}); over 50 reconciles: {captured} screens captured, {fulls} full listings, {spawned} tmux processes started",
+        "observe+plan, {sessions:>4} idle sessions: p50 {}, p99 {}, max {} (observe alone p50 {}, of which the pane listing p50 {}; tmux's bare `list-panes -a -F x` p50 {}); over 50 reconciles: {captured} screens captured, {fulls} full listings, {spawned} tmux processes started",
         ms(percentile(&times, 0.5)),
         ms(percentile(&times, 0.99)),
         ms(times[times.len() - 1]),
         ms(percentile(&observing, 0.5)),
+        ms(percentile(&listing, 0.5)),
         ms(percentile(&floor, 0.5)),
     );
     // One agent draws: the next reconcile captures that one screen.

@@ -77,7 +77,18 @@ async fn respawn_all(tmux: &failover::tmux::Tmux, workdir: &std::path::Path) -> 
     start.elapsed()
 }
 
-async fn swap(pool: u32, dedicated: u32) -> (Duration, Duration) {
+/// Whether the tmux server records each pane in utmp through libutempter: every pane it
+/// spawns then also forks its setgid helper and waits for it, one after another.
+async fn utempter(tmux: &failover::tmux::Tmux) -> bool {
+    let pid = tmux
+        .run(Cmd::new("display-message").args(["-p", "#{pid}"]))
+        .await
+        .expect("the server's pid");
+    let maps = format!("/proc/{}/maps", pid.first().map_or("", |p| p.trim()));
+    std::fs::read_to_string(maps).is_ok_and(|m| m.contains("libutempter"))
+}
+
+async fn swap(pool: u32, dedicated: u32) -> (Duration, Duration, bool) {
     let t = TmuxServer::start();
     let root = t.dir().to_path_buf();
     for dir in ["a", "b", "w"] {
@@ -134,7 +145,8 @@ async fn swap(pool: u32, dedicated: u32) -> (Duration, Duration) {
     assert_eq!(moved as u32, pool + dedicated, "every session moved");
     let last = clock.moves.iter().map(|(at, _)| *at).max().expect("moves");
     let floor = respawn_all(&tmux, &root.join("w")).await;
-    (last - clock.planned.expect("a plan"), floor)
+    let utempter = utempter(&tmux).await;
+    (last - clock.planned.expect("a plan"), floor, utempter)
 }
 
 fn main() {
@@ -145,21 +157,24 @@ fn main() {
         .expect("a tokio runtime");
     runtime.block_on(async {
         for (pool, dedicated) in [(10, 2), (100, 0)] {
-            let (mut times, mut floors) = (Vec::new(), Vec::new());
+            let (mut times, mut floors, mut utmp) = (Vec::new(), Vec::new(), false);
             for _ in 0..5 {
-                let (time, floor) = swap(pool, dedicated).await;
+                let (time, floor, helper) = swap(pool, dedicated).await;
                 times.push(time);
                 floors.push(floor);
+                utmp = helper;
             }
             times.sort();
             floors.sort();
             println!(
                 "swap of {pool} pool + {dedicated} dedicated sessions, decision to last move (5 runs): p50 {}, max {}; \
-                 the same respawns as one raw pipelined write: p50 {}, max {}",
+                 the same respawns as one raw pipelined write: p50 {}, max {}; tmux runs the utempter \
+                 helper for each pane it spawns: {}",
                 ms(times[2]),
                 ms(times[4]),
                 ms(floors[2]),
-                ms(floors[4])
+                ms(floors[4]),
+                if utmp { "yes" } else { "no" }
             );
         }
     });

@@ -170,13 +170,16 @@ pub fn apply(args: ApplyArgs) -> ExitCode {
     let mut printer = Printer { journal, color };
     let manifests = std::mem::take(&mut l.manifests);
     let result = l.runtime.block_on(async {
-        // The screen patterns compile while tmux starts: they were validated with the
+        // The screen patterns compile, and the local time zone is looked up in the
+        // system's database, while tmux starts: the patterns were validated with the
         // manifests, so adopting them does not fail but for a bug.
         let server = crate::controller::tmux_server(&l.settings, true);
-        let adopting = tokio::task::spawn_blocking(move || adopt(manifests));
+        let adopting = tokio::task::spawn_blocking(move || {
+            adopt(manifests).map(|desired| (desired, jiff::tz::TimeZone::system()))
+        });
         let (tmux, desired) = tokio::join!(Tmux::manage(server, &owner), adopting);
-        let desired = match desired {
-            Ok(Ok(desired)) => desired,
+        let (desired, tz) = match desired {
+            Ok(Ok(adopted)) => adopted,
             Ok(Err(code)) => return Err(Failure::Code(code)),
             Err(e) => {
                 return Err(Failure::Error(
@@ -185,7 +188,6 @@ pub fn apply(args: ApplyArgs) -> ExitCode {
             }
         };
         let tmux = tmux.map_err(|e| Failure::Error(e.into()))?;
-        let tz = jiff::tz::TimeZone::system();
         let round = Round {
             act: Context {
                 tmux: tmux.as_ref(),

@@ -128,10 +128,25 @@ impl Tmux {
             screens: super::screens::Cache::default(),
             listing: Arc::default(),
         };
-        // `tmux -V` runs beside the first client rather than before it: an old tmux
-        // fails both, and its version is the error told.
-        let (version, client) = tokio::join!(check_version(&tmux.server), tmux.client());
-        version?;
+        let client = match tmux.mode {
+            // A managing client asks tmux for client flags it has had since 3.2 only: a
+            // client that starts proves the version, and `tmux -V` is asked only when
+            // it fails, so that an old tmux is told as such. No process more at start.
+            Mode::Manage { .. } => {
+                let client = tmux.client().await;
+                if client.is_err() {
+                    check_version(&tmux.server).await?;
+                }
+                client
+            }
+            // An observing one may run plain commands as their own processes: the
+            // version is asked beside its first one.
+            Mode::Observe { .. } => {
+                let (version, client) = tokio::join!(check_version(&tmux.server), tmux.client());
+                version?;
+                client
+            }
+        };
         match client {
             Ok(_) => Ok(Some(tmux)),
             Err(Error::NoServer { .. }) if matches!(tmux.mode, Mode::Observe { .. }) => Ok(None),
