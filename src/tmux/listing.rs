@@ -1,18 +1,29 @@
 //! Listing the server's panes, in full only when something may have changed. tmux
-//! pays for every format field of every pane it lists (about a microsecond each): a
-//! full `list-panes -a` of 1000 panes with our ten fields costs it about 9 ms, a lean
-//! one of the four fields that move on their own (pane, pid, death, the window's last
-//! output) about 4 ms.
+//! pays for every format field of every pane it lists (about half a microsecond each),
+//! and for the size of its answer: it writes at most 16 KiB per turn of its event loop,
+//! and each turn walks every window and pane of the server, so an answer of many
+//! kilobytes costs it more than linearly. A full `list-panes -a` of 1000 panes with our
+//! eleven fields costs it about 9 ms.
 //!
-//! The connection keeps the last full listing. The next one is lean when nothing may
-//! have changed what only a full listing shows (sessions, names, options, start
-//! folders): no notification arrived but output, this connection sent no command that
-//! changes the server, it did not reconnect, and the full listing is younger than
-//! [`FULL_EVERY`]. A lean listing that shows a pane new or gone, another pid or another
-//! death falls back to a full one in the same observation. What no notification tells
-//! (a person's `set-option` on a session, a pane moved between sessions of a window
-//! that stays) is seen within [`FULL_EVERY`]; kills and respawns check the owner mark
-//! in tmux itself when they run, whatever the listing said.
+//! Between full listings, tmux is asked only for the panes that moved: a filtered
+//! `list-panes` (`-f`) names the panes that are dead, had output since the last
+//! listing, or share their window with other panes, so a quiet server of one-pane
+//! windows answers with no line at all. The filter is one string comparison, its
+//! cheapest form: `#{pane_dead}#{window_panes}#{window_activity}` against `01` and the
+//! second of the last listing (a dead pane starts with `1`; a window of 2 to 9 panes
+//! with `02`–`09`; a window of ten or more compares as less, and its panes' absence
+//! makes the listing a full one).
+//!
+//! The connection keeps the last listing. The next one lists only what moved when
+//! nothing may have changed what only a full listing shows (sessions, names, options,
+//! start folders): no notification arrived but output, this connection sent no command
+//! that changes the server, it did not reconnect, and the full listing is younger than
+//! [`FULL_EVERY`]. A moved pane that is new, has another pid, another death or another
+//! number of panes in its window, or a pane of a shared window that is missing, gives
+//! way to a full listing in the same observation. What neither a notification nor
+//! output tells (a person's `set-option` on a session, a silent process respawned by a
+//! person in a pane of its own) is seen within [`FULL_EVERY`]; kills and respawns check
+//! the owner mark in tmux itself when they run, whatever the listing said.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -69,6 +80,8 @@ pub struct Listed {
     pub account: Option<String>,
     /// The session's `@failover-pane`, when set.
     pub agent_pane: Option<String>,
+    /// How many panes its window has.
+    pub window_panes: u32,
     /// `#{window_activity}`: the second of its window's last output.
     pub activity: u64,
     /// The folder its process was started in.
@@ -90,26 +103,39 @@ fn full_format() -> String {
         &format!("#{{{OWNER_OPTION}}}"),
         &format!("#{{{ACCOUNT_OPTION}}}"),
         &format!("#{{{PANE_OPTION}}}"),
+        "#{window_panes}",
         "#{window_activity}",
         "#{?pane_start_path,#{pane_start_path},#{pane_current_path}}",
     ]
     .join(&SEP.to_string())
 }
 
-/// The lean format: what moves without a notification.
+/// The format of a moved pane: what changes without a notification.
 fn lean_format() -> String {
     [
         "#{pane_id}",
         "#{pane_pid}",
         "#{pane_dead}",
+        "#{window_panes}",
         "#{window_activity}",
     ]
     .join(&SEP.to_string())
 }
 
+/// The filter of the panes that moved: dead, with output since second `since`, or in
+/// a window of several panes, as one string comparison (see the module's doc).
+fn moved_filter(since: u64) -> String {
+    format!("#{{>=:#{{pane_dead}}#{{window_panes}}#{{window_activity}},01{since}}}")
+}
+
+/// The wall-clock second, floored: tmux stamps output with the same clock.
+fn wall_second() -> u64 {
+    jiff::Timestamp::now().as_second().max(0).unsigned_abs()
+}
+
 /// Reads one full line; `None` for a line that is not one.
 pub fn parse_full(line: &str) -> Option<Listed> {
-    let f: Vec<&str> = line.splitn(10, SEP).collect();
+    let f: Vec<&str> = line.splitn(11, SEP).collect();
     let [
         session,
         id,
@@ -119,6 +145,7 @@ pub fn parse_full(line: &str) -> Option<Listed> {
         owner,
         account,
         agent_pane,
+        window_panes,
         activity,
         path,
     ] = f[..]
@@ -135,6 +162,7 @@ pub fn parse_full(line: &str) -> Option<Listed> {
         owner: some(owner),
         account: some(account),
         agent_pane: some(agent_pane),
+        window_panes: window_panes.parse().unwrap_or(1),
         activity: activity.parse().unwrap_or(0),
         path: PathBuf::from(path),
     })
@@ -146,44 +174,50 @@ struct Lean<'a> {
     id: &'a str,
     pid: u32,
     dead: bool,
+    window_panes: u32,
     activity: u64,
 }
 
 fn parse_lean(line: &str) -> Option<Lean<'_>> {
     let mut f = line.split(SEP);
-    let (id, pid, dead, activity) = (f.next()?, f.next()?, f.next()?, f.next()?);
+    let (id, pid, dead) = (f.next()?, f.next()?, f.next()?);
+    let (window_panes, activity) = (f.next()?, f.next()?);
     Some(Lean {
         id,
         pid: pid.parse().ok()?,
         dead: dead == "1",
+        window_panes: window_panes.parse().ok()?,
         activity: activity.parse().ok()?,
     })
 }
 
-/// The last full listing, with its panes' new activity stamps from `lean`; `None`
-/// when `lean` shows what only a full listing tells: a pane new or gone, another pid,
-/// another death.
-fn refresh(
-    full: &[Listed],
-    by_id: &HashMap<String, usize>,
-    lean: &[String],
-) -> Option<Vec<Listed>> {
-    if lean.len() != full.len() {
-        return None;
-    }
-    let mut panes = full.to_vec();
+/// Carries the moved panes' new activity stamps from `lean` into `panes`; `false`
+/// (and `panes` left in any state) when `lean` shows what only a full listing tells: a
+/// pane new, another pid, another death, another number of panes in its window, or a
+/// pane of a shared window missing (killed, moved away, or in a window of ten panes or
+/// more, which the filter does not name).
+fn refresh(panes: &mut [Listed], by_id: &HashMap<String, usize>, lean: &[String]) -> bool {
+    let mut shared = 0;
     for line in lean {
-        let pane = parse_lean(line)?;
-        let listed = panes.get_mut(*by_id.get(pane.id)?)?;
-        if (listed.pid, listed.dead) != (pane.pid, pane.dead) {
-            return None;
+        let Some(pane) = parse_lean(line) else {
+            return false;
+        };
+        let Some(listed) = by_id.get(pane.id).and_then(|&i| panes.get_mut(i)) else {
+            return false;
+        };
+        if (listed.pid, listed.dead, listed.window_panes)
+            != (pane.pid, pane.dead, pane.window_panes)
+        {
+            return false;
         }
         listed.activity = pane.activity;
+        shared += usize::from(pane.window_panes > 1);
     }
-    Some(panes)
+    shared == panes.iter().filter(|p| p.window_panes > 1).count()
 }
 
-/// The last full listing, and what stood when it was asked for.
+/// The last full listing with the activity stamps of the listings since, and what
+/// stood when it was asked for.
 #[derive(Debug)]
 struct Full {
     panes: Vec<Listed>,
@@ -191,6 +225,9 @@ struct Full {
     /// The connection's change count just before it was asked for.
     changes: u64,
     at: Instant,
+    /// The wall-clock second just before the last listing of any kind was asked for:
+    /// output after it is stamped with it or a later second.
+    second: u64,
 }
 
 impl Full {
@@ -221,9 +258,9 @@ impl Cache {
         self.fulls.load(Ordering::Relaxed)
     }
 
-    /// Every pane of the server: `run` answers one `list-panes` command. Lean when
-    /// `lean_ok` (the connection hears notifications), the last full listing stands and
-    /// the lean one shows nothing it cannot tell.
+    /// Every pane of the server: `run` answers one `list-panes` command. Only the
+    /// moved panes are listed when `lean_ok` (the connection hears notifications), the
+    /// last full listing stands and the moved ones show nothing it cannot tell.
     pub(super) async fn panes<F, Fut>(
         &self,
         lean_ok: bool,
@@ -234,22 +271,34 @@ impl Cache {
         Fut: Future<Output = Result<Vec<String>, super::Error>>,
     {
         let changes = self.changes.load(Ordering::Acquire);
+        let second = wall_second();
         if lean_ok {
-            let lean = Cmd::new("list-panes").args(["-a", "-F", &lean_format()]);
-            let standing = self
+            // One second back: output in the last listing's own second may have come
+            // after it.
+            let since = self
                 .lock()
                 .as_ref()
-                .is_some_and(|f| f.stands(changes, Instant::now()));
-            if standing {
-                let lines = run(lean).await?;
+                .filter(|f| f.stands(changes, Instant::now()))
+                .map(|f| f.second.saturating_sub(1));
+            if let Some(since) = since {
+                let moved = Cmd::new("list-panes").args([
+                    "-a",
+                    "-f",
+                    &moved_filter(since),
+                    "-F",
+                    &lean_format(),
+                ]);
+                let lines = run(moved).await?;
                 let fresh = self.changes.load(Ordering::Acquire) == changes;
-                let refreshed = self
-                    .lock()
-                    .as_ref()
-                    .and_then(|f| refresh(&f.panes, &f.by_id, &lines));
-                if let (true, Some(panes)) = (fresh, refreshed) {
-                    return Ok(panes);
+                let mut guard = self.lock();
+                if let Some(f) = guard.as_mut().filter(|_| fresh)
+                    && refresh(&mut f.panes, &f.by_id, &lines)
+                {
+                    f.second = f.second.max(second);
+                    return Ok(f.panes.clone());
                 }
+                // Whatever it held is not to be trusted now.
+                *guard = None;
             }
         }
         let at = Instant::now();
@@ -267,6 +316,7 @@ impl Cache {
             by_id,
             changes,
             at,
+            second,
         });
         Ok(panes)
     }
@@ -286,7 +336,7 @@ impl Cache {
 mod tests {
     use super::*;
 
-    fn full_line(session: &str, id: &str, pid: u32, dead: bool) -> String {
+    fn full_line(session: &str, id: &str, pid: u32, dead: bool, window_panes: u32) -> String {
         let dead = if dead { "1" } else { "0" };
         [
             session,
@@ -297,15 +347,17 @@ mod tests {
             "failover",
             "a",
             id,
+            &window_panes.to_string(),
             "100",
             "/w",
         ]
         .join("\u{1f}")
     }
 
-    fn lean_line(id: &str, pid: u32, dead: bool, activity: u64) -> String {
+    fn lean_line(id: &str, pid: u32, dead: bool, window_panes: u32, activity: u64) -> String {
         let dead = if dead { "1" } else { "0" };
-        [id, &pid.to_string(), dead, &activity.to_string()].join("\u{1f}")
+        let (pid, panes, activity) = (pid.to_string(), window_panes.to_string(), activity);
+        [id, &pid, dead, &panes, &activity.to_string()].join("\u{1f}")
     }
 
     fn listing(lines: &[String]) -> (Vec<Listed>, HashMap<String, usize>) {
@@ -329,6 +381,7 @@ mod tests {
             "failover",
             "main",
             "%1",
+            "2",
             "1796068204",
             "/srv/a\u{1f}b",
         ]
@@ -336,12 +389,12 @@ mod tests {
         let p = parse_full(&line).unwrap();
         assert_eq!(p.path, PathBuf::from("/srv/a\u{1f}b"));
         assert_eq!(
-            (p.pid, p.dead, p.dead_status, p.activity),
-            (11, true, Some(3), 1_796_068_204)
+            (p.pid, p.dead, p.dead_status, p.window_panes, p.activity),
+            (11, true, Some(3), 2, 1_796_068_204)
         );
         assert_eq!(p.owner.as_deref(), Some("failover"));
         assert_eq!(parse_full("garbage"), None);
-        let unowned = ["s", "%2", "12", "0", "", "", "", "", "5", "/"].join("\u{1f}");
+        let unowned = ["s", "%2", "12", "0", "", "", "", "", "1", "5", "/"].join("\u{1f}");
         let p = parse_full(&unowned).unwrap();
         assert_eq!(
             (p.owner, p.account, p.agent_pane, p.dead_status),
@@ -350,56 +403,80 @@ mod tests {
     }
 
     #[test]
-    fn a_lean_listing_should_carry_only_the_activity_stamps() {
-        let (panes, by_id) = listing(&[
-            full_line("a", "%1", 11, false),
-            full_line("b", "%2", 12, true),
+    fn a_moved_listing_should_carry_only_the_activity_stamps_of_the_panes_it_names() {
+        let (mut panes, by_id) = listing(&[
+            full_line("a", "%1", 11, false, 1),
+            full_line("b", "%2", 12, true, 1),
+            full_line("c", "%3", 13, false, 1),
         ]);
-        let lean = [
-            lean_line("%2", 12, true, 150),
-            lean_line("%1", 11, false, 170),
+        let moved = [
+            lean_line("%2", 12, true, 1, 150),
+            lean_line("%1", 11, false, 1, 170),
         ];
-        let fresh = refresh(&panes, &by_id, &lean).unwrap();
-        assert_eq!((fresh[0].activity, fresh[1].activity), (170, 150));
-        assert_eq!(fresh[0].session, "a", "the rest as listed in full");
+        assert!(refresh(&mut panes, &by_id, &moved));
+        let stamps: Vec<u64> = panes.iter().map(|p| p.activity).collect();
+        assert_eq!(stamps, [170, 150, 100], "%3 did not move");
+        assert_eq!(panes[0].session, "a", "the rest as listed in full");
+        assert!(refresh(&mut panes, &by_id, &[]), "a quiet server");
     }
 
     #[test]
-    fn a_lean_listing_should_give_way_to_a_full_one_on_any_change_it_cannot_tell() {
-        let (panes, by_id) = listing(&[
-            full_line("a", "%1", 11, false),
-            full_line("b", "%2", 12, false),
-        ]);
-        let cases = [
-            ("a pane gone", vec![lean_line("%1", 11, false, 1)]),
-            (
-                "a pane new",
-                vec![
-                    lean_line("%1", 11, false, 1),
-                    lean_line("%2", 12, false, 1),
-                    lean_line("%3", 13, false, 1),
-                ],
-            ),
-            (
-                "one pane for another",
-                vec![lean_line("%1", 11, false, 1), lean_line("%3", 13, false, 1)],
-            ),
-            (
-                "respawned",
-                vec![lean_line("%1", 11, false, 1), lean_line("%2", 99, false, 1)],
-            ),
-            (
-                "died",
-                vec![lean_line("%1", 11, true, 1), lean_line("%2", 12, false, 1)],
-            ),
-            (
-                "unreadable",
-                vec![lean_line("%1", 11, false, 1), "garbage".to_owned()],
-            ),
+    fn a_moved_listing_should_give_way_to_a_full_one_on_any_change_it_cannot_tell() {
+        let lines = [
+            full_line("a", "%1", 11, false, 1),
+            full_line("b", "%2", 12, false, 2),
+            full_line("b", "%3", 13, false, 2),
         ];
-        for (what, lean) in cases {
-            assert_eq!(refresh(&panes, &by_id, &lean), None, "{what}");
+        let shared = || {
+            vec![
+                lean_line("%2", 12, false, 2, 1),
+                lean_line("%3", 13, false, 2, 1),
+            ]
+        };
+        let with = |extra: String| {
+            let mut v = shared();
+            v.push(extra);
+            v
+        };
+        let cases = [
+            ("a pane new", with(lean_line("%4", 14, false, 1, 1))),
+            ("respawned", with(lean_line("%1", 99, false, 1, 1))),
+            ("died", with(lean_line("%1", 11, true, 1, 1))),
+            ("split", with(lean_line("%1", 11, false, 2, 1))),
+            (
+                "a pane of a shared window killed",
+                vec![lean_line("%2", 12, false, 1, 1)],
+            ),
+            ("unreadable", with("garbage".to_owned())),
+        ];
+        for (what, moved) in cases {
+            let (mut panes, by_id) = listing(&lines);
+            assert!(!refresh(&mut panes, &by_id, &moved), "{what}");
         }
+        let (mut panes, by_id) = listing(&lines);
+        assert!(
+            refresh(&mut panes, &by_id, &shared()),
+            "the shared window as it was"
+        );
+    }
+
+    #[test]
+    fn the_moved_filter_should_compare_as_numbers_for_every_pane_it_must_name() {
+        // tmux compares the two strings byte by byte; the same comparison here.
+        let since = 1_796_068_200_u64;
+        let named = |dead: &str, window_panes: u32, activity: u64| {
+            format!("{dead}{window_panes}{activity}") >= format!("01{since}")
+        };
+        assert!(named("0", 1, since), "output in the last listing's second");
+        assert!(named("0", 1, since + 70), "output since");
+        assert!(!named("0", 1, since - 1), "quiet since");
+        assert!(named("1", 1, 5), "dead");
+        assert!(named("0", 2, 5) && named("0", 9, 5), "a shared window");
+        assert!(
+            !named("0", 10, since + 70),
+            "ten panes: not named, so their absence forces a full listing"
+        );
+        assert!(moved_filter(since).contains(&format!(",01{since}}}")));
     }
 
     #[test]
@@ -410,6 +487,7 @@ mod tests {
             by_id: HashMap::new(),
             changes: 4,
             at,
+            second: 0,
         };
         assert!(full.stands(4, at + Duration::from_secs(9)));
         assert!(

@@ -405,8 +405,8 @@ async fn listed(tmux: &Tmux, session: &str) -> (Vec<failover::tmux::Listed>, boo
     (mine, tmux.full_listings() > before)
 }
 
-/// Lists until a listing is a lean one: the notifications of the last changes were
-/// heard, and a full listing taken after them stands.
+/// Lists until a listing names only the panes that moved: the notifications of the last
+/// changes were heard, and a full listing taken after them stands.
 async fn settle(tmux: &Tmux) {
     for _ in 0..10 {
         if !listed(tmux, "").await.1 {
@@ -417,7 +417,7 @@ async fn settle(tmux: &Tmux) {
 }
 
 #[tokio::test]
-async fn a_lean_listing_should_never_hide_what_a_person_changed() {
+async fn a_moved_listing_should_never_hide_what_a_person_changed() {
     let t = TmuxServer::start();
     let tmux = connect(&t).await;
     t.new_session_kept("work", t.dir(), &[], &["cat"]);
@@ -427,8 +427,35 @@ async fn a_lean_listing_should_never_hide_what_a_person_changed() {
     assert_eq!(panes[0].path, t.dir(), "the folder it was started in");
     settle(&tmux).await;
     let (panes, full) = listed(&tmux, "work").await;
-    assert!(!full, "nothing changed: a lean listing");
+    assert!(!full, "nothing changed: only what moved is listed");
     assert_eq!(panes.len(), 1);
+    // Output shows as a later activity stamp, without a full listing (the window keeps
+    // its name: tmux tells a rename, which makes the next listing a full one).
+    t.tmux(&[
+        "set-option",
+        "-w",
+        "-t",
+        "=work:",
+        "automatic-rename",
+        "off",
+    ]);
+    settle(&tmux).await;
+    let quiet = listed(&tmux, "work").await.0[0].activity;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    t.tmux(&["send-keys", "-t", "=work:", "-l", "x"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (panes, full) = listed(&tmux, "work").await;
+        assert!(!full, "output alone lists only what moved");
+        if panes[0].activity > quiet {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the output never showed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // Each change a person makes on the command line shows in the very next listing.
     t.tmux(&["new-session", "-d", "-s", "other", "cat"]);
     let (panes, full) = listed(&tmux, "other").await;
@@ -467,4 +494,32 @@ async fn a_lean_listing_should_never_hide_what_a_person_changed() {
     let (panes, full) = listed(&tmux, "renamed").await;
     assert!(full, "after a command of ours");
     assert_eq!(panes[0].owner.as_deref(), Some("me"));
+}
+
+#[tokio::test]
+async fn a_window_of_ten_panes_should_be_listed_whole_every_time() {
+    let t = TmuxServer::start();
+    let tmux = connect(&t).await;
+    t.new_session_kept("many", t.dir(), &[], &["cat"]);
+    for _ in 0..9 {
+        t.tmux(&["split-window", "-d", "-t", "=many:", "-l", "1", "cat"]);
+    }
+    settle_or_full(&tmux).await;
+    // The filter cannot name the panes of a window of ten or more: every listing is a
+    // full one, and each shows all ten.
+    for _ in 0..3 {
+        let (panes, full) = listed(&tmux, "many").await;
+        assert_eq!(panes.len(), 10);
+        assert!(full, "a window of ten panes is listed in full");
+    }
+    t.tmux(&["kill-pane", "-t", "=many:.9"]);
+    let (panes, _) = listed(&tmux, "many").await;
+    assert_eq!(panes.len(), 9, "a pane killed");
+}
+
+/// Lists a few times, so that the notifications of the last changes are heard.
+async fn settle_or_full(tmux: &Tmux) {
+    for _ in 0..3 {
+        listed(tmux, "").await;
+    }
 }
