@@ -278,9 +278,11 @@ mod tests {
     }
 
     /// A `list-panes` line of `fields`, the window's activity stamp before the path.
+    /// A full listing line: `fields` with the panes of its window (1, as grouping does
+    /// not read it) and the activity stamp put before the path.
     fn line(fields: &[&str]) -> String {
         let (path, rest) = fields.split_last().unwrap();
-        [rest, &["1796068204", path]].concat().join("\u{1f}")
+        [rest, &["1", "1796068204", path]].concat().join("\u{1f}")
     }
 
     #[test]
