@@ -277,7 +277,6 @@ mod tests {
         assert_eq!(upgraded(dir.path().join("gone (deleted)")), None);
     }
 
-    /// A `list-panes` line of `fields`, the window's activity stamp before the path.
     /// A full listing line: `fields` with the panes of its window (1, as grouping does
     /// not read it) and the activity stamp put before the path.
     fn line(fields: &[&str]) -> String {

@@ -9,10 +9,10 @@
 //! `list-panes` (`-f`) names the panes that are dead, had output since the last
 //! listing, or share their window with other panes, so a quiet server of one-pane
 //! windows answers with no line at all. The filter is one string comparison, its
-//! cheapest form: `#{pane_dead}#{window_panes}#{window_activity}` against `01` and the
-//! second of the last listing (a dead pane starts with `1`; a window of 2 to 9 panes
-//! with `02`–`09`; a window of ten or more compares as less, and its panes' absence
-//! makes the listing a full one).
+//! cheapest form: `#{pane_dead}`, then `1` for a shared window and `0` for a pane alone,
+//! then `#{window_activity}`, against `00` and the second of the last listing (a dead
+//! pane starts with `1`, a shared one with `01`, a pane alone with `00` and compares on
+//! its stamp, ten digits either side).
 //!
 //! The connection keeps the last listing. The next one lists only what moved when
 //! nothing may have changed what only a full listing shows (sessions, names, options,
@@ -20,10 +20,11 @@
 //! that changes the server, it did not reconnect, and the full listing is younger than
 //! [`FULL_EVERY`]. A moved pane that is new, has another pid, another death or another
 //! number of panes in its window, or a pane of a shared window that is missing, gives
-//! way to a full listing in the same observation. What neither a notification nor
-//! output tells (a person's `set-option` on a session, a silent process respawned by a
-//! person in a pane of its own) is seen within [`FULL_EVERY`]; kills and respawns check
-//! the owner mark in tmux itself when they run, whatever the listing said.
+//! way to a full listing in the same observation, as does a wall clock gone back. What
+//! neither a notification nor output tells (a person's `set-option` on a session, a
+//! silent process respawned by a person in a pane of its own, panes or windows swapped
+//! between sessions) is seen within [`FULL_EVERY`]; kills and respawns check the owner
+//! mark in tmux itself when they run, whatever the listing said.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -125,7 +126,7 @@ fn lean_format() -> String {
 /// The filter of the panes that moved: dead, with output since second `since`, or in
 /// a window of several panes, as one string comparison (see the module's doc).
 fn moved_filter(since: u64) -> String {
-    format!("#{{>=:#{{pane_dead}}#{{window_panes}}#{{window_activity}},01{since}}}")
+    format!("#{{>=:#{{pane_dead}}#{{!=:#{{window_panes}},1}}#{{window_activity}},00{since}}}")
 }
 
 /// The wall-clock second, floored: tmux stamps output with the same clock.
@@ -194,8 +195,7 @@ fn parse_lean(line: &str) -> Option<Lean<'_>> {
 /// Carries the moved panes' new activity stamps from `lean` into `panes`; `false`
 /// (and `panes` left in any state) when `lean` shows what only a full listing tells: a
 /// pane new, another pid, another death, another number of panes in its window, or a
-/// pane of a shared window missing (killed, moved away, or in a window of ten panes or
-/// more, which the filter does not name).
+/// pane of a shared window missing (killed, or moved away).
 fn refresh(panes: &mut [Listed], by_id: &HashMap<String, usize>, lean: &[String]) -> bool {
     let mut shared = 0;
     for line in lean {
@@ -245,6 +245,9 @@ pub(super) struct Cache {
     changes: AtomicU64,
     full: Mutex<Option<Full>>,
     fulls: AtomicU64,
+    /// One listing at a time: an older answer stored after a newer one would carry
+    /// older stamps past the second the newer one moved on to.
+    serial: tokio::sync::Mutex<()>,
 }
 
 impl Cache {
@@ -270,15 +273,17 @@ impl Cache {
         F: Fn(Cmd) -> Fut,
         Fut: Future<Output = Result<Vec<String>, super::Error>>,
     {
+        let _one_at_a_time = self.serial.lock().await;
         let changes = self.changes.load(Ordering::Acquire);
         let second = wall_second();
         if lean_ok {
             // One second back: output in the last listing's own second may have come
-            // after it.
+            // after it. A clock gone back would hide output stamped by it: listed in
+            // full then.
             let since = self
                 .lock()
                 .as_ref()
-                .filter(|f| f.stands(changes, Instant::now()))
+                .filter(|f| f.stands(changes, Instant::now()) && second + 1 >= f.second)
                 .map(|f| f.second.saturating_sub(1));
             if let Some(since) = since {
                 let moved = Cmd::new("list-panes").args([
@@ -447,6 +452,10 @@ mod tests {
                 "a pane of a shared window killed",
                 vec![lean_line("%2", 12, false, 1, 1)],
             ),
+            (
+                "a pane of a shared window missing",
+                vec![lean_line("%2", 12, false, 2, 1)],
+            ),
             ("unreadable", with("garbage".to_owned())),
         ];
         for (what, moved) in cases {
@@ -462,21 +471,27 @@ mod tests {
 
     #[test]
     fn the_moved_filter_should_compare_as_numbers_for_every_pane_it_must_name() {
-        // tmux compares the two strings byte by byte; the same comparison here.
         let since = 1_796_068_200_u64;
-        let named = |dead: &str, window_panes: u32, activity: u64| {
-            format!("{dead}{window_panes}{activity}") >= format!("01{since}")
-        };
-        assert!(named("0", 1, since), "output in the last listing's second");
-        assert!(named("0", 1, since + 70), "output since");
-        assert!(!named("0", 1, since - 1), "quiet since");
-        assert!(named("1", 1, 5), "dead");
-        assert!(named("0", 2, 5) && named("0", 9, 5), "a shared window");
-        assert!(
-            !named("0", 10, since + 70),
-            "ten panes: not named, so their absence forces a full listing"
+        assert_eq!(
+            moved_filter(since),
+            "#{>=:#{pane_dead}#{!=:#{window_panes},1}#{window_activity},001796068200}"
         );
-        assert!(moved_filter(since).contains(&format!(",01{since}}}")));
+        // What tmux compares, byte by byte, for a pane: its death, whether its window
+        // is shared, its stamp.
+        let named = |dead: bool, window_panes: u32, activity: u64| {
+            let shared = u8::from(window_panes != 1);
+            format!("{}{shared}{activity}", u8::from(dead)) >= format!("00{since}")
+        };
+        assert!(
+            named(false, 1, since),
+            "output in the last listing's second"
+        );
+        assert!(named(false, 1, since + 70), "output since");
+        assert!(!named(false, 1, since - 1), "quiet since");
+        assert!(named(true, 1, 5), "dead");
+        for panes in [2, 9, 10, 120] {
+            assert!(named(false, panes, 5), "a window of {panes} panes");
+        }
     }
 
     #[test]

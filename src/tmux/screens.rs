@@ -1,5 +1,5 @@
 //! Capturing agents' screens, only those that changed. tmux stamps each window with the
-//! second of its last output (`#{window_activity}`, listed with every pane): a pane
+//! second of its last output (`#{window_activity}`, carried by the pane listing): a pane
 //! whose window had no output since the second its last capture was taken still shows
 //! that capture, which is given again without asking tmux. A respawned pane (another
 //! pid) is captured afresh, and every capture is taken again at least every
