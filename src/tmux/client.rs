@@ -99,9 +99,9 @@ impl Tmux {
     /// Every pane of the server, listed in full only when something may have changed
     /// since the last full listing (see [`super::listing`]).
     pub async fn panes(&self) -> Result<Vec<super::Listed>, Error> {
-        let lean_ok = !self.one_shot.load(Ordering::Acquire);
+        let hears = !self.one_shot.load(Ordering::Acquire);
         self.listing
-            .panes(lean_ok, |cmd| async move { self.run(cmd).await })
+            .panes(hears, |cmd| async move { self.run(cmd).await })
             .await
     }
 

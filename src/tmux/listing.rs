@@ -129,8 +129,9 @@ fn moved_filter(since: u64) -> String {
     format!("#{{>=:#{{pane_dead}}#{{!=:#{{window_panes}},1}}#{{window_activity}},00{since}}}")
 }
 
-/// The wall-clock second, floored: tmux stamps output with the same clock.
-fn wall_second() -> u64 {
+/// The wall-clock second, floored: tmux stamps output (`#{window_activity}`) with the
+/// same clock.
+pub(super) fn wall_second() -> u64 {
     jiff::Timestamp::now().as_second().max(0).unsigned_abs()
 }
 
@@ -262,11 +263,11 @@ impl Cache {
     }
 
     /// Every pane of the server: `run` answers one `list-panes` command. Only the
-    /// moved panes are listed when `lean_ok` (the connection hears notifications), the
-    /// last full listing stands and the moved ones show nothing it cannot tell.
+    /// moved panes are listed when the connection `hears` notifications, the last full
+    /// listing stands and the moved ones show nothing it cannot tell.
     pub(super) async fn panes<F, Fut>(
         &self,
-        lean_ok: bool,
+        hears: bool,
         run: F,
     ) -> Result<Vec<Listed>, super::Error>
     where
@@ -276,7 +277,7 @@ impl Cache {
         let _one_at_a_time = self.serial.lock().await;
         let changes = self.changes.load(Ordering::Acquire);
         let second = wall_second();
-        if lean_ok {
+        if hears {
             // One second back: output in the last listing's own second may have come
             // after it. A clock gone back would hide output stamped by it: listed in
             // full then.
@@ -316,7 +317,7 @@ impl Cache {
             .enumerate()
             .map(|(i, p)| (p.id.clone(), i))
             .collect();
-        *self.lock() = lean_ok.then(|| Full {
+        *self.lock() = hears.then(|| Full {
             panes: panes.clone(),
             by_id,
             changes,
@@ -361,7 +362,7 @@ mod tests {
 
     fn lean_line(id: &str, pid: u32, dead: bool, window_panes: u32, activity: u64) -> String {
         let dead = if dead { "1" } else { "0" };
-        let (pid, panes, activity) = (pid.to_string(), window_panes.to_string(), activity);
+        let (pid, panes) = (pid.to_string(), window_panes.to_string());
         [id, &pid, dead, &panes, &activity.to_string()].join("\u{1f}")
     }
 

@@ -65,7 +65,7 @@ impl Cache {
         F: FnOnce(Vec<Vec<Cmd>>) -> Fut,
         Fut: Future<Output = Result<Answers, Error>>,
     {
-        let now = jiff::Timestamp::now().as_second().max(0).unsigned_abs();
+        let now = super::listing::wall_second();
         let mut out: Vec<Option<String>> = vec![None; panes.len()];
         let mut stale = Vec::new();
         {
