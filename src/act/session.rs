@@ -2,6 +2,8 @@
 //! conversation), recycle and delete, each as one tmux command list; the destructive
 //! ones only while the session still carries our owner mark.
 
+use std::path::Path;
+
 use super::{
     ACCOUNT_OPTION, Context, Error, OWNER_OPTION, PANE_OPTION, respawn, run, run_guarded, target,
     with_process,
@@ -34,17 +36,18 @@ pub(super) async fn execute(action: &SessionAction, ctx: Context<'_>) -> Result<
             session,
             pane,
             from_home,
+            to_home,
             pid,
             resume,
             conversation,
             ..
         } => {
             let held = match conversation {
-                Some((id, transcript)) => Some((id.clone(), transcript.is_file())),
+                Some((id, transcript)) => Some(Held::read(id, transcript, to_home.as_deref())),
                 None => from_home.as_deref().and_then(|home| {
                     let id = crate::conversation::of_agent(home, *pid)?;
                     let path = crate::conversation::transcript(home, &session.workdir, &id);
-                    Some((id, path.is_file()))
+                    Some(Held::read(&id, &path, to_home.as_deref()))
                 }),
             };
             return move_session(ctx, session, pane, held, resume.as_deref()).await;
@@ -61,28 +64,69 @@ pub(super) async fn execute(action: &SessionAction, ctx: Context<'_>) -> Result<
     Ok(Outcome::Done)
 }
 
+/// The conversation a moving agent holds, as found on disk.
+struct Held {
+    /// Its id.
+    id: String,
+    /// Its transcript holds anything (a conversation with no message yet has nothing
+    /// to carry on).
+    written: bool,
+    /// The new account's home finds the transcript too (the homes share the agent's
+    /// conversation folder): without it, `--resume` could only fail.
+    reachable: bool,
+}
+
+impl Held {
+    /// Reads conversation `id` whose transcript is `transcript`, and whether the new
+    /// account's home `to` finds it at the same place below its `projects` folder.
+    fn read(id: &str, transcript: &Path, to: Option<&Path>) -> Self {
+        let reachable = match (to, transcript.parent().and_then(Path::file_name)) {
+            (Some(to), Some(project)) => to
+                .join("projects")
+                .join(project)
+                .join(format!("{id}.jsonl"))
+                .is_file(),
+            // Nowhere to look: resumed as before.
+            _ => true,
+        };
+        Self {
+            id: id.to_owned(),
+            written: transcript.is_file(),
+            reachable,
+        }
+    }
+}
+
 /// Restarts a session's agent under its new account. With `resume`, its conversation
-/// (the id, and whether its transcript holds anything) is resumed; a session whose
-/// conversation cannot be named is left untouched (a dedicated one) or started afresh
-/// (a pool one without a task to carry on).
+/// is resumed when its transcript holds anything and the new home finds it (else the
+/// agent starts afresh, and says why); a session whose conversation cannot be named is
+/// left untouched (a dedicated one) or started afresh (a pool one without a task to
+/// carry on).
 async fn move_session(
     ctx: Context<'_>,
     session: &SessionSpec,
     pane: &str,
-    conversation: Option<(String, bool)>,
+    conversation: Option<Held>,
     resume: Option<&[String]>,
 ) -> Result<Outcome, Error> {
     let mut spec = session.clone();
-    let mut resumed = None;
+    let mut outcome = Outcome::Done;
     if let Some(args) = resume {
         match conversation {
-            Some((id, true)) => {
+            Some(held) if held.written && !held.reachable => {
+                outcome = Outcome::Fresh(format!(
+                    "conversation {} is not in account {}'s conversation folder (the homes \
+                     share no projects folder: see SharedState), so it cannot be resumed there",
+                    held.id, spec.account
+                ));
+            }
+            Some(held) if held.written => {
                 spec.command
-                    .extend(args.iter().map(|a| a.replace("{sessionId}", &id)));
-                resumed = Some(id);
+                    .extend(args.iter().map(|a| a.replace("{sessionId}", &held.id)));
+                outcome = Outcome::Resumed(held.id);
             }
             // A conversation with no message yet has nothing to carry on.
-            Some((_, false)) => {}
+            Some(_) => {}
             None => {
                 return Ok(Outcome::Rejected(
                     "no valid conversation id to resume; left as it is".into(),
@@ -92,5 +136,5 @@ async fn move_session(
     }
     let cmds = respawn(pane, true, &spec, ctx.state_dir);
     run_guarded(ctx, &spec.name, pane, &cmds).await?;
-    Ok(resumed.map_or(Outcome::Done, Outcome::Resumed))
+    Ok(outcome)
 }

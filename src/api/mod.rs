@@ -4,6 +4,7 @@
 //! [`load`] turns `-f` inputs into [`Manifests`], the validated desired world, or into
 //! [`Problems`] that name every fault at once with its file, line, column and field.
 
+mod advice;
 pub mod duration;
 mod load;
 #[cfg(test)]
@@ -20,6 +21,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use advice::advise;
 pub use duration::Duration;
 pub use load::{LoadError, load, load_str, load_texts, read_inputs};
 pub use problem::{Problem, Problems};

@@ -355,7 +355,7 @@ fn account(w: &World<'_>, name: &str) -> Option<String> {
 
 fn inbox(w: &World<'_>, name: &str) -> Option<String> {
     let i = w.m.inboxes.iter().find(|i| i.name == name)?;
-    let rows = super::get::inboxes(w.m, w.observed);
+    let rows = super::get::inboxes(w.m, w.observed, w.plan);
     let row = rows.iter().find(|r| r["name"] == name)?;
     let mut out = String::new();
     field(&mut out, "Name", name);
@@ -370,6 +370,7 @@ fn inbox(w: &World<'_>, name: &str) -> Option<String> {
     ] {
         field(&mut out, label, &row[key]);
     }
+    field(&mut out, "Queue", row["queue"].as_str().unwrap_or("-"));
     if let Some(state) = w.observed.inboxes.get(name) {
         for t in state.waiting.iter().take(10) {
             field(&mut out, "  waits", &t.name);

@@ -311,7 +311,7 @@ impl Viewer {
                 }
                 accounts(m, &observed, &plan)
             }
-            What::Inboxes => inboxes(m, &observed),
+            What::Inboxes => inboxes(m, &observed, &plan),
             What::Events | What::Nodes => Vec::new(),
         };
         Ok((rows, footer))
@@ -352,9 +352,16 @@ fn sessions(m: &Manifests, o: &Observed, plan: &Plan, owner: &str) -> Rows {
         if !ours && !wanted {
             continue;
         }
+        let exhausted = s.account.as_ref().is_some_and(|a| {
+            o.facts
+                .exhausted_until
+                .get(a)
+                .is_some_and(|t| *t > jiff::Timestamp::now())
+        });
         let state = match (ours, s.pane.dead) {
             (false, _) => "not ours",
             (true, true) => "exited",
+            (true, false) if exhausted => "running, account exhausted",
             (true, false) => "running",
         };
         rows.push(json!({
@@ -414,6 +421,7 @@ pub(super) fn accounts(m: &Manifests, o: &Observed, plan: &Plan) -> Rows {
                 "priority": a.spec.priority,
                 "state": state,
                 "resets": until.map(ToString::to_string).unwrap_or_default(),
+                "resetsIn": until.map(|t| countdown(now, *t)).unwrap_or_default(),
                 "fiveHour": window(reading.and_then(|r| r.usage.five_hour)),
                 "sevenDay": window(reading.and_then(|r| r.usage.seven_day)),
                 "sessions": sessions,
@@ -446,7 +454,45 @@ fn count(dir: &Path, glob: &str) -> usize {
         .count()
 }
 
-pub(super) fn inboxes(m: &Manifests, o: &Observed) -> Rows {
+/// How long until `t`, to the minute (`7h56m`, `under 1m`).
+fn countdown(now: jiff::Timestamp, t: jiff::Timestamp) -> String {
+    let secs = u64::try_from(t.duration_since(now).as_secs()).unwrap_or(0);
+    if secs < 60 {
+        return "under 1m".to_owned();
+    }
+    crate::api::Duration(std::time::Duration::from_secs(secs / 60 * 60)).to_string()
+}
+
+/// Whether the queues flow: `open`, or why tasks wait and until when (every account
+/// exhausted: until the first reset; the active account over `quota.moveAt`).
+fn queue_state(m: &Manifests, o: &Observed, plan: &Plan) -> String {
+    let now = jiff::Timestamp::now();
+    match plan.account.as_deref() {
+        None => {
+            let first = o.facts.exhausted_until.values().filter(|t| **t > now).min();
+            match first {
+                Some(t)
+                    if m.accounts.iter().all(|a| {
+                        o.facts
+                            .exhausted_until
+                            .get(&a.name)
+                            .is_some_and(|u| *u > now)
+                    }) =>
+                {
+                    format!("waiting for a reset: until {t} (in {})", countdown(now, *t))
+                }
+                _ => "waiting: no account can take sessions (see get accounts)".to_owned(),
+            }
+        }
+        Some(a) if plan::over_threshold(m, &plan.facts, a, now) => {
+            format!("held: account {a} is over quota.moveAt")
+        }
+        Some(_) => "open".to_owned(),
+    }
+}
+
+pub(super) fn inboxes(m: &Manifests, o: &Observed, plan: &Plan) -> Rows {
+    let queue = queue_state(m, o, plan);
     m.inboxes
         .iter()
         .map(|i| {
@@ -459,6 +505,7 @@ pub(super) fn inboxes(m: &Manifests, o: &Observed) -> Rows {
                 "done": count(&base.join("done"), &i.spec.glob),
                 "failed": count(&base.join("failed"), &i.spec.glob),
                 "path": i.spec.path.display().to_string(),
+                "queue": queue,
             })
         })
         .collect()

@@ -262,6 +262,9 @@ fn validate(files: &[PathBuf]) -> ExitCode {
         Ok(m) => m,
         Err(code) => return code,
     };
+    for advice in crate::api::advise(&m) {
+        eprintln!("warning: {advice}");
+    }
     let sessions: u32 = m.pools.iter().map(|p| p.spec.max).sum();
     println!(
         "valid: accounts {}, pools {} ({} sessions at most), dedicated sessions {}, inboxes {}",

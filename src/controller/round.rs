@@ -253,6 +253,7 @@ mod tests {
             pane: "%1".into(),
             from: Some("a".into()),
             from_home: None,
+            to_home: None,
             pid: 1,
             resume: None,
             conversation: None,

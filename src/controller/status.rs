@@ -165,11 +165,15 @@ fn log_event(event: &Event, detail: &Value) {
     match event {
         Event::Swap { .. } => warn!(%detail, "account swap"),
         Event::AllExhausted { .. } => warn!(%detail, "every account is exhausted; sessions wait"),
+        Event::Resumed { .. } => warn!(%detail, "an account is usable again; work resumes"),
         Event::IntakeHeld { .. } => warn!(%detail, "new tasks wait"),
         Event::AllOverThreshold { .. } => warn!(
             %detail,
             "no account under quota.moveAt to move to; no session moves and no new task starts"
         ),
+        Event::ResumeFailed { .. } => {
+            warn!(%detail, "a conversation could not be resumed; the session starts afresh")
+        }
         Event::SessionFailed { .. } | Event::SessionExited { .. } => {
             warn!(%detail, "agent exited");
         }
@@ -215,11 +219,14 @@ impl Watcher for Reporter {
             Ok(Outcome::Done | Outcome::Sent(_)) => info!("{line}"),
             Ok(Outcome::Resumed(id)) => info!("{line}: conversation {id} resumed"),
             Ok(Outcome::Rejected(why)) => warn!("{line}: rejected: {why}"),
+            Ok(Outcome::Fresh(why)) => warn!("{line}: started afresh: {why}"),
             Err(e) => error!("{line}: {e}"),
         }
-        self.record(
-            action.event(result),
-            json!({"action": action, "ok": result.is_ok(), "error": result.as_ref().err()}),
-        );
+        let mut entry =
+            json!({"action": action, "ok": result.is_ok(), "error": result.as_ref().err()});
+        if let Ok(Outcome::Fresh(why)) = result {
+            entry["fresh"] = json!(why);
+        }
+        self.record(action.event(result), entry);
     }
 }

@@ -88,6 +88,10 @@ pub enum SessionAction {
         /// That account's home, where the agent's `sessions/<pid>.json` names its
         /// conversation.
         from_home: Option<PathBuf>,
+        /// The new account's home: the conversation is resumed only when its transcript
+        /// is found there too (the homes share the agent's conversation folder).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to_home: Option<PathBuf>,
         /// The agent's pid.
         pid: u32,
         /// The profile's resume arguments (`{sessionId}` to fill in), when the
@@ -215,6 +219,9 @@ pub enum Outcome {
     Rejected(String),
     /// The agent was restarted resuming this conversation.
     Resumed(String),
+    /// The agent was started afresh, not resuming its conversation, for this reason
+    /// (the conversation is not to be found under the new account's home).
+    Fresh(String),
 }
 
 impl From<FsAction> for Action {

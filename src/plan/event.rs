@@ -55,6 +55,16 @@ pub enum Event {
     AllExhausted {
         /// The earliest reset.
         first_reset: Option<Timestamp>,
+        /// Each account's reset, by account.
+        #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        until: std::collections::BTreeMap<String, Timestamp>,
+    },
+    /// An account can take sessions again after every one was exhausted: work resumes.
+    Resumed {
+        /// The account sessions run under now.
+        account: String,
+        /// Since when work waited.
+        since: Timestamp,
     },
     /// The active account is over `quota.moveAt` and no other is under it.
     AllOverThreshold {
@@ -94,6 +104,20 @@ pub enum Event {
         /// Always none.
         task: Option<String>,
     },
+    /// An agent started resuming a conversation died at once: the conversation is not
+    /// tried again, the session starts afresh and a task it held is sent again.
+    ResumeFailed {
+        /// The session.
+        session: String,
+        /// The account it runs under.
+        account: Option<String>,
+        /// The conversation that could not be resumed.
+        conversation: String,
+        /// How the failure showed.
+        reason: String,
+        /// The task sent again, if it held one.
+        task: Option<String>,
+    },
     /// An account's use of a window crossed a level (`quota.moveAt`, or a notify level).
     UsageCrossed {
         /// The account.
@@ -121,11 +145,13 @@ impl Event {
             Event::Recovered { .. } => Kind::Recovered,
             Event::Swap { .. } => Kind::Swap,
             Event::AllExhausted { .. } => Kind::AllExhausted,
+            Event::Resumed { .. } => Kind::Resumed,
             Event::AllOverThreshold { .. } => Kind::AllOverThreshold,
             Event::IntakeHeld { .. } => Kind::IntakeHeld,
             Event::UsageCrossed { .. } => Kind::UsageCrossed,
             Event::SessionFailed { .. } => Kind::SessionFailed,
             Event::SessionExited { .. } => Kind::SessionExited,
+            Event::ResumeFailed { .. } => Kind::ResumeFailed,
         }
     }
 
@@ -138,10 +164,12 @@ impl Event {
             | Event::AllOverThreshold { .. }
             | Event::IntakeHeld { .. } => true,
             Event::Recovered { .. }
+            | Event::Resumed { .. }
             | Event::Swap { .. }
             | Event::UsageCrossed { .. }
             | Event::SessionFailed { .. }
-            | Event::SessionExited { .. } => false,
+            | Event::SessionExited { .. }
+            | Event::ResumeFailed { .. } => false,
         }
     }
 
@@ -150,13 +178,15 @@ impl Event {
         match self {
             Event::Swap { .. }
             | Event::AllExhausted { .. }
+            | Event::Resumed { .. }
             | Event::Recovered { .. }
             | Event::AllOverThreshold { .. } => true,
             Event::QuotaDetected { .. }
             | Event::IntakeHeld { .. }
             | Event::UsageCrossed { .. }
             | Event::SessionFailed { .. }
-            | Event::SessionExited { .. } => false,
+            | Event::SessionExited { .. }
+            | Event::ResumeFailed { .. } => false,
         }
     }
 
@@ -189,7 +219,11 @@ mod tests {
         };
         assert_eq!(held.detail(), json!({"account": "a", "moveAt": 95}));
         assert_eq!(
-            Event::AllExhausted { first_reset: None }.detail(),
+            Event::AllExhausted {
+                first_reset: None,
+                until: Default::default()
+            }
+            .detail(),
             json!({"firstReset": null})
         );
     }

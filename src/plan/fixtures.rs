@@ -167,6 +167,27 @@ pub fn claimed(o: &mut Observed, session: &str, t: crate::state::TaskFacts) {
     o.facts.sessions.entry(session.into()).or_default().task = Some(t);
 }
 
+/// Carries out a plan's moves as the controller would: the facts recorded, each
+/// moved session under its new account with a new agent.
+pub fn carry_out_moves(o: &mut Observed, p: &super::Plan) {
+    o.facts = p.facts.clone();
+    for action in &p.actions {
+        if let super::Action::Session(super::SessionAction::MoveSession { session: spec, .. }) =
+            action
+        {
+            let ok = Ok(super::Outcome::Resumed(
+                "0b9f5d8e-0000-4000-8000-000000000000".into(),
+            ));
+            super::record(&mut o.facts, action, &ok, now());
+            let pid = o.sessions[&spec.name].pane.pid + 100;
+            o.sessions.insert(
+                spec.name.clone(),
+                session(&spec.name, "failover", &spec.account, pid),
+            );
+        }
+    }
+}
+
 /// An account's use as a status line reported it: the 5-hour window only.
 pub fn five_hour(
     used: f64,

@@ -1,11 +1,14 @@
 //! The account ledger: usage limits the agents report, and quota readings from every
 //! session's screen, turn into "exhausted until"; the status line's figures into "over
-//! `moveAt`". The active account follows: when it is exhausted or over the threshold, to
-//! the available account with the most headroom (then by priority), not within
-//! `cooldown` of the last swap; back to a preferred one once it is available again
-//! (`failback: idle`); never when all are exhausted or over. That choice is `choose`'s.
+//! `moveAt`". The active account follows: exhausted, at once to the available account
+//! with the most headroom (then by priority); over the threshold, the same but not
+//! within `cooldown` of the last swap; back to a preferred one once it is available
+//! again (`failback: idle`), not within the cooldown either; never when all are
+//! exhausted or over. That choice is `choose`'s. Within the cooldown, a limit read on a
+//! screen alone counts only once confirmed by `quota.confirmations` readings, even
+//! with a reset time shown.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 
@@ -18,7 +21,7 @@ use crate::state::{Facts, Redraw, SessionFacts, Stage};
 
 mod choose;
 
-pub(super) use choose::over;
+pub(super) use choose::{over, why_none};
 
 /// The strongest sign of a used-up quota on one account.
 #[derive(Debug, Clone)]
@@ -92,12 +95,14 @@ struct Counted {
 }
 
 /// Reads quota signals and decides the active account; records both in `plan.facts`
-/// and `plan.events`.
+/// and `plan.events`. `broken`: accounts whose shared state is broken, where no
+/// session may go.
 pub(super) fn plan_ledger(
     m: &Manifests,
     o: &Observed,
     readings: &BTreeMap<String, Reading>,
     limits: &[LimitReport],
+    broken: &BTreeSet<String>,
     now: Timestamp,
     plan: &mut Plan,
 ) {
@@ -116,7 +121,7 @@ pub(super) fn plan_ledger(
     }
     let counted = quota_on_screens(o, readings, &mut plan.facts, &mut signs);
     recover(o, &mut plan.facts, now, &mut plan.events);
-    confirm(m, &mut plan.facts, &signs, now, &mut plan.events);
+    confirm(m, &signs, now, plan);
     let facts = &mut plan.facts;
     // A limit that made its account exhausted is not counted again while on screen.
     for c in counted {
@@ -124,9 +129,9 @@ pub(super) fn plan_ledger(
             facts.sessions.entry(c.session).or_default().counted_quota = Some((c.account, c.mark));
         }
     }
-    choose::choose_account(m, facts, now, &mut plan.events);
+    choose::choose_account(m, facts, broken, now, &mut plan.events);
     // Sessions run (and take tasks) only under an available account; an exhausted one
-    // stays active through the cooldown or while all are exhausted, but nothing runs.
+    // stays active while no other can take its sessions, but nothing runs.
     plan.account = facts
         .active_account
         .clone()
@@ -258,15 +263,12 @@ fn spend_limits(o: &Observed, facts: &mut Facts, account: &str, now: Timestamp) 
 }
 
 /// Journals each account's sign and makes the account exhausted once the sign is
-/// confirmed; an account without a sign starts its count of polls again.
-fn confirm(
-    m: &Manifests,
-    facts: &mut Facts,
-    signs: &Signs,
-    now: Timestamp,
-    events: &mut Vec<Event>,
-) {
+/// confirmed; an account without a sign starts its count of polls again. A sign still
+/// to be confirmed keeps its account's sessions where they are: refused, with why.
+fn confirm(m: &Manifests, signs: &Signs, now: Timestamp, plan: &mut Plan) {
+    let cooling = choose::cooling(m, &plan.facts, now);
     for account in &m.accounts {
+        let facts = &mut plan.facts;
         let Some(sign) = signs.0.get(&account.name) else {
             facts.quota_polls.remove(&account.name);
             continue;
@@ -274,51 +276,82 @@ fn confirm(
         if exhausted(facts, &account.name, now) {
             continue;
         }
-        let until = exhausted_until(m, facts, &account.name, sign, now);
-        events.push(sign.detected(&account.name, until.is_some()));
-        if let Some(until) = until {
-            facts
-                .exhausted_until
-                .insert(account.name.clone(), until.max(now));
-            facts.quota_polls.remove(&account.name);
+        let until = exhausted_until(m, facts, &account.name, sign, cooling, now);
+        plan.events
+            .push(sign.detected(&account.name, until.is_some()));
+        match until {
+            Some(until) => {
+                facts
+                    .exhausted_until
+                    .insert(account.name.clone(), until.max(now));
+                facts.quota_polls.remove(&account.name);
+            }
+            None => {
+                let spec = &m.controller.spec;
+                let polls = facts.quota_polls.get(&account.name).map_or(0, |p| p.0);
+                let why = if cooling && sign.resets.is_some() {
+                    "a limit read on a screen alone within quota.cooldown of the last swap"
+                } else {
+                    "a limit read on a screen alone, without a reset time"
+                };
+                plan.refuse(
+                    format!("account {}", account.name),
+                    format!(
+                        "{why} (session {}): {polls} of {} readings (quota.confirmations, one per \
+                         pollInterval); its sessions stay on it until the limit is confirmed, \
+                         within {}",
+                        sign.session,
+                        spec.quota.confirmations,
+                        crate::api::Duration(
+                            spec.poll_interval
+                                .0
+                                .saturating_mul(spec.quota.confirmations.saturating_sub(polls))
+                        ),
+                    ),
+                );
+                plan.wake(spec.poll_interval.0);
+            }
         }
     }
 }
 
 /// Until when `sign` makes `account` exhausted: its reset time; else
-/// `quota.resetFallback` from now, at once on the agent's own word, after
-/// `quota.confirmations` polls of a screen (one reading per poll interval counts,
-/// however often we reconcile). `None` while a screen's limit is not confirmed yet.
+/// `quota.resetFallback` from now. At once on the agent's own word, or on a reset time
+/// read on a screen outside the cooldown; else after `quota.confirmations` polls of a
+/// screen (one reading per poll interval counts, however often we reconcile). `None`
+/// while a screen's limit is not confirmed yet.
 fn exhausted_until(
     m: &Manifests,
     facts: &mut Facts,
     account: &str,
     sign: &Sign,
+    cooling: bool,
     now: Timestamp,
 ) -> Option<Timestamp> {
     let spec = &m.controller.spec.quota;
-    let fallback = || {
-        now.checked_add(jiff::SignedDuration::try_from(spec.reset_fallback.0).unwrap_or_default())
+    let until = || {
+        sign.resets.unwrap_or_else(|| {
+            now.checked_add(
+                jiff::SignedDuration::try_from(spec.reset_fallback.0).unwrap_or_default(),
+            )
             .unwrap_or(now)
+        })
     };
-    match sign.resets {
-        Some(t) => Some(t),
-        // The agent's own word needs no confirming poll.
-        None if sign.reported.is_some() => Some(fallback()),
-        None => {
-            let poll = jiff::SignedDuration::try_from(m.controller.spec.poll_interval.0)
-                .unwrap_or_default();
-            let (polls, last) = facts
-                .quota_polls
-                .entry(account.to_owned())
-                .or_insert((0, now));
-            if *polls == 0 || now.duration_since(*last) >= poll {
-                *polls += 1;
-                *last = now;
-            }
-            (*polls >= spec.confirmations).then(fallback)
-        }
+    // The agent's own word, or a typed reset time outside the cooldown: confirmed.
+    if sign.reported.is_some() || (sign.resets.is_some() && !cooling) {
+        return Some(until());
     }
+    let poll =
+        jiff::SignedDuration::try_from(m.controller.spec.poll_interval.0).unwrap_or_default();
+    let (polls, last) = facts
+        .quota_polls
+        .entry(account.to_owned())
+        .or_insert((0, now));
+    if *polls == 0 || now.duration_since(*last) >= poll {
+        *polls += 1;
+        *last = now;
+    }
+    (*polls >= spec.confirmations).then(until)
 }
 
 /// Whether `account` is exhausted at `now`: its reset time has not come.

@@ -53,25 +53,6 @@ fn a_quota_screen_should_swap_and_nothing_should_run_while_every_account_is_exha
     );
 }
 
-/// Carries out a plan's moves as the controller would: the facts recorded, each
-/// moved session under its new account with a new agent.
-fn carry_out_moves(o: &mut crate::observe::Observed, p: &crate::plan::Plan) {
-    o.facts = p.facts.clone();
-    for action in &p.actions {
-        if let Action::Session(SessionAction::MoveSession { session: spec, .. }) = action {
-            let ok = Ok(Outcome::Resumed(
-                "0b9f5d8e-0000-4000-8000-000000000000".into(),
-            ));
-            record(&mut o.facts, action, &ok, now());
-            let pid = o.sessions[&spec.name].pane.pid + 100;
-            o.sessions.insert(
-                spec.name.clone(),
-                session(&spec.name, "failover", &spec.account, pid),
-            );
-        }
-    }
-}
-
 /// Plans over each screen in turn, carrying the facts.
 fn read_in_turn(
     m: &crate::api::Manifests,
@@ -89,8 +70,18 @@ fn read_in_turn(
     last.expect("at least one screen")
 }
 
+/// No cooldown: a limit read on a screen with its reset time counts at once (within a
+/// cooldown it needs a second reading, tested on its own).
+const NO_COOLDOWN: &str = "
+---
+apiVersion: failover/v1alpha1
+kind: ControllerConfig
+metadata: {name: c}
+spec: {quota: {cooldown: 0s}}
+";
+
 fn swapped_once() -> (crate::api::Manifests, crate::observe::Observed) {
-    let m = manifests(POOL_AND_DEDICATED);
+    let m = manifests(&format!("{POOL_AND_DEDICATED}{NO_COOLDOWN}"));
     let mut o = observed();
     add(&mut o, session("ccl-1-x", "failover", "main", 100));
     o.screens.insert("ccl-1-x".into(), LIMIT.into());
@@ -319,7 +310,7 @@ fn a_session_being_moved_should_get_no_task_text_in_the_same_plan() {
 }
 
 #[test]
-fn a_second_limit_within_the_cooldown_should_not_swap_until_the_cooldown_ends() {
+fn a_screen_limit_within_the_cooldown_should_move_nothing_until_a_second_reading() {
     let third = "
 ---
 apiVersion: failover/v1alpha1
@@ -336,33 +327,70 @@ spec: {home: /h/third, priority: 2}
     assert_eq!(p.account.as_deref(), Some("alt"));
     carry_out_moves(&mut o, &p);
     read_in_turn(&m, &mut o, "ccl-1-x", &[LIMIT]); // the resumed conversation's redraw
-    // A minute later, a new turn meets alt's limit: third is available, but the
-    // cooldown (5m) holds the swap.
+    // A minute later, a new turn meets alt's limit on the screen alone: within the
+    // cooldown (5m) one reading is not enough, reset time or not.
     let again = LIMIT.replace("> go", "> go\n● Done.\n> go on");
     o.screens.insert("ccl-1-x".into(), again);
-    let at = |secs| now() + jiff::SignedDuration::from_secs(secs);
-    let p = plan_with_tasks(&m, &o, "failover", at(60));
-    assert!(
-        p.facts.exhausted_until.contains_key("alt"),
-        "{:?}",
-        p.events
-    );
-    assert!(
-        !journaled(&p).into_iter().any(|(k, _)| k == "swap"),
-        "{:?}",
-        p.events
-    );
-    assert_eq!(p.facts.active_account.as_deref(), Some("alt"));
-    assert_eq!(p.account, None, "nothing runs under an exhausted account");
-    o.facts = p.facts;
-    // Once the cooldown is over, the swap to third comes.
-    let p = plan_with_tasks(&m, &o, "failover", at(301));
+    let at = |ms| now() + jiff::SignedDuration::from_millis(ms);
+    for ms in [60_000, 60_500] {
+        let p = plan_with_tasks(&m, &o, "failover", at(ms));
+        assert!(
+            !p.facts.exhausted_until.contains_key("alt"),
+            "{ms}: {:?}",
+            p.events
+        );
+        assert!(!journaled(&p).into_iter().any(|(k, _)| k == "swap"));
+        assert_eq!(p.account.as_deref(), Some("alt"));
+        let refusal = p
+            .refused
+            .iter()
+            .find(|r| r.object == "account alt")
+            .unwrap_or_else(|| panic!("{:?}", p.refused));
+        assert!(
+            refusal.reason.contains("within quota.cooldown")
+                && refusal.reason.contains("1 of 2 readings"),
+            "{}",
+            refusal.reason
+        );
+        o.facts = p.facts;
+    }
+    // The second reading, a poll interval (1s) later, confirms it: on to third at once,
+    // cooldown or not.
+    let p = plan_with_tasks(&m, &o, "failover", at(61_000));
     assert_eq!(p.account.as_deref(), Some("third"), "{:?}", p.events);
+    assert_eq!(
+        p.facts.exhausted_until["alt"].to_string(),
+        "2026-11-21T23:00:00Z"
+    );
     assert!(
         journaled(&p)
             .into_iter()
             .any(|(k, e)| k == "swap" && e["to"] == "third")
     );
+}
+
+#[test]
+fn a_server_error_that_mentions_a_rate_limit_should_never_move_anything() {
+    let m = manifests(POOL_AND_DEDICATED);
+    let mut o = observed();
+    add(&mut o, session("ccl-1-x", "failover", "main", 100));
+    o.facts.active_account = Some("main".into());
+    // The earlier daemon's ping-pong: a 500 whose text says "rate limit", read for
+    // minutes, inside and outside the cooldown.
+    let error = "> go\n● API Error: 500 {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"Internal server error: upstream rate limit exceeded\"}}\n────\n❯\u{a0}\n────\n";
+    o.screens.insert("ccl-1-x".into(), error.into());
+    for secs in [0, 1, 2, 60, 400, 4000] {
+        let p = plan_with_tasks(
+            &m,
+            &o,
+            "failover",
+            now() + jiff::SignedDuration::from_secs(secs),
+        );
+        assert!(p.facts.exhausted_until.is_empty(), "{secs}: {:?}", p.events);
+        assert!(journaled(&p).is_empty(), "{secs}: {:?}", p.events);
+        assert_eq!(p.account.as_deref(), Some("main"));
+        o.facts = p.facts;
+    }
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod ledger;
 mod record;
 mod reports;
 mod restarts;
+mod resumes;
 mod screens;
 mod sessions;
 mod shared;
@@ -208,7 +209,8 @@ pub fn plan(m: &Manifests, observed: &Observed, ctx: &Context) -> Plan {
     // of their turns find them.
     turns::adopt(m, observed, now, &mut plan);
     let limits = reports::fold(m, observed, ctx, &mut plan);
-    ledger::plan_ledger(m, observed, &readings, &limits, now, &mut plan);
+    resumes::plan_resumes(observed, now, &mut plan);
+    ledger::plan_ledger(m, observed, &readings, &limits, &broken, now, &mut plan);
     let redraw = redrawn(&plan);
     let account = plan.account.clone();
     let intake = account

@@ -43,6 +43,28 @@ fn record_session(facts: &mut Facts, action: &SessionAction, outcome: &Outcome, 
     if fresh && let Some(f) = facts.sessions.get_mut(name) {
         f.new_turn();
     }
+    // Which conversation the new agent resumes, and since when: a resume that fails at
+    // once is not tried again.
+    let resumed = match (action, outcome) {
+        (SessionAction::MoveSession { .. }, Outcome::Rejected(_))
+        | (SessionAction::DeleteSession { .. }, _) => None,
+        (SessionAction::MoveSession { .. }, Outcome::Resumed(id))
+        | (
+            SessionAction::CreateSession {
+                resume: Some(id), ..
+            }
+            | SessionAction::RestartSession {
+                resume: Some(id), ..
+            },
+            _,
+        ) => Some(Some((id.clone(), now))),
+        _ => Some(None),
+    };
+    if let Some(resumed) = resumed
+        && let Some(f) = facts.sessions.get_mut(name)
+    {
+        f.resumed = resumed;
+    }
     match action {
         SessionAction::MoveSession { .. } => match outcome {
             Outcome::Resumed(_) => {
@@ -53,7 +75,7 @@ fn record_session(facts: &mut Facts, action: &SessionAction, outcome: &Outcome, 
                 carry_on(facts, name, now);
             }
             // A fresh agent: a task it had is sent again from the start.
-            Outcome::Done | Outcome::Sent(_) => {
+            Outcome::Done | Outcome::Sent(_) | Outcome::Fresh(_) => {
                 set_stage(facts, name, Stage::Starting, now);
                 // A turn that ended stays ended: the task completes, never runs again.
                 if let Some(t) = task_of(facts, name) {
@@ -93,7 +115,7 @@ fn record_session(facts: &mut Facts, action: &SessionAction, outcome: &Outcome, 
 fn record_task(facts: &mut Facts, action: &TaskAction, outcome: &Outcome, now: Timestamp) {
     let sent = match outcome {
         Outcome::Sent(hash) => Some(*hash),
-        Outcome::Done | Outcome::Rejected(_) | Outcome::Resumed(_) => None,
+        Outcome::Done | Outcome::Rejected(_) | Outcome::Resumed(_) | Outcome::Fresh(_) => None,
     };
     match action {
         TaskAction::DispatchTask { task, restart, .. } => {
@@ -102,6 +124,7 @@ fn record_task(facts: &mut Facts, action: &TaskAction, outcome: &Outcome, now: T
         TaskAction::PasteTask { task, .. } | TaskAction::ContinueTask { task, .. } => {
             set_stage(facts, &task.session, Stage::Pasted, now);
             if let Some(t) = task_of(facts, &task.session) {
+                t.resend = false;
                 // Carried on: a later stall is a new one, worth telling; the turn is a
                 // new one, taken when its report or the busy marker says so.
                 t.stalled = false;

@@ -48,6 +48,7 @@ fn base() -> Facts {
         at_limit: true,
         ended: None,
         resumes: 0,
+        resend: false,
     };
     let session = SessionFacts {
         task: Some(task),
@@ -91,6 +92,8 @@ fn carried_on(f: &mut Facts) {
         mark: None,
         submitted: false,
     };
+    // A resume that fails at once is known by this.
+    session(f).resumed = Some(("c1".into(), later()));
     let t = task(f);
     t.stage = Stage::Resuming;
     t.since = later();
@@ -158,6 +161,7 @@ fn move_session() -> Action {
         pane: "%100".into(),
         from: Some("main".into()),
         from_home: None,
+        to_home: None,
         pid: 100,
         resume: Some(vec!["--resume".into(), "{sessionId}".into()]),
         conversation: None,
@@ -279,6 +283,22 @@ fn resume_cases() -> Vec<Case> {
             name: "a_move_started_afresh_should_send_the_task_again_from_the_start",
             action: move_session(),
             result: ok(),
+            change: |f| {
+                fresh_screen(f);
+                let t = task(f);
+                t.stage = Stage::Starting;
+                t.since = later();
+                t.idle_since = None;
+                t.prompt_id = None;
+                t.at_limit = false;
+                t.seen_busy = false;
+                t.conversation = None;
+            },
+        },
+        Case {
+            name: "a_move_whose_conversation_the_new_home_cannot_find_should_send_the_task_again",
+            action: move_session(),
+            result: Ok(Outcome::Fresh("not shared".into())),
             change: |f| {
                 fresh_screen(f);
                 let t = task(f);

@@ -43,7 +43,7 @@ pub(super) fn plan_sessions(
         observed,
         owner,
         account,
-        blocked: blocked(account, broken, plan),
+        blocked: blocked(m, account, broken, now, plan),
         view,
         now,
     };
@@ -68,21 +68,19 @@ pub(super) fn plan_sessions(
     ctx.remove_orphans(&wanted, &removed, plan);
 }
 
-/// Whether no session may start: no account is available, or the active one's shared
-/// state is broken (each refused with the reason).
+/// Whether no session may start: no account can take them, or the active one's
+/// shared state is broken (each refused with the reason).
 fn blocked(
+    m: &Manifests,
     account: Option<&Object<AccountSpec>>,
     broken: &BTreeSet<String>,
+    now: jiff::Timestamp,
     plan: &mut Plan,
 ) -> bool {
     match account {
         None => {
-            let first = plan.facts.exhausted_until.values().min();
-            let when = first.map_or(String::new(), |t| format!("; the first resets at {t}"));
-            plan.refuse(
-                "accounts",
-                format!("every account is exhausted{when}; no session is started"),
-            );
+            let why = super::ledger::why_none(m, &plan.facts, broken, now);
+            plan.refuse("accounts", why);
             true
         }
         Some(a) if broken.contains(&a.name) => {
@@ -387,6 +385,7 @@ impl Ctx<'_> {
                 .as_ref()
                 .and_then(|a| self.m.account(a))
                 .map(|a| a.spec.home.clone()),
+            to_home: self.m.account(&spec.account).map(|a| a.spec.home.clone()),
             pid: s.pane.pid,
             pane: s.pane.id.clone(),
             resume: wants_resume.then(|| {

@@ -138,7 +138,9 @@ impl View<'_> {
             Some(facts) if facts.ended.is_some() => {
                 self.finish(None, inbox, task, &facts, plan);
             }
-            // Resumed in its own conversation when the session starts again.
+            // Resumed in its own conversation when the session starts again, or sent
+            // again to its fresh agent when that conversation could not be resumed.
+            Some(facts) if facts.resend => {}
             Some(_) if self.resume_of(&active.session, plan).is_some() => {}
             known => {
                 let delivered = known.as_ref().is_some_and(delivered);

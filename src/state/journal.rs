@@ -49,6 +49,8 @@ pub enum Kind {
     SessionFailed,
     /// An agent without a task exited.
     SessionExited,
+    /// A conversation could not be resumed: the session starts afresh.
+    ResumeFailed,
     /// The planner refused something.
     Refused,
     /// The janitor deleted old records.
@@ -65,6 +67,8 @@ pub enum Kind {
     IntakeHeld,
     /// An exhausted account's limit reset.
     Recovered,
+    /// Work resumes after every account was exhausted.
+    Resumed,
     /// An account's use crossed a level.
     UsageCrossed,
     /// The fleet's ledger told an account's exhaustion or use.
@@ -77,7 +81,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in declaration order.
-    pub const ALL: [Kind; 28] = [
+    pub const ALL: [Kind; 30] = [
         Kind::Started,
         Kind::Stopped,
         Kind::TmuxUnreachable,
@@ -94,6 +98,7 @@ impl Kind {
         Kind::TaskStalled,
         Kind::SessionFailed,
         Kind::SessionExited,
+        Kind::ResumeFailed,
         Kind::Refused,
         Kind::Pruned,
         Kind::QuotaDetected,
@@ -102,6 +107,7 @@ impl Kind {
         Kind::AllOverThreshold,
         Kind::IntakeHeld,
         Kind::Recovered,
+        Kind::Resumed,
         Kind::UsageCrossed,
         Kind::FleetLedger,
         Kind::FleetDegraded,
@@ -127,6 +133,7 @@ impl Kind {
             Kind::TaskStalled => "taskStalled",
             Kind::SessionFailed => "sessionFailed",
             Kind::SessionExited => "sessionExited",
+            Kind::ResumeFailed => "resumeFailed",
             Kind::Refused => "refused",
             Kind::Pruned => "pruned",
             Kind::QuotaDetected => "quotaDetected",
@@ -135,6 +142,7 @@ impl Kind {
             Kind::AllOverThreshold => "allOverThreshold",
             Kind::IntakeHeld => "intakeHeld",
             Kind::Recovered => "recovered",
+            Kind::Resumed => "resumed",
             Kind::UsageCrossed => "usageCrossed",
             Kind::FleetLedger => "fleetLedger",
             Kind::FleetDegraded => "fleetDegraded",

@@ -32,6 +32,9 @@ pub struct Facts {
     /// The last account swap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_swap: Option<Swap>,
+    /// Since when every account has been exhausted: work waits for the first reset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_since: Option<jiff::Timestamp>,
     /// Tries so far of tasks that went back to their inbox, by `inbox/task`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tries: BTreeMap<String, u32>,
@@ -204,6 +207,10 @@ pub struct SessionFacts {
     /// When its agent last drew the status line (reports only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_at: Option<jiff::Timestamp>,
+    /// The conversation its agent was last started resuming, and when: an agent that
+    /// dies at once after it could not resume it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<(String, jiff::Timestamp)>,
 }
 
 impl SessionFacts {
@@ -283,6 +290,10 @@ pub struct TaskFacts {
     /// Times its conversation was resumed after its agent died.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub resumes: u32,
+    /// Its conversation could not be resumed: its agent starts afresh and its text is
+    /// sent again from the start, the claim kept and no try used.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resend: bool,
 }
 
 fn is_zero(n: &u32) -> bool {

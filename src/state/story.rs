@@ -73,7 +73,7 @@ impl Teller {
         };
         let (objects, mut message) = match s(&e["event"]) {
             "action" | "taskClaimed" | "taskDone" | "taskFailed" | "taskRequeued"
-            | "taskStalled" => self.action(&e["action"]),
+            | "taskStalled" => self.action(&e["action"], e["fresh"].as_str()),
             other => self.other(other, e),
         };
         let failed = e["ok"] == false;
@@ -92,7 +92,8 @@ impl Teller {
         }
     }
 
-    fn action(&self, a: &Value) -> (Vec<String>, String) {
+    /// `fresh`: why a move started the agent afresh instead of resuming.
+    fn action(&self, a: &Value, fresh: Option<&str>) -> (Vec<String>, String) {
         let session = |a: &Value| {
             if a["session"].is_object() {
                 s(&a["session"]["name"]).to_owned()
@@ -150,18 +151,20 @@ impl Teller {
             "recycleSession" => format!("agent restarted: {}", s(&a["reason"])),
             "deleteSession" => format!("deleted: {}", s(&a["reason"])),
             "moveSession" => {
-                let conversation = a["conversation"][0]
-                    .as_str()
-                    .map_or(", fresh (no conversation to resume)".to_owned(), |id| {
-                        format!(", resuming conversation {id}")
-                    });
+                let conversation = match (fresh, a["conversation"][0].as_str()) {
+                    (Some(_), _) => String::new(),
+                    (None, Some(id)) => format!(", resuming conversation {id}"),
+                    (None, None) => ", fresh (no conversation to resume)".to_owned(),
+                };
+                let fresh = fresh.map_or(String::new(), |why| format!("; started afresh: {why}"));
                 let cause = self
                     .cause
                     .as_ref()
                     .map_or(String::new(), |c| format!(" because {c}"));
                 let from = a["from"].as_str().unwrap_or("(none)");
                 let to = s(&a["session"]["account"]);
-                let message = format!("moved from account {from} to {to}{conversation}{cause}");
+                let message =
+                    format!("moved from account {from} to {to}{conversation}{cause}{fresh}");
                 return (
                     vec![
                         format!("session/{}", session(a)),
@@ -355,13 +358,49 @@ impl Teller {
                 )
             }
             "recovered" => (account(), "its limit reset: usable again".to_owned()),
-            "allExhausted" => (
-                controller(),
+            "allExhausted" => {
+                let each: Vec<String> = e["until"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(a, t)| format!("{a} until {}", s(t)))
+                    .collect();
+                (
+                    controller(),
+                    format!(
+                        "every account is used up; work waits{}{}",
+                        e["firstReset"]
+                            .as_str()
+                            .map_or(String::new(), |t| format!(" until {t}")),
+                        if each.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", each.join(", "))
+                        }
+                    ),
+                )
+            }
+            "resumeFailed" => {
+                let mut objects = vec![format!("session/{}", s(&e["session"]))];
+                let task = e["task"].as_str().map_or(String::new(), |t| {
+                    objects.push(format!("task/{t}"));
+                    format!("; task {t} is sent again from its own text, no try used")
+                });
+                (
+                    objects,
+                    format!(
+                        "conversation {} could not be resumed under account {} ({}): started afresh{task}",
+                        s(&e["conversation"]),
+                        s(&e["account"]),
+                        s(&e["reason"])
+                    ),
+                )
+            }
+            "resumed" => (
+                account(),
                 format!(
-                    "every account is used up; sessions wait{}",
-                    e["firstReset"]
-                        .as_str()
-                        .map_or(String::new(), |t| format!(" until {t}"))
+                    "work resumes under this account after waiting since {} for a reset",
+                    s(&e["since"])
                 ),
             ),
             "allOverThreshold" => (

@@ -2,6 +2,7 @@
 //! the shared bed of [`bed`]. Select an area with a filter: `cargo test --test it
 //! tasks::`.
 
+mod accounts;
 mod apply;
 mod bed;
 mod chaos;

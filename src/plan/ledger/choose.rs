@@ -1,8 +1,13 @@
 //! The choice of the active account, and what it weighs: whether each account is
-//! available, its use, and `quota.moveAt`. The active account stays while it is
-//! usable; it moves, after `cooldown`, to the usable account with the most headroom
-//! when it is exhausted or over the threshold, and back to a preferred one once that
-//! is usable again (`failback: idle`).
+//! available, its use, `quota.moveAt`, and whether its shared state can take sessions.
+//! The active account stays while it is usable. Exhausted (a confirmed limit: the
+//! agent's report, a reset time read on a screen, or `quota.confirmations` readings),
+//! it moves at once to the usable account with the most headroom, whatever the time
+//! since the last swap: an exhausted account stays unavailable until its reset, so
+//! there is nothing to ping-pong to. The cooldown holds only the moves that are a
+//! choice: leaving an account over `moveAt`, and failing back to a preferred one.
+
+use std::collections::BTreeSet;
 
 use jiff::Timestamp;
 
@@ -10,10 +15,12 @@ use crate::api::{AccountSpec, Failback, Manifests, Object};
 use crate::plan::Event;
 use crate::state::{Facts, Swap};
 
-/// Keeps, swaps or fails back the active account.
+/// Keeps, swaps or fails back the active account. `broken`: accounts whose shared
+/// state is broken, where no session may go.
 pub(super) fn choose_account(
     m: &Manifests,
     facts: &mut Facts,
+    broken: &BTreeSet<String>,
     now: Timestamp,
     events: &mut Vec<Event>,
 ) {
@@ -23,26 +30,31 @@ pub(super) fn choose_account(
         .as_deref()
         .and_then(|name| ranked.iter().find(|a| a.name == name))
         .copied();
-    let cooldown = m.controller.spec.quota.cooldown.0.as_secs_f64();
     let choice = Choice {
         m,
         facts,
         now,
         ranked: &ranked,
-        cooling: facts
-            .last_swap
-            .as_ref()
-            .is_some_and(|s| now.duration_since(s.at).as_secs_f64() < cooldown),
+        broken,
+        cooling: cooling(m, facts, now),
     };
     let (next, reason) = choice.next(current, events);
     let Some(next) = next else {
-        if !facts.exhausted_until.is_empty() && current.is_some() {
+        if current.is_some() && m.accounts.iter().all(|a| !available(facts, a, now)) {
             events.push(Event::AllExhausted {
                 first_reset: facts.exhausted_until.values().min().copied(),
+                until: facts.exhausted_until.clone(),
             });
+            facts.waiting_since.get_or_insert(now);
         }
         return;
     };
+    if let Some(since) = facts.waiting_since.take() {
+        events.push(Event::Resumed {
+            account: next.name.clone(),
+            since,
+        });
+    }
     if let Some(c) = current
         && c.name != next.name
     {
@@ -63,6 +75,15 @@ pub(super) fn choose_account(
     facts.active_account = Some(next.name.clone());
 }
 
+/// Whether the last swap is within `quota.cooldown`.
+pub(super) fn cooling(m: &Manifests, facts: &Facts, now: Timestamp) -> bool {
+    let cooldown = m.controller.spec.quota.cooldown.0.as_secs_f64();
+    facts
+        .last_swap
+        .as_ref()
+        .is_some_and(|s| now.duration_since(s.at).as_secs_f64() < cooldown)
+}
+
 /// What the choice of the active account reads.
 struct Choice<'m, 'f> {
     m: &'m Manifests,
@@ -70,55 +91,67 @@ struct Choice<'m, 'f> {
     now: Timestamp,
     /// The accounts by priority.
     ranked: &'f [&'m Object<AccountSpec>],
+    /// Accounts whose shared state is broken: no session goes there.
+    broken: &'f BTreeSet<String>,
     /// The last swap is within `quota.cooldown`.
     cooling: bool,
 }
 
 impl<'m> Choice<'m, '_> {
-    /// The account to be active next (`None`: none is available), and why it is not
-    /// the current one.
+    /// The account to be active next (`None`: none can take the sessions), and why it
+    /// is not the current one.
     fn next(
         &self,
         current: Option<&'m Object<AccountSpec>>,
         events: &mut Vec<Event>,
     ) -> (Option<&'m Object<AccountSpec>>, Option<String>) {
         match current {
-            None => (self.roomiest(), None),
+            // The first choice: by headroom and priority, as before any move; an
+            // account whose shared state is broken is refused as such, not passed over.
+            None => (self.roomiest(false), None),
             Some(c) if self.usable(c) => self.keep_or_fail_back(c),
             Some(c) if available(self.facts, c, self.now) => self.leave_over_threshold(c, events),
-            Some(c) if self.cooling => (Some(c), None),
-            Some(_) => (self.roomiest(), Some("quota exhausted".to_owned())),
+            // Exhausted, on a confirmed limit: on at once, cooldown or not.
+            Some(_) => (self.roomiest(true), Some("quota exhausted".to_owned())),
         }
     }
 
-    /// Whether sessions may go to account `a`: available and not over `quota.moveAt`.
+    /// Whether sessions may stay on account `a`: available and not over `quota.moveAt`.
     fn usable(&self, a: &Object<AccountSpec>) -> bool {
         available(self.facts, a, self.now) && !over(self.m, self.facts, &a.name, self.now)
     }
 
-    /// Where sessions go when they leave: the usable account with the most headroom
-    /// (unknown use counts as none), then by priority; else any available one.
-    fn roomiest(&self) -> Option<&'m Object<AccountSpec>> {
+    /// Whether sessions may go to account `a`: usable, and its shared state whole.
+    fn open(&self, a: &Object<AccountSpec>) -> bool {
+        self.usable(a) && !self.broken.contains(&a.name)
+    }
+
+    /// Where sessions go: the usable account with the most headroom (unknown use
+    /// counts as none), then by priority; else any available one (over `moveAt` beats
+    /// exhausted). `moving`: they leave an account, so one whose shared state is broken
+    /// cannot take them.
+    fn roomiest(&self, moving: bool) -> Option<&'m Object<AccountSpec>> {
+        let whole = |a: &Object<AccountSpec>| !moving || !self.broken.contains(&a.name);
         let use_of = |x: &Object<AccountSpec>| used(self.facts, &x.name, self.now).unwrap_or(0.0);
         self.ranked
             .iter()
-            .filter(|a| self.usable(a))
+            .filter(|a| self.usable(a) && whole(a))
             .min_by(|a, b| use_of(a).total_cmp(&use_of(b)))
             .or_else(|| {
                 self.ranked
                     .iter()
-                    .find(|a| available(self.facts, a, self.now))
+                    .find(|a| available(self.facts, a, self.now) && whole(a))
             })
             .copied()
     }
 
-    /// The usable current account `c` stays, unless a preferred account is usable
+    /// The usable current account `c` stays, unless a preferred account is open
     /// again and `failback: idle` says to return to it, after the cooldown.
     fn keep_or_fail_back(
         &self,
         c: &'m Object<AccountSpec>,
     ) -> (Option<&'m Object<AccountSpec>>, Option<String>) {
-        let preferred = self.ranked.iter().find(|a| self.usable(a)).copied();
+        let preferred = self.ranked.iter().find(|a| self.open(a)).copied();
         match preferred {
             Some(f)
                 if self.m.controller.spec.quota.failback == Failback::Idle
@@ -140,8 +173,8 @@ impl<'m> Choice<'m, '_> {
     ) -> (Option<&'m Object<AccountSpec>>, Option<String>) {
         let used = used(self.facts, &c.name, self.now).unwrap_or(0.0);
         let at = self.m.controller.spec.quota.move_at.unwrap_or(100);
-        match self.roomiest() {
-            Some(n) if n.name != c.name && self.usable(n) => {
+        match self.roomiest(true) {
+            Some(n) if n.name != c.name && self.open(n) => {
                 if self.cooling {
                     (Some(c), None)
                 } else {
@@ -159,6 +192,39 @@ impl<'m> Choice<'m, '_> {
                 (Some(c), None)
             }
         }
+    }
+}
+
+/// Why no account can take sessions, naming each account's reason: every one
+/// exhausted (the first reset, then each), or the exhausted ones and those whose
+/// shared state is broken.
+pub(in crate::plan) fn why_none(
+    m: &Manifests,
+    facts: &Facts,
+    broken: &BTreeSet<String>,
+    now: Timestamp,
+) -> String {
+    let each: Vec<String> = m
+        .accounts_by_priority()
+        .iter()
+        .map(|a| match facts.exhausted_until.get(&a.name) {
+            Some(t) if *t > now => format!("{} until {}", a.name, t),
+            _ if broken.contains(&a.name) => format!("{}: its shared state is broken", a.name),
+            _ => format!("{}: available", a.name),
+        })
+        .collect();
+    let first = facts.exhausted_until.values().filter(|t| **t > now).min();
+    if m.accounts.iter().all(|a| !available(facts, a, now)) {
+        let first = first.map_or(String::new(), |t| format!("; the first resets at {t}"));
+        format!(
+            "every account is exhausted{first} ({}); no session is started, tasks wait in their inboxes",
+            each.join(", ")
+        )
+    } else {
+        format!(
+            "no account can take sessions ({}); no session is started, tasks wait in their inboxes",
+            each.join(", ")
+        )
     }
 }
 
@@ -181,3 +247,7 @@ fn used(facts: &Facts, account: &str, now: Timestamp) -> Option<f64> {
 fn available(facts: &Facts, a: &Object<AccountSpec>, now: Timestamp) -> bool {
     facts.exhausted_until.get(&a.name).is_none_or(|t| *t <= now)
 }
+
+#[cfg(test)]
+#[path = "choose_tests.rs"]
+mod tests;
