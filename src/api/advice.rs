@@ -28,13 +28,11 @@ pub fn advise(m: &Manifests) -> Vec<Problem> {
                     .as_ref()
                     .is_none_or(|names| names.iter().any(|n| n == name))
         });
-        match shared {
+        let folder = match shared {
             Some(s) => s.spec.target.join(CONVERSATIONS),
-            None => {
-                let own = home.join(CONVERSATIONS);
-                std::fs::canonicalize(&own).unwrap_or(own)
-            }
-        }
+            None => home.join(CONVERSATIONS),
+        };
+        std::fs::canonicalize(&folder).unwrap_or(folder)
     };
     let folders: BTreeMap<&str, PathBuf> = m
         .accounts

@@ -405,10 +405,15 @@ pub struct TmuxSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct QuotaSpec {
-    /// No second swap within this long after one. Default `5m`.
+    /// How long after a swap the moves that are a choice wait: a fail-back to a
+    /// preferred account, and leaving an account over `moveAt`. Within it, a limit read
+    /// on a screen alone needs `confirmations` readings even with a reset time shown.
+    /// A confirmed exhaustion (the agent's own report, or a confirmed screen reading)
+    /// moves sessions on at once, cooldown or not: an exhausted account stays
+    /// unavailable until its reset, so there is nothing to ping-pong to. Default `5m`.
     pub cooldown: Duration,
-    /// Consecutive polls that must read exhausted when no reset time is shown.
-    /// Default 2.
+    /// Consecutive polls that must read exhausted when no reset time is shown (and,
+    /// within the cooldown, when one is shown on a screen alone). Default 2.
     #[schemars(range(min = 1))]
     pub confirmations: u32,
     /// An exhausted account without a shown reset time is tried again after this long.

@@ -454,13 +454,11 @@ fn count(dir: &Path, glob: &str) -> usize {
         .count()
 }
 
-/// How long until `t`, to the minute (`7h56m`, `under 1m`).
+/// How long until `t`: to the minute (`7h56m`), to the second under a minute (`25s`).
 fn countdown(now: jiff::Timestamp, t: jiff::Timestamp) -> String {
     let secs = u64::try_from(t.duration_since(now).as_secs()).unwrap_or(0);
-    if secs < 60 {
-        return "under 1m".to_owned();
-    }
-    crate::api::Duration(std::time::Duration::from_secs(secs / 60 * 60)).to_string()
+    let secs = if secs < 60 { secs } else { secs / 60 * 60 };
+    crate::api::Duration(std::time::Duration::from_secs(secs)).to_string()
 }
 
 /// Whether the queues flow: `open`, or why tasks wait and until when (every account

@@ -379,6 +379,13 @@ fn a_server_error_that_mentions_a_rate_limit_should_never_move_anything() {
     // minutes, inside and outside the cooldown.
     let error = "> go\n● API Error: 500 {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"Internal server error: upstream rate limit exceeded\"}}\n────\n❯\u{a0}\n────\n";
     o.screens.insert("ccl-1-x".into(), error.into());
+    // A swap a moment ago: the first readings fall within the cooldown.
+    o.facts.last_swap = Some(crate::state::Swap {
+        at: now(),
+        from: "alt".into(),
+        to: "main".into(),
+        reason: "fail-back".into(),
+    });
     for secs in [0, 1, 2, 60, 400, 4000] {
         let p = plan_with_tasks(
             &m,
@@ -388,6 +395,7 @@ fn a_server_error_that_mentions_a_rate_limit_should_never_move_anything() {
         );
         assert!(p.facts.exhausted_until.is_empty(), "{secs}: {:?}", p.events);
         assert!(journaled(&p).is_empty(), "{secs}: {:?}", p.events);
+        assert!(p.refused.is_empty(), "{secs}: {:?}", p.refused);
         assert_eq!(p.account.as_deref(), Some("main"));
         o.facts = p.facts;
     }

@@ -64,6 +64,11 @@ fn record_session(facts: &mut Facts, action: &SessionAction, outcome: &Outcome, 
         && let Some(f) = facts.sessions.get_mut(name)
     {
         f.resumed = resumed;
+        // The fresh agent to send it again to is started: if it dies before the text
+        // goes out, the task goes back to its inbox as usual, no try used.
+        if let Some(t) = f.task.as_mut() {
+            t.resend = false;
+        }
     }
     match action {
         SessionAction::MoveSession { .. } => match outcome {

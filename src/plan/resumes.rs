@@ -1,8 +1,9 @@
 //! Resumes that fail at once: an agent started with `--resume` that dies within
-//! [`RESUME_GRACE`], or whose screen says it found no conversation, could not carry its
-//! conversation on (the new account's home does not find the transcript). Its
-//! conversation is not tried again: the session starts afresh, and a task it held is
-//! sent again with its own text, its claim kept and no try used.
+//! [`RESUME_GRACE`] without a sign that it took (its `SessionStart` report, a turn sent
+//! since, its exit command after a task) could not carry its conversation on (Claude Code
+//! prints "No conversation found" and exits 1 when the new account's home does not find
+//! the transcript). Its conversation is not tried again: the session starts afresh, and
+//! a task it held is sent again with its own text, its claim kept and no try used.
 
 use std::time::Duration;
 
@@ -10,13 +11,11 @@ use jiff::Timestamp;
 
 use super::{Event, Plan};
 use crate::observe::Observed;
-use crate::state::Stage;
+use crate::state::{SessionFacts, Stage};
 
-/// How soon after a `--resume` start a death counts as a resume that failed.
+/// How soon after a `--resume` start a death without a sign of life counts as a resume
+/// that failed.
 pub(super) const RESUME_GRACE: Duration = Duration::from_secs(10);
-
-/// What Claude Code prints when `--resume` names a conversation it cannot find.
-const NOT_FOUND: &str = "No conversation found";
 
 /// Finds the resumes that failed, drops their conversation from the facts (so the
 /// session restarts afresh) and journals why; forgets the resumes that took.
@@ -29,26 +28,18 @@ pub(super) fn plan_resumes(o: &Observed, now: Timestamp, plan: &mut Plan) {
             continue;
         };
         let since: Duration = now.duration_since(at).try_into().unwrap_or_default();
-        let said = o.screens.get(name).is_some_and(|t| t.contains(NOT_FOUND));
+        let took = took(f, s.pane.pid);
         if !s.pane.dead {
-            if since > RESUME_GRACE && !said {
+            if took || since > RESUME_GRACE {
                 f.resumed = None;
             }
             continue;
         }
         f.resumed = None;
-        if since > RESUME_GRACE && !said {
-            // It ran a while: an ordinary death, resumed again as usual.
+        if took || since > RESUME_GRACE {
+            // It ran: an ordinary death, resumed again as usual.
             continue;
         }
-        let reason = if said {
-            format!("the agent said \"{NOT_FOUND}\" and exited")
-        } else {
-            format!(
-                "the agent exited {}s after it was started resuming it",
-                since.as_secs()
-            )
-        };
         let mut task = None;
         if let Some(t) = f.task.as_mut().filter(|t| t.ended.is_none()) {
             t.conversation = None;
@@ -64,10 +55,21 @@ pub(super) fn plan_resumes(o: &Observed, now: Timestamp, plan: &mut Plan) {
             session: name.clone(),
             account: s.account.clone(),
             conversation: id,
-            reason,
+            reason: format!(
+                "the agent exited {}s after it was started resuming it, before any sign that it had",
+                since.as_secs()
+            ),
             task,
         });
     }
+}
+
+/// Whether the agent with `pid` shows that its resume took: it reported its start, a
+/// turn of its task went out since, or it ended by its exit command after the task.
+fn took(f: &SessionFacts, pid: u32) -> bool {
+    f.agent.as_ref().is_some_and(|a| a.pid == pid)
+        || f.used_pid == Some(pid)
+        || f.task.as_ref().is_some_and(|t| t.stage != Stage::Resuming)
 }
 
 #[cfg(test)]
@@ -75,12 +77,11 @@ mod tests {
     use super::super::fixtures::*;
     use super::*;
 
-    fn world(dead: bool, screen: &str, started: i64) -> Observed {
+    fn world(dead: bool, started: i64) -> Observed {
         let mut o = observed();
         let mut s = session("ccl-auto-11", "failover", "alt", 100);
         s.pane.dead = dead;
         add(&mut o, s);
-        o.screens.insert("ccl-auto-11".into(), screen.into());
         let mut t = task_facts("ccl-auto-11");
         t.conversation = Some(("c1".into(), "/h/main/projects/-w/c1.jsonl".into()));
         t.stage = crate::state::Stage::Resuming;
@@ -104,11 +105,11 @@ mod tests {
 
     #[test]
     fn an_agent_dead_at_once_after_a_resume_should_start_afresh_and_resend_its_task() {
-        for (screen, started) in [("", 2), ("No conversation found with session ID: c1", 60)] {
-            let p = after(&world(true, screen, started));
+        for started in [0, 2, 10] {
+            let p = after(&world(true, started));
             let f = &p.facts.sessions["ccl-auto-11"];
             let t = f.task.as_ref().expect("the claim is kept");
-            assert_eq!(t.conversation, None, "{screen}");
+            assert_eq!(t.conversation, None, "{started}");
             assert_eq!(t.stage, Stage::Starting);
             assert!(t.resend);
             assert_eq!(t.attempt, 1, "no try used");
@@ -122,19 +123,60 @@ mod tests {
     }
 
     #[test]
-    fn a_death_long_after_a_resume_should_resume_again_as_usual() {
-        let p = after(&world(true, "", 60));
-        let t = p.facts.sessions["ccl-auto-11"].task.as_ref().unwrap();
-        assert!(t.conversation.is_some());
-        assert!(!t.resend);
-        assert!(p.events.is_empty());
+    fn a_death_after_a_sign_of_life_or_long_after_a_resume_should_resume_again_as_usual() {
+        let signs: [fn(&mut Observed); 4] = [
+            // Long after.
+            |o| shift(o, 60),
+            // Its SessionStart report came.
+            |o| {
+                let f = o.facts.sessions.get_mut("ccl-auto-11").unwrap();
+                f.agent = Some(crate::state::AgentFacts {
+                    pid: 100,
+                    conversation: "c1".into(),
+                    transcript: "/h/main/projects/-w/c1.jsonl".into(),
+                });
+            },
+            // The task's `continue` went out.
+            |o| {
+                let f = o.facts.sessions.get_mut("ccl-auto-11").unwrap();
+                f.task.as_mut().unwrap().stage = Stage::Submitted(1);
+            },
+            // It ended by its exit command after the task.
+            |o| {
+                let f = o.facts.sessions.get_mut("ccl-auto-11").unwrap();
+                f.task = None;
+                f.used_pid = Some(100);
+            },
+        ];
+        for (i, sign) in signs.iter().enumerate() {
+            let mut o = world(true, 2);
+            sign(&mut o);
+            let p = after(&o);
+            let f = &p.facts.sessions["ccl-auto-11"];
+            assert_eq!(f.resumed, None, "{i}");
+            assert!(
+                f.task
+                    .as_ref()
+                    .is_none_or(|t| t.conversation.is_some() && !t.resend),
+                "{i}"
+            );
+            assert!(p.events.is_empty(), "{i}: {:?}", p.events);
+        }
+    }
+
+    /// The resume started `secs` earlier than it did.
+    fn shift(o: &mut Observed, secs: i64) {
+        let f = o.facts.sessions.get_mut("ccl-auto-11").unwrap();
+        if let Some((_, at)) = f.resumed.as_mut() {
+            *at -= jiff::SignedDuration::from_secs(secs);
+        }
     }
 
     #[test]
-    fn a_resume_that_took_should_be_forgotten_after_the_grace() {
-        let p = after(&world(false, "", 2));
-        assert!(p.facts.sessions["ccl-auto-11"].resumed.is_some());
-        let p = after(&world(false, "", 11));
+    fn a_resume_that_took_should_be_forgotten() {
+        let p = after(&world(false, 2));
+        assert!(p.facts.sessions["ccl-auto-11"].resumed.is_some(), "not yet");
+        let p = after(&world(false, 11));
         assert_eq!(p.facts.sessions["ccl-auto-11"].resumed, None);
         assert!(p.events.is_empty());
     }

@@ -319,8 +319,13 @@ impl Ctx<'_> {
     }
 
     /// A session's spec that resumes its task's conversation in the task's folder, when
-    /// its agent died mid-turn: the conversation resumed, if so.
+    /// its agent died mid-turn: the conversation resumed, if so. One whose conversation
+    /// could not be resumed starts afresh in the task's folder.
     fn resuming(&self, spec: &mut SessionSpec, plan: &Plan) -> Option<String> {
+        if let Some(workdir) = self.view.resend_of(&spec.name, plan) {
+            spec.workdir = workdir;
+            return None;
+        }
         let (id, workdir) = self.view.resume_of(&spec.name, plan)?;
         let agent = self
             .m

@@ -140,7 +140,7 @@ impl View<'_> {
             }
             // Resumed in its own conversation when the session starts again, or sent
             // again to its fresh agent when that conversation could not be resumed.
-            Some(facts) if facts.resend => {}
+            Some(facts) if facts.resend && self.o.sessions.contains_key(&active.session) => {}
             Some(_) if self.resume_of(&active.session, plan).is_some() => {}
             known => {
                 let delivered = known.as_ref().is_some_and(delivered);
@@ -473,6 +473,14 @@ impl View<'_> {
             && t.resumes < inbox.spec.max_tries
             && self.o.transcripts.contains(transcript))
         .then(|| (id.clone(), inbox.spec.workdir.clone()))
+    }
+
+    /// For a session whose task's conversation could not be resumed: the task's folder,
+    /// where its fresh agent starts, to be sent the task again.
+    pub(super) fn resend_of(&self, session: &str, plan: &Plan) -> Option<std::path::PathBuf> {
+        let t = plan.facts.sessions.get(session)?.task.as_ref()?;
+        let inbox = self.m.inboxes.iter().find(|i| i.name == t.inbox)?;
+        t.resend.then(|| inbox.spec.workdir.clone())
     }
 
     /// A fresh start of pool session `s` in its pool's folder.

@@ -15,6 +15,12 @@ const WAIT: Duration = Duration::from_secs(20);
 /// when `shared`, stand-in agents, a pool of two fed by inbox `p`, the notifications
 /// written to `events.jsonl`, and the default quota settings.
 fn start(bed: &Bed, accounts: &[&str], shared: bool) -> Spawned {
+    start_with(bed, accounts, shared, "", "")
+}
+
+/// [`start`], with `env` added to the agents' environment (`, FAILOVER_SIM_CONTROL: …`)
+/// and `profile` to their profile (`, resumeArgs: […]`).
+fn start_with(bed: &Bed, accounts: &[&str], shared: bool, env: &str, profile: &str) -> Spawned {
     let r = bed.root.display();
     let mut text = String::new();
     for (i, a) in accounts.iter().enumerate() {
@@ -28,14 +34,15 @@ fn start(bed: &Bed, accounts: &[&str], shared: bool) -> Spawned {
             "apiVersion: failover/v1alpha1\nkind: SharedState\nmetadata: {{name: s}}\nspec: {{target: {r}/shared}}\n---\n"
         );
     }
-    let events = bed.root.join("events.jsonl");
+    let told = bed.root.join("told");
+    std::fs::create_dir_all(&told).unwrap();
     text += &format!(
-        "apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: 200ms}}}}\n---\n\
+        "apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: 200ms{env}}}{profile}}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{pollInterval: 200ms, dispatch: {{submitDelay: 50ms}}, \
-           notifications: {{command: [sh, -c, 'cat >> {e} && echo >> {e}']}}}}\n---\n\
+           notifications: {{command: [sh, -c, 'cat > \"$(mktemp -p {e})\"']}}}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: auto}}\nspec: {{prefix: w-, min: 2, max: 2, workdir: {r}/work}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: p}}\nspec: {{path: {r}/p/.agent-queue/inbox, pool: auto, workdir: {r}/work}}\n",
-        e = events.display()
+        e = told.display()
     );
     let manifest = bed.write("pool.yaml", &text);
     let running = bed.controller(&manifest, "controller", None);
@@ -56,13 +63,15 @@ fn at(v: &serde_json::Value) -> jiff::Timestamp {
         .unwrap_or_else(|| panic!("not a time: {v}"))
 }
 
-/// The notifications sent so far, one JSON object a line.
+/// The notifications sent so far, a file each.
 fn told(bed: &Bed) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(bed.root.join("events.jsonl"))
+    std::fs::read_dir(bed.root.join("told"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|f| serde_json::from_slice(&std::fs::read(f.path()).ok()?).ok())
+                .collect()
+        })
         .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
 }
 
 #[test]
@@ -109,6 +118,11 @@ fn every_account_should_take_its_turn_and_the_queue_wait_for_the_first_reset() {
             bed.events("allExhausted").is_empty(),
             "while {next} was available: {}",
             bed.log("controller")
+        );
+        let refused = bed.events("refused");
+        assert!(
+            !refused.iter().any(|e| e["object"] == "accounts"),
+            "no refusal while {next} was available: {refused:?}"
         );
     }
     wait_for(WAIT, "the first three tasks done", || {
@@ -159,20 +173,33 @@ fn every_account_should_take_its_turn_and_the_queue_wait_for_the_first_reset() {
     let (_, inboxes) = bed.run(&["get", "inboxes", "-f", &file]);
     eprintln!("{inboxes}");
     assert!(inboxes.contains("waiting for a reset: until "), "{inboxes}");
-    let (_, accounts_now) = bed.run(&["get", "accounts", "-f", &file]);
-    eprintln!("{accounts_now}");
-    assert!(
-        accounts_now.lines().any(|l| l.starts_with("d ")
-            && l.contains("exhausted")
-            && (l.contains("s ") || l.contains("under 1m"))),
-        "a countdown: {accounts_now}"
-    );
+    let (_, table) = bed.run(&["get", "accounts", "-f", &file]);
+    eprintln!("{table}");
+    let out = bed
+        .command(&["get", "accounts", "-o", "json", "-f", &file])
+        .output()
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "d")
+        .unwrap();
+    assert_eq!(d["state"], "exhausted", "{d}");
+    let left: u64 = d["resetsIn"]
+        .as_str()
+        .and_then(|c| c.strip_suffix('s')?.parse().ok())
+        .unwrap_or_else(|| panic!("a countdown in seconds: {d}"));
+    assert!((1..=30).contains(&left), "a countdown to d's reset: {d}");
     assert!(bed.files("p", "failed").is_empty());
     assert_eq!(bed.files("p", "inbox").len(), 2, "the new tasks wait");
     // d resets: the pool resumes by itself, every task ends once.
-    wait_for(Duration::from_secs(60), "every task done", || {
-        (bed.files("p", "done").len() == 6).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(60),
+        "every task done and journaled",
+        || (bed.files("p", "done").len() == 6 && bed.events("taskDone").len() >= 6).then_some(()),
+    );
     assert!(bed.files("p", "failed").is_empty());
     let done = bed.events("taskDone");
     for i in 0..6 {
@@ -188,11 +215,18 @@ fn every_account_should_take_its_turn_and_the_queue_wait_for_the_first_reset() {
     let resumed = bed.events("resumed");
     assert_eq!(resumed.len(), 1, "{resumed:?}");
     assert!(at(&resumed[0]["time"]).as_second() >= reset);
-    wait_for(WAIT, "both notifications", || {
+    // Notifications run in the background: wait for the last to land, then count.
+    let told = failover::testbed::wait_for_or_none(WAIT, || {
         let told = told(&bed);
-        let count = |kind: &str| told.iter().filter(|e| e["event"] == kind).count();
-        (count("allExhausted") == 1 && count("resumed") == 1).then_some(())
-    });
+        told.iter().any(|e| e["event"] == "resumed").then_some(told)
+    })
+    .unwrap_or_else(|| panic!("no resumed notification: {:?}", told(&bed)));
+    let count = |kind: &str| told.iter().filter(|e| e["event"] == kind).count();
+    assert_eq!(
+        (count("allExhausted"), count("resumed")),
+        (1, 1),
+        "{told:?}"
+    );
 }
 
 #[test]
@@ -213,8 +247,8 @@ fn a_move_between_homes_without_shared_conversations_should_start_afresh_and_sen
     );
     std::fs::write(bed.root.join("a/.sim-limit"), "11:59pm (UTC)").unwrap();
     bed.drop_task("p", "held.md", "the task a move cannot resume");
-    wait_for(WAIT, "the task done", || {
-        (bed.files("p", "done") == ["held.md"]).then_some(())
+    wait_for(WAIT, "the task done and journaled", || {
+        (bed.files("p", "done") == ["held.md"] && !bed.events("taskDone").is_empty()).then_some(())
     });
     let record = bed.record("p", "done", "held.md");
     assert_eq!(record["account"], "b", "{record}");
@@ -243,6 +277,55 @@ fn a_move_between_homes_without_shared_conversations_should_start_afresh_and_sen
         "events",
         "--for",
         "session/w-0",
+        "-f",
+        &bed.root.join("pool.yaml").to_string_lossy(),
+    ]);
+    eprintln!("{events}");
+}
+
+#[test]
+fn a_resume_that_finds_no_conversation_should_start_afresh_once_and_send_the_task_again() {
+    let bed = bed::new(&["shared", "work", "p/.agent-queue/inbox"]);
+    // The first turn's agent crashes mid-turn; the profile resumes a conversation that
+    // does not exist (a resume flag gone wrong), so the restart that resumes fails.
+    let control = bed.root.join("control");
+    std::fs::write(&control, "crash\n").unwrap();
+    let _c = start_with(
+        &bed,
+        &["a"],
+        true,
+        &format!(", FAILOVER_SIM_CONTROL: {}", control.display()),
+        ", resumeArgs: [--resume, 00000000-0000-4000-8000-000000000000]",
+    );
+    bed.drop_task("p", "crashes.md", "the task whose agent crashes");
+    wait_for(WAIT, "the task done and journaled", || {
+        (bed.files("p", "done") == ["crashes.md"] && !bed.events("taskDone").is_empty())
+            .then_some(())
+    });
+    let failed = bed.events("resumeFailed");
+    assert_eq!(failed.len(), 1, "{}", bed.log("controller"));
+    assert_eq!(failed[0]["task"], "crashes.md", "{failed:?}");
+    assert_eq!(bed.events("taskDone").len(), 1);
+    assert!(
+        bed.events("taskRequeued").is_empty(),
+        "{}",
+        bed.log("controller")
+    );
+    let record = bed.record("p", "done", "crashes.md");
+    assert_eq!(record["attempt"], 1, "no try used: {record}");
+    assert!(
+        !bed.journal().iter().any(|e| e["event"] == "refused"
+            && e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("keeps dying"))),
+        "{}",
+        bed.log("controller")
+    );
+    let (_, events) = bed.run(&[
+        "get",
+        "events",
+        "--for",
+        "task/crashes.md",
         "-f",
         &bed.root.join("pool.yaml").to_string_lossy(),
     ]);

@@ -19,16 +19,31 @@ fn node(bed: &Bed, node: &str, endpoints: &[String]) -> PathBuf {
 
 /// [`node`], with `more` added to the fleet section (`, username: root`).
 fn node_with(bed: &Bed, node: &str, endpoints: &[String], more: &str) -> PathBuf {
+    manifest(bed, node, endpoints, &["a", "b"], "moveAt: 95", more)
+}
+
+/// Node `node`'s manifests with `accounts` (by priority) and the `quota` settings.
+fn manifest(
+    bed: &Bed,
+    node: &str,
+    endpoints: &[String],
+    accounts: &[&str],
+    quota: &str,
+    more: &str,
+) -> PathBuf {
     let r = bed.root.to_string_lossy();
-    for dir in ["a", "b", "work/.agent-queue/inbox"] {
-        std::fs::create_dir_all(bed.root.join(dir)).unwrap();
+    std::fs::create_dir_all(bed.root.join("work/.agent-queue/inbox")).unwrap();
+    let mut text = String::new();
+    for (i, a) in accounts.iter().enumerate() {
+        std::fs::create_dir_all(bed.root.join(a)).unwrap();
+        text += &format!(
+            "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: {a}}}\nspec: {{home: {r}/{a}, priority: {i}}}\n---\n"
+        );
     }
     let endpoints = endpoints.join(", ");
-    let text = format!(
-        "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: a}}\nspec: {{home: {r}/a, priority: 0}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: b}}\nspec: {{home: {r}/b, priority: 1}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: 300ms}}}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{pollInterval: 250ms, dispatch: {{submitDelay: 100ms}}, quota: {{moveAt: 95}}, \
+    text += &format!(
+        "apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: 300ms}}}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{pollInterval: 250ms, dispatch: {{submitDelay: 100ms}}, quota: {{{quota}}}, \
            fleet: {{endpoints: [{endpoints}], node: {node}, prefix: /t/, leaseTtl: 3s{more}}}}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: p}}\nspec: {{prefix: w-, min: 2, max: 2, workdir: {r}/work}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: work}}\nspec: {{path: {r}/work/.agent-queue/inbox, pool: p, workdir: {r}/work}}\n"
@@ -36,13 +51,21 @@ fn node_with(bed: &Bed, node: &str, endpoints: &[String], more: &str) -> PathBuf
     bed.write("manifests/pool.yaml", &text)
 }
 
+/// The nodes of [`start_nodes`] and [`start_nodes_with`]: beds, manifests, controllers.
+type Nodes = (Vec<Bed>, Vec<PathBuf>, Vec<Option<Spawned>>);
+
 /// `n` nodes on `endpoints`, each with its controller started and its pool up on a.
-fn start_nodes(n: usize, endpoints: &[String]) -> (Vec<Bed>, Vec<PathBuf>, Vec<Option<Spawned>>) {
+fn start_nodes(n: usize, endpoints: &[String]) -> Nodes {
+    start_nodes_with(n, endpoints, &["a", "b"], "moveAt: 95")
+}
+
+/// [`start_nodes`], with `accounts` and the `quota` settings.
+fn start_nodes_with(n: usize, endpoints: &[String], accounts: &[&str], quota: &str) -> Nodes {
     let beds: Vec<Bed> = (0..n).map(|_| bed::new(&["manifests"])).collect();
     let files: Vec<PathBuf> = beds
         .iter()
         .enumerate()
-        .map(|(i, b)| node(b, &format!("n{}", i + 1), endpoints))
+        .map(|(i, b)| manifest(b, &format!("n{}", i + 1), endpoints, accounts, quota, ""))
         .collect();
     let controllers = beds
         .iter()
@@ -341,4 +364,66 @@ fn a_node_should_join_an_etcd_that_asks_for_a_user_and_password() {
         "no password in the log"
     );
     drop(controller);
+}
+
+/// When the last move of `bed` to `account` happened.
+fn last_move_to(bed: &Bed, account: &str) -> jiff::Timestamp {
+    bed.journal()
+        .iter()
+        .filter(|e| {
+            e["action"]["action"] == "moveSession"
+                && e["ok"] == true
+                && e["action"]["session"]["account"] == account
+        })
+        .map(time)
+        .max()
+        .unwrap_or_else(|| panic!("no move to {account}"))
+}
+
+#[test]
+fn exhaustions_seen_on_two_nodes_should_move_every_node_on_at_once_cooldown_or_not() {
+    let Some(cluster) = Cluster::start(3) else {
+        return;
+    };
+    let endpoints = cluster.endpoints();
+    // Three accounts, the default quota settings (a five-minute cooldown).
+    let (beds, _, _controllers) = start_nodes_with(3, &endpoints, &["a", "b", "c"], "");
+    for (account, next, seer) in [("a", "b", 0), ("b", "c", 2)] {
+        std::fs::write(
+            beds[seer].root.join(account).join(".sim-limit"),
+            "11:59pm (UTC)\n",
+        )
+        .unwrap();
+        beds[seer].drop_task("work", &format!("{account}.md"), "do the thing");
+        for (i, b) in beds.iter().enumerate() {
+            wait_for(
+                Duration::from_secs(30),
+                &format!("node {} on {next}", i + 1),
+                || all_on(b, next).then_some(()),
+            );
+        }
+        let seen = beds[seer]
+            .events("quotaDetected")
+            .iter()
+            .find(|e| e["account"] == account)
+            .map(time)
+            .unwrap_or_else(|| panic!("node {} saw {account}'s limit", seer + 1));
+        for (i, b) in beds.iter().enumerate() {
+            let took = last_move_to(b, next).duration_since(seen);
+            eprintln!("{account} -> {next}: node {} moved {took:#} after", i + 1);
+            assert!(
+                took <= jiff::SignedDuration::from_secs(1),
+                "node {}: its last move to {next} {took:#} after node {} saw {account}'s limit",
+                i + 1,
+                seer + 1
+            );
+        }
+    }
+    for b in &beds {
+        assert!(
+            b.events("allExhausted").is_empty(),
+            "{}",
+            b.log("controller")
+        );
+    }
 }

@@ -557,6 +557,90 @@ fn a_usage_limit_the_agent_reports_should_swap_within_a_second_without_screen_pa
 }
 
 #[test]
+fn with_every_account_used_up_the_pool_should_wait_and_resume_by_itself_after_the_reset() {
+    let Some(cli) = claude::locate_or_skip("with_every_account_used_up") else {
+        return;
+    };
+    let fleet = Fleet::start(
+        &cli,
+        Options {
+            pool: 2,
+            desk: false,
+            ..Options::default()
+        },
+    );
+    // a resets on the minute 30 to 90 s from now (the CLI shows minutes only), b an
+    // hour later: the API says so in its rate-limit headers.
+    let reset = (now() + 30 + 59) / 60 * 60;
+    fleet
+        .api
+        .set_reply(TOKEN_A, Reply::UsageLimit { resets_at: reset });
+    fleet.api.set_reply(
+        TOKEN_B,
+        Reply::UsageLimit {
+            resets_at: reset + 3600,
+        },
+    );
+    fleet.drop_task("first.md", "The task that meets both limits.");
+    let all = fleet.wait("every account exhausted", || {
+        fleet.events("allExhausted").into_iter().next()
+    });
+    assert_eq!(all["firstReset"], minute(reset), "{all}");
+    let refused = fleet.events("refused");
+    assert!(
+        refused.iter().any(|e| e["object"] == "accounts"
+            && e["reason"].as_str().is_some_and(|r| r.starts_with(&format!(
+                "every account is exhausted; the first resets at {}",
+                minute(reset)
+            )))),
+        "{refused:?}"
+    );
+    // Tasks dropped while every account is used up wait in the inbox.
+    for i in 0..2 {
+        fleet.drop_task(
+            &format!("t{i}.md"),
+            &format!("Task {i}, dropped while all wait."),
+        );
+    }
+    let sent_while_waiting = fleet.api.turns().len();
+    // Just before the reset the API lets a's requests through again; failover waits for
+    // the reset it read: nothing was sent while every account was used up.
+    let before = Duration::from_secs(u64::try_from(reset - now() - 2).unwrap_or(0));
+    std::thread::sleep(before);
+    assert_eq!(fleet.bed.files("p", "inbox").len(), 2, "{}", fleet.dump());
+    assert!(fleet.bed.files("p", "failed").is_empty());
+    let sent_before = fleet.api.turns().len();
+    assert_eq!(sent_before, sent_while_waiting, "{}", fleet.dump());
+    fleet.api.set_reply(TOKEN_A, Reply::Answer);
+    wait_for(
+        Duration::from_secs(150),
+        "every task done after the reset",
+        || (["first.md", "t0.md", "t1.md"].iter().all(|t| fleet.done(t))).then_some(()),
+    );
+    assert!(fleet.bed.files("p", "failed").is_empty());
+    let resumed = fleet.events("resumed");
+    assert_eq!(resumed.len(), 1, "{resumed:?}");
+    assert_eq!(resumed[0]["account"], "a");
+    let at = |v: &serde_json::Value| v.as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    assert!(at(&resumed[0]["time"]).as_second() >= reset, "{resumed:?}");
+    for t in ["first.md", "t0.md", "t1.md"] {
+        assert_eq!(fleet.record(t)["account"], "a", "{t}");
+    }
+    for i in 0..2 {
+        let text = format!("Task {i}, dropped while all wait.");
+        assert_eq!(
+            fleet.turns_of(&text).len(),
+            1,
+            "task {i} reached the API once"
+        );
+    }
+    assert!(
+        fleet.api.turns().len() > sent_before,
+        "the work after the reset went to the API"
+    );
+}
+
+#[test]
 fn an_account_at_96_percent_should_move_every_session_before_any_request_is_refused() {
     let Some(cli) = claude::locate_or_skip("an_account_at_96_percent") else {
         return;

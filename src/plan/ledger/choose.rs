@@ -40,12 +40,20 @@ pub(super) fn choose_account(
     };
     let (next, reason) = choice.next(current, events);
     let Some(next) = next else {
-        if current.is_some() && m.accounts.iter().all(|a| !available(facts, a, now)) {
+        // Said once as the wait begins (kept in the facts, so a restart does not say it
+        // again); the refusal says it every round.
+        let all = !m.accounts.is_empty() && m.accounts.iter().all(|a| !available(facts, a, now));
+        if all && facts.waiting_since.is_none() {
+            let until: std::collections::BTreeMap<String, Timestamp> = m
+                .accounts
+                .iter()
+                .filter_map(|a| Some((a.name.clone(), *facts.exhausted_until.get(&a.name)?)))
+                .collect();
             events.push(Event::AllExhausted {
-                first_reset: facts.exhausted_until.values().min().copied(),
-                until: facts.exhausted_until.clone(),
+                first_reset: until.values().min().copied(),
+                until,
             });
-            facts.waiting_since.get_or_insert(now);
+            facts.waiting_since = Some(now);
         }
         return;
     };
@@ -213,7 +221,12 @@ pub(in crate::plan) fn why_none(
             _ => format!("{}: available", a.name),
         })
         .collect();
-    let first = facts.exhausted_until.values().filter(|t| **t > now).min();
+    let first = m
+        .accounts
+        .iter()
+        .filter_map(|a| facts.exhausted_until.get(&a.name))
+        .filter(|t| **t > now)
+        .min();
     if m.accounts.iter().all(|a| !available(facts, a, now)) {
         let first = first.map_or(String::new(), |t| format!("; the first resets at {t}"));
         format!(

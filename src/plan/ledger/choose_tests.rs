@@ -122,11 +122,20 @@ fn with_every_account_used_up_tasks_should_wait_and_work_resume_once_at_the_firs
     let (m, mut o) = world();
     o.inboxes.insert("tasks".into(), waiting(2));
     let resets = [("a", "11pm"), ("b", "9pm"), ("c", "10pm"), ("d", "11pm")];
+    let mut said = Vec::new();
     for (i, (account, when)) in resets.iter().enumerate() {
         limit(&mut o, account, i as i64, when);
-        round(&m, &mut o, i as i64);
+        let p = round(&m, &mut o, i as i64);
+        said.push(kinds(&p, "allExhausted"));
     }
+    // Said once, as d ran out.
+    assert!(said[..3].iter().all(Vec::is_empty), "{said:?}");
+    let all = &said[3];
+    assert_eq!(all.len(), 1, "{said:?}");
+    assert_eq!(all[0]["firstReset"], "2026-11-21T21:00:00Z");
+    assert_eq!(all[0]["until"]["c"], "2026-11-21T22:00:00Z");
     let p = round(&m, &mut o, 4);
+    assert!(kinds(&p, "allExhausted").is_empty(), "{:?}", p.events);
     assert_eq!(p.account, None);
     assert!(
         !p.actions
@@ -147,10 +156,6 @@ fn with_every_account_used_up_tasks_should_wait_and_work_resume_once_at_the_firs
          c until 2026-11-21T22:00:00Z, d until 2026-11-21T23:00:00Z); \
          no session is started, tasks wait in their inboxes"
     );
-    let all = kinds(&p, "allExhausted");
-    assert_eq!(all.len(), 1, "{:?}", p.events);
-    assert_eq!(all[0]["firstReset"], "2026-11-21T21:00:00Z");
-    assert_eq!(all[0]["until"]["c"], "2026-11-21T22:00:00Z");
     // b resets first: work resumes there, said once.
     let reset = (15 * 3600) + 1;
     let p = round(&m, &mut o, reset);
@@ -234,4 +239,14 @@ fn the_cooldown_should_still_hold_a_fail_back_and_a_move_over_move_at() {
     // After it, on to c.
     super::choose_account(&m, &mut facts, &none, at(301), &mut events);
     assert_eq!(facts.active_account.as_deref(), Some("c"), "{events:?}");
+    // a resets a minute later: no fail-back within the new cooldown, then one.
+    facts.exhausted_until.clear();
+    super::choose_account(&m, &mut facts, &none, at(361), &mut events);
+    assert_eq!(facts.active_account.as_deref(), Some("c"), "{events:?}");
+    super::choose_account(&m, &mut facts, &none, at(602), &mut events);
+    assert_eq!(facts.active_account.as_deref(), Some("a"), "{events:?}");
+    assert_eq!(
+        facts.last_swap.as_ref().map(|s| s.reason.as_str()),
+        Some("fail-back")
+    );
 }
