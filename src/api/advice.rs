@@ -56,11 +56,16 @@ pub fn advise(m: &Manifests) -> Vec<Problem> {
             pos: Some(a.source.positions.value("/metadata/name")),
             field: "metadata.name".to_owned(),
             message: format!(
-                "account {} shares no conversation folder ({CONVERSATIONS}) with account {}: \
+                "account {} shares no conversation folder ({CONVERSATIONS}) with {} {}: \
                  a session that moves between them cannot resume its conversation and starts \
                  afresh (a task it held is sent again). A SharedState whose links include \
                  {CONVERSATIONS} lets conversations follow the move",
                 a.name,
+                if apart.len() == 1 {
+                    "account"
+                } else {
+                    "accounts"
+                },
                 apart.join(", ")
             ),
         });
