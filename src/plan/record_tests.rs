@@ -103,6 +103,20 @@ fn carried_on(f: &mut Facts) {
     t.seen_busy = false;
 }
 
+/// A fresh agent after a move: the task goes out again from the start, its old turn
+/// forgotten.
+fn sent_again(f: &mut Facts) {
+    fresh_screen(f);
+    let t = task(f);
+    t.stage = Stage::Starting;
+    t.since = later();
+    t.idle_since = None;
+    t.prompt_id = None;
+    t.at_limit = false;
+    t.seen_busy = false;
+    t.conversation = None;
+}
+
 /// The dead agent's conversation was resumed: the task carried on, a resume counted.
 fn resumed(f: &mut Facts) {
     carried_on(f);
@@ -283,33 +297,13 @@ fn resume_cases() -> Vec<Case> {
             name: "a_move_started_afresh_should_send_the_task_again_from_the_start",
             action: move_session(),
             result: ok(),
-            change: |f| {
-                fresh_screen(f);
-                let t = task(f);
-                t.stage = Stage::Starting;
-                t.since = later();
-                t.idle_since = None;
-                t.prompt_id = None;
-                t.at_limit = false;
-                t.seen_busy = false;
-                t.conversation = None;
-            },
+            change: sent_again,
         },
         Case {
             name: "a_move_whose_conversation_the_new_home_cannot_find_should_send_the_task_again",
             action: move_session(),
             result: Ok(Outcome::Fresh("not shared".into())),
-            change: |f| {
-                fresh_screen(f);
-                let t = task(f);
-                t.stage = Stage::Starting;
-                t.since = later();
-                t.idle_since = None;
-                t.prompt_id = None;
-                t.at_limit = false;
-                t.seen_busy = false;
-                t.conversation = None;
-            },
+            change: sent_again,
         },
         Case {
             name: "a_move_not_made_should_change_nothing_but_the_screen_taken_for_fresh",

@@ -63,6 +63,32 @@ fn at(v: &serde_json::Value) -> jiff::Timestamp {
         .unwrap_or_else(|| panic!("not a time: {v}"))
 }
 
+/// No "keeps dying" refusal was journaled: no session crash-looped.
+fn assert_no_crash_loop(bed: &Bed) {
+    let refused = bed.events("refused");
+    assert!(
+        !refused.iter().any(|e| e["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("keeps dying"))),
+        "{}",
+        bed.log("controller")
+    );
+}
+
+/// Prints what `get events --for object` says, as an operator would read it.
+fn show_events(bed: &Bed, object: &str) {
+    let file = bed.root.join("pool.yaml");
+    let (_, events) = bed.run(&[
+        "get",
+        "events",
+        "--for",
+        object,
+        "-f",
+        &file.to_string_lossy(),
+    ]);
+    eprintln!("{events}");
+}
+
 /// The notifications sent so far, a file each.
 fn told(bed: &Bed) -> Vec<serde_json::Value> {
     std::fs::read_dir(bed.root.join("told"))
@@ -259,28 +285,13 @@ fn a_move_between_homes_without_shared_conversations_should_start_afresh_and_sen
         .filter(|e| e["action"]["action"] == "moveSession" && e["fresh"].is_string())
         .collect();
     assert!(!fresh.is_empty(), "{}", bed.log("controller"));
-    assert!(
-        !journal.iter().any(|e| e["event"] == "refused"
-            && e["reason"]
-                .as_str()
-                .is_some_and(|r| r.contains("keeps dying"))),
-        "{}",
-        bed.log("controller")
-    );
+    assert_no_crash_loop(&bed);
     assert!(
         bed.events("sessionFailed").is_empty(),
         "{}",
         bed.log("controller")
     );
-    let (_, events) = bed.run(&[
-        "get",
-        "events",
-        "--for",
-        "session/w-0",
-        "-f",
-        &bed.root.join("pool.yaml").to_string_lossy(),
-    ]);
-    eprintln!("{events}");
+    show_events(&bed, "session/w-0");
 }
 
 #[test]
@@ -313,21 +324,6 @@ fn a_resume_that_finds_no_conversation_should_start_afresh_once_and_send_the_tas
     );
     let record = bed.record("p", "done", "crashes.md");
     assert_eq!(record["attempt"], 1, "no try used: {record}");
-    assert!(
-        !bed.journal().iter().any(|e| e["event"] == "refused"
-            && e["reason"]
-                .as_str()
-                .is_some_and(|r| r.contains("keeps dying"))),
-        "{}",
-        bed.log("controller")
-    );
-    let (_, events) = bed.run(&[
-        "get",
-        "events",
-        "--for",
-        "task/crashes.md",
-        "-f",
-        &bed.root.join("pool.yaml").to_string_lossy(),
-    ]);
-    eprintln!("{events}");
+    assert_no_crash_loop(&bed);
+    show_events(&bed, "task/crashes.md");
 }
