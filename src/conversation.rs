@@ -15,6 +15,9 @@ pub fn slug(workdir: &Path) -> String {
         .collect()
 }
 
+/// The folder below a config home that holds the conversations' transcripts.
+pub const PROJECTS: &str = "projects";
+
 /// `home/sessions/<pid>.json`, the session file of the agent with `pid`.
 pub fn session_file(home: &Path, pid: u32) -> PathBuf {
     home.join("sessions").join(format!("{pid}.json"))
@@ -22,9 +25,20 @@ pub fn session_file(home: &Path, pid: u32) -> PathBuf {
 
 /// The transcript of conversation `id` run in `workdir` under `home`.
 pub fn transcript(home: &Path, workdir: &Path, id: &str) -> PathBuf {
-    home.join("projects")
+    home.join(PROJECTS)
         .join(slug(workdir))
         .join(format!("{id}.jsonl"))
+}
+
+/// Where another config home `home` finds `transcript` (`<project>/<id>.jsonl` below
+/// some home's `projects/`): the same file when the two homes share that folder.
+pub fn transcript_under(home: &Path, transcript: &Path) -> Option<PathBuf> {
+    let project = transcript.parent()?.file_name()?;
+    Some(
+        home.join(PROJECTS)
+            .join(project)
+            .join(transcript.file_name()?),
+    )
 }
 
 /// The conversation the agent with `pid` runs under `home`, from its session file,
@@ -124,6 +138,16 @@ pub fn turn(messages: &[Message], sought: impl Fn(&str) -> bool) -> Option<Turn>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transcript_under_should_name_the_same_file_below_another_home() {
+        let here = transcript(Path::new("/h/a"), Path::new("/srv/p"), "c1");
+        assert_eq!(
+            transcript_under(Path::new("/h/b"), &here),
+            Some(transcript(Path::new("/h/b"), Path::new("/srv/p"), "c1"))
+        );
+        assert_eq!(transcript_under(Path::new("/h/b"), Path::new("/")), None);
+    }
 
     #[test]
     fn turn_should_end_on_a_complete_reply_or_an_error_only() {

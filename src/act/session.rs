@@ -80,15 +80,10 @@ impl Held {
     /// Reads conversation `id` whose transcript is `transcript`, and whether the new
     /// account's home `to` finds it at the same place below its `projects` folder.
     fn read(id: &str, transcript: &Path, to: Option<&Path>) -> Self {
-        let reachable = match (to, transcript.parent().and_then(Path::file_name)) {
-            (Some(to), Some(project)) => to
-                .join("projects")
-                .join(project)
-                .join(format!("{id}.jsonl"))
-                .is_file(),
+        let reachable = to
+            .and_then(|to| crate::conversation::transcript_under(to, transcript))
             // Nowhere to look: resumed as before.
-            _ => true,
-        };
+            .is_none_or(|there| there.is_file());
         Self {
             id: id.to_owned(),
             written: transcript.is_file(),

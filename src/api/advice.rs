@@ -9,8 +9,7 @@ use std::path::PathBuf;
 
 use super::{Manifests, Problem};
 
-/// The agent's conversation folder below an account home.
-const CONVERSATIONS: &str = "projects";
+use crate::conversation::PROJECTS as CONVERSATIONS;
 
 /// Advice on `m`, by file and position.
 pub fn advise(m: &Manifests) -> Vec<Problem> {

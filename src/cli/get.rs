@@ -352,12 +352,10 @@ fn sessions(m: &Manifests, o: &Observed, plan: &Plan, owner: &str) -> Rows {
         if !ours && !wanted {
             continue;
         }
-        let exhausted = s.account.as_ref().is_some_and(|a| {
-            o.facts
-                .exhausted_until
-                .get(a)
-                .is_some_and(|t| *t > jiff::Timestamp::now())
-        });
+        let exhausted = s
+            .account
+            .as_ref()
+            .is_some_and(|a| plan::exhausted(&o.facts, a, jiff::Timestamp::now()));
         let state = match (ours, s.pane.dead) {
             (false, _) => "not ours",
             (true, true) => "exited",
@@ -466,22 +464,10 @@ fn countdown(now: jiff::Timestamp, t: jiff::Timestamp) -> String {
 fn queue_state(m: &Manifests, o: &Observed, plan: &Plan) -> String {
     let now = jiff::Timestamp::now();
     match plan.account.as_deref() {
-        None => {
-            let first = o.facts.exhausted_until.values().filter(|t| **t > now).min();
-            match first {
-                Some(t)
-                    if m.accounts.iter().all(|a| {
-                        o.facts
-                            .exhausted_until
-                            .get(&a.name)
-                            .is_some_and(|u| *u > now)
-                    }) =>
-                {
-                    format!("waiting for a reset: until {t} (in {})", countdown(now, *t))
-                }
-                _ => "waiting: no account can take sessions (see get accounts)".to_owned(),
-            }
-        }
+        None => match plan::all_exhausted(m, &o.facts, now) {
+            Some(t) => format!("waiting for a reset: until {t} (in {})", countdown(now, t)),
+            None => "waiting: no account can take sessions (see get accounts)".to_owned(),
+        },
         Some(a) if plan::over_threshold(m, &plan.facts, a, now) => {
             format!("held: account {a} is over quota.moveAt")
         }

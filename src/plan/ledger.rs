@@ -21,7 +21,7 @@ use crate::state::{Facts, Redraw, SessionFacts, Stage};
 
 mod choose;
 
-pub(super) use choose::{over, why_none};
+pub(super) use choose::{all_exhausted, over, why_none};
 
 /// The strongest sign of a used-up quota on one account.
 #[derive(Debug, Clone)]

@@ -146,6 +146,21 @@ pub fn over_threshold(
     ledger::over(m, facts, account, now)
 }
 
+/// When the first account resets, if every account is exhausted (`None` while one is
+/// available).
+pub fn all_exhausted(
+    m: &Manifests,
+    facts: &crate::state::Facts,
+    now: jiff::Timestamp,
+) -> Option<jiff::Timestamp> {
+    ledger::all_exhausted(m, facts, now)
+}
+
+/// Whether `account` is exhausted at `now`: its reset time has not come.
+pub fn exhausted(facts: &crate::state::Facts, account: &str, now: jiff::Timestamp) -> bool {
+    ledger::exhausted(facts, account, now)
+}
+
 /// The shared-state problems alone (links to elsewhere, files or folders in the way,
 /// missing homes): what a controller refuses to start with.
 pub fn check_shared(m: &Manifests, observed: &Observed) -> Vec<Refusal> {

@@ -43,60 +43,30 @@ fn record_session(facts: &mut Facts, action: &SessionAction, outcome: &Outcome, 
     if fresh && let Some(f) = facts.sessions.get_mut(name) {
         f.new_turn();
     }
-    // Which conversation the new agent resumes, and since when: a resume that fails at
-    // once is not tried again.
-    let resumed = match (action, outcome) {
-        (SessionAction::MoveSession { .. }, Outcome::Rejected(_))
-        | (SessionAction::DeleteSession { .. }, _) => None,
-        (SessionAction::MoveSession { .. }, Outcome::Resumed(id))
-        | (
-            SessionAction::CreateSession {
-                resume: Some(id), ..
-            }
-            | SessionAction::RestartSession {
-                resume: Some(id), ..
-            },
-            _,
-        ) => Some(Some((id.clone(), now))),
-        _ => Some(None),
-    };
-    if let Some(resumed) = resumed
-        && let Some(f) = facts.sessions.get_mut(name)
-    {
-        f.resumed = resumed;
-        // The fresh agent to send it again to is started: if it dies before the text
-        // goes out, the task goes back to its inbox as usual, no try used.
-        if let Some(t) = f.task.as_mut() {
-            t.resend = false;
-        }
-    }
     match action {
         SessionAction::MoveSession { .. } => match outcome {
-            Outcome::Resumed(_) => {
+            Outcome::Resumed(id) => {
                 // What was counted was against the old account; on this one, only new
                 // limits count.
                 let f = facts.sessions.entry(name.to_owned()).or_default();
                 f.start_redraw(None);
                 carry_on(facts, name, now);
+                started(facts, name, Some((id.clone(), now)));
             }
             // A fresh agent: a task it had is sent again from the start.
             Outcome::Done | Outcome::Sent(_) | Outcome::Fresh(_) => {
-                set_stage(facts, name, Stage::Starting, now);
-                // A turn that ended stays ended: the task completes, never runs again.
                 if let Some(t) = task_of(facts, name) {
-                    t.prompt_id = None;
-                    t.at_limit = false;
-                    t.seen_busy = false;
-                    t.conversation = None;
+                    t.start_over(now);
                 }
+                started(facts, name, None);
             }
             Outcome::Rejected(_) => {}
         },
         SessionAction::CreateSession {
-            resume: Some(_), ..
+            resume: Some(id), ..
         }
         | SessionAction::RestartSession {
-            resume: Some(_), ..
+            resume: Some(id), ..
         } => {
             // The dead agent's conversation, resumed: its last turn is redrawn, and the
             // task is carried on.
@@ -106,13 +76,27 @@ fn record_session(facts: &mut Facts, action: &SessionAction, outcome: &Outcome, 
             if let Some(t) = task_of(facts, name) {
                 t.resumes += 1;
             }
+            started(facts, name, Some((id.clone(), now)));
         }
         SessionAction::DeleteSession { .. } => {
             facts.sessions.remove(name);
         }
         SessionAction::CreateSession { resume: None, .. }
         | SessionAction::RestartSession { resume: None, .. }
-        | SessionAction::RecycleSession { .. } => {}
+        | SessionAction::RecycleSession { .. } => started(facts, name, None),
+    }
+}
+
+/// A new agent runs in session `name`, resuming a conversation since a time, or
+/// afresh: a resume that fails at once is known by it. A task waiting for a fresh agent
+/// to be sent again to has it: if that agent dies before the text goes out, the task
+/// goes back to its inbox as usual, no try used.
+fn started(facts: &mut Facts, name: &str, resumed: Option<(String, Timestamp)>) {
+    if let Some(f) = facts.sessions.get_mut(name) {
+        f.resumed = resumed;
+        if let Some(t) = f.task.as_mut() {
+            t.resend = false;
+        }
     }
 }
 

@@ -42,12 +42,7 @@ pub(super) fn plan_resumes(o: &Observed, now: Timestamp, plan: &mut Plan) {
         }
         let mut task = None;
         if let Some(t) = f.task.as_mut().filter(|t| t.ended.is_none()) {
-            t.conversation = None;
-            t.stage = Stage::Starting;
-            t.since = now;
-            t.prompt_id = None;
-            t.at_limit = false;
-            t.seen_busy = false;
+            t.start_over(now);
             t.resend = true;
             task = Some(t.task.clone());
         }

@@ -296,6 +296,21 @@ pub struct TaskFacts {
     pub resend: bool,
 }
 
+impl TaskFacts {
+    /// Its agent starts afresh: its text goes out again from the start, in a new
+    /// conversation. A turn that ended stays ended (the task completes, never runs
+    /// again).
+    pub fn start_over(&mut self, now: jiff::Timestamp) {
+        self.stage = Stage::Starting;
+        self.since = now;
+        self.idle_since = None;
+        self.prompt_id = None;
+        self.at_limit = false;
+        self.seen_busy = false;
+        self.conversation = None;
+    }
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }

@@ -42,8 +42,7 @@ pub(super) fn choose_account(
     let Some(next) = next else {
         // Said once as the wait begins (kept in the facts, so a restart does not say it
         // again); the refusal says it every round.
-        let all = !m.accounts.is_empty() && m.accounts.iter().all(|a| !available(facts, a, now));
-        if all && facts.waiting_since.is_none() {
+        if all_exhausted(m, facts, now).is_some() && facts.waiting_since.is_none() {
             let until: std::collections::BTreeMap<String, Timestamp> = m
                 .accounts
                 .iter()
@@ -221,14 +220,8 @@ pub(in crate::plan) fn why_none(
             _ => format!("{}: available", a.name),
         })
         .collect();
-    let first = m
-        .accounts
-        .iter()
-        .filter_map(|a| facts.exhausted_until.get(&a.name))
-        .filter(|t| **t > now)
-        .min();
-    if m.accounts.iter().all(|a| !available(facts, a, now)) {
-        let first = first.map_or(String::new(), |t| format!("; the first resets at {t}"));
+    if let Some(first) = all_exhausted(m, facts, now) {
+        let first = format!("; the first resets at {first}");
         format!(
             "every account is exhausted{first} ({}); no session is started, tasks wait in their inboxes",
             each.join(", ")
@@ -239,6 +232,21 @@ pub(in crate::plan) fn why_none(
             each.join(", ")
         )
     }
+}
+
+/// When the first account resets, if every account of the manifests is exhausted.
+pub(in crate::plan) fn all_exhausted(
+    m: &Manifests,
+    facts: &Facts,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    m.accounts
+        .iter()
+        .map(|a| facts.exhausted_until.get(&a.name).filter(|t| **t > now))
+        .collect::<Option<Vec<_>>>()?
+        .into_iter()
+        .min()
+        .copied()
 }
 
 /// Whether `account` is at or over `quota.moveAt`: it takes no new task, and its
