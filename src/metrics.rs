@@ -17,12 +17,12 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use serde_json::Value;
 
 use crate::api::{Manifests, SessionOwner};
+use crate::journal::{Acted, Entry, Kind};
 use crate::observe::Observed;
 use crate::plan::Plan;
-use crate::state::journal::Kind;
+use crate::plan::{Action, Event, TaskAction, TaskKey};
 
 /// A session's labels.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -66,7 +66,7 @@ pub struct Metrics {
     usage: Family<UsageLabels, Gauge<f64, AtomicU64>>,
     journal_errors: Counter,
     /// When each task in flight was claimed (`inbox/name`), for the dispatch latency.
-    claimed: Mutex<HashMap<String, Instant>>,
+    claimed: Mutex<HashMap<TaskKey, Instant>>,
 }
 
 impl Default for Metrics {
@@ -142,14 +142,32 @@ impl Metrics {
         Self { registry, ..m }
     }
 
-    /// Counts a journal entry of `kind` with its `fields`, and whether writing it
-    /// failed.
-    pub fn journaled(&self, kind: Kind, fields: &Value, write_failed: bool) {
+    /// Counts a journal entry, and whether writing it failed.
+    pub fn journaled(&self, entry: &Entry, write_failed: bool) {
         if write_failed {
             self.journal_errors.inc();
         }
-        let ok = fields["ok"] != false;
-        let outcome = match kind {
+        match entry {
+            Entry::Acted(acted) => self.acted(acted),
+            Entry::Event(Event::Swap { .. }) => {
+                self.swaps.inc();
+            }
+            Entry::Event(Event::QuotaDetected { account, .. }) => {
+                self.quota_readings
+                    .get_or_create(&AccountLabels {
+                        account: account.clone(),
+                    })
+                    .inc();
+            }
+            Entry::Event(_) | Entry::Controller(_) | Entry::Refused(_) | Entry::Unknown(_) => {}
+        }
+    }
+
+    /// Counts a task's claim, submission and ending: tasks by outcome, and the time from
+    /// claim to submission.
+    fn acted(&self, acted: &Acted) {
+        let ok = acted.ok();
+        let outcome = match acted.event {
             Kind::TaskClaimed => Some("claimed"),
             Kind::TaskDone => Some("done"),
             Kind::TaskFailed => Some("failed"),
@@ -164,34 +182,19 @@ impl Metrics {
                 })
                 .inc();
         }
-        let task = &fields["action"]["task"];
-        let key = format!(
-            "{}/{}",
-            task["inbox"].as_str().unwrap_or(""),
-            task["name"].as_str().unwrap_or("")
-        );
+        let Some(key) = acted.task() else { return };
         let mut claimed = self.claimed.lock().unwrap_or_else(|p| p.into_inner());
-        match kind {
-            Kind::TaskClaimed if ok => {
+        match (&acted.action, acted.event) {
+            (_, Kind::TaskClaimed) if ok => {
                 claimed.insert(key, Instant::now());
             }
-            Kind::Action if ok && fields["action"]["action"] == "submitTask" => {
+            (Action::Task(TaskAction::SubmitTask { .. }), _) if ok => {
                 if let Some(at) = claimed.remove(&key) {
                     self.dispatch_seconds.observe(at.elapsed().as_secs_f64());
                 }
             }
-            Kind::TaskDone | Kind::TaskFailed | Kind::TaskRequeued => {
+            (_, Kind::TaskDone | Kind::TaskFailed | Kind::TaskRequeued) => {
                 claimed.remove(&key);
-            }
-            Kind::Swap => {
-                self.swaps.inc();
-            }
-            Kind::QuotaDetected => {
-                self.quota_readings
-                    .get_or_create(&AccountLabels {
-                        account: fields["account"].as_str().unwrap_or("").to_owned(),
-                    })
-                    .inc();
             }
             _ => {}
         }
@@ -332,34 +335,42 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn task_and_swap_counters_should_follow_the_journal_entries() {
         let m = Metrics::new();
-        let task = json!({"inbox": "i", "name": "t.md"});
-        m.journaled(
-            Kind::TaskClaimed,
-            &json!({"ok": true, "action": {"task": task}}),
-            false,
+        let task = r#"{"inbox":"i","name":"t.md","session":"w-1","account":"a","attempt":1,"started":null}"#;
+        let line = |event: &str, action: &str, ok: bool| {
+            let error = if ok { "null" } else { "\"lost\"" };
+            let text = format!(
+                r#"{{"time":"2026-12-01T00:00:00Z","event":"{event}","action":{action},"ok":{ok},"error":{error}}}"#
+            );
+            serde_json::from_str::<crate::journal::Line>(&text)
+                .unwrap_or_else(|e| panic!("{e}: {text}"))
+                .entry
+        };
+        let claim =
+            format!(r#"{{"action":"dispatchTask","task":{task},"pane":"%1","restart":null}}"#);
+        let submit = format!(r#"{{"action":"submitTask","task":{task},"pane":"%1"}}"#);
+        let done = format!(
+            r#"{{"action":"completeTask","task":{task},"pane":"%1","pid":4,"how":"Stop report","exit":null}}"#
         );
-        m.journaled(
-            Kind::Action,
-            &json!({"ok": true, "action": {"action": "submitTask", "task": task}}),
-            false,
-        );
-        m.journaled(
-            Kind::TaskDone,
-            &json!({"ok": true, "action": {"task": task}}),
-            false,
-        );
-        m.journaled(
-            Kind::TaskDone,
-            &json!({"ok": false, "action": {"task": task}}),
-            false,
-        );
-        m.journaled(Kind::Swap, &json!({"from": "a", "to": "b"}), true);
-        m.journaled(Kind::QuotaDetected, &json!({"account": "a"}), false);
+        m.journaled(&line("taskClaimed", &claim, true), false);
+        m.journaled(&line("action", &submit, true), false);
+        m.journaled(&line("taskDone", &done, true), false);
+        m.journaled(&line("taskDone", &done, false), false);
+        let swap = Event::Swap {
+            from: "a".into(),
+            to: "b".into(),
+            reason: "quota exhausted".into(),
+            used: None,
+        };
+        m.journaled(&Entry::Event(swap), true);
+        let quota: crate::journal::Line = serde_json::from_str(
+            r#"{"time":"2026-12-01T00:00:00Z","event":"quotaDetected","account":"a","session":"w-1","class":"quota-exhausted","pattern":"p","line":"l","resetsAt":null,"confirmed":true,"source":"screen"}"#,
+        )
+        .unwrap();
+        m.journaled(&quota.entry, false);
         let text = m.encode();
         for line in [
             "failover_tasks_total{outcome=\"done\"} 1",

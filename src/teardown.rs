@@ -5,127 +5,23 @@
 //! links failover created that still point where it made them point. Nothing else: a
 //! person's session, file or link is never touched, and no task file is ever removed.
 //!
-//! [`plan`] is pure: it decides from what was observed; [`Teardown::apply`] carries it
-//! out.
+//! [`plan`] is pure: it decides from what was observed, in ordinary actions
+//! ([`Action`]) that the round's executor carries out, journals and shows like any
+//! other: `delete --dry-run` renders them as `diff` renders a plan.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::agent_settings::{self, Observed as Settings};
 use crate::api::Manifests;
 use crate::observe::Observed;
+use crate::plan::{Action, FsAction, SessionAction, TaskAction};
 use crate::state::originals::Original;
 
-/// One thing to take down.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
-    /// A session with our mark that the manifests want: killed, guarded by the mark.
-    Session {
-        /// Its name.
-        name: String,
-    },
-    /// A claimed task: its file goes from `active/` back to the inbox.
-    ReturnTask {
-        /// The session that held it: the task goes back only once its agent is gone.
-        session: String,
-        /// The inbox's name.
-        inbox: String,
-        /// The task's name as dropped.
-        task: String,
-        /// Its file in `active/`.
-        from: PathBuf,
-        /// Where it goes.
-        to: PathBuf,
-    },
-    /// An account home's agent settings without our entries.
-    Settings {
-        /// The settings file.
-        path: PathBuf,
-        /// Its text afterwards; `None`: no file (there was none before failover).
-        text: Option<String>,
-        /// Whether that is the file as it was before failover's first write.
-        original: bool,
-        /// The file's JSON when it was looked at: changed since, only our entries go.
-        seen: Value,
-    },
-    /// A link failover created that still points where it made it point.
-    Link {
-        /// The link.
-        link: PathBuf,
-        /// Where it points.
-        target: PathBuf,
-    },
-}
-
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Step::Session { name } => write!(f, "- session {name}"),
-            Step::ReturnTask {
-                inbox, task, from, ..
-            } => write!(
-                f,
-                "~ task {inbox}/{task}: {} back to the inbox",
-                from.display()
-            ),
-            Step::Settings {
-                path,
-                text,
-                original,
-                ..
-            } => match (text, original) {
-                (None, _) => write!(
-                    f,
-                    "- agent settings {} (there was none before failover)",
-                    path.display()
-                ),
-                (Some(_), true) => write!(
-                    f,
-                    "~ agent settings {}: put back as they were before failover",
-                    path.display()
-                ),
-                (Some(_), false) => write!(
-                    f,
-                    "~ agent settings {}: failover's hooks and status line taken out",
-                    path.display()
-                ),
-            },
-            Step::Link { link, target } => {
-                write!(f, "- link {} -> {}", link.display(), target.display())
-            }
-        }
-    }
-}
-
-impl Step {
-    /// How the journal records it.
-    pub fn journal(&self) -> Value {
-        match self {
-            Step::Session { name } => json!({"action": "deleteSession", "name": name,
-                "reason": "failover delete"}),
-            Step::ReturnTask {
-                session,
-                inbox,
-                task,
-                from,
-                to,
-            } => json!({"action": "returnTask", "session": session, "inbox": inbox, "name": task,
-                "from": from, "to": to}),
-            Step::Settings {
-                path,
-                text,
-                original,
-                ..
-            } => json!({"action": "restoreSettings", "path": path,
-                "removed": text.is_none(), "original": original}),
-            Step::Link { link, target } => json!({"action": "removeLink", "link": link,
-                "target": target}),
-        }
-    }
-}
+/// Why `failover delete` kills a session, as its action says.
+pub const REASON: &str = "failover delete";
 
 /// What [`plan`] reads besides the manifests and the observation.
 #[derive(Debug, Default)]
@@ -137,15 +33,18 @@ pub struct Found {
     pub originals: BTreeMap<PathBuf, Original>,
 }
 
-/// The steps that take down what `m` owns, in order: sessions first (their agents
+/// The actions that take down what `m` owns, in order: sessions first (their agents
 /// stop), then their tasks back to the inboxes, then the settings and links.
-pub fn plan(m: &Manifests, observed: &Observed, owner: &str, found: &Found) -> Vec<Step> {
-    let mut steps: Vec<Step> = observed
+pub fn plan(m: &Manifests, observed: &Observed, owner: &str, found: &Found) -> Vec<Action> {
+    let mut steps: Vec<Action> = observed
         .sessions
         .values()
         .filter(|s| s.is_ours(owner) && m.wants_session(&s.name))
-        .map(|s| Step::Session {
-            name: s.name.clone(),
+        .map(|s| {
+            Action::from(SessionAction::DeleteSession {
+                name: s.name.clone(),
+                reason: REASON.to_owned(),
+            })
         })
         .collect();
     for inbox in &m.inboxes {
@@ -154,29 +53,29 @@ pub fn plan(m: &Manifests, observed: &Observed, owner: &str, found: &Found) -> V
         };
         let base = inbox.spec.path.parent().unwrap_or(&inbox.spec.path);
         for t in &state.active {
-            steps.push(Step::ReturnTask {
+            steps.push(Action::from(TaskAction::ReturnTask {
                 session: t.session.clone(),
                 inbox: inbox.name.clone(),
-                task: t.task.clone(),
+                name: t.task.clone(),
                 from: base.join("active").join(&t.file),
                 to: inbox.spec.path.join(&t.task),
-            });
+            }));
         }
     }
     for account in &m.accounts {
         let path = account.spec.home.join(agent_settings::SETTINGS_FILE);
         let now = observed.agent_settings.get(&account.spec.home);
         if let Some(step) = settings(&path, now, &found.originals) {
-            steps.push(step);
+            steps.push(step.into());
         }
     }
     let homes: Vec<&Path> = m.accounts.iter().map(|a| a.spec.home.as_path()).collect();
     for (link, target, now) in &found.links {
         if now.as_ref() == Some(target) && homes.iter().any(|h| link.starts_with(h)) {
-            steps.push(Step::Link {
+            steps.push(Action::from(FsAction::RemoveLink {
                 link: link.clone(),
                 target: target.clone(),
-            });
+            }));
         }
     }
     steps.dedup();
@@ -189,7 +88,7 @@ fn settings(
     path: &Path,
     observed: Option<&Settings>,
     originals: &BTreeMap<PathBuf, Original>,
-) -> Option<Step> {
+) -> Option<FsAction> {
     let Some(Settings::Json(value)) = observed else {
         return None;
     };
@@ -206,136 +105,28 @@ fn settings(
     if let (Some(o), Some(before)) = (original, before)
         && before == merged.value
     {
-        return Some(Step::Settings {
+        return Some(FsAction::RestoreSettings {
             path: path.to_path_buf(),
-            text: o.text.clone(),
+            removed: o.text.is_none(),
             original: true,
+            text: o.text.clone(),
             seen: value.clone(),
         });
     }
     let text = agent_settings::render(&merged.value).ok()?;
-    Some(Step::Settings {
+    Some(FsAction::RestoreSettings {
         path: path.to_path_buf(),
-        text: Some(text),
+        removed: false,
         original: false,
+        text: Some(text),
         seen: value.clone(),
     })
-}
-
-/// Why a step could not be carried out.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A task's place in the inbox is taken.
-    #[error("task {task}: {to} exists already; left in active/")]
-    Taken {
-        /// The task.
-        task: String,
-        /// Its place in the inbox.
-        to: PathBuf,
-    },
-    /// Agent settings that are no longer JSON failover can read.
-    #[error(
-        "agent settings {0}: changed since they were looked at and no longer valid JSON; left alone"
-    )]
-    Changed(PathBuf),
-    /// A link changed since it was looked at.
-    #[error("link {0}: no longer points where failover made it point; left alone")]
-    LinkChanged(PathBuf),
-    /// A file could not be changed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The state folder could not be written.
-    #[error(transparent)]
-    State(#[from] crate::state::Error),
-    /// A session could not be killed.
-    #[error(transparent)]
-    Act(#[from] crate::act::Error),
-}
-
-/// Carries out one filesystem step (not a session's: see [`crate::act`]).
-pub fn apply_fs(step: &Step, state_dir: &Path) -> Result<(), Error> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| Error::Io { path, source }
-    };
-    match step {
-        Step::Session { .. } => Ok(()),
-        Step::ReturnTask { task, from, to, .. } => {
-            // A link then an unlink, not a rename: a rename would replace a task of the
-            // same name dropped into the inbox meanwhile.
-            match std::fs::hard_link(from, to) {
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Taken {
-                    task: task.clone(),
-                    to: to.clone(),
-                }),
-                Err(e) => Err(Error::Io {
-                    path: to.clone(),
-                    source: e,
-                }),
-                Ok(()) => std::fs::remove_file(from).map_err(io(from)),
-            }
-        }
-        Step::Settings {
-            path, text, seen, ..
-        } => {
-            // Changed since it was looked at: only our entries go from what it is now.
-            let now = match agent_settings::Observed::read(path) {
-                Settings::Json(v) => Some(v),
-                _ => None,
-            };
-            let recomputed;
-            let text = if now.as_ref() == Some(seen) {
-                text
-            } else {
-                let Some(now) = now else {
-                    return Err(Error::Changed(path.clone()));
-                };
-                let merged = agent_settings::merge(Some(&now), None)
-                    .map_err(|_| Error::Changed(path.clone()))?;
-                recomputed = Some(
-                    agent_settings::render(&merged.value)
-                        .map_err(|_| Error::Changed(path.clone()))?,
-                );
-                &recomputed
-            };
-            // A link (the operator's dotfiles) is written through and never removed.
-            let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-            let target = if link {
-                std::fs::canonicalize(path).map_err(io(path))?
-            } else {
-                path.clone()
-            };
-            match (text, link) {
-                (None, false) => std::fs::remove_file(path).map_err(io(path))?,
-                (text, _) => {
-                    let text = text.as_deref().unwrap_or("{}\n");
-                    let mode = std::fs::metadata(&target).ok().map(|m| m.permissions());
-                    crate::state::write_atomic(&target, text.as_bytes())?;
-                    if let Some(mode) = mode {
-                        std::fs::set_permissions(&target, mode).map_err(io(&target))?;
-                    }
-                }
-            }
-            crate::state::originals::forget(state_dir, path)?;
-            Ok(())
-        }
-        Step::Link { link, target } => {
-            if std::fs::read_link(link).ok().as_ref() != Some(target) {
-                return Err(Error::LinkChanged(link.clone()));
-            }
-            std::fs::remove_file(link).map_err(io(link))
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn original(path: &str, text: Option<&str>) -> BTreeMap<PathBuf, Original> {
         BTreeMap::from([(
@@ -366,10 +157,11 @@ mod tests {
         );
         assert_eq!(
             step,
-            Some(Step::Settings {
+            Some(FsAction::RestoreSettings {
                 path: "/h/s.json".into(),
-                text: Some(text.to_owned()),
+                removed: false,
                 original: true,
+                text: Some(text.to_owned()),
                 seen,
             })
         );
@@ -383,7 +175,14 @@ mod tests {
             Some(&now),
             &original("/h/s.json", None),
         );
-        assert!(matches!(step, Some(Step::Settings { text: None, .. })));
+        assert!(matches!(
+            step,
+            Some(FsAction::RestoreSettings {
+                text: None,
+                removed: true,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -394,7 +193,7 @@ mod tests {
             Some(&now),
             &original("/h/s.json", Some("{\"model\": \"opus\"}")),
         );
-        let Some(Step::Settings {
+        let Some(FsAction::RestoreSettings {
             text: Some(text),
             original: false,
             ..
@@ -406,50 +205,6 @@ mod tests {
             serde_json::from_str::<Value>(&text).unwrap(),
             json!({"model": "sonnet"})
         );
-    }
-
-    #[test]
-    fn settings_changed_since_they_were_looked_at_should_keep_the_change() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("settings.json");
-        let seen = with_ours(json!({"model": "opus"}));
-        let step = Step::Settings {
-            path: path.clone(),
-            text: Some("{\"model\":\"opus\"}".to_owned()),
-            original: true,
-            seen,
-        };
-        // The operator changed the model after delete looked.
-        let edited = with_ours(json!({"model": "sonnet"}));
-        std::fs::write(&path, edited.to_string()).unwrap();
-        apply_fs(&step, dir.path()).unwrap();
-        let after: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        assert_eq!(after, json!({"model": "sonnet"}));
-    }
-
-    #[test]
-    fn a_task_should_never_replace_one_of_the_same_name_in_the_inbox() {
-        let dir = tempfile::tempdir().unwrap();
-        let (from, to) = (dir.path().join("w-0.1.t.md"), dir.path().join("t.md"));
-        std::fs::write(&from, "claimed").unwrap();
-        std::fs::write(&to, "dropped since").unwrap();
-        let step = Step::ReturnTask {
-            session: "w-0".into(),
-            inbox: "i".into(),
-            task: "t.md".into(),
-            from: from.clone(),
-            to: to.clone(),
-        };
-        assert!(matches!(
-            apply_fs(&step, dir.path()),
-            Err(Error::Taken { .. })
-        ));
-        assert_eq!(std::fs::read_to_string(&to).unwrap(), "dropped since");
-        assert_eq!(std::fs::read_to_string(&from).unwrap(), "claimed");
-        std::fs::remove_file(&to).unwrap();
-        apply_fs(&step, dir.path()).unwrap();
-        assert_eq!(std::fs::read_to_string(&to).unwrap(), "claimed");
-        assert!(!from.exists());
     }
 
     #[test]

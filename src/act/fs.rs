@@ -23,7 +23,75 @@ pub(super) fn execute(action: &FsAction, state_dir: Option<&Path>) -> Result<(),
         FsAction::ConfigureAgent { path, exe, .. } => {
             configure_agent(path, exe.as_deref(), state_dir)
         }
+        FsAction::RestoreSettings {
+            path, text, seen, ..
+        } => restore_settings(path, text.as_ref(), seen, state_dir),
+        FsAction::RemoveLink { link, target } => {
+            if std::fs::read_link(link).ok().as_ref() != Some(target) {
+                return Err(Error::LinkChanged(link.clone()));
+            }
+            std::fs::remove_file(link).map_err(|source| Error::Fs {
+                path: link.clone(),
+                source,
+            })
+        }
     }
+}
+
+/// Takes failover's entries out of the agent settings at `path`: writes `text` (removes
+/// the file when `None`) when the file is still as `seen`; changed since, only our
+/// entries go from what it is now. A link (the operator's dotfiles) is written through
+/// and never removed. Then forgets the original kept for it.
+fn restore_settings(
+    path: &Path,
+    text: Option<&String>,
+    seen: &serde_json::Value,
+    state_dir: Option<&Path>,
+) -> Result<(), Error> {
+    use crate::agent_settings::{self, Observed as File};
+    let fail = |message: String| Error::Settings {
+        path: path.to_path_buf(),
+        message,
+    };
+    let changed =
+        || fail("changed since they were looked at and no longer valid JSON; left alone".into());
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Fs { path, source }
+    };
+    let now = match File::read(path) {
+        File::Json(v) => Some(v),
+        _ => None,
+    };
+    let text = if now.as_ref() == Some(seen) {
+        text.cloned()
+    } else {
+        let now = now.ok_or_else(changed)?;
+        let merged = agent_settings::merge(Some(&now), None).map_err(|_| changed())?;
+        Some(agent_settings::render(&merged.value).map_err(|_| changed())?)
+    };
+    let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    let target = if link {
+        std::fs::canonicalize(path).map_err(io(path))?
+    } else {
+        path.to_path_buf()
+    };
+    match (text, link) {
+        (None, false) => std::fs::remove_file(path).map_err(io(path))?,
+        (text, _) => {
+            let text = text.as_deref().unwrap_or("{}\n");
+            let mode = std::fs::metadata(&target).ok().map(|m| m.permissions());
+            crate::state::write_atomic(&target, text.as_bytes())
+                .map_err(|e| fail(e.to_string()))?;
+            if let Some(mode) = mode {
+                std::fs::set_permissions(&target, mode).map_err(io(&target))?;
+            }
+        }
+    }
+    if let Some(dir) = state_dir {
+        crate::state::originals::forget(dir, path).map_err(|e| fail(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// Merges failover's hooks and status line into the agent settings at `path` (or takes
@@ -67,4 +135,55 @@ fn configure_agent(path: &Path, exe: Option<&Path>, state_dir: Option<&Path>) ->
         std::fs::Permissions::from_mode(0o644)
     });
     std::fs::set_permissions(&target, mode).map_err(|e| fail(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn with_ours(operator: Value) -> Value {
+        let commands = crate::agent_settings::Commands::for_exe(Path::new("/bin/failover"));
+        crate::agent_settings::merge(Some(&operator), Some(&commands))
+            .unwrap()
+            .value
+    }
+
+    #[test]
+    fn settings_changed_since_they_were_looked_at_should_keep_the_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.json");
+        let seen = with_ours(json!({"model": "opus"}));
+        let action = FsAction::RestoreSettings {
+            path: path.clone(),
+            removed: false,
+            original: true,
+            text: Some("{\"model\":\"opus\"}".to_owned()),
+            seen,
+        };
+        // The operator changed the model after delete looked.
+        let edited = with_ours(json!({"model": "sonnet"}));
+        std::fs::write(&path, edited.to_string()).unwrap();
+        execute(&action, Some(dir.path())).unwrap();
+        let after: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(after, json!({"model": "sonnet"}));
+    }
+
+    #[test]
+    fn a_link_pointing_elsewhere_since_should_be_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("projects");
+        std::os::unix::fs::symlink("/elsewhere", &link).unwrap();
+        let action = FsAction::RemoveLink {
+            link: link.clone(),
+            target: "/shared/projects".into(),
+        };
+        let e = execute(&action, None).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("no longer points where failover made it point"),
+            "{e}"
+        );
+        assert!(std::fs::symlink_metadata(&link).is_ok());
+    }
 }

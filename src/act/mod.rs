@@ -56,6 +56,9 @@ pub enum Error {
         /// The session.
         name: String,
     },
+    /// A link failover made points elsewhere since: left alone.
+    #[error("link {}: no longer points where failover made it point; left alone", .0.display())]
+    LinkChanged(std::path::PathBuf),
     /// An account home's agent settings could not be written.
     #[error("agent settings {}: {message}", path.display())]
     Settings {

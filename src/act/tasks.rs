@@ -64,6 +64,48 @@ pub(super) async fn execute(action: &TaskAction, ctx: Context<'_>) -> Result<Out
             reason,
         } => reject(inbox, path, name, reason),
         TaskAction::StallTask { .. } => Ok(Outcome::Done),
+        TaskAction::ReturnTask {
+            session,
+            inbox,
+            name,
+            from,
+            to,
+        } => {
+            let task = format!("{inbox}/{name}");
+            if let Some(tmux) = ctx.tmux {
+                let panes = tmux.panes().await.map_err(|source| Error::Session {
+                    name: session.clone(),
+                    source,
+                })?;
+                if panes.iter().any(|p| p.session == *session) {
+                    return Err(Error::Task {
+                        task,
+                        message: format!("left in active/: session {session} could not be killed"),
+                    });
+                }
+            }
+            give_back(&task, from, to)?;
+            Ok(Outcome::Done)
+        }
+    }
+}
+
+/// Puts a claimed task's file `from` back in its inbox as `to`: a link then an unlink,
+/// not a rename, which would replace a task of the same name dropped there meanwhile.
+fn give_back(task: &str, from: &Path, to: &Path) -> Result<(), Error> {
+    match std::fs::hard_link(from, to) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Task {
+            task: task.to_owned(),
+            message: format!("{} exists already; left in active/", to.display()),
+        }),
+        Err(source) => Err(Error::Fs {
+            path: to.to_path_buf(),
+            source,
+        }),
+        Ok(()) => std::fs::remove_file(from).map_err(|source| Error::Fs {
+            path: from.to_path_buf(),
+            source,
+        }),
     }
 }
 
@@ -221,4 +263,28 @@ fn finish(
     tasks::move_with_record(from, dir, &task.name, &record)
         .map(drop)
         .map_err(|e| failure(task, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_should_never_replace_one_of_the_same_name_in_the_inbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from, to) = (dir.path().join("w-0.1.t.md"), dir.path().join("t.md"));
+        std::fs::write(&from, "claimed").unwrap();
+        std::fs::write(&to, "dropped since").unwrap();
+        let e = give_back("i/t.md", &from, &to).unwrap_err();
+        assert!(
+            e.to_string().contains("exists already; left in active/"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_to_string(&to).unwrap(), "dropped since");
+        assert_eq!(std::fs::read_to_string(&from).unwrap(), "claimed");
+        std::fs::remove_file(&to).unwrap();
+        give_back("i/t.md", &from, &to).unwrap();
+        assert_eq!(std::fs::read_to_string(&to).unwrap(), "claimed");
+        assert!(!from.exists());
+    }
 }

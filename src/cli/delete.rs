@@ -5,15 +5,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
+use super::render::Printer;
 use crate::act::Context;
 use crate::api::Settings;
 use crate::controller::lock::Lock;
-use crate::controller::round::Desired;
-use crate::plan::{Action, SessionAction};
-use crate::state::journal::{Journal, Kind};
-use crate::teardown::{self, Found, Step};
+use crate::controller::round::{self, Desired};
+use crate::journal::{Entry, Journal, Origin};
+use crate::plan::{Action, FsAction, Plan, SessionAction};
+use crate::teardown::{self, Found};
 
 /// How long a running controller gets to stop.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -75,24 +74,34 @@ fn delete(desired: &Desired, settings: &Settings, dry_run: bool) -> Result<ExitC
         .map_err(|e| e.to_string())?;
     let m = &desired.manifests;
     let owner = &settings.spec.owner;
-    let steps = teardown::plan(m, &observed, owner, &found(m, dir));
-    if steps.is_empty() {
+    let plan = Plan {
+        actions: teardown::plan(m, &observed, owner, &found(m, dir)),
+        ..Plan::default()
+    };
+    if plan.actions.is_empty() {
         println!("Nothing to delete.");
         return Ok(ExitCode::SUCCESS);
     }
+    let color = super::color_stdout();
     if dry_run {
-        for step in &steps {
-            println!("  {step}");
-        }
-        println!("\nDelete would take down {} item(s).", steps.len());
+        print!("{}", super::render::render_text(&plan, color));
         return Ok(ExitCode::SUCCESS);
     }
-    let mut journal = Journal::open(dir).map_err(|e| e.to_string())?;
-    let (failed, killed) = runtime.block_on(carry_out(&steps, settings, &mut journal));
+    let mut printer = Printer {
+        journal: Some(Journal::open(dir).map_err(|e| e.to_string())?),
+        color,
+        origin: Origin::Delete,
+    };
+    let done = runtime.block_on(carry_out(&plan.actions, settings, &mut printer));
+    let failed = done.iter().filter(|(_, r)| r.is_err()).count();
     // The facts about the sessions taken down go with them; not those still running.
     if let Ok(mut facts) = crate::state::Facts::load(dir) {
-        for name in &killed {
-            facts.sessions.remove(name);
+        for (action, result) in &done {
+            if let (Action::Session(SessionAction::DeleteSession { name, .. }), Ok(_)) =
+                (action, result)
+            {
+                facts.sessions.remove(name);
+            }
         }
         if let Err(e) = facts.save(dir) {
             eprintln!("warning: {e}");
@@ -100,14 +109,14 @@ fn delete(desired: &Desired, settings: &Settings, dry_run: bool) -> Result<ExitC
     }
     println!(
         "Delete done: {} taken down{}.",
-        steps.len() - failed,
+        done.len() - failed,
         if failed > 0 {
             format!(", {failed} failed")
         } else {
             String::new()
         }
     );
-    Ok(if failed > 0 {
+    Ok(if failed > 0 || done.len() < plan.actions.len() {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
@@ -163,19 +172,19 @@ fn stop_controller(dir: &Path) -> Result<(), String> {
 fn found(m: &crate::api::Manifests, dir: &Path) -> Found {
     // The links the journal says failover created and did not remove since, in order.
     let mut created: Vec<(PathBuf, PathBuf)> = Vec::new();
-    for e in crate::state::journal::read(dir).unwrap_or_default() {
-        let a = &e["action"];
-        let (Some(link), true) = (a["link"].as_str(), e["ok"] == true) else {
+    for line in crate::journal::read(dir).unwrap_or_default() {
+        let Entry::Acted(acted) = line.entry else {
             continue;
         };
-        let link = PathBuf::from(link);
-        if a["action"] == "createLink"
-            && let Some(target) = a["target"].as_str()
-        {
-            created.retain(|(l, _)| *l != link);
-            created.push((link, PathBuf::from(target)));
-        } else if a["action"] == "removeLink" {
-            created.retain(|(l, _)| *l != link);
+        match acted.action {
+            Action::Fs(FsAction::CreateLink { link, target }) if acted.error.is_none() => {
+                created.retain(|(l, _)| *l != link);
+                created.push((link, target));
+            }
+            Action::Fs(FsAction::RemoveLink { link, .. }) if acted.error.is_none() => {
+                created.retain(|(l, _)| *l != link);
+            }
+            _ => {}
         }
     }
     let links = created
@@ -199,13 +208,13 @@ fn found(m: &crate::api::Manifests, dir: &Path) -> Found {
     Found { links, originals }
 }
 
-/// Carries out `steps`, printing and journaling each; how many failed, and the
-/// sessions killed.
+/// Carries out `actions` through the round's executor, printing and journaling each
+/// as `delete`'s; what ran, with its results.
 async fn carry_out(
-    steps: &[Step],
+    actions: &[Action],
     settings: &Settings,
-    journal: &mut Journal,
-) -> (usize, Vec<String>) {
+    printer: &mut Printer,
+) -> Vec<(Action, Result<crate::plan::Outcome, String>)> {
     let dir = &settings.state_dir;
     let owner = &settings.spec.owner;
     let server = crate::controller::tmux_server(settings, false);
@@ -221,50 +230,11 @@ async fn carry_out(
         owner,
         state_dir: Some(dir),
     };
-    let mut failed = 0;
-    let mut killed = Vec::new();
-    let mut alive = Vec::new();
-    for step in steps {
-        let result = match step {
-            // Its agent may still work on it: the task stays claimed.
-            Step::ReturnTask { session, .. } if alive.contains(session) => Err(format!(
-                "left in active/: session {session} could not be killed"
-            )),
-            Step::Session { name } => {
-                let action = Action::Session(SessionAction::DeleteSession {
-                    name: name.clone(),
-                    reason: "failover delete".to_owned(),
-                });
-                let result = crate::act::execute(&action, ctx)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string());
-                if result.is_ok() {
-                    killed.push(name.clone());
-                } else {
-                    alive.push(name.clone());
-                }
-                result
-            }
-            other => teardown::apply_fs(other, dir).map_err(|e| e.to_string()),
-        };
-        let _ = journal.record(
-            Kind::Action,
-            json!({"origin": "delete", "action": step.journal(), "ok": result.is_ok(),
-                "error": result.as_ref().err()}),
-        );
-        match result {
-            Ok(()) => println!("{step}: done"),
-            Err(e) => {
-                failed += 1;
-                println!("{step}: failed: {e}");
-            }
-        }
-    }
+    let done = round::carry_out(actions, ctx, printer, |_| {}).await;
     if let Some(tmux) = &tmux {
         end_control_session(tmux, owner).await;
     }
-    (failed, killed)
+    done
 }
 
 /// Ends the control session once no session with our mark is left on the server: it

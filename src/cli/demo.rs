@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::journal::Entry;
+use crate::journal::story::Teller;
+use crate::plan::{Action, Event, SessionAction, TaskAction};
+
 /// Arguments of `failover demo`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -170,6 +174,7 @@ impl Demo {
             exe,
             socket: root.join("tmux.sock"),
             narrator: Narrator {
+                teller: Teller::default(),
                 state: root.join("state"),
                 seen: 0,
             },
@@ -225,9 +230,11 @@ impl Demo {
         let sessions = self
             .wait(Duration::from_secs(20), |d| {
                 let created = d
-                    .events("action")
+                    .acted()
                     .iter()
-                    .filter(|e| e["action"]["action"] == "createSession")
+                    .filter(|(a, _)| {
+                        matches!(a, Action::Session(SessionAction::CreateSession { .. }))
+                    })
                     .count();
                 (created >= 5).then_some(created)
             })
@@ -277,16 +284,18 @@ impl Demo {
         let hit = Instant::now();
         let swap = self
             .wait(Duration::from_secs(20), |d| {
-                d.events("swap").into_iter().next()
+                d.entries().into_iter().find_map(|e| match e {
+                    Entry::Event(Event::Swap {
+                        from, to, reason, ..
+                    }) => Some((from, to, reason)),
+                    _ => None,
+                })
             })
             .ok_or("no swap happened")?;
         let ms = hit.elapsed().as_millis();
-        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+        let (from, to, reason) = swap;
         self.say(&format!(
-            "swap {} -> {} ({}), {ms} ms after account main ran out",
-            text(&swap["from"]),
-            text(&swap["to"]),
-            text(&swap["reason"])
+            "swap {from} -> {to} ({reason}), {ms} ms after account main ran out"
         ));
         let moved = self.wait_for_moves();
         self.say(&format!(
@@ -298,9 +307,12 @@ impl Demo {
     /// Waits for all five sessions to move; the moves that worked, or all tried on timeout.
     fn wait_for_moves(&mut self) -> usize {
         let moves = |d: &Demo, ok_only: bool| {
-            d.events("action")
+            d.acted()
                 .iter()
-                .filter(|e| e["action"]["action"] == "moveSession" && (!ok_only || e["ok"] == true))
+                .filter(|(a, ok)| {
+                    matches!(a, Action::Session(SessionAction::MoveSession { .. }))
+                        && (!ok_only || *ok)
+                })
                 .count()
         };
         self.wait(Duration::from_secs(20), |d| {
@@ -393,12 +405,26 @@ impl Demo {
         Ok(())
     }
 
-    /// The journal's entries of one kind so far.
-    fn events(&self, kind: &str) -> Vec<serde_json::Value> {
-        crate::state::journal::read(&self.state())
+    /// The journal's entries so far.
+    fn entries(&self) -> Vec<Entry> {
+        crate::journal::read(&self.state())
             .unwrap_or_default()
             .into_iter()
-            .filter(|e| e["event"] == kind)
+            .map(|l| l.entry)
+            .collect()
+    }
+
+    /// The actions carried out so far, with whether each went well.
+    fn acted(&self) -> Vec<(Action, bool)> {
+        self.entries()
+            .into_iter()
+            .filter_map(|e| match e {
+                Entry::Acted(a) => {
+                    let ok = a.ok();
+                    Some((a.action, ok))
+                }
+                _ => None,
+            })
             .collect()
     }
 
@@ -455,66 +481,44 @@ fn manifest(root: &Path, exe: &Path) -> String {
     )
 }
 
-/// Tells the journal's new entries as they come: what the controller did and why.
+/// Tells the journal's new entries as they come, in the story's words (the same
+/// teller as `get events`): what the controller did and why.
 struct Narrator {
     /// The state folder, whose journal is told.
     state: PathBuf,
     /// Entries told so far (a line still being written does not parse, so it is not
     /// one of them yet).
     seen: usize,
+    /// The story so far: a move says the swap and the reading behind it.
+    teller: Teller,
 }
 
 impl Narrator {
-    /// Tells the entries written since the last call.
+    /// Tells the entries written since the last call that the demo's story needs.
     fn narrate(&mut self, start: Instant) {
-        let entries = crate::state::journal::read(&self.state).unwrap_or_default();
-        for told in entries.iter().skip(self.seen).filter_map(tell) {
-            say(start, &format!("  {told}"));
+        let lines = crate::journal::read(&self.state).unwrap_or_default();
+        for line in lines.iter().skip(self.seen) {
+            let told = self.teller.tell(line);
+            if narrated(&line.entry) {
+                let object = told.object().map(ToString::to_string).unwrap_or_default();
+                say(start, &format!("  {object}: {}", told.message));
+            }
         }
-        self.seen = self.seen.max(entries.len());
+        self.seen = self.seen.max(lines.len());
     }
 }
 
-/// One journal entry in words, for the entries the story needs.
-fn tell(e: &serde_json::Value) -> Option<String> {
-    let s = |v: &serde_json::Value| v.as_str().unwrap_or("?").to_owned();
-    let a = &e["action"];
-    let task =
-        |a: &serde_json::Value| format!("{} ({})", s(&a["task"]["name"]), s(&a["task"]["session"]));
-    Some(match (s(&e["event"]).as_str(), s(&a["action"]).as_str()) {
-        ("taskClaimed", _) => format!("dispatch {}: it is idle and the task waits", task(a)),
-        ("taskDone", _) => format!("done {}: its agent's {}", task(a), s(&a["how"])),
-        ("quotaDetected", _) => format!(
-            "quota on account {} {} {}: \"{}\"{}",
-            s(&e["account"]),
-            if e["source"] == "report" {
-                "reported by the agent of"
-            } else {
-                "read on the screen of"
-            },
-            s(&e["session"]),
-            s(&e["line"]),
-            if e["confirmed"] == true {
-                ""
-            } else {
-                " (to be confirmed)"
-            }
+/// Whether the demo tells `entry`: claims, endings, quota, moves, carrying on, refusals.
+fn narrated(entry: &Entry) -> bool {
+    match entry {
+        Entry::Acted(a) => matches!(
+            a.action,
+            Action::Task(TaskAction::DispatchTask { .. } | TaskAction::CompleteTask { .. })
+                | Action::Task(TaskAction::ContinueTask { .. })
+                | Action::Session(SessionAction::MoveSession { .. })
         ),
-        ("action", "moveSession") => format!(
-            "move {} from {} to {}{}",
-            s(&a["session"]["name"]),
-            s(&a["from"]),
-            s(&a["session"]["account"]),
-            if a["resume"].is_null() {
-                ", fresh"
-            } else {
-                ", resuming its conversation"
-            }
-        ),
-        ("action", "continueTask") => {
-            format!("continue {}: the resumed agent carries on", task(a))
-        }
-        ("refused", _) => format!("wait: {}", s(&e["reason"])),
-        _ => return None,
-    })
+        Entry::Event(e) => matches!(e, Event::QuotaDetected { .. }),
+        Entry::Refused(_) => true,
+        Entry::Controller(_) | Entry::Unknown(_) => false,
+    }
 }

@@ -7,9 +7,10 @@ use std::process::ExitCode;
 
 use crate::api::{Manifests, Settings};
 use crate::controller::round::Desired;
+use crate::journal::story::Told;
+use crate::object::ObjectRef;
 use crate::observe::Observed;
 use crate::plan::Plan;
-use crate::state::story::Told;
 
 /// What to describe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -103,7 +104,18 @@ fn describe(args: &Args) -> Result<Option<String>, String> {
     let Some(mut out) = body else {
         return Ok(None);
     };
-    let object = format!("{}/{name}", kind_name(args.kind));
+    let object = match args.kind {
+        Kind::Session => ObjectRef::Session(name.to_owned()),
+        Kind::Account => ObjectRef::Account(name.to_owned()),
+        Kind::Inbox => ObjectRef::Inbox(name.to_owned()),
+        Kind::Task => crate::plan::TaskKey::parse(name).map_or_else(
+            || ObjectRef::Task {
+                inbox: None,
+                name: name.to_owned(),
+            },
+            |k| ObjectRef::task(k.inbox, k.name),
+        ),
+    };
     let told = super::events::about(&settings.state_dir, &object);
     events(&mut out, &object, &told, args.events, &w.tz);
     Ok(Some(out))
@@ -271,7 +283,7 @@ mod erased {
 }
 
 fn first_line(text: &str) -> String {
-    crate::state::story::first_line(text, 100)
+    crate::journal::story::first_line(text, 100)
 }
 
 /// The account's use, as its agents' status lines last said.
@@ -461,7 +473,7 @@ fn record(out: &mut String, path: &Path, tz: &jiff::tz::TimeZone) {
 }
 
 /// The object's latest `n` events, newest last.
-fn events(out: &mut String, object: &str, told: &[Told], n: usize, tz: &jiff::tz::TimeZone) {
+fn events(out: &mut String, object: &ObjectRef, told: &[Told], n: usize, tz: &jiff::tz::TimeZone) {
     out.push_str("Events:\n");
     if told.is_empty() {
         out.push_str("  <none>\n");

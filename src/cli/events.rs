@@ -5,11 +5,10 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use serde_json::Value;
-
 use super::follow::{Follow, JournalTail};
 use super::get::Format;
-use crate::state::story::{Teller, Told};
+use crate::journal::story::{Teller, Told};
+use crate::object::ObjectRef;
 
 /// What `get events` shows.
 #[derive(Debug)]
@@ -17,7 +16,7 @@ pub struct Query<'a> {
     /// Only events younger than this.
     pub since: Option<std::time::Duration>,
     /// Only events about this object (`session/w-7`).
-    pub object: Option<&'a str>,
+    pub object: Option<&'a ObjectRef>,
     /// How to print.
     pub format: Format,
     /// Whether to follow the journal after printing what it holds.
@@ -55,15 +54,19 @@ pub fn run(dir: &Path, query: &Query<'_>) -> ExitCode {
         None
     };
     let told = select(&mut tail, &mut teller, query);
+    let mut widths = Widths::default();
     let written = match query.format {
         Format::Table => {
             if told.is_empty() && follow.is_none() {
                 writeln!(out, "No events found.")
             } else {
-                writeln!(out, "{}", line("TIME", "OBJECT", "EVENT", "MESSAGE")).and_then(|()| {
-                    told.iter()
-                        .try_for_each(|t| writeln!(out, "{}", table_line(t, &tz)))
-                })
+                widths = Widths::of(&told);
+                writeln!(out, "{}", widths.line("TIME", "OBJECT", "EVENT", "MESSAGE")).and_then(
+                    |()| {
+                        told.iter()
+                            .try_for_each(|t| writeln!(out, "{}", widths.row(t, &tz)))
+                    },
+                )
             }
         }
         Format::Json if follow.is_none() => writeln!(
@@ -92,7 +95,7 @@ pub fn run(dir: &Path, query: &Query<'_>) -> ExitCode {
     while follow.wait() {
         for t in select(&mut tail, &mut teller, query) {
             let written = match query.format {
-                Format::Table => writeln!(out, "{}", table_line(&t, &tz)),
+                Format::Table => writeln!(out, "{}", widths.row(&t, &tz)),
                 other => write_one(&mut out, &t, other),
             };
             if written.and_then(|()| out.flush()).is_err() {
@@ -124,17 +127,56 @@ fn write_one(out: &mut impl Write, told: &Told, format: Format) -> std::io::Resu
     }
 }
 
-fn line(time: &str, object: &str, event: &str, message: &str) -> String {
-    format!("{time:<19}  {object:<24}  {event:<16}  {message}")
+/// The widths of the table's object and event columns: as wide as the widest of the
+/// rows printed at once (a path can be long), never narrower than the defaults. Rows
+/// followed later keep them, so that the columns do not move.
+#[derive(Debug, Clone, Copy)]
+struct Widths {
+    object: usize,
+    event: usize,
 }
 
-fn table_line(told: &Told, tz: &jiff::tz::TimeZone) -> String {
-    line(
-        &local(&told.time, tz),
-        told.object(),
-        &told.event,
-        &told.message,
-    )
+impl Default for Widths {
+    fn default() -> Self {
+        Self {
+            object: 24,
+            event: 16,
+        }
+    }
+}
+
+impl Widths {
+    fn of(told: &[Told]) -> Self {
+        let d = Self::default();
+        Self {
+            object: told
+                .iter()
+                .map(|t| object_text(t).chars().count())
+                .fold(d.object, usize::max),
+            event: told
+                .iter()
+                .map(|t| t.event.chars().count())
+                .fold(d.event, usize::max),
+        }
+    }
+
+    fn line(&self, time: &str, object: &str, event: &str, message: &str) -> String {
+        let (ow, ew) = (self.object, self.event);
+        format!("{time:<19}  {object:<ow$}  {event:<ew$}  {message}")
+    }
+
+    fn row(&self, told: &Told, tz: &jiff::tz::TimeZone) -> String {
+        self.line(
+            &local(&told.time, tz),
+            &object_text(told),
+            &told.event,
+            &told.message,
+        )
+    }
+}
+
+fn object_text(told: &Told) -> String {
+    told.object().map(ToString::to_string).unwrap_or_default()
 }
 
 /// `2026-12-01 14:05:09` in the local time zone; the text as it is when it is not a
@@ -151,9 +193,9 @@ pub fn local(time: &str, tz: &jiff::tz::TimeZone) -> String {
 }
 
 /// Every event of the journal in `dir` that concerns `object`, told, oldest first.
-pub fn about(dir: &Path, object: &str) -> Vec<Told> {
-    let entries: Vec<Value> = crate::state::journal::read(dir).unwrap_or_default();
-    Teller::tell_all(&entries)
+pub fn about(dir: &Path, object: &ObjectRef) -> Vec<Told> {
+    let lines = crate::journal::read(dir).unwrap_or_default();
+    Teller::tell_all(&lines)
         .into_iter()
         .filter(|t| t.concerns(object))
         .collect()
@@ -166,7 +208,7 @@ mod tests {
     fn told(time: &str, object: &str) -> Told {
         Told {
             time: time.to_owned(),
-            objects: vec![object.to_owned()],
+            objects: vec![object.parse().unwrap()],
             event: "action".to_owned(),
             message: "m".to_owned(),
             failed: false,
@@ -178,7 +220,7 @@ mod tests {
         let now: jiff::Timestamp = "2026-12-01T12:00:00Z".parse().unwrap();
         let q = Query {
             since: Some(std::time::Duration::from_secs(3600)),
-            object: Some("session/w-7"),
+            object: Some(&"session/w-7".parse().unwrap()),
             format: Format::Table,
             watch: false,
         };
@@ -191,5 +233,22 @@ mod tests {
             !q.wants(&told("2026-12-01T11:30:00Z", "session/w-8"), now),
             "another"
         );
+    }
+
+    #[test]
+    fn a_long_object_should_widen_its_column_not_shift_the_next() {
+        let tz = jiff::tz::TimeZone::UTC;
+        let rows = [
+            told("2026-12-01T11:30:00Z", "session/w-7"),
+            told(
+                "2026-12-01T11:30:00Z",
+                "/home/operator/accounts/backup/.claude/projects",
+            ),
+        ];
+        let widths = Widths::of(&rows);
+        let lines: Vec<String> = rows.iter().map(|t| widths.row(t, &tz)).collect();
+        let at = |l: &str| l.find("action").unwrap();
+        assert_eq!(at(&lines[0]), at(&lines[1]), "{lines:#?}");
+        assert!(lines[1].contains("/home/operator"), "no path// prefix");
     }
 }

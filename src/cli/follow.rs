@@ -79,9 +79,9 @@ impl JournalTail {
         }
     }
 
-    /// The entries written since the last call, oldest first; lines that are not JSON
-    /// are skipped.
-    pub fn read(&mut self) -> Vec<serde_json::Value> {
+    /// The lines written since the last call, oldest first; lines that are not journal
+    /// lines are skipped.
+    pub fn read(&mut self) -> Vec<crate::journal::Line> {
         let Ok(mut file) = std::fs::File::open(&self.path) else {
             return Vec::new();
         };
@@ -120,13 +120,26 @@ mod tests {
         let mut file = std::fs::File::create(&path).unwrap();
         let mut tail = JournalTail::new(dir.path());
         assert!(tail.read().is_empty());
-        file.write_all(b"{\"n\":1}\n{\"n\":").unwrap();
-        let first = tail.read();
-        assert_eq!(first, [serde_json::json!({"n": 1})]);
-        file.write_all(b"2}\nnot json\n").unwrap();
-        assert_eq!(tail.read(), [serde_json::json!({"n": 2})]);
+        let line = |pid: u32| {
+            format!("{{\"time\":\"2026-12-01T00:00:00Z\",\"event\":\"stopped\",\"pid\":{pid}}}")
+        };
+        let pids = |lines: Vec<crate::journal::Line>| -> Vec<Option<u32>> {
+            lines
+                .into_iter()
+                .map(|l| match l.entry {
+                    crate::journal::Entry::Controller(crate::journal::Life::Stopped { pid }) => pid,
+                    _ => None,
+                })
+                .collect()
+        };
+        let (one, two) = (line(1), line(2));
+        let (two_a, two_b) = two.split_at(20);
+        write!(file, "{one}\n{two_a}").unwrap();
+        assert_eq!(pids(tail.read()), [Some(1)]);
+        write!(file, "{two_b}\nnot json\n").unwrap();
+        assert_eq!(pids(tail.read()), [Some(2)]);
         assert!(tail.read().is_empty(), "nothing new");
-        std::fs::write(&path, "{\"n\":3}\n").unwrap();
-        assert_eq!(tail.read(), [serde_json::json!({"n": 3})], "a new journal");
+        std::fs::write(&path, format!("{}\n", line(3))).unwrap();
+        assert_eq!(pids(tail.read()), [Some(3)], "a new journal");
     }
 }

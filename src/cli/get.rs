@@ -65,7 +65,7 @@ pub struct GetArgs {
     /// Events only: those about this object (`session/w-7`, `account/a`, `task/t.md`,
     /// `inbox/i`, `controller`).
     #[arg(long = "for", value_name = "KIND/NAME")]
-    object: Option<String>,
+    object: Option<crate::object::ObjectRef>,
 }
 
 /// Runs `get`: exit 0, or 2 when nothing can be read.
@@ -84,7 +84,7 @@ pub fn run(args: GetArgs) -> ExitCode {
         };
         let query = super::events::Query {
             since: args.since.map(|d| d.0),
-            object: args.object.as_deref(),
+            object: args.object.as_ref(),
             format: args.output,
             watch: args.watch,
         };
@@ -191,11 +191,20 @@ fn watch(args: &GetArgs) -> ExitCode {
 }
 
 /// The sessions the journal says were created: those that were there before had gone.
-fn recreated(entries: &[Value]) -> Vec<String> {
-    entries
+fn recreated(lines: &[crate::journal::Line]) -> Vec<String> {
+    use crate::journal::Entry;
+    use crate::plan::{Action, SessionAction};
+    lines
         .iter()
-        .filter(|e| e["action"]["action"] == "createSession" && e["ok"] == true)
-        .filter_map(|e| e["action"]["session"]["name"].as_str().map(str::to_owned))
+        .filter_map(|l| match &l.entry {
+            Entry::Acted(a) if a.ok() => match &a.action {
+                Action::Session(SessionAction::CreateSession { session, .. }) => {
+                    Some(session.name.clone())
+                }
+                _ => None,
+            },
+            _ => None,
+        })
         .collect()
 }
 

@@ -4,13 +4,14 @@ use crate::state::paths::APPLIED_FILE;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::render::Printer;
 use crate::act::Context;
 use crate::api::Settings;
 use crate::controller::handoff::{ManifestSet, Status};
 use crate::controller::lock::Lock;
-use crate::controller::round::{self, Desired, Round, Store, Watcher};
-use crate::plan::{self, Action, Outcome, Plan, Scope};
-use crate::state::journal::{Journal, Kind};
+use crate::controller::round::{self, Desired, Round, Store};
+use crate::journal::{Journal, Origin};
+use crate::plan::{self, Plan, Scope};
 use crate::tmux::Tmux;
 
 /// How many observe-plan-act rounds `apply` runs at most.
@@ -167,7 +168,11 @@ pub fn apply(args: ApplyArgs) -> ExitCode {
             None
         }
     };
-    let mut printer = Printer { journal, color };
+    let mut printer = Printer {
+        journal,
+        color,
+        origin: Origin::Apply,
+    };
     let manifests = std::mem::take(&mut l.manifests);
     let result = l.runtime.block_on(async {
         // The screen patterns compile, and the local time zone is looked up in the
@@ -255,39 +260,6 @@ fn summarize(converged: &round::Converged, color: bool) -> ExitCode {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
-    }
-}
-
-/// Prints each action of `apply` as it finishes, and journals it.
-struct Printer {
-    journal: Option<Journal>,
-    color: bool,
-}
-
-impl Watcher for Printer {
-    fn acted(&mut self, action: &Action, result: &Result<Outcome, String>) {
-        if let Some(j) = self.journal.as_mut() {
-            let entry = serde_json::json!({"origin": "apply", "action": action,
-                "ok": result.is_ok(), "error": result.as_ref().err()});
-            let _ = j.record(Kind::Action, entry);
-        }
-        let line = format!("{} {action}", action.sign());
-        let color = self.color;
-        match result {
-            Ok(_) => println!("{}", paint(color, "\x1b[32m", &format!("{line}: done"))),
-            Err(e) => println!(
-                "{}",
-                paint(color, "\x1b[31m", &format!("{line}: failed: {e}"))
-            ),
-        }
-    }
-}
-
-fn paint(color: bool, code: &str, text: &str) -> String {
-    if color {
-        format!("{code}{text}\x1b[0m")
-    } else {
-        text.to_owned()
     }
 }
 

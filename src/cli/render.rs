@@ -37,7 +37,7 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
     if !plan.refused.is_empty() {
         out.push_str("Refused:\n\n");
         for r in &plan.refused {
-            let line = format!("  ! {}: {}", r.object, r.reason);
+            let line = format!("  ! {}: {}", r.object.spoken(), r.reason);
             let _ = writeln!(out, "{}", paint(color, RED, line));
         }
         out.push('\n');
@@ -129,6 +129,34 @@ fn summary(plan: &Plan) -> String {
     format!("{summary}{refused}")
 }
 
+/// Prints each action of `apply` or `delete` as it finishes (`+ session …: done`), and
+/// journals it as theirs.
+pub struct Printer {
+    /// The journal, when there is a state folder to write it in.
+    pub journal: Option<crate::journal::Journal>,
+    /// Whether to colour the lines.
+    pub color: bool,
+    /// Whose actions they are.
+    pub origin: crate::journal::Origin,
+}
+
+impl crate::controller::round::Watcher for Printer {
+    fn acted(&mut self, action: &Action, result: &Result<crate::plan::Outcome, String>) {
+        if let Some(j) = self.journal.as_mut() {
+            let _ = j.record(crate::journal::Acted::new(
+                action,
+                result,
+                Some(self.origin),
+            ));
+        }
+        let line = format!("{} {action}", action.sign());
+        match result {
+            Ok(_) => println!("{}", paint(self.color, GREEN, format!("{line}: done"))),
+            Err(e) => println!("{}", paint(self.color, RED, format!("{line}: failed: {e}"))),
+        }
+    }
+}
+
 /// The plan as JSON: actions, refusals and the counts.
 pub fn render_json(plan: &Plan) -> String {
     let (add, change, delete) = plan.counts();
@@ -188,7 +216,14 @@ pub fn render_diff(m: &Manifests, observed: &Observed, plan: &Plan, owner: &str)
                     json!(target.display().to_string()),
                 );
             }
-            Action::Fs(FsAction::CreateDir { .. } | FsAction::ConfigureAgent { .. })
+            Action::Fs(FsAction::RemoveLink { link, .. }) => {
+                after.remove(&format!("link {}", link.display()));
+            }
+            Action::Fs(
+                FsAction::CreateDir { .. }
+                | FsAction::ConfigureAgent { .. }
+                | FsAction::RestoreSettings { .. },
+            )
             | Action::Session(SessionAction::RecycleSession { .. }) => {}
             // Tasks are not part of the world's YAML.
             Action::Task(
@@ -199,7 +234,8 @@ pub fn render_diff(m: &Manifests, observed: &Observed, plan: &Plan, owner: &str)
                 | TaskAction::CompleteTask { .. }
                 | TaskAction::RequeueTask { .. }
                 | TaskAction::RejectTask { .. }
-                | TaskAction::StallTask { .. },
+                | TaskAction::StallTask { .. }
+                | TaskAction::ReturnTask { .. },
             ) => {}
         }
     }
@@ -289,7 +325,7 @@ mod tests {
         let mut p = Plan::default();
         assert_eq!(render_text(&p, false), "No changes.\n");
         p.refused.push(crate::plan::Refusal {
-            object: "/h/x".into(),
+            object: crate::object::ObjectRef::Path("/h/x".into()),
             reason: "a file is in the way".into(),
         });
         let text = render_text(&p, false);

@@ -6,15 +6,13 @@
 //! `failed/` has exactly one. Run again after a crash halfway, it writes only what is
 //! still missing.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use jiff::Timestamp;
-use serde_json::{Value, json};
-
 use crate::api::Manifests;
-use crate::state::journal::{self, Journal, Kind};
-use crate::tasks::Folders;
+use crate::journal::{self, Acted, Journal};
+use crate::plan::{Action, Outcome, TaskAction, TaskKey, TaskRef};
+use crate::tasks::{Folders, Record};
 
 /// How much of the journal's end is compared: far more than the lines a controller
 /// writes between a task's move and its event, and cheap to read at start.
@@ -27,10 +25,7 @@ const SLACK: Duration = Duration::from_secs(2);
 /// many. Only records that new are read, so a start costs a `stat` per finished task.
 pub fn replay(dir: &Path, manifests: &Manifests, journal: &mut Journal) -> usize {
     let tail = journal::tail(dir, TAIL);
-    let Some(first) = tail
-        .iter()
-        .find_map(|e| e["time"].as_str()?.parse::<Timestamp>().ok())
-    else {
+    let Some(first) = tail.first().map(|l| l.time) else {
         return 0;
     };
     // The events there, by task and kind.
@@ -38,46 +33,40 @@ pub fn replay(dir: &Path, manifests: &Manifests, journal: &mut Journal) -> usize
     let since = SystemTime::from(first)
         .checked_sub(SLACK)
         .unwrap_or(SystemTime::UNIX_EPOCH);
-    let mut ended: Vec<(Timestamp, bool, Value)> = Vec::new();
+    let mut ended: Vec<(bool, PathBuf, Record)> = Vec::new();
     for inbox in &manifests.inboxes {
         let folders = Folders::of(&inbox.spec.path);
         for (folder, done) in [(&folders.done, true), (&folders.failed, false)] {
             for record in records_since(folder, since) {
-                let finished = record["finished"].as_str().and_then(|t| t.parse().ok());
-                if let Some(finished) = finished.filter(|t: &Timestamp| *t >= first) {
-                    ended.push((finished, done, record));
+                if record.finished >= first {
+                    ended.push((done, inbox.spec.path.clone(), record));
                 }
             }
         }
     }
     // A task's oldest endings take its events; the newest are the ones without.
-    ended.sort_by_key(|(finished, _, _)| *finished);
+    ended.sort_by_key(|(_, _, record)| record.finished);
     let mut missed = Vec::new();
-    for (finished, done, record) in ended {
-        let key = (text(&record["inbox"]), text(&record["task"]), done);
+    for (done, path, record) in ended {
+        let key = (TaskKey::new(&record.inbox, &record.task), done);
         match events.get_mut(&key) {
             Some(n) if *n > 0 => *n -= 1,
-            _ => missed.push((finished, done, record)),
+            _ => missed.push((done, path, record)),
         }
     }
     let count = missed.len();
-    for (_, done, record) in missed {
-        let (event, fields) = event_of(done, &record);
-        if let Err(e) = journal.record(event, fields) {
+    for (done, path, record) in missed {
+        if let Err(e) = journal.record(acted(done, path, record)) {
             tracing::warn!(error = %e, "cannot write a missed task event");
         }
     }
     count
 }
 
-fn text(v: &Value) -> String {
-    v.as_str().unwrap_or_default().to_owned()
-}
-
 /// The records (`<task>.json`) in `folder` written since `since` whose task is there
 /// too (a record written just before a crash, its task still in `active/`, is not an
 /// ending yet: the task ends again, with its event).
-fn records_since(folder: &Path, since: SystemTime) -> Vec<Value> {
+fn records_since(folder: &Path, since: SystemTime) -> Vec<Record> {
     let Ok(entries) = std::fs::read_dir(folder) else {
         return Vec::new();
     };
@@ -99,31 +88,48 @@ fn records_since(folder: &Path, since: SystemTime) -> Vec<Value> {
         .collect()
 }
 
-/// The event a controller writes for such an ending, from its record.
-fn event_of(done: bool, r: &Value) -> (Kind, Value) {
-    let task = json!({
-        "inbox": r["inbox"], "name": r["task"], "session": r["session"],
-        "account": r["account"], "attempt": r["attempt"], "started": r["started"],
-    });
-    if done {
-        let action = json!({"action": "completeTask", "task": task, "how": r["outcome"], "reply": r["reply"]});
-        (
-            Kind::TaskDone,
-            json!({"action": action, "ok": true, "replayed": true}),
-        )
+/// The line a controller writes for such an ending, from its record: the
+/// `completeTask` or failing `requeueTask` that ended it, marked replayed. `path` is
+/// the task's inbox folder.
+fn acted(done: bool, path: PathBuf, r: Record) -> Acted {
+    let task = TaskRef {
+        file: crate::tasks::active_name(&r.session, r.attempt, &r.task),
+        inbox: r.inbox,
+        path,
+        name: r.task,
+        session: r.session,
+        account: r.account,
+        attempt: r.attempt,
+        started: r.started,
+        earlier: r.tries,
+    };
+    let action = if done {
+        TaskAction::CompleteTask {
+            task,
+            pane: String::new(),
+            pid: 0,
+            how: r.outcome,
+            reply: r.reply,
+            exit: None,
+        }
     } else {
-        let action =
-            json!({"action": "requeueTask", "task": task, "reason": r["outcome"], "failed": true});
-        (
-            Kind::TaskFailed,
-            json!({"action": action, "ok": true, "replayed": true}),
-        )
-    }
+        TaskAction::RequeueTask {
+            task,
+            reason: r.outcome,
+            failed: true,
+            delivered: true,
+        }
+    };
+    let mut acted = Acted::new(&Action::Task(action), &Ok(Outcome::Done), None);
+    acted.replayed = true;
+    acted
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jiff::Timestamp;
+    use serde_json::json;
 
     fn manifests(inbox: &Path) -> Manifests {
         let text = format!(
@@ -155,11 +161,16 @@ mod tests {
         let second = jiff::SignedDuration::from_secs(1);
         ended(&folders.done, "old.md", last - second, true);
         std::fs::create_dir_all(&state).unwrap();
-        let line = json!({"time": last.to_string(), "event": "started"});
-        let event = json!({"time": (last + second * 2).to_string(), "event": "taskDone", "ok": true,
-            "action": {"action": "completeTask", "task": {"inbox": "q", "name": "journaled.md"}}});
-        let rejected = json!({"time": (last + second * 2).to_string(), "event": "taskFailed", "ok": true,
-            "action": {"action": "rejectTask", "inbox": "q", "name": "empty.md"}});
+        let line = json!({"time": last.to_string(), "event": "started", "pid": 1,
+            "generation": "g", "adopted": 0});
+        let task = json!({"inbox": "q", "name": "journaled.md", "session": "w-1",
+            "account": "main", "attempt": 1, "started": null});
+        let event = json!({"time": (last + second * 2).to_string(), "event": "taskDone",
+            "action": {"action": "completeTask", "task": task, "how": "Stop report"},
+            "ok": true, "error": null});
+        let rejected = json!({"time": (last + second * 2).to_string(), "event": "taskFailed",
+            "action": {"action": "rejectTask", "inbox": "q", "path": inbox, "name": "empty.md",
+            "reason": "the task is empty"}, "ok": true, "error": null});
         // The last line cut short by the crash.
         let text = format!("{line}\n{event}\n{rejected}\n{{\"time\": \"20");
         std::fs::write(state.join(crate::state::paths::JOURNAL_FILE), text).unwrap();
@@ -174,22 +185,19 @@ mod tests {
         // Its record written, the task not moved yet: it ends again, with its event.
         ended(&folders.done, "half.md", later, false);
         assert_eq!(replay(&state, &m, &mut j), 2);
-        let events = journal::read(&state).unwrap();
-        let names: Vec<_> = events[3..]
+        let lines = journal::read(&state).unwrap();
+        let names: Vec<_> = lines[3..]
             .iter()
-            .map(|e| {
-                (
-                    e["event"].clone(),
-                    e["action"]["task"]["name"].clone(),
-                    e["replayed"].clone(),
-                )
+            .map(|l| match &l.entry {
+                crate::journal::Entry::Acted(a) => (a.event, a.task().unwrap().name, a.replayed),
+                other => panic!("{other:?}"),
             })
             .collect();
         assert_eq!(
             names,
             [
-                (json!("taskDone"), json!("new.md"), json!(true)),
-                (json!("taskFailed"), json!("bad.md"), json!(true)),
+                (crate::journal::Kind::TaskDone, "new.md".to_owned(), true),
+                (crate::journal::Kind::TaskFailed, "bad.md".to_owned(), true),
             ]
         );
         // The next start finds nothing missing.

@@ -165,29 +165,15 @@ impl Round<'_> {
         let (observed, plan) = self.look(store.facts()).await?;
         watcher.planned(&plan);
         let mut facts = plan.facts.clone();
-        let mut done = Vec::new();
-        let mut rest = &plan.actions[..];
-        while !rest.is_empty() {
-            let n = batch(rest);
-            let (now, later) = rest.split_at(n);
-            rest = later;
-            if !now.iter().all(|a| watcher.proceed(a)) {
-                break;
+        let done = carry_out(&plan.actions, self.act, watcher, |ran| {
+            for (action, result) in ran {
+                plan::record(&mut facts, action, result, jiff::Timestamp::now());
             }
-            let results = futures_util::future::join_all(
-                now.iter().map(|action| act::execute(action, self.act)),
-            )
-            .await;
-            for (action, result) in now.iter().zip(results) {
-                let result = result.map_err(|e| e.to_string());
-                watcher.acted(action, &result);
-                plan::record(&mut facts, action, &result, jiff::Timestamp::now());
-                done.push((action.clone(), result));
-            }
-            if let Some(Action::Session(SessionAction::MoveSession { .. })) = now.first() {
+            if let Some((Action::Session(SessionAction::MoveSession { .. }), _)) = ran.first() {
                 store.save(&facts);
             }
-        }
+        })
+        .await;
         if store.save(&facts) {
             // What the reports said is in the facts now: they can go.
             for path in &plan.consumed {
@@ -200,6 +186,43 @@ impl Round<'_> {
             done,
         })
     }
+}
+
+/// Carries out `actions` in order, by their executors, in the runs [`batch`] makes:
+/// `watcher` is asked before each run and told each result, `after` is given each run's
+/// results. Every runner of actions — the controller's rounds, `apply`, `delete` — goes
+/// through here. What ran, with its results, in order.
+pub async fn carry_out(
+    actions: &[Action],
+    ctx: act::Context<'_>,
+    watcher: &mut impl Watcher,
+    mut after: impl FnMut(&[(Action, Result<Outcome, String>)]),
+) -> Vec<(Action, Result<Outcome, String>)> {
+    let mut done = Vec::new();
+    let mut rest = actions;
+    while !rest.is_empty() {
+        let n = batch(rest);
+        let (now, later) = rest.split_at(n);
+        rest = later;
+        if !now.iter().all(|a| watcher.proceed(a)) {
+            break;
+        }
+        let results =
+            futures_util::future::join_all(now.iter().map(|action| act::execute(action, ctx)))
+                .await;
+        let ran: Vec<_> = now
+            .iter()
+            .zip(results)
+            .map(|(action, result)| {
+                let result = result.map_err(|e| e.to_string());
+                watcher.acted(action, &result);
+                (action.clone(), result)
+            })
+            .collect();
+        after(&ran);
+        done.extend(ran);
+    }
+    done
 }
 
 /// How many of the first actions of `actions` run together: a run of session

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde_json::json;
 use tracing::{debug, error, info, warn};
 
 use super::error::Error;
@@ -19,8 +18,8 @@ use super::status::Reporter;
 use super::watch::Watches;
 use crate::act;
 use crate::api::{LoadError, Settings};
+use crate::journal::Life;
 use crate::plan::Scope;
-use crate::state::journal::Kind;
 use crate::tmux::{Event, Tmux};
 
 /// The running controller.
@@ -97,9 +96,9 @@ impl Controller {
         }
         self.store.flush()?;
         info!("controller stopped; sessions keep running");
-        self.reporter
-            .journal
-            .record(Kind::Stopped, json!({"pid": std::process::id()}))?;
+        self.reporter.journal.record(Life::Stopped {
+            pid: Some(std::process::id()),
+        })?;
         Ok(())
     }
 
@@ -225,10 +224,10 @@ impl Controller {
                     warn!("ControllerConfig changed: it takes effect when the controller restarts");
                 }
                 info!(origin, generation = %set.generation, "new manifests");
-                self.reporter.record(
-                    Kind::Manifests,
-                    json!({"origin": origin, "generation": set.generation}),
-                );
+                self.reporter.record(Life::Manifests {
+                    origin: origin.to_owned(),
+                    generation: set.generation.clone(),
+                });
                 if let Err(e) = set.store(&self.settings.state_dir, RUNNING_FILE) {
                     warn!(error = %e, "cannot record the running manifests");
                 }
@@ -243,10 +242,10 @@ impl Controller {
                     "manifests from {origin} are invalid; the last good ones keep running:\n{}",
                     text.trim_end()
                 );
-                self.reporter.record(
-                    Kind::InvalidManifests,
-                    json!({"origin": origin, "problems": text.lines().collect::<Vec<_>>()}),
-                );
+                self.reporter.record(Life::InvalidManifests {
+                    origin: origin.to_owned(),
+                    problems: text.lines().map(str::to_owned).collect(),
+                });
                 self.manifest_error = Some(format!(
                     "invalid manifests from {origin}: {}",
                     text.trim_end()
@@ -259,8 +258,9 @@ impl Controller {
 
     fn fail(&mut self, message: String) {
         error!("{message}");
-        self.reporter
-            .record(Kind::Error, json!({"message": message}));
+        self.reporter.record(Life::Error {
+            message: message.clone(),
+        });
         self.last_error = Some(message);
         self.write_status(None);
     }
@@ -333,11 +333,11 @@ impl Controller {
             }
             Some(News::Degraded(why)) => {
                 self.reporter
-                    .record(Kind::FleetDegraded, json!({"error": why}));
+                    .record(Life::FleetDegraded { error: why.clone() });
                 self.reporter.fleet = Some(format!("node {node}, degraded: {why}"));
             }
             Some(News::Restored) => {
-                self.reporter.record(Kind::FleetRestored, json!({}));
+                self.reporter.record(Life::FleetRestored);
                 self.reporter.fleet = Some(format!("node {node}"));
             }
             Some(News::Ledger(accounts)) => {
@@ -354,10 +354,11 @@ impl Controller {
                             .is_none_or(|t| *t < until)
                     {
                         facts.exhausted_until.insert(account.clone(), until);
-                        self.reporter.record(
-                            Kind::FleetLedger,
-                            json!({"account": account, "exhaustedUntil": until}),
-                        );
+                        self.reporter.record(Life::FleetLedger {
+                            account: account.clone(),
+                            exhausted_until: Some(until),
+                            node: None,
+                        });
                         changed = true;
                     }
                     if let Some(usage) = local.usage
@@ -454,8 +455,10 @@ impl Controller {
                 + crate::tasks::prune(&folders.failed, cutoff, |_| true);
             if pruned > 0 {
                 info!(inbox = %inbox.name, pruned, "janitor");
-                self.reporter
-                    .record(Kind::Pruned, json!({"inbox": inbox.name, "files": pruned}));
+                self.reporter.record(Life::Pruned {
+                    inbox: inbox.name.clone(),
+                    files: pruned,
+                });
             }
         }
         // A hook killed between its write and its rename leaves a temp file behind.

@@ -8,13 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde_json::json;
 use tracing::{error, info, warn};
 
 use crate::api::{Manifests, Settings};
+use crate::journal::{Journal, Life};
 use crate::observe::{self, Observed};
 use crate::plan;
-use crate::state::journal::{Journal, Kind};
 use crate::state::{self, Facts};
 use crate::tmux::{self, Server, Tmux};
 
@@ -57,12 +56,16 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
         connect(&settings, manifests, store.facts(), &mut journal, &stop).await?
     else {
         info!("stopped before tmux could be reached");
-        journal.record(Kind::Stopped, json!({"pid": std::process::id()}))?;
+        journal.record(Life::Stopped {
+            pid: Some(std::process::id()),
+        })?;
         return Ok(());
     };
     let broken = plan::check_shared(manifests, &observed);
     if !broken.is_empty() {
-        let _ = journal.record(Kind::RefusedToStart, json!({"problems": broken}));
+        let _ = journal.record(Life::RefusedToStart {
+            problems: broken.clone(),
+        });
         return Err(Error::SharedState(broken));
     }
     if std::fs::remove_file(dir.join(APPLIED_FILE)).is_ok() {
@@ -76,10 +79,12 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
         .filter(|s| s.is_ours(owner))
         .count();
     info!(pid = std::process::id(), generation = %set.generation, adopted, "controller started");
-    journal.record(
-        Kind::Started,
-        json!({"pid": std::process::id(), "generation": set.generation, "adopted": adopted, "files": files}),
-    )?;
+    journal.record(Life::Started {
+        pid: std::process::id(),
+        generation: set.generation.clone(),
+        adopted,
+        files: files.clone(),
+    })?;
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
     let serving = match settings.spec.metrics.address() {
         Some(address) => {
@@ -191,9 +196,12 @@ async fn connect(
              ends a server that takes no client (with its sessions; the controller rebuilds \
              them and resumes their tasks)"
         );
-        let _ = journal.record(Kind::TmuxUnreachable,
-            json!({"server": server, "attempt": attempt, "error": problem, "retryInMs": wait.as_millis()}),
-        );
+        let _ = journal.record(Life::TmuxUnreachable {
+            server: server.clone(),
+            attempt,
+            error: problem,
+            retry_in_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+        });
         tokio::select! {
             _ = stop.notified() => return Ok(None),
             () = tokio::time::sleep(wait) => {}

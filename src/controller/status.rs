@@ -7,14 +7,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tracing::{error, info, warn};
 
 use super::handoff::Status;
 use super::round::Watcher;
 use crate::api::{ControllerConfigSpec, Duration};
+use crate::journal::{Acted, Entry, Journal, Kind};
 use crate::plan::{Action, Event, Outcome, Plan, Refusal, TaskAction};
-use crate::state::journal::{Journal, Kind};
 
 /// The controller's watcher of its rounds, and the keeper of its journal and status.
 #[derive(Debug)]
@@ -28,7 +28,7 @@ pub(super) struct Reporter {
     active_account: Option<String>,
     last_refused: Vec<Refusal>,
     /// The last event of each kind, not to journal one that repeats twice.
-    last_events: HashMap<Kind, Value>,
+    last_events: HashMap<Kind, Event>,
     last_status: Option<Status>,
     /// The metrics, counted from what is journaled.
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -61,9 +61,10 @@ impl Reporter {
     }
 
     /// Journals an entry; a journal that cannot be written is logged, never fatal.
-    pub fn record(&mut self, kind: Kind, fields: Value) {
-        let written = self.journal.record(kind, fields.clone());
-        self.metrics.journaled(kind, &fields, written.is_err());
+    pub fn record(&mut self, entry: impl Into<Entry>) {
+        let entry = entry.into();
+        let written = self.journal.record(entry.clone());
+        self.metrics.journaled(&entry, written.is_err());
         if let Err(e) = written {
             error!(error = %e, "cannot write the journal");
         }
@@ -73,18 +74,18 @@ impl Reporter {
     /// written again.
     fn record_events(&mut self, plan: &Plan) {
         for event in &plan.events {
-            let (kind, detail) = (event.kind(), event.detail());
-            if event.repeats() && self.last_events.get(&kind) == Some(&detail) {
+            let entry = Entry::Event(event.clone());
+            let Some(kind) = entry.kind() else { continue };
+            if event.repeats() && self.last_events.get(&kind) == Some(event) {
                 continue;
             }
-            log_event(event, &detail);
-            self.record(kind, detail.clone());
+            log_event(event, &event.detail());
+            self.record(entry);
             if event.notifies() {
-                let mut note = detail.clone();
-                note["event"] = Value::String(kind.to_string());
+                let note = serde_json::to_value(event).unwrap_or_default();
                 crate::notifications::send(&self.notifications, note);
             }
-            self.last_events.insert(kind, detail);
+            self.last_events.insert(kind, event.clone());
         }
     }
 
@@ -100,11 +101,8 @@ impl Reporter {
             .cloned()
             .collect();
         for r in new {
-            warn!(object = %r.object, "refused: {}", r.reason);
-            self.record(
-                Kind::Refused,
-                json!({"object": r.object, "reason": r.reason}),
-            );
+            warn!(object = %r.object.spoken(), "refused: {}", r.reason);
+            self.record(r);
         }
         self.last_refused = plan.refused.clone();
     }
@@ -127,7 +125,7 @@ impl Reporter {
                     .collect(),
                 p.refused
                     .iter()
-                    .map(|r| format!("{}: {}", r.object, r.reason))
+                    .map(|r| format!("{}: {}", r.object.spoken(), r.reason))
                     .collect(),
                 p.is_empty(),
             ),
@@ -161,7 +159,7 @@ impl Reporter {
 }
 
 /// One log line for a plan event, at the level it deserves.
-fn log_event(event: &Event, detail: &Value) {
+fn log_event(event: &Event, detail: &serde_json::Value) {
     match event {
         Event::Swap { .. } => warn!(%detail, "account swap"),
         Event::AllExhausted { .. } => warn!(%detail, "every account is exhausted; sessions wait"),
@@ -178,7 +176,7 @@ fn log_event(event: &Event, detail: &Value) {
             warn!(%detail, "agent exited");
         }
         Event::QuotaDetected { .. } | Event::Recovered { .. } | Event::UsageCrossed { .. } => {
-            info!(%detail, "{}", event.kind());
+            info!(%detail, "{}", event.name());
         }
     }
 }
@@ -192,7 +190,9 @@ impl Watcher for Reporter {
                 account = plan.account.as_deref().unwrap_or_default(),
                 "active account"
             );
-            self.record(Kind::ActiveAccount, json!({"account": plan.account}));
+            self.record(crate::journal::Life::ActiveAccount {
+                account: plan.account.clone(),
+            });
         }
         self.active_account = plan.facts.active_account.clone();
     }
@@ -222,11 +222,6 @@ impl Watcher for Reporter {
             Ok(Outcome::Fresh(why)) => warn!("{line}: started afresh: {why}"),
             Err(e) => error!("{line}: {e}"),
         }
-        let mut entry =
-            json!({"action": action, "ok": result.is_ok(), "error": result.as_ref().err()});
-        if let Ok(Outcome::Fresh(why)) = result {
-            entry["fresh"] = json!(why);
-        }
-        self.record(action.event(result), entry);
+        self.record(Acted::new(action, result, None));
     }
 }

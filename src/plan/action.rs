@@ -8,12 +8,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
-use serde::{Serialize, Serializer};
-
-use crate::state::journal::Kind;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// One change to the world. It serializes as its group's action, flat:
-/// `{"action": "createSession", …}`.
+/// `{"action": "createSession", …}`, and reads back the same way: the action's name
+/// says its group. Read back from the journal, an action is for telling: the journal
+/// keeps no environment values (secrets) and no file contents.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Action {
@@ -26,7 +26,7 @@ pub enum Action {
 }
 
 /// A change to the filesystem.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "camelCase")]
 pub enum FsAction {
     /// Create a folder of the shared state.
@@ -53,10 +53,35 @@ pub enum FsAction {
         /// What changes, in words.
         changes: Vec<String>,
     },
+    /// Take failover's entries out of an account home's agent settings for `failover
+    /// delete`: the file put back as it was before failover when nothing else changed,
+    /// removed when there was none.
+    RestoreSettings {
+        /// The settings file.
+        path: PathBuf,
+        /// Whether the file goes (there was none before failover).
+        removed: bool,
+        /// Whether it is put back as it was before failover's first write.
+        original: bool,
+        /// Its text afterwards; `None`: no file. Not journaled.
+        #[serde(skip)]
+        text: Option<String>,
+        /// The file's JSON when it was looked at: changed since, only our entries go.
+        /// Not journaled.
+        #[serde(skip)]
+        seen: serde_json::Value,
+    },
+    /// Remove a link failover created, if it still points where failover made it point.
+    RemoveLink {
+        /// The link.
+        link: PathBuf,
+        /// Where failover made it point.
+        target: PathBuf,
+    },
 }
 
 /// A change to a session or its agent.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "camelCase")]
 pub enum SessionAction {
     /// Start a session.
@@ -121,7 +146,7 @@ pub enum SessionAction {
 }
 
 /// A step of a task's life.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "camelCase")]
 pub enum TaskAction {
     /// Claim a waiting task for an idle session and paste its text (or start the agent
@@ -163,9 +188,11 @@ pub enum TaskAction {
     CompleteTask {
         /// Which task.
         task: TaskRef,
-        /// The agent's pane.
+        /// The agent's pane (empty for an ending replayed from the task's record).
+        #[serde(default)]
         pane: String,
         /// The agent's pid: after the task, no longer a fresh context.
+        #[serde(default)]
         pid: u32,
         /// How the end was seen (`Stop report`, `transcript`, `idle screen after the
         /// turn ran`).
@@ -174,6 +201,7 @@ pub enum TaskAction {
         #[serde(skip_serializing_if = "Option::is_none")]
         reply: Option<String>,
         /// The exit command to type, for pool sessions.
+        #[serde(default)]
         exit: Option<String>,
     },
     /// Put a claimed task back in its inbox, or in `failed/` after its last try.
@@ -186,6 +214,7 @@ pub enum TaskAction {
         failed: bool,
         /// Its text reached the agent (a try is used); a claim never delivered goes back
         /// with its tries as they were.
+        #[serde(default)]
         delivered: bool,
     },
     /// Move a waiting task that must not be sent to `failed/`.
@@ -203,6 +232,20 @@ pub enum TaskAction {
     StallTask {
         /// Which task.
         task: TaskRef,
+    },
+    /// Put a claimed task back in its inbox for `failover delete`, once the session
+    /// that held it is gone.
+    ReturnTask {
+        /// The session that held it.
+        session: String,
+        /// The inbox, by name.
+        inbox: String,
+        /// The task's name as dropped.
+        name: String,
+        /// Its file in `active/`.
+        from: PathBuf,
+        /// Where it goes.
+        to: PathBuf,
     },
 }
 
@@ -222,6 +265,49 @@ pub enum Outcome {
     /// The agent was started afresh, not resuming its conversation, for this reason
     /// (the conversation is not to be found under the new account's home).
     Fresh(String),
+}
+
+impl<'de> Deserialize<'de> for Action {
+    /// The action's name says its group; an unknown name is an error.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let value = serde_json::Value::deserialize(d)?;
+        let name = value
+            .get("action")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| D::Error::missing_field("action"))?;
+        let group = Group::of(name).ok_or_else(|| D::Error::unknown_variant(name, &[]))?;
+        let action = match group {
+            Group::Fs => FsAction::deserialize(value).map(Action::Fs),
+            Group::Session => SessionAction::deserialize(value).map(Action::Session),
+            Group::Task => TaskAction::deserialize(value).map(Action::Task),
+        };
+        action.map_err(D::Error::custom)
+    }
+}
+
+/// The three groups of actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Group {
+    Fs,
+    Session,
+    Task,
+}
+
+impl Group {
+    /// The group of the action named `name`.
+    fn of(name: &str) -> Option<Self> {
+        Some(match name {
+            "createDir" | "createLink" | "configureAgent" | "restoreSettings" | "removeLink" => {
+                Group::Fs
+            }
+            "createSession" | "restartSession" | "moveSession" | "deleteSession"
+            | "recycleSession" => Group::Session,
+            "dispatchTask" | "pasteTask" | "continueTask" | "submitTask" | "completeTask"
+            | "requeueTask" | "rejectTask" | "stallTask" | "returnTask" => Group::Task,
+            _ => return None,
+        })
+    }
 }
 
 impl From<FsAction> for Action {
@@ -276,16 +362,19 @@ impl fmt::Display for TaskKey {
 }
 
 /// A claimed (or about to be claimed) task.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskRef {
     /// The inbox, by name.
     pub inbox: String,
-    /// The inbox folder.
+    /// The inbox folder (not in a journal line replayed by an older controller).
+    #[serde(default)]
     pub path: PathBuf,
     /// Its file name as dropped.
     pub name: String,
-    /// Its file name in `active/`.
+    /// Its file name in `active/` (not in a journal line replayed by an older
+    /// controller).
+    #[serde(default)]
     pub file: String,
     /// The session.
     pub session: String,
@@ -348,12 +437,12 @@ impl Action {
         }
     }
 
-    /// The journal event it is written as, given what it came to.
-    pub fn event(&self, result: &Result<Outcome, String>) -> Kind {
+    /// Its verb, as journaled (`createSession`).
+    pub fn verb(&self) -> &'static str {
         match self {
-            Action::Fs(a) => a.event(),
-            Action::Session(a) => a.event(),
-            Action::Task(a) => a.event(result),
+            Action::Fs(a) => a.verb(),
+            Action::Session(a) => a.verb(),
+            Action::Task(a) => a.verb(),
         }
     }
 }
@@ -362,7 +451,12 @@ impl FsAction {
     fn change(&self) -> Change {
         match self {
             FsAction::CreateDir { .. } | FsAction::CreateLink { .. } => Change::Add,
-            FsAction::ConfigureAgent { .. } => Change::Change,
+            FsAction::ConfigureAgent { .. } | FsAction::RestoreSettings { removed: false, .. } => {
+                Change::Change
+            }
+            FsAction::RestoreSettings { removed: true, .. } | FsAction::RemoveLink { .. } => {
+                Change::Delete
+            }
         }
     }
 
@@ -371,14 +465,20 @@ impl FsAction {
             FsAction::CreateDir { .. } => 0,
             FsAction::CreateLink { .. } => 1,
             FsAction::ConfigureAgent { .. } => 2,
+            // Taken down last, once the sessions that read them are gone.
+            FsAction::RestoreSettings { .. } => 8,
+            FsAction::RemoveLink { .. } => 9,
         }
     }
 
-    fn event(&self) -> Kind {
+    /// Its verb, as journaled.
+    pub fn verb(&self) -> &'static str {
         match self {
-            FsAction::CreateDir { .. }
-            | FsAction::CreateLink { .. }
-            | FsAction::ConfigureAgent { .. } => Kind::Action,
+            FsAction::CreateDir { .. } => "createDir",
+            FsAction::CreateLink { .. } => "createLink",
+            FsAction::ConfigureAgent { .. } => "configureAgent",
+            FsAction::RestoreSettings { .. } => "restoreSettings",
+            FsAction::RemoveLink { .. } => "removeLink",
         }
     }
 }
@@ -404,13 +504,14 @@ impl SessionAction {
         }
     }
 
-    fn event(&self) -> Kind {
+    /// Its verb, as journaled.
+    pub fn verb(&self) -> &'static str {
         match self {
-            SessionAction::CreateSession { .. }
-            | SessionAction::RestartSession { .. }
-            | SessionAction::MoveSession { .. }
-            | SessionAction::DeleteSession { .. }
-            | SessionAction::RecycleSession { .. } => Kind::Action,
+            SessionAction::CreateSession { .. } => "createSession",
+            SessionAction::RestartSession { .. } => "restartSession",
+            SessionAction::MoveSession { .. } => "moveSession",
+            SessionAction::DeleteSession { .. } => "deleteSession",
+            SessionAction::RecycleSession { .. } => "recycleSession",
         }
     }
 }
@@ -425,7 +526,8 @@ impl TaskAction {
             | TaskAction::CompleteTask { .. }
             | TaskAction::RequeueTask { .. }
             | TaskAction::RejectTask { .. }
-            | TaskAction::StallTask { .. } => Change::Change,
+            | TaskAction::StallTask { .. }
+            | TaskAction::ReturnTask { .. } => Change::Change,
         }
     }
 
@@ -438,26 +540,23 @@ impl TaskAction {
             | TaskAction::CompleteTask { .. }
             | TaskAction::RequeueTask { .. }
             | TaskAction::RejectTask { .. }
-            | TaskAction::StallTask { .. } => 7,
+            | TaskAction::StallTask { .. }
+            | TaskAction::ReturnTask { .. } => 7,
         }
     }
 
-    fn event(&self, result: &Result<Outcome, String>) -> Kind {
+    /// Its verb, as journaled.
+    pub fn verb(&self) -> &'static str {
         match self {
-            // A task that must not be sent went to `failed/` instead.
-            TaskAction::DispatchTask { .. } if matches!(result, Ok(Outcome::Rejected(_))) => {
-                Kind::TaskFailed
-            }
-            TaskAction::DispatchTask { .. } => Kind::TaskClaimed,
-            TaskAction::CompleteTask { .. } => Kind::TaskDone,
-            TaskAction::RequeueTask { failed: true, .. } | TaskAction::RejectTask { .. } => {
-                Kind::TaskFailed
-            }
-            TaskAction::RequeueTask { .. } => Kind::TaskRequeued,
-            TaskAction::StallTask { .. } => Kind::TaskStalled,
-            TaskAction::PasteTask { .. }
-            | TaskAction::ContinueTask { .. }
-            | TaskAction::SubmitTask { .. } => Kind::Action,
+            TaskAction::DispatchTask { .. } => "dispatchTask",
+            TaskAction::PasteTask { .. } => "pasteTask",
+            TaskAction::ContinueTask { .. } => "continueTask",
+            TaskAction::SubmitTask { .. } => "submitTask",
+            TaskAction::CompleteTask { .. } => "completeTask",
+            TaskAction::RequeueTask { .. } => "requeueTask",
+            TaskAction::RejectTask { .. } => "rejectTask",
+            TaskAction::StallTask { .. } => "stallTask",
+            TaskAction::ReturnTask { .. } => "returnTask",
         }
     }
 }
@@ -486,7 +585,22 @@ impl TaskAction {
             | TaskAction::CompleteTask { task, .. }
             | TaskAction::RequeueTask { task, .. }
             | TaskAction::StallTask { task } => Some(task),
-            TaskAction::RejectTask { .. } => None,
+            TaskAction::RejectTask { .. } | TaskAction::ReturnTask { .. } => None,
+        }
+    }
+
+    /// The task it is about, by inbox and name.
+    pub fn key(&self) -> TaskKey {
+        match self {
+            TaskAction::RejectTask { inbox, name, .. }
+            | TaskAction::ReturnTask { inbox, name, .. } => TaskKey::new(inbox, name),
+            TaskAction::DispatchTask { task, .. }
+            | TaskAction::PasteTask { task, .. }
+            | TaskAction::ContinueTask { task, .. }
+            | TaskAction::SubmitTask { task, .. }
+            | TaskAction::CompleteTask { task, .. }
+            | TaskAction::RequeueTask { task, .. }
+            | TaskAction::StallTask { task } => task.key(),
         }
     }
 
@@ -500,7 +614,8 @@ impl TaskAction {
             TaskAction::DispatchTask { .. }
             | TaskAction::RequeueTask { .. }
             | TaskAction::RejectTask { .. }
-            | TaskAction::StallTask { .. } => false,
+            | TaskAction::StallTask { .. }
+            | TaskAction::ReturnTask { .. } => false,
         }
     }
 }
@@ -534,6 +649,31 @@ impl fmt::Display for FsAction {
                 path.display(),
                 changes.join("; ")
             ),
+            FsAction::RestoreSettings {
+                path,
+                removed,
+                original,
+                ..
+            } => match (removed, original) {
+                (true, _) => write!(
+                    f,
+                    "agent settings {} (there was none before failover)",
+                    path.display()
+                ),
+                (false, true) => write!(
+                    f,
+                    "agent settings {}: put back as they were before failover",
+                    path.display()
+                ),
+                (false, false) => write!(
+                    f,
+                    "agent settings {}: failover's hooks and status line taken out",
+                    path.display()
+                ),
+            },
+            FsAction::RemoveLink { link, target } => {
+                write!(f, "link {} -> {}", link.display(), target.display())
+            }
         }
     }
 }
@@ -656,6 +796,13 @@ impl fmt::Display for TaskAction {
                     task.session
                 )
             }
+            TaskAction::ReturnTask {
+                inbox, name, from, ..
+            } => write!(
+                f,
+                "task {inbox}/{name}: {} back to the inbox",
+                from.display()
+            ),
         }
     }
 }
@@ -668,7 +815,7 @@ fn resumed(conversation: Option<&str>) -> String {
 }
 
 /// Everything needed to start a session's agent.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionSpec {
     /// The tmux session name.
@@ -683,12 +830,12 @@ pub struct SessionSpec {
     pub command: Vec<String>,
     /// The agent's environment; only the names are ever printed (values may be
     /// secrets).
-    #[serde(serialize_with = "names_only")]
+    #[serde(serialize_with = "names_only", deserialize_with = "names_read")]
     pub env: BTreeMap<String, String>,
     /// Variables another account sets and this one does not: cleared from the tmux
     /// session's environment before its agent is started again, so that nothing of the
     /// previous account leaks into the next.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unset: Vec<String>,
 }
 
@@ -714,8 +861,15 @@ fn names_only<S: Serializer>(env: &BTreeMap<String, String>, s: S) -> Result<S::
     s.collect_seq(env.keys())
 }
 
+/// The environment's names as journaled, each with an empty value (values are never
+/// written).
+fn names_read<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    Ok(names.into_iter().map(|n| (n, String::new())).collect())
+}
+
 /// Why a session exists.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Role {
     /// A pool's session.

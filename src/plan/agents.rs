@@ -6,6 +6,7 @@
 use super::{FsAction, Plan};
 use crate::agent_settings::{self, Commands, Observed as File};
 use crate::api::Manifests;
+use crate::object::ObjectRef;
 use crate::observe::{Entry, Observed};
 
 /// Whether a wanted session runs a profile that reads reports.
@@ -24,7 +25,7 @@ pub(super) fn plan_agent_settings(m: &Manifests, o: &Observed, plan: &mut Plan) 
     let Some(exe) = o.exe.as_deref() else {
         if want {
             plan.refuse(
-                "agent settings",
+                ObjectRef::AgentSettings,
                 "the path of the failover binary is unknown; the agents' hooks cannot be set",
             );
         }
@@ -42,7 +43,7 @@ pub(super) fn plan_agent_settings(m: &Manifests, o: &Observed, plan: &mut Plan) 
             Some(File::Json(v)) => Some(v),
             Some(File::Invalid(why) | File::Unreadable(why)) => {
                 plan.refuse(
-                    path.display().to_string(),
+                    ObjectRef::Path(path.clone()),
                     format!(
                         "account {}: {why}; left as it is, so its agents do not report \
                          (their tasks end on the transcript or the screen)",
@@ -69,7 +70,7 @@ pub(super) fn plan_agent_settings(m: &Manifests, o: &Observed, plan: &mut Plan) 
                 });
             }
             Err(why) => plan.refuse(
-                path.display().to_string(),
+                ObjectRef::Path(path.clone()),
                 format!("account {}: {why}; left as it is", account.name),
             ),
         }
@@ -152,7 +153,10 @@ mod tests {
             File::Invalid("trailing comma at line 3 column 1".into()),
         );
         let p = planned(&o, POOL_AND_DEDICATED);
-        assert_eq!(p.refused[0].object, "/h/main/settings.json");
+        assert_eq!(
+            p.refused[0].object.spoken().to_string(),
+            "/h/main/settings.json"
+        );
         assert!(
             p.refused[0].reason.contains("line 3 column 1"),
             "{:?}",

@@ -1,16 +1,22 @@
 //! The planner's decisions worth journaling — quota seen, swaps, every account used up —
-//! as one closed enum. Each serializes to the journal entry's fields as they always
-//! were; beside it, its journal kind, whether it is written again when it repeats, and
-//! whether the operator is notified.
+//! as one closed enum, tagged by its journal event: each serializes to the journal
+//! entry's fields as they always were and reads back from them. Beside it, whether it
+//! is written again when it repeats, whether the operator is notified, and its one
+//! sentence ([`fmt::Display`]).
+
+use std::borrow::Cow;
+use std::fmt;
 
 use jiff::Timestamp;
-use serde::Serialize;
-
-use crate::state::journal::Kind;
+use serde::{Deserialize, Serialize};
 
 /// A decision of the planner, to journal.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged, rename_all_fields = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "event",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum Event {
     /// A used-up quota was seen on a screen or reported by an agent.
     QuotaDetected {
@@ -19,19 +25,20 @@ pub enum Event {
         /// The session it was seen on.
         session: String,
         /// Always `quota-exhausted`.
-        class: &'static str,
+        class: Cow<'static, str>,
         /// The pattern that read it (`StopFailure rate_limit` for a report).
         pattern: String,
         /// The line or message, cut at 120 characters.
         line: String,
         /// When it resets, if said.
+        #[serde(default)]
         resets_at: Option<Timestamp>,
         /// Whether the account is exhausted now (a screen reading may need confirming).
         confirmed: bool,
-        /// `report` or `screen`.
-        source: &'static str,
+        /// Where it was read.
+        source: Source,
         /// When the agent reported it.
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         reported_at: Option<Timestamp>,
     },
     /// An exhausted account's limit reset.
@@ -48,7 +55,7 @@ pub enum Event {
         /// Why.
         reason: String,
         /// The use of `from`, in percent, when known.
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         used: Option<f64>,
     },
     /// Every account is exhausted: sessions wait.
@@ -56,7 +63,7 @@ pub enum Event {
         /// The earliest reset.
         first_reset: Option<Timestamp>,
         /// Each account's reset, by account.
-        #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
         until: std::collections::BTreeMap<String, Timestamp>,
     },
     /// An account can take sessions again after every one was exhausted: work resumes.
@@ -80,7 +87,7 @@ pub enum Event {
         /// The threshold.
         move_at: u32,
         /// Why, in words.
-        reason: &'static str,
+        reason: Cow<'static, str>,
     },
     /// The agent of a session died while it worked on a task; it is started again.
     SessionFailed {
@@ -123,13 +130,13 @@ pub enum Event {
         /// The account.
         account: String,
         /// The window (`5h`, `7d`).
-        window: &'static str,
+        window: Cow<'static, str>,
         /// Its use now, in percent.
         used: f64,
         /// The level crossed.
         level: f64,
-        /// `up` or `down`.
-        direction: &'static str,
+        /// Which way.
+        direction: Direction,
         /// When the window resets.
         resets_at: Timestamp,
         /// The session whose status line said so.
@@ -138,20 +145,20 @@ pub enum Event {
 }
 
 impl Event {
-    /// The journal event it is written as.
-    pub fn kind(&self) -> Kind {
+    /// Its journal event (`swap`).
+    pub fn name(&self) -> &'static str {
         match self {
-            Event::QuotaDetected { .. } => Kind::QuotaDetected,
-            Event::Recovered { .. } => Kind::Recovered,
-            Event::Swap { .. } => Kind::Swap,
-            Event::AllExhausted { .. } => Kind::AllExhausted,
-            Event::Resumed { .. } => Kind::Resumed,
-            Event::AllOverThreshold { .. } => Kind::AllOverThreshold,
-            Event::IntakeHeld { .. } => Kind::IntakeHeld,
-            Event::UsageCrossed { .. } => Kind::UsageCrossed,
-            Event::SessionFailed { .. } => Kind::SessionFailed,
-            Event::SessionExited { .. } => Kind::SessionExited,
-            Event::ResumeFailed { .. } => Kind::ResumeFailed,
+            Event::QuotaDetected { .. } => "quotaDetected",
+            Event::Recovered { .. } => "recovered",
+            Event::Swap { .. } => "swap",
+            Event::AllExhausted { .. } => "allExhausted",
+            Event::Resumed { .. } => "resumed",
+            Event::AllOverThreshold { .. } => "allOverThreshold",
+            Event::IntakeHeld { .. } => "intakeHeld",
+            Event::SessionFailed { .. } => "sessionFailed",
+            Event::SessionExited { .. } => "sessionExited",
+            Event::ResumeFailed { .. } => "resumeFailed",
+            Event::UsageCrossed { .. } => "usageCrossed",
         }
     }
 
@@ -190,9 +197,149 @@ impl Event {
         }
     }
 
-    /// Its fields, as journaled.
+    /// Its fields, as journaled, without its `event` tag.
     pub fn detail(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or_default()
+        let mut detail = serde_json::to_value(self).unwrap_or_default();
+        if let Some(fields) = detail.as_object_mut() {
+            fields.remove("event");
+        }
+        detail
+    }
+}
+
+/// What happened and why, in one sentence, as `get events` and `describe` tell it.
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::QuotaDetected {
+                session,
+                class,
+                line,
+                resets_at,
+                confirmed,
+                source,
+                ..
+            } => {
+                let how = match source {
+                    Source::Report => "reported by the agent of",
+                    Source::Screen => "read on the screen of",
+                };
+                write!(f, "{class} {how} session {session}: \"{line}\"")?;
+                if let Some(t) = resets_at {
+                    write!(f, " until {t}")?;
+                }
+                if !confirmed {
+                    f.write_str(" (to be confirmed)")?;
+                }
+                Ok(())
+            }
+            Event::Recovered { .. } => f.write_str("its limit reset: usable again"),
+            Event::Swap {
+                from,
+                to,
+                reason,
+                used,
+            } => write!(
+                f,
+                "sessions move from account {from} to {to}: {reason}{}",
+                at_used(*used)
+            ),
+            Event::AllExhausted { first_reset, until } => {
+                f.write_str("every account is used up; work waits")?;
+                if let Some(t) = first_reset {
+                    write!(f, " until {t}")?;
+                }
+                if !until.is_empty() {
+                    let each: Vec<String> = until
+                        .iter()
+                        .map(|(a, t)| format!("{a} until {t}"))
+                        .collect();
+                    write!(f, " ({})", each.join(", "))?;
+                }
+                Ok(())
+            }
+            Event::Resumed { since, .. } => write!(
+                f,
+                "work resumes under this account after waiting since {since} for a reset"
+            ),
+            Event::AllOverThreshold { move_at, .. } => {
+                write!(f, "over {move_at}% and no account under it to move to")
+            }
+            Event::IntakeHeld {
+                move_at, reason, ..
+            } => write!(f, "new tasks wait: {reason} (move at {move_at}%)"),
+            Event::SessionFailed { reason, .. } => {
+                write!(f, "agent died during a task: {reason}")
+            }
+            Event::SessionExited { reason, .. } => write!(f, "agent exited: {reason}"),
+            Event::ResumeFailed {
+                account,
+                conversation,
+                reason,
+                task,
+                ..
+            } => {
+                write!(
+                    f,
+                    "conversation {conversation} could not be resumed under account {} \
+                     ({reason}): started afresh",
+                    account.as_deref().unwrap_or("?")
+                )?;
+                if let Some(task) = task {
+                    write!(
+                        f,
+                        "; task {task} is sent again from its own text, no try used"
+                    )?;
+                }
+                Ok(())
+            }
+            Event::UsageCrossed {
+                window,
+                used,
+                level,
+                direction,
+                resets_at,
+                ..
+            } => write!(
+                f,
+                // A level as the journal writes it (`90.0`).
+                "{window} window {direction} {level:?}%: {used:.0}% used, resets {resets_at}"
+            ),
+        }
+    }
+}
+
+/// ` at 96% used`, when the use is known.
+pub(crate) fn at_used(used: Option<f64>) -> String {
+    used.map_or(String::new(), |u| format!(" at {u:.0}% used"))
+}
+
+/// Where a quota limit was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Source {
+    /// The agent reported it (`StopFailure rate_limit`).
+    Report,
+    /// It was read on the agent's screen.
+    Screen,
+}
+
+/// Which way an account's use crossed a level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Direction {
+    /// From under the level to at or over it.
+    Up,
+    /// From at or over the level to under it.
+    Down,
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::Up => "up",
+            Direction::Down => "down",
+        })
     }
 }
 

@@ -223,7 +223,7 @@ pub fn waiting(n: usize) -> crate::observe::InboxState {
 pub fn journaled(p: &super::Plan) -> Vec<(String, serde_json::Value)> {
     p.events
         .iter()
-        .map(|e| (e.kind().to_string(), e.detail()))
+        .map(|e| (e.name().to_owned(), e.detail()))
         .collect()
 }
 

@@ -8,6 +8,7 @@
 //! screen alone counts only once confirmed by `quota.confirmations` readings, even
 //! with a reset time shown.
 
+use crate::object::ObjectRef;
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
@@ -52,15 +53,15 @@ impl Sign {
         Event::QuotaDetected {
             account: account.to_owned(),
             session: self.session.clone(),
-            class: "quota-exhausted",
+            class: "quota-exhausted".into(),
             pattern: self.pattern.clone(),
             line: self.line.clone(),
             resets_at: self.resets,
             confirmed,
             source: if self.reported.is_some() {
-                "report"
+                super::event::Source::Report
             } else {
-                "screen"
+                super::event::Source::Screen
             },
             reported_at: self.reported,
         }
@@ -295,7 +296,7 @@ fn confirm(m: &Manifests, signs: &Signs, now: Timestamp, plan: &mut Plan) {
                     "a limit read on a screen alone, without a reset time"
                 };
                 plan.refuse(
-                    format!("account {}", account.name),
+                    ObjectRef::Account(account.name.clone()),
                     format!(
                         "{why} (session {}): {polls} of {} readings (quota.confirmations, one per \
                          pollInterval); its sessions stay on it until the limit is confirmed, \
@@ -371,7 +372,7 @@ pub(super) fn hold_intake(m: &Manifests, o: &Observed, account: &str, plan: &mut
         plan.events.push(Event::IntakeHeld {
             account: account.to_owned(),
             move_at: at,
-            reason: "the active account is over quota.moveAt: new tasks wait for another account or a window's reset",
+            reason: "the active account is over quota.moveAt: new tasks wait for another account or a window's reset".into(),
         });
     }
 }

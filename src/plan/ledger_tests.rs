@@ -344,7 +344,7 @@ spec: {home: /h/third, priority: 2}
         let refusal = p
             .refused
             .iter()
-            .find(|r| r.object == "account alt")
+            .find(|r| r.object.spoken().to_string() == "account alt")
             .unwrap_or_else(|| panic!("{:?}", p.refused));
         assert!(
             refusal.reason.contains("within quota.cooldown")

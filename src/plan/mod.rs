@@ -21,13 +21,15 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::api::{AccountSpec, Manifests, Object};
+use crate::object::ObjectRef;
 use crate::observe::Observed;
 
 pub use action::{
     Action, Change, FsAction, Outcome, Role, SessionAction, SessionSpec, TaskAction, TaskKey,
     TaskRef,
 };
-pub use event::Event;
+pub(crate) use event::at_used;
+pub use event::{Direction, Event, Source};
 pub use record::record;
 
 /// What one reconcile should do.
@@ -57,10 +59,11 @@ pub struct Plan {
 }
 
 /// Something the planner will not do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Refusal {
-    /// What it is about (a path, `session X`, `pool Y`).
-    pub object: String,
+    /// What it is about; written as refusals say it (`session X`, a path).
+    #[serde(serialize_with = "crate::object::serialize_spoken")]
+    pub object: ObjectRef,
     /// Why, and what the operator can do.
     pub reason: String,
 }
@@ -75,9 +78,9 @@ impl Plan {
         self.requeue_after = Some(self.requeue_after.map_or(after, |d| d.min(after)));
     }
 
-    fn refuse(&mut self, object: impl Into<String>, reason: impl Into<String>) {
+    fn refuse(&mut self, object: ObjectRef, reason: impl Into<String>) {
         self.refused.push(Refusal {
-            object: object.into(),
+            object,
             reason: reason.into(),
         });
     }

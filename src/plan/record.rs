@@ -25,7 +25,9 @@ fn record_fs(action: &FsAction) {
     match action {
         FsAction::CreateDir { .. }
         | FsAction::CreateLink { .. }
-        | FsAction::ConfigureAgent { .. } => {}
+        | FsAction::ConfigureAgent { .. }
+        | FsAction::RestoreSettings { .. }
+        | FsAction::RemoveLink { .. } => {}
     }
 }
 
@@ -136,7 +138,8 @@ fn record_task(facts: &mut Facts, action: &TaskAction, outcome: &Outcome, now: T
                 t.stalled = true;
             }
         }
-        TaskAction::RejectTask { .. } => {}
+        // `failover delete`'s: the controller is not running.
+        TaskAction::RejectTask { .. } | TaskAction::ReturnTask { .. } => {}
     }
 }
 

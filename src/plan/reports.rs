@@ -310,10 +310,14 @@ fn read_usage(
             .filter(|l| (before < **l) != (w.used < **l))
             .fold(None::<f64>, |best, l| Some(best.map_or(*l, |b| b.max(*l))));
         if let Some(level) = crossed {
-            let direction = if w.used >= level { "up" } else { "down" };
+            let direction = if w.used >= level {
+                super::event::Direction::Up
+            } else {
+                super::event::Direction::Down
+            };
             plan.events.push(super::Event::UsageCrossed {
                 account: account.to_owned(),
-                window,
+                window: window.into(),
                 used: w.used,
                 level,
                 direction,

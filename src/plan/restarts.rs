@@ -4,6 +4,7 @@
 //! stayed up for 10 minutes counts afresh. An agent that ended by its exit command after
 //! a task is a fresh context, not a crash: it is neither counted nor journaled.
 
+use crate::object::ObjectRef;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -59,7 +60,7 @@ pub(super) fn plan_restarts(o: &Observed, now: Timestamp, plan: &mut Plan) {
             if waited < wait {
                 let left = wait - waited;
                 plan.refuse(
-                    format!("session {name}"),
+                    ObjectRef::Session(name.clone()),
                     format!(
                         "its agent keeps dying ({} starts in a row); started again in {}",
                         r.count,

@@ -2,6 +2,7 @@
 //! sessions exist, everything runs under the active account, and sessions with our mark
 //! that no manifest wants are removed. A session without our mark is never touched.
 
+use crate::object::ObjectRef;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -80,12 +81,12 @@ fn blocked(
     match account {
         None => {
             let why = super::ledger::why_none(m, &plan.facts, broken, now);
-            plan.refuse("accounts", why);
+            plan.refuse(ObjectRef::Accounts, why);
             true
         }
         Some(a) if broken.contains(&a.name) => {
             plan.refuse(
-                format!("account {}", a.name),
+                ObjectRef::Account(a.name.clone()),
                 "its shared state is broken (see above); no session is started under it until it is fixed",
             );
             true
@@ -227,7 +228,7 @@ impl Ctx<'_> {
                 .map(|(_, n)| n.as_str())
                 .collect();
             plan.refuse(
-                format!("pool {}", pool.name),
+                ObjectRef::Pool(pool.name.clone()),
                 format!(
                     "can keep only {} of {min} sessions: {} in its range are not ours",
                     chosen.len(),
@@ -252,7 +253,7 @@ impl Ctx<'_> {
         for (name, _) in orphans {
             if self.view.has_task(name) {
                 plan.refuse(
-                    format!("session {name}"),
+                    ObjectRef::Session(name.clone()),
                     "no manifest wants it, but it works on a task: removed once the task ends",
                 );
                 continue;
@@ -268,7 +269,7 @@ impl Ctx<'_> {
     fn ensure(&self, spec: Option<SessionSpec>, plan: &mut Plan) {
         let Some(mut spec) = spec else { return };
         let name = spec.name.clone();
-        let what = format!("session {name}");
+        let what = ObjectRef::Session(name.clone());
         match self.observed.sessions.get(&name) {
             None if self.blocked => {}
             None => {
@@ -358,7 +359,7 @@ impl Ctx<'_> {
         let wants_resume = self.wants_resume(s, &spec);
         if spec.role == Role::Dedicated && !wants_resume {
             plan.refuse(
-                format!("session {}", spec.name),
+                ObjectRef::Session(spec.name.clone()),
                 format!(
                     "runs under account {}, wants {}; resume is off, so it is left as it is",
                     s.account.as_deref().unwrap_or("(none)"),
@@ -534,7 +535,7 @@ mod tests {
         let p = plan(&m, &o, "failover", now());
         assert_eq!(created(&p), ["ccl-auto-15", "ccl-1-x"]);
         assert_eq!(p.refused.len(), 1);
-        assert_eq!(p.refused[0].object, "pool auto");
+        assert_eq!(p.refused[0].object.spoken().to_string(), "pool auto");
         assert!(
             p.refused[0].reason.contains("can keep only 1 of 3"),
             "{:?}",
@@ -549,7 +550,7 @@ mod tests {
         add(&mut o, session("ccl-1-x", "", "", 100));
         let p = plan(&m, &o, "failover", now());
         assert!(!created(&p).contains(&"ccl-1-x".to_owned()));
-        assert_eq!(p.refused[0].object, "session ccl-1-x");
+        assert_eq!(p.refused[0].object.spoken().to_string(), "session ccl-1-x");
         assert!(p.refused[0].reason.contains("@failover-owner failover"));
     }
 
@@ -740,7 +741,7 @@ mod tests {
         o.facts.exhausted_until.insert("alt".into(), t);
         let p = plan(&m, &o, "failover", now());
         assert!(p.actions.is_empty(), "{:?}", p.actions);
-        assert_eq!(p.refused[0].object, "accounts");
+        assert_eq!(p.refused[0].object.spoken().to_string(), "accounts");
         assert!(p.refused[0].reason.contains("2026-11-21T07:00:00Z"));
     }
 
@@ -779,12 +780,16 @@ mod tests {
         let p = plan(&m, &o, "failover", now());
         assert!(created(&p).is_empty(), "{:?}", p.actions);
         assert!(
-            p.refused.iter().any(|r| r.object == "account main"),
+            p.refused
+                .iter()
+                .any(|r| r.object.spoken().to_string() == "account main"),
             "{:?}",
             p.refused
         );
         assert!(
-            p.refused.iter().any(|r| r.object == "/h/main/projects"),
+            p.refused
+                .iter()
+                .any(|r| r.object.spoken().to_string() == "/h/main/projects"),
             "{:?}",
             p.refused
         );

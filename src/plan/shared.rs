@@ -2,6 +2,7 @@
 //! each shared name. Missing folders and links are created; anything else in the way
 //! is refused, never changed, and every problem is listed.
 
+use crate::object::ObjectRef;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -87,7 +88,7 @@ impl Rules<'_> {
             } => true,
             other => {
                 plan.refuse(
-                    path.display().to_string(),
+                    ObjectRef::Path(path.to_path_buf()),
                     format!(
                         "shared folder expected, found {}; not changed",
                         describe(&other)
@@ -117,7 +118,7 @@ impl Rules<'_> {
                 describe(&other)
             ),
         };
-        plan.refuse(home.display().to_string(), why);
+        plan.refuse(ObjectRef::Path(home.clone()), why);
         self.broken.insert(account.name.clone());
         false
     }
@@ -164,7 +165,7 @@ impl Rules<'_> {
                 expected.display()
             ),
         };
-        plan.refuse(link.display().to_string(), why);
+        plan.refuse(ObjectRef::Path(link.to_path_buf()), why);
         self.broken.insert(account.name.clone());
     }
 }
@@ -250,7 +251,7 @@ mod tests {
         let mut plan = Plan::default();
         let broken = plan_shared(&m, &o, &mut plan);
         assert!(plan.actions.is_empty(), "{:?}", plan.actions);
-        let objects: Vec<&str> = plan.refused.iter().map(|r| r.object.as_str()).collect();
+        let objects: Vec<String> = plan.refused.iter().map(|r| r.object.to_string()).collect();
         assert_eq!(
             objects,
             [

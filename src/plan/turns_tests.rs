@@ -66,7 +66,8 @@ fn kinds(p: &Plan) -> Vec<&'static str> {
                 TaskAction::DispatchTask { .. }
                 | TaskAction::PasteTask { .. }
                 | TaskAction::RejectTask { .. }
-                | TaskAction::StallTask { .. },
+                | TaskAction::StallTask { .. }
+                | TaskAction::ReturnTask { .. },
             ) => "other",
         })
         .collect()

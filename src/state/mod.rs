@@ -1,13 +1,11 @@
 //! The state folder: persisted facts (what the controller knows that neither tmux nor
 //! the manifests say: the active account, when exhausted accounts reset, which session
 //! runs what, conversations to resume, the last swap), written atomically (temp file,
-//! fsync, rename; mode 0600), and the append-only [`journal`].
+//! fsync, rename; mode 0600). The journal beside them is [`crate::journal`].
 
 pub mod hash;
-pub mod journal;
 pub mod originals;
 pub mod paths;
-pub mod story;
 
 use paths::FACTS_FILE;
 use std::collections::BTreeMap;

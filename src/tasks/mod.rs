@@ -122,7 +122,7 @@ pub fn move_into(from: &Path, dir: &Path, name: &str) -> std::io::Result<PathBuf
 }
 
 /// What `done/` and `failed/` keep beside a task.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Record {
     /// The task's file name as it was dropped.
@@ -143,10 +143,10 @@ pub struct Record {
     /// ran`) or why it failed.
     pub outcome: String,
     /// The agent's last reply, when its report or transcript gave it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply: Option<String>,
     /// Why each earlier try ended, oldest first.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tries: Vec<String>,
 }
 

@@ -124,10 +124,10 @@ impl Bed {
         std::fs::read_to_string(self.root.join(format!("{name}.log"))).unwrap_or_default()
     }
 
-    /// The journal of the state folder, oldest entry first.
+    /// The journal of the state folder, oldest entry first, each line as the JSON it
+    /// is on disk (what tests assert is the journal's format).
     pub fn journal(&self) -> Vec<serde_json::Value> {
-        let state = self.state();
-        crate::state::journal::read(&state).unwrap_or_else(|e| panic!("journal in {state:?}: {e}"))
+        super::journal_values(&self.state())
     }
 
     /// The journal entries of kind `event`, oldest first.

@@ -84,10 +84,19 @@ pub fn task_files(dir: &Path) -> Vec<String> {
     names
 }
 
+/// The journal of the state folder `state`, oldest line first, each as the JSON it is
+/// on disk.
+pub fn journal_values(state: &Path) -> Vec<serde_json::Value> {
+    crate::journal::read(state)
+        .unwrap_or_else(|e| panic!("journal in {state:?}: {e}"))
+        .iter()
+        .map(|l| serde_json::to_value(l).unwrap_or_default())
+        .collect()
+}
+
 /// The journal entries of kind `event` in the state folder `state`, oldest first.
 pub fn journal_events(state: &Path, event: &str) -> Vec<serde_json::Value> {
-    crate::state::journal::read(state)
-        .unwrap_or_else(|e| panic!("journal in {state:?}: {e}"))
+    journal_values(state)
         .into_iter()
         .filter(|e| e["event"] == event)
         .collect()

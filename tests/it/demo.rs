@@ -38,11 +38,11 @@ fn the_demo_should_tell_the_whole_story_and_clean_up() {
         "desk:             its conversation resumed under backup",
         "attach and watch: tmux -S ",
         // What the controller did and why, as it happened.
-        "dispatch task-01.md (demo-",
-        "quota on account main reported by the agent of demo-",
-        "(demo-0): its agent's Stop report",
-        "move desk from main to backup, resuming its conversation",
-        ": the resumed agent carries on",
+        "task task-01.md claimed for session demo-",
+        "quota-exhausted reported by the agent of session demo-",
+        "done in session demo-0 (Stop report)",
+        "session/desk: moved from account main to backup, resuming conversation",
+        "carries on in session",
     ] {
         assert!(
             stdout.contains(expected),

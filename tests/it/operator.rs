@@ -93,6 +93,12 @@ fn delete_should_leave_a_persons_sessions_every_task_and_the_homes_as_they_were(
         out.contains("- session w-0") && out.contains("back to the inbox"),
         "{out}"
     );
+    // Rendered as `diff` renders a plan.
+    assert!(
+        out.contains("failover will perform the following actions:")
+            && out.contains("Plan: 0 to add, 4 to change, 11 to delete."),
+        "{out}"
+    );
     assert_eq!(
         bed.files("work", "active").len(),
         3,
@@ -126,6 +132,20 @@ fn delete_should_leave_a_persons_sessions_every_task_and_the_homes_as_they_were(
     );
     let after = [snapshot(&bed.root.join("a")), snapshot(&bed.root.join("b"))];
     assert_eq!(after, before, "the account homes as they were before");
+    // delete's lines are the journal's ordinary action lines, marked as delete's.
+    let deleted: Vec<String> = bed
+        .journal()
+        .iter()
+        .filter(|e| e["origin"] == "delete")
+        .map(|e| {
+            assert_eq!(e["event"], "action", "{e}");
+            assert_eq!(e["ok"], true, "{e}");
+            e["action"]["action"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    for verb in ["deleteSession", "returnTask", "restoreSettings"] {
+        assert!(deleted.iter().any(|v| v == verb), "{verb} in {deleted:?}");
+    }
 
     let (code, out) = bed.run(&["delete", "-f", &file.to_string_lossy()]);
     assert_eq!((code, out.trim()), (0, "Nothing to delete."));

@@ -107,7 +107,9 @@ fn a_reported_limit_should_move_on_at_once_to_the_third_and_fourth_account() {
         );
         assert!(kinds(&p, "allExhausted").is_empty(), "{:?}", p.events);
         assert!(
-            !p.refused.iter().any(|r| r.object == "accounts"),
+            !p.refused
+                .iter()
+                .any(|r| r.object.spoken().to_string() == "accounts"),
             "{secs}s: {:?}",
             p.refused
         );
@@ -147,7 +149,7 @@ fn with_every_account_used_up_tasks_should_wait_and_work_resume_once_at_the_firs
     let refusal = p
         .refused
         .iter()
-        .find(|r| r.object == "accounts")
+        .find(|r| r.object.spoken().to_string() == "accounts")
         .unwrap_or_else(|| panic!("{:?}", p.refused));
     assert_eq!(
         refusal.reason,

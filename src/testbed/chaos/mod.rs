@@ -381,8 +381,8 @@ impl Bed {
     fn count(&mut self) -> String {
         let at = count::places(&self.inboxes());
         let turns = count::turns(&self.op.root.join("home/projects"), &self.texts);
-        let entries = crate::state::journal::read(&self.op.state()).unwrap_or_default();
-        let journal = crate::state::journal::endings(&entries);
+        let entries = crate::journal::read(&self.op.state()).unwrap_or_default();
+        let journal = crate::journal::endings(&entries);
         let mut bad: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         let f = &mut self.figures;
         for (i, (name, turns)) in self.names.iter().zip(&turns).enumerate() {
@@ -422,7 +422,10 @@ impl Bed {
                 note("shared context");
             }
             for ending in ["done", "failed"] {
-                let key = (task(i).0.to_owned(), name.clone(), ending == "done");
+                let key = (
+                    crate::plan::TaskKey::new(task(i).0, name.clone()),
+                    ending == "done",
+                );
                 let events = journal.get(&key).copied().unwrap_or(0);
                 let there = usize::from(place == Some(ending));
                 if events < there {
@@ -434,7 +437,10 @@ impl Bed {
                 }
             }
         }
-        f.replayed = entries.iter().filter(|e| e["replayed"] == true).count();
+        f.replayed = entries
+            .iter()
+            .filter(|l| matches!(&l.entry, crate::journal::Entry::Acted(a) if a.replayed))
+            .count();
         let typed = std::fs::metadata(self.op.root.join("mine.typed")).map_or(0, |m| m.len());
         if typed > 0 {
             f.unowned_touched += 1;
@@ -449,11 +455,12 @@ impl Bed {
             .filter(|(w, _)| w.starts_with("journal"))
             .flat_map(|(_, n)| n)
         {
-            for e in entries
+            for line in entries
                 .iter()
-                .filter(|e| e.to_string().contains(name.as_str()))
+                .filter_map(|l| serde_json::to_string(l).ok())
+                .filter(|l| l.contains(name.as_str()))
             {
-                text.push_str(&format!("  {e}\n"));
+                text.push_str(&format!("  {line}\n"));
             }
         }
         text
