@@ -14,12 +14,12 @@ use tracing::{debug, error, info, warn};
 use super::error::Error;
 use super::handoff::ManifestSet;
 use super::queue::{Key, WorkQueue};
-use super::round::{Desired, Round, Store};
+use super::round::{Desired, Round, Store, Watcher};
 use super::status::Reporter;
 use super::watch::Watches;
 use crate::act;
 use crate::api::{LoadError, Settings};
-use crate::plan::Scope;
+use crate::plan::{Action, Outcome, Plan, Scope};
 use crate::state::journal::Kind;
 use crate::tmux::{Event, Tmux};
 
@@ -55,6 +55,8 @@ pub(super) struct Controller {
     pub reconciles: u64,
     /// Its fleet membership, with one.
     pub fleet: Option<crate::fleet::Handle>,
+    /// What the fleet's ledger told since the last round, for the next one's planner.
+    pub told: crate::observe::Fleet,
     /// The last quota reading of each account, for the fleet's ledger.
     pub readings: std::collections::BTreeMap<String, String>,
 }
@@ -281,13 +283,17 @@ impl Controller {
             tz: &self.tz,
             zones: jiff::tz::db(),
         };
-        let report = match round.run(&mut self.store, &mut self.reporter).await {
+        let mut watcher = FleetFirst(&mut self.reporter);
+        let told = self.told.clone();
+        let report = match round.run_with(&mut self.store, &mut watcher, told).await {
             Ok(report) => report,
             Err(e) => {
+                // What the fleet told waits for the next round.
                 self.fail(format!("observe: {e}"));
                 return false;
             }
         };
+        self.told = crate::observe::Fleet::default();
         self.reporter.metrics.reconciled(
             start.elapsed(),
             &self.desired.manifests,
@@ -315,9 +321,9 @@ impl Controller {
         !failed
     }
 
-    /// Takes what the fleet says: an account's exhaustion or use the ledger knows is
-    /// taken into the facts as if this node's agents had said it, and the world is
-    /// reconciled at once.
+    /// Takes what the fleet says: what the ledger knows of the accounts goes to the next
+    /// round, reconciled at once, whose planner takes it into the facts as if this node's
+    /// agents had said it; etcd lost or back is journaled and shown in the status.
     fn on_fleet(&mut self, news: Option<crate::fleet::News>) {
         use crate::fleet::News;
         let node = self
@@ -341,36 +347,8 @@ impl Controller {
                 self.reporter.fleet = Some(format!("node {node}"));
             }
             Some(News::Ledger(accounts)) => {
-                let mut facts = self.store.facts().clone();
-                let mut changed = false;
-                // Accounts these manifests do not name are other nodes' business.
-                let named = |a: &String| self.desired.manifests.account(a).is_some();
-                let accounts: Vec<_> = accounts.into_iter().filter(|(a, _)| named(a)).collect();
-                for (account, local) in accounts {
-                    if let Some(until) = local.exhausted_until
-                        && facts
-                            .exhausted_until
-                            .get(&account)
-                            .is_none_or(|t| *t < until)
-                    {
-                        facts.exhausted_until.insert(account.clone(), until);
-                        self.reporter.record(
-                            Kind::FleetLedger,
-                            json!({"account": account, "exhaustedUntil": until}),
-                        );
-                        changed = true;
-                    }
-                    if let Some(usage) = local.usage
-                        && facts.usage.get(&account).is_none_or(|u| u.at < usage.at)
-                    {
-                        facts.usage.insert(account, usage);
-                        changed = true;
-                    }
-                }
-                if changed {
-                    self.store.save(&facts);
-                    self.queue.add(Key::World);
-                }
+                self.told.tell(accounts);
+                self.queue.add(Key::World);
             }
         }
         self.write_status(None);
@@ -414,15 +392,17 @@ impl Controller {
                 (a.name.clone(), local)
             })
             .collect();
-        let mut status = crate::fleet::status(
+        let status = crate::fleet::RoundStatus::of(
             &self.desired.manifests,
             &report.observed,
             &report.plan,
             &self.settings.spec.owner,
         );
-        status["lastSwap"] = serde_json::to_value(&facts.last_swap).unwrap_or_default();
         fleet.report.send_if_modified(|old| {
-            let new = crate::fleet::Report { accounts, status };
+            let new = crate::fleet::Report {
+                accounts,
+                status: Some(status),
+            };
             // The status's own clock aside, nothing new: nothing to publish.
             if *old == new {
                 return false;
@@ -468,6 +448,28 @@ impl Controller {
             crate::tasks::prune(&reports, minute_ago, crate::report::is_temp);
         }
         true
+    }
+}
+
+/// The controller's watcher of a round: the reporter, with the exhaustions the plan took
+/// from the fleet's ledger journaled first (`fleetLedger`), before the decisions they
+/// lead to.
+struct FleetFirst<'r>(&'r mut super::status::Reporter);
+
+impl Watcher for FleetFirst<'_> {
+    fn planned(&mut self, plan: &Plan) {
+        for taken in &plan.fleet_ledger {
+            self.0.record(Kind::FleetLedger, taken.detail());
+        }
+        self.0.planned(plan);
+    }
+
+    fn proceed(&mut self, action: &Action) -> bool {
+        self.0.proceed(action)
+    }
+
+    fn acted(&mut self, action: &Action, result: &Result<Outcome, String>) {
+        self.0.acted(action, result);
     }
 }
 

@@ -28,6 +28,7 @@ pub use action::{
     TaskRef,
 };
 pub use event::Event;
+pub use ledger::FleetLedger;
 pub use record::record;
 
 /// What one reconcile should do.
@@ -54,6 +55,10 @@ pub struct Plan {
     /// the facts are saved.
     #[serde(skip)]
     pub consumed: Vec<PathBuf>,
+    /// The exhaustions taken from the fleet's ledger (`Observed::fleet`) into `facts`:
+    /// the controller journals them before `events`.
+    #[serde(skip)]
+    pub fleet_ledger: Vec<FleetLedger>,
 }
 
 /// Something the planner will not do.
@@ -217,6 +222,8 @@ pub fn plan(m: &Manifests, observed: &Observed, ctx: &Context) -> Plan {
         facts: observed.facts.clone(),
         ..Plan::default()
     };
+    // What other nodes saw, first: as if it had been in the facts all along.
+    ledger::take_fleet(m, observed, &mut plan);
     let broken = shared::plan_shared(m, observed, &mut plan);
     agents::plan_agent_settings(m, observed, &mut plan);
     let readings = screens::read_screens(m, observed, ctx);
