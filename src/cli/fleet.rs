@@ -1,11 +1,17 @@
 //! `failover get nodes` and `get … --fleet`: the whole fleet, read from etcd.
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::get::What;
 use crate::api::FleetSpec;
 use crate::fleet::etcd::Etcd;
-use crate::fleet::{Keys, ledger::Entry};
+use crate::fleet::{Keys, NodeStatus, Seen, ledger::Entry};
+
+/// The keys under one prefix, by name, each with its value read as a `T` (`None` when
+/// it is not one).
+type Read<T> = Vec<(String, Option<T>)>;
 
 /// The rows (and footer lines) of `what` across the fleet `spec` names.
 pub fn collect(spec: &FleetSpec, what: What) -> Result<(Vec<Value>, Vec<String>), String> {
@@ -18,51 +24,17 @@ pub fn collect(spec: &FleetSpec, what: What) -> Result<(Vec<Value>, Vec<String>)
     let keys = Keys::new(&spec.prefix);
     let runtime = super::runtime()?;
     runtime.block_on(async {
-        let read = |prefix: String| {
-            let etcd = &etcd;
-            async move {
-                let (kvs, _) = etcd.range(&prefix).await.map_err(|e| e.to_string())?;
-                Ok::<Vec<(String, Value)>, String>(
-                    kvs.into_iter()
-                        .map(|kv| {
-                            let name = kv.key.strip_prefix(&prefix).unwrap_or(&kv.key).to_owned();
-                            (name, serde_json::from_str(&kv.value).unwrap_or(Value::Null))
-                        })
-                        .collect(),
-                )
-            }
-        };
-        let nodes = read(keys.nodes()).await?;
+        let nodes: Read<NodeStatus> = read(&etcd, keys.nodes()).await?;
         let footer = vec![format!("fleet: {} node(s) up, etcd at {}", nodes.len(), spec.endpoints.join(", "))];
         let rows = match what {
-            What::Nodes => {
-                let seen = read(keys.seen()).await?;
-                let mut rows: Vec<Value> = nodes
-                    .iter()
-                    .map(|(name, s)| {
-                        json!({"node": name, "state": "up",
-                               "sessions": s["sessions"].as_array().map_or(0, Vec::len),
-                               "accounts": s["accountsInUse"], "version": s["version"],
-                               "lastSwap": last_swap(&s["lastSwap"]),
-                               "lastSeen": s["updated"]})
-                    })
-                    .collect();
-                for (name, s) in &seen {
-                    if !nodes.iter().any(|(n, _)| n == name) {
-                        rows.push(json!({"node": name, "state": "gone", "sessions": null,
-                                         "accounts": null, "version": null, "lastSwap": null,
-                                         "lastSeen": s["at"]}));
-                    }
-                }
-                rows
-            }
-            What::Sessions => per_node(&nodes, "sessions"),
-            What::Inboxes => per_node(&nodes, "inboxes"),
-            What::Accounts => read(keys.accounts())
+            What::Nodes => node_rows(&nodes, &read(&etcd, keys.seen()).await?),
+            What::Sessions => per_node(&nodes, |r| &r.sessions),
+            What::Inboxes => per_node(&nodes, |r| &r.inboxes),
+            What::Accounts => read::<Entry>(&etcd, keys.accounts())
                 .await?
                 .into_iter()
-                .map(|(name, v)| {
-                    let entry: Entry = serde_json::from_value(v).unwrap_or_default();
+                .map(|(name, entry)| {
+                    let entry = entry.unwrap_or_default();
                     let exhausted = entry.exhausted.as_ref();
                     json!({"name": name,
                            "exhaustedUntil": exhausted.map(|e| e.until.to_string()),
@@ -78,28 +50,149 @@ pub fn collect(spec: &FleetSpec, what: What) -> Result<(Vec<Value>, Vec<String>)
     })
 }
 
-/// A node's last swap in words: `a -> b at TIME`.
-fn last_swap(swap: &Value) -> Option<String> {
-    Some(format!(
-        "{} -> {} at {}",
-        swap["from"].as_str()?,
-        swap["to"].as_str()?,
-        swap["at"].as_str()?
-    ))
+/// Every key under `prefix`, by the name after it, its value read as a `T`.
+async fn read<T: DeserializeOwned>(etcd: &Etcd, prefix: String) -> Result<Read<T>, String> {
+    let (kvs, _) = etcd.range(&prefix).await.map_err(|e| e.to_string())?;
+    Ok(kvs
+        .into_iter()
+        .map(|kv| {
+            let name = kv.key.strip_prefix(&prefix).unwrap_or(&kv.key).to_owned();
+            (name, serde_json::from_str(&kv.value).ok())
+        })
+        .collect())
 }
 
-/// The `field` rows of every node's status, each with its node first.
-fn per_node(nodes: &[(String, Value)], field: &str) -> Vec<Value> {
-    let mut rows = Vec::new();
-    for (node, status) in nodes {
-        for row in status[field].as_array().into_iter().flatten() {
-            let mut with = serde_json::Map::new();
-            with.insert("node".to_owned(), Value::String(node.clone()));
-            if let Value::Object(fields) = row {
-                with.extend(fields.clone());
-            }
-            rows.push(Value::Object(with));
+/// A row of `get nodes`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NodeRow {
+    node: String,
+    /// `up` while its lease holds, else `gone`.
+    state: &'static str,
+    sessions: Option<usize>,
+    accounts: Option<Vec<String>>,
+    version: Option<String>,
+    /// Its last swap in words: `a -> b at TIME`.
+    last_swap: Option<String>,
+    last_seen: Option<jiff::Timestamp>,
+}
+
+/// The rows of `get nodes`: each node up (with its status), then each node seen before
+/// and gone since.
+fn node_rows(nodes: &Read<NodeStatus>, seen: &Read<Seen>) -> Vec<Value> {
+    let up = nodes.iter().map(|(name, status)| {
+        let round = status.as_ref().and_then(|s| s.round.as_ref());
+        NodeRow {
+            node: name.clone(),
+            state: "up",
+            sessions: Some(round.map_or(0, |r| r.sessions.len())),
+            accounts: round.map(|r| r.accounts_in_use.clone()),
+            version: status.as_ref().map(|s| s.version.clone()),
+            last_swap: round
+                .and_then(|r| r.last_swap.as_ref())
+                .map(|s| format!("{} -> {} at {}", s.from, s.to, s.at)),
+            last_seen: status.as_ref().map(|s| s.updated),
         }
+    });
+    let gone = seen
+        .iter()
+        .filter(|(name, _)| !nodes.iter().any(|(n, _)| n == name))
+        .map(|(name, seen)| NodeRow {
+            node: name.clone(),
+            state: "gone",
+            sessions: None,
+            accounts: None,
+            version: None,
+            last_swap: None,
+            last_seen: seen.as_ref().map(|s| s.at),
+        });
+    up.chain(gone).map(row).collect()
+}
+
+/// A row of one node's sessions or inboxes, its node first.
+#[derive(Debug, Serialize)]
+struct OnNode<'a, T> {
+    node: &'a str,
+    #[serde(flatten)]
+    row: &'a T,
+}
+
+/// The rows `field` picks out of every node's status, each with its node first.
+fn per_node<T: Serialize>(
+    nodes: &Read<NodeStatus>,
+    field: impl Fn(&crate::fleet::RoundStatus) -> &[T],
+) -> Vec<Value> {
+    nodes
+        .iter()
+        .filter_map(|(node, status)| Some((node, status.as_ref()?.round.as_ref()?)))
+        .flat_map(|(node, round)| field(round).iter().map(move |row| OnNode { node, row }))
+        .map(|r| row(&r))
+        .collect()
+}
+
+/// `r` as a row of the table.
+fn row(r: impl Serialize) -> Value {
+    serde_json::to_value(r).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Node statuses as the code before `NodeStatus` wrote them: n1 with a round and a
+    /// swap, n2 joined and not through its first round yet, n3 not a status at all.
+    const N1: &str = r#"{"pid":4242,"activeAccount":"b","accountsInUse":["a","b"],"sessions":[{"name":"w-1","account":"b","state":"running","pid":4300,"task":"t0.md"},{"name":"w-2","account":null,"state":"exited","pid":4301,"task":null}],"inboxes":[{"name":"work","waiting":2,"active":1}],"lastSwap":{"at":"2026-12-05T16:15:46.760621898Z","from":"a","to":"b","reason":"quota exhausted"},"node":"n1","version":"0.9.0","updated":"2026-12-05T16:15:47.1Z"}"#;
+    const N2: &str = r#"{"node":"n2","version":"0.9.0","updated":"2026-12-05T16:15:40Z"}"#;
+
+    fn nodes() -> Read<NodeStatus> {
+        [("n1", N1), ("n2", N2), ("n3", "[]")]
+            .into_iter()
+            .map(|(n, text)| (n.to_owned(), serde_json::from_str(text).ok()))
+            .collect()
     }
-    rows
+
+    #[test]
+    fn get_nodes_should_show_the_rows_it_showed_before() {
+        let seen = [
+            ("n1", "2026-12-05T16:15:47.1Z"),
+            ("n4", "2026-12-04T08:00:00Z"),
+        ]
+        .into_iter()
+        .map(|(n, at)| {
+            let text = format!(r#"{{"node":"{n}","at":"{at}"}}"#);
+            (n.to_owned(), serde_json::from_str(&text).ok())
+        })
+        .collect();
+        let rows = node_rows(&nodes(), &seen);
+        let text: Vec<String> = rows.iter().map(Value::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                r#"{"node":"n1","state":"up","sessions":2,"accounts":["a","b"],"version":"0.9.0","lastSwap":"a -> b at 2026-12-05T16:15:46.760621898Z","lastSeen":"2026-12-05T16:15:47.1Z"}"#,
+                r#"{"node":"n2","state":"up","sessions":0,"accounts":null,"version":"0.9.0","lastSwap":null,"lastSeen":"2026-12-05T16:15:40Z"}"#,
+                r#"{"node":"n3","state":"up","sessions":0,"accounts":null,"version":null,"lastSwap":null,"lastSeen":null}"#,
+                r#"{"node":"n4","state":"gone","sessions":null,"accounts":null,"version":null,"lastSwap":null,"lastSeen":"2026-12-04T08:00:00Z"}"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn get_sessions_and_inboxes_across_the_fleet_should_show_each_row_with_its_node_first() {
+        let sessions: Vec<String> = per_node(&nodes(), |r| &r.sessions)
+            .iter()
+            .map(Value::to_string)
+            .collect();
+        assert_eq!(
+            sessions,
+            [
+                r#"{"node":"n1","name":"w-1","account":"b","state":"running","pid":4300,"task":"t0.md"}"#,
+                r#"{"node":"n1","name":"w-2","account":null,"state":"exited","pid":4301,"task":null}"#,
+            ]
+        );
+        let inboxes = per_node(&nodes(), |r| &r.inboxes);
+        assert_eq!(
+            inboxes,
+            [json!({"node": "n1", "name": "work", "waiting": 2, "active": 1})]
+        );
+    }
 }

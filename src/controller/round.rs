@@ -136,9 +136,19 @@ pub struct Report {
 impl Round<'_> {
     /// Observes and plans, acting on nothing (what `diff` shows).
     pub async fn look(&self, facts: &Facts) -> Result<(Observed, Plan), observe::Error> {
+        self.look_with(facts, observe::Fleet::default()).await
+    }
+
+    /// [`look`](Self::look), with what the fleet's ledger told since the last round.
+    async fn look_with(
+        &self,
+        facts: &Facts,
+        fleet: observe::Fleet,
+    ) -> Result<(Observed, Plan), observe::Error> {
         let m = &self.desired.manifests;
-        let observed =
+        let mut observed =
             observe::observe(self.act.tmux, m, facts.clone(), self.act.state_dir).await?;
+        observed.fleet = fleet;
         let ctx = plan::Context {
             owner: self.act.owner,
             now: jiff::Timestamp::now(),
@@ -162,7 +172,20 @@ impl Round<'_> {
         store: &mut Store,
         watcher: &mut impl Watcher,
     ) -> Result<Report, observe::Error> {
-        let (observed, plan) = self.look(store.facts()).await?;
+        self.run_with(store, watcher, observe::Fleet::default())
+            .await
+    }
+
+    /// [`run`](Self::run) for a controller joined in a fleet: `fleet`, what the fleet's
+    /// ledger told since its last round, is observed with the rest, for the planner to
+    /// take into the facts.
+    pub async fn run_with(
+        &self,
+        store: &mut Store,
+        watcher: &mut impl Watcher,
+        fleet: observe::Fleet,
+    ) -> Result<Report, observe::Error> {
+        let (observed, plan) = self.look_with(store.facts(), fleet).await?;
         watcher.planned(&plan);
         let mut facts = plan.facts.clone();
         let done = carry_out(&plan.actions, self.act, watcher, |ran| {

@@ -54,6 +54,8 @@ pub(super) struct Controller {
     pub reconciles: u64,
     /// Its fleet membership, with one.
     pub fleet: Option<crate::fleet::Handle>,
+    /// What the fleet's ledger told since the last round, for the next one's planner.
+    pub told: crate::observe::Fleet,
     /// The last quota reading of each account, for the fleet's ledger.
     pub readings: std::collections::BTreeMap<String, String>,
 }
@@ -281,13 +283,19 @@ impl Controller {
             tz: &self.tz,
             zones: jiff::tz::db(),
         };
-        let report = match round.run(&mut self.store, &mut self.reporter).await {
+        let told = self.told.clone();
+        let report = match round
+            .run_with(&mut self.store, &mut self.reporter, told)
+            .await
+        {
             Ok(report) => report,
             Err(e) => {
+                // What the fleet told waits for the next round.
                 self.fail(format!("observe: {e}"));
                 return false;
             }
         };
+        self.told = crate::observe::Fleet::default();
         self.reporter.metrics.reconciled(
             start.elapsed(),
             &self.desired.manifests,
@@ -315,9 +323,9 @@ impl Controller {
         !failed
     }
 
-    /// Takes what the fleet says: an account's exhaustion or use the ledger knows is
-    /// taken into the facts as if this node's agents had said it, and the world is
-    /// reconciled at once.
+    /// Takes what the fleet says: what the ledger knows of the accounts goes to the next
+    /// round, reconciled at once, whose planner takes it into the facts as if this node's
+    /// agents had said it; etcd lost or back is journaled and shown in the status.
     fn on_fleet(&mut self, news: Option<crate::fleet::News>) {
         use crate::fleet::News;
         let node = self
@@ -341,37 +349,8 @@ impl Controller {
                 self.reporter.fleet = Some(format!("node {node}"));
             }
             Some(News::Ledger(accounts)) => {
-                let mut facts = self.store.facts().clone();
-                let mut changed = false;
-                // Accounts these manifests do not name are other nodes' business.
-                let named = |a: &String| self.desired.manifests.account(a).is_some();
-                let accounts: Vec<_> = accounts.into_iter().filter(|(a, _)| named(a)).collect();
-                for (account, local) in accounts {
-                    if let Some(until) = local.exhausted_until
-                        && facts
-                            .exhausted_until
-                            .get(&account)
-                            .is_none_or(|t| *t < until)
-                    {
-                        facts.exhausted_until.insert(account.clone(), until);
-                        self.reporter.record(Life::FleetLedger {
-                            account: account.clone(),
-                            exhausted_until: Some(until),
-                            node: None,
-                        });
-                        changed = true;
-                    }
-                    if let Some(usage) = local.usage
-                        && facts.usage.get(&account).is_none_or(|u| u.at < usage.at)
-                    {
-                        facts.usage.insert(account, usage);
-                        changed = true;
-                    }
-                }
-                if changed {
-                    self.store.save(&facts);
-                    self.queue.add(Key::World);
-                }
+                self.told.tell(accounts);
+                self.queue.add(Key::World);
             }
         }
         self.write_status(None);
@@ -415,15 +394,17 @@ impl Controller {
                 (a.name.clone(), local)
             })
             .collect();
-        let mut status = crate::fleet::status(
+        let status = crate::fleet::RoundStatus::of(
             &self.desired.manifests,
             &report.observed,
             &report.plan,
             &self.settings.spec.owner,
         );
-        status["lastSwap"] = serde_json::to_value(&facts.last_swap).unwrap_or_default();
         fleet.report.send_if_modified(|old| {
-            let new = crate::fleet::Report { accounts, status };
+            let new = crate::fleet::Report {
+                accounts,
+                status: Some(status),
+            };
             // The status's own clock aside, nothing new: nothing to publish.
             if *old == new {
                 return false;

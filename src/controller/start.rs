@@ -126,6 +126,7 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
         manifest_error: None,
         reconciles: 0,
         fleet,
+        told: crate::observe::Fleet::default(),
         readings: std::collections::BTreeMap::new(),
     };
     let stopped = controller.run(stop).await;

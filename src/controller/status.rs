@@ -175,7 +175,10 @@ fn log_event(event: &Event, detail: &serde_json::Value) {
         Event::SessionFailed { .. } | Event::SessionExited { .. } => {
             warn!(%detail, "agent exited");
         }
-        Event::QuotaDetected { .. } | Event::Recovered { .. } | Event::UsageCrossed { .. } => {
+        Event::QuotaDetected { .. }
+        | Event::Recovered { .. }
+        | Event::UsageCrossed { .. }
+        | Event::FleetLedger { .. } => {
             info!(%detail, "{}", event.name());
         }
     }

@@ -7,20 +7,25 @@
 //! sessions move before their turns meet the limit. When etcd cannot be reached the
 //! node runs on its own state folder, says so, and merges what it learned once etcd
 //! answers again. Without a `fleet` section none of this runs.
+//!
+//! What the ledger tells reaches the controller as [`News`]; the controller hands it to
+//! its next round (`Observed::fleet`), where the planner takes it into the facts. A
+//! node's status is a [`NodeStatus`] (`node`), written here and read by `failover get`.
 
 pub mod etcd;
 pub mod ledger;
+pub mod node;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use self::etcd::{Change, Etcd};
 use self::ledger::{Entry, Local};
+pub use self::node::{NodeInbox, NodeSession, NodeStatus, PaneState, RoundStatus, Seen};
 use crate::api::FleetSpec;
 
 /// How often a node that lost etcd tries again.
@@ -45,8 +50,9 @@ pub enum News {
 pub struct Report {
     /// What it knows of each account.
     pub accounts: BTreeMap<String, Local>,
-    /// Its status, as `failover get nodes` and `--fleet` show it.
-    pub status: Value,
+    /// What its last round saw, as `failover get nodes` and `--fleet` show it; none
+    /// before its first round.
+    pub status: Option<RoundStatus>,
 }
 
 /// The controller's end of its fleet membership.
@@ -322,21 +328,24 @@ impl Member {
         let Some(lease) = self.lease else {
             return Ok(());
         };
-        let mut status = self.reports.borrow().status.clone();
-        if !status.is_object() {
-            status = json!({});
-        }
-        let now = jiff::Timestamp::now().to_string();
-        status["node"] = Value::String(self.node.clone());
-        status["version"] = Value::String(env!("CARGO_PKG_VERSION").to_owned());
-        status["updated"] = Value::String(now.clone());
+        let now = jiff::Timestamp::now();
+        let status = NodeStatus {
+            round: self.reports.borrow().status.clone(),
+            node: self.node.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            updated: now,
+        };
+        // Strings, numbers and times only: their JSON cannot fail.
+        let text = serde_json::to_string(&status).unwrap_or_default();
         let node_key = format!("{}{}", self.keys.nodes(), self.node);
-        self.etcd
-            .put(&node_key, &status.to_string(), Some(lease))
-            .await?;
-        let seen = json!({"node": self.node, "at": now});
+        self.etcd.put(&node_key, &text, Some(lease)).await?;
+        let seen = Seen {
+            node: self.node.clone(),
+            at: now,
+        };
         let seen_key = format!("{}{}", self.keys.seen(), self.node);
-        self.etcd.put(&seen_key, &seen.to_string(), None).await
+        let text = serde_json::to_string(&seen).unwrap_or_default();
+        self.etcd.put(&seen_key, &text, None).await
     }
 
     /// etcd is lost: the node runs on its own until it answers again.
@@ -349,48 +358,6 @@ impl Member {
         }
         self.degraded = Some(why);
     }
-}
-
-/// A node's status as the fleet shows it: its sessions (name, account, state, task),
-/// its inboxes' counts and the accounts its sessions run under.
-pub fn status(
-    m: &crate::api::Manifests,
-    observed: &crate::observe::Observed,
-    plan: &crate::plan::Plan,
-    owner: &str,
-) -> Value {
-    let sessions: Vec<Value> = observed
-        .sessions
-        .values()
-        .filter(|s| s.is_ours(owner) && m.wants_session(&s.name))
-        .map(|s| {
-            let task = plan
-                .facts
-                .sessions
-                .get(&s.name)
-                .and_then(|f| f.task.as_ref())
-                .map(|t| t.task.clone());
-            json!({"name": s.name, "account": s.account, "state": if s.pane.dead { "exited" } else { "running" },
-                   "pid": s.pane.pid, "task": task})
-        })
-        .collect();
-    let inboxes: Vec<Value> = observed
-        .inboxes
-        .iter()
-        .map(
-            |(name, i)| json!({"name": name, "waiting": i.waiting.len(), "active": i.active.len()}),
-        )
-        .collect();
-    let mut in_use: Vec<&str> = observed
-        .sessions
-        .values()
-        .filter(|s| s.is_ours(owner))
-        .filter_map(|s| s.account.as_deref())
-        .collect();
-    in_use.sort_unstable();
-    in_use.dedup();
-    json!({"pid": std::process::id(), "activeAccount": plan.account, "accountsInUse": in_use,
-           "sessions": sessions, "inboxes": inboxes})
 }
 
 /// The next change of a watch, or never without one.

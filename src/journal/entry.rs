@@ -109,17 +109,6 @@ pub enum Life {
         /// How many files.
         files: usize,
     },
-    /// The fleet's ledger told an account's exhaustion.
-    FleetLedger {
-        /// The account.
-        account: String,
-        /// Exhausted until then.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        exhausted_until: Option<Timestamp>,
-        /// The node that saw it.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        node: Option<String>,
-    },
     /// etcd could not be reached: the node runs on its own.
     FleetDegraded {
         /// Why.
@@ -416,7 +405,6 @@ impl Kind {
             | Kind::Error
             | Kind::ActiveAccount
             | Kind::Pruned
-            | Kind::FleetLedger
             | Kind::FleetDegraded
             | Kind::FleetRestored => Part::Controller,
             Kind::Action
@@ -435,7 +423,8 @@ impl Kind {
             | Kind::IntakeHeld
             | Kind::Recovered
             | Kind::Resumed
-            | Kind::UsageCrossed => Part::Event,
+            | Kind::UsageCrossed
+            | Kind::FleetLedger => Part::Event,
             Kind::Refused => Part::Refused,
         }
     }
@@ -461,7 +450,6 @@ impl Entry {
                 Life::Error { .. } => Kind::Error,
                 Life::ActiveAccount { .. } => Kind::ActiveAccount,
                 Life::Pruned { .. } => Kind::Pruned,
-                Life::FleetLedger { .. } => Kind::FleetLedger,
                 Life::FleetDegraded { .. } => Kind::FleetDegraded,
                 Life::FleetRestored => Kind::FleetRestored,
             },
@@ -478,6 +466,7 @@ impl Entry {
                 Event::SessionFailed { .. } => Kind::SessionFailed,
                 Event::SessionExited { .. } => Kind::SessionExited,
                 Event::ResumeFailed { .. } => Kind::ResumeFailed,
+                Event::FleetLedger { .. } => Kind::FleetLedger,
             },
             Entry::Refused(_) => Kind::Refused,
             Entry::Unknown(_) => return None,

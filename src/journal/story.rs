@@ -242,7 +242,8 @@ impl Teller {
             Event::Recovered { account: a }
             | Event::Resumed { account: a, .. }
             | Event::AllOverThreshold { account: a, .. }
-            | Event::IntakeHeld { account: a, .. } => account(a),
+            | Event::IntakeHeld { account: a, .. }
+            | Event::FleetLedger { account: a, .. } => account(a),
             Event::AllExhausted { .. } => vec![ObjectRef::Controller],
             Event::UsageCrossed {
                 account, session, ..
@@ -414,20 +415,6 @@ fn life_of(life: &Life) -> (Vec<ObjectRef>, String) {
                     .map_or(ObjectRef::Accounts, |a| ObjectRef::Account(a.clone())),
             ],
             "sessions now run under this account".to_owned(),
-        ),
-        Life::FleetLedger {
-            account,
-            exhausted_until,
-            node,
-        } => (
-            vec![ObjectRef::Account(account.clone())],
-            match exhausted_until {
-                Some(until) => format!(
-                    "exhausted until {until}, as the fleet's ledger says (node {})",
-                    node.as_deref().unwrap_or("?")
-                ),
-                None => "its use, as the fleet's ledger says".to_owned(),
-            },
         ),
         Life::FleetDegraded { error } => controller(format!(
             "fleet: etcd unreachable ({error}); running on the local state"

@@ -1,12 +1,14 @@
 //! Building the [`Observed`] snapshot one reconcile plans against: every tmux session
 //! with its marks and pane, the filesystem entries the shared state is made of, the
 //! inboxes' task files, the agents' own reports and the account homes' agent settings,
-//! and the persisted facts.
+//! and the persisted facts; for a controller joined in a fleet, what the fleet's ledger
+//! told since the last round (filled in by the controller, not read here).
 //!
 //! tmux costs two round trips on the open connection however many sessions there are
 //! (`list-panes -a`, then one pipelined batch of `capture-pane` for the wanted agent
 //! panes); no process is started.
 
+mod fleet;
 mod fs;
 mod inbox;
 
@@ -19,6 +21,7 @@ use crate::api::Manifests;
 use crate::state::Facts;
 use crate::tmux::{self, Tmux};
 
+pub use fleet::Fleet;
 pub use fs::{Entry, glob_match, observe_entry};
 pub use inbox::{ActiveTask, Evidence, InboxState, TaskTurn, Waiting};
 
@@ -58,6 +61,10 @@ pub struct Observed {
     pub transcripts: BTreeSet<PathBuf>,
     /// Persisted facts.
     pub facts: Facts,
+    /// What the fleet's ledger told since the last round, for the planner to take into
+    /// the facts: empty without a fleet, and for `apply` and `diff`.
+    #[serde(skip)]
+    pub fleet: Fleet,
 }
 
 /// One tmux session.
@@ -176,6 +183,7 @@ pub async fn observe(
         turns,
         transcripts,
         facts,
+        fleet: Fleet::default(),
     })
 }
 

@@ -125,6 +125,17 @@ pub enum Event {
         /// The task sent again, if it held one.
         task: Option<String>,
     },
+    /// Another node of the fleet saw an account exhausted, until later than this one
+    /// knew: it counts as if this node's agents had said it.
+    FleetLedger {
+        /// The account.
+        account: String,
+        /// Until when it is exhausted, as the fleet's ledger says.
+        exhausted_until: Timestamp,
+        /// The node that saw it, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+    },
     /// An account's use of a window crossed a level (`quota.moveAt`, or a notify level).
     UsageCrossed {
         /// The account.
@@ -159,6 +170,7 @@ impl Event {
             Event::SessionExited { .. } => "sessionExited",
             Event::ResumeFailed { .. } => "resumeFailed",
             Event::UsageCrossed { .. } => "usageCrossed",
+            Event::FleetLedger { .. } => "fleetLedger",
         }
     }
 
@@ -176,7 +188,8 @@ impl Event {
             | Event::UsageCrossed { .. }
             | Event::SessionFailed { .. }
             | Event::SessionExited { .. }
-            | Event::ResumeFailed { .. } => false,
+            | Event::ResumeFailed { .. }
+            | Event::FleetLedger { .. } => false,
         }
     }
 
@@ -193,7 +206,8 @@ impl Event {
             | Event::UsageCrossed { .. }
             | Event::SessionFailed { .. }
             | Event::SessionExited { .. }
-            | Event::ResumeFailed { .. } => false,
+            | Event::ResumeFailed { .. }
+            | Event::FleetLedger { .. } => false,
         }
     }
 
@@ -201,7 +215,7 @@ impl Event {
     pub fn detail(&self) -> serde_json::Value {
         let mut detail = serde_json::to_value(self).unwrap_or_default();
         if let Some(fields) = detail.as_object_mut() {
-            fields.remove("event");
+            fields.shift_remove("event");
         }
         detail
     }
@@ -290,6 +304,20 @@ impl fmt::Display for Event {
                         f,
                         "; task {task} is sent again from its own text, no try used"
                     )?;
+                }
+                Ok(())
+            }
+            Event::FleetLedger {
+                exhausted_until,
+                node,
+                ..
+            } => {
+                write!(
+                    f,
+                    "exhausted until {exhausted_until}, as the fleet's ledger says"
+                )?;
+                if let Some(node) = node {
+                    write!(f, " (node {node})")?;
                 }
                 Ok(())
             }

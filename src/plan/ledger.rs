@@ -6,7 +6,8 @@
 //! again (`failback: idle`), not within the cooldown either; never when all are
 //! exhausted or over. That choice is `choose`'s. Within the cooldown, a limit read on a
 //! screen alone counts only once confirmed by `quota.confirmations` readings, even
-//! with a reset time shown.
+//! with a reset time shown. What the fleet's ledger told (other nodes' agents) is taken
+//! into the facts first, as this node's agents' word (`fleet`).
 
 use crate::object::ObjectRef;
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,8 +22,10 @@ use crate::observe::Observed;
 use crate::state::{Facts, Redraw, SessionFacts, Stage};
 
 mod choose;
+mod fleet;
 
 pub(super) use choose::{all_exhausted, over, why_none};
+pub(super) use fleet::take as take_fleet;
 
 /// The strongest sign of a used-up quota on one account.
 #[derive(Debug, Clone)]

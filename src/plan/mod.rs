@@ -220,6 +220,8 @@ pub fn plan(m: &Manifests, observed: &Observed, ctx: &Context) -> Plan {
         facts: observed.facts.clone(),
         ..Plan::default()
     };
+    // What other nodes saw, first: as if it had been in the facts all along.
+    ledger::take_fleet(m, observed, &mut plan);
     let broken = shared::plan_shared(m, observed, &mut plan);
     agents::plan_agent_settings(m, observed, &mut plan);
     let readings = screens::read_screens(m, observed, ctx);
