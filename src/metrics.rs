@@ -18,11 +18,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::api::{Manifests, SessionOwner};
+use crate::api::Manifests;
 use crate::journal::{Acted, Entry, Kind};
 use crate::observe::Observed;
 use crate::plan::Plan;
-use crate::plan::{Action, Event, TaskAction, TaskKey};
+use crate::plan::{Action, Event, Role, TaskAction, TaskKey};
 
 /// A session's labels.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -214,21 +214,18 @@ impl Metrics {
         self.sessions.clear();
         for s in observed.sessions.values() {
             let ours = s.is_ours(owner);
-            let role = match m.session_owner(&s.name) {
-                Some(SessionOwner::Dedicated(_)) => "dedicated".to_owned(),
-                Some(SessionOwner::Pool { pool, .. }) => format!("pool/{}", pool.name),
+            // A label: `pool/P`, not the role's words.
+            let role = match m.session_owner(&s.name).map(Role::from) {
+                Some(Role::Dedicated) => "dedicated".to_owned(),
+                Some(Role::Pool { pool, .. }) => format!("pool/{pool}"),
                 None if ours => "orphan".to_owned(),
                 None => continue,
             };
-            let state = match (ours, s.pane.dead) {
-                (false, _) => "not ours",
-                (true, true) => "exited",
-                (true, false) => "running",
-            };
+            let state = s.state(owner).to_string();
             self.sessions
                 .get_or_create(&SessionLabels {
                     role,
-                    state: state.to_owned(),
+                    state,
                     account: s.account.clone().unwrap_or_default(),
                 })
                 .inc();

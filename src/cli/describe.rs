@@ -138,11 +138,9 @@ fn session(w: &World<'_>, name: &str) -> Option<String> {
     }
     let mut out = String::new();
     field(&mut out, "Name", name);
-    let role = match owner {
-        Some(crate::api::SessionOwner::Dedicated(_)) => "dedicated".to_owned(),
-        Some(crate::api::SessionOwner::Pool { pool, .. }) => format!("pool {}", pool.name),
-        None => "none (not in the manifests)".to_owned(),
-    };
+    let role = owner.map_or("none (not in the manifests)".to_owned(), |o| {
+        crate::plan::Role::from(o).to_string()
+    });
     field(&mut out, "Role", role);
     let Some(s) = observed else {
         field(
@@ -173,16 +171,18 @@ fn session(w: &World<'_>, name: &str) -> Option<String> {
         );
     }
     field(&mut out, "Folder", s.pane.path.display());
-    let state = if s.pane.dead {
-        format!(
-            "exited{}",
-            s.pane
-                .dead_status
-                .map_or(String::new(), |c| format!(" (status {c})"))
-        )
-    } else {
-        "running".to_owned()
-    };
+    let state = format!(
+        "{}{}",
+        if s.pane.dead {
+            crate::observe::SessionState::Exited
+        } else {
+            crate::observe::SessionState::Running
+        },
+        s.pane
+            .dead_status
+            .filter(|_| s.pane.dead)
+            .map_or(String::new(), |c| format!(" (status {c})"))
+    );
     field(
         &mut out,
         "Pane",
@@ -321,12 +321,12 @@ fn usage(out: &mut String, w: &World<'_>, account: &str) {
 fn account(w: &World<'_>, name: &str) -> Option<String> {
     let a = w.m.account(name)?;
     let rows = super::get::accounts(w.m, w.observed, w.plan);
-    let row = rows.iter().find(|r| r["name"] == name)?;
+    let row = rows.iter().find(|r| r.name == name)?;
     let mut out = String::new();
     field(&mut out, "Name", name);
     field(&mut out, "Priority", a.spec.priority);
     field(&mut out, "Home", a.spec.home.display());
-    field(&mut out, "State", row["state"].as_str().unwrap_or("-"));
+    field(&mut out, "State", row.state);
     if let Some(until) = w.observed.facts.exhausted_until.get(name) {
         field(&mut out, "Exhausted until", at(*until, &w.tz));
     }
@@ -368,21 +368,21 @@ fn account(w: &World<'_>, name: &str) -> Option<String> {
 fn inbox(w: &World<'_>, name: &str) -> Option<String> {
     let i = w.m.inboxes.iter().find(|i| i.name == name)?;
     let rows = super::get::inboxes(w.m, w.observed, w.plan);
-    let row = rows.iter().find(|r| r["name"] == name)?;
+    let row = rows.iter().find(|r| r.name == name)?;
     let mut out = String::new();
     field(&mut out, "Name", name);
     field(&mut out, "Path", i.spec.path.display());
     field(&mut out, "Pool", &i.spec.pool);
     field(&mut out, "Glob", &i.spec.glob);
-    for (label, key) in [
-        ("Waiting", "waiting"),
-        ("Active", "active"),
-        ("Done", "done"),
-        ("Failed", "failed"),
+    for (label, count) in [
+        ("Waiting", row.waiting),
+        ("Active", row.active),
+        ("Done", row.done),
+        ("Failed", row.failed),
     ] {
-        field(&mut out, label, &row[key]);
+        field(&mut out, label, count);
     }
-    field(&mut out, "Queue", row["queue"].as_str().unwrap_or("-"));
+    field(&mut out, "Queue", &row.queue);
     if let Some(state) = w.observed.inboxes.get(name) {
         for t in state.waiting.iter().take(10) {
             field(&mut out, "  waits", &t.name);

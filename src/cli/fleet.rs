@@ -2,9 +2,9 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
 
 use super::get::What;
+use super::table::{Row, Table, WindowCell};
 use crate::api::FleetSpec;
 use crate::fleet::etcd::Etcd;
 use crate::fleet::{Keys, NodeStatus, Seen, ledger::Entry};
@@ -14,7 +14,7 @@ use crate::fleet::{Keys, NodeStatus, Seen, ledger::Entry};
 type Read<T> = Vec<(String, Option<T>)>;
 
 /// The rows (and footer lines) of `what` across the fleet `spec` names.
-pub fn collect(spec: &FleetSpec, what: What) -> Result<(Vec<Value>, Vec<String>), String> {
+pub fn collect(spec: &FleetSpec, what: What) -> Result<(Table, Vec<String>), String> {
     if spec.endpoints.is_empty() {
         return Err(
             "no fleet: the ControllerConfig has no fleet section (fleet.endpoints)".to_owned(),
@@ -25,26 +25,26 @@ pub fn collect(spec: &FleetSpec, what: What) -> Result<(Vec<Value>, Vec<String>)
     let runtime = super::runtime()?;
     runtime.block_on(async {
         let nodes: Read<NodeStatus> = read(&etcd, keys.nodes()).await?;
-        let footer = vec![format!("fleet: {} node(s) up, etcd at {}", nodes.len(), spec.endpoints.join(", "))];
+        let footer = vec![format!(
+            "fleet: {} node(s) up, etcd at {}",
+            nodes.len(),
+            spec.endpoints.join(", ")
+        )];
         let rows = match what {
-            What::Nodes => node_rows(&nodes, &read(&etcd, keys.seen()).await?),
-            What::Sessions => per_node(&nodes, |r| &r.sessions),
-            What::Inboxes => per_node(&nodes, |r| &r.inboxes),
-            What::Accounts => read::<Entry>(&etcd, keys.accounts())
-                .await?
-                .into_iter()
-                .map(|(name, entry)| {
-                    let entry = entry.unwrap_or_default();
-                    let exhausted = entry.exhausted.as_ref();
-                    json!({"name": name,
-                           "exhaustedUntil": exhausted.map(|e| e.until.to_string()),
-                           "seenBy": exhausted.map(|e| e.node.clone()),
-                           "reading": exhausted.and_then(|e| e.reading.clone()),
-                           "fiveHour": entry.usage.as_ref().and_then(|u| u.usage.five_hour).map(|w| json!({"used": w.used, "resetsAt": w.resets_at})),
-                           "sevenDay": entry.usage.as_ref().and_then(|u| u.usage.seven_day).map(|w| json!({"used": w.used, "resetsAt": w.resets_at}))})
-                })
-                .collect(),
-            What::Events => return Err("events are each node's own: run get events on the node".to_owned()),
+            What::Nodes => Table::of(&node_rows(&nodes, &read(&etcd, keys.seen()).await?)),
+            What::Sessions => Table::of(&per_node(&nodes, |r| &r.sessions)),
+            What::Inboxes => Table::of(&per_node(&nodes, |r| &r.inboxes)),
+            What::Accounts => {
+                let accounts: Vec<AccountRow> = read::<Entry>(&etcd, keys.accounts())
+                    .await?
+                    .into_iter()
+                    .map(|(name, entry)| AccountRow::of(name, entry.unwrap_or_default()))
+                    .collect();
+                Table::of(&accounts)
+            }
+            What::Events => {
+                return Err("events are each node's own: run get events on the node".to_owned());
+            }
         };
         Ok((rows, footer))
     })
@@ -62,6 +62,58 @@ async fn read<T: DeserializeOwned>(etcd: &Etcd, prefix: String) -> Result<Read<T
         .collect())
 }
 
+/// A row of `get accounts --fleet`: what the fleet's ledger says of an account.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AccountRow {
+    name: String,
+    exhausted_until: Option<String>,
+    seen_by: Option<String>,
+    reading: Option<String>,
+    five_hour: Option<WindowCell>,
+    seven_day: Option<WindowCell>,
+}
+
+impl AccountRow {
+    fn of(name: String, entry: Entry) -> Self {
+        let exhausted = entry.exhausted.as_ref();
+        let usage = entry.usage.as_ref().map(|u| u.usage);
+        Self {
+            name,
+            exhausted_until: exhausted.map(|e| e.until.to_string()),
+            seen_by: exhausted.map(|e| e.node.clone()),
+            reading: exhausted.and_then(|e| e.reading.clone()),
+            five_hour: usage.and_then(|u| u.five_hour).map(WindowCell::from),
+            seven_day: usage.and_then(|u| u.seven_day).map(WindowCell::from),
+        }
+    }
+}
+
+impl Row for AccountRow {
+    fn columns() -> Vec<&'static str> {
+        vec![
+            "name",
+            "exhaustedUntil",
+            "seenBy",
+            "reading",
+            "fiveHour",
+            "sevenDay",
+        ]
+    }
+}
+
+impl Row for crate::fleet::NodeSession {
+    fn columns() -> Vec<&'static str> {
+        vec!["name", "account", "state", "pid", "task"]
+    }
+}
+
+impl Row for crate::fleet::NodeInbox {
+    fn columns() -> Vec<&'static str> {
+        vec!["name", "waiting", "active"]
+    }
+}
+
 /// A row of `get nodes`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -77,9 +129,17 @@ struct NodeRow {
     last_seen: Option<jiff::Timestamp>,
 }
 
+impl Row for NodeRow {
+    fn columns() -> Vec<&'static str> {
+        vec![
+            "node", "state", "sessions", "accounts", "version", "lastSwap", "lastSeen",
+        ]
+    }
+}
+
 /// The rows of `get nodes`: each node up (with its status), then each node seen before
 /// and gone since.
-fn node_rows(nodes: &Read<NodeStatus>, seen: &Read<Seen>) -> Vec<Value> {
+fn node_rows(nodes: &Read<NodeStatus>, seen: &Read<Seen>) -> Vec<NodeRow> {
     let up = nodes.iter().map(|(name, status)| {
         let round = status.as_ref().and_then(|s| s.round.as_ref());
         NodeRow {
@@ -106,7 +166,7 @@ fn node_rows(nodes: &Read<NodeStatus>, seen: &Read<Seen>) -> Vec<Value> {
             last_swap: None,
             last_seen: seen.as_ref().map(|s| s.at),
         });
-    up.chain(gone).map(row).collect()
+    up.chain(gone).collect()
 }
 
 /// A row of one node's sessions or inboxes, its node first.
@@ -117,22 +177,22 @@ struct OnNode<'a, T> {
     row: &'a T,
 }
 
+impl<T: Row> Row for OnNode<'_, T> {
+    fn columns() -> Vec<&'static str> {
+        std::iter::once("node").chain(T::columns()).collect()
+    }
+}
+
 /// The rows `field` picks out of every node's status, each with its node first.
-fn per_node<T: Serialize>(
-    nodes: &Read<NodeStatus>,
-    field: impl Fn(&crate::fleet::RoundStatus) -> &[T],
-) -> Vec<Value> {
+fn per_node<'a, T: Row>(
+    nodes: &'a Read<NodeStatus>,
+    field: impl Fn(&'a crate::fleet::RoundStatus) -> &'a [T],
+) -> Vec<OnNode<'a, T>> {
     nodes
         .iter()
         .filter_map(|(node, status)| Some((node, status.as_ref()?.round.as_ref()?)))
         .flat_map(|(node, round)| field(round).iter().map(move |row| OnNode { node, row }))
-        .map(|r| row(&r))
         .collect()
-}
-
-/// `r` as a row of the table.
-fn row(r: impl Serialize) -> Value {
-    serde_json::to_value(r).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -164,7 +224,12 @@ mod tests {
         })
         .collect();
         let rows = node_rows(&nodes(), &seen);
-        let text: Vec<String> = rows.iter().map(Value::to_string).collect();
+        super::super::table::assert_columns(&rows[0]);
+        let text: Vec<String> = Table::of(&rows)
+            .rows
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(
             text,
             [
@@ -178,9 +243,13 @@ mod tests {
 
     #[test]
     fn get_sessions_and_inboxes_across_the_fleet_should_show_each_row_with_its_node_first() {
-        let sessions: Vec<String> = per_node(&nodes(), |r| &r.sessions)
+        let nodes = nodes();
+        let sessions = per_node(&nodes, |r| &r.sessions);
+        super::super::table::assert_columns(&sessions[0]);
+        let sessions: Vec<String> = Table::of(&sessions)
+            .rows
             .iter()
-            .map(Value::to_string)
+            .map(ToString::to_string)
             .collect();
         assert_eq!(
             sessions,
@@ -189,10 +258,11 @@ mod tests {
                 r#"{"node":"n1","name":"w-2","account":null,"state":"exited","pid":4301,"task":null}"#,
             ]
         );
-        let inboxes = per_node(&nodes(), |r| &r.inboxes);
+        let inboxes = per_node(&nodes, |r| &r.inboxes);
+        super::super::table::assert_columns(&inboxes[0]);
         assert_eq!(
-            inboxes,
-            [json!({"node": "n1", "name": "work", "waiting": 2, "active": 1})]
+            Table::of(&inboxes).rows,
+            [serde_json::json!({"node": "n1", "name": "work", "waiting": 2, "active": 1})]
         );
     }
 }

@@ -4,14 +4,18 @@ use crate::state::paths::RUNNING_FILE;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::table::{Row, Table, WindowCell};
 
 use crate::api::{ControllerConfigSpec, Manifests, Settings};
 use crate::controller::handoff::{ManifestSet, Status};
 use crate::controller::lock::Lock;
 use crate::controller::round::Desired;
-use crate::observe::Observed;
+use crate::observe::{Observed, SessionState};
 use crate::plan::{self, Action, Plan, Role};
+use crate::tasks::Folders;
 
 /// What to show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -101,7 +105,7 @@ pub fn run(args: GetArgs) -> ExitCode {
     };
     match collected {
         Ok((rows, footer)) => {
-            print!("{}", render(&rows, args.output, &footer));
+            print!("{}", rows.render(args.output, &footer));
             ExitCode::SUCCESS
         }
         Err(message) => {
@@ -163,10 +167,10 @@ fn watch(args: &GetArgs) -> ExitCode {
         let text = match (&shown, terminal) {
             (_, true) => format!(
                 "\x1b[2J\x1b[H{}(watching {}; Ctrl-C to stop)\n",
-                render(&rows, args.output, &footer),
+                rows.render(args.output, &footer),
                 dir.display()
             ),
-            (None, false) => render(&rows, args.output, &[]),
+            (None, false) => rows.render(args.output, &[]),
             (Some(before), false) => changes(before, &rows, &recreated, args.output),
         };
         let mut out = std::io::stdout().lock();
@@ -212,10 +216,10 @@ fn recreated(lines: &[crate::journal::Line]) -> Vec<String> {
 /// that the journal says was created again) is told `gone` first.
 fn changes(before: &Rows, after: &Rows, recreated: &[String], format: Format) -> String {
     let name = |r: &Value| r["name"].as_str().map(str::to_owned);
-    let mut lines = Rows::new();
-    for old in before {
+    let mut lines = Vec::new();
+    for old in &before.rows {
         let n = name(old);
-        let now = after.iter().find(|r| name(r) == n);
+        let now = after.rows.iter().find(|r| name(r) == n);
         if now.is_none() || (n.as_ref().is_some_and(|n| recreated.contains(n)) && now != Some(old))
         {
             let mut gone = old.clone();
@@ -223,8 +227,8 @@ fn changes(before: &Rows, after: &Rows, recreated: &[String], format: Format) ->
             lines.push(gone);
         }
     }
-    for row in after {
-        if !before.contains(row) {
+    for row in &after.rows {
+        if !before.rows.contains(row) {
             lines.push(row.clone());
         }
     }
@@ -232,13 +236,14 @@ fn changes(before: &Rows, after: &Rows, recreated: &[String], format: Format) ->
         Format::Table => {
             // The rows alone, without the header the first table printed.
             lines
-                .iter()
+                .into_iter()
                 .map(|r| {
-                    render(std::slice::from_ref(r), Format::Table, &[])
+                    after
+                        .with_rows(vec![r])
                         .lines()
+                        .into_iter()
                         .nth(1)
                         .unwrap_or_default()
-                        .to_owned()
                         + "\n"
                 })
                 .collect()
@@ -272,7 +277,7 @@ pub(super) fn manifests(files: &[PathBuf]) -> Result<Manifests, String> {
     set.load().map_err(|e| e.to_string())
 }
 
-type Rows = Vec<Value>;
+type Rows = Table;
 
 fn collect(args: &GetArgs) -> Result<(Rows, Vec<String>), String> {
     Viewer::new(&args.files)?.rows(args.what)
@@ -308,7 +313,7 @@ impl Viewer {
             .map_err(|e| e.to_string())?;
         let mut footer = vec![controller_line(&self.settings.state_dir)];
         let rows = match what {
-            What::Sessions => sessions(m, &observed, &plan, owner),
+            What::Sessions => Table::of(&sessions(m, &observed, &plan, owner)),
             What::Accounts => {
                 if let Some(swap) = &observed.facts.last_swap {
                     footer.push(format!(
@@ -318,10 +323,10 @@ impl Viewer {
                 } else {
                     footer.push("last swap: none".to_owned());
                 }
-                accounts(m, &observed, &plan)
+                Table::of(&accounts(m, &observed, &plan))
             }
-            What::Inboxes => inboxes(m, &observed, &plan),
-            What::Events | What::Nodes => Vec::new(),
+            What::Inboxes => Table::of(&inboxes(m, &observed, &plan)),
+            What::Events | What::Nodes => Table::default(),
         };
         Ok((rows, footer))
     }
@@ -346,56 +351,101 @@ fn controller_line(dir: &Path) -> String {
     }
 }
 
-fn sessions(m: &Manifests, o: &Observed, plan: &Plan, owner: &str) -> Rows {
+/// A row of `get sessions`.
+#[derive(Debug, Clone, Serialize)]
+pub(super) struct SessionRow {
+    pub name: String,
+    /// `pool P`, `dedicated` or `orphan`.
+    pub role: String,
+    pub account: String,
+    pub state: String,
+    pub pid: Option<u32>,
+    pub task: String,
+}
+
+impl Row for SessionRow {
+    fn columns() -> Vec<&'static str> {
+        vec!["name", "role", "account", "state", "pid", "task"]
+    }
+}
+
+fn sessions(m: &Manifests, o: &Observed, plan: &Plan, owner: &str) -> Vec<SessionRow> {
     let mut rows = Vec::new();
-    let role_of = |name: &str| -> String {
-        match m.session_owner(name) {
-            Some(crate::api::SessionOwner::Dedicated(_)) => "dedicated".to_owned(),
-            Some(crate::api::SessionOwner::Pool { pool, .. }) => format!("pool {}", pool.name),
-            None => "orphan".to_owned(),
-        }
-    };
+    let now = jiff::Timestamp::now();
     for (name, s) in &o.sessions {
-        let ours = s.is_ours(owner);
         let wanted = m.wants_session(name);
-        if !ours && !wanted {
+        if !s.is_ours(owner) && !wanted {
             continue;
         }
         let exhausted = s
             .account
             .as_ref()
-            .is_some_and(|a| plan::exhausted(&o.facts, a, jiff::Timestamp::now()));
-        let state = match (ours, s.pane.dead) {
-            (false, _) => "not ours",
-            (true, true) => "exited",
-            (true, false) if exhausted => "running, account exhausted",
-            (true, false) => "running",
-        };
-        rows.push(json!({
-            "name": name,
-            "role": role_of(name),
-            "account": s.account.clone().unwrap_or_default(),
-            "state": state,
-            "pid": s.pane.pid,
-            "task": o.facts.sessions.get(name).and_then(|f| f.task.as_ref()).map(|t| t.task.clone()).unwrap_or_default(),
-        }));
+            .is_some_and(|a| plan::exhausted(&o.facts, a, now));
+        let state = s.state(owner);
+        rows.push(SessionRow {
+            name: name.clone(),
+            role: m
+                .session_owner(name)
+                .map_or("orphan".to_owned(), |o| Role::from(o).to_string()),
+            account: s.account.clone().unwrap_or_default(),
+            state: if exhausted && state == SessionState::Running {
+                "running, account exhausted".to_owned()
+            } else {
+                state.to_string()
+            },
+            pid: Some(s.pane.pid),
+            task: o
+                .facts
+                .sessions
+                .get(name)
+                .and_then(|f| f.task.as_ref())
+                .map(|t| t.task.clone())
+                .unwrap_or_default(),
+        });
     }
     for action in &plan.actions {
         if let Action::Session(plan::SessionAction::CreateSession { session, .. }) = action {
-            let role = match &session.role {
-                Role::Pool { pool, .. } => format!("pool {pool}"),
-                Role::Dedicated => "dedicated".to_owned(),
-            };
-            rows.push(json!({"name": session.name, "role": role, "account": session.account, "state": "missing", "pid": null, "task": ""}));
+            rows.push(SessionRow {
+                name: session.name.clone(),
+                role: session.role.to_string(),
+                account: session.account.clone(),
+                state: "missing".to_owned(),
+                pid: None,
+                task: String::new(),
+            });
         }
     }
-    rows.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
     rows
+}
+
+/// A row of `get accounts`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct AccountRow {
+    pub name: String,
+    pub priority: i32,
+    pub state: &'static str,
+    pub resets: String,
+    pub resets_in: String,
+    pub five_hour: Option<WindowCell>,
+    pub seven_day: Option<WindowCell>,
+    pub sessions: usize,
+    pub home: String,
+}
+
+impl Row for AccountRow {
+    fn columns() -> Vec<&'static str> {
+        vec![
+            "name", "priority", "state", "resets", "resetsIn", "fiveHour", "sevenDay", "sessions",
+            "home",
+        ]
+    }
 }
 
 /// The ledger's own answer in `plan`: cooldown, fail-back, what the screens and the
 /// agents' reports say included.
-pub(super) fn accounts(m: &Manifests, o: &Observed, plan: &Plan) -> Rows {
+pub(super) fn accounts(m: &Manifests, o: &Observed, plan: &Plan) -> Vec<AccountRow> {
     let now = jiff::Timestamp::now();
     let active = plan.account.clone();
     let usage = &plan.facts.usage;
@@ -417,23 +467,20 @@ pub(super) fn accounts(m: &Manifests, o: &Observed, plan: &Plan) -> Rows {
                 .filter(|s| s.account.as_deref() == Some(a.name.as_str()))
                 .count();
             let window = |w: Option<crate::report::Window>| {
-                w.filter(|w| w.resets_at > now).map_or(
-                    Value::Null,
-                    |w| json!({"used": w.used, "resetsAt": w.resets_at}),
-                )
+                w.filter(|w| w.resets_at > now).map(WindowCell::from)
             };
             let reading = usage.get(&a.name);
-            json!({
-                "name": a.name,
-                "priority": a.spec.priority,
-                "state": state,
-                "resets": until.map(ToString::to_string).unwrap_or_default(),
-                "resetsIn": until.map(|t| countdown(now, *t)).unwrap_or_default(),
-                "fiveHour": window(reading.and_then(|r| r.usage.five_hour)),
-                "sevenDay": window(reading.and_then(|r| r.usage.seven_day)),
-                "sessions": sessions,
-                "home": a.spec.home.display().to_string(),
-            })
+            AccountRow {
+                name: a.name.clone(),
+                priority: a.spec.priority,
+                state,
+                resets: until.map(ToString::to_string).unwrap_or_default(),
+                resets_in: until.map(|t| countdown(now, *t)).unwrap_or_default(),
+                five_hour: window(reading.and_then(|r| r.usage.five_hour)),
+                seven_day: window(reading.and_then(|r| r.usage.seven_day)),
+                sessions,
+                home: a.spec.home.display().to_string(),
+            }
         })
         .collect()
 }
@@ -484,104 +531,83 @@ fn queue_state(m: &Manifests, o: &Observed, plan: &Plan) -> String {
     }
 }
 
-pub(super) fn inboxes(m: &Manifests, o: &Observed, plan: &Plan) -> Rows {
+/// A row of `get inboxes`.
+#[derive(Debug, Clone, Serialize)]
+pub(super) struct InboxRow {
+    pub name: String,
+    pub pool: String,
+    pub waiting: usize,
+    pub active: usize,
+    pub done: usize,
+    pub failed: usize,
+    pub path: String,
+    pub queue: String,
+}
+
+impl Row for InboxRow {
+    fn columns() -> Vec<&'static str> {
+        vec![
+            "name", "pool", "waiting", "active", "done", "failed", "path", "queue",
+        ]
+    }
+}
+
+pub(super) fn inboxes(m: &Manifests, o: &Observed, plan: &Plan) -> Vec<InboxRow> {
     let queue = queue_state(m, o, plan);
     m.inboxes
         .iter()
         .map(|i| {
-            let base = i.spec.path.parent().unwrap_or(&i.spec.path);
-            json!({
-                "name": i.name,
-                "pool": i.spec.pool,
-                "waiting": o.inboxes.get(&i.name).map_or(0, |s| s.waiting.len()),
-                "active": count(&base.join("active"), &i.spec.glob),
-                "done": count(&base.join("done"), &i.spec.glob),
-                "failed": count(&base.join("failed"), &i.spec.glob),
-                "path": i.spec.path.display().to_string(),
-                "queue": queue,
-            })
+            let folders = Folders::of(&i.spec.path);
+            InboxRow {
+                name: i.name.clone(),
+                pool: i.spec.pool.clone(),
+                waiting: o.inboxes.get(&i.name).map_or(0, |s| s.waiting.len()),
+                active: count(&folders.active, &i.spec.glob),
+                done: count(&folders.done, &i.spec.glob),
+                failed: count(&folders.failed, &i.spec.glob),
+                path: i.spec.path.display().to_string(),
+                queue: queue.clone(),
+            }
         })
         .collect()
-}
-
-fn cell(v: &Value) -> String {
-    match v {
-        Value::Null => "-".to_owned(),
-        Value::String(s) if s.is_empty() => "-".to_owned(),
-        Value::String(s) => s.clone(),
-        Value::Array(items) if items.is_empty() => "-".to_owned(),
-        Value::Array(items) => items.iter().map(cell).collect::<Vec<_>>().join(","),
-        // A usage window: its use and when it resets.
-        Value::Object(w) if w.contains_key("used") => format!(
-            "{:.0}% (resets {})",
-            w["used"].as_f64().unwrap_or_default(),
-            w["resetsAt"].as_str().unwrap_or("?")
-        ),
-        other => other.to_string(),
-    }
-}
-
-/// A table header: `fiveHour` is `FIVE HOUR`, as kubectl writes its columns.
-fn header(key: &str) -> String {
-    let mut out = String::new();
-    for c in key.chars() {
-        if c.is_uppercase() && !out.is_empty() {
-            out.push(' ');
-        }
-        out.extend(c.to_uppercase());
-    }
-    out
-}
-
-pub(super) fn render(rows: &[Value], format: Format, footer: &[String]) -> String {
-    match format {
-        Format::Json => serde_json::to_string_pretty(rows).unwrap_or_default() + "\n",
-        Format::Yaml => serde_saphyr::to_string(&rows).unwrap_or_default(),
-        Format::Table => {
-            let Some(Value::Object(first)) = rows.first() else {
-                return format!("No resources found.\n{}\n", footer.join("\n"));
-            };
-            let headers: Vec<String> = first.keys().cloned().collect();
-            let cells: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| headers.iter().map(|h| cell(&r[h])).collect())
-                .collect();
-            let widths: Vec<usize> = headers
-                .iter()
-                .enumerate()
-                .map(|(i, h)| {
-                    cells
-                        .iter()
-                        .map(|c| c[i].chars().count())
-                        .chain([header(h).len()])
-                        .max()
-                        .unwrap_or(0)
-                })
-                .collect();
-            let line = |items: Vec<String>| {
-                let padded: Vec<String> = items
-                    .iter()
-                    .zip(&widths)
-                    .map(|(c, w)| format!("{c:<w$}"))
-                    .collect();
-                padded.join("  ").trim_end().to_owned() + "\n"
-            };
-            let mut out = line(headers.iter().map(|h| header(h)).collect());
-            for row in cells {
-                out.push_str(&line(row));
-            }
-            for f in footer {
-                out.push_str(f);
-                out.push('\n');
-            }
-            out
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_table_should_list_its_columns_in_the_order_it_serializes_them() {
+        super::super::table::assert_columns(&SessionRow {
+            name: "w-1".into(),
+            role: "pool auto".into(),
+            account: "a".into(),
+            state: "running".into(),
+            pid: Some(4),
+            task: String::new(),
+        });
+        super::super::table::assert_columns(&AccountRow {
+            name: "a".into(),
+            priority: 0,
+            state: "active",
+            resets: String::new(),
+            resets_in: String::new(),
+            five_hour: None,
+            seven_day: None,
+            sessions: 1,
+            home: "/h/a".into(),
+        });
+        super::super::table::assert_columns(&InboxRow {
+            name: "q".into(),
+            pool: "auto".into(),
+            waiting: 0,
+            active: 0,
+            done: 0,
+            failed: 0,
+            path: "/q".into(),
+            queue: "open".into(),
+        });
+    }
 
     #[test]
     fn inbox_counts_should_not_count_task_records_or_temp_files() {

@@ -21,6 +21,7 @@ mod follow;
 mod get;
 mod reconcile;
 mod render;
+mod table;
 
 /// Keeps AI coding-agent sessions running in tmux across subscription accounts.
 #[derive(Debug, Parser)]

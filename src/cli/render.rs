@@ -175,8 +175,7 @@ pub fn render_diff(m: &Manifests, observed: &Observed, plan: &Plan, owner: &str)
     let mut after: BTreeMap<String, Value> = BTreeMap::new();
     for (name, s) in &observed.sessions {
         if s.is_ours(owner) {
-            let state = if s.pane.dead { "exited" } else { "running" };
-            let v = json!({"account": s.account, "state": state});
+            let v = json!({"account": s.account, "state": s.state(owner).to_string()});
             before.insert(format!("session {name}"), v.clone());
             after.insert(format!("session {name}"), v);
         }
@@ -204,7 +203,7 @@ pub fn render_diff(m: &Manifests, observed: &Observed, plan: &Plan, owner: &str)
             ) => {
                 after.insert(
                     format!("session {}", session.name),
-                    json!({"account": session.account, "state": "running"}),
+                    json!({"account": session.account, "state": crate::observe::SessionState::Running.to_string()}),
                 );
             }
             Action::Session(SessionAction::DeleteSession { name, .. }) => {

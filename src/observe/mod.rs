@@ -94,6 +94,36 @@ impl Session {
     pub fn is_live_ours(&self, owner: &str) -> bool {
         self.is_ours(owner) && !self.pane.dead
     }
+
+    /// Its state, for `owner`: not ours, or ours with its agent running or exited.
+    pub fn state(&self, owner: &str) -> SessionState {
+        match (self.is_ours(owner), self.pane.dead) {
+            (false, _) => SessionState::NotOurs,
+            (true, true) => SessionState::Exited,
+            (true, false) => SessionState::Running,
+        }
+    }
+}
+
+/// A session's state, as `get`, `describe`, `diff` and the metrics say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// It does not carry our mark: failover never touches it.
+    NotOurs,
+    /// Ours, its agent exited.
+    Exited,
+    /// Ours, its agent running.
+    Running,
+}
+
+impl std::fmt::Display for SessionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SessionState::NotOurs => "not ours",
+            SessionState::Exited => "exited",
+            SessionState::Running => "running",
+        })
+    }
 }
 
 /// A pane: the agent's terminal.

@@ -842,14 +842,11 @@ pub struct SessionSpec {
 /// `name (pool p, account a) in /folder: command`.
 impl fmt::Display for SessionSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let role = match &self.role {
-            Role::Pool { pool, .. } => format!("pool {pool}"),
-            Role::Dedicated => "dedicated".to_owned(),
-        };
         write!(
             f,
-            "{} ({role}, account {}) in {}: {}",
+            "{} ({}, account {}) in {}: {}",
             self.name,
+            self.role,
             self.account,
             self.workdir.display(),
             self.command.join(" ")
@@ -881,6 +878,29 @@ pub enum Role {
     },
     /// An operator's interactive session.
     Dedicated,
+}
+
+/// `pool P` or `dedicated`.
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Role::Pool { pool, .. } => write!(f, "pool {pool}"),
+            Role::Dedicated => f.write_str("dedicated"),
+        }
+    }
+}
+
+/// The role a manifest gives the session it wants.
+impl From<crate::api::SessionOwner<'_>> for Role {
+    fn from(owner: crate::api::SessionOwner<'_>) -> Self {
+        match owner {
+            crate::api::SessionOwner::Pool { pool, index } => Role::Pool {
+                pool: pool.name.clone(),
+                index,
+            },
+            crate::api::SessionOwner::Dedicated(_) => Role::Dedicated,
+        }
+    }
 }
 
 #[cfg(test)]
