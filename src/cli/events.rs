@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::follow::{Follow, JournalTail};
-use super::get::Format;
+use super::table::Format;
 use crate::journal::story::{Teller, Told};
 use crate::object::ObjectRef;
 

@@ -3,8 +3,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::get::What;
-use super::table::{Row, Table, WindowCell};
+use super::table::{Row, Table, What, WindowCell};
 use crate::api::FleetSpec;
 use crate::fleet::etcd::Etcd;
 use crate::fleet::{Keys, NodeStatus, Seen, ledger::Entry};

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use super::table::{Format, What};
 use super::table::{Row, Table, WindowCell};
 
 use crate::api::{ControllerConfigSpec, Manifests, Settings};
@@ -16,33 +17,6 @@ use crate::controller::round::Desired;
 use crate::observe::{Observed, SessionState};
 use crate::plan::{self, Action, Plan, Role};
 use crate::tasks::Folders;
-
-/// What to show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum What {
-    /// Sessions: role, account, state, pane pid, task.
-    Sessions,
-    /// Accounts: priority, state, reset time; and the last swap.
-    Accounts,
-    /// Inboxes: tasks waiting, running, done and failed.
-    Inboxes,
-    /// The journal: what happened to which object, and why.
-    Events,
-    /// The fleet's nodes (a `fleet` section in the ControllerConfig): up, or gone and
-    /// when last seen.
-    Nodes,
-}
-
-/// Output formats of `get`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// An aligned table.
-    Table,
-    /// YAML.
-    Yaml,
-    /// JSON.
-    Json,
-}
 
 /// Arguments of `failover get`.
 #[derive(Debug, clap::Args)]

@@ -1,10 +1,36 @@
-//! The tables `get` prints: a [`Row`] struct per table, which says its columns in
-//! order, and one [`Table`] that renders any of them as an aligned table, JSON or YAML.
+//! The tables `get` prints: what there is to show ([`What`]), a [`Row`] struct per
+//! table, which says its columns in order, and one [`Table`] that renders any of them
+//! in a [`Format`]: an aligned table, JSON or YAML.
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::get::Format;
+/// What to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum What {
+    /// Sessions: role, account, state, pane pid, task.
+    Sessions,
+    /// Accounts: priority, state, reset time; and the last swap.
+    Accounts,
+    /// Inboxes: tasks waiting, running, done and failed.
+    Inboxes,
+    /// The journal: what happened to which object, and why.
+    Events,
+    /// The fleet's nodes (a `fleet` section in the ControllerConfig): up, or gone and
+    /// when last seen.
+    Nodes,
+}
+
+/// Output formats of `get`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// An aligned table.
+    Table,
+    /// YAML.
+    Yaml,
+    /// JSON.
+    Json,
+}
 
 /// A row of a table: serialized for JSON and YAML, its columns (the serialized keys,
 /// in order) for the aligned table.

@@ -33,7 +33,7 @@ pub fn run(status_line: bool) -> ExitCode {
     let account = env(ENV_ACCOUNT);
     let payload: Option<Value> = read.then(|| serde_json::from_slice(&input).ok()).flatten();
     if status_line {
-        let usage = payload.as_ref().and_then(Usage::from_status);
+        let usage = payload.as_ref().and_then(super::usage_of_status);
         let tz = jiff::tz::TimeZone::system();
         let line = footer(account.as_deref(), usage.as_ref(), Timestamp::now(), &tz);
         let _ = writeln!(std::io::stdout(), "{line}");

@@ -47,60 +47,23 @@ pub struct Record {
     pub payload: Value,
 }
 
-/// A subscription's use, as the status line reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Usage {
-    /// The 5-hour window.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub five_hour: Option<Window>,
-    /// The 7-day window.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seven_day: Option<Window>,
-}
+pub use crate::state::usage::{Usage, Window};
 
-/// One rate-limit window.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Window {
-    /// Percent used, 0 to 100.
-    pub used: f64,
-    /// When the window resets.
-    pub resets_at: Timestamp,
-}
-
-impl Usage {
-    /// The windows that are known, with their names.
-    pub fn windows(&self) -> impl Iterator<Item = (&'static str, Window)> {
-        [("5h", self.five_hour), ("7d", self.seven_day)]
-            .into_iter()
-            .filter_map(|(name, w)| Some((name, w?)))
-    }
-
-    /// The highest use of a window that has not reset by `now`, in percent.
-    pub fn used_at(&self, now: Timestamp) -> Option<f64> {
-        self.windows()
-            .filter(|(_, w)| w.resets_at > now)
-            .map(|(_, w)| w.used)
-            .reduce(f64::max)
-    }
-
-    /// Reads the status line input's `rate_limits`, if it has them.
-    pub fn from_status(payload: &Value) -> Option<Usage> {
-        let limits = payload.get("rate_limits")?;
-        let window = |key: &str| {
-            let w = limits.get(key)?;
-            Some(Window {
-                used: w.get("used_percentage")?.as_f64()?,
-                resets_at: Timestamp::from_second(w.get("resets_at")?.as_i64()?).ok()?,
-            })
-        };
-        let usage = Usage {
-            five_hour: window("five_hour"),
-            seven_day: window("seven_day"),
-        };
-        (usage.five_hour.is_some() || usage.seven_day.is_some()).then_some(usage)
-    }
+/// Reads the status line input's `rate_limits` as a [`Usage`], if it has them.
+pub fn usage_of_status(payload: &Value) -> Option<Usage> {
+    let limits = payload.get("rate_limits")?;
+    let window = |key: &str| {
+        let w = limits.get(key)?;
+        Some(Window {
+            used: w.get("used_percentage")?.as_f64()?,
+            resets_at: Timestamp::from_second(w.get("resets_at")?.as_i64()?).ok()?,
+        })
+    };
+    let usage = Usage {
+        five_hour: window("five_hour"),
+        seven_day: window("seven_day"),
+    };
+    (usage.five_hour.is_some() || usage.seven_day.is_some()).then_some(usage)
 }
 
 /// What one report says, typed.
@@ -208,7 +171,7 @@ impl Event {
         let p = &record.payload;
         let parsed = match record.event.as_str() {
             STATUS_LINE => Some(Event::Status {
-                usage: Usage::from_status(p),
+                usage: usage_of_status(p),
             }),
             "SessionStart" => started(p),
             "UserPromptSubmit" => submitted(p),

@@ -6,6 +6,7 @@
 pub mod hash;
 pub mod originals;
 pub mod paths;
+pub mod usage;
 
 use paths::FACTS_FILE;
 use std::collections::BTreeMap;
@@ -71,7 +72,7 @@ pub struct Restarts {
 pub struct UsageReading {
     /// The windows.
     #[serde(flatten)]
-    pub usage: crate::report::Usage,
+    pub usage: usage::Usage,
     /// When it was reported.
     pub at: jiff::Timestamp,
     /// By which session.
