@@ -8,12 +8,12 @@
 
 use std::time::{Duration, Instant};
 
-use failover::act::Context;
+use failover::Context;
+use failover::Facts;
 use failover::api::load_str;
-use failover::controller::round::{self, Converged, Desired, Round, Store};
-use failover::observe::observe;
+use failover::observe;
 use failover::plan::{self, Scope};
-use failover::state::Facts;
+use failover::round::{self, Converged, Desired, Round, Store};
 use failover::testbed::TmuxServer;
 use failover::tmux::{Cmd, Tmux, processes_started};
 

@@ -6,11 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use failover::act::Context;
+use failover::AgentFacts;
+use failover::Context;
 use failover::api::load_str;
-use failover::controller::round::{self, Desired, Round, Store, Watcher};
 use failover::plan::{Action, Outcome, Plan, Scope, SessionAction};
-use failover::state::AgentFacts;
+use failover::round::{self, Desired, Round, Store, Watcher};
 use failover::testbed::TmuxServer;
 use failover::tmux::Cmd;
 

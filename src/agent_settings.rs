@@ -14,14 +14,14 @@ use std::path::Path;
 use serde_json::{Map, Value, json};
 
 /// The settings file's name in an account home.
-pub const SETTINGS_FILE: &str = "settings.json";
+pub(crate) const SETTINGS_FILE: &str = "settings.json";
 
 /// The hook events failover listens to.
-pub const EVENTS: [&str; 4] = ["SessionStart", "UserPromptSubmit", "Stop", "StopFailure"];
+pub(crate) const EVENTS: [&str; 4] = ["SessionStart", "UserPromptSubmit", "Stop", "StopFailure"];
 
 /// Why failover's entries cannot be merged into a settings file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// A part of the file has another JSON type than Claude Code's settings give it.
     #[error("its {0} is not a JSON {1}")]
     Shape(String, &'static str),
@@ -35,7 +35,7 @@ pub enum Error {
 /// it, so that no failure of failover (a binary rolled back to a version without `hook`
 /// exits 2, which would make Claude Code block the prompt) ever reaches the agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Commands {
+pub(crate) struct Commands {
     /// For every hook event.
     pub hook: String,
     /// For the status line.
@@ -44,7 +44,7 @@ pub struct Commands {
 
 impl Commands {
     /// The commands that run the failover binary at `exe`.
-    pub fn for_exe(exe: &Path) -> Self {
+    pub(crate) fn for_exe(exe: &Path) -> Self {
         let exe = shell_words::quote(&exe.to_string_lossy()).into_owned();
         Self {
             hook: format!("{exe} hook || true"),
@@ -88,7 +88,7 @@ impl Observed {
 
 /// Settings with failover's entries merged in (or taken out).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Merged {
+pub(crate) struct Merged {
     /// The whole settings.
     pub value: Value,
     /// What changed, in words; empty when nothing did.
@@ -98,7 +98,7 @@ pub struct Merged {
 }
 
 /// Whether `command` is one failover wrote: `…/failover hook [status-line] [|| true]`.
-pub fn is_ours(command: &str, status_line: bool) -> bool {
+pub(crate) fn is_ours(command: &str, status_line: bool) -> bool {
     let Ok(argv) = shell_words::split(command) else {
         return false;
     };
@@ -121,7 +121,7 @@ pub fn is_ours(command: &str, status_line: bool) -> bool {
 /// Merges failover's entries (`want`) into `existing` settings (`None`: no file), or
 /// takes them out (`want` is `None`). An error says why the file cannot take them
 /// (its top level, `hooks` or an event's list has another type).
-pub fn merge(existing: Option<&Value>, want: Option<&Commands>) -> Result<Merged, Error> {
+pub(crate) fn merge(existing: Option<&Value>, want: Option<&Commands>) -> Result<Merged, Error> {
     let mut root = match existing {
         None => Map::new(),
         Some(Value::Object(map)) => map.clone(),
@@ -265,7 +265,7 @@ fn merge_status_line(
 
 /// The bytes of `value` as a settings file: two-space indents like Claude Code's own, a
 /// final newline.
-pub fn render(value: &Value) -> Result<String, Error> {
+pub(crate) fn render(value: &Value) -> Result<String, Error> {
     let mut text = serde_json::to_string_pretty(value).map_err(|e| Error::Render(e.to_string()))?;
     text.push('\n');
     Ok(text)

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// The folder name Claude Code gives a working directory under `projects/`: every
 /// character that is not an ASCII letter or digit becomes `-`.
-pub fn slug(workdir: &Path) -> String {
+pub(crate) fn slug(workdir: &Path) -> String {
     workdir
         .to_string_lossy()
         .chars()
@@ -16,15 +16,15 @@ pub fn slug(workdir: &Path) -> String {
 }
 
 /// The folder below a config home that holds the conversations' transcripts.
-pub const PROJECTS: &str = "projects";
+pub(crate) const PROJECTS: &str = "projects";
 
 /// `home/sessions/<pid>.json`, the session file of the agent with `pid`.
-pub fn session_file(home: &Path, pid: u32) -> PathBuf {
+pub(crate) fn session_file(home: &Path, pid: u32) -> PathBuf {
     home.join("sessions").join(format!("{pid}.json"))
 }
 
 /// The transcript of conversation `id` run in `workdir` under `home`.
-pub fn transcript(home: &Path, workdir: &Path, id: &str) -> PathBuf {
+pub(crate) fn transcript(home: &Path, workdir: &Path, id: &str) -> PathBuf {
     home.join(PROJECTS)
         .join(slug(workdir))
         .join(format!("{id}.jsonl"))
@@ -32,7 +32,7 @@ pub fn transcript(home: &Path, workdir: &Path, id: &str) -> PathBuf {
 
 /// Where another config home `home` finds `transcript` (`<project>/<id>.jsonl` below
 /// some home's `projects/`): the same file when the two homes share that folder.
-pub fn transcript_under(home: &Path, transcript: &Path) -> Option<PathBuf> {
+pub(crate) fn transcript_under(home: &Path, transcript: &Path) -> Option<PathBuf> {
     let project = transcript.parent()?.file_name()?;
     Some(
         home.join(PROJECTS)
@@ -43,7 +43,7 @@ pub fn transcript_under(home: &Path, transcript: &Path) -> Option<PathBuf> {
 
 /// The conversation the agent with `pid` runs under `home`, from its session file,
 /// validated as a UUID.
-pub fn of_agent(home: &Path, pid: u32) -> Option<String> {
+pub(crate) fn of_agent(home: &Path, pid: u32) -> Option<String> {
     let bytes = std::fs::read(session_file(home, pid)).ok()?;
     let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     let id = v.get("sessionId")?.as_str()?;
@@ -110,7 +110,7 @@ pub enum TurnEnd {
 }
 
 /// The turn of the last user message whose text `sought` accepts, if there is one.
-pub fn turn(messages: &[Message], sought: impl Fn(&str) -> bool) -> Option<Turn> {
+pub(crate) fn turn(messages: &[Message], sought: impl Fn(&str) -> bool) -> Option<Turn> {
     let at = messages
         .iter()
         .rposition(|m| m.role == "user" && sought(&m.text))?;

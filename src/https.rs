@@ -5,7 +5,7 @@ use std::path::Path;
 
 /// A client builder trusting the system's authorities and, when `ca_file` is not
 /// empty, those it holds; the reason, without the file's name, when it cannot be read.
-pub fn builder(ca_file: &Path) -> Result<reqwest::ClientBuilder, String> {
+pub(crate) fn builder(ca_file: &Path) -> Result<reqwest::ClientBuilder, String> {
     // The process-wide provider, for the system roots' verifier: installed once (a
     // second install fails harmlessly).
     let _ = rustls::crypto::ring::default_provider().install_default();

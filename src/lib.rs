@@ -2,32 +2,50 @@
 //! subscription accounts, the way a Kubernetes controller keeps pods running.
 //!
 //! The operator declares what should exist in YAML manifests ([`api`]); the controller
-//! observes tmux, the filesystem and the agents' screens, plans the difference and acts
-//! until reality matches.
+//! observes tmux, the filesystem and the agents' screens ([`observe`]), plans the
+//! difference ([`plan`], pure: every decision is testable without tmux) and acts until
+//! reality matches ([`execute`]), one [`round`] at a time, telling what it did in its
+//! [`journal`].
+//!
+//! New here? Read [`plan::plan`] first: what it is given, what it decides. Then
+//! [`round::Round::run`], which carries a plan out. The binary is [`run`].
 
 #![forbid(unsafe_code)]
+// `expect` stays allowed for invariants that say why in their message.
+#![warn(missing_docs, unreachable_pub, clippy::unwrap_used)]
 
-pub mod act;
-pub(crate) mod agent_settings;
+mod act;
+mod agent_settings;
 pub mod api;
-pub mod cli;
-pub mod controller;
-pub mod conversation;
-pub mod fleet;
-pub(crate) mod https;
+mod cli;
+mod controller;
+mod conversation;
+mod fleet;
+mod https;
 pub mod journal;
-pub mod metrics;
-pub(crate) mod notifications;
+mod metrics;
+mod notifications;
 pub mod object;
-pub mod observe;
+mod observe;
 pub mod plan;
-pub(crate) mod procfs;
-pub mod report;
-pub mod screen;
-pub(crate) mod sim;
-pub mod state;
-pub mod tasks;
-pub mod teardown;
+mod procfs;
+mod report;
+mod screen;
+mod sim;
+mod state;
+mod tasks;
+mod teardown;
 #[cfg(any(test, feature = "testbed"))]
 pub mod testbed;
 pub mod tmux;
+
+// What the binary, the integration tests and the benches use besides the modules
+// above: one round of the controller and its parts.
+pub use act::{Context, execute};
+pub use cli::run;
+pub use controller::round;
+pub use conversation::messages;
+pub use fleet::etcd::Etcd;
+pub use observe::{Observed, observe};
+pub use report::unwrap_pasted;
+pub use state::{AgentFacts, Facts};

@@ -53,7 +53,7 @@ struct UsageLabels {
 
 /// The metrics of one controller.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     reconciles: Counter,
     reconcile_seconds: Histogram,
@@ -77,7 +77,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Every metric at zero, registered under `failover_`.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("failover");
         let m = Self {
             reconciles: Counter::default(),
@@ -143,7 +143,7 @@ impl Metrics {
     }
 
     /// Counts a journal entry, and whether writing it failed.
-    pub fn journaled(&self, entry: &Entry, write_failed: bool) {
+    pub(crate) fn journaled(&self, entry: &Entry, write_failed: bool) {
         if write_failed {
             self.journal_errors.inc();
         }
@@ -201,7 +201,7 @@ impl Metrics {
     }
 
     /// Counts a round that took `took`, with what it saw and planned.
-    pub fn reconciled(
+    pub(crate) fn reconciled(
         &self,
         took: Duration,
         m: &Manifests,
@@ -249,13 +249,13 @@ impl Metrics {
     }
 
     /// Sets how many keys wait in the work queue.
-    pub fn queued(&self, depth: usize) {
+    pub(crate) fn queued(&self, depth: usize) {
         self.queue_depth
             .set(i64::try_from(depth).unwrap_or(i64::MAX));
     }
 
     /// The metrics in Prometheus text format.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
@@ -265,7 +265,7 @@ impl Metrics {
 
 /// Why the metrics cannot be served.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The address could not be listened on.
     #[error("metrics: cannot listen on {address}: {source}")]
     Listen {
@@ -277,7 +277,7 @@ pub enum Error {
 }
 
 /// Listens on `address`; the address bound (its port chosen when `address` gave 0).
-pub async fn listen(address: &str) -> Result<tokio::net::TcpListener, Error> {
+pub(crate) async fn listen(address: &str) -> Result<tokio::net::TcpListener, Error> {
     let fail = |source| Error::Listen {
         address: address.to_owned(),
         source,
@@ -290,7 +290,7 @@ pub async fn listen(address: &str) -> Result<tokio::net::TcpListener, Error> {
 
 /// Serves `GET /metrics` on `listener` until the task is dropped: HTTP/1.1, one small
 /// task per connection; any other path is 404.
-pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
+pub(crate) async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
     use http_body_util::Full;
     use hyper::body::Bytes;
     use hyper::{Response, StatusCode};

@@ -23,7 +23,7 @@ const TRIES: u32 = 3;
 const BACKOFF: Duration = Duration::from_millis(500);
 
 /// Sends `event` (an object with at least `event`) as the spec says, in the background.
-pub fn send(spec: &NotificationsSpec, event: Value) {
+pub(crate) fn send(spec: &NotificationsSpec, event: Value) {
     if !spec.webhook.is_empty() {
         let (url, ca, body) = (
             spec.webhook.clone(),
@@ -73,7 +73,7 @@ fn host_of(url: &str) -> String {
 
 /// Why a webhook failed, without its URL.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The extra certificate authorities could not be read.
     #[error("certificate authorities {path}: {reason}")]
     Ca {

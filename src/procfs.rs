@@ -10,18 +10,18 @@ fn fields(pid: u32) -> Option<Vec<String>> {
 }
 
 /// The parent of `pid`.
-pub fn parent(pid: u32) -> Option<u32> {
+pub(crate) fn parent(pid: u32) -> Option<u32> {
     fields(pid)?.get(1)?.parse().ok()
 }
 
 /// When `pid` started, in clock ticks since boot: with the pid, it names one process
 /// (pids are reused, start times with them are not).
-pub fn start_time(pid: u32) -> Option<u64> {
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
     fields(pid)?.get(19)?.parse().ok()
 }
 
 /// The command line of `pid` (`/proc/<pid>/cmdline`), its arguments split.
-pub fn argv(pid: u32) -> Option<Vec<String>> {
+pub(crate) fn argv(pid: u32) -> Option<Vec<String>> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let mut argv: Vec<String> = raw
         .split(|b| *b == 0)
@@ -35,7 +35,7 @@ pub fn argv(pid: u32) -> Option<Vec<String>> {
 }
 
 /// Whether `pid` runs (exists and is not a zombie).
-pub fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     fields(pid)
         .and_then(|f| f.into_iter().next())
         .is_some_and(|state| state != "Z" && state != "X")

@@ -21,11 +21,11 @@ use crate::plan::{Action, FsAction, SessionAction, TaskAction};
 use crate::state::originals::Original;
 
 /// Why `failover delete` kills a session, as its action says.
-pub const REASON: &str = "failover delete";
+pub(crate) const REASON: &str = "failover delete";
 
 /// What [`plan`] reads besides the manifests and the observation.
 #[derive(Debug, Default)]
-pub struct Found {
+pub(crate) struct Found {
     /// Links the journal says failover created (link, target), with what each link
     /// says now (`None`: not a link, or gone).
     pub links: Vec<(PathBuf, PathBuf, Option<PathBuf>)>,
@@ -35,7 +35,7 @@ pub struct Found {
 
 /// The actions that take down what `m` owns, in order: sessions first (their agents
 /// stop), then their tasks back to the inboxes, then the settings and links.
-pub fn plan(m: &Manifests, observed: &Observed, owner: &str, found: &Found) -> Vec<Action> {
+pub(crate) fn plan(m: &Manifests, observed: &Observed, owner: &str, found: &Found) -> Vec<Action> {
     let mut steps: Vec<Action> = observed
         .sessions
         .values()

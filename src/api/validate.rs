@@ -23,7 +23,7 @@ pub(super) struct Doc {
 }
 
 impl Doc {
-    pub fn new(value: Value, source: Source) -> Self {
+    pub(super) fn new(value: Value, source: Source) -> Self {
         let kind = value
             .get("kind")
             .and_then(Value::as_str)

@@ -9,7 +9,7 @@ use crate::screen::Classifier;
 
 /// Arguments of `failover classify`.
 #[derive(Debug, clap::Args)]
-pub struct ClassifyArgs {
+pub(super) struct ClassifyArgs {
     /// A saved screen (`tmux capture-pane -p -t SESSION > screen.txt`), or `-` for stdin.
     #[arg(default_value = "-", value_name = "FILE|-")]
     screen: PathBuf,
@@ -25,7 +25,7 @@ pub struct ClassifyArgs {
 }
 
 /// Prints the verdict: exit 0, 1 invalid manifests, 2 unreadable input.
-pub fn run(args: ClassifyArgs) -> ExitCode {
+pub(super) fn run(args: ClassifyArgs) -> ExitCode {
     let profile = if args.files.is_empty() {
         AgentProfileSpec::default()
     } else {

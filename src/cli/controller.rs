@@ -6,13 +6,13 @@ use crate::controller::{self, Error};
 
 /// Arguments of `failover controller`.
 #[derive(Debug, clap::Args)]
-pub struct ControllerArgs {
+pub(super) struct ControllerArgs {
     #[command(flatten)]
     manifests: super::Manifests,
 }
 
 /// Runs the controller; exit 0 after SIGTERM/SIGINT, 1 invalid manifests, 2 otherwise.
-pub fn run(args: ControllerArgs) -> ExitCode {
+pub(super) fn run(args: ControllerArgs) -> ExitCode {
     let runtime = match super::runtime() {
         Ok(r) => r,
         Err(e) => {

@@ -19,7 +19,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Arguments of `failover delete`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     #[command(flatten)]
     manifests: super::Manifests,
     /// Only show what would be taken down.
@@ -29,7 +29,7 @@ pub struct Args {
 
 /// Runs `delete`: exit 0 when everything was taken down (or nothing was there), 1 for
 /// invalid manifests, 2 when something could not be.
-pub fn run(args: Args) -> ExitCode {
+pub(super) fn run(args: Args) -> ExitCode {
     let manifests = match super::load_or_report(&args.manifests.files) {
         Ok(m) => m,
         Err(code) => return code,

@@ -13,7 +13,7 @@ use crate::plan::{Action, Event, SessionAction, TaskAction};
 
 /// Arguments of `failover demo`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Leave the controller, the tmux server and the folder running, to attach and look.
     #[arg(long)]
     keep: bool,
@@ -122,7 +122,7 @@ fn say(start: Instant, text: &str) {
 }
 
 /// Runs the demo; exit 0 when every task finished after the swap.
-pub fn run(args: Args) -> ExitCode {
+pub(super) fn run(args: Args) -> ExitCode {
     match demo(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

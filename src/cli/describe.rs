@@ -14,7 +14,7 @@ use crate::plan::Plan;
 
 /// What to describe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Kind {
+pub(super) enum Kind {
     /// A tmux session: role, account, agent, conversation, task, screen, reports.
     Session,
     /// An account: state, use, sessions on it.
@@ -27,7 +27,7 @@ pub enum Kind {
 
 /// Arguments of `failover describe`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// What kind of object.
     #[arg(value_enum)]
     kind: Kind,
@@ -42,7 +42,7 @@ pub struct Args {
 }
 
 /// Runs `describe`: exit 0, 1 when there is no such object, 2 when nothing can be read.
-pub fn run(args: Args) -> ExitCode {
+pub(super) fn run(args: Args) -> ExitCode {
     match describe(&args) {
         Ok(Some(text)) => {
             print!("{text}");
@@ -268,7 +268,7 @@ fn session(w: &World<'_>, name: &str) -> Option<String> {
 /// The serde name of a screen reading (`quota-exhausted`).
 mod erased {
     /// A reading named as it serializes.
-    pub trait Name {
+    pub(super) trait Name {
         fn name(&self) -> String;
     }
 

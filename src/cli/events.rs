@@ -12,7 +12,7 @@ use crate::object::ObjectRef;
 
 /// What `get events` shows.
 #[derive(Debug)]
-pub struct Query<'a> {
+pub(super) struct Query<'a> {
     /// Only events younger than this.
     pub since: Option<std::time::Duration>,
     /// Only events about this object (`session/w-7`).
@@ -37,7 +37,7 @@ impl Query<'_> {
 }
 
 /// Runs `get events` on the state folder `dir`.
-pub fn run(dir: &Path, query: &Query<'_>) -> ExitCode {
+pub(super) fn run(dir: &Path, query: &Query<'_>) -> ExitCode {
     let mut tail = JournalTail::new(dir);
     let mut teller = Teller::default();
     let mut out = std::io::stdout().lock();
@@ -181,7 +181,7 @@ fn object_text(told: &Told) -> String {
 
 /// `2026-12-01 14:05:09` in the local time zone; the text as it is when it is not a
 /// time.
-pub fn local(time: &str, tz: &jiff::tz::TimeZone) -> String {
+pub(super) fn local(time: &str, tz: &jiff::tz::TimeZone) -> String {
     time.parse::<jiff::Timestamp>().map_or_else(
         |_| time.to_owned(),
         |t| {
@@ -193,7 +193,7 @@ pub fn local(time: &str, tz: &jiff::tz::TimeZone) -> String {
 }
 
 /// Every event of the journal in `dir` that concerns `object`, told, oldest first.
-pub fn about(dir: &Path, object: &ObjectRef) -> Vec<Told> {
+pub(super) fn about(dir: &Path, object: &ObjectRef) -> Vec<Told> {
     let lines = crate::journal::read(dir).unwrap_or_default();
     Teller::tell_all(&lines)
         .into_iter()

@@ -13,7 +13,7 @@ use crate::fleet::{Keys, NodeStatus, Seen, ledger::Entry};
 type Read<T> = Vec<(String, Option<T>)>;
 
 /// The rows (and footer lines) of `what` across the fleet `spec` names.
-pub fn collect(spec: &FleetSpec, what: What) -> Result<(Table, Vec<String>), String> {
+pub(super) fn collect(spec: &FleetSpec, what: What) -> Result<(Table, Vec<String>), String> {
     if spec.endpoints.is_empty() {
         return Err(
             "no fleet: the ControllerConfig has no fleet section (fleet.endpoints)".to_owned(),

@@ -16,14 +16,14 @@ use crate::state::paths::JOURNAL_FILE;
 const QUIET: Duration = Duration::from_millis(40);
 
 /// A watch on the state folder.
-pub struct Follow {
+pub(super) struct Follow {
     _watcher: RecommendedWatcher,
     rx: mpsc::Receiver<()>,
 }
 
 impl Follow {
     /// Watches `dir`, which must exist.
-    pub fn new(dir: &Path) -> Result<Self, String> {
+    pub(super) fn new(dir: &Path) -> Result<Self, String> {
         if !dir.is_dir() {
             return Err(format!(
                 "state folder {}: not found (has a controller or apply run here?)",
@@ -51,7 +51,7 @@ impl Follow {
 
     /// Blocks until something in the folder changed and the writes went quiet; false
     /// when the watch ended.
-    pub fn wait(&self) -> bool {
+    pub(super) fn wait(&self) -> bool {
         if self.rx.recv().is_err() {
             return false;
         }
@@ -63,7 +63,7 @@ impl Follow {
 /// The journal read on from where the last read stopped: whole lines only (a line
 /// being written waits for its end); a journal that shrank is read from the start.
 #[derive(Debug)]
-pub struct JournalTail {
+pub(super) struct JournalTail {
     path: PathBuf,
     offset: u64,
     partial: Vec<u8>,
@@ -71,7 +71,7 @@ pub struct JournalTail {
 
 impl JournalTail {
     /// The journal of the state folder `dir`, read from its start.
-    pub fn new(dir: &Path) -> Self {
+    pub(super) fn new(dir: &Path) -> Self {
         Self {
             path: dir.join(JOURNAL_FILE),
             offset: 0,
@@ -81,7 +81,7 @@ impl JournalTail {
 
     /// The lines written since the last call, oldest first; lines that are not journal
     /// lines are skipped.
-    pub fn read(&mut self) -> Vec<crate::journal::Line> {
+    pub(super) fn read(&mut self) -> Vec<crate::journal::Line> {
         let Ok(mut file) = std::fs::File::open(&self.path) else {
             return Vec::new();
         };

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use super::table::{Format, What};
+pub(super) use super::table::{Format, What};
 use super::table::{Row, Table, WindowCell};
 
 use crate::api::{ControllerConfigSpec, Manifests, Settings};
@@ -20,7 +20,7 @@ use crate::tasks::Folders;
 
 /// Arguments of `failover get`.
 #[derive(Debug, clap::Args)]
-pub struct GetArgs {
+pub(super) struct GetArgs {
     /// What to show.
     #[arg(value_enum, default_value = "sessions")]
     what: What,
@@ -47,7 +47,7 @@ pub struct GetArgs {
 }
 
 /// Runs `get`: exit 0, or 2 when nothing can be read.
-pub fn run(args: GetArgs) -> ExitCode {
+pub(super) fn run(args: GetArgs) -> ExitCode {
     if (args.since.is_some() || args.object.is_some()) && args.what != What::Events {
         eprintln!("error: --since and --for apply to `get events` only");
         return ExitCode::from(2);

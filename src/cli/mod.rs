@@ -26,7 +26,7 @@ mod table;
 /// Keeps AI coding-agent sessions running in tmux across subscription accounts.
 #[derive(Debug, Parser)]
 #[command(name = "failover", version, about, long_about = None)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Log format on stderr (`RUST_LOG` sets the level, e.g. `RUST_LOG=debug`).
@@ -130,7 +130,7 @@ enum Command {
 
 /// `failover schema`'s arguments.
 #[derive(Debug, clap::Args)]
-pub struct SchemaArgs {
+pub(crate) struct SchemaArgs {
     /// What to print.
     #[arg(short = 'o', long = "output", value_enum, default_value = "json")]
     output: SchemaFormat,
@@ -147,7 +147,7 @@ enum SchemaFormat {
 
 /// `failover hook`'s arguments.
 #[derive(Debug, clap::Args)]
-pub struct HookArgs {
+pub(crate) struct HookArgs {
     /// Run as the status line: print the footer (account, use, next reset) too.
     #[arg(value_enum)]
     mode: Option<HookMode>,
@@ -162,7 +162,7 @@ enum HookMode {
 
 /// The `-f` argument every manifest-reading command takes.
 #[derive(Debug, clap::Args)]
-pub struct Manifests {
+pub(crate) struct Manifests {
     /// Manifest files, folders (their *.yaml and *.yml) or `-` for stdin. Repeatable.
     #[arg(
         short = 'f',

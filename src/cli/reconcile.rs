@@ -19,7 +19,7 @@ const ROUNDS: usize = 5;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
+pub(super) enum Output {
     /// Human-readable text.
     Text,
     /// JSON for scripts.
@@ -28,7 +28,7 @@ pub enum Output {
 
 /// Arguments of `failover diff`.
 #[derive(Debug, clap::Args)]
-pub struct DiffArgs {
+pub(super) struct DiffArgs {
     #[command(flatten)]
     manifests: super::Manifests,
     /// Also show a unified diff of the observed and desired state as YAML.
@@ -41,7 +41,7 @@ pub struct DiffArgs {
 
 /// Arguments of `failover apply`.
 #[derive(Debug, clap::Args)]
-pub struct ApplyArgs {
+pub(super) struct ApplyArgs {
     #[command(flatten)]
     manifests: super::Manifests,
     /// Only show what would change (the same as `failover diff`).
@@ -94,7 +94,7 @@ fn adopt(manifests: crate::api::Manifests) -> Result<Desired, ExitCode> {
 }
 
 /// `failover diff`: exit 0 no changes, 1 changes, 2 error or refused items.
-pub fn diff(args: DiffArgs) -> ExitCode {
+pub(super) fn diff(args: DiffArgs) -> ExitCode {
     let (l, desired) = match load(&args.manifests.files) {
         Ok(mut l) => {
             let manifests = std::mem::take(&mut l.manifests);
@@ -143,7 +143,7 @@ fn exit_for(plan: &Plan) -> ExitCode {
 }
 
 /// `failover apply`: exit 0 converged, 2 error or refused items.
-pub fn apply(args: ApplyArgs) -> ExitCode {
+pub(super) fn apply(args: ApplyArgs) -> ExitCode {
     if args.dry_run {
         return diff(DiffArgs {
             manifests: args.manifests,

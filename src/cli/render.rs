@@ -18,7 +18,7 @@ const RESET: &str = "\x1b[0m";
 
 /// The plan as text, closing with `Plan: N to add, M to change, K to delete.` or
 /// `No changes.`. Colours only when `color` is set.
-pub fn render_text(plan: &Plan, color: bool) -> String {
+pub(super) fn render_text(plan: &Plan, color: bool) -> String {
     let mut out = String::new();
     write_swaps(&mut out, plan, color);
     if !plan.actions.is_empty() {
@@ -131,7 +131,7 @@ fn summary(plan: &Plan) -> String {
 
 /// Prints each action of `apply` or `delete` as it finishes (`+ session …: done`), and
 /// journals it as theirs.
-pub struct Printer {
+pub(super) struct Printer {
     /// The journal, when there is a state folder to write it in.
     pub journal: Option<crate::journal::Journal>,
     /// Whether to colour the lines.
@@ -158,7 +158,7 @@ impl crate::controller::round::Watcher for Printer {
 }
 
 /// The plan as JSON: actions, refusals and the counts.
-pub fn render_json(plan: &Plan) -> String {
+pub(super) fn render_json(plan: &Plan) -> String {
     let (add, change, delete) = plan.counts();
     let value = json!({
         "actions": plan.actions,
@@ -170,7 +170,7 @@ pub fn render_json(plan: &Plan) -> String {
 
 /// A unified diff of the observed world against the desired one, both as YAML: the
 /// sessions the manifests or our marks involve, and the shared links.
-pub fn render_diff(m: &Manifests, observed: &Observed, plan: &Plan, owner: &str) -> String {
+pub(super) fn render_diff(m: &Manifests, observed: &Observed, plan: &Plan, owner: &str) -> String {
     let mut before: BTreeMap<String, Value> = BTreeMap::new();
     let mut after: BTreeMap<String, Value> = BTreeMap::new();
     for (name, s) in &observed.sessions {

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 /// What to show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum What {
+pub(super) enum What {
     /// Sessions: role, account, state, pane pid, task.
     Sessions,
     /// Accounts: priority, state, reset time; and the last swap.
@@ -23,7 +23,7 @@ pub enum What {
 
 /// Output formats of `get`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub(super) enum Format {
     /// An aligned table.
     Table,
     /// YAML.
@@ -34,7 +34,7 @@ pub enum Format {
 
 /// A row of a table: serialized for JSON and YAML, its columns (the serialized keys,
 /// in order) for the aligned table.
-pub trait Row: Serialize {
+pub(super) trait Row: Serialize {
     /// Its columns, in order, as serialized (`fiveHour`); the table's header writes
     /// them as kubectl does (`FIVE HOUR`).
     fn columns() -> Vec<&'static str>;
@@ -42,7 +42,7 @@ pub trait Row: Serialize {
 
 /// Rows of one kind, ready to print or to compare with a later look.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Table {
+pub(super) struct Table {
     /// The columns, in order.
     pub columns: Vec<&'static str>,
     /// Each row, serialized.
@@ -51,7 +51,7 @@ pub struct Table {
 
 impl Table {
     /// The table of `rows`.
-    pub fn of<R: Row>(rows: &[R]) -> Self {
+    pub(super) fn of<R: Row>(rows: &[R]) -> Self {
         Self {
             columns: R::columns(),
             rows: rows
@@ -62,7 +62,7 @@ impl Table {
     }
 
     /// The same columns with `rows`.
-    pub fn with_rows(&self, rows: Vec<Value>) -> Self {
+    pub(super) fn with_rows(&self, rows: Vec<Value>) -> Self {
         Self {
             columns: self.columns.clone(),
             rows,
@@ -70,7 +70,7 @@ impl Table {
     }
 
     /// The table in `format`; a table closes with the `footer` lines.
-    pub fn render(&self, format: Format, footer: &[String]) -> String {
+    pub(super) fn render(&self, format: Format, footer: &[String]) -> String {
         match format {
             Format::Json => serde_json::to_string_pretty(&self.rows).unwrap_or_default() + "\n",
             Format::Yaml => serde_saphyr::to_string(&self.rows).unwrap_or_default(),
@@ -93,7 +93,7 @@ impl Table {
     }
 
     /// The aligned lines: the header, then a line per row.
-    pub fn lines(&self) -> Vec<String> {
+    pub(super) fn lines(&self) -> Vec<String> {
         let cells: Vec<Vec<String>> = self
             .rows
             .iter()
@@ -129,7 +129,7 @@ impl Table {
 /// A use window of an account, as a cell: its use and when it resets.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WindowCell {
+pub(super) struct WindowCell {
     /// Its use, in percent.
     pub used: f64,
     /// When it resets.
@@ -176,7 +176,7 @@ fn header(key: &str) -> String {
 
 /// Checks that a row's columns are its serialized keys, in order.
 #[cfg(test)]
-pub fn assert_columns<R: Row>(sample: &R) {
+pub(super) fn assert_columns<R: Row>(sample: &R) {
     let value = serde_json::to_value(sample).unwrap();
     let keys: Vec<&str> = value
         .as_object()

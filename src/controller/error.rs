@@ -9,7 +9,7 @@ use super::lock::LockError;
 
 /// Why the controller could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The manifests are invalid or unreadable.
     #[error(transparent)]
     Load(#[from] LoadError),

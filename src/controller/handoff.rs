@@ -14,7 +14,7 @@ use crate::state::{self, read_json, write_json};
 /// A set of manifest texts with their file names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ManifestSet {
+pub(crate) struct ManifestSet {
     /// A stable hash of the names and texts: the same set has the same generation.
     pub generation: String,
     /// (file name, text) in load order.
@@ -25,7 +25,7 @@ pub struct ManifestSet {
 
 impl ManifestSet {
     /// A set of texts.
-    pub fn new(files: Vec<(String, String)>) -> Self {
+    pub(crate) fn new(files: Vec<(String, String)>) -> Self {
         Self {
             generation: generation(&files),
             files,
@@ -34,24 +34,24 @@ impl ManifestSet {
     }
 
     /// Reads the `-f` inputs.
-    pub fn read(inputs: &[PathBuf]) -> Result<Self, LoadError> {
+    pub(crate) fn read(inputs: &[PathBuf]) -> Result<Self, LoadError> {
         Ok(Self::new(api::read_inputs(inputs)?))
     }
 
     /// Validates the set into manifests.
-    pub fn load(&self) -> Result<Manifests, LoadError> {
+    pub(crate) fn load(&self) -> Result<Manifests, LoadError> {
         let mut m = api::load_texts(&self.files)?;
         m.files = self.files.iter().map(|(n, _)| PathBuf::from(n)).collect();
         Ok(m)
     }
 
     /// Reads a set stored as `name` in the state folder, if there is one.
-    pub fn stored(dir: &Path, name: &str) -> Result<Option<Self>, state::Error> {
+    pub(crate) fn stored(dir: &Path, name: &str) -> Result<Option<Self>, state::Error> {
         read_json(&dir.join(name))
     }
 
     /// Stores the set as `name` in the state folder, atomically.
-    pub fn store(&self, dir: &Path, name: &str) -> Result<(), state::Error> {
+    pub(crate) fn store(&self, dir: &Path, name: &str) -> Result<(), state::Error> {
         write_json(&dir.join(name), self)
     }
 }
@@ -67,7 +67,7 @@ fn generation(files: &[(String, String)]) -> String {
 /// The controller's view after a reconcile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Status {
+pub(crate) struct Status {
     /// The controller's pid.
     pub pid: u32,
     /// The generation of the manifests it runs with.
@@ -89,12 +89,12 @@ pub struct Status {
 
 impl Status {
     /// Reads the status in the state folder, if any.
-    pub fn read(dir: &Path) -> Result<Option<Self>, state::Error> {
+    pub(crate) fn read(dir: &Path) -> Result<Option<Self>, state::Error> {
         read_json(&dir.join(STATUS_FILE))
     }
 
     /// Writes it atomically.
-    pub fn write(&self, dir: &Path) -> Result<(), state::Error> {
+    pub(crate) fn write(&self, dir: &Path) -> Result<(), state::Error> {
         write_json(&dir.join(STATUS_FILE), self)
     }
 }

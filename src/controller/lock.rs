@@ -10,13 +10,13 @@ use crate::state::create_private_dir;
 
 /// A held lock; released when dropped (or when the process dies).
 #[derive(Debug)]
-pub struct Lock {
+pub(crate) struct Lock {
     _file: File,
 }
 
 /// The lock could not be taken.
 #[derive(Debug, thiserror::Error)]
-pub enum LockError {
+pub(crate) enum LockError {
     /// Another controller holds it.
     #[error("another controller (pid {pid}) is running on state folder {}", dir.display())]
     Held {
@@ -37,7 +37,7 @@ pub enum LockError {
 
 impl Lock {
     /// Takes the lock in `dir` without waiting, and writes our pid into it.
-    pub fn acquire(dir: &Path) -> Result<Self, LockError> {
+    pub(crate) fn acquire(dir: &Path) -> Result<Self, LockError> {
         use std::os::unix::fs::OpenOptionsExt;
         let path = dir.join(LOCK_FILE);
         let io = |source| LockError::Io {
@@ -71,7 +71,7 @@ impl Lock {
     }
 
     /// The pid of the controller running on `dir`, if one is.
-    pub fn holder(dir: &Path) -> Option<u32> {
+    pub(crate) fn holder(dir: &Path) -> Option<u32> {
         let mut file = File::open(dir.join(LOCK_FILE)).ok()?;
         match file.try_lock_shared() {
             Err(TryLockError::WouldBlock) => Some(read_pid(&mut file)),

@@ -10,16 +10,15 @@
 //! `watch`, [`handoff`], [`lock`], `replay`, `error`.
 
 mod error;
-pub mod handoff;
-pub mod lock;
-pub mod queue;
+pub(crate) mod handoff;
+pub(crate) mod lock;
+pub(crate) mod queue;
 mod replay;
 pub mod round;
 mod runner;
-pub mod start;
+pub(crate) mod start;
 mod status;
 mod watch;
 
-pub use error::Error;
-pub use queue::Key;
-pub use start::{run, tmux_server};
+pub(crate) use error::Error;
+pub(crate) use start::{run, tmux_server};

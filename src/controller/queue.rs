@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 /// What a reconcile is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Key {
+pub(crate) enum Key {
     /// Read the manifests again (files edited, or handed over by `apply`).
     Manifests,
     /// Observe, plan and act.
@@ -27,17 +27,17 @@ pub enum Key {
 }
 
 /// The first retry delay after a failure; doubled per further failure.
-pub const BACKOFF_BASE: Duration = Duration::from_millis(200);
+pub(crate) const BACKOFF_BASE: Duration = Duration::from_millis(200);
 /// The longest retry delay.
-pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// The first gap between two runs of a key once streaming triggers press on it. A
 /// lone trigger after a quiet spell runs at once.
-pub const MIN_GAP: Duration = Duration::from_millis(25);
+pub(crate) const MIN_GAP: Duration = Duration::from_millis(25);
 /// The longest time between two runs of a key while triggers stream in.
-pub const MAX_GAP: Duration = Duration::from_millis(400);
+pub(crate) const MAX_GAP: Duration = Duration::from_millis(400);
 /// Streaming triggers within [`MIN_GAP`] that make a stream (a task dropped and
 /// claimed makes two or three file events; a thousand files make many more).
-pub const STREAM: usize = 8;
+pub(crate) const STREAM: usize = 8;
 
 #[derive(Debug)]
 struct State<K> {
@@ -78,7 +78,7 @@ impl<K: Eq + Hash> State<K> {
 
 /// A queue of keys to reconcile.
 #[derive(Debug)]
-pub struct WorkQueue<K> {
+pub(crate) struct WorkQueue<K> {
     state: Mutex<State<K>>,
     wake: Notify,
 }
@@ -91,7 +91,7 @@ impl<K: Clone + Eq + Hash> Default for WorkQueue<K> {
 
 impl<K: Clone + Eq + Hash> WorkQueue<K> {
     /// An empty queue.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             state: Mutex::new(State {
                 queued: VecDeque::new(),
@@ -114,24 +114,19 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
     }
 
     /// How many keys wait to be taken (not those running).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().queued.len()
-    }
-
-    /// Whether no key waits to be taken.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Asks for `key` to be reconciled: queued once however often it is added; while
     /// it runs, it is marked to run once more afterwards.
-    pub fn add(&self, key: K) {
+    pub(crate) fn add(&self, key: K) {
         self.push(key, false);
     }
 
     /// Like [`WorkQueue::add`], for triggers that can come in streams (file events):
     /// one arriving while the key waits out its gap widens the gap.
-    pub fn add_streaming(&self, key: K) {
+    pub(crate) fn add_streaming(&self, key: K) {
         self.push(key, true);
     }
 
@@ -152,7 +147,7 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
 
     /// Asks for `key` to be reconciled `after` from now, whatever else happens. Of
     /// several such requests for one key, the earliest wins.
-    pub fn add_after(&self, key: K, after: Duration) {
+    pub(crate) fn add_after(&self, key: K, after: Duration) {
         {
             let mut s = self.lock();
             let at = Instant::now() + after;
@@ -163,7 +158,7 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
     }
 
     /// Waits for the next key whose backoff has passed and marks it running.
-    pub async fn next(&self) -> K {
+    pub(crate) async fn next(&self) -> K {
         loop {
             let notified = self.wake.notified();
             let wait = {
@@ -210,7 +205,7 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
 
     /// Marks `key` finished. A failure delays its next run (200 ms, doubling, at most
     /// 60 s); a success resets that. A key added while it ran is queued again.
-    pub fn done(&self, key: &K, ok: bool) {
+    pub(crate) fn done(&self, key: &K, ok: bool) {
         {
             let mut s = self.lock();
             s.running.retain(|k| k != key);
@@ -253,7 +248,8 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
     }
 
     /// The delay before `key` may run again, if it is backing off.
-    pub fn backoff_of(&self, key: &K) -> Option<Duration> {
+    #[cfg(test)]
+    pub(crate) fn backoff_of(&self, key: &K) -> Option<Duration> {
         let s = self.lock();
         let at = s.not_before.get(key)?;
         Some(at.saturating_duration_since(Instant::now()))
@@ -261,7 +257,7 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
 }
 
 /// The delay after `failures` consecutive failures.
-pub fn backoff(failures: u32) -> Duration {
+pub(crate) fn backoff(failures: u32) -> Duration {
     let factor = 1u32 << failures.saturating_sub(1).min(16);
     BACKOFF_BASE.saturating_mul(factor).min(BACKOFF_MAX)
 }

@@ -23,7 +23,7 @@ const SLACK: Duration = Duration::from_secs(2);
 
 /// Writes the events of tasks that ended within the journal's tail without one; how
 /// many. Only records that new are read, so a start costs a `stat` per finished task.
-pub fn replay(dir: &Path, manifests: &Manifests, journal: &mut Journal) -> usize {
+pub(super) fn replay(dir: &Path, manifests: &Manifests, journal: &mut Journal) -> usize {
     let tail = journal::tail(dir, TAIL);
     let Some(first) = tail.first().map(|l| l.time) else {
         return 0;

@@ -62,7 +62,7 @@ pub(super) struct Controller {
 
 impl Controller {
     /// Takes keys off the queue until a stop signal; the facts are saved at the end.
-    pub async fn run(mut self, stop: Arc<tokio::sync::Notify>) -> Result<(), Error> {
+    pub(super) async fn run(mut self, stop: Arc<tokio::sync::Notify>) -> Result<(), Error> {
         let queue = self.queue.clone();
         let mut watches = Watches::new(queue.clone())?;
         watches.sync(&self.watch_list());

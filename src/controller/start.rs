@@ -27,7 +27,7 @@ use super::runner::Controller;
 use super::status::Reporter;
 
 /// Runs the controller on the manifests `files` until SIGTERM or SIGINT.
-pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
+pub(crate) async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
     let set = ManifestSet::read(&files)?;
     let desired = Desired::adopt(set.load()?)?;
     let manifests = &desired.manifests;
@@ -138,7 +138,7 @@ pub async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
 
 /// The tmux server `settings` name; with `record`, this process's control clients are
 /// recorded in the state folder, so that a successor can end them if it is killed.
-pub fn tmux_server(settings: &Settings, record: bool) -> Server {
+pub(crate) fn tmux_server(settings: &Settings, record: bool) -> Server {
     let server = Server::new(settings.socket.clone()).with_config(settings.tmux_config.clone());
     if record {
         server.with_record(settings.state_dir.join(CLIENTS_DIR))

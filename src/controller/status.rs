@@ -39,7 +39,7 @@ pub(super) struct Reporter {
 impl Reporter {
     /// A reporter writing to `journal`, with the controller's settings; no action
     /// starts once `stopping` is set.
-    pub fn new(
+    pub(super) fn new(
         journal: Journal,
         spec: &ControllerConfigSpec,
         active_account: Option<String>,
@@ -61,7 +61,7 @@ impl Reporter {
     }
 
     /// Journals an entry; a journal that cannot be written is logged, never fatal.
-    pub fn record(&mut self, entry: impl Into<Entry>) {
+    pub(super) fn record(&mut self, entry: impl Into<Entry>) {
         let entry = entry.into();
         let written = self.journal.record(entry.clone());
         self.metrics.journaled(&entry, written.is_err());
@@ -110,7 +110,7 @@ impl Reporter {
     /// Writes `status.json` for the manifests of `generation`: the plan's pending and
     /// refused lines (the last ones when `plan` is `None`), converged only without an
     /// `error`. Not written again when nothing but its time changed.
-    pub fn write_status(
+    pub(super) fn write_status(
         &mut self,
         dir: &Path,
         generation: &str,

@@ -21,7 +21,7 @@ const POLL: Duration = Duration::from_secs(1);
 type Routes = Arc<Mutex<Vec<(PathBuf, Key)>>>;
 
 /// The controller's watches.
-pub struct Watches {
+pub(super) struct Watches {
     watcher: RecommendedWatcher,
     poller: Option<PollWatcher>,
     queue: Arc<WorkQueue<Key>>,
@@ -71,7 +71,7 @@ fn deliver(queue: &WorkQueue<Key>, routes: &Routes, paths: impl Iterator<Item = 
 
 impl Watches {
     /// Watches that add to `queue`.
-    pub fn new(queue: Arc<WorkQueue<Key>>) -> Result<Self, notify::Error> {
+    pub(super) fn new(queue: Arc<WorkQueue<Key>>) -> Result<Self, notify::Error> {
         let routes: Routes = Arc::default();
         let (q, r) = (queue.clone(), routes.clone());
         let watcher =
@@ -97,7 +97,7 @@ impl Watches {
 
     /// Makes the watches match `wanted` (folder, key): new folders are watched (or their
     /// nearest existing parent), folders no longer wanted are dropped.
-    pub fn sync(&mut self, wanted: &[(PathBuf, Key)]) {
+    pub(super) fn sync(&mut self, wanted: &[(PathBuf, Key)]) {
         // Events name absolute paths: a relative folder (`-f pool.yaml` gives `.`) would
         // match none of them.
         let wanted: Vec<(PathBuf, Key)> = wanted
@@ -178,7 +178,7 @@ impl Watches {
     }
 
     /// The folders actually watched (or polled), for diagnostics and tests.
-    pub fn watched(&self) -> Vec<PathBuf> {
+    pub(super) fn watched(&self) -> Vec<PathBuf> {
         self.watched.keys().cloned().collect()
     }
 }

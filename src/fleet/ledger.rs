@@ -11,7 +11,7 @@ use crate::state::UsageReading;
 /// An account's exhaustion, as the fleet knows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Exhaustion {
+pub(crate) struct Exhaustion {
     /// When its limit resets.
     pub until: Timestamp,
     /// The node that saw it first.
@@ -24,7 +24,7 @@ pub struct Exhaustion {
 /// One account's entry.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Until when it is exhausted, if it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exhausted: Option<Exhaustion>,
@@ -46,7 +46,7 @@ pub struct Local {
 
 /// The outcome of merging a node's knowledge with the ledger's.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Merged {
+pub(crate) struct Merged {
     /// The entry to write, when the node knows something the ledger does not.
     pub write: Option<Entry>,
     /// What the node is to take from the ledger.
@@ -55,7 +55,7 @@ pub struct Merged {
 
 /// Merges `local` (known by `node`) with the ledger's `remote` entry at `now`: the
 /// later reset wins, a reset already past counts for nothing, the newer use wins.
-pub fn merge(remote: Option<&Entry>, local: &Local, node: &str, now: Timestamp) -> Merged {
+pub(crate) fn merge(remote: Option<&Entry>, local: &Local, node: &str, now: Timestamp) -> Merged {
     let remote = remote.cloned().unwrap_or_default();
     let theirs = remote.exhausted.as_ref().filter(|e| e.until > now);
     let ours = local.exhausted_until.filter(|u| *u > now);

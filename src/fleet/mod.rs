@@ -12,9 +12,9 @@
 //! its next round (`Observed::fleet`), where the planner takes it into the facts. A
 //! node's status is a [`NodeStatus`] (`node`), written here and read by `failover get`.
 
-pub mod etcd;
-pub mod ledger;
-pub mod node;
+pub(crate) mod etcd;
+pub(crate) mod ledger;
+pub(crate) mod node;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,7 +25,7 @@ use tracing::{info, warn};
 
 use self::etcd::{Change, Etcd};
 use self::ledger::{Entry, Local};
-pub use self::node::{NodeInbox, NodeSession, NodeStatus, PaneState, RoundStatus, Seen};
+pub(crate) use self::node::{NodeInbox, NodeSession, NodeStatus, RoundStatus, Seen};
 use crate::api::FleetSpec;
 
 /// How often a node that lost etcd tries again.
@@ -36,7 +36,7 @@ const CAS_TRIES: usize = 8;
 
 /// What the fleet tells the controller.
 #[derive(Debug, Clone, PartialEq)]
-pub enum News {
+pub(crate) enum News {
     /// What the ledger knows that this node did not, by account.
     Ledger(BTreeMap<String, Local>),
     /// etcd cannot be reached: why. The node keeps running on its own.
@@ -47,7 +47,7 @@ pub enum News {
 
 /// What the controller tells the fleet after a round.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Report {
+pub(crate) struct Report {
     /// What it knows of each account.
     pub accounts: BTreeMap<String, Local>,
     /// What its last round saw, as `failover get nodes` and `--fleet` show it; none
@@ -57,7 +57,7 @@ pub struct Report {
 
 /// The controller's end of its fleet membership.
 #[derive(Debug)]
-pub struct Handle {
+pub(crate) struct Handle {
     /// What the fleet says.
     pub news: mpsc::Receiver<News>,
     /// Where the controller's reports go.
@@ -68,13 +68,13 @@ pub struct Handle {
 
 /// The keys of a fleet.
 #[derive(Debug, Clone)]
-pub struct Keys {
+pub(crate) struct Keys {
     prefix: String,
 }
 
 impl Keys {
     /// The keys under `prefix` (ending in `/`).
-    pub fn new(prefix: &str) -> Self {
+    pub(crate) fn new(prefix: &str) -> Self {
         let mut prefix = prefix.to_owned();
         if !prefix.ends_with('/') {
             prefix.push('/');
@@ -83,23 +83,23 @@ impl Keys {
     }
 
     /// Where the accounts' entries live.
-    pub fn accounts(&self) -> String {
+    pub(crate) fn accounts(&self) -> String {
         format!("{}accounts/", self.prefix)
     }
 
     /// Where the nodes' statuses live (with their lease).
-    pub fn nodes(&self) -> String {
+    pub(crate) fn nodes(&self) -> String {
         format!("{}nodes/", self.prefix)
     }
 
     /// Where the time each node was last seen lives (without a lease).
-    pub fn seen(&self) -> String {
+    pub(crate) fn seen(&self) -> String {
         format!("{}seen/", self.prefix)
     }
 }
 
 /// This machine's name in the fleet: the spec's, else the host name.
-pub fn node_name(spec: &FleetSpec) -> String {
+pub(crate) fn node_name(spec: &FleetSpec) -> String {
     if !spec.node.is_empty() {
         return spec.node.clone();
     }
@@ -111,7 +111,7 @@ pub fn node_name(spec: &FleetSpec) -> String {
 }
 
 /// Joins the fleet `spec` names, in the background; `None` without a fleet section.
-pub fn join(spec: &FleetSpec) -> Result<Option<Handle>, etcd::Error> {
+pub(crate) fn join(spec: &FleetSpec) -> Result<Option<Handle>, etcd::Error> {
     if spec.endpoints.is_empty() {
         return Ok(None);
     }

@@ -14,7 +14,7 @@ use crate::state::Swap;
 /// A node's status (`<prefix>nodes/<node>`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct NodeStatus {
+pub(crate) struct NodeStatus {
     /// What its last round saw: none before its first round (its keys are then absent).
     #[serde(flatten)]
     pub round: Option<RoundStatus>,
@@ -30,7 +30,7 @@ pub struct NodeStatus {
 /// last swap.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RoundStatus {
+pub(crate) struct RoundStatus {
     /// The controller's pid.
     pub pid: u32,
     /// The account its sessions run under now; none while it is exhausted.
@@ -49,7 +49,7 @@ pub struct RoundStatus {
 /// One of a node's sessions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct NodeSession {
+pub(crate) struct NodeSession {
     /// The session's name.
     pub name: String,
     /// The account it runs under, by its mark.
@@ -65,7 +65,7 @@ pub struct NodeSession {
 /// Whether a session's agent runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum PaneState {
+pub(crate) enum PaneState {
     /// Its process runs.
     Running,
     /// Its process exited (the pane stays).
@@ -75,7 +75,7 @@ pub enum PaneState {
 /// One of a node's inboxes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct NodeInbox {
+pub(crate) struct NodeInbox {
     /// The inbox's name.
     pub name: String,
     /// How many tasks wait in it.
@@ -87,7 +87,7 @@ pub struct NodeInbox {
 /// When a node was last heard from (`<prefix>seen/<node>`): it outlives the node's lease.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Seen {
+pub(crate) struct Seen {
     /// The node's name.
     pub node: String,
     /// When.
@@ -98,7 +98,7 @@ impl RoundStatus {
     /// What a round saw, as the fleet shows it: the sessions of `owner` that `m` wants
     /// (name, account, state, task), the inboxes' counts, the accounts `owner`'s
     /// sessions run under, the active account and the last swap.
-    pub fn of(m: &Manifests, observed: &Observed, plan: &Plan, owner: &str) -> Self {
+    pub(crate) fn of(m: &Manifests, observed: &Observed, plan: &Plan, owner: &str) -> Self {
         let sessions = observed
             .sessions
             .values()

@@ -34,7 +34,7 @@ pub enum Entry {
 }
 
 /// Looks at one path.
-pub fn observe_entry(path: &Path) -> Entry {
+pub(crate) fn observe_entry(path: &Path) -> Entry {
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Entry::Absent,
         Err(_) => Entry::Other,
@@ -86,7 +86,7 @@ pub(super) fn observe_entries(m: &Manifests) -> BTreeMap<PathBuf, Entry> {
 }
 
 /// Matches a file name against a glob of `*` and `?` (no `/`, no classes).
-pub fn glob_match(glob: &str, name: &str) -> bool {
+pub(crate) fn glob_match(glob: &str, name: &str) -> bool {
     let (g, n): (Vec<char>, Vec<char>) = (glob.chars().collect(), name.chars().collect());
     let (mut gi, mut ni, mut star, mut mark) = (0, 0, None, 0);
     while ni < n.len() {

@@ -49,7 +49,7 @@ pub struct ActiveTask {
 
 /// Every inbox's waiting tasks (regular files and links matching its glob, oldest
 /// first by modification time, then name) and claimed tasks.
-pub fn observe_inboxes(m: &Manifests) -> BTreeMap<String, InboxState> {
+pub(super) fn observe_inboxes(m: &Manifests) -> BTreeMap<String, InboxState> {
     m.inboxes
         .iter()
         .map(|inbox| {

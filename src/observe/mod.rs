@@ -21,11 +21,13 @@ use crate::api::Manifests;
 use crate::state::Facts;
 use crate::tmux::{self, Tmux};
 
-pub use fleet::Fleet;
-pub use fs::{Entry, glob_match, observe_entry};
-pub use inbox::{ActiveTask, Evidence, InboxState, TaskTurn, Waiting};
+pub(crate) use fleet::Fleet;
+pub(crate) use fs::{Entry, glob_match};
+#[cfg(test)]
+pub(crate) use inbox::Waiting;
+pub(crate) use inbox::{ActiveTask, Evidence, InboxState, TaskTurn};
 
-pub use crate::tmux::{ACCOUNT_OPTION, OWNER_OPTION, PANE_OPTION};
+pub(crate) use crate::tmux::{ACCOUNT_OPTION, OWNER_OPTION, PANE_OPTION};
 
 /// The world as one reconcile sees it.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -264,7 +266,7 @@ async fn capture(
 }
 
 /// Groups listed panes into sessions, skipping the control session.
-pub fn group(panes: Vec<tmux::Listed>, control: &str) -> BTreeMap<String, Session> {
+pub(crate) fn group(panes: Vec<tmux::Listed>, control: &str) -> BTreeMap<String, Session> {
     let mut sessions: BTreeMap<String, Session> = BTreeMap::new();
     for listed in panes {
         if listed.session == control {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::api::{Manifests, load_str};
 use crate::observe::{Entry, Observed, Pane, Session};
 
-pub const TWO_ACCOUNTS_SHARED: &str = "
+pub(crate) const TWO_ACCOUNTS_SHARED: &str = "
 apiVersion: failover/v1alpha1
 kind: Account
 metadata: {name: main}
@@ -22,7 +22,7 @@ metadata: {name: shared}
 spec: {target: /s, links: [projects, file-history]}
 ";
 
-pub const POOL_AND_DEDICATED: &str = "
+pub(crate) const POOL_AND_DEDICATED: &str = "
 apiVersion: failover/v1alpha1
 kind: Account
 metadata: {name: main}
@@ -44,14 +44,14 @@ metadata: {name: ccl-1-x}
 spec: {workdir: /w/x}
 ";
 
-pub fn manifests(text: &str) -> Manifests {
+pub(crate) fn manifests(text: &str) -> Manifests {
     match load_str("test.yaml", text) {
         Ok(m) => m,
         Err(e) => panic!("fixture does not load: {e}"),
     }
 }
 
-pub fn observed() -> Observed {
+pub(crate) fn observed() -> Observed {
     Observed {
         server_running: true,
         exe: Some("/usr/local/bin/failover".into()),
@@ -59,7 +59,7 @@ pub fn observed() -> Observed {
     }
 }
 
-pub fn dir(path: &str) -> Entry {
+pub(crate) fn dir(path: &str) -> Entry {
     Entry::Dir {
         entries: 0,
         real: PathBuf::from(path),
@@ -67,7 +67,7 @@ pub fn dir(path: &str) -> Entry {
 }
 
 /// Every account home exists.
-pub fn home_dirs(o: &mut Observed, m: &Manifests) {
+pub(crate) fn home_dirs(o: &mut Observed, m: &Manifests) {
     for a in &m.accounts {
         o.entries
             .insert(a.spec.home.clone(), dir(&a.spec.home.to_string_lossy()));
@@ -75,7 +75,7 @@ pub fn home_dirs(o: &mut Observed, m: &Manifests) {
 }
 
 /// A live session; `owner`/`account` empty means unset.
-pub fn session(name: &str, owner: &str, account: &str, pid: u32) -> Session {
+pub(crate) fn session(name: &str, owner: &str, account: &str, pid: u32) -> Session {
     let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
     Session {
         name: name.to_owned(),
@@ -93,12 +93,12 @@ pub fn session(name: &str, owner: &str, account: &str, pid: u32) -> Session {
     }
 }
 
-pub fn add(o: &mut Observed, s: Session) {
+pub(crate) fn add(o: &mut Observed, s: Session) {
     o.sessions.insert(s.name.clone(), s);
 }
 
 /// Pool `auto`'s first three sessions, ours and idle under `main`, the active account.
-pub fn idle_pool(o: &mut Observed) {
+pub(crate) fn idle_pool(o: &mut Observed) {
     for (i, n) in ["ccl-auto-11", "ccl-auto-12", "ccl-auto-13"]
         .iter()
         .enumerate()
@@ -109,14 +109,14 @@ pub fn idle_pool(o: &mut Observed) {
     o.facts.active_account = Some("main".into());
 }
 
-pub fn now() -> jiff::Timestamp {
+pub(crate) fn now() -> jiff::Timestamp {
     match "2026-11-21T06:00:00Z".parse() {
         Ok(t) => t,
         Err(e) => panic!("{e}"),
     }
 }
 
-pub const INBOX: &str = "
+pub(crate) const INBOX: &str = "
 ---
 apiVersion: failover/v1alpha1
 kind: Inbox
@@ -125,7 +125,7 @@ spec: {path: /p/.agent-queue/inbox, pool: auto, workdir: /w}
 ";
 
 /// A controller config: sessions move off an account at 95% of its use.
-pub const MOVE_AT_95: &str = "
+pub(crate) const MOVE_AT_95: &str = "
 ---
 apiVersion: failover/v1alpha1
 kind: ControllerConfig
@@ -133,10 +133,10 @@ metadata: {name: c}
 spec: {quota: {moveAt: 95}}
 ";
 
-pub const IDLE_SCREEN: &str = " ▐▛███▜▌   Claude Code v2.1.329\n\n────\n❯\u{a0}\n────\n  ⏵⏵ auto mode on (shift+tab to cycle)\n";
-pub const BUSY_SCREEN: &str = "> go\n\n✻ Churning… (3s)\n\n────\n❯\u{a0}\n────\n  ⏵⏵ auto mode on (shift+tab to cycle) · esc to interrupt\n";
+pub(crate) const IDLE_SCREEN: &str = " ▐▛███▜▌   Claude Code v2.1.329\n\n────\n❯\u{a0}\n────\n  ⏵⏵ auto mode on (shift+tab to cycle)\n";
+pub(crate) const BUSY_SCREEN: &str = "> go\n\n✻ Churning… (3s)\n\n────\n❯\u{a0}\n────\n  ⏵⏵ auto mode on (shift+tab to cycle) · esc to interrupt\n";
 
-pub fn task_facts(session: &str) -> crate::state::TaskFacts {
+pub(crate) fn task_facts(session: &str) -> crate::state::TaskFacts {
     crate::state::TaskFacts {
         inbox: "tasks".into(),
         file: crate::tasks::active_name(session, 1, "t.md"),
@@ -150,7 +150,7 @@ pub fn task_facts(session: &str) -> crate::state::TaskFacts {
 }
 
 /// `session` works on task `t` of inbox `tasks`: in the facts and in `active/`.
-pub fn claimed(o: &mut Observed, session: &str, t: crate::state::TaskFacts) {
+pub(crate) fn claimed(o: &mut Observed, session: &str, t: crate::state::TaskFacts) {
     o.inboxes.insert(
         "tasks".into(),
         crate::observe::InboxState {
@@ -169,7 +169,7 @@ pub fn claimed(o: &mut Observed, session: &str, t: crate::state::TaskFacts) {
 
 /// Carries out a plan's moves as the controller would: the facts recorded, each
 /// moved session under its new account with a new agent.
-pub fn carry_out_moves(o: &mut Observed, p: &super::Plan) {
+pub(crate) fn carry_out_moves(o: &mut Observed, p: &super::Plan) {
     o.facts = p.facts.clone();
     for action in &p.actions {
         if let super::Action::Session(super::SessionAction::MoveSession { session: spec, .. }) =
@@ -189,7 +189,7 @@ pub fn carry_out_moves(o: &mut Observed, p: &super::Plan) {
 }
 
 /// An account's use as a status line reported it: the 5-hour window only.
-pub fn five_hour(
+pub(crate) fn five_hour(
     used: f64,
     resets_at: jiff::Timestamp,
     at: jiff::Timestamp,
@@ -206,7 +206,7 @@ pub fn five_hour(
 }
 
 /// An inbox with `n` tasks waiting (`t0.md`, …) and none claimed.
-pub fn waiting(n: usize) -> crate::observe::InboxState {
+pub(crate) fn waiting(n: usize) -> crate::observe::InboxState {
     crate::observe::InboxState {
         waiting: (0..n)
             .map(|i| crate::observe::Waiting {
@@ -220,7 +220,7 @@ pub fn waiting(n: usize) -> crate::observe::InboxState {
 }
 
 /// The plan's events as journaled: `(kind, fields)`.
-pub fn journaled(p: &super::Plan) -> Vec<(String, serde_json::Value)> {
+pub(crate) fn journaled(p: &super::Plan) -> Vec<(String, serde_json::Value)> {
     p.events
         .iter()
         .map(|e| (e.name().to_owned(), e.detail()))
@@ -228,12 +228,12 @@ pub fn journaled(p: &super::Plan) -> Vec<(String, serde_json::Value)> {
 }
 
 /// Plans what `apply` does, at `now`, reset times without a zone read in UTC.
-pub fn plan(m: &Manifests, o: &Observed, owner: &str, now: jiff::Timestamp) -> super::Plan {
+pub(crate) fn plan(m: &Manifests, o: &Observed, owner: &str, now: jiff::Timestamp) -> super::Plan {
     plan_in(m, o, owner, now, super::Scope::Sessions)
 }
 
 /// Plans what the controller does (tasks included), at `now`, in UTC.
-pub fn plan_with_tasks(
+pub(crate) fn plan_with_tasks(
     m: &Manifests,
     o: &Observed,
     owner: &str,

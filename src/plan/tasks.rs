@@ -47,7 +47,7 @@ pub(super) struct Seen {
 
 impl Seen {
     /// Idle with nothing typed: ready for text.
-    pub fn at_empty_prompt(&self) -> bool {
+    pub(super) fn at_empty_prompt(&self) -> bool {
         self.state == State::Idle && self.empty_input
     }
 }
@@ -133,7 +133,7 @@ pub(super) fn elapsed(now: Timestamp, since: Timestamp) -> Duration {
 
 impl<'a> View<'a> {
     /// The view of our live sessions, with `facts` as the plan holds them so far.
-    pub fn new(m: &'a Manifests, o: &'a Observed, facts: &Facts, input: Inputs<'a>) -> Self {
+    pub(super) fn new(m: &'a Manifests, o: &'a Observed, facts: &Facts, input: Inputs<'a>) -> Self {
         let seen = o
             .sessions
             .iter()
@@ -159,7 +159,7 @@ impl<'a> View<'a> {
 
     /// Whether session `name` can take a task now: ours, alive, idle at an empty
     /// prompt, a fresh context, no task, no turn of anyone's under way.
-    pub fn free(&self, name: &str) -> bool {
+    pub(super) fn free(&self, name: &str) -> bool {
         self.seen
             .get(name)
             .is_some_and(|s| s.at_empty_prompt() && !s.used && !s.busy && !s.turn_open)
@@ -167,7 +167,7 @@ impl<'a> View<'a> {
 
     /// Whether session `name` is at a safe point to move: idle at an empty prompt, no
     /// task, no turn under way.
-    pub fn resting(&self, name: &str) -> bool {
+    pub(super) fn resting(&self, name: &str) -> bool {
         self.seen
             .get(name)
             .is_some_and(|s| s.at_empty_prompt() && !s.turn_open)
@@ -175,7 +175,7 @@ impl<'a> View<'a> {
     }
 
     /// Whether session `name` works on a task.
-    pub fn has_task(&self, name: &str) -> bool {
+    pub(super) fn has_task(&self, name: &str) -> bool {
         self.seen.get(name).is_some_and(|s| s.busy)
             || self
                 .o
@@ -185,7 +185,7 @@ impl<'a> View<'a> {
     }
 
     /// Tasks waiting for pool `pool` (links excluded: they are rejected).
-    pub fn waiting_for(&self, pool: &str) -> usize {
+    pub(super) fn waiting_for(&self, pool: &str) -> usize {
         self.m
             .inboxes
             .iter()
@@ -196,14 +196,14 @@ impl<'a> View<'a> {
     }
 
     /// Since when session `name` has been idle without a task, as the facts say.
-    pub fn idle_since(&self, name: &str, plan: &Plan) -> Option<Timestamp> {
+    pub(super) fn idle_since(&self, name: &str, plan: &Plan) -> Option<Timestamp> {
         plan.facts.sessions.get(name).and_then(|f| f.idle_since)
     }
 
     /// Records what persists between reconciles: each screen's last change, and since
     /// when each session has been idle without a task. Facts of sessions that are gone
     /// go, unless a claimed task names them (its turn may have ended on a report).
-    pub fn bookkeep(&self, plan: &mut Plan) {
+    pub(super) fn bookkeep(&self, plan: &mut Plan) {
         let claimed: BTreeSet<&str> = self
             .o
             .inboxes
@@ -263,7 +263,7 @@ impl<'a> View<'a> {
     }
 
     /// Adds the task actions.
-    pub fn plan_tasks(&self, plan: &mut Plan) {
+    pub(super) fn plan_tasks(&self, plan: &mut Plan) {
         let mut claimed: BTreeSet<String> = BTreeSet::new();
         for inbox in &self.m.inboxes {
             let Some(state) = self.o.inboxes.get(&inbox.name) else {

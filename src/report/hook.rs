@@ -21,7 +21,7 @@ const MAX_INPUT: u64 = 32 << 20;
 
 /// Runs the hook (`status_line`: as the status line, printing the footer). Always
 /// exit 0.
-pub fn run(status_line: bool) -> ExitCode {
+pub(crate) fn run(status_line: bool) -> ExitCode {
     let mut input = Vec::new();
     let mut stdin = std::io::stdin().lock();
     let read = (&mut stdin).take(MAX_INPUT).read_to_end(&mut input).is_ok()
@@ -80,7 +80,7 @@ fn parents() -> Vec<u32> {
 
 /// The status line failover draws under the agent's input box: the account, each
 /// window's use, and the next reset (time of day within a day, else the date too).
-pub fn footer(
+pub(crate) fn footer(
     account: Option<&str>,
     usage: Option<&Usage>,
     now: Timestamp,

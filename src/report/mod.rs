@@ -8,7 +8,7 @@
 //! is in the facts. The payload Claude Code sent is kept verbatim beside who sent it
 //! (the tmux session, the account, the hook's parent pids).
 
-pub mod hook;
+pub(crate) mod hook;
 
 use std::path::{Path, PathBuf};
 
@@ -17,14 +17,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The variable naming the tmux session an agent runs in (set by failover).
-pub const ENV_SESSION: &str = "FAILOVER_SESSION";
+pub(crate) const ENV_SESSION: &str = "FAILOVER_SESSION";
 /// The variable naming the folder reports go to (set by failover).
-pub const ENV_REPORTS: &str = "FAILOVER_REPORTS";
+pub(crate) const ENV_REPORTS: &str = "FAILOVER_REPORTS";
 /// The variable naming the account an agent was started under (set by failover).
-pub const ENV_ACCOUNT: &str = "FAILOVER_ACCOUNT";
+pub(crate) const ENV_ACCOUNT: &str = "FAILOVER_ACCOUNT";
 /// The event name a status line report carries (Claude Code's status line input names
 /// none).
-pub const STATUS_LINE: &str = "StatusLine";
+pub(crate) const STATUS_LINE: &str = "StatusLine";
 
 /// One report as it lies on disk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,10 +47,10 @@ pub struct Record {
     pub payload: Value,
 }
 
-pub use crate::state::usage::{Usage, Window};
+pub(crate) use crate::state::usage::{Usage, Window};
 
 /// Reads the status line input's `rate_limits` as a [`Usage`], if it has them.
-pub fn usage_of_status(payload: &Value) -> Option<Usage> {
+pub(crate) fn usage_of_status(payload: &Value) -> Option<Usage> {
     let limits = payload.get("rate_limits")?;
     let window = |key: &str| {
         let w = limits.get(key)?;
@@ -133,7 +133,7 @@ pub struct Report {
 /// more than three lines in. Claude Code submits a paste changed in just those ways
 /// (seen on 2.1.329: the end trimmed, tabs as four spaces, `\r` as a newline, long
 /// pastes wrapped), so the same task reads the same on both sides.
-pub fn text_hash(text: &str) -> u64 {
+pub(crate) fn text_hash(text: &str) -> u64 {
     crate::state::hash::stable_hash(
         unwrap_pasted(text)
             .chars()
@@ -220,13 +220,13 @@ fn failed(p: &Value) -> Option<Event> {
 
 /// The file name of a report of `session` written at `at` by process `pid`: names sort
 /// by session, then time.
-pub fn file_name(session: &str, at: Timestamp, pid: u32) -> String {
+pub(crate) fn file_name(session: &str, at: Timestamp, pid: u32) -> String {
     format!("{session}.{:020}.{pid}.json", at.as_nanosecond().max(0))
 }
 
 /// Whether `name` may name a session's reports: not empty, no `/`, `.` or control
 /// characters (tmux-safe names never have them), not too long.
-pub fn valid_session(name: &str) -> bool {
+pub(crate) fn valid_session(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 200
         && !name.contains(['/', '.'])
@@ -235,7 +235,7 @@ pub fn valid_session(name: &str) -> bool {
 
 /// Writes `record` into `dir` as a new file, whole (temp file, then rename). `dir` is
 /// created if its parent exists; nothing else is.
-pub fn write(dir: &Path, record: &Record) -> std::io::Result<PathBuf> {
+pub(crate) fn write(dir: &Path, record: &Record) -> std::io::Result<PathBuf> {
     if let Err(e) = std::fs::create_dir(dir)
         && e.kind() != std::io::ErrorKind::AlreadyExists
     {
@@ -257,7 +257,7 @@ pub fn write(dir: &Path, record: &Record) -> std::io::Result<PathBuf> {
 /// Every report in `dir`, by session, oldest first; a file that cannot be read is a
 /// report of [`Event::Other`] saying why, so that it is consumed too. Temp files (a
 /// leading `.`) are skipped.
-pub fn read_all(dir: &Path) -> std::collections::BTreeMap<String, Vec<Report>> {
+pub(crate) fn read_all(dir: &Path) -> std::collections::BTreeMap<String, Vec<Report>> {
     let mut out: std::collections::BTreeMap<String, Vec<Report>> = Default::default();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return out;
@@ -297,7 +297,7 @@ pub fn read_all(dir: &Path) -> std::collections::BTreeMap<String, Vec<Report>> {
 }
 
 /// Whether `name` is the temp file of a report being written (`.<name>.tmp`).
-pub fn is_temp(name: &str) -> bool {
+pub(crate) fn is_temp(name: &str) -> bool {
     name.starts_with('.') && name.ends_with(".tmp")
 }
 

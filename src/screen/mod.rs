@@ -13,8 +13,7 @@ use serde::Serialize;
 
 use crate::api::ScreenPatterns;
 
-pub use reset::parse as parse_reset;
-pub use verdict::{Class, Classifier, Verdict};
+pub(crate) use verdict::{Class, Classifier, Verdict};
 
 /// What a screen says about its agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -115,7 +114,7 @@ impl Patterns {
 }
 
 /// Reads a screen: a dialog wins, then the busy marker, then the prompt.
-pub fn classify(text: &str, p: &Patterns) -> State {
+pub(crate) fn classify(text: &str, p: &Patterns) -> State {
     let lines: Vec<&str> = text.lines().collect();
     if lines.iter().any(|l| p.waiting.is_match(l)) {
         State::Waiting
@@ -131,7 +130,7 @@ pub fn classify(text: &str, p: &Patterns) -> State {
 /// What the input box holds: the text after the prompt mark on the last prompt line,
 /// trimmed, and empty when it is the agent's own placeholder (`Resend your message to
 /// try again`, drawn dim after an error); `None` when no prompt line is drawn.
-pub fn input(text: &str, p: &Patterns) -> Option<String> {
+pub(crate) fn input(text: &str, p: &Patterns) -> Option<String> {
     let typed = text
         .lines()
         .filter_map(|l| p.prompt.find(l).map(|m| l[m.end()..].trim().to_owned()))

@@ -24,7 +24,7 @@ const MONTHS: [&str; 12] = [
 ];
 
 /// The instant a reset text names, seen at `local` (whose zone is the local one).
-pub fn parse(text: &str, local: &Local) -> Option<Timestamp> {
+pub(crate) fn parse(text: &str, local: &Local) -> Option<Timestamp> {
     let now = &local.now;
     let text = text.trim().trim_end_matches(['.', ',']);
     if text.len() == 10 && text.bytes().all(|b| b.is_ascii_digit()) {

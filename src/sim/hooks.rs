@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 /// The commands of one settings file.
 #[derive(Debug, Default)]
-pub struct Hooks {
+pub(super) struct Hooks {
     events: BTreeMap<String, Vec<Vec<String>>>,
     status_line: Option<Vec<String>>,
 }
@@ -21,7 +21,7 @@ pub struct Hooks {
 impl Hooks {
     /// The hooks and status line of `home/settings.json`; none when it is missing or
     /// unreadable.
-    pub fn load(home: &Path) -> Self {
+    pub(super) fn load(home: &Path) -> Self {
         let Ok(bytes) = std::fs::read(home.join(crate::agent_settings::SETTINGS_FILE)) else {
             return Self::default();
         };
@@ -57,7 +57,7 @@ impl Hooks {
 
     /// Runs every command of `event` with `payload` (to which `hook_event_name` is
     /// added), one after the other, waiting for each.
-    pub fn fire(&self, event: &str, mut payload: Value) {
+    pub(super) fn fire(&self, event: &str, mut payload: Value) {
         payload["hook_event_name"] = json!(event);
         for argv in self.events.get(event).into_iter().flatten() {
             let _ = run(argv, &payload);
@@ -65,7 +65,7 @@ impl Hooks {
     }
 
     /// Runs the status line command with `payload`; the first line it printed.
-    pub fn status_line(&self, payload: &Value) -> Option<String> {
+    pub(super) fn status_line(&self, payload: &Value) -> Option<String> {
         let out = run(self.status_line.as_ref()?, payload)?;
         out.lines().next().map(str::to_owned)
     }

@@ -11,8 +11,8 @@
 
 mod hooks;
 mod screen;
-pub mod script;
-pub mod transcript;
+pub(crate) mod script;
+pub(crate) mod transcript;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -30,7 +30,7 @@ use transcript::{SessionFile, Transcript};
 
 /// The stand-in's command line, a superset of what failover passes to Claude Code.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Resume the conversation with this UUID.
     #[arg(long, value_name = "UUID")]
     resume: Option<String>,
@@ -56,7 +56,7 @@ pub struct Args {
 
 /// Runs the stand-in on the current terminal until `/exit`, Ctrl-C on an empty input,
 /// or a scripted crash.
-pub fn run(args: Args) -> ExitCode {
+pub(crate) fn run(args: Args) -> ExitCode {
     match start(args) {
         Ok(code) => code,
         Err(message) => {

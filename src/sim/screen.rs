@@ -2,14 +2,14 @@
 //! footer, as plain lines. Pure, so the layout is tested without a terminal.
 
 /// The version the stand-in claims to be.
-pub const VERSION: &str = "2.1.329";
+pub(super) const VERSION: &str = "2.1.329";
 
 /// The no-break space Claude Code puts after the prompt mark.
-pub const NBSP: char = '\u{a0}';
+pub(super) const NBSP: char = '\u{a0}';
 
 /// Everything one frame shows.
 #[derive(Debug, Default)]
-pub struct View<'a> {
+pub(super) struct View<'a> {
     /// The working folder shown in the banner.
     pub workdir: &'a str,
     /// Conversation lines, oldest first.
@@ -33,7 +33,7 @@ const DIALOG_OPTIONS: [&str; 3] = [
 ];
 
 /// The lines of one frame, at most `height`, each at most `width` characters wide.
-pub fn draw(view: &View<'_>, width: usize, height: usize) -> Vec<String> {
+pub(super) fn draw(view: &View<'_>, width: usize, height: usize) -> Vec<String> {
     let width = width.max(20);
     let rule = "─".repeat(width);
     let mut lines = vec![
@@ -87,7 +87,7 @@ pub fn draw(view: &View<'_>, width: usize, height: usize) -> Vec<String> {
 }
 
 /// The dialog option count, for key handling.
-pub const DIALOG_LEN: usize = DIALOG_OPTIONS.len();
+pub(super) const DIALOG_LEN: usize = DIALOG_OPTIONS.len();
 
 #[cfg(test)]
 mod tests {

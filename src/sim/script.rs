@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 /// What one turn does.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// A normal answer after the turn length.
     Ok,
     /// The subscription's usage limit, with the reset text shown (`None`: no reset time).
@@ -40,7 +40,7 @@ pub enum Outcome {
 #[error(
     "sim-agent directive {0:?}: expected ok, limit [RESET|none], limit-legacy [EPOCH], error500, error500-ratelimit, overloaded, ratelimit, dialog, hang, crash or say TEXT"
 )]
-pub struct DirectiveError(String);
+pub(crate) struct DirectiveError(String);
 
 impl std::str::FromStr for Outcome {
     type Err = DirectiveError;
@@ -87,7 +87,7 @@ fn default_reset() -> String {
 
 /// Where the next outcomes come from.
 #[derive(Debug)]
-pub struct Script {
+pub(crate) struct Script {
     queue: VecDeque<Outcome>,
     control: Option<PathBuf>,
     limit_file: PathBuf,
@@ -96,7 +96,11 @@ pub struct Script {
 impl Script {
     /// A script from a `;`-separated queue, an optional control file, and the account
     /// home whose `.sim-limit` file marks the account exhausted.
-    pub fn new(queue: &str, control: Option<PathBuf>, home: &Path) -> Result<Self, DirectiveError> {
+    pub(crate) fn new(
+        queue: &str,
+        control: Option<PathBuf>,
+        home: &Path,
+    ) -> Result<Self, DirectiveError> {
         let queue = queue
             .split(';')
             .filter(|s| !s.trim().is_empty())
@@ -110,7 +114,7 @@ impl Script {
     }
 
     /// The outcome of the turn that starts now.
-    pub fn next_outcome(&mut self) -> Outcome {
+    pub(crate) fn next_outcome(&mut self) -> Outcome {
         if let Ok(reset) = std::fs::read_to_string(&self.limit_file) {
             let reset = reset.trim();
             return if reset.is_empty() {

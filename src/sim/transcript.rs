@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-pub use crate::conversation::Message;
+pub(crate) use crate::conversation::Message;
 
 /// A conversation's transcript file.
 #[derive(Debug)]
-pub struct Transcript {
+pub(crate) struct Transcript {
     path: PathBuf,
     session_id: String,
     cwd: String,
@@ -19,7 +19,7 @@ pub struct Transcript {
 
 impl Transcript {
     /// The transcript of conversation `session_id` run in `workdir` under `home`.
-    pub fn new(home: &Path, workdir: &Path, session_id: &str) -> Self {
+    pub(crate) fn new(home: &Path, workdir: &Path, session_id: &str) -> Self {
         Self {
             path: crate::conversation::transcript(home, workdir, session_id),
             session_id: session_id.to_owned(),
@@ -28,17 +28,17 @@ impl Transcript {
     }
 
     /// Whether the conversation exists on disk.
-    pub fn exists(&self) -> bool {
+    pub(crate) fn exists(&self) -> bool {
         self.path.is_file()
     }
 
     /// Every message recorded so far.
-    pub fn messages(&self) -> std::io::Result<Vec<Message>> {
+    pub(crate) fn messages(&self) -> std::io::Result<Vec<Message>> {
         crate::conversation::messages(&self.path)
     }
 
     /// Appends a user message, with the prompt id its hooks name.
-    pub fn append_user(&self, text: &str, prompt_id: Option<&str>) -> std::io::Result<()> {
+    pub(crate) fn append_user(&self, text: &str, prompt_id: Option<&str>) -> std::io::Result<()> {
         let mut line = self.line("user", json!({"role": "user", "content": text}));
         if let Some(id) = prompt_id {
             line["promptId"] = json!(id);
@@ -48,7 +48,7 @@ impl Transcript {
 
     /// Appends the agent's reply: complete (`stop_reason: end_turn`), or an API error
     /// of kind `error` (as Claude Code records one: `error`, `isApiErrorMessage`).
-    pub fn append_reply(&self, text: &str, error: Option<&str>) -> std::io::Result<()> {
+    pub(crate) fn append_reply(&self, text: &str, error: Option<&str>) -> std::io::Result<()> {
         let stop = if error.is_some() {
             "stop_sequence"
         } else {
@@ -76,7 +76,7 @@ impl Transcript {
     }
 
     /// The transcript's path.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -94,20 +94,20 @@ impl Transcript {
 
 /// `sessions/<pid>.json`: the running agent's session id and status.
 #[derive(Debug)]
-pub struct SessionFile {
+pub(crate) struct SessionFile {
     path: PathBuf,
 }
 
 impl SessionFile {
     /// The session file of this process under `home`.
-    pub fn new(home: &Path) -> Self {
+    pub(crate) fn new(home: &Path) -> Self {
         Self {
             path: crate::conversation::session_file(home, std::process::id()),
         }
     }
 
     /// Writes the current session id and status (`idle` or `busy`).
-    pub fn write(&self, session_id: &str, cwd: &Path, status: &str) {
+    pub(crate) fn write(&self, session_id: &str, cwd: &Path, status: &str) {
         let body = json!({
             "pid": std::process::id(),
             "sessionId": session_id,
@@ -124,7 +124,7 @@ impl SessionFile {
     }
 
     /// Removes the file (on exit).
-    pub fn remove(&self) {
+    pub(crate) fn remove(&self) {
         let _ = std::fs::remove_file(&self.path);
     }
 }

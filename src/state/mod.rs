@@ -3,10 +3,10 @@
 //! runs what, conversations to resume, the last swap), written atomically (temp file,
 //! fsync, rename; mode 0600). The journal beside them is [`crate::journal`].
 
-pub mod hash;
-pub mod originals;
-pub mod paths;
-pub mod usage;
+pub(crate) mod hash;
+pub(crate) mod originals;
+pub(crate) mod paths;
+pub(crate) mod usage;
 
 use paths::FACTS_FILE;
 use std::collections::BTreeMap;
@@ -403,7 +403,7 @@ impl Facts {
 }
 
 /// Reads the JSON file at `path`; `None` when it does not exist.
-pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, Error> {
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, Error> {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
@@ -420,7 +420,7 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T
 }
 
 /// Writes `value` as pretty JSON to `path`, atomically, mode 0600.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
     let bytes = serde_json::to_vec_pretty(value).map_err(|source| Error::Corrupt {
         path: path.to_path_buf(),
         source,
@@ -430,7 +430,7 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
 
 /// Writes `bytes` to `path` so that readers see the old or the new content, never a
 /// part: a private temp file beside it, fsync, rename, fsync of the folder.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -450,7 +450,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 }
 
 /// Creates `dir` and its parents, the last one with mode 0700.
-pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)

@@ -12,7 +12,7 @@ use super::{Error, read_json, write_json};
 
 /// A settings file as it was before failover's first write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Original {
+pub(crate) struct Original {
     /// The settings file.
     pub path: PathBuf,
     /// Its text; `None` when there was no file.
@@ -25,7 +25,7 @@ fn record_path(dir: &Path, settings: &Path) -> PathBuf {
 }
 
 /// Keeps what `settings` holds now, unless an earlier write already kept it.
-pub fn keep(dir: &Path, settings: &Path) -> Result<(), Error> {
+pub(crate) fn keep(dir: &Path, settings: &Path) -> Result<(), Error> {
     let record = record_path(dir, settings);
     if record.exists() {
         return Ok(());
@@ -54,12 +54,12 @@ pub fn keep(dir: &Path, settings: &Path) -> Result<(), Error> {
 }
 
 /// What `settings` held before failover's first write, if that was kept.
-pub fn find(dir: &Path, settings: &Path) -> Result<Option<Original>, Error> {
+pub(crate) fn find(dir: &Path, settings: &Path) -> Result<Option<Original>, Error> {
     read_json(&record_path(dir, settings))
 }
 
 /// Forgets what was kept for `settings` (once it is put back).
-pub fn forget(dir: &Path, settings: &Path) -> Result<(), Error> {
+pub(crate) fn forget(dir: &Path, settings: &Path) -> Result<(), Error> {
     let record = record_path(dir, settings);
     match std::fs::remove_file(&record) {
         Ok(()) => Ok(()),

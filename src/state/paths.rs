@@ -3,24 +3,24 @@
 //! `$XDG_STATE_HOME/failover`).
 
 /// The persisted facts (atomic, 0600).
-pub const FACTS_FILE: &str = "facts.json";
+pub(crate) const FACTS_FILE: &str = "facts.json";
 /// The append-only journal.
-pub const JOURNAL_FILE: &str = "journal.jsonl";
+pub(crate) const JOURNAL_FILE: &str = "journal.jsonl";
 /// The running controller's lock (its pid inside).
-pub const LOCK_FILE: &str = "controller.lock";
+pub(crate) const LOCK_FILE: &str = "controller.lock";
 /// Where `apply` hands manifests to a running controller (watched).
-pub const HANDOFF_DIR: &str = "handoff";
+pub(crate) const HANDOFF_DIR: &str = "handoff";
 /// The manifests `apply` handed over, until the controller takes them.
-pub const APPLIED_FILE: &str = "handoff/applied.json";
+pub(crate) const APPLIED_FILE: &str = "handoff/applied.json";
 /// The manifests the controller runs.
-pub const RUNNING_FILE: &str = "manifests.json";
+pub(crate) const RUNNING_FILE: &str = "manifests.json";
 /// The controller's status after its last round.
-pub const STATUS_FILE: &str = "status.json";
+pub(crate) const STATUS_FILE: &str = "status.json";
 /// The agents' reports, one file per hook call (watched).
-pub const REPORTS_DIR: &str = "reports";
+pub(crate) const REPORTS_DIR: &str = "reports";
 /// The pids of the tmux control clients of each failover process.
-pub const CLIENTS_DIR: &str = "clients";
+pub(crate) const CLIENTS_DIR: &str = "clients";
 /// Paste buffers: a task's text on its way into tmux.
-pub const BUFFERS_DIR: &str = "buffers";
+pub(crate) const BUFFERS_DIR: &str = "buffers";
 /// The agent settings files as they were before failover first wrote to them.
-pub const ORIGINALS_DIR: &str = "originals";
+pub(crate) const ORIGINALS_DIR: &str = "originals";

@@ -11,14 +11,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use crate::conversation::slug;
-
 /// The largest task text sent to an agent.
-pub const MAX_TASK: u64 = 1 << 20;
+pub(crate) const MAX_TASK: u64 = 1 << 20;
 
 /// The folders of one inbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Folders {
+pub(crate) struct Folders {
     /// Where tasks wait.
     pub inbox: PathBuf,
     /// Claimed tasks.
@@ -31,7 +29,7 @@ pub struct Folders {
 
 impl Folders {
     /// The folders of the inbox at `inbox`.
-    pub fn of(inbox: &Path) -> Self {
+    pub(crate) fn of(inbox: &Path) -> Self {
         let base = inbox.parent().unwrap_or(inbox);
         Self {
             inbox: inbox.to_path_buf(),
@@ -43,12 +41,12 @@ impl Folders {
 }
 
 /// A claimed task's file name in `active/`.
-pub fn active_name(session: &str, attempt: u32, task: &str) -> String {
+pub(crate) fn active_name(session: &str, attempt: u32, task: &str) -> String {
     format!("{session}.{attempt}.{task}")
 }
 
 /// Reads a claimed task's file name: (session, try, task).
-pub fn parse_active(name: &str) -> Option<(&str, u32, &str)> {
+pub(crate) fn parse_active(name: &str) -> Option<(&str, u32, &str)> {
     let (session, rest) = name.split_once('.')?;
     let (attempt, task) = rest.split_once('.')?;
     if session.is_empty() || task.is_empty() {
@@ -59,7 +57,7 @@ pub fn parse_active(name: &str) -> Option<(&str, u32, &str)> {
 
 /// A task file that must not be sent, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Rejected {
+pub(crate) enum Rejected {
     /// Empty or only white space.
     #[error("the task is empty")]
     Empty,
@@ -78,7 +76,7 @@ pub enum Rejected {
 }
 
 /// Reads a task's text, refusing what must not reach an agent. A link is never followed.
-pub fn read_task(path: &Path) -> Result<String, Rejected> {
+pub(crate) fn read_task(path: &Path) -> Result<String, Rejected> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| Rejected::Unreadable(e.to_string()))?;
     if meta.file_type().is_symlink() {
         return Err(Rejected::Link);
@@ -98,7 +96,7 @@ pub fn read_task(path: &Path) -> Result<String, Rejected> {
 }
 
 /// A name in `dir` like `name` that is not taken: `name`, else `stem.2.ext`, …
-pub fn free_name(dir: &Path, name: &str) -> String {
+pub(crate) fn free_name(dir: &Path, name: &str) -> String {
     if !dir.join(name).exists() {
         return name.to_owned();
     }
@@ -114,7 +112,7 @@ pub fn free_name(dir: &Path, name: &str) -> String {
 
 /// Renames `from` into `dir` (created if needed) under a free name like `name`; the
 /// path it got.
-pub fn move_into(from: &Path, dir: &Path, name: &str) -> std::io::Result<PathBuf> {
+pub(crate) fn move_into(from: &Path, dir: &Path, name: &str) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let to = dir.join(free_name(dir, name));
     std::fs::rename(from, &to)?;
@@ -124,7 +122,7 @@ pub fn move_into(from: &Path, dir: &Path, name: &str) -> std::io::Result<PathBuf
 /// What `done/` and `failed/` keep beside a task.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Record {
+pub(crate) struct Record {
     /// The task's file name as it was dropped.
     pub task: String,
     /// The inbox.
@@ -153,7 +151,7 @@ pub struct Record {
 /// Moves `from` into `dir` under a free name like `name`, its record `<name>.json`
 /// written first (whole, by rename), so that whoever sees the task there finds its
 /// record too. The path the task got.
-pub fn move_with_record(
+pub(crate) fn move_with_record(
     from: &Path,
     dir: &Path,
     name: &str,
@@ -172,7 +170,11 @@ pub fn move_with_record(
 
 /// Deletes the files of `dir` whose name `which` accepts, last modified before
 /// `cutoff`; how many went.
-pub fn prune(dir: &Path, cutoff: std::time::SystemTime, which: impl Fn(&str) -> bool) -> usize {
+pub(crate) fn prune(
+    dir: &Path,
+    cutoff: std::time::SystemTime,
+    which: impl Fn(&str) -> bool,
+) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };

@@ -184,7 +184,7 @@ fn server_errors_and_transient_limits_should_never_swap() {
         .unwrap()
         .flatten()
         .flat_map(|dir| std::fs::read_dir(dir.path()).unwrap().flatten())
-        .flat_map(|f| failover::conversation::messages(&f.path()).unwrap_or_default())
+        .flat_map(|f| failover::messages(&f.path()).unwrap_or_default())
         .map(|m| m.text + "\n")
         .collect();
     for error in ["upstream rate limit", "not your usage limit", "529"] {

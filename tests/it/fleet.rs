@@ -270,7 +270,7 @@ fn two_nodes_at_the_limit_at_once_should_swap_once_each_through_flapping_reports
         .enable_all()
         .build()
         .unwrap();
-    let etcd = failover::fleet::etcd::Etcd::new(&endpoints, std::path::Path::new("")).unwrap();
+    let etcd = failover::Etcd::new(&endpoints, std::path::Path::new("")).unwrap();
     let (entries, _) = runtime.block_on(etcd.range("/t/accounts/")).unwrap();
     assert_eq!(
         entries.iter().map(|kv| kv.key.as_str()).collect::<Vec<_>>(),

@@ -329,7 +329,7 @@ impl Fleet {
             .into_iter()
             .filter(|r| {
                 r.prompt()
-                    .is_some_and(|p| failover::report::unwrap_pasted(&p).trim() == text.trim())
+                    .is_some_and(|p| failover::unwrap_pasted(&p).trim() == text.trim())
             })
             .collect()
     }

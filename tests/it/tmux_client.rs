@@ -246,7 +246,7 @@ async fn observation_should_start_no_process_once_connected() {
     let m = failover::api::load_str("m.yaml", &text).unwrap();
     let before = tmux.processes_started();
     for _ in 0..10 {
-        let o = failover::observe::observe(Some(&tmux), &m, Default::default(), None)
+        let o = failover::observe(Some(&tmux), &m, Default::default(), None)
             .await
             .unwrap();
         assert_eq!(o.sessions.len(), 30, "the control session is not listed");
@@ -304,8 +304,8 @@ async fn commands_a_guard_runs_should_not_shift_the_answers_of_the_next_lines() 
 
 #[tokio::test]
 async fn actions_should_leave_a_session_alone_that_lost_our_mark() {
-    use failover::act::{self, Context};
     use failover::plan::Action;
+    use failover::{self as act, Context};
     let t = TmuxServer::start();
     let tmux = connect(&t).await;
     t.new_session("x", t.dir(), &[], &["sleep", "1000"]);
