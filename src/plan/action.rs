@@ -26,8 +26,11 @@ pub enum Action {
 }
 
 /// A change to the filesystem.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantNames,
+)]
 #[serde(tag = "action", rename_all = "camelCase")]
+#[strum(serialize_all = "camelCase")]
 pub enum FsAction {
     /// Create a folder of the shared state.
     CreateDir {
@@ -81,8 +84,11 @@ pub enum FsAction {
 }
 
 /// A change to a session or its agent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantNames,
+)]
 #[serde(tag = "action", rename_all = "camelCase")]
+#[strum(serialize_all = "camelCase")]
 pub enum SessionAction {
     /// Start a session.
     CreateSession {
@@ -146,8 +152,11 @@ pub enum SessionAction {
 }
 
 /// A step of a task's life.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantNames,
+)]
 #[serde(tag = "action", rename_all = "camelCase")]
+#[strum(serialize_all = "camelCase")]
 pub enum TaskAction {
     /// Claim a waiting task for an idle session and paste its text (or start the agent
     /// in the task's folder first).
@@ -295,18 +304,17 @@ enum Group {
 }
 
 impl Group {
-    /// The group of the action named `name`.
+    /// The group of the action named `name`: each group's verbs are its variants'
+    /// names, as serde tags them.
     fn of(name: &str) -> Option<Self> {
-        Some(match name {
-            "createDir" | "createLink" | "configureAgent" | "restoreSettings" | "removeLink" => {
-                Group::Fs
-            }
-            "createSession" | "restartSession" | "moveSession" | "deleteSession"
-            | "recycleSession" => Group::Session,
-            "dispatchTask" | "pasteTask" | "continueTask" | "submitTask" | "completeTask"
-            | "requeueTask" | "rejectTask" | "stallTask" | "returnTask" => Group::Task,
-            _ => return None,
-        })
+        use strum::VariantNames;
+        [
+            (Group::Fs, FsAction::VARIANTS),
+            (Group::Session, SessionAction::VARIANTS),
+            (Group::Task, TaskAction::VARIANTS),
+        ]
+        .into_iter()
+        .find_map(|(group, verbs)| verbs.contains(&name).then_some(group))
     }
 }
 
@@ -471,15 +479,9 @@ impl FsAction {
         }
     }
 
-    /// Its verb, as journaled.
+    /// Its verb, as journaled (its serde tag).
     pub fn verb(&self) -> &'static str {
-        match self {
-            FsAction::CreateDir { .. } => "createDir",
-            FsAction::CreateLink { .. } => "createLink",
-            FsAction::ConfigureAgent { .. } => "configureAgent",
-            FsAction::RestoreSettings { .. } => "restoreSettings",
-            FsAction::RemoveLink { .. } => "removeLink",
-        }
+        self.into()
     }
 }
 
@@ -504,15 +506,9 @@ impl SessionAction {
         }
     }
 
-    /// Its verb, as journaled.
+    /// Its verb, as journaled (its serde tag).
     pub fn verb(&self) -> &'static str {
-        match self {
-            SessionAction::CreateSession { .. } => "createSession",
-            SessionAction::RestartSession { .. } => "restartSession",
-            SessionAction::MoveSession { .. } => "moveSession",
-            SessionAction::DeleteSession { .. } => "deleteSession",
-            SessionAction::RecycleSession { .. } => "recycleSession",
-        }
+        self.into()
     }
 }
 
@@ -545,19 +541,9 @@ impl TaskAction {
         }
     }
 
-    /// Its verb, as journaled.
+    /// Its verb, as journaled (its serde tag).
     pub fn verb(&self) -> &'static str {
-        match self {
-            TaskAction::DispatchTask { .. } => "dispatchTask",
-            TaskAction::PasteTask { .. } => "pasteTask",
-            TaskAction::ContinueTask { .. } => "continueTask",
-            TaskAction::SubmitTask { .. } => "submitTask",
-            TaskAction::CompleteTask { .. } => "completeTask",
-            TaskAction::RequeueTask { .. } => "requeueTask",
-            TaskAction::RejectTask { .. } => "rejectTask",
-            TaskAction::StallTask { .. } => "stallTask",
-            TaskAction::ReturnTask { .. } => "returnTask",
-        }
+        self.into()
     }
 }
 
