@@ -51,13 +51,13 @@ pub(crate) fn plan(m: &Manifests, observed: &Observed, owner: &str, found: &Foun
         let Some(state) = observed.inboxes.get(&inbox.name) else {
             continue;
         };
-        let base = inbox.spec.path.parent().unwrap_or(&inbox.spec.path);
+        let folders = crate::tasks::Folders::of(&inbox.spec.path);
         for t in &state.active {
             steps.push(Action::from(TaskAction::ReturnTask {
                 session: t.session.clone(),
                 inbox: inbox.name.clone(),
                 name: t.task.clone(),
-                from: base.join("active").join(&t.file),
+                from: folders.active.join(&t.file),
                 to: inbox.spec.path.join(&t.task),
             }));
         }

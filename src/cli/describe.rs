@@ -402,7 +402,7 @@ fn task(w: &World<'_>, name: &str) -> Option<String> {
     let mut out = String::new();
     let mut found = false;
     for i in &w.m.inboxes {
-        let base = i.spec.path.parent().unwrap_or(&i.spec.path);
+        let folders = crate::tasks::Folders::of(&i.spec.path);
         let running = w
             .observed
             .inboxes
@@ -415,9 +415,9 @@ fn task(w: &World<'_>, name: &str) -> Option<String> {
             ))
         } else if i.spec.path.join(name).exists() {
             Some("waiting in the inbox".to_owned())
-        } else if base.join("done").join(name).exists() {
+        } else if folders.done.join(name).exists() {
             Some("done".to_owned())
-        } else if base.join("failed").join(name).exists() {
+        } else if folders.failed.join(name).exists() {
             Some("failed".to_owned())
         } else {
             None
@@ -431,12 +431,8 @@ fn task(w: &World<'_>, name: &str) -> Option<String> {
             format!("{} ({})", i.name, i.spec.path.display()),
         );
         field(&mut out, "State", place);
-        for folder in ["done", "failed"] {
-            record(
-                &mut out,
-                &base.join(folder).join(format!("{name}.json")),
-                &w.tz,
-            );
+        for folder in [&folders.done, &folders.failed] {
+            record(&mut out, &folder.join(format!("{name}.json")), &w.tz);
         }
     }
     found.then_some(out)

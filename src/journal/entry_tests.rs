@@ -62,9 +62,16 @@ fn the_every_kind_lines_should_hold_every_kind_and_every_action() {
         .collect();
     use crate::plan::{FsAction, SessionAction, TaskAction};
     use strum::VariantNames;
-    let every = [FsAction::VARIANTS, SessionAction::VARIANTS, TaskAction::VARIANTS];
+    let every = [
+        FsAction::VARIANTS,
+        SessionAction::VARIANTS,
+        TaskAction::VARIANTS,
+    ];
     for verb in every.into_iter().flatten() {
-        assert!(verbs.contains(verb), "no line of {verb}: add one to testdata");
+        assert!(
+            verbs.contains(verb),
+            "no line of {verb}: add one to testdata"
+        );
     }
 }
 
