@@ -1,12 +1,14 @@
-//! The journal's line format, pinned: lines written by the controller before the
-//! journal was typed (d0c5e61: one of every kind and action, and lines recorded by
-//! real controllers in the integration tests) read back typed, and write back byte for
-//! byte.
+//! The journal's line format, pinned: lines written before the journal was typed read
+//! back typed, and write back byte for byte. From d0c5e61: one line of every kind and
+//! action, and lines real controllers wrote in the integration tests; from f944075: a
+//! whole `failover demo --keep --tasks 8` run, with an empty task, a killed agent and
+//! `failover delete` after it.
 
 use super::*;
 
 const EVERY_KIND: &str = include_str!("testdata/every-kind-d0c5e61.jsonl");
 const RECORDED: &str = include_str!("testdata/recorded-d0c5e61.jsonl");
+const DEMO_F944075: &str = include_str!("testdata/recorded-f944075.jsonl");
 
 fn lines(text: &str) -> impl Iterator<Item = &str> {
     text.lines().filter(|l| !l.trim().is_empty())
@@ -14,7 +16,7 @@ fn lines(text: &str) -> impl Iterator<Item = &str> {
 
 #[test]
 fn every_line_written_before_the_typed_journal_should_read_typed_and_write_back_byte_for_byte() {
-    for text in [EVERY_KIND, RECORDED] {
+    for text in [EVERY_KIND, RECORDED, DEMO_F944075] {
         for (n, written) in lines(text).enumerate() {
             let line: Line = serde_json::from_str(written)
                 .unwrap_or_else(|e| panic!("line {}: {e}: {written}", n + 1));

@@ -87,6 +87,15 @@ impl Teller {
 
     fn acted(&self, a: &Acted) -> (Vec<ObjectRef>, String) {
         let (objects, mut message) = self.action(&a.action, a.fresh.as_deref());
+        // A claim journaled as a failure: the task must not reach an agent.
+        if let (Action::Task(TaskAction::DispatchTask { task, .. }), super::Kind::TaskFailed) =
+            (&a.action, a.event)
+        {
+            message = format!(
+                "task {} failed before it was sent: it must not reach an agent (its record in failed/ says why)",
+                task.name
+            );
+        }
         if let Some(error) = &a.error {
             message = format!("FAILED: {message}: {error}");
         }
