@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::journal::Entry;
 use crate::journal::story::Teller;
+use crate::object::ObjectRef;
 use crate::plan::{Action, Event, SessionAction, TaskAction};
 
 /// Arguments of `failover demo`.
@@ -500,8 +501,12 @@ impl Narrator {
         for line in lines.iter().skip(self.seen) {
             let told = self.teller.tell(line);
             if narrated(&line.entry) {
-                let object = told.object().map(ToString::to_string).unwrap_or_default();
-                say(start, &format!("  {object}: {}", told.message));
+                // A task's sentence names its task; a session's or account's does not.
+                let object = match told.object() {
+                    Some(ObjectRef::Task { .. }) | None => String::new(),
+                    Some(o) => format!("{o}: "),
+                };
+                say(start, &format!("  {object}{}", told.message));
             }
         }
         self.seen = self.seen.max(lines.len());
