@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// The folder name Claude Code gives a working directory under `projects/`: every
 /// character that is not an ASCII letter or digit becomes `-`.
-pub(crate) fn slug(workdir: &Path) -> String {
+pub fn slug(workdir: &Path) -> String {
     workdir
         .to_string_lossy()
         .chars()

@@ -44,7 +44,7 @@ pub mod tmux;
 pub use act::{Context, execute};
 pub use cli::run;
 pub use controller::round;
-pub use conversation::messages;
+pub use conversation::{messages, slug};
 pub use fleet::etcd::Etcd;
 pub use observe::{Observed, observe};
 pub use report::unwrap_pasted;

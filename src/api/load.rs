@@ -321,3 +321,7 @@ fn decode<S: DeserializeOwned>(
         }),
     }
 }
+
+#[cfg(test)]
+#[path = "load_tests.rs"]
+mod tests;

@@ -2,6 +2,7 @@
 //! reported locations.
 
 use super::*;
+use crate::api::Duration;
 
 const HEAD: &str = "apiVersion: failover/v1alpha1\n";
 

@@ -7,8 +7,6 @@
 mod advice;
 pub mod duration;
 mod load;
-#[cfg(test)]
-mod load_tests;
 mod problem;
 pub mod reference;
 pub mod resources;

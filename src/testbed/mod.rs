@@ -6,13 +6,14 @@
 //! `tmux` processes, independent of the crate's own tmux connection, so tests observe
 //! what failover did without trusting failover to report it. Helpers panic with a
 //! message on failure, as test helpers do. [`Bed`] puts the operator's folder beside
-//! one and runs `failover` on them.
+//! one and runs `failover` on them; [`manifest::Manifest`] writes the manifests it runs.
 
 pub mod bed;
 pub mod chaos;
 pub mod claude;
 pub mod etcd;
 pub mod machine;
+pub mod manifest;
 pub mod mock_api;
 
 pub use bed::Bed;

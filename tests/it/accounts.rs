@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use failover::api::{AgentProfileSpec, ControllerConfigSpec};
+use failover::testbed::manifest::{Manifest, duration};
 use failover::testbed::{Spawned, wait_for};
 
 use crate::bed::{self, BIN, Bed};
@@ -13,38 +15,44 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// The manifests: `accounts` (homes under the root, by priority), the shared state
 /// when `shared`, stand-in agents, a pool of two fed by inbox `p`, the notifications
-/// written to `events.jsonl`, and the default quota settings.
+/// written to files in `told/`, and the default quota settings.
 fn start(bed: &Bed, accounts: &[&str], shared: bool) -> Spawned {
-    start_with(bed, accounts, shared, "", "")
+    start_with(bed, accounts, shared, |_| {})
 }
 
-/// [`start`], with `env` added to the agents' environment (`, FAILOVER_SIM_CONTROL: …`)
-/// and `profile` to their profile (`, resumeArgs: […]`).
-fn start_with(bed: &Bed, accounts: &[&str], shared: bool, env: &str, profile: &str) -> Spawned {
-    let r = bed.root.display();
-    let mut text = String::new();
-    for (i, a) in accounts.iter().enumerate() {
-        std::fs::create_dir_all(bed.root.join(a)).unwrap();
-        text += &format!(
-            "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: {a}}}\nspec: {{home: {r}/{a}, priority: {i}}}\n---\n"
-        );
+/// [`start`], with `profile` changing the agents' profile (their environment, their
+/// `resumeArgs`).
+fn start_with(
+    bed: &Bed,
+    accounts: &[&str],
+    shared: bool,
+    profile: impl FnOnce(&mut AgentProfileSpec),
+) -> Spawned {
+    let r = &bed.root;
+    let mut m = Manifest::new();
+    for (i, a) in (0..).zip(accounts) {
+        std::fs::create_dir_all(r.join(a)).unwrap();
+        m = m.account(a, r.join(a)).priority(i);
     }
     if shared {
-        text += &format!(
-            "apiVersion: failover/v1alpha1\nkind: SharedState\nmetadata: {{name: s}}\nspec: {{target: {r}/shared}}\n---\n"
-        );
+        m = m.shared_state("s", r.join("shared"));
     }
-    let told = bed.root.join("told");
+    let told = r.join("told");
     std::fs::create_dir_all(&told).unwrap();
-    text += &format!(
-        "apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: 200ms{env}}}{profile}}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{pollInterval: 200ms, dispatch: {{submitDelay: 50ms}}, \
-           notifications: {{command: [sh, -c, 'cat > \"$(mktemp -p {e})\"']}}}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: auto}}\nspec: {{prefix: w-, min: 2, max: 2, workdir: {r}/work}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: p}}\nspec: {{path: {r}/p/.agent-queue/inbox, pool: auto, workdir: {r}/work}}\n",
-        e = told.display()
-    );
-    let manifest = bed.write("pool.yaml", &text);
+    let notify = format!("cat > \"$(mktemp -p {})\"", told.display());
+    let m = m
+        .agent("claude", &[BIN, "sim-agent"])
+        .env("FAILOVER_SIM_TURN", "200ms")
+        .with(profile)
+        .controller("c")
+        .with(|c: &mut ControllerConfigSpec| {
+            c.poll_interval = duration("200ms");
+            c.dispatch.submit_delay = duration("50ms");
+            c.notifications.command = vec!["sh".into(), "-c".into(), notify];
+        })
+        .pool("auto", "w-", 2..=2, r.join("work"))
+        .inbox("p", r.join("p/.agent-queue/inbox"), "auto", r.join("work"));
+    let manifest = bed.write("pool.yaml", &m.yaml());
     let running = bed.controller(&manifest, "controller", None);
     wait_for(WAIT, "the pool up on the first account", || {
         ["w-0", "w-1"]
@@ -301,13 +309,14 @@ fn a_resume_that_finds_no_conversation_should_start_afresh_once_and_send_the_tas
     // does not exist (a resume flag gone wrong), so the restart that resumes fails.
     let control = bed.root.join("control");
     std::fs::write(&control, "crash\n").unwrap();
-    let _c = start_with(
-        &bed,
-        &["a"],
-        true,
-        &format!(", FAILOVER_SIM_CONTROL: {}", control.display()),
-        ", resumeArgs: [--resume, 00000000-0000-4000-8000-000000000000]",
-    );
+    let _c = start_with(&bed, &["a"], true, |p| {
+        p.env
+            .insert("FAILOVER_SIM_CONTROL".into(), control.display().to_string());
+        p.resume_args = vec![
+            "--resume".into(),
+            "00000000-0000-4000-8000-000000000000".into(),
+        ];
+    });
     bed.drop_task("p", "crashes.md", "the task whose agent crashes");
     wait_for(WAIT, "the task done and journaled", || {
         (bed.files("p", "done") == ["crashes.md"] && !bed.events("taskDone").is_empty())

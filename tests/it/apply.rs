@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use failover::api::{PoolSpec, SharedStateSpec};
+use failover::testbed::manifest::{Manifest, duration};
+
 use crate::bed::{self, BIN, Bed};
 
 const EXAMPLE: &str = include_str!("../../manifests/pool.yaml");
@@ -21,28 +24,31 @@ fn example(bed: &Bed) -> PathBuf {
     ] {
         std::fs::create_dir_all(bed.root.join(dir)).unwrap();
     }
-    let text = EXAMPLE.replace("/home/op", &root) + &sim_profile();
+    let text = format!(
+        "{}---\n{}",
+        EXAMPLE.replace("/home/op", &root),
+        sim_profile(Manifest::new()).yaml()
+    );
     bed.write("pool.yaml", &text)
 }
 
-fn sim_profile() -> String {
-    format!(
-        "---\napiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec:\n  command: [{BIN}, sim-agent]\n  env: {{FAILOVER_SIM_TURN: 200ms}}\n"
-    )
+/// `m` and the profile `claude` running the stand-in agent.
+fn sim_profile(m: Manifest) -> Manifest {
+    m.agent("claude", &[BIN, "sim-agent"])
+        .env("FAILOVER_SIM_TURN", "200ms")
 }
 
 /// A small manifest of one account, a pool and a dedicated session.
 fn small(bed: &Bed, min: u32, max: u32) -> PathBuf {
-    let root = bed.root.to_string_lossy();
-    std::fs::create_dir_all(bed.root.join("home")).unwrap();
-    std::fs::create_dir_all(bed.root.join("work")).unwrap();
-    let text = format!(
-        "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: solo}}\nspec: {{home: {root}/home}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: p}}\nspec: {{prefix: w-, min: {min}, max: {max}, workdir: {root}/work, scaleDownAfter: 0s}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: {root}/work}}\n{}",
-        sim_profile()
-    );
-    bed.write("small.yaml", &text)
+    let root = &bed.root;
+    std::fs::create_dir_all(root.join("home")).unwrap();
+    std::fs::create_dir_all(root.join("work")).unwrap();
+    let m = Manifest::new()
+        .account("solo", root.join("home"))
+        .pool("p", "w-", min..=max, root.join("work"))
+        .with(|p: &mut PoolSpec| p.scale_down_after = duration("0s"))
+        .dedicated("desk", root.join("work"));
+    bed.write("small.yaml", &sim_profile(m).yaml())
 }
 
 fn apply(bed: &Bed, file: &Path) -> (i32, String) {
@@ -253,15 +259,15 @@ fn apply_should_create_missing_links_and_report_everything_in_the_way_untouched(
     std::fs::write(a.join("file-history"), "keep me").unwrap();
     std::fs::create_dir_all(b.join("projects")).unwrap();
     std::fs::write(b.join("projects/transcript.jsonl"), "{}\n").unwrap();
-    let text = format!(
-        "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: a}}\nspec: {{home: {a}}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: b}}\nspec: {{home: {b}, priority: 1}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: SharedState\nmetadata: {{name: s}}\nspec: {{target: {shared}, links: [projects, file-history]}}\n",
-        a = a.display(),
-        b = b.display(),
-        shared = shared.display()
-    );
-    let file = bed.write("links.yaml", &text);
+    let m = Manifest::new()
+        .account("a", &a)
+        .account("b", &b)
+        .priority(1)
+        .shared_state("s", &shared)
+        .with(|s: &mut SharedStateSpec| {
+            s.links = vec!["projects".into(), "file-history".into()];
+        });
+    let file = bed.write("links.yaml", &m.yaml());
     let (code, out) = diff(&bed, &file);
     assert_eq!(code, 2, "{out}");
     let (code, out) = apply(&bed, &file);

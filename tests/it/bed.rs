@@ -2,7 +2,6 @@
 //! a private tmux server ([`Bed`], from `failover::testbed`), and the helpers more than
 //! one area needs.
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 pub use failover::testbed::Bed;
@@ -29,10 +28,4 @@ pub fn classify(screen: &str) -> serde_json::Value {
     let out = run(&["classify", "-", "-o", "json"], screen);
     assert!(out.status.success(), "classify failed on:\n{screen}");
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// The folder an agent's conversations in `workdir` go to under `projects/`, spelt
-/// out here rather than taken from the crate: every `/` becomes `-`.
-pub fn slug(workdir: &Path) -> String {
-    workdir.to_string_lossy().replace('/', "-")
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use failover::testbed::manifest::Manifest;
 use failover::testbed::{Spawned, TmuxServer, wait_for};
 
 use crate::bed::{BIN, Bed};
@@ -26,6 +27,9 @@ fn manifest(bed: &Bed) -> PathBuf {
     bed.root.join("m/pool.yaml")
 }
 
+/// A pool of `min..max` sessions fed by an inbox, polled every `poll`. Written by hand,
+/// not with `Manifest`: [`a_bad_edit_should_be_reported_with_its_place_and_change_nothing`]
+/// names the line and column of the pool's `min`.
 fn pool_text(bed: &Bed, min: u32, max: u32, poll: &str) -> String {
     let root = bed.root.display();
     format!(
@@ -280,11 +284,8 @@ fn a_broken_shared_state_should_stop_the_controller_from_starting() {
     let bed = new_bed();
     let shared = bed.root.join("shared");
     std::fs::write(bed.root.join("home/projects"), "in the way").unwrap();
-    let text = pool_text(&bed, 1, 1, "1s")
-        + &format!(
-            "---\napiVersion: failover/v1alpha1\nkind: SharedState\nmetadata: {{name: s}}\nspec: {{target: {}}}\n",
-            shared.display()
-        );
+    let shared_state = Manifest::new().shared_state("s", &shared).yaml();
+    let text = format!("{}---\n{shared_state}", pool_text(&bed, 1, 1, "1s"));
     save(&bed, &text);
     let (code, out) = bed.run(&["controller", "-f", &manifest(&bed).to_string_lossy()]);
     assert_eq!(code, 2, "{out}");

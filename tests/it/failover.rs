@@ -3,6 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use failover::api::{AgentProfileSpec, ControllerConfigSpec, DedicatedSessionSpec};
+use failover::slug;
+use failover::testbed::manifest::{Manifest, duration};
 use failover::testbed::{Spawned, wait_for};
 
 use crate::bed::{self, BIN, Bed};
@@ -15,26 +18,38 @@ fn new_bed() -> Bed {
     bed::new(&["a", "b", "shared", "work", "p/.agent-queue/inbox"])
 }
 
-fn start(bed: &Bed, sim_env: &str, quota: &str) -> Spawned {
-    start_with(bed, sim_env, quota, "", "")
+/// Accounts `a` (preferred, with an environment of its own) and `b` sharing their state,
+/// stand-in agents, a pool of two fed by inbox `p`, and the operator's session `desk`;
+/// running once every session is up on `a`.
+fn start(bed: &Bed) -> Spawned {
+    start_with(bed, |m| m)
 }
 
-/// Like `start`, with `desk_env` added to the dedicated session's own profile and
-/// `profile` to the pool's (`, reports: false`, say).
-fn start_with(bed: &Bed, sim_env: &str, quota: &str, desk_env: &str, profile: &str) -> Spawned {
-    let r = bed.root.display();
-    let text = format!(
-        "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: a}}\nspec: {{home: {r}/a, priority: 0, env: {{A_ONLY: from-a}}}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: b}}\nspec: {{home: {r}/b, priority: 1}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: SharedState\nmetadata: {{name: s}}\nspec: {{target: {r}/shared}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: 200ms{sim_env}}}{profile}}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{pollInterval: 200ms, dispatch: {{submitDelay: 50ms}}, quota: {{{quota}}}}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: auto}}\nspec: {{prefix: w-, min: 2, max: 2, workdir: {r}/work}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: desk}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: 200ms{desk_env}}}{profile}}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: {r}/work, agent: desk}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: p}}\nspec: {{path: {r}/p/.agent-queue/inbox, pool: auto, workdir: {r}/work}}\n"
-    );
-    let manifest = bed.write("pool.yaml", &text);
+/// Like [`start`], with the manifests changed by `edit` first: the pool runs the profile
+/// `claude`, the dedicated session `desk` its own profile `desk`, and the controller's
+/// configuration is `c`.
+fn start_with(bed: &Bed, edit: impl FnOnce(Manifest) -> Manifest) -> Spawned {
+    let r = &bed.root;
+    let m = Manifest::new()
+        .account("a", r.join("a"))
+        .env("A_ONLY", "from-a")
+        .account("b", r.join("b"))
+        .priority(1)
+        .shared_state("s", r.join("shared"))
+        .agent("claude", &[BIN, "sim-agent"])
+        .env("FAILOVER_SIM_TURN", "200ms")
+        .controller("c")
+        .with(|c: &mut ControllerConfigSpec| {
+            c.poll_interval = duration("200ms");
+            c.dispatch.submit_delay = duration("50ms");
+        })
+        .pool("auto", "w-", 2..=2, r.join("work"))
+        .agent("desk", &[BIN, "sim-agent"])
+        .env("FAILOVER_SIM_TURN", "200ms")
+        .dedicated("desk", r.join("work"))
+        .with(|d: &mut DedicatedSessionSpec| d.agent = "desk".into())
+        .inbox("p", r.join("p/.agent-queue/inbox"), "auto", r.join("work"));
+    let manifest = bed.write("pool.yaml", &edit(m).yaml());
     let running = bed.controller(&manifest, "controller", None);
     wait_for(WAIT, "three sessions on account a", || {
         (["w-0", "w-1", "desk"].iter().all(|s| bed.account(s) == "a")
@@ -46,10 +61,15 @@ fn start_with(bed: &Bed, sim_env: &str, quota: &str, desk_env: &str, profile: &s
     running
 }
 
+/// The stand-in agent of a profile hangs on its first turn: busy until interrupted.
+fn hang(p: &mut AgentProfileSpec) {
+    p.env.insert("FAILOVER_SIM_SCRIPT".into(), "hang".into());
+}
+
 #[test]
 fn a_used_up_quota_should_move_every_session_to_the_next_account_and_carry_on() {
     let bed = new_bed();
-    let _c = start(&bed, "", "");
+    let _c = start(&bed);
     // The operator's own conversation in the dedicated session.
     bed.t.type_text("=desk:", "remember the word kumquat");
     bed.t.keys("=desk:", &["Enter"]);
@@ -112,7 +132,7 @@ fn a_used_up_quota_should_move_every_session_to_the_next_account_and_carry_on() 
     let transcript = bed
         .root
         .join("shared/projects")
-        .join(bed::slug(&bed.root.join("work")))
+        .join(slug(&bed.root.join("work")))
         .join(format!("{desk_conversation}.jsonl"));
     let before = std::fs::read_to_string(&transcript)
         .unwrap()
@@ -168,11 +188,12 @@ fn server_errors_and_transient_limits_should_never_swap() {
     // agent, so a per-process script would play its first entry only).
     let control = bed.root.join("control");
     std::fs::write(&control, "error500-ratelimit\nratelimit\noverloaded\n").unwrap();
-    let _c = start(
-        &bed,
-        &format!(", FAILOVER_SIM_CONTROL: {}", control.display()),
-        "",
-    );
+    let _c = start_with(&bed, |m| {
+        m.edit("claude", |p: &mut AgentProfileSpec| {
+            p.env
+                .insert("FAILOVER_SIM_CONTROL".into(), control.display().to_string());
+        })
+    });
     for i in 0..3 {
         bed.drop_task("p", &format!("t{i}.md"), &format!("task {i}"));
     }
@@ -203,7 +224,13 @@ fn server_errors_and_transient_limits_should_never_swap() {
 fn a_limit_read_off_a_screen_without_a_reset_time_should_swap_on_the_second_reading_only() {
     let bed = new_bed();
     // Agents that do not report: their screen is all there is.
-    let _c = start_with(&bed, "", "confirmations: 2", "", ", reports: false");
+    let _c = start_with(&bed, |m| {
+        m.edit("c", |c: &mut ControllerConfigSpec| {
+            c.quota.confirmations = 2
+        })
+        .edit("claude", |p: &mut AgentProfileSpec| p.reports = false)
+        .edit("desk", |p: &mut AgentProfileSpec| p.reports = false)
+    });
     std::fs::write(bed.root.join("a/.sim-limit"), "").unwrap();
     bed.drop_task("p", "q.md", "meets a limit with no reset time");
     wait_for(WAIT, "the swap", || {
@@ -231,12 +258,15 @@ fn a_limit_read_off_a_screen_without_a_reset_time_should_swap_on_the_second_read
 fn with_every_account_exhausted_sessions_should_wait_and_recover_when_one_resets() {
     let bed = new_bed();
     let events = bed.root.join("events.jsonl");
-    let notify = format!(
-        "cooldown: 0s, confirmations: 1, resetFallback: 3s}}, notifications: {{command: [sh, -c, 'cat >> {} && echo >> {}']",
-        events.display(),
-        events.display()
-    );
-    let _c = start(&bed, "", &notify);
+    let append = format!("cat >> {e} && echo >> {e}", e = events.display());
+    let _c = start_with(&bed, |m| {
+        m.edit("c", |c: &mut ControllerConfigSpec| {
+            c.quota.cooldown = duration("0s");
+            c.quota.confirmations = 1;
+            c.quota.reset_fallback = duration("3s");
+            c.notifications.command = vec!["sh".into(), "-c".into(), append];
+        })
+    });
     std::fs::write(bed.root.join("a/.sim-limit"), "").unwrap();
     std::fs::write(bed.root.join("b/.sim-limit"), "").unwrap();
     bed.drop_task("p", "both.md", "meets a limit everywhere");
@@ -293,13 +323,14 @@ fn with_every_account_exhausted_sessions_should_wait_and_recover_when_one_resets
 fn fail_back_should_move_idle_sessions_only() {
     let bed = new_bed();
     // The operator's session hangs on its first turn: busy until interrupted.
-    let _c = start_with(
-        &bed,
-        "",
-        "cooldown: 0s, confirmations: 1, resetFallback: 8s",
-        ", FAILOVER_SIM_SCRIPT: hang",
-        "",
-    );
+    let _c = start_with(&bed, |m| {
+        m.edit("c", |c: &mut ControllerConfigSpec| {
+            c.quota.cooldown = duration("0s");
+            c.quota.confirmations = 1;
+            c.quota.reset_fallback = duration("8s");
+        })
+        .edit("desk", hang)
+    });
     std::fs::write(bed.root.join("a/.sim-limit"), "").unwrap();
     bed.drop_task("p", "q.md", "meets a limit without a reset time");
     wait_for(WAIT, "every session under b", || {
@@ -346,7 +377,10 @@ fn fail_back_should_move_idle_sessions_only() {
 fn a_limit_the_agent_reports_should_swap_at_once_without_any_screen_pattern() {
     let bed = new_bed();
     // No quota pattern reads the screens: the agent's StopFailure report is all there is.
-    let _c = start_with(&bed, "", "", "", ", screen: {quota: []}");
+    let _c = start_with(&bed, |m| {
+        m.edit("claude", |p: &mut AgentProfileSpec| p.screen.quota.clear())
+            .edit("desk", |p: &mut AgentProfileSpec| p.screen.quota.clear())
+    });
     std::fs::write(bed.root.join("a/.sim-limit"), "").unwrap();
     bed.drop_task("p", "q.md", "meets the limit");
     wait_for(WAIT, "every session under b", || {
@@ -376,7 +410,12 @@ fn a_limit_the_agent_reports_should_swap_at_once_without_any_screen_pattern() {
 fn an_account_over_move_at_should_move_its_sessions_at_safe_points_and_take_no_task() {
     let bed = new_bed();
     // The operator's session hangs on its first turn: busy until interrupted.
-    let _c = start_with(&bed, "", "moveAt: 95", ", FAILOVER_SIM_SCRIPT: hang", "");
+    let _c = start_with(&bed, |m| {
+        m.edit("c", |c: &mut ControllerConfigSpec| {
+            c.quota.move_at = Some(95)
+        })
+        .edit("desk", hang)
+    });
     bed.t.type_text("=desk:", "a long piece of work");
     bed.t.keys("=desk:", &["Enter"]);
     bed.t.wait_screen("=desk:", WAIT, "desk busy", |s| {

@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use failover::api::{ControllerConfigSpec, FleetSpec};
 use failover::testbed::etcd::Cluster;
+use failover::testbed::manifest::{Manifest, duration};
 use failover::testbed::wait_for;
 
 use crate::bed::{self, BIN, Bed};
@@ -14,41 +16,58 @@ use failover::testbed::Spawned;
 /// Node `node`'s manifests: accounts a and b (homes of its own), a pool of 2 taking
 /// tasks from an inbox, stand-in agents, and the fleet.
 fn node(bed: &Bed, node: &str, endpoints: &[String]) -> PathBuf {
-    node_with(bed, node, endpoints, "")
+    node_with(bed, node, endpoints, |_| {})
 }
 
-/// [`node`], with `more` added to the fleet section (`, username: root`).
-fn node_with(bed: &Bed, node: &str, endpoints: &[String], more: &str) -> PathBuf {
-    manifest(bed, node, endpoints, &["a", "b"], "moveAt: 95", more)
+/// [`node`], with `fleet` changing the fleet settings (a user and password).
+fn node_with(
+    bed: &Bed,
+    node: &str,
+    endpoints: &[String],
+    fleet: impl FnOnce(&mut FleetSpec),
+) -> PathBuf {
+    manifest(bed, node, endpoints, &["a", "b"], Some(95), fleet)
 }
 
-/// Node `node`'s manifests with `accounts` (by priority) and the `quota` settings.
+/// Node `node`'s manifests with `accounts` (by priority), their sessions moving at
+/// `move_at` percent of use.
 fn manifest(
     bed: &Bed,
     node: &str,
     endpoints: &[String],
     accounts: &[&str],
-    quota: &str,
-    more: &str,
+    move_at: Option<u32>,
+    fleet: impl FnOnce(&mut FleetSpec),
 ) -> PathBuf {
-    let r = bed.root.to_string_lossy();
-    std::fs::create_dir_all(bed.root.join("work/.agent-queue/inbox")).unwrap();
-    let mut text = String::new();
-    for (i, a) in accounts.iter().enumerate() {
-        std::fs::create_dir_all(bed.root.join(a)).unwrap();
-        text += &format!(
-            "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: {a}}}\nspec: {{home: {r}/{a}, priority: {i}}}\n---\n"
-        );
+    let r = &bed.root;
+    std::fs::create_dir_all(r.join("work/.agent-queue/inbox")).unwrap();
+    let mut m = Manifest::new();
+    for (i, a) in (0..).zip(accounts) {
+        std::fs::create_dir_all(r.join(a)).unwrap();
+        m = m.account(a, r.join(a)).priority(i);
     }
-    let endpoints = endpoints.join(", ");
-    text += &format!(
-        "apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: 300ms}}}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{pollInterval: 250ms, dispatch: {{submitDelay: 100ms}}, quota: {{{quota}}}, \
-           fleet: {{endpoints: [{endpoints}], node: {node}, prefix: /t/, leaseTtl: 3s{more}}}}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: p}}\nspec: {{prefix: w-, min: 2, max: 2, workdir: {r}/work}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: work}}\nspec: {{path: {r}/work/.agent-queue/inbox, pool: p, workdir: {r}/work}}\n"
-    );
-    bed.write("manifests/pool.yaml", &text)
+    let m = m
+        .agent("claude", &[BIN, "sim-agent"])
+        .env("FAILOVER_SIM_TURN", "300ms")
+        .controller("c")
+        .with(|c: &mut ControllerConfigSpec| {
+            c.poll_interval = duration("250ms");
+            c.dispatch.submit_delay = duration("100ms");
+            c.quota.move_at = move_at;
+            c.fleet.endpoints = endpoints.to_vec();
+            c.fleet.node = node.into();
+            c.fleet.prefix = "/t/".into();
+            c.fleet.lease_ttl = duration("3s");
+            fleet(&mut c.fleet);
+        })
+        .pool("p", "w-", 2..=2, r.join("work"))
+        .inbox(
+            "work",
+            r.join("work/.agent-queue/inbox"),
+            "p",
+            r.join("work"),
+        );
+    bed.write("manifests/pool.yaml", &m.yaml())
 }
 
 /// The nodes of [`start_nodes`] and [`start_nodes_with`]: beds, manifests, controllers.
@@ -56,16 +75,24 @@ type Nodes = (Vec<Bed>, Vec<PathBuf>, Vec<Option<Spawned>>);
 
 /// `n` nodes on `endpoints`, each with its controller started and its pool up on a.
 fn start_nodes(n: usize, endpoints: &[String]) -> Nodes {
-    start_nodes_with(n, endpoints, &["a", "b"], "moveAt: 95")
+    start_nodes_with(n, endpoints, &["a", "b"], Some(95))
 }
 
-/// [`start_nodes`], with `accounts` and the `quota` settings.
-fn start_nodes_with(n: usize, endpoints: &[String], accounts: &[&str], quota: &str) -> Nodes {
+/// [`start_nodes`], with `accounts` and `moveAt` (none: only a used-up quota moves).
+fn start_nodes_with(
+    n: usize,
+    endpoints: &[String],
+    accounts: &[&str],
+    move_at: Option<u32>,
+) -> Nodes {
     let beds: Vec<Bed> = (0..n).map(|_| bed::new(&["manifests"])).collect();
     let files: Vec<PathBuf> = beds
         .iter()
         .enumerate()
-        .map(|(i, b)| manifest(b, &format!("n{}", i + 1), endpoints, accounts, quota, ""))
+        .map(|(i, b)| {
+            let node = format!("n{}", i + 1);
+            manifest(b, &node, endpoints, accounts, move_at, |_| {})
+        })
         .collect();
     let controllers = beds
         .iter()
@@ -338,12 +365,10 @@ fn a_node_should_join_an_etcd_that_asks_for_a_user_and_password() {
     let endpoints = cluster.endpoints();
     let bed = bed::new(&["manifests"]);
     let password = bed.write("etcd-password", "s3cret\n");
-    let file = node_with(
-        &bed,
-        "n1",
-        &endpoints,
-        &format!(", username: root, passwordFile: {}", password.display()),
-    );
+    let file = node_with(&bed, "n1", &endpoints, |f| {
+        f.username = "root".into();
+        f.password_file = password.clone();
+    });
     let controller = bed.controller(&file, "controller", None);
     let nodes = wait_for(Duration::from_secs(30), "the node up", || {
         let (code, nodes) = bed.run(&["get", "nodes", "-f", &file.to_string_lossy()]);
@@ -387,7 +412,7 @@ fn exhaustions_seen_on_two_nodes_should_move_every_node_on_at_once_cooldown_or_n
     };
     let endpoints = cluster.endpoints();
     // Three accounts, the default quota settings (a five-minute cooldown).
-    let (beds, _, _controllers) = start_nodes_with(3, &endpoints, &["a", "b", "c"], "");
+    let (beds, _, _controllers) = start_nodes_with(3, &endpoints, &["a", "b", "c"], None);
     for (account, next, seer) in [("a", "b", 0), ("b", "c", 2)] {
         std::fs::write(
             beds[seer].root.join(account).join(".sim-limit"),

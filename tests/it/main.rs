@@ -1,18 +1,34 @@
 //! The integration tests, one binary (cargo's target `it`) with a module an area, all on
 //! the shared bed of [`bed`]. Select an area with a filter: `cargo test --test it
-//! tasks::`.
+//! tasks::`. A new test goes in the area below whose line names what it exercises;
+//! manifests come from `failover::testbed::manifest::Manifest` unless their YAML is the
+//! subject.
 
+// Accounts used up one after another, the wait for the first reset, homes sharing no conversations.
 mod accounts;
+// `failover apply` and `diff`, run once by an operator: create, repair, shrink, links, hooks.
 mod apply;
+// Helpers every area shares: this build's binary, a new `Bed`, `failover` outside a bed.
 mod bed;
+// The chaos suite's small form: controller and tmux kills while tasks run, each task once.
 mod chaos;
+// Commands without tmux: `validate` (YAML errors, their lines), `schema`, help, man, completions.
 mod cli_validate;
+// The `failover controller` process: manifest edits, signals, its lock, tmux lost and back.
 mod controller;
+// `failover demo` as a newcomer runs it.
 mod demo;
+// One controller moving sessions between accounts: limits read or reported, fail-back, `moveAt`.
 mod failover;
+// Several controllers sharing accounts through a real etcd (skipped without etcd).
 mod fleet;
+// Everyday verbs on a live pool: `delete`, `describe`, `get events`, `get -w`, the metrics.
 mod operator;
+// The real Claude Code CLI against the mock Messages API (skipped without it).
 mod real_client;
+// The stand-in agent (`failover sim-agent`), its hook and status line, on their own.
 mod sim_agent;
+// Tasks from inboxes: claim, dispatch, completion, retries, failures, autoscaling, crashes.
 mod tasks;
+// The control-mode tmux client on a private server: quoting, pipelining, notifications, pastes.
 mod tmux_client;

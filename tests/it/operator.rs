@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use failover::api::ControllerConfigSpec;
+use failover::testbed::manifest::{Manifest, duration};
 use failover::testbed::wait_for;
 
 use crate::bed::{self, BIN, Bed};
@@ -14,26 +16,37 @@ use crate::bed::{self, BIN, Bed};
 /// Two accounts sharing their conversations, a pool of 3 taking tasks from an inbox,
 /// and a dedicated session; the agents' turns take `turn`.
 fn pool(bed: &Bed, turn: &str) -> PathBuf {
-    pool_with(bed, turn, "")
+    pool_with(bed, turn, |_| {})
 }
 
-/// [`pool`], with `more` added to the ControllerConfig's spec (`, metrics: {…}`).
-fn pool_with(bed: &Bed, turn: &str, more: &str) -> PathBuf {
-    let r = bed.root.to_string_lossy();
+/// [`pool`], with `controller` changing the controller's configuration (its metrics).
+fn pool_with(bed: &Bed, turn: &str, controller: impl FnOnce(&mut ControllerConfigSpec)) -> PathBuf {
+    let r = &bed.root;
     for dir in ["a", "b", "shared", "work/.agent-queue/inbox"] {
-        std::fs::create_dir_all(bed.root.join(dir)).unwrap();
+        std::fs::create_dir_all(r.join(dir)).unwrap();
     }
-    let text = format!(
-        "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: a}}\nspec: {{home: {r}/a, priority: 0}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: b}}\nspec: {{home: {r}/b, priority: 1}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: SharedState\nmetadata: {{name: shared}}\nspec: {{target: {r}/shared}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: {turn}}}}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{pollInterval: 250ms, dispatch: {{submitDelay: 100ms}}{more}}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: p}}\nspec: {{prefix: w-, min: 3, max: 3, workdir: {r}/work}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: {r}/work}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: work}}\nspec: {{path: {r}/work/.agent-queue/inbox, pool: p, workdir: {r}/work}}\n"
-    );
-    bed.write("manifests/pool.yaml", &text)
+    let m = Manifest::new()
+        .account("a", r.join("a"))
+        .account("b", r.join("b"))
+        .priority(1)
+        .shared_state("shared", r.join("shared"))
+        .agent("claude", &[BIN, "sim-agent"])
+        .env("FAILOVER_SIM_TURN", turn)
+        .controller("c")
+        .with(|c: &mut ControllerConfigSpec| {
+            c.poll_interval = duration("250ms");
+            c.dispatch.submit_delay = duration("100ms");
+            controller(c);
+        })
+        .pool("p", "w-", 3..=3, r.join("work"))
+        .dedicated("desk", r.join("work"))
+        .inbox(
+            "work",
+            r.join("work/.agent-queue/inbox"),
+            "p",
+            r.join("work"),
+        );
+    bed.write("manifests/pool.yaml", &m.yaml())
 }
 
 /// Every entry under `home` but the agent's own records (`sessions/`, which Claude
@@ -325,11 +338,10 @@ fn metrics_should_count_the_tasks_and_swaps_the_journal_holds() {
         .local_addr()
         .unwrap()
         .port();
-    let file = pool_with(
-        &bed,
-        "200ms",
-        &format!(", metrics: {{enabled: true, listen: \"127.0.0.1:{port}\"}}"),
-    );
+    let file = pool_with(&bed, "200ms", |c| {
+        c.metrics.enabled = true;
+        c.metrics.listen = format!("127.0.0.1:{port}");
+    });
     let controller = bed.controller(&file, "controller", None);
     wait_for(Duration::from_secs(30), "the pool up", || {
         (bed.live_pids("w-").len() == 3).then_some(())

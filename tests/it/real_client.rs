@@ -12,6 +12,9 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use failover::api::{AgentProfileSpec, ControllerConfigSpec};
+use failover::slug;
+use failover::testbed::manifest::{Manifest, duration};
 use failover::testbed::mock_api::{MockApi, Reply, Request, Usage};
 use failover::testbed::{Spawned, TmuxServer, claude, wait_for};
 
@@ -118,10 +121,10 @@ struct Options {
     pool: u32,
     /// A dedicated session `desk` too.
     desk: bool,
-    /// The profile's extra spec (`, screen: {quota: []}`, say).
-    profile: &'static str,
-    /// The ControllerConfig's quota spec.
-    quota: &'static str,
+    /// A change to the agents' profile (no screen patterns, say).
+    profile: fn(&mut AgentProfileSpec),
+    /// The quota's `moveAt`.
+    move_at: Option<u32>,
 }
 
 impl Default for Options {
@@ -129,8 +132,8 @@ impl Default for Options {
         Self {
             pool: 1,
             desk: true,
-            profile: "",
-            quota: "",
+            profile: |_| {},
+            move_at: None,
         }
     }
 }
@@ -158,32 +161,31 @@ impl Fleet {
         for (name, token) in [("a", TOKEN_A), ("b", TOKEN_B)] {
             claude::seed_home(&root.join(name), &[&work, &project], token);
         }
-        let env: String = claude::env(&api.url(), &bed.t.mkdir("tmp"))
-            .iter()
-            .map(|(k, v)| format!("{k}: {v:?}, "))
-            .collect();
-        let (r, cli) = (root.display(), cli.display());
-        let mut text = format!(
-            "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: a}}\nspec: {{home: {r}/a, priority: 0}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: b}}\nspec: {{home: {r}/b, priority: 1}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: SharedState\nmetadata: {{name: s}}\nspec: {{target: {r}/shared}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{cli}, --dangerously-skip-permissions], env: {{{env}}}{}}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: c}}\nspec: {{pollInterval: 250ms, quota: {{{}}}}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: auto}}\nspec: {{prefix: w-, min: {n}, max: {n}, workdir: {r}/work}}\n---\n\
-             apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: p}}\nspec: {{path: {}, pool: auto, workdir: {r}/p}}\n",
-            opts.profile,
-            opts.quota,
-            inbox.display(),
-            n = opts.pool,
-        );
+        let env = claude::env(&api.url(), &bed.t.mkdir("tmp"));
+        let cli = cli.to_string_lossy();
+        let mut m = Manifest::new()
+            .account("a", root.join("a"))
+            .account("b", root.join("b"))
+            .priority(1)
+            .shared_state("s", root.join("shared"))
+            .agent("claude", &[&cli, "--dangerously-skip-permissions"])
+            .with(|p: &mut AgentProfileSpec| {
+                p.env.extend(env);
+                (opts.profile)(p);
+            })
+            .controller("c")
+            .with(|c: &mut ControllerConfigSpec| {
+                c.poll_interval = duration("250ms");
+                c.quota.move_at = opts.move_at;
+            })
+            .pool("auto", "w-", opts.pool..=opts.pool, &work)
+            .inbox("p", &inbox, "auto", &project);
         let mut sessions: Vec<String> = (0..opts.pool).map(|i| format!("w-{i}")).collect();
         if opts.desk {
-            text.push_str(&format!(
-                "---\napiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: {r}/work, resume: true}}\n"
-            ));
+            m = m.dedicated("desk", &work);
             sessions.push("desk".into());
         }
-        bed.write("pool.yaml", &text);
+        bed.write("pool.yaml", &m.yaml());
         let mut fleet = Self {
             bed,
             api,
@@ -422,7 +424,7 @@ fn tasks_should_reach_the_real_client_and_a_swap_should_resume_its_conversations
         .bed
         .root
         .join("shared/projects")
-        .join(bed::slug(&fleet.bed.root.join("work")))
+        .join(slug(&fleet.bed.root.join("work")))
         .join(format!("{conversation}.jsonl"));
     fleet.wait("the transcript to hold the new question", || {
         std::fs::read_to_string(&transcript)
@@ -529,7 +531,10 @@ fn a_usage_limit_the_agent_reports_should_swap_within_a_second_without_screen_pa
     let fleet = Fleet::start(
         &cli,
         Options {
-            profile: ", screen: {quota: [], reset: []}",
+            profile: |p| {
+                p.screen.quota.clear();
+                p.screen.reset.clear();
+            },
             ..Options::default()
         },
     );
@@ -649,7 +654,7 @@ fn an_account_at_96_percent_should_move_every_session_before_any_request_is_refu
         &cli,
         Options {
             pool: 2,
-            quota: "moveAt: 95",
+            move_at: Some(95),
             ..Options::default()
         },
     );

@@ -3,9 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use failover::slug;
 use failover::testbed::{TmuxServer, wait_for};
 
-use crate::bed::{BIN, classify, slug};
+use crate::bed::{BIN, classify};
 
 const WAIT: Duration = Duration::from_secs(10);
 

@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use failover::api::{AgentProfileSpec, ControllerConfigSpec, InboxSpec, PoolSpec};
+use failover::slug;
+use failover::testbed::manifest::{Manifest, duration};
 use failover::testbed::{Spawned, wait_for};
 
 use crate::bed::{self, BIN, Bed};
@@ -20,22 +23,43 @@ fn new_bed() -> Bed {
     ])
 }
 
-/// A pool `w-` of `min..max` sessions fed by inboxes `a` and `b`, and a dedicated
-/// session `desk`.
-fn manifest(bed: &Bed, min: u32, max: u32, extra_pool: &str) -> PathBuf {
-    let root = bed.root.display();
-    let text = format!(
-        "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: main}}\nspec: {{home: {root}/home}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{BIN}, sim-agent], env: {{FAILOVER_SIM_TURN: 100ms}}}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: default}}\nspec: {{pollInterval: 200ms, dispatch: {{submitDelay: 50ms}}}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: auto}}\nspec: {{prefix: w-, min: {min}, max: {max}, workdir: {root}/work{extra_pool}}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: {root}/work}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: a}}\nspec: {{path: {a}, pool: auto, workdir: {root}/work, maxTries: 2}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: b}}\nspec: {{path: {b}, pool: auto, workdir: {root}/work}}\n",
-        a = bed.inbox("a").display(),
-        b = bed.inbox("b").display(),
-    );
-    bed.write("pool.yaml", &text)
+/// A pool `w-` of `min..max` sessions fed by inboxes `a` (two tries a task) and `b`,
+/// and a dedicated session `desk`.
+fn manifests(bed: &Bed, min: u32, max: u32) -> Manifest {
+    let r = &bed.root;
+    Manifest::new()
+        .account("main", r.join("home"))
+        .agent("claude", &[BIN, "sim-agent"])
+        .env("FAILOVER_SIM_TURN", "100ms")
+        .controller("default")
+        .with(|c: &mut ControllerConfigSpec| {
+            c.poll_interval = duration("200ms");
+            c.dispatch.submit_delay = duration("50ms");
+        })
+        .pool("auto", "w-", min..=max, r.join("work"))
+        .dedicated("desk", r.join("work"))
+        .inbox("a", bed.inbox("a"), "auto", r.join("work"))
+        .with(|i: &mut InboxSpec| i.max_tries = 2)
+        .inbox("b", bed.inbox("b"), "auto", r.join("work"))
+}
+
+/// [`manifests`] written to `pool.yaml`.
+fn manifest(bed: &Bed, min: u32, max: u32) -> PathBuf {
+    write(bed, &manifests(bed, min, max))
+}
+
+/// `m` written to `pool.yaml`.
+fn write(bed: &Bed, m: &Manifest) -> PathBuf {
+    bed.write("pool.yaml", &m.yaml())
+}
+
+/// The agents' profile with `name=value` in its environment instead of
+/// `FAILOVER_SIM_TURN` (`FAILOVER_SIM_TURN` again: a turn of another length).
+fn sim(name: &'static str, value: &'static str) -> impl FnOnce(&mut AgentProfileSpec) {
+    move |p| {
+        p.env.remove("FAILOVER_SIM_TURN");
+        p.env.insert(name.into(), value.into());
+    }
 }
 
 /// Starts a controller on `manifest`, logging at `info` into `<name>.log`.
@@ -69,7 +93,7 @@ fn counts(messages: &[String]) -> BTreeMap<String, usize> {
 #[test]
 fn fifty_tasks_over_two_inboxes_and_four_sessions_should_each_be_done_exactly_once() {
     let bed = new_bed();
-    let manifest = manifest(&bed, 4, 4, "");
+    let manifest = manifest(&bed, 4, 4);
     let c = start(&bed, &manifest, "c");
     let mut texts = Vec::new();
     for i in 0..50 {
@@ -201,7 +225,7 @@ fn reply_times(projects: &Path) -> BTreeMap<String, jiff::Timestamp> {
 #[test]
 fn a_three_line_payload_should_reach_the_transcript_byte_exact() {
     let bed = new_bed();
-    let c = start(&bed, &manifest(&bed, 1, 1, ""), "c");
+    let c = start(&bed, &manifest(&bed, 1, 1), "c");
     let payload = "line one $(rm -rf /) and `id`\nline 'two' \"quoted\" \\ back\\slash \\e[31m red\nline three\t\u{1b}[0m ü ❯ end";
     bed.drop_task("a", "-odd name ü.md", payload);
     wait_for(Duration::from_secs(20), "the task done", || {
@@ -213,7 +237,7 @@ fn a_three_line_payload_should_reach_the_transcript_byte_exact() {
 #[test]
 fn bad_tasks_should_go_to_failed_with_the_reason() {
     let bed = new_bed();
-    let _c = start(&bed, &manifest(&bed, 1, 1, ""), "c");
+    let _c = start(&bed, &manifest(&bed, 1, 1), "c");
     bed.drop_task("a", "empty.md", "  \n");
     std::fs::write(bed.inbox("a").join("binary.md"), [0xff, 0xfe, 0x00, 0x41]).unwrap();
     std::fs::write(bed.inbox("a").join("huge.md"), vec![b'x'; (1 << 20) + 1]).unwrap();
@@ -254,11 +278,9 @@ fn bad_tasks_should_go_to_failed_with_the_reason() {
 fn a_session_killed_mid_task_should_have_its_task_resumed_in_its_conversation_and_done_once() {
     let bed = new_bed();
     // Turns of 3 s leave time to kill the session mid-task.
-    let manifest = manifest(&bed, 1, 1, "");
-    bed.edit(
-        &manifest,
-        "FAILOVER_SIM_TURN: 100ms",
-        "FAILOVER_SIM_TURN: 3s",
+    let manifest = write(
+        &bed,
+        &manifests(&bed, 1, 1).edit("claude", sim("FAILOVER_SIM_TURN", "3s")),
     );
     let c = start(&bed, &manifest, "c");
     wait_for(Duration::from_secs(10), "the session", || {
@@ -304,11 +326,9 @@ fn a_session_killed_mid_task_should_have_its_task_resumed_in_its_conversation_an
 #[test]
 fn a_task_whose_sessions_keep_dying_should_fail_after_its_tries() {
     let bed = new_bed();
-    let manifest = manifest(&bed, 1, 1, "");
-    bed.edit(
-        &manifest,
-        "FAILOVER_SIM_TURN: 100ms",
-        "FAILOVER_SIM_SCRIPT: crash; crash; crash",
+    let manifest = write(
+        &bed,
+        &manifests(&bed, 1, 1).edit("claude", sim("FAILOVER_SIM_SCRIPT", "crash; crash; crash")),
     );
     let _c = start(&bed, &manifest, "c");
     bed.drop_task("a", "doomed.md", "this crashes the agent");
@@ -333,11 +353,13 @@ fn a_task_whose_sessions_keep_dying_should_fail_after_its_tries() {
 #[test]
 fn the_pool_should_grow_while_tasks_wait_and_shrink_when_idle() {
     let bed = new_bed();
-    let manifest = manifest(&bed, 1, 3, ", scaleDownAfter: 1s");
-    bed.edit(
-        &manifest,
-        "FAILOVER_SIM_TURN: 100ms",
-        "FAILOVER_SIM_TURN: 2s",
+    let manifest = write(
+        &bed,
+        &manifests(&bed, 1, 3)
+            .edit("auto", |p: &mut PoolSpec| {
+                p.scale_down_after = duration("1s");
+            })
+            .edit("claude", sim("FAILOVER_SIM_TURN", "2s")),
     );
     let _c = start(&bed, &manifest, "c");
     wait_for(Duration::from_secs(10), "one session", || {
@@ -360,7 +382,7 @@ fn the_pool_should_grow_while_tasks_wait_and_shrink_when_idle() {
 #[test]
 fn sigkilling_the_controller_during_dispatch_should_lose_no_task_and_run_none_twice() {
     let bed = new_bed();
-    let manifest = manifest(&bed, 3, 3, "");
+    let manifest = manifest(&bed, 3, 3);
     let mut texts = Vec::new();
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     let mut next = || {
@@ -419,11 +441,9 @@ fn sigkilling_the_controller_during_dispatch_should_lose_no_task_and_run_none_tw
 #[test]
 fn an_agent_that_does_not_report_should_have_its_tasks_ended_by_the_transcript() {
     let bed = new_bed();
-    let manifest = manifest(&bed, 2, 2, "");
-    bed.edit(
-        &manifest,
-        "env: {FAILOVER_SIM_TURN: 100ms}",
-        "env: {FAILOVER_SIM_TURN: 100ms}, reports: false",
+    let manifest = write(
+        &bed,
+        &manifests(&bed, 2, 2).edit("claude", |p: &mut AgentProfileSpec| p.reports = false),
     );
     let c = start(&bed, &manifest, "c");
     let texts: Vec<String> = (0..8).map(|i| format!("quiet task {i}")).collect();
@@ -451,16 +471,13 @@ fn an_agent_that_does_not_report_should_have_its_tasks_ended_by_the_transcript()
 #[test]
 fn a_task_whose_screen_stops_changing_should_be_marked_stalled_and_kept() {
     let bed = new_bed();
-    let manifest = manifest(&bed, 1, 1, "");
-    bed.edit(
-        &manifest,
-        "FAILOVER_SIM_TURN: 100ms",
-        "FAILOVER_SIM_SCRIPT: hang",
-    );
-    bed.edit(
-        &manifest,
-        "pollInterval: 200ms,",
-        "pollInterval: 200ms, completion: {idleTimeout: 1s},",
+    let manifest = write(
+        &bed,
+        &manifests(&bed, 1, 1)
+            .edit("claude", sim("FAILOVER_SIM_SCRIPT", "hang"))
+            .edit("default", |c: &mut ControllerConfigSpec| {
+                c.completion.idle_timeout = duration("1s");
+            }),
     );
     let c = start(&bed, &manifest, "c");
     bed.drop_task("a", "hangs.md", "this turn never ends");
@@ -485,20 +502,10 @@ fn a_task_whose_screen_stops_changing_should_be_marked_stalled_and_kept() {
 #[test]
 fn a_task_should_run_in_its_inboxs_folder_in_a_fresh_agent() {
     let bed = new_bed();
-    let manifest = manifest(&bed, 1, 1, "");
     let project = bed.root.join("b");
-    bed.edit(
-        &manifest,
-        &format!(
-            "path: {}, pool: auto, workdir: {}/work}}",
-            bed.inbox("b").display(),
-            bed.root.display()
-        ),
-        &format!(
-            "path: {}, pool: auto, workdir: {}}}",
-            bed.inbox("b").display(),
-            project.display()
-        ),
+    let manifest = write(
+        &bed,
+        &manifests(&bed, 1, 1).edit("b", |i: &mut InboxSpec| i.workdir = project.clone()),
     );
     let c = start(&bed, &manifest, "c");
     bed.drop_task("b", "here.md", "run me in project b");
@@ -506,7 +513,7 @@ fn a_task_should_run_in_its_inboxs_folder_in_a_fresh_agent() {
         (bed.files("b", "done") == ["here.md"]).then_some(())
     });
     // The conversation lives under the project's folder: the agent ran there.
-    let dir = bed.root.join("home/projects").join(bed::slug(&project));
+    let dir = bed.root.join("home/projects").join(slug(&project));
     let transcripts: Vec<_> = std::fs::read_dir(&dir)
         .map(|d| d.flatten().collect())
         .unwrap_or_default();

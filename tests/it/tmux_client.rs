@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use failover::testbed::manifest::Manifest;
 use failover::testbed::{TmuxServer, wait_for};
 use failover::tmux::{Cmd, Error, Event, Mode, Tmux};
 
@@ -239,10 +240,7 @@ async fn observation_should_start_no_process_once_connected() {
     for i in 0..30 {
         t.new_session(&format!("s{i}"), t.dir(), &[], &["sleep", "1000"]);
     }
-    let text = format!(
-        "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: a}}\nspec: {{home: {}}}\n",
-        t.dir().display()
-    );
+    let text = Manifest::new().account("a", t.dir()).yaml();
     let m = failover::api::load_str("m.yaml", &text).unwrap();
     let before = tmux.processes_started();
     for _ in 0..10 {
