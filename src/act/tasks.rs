@@ -80,7 +80,7 @@ pub(super) async fn execute(action: &TaskAction, ctx: Context<'_>) -> Result<Out
                 if panes.iter().any(|p| p.session == *session) {
                     return Err(Error::Task {
                         task,
-                        message: format!("left in active/: session {session} could not be killed"),
+                        message: format!("left in active/: session {session} still runs"),
                     });
                 }
             }

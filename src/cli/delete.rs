@@ -92,7 +92,7 @@ fn delete(desired: &Desired, settings: &Settings, dry_run: bool) -> Result<ExitC
         color,
         origin: Origin::Delete,
     };
-    let done = runtime.block_on(carry_out(&plan.actions, settings, &mut printer));
+    let done = runtime.block_on(carry_out(&plan.actions, settings, &mut printer))?;
     let failed = done.iter().filter(|(_, r)| r.is_err()).count();
     // The facts about the sessions taken down go with them; not those still running.
     if let Ok(mut facts) = crate::state::Facts::load(dir) {
@@ -209,22 +209,24 @@ fn found(m: &crate::api::Manifests, dir: &Path) -> Found {
 }
 
 /// Carries out `actions` through the round's executor, printing and journaling each
-/// as `delete`'s; what ran, with its results.
+/// as `delete`'s; what ran, with its results. Nothing runs when tmux cannot be
+/// reached.
 async fn carry_out(
     actions: &[Action],
     settings: &Settings,
     printer: &mut Printer,
-) -> Vec<(Action, Result<crate::plan::Outcome, String>)> {
+) -> Result<Vec<(Action, Result<crate::plan::Outcome, String>)>, String> {
     let dir = &settings.state_dir;
     let owner = &settings.spec.owner;
     let server = crate::controller::tmux_server(settings, false);
     let mode = crate::tmux::Mode::Observe {
         owner: owner.clone(),
     };
+    // No server is no session to kill; a server that cannot be reached is not
+    // known to have none: nothing is done, no task goes back while its agent may run.
     let tmux = crate::tmux::Tmux::connect(server, mode)
         .await
-        .ok()
-        .flatten();
+        .map_err(|e| format!("tmux: {e}; nothing deleted"))?;
     let ctx = Context {
         tmux: tmux.as_ref(),
         owner,
@@ -234,7 +236,7 @@ async fn carry_out(
     if let Some(tmux) = &tmux {
         end_control_session(tmux, owner).await;
     }
-    done
+    Ok(done)
 }
 
 /// Ends the control session once no session with our mark is left on the server: it

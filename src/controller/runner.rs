@@ -348,9 +348,14 @@ impl Controller {
                 self.reporter.record(Life::FleetRestored);
                 self.reporter.fleet = Some(format!("node {node}"));
             }
-            Some(News::Ledger(accounts)) => {
-                self.told.tell(accounts);
-                self.queue.add(Key::World);
+            Some(News::Ledger(mut accounts)) => {
+                // Accounts these manifests do not name are other nodes' business: news
+                // of them alone is no reason for a round.
+                accounts.retain(|a, _| self.desired.manifests.account(a).is_some());
+                if !accounts.is_empty() {
+                    self.told.tell(accounts);
+                    self.queue.add(Key::World);
+                }
             }
         }
         self.write_status(None);

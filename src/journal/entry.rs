@@ -482,8 +482,9 @@ impl Entry {
         }
     }
 
-    /// Its fields as a line writes them, `event` first.
-    pub fn fields(&self) -> Map<String, Value> {
+    /// Its fields as a line writes them, `event` first; an error when they cannot be
+    /// written as JSON (a path that is not UTF-8).
+    pub fn fields(&self) -> Result<Map<String, Value>, serde_json::Error> {
         let mut fields = Map::new();
         fields.insert("event".into(), Value::String(self.event().to_owned()));
         let rest = match self {
@@ -500,10 +501,10 @@ impl Entry {
             Entry::Refused(r) => serde_json::to_value(r),
             Entry::Unknown(u) => Ok(Value::Object(u.fields.clone())),
         };
-        if let Ok(Value::Object(rest)) = rest {
+        if let Value::Object(rest) = rest? {
             fields.extend(rest.into_iter().filter(|(k, _)| k != "event"));
         }
-        fields
+        Ok(fields)
     }
 
     /// Reads the fields of a line of `event` (without `time`); a line it cannot read
@@ -567,7 +568,7 @@ impl Serialize for Line {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut line = Map::new();
         line.insert("time".into(), Value::String(self.time.to_string()));
-        line.extend(self.entry.fields());
+        line.extend(self.entry.fields().map_err(serde::ser::Error::custom)?);
         line.serialize(s)
     }
 }

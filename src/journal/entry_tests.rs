@@ -122,7 +122,7 @@ fn an_action_should_be_journaled_under_the_event_its_result_makes() {
     );
     let failed = Acted::new(&reject, &Err("gone".into()), Some(Origin::Apply));
     assert!(!failed.ok());
-    let fields = Entry::from(failed).fields();
+    let fields = Entry::from(failed).fields().unwrap();
     assert_eq!(fields["origin"], "apply");
     assert_eq!(fields["error"], "gone");
 }

@@ -54,9 +54,12 @@ impl Journal {
         })
     }
 
-    /// Appends `line` as it is.
+    /// Appends `line` as it is; a line that cannot be written as JSON is not written.
     pub fn write(&mut self, line: &Line) -> Result<(), Error> {
-        let mut line = serde_json::to_string(line).unwrap_or_default();
+        let mut line = serde_json::to_string(line).map_err(|source| Error::Unencodable {
+            path: self.path.clone(),
+            source,
+        })?;
         line.push('\n');
         self.file
             .write_all(line.as_bytes())

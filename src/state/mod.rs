@@ -388,6 +388,14 @@ pub enum Error {
         /// Why.
         source: serde_json::Error,
     },
+    /// What was to be written cannot be written as JSON (a path that is not UTF-8).
+    #[error("state file {}: cannot be written as JSON: {source}", path.display())]
+    Unencodable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: serde_json::Error,
+    },
 }
 
 impl Facts {
