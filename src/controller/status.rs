@@ -62,9 +62,12 @@ impl Reporter {
 
     /// Journals an entry; a journal that cannot be written is logged, never fatal.
     pub(super) fn record(&mut self, entry: impl Into<Entry>) {
-        let entry = entry.into();
-        let written = self.journal.record(entry.clone());
-        self.metrics.journaled(&entry, written.is_err());
+        let line = crate::journal::Line {
+            time: jiff::Timestamp::now(),
+            entry: entry.into(),
+        };
+        let written = self.journal.write(&line);
+        self.metrics.journaled(&line.entry, written.is_err());
         if let Err(e) = written {
             error!(error = %e, "cannot write the journal");
         }

@@ -86,16 +86,7 @@ impl Teller {
     }
 
     fn acted(&self, a: &Acted) -> (Vec<ObjectRef>, String) {
-        let (objects, mut message) = self.action(&a.action, a.fresh.as_deref());
-        // A claim journaled as a failure: the task must not reach an agent.
-        if let (Action::Task(TaskAction::DispatchTask { task, .. }), super::Kind::TaskFailed) =
-            (&a.action, a.event)
-        {
-            message = format!(
-                "task {} failed before it was sent: it must not reach an agent (its record in failed/ says why)",
-                task.name
-            );
-        }
+        let (objects, mut message) = self.action(a);
         if let Some(error) = &a.error {
             message = format!("FAILED: {message}: {error}");
         }
@@ -105,8 +96,10 @@ impl Teller {
         (objects, message)
     }
 
-    /// `fresh`: why a move started the agent afresh instead of resuming.
-    fn action(&self, action: &Action, fresh: Option<&str>) -> (Vec<ObjectRef>, String) {
+    /// The action of `acted` in words: its `fresh` says why a move started the agent
+    /// afresh instead of resuming, its event whether a claim failed.
+    fn action(&self, acted: &Acted) -> (Vec<ObjectRef>, String) {
+        let (action, fresh) = (&acted.action, acted.fresh.as_deref());
         let path = |p: &std::path::Path| vec![ObjectRef::Path(p.to_path_buf())];
         let session = |name: &str| vec![ObjectRef::Session(name.to_owned())];
         match action {
@@ -212,7 +205,7 @@ impl Teller {
                     )
                 }
             },
-            Action::Task(t) => task_told(t),
+            Action::Task(t) => task_told(t, acted.event),
         }
     }
 
@@ -285,8 +278,8 @@ fn task_ref(task: &str) -> ObjectRef {
     }
 }
 
-/// A task action in words, with the objects it concerns.
-fn task_told(action: &TaskAction) -> (Vec<ObjectRef>, String) {
+/// A task action journaled as `event`, in words, with the objects it concerns.
+fn task_told(action: &TaskAction, event: super::Kind) -> (Vec<ObjectRef>, String) {
     let claimed = |t: &TaskRef| {
         vec![
             ObjectRef::Task {
@@ -309,6 +302,14 @@ fn task_told(action: &TaskAction) -> (Vec<ObjectRef>, String) {
         ]
     };
     match action {
+        // A claim journaled as a failure: the task must not reach an agent.
+        TaskAction::DispatchTask { task: t, .. } if event == super::Kind::TaskFailed => (
+            claimed(t),
+            format!(
+                "task {} failed before it was sent: it must not reach an agent (its record in failed/ says why)",
+                t.name
+            ),
+        ),
         TaskAction::DispatchTask { task: t, .. } => (
             claimed(t),
             format!(
@@ -541,6 +542,19 @@ mod tests {
             assert!(!told.objects.is_empty(), "{told:?}");
             assert!(!told.message.contains('{'), "JSON in words: {told:?}");
         }
+    }
+
+    #[test]
+    fn a_claim_that_failed_should_be_told_as_a_failure_not_a_claim() {
+        let text = include_str!("testdata/recorded-f944075.jsonl");
+        let lines: Vec<Line> = text.lines().map(line).collect();
+        let told = Teller::tell_all(&lines);
+        let failed: Vec<&Told> = told.iter().filter(|t| t.event == "taskFailed").collect();
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert_eq!(
+            failed[0].message,
+            "task empty.md failed before it was sent: it must not reach an agent (its record in failed/ says why)"
+        );
     }
 
     #[test]
