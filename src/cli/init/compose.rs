@@ -281,17 +281,20 @@ fn unique(name: String, taken: &mut BTreeSet<String>) -> String {
 
 fn header(m: &Machine, placeholder: bool) -> String {
     let dir = shell(&m.dir);
-    let mut out = String::from("# yaml-language-server: $schema=failover.schema.json\n#\n");
-    out.push_str(&comment(
-        "",
-        &format!(
-            "Written by `failover init` from the Claude Code homes on this machine. Next: \
-             `failover doctor -f {dir}` checks the machine against it, `failover diff -f {dir}` \
-             shows what would change, `failover apply -f {dir}` starts it, and `failover controller \
-             -f {dir}` keeps it running. Every field: docs/manifests.md (or `failover schema -o \
-             markdown`)."
-        ),
-    ));
+    let mut out = String::from(
+        "# yaml-language-server: $schema=failover.schema.json\n#\n\
+         # Written by `failover init` from the Claude Code homes on this machine. Next:\n",
+    );
+    for (verb, what) in [
+        ("doctor", "checks the machine against it"),
+        ("diff", "shows what would change"),
+        ("apply", "starts it"),
+        ("controller", "keeps it running"),
+    ] {
+        let command = format!("failover {verb} -f {dir}");
+        let _ = writeln!(out, "#   {command:<width$}  {what}", width = 24 + dir.len());
+    }
+    out.push_str("# Every field: docs/manifests.md (or `failover schema -o markdown`).\n");
     if placeholder {
         out.push_str("#\n");
         out.push_str(&comment(
@@ -301,6 +304,7 @@ fn header(m: &Machine, placeholder: bool) -> String {
              --force` again to write this file from what is there, or edit the homes.",
         ));
     }
+    out.push_str("#\n");
     out
 }
 
@@ -341,7 +345,7 @@ fn write_account(out: &mut String, m: &Machine, account: &Account<'_>, priority:
                      instead: start `{}` once and pass its first-run screens.",
                     beside.display(),
                     home.path.join(crate::login::CONFIG_FILE).display(),
-                    login_command(&home.path, false),
+                    login_command(&home.path),
                 ),
             ));
         }
@@ -364,17 +368,17 @@ fn write_commented_account(out: &mut String, entry: &Commented<'_>) {
     out.push_str(&comment(
         "",
         &format!(
-            "{}: {why}; {}. Written commented out: log in with `{}`, then run `failover init \
+            "{}: {why}; {}. Written commented out: log in with `{}` and `/login` in it, then run `failover init \
              --force` again (or remove the `# ` before each line below).",
             home.path.display(),
             origin(&home.origin),
-            login_command(&home.path, true),
+            login_command(&home.path),
         ),
     ));
     let path = scalar(&home.path.to_string_lossy());
     let _ = write!(
         out,
-        "# ---\n# apiVersion: {API_VERSION}\n# kind: Account\n# metadata:\n#   name: {name}\n# spec:\n#   home: {path}\n#   priority: {priority}\n"
+        "# ---\n# apiVersion: {API_VERSION}\n# kind: Account\n# metadata:\n#   name: {name}\n# spec:\n#   home: {path}\n#   priority: {priority}\n\n"
     );
 }
 
@@ -385,8 +389,9 @@ fn write_placeholders(out: &mut String, m: &Machine) {
         out.push_str(&comment(
             "",
             &format!(
-                "A placeholder: log in with `{}`; `failover apply` refuses it until the home exists.",
-                login_command(&home, true)
+                "A placeholder: log in with `{}` and `/login` in it; `failover apply` refuses it until \
+                 the home exists.",
+                login_command(&home)
             ),
         ));
         let _ = write!(
@@ -434,6 +439,7 @@ fn write_shared(out: &mut String, m: &Machine, accounts: &[Account<'_>]) -> Vec<
         for line in body.lines() {
             let _ = writeln!(out, "# {line}");
         }
+        out.push('\n');
     } else {
         out.push_str(&body);
         if !blocked.is_empty() {
@@ -524,14 +530,9 @@ fn origin(origin: &Origin) -> String {
     }
 }
 
-/// The command that starts Claude Code in `home` (and logs in, with `/login`).
-fn login_command(home: &Path, login: bool) -> String {
-    let command = format!("CLAUDE_CONFIG_DIR={} claude", shell(home));
-    if login {
-        format!("{command}` and `/login` in it")
-    } else {
-        command
-    }
+/// The command that starts Claude Code in `home`.
+fn login_command(home: &Path) -> String {
+    format!("CLAUDE_CONFIG_DIR={} claude", shell(home))
 }
 
 /// A path quoted for a shell command line, when it needs it.

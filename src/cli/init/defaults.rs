@@ -64,7 +64,7 @@ mod tests {
 
     fn document() -> String {
         format!(
-            "apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata:\n  name: default\n{}",
+            "apiVersion: failover/v1alpha1\nkind: Account\nmetadata:\n  name: a\nspec:\n  home: /a\n---\napiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata:\n  name: default\n{}",
             controller_spec()
         )
     }
