@@ -123,9 +123,7 @@ fn init(args: &Args) -> Result<ExitCode, Error> {
     for (path, text) in &files {
         write(path, text, args.force)?;
     }
-    if !composed.placeholder
-        && let Err(e) = std::fs::create_dir_all(&machine.inbox)
-    {
+    if let Err(e) = std::fs::create_dir_all(&machine.inbox) {
         eprintln!(
             "warning: {}: cannot create the inbox folder: {e}; create it before apply",
             machine.inbox.display()
@@ -275,7 +273,7 @@ fn print_files(files: &[(PathBuf, String)]) {
 
 /// Tells what was found and what to run next.
 fn report(composed: &Composed, machine: &Machine, out: &mut dyn std::io::Write) {
-    let dir = machine.dir.display();
+    let dir = shell_words::quote(&machine.dir.to_string_lossy()).into_owned();
     let mut lines = Vec::new();
     if composed.found.is_empty() {
         lines.push(format!(
