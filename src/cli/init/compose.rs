@@ -233,7 +233,7 @@ fn describe_login(login: &Login, now: Timestamp) -> String {
     if login.expired(now)
         && let Some(at) = login.expires_at
     {
-        let _ = write!(text, ", access token expired {at}");
+        let _ = write!(text, ", access token expired {}", at.strftime("%Y-%m-%d"));
     }
     text
 }
