@@ -23,7 +23,6 @@ mod conversation;
 mod fleet;
 mod https;
 pub mod journal;
-#[allow(dead_code)] // used by `init` and `doctor`, which land next
 mod login;
 mod metrics;
 mod notifications;

@@ -168,7 +168,7 @@ fn type_of(defs: &Value, field: &Value) -> String {
 
 /// A description without its closing "Default …." sentence, which the table's default
 /// column says already.
-fn without_default(text: &str) -> &str {
+pub(crate) fn without_default(text: &str) -> &str {
     match text.rfind("Default ") {
         Some(i) if text.ends_with('.') && (i == 0 || text[..i].ends_with(". ")) => {
             text[..i].trim_end()
@@ -183,7 +183,7 @@ fn unquote(v: &Value) -> String {
 
 /// A default as it would be written in YAML: a plain word as it is, anything else as
 /// JSON (a YAML flow value), with invisible characters escaped so they can be seen.
-fn yaml(v: &Value) -> String {
+pub(crate) fn yaml(v: &Value) -> String {
     let plain = |s: &str| {
         !s.is_empty()
             && s.chars()

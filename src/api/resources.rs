@@ -52,7 +52,7 @@ pub struct SharedStateSpec {
     pub accounts: Option<Vec<String>>,
 }
 
-fn default_links() -> Vec<String> {
+pub(crate) fn default_links() -> Vec<String> {
     ["projects", "file-history", "session-env"]
         .map(String::from)
         .to_vec()

@@ -19,6 +19,7 @@ mod events;
 mod fleet;
 mod follow;
 mod get;
+mod init;
 mod reconcile;
 mod render;
 mod table;
@@ -45,6 +46,12 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Write a first manifest from the Claude Code homes on this machine: one account per
+    /// login, shared conversations, a pool, an inbox and the controller's defaults.
+    #[command(
+        after_help = "Examples:\n  failover init\n  failover init ~/pools/main --dry-run\n  CLAUDE_CONFIG_DIR=~/.claude-work failover init --force\n\nLooks at ~/.claude, ~/.claude-*, CLAUDE_CONFIG_DIR and the CLAUDE_CONFIG_DIR=… assignments in ~/.bashrc, ~/.zshrc, ~/.bash_aliases and ~/.profile (read, never run). Writes failover.yaml and failover.schema.json. Exit codes: 0 written (or printed), 1 a file is there (--force replaces it), 2 error."
+    )]
+    Init(init::Args),
     /// Check manifests against the schema and each other; print every problem.
     #[command(
         after_help = "Examples:\n  failover validate -f manifests/\n  cat pool.yaml | failover validate -f -\n\nExit codes: 0 valid, 1 invalid, 2 unreadable input or usage error."
@@ -207,6 +214,7 @@ pub fn run() -> ExitCode {
         sigpipe::reset();
     }
     match cli.command {
+        Command::Init(args) => init::run(args),
         Command::Validate(m) => validate(&m.files),
         Command::Diff(args) => reconcile::diff(args),
         Command::Apply(args) => reconcile::apply(args),

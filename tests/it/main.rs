@@ -14,6 +14,8 @@ mod bed;
 mod chaos;
 // Commands without tmux: `validate` (YAML errors, their lines), `schema`, help, man, completions.
 mod cli_validate;
+// `failover init` on a made-up $HOME: homes found, one account per login, never overwriting.
+mod init;
 // The `failover controller` process: manifest edits, signals, its lock, tmux lost and back.
 mod controller;
 // `failover demo` as a newcomer runs it.
