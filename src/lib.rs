@@ -16,6 +16,7 @@
 
 mod act;
 mod agent_settings;
+pub mod claude_versions;
 pub mod api;
 mod cli;
 mod controller;
