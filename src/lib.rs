@@ -16,15 +16,14 @@
 
 mod act;
 mod agent_settings;
-pub mod claude_versions;
 pub mod api;
+pub mod claude_versions;
 mod cli;
 mod controller;
 mod conversation;
 mod fleet;
 mod https;
 pub mod journal;
-#[allow(dead_code)] // used by `init` and `doctor`, which land next
 mod login;
 mod metrics;
 mod notifications;

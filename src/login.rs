@@ -112,6 +112,7 @@ struct OauthCredentials {
 
 /// Whether `dir` looks like a Claude Code home: it holds `.claude.json` or
 /// `.credentials.json`.
+#[allow(dead_code)] // `failover init` looks for homes with it
 pub(crate) fn is_home(dir: &Path) -> bool {
     dir.join(CONFIG_FILE).is_file() || dir.join(CREDENTIALS_FILE).is_file()
 }

@@ -259,7 +259,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut r = reporter(dir.path());
         let t0 = jiff::Timestamp::from_second(1_800_000_000).expect("time");
-        let updated = || Status::read(dir.path()).expect("readable").map(|s| s.updated);
+        let updated = || {
+            Status::read(dir.path())
+                .expect("readable")
+                .map(|s| s.updated)
+        };
         r.write_status(dir.path(), "g", None, None, t0);
         assert_eq!(updated(), Some(t0));
         let soon = t0 + jiff::SignedDuration::from_secs(5);
