@@ -18,6 +18,8 @@ mod cli_validate;
 mod controller;
 // `failover demo` as a newcomer runs it.
 mod demo;
+// `failover doctor` on a live pool: all ✓ when healthy, each fault's ✗ and its fix.
+mod doctor;
 // One controller moving sessions between accounts: limits read or reported, fail-back, `moveAt`.
 mod failover;
 // Several controllers sharing accounts through a real etcd (skipped without etcd).

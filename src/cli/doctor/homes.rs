@@ -116,7 +116,7 @@ fn judge_home(h: &Home, now: Timestamp) -> Check {
             return Check::fail(
                 "home",
                 object,
-                format!("{why}"),
+                why.clone(),
                 format!("repair or remove that file, then {}", login_fix(&h.home)),
             );
         }
@@ -234,10 +234,10 @@ fn entries(settings: &Settings) -> BTreeMap<&'static str, PathBuf> {
             .flatten()
             .filter_map(|entry| entry["command"].as_str());
         for command in commands {
-            if agent_settings::is_ours(command, false) {
-                if let Some(program) = program(command) {
-                    found.insert(event, program);
-                }
+            if let Some(program) = program(command)
+                && agent_settings::is_ours(command, false)
+            {
+                found.insert(event, program);
             }
         }
     }
@@ -306,13 +306,16 @@ fn judge_one(h: &Hooks, this: &str, fix: &str) -> Check {
     if status.is_none() {
         missing.push("the status line");
     }
-    if !missing.is_empty() {
-        return Check::fail(
-            "hooks",
-            object,
-            format!("{path} lacks failover's {}", missing.join(", ")),
-            fix.to_owned(),
-        );
+    let lacks = match (&h.settings, missing.len()) {
+        (_, 0) => None,
+        (Settings::Missing, _) => Some(format!("{path} does not exist")),
+        (_, n) if n == EVENTS.len() + 1 => Some(format!(
+            "{path} holds none of failover's hooks, nor its status line"
+        )),
+        _ => Some(format!("{path} lacks failover's {}", missing.join(", "))),
+    };
+    if let Some(found) = lacks {
+        return Check::fail("hooks", object, found, fix.to_owned());
     }
     for (program, version) in &h.programs {
         let shown = program.display();

@@ -35,7 +35,8 @@ pub(super) fn gather_links(m: &Manifests) -> Vec<Link> {
                 .as_ref()
                 .is_none_or(|names| names.contains(&a.name))
         });
-        for account in accounts {
+        // A missing home is the home line's to tell: apply makes no links in it.
+        for account in accounts.filter(|a| a.spec.home.is_dir()) {
             for name in &shared.spec.links {
                 let link = account.spec.home.join(name);
                 let target = shared.spec.target.join(name);
@@ -78,8 +79,9 @@ pub(super) fn judge_links(links: &[Link], fixes: &Fixes) -> Vec<Check> {
                     "links",
                     object,
                     format!(
-                        "{} links to {} (SharedState {shared})",
+                        "{} link{} to {} (SharedState {shared})",
                         links.len(),
+                        if links.len() == 1 { "" } else { "s" },
                         target.display()
                     ),
                 ));
@@ -258,7 +260,7 @@ mod tests {
         );
         let c = judge_links(&[ok], &fixes());
         assert_eq!(c[0].status, Status::Ok, "{c:?}");
-        assert_eq!(c[0].found, "1 links to /shared (SharedState s)");
+        assert_eq!(c[0].found, "1 link to /shared (SharedState s)");
     }
 
     #[test]
