@@ -41,6 +41,11 @@ pub(crate) fn exe(pid: u32) -> Option<std::path::PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/exe")).ok()
 }
 
+/// The working folder of `pid` (`/proc/<pid>/cwd`).
+pub(crate) fn cwd(pid: u32) -> Option<std::path::PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/cwd")).ok()
+}
+
 /// Whether `pid` runs (exists and is not a zombie).
 pub(crate) fn alive(pid: u32) -> bool {
     fields(pid)

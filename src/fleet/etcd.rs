@@ -180,7 +180,7 @@ impl Etcd {
             return Ok(());
         }
         let unreachable =
-            |e: reqwest::Error| Error::Unreachable(format!("{endpoint}: {}", e.without_url()));
+            |e: reqwest::Error| Error::Unreachable(format!("{endpoint}: {}", crate::https::why(e)));
         let answer = self
             .http
             .post(format!("{endpoint}/v3/auth/authenticate"))
@@ -276,7 +276,7 @@ impl Etcd {
                     self.current.store(at, Ordering::Relaxed);
                     return Ok((v, date));
                 }
-                Err(e) => last = format!("{}: {}", self.endpoints[at], e.without_url()),
+                Err(e) => last = format!("{}: {}", self.endpoints[at], crate::https::why(e)),
             }
         }
         Err(Error::Unreachable(last))
@@ -419,7 +419,7 @@ impl Etcd {
                     continue;
                 }
                 Err(e) => {
-                    last = format!("{endpoint}: {}", e.without_url());
+                    last = format!("{endpoint}: {}", crate::https::why(e));
                     continue;
                 }
             };

@@ -283,7 +283,18 @@ pub(super) fn gather_unit() -> Unit {
         .args(["--user", "is-enabled", "failover"])
         .output()
         .map_err(|e| format!("systemctl: {e}"))
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+        .and_then(|o| {
+            let state = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+            if state.is_empty() {
+                let why = String::from_utf8_lossy(&o.stderr);
+                Err(format!(
+                    "systemctl --user cannot tell: {}",
+                    why.lines().next().unwrap_or("no answer")
+                ))
+            } else {
+                Ok(state)
+            }
+        });
     let user = std::env::var("USER").unwrap_or_default();
     let linger = if Path::new("/var/lib/systemd/linger").join(&user).exists() {
         Some(true)
@@ -303,7 +314,7 @@ pub(super) fn gather_unit() -> Unit {
 }
 
 /// The unit's lines: none installed is fine; installed, it must be enabled and linger on.
-pub(super) fn judge_unit(u: &Unit) -> Vec<Check> {
+pub(super) fn judge_unit(u: &Unit, fixes: &Fixes) -> Vec<Check> {
     let Some(path) = &u.installed else {
         return vec![Check::ok(
             "systemd",
@@ -327,7 +338,10 @@ pub(super) fn judge_unit(u: &Unit) -> Vec<Check> {
             "systemd",
             "failover.service",
             format!("{} is installed, but {why}", path.display()),
-            "run the controller another way: failover controller -f …",
+            format!(
+                "log in to a session with a user manager, or run the controller yourself: {}",
+                fixes.run_controller()
+            ),
         ),
     }];
     checks.push(match u.linger {

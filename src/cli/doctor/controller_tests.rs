@@ -138,13 +138,13 @@ fn an_installed_unit_should_be_enabled_and_linger() {
         enabled: Err("not asked".into()),
         linger: None,
     };
-    assert_eq!(judge_unit(&none)[0].status, Verdict::Ok);
+    assert_eq!(judge_unit(&none, &fixes())[0].status, Verdict::Ok);
     let off = Unit {
         installed: Some("/u/failover.service".into()),
         enabled: Ok("disabled".into()),
         linger: Some(false),
     };
-    let checks = judge_unit(&off);
+    let checks = judge_unit(&off, &fixes());
     assert_eq!(checks[0].status, Verdict::Fail);
     assert!(
         checks[0]
@@ -161,5 +161,9 @@ fn an_installed_unit_should_be_enabled_and_linger() {
         linger: Some(true),
         ..off
     };
-    assert!(judge_unit(&on).iter().all(|c| c.status == Verdict::Ok));
+    assert!(
+        judge_unit(&on, &fixes())
+            .iter()
+            .all(|c| c.status == Verdict::Ok)
+    );
 }

@@ -155,13 +155,18 @@ fn hooks_should_fail_another_version_and_missing_entries() {
     assert_eq!(old[0].status, Status::Fail);
     assert!(old[0].found.contains("failover 0.0.1; this is"), "{old:?}");
     let mut none = hooks("/bin/failover", Ok(THIS));
-    none.settings = Settings::Missing;
+    if let Settings::Json(v) = &mut none.settings {
+        v["hooks"].as_object_mut().expect("hooks").remove("Stop");
+    }
     let c = judge_hooks(&[none.clone()], &fixes(), None);
     assert_eq!(c[0].status, Status::Fail);
-    assert!(
-        c[0].found.contains("lacks failover's SessionStart"),
+    assert_eq!(
+        c[0].found, "/h/a/settings.json lacks failover's Stop",
         "{c:?}"
     );
+    none.settings = Settings::Missing;
+    let c = judge_hooks(&[none.clone()], &fixes(), None);
+    assert_eq!(c[0].found, "/h/a/settings.json does not exist", "{c:?}");
     none.wanted = false;
     assert!(
         judge_hooks(&[none], &fixes(), None).is_empty(),

@@ -9,13 +9,14 @@
 //! folder (`state`), the controller and its systemd unit (`controller`), the fleet, the
 //! metrics and the notification targets (`remote`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde::Serialize;
 
 use crate::api::{ControllerConfigSpec, Manifests, Settings};
 use crate::controller::handoff::ManifestSet;
+use crate::controller::lock::Lock;
 use crate::state::paths::RUNNING_FILE;
 
 mod controller;
@@ -160,12 +161,17 @@ impl Fixes {
         format!("failover apply {}", self.files)
     }
 
+    /// `failover controller -f …`.
+    pub(super) fn run_controller(&self) -> String {
+        format!("failover controller {}", self.files)
+    }
+
     /// How to start the controller: the unit when it is installed, else the command.
     pub(super) fn start_controller(&self) -> String {
         if self.systemd {
             "systemctl --user start failover".to_owned()
         } else {
-            format!("failover controller {}", self.files)
+            self.run_controller()
         }
     }
 
@@ -174,7 +180,7 @@ impl Fixes {
         if self.systemd {
             "systemctl --user restart failover".to_owned()
         } else {
-            format!("kill {pid}; failover controller {}", self.files)
+            format!("kill {pid}; {}", self.run_controller())
         }
     }
 }
@@ -244,7 +250,7 @@ fn gather_and_judge(
         &settings.state_dir,
     )));
     checks.extend(controller::judge(&ctl, &fixes));
-    checks.extend(controller::judge_unit(&unit));
+    checks.extend(controller::judge_unit(&unit, &fixes));
     let spec = &m.controller.spec;
     let remote = runtime.block_on(remote::gather(spec));
     checks.extend(remote::judge(&remote, ctl.holder.is_some(), &fixes));
@@ -253,11 +259,14 @@ fn gather_and_judge(
 
 /// The manifests of `-f`, else the controller's; prints why not and gives exit code 2.
 fn subject(files: &[PathBuf]) -> Result<Subject, ExitCode> {
+    // The controller's working folder, which its relative file names start from.
+    let mut base = None;
     let (set, given) = if files.is_empty() {
         let settings = Settings::from_env(&ControllerConfigSpec::default()).map_err(|e| {
             eprintln!("error: {e}");
             ExitCode::from(2)
         })?;
+        base = Lock::holder(&settings.state_dir).and_then(crate::procfs::cwd);
         match ManifestSet::stored(&settings.state_dir, RUNNING_FILE) {
             Ok(Some(set)) => (set, false),
             Ok(None) => {
@@ -284,7 +293,15 @@ fn subject(files: &[PathBuf]) -> Result<Subject, ExitCode> {
     let names = if given {
         files.iter().map(|f| f.display().to_string()).collect()
     } else {
-        set.files.iter().map(|(name, _)| name.clone()).collect()
+        set.files
+            .iter()
+            .map(|(name, _)| match &base {
+                Some(base) if name != "-" && Path::new(name).is_relative() => {
+                    base.join(name).display().to_string()
+                }
+                _ => name.clone(),
+            })
+            .collect()
     };
     Ok(Subject {
         manifests,

@@ -70,7 +70,7 @@ pub(super) async fn gather(spec: &ControllerConfigSpec) -> Facts {
                     .send()
                     .await
                     .map(|r| r.status().as_u16())
-                    .map_err(|e| e.without_url().to_string())
+                    .map_err(crate::https::why)
             }
             None => Err("no HTTP client".to_owned()),
         };
@@ -84,7 +84,7 @@ pub(super) async fn gather(spec: &ControllerConfigSpec) -> Facts {
                 .send()
                 .await
                 .map(|r| r.status().as_u16())
-                .map_err(|e| e.without_url().to_string()),
+                .map_err(crate::https::why),
             None => Err(format!(
                 "its CA file {} cannot be read",
                 spec.notifications.ca_file.display()
