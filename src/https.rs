@@ -24,3 +24,20 @@ pub(crate) fn builder(ca_file: &Path) -> Result<reqwest::ClientBuilder, String> 
     }
     Ok(builder)
 }
+
+/// What went wrong with a request, in words: reqwest's message without the URL (its
+/// path may be a secret), and the deepest cause (`Connection refused`), which its own
+/// message leaves out.
+pub(crate) fn why(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut deepest: Option<&dyn std::error::Error> = None;
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        deepest = Some(s);
+        source = s.source();
+    }
+    match deepest {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}

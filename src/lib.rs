@@ -17,6 +17,7 @@
 mod act;
 mod agent_settings;
 pub mod api;
+pub mod claude_versions;
 mod cli;
 mod controller;
 mod conversation;

@@ -64,7 +64,7 @@ pub(crate) fn send(spec: &NotificationsSpec, event: Value) {
 }
 
 /// The host of `url`, all that is logged of it.
-fn host_of(url: &str) -> String {
+pub(crate) fn host_of(url: &str) -> String {
     reqwest::Url::parse(url)
         .ok()
         .and_then(|u| u.host_str().map(str::to_owned))

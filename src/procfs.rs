@@ -1,4 +1,5 @@
-//! What `/proc/<pid>/stat` says of a process: its state and its parent. The command
+//! What `/proc/<pid>/stat` says of a process: its state and its parent (and, beside it,
+//! its command line and executable). The command
 //! name is in parentheses and may hold spaces and parentheses itself, so the fields are
 //! read after its last `)`.
 
@@ -32,6 +33,17 @@ pub(crate) fn argv(pid: u32) -> Option<Vec<String>> {
         argv.pop();
     }
     Some(argv)
+}
+
+/// The executable `pid` runs (`/proc/<pid>/exe`), as Linux names it: a file removed or
+/// replaced since it started ends in ` (deleted)`.
+pub(crate) fn exe(pid: u32) -> Option<std::path::PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/exe")).ok()
+}
+
+/// The working folder of `pid` (`/proc/<pid>/cwd`).
+pub(crate) fn cwd(pid: u32) -> Option<std::path::PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/cwd")).ok()
 }
 
 /// Whether `pid` runs (exists and is not a zombie).

@@ -15,6 +15,7 @@ mod controller;
 mod delete;
 mod demo;
 mod describe;
+mod doctor;
 mod events;
 mod fleet;
 mod follow;
@@ -88,6 +89,13 @@ enum Command {
         after_help = "Examples:\n  failover describe session w-5\n  failover describe account backup\n  failover describe inbox project\n  failover describe task fix-login.md -f manifests/\n\nExit codes: 0 shown, 1 no such object, 2 nothing readable."
     )]
     Describe(describe::Args),
+    /// Check the machine against the manifests: tools, account homes and logins, hooks,
+    /// links, the state folder, the controller, systemd, the fleet; say how to fix each
+    /// fault.
+    #[command(
+        after_help = "Examples:\n  failover doctor -f ~/.config/failover/\n  failover doctor                 # the manifests the controller runs\n  failover doctor -f pool.yaml -o json | jq '.checks[] | select(.status != \"ok\")'\n\nOne line per check: ✓ fine, ! worth a look, ✗ broken, with the fix. Exit codes: 0 nothing broken, 1 something is (✗), 2 cannot run (manifests unreadable or invalid)."
+    )]
+    Doctor(doctor::Args),
     /// Read a saved agent screen: idle, busy, waiting, quota-exhausted (and until when),
     /// rate-limited or server-error, with the pattern and line that decided.
     #[command(
@@ -206,6 +214,7 @@ pub fn run() -> ExitCode {
             | Command::Diff(_)
             | Command::Get(_)
             | Command::Describe(_)
+            | Command::Doctor(_)
             | Command::Classify(_)
             | Command::Schema(_)
             | Command::Completions { .. }
@@ -222,6 +231,7 @@ pub fn run() -> ExitCode {
         Command::Get(args) => get::run(args),
         Command::Delete(args) => delete::run(args),
         Command::Describe(args) => describe::run(args),
+        Command::Doctor(args) => doctor::run(args),
         Command::Classify(args) => classify::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Schema(args) => {

@@ -22,3 +22,4 @@ mod watch;
 
 pub(crate) use error::Error;
 pub(crate) use start::{run, tmux_server};
+pub(crate) use status::HEARTBEAT;

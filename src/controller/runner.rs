@@ -425,8 +425,13 @@ impl Controller {
             .manifest_error
             .clone()
             .or_else(|| self.last_error.clone());
-        self.reporter
-            .write_status(&self.settings.state_dir, &self.generation, error, plan);
+        self.reporter.write_status(
+            &self.settings.state_dir,
+            &self.generation,
+            error,
+            plan,
+            jiff::Timestamp::now(),
+        );
     }
 
     /// Deletes finished and failed tasks older than the retention; never the inbox.

@@ -16,6 +16,10 @@ use crate::api::{ControllerConfigSpec, Duration};
 use crate::journal::{Acted, Entry, Journal, Kind};
 use crate::plan::{Action, Event, Outcome, Plan, Refusal, TaskAction};
 
+/// The longest time `status.json` goes unwritten while rounds run: `failover doctor`
+/// takes an older one for a controller that stopped going round.
+pub(crate) const HEARTBEAT: jiff::SignedDuration = jiff::SignedDuration::from_secs(30);
+
 /// The controller's watcher of its rounds, and the keeper of its journal and status.
 #[derive(Debug)]
 pub(super) struct Reporter {
@@ -110,15 +114,18 @@ impl Reporter {
         self.last_refused = plan.refused.clone();
     }
 
-    /// Writes `status.json` for the manifests of `generation`: the plan's pending and
-    /// refused lines (the last ones when `plan` is `None`), converged only without an
-    /// `error`. Not written again when nothing but its time changed.
+    /// Writes `status.json` for the manifests of `generation` at `now`: the plan's
+    /// pending and refused lines (the last ones when `plan` is `None`), converged only
+    /// without an `error`. Not written again when nothing but its time changed, unless
+    /// the last write is [`HEARTBEAT`] old: its time tells `failover doctor` that rounds
+    /// still run.
     pub(super) fn write_status(
         &mut self,
         dir: &Path,
         generation: &str,
         error: Option<String>,
         plan: Option<&Plan>,
+        now: jiff::Timestamp,
     ) {
         let (pending, refused, converged) = match (plan, &self.last_status) {
             (Some(p), _) => (
@@ -142,7 +149,7 @@ impl Reporter {
             pending,
             refused,
             error,
-            updated: jiff::Timestamp::now(),
+            updated: now,
             fleet: self.fleet.clone(),
         };
         let same = self.last_status.as_ref().is_some_and(|old| {
@@ -150,6 +157,7 @@ impl Reporter {
                 updated: old.updated,
                 ..status.clone()
             } == *old
+                && now.duration_since(old.updated) < HEARTBEAT
         });
         if same {
             return;
@@ -229,5 +237,43 @@ impl Watcher for Reporter {
             Err(e) => error!("{line}: {e}"),
         }
         self.record(Acted::new(action, result, None));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reporter(dir: &Path) -> Reporter {
+        Reporter::new(
+            Journal::open(dir).expect("journal"),
+            &ControllerConfigSpec::default(),
+            None,
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(crate::metrics::Metrics::default()),
+        )
+    }
+
+    #[test]
+    fn status_should_be_written_again_unchanged_once_a_heartbeat_old() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut r = reporter(dir.path());
+        let t0 = jiff::Timestamp::from_second(1_800_000_000).expect("time");
+        let updated = || {
+            Status::read(dir.path())
+                .expect("readable")
+                .map(|s| s.updated)
+        };
+        r.write_status(dir.path(), "g", None, None, t0);
+        assert_eq!(updated(), Some(t0));
+        let soon = t0 + jiff::SignedDuration::from_secs(5);
+        r.write_status(dir.path(), "g", None, None, soon);
+        assert_eq!(updated(), Some(t0), "nothing changed: not written");
+        let later = t0 + HEARTBEAT;
+        r.write_status(dir.path(), "g", None, None, later);
+        assert_eq!(updated(), Some(later), "a heartbeat old: written again");
+        let changed = later + jiff::SignedDuration::from_secs(1);
+        r.write_status(dir.path(), "h", None, None, changed);
+        assert_eq!(updated(), Some(changed), "a change: written at once");
     }
 }

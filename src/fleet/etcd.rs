@@ -180,7 +180,7 @@ impl Etcd {
             return Ok(());
         }
         let unreachable =
-            |e: reqwest::Error| Error::Unreachable(format!("{endpoint}: {}", e.without_url()));
+            |e: reqwest::Error| Error::Unreachable(format!("{endpoint}: {}", crate::https::why(e)));
         let answer = self
             .http
             .post(format!("{endpoint}/v3/auth/authenticate"))
@@ -219,6 +219,11 @@ impl Etcd {
 
     /// POSTs `body` to `path` on the first endpoint that answers.
     async fn call(&self, path: &str, body: &Value) -> Result<Value, Error> {
+        Ok(self.call_dated(path, body).await?.0)
+    }
+
+    /// [`Etcd::call`], with the HTTP `Date` header of the answer, when it has one.
+    async fn call_dated(&self, path: &str, body: &Value) -> Result<(Value, Option<String>), Error> {
         let n = self.endpoints.len();
         let first = self.current.load(Ordering::Relaxed);
         let mut last = String::from("no endpoint");
@@ -239,6 +244,11 @@ impl Etcd {
             match sent {
                 Ok(answer) => {
                     let status = answer.status();
+                    let date = answer
+                        .headers()
+                        .get(reqwest::header::DATE)
+                        .and_then(|d| d.to_str().ok())
+                        .map(str::to_owned);
                     let bytes = answer
                         .bytes()
                         .await
@@ -264,9 +274,9 @@ impl Etcd {
                         return Err(Error::Answer(last));
                     }
                     self.current.store(at, Ordering::Relaxed);
-                    return Ok(v);
+                    return Ok((v, date));
                 }
-                Err(e) => last = format!("{}: {}", self.endpoints[at], e.without_url()),
+                Err(e) => last = format!("{}: {}", self.endpoints[at], crate::https::why(e)),
             }
         }
         Err(Error::Unreachable(last))
@@ -285,6 +295,25 @@ impl Etcd {
             .map(|a| a.iter().map(kv).collect())
             .unwrap_or_default();
         Ok((kvs, int(&v["header"]["revision"])))
+    }
+
+    /// Every key under `prefix`, with the answer's HTTP `Date` (etcd's clock, to the
+    /// second), for `failover doctor`.
+    pub(crate) async fn range_dated(
+        &self,
+        prefix: &str,
+    ) -> Result<(Vec<Kv>, Option<String>), Error> {
+        let (v, date) = self
+            .call_dated(
+                "/v3/kv/range",
+                &json!({"key": b64(prefix), "range_end": range_end(prefix)}),
+            )
+            .await?;
+        let kvs = v["kvs"]
+            .as_array()
+            .map(|a| a.iter().map(kv).collect())
+            .unwrap_or_default();
+        Ok((kvs, date))
     }
 
     /// Writes `key`, attached to `lease` when given.
@@ -390,7 +419,7 @@ impl Etcd {
                     continue;
                 }
                 Err(e) => {
-                    last = format!("{endpoint}: {}", e.without_url());
+                    last = format!("{endpoint}: {}", crate::https::why(e));
                     continue;
                 }
             };

@@ -22,7 +22,7 @@ use crate::state::Facts;
 use crate::tmux::{self, Tmux};
 
 pub(crate) use fleet::Fleet;
-pub(crate) use fs::{Entry, glob_match};
+pub(crate) use fs::{Entry, glob_match, observe_entry};
 #[cfg(test)]
 pub(crate) use inbox::Waiting;
 pub(crate) use inbox::{ActiveTask, Evidence, InboxState, TaskTurn};

@@ -10,7 +10,7 @@ use crate::object::ObjectRef;
 use crate::observe::{Entry, Observed};
 
 /// Whether a wanted session runs a profile that reads reports.
-pub(super) fn reports_wanted(m: &Manifests) -> bool {
+pub(crate) fn reports_wanted(m: &Manifests) -> bool {
     let agents = m
         .pools
         .iter()

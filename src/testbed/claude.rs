@@ -12,11 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-/// The version the suite is written against (`../shared/reference`).
-pub const VERSION: &str = "2.1.329";
-
-/// The newest version on the npm registry the suite is known to pass on; CI runs it too.
-pub const NEWEST: &str = "2.1.332";
+pub use crate::claude_versions::{NEWEST, VERSION};
 
 /// The version this run tests: `FAILOVER_CLAUDE_VERSION`, else [`VERSION`].
 pub fn version() -> String {

@@ -11,6 +11,7 @@ mod server;
 
 use std::path::PathBuf;
 
+pub(crate) use client::version_ok;
 pub use client::{Event, MAX_PASTE, Mode, Tmux};
 pub use leftovers::end_leftovers;
 pub use listing::{

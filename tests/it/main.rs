@@ -20,6 +20,8 @@ mod init;
 mod controller;
 // `failover demo` as a newcomer runs it.
 mod demo;
+// `failover doctor` on a live pool: all ✓ when healthy, each fault's ✗ and its fix.
+mod doctor;
 // One controller moving sessions between accounts: limits read or reported, fail-back, `moveAt`.
 mod failover;
 // Several controllers sharing accounts through a real etcd (skipped without etcd).
