@@ -212,8 +212,11 @@ fn doctor_should_pass_a_healthy_pool_and_name_a_working_fix_for_each_fault() {
     let old = bed.root.join("old-projects");
     std::fs::create_dir(&old).unwrap();
     let link = bed.root.join("b/projects");
-    std::fs::remove_file(&link).unwrap();
-    std::os::unix::fs::symlink(&old, &link).unwrap();
+    // Replaced in one rename: the running controller puts back a link it finds missing,
+    // so a remove then a symlink would race it.
+    let stale = bed.root.join("b/projects.stale");
+    std::os::unix::fs::symlink(&old, &stale).unwrap();
+    std::fs::rename(&stale, &link).unwrap();
     let (code, l) = wait_line(&bed, &file, "links", "account/b", "fail");
     assert_eq!(code, 1);
     assert_eq!(
