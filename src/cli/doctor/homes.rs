@@ -89,11 +89,14 @@ pub(super) fn judge_homes(homes: &[Home], now: Timestamp) -> Vec<Check> {
         checks.push(Check::ok(
             "login",
             "accounts",
-            format!(
-                "{} accounts, {} different logins",
-                homes.len(),
-                by_login.len()
-            ),
+            match homes.len() - by_login.len() {
+                0 => format!("{} accounts, each its own login", homes.len()),
+                unknown => format!(
+                    "{} accounts: {} told apart by their logins, {unknown} that cannot be told (above)",
+                    homes.len(),
+                    by_login.len()
+                ),
+            },
         ));
     }
     checks

@@ -38,7 +38,7 @@ fn homes_should_pass_distinct_live_logins() {
     );
     assert!(checks.iter().all(|c| c.status == Status::Ok), "{checks:?}");
     assert_eq!(checks[0].found, "/h/a: a@x (max)");
-    assert_eq!(checks[2].found, "2 accounts, 2 different logins");
+    assert_eq!(checks[2].found, "2 accounts, each its own login");
 }
 
 #[test]
