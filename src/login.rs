@@ -82,6 +82,23 @@ impl Login {
     }
 }
 
+#[cfg(test)]
+impl Login {
+    /// A login of account `id` (organisation `org`, plan `max`) for tests, expiring at
+    /// `expires` (seconds since the epoch) when given.
+    pub(crate) fn fixture(id: &str, email: &str, expires: Option<i64>) -> Self {
+        Self {
+            account_id: Some(id.to_owned()),
+            organization_id: Some("org".to_owned()),
+            email: Some(email.to_owned()),
+            has_credentials: true,
+            subscription: Some("max".to_owned()),
+            expires_at: expires.map(|s| Timestamp::from_second(s).expect("a time in range")),
+            config_file: None,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ConfigFile {

@@ -284,17 +284,8 @@ impl Etcd {
 
     /// Every key under `prefix`, and the cluster's revision.
     pub async fn range(&self, prefix: &str) -> Result<(Vec<Kv>, i64), Error> {
-        let v = self
-            .call(
-                "/v3/kv/range",
-                &json!({"key": b64(prefix), "range_end": range_end(prefix)}),
-            )
-            .await?;
-        let kvs = v["kvs"]
-            .as_array()
-            .map(|a| a.iter().map(kv).collect())
-            .unwrap_or_default();
-        Ok((kvs, int(&v["header"]["revision"])))
+        let (kvs, revision, _) = self.range_with_date(prefix).await?;
+        Ok((kvs, revision))
     }
 
     /// Every key under `prefix`, with the answer's HTTP `Date` (etcd's clock, to the
@@ -303,6 +294,12 @@ impl Etcd {
         &self,
         prefix: &str,
     ) -> Result<(Vec<Kv>, Option<String>), Error> {
+        let (kvs, _, date) = self.range_with_date(prefix).await?;
+        Ok((kvs, date))
+    }
+
+    /// Every key under `prefix`, the cluster's revision and the answer's `Date`.
+    async fn range_with_date(&self, prefix: &str) -> Result<(Vec<Kv>, i64, Option<String>), Error> {
         let (v, date) = self
             .call_dated(
                 "/v3/kv/range",
@@ -313,7 +310,7 @@ impl Etcd {
             .as_array()
             .map(|a| a.iter().map(kv).collect())
             .unwrap_or_default();
-        Ok((kvs, date))
+        Ok((kvs, int(&v["header"]["revision"]), date))
     }
 
     /// Writes `key`, attached to `lease` when given.

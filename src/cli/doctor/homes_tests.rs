@@ -3,15 +3,7 @@ use crate::agent_settings::Commands;
 use crate::cli::doctor::Status;
 
 fn login(id: &str, email: &str, expires: Option<i64>) -> Login {
-    Login {
-        account_id: Some(id.to_owned()),
-        organization_id: Some("org".to_owned()),
-        email: Some(email.to_owned()),
-        has_credentials: true,
-        subscription: Some("max".to_owned()),
-        expires_at: expires.map(|s| Timestamp::from_second(s).expect("time")),
-        config_file: None,
-    }
+    Login::fixture(id, email, expires)
 }
 
 fn home(account: &str, login: Result<Login, String>) -> Home {

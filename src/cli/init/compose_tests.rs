@@ -2,15 +2,7 @@ use super::*;
 use crate::api::{Manifests, load_str};
 
 fn login(id: &str, email: &str) -> Login {
-    Login {
-        account_id: Some(id.to_owned()),
-        organization_id: Some("org".to_owned()),
-        email: Some(email.to_owned()),
-        has_credentials: true,
-        subscription: Some("max".to_owned()),
-        expires_at: Some(Timestamp::from_second(2_000_000_000).expect("ts")),
-        config_file: None,
-    }
+    Login::fixture(id, email, Some(2_000_000_000))
 }
 
 fn home(path: &str, login: Option<Login>) -> Home {
