@@ -202,8 +202,13 @@ fn attach(
         cmd
     };
     let target = format!("={session}");
-    if inside_same_server(socket.as_deref()) {
-        let switched = tmux(&["switch-client", "-t", &target])
+    // Only the person's own client is switched, named: tmux's "current client" may be
+    // a control client (the controller's, this dashboard's).
+    let client = inside_same_server(socket.as_deref())
+        .then(|| own_client(&tmux))
+        .flatten();
+    if let Some(client) = client {
+        let switched = tmux(&["switch-client", "-c", &client, "-t", &target])
             .stdin(std::process::Stdio::null())
             .output()
             .is_ok_and(|o| o.status.success());
@@ -224,6 +229,36 @@ fn attach(
         Ok(s) => Ok(format!("tmux attach to {session} ended with {s}")),
         Err(e) => Ok(format!("cannot run tmux attach: {e}")),
     }
+}
+
+/// The one client, not in control mode, that shows the session of this process's
+/// pane (`$TMUX_PANE`); `None` when there is none or several.
+fn own_client(tmux: &dyn Fn(&[&str]) -> std::process::Command) -> Option<String> {
+    let pane = std::env::var("TMUX_PANE").ok()?;
+    let output = |args: &[&str]| {
+        tmux(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let session = output(&["display-message", "-p", "-t", &pane, "#{session_name}"])?;
+    let session = session.trim();
+    let listed = output(&[
+        "list-clients",
+        "-F",
+        "#{client_name}\t#{client_control_mode}\t#{session_name}",
+    ])?;
+    let mut clients: Vec<&str> = listed
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split('\t');
+            let (name, control, s) = (parts.next()?, parts.next()?, parts.next()?);
+            (control == "0" && s == session).then_some(name)
+        })
+        .collect();
+    (clients.len() == 1).then(|| clients.remove(0).to_owned())
 }
 
 /// Whether this process runs in a pane of the server at `socket` (`None`: the

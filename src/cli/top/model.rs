@@ -343,9 +343,10 @@ pub(super) fn levels(
         .map(|i| {
             let from = start + width * i32::try_from(i).unwrap_or(i32::MAX);
             let to = from + width;
+            let last = i + 1 == n;
             let inside = series
                 .iter()
-                .filter(|(t, _)| *t >= from && *t < to)
+                .filter(|(t, _)| *t >= from && (*t < to || (last && *t <= to)))
                 .map(|(_, v)| *v)
                 .reduce(f64::max);
             inside
@@ -374,7 +375,11 @@ pub(super) fn counts(
             let from = start + width * i32::try_from(i).unwrap_or(i32::MAX);
             let to = from + width;
             #[allow(clippy::cast_precision_loss)]
-            let c = times.iter().filter(|t| **t >= from && **t < to).count() as f64;
+            let last = i + 1 == n;
+            let c = times
+                .iter()
+                .filter(|t| **t >= from && (**t < to || (last && **t <= to)))
+                .count() as f64;
             c
         })
         .collect()
@@ -399,7 +404,7 @@ mod tests {
         let l = levels(&series, now, jiff::SignedDuration::from_mins(30), 4);
         // 10:00-10:30, 10:30-11:00, 11:00-11:30, 11:30-12:00.
         assert_eq!(l, [20.0, 20.0, 60.0, 40.0]);
-        assert_eq!(sparkline(&l, 100.0), "▂▂▄▃");
+        assert_eq!(sparkline(&l, 100.0), "▂▂▅▄");
     }
 
     #[test]
