@@ -371,7 +371,7 @@ fn activity_color(a: Activity) -> Color {
 }
 
 fn main_view(app: &App, f: &mut Frame<'_>, area: Rect) {
-    let keys: Vec<String> = app.rows().into_iter().map(|(k, _)| k).collect();
+    let keys: std::collections::BTreeSet<String> = app.rows().into_iter().map(|(k, _)| k).collect();
     match app.view {
         View::Sessions => {
             let (table_area, side) = if area.width >= 110 {
@@ -546,7 +546,7 @@ fn main_view(app: &App, f: &mut Frame<'_>, area: Rect) {
             let rows = table
                 .rows
                 .iter()
-                .filter(|r| keys.iter().any(|k| r["name"].as_str() == Some(k.as_str())))
+                .filter(|r| r["name"].as_str().is_some_and(|n| keys.contains(n)))
                 .map(|r| {
                     let cells = table
                         .columns

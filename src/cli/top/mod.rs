@@ -287,6 +287,7 @@ struct Source {
     journal: JournalTail,
     fleet: bool,
     stale: bool,
+    readings: model::Readings,
 }
 
 impl Source {
@@ -317,6 +318,7 @@ impl Source {
             journal,
             fleet,
             stale: false,
+            readings: model::Readings::new(),
         })
     }
 
@@ -349,7 +351,7 @@ impl Source {
                     observed,
                     plan,
                 };
-                let mut s = model::snapshot(&look, now);
+                let mut s = model::snapshot(&look, now, &mut self.readings);
                 if self.fleet {
                     match super::fleet::collect(
                         &self.desired.manifests.controller.spec.fleet,

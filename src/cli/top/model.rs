@@ -128,8 +128,12 @@ pub(super) struct Snapshot {
     pub error: Option<String>,
 }
 
-/// The snapshot of one look taken at `now`.
-pub(super) fn snapshot(look: &Look<'_>, now: Timestamp) -> Snapshot {
+/// Each session's last screen read and what it said: a screen that did not change is
+/// not classified again.
+pub(super) type Readings = BTreeMap<String, (String, Activity)>;
+
+/// The snapshot of one look taken at `now`; `readings` are kept from the last one.
+pub(super) fn snapshot(look: &Look<'_>, now: Timestamp, readings: &mut Readings) -> Snapshot {
     let (m, o, plan) = (&look.desired.manifests, look.observed, look.plan);
     let owner = look.settings.spec.owner.as_str();
     let local = crate::screen::Local {
@@ -147,14 +151,21 @@ pub(super) fn snapshot(look: &Look<'_>, now: Timestamp) -> Snapshot {
                 "exited" => Activity::Exited,
                 "not ours" => Activity::NotOurs,
                 _ if exhausted => Activity::QuotaBlocked,
-                _ => o
-                    .screens
-                    .get(&row.name)
-                    .and_then(|text| {
-                        let c = look.desired.classifiers.of_session(m, &row.name)?;
-                        Some(activity_of(c.read(text, &local).class))
-                    })
-                    .unwrap_or(Activity::Running),
+                _ => match (o.screens.get(&row.name), readings.get(&row.name)) {
+                    (Some(text), Some((read, activity))) if read == text => *activity,
+                    (Some(text), _) => {
+                        let activity = look
+                            .desired
+                            .classifiers
+                            .of_session(m, &row.name)
+                            .map_or(Activity::Running, |c| {
+                                activity_of(c.read(text, &local).class)
+                            });
+                        readings.insert(row.name.clone(), (text.clone(), activity));
+                        activity
+                    }
+                    (None, _) => Activity::Running,
+                },
             };
             SessionView {
                 activity,
