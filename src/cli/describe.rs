@@ -59,7 +59,8 @@ pub(super) fn run(args: Args) -> ExitCode {
     }
 }
 
-fn kind_name(kind: Kind) -> &'static str {
+/// The kind as `describe` takes it (`session`).
+pub(super) fn kind_name(kind: Kind) -> &'static str {
     match kind {
         Kind::Session => "session",
         Kind::Account => "account",
@@ -80,31 +81,53 @@ struct World<'a> {
 
 fn describe(args: &Args) -> Result<Option<String>, String> {
     let desired = Desired::adopt(super::get::manifests(&args.files)?).map_err(|e| e.to_string())?;
-    let m = &desired.manifests;
-    let settings = Settings::from_env(&m.controller.spec).map_err(|e| e.to_string())?;
+    let settings =
+        Settings::from_env(&desired.manifests.controller.spec).map_err(|e| e.to_string())?;
     let runtime = super::runtime()?;
     let (observed, plan) = runtime
         .block_on(super::look(&desired, &settings))
         .map_err(|e| e.to_string())?;
-    let w = World {
-        m,
-        classifiers: &desired.classifiers,
+    let look = Look {
+        desired: &desired,
+        settings: &settings,
         observed: &observed,
         plan: &plan,
-        owner: &settings.spec.owner,
+    };
+    Ok(text(&look, args.kind, &args.name, args.events))
+}
+
+/// A look already taken, with what it was taken for: what [`text`] describes from.
+pub(super) struct Look<'a> {
+    /// The manifests, adopted.
+    pub desired: &'a Desired,
+    /// Their settings (owner, state folder).
+    pub settings: &'a Settings,
+    /// What was observed.
+    pub observed: &'a Observed,
+    /// What the round would do.
+    pub plan: &'a Plan,
+}
+
+/// The description of the object `kind`/`name` with its latest `n` events; `None` when
+/// there is no such object. `describe` prints it; `top` shows it in a pane.
+pub(super) fn text(look: &Look<'_>, kind: Kind, name: &str, n: usize) -> Option<String> {
+    let m = &look.desired.manifests;
+    let w = World {
+        m,
+        classifiers: &look.desired.classifiers,
+        observed: look.observed,
+        plan: look.plan,
+        owner: &look.settings.spec.owner,
         tz: jiff::tz::TimeZone::system(),
     };
-    let name = args.name.as_str();
-    let body = match args.kind {
+    let body = match kind {
         Kind::Session => session(&w, name),
         Kind::Account => account(&w, name),
         Kind::Inbox => inbox(&w, name),
         Kind::Task => task(&w, name),
     };
-    let Some(mut out) = body else {
-        return Ok(None);
-    };
-    let object = match args.kind {
+    let mut out = body?;
+    let object = match kind {
         Kind::Session => ObjectRef::Session(name.to_owned()),
         Kind::Account => ObjectRef::Account(name.to_owned()),
         Kind::Inbox => ObjectRef::Inbox(name.to_owned()),
@@ -116,9 +139,9 @@ fn describe(args: &Args) -> Result<Option<String>, String> {
             |k| ObjectRef::task(k.inbox, k.name),
         ),
     };
-    let told = super::events::about(&settings.state_dir, &object);
-    events(&mut out, &object, &told, args.events, &w.tz);
-    Ok(Some(out))
+    let told = super::events::about(&look.settings.state_dir, &object);
+    events(&mut out, &object, &told, n, &w.tz);
+    Some(out)
 }
 
 /// `Label:` padded to one column.

@@ -49,6 +49,16 @@ impl Follow {
         })
     }
 
+    /// Whether something in the folder changed since the last call; never waits
+    /// (`top` asks between keys).
+    pub(super) fn changed(&self) -> bool {
+        let mut any = false;
+        while self.rx.try_recv().is_ok() {
+            any = true;
+        }
+        any
+    }
+
     /// Blocks until something in the folder changed and the writes went quiet; false
     /// when the watch ended.
     pub(super) fn wait(&self) -> bool {

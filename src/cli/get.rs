@@ -289,14 +289,7 @@ impl Viewer {
         let rows = match what {
             What::Sessions => Table::of(&sessions(m, &observed, &plan, owner)),
             What::Accounts => {
-                if let Some(swap) = &observed.facts.last_swap {
-                    footer.push(format!(
-                        "last swap: {} {} -> {} ({})",
-                        swap.at, swap.from, swap.to, swap.reason
-                    ));
-                } else {
-                    footer.push("last swap: none".to_owned());
-                }
+                footer.push(last_swap(&observed.facts));
                 Table::of(&accounts(m, &observed, &plan))
             }
             What::Inboxes => Table::of(&inboxes(m, &observed, &plan)),
@@ -306,7 +299,8 @@ impl Viewer {
     }
 }
 
-fn controller_line(dir: &Path) -> String {
+/// The controller's line under every table: running or not, converged or what is left.
+pub(super) fn controller_line(dir: &Path) -> String {
     match (Lock::holder(dir), Status::read(dir).ok().flatten()) {
         (Some(pid), Some(s)) if s.pid == pid => {
             let state = if s.converged {
@@ -322,6 +316,17 @@ fn controller_line(dir: &Path) -> String {
         }
         (Some(pid), _) => format!("controller: running (pid {pid})"),
         (None, _) => "controller: not running".to_owned(),
+    }
+}
+
+/// The last swap, as `get accounts` and `top` say it.
+pub(super) fn last_swap(facts: &crate::state::Facts) -> String {
+    match &facts.last_swap {
+        Some(swap) => format!(
+            "last swap: {} {} -> {} ({})",
+            swap.at, swap.from, swap.to, swap.reason
+        ),
+        None => "last swap: none".to_owned(),
     }
 }
 
@@ -343,7 +348,8 @@ impl Row for SessionRow {
     }
 }
 
-fn sessions(m: &Manifests, o: &Observed, plan: &Plan, owner: &str) -> Vec<SessionRow> {
+/// The rows of `get sessions`: ours and the manifests' (a missing one too), by name.
+pub(super) fn sessions(m: &Manifests, o: &Observed, plan: &Plan, owner: &str) -> Vec<SessionRow> {
     let mut rows = Vec::new();
     let now = jiff::Timestamp::now();
     for (name, s) in &o.sessions {
@@ -483,7 +489,7 @@ fn count(dir: &Path, glob: &str) -> usize {
 }
 
 /// How long until `t`: to the minute (`7h56m`), to the second under a minute (`25s`).
-fn countdown(now: jiff::Timestamp, t: jiff::Timestamp) -> String {
+pub(super) fn countdown(now: jiff::Timestamp, t: jiff::Timestamp) -> String {
     let secs = u64::try_from(t.duration_since(now).as_secs()).unwrap_or(0);
     let secs = if secs < 60 { secs } else { secs / 60 * 60 };
     crate::api::Duration(std::time::Duration::from_secs(secs)).to_string()

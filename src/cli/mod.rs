@@ -24,6 +24,7 @@ mod init;
 mod reconcile;
 mod render;
 mod table;
+mod top;
 
 /// Keeps AI coding-agent sessions running in tmux across subscription accounts.
 #[derive(Debug, Parser)]
@@ -96,6 +97,12 @@ enum Command {
         after_help = "Examples:\n  failover doctor -f ~/.config/failover/\n  failover doctor                 # the manifests the controller runs\n  failover doctor -f pool.yaml -o json | jq '.checks[] | select(.status != \"ok\")'\n\nOne line per check: ✓ fine, ! worth a look, ✗ broken, with the fix. Exit codes: 0 nothing broken, 1 something is (✗), 2 cannot run (manifests unreadable or invalid)."
     )]
     Doctor(doctor::Args),
+    /// A live dashboard: accounts with their use and resets, sessions, queues and
+    /// events, redrawn as the controller works; keys to filter, describe and attach.
+    #[command(
+        after_help = "Examples:\n  failover top\n  failover top -f manifests/\n  NO_COLOR=1 failover top --fleet\n\nKeys: arrows or j k, / filter, :sessions :accounts :inboxes :events :nodes, d describe, l screen history, enter attach (detach comes back), ? help, q quit. Needs a terminal: in a pipe, use failover get sessions -w. Exit codes: 0 quit, 2 no terminal or nothing readable."
+    )]
+    Top(top::Args),
     /// Read a saved agent screen: idle, busy, waiting, quota-exhausted (and until when),
     /// rate-limited or server-error, with the pattern and line that decided.
     #[command(
@@ -232,6 +239,7 @@ pub fn run() -> ExitCode {
         Command::Delete(args) => delete::run(args),
         Command::Describe(args) => describe::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Top(args) => top::run(args),
         Command::Classify(args) => classify::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Schema(args) => {
@@ -334,24 +342,38 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
-/// What `m` concerns, observed without changing anything: a read-only tmux connection
-/// (no server is started) and the persisted facts.
 /// Observes without starting a tmux server or changing anything, and plans what
 /// `apply` would do: the round's own look.
 async fn look(
     desired: &crate::controller::round::Desired,
     settings: &api::Settings,
 ) -> Result<(crate::observe::Observed, crate::plan::Plan), Box<dyn std::error::Error>> {
+    let tmux = observer(settings).await?;
+    look_on(tmux.as_ref(), desired, settings).await
+}
+
+/// A read-only connection to the controller's tmux server (`None`: no server runs);
+/// one that lives across looks (`top`) lists and captures only what changed.
+async fn observer(
+    settings: &api::Settings,
+) -> Result<Option<crate::tmux::Tmux>, crate::tmux::Error> {
     let mode = crate::tmux::Mode::Observe {
         owner: settings.spec.owner.clone(),
     };
-    let tmux =
-        crate::tmux::Tmux::connect(crate::controller::tmux_server(settings, false), mode).await?;
+    crate::tmux::Tmux::connect(crate::controller::tmux_server(settings, false), mode).await
+}
+
+/// [`look`] through the connection `tmux`, and the persisted facts.
+async fn look_on(
+    tmux: Option<&crate::tmux::Tmux>,
+    desired: &crate::controller::round::Desired,
+    settings: &api::Settings,
+) -> Result<(crate::observe::Observed, crate::plan::Plan), Box<dyn std::error::Error>> {
     let facts = crate::state::Facts::load(&settings.state_dir)?;
     let tz = jiff::tz::TimeZone::system();
     let round = crate::controller::round::Round {
         act: crate::act::Context {
-            tmux: tmux.as_ref(),
+            tmux,
             owner: &settings.spec.owner,
             state_dir: Some(&settings.state_dir),
         },
