@@ -104,11 +104,6 @@ impl AgentKind {
         AgentKind::ALL.into_iter().find(|k| k.as_str() == name)
     }
 
-    /// Whether this is the kind a field left out means.
-    pub fn is_default(&self) -> bool {
-        *self == AgentKind::default()
-    }
-
     /// What a profile of this kind starts with.
     pub(crate) fn defaults(self) -> &'static Defaults {
         match self {
@@ -151,7 +146,7 @@ mod tests {
     #[test]
     fn the_default_profile_should_be_the_first_builtin_and_run_the_default_kind() {
         assert_eq!(BUILTIN[0].name, crate::api::BUILTIN_AGENT);
-        assert!(BUILTIN[0].kind.is_default());
+        assert_eq!(BUILTIN[0].kind, AgentKind::default());
         let names: std::collections::BTreeSet<&str> = BUILTIN.iter().map(|b| b.name).collect();
         assert_eq!(names.len(), BUILTIN.len(), "built-in names are unique");
     }

@@ -410,13 +410,17 @@ fn check_families(docs: &[Doc], out: &mut Vec<Problem>) {
         };
         if !families.contains(&agent) {
             let known: Vec<&str> = families.iter().map(|k| k.as_str()).collect();
+            let known = if known.is_empty() {
+                String::new()
+            } else {
+                format!("; the accounts are for {}", known.join(", "))
+            };
             out.push(doc.problem(
                 "/spec/agent",
                 format!(
                     "{kind} `{}` runs AgentProfile `{profile}` of kind {agent}, but no Account \
-                     is for {agent} (set an Account's spec.agent to {agent}; accounts are for: {})",
+                     is for {agent} (set an Account's spec.agent to {agent}{known})",
                     doc.name.as_deref().unwrap_or_default(),
-                    known.join(", ")
                 ),
             ));
         }
