@@ -13,8 +13,8 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
-/// The settings file's name in an account home.
-pub(crate) const SETTINGS_FILE: &str = "settings.json";
+/// The settings file's name in a Claude Code account home.
+pub(crate) use crate::agents::claude_code::SETTINGS_FILE;
 
 /// The hook events failover listens to.
 pub(crate) const EVENTS: [&str; 4] = ["SessionStart", "UserPromptSubmit", "Stop", "StopFailure"];

@@ -16,6 +16,7 @@
 
 mod act;
 mod agent_settings;
+mod agents;
 pub mod api;
 pub mod claude_versions;
 mod cli;

@@ -63,7 +63,10 @@ pub(crate) fn plan(m: &Manifests, observed: &Observed, owner: &str, found: &Foun
         }
     }
     for account in &m.accounts {
-        let path = account.spec.home.join(agent_settings::SETTINGS_FILE);
+        let Some(file) = account.spec.agent.settings_file() else {
+            continue;
+        };
+        let path = account.spec.home.join(file);
         let now = observed.agent_settings.get(&account.spec.home);
         if let Some(step) = settings(&path, now, &found.originals) {
             steps.push(step.into());

@@ -269,11 +269,6 @@ fn assemble(docs: Vec<Doc>) -> Result<Manifests, Vec<Problem>> {
     let mut m = Manifests::default();
     let mut problems = Vec::new();
     let mut controller = None;
-    let builtin = Object {
-        name: super::BUILTIN_AGENT.to_owned(),
-        spec: super::AgentProfileSpec::default(),
-        source: Source::builtin(),
-    };
     for doc in docs {
         let Some(kind) = doc.kind else { continue };
         let name = doc.name.clone().unwrap_or_default();
@@ -293,9 +288,17 @@ fn assemble(docs: Vec<Doc>) -> Result<Manifests, Vec<Problem>> {
             }
         }
     }
-    if !m.agents.iter().any(|a| a.name == builtin.name) {
-        m.agents.insert(0, builtin);
-    }
+    // The built-in profiles a manifest does not replace, first, in the table's order.
+    let builtins = crate::agents::BUILTIN
+        .iter()
+        .filter(|b| !m.agents.iter().any(|a| a.name == b.name))
+        .map(|b| Object {
+            name: b.name.to_owned(),
+            spec: super::AgentProfileSpec::of_kind(b.kind),
+            source: Source::builtin(),
+        })
+        .collect::<Vec<_>>();
+    m.agents.splice(0..0, builtins);
     m.controller = controller.unwrap_or_default();
     if problems.is_empty() {
         Ok(m)

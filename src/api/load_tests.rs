@@ -2,7 +2,7 @@
 //! reported locations.
 
 use super::*;
-use crate::api::Duration;
+use crate::api::{AgentKind, AgentProfileSpec, Duration};
 
 const HEAD: &str = "apiVersion: failover/v1alpha1\n";
 
@@ -68,6 +68,52 @@ fn load_should_fill_defaults() {
     assert_eq!(m.controller.spec.poll_interval, Duration::from_secs(1));
     assert_eq!(m.controller.spec.quota.confirmations, 2);
     assert_eq!(m.controller.spec.owner, "failover");
+}
+
+#[test]
+fn accounts_and_profiles_should_be_for_claude_code_unless_they_say_otherwise() {
+    let text = account("a", "/h/a")
+        + &format!(
+            "---\n{HEAD}kind: Account\nmetadata: {{name: b}}\nspec: {{home: /h/b, agent: claude-code}}\n\
+             ---\n{HEAD}kind: AgentProfile\nmetadata: {{name: mine}}\nspec: {{kind: claude-code, command: [claude]}}\n"
+        );
+    let m = load_str("m.yaml", &text).unwrap();
+    assert!(
+        m.accounts
+            .iter()
+            .all(|a| a.spec.agent == AgentKind::ClaudeCode)
+    );
+    assert_eq!(m.kind_of("mine"), AgentKind::ClaudeCode);
+    assert_eq!(
+        m.kind_of("claude"),
+        AgentKind::ClaudeCode,
+        "the built-in profile"
+    );
+    assert_eq!(m.agents[0].spec, AgentProfileSpec::default());
+    assert_eq!(m.family_by_priority(AgentKind::ClaudeCode).len(), 2);
+}
+
+#[test]
+fn validate_should_refuse_a_pool_whose_profile_kind_has_no_account_naming_the_field() {
+    let text = format!(
+        "{HEAD}kind: Account\nmetadata: {{name: x}}\nspec: {{home: /h/x, agent: codex-cli}}\n\
+         ---\n{HEAD}kind: Pool\nmetadata: {{name: p}}\n\
+         spec:\n  prefix: p-\n  min: 1\n  max: 2\n  workdir: /w\n  agent: claude\n\
+         ---\n{HEAD}kind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: /w}}\n"
+    );
+    // The account's unknown kind is the schema's problem; that leaves no account for
+    // the pool's and the session's Claude Code.
+    assert_problem(&text, "4:27 spec.agent", "\"codex-cli\" is not one of");
+    assert_problem(
+        &text,
+        "14:10 spec.agent",
+        "Pool `p` runs AgentProfile `claude` of kind claude-code, but no Account is for claude-code",
+    );
+    assert_problem(
+        &text,
+        "19:7 spec.agent",
+        "DedicatedSession `desk` runs AgentProfile `claude` of kind claude-code",
+    );
 }
 
 #[test]

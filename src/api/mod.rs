@@ -147,9 +147,12 @@ pub struct Manifests {
 impl Manifests {
     /// Accounts ordered by preference: priority, then name.
     pub fn accounts_by_priority(&self) -> Vec<&Object<AccountSpec>> {
-        let mut accounts: Vec<_> = self.accounts.iter().collect();
-        accounts.sort_by(|a, b| (a.spec.priority, &a.name).cmp(&(b.spec.priority, &b.name)));
-        accounts
+        rank(self.accounts.iter())
+    }
+
+    /// The accounts of family `kind` ordered by preference: priority, then name.
+    pub fn family_by_priority(&self, kind: AgentKind) -> Vec<&Object<AccountSpec>> {
+        rank(self.accounts_of(kind))
     }
 
     /// The agent profile a session of ours named `session` runs, by the pool or
@@ -161,6 +164,43 @@ impl Manifests {
     /// The agent profile named `name`.
     pub fn agent(&self, name: &str) -> Option<&Object<AgentProfileSpec>> {
         self.agents.iter().find(|a| a.name == name)
+    }
+
+    /// The kind of agent the profile named `agent` runs: its family (the default kind
+    /// for a profile the manifests do not have, which validation refuses).
+    pub fn kind_of(&self, agent: &str) -> AgentKind {
+        self.agent(agent).map(|p| p.spec.kind).unwrap_or_default()
+    }
+
+    /// The family of the session of ours named `session`: its profile's kind.
+    pub fn kind_of_session(&self, session: &str) -> AgentKind {
+        self.kind_of(self.agent_of(session).unwrap_or(BUILTIN_AGENT))
+    }
+
+    /// The family of pool `pool`'s sessions.
+    pub fn kind_of_pool(&self, pool: &str) -> AgentKind {
+        self.kind_of(
+            self.pool(pool)
+                .map_or(BUILTIN_AGENT, |p| p.spec.agent.as_str()),
+        )
+    }
+
+    /// The accounts of family `kind`, in manifest order.
+    pub fn accounts_of(&self, kind: AgentKind) -> impl Iterator<Item = &Object<AccountSpec>> {
+        self.accounts.iter().filter(move |a| a.spec.agent == kind)
+    }
+
+    /// The families the ledger keeps: the kinds of the accounts and of the wanted
+    /// sessions' profiles; the default kind when there is neither.
+    pub fn families(&self) -> std::collections::BTreeSet<AgentKind> {
+        let mut kinds: std::collections::BTreeSet<AgentKind> =
+            self.accounts.iter().map(|a| a.spec.agent).collect();
+        kinds.extend(self.pools.iter().map(|p| self.kind_of(&p.spec.agent)));
+        kinds.extend(self.dedicated.iter().map(|d| self.kind_of(&d.spec.agent)));
+        if kinds.is_empty() {
+            kinds.insert(AgentKind::default());
+        }
+        kinds
     }
 
     /// Whether a manifest wants a session named `name` (in a pool's range, or a
@@ -190,6 +230,15 @@ impl Manifests {
     pub fn pool(&self, name: &str) -> Option<&Object<PoolSpec>> {
         self.pools.iter().find(|p| p.name == name)
     }
+}
+
+/// `accounts` ordered by preference: priority, then name.
+fn rank<'m>(
+    accounts: impl Iterator<Item = &'m Object<AccountSpec>>,
+) -> Vec<&'m Object<AccountSpec>> {
+    let mut accounts: Vec<_> = accounts.collect();
+    accounts.sort_by(|a, b| (a.spec.priority, &a.name).cmp(&(b.spec.priority, &b.name)));
+    accounts
 }
 
 /// What wants a session: see [`Manifests::session_owner`].

@@ -11,12 +11,14 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::duration::Duration;
+pub use crate::agents::AgentKind;
 
 /// The only `apiVersion` this release reads.
 pub const API_VERSION: &str = "failover/v1alpha1";
 
-/// The name of the agent profile that is always there, without a manifest.
-pub const BUILTIN_AGENT: &str = "claude";
+/// The name of the agent profile that is always there, without a manifest: the first
+/// of the built-in profiles ([`crate::agents::BUILTIN`]).
+pub const BUILTIN_AGENT: &str = crate::agents::BUILTIN[0].name;
 
 /// Environment variables, name to value.
 pub type Env = BTreeMap<String, String>;
@@ -35,6 +37,10 @@ pub struct AccountSpec {
     /// Extra environment for every agent run under this account. Default none.
     #[serde(default)]
     pub env: Env,
+    /// The kind of agent this home is for: its family. Sessions run under the accounts
+    /// of their profile's kind only. Default `claude-code`.
+    #[serde(default)]
+    pub agent: AgentKind,
 }
 
 /// The folder every account home shares, and the links each home must expose into it.
@@ -147,6 +153,10 @@ fn default_max_tries() -> u32 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AgentProfileSpec {
+    /// The kind of agent it runs: which accounts its sessions run under (those whose
+    /// `agent` is this kind). Default `claude-code`.
+    #[serde(default)]
+    pub kind: AgentKind,
     /// The agent's argv; no shell is involved. Default
     /// `[claude, --dangerously-skip-permissions]`.
     #[serde(default = "default_command")]
@@ -176,25 +186,35 @@ pub struct AgentProfileSpec {
     pub reports: bool,
 }
 
+/// Claude Code's defaults: a field's default cannot see the profile's `kind`.
+fn claude_code() -> &'static crate::agents::Defaults {
+    AgentKind::ClaudeCode.defaults()
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
 fn default_command() -> Vec<String> {
-    vec!["claude".into(), "--dangerously-skip-permissions".into()]
+    strings(claude_code().command)
 }
 
 fn default_home_env() -> String {
-    "CLAUDE_CONFIG_DIR".to_owned()
+    claude_code().home_env.to_owned()
 }
 
 fn default_resume_args() -> Vec<String> {
-    vec!["--resume".into(), "{sessionId}".into()]
+    strings(claude_code().resume_args)
 }
 
 fn default_exit_command() -> String {
-    "/exit".to_owned()
+    claude_code().exit_command.to_owned()
 }
 
 impl Default for AgentProfileSpec {
     fn default() -> Self {
         Self {
+            kind: AgentKind::default(),
             command: default_command(),
             env: Env::new(),
             home_env: default_home_env(),
@@ -202,6 +222,16 @@ impl Default for AgentProfileSpec {
             exit_command: default_exit_command(),
             screen: ScreenPatterns::default(),
             reports: true,
+        }
+    }
+}
+
+impl AgentProfileSpec {
+    /// A profile of `kind` with every default: the built-in profiles.
+    pub fn of_kind(kind: AgentKind) -> Self {
+        match kind {
+            // Every field's default is Claude Code's.
+            AgentKind::ClaudeCode => Self::default(),
         }
     }
 }
@@ -232,43 +262,16 @@ pub struct ScreenPatterns {
 
 impl Default for ScreenPatterns {
     fn default() -> Self {
-        let list = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect();
+        let screen = &claude_code().screen;
         Self {
-            prompt: "^❯\u{a0}".to_owned(),
-            busy: "esc to interrupt".to_owned(),
-            waiting: r"Do you want to proceed\?|Yes, I trust this folder|Do you want to use this API key\?|Bypass Permissions mode".to_owned(),
-            placeholder: "^Resend your message to try again$".to_owned(),
-            quota: list(&[
-                r"^⎿\s+You've hit your (?:[\w-]+ ){0,2}limit\b",
-                r"^⎿\s+(?:[\w-]+ ){0,2}limit reached\b",
-                r"^[●⏺]\s+(?:Claude (?:AI )?)?[Uu]sage limit reached\b",
-                r"^[●⏺]\s+(?:[\w-]+ ){0,2}limit reached\b",
-                r"^✻\s+(?:[\w-]+ ){0,2}limit reached\b",
-                r"^⚠\s+(?:[\w-]+ ){0,2}limit reached\b",
-                r"Claude AI usage limit reached\|\d{10}",
-                r#"^[●⏺]\s+API Error: 429\b.*"rate_limit_error""#,
-            ]),
-            veto: list(&[
-                r"\bapi_error\b",
-                r"\boverloaded_error\b",
-                r"(?i)\binternal server error\b",
-                r"API Error: (?:Repeated )?5\d\d\b",
-                r"API Error \(5\d\d\b",
-                r"^✻\s+5\d\d\b",
-                r"server-side issue",
-            ]),
-            transient: list(&[
-                r"(?i)not your usage limit",
-                r"(?i)temporarily limiting requests",
-                r"^✻\s+429\b",
-                r"^[●⏺]\s+API Error: 429\b",
-                r"(?i)retrying in \d+",
-            ]),
-            reset: list(&[
-                r"(?i)resets? (?:at )?(?P<time>(?:[a-z]{3}[a-z]* \d{1,2}(?:, \d{4})?(?:,| at) )?\d{1,2}(?::\d{2})?\s*[ap]m(?: \([^)]+\))?)",
-                r"(?i)continu(?:ing|e) automatically at (?P<time>\d{1,2}(?::\d{2})?\s*[ap]m(?: \([^)]+\))?)",
-                r"\|(?P<epoch>\d{10})\b",
-            ]),
+            prompt: screen.prompt.to_owned(),
+            busy: screen.busy.to_owned(),
+            waiting: screen.waiting.to_owned(),
+            placeholder: screen.placeholder.to_owned(),
+            quota: strings(screen.quota),
+            veto: strings(screen.veto),
+            transient: strings(screen.transient),
+            reset: strings(screen.reset),
         }
     }
 }

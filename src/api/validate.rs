@@ -11,7 +11,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::problem::{Problem, dotted};
-use super::{BUILTIN_AGENT, Kind, Source};
+use super::{AgentKind, BUILTIN_AGENT, Kind, Source};
 
 /// One parsed document, valid or not, as validation sees it.
 #[derive(Debug)]
@@ -87,6 +87,8 @@ pub(super) fn check(docs: &[Doc], partial: bool) -> Vec<Problem> {
         out.push(Problem::global(
             "no Account in the manifests: at least one is required",
         ));
+    } else if !partial {
+        check_families(docs, &mut out);
     }
     out
 }
@@ -369,6 +371,58 @@ fn check_references(docs: &[Doc], out: &mut Vec<Problem>) {
             }
             // No references to other objects.
             Some(Kind::Account | Kind::AgentProfile | Kind::ControllerConfig) | None => {}
+        }
+    }
+}
+
+/// Every pool and dedicated session must have an account of its profile's kind: its
+/// sessions run under those only. A profile or kind that does not exist is another
+/// problem, told once by the checks above.
+fn check_families(docs: &[Doc], out: &mut Vec<Problem>) {
+    let kind_at = |doc: &Doc, pointer: &str| match doc.value.pointer(pointer) {
+        None => Some(AgentKind::default()),
+        Some(v) => v.as_str().and_then(AgentKind::parse),
+    };
+    let families: BTreeSet<AgentKind> = docs
+        .iter()
+        .filter(|d| d.of(Kind::Account))
+        .filter_map(|d| kind_at(d, "/spec/agent"))
+        .collect();
+    let profile_kind = |name: &str| {
+        let declared = docs
+            .iter()
+            .find(|d| d.of(Kind::AgentProfile) && d.name.as_deref() == Some(name));
+        match declared {
+            Some(d) => kind_at(d, "/spec/kind"),
+            None => crate::agents::BUILTIN
+                .iter()
+                .find(|b| b.name == name)
+                .map(|b| b.kind),
+        }
+    };
+    for doc in docs {
+        let Some(kind @ (Kind::Pool | Kind::DedicatedSession)) = doc.kind else {
+            continue;
+        };
+        let profile = doc.str("/spec/agent").unwrap_or(BUILTIN_AGENT);
+        let Some(agent) = profile_kind(profile) else {
+            continue;
+        };
+        if !families.contains(&agent) {
+            let known: Vec<&str> = families.iter().map(|k| k.as_str()).collect();
+            let known = if known.is_empty() {
+                String::new()
+            } else {
+                format!("; the accounts are for {}", known.join(", "))
+            };
+            out.push(doc.problem(
+                "/spec/agent",
+                format!(
+                    "{kind} `{}` runs AgentProfile `{profile}` of kind {agent}, but no Account \
+                     is for {agent} (set an Account's spec.agent to {agent}{known})",
+                    doc.name.as_deref().unwrap_or_default(),
+                ),
+            ));
         }
     }
 }

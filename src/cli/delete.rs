@@ -197,7 +197,7 @@ fn found(m: &crate::api::Manifests, dir: &Path) -> Found {
     let originals = m
         .accounts
         .iter()
-        .map(|a| a.spec.home.join(crate::agent_settings::SETTINGS_FILE))
+        .filter_map(|a| Some(a.spec.home.join(a.spec.agent.settings_file()?)))
         .filter_map(|path| {
             crate::state::originals::find(dir, &path)
                 .ok()

@@ -370,7 +370,7 @@ fn account(w: &World<'_>, name: &str) -> Option<String> {
             sessions.join(", ")
         },
     );
-    if let Some(swap) = &w.observed.facts.last_swap
+    if let Some(swap) = &w.observed.facts.family(a.spec.agent).last_swap
         && (swap.from == name || swap.to == name)
     {
         field(

@@ -10,7 +10,7 @@ use serde_json::Value;
 pub(super) use super::table::{Format, What};
 use super::table::{Row, Table, WindowCell};
 
-use crate::api::{ControllerConfigSpec, Manifests, Settings};
+use crate::api::{AgentKind, ControllerConfigSpec, Manifests, Settings};
 use crate::controller::handoff::{ManifestSet, Status};
 use crate::controller::lock::Lock;
 use crate::controller::round::Desired;
@@ -289,7 +289,7 @@ impl Viewer {
         let rows = match what {
             What::Sessions => Table::of(&sessions(m, &observed, &plan, owner)),
             What::Accounts => {
-                footer.push(last_swap(&observed.facts));
+                footer.extend(last_swaps(m, &observed));
                 Table::of(&accounts(m, &observed, &plan))
             }
             What::Inboxes => Table::of(&inboxes(m, &observed, &plan)),
@@ -316,17 +316,6 @@ pub(super) fn controller_line(dir: &Path) -> String {
         }
         (Some(pid), _) => format!("controller: running (pid {pid})"),
         (None, _) => "controller: not running".to_owned(),
-    }
-}
-
-/// The last swap, as `get accounts` and `top` say it.
-pub(super) fn last_swap(facts: &crate::state::Facts) -> String {
-    match &facts.last_swap {
-        Some(swap) => format!(
-            "last swap: {} {} -> {} ({})",
-            swap.at, swap.from, swap.to, swap.reason
-        ),
-        None => "last swap: none".to_owned(),
     }
 }
 
@@ -423,18 +412,41 @@ impl Row for AccountRow {
     }
 }
 
+/// Each family's last swap, a line each (`last swap: none` for a family without one);
+/// with one family, the line does not name it.
+pub(super) fn last_swaps(m: &Manifests, o: &Observed) -> Vec<String> {
+    let families = m.families();
+    families
+        .iter()
+        .map(|kind| {
+            let family = if families.len() > 1 {
+                format!(" ({kind})")
+            } else {
+                String::new()
+            };
+            match &o.facts.family(*kind).last_swap {
+                Some(swap) => format!(
+                    "last swap{family}: {} {} -> {} ({})",
+                    swap.at, swap.from, swap.to, swap.reason
+                ),
+                None => format!("last swap{family}: none"),
+            }
+        })
+        .collect()
+}
+
 /// The ledger's own answer in `plan`: cooldown, fail-back, what the screens and the
 /// agents' reports say included.
 pub(super) fn accounts(m: &Manifests, o: &Observed, plan: &Plan) -> Vec<AccountRow> {
     let now = jiff::Timestamp::now();
-    let active = plan.account.clone();
     let usage = &plan.facts.usage;
     m.accounts_by_priority()
         .into_iter()
         .map(|a| {
             let until = o.facts.exhausted_until.get(&a.name).filter(|t| **t > now);
             let over = plan::over_threshold(m, &plan.facts, &a.name, now);
-            let state = match (Some(&a.name) == active.as_ref(), until.is_some(), over) {
+            let active = plan.account(a.spec.agent) == Some(a.name.as_str());
+            let state = match (active, until.is_some(), over) {
                 (true, _, true) => "active, over moveAt (new tasks wait)",
                 (true, _, false) => "active",
                 (false, true, _) => "exhausted",
@@ -495,12 +507,13 @@ pub(super) fn countdown(now: jiff::Timestamp, t: jiff::Timestamp) -> String {
     crate::api::Duration(std::time::Duration::from_secs(secs)).to_string()
 }
 
-/// Whether the queues flow: `open`, or why tasks wait and until when (every account
-/// exhausted: until the first reset; the active account over `quota.moveAt`).
-fn queue_state(m: &Manifests, o: &Observed, plan: &Plan) -> String {
+/// Whether the queues of family `kind` flow: `open`, or why tasks wait and until when
+/// (every account of the family exhausted: until the first reset; its active account
+/// over `quota.moveAt`).
+fn queue_state(m: &Manifests, o: &Observed, plan: &Plan, kind: AgentKind) -> String {
     let now = jiff::Timestamp::now();
-    match plan.account.as_deref() {
-        None => match plan::all_exhausted(m, &o.facts, now) {
+    match plan.account(kind) {
+        None => match plan::all_exhausted(m, kind, &o.facts, now) {
             Some(t) => format!("waiting for a reset: until {t} (in {})", countdown(now, t)),
             None => "waiting: no account can take sessions (see get accounts)".to_owned(),
         },
@@ -533,10 +546,10 @@ impl Row for InboxRow {
 }
 
 pub(super) fn inboxes(m: &Manifests, o: &Observed, plan: &Plan) -> Vec<InboxRow> {
-    let queue = queue_state(m, o, plan);
     m.inboxes
         .iter()
         .map(|i| {
+            let queue = queue_state(m, o, plan, m.kind_of_pool(&i.spec.pool));
             let folders = Folders::of(&i.spec.path);
             InboxRow {
                 name: i.name.clone(),
@@ -546,7 +559,7 @@ pub(super) fn inboxes(m: &Manifests, o: &Observed, plan: &Plan) -> Vec<InboxRow>
                 done: count(&folders.done, &i.spec.glob),
                 failed: count(&folders.failed, &i.spec.glob),
                 path: i.spec.path.display().to_string(),
-                queue: queue.clone(),
+                queue,
             }
         })
         .collect()

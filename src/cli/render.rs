@@ -277,7 +277,9 @@ mod tests {
         let m = manifests(POOL_AND_DEDICATED);
         let mut o = observed();
         add(&mut o, session("ccl-1-x", "failover", "main", 9));
-        o.facts.active_account = Some("main".into());
+        o.facts
+            .family_mut(crate::api::AgentKind::ClaudeCode)
+            .active_account = Some("main".into());
         o.screens.insert(
             "ccl-1-x".into(),
             "> go\n  ⎿  You've hit your 5-hour limit · resets 11pm (UTC)\n────\n❯\u{a0}\n────\n"
@@ -303,7 +305,9 @@ mod tests {
         let mut o = observed();
         add(&mut o, session("ccl-1-x", "failover", "main", 9));
         o.screens.insert("ccl-1-x".into(), IDLE_SCREEN.into());
-        o.facts.active_account = Some("main".into());
+        o.facts
+            .family_mut(crate::api::AgentKind::ClaudeCode)
+            .active_account = Some("main".into());
         let resets: jiff::Timestamp = "2026-11-21T09:00:00Z".parse().unwrap();
         o.facts
             .usage

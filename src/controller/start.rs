@@ -102,7 +102,7 @@ pub(crate) async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
     let mut reporter = Reporter::new(
         journal,
         &settings.spec,
-        store.facts().active_account.clone(),
+        super::status::active_accounts(store.facts()),
         stopping.clone(),
         metrics,
     );

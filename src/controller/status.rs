@@ -2,7 +2,7 @@
 //! decisions (events, refusals, the active account) and of every action, the
 //! operator's notifications, and `status.json` for `apply --wait` and `get`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +12,7 @@ use tracing::{error, info, warn};
 
 use super::handoff::Status;
 use super::round::Watcher;
-use crate::api::{ControllerConfigSpec, Duration};
+use crate::api::{AgentKind, ControllerConfigSpec, Duration};
 use crate::journal::{Acted, Entry, Journal, Kind};
 use crate::plan::{Action, Event, Outcome, Plan, Refusal, TaskAction};
 
@@ -28,8 +28,8 @@ pub(super) struct Reporter {
     notifications: crate::api::NotificationsSpec,
     idle_timeout: Duration,
     stopping: Arc<AtomicBool>,
-    /// The account sessions ran under after the last round.
-    active_account: Option<String>,
+    /// Each family's active account after the last round.
+    active_accounts: BTreeMap<AgentKind, String>,
     last_refused: Vec<Refusal>,
     /// The last event of each kind, not to journal one that repeats twice.
     last_events: HashMap<Kind, Event>,
@@ -46,7 +46,7 @@ impl Reporter {
     pub(super) fn new(
         journal: Journal,
         spec: &ControllerConfigSpec,
-        active_account: Option<String>,
+        active_accounts: BTreeMap<AgentKind, String>,
         stopping: Arc<AtomicBool>,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
@@ -55,7 +55,7 @@ impl Reporter {
             notifications: spec.notifications.clone(),
             idle_timeout: spec.completion.idle_timeout,
             stopping,
-            active_account,
+            active_accounts,
             last_refused: Vec::new(),
             last_events: HashMap::new(),
             last_status: None,
@@ -195,20 +195,29 @@ fn log_event(event: &Event, detail: &serde_json::Value) {
     }
 }
 
+/// Each family's active account in `facts`, exhausted or not.
+pub(super) fn active_accounts(facts: &crate::state::Facts) -> BTreeMap<AgentKind, String> {
+    facts
+        .families
+        .iter()
+        .filter_map(|(kind, l)| Some((kind, l.active_account.clone()?)))
+        .collect()
+}
+
 impl Watcher for Reporter {
     fn planned(&mut self, plan: &Plan) {
         self.record_refusals(plan);
         self.record_events(plan);
-        if plan.account.is_some() && plan.account != self.active_account {
-            info!(
-                account = plan.account.as_deref().unwrap_or_default(),
-                "active account"
-            );
-            self.record(crate::journal::Life::ActiveAccount {
-                account: plan.account.clone(),
-            });
+        // Each family's in turn; the account names its family.
+        for (kind, account) in &plan.accounts {
+            if self.active_accounts.get(kind) != Some(account) {
+                info!(account = account.as_str(), "active account");
+                self.record(crate::journal::Life::ActiveAccount {
+                    account: Some(account.clone()),
+                });
+            }
         }
-        self.active_account = plan.facts.active_account.clone();
+        self.active_accounts = active_accounts(&plan.facts);
     }
 
     fn proceed(&mut self, _action: &Action) -> bool {
@@ -248,7 +257,7 @@ mod tests {
         Reporter::new(
             Journal::open(dir).expect("journal"),
             &ControllerConfigSpec::default(),
-            None,
+            BTreeMap::new(),
             Arc::new(AtomicBool::new(false)),
             Arc::new(crate::metrics::Metrics::default()),
         )

@@ -6,7 +6,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::api::Manifests;
+use crate::api::{AgentKind, Manifests};
 use crate::observe::Observed;
 use crate::plan::Plan;
 use crate::state::Swap;
@@ -33,7 +33,10 @@ pub(crate) struct NodeStatus {
 pub(crate) struct RoundStatus {
     /// The controller's pid.
     pub pid: u32,
-    /// The account its sessions run under now; none while it is exhausted.
+    /// The account its sessions run under now; none while it is exhausted. The default
+    /// family's (Claude Code's) only: a node's status tells one family until `get`
+    /// tells families (issue 25). The fleet's ledger itself is per account, so per
+    /// family already.
     pub active_account: Option<String>,
     /// The accounts its sessions run under, sorted.
     pub accounts_in_use: Vec<String>,
@@ -41,7 +44,7 @@ pub(crate) struct RoundStatus {
     pub sessions: Vec<NodeSession>,
     /// Its inboxes.
     pub inboxes: Vec<NodeInbox>,
-    /// Its last swap of the active account.
+    /// Its last swap of the active account (the default family's, as above).
     #[serde(default)]
     pub last_swap: Option<Swap>,
 }
@@ -139,11 +142,11 @@ impl RoundStatus {
         accounts_in_use.dedup();
         Self {
             pid: std::process::id(),
-            active_account: plan.account.clone(),
+            active_account: plan.account(AgentKind::default()).map(str::to_owned),
             accounts_in_use,
             sessions,
             inboxes,
-            last_swap: plan.facts.last_swap.clone(),
+            last_swap: plan.facts.family(AgentKind::default()).last_swap.clone(),
         }
     }
 }

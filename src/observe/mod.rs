@@ -194,8 +194,9 @@ pub async fn observe(
     let agent_settings = manifests
         .accounts
         .iter()
-        .map(|a| {
-            let path = a.spec.home.join(crate::agent_settings::SETTINGS_FILE);
+        .filter_map(|a| Some((a, a.spec.agent.settings_file()?)))
+        .map(|(a, file)| {
+            let path = a.spec.home.join(file);
             (
                 a.spec.home.clone(),
                 crate::agent_settings::Observed::read(&path),

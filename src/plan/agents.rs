@@ -5,25 +5,36 @@
 
 use super::{FsAction, Plan};
 use crate::agent_settings::{self, Commands, Observed as File};
-use crate::api::Manifests;
+use crate::api::{AgentKind, AgentProfileSpec, Manifests, Object};
 use crate::object::ObjectRef;
 use crate::observe::{Entry, Observed};
 
 /// Whether a wanted session runs a profile that reads reports.
 pub(crate) fn reports_wanted(m: &Manifests) -> bool {
-    let agents = m
+    wanted_profiles(m).any(|p| p.spec.reports)
+}
+
+/// Whether a wanted session runs a profile of `kind` that reads reports: the homes of
+/// that family then carry failover's entries.
+fn reports_wanted_of(m: &Manifests, kind: AgentKind) -> bool {
+    wanted_profiles(m).any(|p| p.spec.reports && p.spec.kind == kind)
+}
+
+/// The profiles of the wanted sessions (pools and dedicated), once each.
+fn wanted_profiles(m: &Manifests) -> impl Iterator<Item = &Object<AgentProfileSpec>> {
+    let names: std::collections::BTreeSet<&str> = m
         .pools
         .iter()
         .map(|p| p.spec.agent.as_str())
-        .chain(m.dedicated.iter().map(|d| d.spec.agent.as_str()));
-    agents.filter_map(|a| m.agent(a)).any(|p| p.spec.reports)
+        .chain(m.dedicated.iter().map(|d| d.spec.agent.as_str()))
+        .collect();
+    names.into_iter().filter_map(|a| m.agent(a))
 }
 
 /// Adds the settings actions and refusals.
 pub(super) fn plan_agent_settings(m: &Manifests, o: &Observed, plan: &mut Plan) {
-    let want = reports_wanted(m);
     let Some(exe) = o.exe.as_deref() else {
-        if want {
+        if reports_wanted(m) {
             plan.refuse(
                 ObjectRef::AgentSettings,
                 "the path of the failover binary is unknown; the agents' hooks cannot be set",
@@ -34,10 +45,14 @@ pub(super) fn plan_agent_settings(m: &Manifests, o: &Observed, plan: &mut Plan) 
     let commands = Commands::for_exe(exe);
     for account in &m.accounts {
         let home = &account.spec.home;
+        let Some(file) = account.spec.agent.settings_file() else {
+            continue;
+        };
         if !is_folder(o, home) {
             continue;
         }
-        let path = home.join(agent_settings::SETTINGS_FILE);
+        let want = reports_wanted_of(m, account.spec.agent);
+        let path = home.join(file);
         let existing = match o.agent_settings.get(home) {
             None | Some(File::Missing) => None,
             Some(File::Json(v)) => Some(v),

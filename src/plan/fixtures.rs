@@ -2,8 +2,11 @@
 
 use std::path::PathBuf;
 
-use crate::api::{Manifests, load_str};
+use crate::api::{AgentKind, Manifests, load_str};
 use crate::observe::{Entry, Observed, Pane, Session};
+
+/// The family every account of these fixtures is in.
+pub(crate) const CLAUDE: AgentKind = AgentKind::ClaudeCode;
 
 pub(crate) const TWO_ACCOUNTS_SHARED: &str = "
 apiVersion: failover/v1alpha1
@@ -106,7 +109,7 @@ pub(crate) fn idle_pool(o: &mut Observed) {
         add(o, session(n, "failover", "main", 100 + i as u32));
         o.screens.insert((*n).into(), IDLE_SCREEN.into());
     }
-    o.facts.active_account = Some("main".into());
+    o.facts.family_mut(CLAUDE).active_account = Some("main".into());
 }
 
 pub(crate) fn now() -> jiff::Timestamp {

@@ -7,7 +7,9 @@
 //! exhausted or over. That choice is `choose`'s. Within the cooldown, a limit read on a
 //! screen alone counts only once confirmed by `quota.confirmations` readings, even
 //! with a reset time shown. What the fleet's ledger told (other nodes' agents) is taken
-//! into the facts first, as this node's agents' word (`fleet`).
+//! into the facts first, as this node's agents' word (`fleet`). Limits, use and resets
+//! belong to accounts; the active account, the swaps and the cooldown to a family (the
+//! accounts of one agent kind), each chosen for on its own.
 
 use crate::object::ObjectRef;
 use std::collections::{BTreeMap, BTreeSet};
@@ -133,13 +135,20 @@ pub(super) fn plan_ledger(
             facts.sessions.entry(c.session).or_default().counted_quota = Some((c.account, c.mark));
         }
     }
-    choose::choose_account(m, facts, broken, now, &mut plan.events);
-    // Sessions run (and take tasks) only under an available account; an exhausted one
-    // stays active while no other can take its sessions, but nothing runs.
-    plan.account = facts
-        .active_account
-        .clone()
-        .filter(|a| !exhausted(facts, a, now));
+    let families = m.families();
+    for kind in &families {
+        choose::choose_account(m, *kind, facts, broken, now, &mut plan.events);
+    }
+    // Sessions run (and take tasks) only under an available account of their family;
+    // an exhausted one stays active while no other can take its sessions, but nothing
+    // runs.
+    plan.accounts = families
+        .into_iter()
+        .filter_map(|kind| {
+            let active = facts.family(kind).active_account.clone()?;
+            (!exhausted(facts, &active, now)).then_some((kind, active))
+        })
+        .collect();
 }
 
 /// Notes the limits on our screens as signs against their sessions' accounts, and
@@ -270,8 +279,8 @@ fn spend_limits(o: &Observed, facts: &mut Facts, account: &str, now: Timestamp) 
 /// confirmed; an account without a sign starts its count of polls again. A sign still
 /// to be confirmed keeps its account's sessions where they are: refused, with why.
 fn confirm(m: &Manifests, signs: &Signs, now: Timestamp, plan: &mut Plan) {
-    let cooling = choose::cooling(m, &plan.facts, now);
     for account in &m.accounts {
+        let cooling = choose::cooling(m, plan.facts.family(account.spec.agent), now);
         let facts = &mut plan.facts;
         let Some(sign) = signs.0.get(&account.name) else {
             facts.quota_polls.remove(&account.name);
@@ -363,13 +372,26 @@ pub(super) fn exhausted(facts: &Facts, account: &str, now: Timestamp) -> bool {
     facts.exhausted_until.get(account).is_some_and(|t| *t > now)
 }
 
-/// Says why waiting tasks do not start while the active account is over `quota.moveAt`:
-/// an event (`intakeHeld`, journaled once), not a refusal, since nothing is wrong.
-pub(super) fn hold_intake(m: &Manifests, o: &Observed, account: &str, plan: &mut Plan) {
+/// Says why waiting tasks of family `kind` do not start while its active account is
+/// over `quota.moveAt`: an event (`intakeHeld`, journaled once), not a refusal, since
+/// nothing is wrong.
+pub(super) fn hold_intake(
+    m: &Manifests,
+    o: &Observed,
+    kind: crate::api::AgentKind,
+    account: &str,
+    plan: &mut Plan,
+) {
     let waiting = o
         .inboxes
-        .values()
-        .any(|i| i.waiting.iter().any(|w| !w.link));
+        .iter()
+        .filter(|(name, _)| {
+            m.inboxes
+                .iter()
+                .find(|i| i.name == **name)
+                .is_none_or(|i| m.kind_of_pool(&i.spec.pool) == kind)
+        })
+        .any(|(_, i)| i.waiting.iter().any(|w| !w.link));
     if waiting {
         let at = m.controller.spec.quota.move_at.unwrap_or(100);
         plan.events.push(Event::IntakeHeld {

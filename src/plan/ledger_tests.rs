@@ -23,9 +23,9 @@ fn a_quota_screen_should_swap_and_nothing_should_run_while_every_account_is_exha
         o.screens.insert((*n).into(), IDLE_SCREEN.into());
     }
     o.screens.insert("ccl-auto-11".into(), LIMIT.into());
-    o.facts.active_account = Some("main".into());
+    o.facts.family_mut(CLAUDE).active_account = Some("main".into());
     let p = plan_with_tasks(&m, &o, "failover", now());
-    assert_eq!(p.account.as_deref(), Some("alt"));
+    assert_eq!(p.account(CLAUDE), Some("alt"));
     assert_eq!(
         p.facts.exhausted_until["main"].to_string(),
         "2026-11-21T23:00:00Z"
@@ -39,7 +39,7 @@ fn a_quota_screen_should_swap_and_nothing_should_run_while_every_account_is_exha
         .insert("alt".into(), "2026-11-21T22:00:00Z".parse().unwrap());
     o2.inboxes.insert("tasks".into(), waiting(1));
     let p2 = plan_with_tasks(&m, &o2, "failover", now());
-    assert_eq!(p2.account, None);
+    assert_eq!(p2.account(CLAUDE), None);
     assert!(
         !p2.actions
             .iter()
@@ -85,9 +85,9 @@ fn swapped_once() -> (crate::api::Manifests, crate::observe::Observed) {
     let mut o = observed();
     add(&mut o, session("ccl-1-x", "failover", "main", 100));
     o.screens.insert("ccl-1-x".into(), LIMIT.into());
-    o.facts.active_account = Some("main".into());
+    o.facts.family_mut(CLAUDE).active_account = Some("main".into());
     let p = plan_with_tasks(&m, &o, "failover", now());
-    assert_eq!(p.account.as_deref(), Some("alt"));
+    assert_eq!(p.account(CLAUDE), Some("alt"));
     assert!(
         p.actions
             .iter()
@@ -197,7 +197,7 @@ spec: {prefix: ccl-auto-, startIndex: 11, min: 1, max: 1, workdir: /w}
     let m = manifests(&format!("{one}{INBOX}"));
     let mut o = observed();
     add(&mut o, session("ccl-auto-11", "failover", "main", 100));
-    o.facts.active_account = Some("main".into());
+    o.facts.family_mut(CLAUDE).active_account = Some("main".into());
     let mut t = task_facts("ccl-auto-11");
     t.stage = stage;
     claimed(&mut o, "ccl-auto-11", t);
@@ -283,7 +283,7 @@ fn a_session_being_moved_should_get_no_task_text_in_the_same_plan() {
     let mut o = observed();
     add(&mut o, session("ccl-auto-11", "failover", "main", 100));
     add(&mut o, session("ccl-1-x", "failover", "main", 101));
-    o.facts.active_account = Some("main".into());
+    o.facts.family_mut(CLAUDE).active_account = Some("main".into());
     // ccl-auto-11's text is pasted and due for its Enter; ccl-1-x meets the limit.
     let mut t = task_facts("ccl-auto-11");
     t.stage = Stage::Pasted;
@@ -322,9 +322,9 @@ spec: {home: /h/third, priority: 2}
     let mut o = observed();
     add(&mut o, session("ccl-1-x", "failover", "main", 100));
     o.screens.insert("ccl-1-x".into(), LIMIT.into());
-    o.facts.active_account = Some("main".into());
+    o.facts.family_mut(CLAUDE).active_account = Some("main".into());
     let p = plan_with_tasks(&m, &o, "failover", now());
-    assert_eq!(p.account.as_deref(), Some("alt"));
+    assert_eq!(p.account(CLAUDE), Some("alt"));
     carry_out_moves(&mut o, &p);
     read_in_turn(&m, &mut o, "ccl-1-x", &[LIMIT]); // the resumed conversation's redraw
     // A minute later, a new turn meets alt's limit on the screen alone: within the
@@ -340,7 +340,7 @@ spec: {home: /h/third, priority: 2}
             p.events
         );
         assert!(!journaled(&p).into_iter().any(|(k, _)| k == "swap"));
-        assert_eq!(p.account.as_deref(), Some("alt"));
+        assert_eq!(p.account(CLAUDE), Some("alt"));
         let refusal = p
             .refused
             .iter()
@@ -357,7 +357,7 @@ spec: {home: /h/third, priority: 2}
     // The second reading, a poll interval (1s) later, confirms it: on to third at once,
     // cooldown or not.
     let p = plan_with_tasks(&m, &o, "failover", at(61_000));
-    assert_eq!(p.account.as_deref(), Some("third"), "{:?}", p.events);
+    assert_eq!(p.account(CLAUDE), Some("third"), "{:?}", p.events);
     assert_eq!(
         p.facts.exhausted_until["alt"].to_string(),
         "2026-11-21T23:00:00Z"
@@ -374,13 +374,13 @@ fn a_server_error_that_mentions_a_rate_limit_should_never_move_anything() {
     let m = manifests(POOL_AND_DEDICATED);
     let mut o = observed();
     add(&mut o, session("ccl-1-x", "failover", "main", 100));
-    o.facts.active_account = Some("main".into());
+    o.facts.family_mut(CLAUDE).active_account = Some("main".into());
     // The earlier daemon's ping-pong: a 500 whose text says "rate limit", read for
     // minutes, inside and outside the cooldown.
     let error = "> go\n● API Error: 500 {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"Internal server error: upstream rate limit exceeded\"}}\n────\n❯\u{a0}\n────\n";
     o.screens.insert("ccl-1-x".into(), error.into());
     // A swap a moment ago: the first readings fall within the cooldown.
-    o.facts.last_swap = Some(crate::state::Swap {
+    o.facts.family_mut(CLAUDE).last_swap = Some(crate::state::Swap {
         at: now(),
         from: "alt".into(),
         to: "main".into(),
@@ -396,7 +396,7 @@ fn a_server_error_that_mentions_a_rate_limit_should_never_move_anything() {
         assert!(p.facts.exhausted_until.is_empty(), "{secs}: {:?}", p.events);
         assert!(journaled(&p).is_empty(), "{secs}: {:?}", p.events);
         assert!(p.refused.is_empty(), "{secs}: {:?}", p.refused);
-        assert_eq!(p.account.as_deref(), Some("main"));
+        assert_eq!(p.account(CLAUDE), Some("main"));
         o.facts = p.facts;
     }
 }
@@ -410,7 +410,7 @@ fn a_limit_without_a_reset_time_should_count_once_per_poll_interval() {
         "ccl-1-x".into(),
         "> go\n● Usage limit reached\n────\n❯\u{a0}\n────\n".into(),
     );
-    o.facts.active_account = Some("main".into());
+    o.facts.family_mut(CLAUDE).active_account = Some("main".into());
     let at = |ms| now() + jiff::SignedDuration::from_millis(ms);
     // Reconciles come as often as events do: within one poll interval (1s) the
     // readings count once, whatever their number.
@@ -425,12 +425,12 @@ fn a_limit_without_a_reset_time_should_count_once_per_poll_interval() {
             detected[0].1["confirmed"], false,
             "{ms} ms: only the first poll"
         );
-        assert_eq!(p.account.as_deref(), Some("main"), "{ms} ms");
+        assert_eq!(p.account(CLAUDE), Some("main"), "{ms} ms");
         o.facts = p.facts;
     }
     // The second poll confirms (confirmations: 2): exhausted for resetFallback (5h).
     let p = plan_with_tasks(&m, &o, "failover", at(1000));
-    assert_eq!(p.account.as_deref(), Some("alt"));
+    assert_eq!(p.account(CLAUDE), Some("alt"));
     assert_eq!(
         p.facts.exhausted_until["main"].to_string(),
         "2026-11-21T11:00:01Z"

@@ -16,11 +16,12 @@ mod shared;
 mod tasks;
 mod turns;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::api::{AccountSpec, Manifests, Object};
+use crate::api::{AccountSpec, AgentKind, Manifests, Object};
 use crate::object::ObjectRef;
 use crate::observe::Observed;
 
@@ -40,9 +41,10 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// What the planner will not do, and why.
     pub refused: Vec<Refusal>,
-    /// The account sessions run under now: the ledger's active account (kept in
-    /// `facts`) while it is available; `None` while it is exhausted.
-    pub account: Option<String>,
+    /// The account each family's sessions run under now: the family's active account
+    /// (kept in `facts`) while it is available; none while it is exhausted.
+    #[serde(skip)]
+    pub accounts: BTreeMap<AgentKind, String>,
     /// The facts after this plan's bookkeeping (screens seen, idle times); the outcome
     /// of each action is added with [`record`].
     #[serde(skip)]
@@ -70,6 +72,11 @@ pub struct Refusal {
 }
 
 impl Plan {
+    /// The account the sessions of family `kind` run under now, if one is available.
+    pub fn account(&self, kind: AgentKind) -> Option<&str> {
+        self.accounts.get(&kind).map(String::as_str)
+    }
+
     fn act(&mut self, action: impl Into<Action>) {
         self.actions.push(action.into());
     }
@@ -150,14 +157,15 @@ pub fn over_threshold(
     ledger::over(m, facts, account, now)
 }
 
-/// When the first account resets, if every account is exhausted (`None` while one is
-/// available).
+/// When the first account of family `kind` resets, if every one is exhausted (`None`
+/// while one is available).
 pub fn all_exhausted(
     m: &Manifests,
+    kind: AgentKind,
     facts: &crate::state::Facts,
     now: jiff::Timestamp,
 ) -> Option<jiff::Timestamp> {
-    ledger::all_exhausted(m, facts, now)
+    ledger::all_exhausted(&m.family_by_priority(kind), facts, now)
 }
 
 /// Whether `account` is exhausted at `now`: its reset time has not come.
@@ -233,10 +241,13 @@ pub fn plan(m: &Manifests, observed: &Observed, ctx: &Context) -> Plan {
     resumes::plan_resumes(observed, now, &mut plan);
     ledger::plan_ledger(m, observed, &readings, &limits, &broken, now, &mut plan);
     let redraw = redrawn(&plan);
-    let account = plan.account.clone();
-    let intake = account
-        .clone()
-        .filter(|a| !ledger::over(m, &plan.facts, a, now));
+    let accounts = plan.accounts.clone();
+    // Each family's new tasks go to its active account unless that one is over moveAt.
+    let intake: BTreeMap<AgentKind, String> = accounts
+        .iter()
+        .filter(|(_, a)| !ledger::over(m, &plan.facts, a, now))
+        .map(|(k, a)| (*k, a.clone()))
+        .collect();
     let view = tasks::View::new(
         m,
         observed,
@@ -244,8 +255,8 @@ pub fn plan(m: &Manifests, observed: &Observed, ctx: &Context) -> Plan {
         tasks::Inputs {
             owner,
             now,
-            account: account.as_deref(),
-            intake: intake.as_deref(),
+            accounts: &accounts,
+            intake: &intake,
             redraw: &redraw,
             readings: &readings,
         },
@@ -255,8 +266,8 @@ pub fn plan(m: &Manifests, observed: &Observed, ctx: &Context) -> Plan {
         Scope::Sessions => {}
         Scope::Tasks => {
             view.plan_tasks(&mut plan);
-            if let Some(a) = account.as_deref().filter(|_| intake.is_none()) {
-                ledger::hold_intake(m, observed, a, &mut plan);
+            for (kind, a) in accounts.iter().filter(|(k, _)| !intake.contains_key(k)) {
+                ledger::hold_intake(m, observed, *kind, a, &mut plan);
             }
         }
     }

@@ -20,7 +20,7 @@ fn world() -> (crate::api::Manifests, Observed) {
     let m = manifests(&format!("{POOL_AND_DEDICATED}{INBOX}"));
     let mut o = observed();
     add(&mut o, session(W, "failover", "main", PID));
-    o.facts.active_account = Some("main".into());
+    o.facts.family_mut(CLAUDE).active_account = Some("main".into());
     o.screens.insert(W.into(), BUSY_SCREEN.into());
     let mut t = task_facts(W);
     t.stage = Stage::Submitted(1);

@@ -1,14 +1,15 @@
 //! Session rules: pools keep `min` sessions named `prefix + i` in their range, dedicated
-//! sessions exist, everything runs under the active account, and sessions with our mark
+//! sessions exist, each runs under the active account of its profile's family (the
+//! accounts of its agent kind), and sessions with our mark
 //! that no manifest wants are removed. A session without our mark is never touched.
 
 use crate::object::ObjectRef;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::tasks::View;
 use super::{Plan, Role, SessionAction, SessionSpec};
-use crate::api::{AccountSpec, Env, Manifests, Object, PoolSpec};
+use crate::api::{AccountSpec, AgentKind, Env, Manifests, Object, PoolSpec};
 use crate::observe::{Observed, Session};
 
 /// How long a move waits for the transcript of a task's conversation to be written,
@@ -22,8 +23,10 @@ struct Ctx<'a> {
     m: &'a Manifests,
     observed: &'a Observed,
     owner: &'a str,
-    account: Option<&'a Object<AccountSpec>>,
-    blocked: bool,
+    /// The account each family's sessions run under.
+    accounts: BTreeMap<AgentKind, &'a Object<AccountSpec>>,
+    /// The families none of whose sessions may start.
+    blocked: BTreeSet<AgentKind>,
     view: &'a View<'a>,
     now: jiff::Timestamp,
 }
@@ -38,13 +41,22 @@ pub(super) fn plan_sessions(
     view: &View<'_>,
     plan: &mut Plan,
 ) {
-    let account = plan.account.as_deref().and_then(|a| m.account(a));
+    let families = m.families();
+    let accounts: BTreeMap<AgentKind, &Object<AccountSpec>> = families
+        .iter()
+        .filter_map(|k| Some((*k, m.account(plan.account(*k)?)?)))
+        .collect();
+    let blocked = families
+        .iter()
+        .filter(|k| blocked(m, **k, accounts.get(*k).copied(), broken, now, plan))
+        .copied()
+        .collect();
     let ctx = Ctx {
         m,
         observed,
         owner,
-        account,
-        blocked: blocked(m, account, broken, now, plan),
+        accounts,
+        blocked,
         view,
         now,
     };
@@ -69,10 +81,12 @@ pub(super) fn plan_sessions(
     ctx.remove_orphans(&wanted, &removed, plan);
 }
 
-/// Whether no session may start: no account can take them, or the active one's
-/// shared state is broken (each refused with the reason).
+/// Whether no session of family `kind` may start: no account of it can take them, or
+/// its active one's shared state is broken (each refused with the reason; with more
+/// than one family, the refusal says which).
 fn blocked(
     m: &Manifests,
+    kind: AgentKind,
     account: Option<&Object<AccountSpec>>,
     broken: &BTreeSet<String>,
     now: jiff::Timestamp,
@@ -80,7 +94,13 @@ fn blocked(
 ) -> bool {
     match account {
         None => {
-            let why = super::ledger::why_none(m, &plan.facts, broken, now);
+            let family = m.family_by_priority(kind);
+            let why = super::ledger::why_none(&family, &plan.facts, broken, now);
+            let why = if m.families().len() > 1 {
+                format!("{kind}: {why}")
+            } else {
+                why
+            };
             plan.refuse(ObjectRef::Accounts, why);
             true
         }
@@ -270,8 +290,9 @@ impl Ctx<'_> {
         let Some(mut spec) = spec else { return };
         let name = spec.name.clone();
         let what = ObjectRef::Session(name.clone());
+        let blocked = self.blocked.contains(&self.m.kind_of_session(&name));
         match self.observed.sessions.get(&name) {
-            None if self.blocked => {}
+            None if blocked => {}
             None => {
                 let resume = self.resuming(&mut spec, plan);
                 plan.act(SessionAction::CreateSession {
@@ -287,7 +308,7 @@ impl Ctx<'_> {
                     self.owner
                 ),
             ),
-            Some(_) if self.blocked => {}
+            Some(_) if blocked => {}
             Some(s) if s.pane.dead => {
                 let reason = match s.pane.dead_status {
                     Some(code) => format!("agent exited with status {code}"),
@@ -316,7 +337,8 @@ impl Ctx<'_> {
         workdir: &Path,
         env: &Env,
     ) -> Option<SessionSpec> {
-        super::session_spec(self.m, self.account?, name, role, agent, workdir, env)
+        let account = self.accounts.get(&self.m.kind_of(agent))?;
+        super::session_spec(self.m, account, name, role, agent, workdir, env)
     }
 
     /// A session's spec that resumes its task's conversation in the task's folder, when

@@ -238,7 +238,7 @@ fn planner_should_move_every_session_off_an_exhausted_account_resuming_dedicated
     o.facts
         .exhausted_until
         .insert("main".into(), "2026-11-21T07:00:00Z".parse().unwrap());
-    o.facts.active_account = Some("main".into());
+    o.facts.family_mut(CLAUDE).active_account = Some("main".into());
     let p = plan(&m, &o, "failover", now());
     let moved = names(&p, |a| {
         if let Action::Session(SessionAction::MoveSession { session, from, .. }) = a {
@@ -280,6 +280,7 @@ fn planner_should_move_every_session_off_an_exhausted_account_resuming_dedicated
     assert!(p.refused.is_empty(), "{:?}", p.refused);
     assert_eq!(
         p.facts
+            .family(CLAUDE)
             .last_swap
             .as_ref()
             .map(|s| (s.from.as_str(), s.to.as_str())),
@@ -307,7 +308,7 @@ fn planner_should_start_nothing_when_every_account_is_exhausted() {
 fn planner_should_prefer_the_persisted_active_account_while_available() {
     let m = manifests(POOL_AND_DEDICATED);
     let mut o = observed();
-    o.facts.active_account = Some("alt".into());
+    o.facts.family_mut(CLAUDE).active_account = Some("alt".into());
     // Fail-back (the default, `idle`) returns to the preferred account …
     let p = plan(&m, &o, "failover", now());
     let Action::Session(SessionAction::CreateSession { session, .. }) = &p.actions[0] else {

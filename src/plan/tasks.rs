@@ -11,7 +11,7 @@ use jiff::Timestamp;
 
 use super::screens::Reading;
 use super::{Plan, Role, SessionAction, SessionSpec, TaskAction, TaskKey, TaskRef};
-use crate::api::{AccountSpec, InboxSpec, Manifests, Object, PoolSpec};
+use crate::api::{AccountSpec, AgentKind, InboxSpec, Manifests, Object, PoolSpec};
 use crate::observe::{Observed, Session};
 use crate::screen::{Class, State};
 use crate::state::{Facts, SessionFacts};
@@ -58,10 +58,11 @@ pub(super) struct Inputs<'a> {
     pub owner: &'a str,
     /// The plan's time.
     pub now: Timestamp,
-    /// The account sessions run under now.
-    pub account: Option<&'a str>,
-    /// The account new tasks go to: the active one unless it is over `quota.moveAt`.
-    pub intake: Option<&'a str>,
+    /// The account each family's sessions run under now.
+    pub accounts: &'a BTreeMap<AgentKind, String>,
+    /// The account each family's new tasks go to: its active one unless it is over
+    /// `quota.moveAt`.
+    pub intake: &'a BTreeMap<AgentKind, String>,
     /// Sessions whose screen may show a resumed conversation's old limit.
     pub redraw: &'a BTreeSet<String>,
     /// Every screen, read.
@@ -74,8 +75,10 @@ pub(super) struct View<'a> {
     pub(super) o: &'a Observed,
     pub(super) owner: &'a str,
     pub(super) now: Timestamp,
-    account: Option<&'a Object<AccountSpec>>,
-    intake: Option<&'a Object<AccountSpec>>,
+    /// The account each family's sessions run under now.
+    accounts: BTreeMap<AgentKind, &'a Object<AccountSpec>>,
+    /// The account each family's new tasks go to.
+    intake: BTreeMap<AgentKind, &'a Object<AccountSpec>>,
     /// Our live sessions, by name.
     pub seen: BTreeMap<String, Seen>,
 }
@@ -145,13 +148,17 @@ impl<'a> View<'a> {
                 )
             })
             .collect();
-        let find = |a: Option<&str>| a.and_then(|a| m.account(a));
+        let find = |by: &BTreeMap<AgentKind, String>| {
+            by.iter()
+                .filter_map(|(k, a)| Some((*k, m.account(a)?)))
+                .collect()
+        };
         Self {
             m,
             o,
             owner: input.owner,
             now: input.now,
-            account: find(input.account),
+            accounts: find(input.accounts),
             intake: find(input.intake),
             seen,
         }
@@ -339,14 +346,16 @@ impl<'a> View<'a> {
         }
     }
 
-    /// Hands waiting tasks to free sessions of the account that takes new tasks: per
-    /// pool, its inboxes take turns, each giving its oldest task. Links are rejected
-    /// even while no account takes new tasks.
+    /// Hands waiting tasks to free sessions of the account that takes new tasks in
+    /// each pool's family: per pool, its inboxes take turns, each giving its oldest
+    /// task. Links are rejected even while no account takes new tasks.
     fn dispatch(&self, claimed: &BTreeSet<String>, plan: &mut Plan) {
         self.reject_links(plan);
-        let Some(account) = self.intake else { return };
         for pool in &self.m.pools {
-            self.dispatch_pool(pool, account, claimed, plan);
+            let kind = self.m.kind_of(&pool.spec.agent);
+            if let Some(account) = self.intake.get(&kind) {
+                self.dispatch_pool(pool, account, claimed, plan);
+            }
         }
     }
 
@@ -447,7 +456,7 @@ impl<'a> View<'a> {
         });
     }
 
-    /// A pool session's spec under the active account, in `workdir`.
+    /// A pool session's spec under the active account of its family, in `workdir`.
     pub(super) fn spec_for(
         &self,
         pool: &Object<PoolSpec>,
@@ -465,7 +474,7 @@ impl<'a> View<'a> {
         };
         super::session_spec(
             self.m,
-            self.account?,
+            self.accounts.get(&self.m.kind_of(&pool.spec.agent))?,
             &s.name,
             role,
             &pool.spec.agent,

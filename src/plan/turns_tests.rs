@@ -21,7 +21,7 @@ fn world(stage: Stage, screen: &str) -> (crate::api::Manifests, Observed) {
     let m = manifests(&format!("{POOL_AND_DEDICATED}{INBOX}"));
     let mut o = observed();
     add(&mut o, session(W, "failover", "main", PID));
-    o.facts.active_account = Some("main".into());
+    o.facts.family_mut(CLAUDE).active_account = Some("main".into());
     o.screens.insert(W.into(), screen.into());
     let mut t = task_facts(W);
     t.stage = stage;
@@ -299,12 +299,12 @@ fn an_account_over_move_at_should_take_no_new_task() {
         .find(|(k, _)| k == "swap")
         .expect("a swap");
     assert_eq!(swap.1["reason"], "usage 96% reached moveAt 95%");
-    assert_eq!(p.account.as_deref(), Some("alt"));
+    assert_eq!(p.account(CLAUDE), Some("alt"));
     // Both over it: nothing moves, no task starts, the operator is told.
     o.facts.usage.insert("alt".into(), reading(97.0));
     let p = plan_with_tasks(&m, &o, "failover", at(0));
     assert!(dispatched(&p).is_empty());
-    assert_eq!(p.account.as_deref(), Some("main"));
+    assert_eq!(p.account(CLAUDE), Some("main"));
     assert!(
         journaled(&p)
             .into_iter()
@@ -329,7 +329,7 @@ fn a_reported_turn_should_hold_a_session_until_it_ends_or_sits_cut_at_its_prompt
     let mut o = observed();
     add(&mut o, session("ccl-1-x", "failover", "main", PID));
     o.screens.insert("ccl-1-x".into(), IDLE_EMPTY.into());
-    o.facts.active_account = Some("main".into());
+    o.facts.family_mut(CLAUDE).active_account = Some("main".into());
     o.facts
         .usage
         .insert("main".into(), five_hour(97.0, at(3600), at(-1), "ccl-1-x"));
@@ -520,7 +520,7 @@ fn a_claim_that_never_reached_its_agent_should_go_back_without_using_a_try() {
 fn tries_should_be_kept_while_their_task_waits_or_its_inbox_cannot_be_read() {
     let m = manifests(&format!("{POOL_AND_DEDICATED}{INBOX}"));
     let mut o = observed();
-    o.facts.active_account = Some("main".into());
+    o.facts.family_mut(CLAUDE).active_account = Some("main".into());
     for key in ["tasks/t0.md", "tasks/gone.md", "removed/t.md"] {
         o.facts.tries.insert(key.into(), 1);
         o.facts

@@ -1,8 +1,9 @@
 //! The state folder: persisted facts (what the controller knows that neither tmux nor
-//! the manifests say: the active account, when exhausted accounts reset, which session
-//! runs what, conversations to resume, the last swap), written atomically (temp file,
+//! the manifests say: each family's active account and last swap (`families`), when
+//! exhausted accounts reset, which session runs what, conversations to resume), written atomically (temp file,
 //! fsync, rename; mode 0600). The journal beside them is [`crate::journal`].
 
+pub(crate) mod families;
 pub(crate) mod hash;
 pub(crate) mod originals;
 pub(crate) mod paths;
@@ -19,21 +20,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Facts {
-    /// The account sessions run under, once one was chosen.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub active_account: Option<String>,
+    /// Each family's ledger: its active account, last swap and wait for a reset (the
+    /// default family's at the top, as before there were families).
+    #[serde(flatten)]
+    pub families: families::Families,
     /// Accounts that ran out of quota, and when they are available again.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub exhausted_until: BTreeMap<String, jiff::Timestamp>,
     /// What each of our sessions runs, by session name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sessions: BTreeMap<String, SessionFacts>,
-    /// The last account swap.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_swap: Option<Swap>,
-    /// Since when every account has been exhausted: work waits for the first reset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub waiting_since: Option<jiff::Timestamp>,
     /// Tries so far of tasks that went back to their inbox, by `inbox/task`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tries: BTreeMap<String, u32>,
@@ -399,6 +395,16 @@ pub enum Error {
 }
 
 impl Facts {
+    /// Family `kind`'s ledger.
+    pub fn family(&self, kind: crate::agents::AgentKind) -> &families::Ledger {
+        self.families.get(kind)
+    }
+
+    /// Family `kind`'s ledger, to change.
+    pub fn family_mut(&mut self, kind: crate::agents::AgentKind) -> &mut families::Ledger {
+        self.families.get_mut(kind)
+    }
+
     /// Reads the facts in `dir`; a folder or file that does not exist yet holds none.
     pub fn load(dir: &Path) -> Result<Self, Error> {
         Ok(read_json(&dir.join(FACTS_FILE))?.unwrap_or_default())
@@ -497,10 +503,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
         assert_eq!(Facts::load(&state).unwrap(), Facts::default());
-        let mut facts = Facts {
-            active_account: Some("main".into()),
-            ..Facts::default()
-        };
+        let mut facts = Facts::default();
+        facts
+            .family_mut(crate::agents::AgentKind::ClaudeCode)
+            .active_account = Some("main".into());
         facts
             .exhausted_until
             .insert("alt".into(), "2026-11-21T07:00:00Z".parse().unwrap());

@@ -167,6 +167,7 @@ impl Manifest {
                 home: home.into(),
                 priority: 0,
                 env: Env::new(),
+                agent: crate::api::AgentKind::default(),
             },
         )
     }

@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use super::{Check, Fixes};
-use crate::agent_settings::{self, EVENTS, Observed as Settings, SETTINGS_FILE};
+use crate::agent_settings::{self, EVENTS, Observed as Settings};
 use crate::api::Manifests;
 use crate::login::{self, Login};
 
@@ -189,8 +189,9 @@ pub(super) fn gather_hooks(m: &Manifests) -> Vec<Hooks> {
     m.accounts
         .iter()
         .filter(|a| a.spec.home.is_dir())
-        .map(|a| {
-            let path = a.spec.home.join(SETTINGS_FILE);
+        .filter_map(|a| Some((a, a.spec.agent.settings_file()?)))
+        .map(|(a, file)| {
+            let path = a.spec.home.join(file);
             let settings = Settings::read(&path);
             let programs = entries(&settings)
                 .into_values()

@@ -220,15 +220,18 @@ pub(super) fn snapshot(look: &Look<'_>, now: Timestamp, readings: &mut Readings)
         .collect();
     Snapshot {
         controller: get::controller_line(&look.settings.state_dir),
-        last_swap: get::last_swap(&o.facts),
+        last_swap: get::last_swaps(m, o).join(" · "),
         accounts,
         sessions,
         inboxes,
-        resumes: if plan.account.is_none() {
-            crate::plan::all_exhausted(m, &o.facts, now)
-        } else {
-            None
-        },
+        // The first reset of a family whose every account is used up (one family today;
+        // with several, the queue line's pool names its family in step 4 of issue 25).
+        resumes: m
+            .families()
+            .into_iter()
+            .filter(|kind| plan.account(*kind).is_none())
+            .filter_map(|kind| crate::plan::all_exhausted(m, kind, &o.facts, now))
+            .min(),
         nodes: None,
         node: (!m.controller.spec.fleet.endpoints.is_empty())
             .then(|| crate::fleet::node_name(&m.controller.spec.fleet)),

@@ -6,45 +6,70 @@
 //! since the last swap: an exhausted account stays unavailable until its reset, so
 //! there is nothing to ping-pong to. The cooldown holds only the moves that are a
 //! choice: leaving an account over `moveAt`, and failing back to a preferred one.
+//!
+//! Each family (the accounts of one agent kind) is chosen for on its own, over its own
+//! accounts and with its own ledger (`choose_family`): an exhaustion in one family never
+//! moves another's sessions.
 
 use std::collections::BTreeSet;
 
 use jiff::Timestamp;
 
-use crate::api::{AccountSpec, Failback, Manifests, Object};
+use crate::api::{AccountSpec, AgentKind, Failback, Manifests, Object};
 use crate::plan::Event;
-use crate::state::{Facts, Swap};
+use crate::state::{Facts, Swap, families::Ledger};
 
-/// Keeps, swaps or fails back the active account. `broken`: accounts whose shared
-/// state is broken, where no session may go.
+/// The accounts of one family, by priority.
+pub(in crate::plan) type Family<'m> = [&'m Object<AccountSpec>];
+
+/// Keeps, swaps or fails back the active account of family `kind`, over its accounts
+/// and in its ledger in `facts`. `broken`: accounts whose shared state is broken, where
+/// no session may go.
 pub(super) fn choose_account(
     m: &Manifests,
+    kind: AgentKind,
     facts: &mut Facts,
     broken: &BTreeSet<String>,
     now: Timestamp,
     events: &mut Vec<Event>,
 ) {
-    let ranked = m.accounts_by_priority();
-    let current = facts
+    let family = m.family_by_priority(kind);
+    let mut ledger = std::mem::take(facts.family_mut(kind));
+    choose_family(m, &family, &mut ledger, facts, broken, now, events);
+    *facts.family_mut(kind) = ledger;
+}
+
+/// Keeps, swaps or fails back the active account of the family whose accounts are
+/// `family` (by priority) and whose ledger is `ledger`; the accounts' state (resets,
+/// use) is read in `facts`.
+pub(super) fn choose_family(
+    m: &Manifests,
+    family: &Family<'_>,
+    ledger: &mut Ledger,
+    facts: &Facts,
+    broken: &BTreeSet<String>,
+    now: Timestamp,
+    events: &mut Vec<Event>,
+) {
+    let current = ledger
         .active_account
         .as_deref()
-        .and_then(|name| ranked.iter().find(|a| a.name == name))
+        .and_then(|name| family.iter().find(|a| a.name == name))
         .copied();
     let choice = Choice {
         m,
         facts,
         now,
-        ranked: &ranked,
+        ranked: family,
         broken,
-        cooling: cooling(m, facts, now),
+        cooling: cooling(m, ledger, now),
     };
     let (next, reason) = choice.next(current, events);
     let Some(next) = next else {
         // Said once as the wait begins (kept in the facts, so a restart does not say it
         // again); the refusal says it every round.
-        if all_exhausted(m, facts, now).is_some() && facts.waiting_since.is_none() {
-            let until: std::collections::BTreeMap<String, Timestamp> = m
-                .accounts
+        if all_exhausted(family, facts, now).is_some() && ledger.waiting_since.is_none() {
+            let until: std::collections::BTreeMap<String, Timestamp> = family
                 .iter()
                 .filter_map(|a| Some((a.name.clone(), *facts.exhausted_until.get(&a.name)?)))
                 .collect();
@@ -52,11 +77,11 @@ pub(super) fn choose_account(
                 first_reset: until.values().min().copied(),
                 until,
             });
-            facts.waiting_since = Some(now);
+            ledger.waiting_since = Some(now);
         }
         return;
     };
-    if let Some(since) = facts.waiting_since.take() {
+    if let Some(since) = ledger.waiting_since.take() {
         events.push(Event::Resumed {
             account: next.name.clone(),
             since,
@@ -66,7 +91,7 @@ pub(super) fn choose_account(
         && c.name != next.name
     {
         let reason = reason.unwrap_or_else(|| "quota exhausted".to_owned());
-        facts.last_swap = Some(Swap {
+        ledger.last_swap = Some(Swap {
             at: now,
             from: c.name.clone(),
             to: next.name.clone(),
@@ -79,13 +104,13 @@ pub(super) fn choose_account(
             used: used(facts, &c.name, now),
         });
     }
-    facts.active_account = Some(next.name.clone());
+    ledger.active_account = Some(next.name.clone());
 }
 
-/// Whether the last swap is within `quota.cooldown`.
-pub(super) fn cooling(m: &Manifests, facts: &Facts, now: Timestamp) -> bool {
+/// Whether the family's last swap (in `ledger`) is within `quota.cooldown`.
+pub(super) fn cooling(m: &Manifests, ledger: &Ledger, now: Timestamp) -> bool {
     let cooldown = m.controller.spec.quota.cooldown.0.as_secs_f64();
-    facts
+    ledger
         .last_swap
         .as_ref()
         .is_some_and(|s| now.duration_since(s.at).as_secs_f64() < cooldown)
@@ -202,17 +227,16 @@ impl<'m> Choice<'m, '_> {
     }
 }
 
-/// Why no account can take sessions, naming each account's reason: every one
-/// exhausted (the first reset, then each), or the exhausted ones and those whose
-/// shared state is broken.
+/// Why no account of `family` (by priority) can take sessions, naming each account's
+/// reason: every one exhausted (the first reset, then each), or the exhausted ones and
+/// those whose shared state is broken.
 pub(in crate::plan) fn why_none(
-    m: &Manifests,
+    family: &Family<'_>,
     facts: &Facts,
     broken: &BTreeSet<String>,
     now: Timestamp,
 ) -> String {
-    let each: Vec<String> = m
-        .accounts_by_priority()
+    let each: Vec<String> = family
         .iter()
         .map(|a| match facts.exhausted_until.get(&a.name) {
             Some(t) if *t > now => format!("{} until {}", a.name, t),
@@ -220,7 +244,7 @@ pub(in crate::plan) fn why_none(
             _ => format!("{}: available", a.name),
         })
         .collect();
-    if let Some(first) = all_exhausted(m, facts, now) {
+    if let Some(first) = all_exhausted(family, facts, now) {
         let first = format!("; the first resets at {first}");
         format!(
             "every account is exhausted{first} ({}); no session is started, tasks wait in their inboxes",
@@ -234,13 +258,13 @@ pub(in crate::plan) fn why_none(
     }
 }
 
-/// When the first account resets, if every account of the manifests is exhausted.
+/// When the first account of `family` resets, if every one is exhausted.
 pub(in crate::plan) fn all_exhausted(
-    m: &Manifests,
+    family: &Family<'_>,
     facts: &Facts,
     now: Timestamp,
 ) -> Option<Timestamp> {
-    m.accounts
+    family
         .iter()
         .map(|a| facts.exhausted_until.get(&a.name).filter(|t| **t > now))
         .collect::<Option<Vec<_>>>()?

@@ -1,7 +1,8 @@
 //! The choice's table tests with more than two accounts: a confirmed exhaustion moves
 //! on at once to the third and fourth account, the refusal names every reset when all
 //! are used up, work resumes once at the first reset, and an account whose shared state
-//! is broken is passed over.
+//! is broken is passed over. Families: two groups of accounts, each with its own ledger,
+//! never move each other (an exhaustion, the wait, the cooldown).
 
 use std::collections::BTreeSet;
 
@@ -50,7 +51,7 @@ fn world() -> (Manifests, Observed) {
         add(&mut o, session(n, "failover", "a", 100 + i as u32));
         o.screens.insert((*n).into(), IDLE_SCREEN.into());
     }
-    o.facts.active_account = Some("a".into());
+    o.facts.family_mut(CLAUDE).active_account = Some("a".into());
     (m, o)
 }
 
@@ -98,7 +99,7 @@ fn a_reported_limit_should_move_on_at_once_to_the_third_and_fourth_account() {
     for (secs, exhausted, next) in [(0, "a", "b"), (3, "b", "c"), (6, "c", "d")] {
         limit(&mut o, exhausted, secs, "11pm");
         let p = round(&m, &mut o, secs);
-        assert_eq!(p.account.as_deref(), Some(next), "{secs}s: {:?}", p.events);
+        assert_eq!(p.account(CLAUDE), Some(next), "{secs}s: {:?}", p.events);
         let swaps = kinds(&p, "swap");
         assert_eq!(swaps.len(), 1, "{secs}s: {:?}", p.events);
         assert_eq!(
@@ -138,7 +139,7 @@ fn with_every_account_used_up_tasks_should_wait_and_work_resume_once_at_the_firs
     assert_eq!(all[0]["until"]["c"], "2026-11-21T22:00:00Z");
     let p = round(&m, &mut o, 4);
     assert!(kinds(&p, "allExhausted").is_empty(), "{:?}", p.events);
-    assert_eq!(p.account, None);
+    assert_eq!(p.account(CLAUDE), None);
     assert!(
         !p.actions
             .iter()
@@ -161,7 +162,7 @@ fn with_every_account_used_up_tasks_should_wait_and_work_resume_once_at_the_firs
     // b resets first: work resumes there, said once.
     let reset = (15 * 3600) + 1;
     let p = round(&m, &mut o, reset);
-    assert_eq!(p.account.as_deref(), Some("b"), "{:?}", p.events);
+    assert_eq!(p.account(CLAUDE), Some("b"), "{:?}", p.events);
     let resumed = kinds(&p, "resumed");
     assert_eq!(resumed.len(), 1, "{:?}", p.events);
     assert_eq!(resumed[0]["account"], "b");
@@ -188,8 +189,8 @@ fn an_exhausted_account_should_pass_over_one_whose_shared_state_is_broken() {
         .exhausted_until
         .insert("a".into(), "2026-11-21T23:00:00Z".parse().unwrap());
     let broken: BTreeSet<String> = ["b".to_owned()].into();
-    super::choose_account(&m, &mut facts, &broken, now(), &mut events);
-    assert_eq!(facts.active_account.as_deref(), Some("c"));
+    super::choose_account(&m, CLAUDE, &mut facts, &broken, now(), &mut events);
+    assert_eq!(facts.family(CLAUDE).active_account.as_deref(), Some("c"));
     // With c and d used up as well, nothing can take the sessions: not "every account
     // is exhausted", but why each cannot.
     let mut facts = o.facts.clone();
@@ -199,10 +200,10 @@ fn an_exhausted_account_should_pass_over_one_whose_shared_state_is_broken() {
             .insert(x.into(), "2026-11-21T23:00:00Z".parse().unwrap());
     }
     let mut events = Vec::new();
-    super::choose_account(&m, &mut facts, &broken, now(), &mut events);
-    assert_eq!(facts.active_account.as_deref(), Some("a"));
+    super::choose_account(&m, CLAUDE, &mut facts, &broken, now(), &mut events);
+    assert_eq!(facts.family(CLAUDE).active_account.as_deref(), Some("a"));
     assert!(events.is_empty(), "{events:?}");
-    let why = super::why_none(&m, &facts, &broken, now());
+    let why = super::why_none(&m.family_by_priority(CLAUDE), &facts, &broken, now());
     assert_eq!(
         why,
         "no account can take sessions (a until 2026-11-21T23:00:00Z, b: its shared state is broken, \
@@ -214,7 +215,8 @@ fn an_exhausted_account_should_pass_over_one_whose_shared_state_is_broken() {
 #[test]
 fn the_cooldown_should_still_hold_a_fail_back_and_a_move_over_move_at() {
     let m = manifests(&format!("{FOUR}{MOVE_AT_95}"));
-    let mut facts = crate::state::Facts {
+    let mut facts = crate::state::Facts::default();
+    *facts.family_mut(CLAUDE) = crate::state::families::Ledger {
         active_account: Some("b".into()),
         last_swap: Some(crate::state::Swap {
             at: now(),
@@ -227,8 +229,12 @@ fn the_cooldown_should_still_hold_a_fail_back_and_a_move_over_move_at() {
     let none = BTreeSet::new();
     // a is usable again a minute after the move: no fail-back within the cooldown.
     let mut events = Vec::new();
-    super::choose_account(&m, &mut facts, &none, at(60), &mut events);
-    assert_eq!(facts.active_account.as_deref(), Some("b"), "{events:?}");
+    super::choose_account(&m, CLAUDE, &mut facts, &none, at(60), &mut events);
+    assert_eq!(
+        facts.family(CLAUDE).active_account.as_deref(),
+        Some("b"),
+        "{events:?}"
+    );
     // b over moveAt within the cooldown: it stays.
     facts
         .exhausted_until
@@ -236,19 +242,146 @@ fn the_cooldown_should_still_hold_a_fail_back_and_a_move_over_move_at() {
     facts
         .usage
         .insert("b".into(), five_hour(97.0, at(3600), at(60), "ccl-auto-11"));
-    super::choose_account(&m, &mut facts, &none, at(61), &mut events);
-    assert_eq!(facts.active_account.as_deref(), Some("b"), "{events:?}");
+    super::choose_account(&m, CLAUDE, &mut facts, &none, at(61), &mut events);
+    assert_eq!(
+        facts.family(CLAUDE).active_account.as_deref(),
+        Some("b"),
+        "{events:?}"
+    );
     // After it, on to c.
-    super::choose_account(&m, &mut facts, &none, at(301), &mut events);
-    assert_eq!(facts.active_account.as_deref(), Some("c"), "{events:?}");
+    super::choose_account(&m, CLAUDE, &mut facts, &none, at(301), &mut events);
+    assert_eq!(
+        facts.family(CLAUDE).active_account.as_deref(),
+        Some("c"),
+        "{events:?}"
+    );
     // a resets a minute later: no fail-back within the new cooldown, then one.
     facts.exhausted_until.clear();
-    super::choose_account(&m, &mut facts, &none, at(361), &mut events);
-    assert_eq!(facts.active_account.as_deref(), Some("c"), "{events:?}");
-    super::choose_account(&m, &mut facts, &none, at(602), &mut events);
-    assert_eq!(facts.active_account.as_deref(), Some("a"), "{events:?}");
+    super::choose_account(&m, CLAUDE, &mut facts, &none, at(361), &mut events);
     assert_eq!(
-        facts.last_swap.as_ref().map(|s| s.reason.as_str()),
+        facts.family(CLAUDE).active_account.as_deref(),
+        Some("c"),
+        "{events:?}"
+    );
+    super::choose_account(&m, CLAUDE, &mut facts, &none, at(602), &mut events);
+    assert_eq!(
+        facts.family(CLAUDE).active_account.as_deref(),
+        Some("a"),
+        "{events:?}"
+    );
+    assert_eq!(
+        facts
+            .family(CLAUDE)
+            .last_swap
+            .as_ref()
+            .map(|s| s.reason.as_str()),
         Some("fail-back")
+    );
+}
+
+/// Accounts `a` and `b` as one family and `c` and `d` as another, as data: the choice
+/// takes one family's accounts and ledger at a time, whatever their kind.
+fn two_families(
+    m: &Manifests,
+) -> (
+    Vec<&crate::api::Object<crate::api::AccountSpec>>,
+    Vec<&crate::api::Object<crate::api::AccountSpec>>,
+) {
+    let ranked = m.accounts_by_priority();
+    let (one, two): (Vec<_>, Vec<_>) = ranked.into_iter().partition(|a| a.name.as_str() < "c");
+    (one, two)
+}
+
+fn ledger(active: &str) -> crate::state::families::Ledger {
+    crate::state::families::Ledger {
+        active_account: Some(active.into()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn an_exhaustion_in_one_family_should_never_move_the_others_account() {
+    let m = manifests(FOUR);
+    let (one, two) = two_families(&m);
+    let (mut first, mut second) = (ledger("a"), ledger("c"));
+    let mut facts = crate::state::Facts::default();
+    facts
+        .exhausted_until
+        .insert("a".into(), "2026-11-21T23:00:00Z".parse().unwrap());
+    let none = BTreeSet::new();
+    let mut events = Vec::new();
+    super::choose_family(&m, &one, &mut first, &facts, &none, now(), &mut events);
+    assert_eq!(first.active_account.as_deref(), Some("b"), "{events:?}");
+    assert_eq!(events.len(), 1, "{events:?}");
+    let mut others = Vec::new();
+    super::choose_family(&m, &two, &mut second, &facts, &none, now(), &mut others);
+    assert_eq!(second, ledger("c"), "the other family keeps its account");
+    assert!(others.is_empty(), "{others:?}");
+    // The swap is the first family's: the second's cooldown does not run.
+    assert!(super::cooling(&m, &first, now()) && !super::cooling(&m, &second, now()));
+}
+
+#[test]
+fn a_family_whose_accounts_are_all_exhausted_should_wait_alone() {
+    let m = manifests(FOUR);
+    let (one, two) = two_families(&m);
+    let (mut first, mut second) = (ledger("a"), ledger("c"));
+    let mut facts = crate::state::Facts::default();
+    for (x, t) in [("a", "2026-11-21T23:00:00Z"), ("b", "2026-11-21T22:00:00Z")] {
+        facts.exhausted_until.insert(x.into(), t.parse().unwrap());
+    }
+    let none = BTreeSet::new();
+    let mut events = Vec::new();
+    super::choose_family(&m, &one, &mut first, &facts, &none, now(), &mut events);
+    super::choose_family(&m, &two, &mut second, &facts, &none, now(), &mut events);
+    let [crate::plan::Event::AllExhausted { until, first_reset }] = events.as_slice() else {
+        panic!("one allExhausted, the first family's: {events:?}");
+    };
+    assert_eq!(until.keys().collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(
+        first_reset.map(|t| t.to_string()).as_deref(),
+        Some("2026-11-21T22:00:00Z")
+    );
+    assert_eq!(first.waiting_since, Some(now()));
+    assert_eq!(second, ledger("c"));
+    assert!(super::all_exhausted(&one, &facts, now()).is_some());
+    assert_eq!(super::all_exhausted(&two, &facts, now()), None);
+    assert_eq!(
+        super::why_none(&one, &facts, &none, now()),
+        "every account is exhausted; the first resets at 2026-11-21T22:00:00Z (a until \
+         2026-11-21T23:00:00Z, b until 2026-11-21T22:00:00Z); no session is started, tasks \
+         wait in their inboxes"
+    );
+}
+
+#[test]
+fn a_fail_back_should_be_held_only_by_its_own_familys_cooldown() {
+    let m = manifests(FOUR);
+    let (one, two) = two_families(&m);
+    // Both families left their preferred account; only the second did so just now.
+    let mut first = ledger("b");
+    let mut second = crate::state::families::Ledger {
+        last_swap: Some(crate::state::Swap {
+            at: now(),
+            from: "c".into(),
+            to: "d".into(),
+            reason: "quota exhausted".into(),
+        }),
+        ..ledger("d")
+    };
+    let facts = crate::state::Facts::default();
+    let none = BTreeSet::new();
+    let mut events = Vec::new();
+    super::choose_family(&m, &one, &mut first, &facts, &none, at(60), &mut events);
+    super::choose_family(&m, &two, &mut second, &facts, &none, at(60), &mut events);
+    assert_eq!(first.active_account.as_deref(), Some("a"), "{events:?}");
+    assert_eq!(
+        first.last_swap.as_ref().map(|s| s.reason.as_str()),
+        Some("fail-back")
+    );
+    assert_eq!(
+        second.active_account.as_deref(),
+        Some("d"),
+        "within its cooldown"
     );
 }

@@ -209,14 +209,14 @@ fn ledger_should_take_nothing_when_the_fleet_told_nothing() {
 fn a_fleet_exhaustion_of_the_active_account_should_move_its_sessions_at_once_cooldown_or_not() {
     let mut o = world(vec![exhausted("main", at(5))]);
     // A swap a moment ago: well within the cooldown.
-    o.facts.last_swap = Some(crate::state::Swap {
+    o.facts.family_mut(CLAUDE).last_swap = Some(crate::state::Swap {
         at: now() - SignedDuration::from_secs(10),
         from: "alt".into(),
         to: "main".into(),
         reason: "fail-back".into(),
     });
     let p = plan_of(POOL_AND_DEDICATED, &o);
-    assert_eq!(p.account.as_deref(), Some("alt"));
+    assert_eq!(p.account(CLAUDE), Some("alt"));
     assert_eq!(moves(&p), 3, "{:?}", p.actions);
     assert!(
         journaled(&p)
@@ -235,7 +235,7 @@ fn a_fleet_exhaustion_of_the_active_account_should_move_its_sessions_at_once_coo
 fn a_fleet_use_over_move_at_should_move_sessions_as_the_nodes_own_status_line_would() {
     let text = format!("{POOL_AND_DEDICATED}{MOVE_AT_95}");
     let p = plan_of(&text, &world(vec![used("main", 96.0, at(0))]));
-    assert_eq!(p.account.as_deref(), Some("alt"));
+    assert_eq!(p.account(CLAUDE), Some("alt"));
     assert_eq!(moves(&p), 3, "{:?}", p.actions);
     let swap = journaled(&p)
         .into_iter()
