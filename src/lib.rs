@@ -18,6 +18,7 @@ mod act;
 mod agent_settings;
 mod agents;
 pub mod api;
+mod board;
 pub mod claude_versions;
 mod cli;
 mod controller;
@@ -45,6 +46,7 @@ pub mod tmux;
 // What the binary, the integration tests and the benches use besides the modules
 // above: one round of the controller and its parts.
 pub use act::{Context, execute};
+pub use board::Publisher;
 pub use cli::run;
 pub use controller::round;
 pub use conversation::{messages, slug};

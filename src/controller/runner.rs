@@ -58,6 +58,8 @@ pub(super) struct Controller {
     pub told: crate::observe::Fleet,
     /// The last quota reading of each account, for the fleet's ledger.
     pub readings: std::collections::BTreeMap<String, String>,
+    /// The board of its rounds, for `failover top`.
+    pub board: crate::board::Publisher,
 }
 
 impl Controller {
@@ -315,6 +317,13 @@ impl Controller {
         }
         self.last_error = None;
         self.report_fleet(&report);
+        self.board.publish(
+            &self.desired.manifests,
+            &self.settings.spec.owner,
+            &report.observed,
+            &report.plan,
+            jiff::Timestamp::now(),
+        );
         self.write_status(Some(&report.plan));
         let failed = report.done.iter().any(|(_, r)| r.is_err());
         if !report.done.is_empty() && !failed {

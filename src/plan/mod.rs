@@ -59,6 +59,10 @@ pub struct Plan {
     /// the facts are saved.
     #[serde(skip)]
     pub consumed: Vec<PathBuf>,
+    /// What each live session of ours' screen was read as, by session (the board shows
+    /// it: the planner reads every screen once).
+    #[serde(skip)]
+    pub screens: BTreeMap<String, crate::screen::Class>,
 }
 
 /// Something the planner will not do.
@@ -234,6 +238,10 @@ pub fn plan(m: &Manifests, observed: &Observed, ctx: &Context) -> Plan {
     let broken = shared::plan_shared(m, observed, &mut plan);
     agents::plan_agent_settings(m, observed, &mut plan);
     let readings = screens::read_screens(m, observed, ctx);
+    plan.screens = readings
+        .iter()
+        .map(|(name, r)| (name.clone(), r.verdict.class))
+        .collect();
     // Claims a crash left out of the facts are taken back first, so that the reports
     // of their turns find them.
     turns::adopt(m, observed, now, &mut plan);

@@ -69,6 +69,13 @@ fn top_should_redraw_a_swap_by_itself_filter_describe_attach_and_restore_the_ter
     bed.t.wait_screen(DASH, WAIT, "the dashboard", |s| {
         s.contains("failover top") && s.contains("w-0") && s.contains("w-1")
     });
+    // What it draws, the controller publishes after its rounds: the dashboard reads it
+    // instead of looking at tmux itself.
+    let board = std::fs::read_to_string(bed.state().join("board.json")).unwrap();
+    assert!(
+        board.contains(r#""name":"w-0""#) && board.contains(r#""name":"w-1""#),
+        "{board}"
+    );
 
     // A first task under a: its status line reports a's use, drawn as a bar.
     bed.drop_task("p", "warm.md", "a first task");

@@ -176,54 +176,57 @@ impl App {
         }
     }
 
-    /// The rows of the view that pass the filter: each row's key (session, account or
-    /// inbox name; an event's object) and its text.
-    pub(super) fn rows(&self) -> Vec<(String, String)> {
-        let all: Vec<(String, String)> = match self.view {
+    /// The keys of the rows of the view that pass the filter (session, account or inbox
+    /// name; an event's object), in order. Each row's text is made only to be matched
+    /// against a filter.
+    pub(super) fn rows(&self) -> Vec<String> {
+        let needle = self.filter.to_lowercase();
+        let pass = |text: &dyn Fn() -> String| {
+            needle.is_empty() || text().to_lowercase().contains(&needle)
+        };
+        match self.view {
             View::Sessions => self
                 .snapshot
                 .sessions
                 .iter()
-                .map(|s| {
+                .filter(|s| {
                     let r = &s.row;
-                    let text = format!(
-                        "{} {} {} {} {} {}",
-                        r.name,
-                        r.role,
-                        r.account,
-                        s.activity.word(),
-                        r.task,
-                        s.conversation
-                    );
-                    (r.name.clone(), text)
+                    pass(&|| {
+                        format!(
+                            "{} {} {} {} {} {}",
+                            r.name,
+                            r.role,
+                            r.account,
+                            s.activity.word(),
+                            r.task,
+                            s.conversation
+                        )
+                    })
                 })
+                .map(|s| s.row.name.clone())
                 .collect(),
             View::Accounts => self
                 .snapshot
                 .accounts
                 .iter()
-                .map(|a| {
-                    (
-                        a.row.name.clone(),
-                        format!("{} {}", a.row.name, a.row.state),
-                    )
-                })
+                .filter(|a| pass(&|| format!("{} {}", a.row.name, a.row.state)))
+                .map(|a| a.row.name.clone())
                 .collect(),
             View::Inboxes => self
                 .snapshot
                 .inboxes
                 .iter()
-                .map(|i| (i.row.name.clone(), format!("{} {}", i.row.name, i.row.pool)))
+                .filter(|i| pass(&|| format!("{} {}", i.row.name, i.row.pool)))
+                .map(|i| i.row.name.clone())
                 .collect(),
             View::Events => self
                 .history
                 .events
                 .iter()
                 .rev()
-                .map(|t| {
+                .filter_map(|t| {
                     let object = t.object().map(ToString::to_string).unwrap_or_default();
-                    let text = format!("{object} {} {}", t.event, t.message);
-                    (object, text)
+                    pass(&|| format!("{object} {} {}", t.event, t.message)).then_some(object)
                 })
                 .collect(),
             View::Nodes => self
@@ -231,21 +234,15 @@ impl App {
                 .nodes
                 .iter()
                 .flat_map(|t| &t.rows)
-                .map(|r| {
-                    let name = r["name"].as_str().unwrap_or_default().to_owned();
-                    (name, r.to_string())
-                })
+                .filter(|r| pass(&|| r.to_string()))
+                .map(|r| r["name"].as_str().unwrap_or_default().to_owned())
                 .collect(),
-        };
-        let needle = self.filter.to_lowercase();
-        all.into_iter()
-            .filter(|(_, text)| needle.is_empty() || text.to_lowercase().contains(&needle))
-            .collect()
+        }
     }
 
     /// The key of the selected row, if any.
     pub(super) fn selection(&self) -> Option<String> {
-        self.rows().into_iter().nth(self.selected).map(|(k, _)| k)
+        self.rows().into_iter().nth(self.selected)
     }
 
     /// Takes in what happened; what the loop is to do about it.

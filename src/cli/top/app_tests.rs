@@ -106,7 +106,7 @@ fn a_filter_should_narrow_the_rows_and_escape_should_clear_it() {
     let mut app = app(&["w-0", "w-1", "w-10", "desk"]);
     typed(&mut app, "/w-1");
     assert_eq!(app.mode, Mode::Filter);
-    let names: Vec<String> = app.rows().into_iter().map(|(k, _)| k).collect();
+    let names: Vec<String> = app.rows();
     assert_eq!(names, ["w-1", "w-10"]);
     press(&mut app, KeyCode::Enter);
     assert_eq!(app.mode, Mode::Normal);
