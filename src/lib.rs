@@ -34,6 +34,7 @@ mod observe;
 pub mod plan;
 mod procfs;
 mod report;
+mod request;
 mod screen;
 mod sim;
 mod state;

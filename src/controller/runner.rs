@@ -66,6 +66,14 @@ impl Controller {
     /// Takes keys off the queue until a stop signal; the facts are saved at the end.
     pub(super) async fn run(mut self, stop: Arc<tokio::sync::Notify>) -> Result<(), Error> {
         let queue = self.queue.clone();
+        // The operator's requests land here: watched from the start.
+        let requests = self
+            .settings
+            .state_dir
+            .join(crate::state::paths::REQUESTS_DIR);
+        if let Err(e) = crate::state::create_private_dir(&requests) {
+            warn!(error = %e, "cannot create {}", requests.display());
+        }
         let mut watches = Watches::new(queue.clone())?;
         watches.sync(&self.watch_list());
         debug!(folders = ?watches.watched(), "watching");
@@ -132,6 +140,7 @@ impl Controller {
         let dir = &self.settings.state_dir;
         list.push((dir.join(HANDOFF_DIR), Key::Manifests));
         list.push((dir.join(crate::state::paths::REPORTS_DIR), Key::World));
+        list.push((dir.join(crate::state::paths::REQUESTS_DIR), Key::World));
         for inbox in &self.desired.manifests.inboxes {
             list.push((inbox.spec.path.clone(), Key::World));
         }

@@ -61,6 +61,10 @@ pub struct Observed {
     /// The transcripts that exist of claimed tasks' conversations and of the agents
     /// that hold them: where a task whose agent died or moves can be resumed.
     pub transcripts: BTreeSet<PathBuf>,
+    /// The operator's requests waiting in the state folder (`requests/`), oldest first:
+    /// the controller's planner carries them out.
+    #[serde(skip)]
+    pub requests: Vec<crate::request::Found>,
     /// Persisted facts.
     pub facts: Facts,
     /// What the fleet's ledger told since the last round, for the planner to take into
@@ -158,7 +162,7 @@ pub enum Error {
 }
 
 /// Takes one snapshot. `tmux` is `None` when no server runs; `state_dir`, when given,
-/// is where the agents' reports are read from.
+/// is where the agents' reports and the operator's requests are read from.
 pub async fn observe(
     tmux: Option<&Tmux>,
     manifests: &Manifests,
@@ -179,10 +183,25 @@ pub async fn observe(
         .unwrap_or_default();
     let evidence = inbox::evidence(manifests, &sessions, &inboxes, &facts, &reports);
     let turns = inbox::turns(manifests, &sessions, &inboxes, &facts);
+    let requests = state_dir.map(crate::request::read).unwrap_or_default();
+    // A session the operator asks to restart resumes its agent's conversation when its
+    // transcript is there.
+    let restarting: BTreeSet<&str> = requests
+        .iter()
+        .filter_map(|f| match f.request.as_ref().ok()? {
+            crate::request::Request {
+                verb: crate::request::Verb::Restart,
+                object: crate::object::ObjectRef::Session(name),
+                ..
+            } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
     let transcripts = facts
         .sessions
-        .values()
-        .filter(|f| f.task.is_some())
+        .iter()
+        .filter(|(name, f)| f.task.is_some() || restarting.contains(name.as_str()))
+        .map(|(_, f)| f)
         .flat_map(|f| {
             let task = f.task.as_ref().and_then(|t| t.conversation.as_ref());
             let agent = f.agent.as_ref().map(|a| &a.transcript);
@@ -215,6 +234,7 @@ pub async fn observe(
         evidence,
         turns,
         transcripts,
+        requests,
         facts,
         fleet: Fleet::default(),
     })

@@ -8,6 +8,7 @@ mod event;
 mod ledger;
 mod record;
 mod reports;
+mod requests;
 mod restarts;
 mod resumes;
 mod screens;
@@ -33,6 +34,7 @@ pub(crate) use agents::reports_wanted;
 pub(crate) use event::at_used;
 pub use event::{Direction, Event, Source};
 pub use record::record;
+pub(crate) use requests::{REQUESTED, plan_alone as plan_request};
 
 /// What one reconcile should do.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -282,6 +284,10 @@ pub fn plan(m: &Manifests, observed: &Observed, ctx: &Context) -> Plan {
     sessions::plan_sessions(m, observed, owner, now, &broken, &view, &mut plan);
     restarts::plan_restarts(observed, now, &mut plan);
     hold_text_of_moving(&mut plan);
+    // The operator's requests last: they see what the round would do, and win over it.
+    if ctx.scope == Scope::Tasks {
+        requests::plan_requests(m, observed, owner, &mut plan);
+    }
     plan.actions.sort_by_key(Action::order);
     plan
 }

@@ -26,7 +26,7 @@ mod doctor;
 mod failover;
 // Several controllers sharing accounts through a real etcd (skipped without etcd).
 mod fleet;
-// Everyday verbs on a live pool: `delete`, `describe`, `get events`, `get -w`, the metrics.
+// Everyday verbs on a live pool: `delete`, `describe`, `get events`, `get -w`, `restart`, `return`, the metrics.
 mod operator;
 // The real Claude Code CLI against the mock Messages API (skipped without it).
 mod real_client;

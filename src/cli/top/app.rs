@@ -6,8 +6,10 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use jiff::Timestamp;
 
-use super::model::{History, Snapshot};
+use super::model::{Activity, History, Snapshot};
 use crate::journal::Line;
+use crate::object::ObjectRef;
+use crate::request::Verb;
 
 /// The main view, switched with `:`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +68,13 @@ pub(super) enum Mode {
     Command(String),
     /// The key help.
     Help,
+    /// A question on the bottom line (`restart w-1? y/n`): `y` asks for the effect.
+    Confirm {
+        /// The question.
+        question: String,
+        /// What `y` asks for.
+        effect: Effect,
+    },
 }
 
 /// A text shown over the main view: a description or a screen's history.
@@ -123,6 +132,8 @@ pub(super) enum Effect {
     History(String),
     /// Attach to this session; back on detach.
     Attach(String),
+    /// Ask for this, as `failover restart session` or `failover return task` does.
+    Request(Verb, ObjectRef),
 }
 
 /// The dashboard.
@@ -298,6 +309,16 @@ impl App {
                 self.mode = Mode::Normal;
                 None
             }
+            Mode::Confirm { question, effect } => {
+                self.mode = Mode::Normal;
+                if key.code == KeyCode::Char('y') {
+                    self.message = None;
+                    Some(effect)
+                } else {
+                    self.message = Some(format!("{} not done", question.trim_end_matches("? y/n")));
+                    None
+                }
+            }
             Mode::Filter => {
                 let before = self.selection();
                 match key.code {
@@ -363,13 +384,8 @@ impl App {
             KeyCode::Char('d') => return self.describe(),
             KeyCode::Char('l') => return self.session_effect(Effect::History),
             KeyCode::Enter => return self.session_effect(Effect::Attach),
-            KeyCode::Char('x' | 'r') => {
-                self.message = Some(
-                    "x (restart) and r (return a task) are not in this version: \
-                     see docs/operations.md"
-                        .to_owned(),
-                );
-            }
+            KeyCode::Char('x') => self.confirm_restart(),
+            KeyCode::Char('r') => self.confirm_return(),
             _ => {}
         }
         self.clamp();
@@ -441,6 +457,62 @@ impl App {
             }
         };
         Some(Effect::Describe(kind, name))
+    }
+
+    /// `x`: the question before restarting the selected session.
+    fn confirm_restart(&mut self) {
+        let Some(s) = self.selected_session() else {
+            return;
+        };
+        let name = s.row.name.clone();
+        if s.activity == Activity::NotOurs {
+            self.message = Some(format!(
+                "{name} is not ours: a person's session is never restarted"
+            ));
+            return;
+        }
+        self.mode = Mode::Confirm {
+            question: format!("restart {name}? y/n"),
+            effect: Effect::Request(Verb::Restart, ObjectRef::Session(name)),
+        };
+    }
+
+    /// `r`: the question before returning the selected session's task to its inbox.
+    fn confirm_return(&mut self) {
+        let Some(s) = self.selected_session() else {
+            return;
+        };
+        let (name, task) = (s.row.name.clone(), s.row.task.clone());
+        if s.row.role == "dedicated" {
+            self.message = Some(format!(
+                "{name} is dedicated: its work is a person's, not a task to return"
+            ));
+            return;
+        }
+        if task.is_empty() {
+            self.message = Some(format!("no task runs on {name}"));
+            return;
+        }
+        self.mode = Mode::Confirm {
+            question: format!("return {task} from {name} to its inbox? y/n"),
+            effect: Effect::Request(
+                Verb::Return,
+                ObjectRef::Task {
+                    inbox: None,
+                    name: task,
+                },
+            ),
+        };
+    }
+
+    /// The selected session (sessions view only; else a word on the bottom line).
+    fn selected_session(&mut self) -> Option<&super::model::SessionView> {
+        if self.view != View::Sessions {
+            self.message = Some("select a session first (:sessions)".to_owned());
+            return None;
+        }
+        let name = self.selection()?;
+        self.snapshot.sessions.iter().find(|s| s.row.name == name)
     }
 
     /// An effect on the selected session (sessions view only).

@@ -92,6 +92,8 @@ pub(super) const HELP: &[&str] = &[
     "d           describe the selection (as failover describe)",
     "l           the selected session's screen history",
     "enter       attach to the selected session; detach comes back",
+    "x           restart the selected session's agent, resuming (y to confirm)",
+    "r           return the selected session's task to its inbox (y to confirm)",
     "esc         close a pane, clear the filter",
     "?           this help",
     "q           quit (ctrl-c too)",
@@ -684,6 +686,13 @@ fn footer_line(app: &App) -> Line<'static> {
     match &app.mode {
         Mode::Filter => Line::raw(format!("/{}▏", app.filter)),
         Mode::Command(text) => Line::raw(format!(":{text}▏")),
+        Mode::Confirm { question, .. } => Line::styled(
+            format!("{question} "),
+            paint(
+                app,
+                Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+            ),
+        ),
         _ => {
             if let Some(m) = &app.message {
                 return Line::styled(m.clone(), paint(app, Style::new().fg(Color::Yellow)));
@@ -693,7 +702,7 @@ fn footer_line(app: &App) -> Line<'static> {
                 text.push_str(&format!("[/{}] ", app.filter));
             }
             text.push_str(
-                "↑↓ move  / filter  : view  d describe  l history  enter attach  ? help  q quit",
+                "↑↓ move  / filter  : view  d describe  l history  enter attach  x restart  r return  ? help  q quit",
             );
             Line::raw(text)
         }

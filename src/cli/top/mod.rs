@@ -177,6 +177,21 @@ fn perform(
                 Ok(None) => Msg::Say(format!("{} {name} not found", describe::kind_name(kind))),
                 Err(e) => Msg::Say(format!("cannot describe {name}: {e}")),
             },
+            Effect::Request(verb, object) => {
+                let request = crate::request::Request {
+                    verb,
+                    object,
+                    at: jiff::Timestamp::now(),
+                };
+                // The verbs' own code; a running controller's answer shows in the events.
+                let said =
+                    super::operate::ask(&source.desired, &source.settings, &request, false, false);
+                source.stale = true;
+                Msg::Say(match said {
+                    Ok(answer) => answer.lines.join("; "),
+                    Err(e) => format!("cannot {} {}: {e}", verb.word(), request.object.spoken()),
+                })
+            }
             Effect::Attach(session) => {
                 let said = attach(&source.settings, &session, terminal)?;
                 source.stale = true;
