@@ -114,7 +114,7 @@ enum Command {
     /// A live dashboard: accounts with their use and resets, sessions, queues and
     /// events, redrawn as the controller works; keys to filter, describe and attach.
     #[command(
-        after_help = "Examples:\n  failover top\n  failover top -f manifests/\n  NO_COLOR=1 failover top --fleet\n\nKeys: arrows or j k, / filter, :sessions :accounts :inboxes :events :nodes, d describe, l screen history, enter attach (detach comes back), ? help, q quit. Needs a terminal: in a pipe, use failover get sessions -w. Exit codes: 0 quit, 2 no terminal or nothing readable."
+        after_help = "Examples:\n  failover top\n  failover top -f manifests/\n  NO_COLOR=1 failover top --fleet\n\nKeys: arrows or j k, / filter, :sessions :accounts :inboxes :events :nodes, d describe, l screen history, enter attach (detach comes back), x restart, r return the task (y confirms), ? help, q quit. Needs a terminal: in a pipe, use failover get sessions -w. Exit codes: 0 quit, 2 no terminal or nothing readable."
     )]
     Top(top::Args),
     /// Read a saved agent screen: idle, busy, waiting, quota-exhausted (and until when),

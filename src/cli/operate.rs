@@ -164,9 +164,10 @@ fn dry(
     controller: Option<u32>,
 ) -> Result<Answer, String> {
     let runtime = super::runtime()?;
-    let (observed, _) = runtime
+    let (mut observed, _) = runtime
         .block_on(super::look(desired, settings))
         .map_err(|e| e.to_string())?;
+    observe_request(&mut observed, request);
     let (plan, done) =
         crate::plan::plan_request(&desired.manifests, &observed, &settings.spec.owner, request);
     let mut lines: Vec<String> = super::render::render_text(&plan, super::color_stdout())
@@ -300,9 +301,10 @@ fn here(desired: &Desired, settings: &Settings, request: &Request) -> Result<Ans
     let tmux = runtime
         .block_on(super::observer(settings))
         .map_err(|e| format!("tmux: {e}"))?;
-    let (observed, _) = runtime
+    let (mut observed, _) = runtime
         .block_on(super::look_on(tmux.as_ref(), desired, settings))
         .map_err(|e| e.to_string())?;
+    observe_request(&mut observed, request);
     let owner = &settings.spec.owner;
     let (plan, done) = crate::plan::plan_request(&desired.manifests, &observed, owner, request);
     let mut lines: Vec<String> = plan
@@ -339,6 +341,16 @@ fn here(desired: &Desired, settings: &Settings, request: &Request) -> Result<Ans
         lines: watcher.lines,
         code: if failed { 2 } else { 0 },
     })
+}
+
+/// What the controller's observation adds for a request it finds: the transcript of the
+/// conversation a session to restart holds.
+fn observe_request(observed: &mut crate::observe::Observed, request: &Request) {
+    if let (Verb::Restart, ObjectRef::Session(name)) = (request.verb, &request.object) {
+        let restarting = std::collections::BTreeSet::from([name.as_str()]);
+        let found = crate::observe::transcripts(&observed.facts, &restarting);
+        observed.transcripts.extend(found);
+    }
 }
 
 /// Journals each action as the operator's and keeps a line for it.

@@ -197,19 +197,7 @@ pub async fn observe(
             _ => None,
         })
         .collect();
-    let transcripts = facts
-        .sessions
-        .iter()
-        .filter(|(name, f)| f.task.is_some() || restarting.contains(name.as_str()))
-        .map(|(_, f)| f)
-        .flat_map(|f| {
-            let task = f.task.as_ref().and_then(|t| t.conversation.as_ref());
-            let agent = f.agent.as_ref().map(|a| &a.transcript);
-            task.map(|(_, path)| path).into_iter().chain(agent)
-        })
-        .filter(|path| path.is_file())
-        .cloned()
-        .collect();
+    let transcripts = transcripts(&facts, &restarting);
     let agent_settings = manifests
         .accounts
         .iter()
@@ -238,6 +226,24 @@ pub async fn observe(
         facts,
         fleet: Fleet::default(),
     })
+}
+
+/// The transcripts on disk of the conversations that sessions with a task, and the
+/// sessions in `restarting`, hold (their task's and their agent's): where they can be
+/// resumed.
+pub(crate) fn transcripts(facts: &Facts, restarting: &BTreeSet<&str>) -> BTreeSet<PathBuf> {
+    facts
+        .sessions
+        .iter()
+        .filter(|(name, f)| f.task.is_some() || restarting.contains(name.as_str()))
+        .flat_map(|(_, f)| {
+            let task = f.task.as_ref().and_then(|t| t.conversation.as_ref());
+            let agent = f.agent.as_ref().map(|a| &a.transcript);
+            task.map(|(_, path)| path).into_iter().chain(agent)
+        })
+        .filter(|path| path.is_file())
+        .cloned()
+        .collect()
 }
 
 /// The failover binary the agents' hooks are to run: this process's executable. Once

@@ -680,6 +680,7 @@ impl fmt::Display for SessionAction {
                 session,
                 reason,
                 resume,
+                live: false,
                 ..
             } => write!(
                 f,
@@ -687,6 +688,21 @@ impl fmt::Display for SessionAction {
                 session.name,
                 session.account,
                 resumed(resume.as_deref())
+            ),
+            SessionAction::RestartSession {
+                session,
+                reason,
+                resume,
+                live: true,
+                ..
+            } => write!(
+                f,
+                "session {}: {reason}, under account {}{}",
+                session.name,
+                session.account,
+                resume
+                    .as_ref()
+                    .map_or(String::new(), |id| format!(", resuming conversation {id}"))
             ),
             SessionAction::MoveSession {
                 session,

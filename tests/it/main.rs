@@ -30,7 +30,7 @@ mod fleet;
 mod operator;
 // The real Claude Code CLI against the mock Messages API (skipped without it).
 mod real_client;
-// `failover top` in a pane next to a live pool: a swap redrawn, filter, describe, attach, quit.
+// `failover top` in a pane next to a live pool: a swap redrawn, filter, describe, attach, restart, return, quit.
 mod top;
 // The stand-in agent (`failover sim-agent`), its hook and status line, on their own.
 mod sim_agent;
