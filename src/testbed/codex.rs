@@ -255,8 +255,10 @@ fn runs_in(pid: u32, home: &Path) -> bool {
 
 fn signal(pids: &[u32], name: &str) {
     for pid in pids {
+        // One that ended since it was found is no error: quiet.
         let _ = Command::new("kill")
             .args(["-s", name, &pid.to_string()])
+            .stderr(std::process::Stdio::null())
             .status();
     }
 }
@@ -287,22 +289,34 @@ mod tests {
             notify: &["sh", "-c", "printf %s \"$1\" > f", "sh"],
         };
         let text = config(&seed);
-        assert!(text.contains("base_url = \"http://127.0.0.1:9/v1\"\n"), "{text}");
+        assert!(
+            text.contains("base_url = \"http://127.0.0.1:9/v1\"\n"),
+            "{text}"
+        );
         assert!(
             text.contains(r#"notify = ["sh", "-c", "printf %s \"$1\" > f", "sh"]"#),
             "{text}"
         );
-        assert!(text.contains("[projects.\"/w/a \\\"b\\\"\"]\ntrust_level = \"trusted\""), "{text}");
+        assert!(
+            text.contains("[projects.\"/w/a \\\"b\\\"\"]\ntrust_level = \"trusted\""),
+            "{text}"
+        );
         let notify = text.find("notify").unwrap();
-        assert!(notify < text.find("[notice]").unwrap(), "a top-level key: {text}");
+        assert!(
+            notify < text.find("[notice]").unwrap(),
+            "a top-level key: {text}"
+        );
     }
 
     #[test]
     fn daemon_pid_should_read_codexs_pid_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("daemon.pid");
-        std::fs::write(&path, r#"{"pid":4242,"processIdentity":{"bootId":"x","startTicks":7}}"#)
-            .unwrap();
+        std::fs::write(
+            &path,
+            r#"{"pid":4242,"processIdentity":{"bootId":"x","startTicks":7}}"#,
+        )
+        .unwrap();
         assert_eq!(daemon_pid(&path), Some(4242));
         std::fs::write(&path, "garbage").unwrap();
         assert_eq!(daemon_pid(&path), None);
@@ -333,7 +347,10 @@ mod tests {
         let reaper = std::thread::spawn(move || child.wait());
         assert!(home.end_processes());
         assert!(reaper.join().unwrap().is_ok());
-        assert!(other.try_wait().unwrap().is_none(), "another home's process lives");
+        assert!(
+            other.try_wait().unwrap().is_none(),
+            "another home's process lives"
+        );
         let _ = other.kill();
         let _ = other.wait();
     }

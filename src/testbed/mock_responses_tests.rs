@@ -22,7 +22,9 @@ fn user(text: &str) -> Value {
 }
 
 fn task(prompts: &[&str]) -> Value {
-    let mut input = vec![user("<environment_context>\n  <cwd>/w</cwd>\n</environment_context>")];
+    let mut input = vec![user(
+        "<environment_context>\n  <cwd>/w</cwd>\n</environment_context>",
+    )];
     for (i, p) in prompts.iter().enumerate() {
         if i > 0 {
             input.push(json!({"type": "message", "role": "assistant",
@@ -51,17 +53,33 @@ fn mock_should_stream_an_answer_with_the_accounts_usage_headers() {
     let text = post(&api, "key-a", &task(&["fix $(the) bug\nplease"]));
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("content-type: text/event-stream"), "{text}");
-    assert!(text.contains("x-codex-primary-used-percent: 42\r\n"), "{text}");
-    assert!(text.contains("x-codex-primary-window-minutes: 300\r\n"), "{text}");
-    assert!(text.contains("x-codex-secondary-used-percent: 7.5\r\n"), "{text}");
-    assert!(text.contains("x-codex-secondary-reset-at: 1900000000\r\n"), "{text}");
+    assert!(
+        text.contains("x-codex-primary-used-percent: 42\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("x-codex-primary-window-minutes: 300\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("x-codex-secondary-used-percent: 7.5\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("x-codex-secondary-reset-at: 1900000000\r\n"),
+        "{text}"
+    );
     let events: Vec<&str> = text
         .lines()
         .filter_map(|l| l.strip_prefix("event: "))
         .collect();
     assert_eq!(
         events,
-        ["response.created", "response.output_item.done", "response.completed"]
+        [
+            "response.created",
+            "response.output_item.done",
+            "response.completed"
+        ]
     );
     assert!(text.contains(r#""text":"Done: fix $(the) bug""#), "{text}");
     assert!(text.contains(r#""total_tokens":15"#), "{text}");
@@ -72,7 +90,12 @@ fn mock_should_stream_an_answer_with_the_accounts_usage_headers() {
 #[test]
 fn mock_should_refuse_a_used_up_account_with_the_usage_limit_body() {
     let api = MockResponses::start();
-    api.set_reply("key-a", Reply::UsageLimit { resets_at: 1_900_000_000 });
+    api.set_reply(
+        "key-a",
+        Reply::UsageLimit {
+            resets_at: 1_900_000_000,
+        },
+    );
     let text = post(&api, "key-a", &task(&["anything"]));
     assert!(text.starts_with("HTTP/1.1 429"), "{text}");
     let body: Value = serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap();
