@@ -421,7 +421,7 @@ fn real_codex_should_stop_at_the_usage_limit_and_resume_the_thread_under_a_secon
         all[2], "Write the summary.",
         "the cut turn stays in the thread: {all}"
     );
-    assert_eq!(rollouts(a.path()), [rollout.clone()]);
+    assert_eq!(rollouts(a.path()), std::slice::from_ref(&rollout));
     let ends = wait_for(WAIT, "four task_complete", || {
         let e = events(&rollout, "task_complete");
         (e.len() == 4).then_some(e)

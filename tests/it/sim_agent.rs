@@ -578,7 +578,7 @@ fn codex_stand_in_should_answer_report_hit_the_limit_and_resume_its_thread() {
         "what was the word?",
     ];
     assert_eq!(last["input-messages"], serde_json::json!(prompts));
-    assert_eq!(codex_rollouts(&a.home), [rollout.clone()]);
+    assert_eq!(codex_rollouts(&a.home), std::slice::from_ref(&rollout));
     assert_eq!(codex_events(&rollout, "task_complete").len(), 3);
 }
 
