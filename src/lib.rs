@@ -20,6 +20,7 @@ mod agents;
 pub mod api;
 pub mod claude_versions;
 mod cli;
+pub mod codex_versions;
 mod controller;
 mod conversation;
 mod fleet;

@@ -30,6 +30,8 @@ mod fleet;
 mod operator;
 // The real Claude Code CLI against the mock Messages API (skipped without it).
 mod real_client;
+// The real Codex CLI against the mock Responses API, driven directly (skipped without it).
+mod real_codex;
 // `failover top` in a pane next to a live pool: a swap redrawn, filter, describe, attach, quit.
 mod top;
 // The stand-in agent (`failover sim-agent`), its hook and status line, on their own.
