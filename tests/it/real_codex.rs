@@ -368,6 +368,9 @@ fn real_codex_should_stop_at_the_usage_limit_and_resume_the_thread_under_a_secon
     assert_eq!(rig.api.tasks_of("Write the summary.").len(), 1);
 
     // The same thread under home b, whose sessions/ is a's.
+    // c is the server's only session: without exit-empty off, killing it ends the
+    // server while d is being started on it.
+    rig.t.tmux(&["set-option", "-s", "exit-empty", "off"]);
     rig.t.tmux(&["kill-session", "-t", "c"]);
     rig.start("d", &b, &["resume", &thread], 120);
     let pane = "=d:";
