@@ -106,7 +106,7 @@ enum Command {
     /// Read a saved agent screen: idle, busy, waiting, quota-exhausted (and until when),
     /// rate-limited or server-error, with the pattern and line that decided.
     #[command(
-        after_help = "Examples:\n  tmux capture-pane -p -t ccl-auto-11 | failover classify\n  failover classify screen.txt -o json\n  failover classify screen.txt --agent codex -f manifests/"
+        after_help = "Examples:\n  tmux capture-pane -p -t ccl-auto-11 | failover classify\n  failover classify screen.txt -o json\n  failover classify screen.txt --agent codex\n  failover classify screen.txt --agent mine -f manifests/"
     )]
     Classify(classify::ClassifyArgs),
     /// Show the whole story on a private tmux server with stand-in agents: a pool, a
