@@ -20,6 +20,7 @@ mod agents;
 pub mod api;
 pub mod claude_versions;
 mod cli;
+mod codex_config;
 mod controller;
 mod conversation;
 mod fleet;

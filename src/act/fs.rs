@@ -20,8 +20,17 @@ pub(super) fn execute(action: &FsAction, state_dir: Option<&Path>) -> Result<(),
                 source,
             })
         }
-        FsAction::ConfigureAgent { path, exe, .. } => {
-            configure_agent(path, exe.as_deref(), state_dir)
+        FsAction::ConfigureAgent {
+            path,
+            exe,
+            projects,
+            ..
+        } => {
+            if path.file_name().and_then(|n| n.to_str()) == Some(crate::codex_config::CONFIG_FILE) {
+                configure_codex(path, exe.as_deref(), projects, state_dir)
+            } else {
+                configure_agent(path, exe.as_deref(), state_dir)
+            }
         }
         FsAction::RestoreSettings {
             path, text, seen, ..
@@ -92,6 +101,62 @@ fn restore_settings(
         crate::state::originals::forget(dir, path).map_err(|e| fail(e.to_string()))?;
     }
     Ok(())
+}
+
+/// Merges failover's entries into the Codex `config.toml` at `path` as it is now (none
+/// wanted when `projects` is empty: then only its `notify` goes): the operator's keys,
+/// comments and mode stay, a link is written through, and a file that is not valid
+/// TOML is left untouched.
+fn configure_codex(
+    path: &Path,
+    exe: Option<&Path>,
+    projects: &[std::path::PathBuf],
+    state_dir: Option<&Path>,
+) -> Result<(), Error> {
+    use crate::codex_config::{self, Observed as Toml, Want};
+    let fail = |message: String| Error::Settings {
+        path: path.to_path_buf(),
+        message,
+    };
+    let existing = match Toml::read(path) {
+        Toml::Missing => None,
+        Toml::Toml(text) => Some(text),
+        Toml::Invalid(why) => return Err(fail(format!("not valid TOML ({why}); left untouched"))),
+        Toml::Unreadable(why) => return Err(fail(why)),
+    };
+    let want = (!projects.is_empty()).then(|| Want {
+        exe: exe.map(Path::to_path_buf),
+        projects: projects.to_vec(),
+    });
+    let merged =
+        codex_config::merge(existing.as_deref(), want.as_ref()).map_err(|e| fail(e.to_string()))?;
+    if merged.changes.is_empty() {
+        return Ok(());
+    }
+    if let Some(dir) = state_dir
+        && want.is_some()
+    {
+        crate::state::originals::keep(dir, path).map_err(|e| fail(e.to_string()))?;
+    }
+    write_through(path, &merged.text).map_err(fail)
+}
+
+/// Writes `text` to `path` whole, through a link (the operator's dotfiles keep it),
+/// keeping the file's mode (0644 for a new one).
+fn write_through(path: &Path, text: &str) -> Result<(), String> {
+    let target = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            std::fs::canonicalize(path).map_err(|e| format!("a link that leads nowhere: {e}"))?
+        }
+        _ => path.to_path_buf(),
+    };
+    let mode = std::fs::metadata(&target).ok().map(|m| m.permissions());
+    crate::state::write_atomic(&target, text.as_bytes()).map_err(|e| e.to_string())?;
+    let mode = mode.unwrap_or_else(|| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::Permissions::from_mode(0o644)
+    });
+    std::fs::set_permissions(&target, mode).map_err(|e| e.to_string())
 }
 
 /// Merges failover's hooks and status line into the agent settings at `path` (or takes

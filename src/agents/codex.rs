@@ -6,6 +6,9 @@
 
 use super::{Defaults, Screen};
 
+/// The configuration file of a Codex home, where failover keeps its entries.
+pub(crate) const CONFIG_FILE: &str = "config.toml";
+
 /// What a Codex profile starts with: no approvals and no sandbox (the equivalent of
 /// Claude Code's `--dangerously-skip-permissions`), and no shared app-server daemon,
 /// which would outlive the session and copy 424 MB into every home.

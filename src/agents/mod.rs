@@ -133,6 +133,17 @@ impl AgentKind {
     }
 }
 
+impl AgentKind {
+    /// The TOML file failover keeps its entries in, in a home of this kind (Codex's
+    /// `config.toml`, see `crate::codex_config`), if failover manages one there.
+    pub(crate) fn config_file(self) -> Option<&'static str> {
+        match self {
+            AgentKind::ClaudeCode => None,
+            AgentKind::Codex => Some(codex::CONFIG_FILE),
+        }
+    }
+}
+
 impl std::fmt::Display for AgentKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

@@ -49,6 +49,9 @@ pub struct Observed {
     /// Each account home's agent settings file, by home.
     #[serde(skip)]
     pub agent_settings: BTreeMap<PathBuf, crate::agent_settings::Observed>,
+    /// Each Codex account home's `config.toml`, by home.
+    #[serde(skip)]
+    pub codex_configs: BTreeMap<PathBuf, crate::codex_config::Observed>,
     /// The failover binary the agents' hooks are to run.
     pub exe: Option<PathBuf>,
     /// For claimed tasks the facts do not account for (a crash between claim and
@@ -203,6 +206,18 @@ pub async fn observe(
             )
         })
         .collect();
+    let codex_configs = manifests
+        .accounts
+        .iter()
+        .filter_map(|a| Some((a, a.spec.agent.config_file()?)))
+        .map(|(a, file)| {
+            let path = a.spec.home.join(file);
+            (
+                a.spec.home.clone(),
+                crate::codex_config::Observed::read(&path),
+            )
+        })
+        .collect();
     Ok(Observed {
         server_running: tmux.is_some(),
         sessions,
@@ -211,6 +226,7 @@ pub async fn observe(
         screens,
         reports,
         agent_settings,
+        codex_configs,
         exe: failover_exe(),
         evidence,
         turns,

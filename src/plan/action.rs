@@ -44,17 +44,21 @@ pub enum FsAction {
         /// Where it points.
         target: PathBuf,
     },
-    /// Put failover's hooks and status line into an account home's agent settings, or
+    /// Put failover's hooks and status line into an account home's agent settings
+    /// (Codex: its `notify` and what it needs to run unattended, in `config.toml`), or
     /// take them out, leaving the operator's entries as they are.
     ConfigureAgent {
         /// The account.
         account: String,
-        /// Its `settings.json`.
+        /// Its `settings.json` (Codex: `config.toml`).
         path: PathBuf,
         /// The failover binary the hooks run; `None` takes failover's entries out.
         exe: Option<PathBuf>,
         /// What changes, in words.
         changes: Vec<String>,
+        /// Codex: the folders its sessions run in, trusted; empty for Claude Code.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        projects: Vec<PathBuf>,
     },
     /// Take failover's entries out of an account home's agent settings for `failover
     /// delete`: the file put back as it was before failover when nothing else changed,
