@@ -34,7 +34,11 @@ pub(super) fn execute(action: &FsAction, state_dir: Option<&Path>) -> Result<(),
         }
         FsAction::RestoreSettings {
             path, text, seen, ..
-        } => restore_settings(path, text.as_ref(), seen, state_dir),
+        } => match seen {
+            // A Codex `config.toml`, seen as its text.
+            serde_json::Value::String(seen) => restore_codex(path, text.as_ref(), seen, state_dir),
+            seen => restore_settings(path, text.as_ref(), seen, state_dir),
+        },
         FsAction::RemoveLink { link, target } => {
             if std::fs::read_link(link).ok().as_ref() != Some(target) {
                 return Err(Error::LinkChanged(link.clone()));
@@ -45,6 +49,51 @@ pub(super) fn execute(action: &FsAction, state_dir: Option<&Path>) -> Result<(),
             })
         }
     }
+}
+
+/// Takes failover's entries out of the Codex `config.toml` at `path`: writes `text`
+/// (removes the file when `None`) when the file is still as `seen`; changed since, only
+/// failover's `notify` goes from what it is now. Then forgets the original kept for it.
+fn restore_codex(
+    path: &Path,
+    text: Option<&String>,
+    seen: &str,
+    state_dir: Option<&Path>,
+) -> Result<(), Error> {
+    use crate::codex_config::{Observed as Toml, merge};
+    let fail = |message: String| Error::Settings {
+        path: path.to_path_buf(),
+        message,
+    };
+    let now = match Toml::read(path) {
+        Toml::Toml(now) => now,
+        _ => {
+            return Err(fail(
+                "changed since it was looked at and no longer valid TOML; left alone".into(),
+            ));
+        }
+    };
+    let text = if now == seen {
+        text.cloned()
+    } else {
+        Some(
+            merge(Some(&now), None)
+                .map_err(|e| fail(e.to_string()))?
+                .text,
+        )
+    };
+    let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    match (text, link) {
+        (None, false) => std::fs::remove_file(path).map_err(|source| Error::Fs {
+            path: path.to_path_buf(),
+            source,
+        })?,
+        (text, _) => write_through(path, text.as_deref().unwrap_or("")).map_err(fail)?,
+    }
+    if let Some(dir) = state_dir {
+        crate::state::originals::forget(dir, path).map_err(|e| fail(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// Takes failover's entries out of the agent settings at `path`: writes `text` (removes

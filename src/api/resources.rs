@@ -49,8 +49,11 @@ pub struct AccountSpec {
 pub struct SharedStateSpec {
     /// The shared folder the links point into. Absolute.
     pub target: PathBuf,
-    /// Names linked as `<home>/<name> -> <target>/<name>`.
-    /// Default `[projects, file-history, session-env]`.
+    /// Names linked as `<home>/<name> -> <target>/<name>`. The default is Claude Code's:
+    /// the homes of a Codex family share their rollouts in a SharedState of their own
+    /// that names their `accounts`, with `links: [sessions]` (and `packages` when the
+    /// profile's command leaves out `--no-daemon`), so that a thread resumes under
+    /// another account. Default `[projects, file-history, session-env]`.
     #[serde(default = "default_links")]
     pub links: Vec<String>,
     /// The accounts that share this state, by name. Default: every account.

@@ -113,10 +113,24 @@ fn workdirs_of(m: &Manifests, kind: AgentKind) -> Vec<std::path::PathBuf> {
     dirs
 }
 
+/// What failover wants in the `config.toml` of a home of `kind` (Codex): `None` when no
+/// session of that family is wanted.
+pub(crate) fn codex_want(
+    m: &Manifests,
+    kind: AgentKind,
+    exe: &std::path::Path,
+) -> Option<crate::codex_config::Want> {
+    let projects = workdirs_of(m, kind);
+    (!projects.is_empty()).then(|| crate::codex_config::Want {
+        exe: reports_wanted_of(m, kind).then(|| exe.to_path_buf()),
+        projects,
+    })
+}
+
 /// A Codex home's `config.toml`: failover's entries while a session of its family is
 /// wanted (`notify` only while one reads reports); its `notify` taken out otherwise.
 fn plan_codex_configs(m: &Manifests, o: &Observed, exe: &std::path::Path, plan: &mut Plan) {
-    use crate::codex_config::{self, Observed as Toml, Want};
+    use crate::codex_config::{self, Observed as Toml};
     for account in &m.accounts {
         let home = &account.spec.home;
         let Some(file) = account.spec.agent.config_file() else {
@@ -126,11 +140,11 @@ fn plan_codex_configs(m: &Manifests, o: &Observed, exe: &std::path::Path, plan: 
             continue;
         }
         let path = home.join(file);
-        let projects = workdirs_of(m, account.spec.agent);
-        let want = (!projects.is_empty()).then(|| Want {
-            exe: reports_wanted_of(m, account.spec.agent).then(|| exe.to_path_buf()),
-            projects: projects.clone(),
-        });
+        let want = codex_want(m, account.spec.agent, exe);
+        let projects = want
+            .as_ref()
+            .map(|w| w.projects.clone())
+            .unwrap_or_default();
         let existing = match o.codex_configs.get(home) {
             None | Some(Toml::Missing) => None,
             Some(Toml::Toml(text)) => Some(text.as_str()),

@@ -29,7 +29,7 @@ pub use action::{
     Action, Change, FsAction, Outcome, Role, SessionAction, SessionSpec, TaskAction, TaskKey,
     TaskRef,
 };
-pub(crate) use agents::reports_wanted;
+pub(crate) use agents::{codex_want, reports_wanted};
 pub(crate) use event::at_used;
 pub use event::{Direction, Event, Source};
 pub use record::record;
