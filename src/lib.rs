@@ -21,6 +21,7 @@ pub mod api;
 pub mod claude_versions;
 mod cli;
 mod codex_config;
+mod codex_daemons;
 mod controller;
 mod conversation;
 mod fleet;

@@ -1,7 +1,8 @@
 //! Taking down what manifests own, for `failover delete`: the sessions that carry our
 //! mark and that the manifests want, the tasks those sessions held (back to their
 //! inbox, never deleted), failover's entries in the account homes' agent settings (the
-//! file put back byte for byte when nothing else changed in it), and the shared-state
+//! file put back byte for byte when nothing else changed in it), the app-server
+//! daemons failover's Codex agents left running, and the shared-state
 //! links failover created that still point where it made them point. Nothing else: a
 //! person's session, file or link is never touched, and no task file is ever removed.
 //!
@@ -84,6 +85,16 @@ pub(crate) fn plan(m: &Manifests, observed: &Observed, owner: &str, found: &Foun
             .and_then(|exe| crate::plan::codex_want(m, account.spec.agent, exe));
         if let Some(step) = codex_config(&path, now, &found.originals, want.as_ref()) {
             steps.push(step.into());
+        }
+    }
+    // The daemons failover's Codex agents left: every session that used them goes.
+    for account in &m.accounts {
+        if let Some(daemons) = observed.codex_daemons.get(&account.spec.home) {
+            steps.push(Action::from(FsAction::EndDaemons {
+                account: account.name.clone(),
+                home: account.spec.home.clone(),
+                daemons: daemons.clone(),
+            }));
         }
     }
     let homes: Vec<&Path> = m.accounts.iter().map(|a| a.spec.home.as_path()).collect();

@@ -39,6 +39,11 @@ pub(super) fn execute(action: &FsAction, state_dir: Option<&Path>) -> Result<(),
             serde_json::Value::String(seen) => restore_codex(path, text.as_ref(), seen, state_dir),
             seen => restore_settings(path, text.as_ref(), seen, state_dir),
         },
+        FsAction::EndDaemons { home, daemons, .. } => crate::codex_daemons::end(home, daemons)
+            .map_err(|e| Error::Settings {
+                path: home.clone(),
+                message: e.to_string(),
+            }),
         FsAction::RemoveLink { link, target } => {
             if std::fs::read_link(link).ok().as_ref() != Some(target) {
                 return Err(Error::LinkChanged(link.clone()));

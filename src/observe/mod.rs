@@ -52,6 +52,11 @@ pub struct Observed {
     /// Each Codex account home's `config.toml`, by home.
     #[serde(skip)]
     pub codex_configs: BTreeMap<PathBuf, crate::codex_config::Observed>,
+    /// The app-server daemons failover's Codex agents left running from each Codex
+    /// account home (pid, start ticks), by home: read from their pid files and
+    /// `/proc`, no process started.
+    #[serde(skip)]
+    pub codex_daemons: BTreeMap<PathBuf, Vec<(u32, u64)>>,
     /// The failover binary the agents' hooks are to run.
     pub exe: Option<PathBuf>,
     /// For claimed tasks the facts do not account for (a crash between claim and
@@ -218,6 +223,17 @@ pub async fn observe(
             )
         })
         .collect();
+    let codex_daemons = manifests
+        .accounts
+        .iter()
+        .filter(|a| a.spec.agent.config_file().is_some())
+        .map(|a| {
+            let home = a.spec.home.clone();
+            let daemons = crate::codex_daemons::running(&home);
+            (home, daemons)
+        })
+        .filter(|(_, d)| !d.is_empty())
+        .collect();
     Ok(Observed {
         server_running: tmux.is_some(),
         sessions,
@@ -227,6 +243,7 @@ pub async fn observe(
         reports,
         agent_settings,
         codex_configs,
+        codex_daemons,
         exe: failover_exe(),
         evidence,
         turns,

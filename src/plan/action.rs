@@ -85,6 +85,16 @@ pub enum FsAction {
         /// Where failover made it point.
         target: PathBuf,
     },
+    /// End the app-server daemons failover's Codex agents left running from a home,
+    /// once none of its sessions runs there (each checked again before it is ended).
+    EndDaemons {
+        /// The account.
+        account: String,
+        /// Its Codex home.
+        home: PathBuf,
+        /// The daemons: pid and start ticks.
+        daemons: Vec<(u32, u64)>,
+    },
 }
 
 /// A change to a session or its agent.
@@ -466,9 +476,9 @@ impl FsAction {
             FsAction::ConfigureAgent { .. } | FsAction::RestoreSettings { removed: false, .. } => {
                 Change::Change
             }
-            FsAction::RestoreSettings { removed: true, .. } | FsAction::RemoveLink { .. } => {
-                Change::Delete
-            }
+            FsAction::RestoreSettings { removed: true, .. }
+            | FsAction::RemoveLink { .. }
+            | FsAction::EndDaemons { .. } => Change::Delete,
         }
     }
 
@@ -480,6 +490,8 @@ impl FsAction {
             // Taken down last, once the sessions that read them are gone.
             FsAction::RestoreSettings { .. } => 8,
             FsAction::RemoveLink { .. } => 9,
+            // After the sessions whose agents they served.
+            FsAction::EndDaemons { .. } => 10,
         }
     }
 
@@ -663,6 +675,19 @@ impl fmt::Display for FsAction {
             },
             FsAction::RemoveLink { link, target } => {
                 write!(f, "link {} -> {}", link.display(), target.display())
+            }
+            FsAction::EndDaemons {
+                account,
+                home,
+                daemons,
+            } => {
+                let pids: Vec<String> = daemons.iter().map(|(pid, _)| pid.to_string()).collect();
+                write!(
+                    f,
+                    "Codex daemons of {} (account {account}): pid {}",
+                    home.display(),
+                    pids.join(", ")
+                )
             }
         }
     }

@@ -4,6 +4,7 @@
 
 mod action;
 mod agents;
+mod daemons;
 mod event;
 mod ledger;
 mod record;
@@ -273,6 +274,7 @@ pub fn plan(m: &Manifests, observed: &Observed, ctx: &Context) -> Plan {
     }
     sessions::plan_sessions(m, observed, owner, now, &broken, &view, &mut plan);
     restarts::plan_restarts(observed, now, &mut plan);
+    daemons::plan_daemons(m, observed, owner, &mut plan);
     hold_text_of_moving(&mut plan);
     plan.actions.sort_by_key(Action::order);
     plan
