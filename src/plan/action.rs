@@ -669,8 +669,13 @@ impl fmt::Display for FsAction {
                 ),
                 (false, false) => write!(
                     f,
-                    "agent settings {}: failover's hooks and status line taken out",
-                    path.display()
+                    "agent settings {}: failover's {} taken out",
+                    path.display(),
+                    if path.ends_with(crate::codex_config::CONFIG_FILE) {
+                        "notify"
+                    } else {
+                        "hooks and status line"
+                    }
                 ),
             },
             FsAction::RemoveLink { link, target } => {

@@ -33,6 +33,8 @@ pub(super) struct LimitReport {
     pub resets_at: Option<Timestamp>,
     /// When the agent reported it.
     pub at: Timestamp,
+    /// What said it: `StopFailure rate_limit`, or Codex's rollout.
+    pub how: &'static str,
 }
 
 /// Use levels whose crossing is journaled, besides `quota.moveAt`.
@@ -133,6 +135,7 @@ fn fold_rollouts(m: &Manifests, o: &Observed, ctx: &Context, plan: &mut Plan) ->
                 session: session.clone(),
                 message: message.clone(),
                 at: ctx.now,
+                how: "rollout usage_limit_exceeded",
             });
         }
     }
@@ -238,6 +241,7 @@ fn failed(
             account: account.clone(),
             session: session.to_owned(),
             message: message.to_owned(),
+            how: "StopFailure rate_limit",
             resets_at: class
                 .and_then(|(_, t)| t)
                 .or_else(|| usage_reset(plan, account, ctx.now)),
