@@ -20,6 +20,8 @@ mod agents;
 pub mod api;
 pub mod claude_versions;
 mod cli;
+mod codex_config;
+mod codex_daemons;
 pub mod codex_versions;
 mod controller;
 mod conversation;

@@ -4,6 +4,7 @@
 
 mod action;
 mod agents;
+mod daemons;
 mod event;
 mod ledger;
 mod record;
@@ -29,7 +30,7 @@ pub use action::{
     Action, Change, FsAction, Outcome, Role, SessionAction, SessionSpec, TaskAction, TaskKey,
     TaskRef,
 };
-pub(crate) use agents::reports_wanted;
+pub(crate) use agents::{codex_want, reports_wanted};
 pub(crate) use event::at_used;
 pub use event::{Direction, Event, Source};
 pub use record::record;
@@ -273,6 +274,7 @@ pub fn plan(m: &Manifests, observed: &Observed, ctx: &Context) -> Plan {
     }
     sessions::plan_sessions(m, observed, owner, now, &broken, &view, &mut plan);
     restarts::plan_restarts(observed, now, &mut plan);
+    daemons::plan_daemons(m, observed, owner, &mut plan);
     hold_text_of_moving(&mut plan);
     plan.actions.sort_by_key(Action::order);
     plan
