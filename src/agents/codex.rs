@@ -28,7 +28,9 @@ pub(crate) const DEFAULTS: Defaults = Defaults {
 const SCREEN: Screen = Screen {
     prompt: "^› ",
     busy: r"^• Working \(.*esc to interrupt\)",
-    waiting: r"Do you trust the contents of this directory\?|Approaching rate limits|Switch to .* for lower credit usage\?",
+    // Besides its dialogs, `loading` under the banner while it starts: the input line
+    // is drawn already, but the agent is not ready for a task (neither idle nor busy).
+    waiting: r"Do you trust the contents of this directory\?|Approaching rate limits|Switch to .* for lower credit usage\?|^ {5}loading$",
     placeholder: "^Ask Codex to do anything$",
     quota: &[
         // Every plan's wording (codex-rs/protocol/src/error.rs), typographic or plain
