@@ -342,3 +342,101 @@ fn a_codex_pool_should_end_each_task_on_its_report_and_move_to_the_next_codex_ac
     eprintln!("{rows:?}");
     assert_eq!(rows["y"]["fiveHour"]["used"], 13.0, "{rows:?}");
 }
+
+#[test]
+fn a_claude_limit_should_move_only_the_claude_sessions_while_codex_keeps_working() {
+    let bed = new_bed();
+    let r = bed.root.clone();
+    let m = codex_manifest(&bed)
+        .account("a", r.join("a"))
+        .account("b", r.join("b"))
+        .priority(1)
+        .shared_state("claude", r.join("claude-shared"))
+        .with(|s: &mut SharedStateSpec| s.accounts = Some(vec!["a".into(), "b".into()]))
+        .agent("claude", &[BIN, "sim-agent"])
+        .env("FAILOVER_SIM_TURN", "200ms")
+        .pool("cc", "cc-", 2..=2, r.join("work"))
+        .inbox("pc", bed.inbox("pc"), "cc", r.join("work"));
+    let manifest = bed.write("pool.yaml", &m.yaml());
+    let c = controller(&bed, &manifest);
+    wait_ready(&bed, &CODEX_SESSIONS, "x", "default · ");
+    wait_ready(&bed, &["cc-0", "cc-1"], "a", "❯");
+    // Account a runs out: a Claude task meets the limit.
+    std::fs::write(r.join("a/.sim-limit"), "11:59pm (UTC)").unwrap();
+    bed.drop_task(
+        "pc",
+        "claude-limit.md",
+        "A Claude task that meets the limit.",
+    );
+    wait(&bed, &c, WAIT, "a's limit", || {
+        (!bed.events("quotaDetected").is_empty()).then_some(())
+    });
+    let seen = Instant::now();
+    wait(
+        &bed,
+        &c,
+        Duration::from_secs(2),
+        "the Claude sessions under b",
+        || {
+            ["cc-0", "cc-1"]
+                .iter()
+                .all(|s| bed.account(s) == "b")
+                .then_some(())
+        },
+    );
+    eprintln!(
+        "the Claude sessions under b {:?} after the limit",
+        seen.elapsed()
+    );
+    // Codex's sessions stay on x and keep draining their queues meanwhile.
+    let codex_accounts: BTreeMap<String, String> = CODEX_SESSIONS
+        .iter()
+        .map(|s| ((*s).to_owned(), bed.account(s)))
+        .collect();
+    assert!(
+        codex_accounts.values().all(|a| a == "x"),
+        "{codex_accounts:?}"
+    );
+    let mut names = drop_tasks(&bed, "pf", "f", 4);
+    names.extend(drop_tasks(&bed, "ps", "s", 4));
+    wait(
+        &bed,
+        &c,
+        WAIT,
+        "the Codex tasks and the cut Claude task done",
+        || {
+            (bed.files("pf", "done").len() == 4
+                && bed.files("ps", "done").len() == 4
+                && bed.files("pc", "done") == ["claude-limit.md"])
+            .then_some(())
+        },
+    );
+    for name in &names {
+        let pool = if name.starts_with('f') { "pf" } else { "ps" };
+        assert_eq!(bed.record(pool, "done", name)["account"], "x", "{name}");
+    }
+    assert_eq!(bed.record("pc", "done", "claude-limit.md")["account"], "b");
+    // One swap, in the Claude family; Codex's sessions never moved.
+    let swaps = bed.events("swap");
+    assert_eq!(swaps.len(), 1, "{swaps:?}");
+    assert_eq!(
+        (swaps[0]["from"].as_str(), swaps[0]["to"].as_str()),
+        (Some("a"), Some("b"))
+    );
+    assert!(CODEX_SESSIONS.iter().all(|s| bed.account(s) == "x"));
+    let moved: Vec<String> = bed
+        .journal()
+        .iter()
+        .filter(|e| e["action"]["action"] == "moveSession")
+        .map(|e| {
+            e["action"]["session"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert!(moved.iter().all(|s| s.starts_with("cc-")), "{moved:?}");
+    let journal = done_in_journal(&bed);
+    assert!(journal.values().all(|h| h.len() == 1), "{journal:?}");
+    assert_eq!(journal.len(), 9, "{journal:?}");
+}
