@@ -9,6 +9,9 @@ use super::{Defaults, Screen};
 /// The configuration file of a Codex home, where failover keeps its entries.
 pub(crate) const CONFIG_FILE: &str = "config.toml";
 
+/// The folder of a Codex home that holds its rollouts (`sessions/YYYY/MM/DD/…`).
+pub(crate) const CONVERSATIONS: &str = "sessions";
+
 /// What a Codex profile starts with: no approvals and no sandbox (the equivalent of
 /// Claude Code's `--dangerously-skip-permissions`), and no shared app-server daemon,
 /// which would outlive the session and copy 424 MB into every home.
