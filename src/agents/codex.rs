@@ -9,6 +9,9 @@ use super::{Defaults, Screen};
 /// The configuration file of a Codex home, where failover keeps its entries.
 pub(crate) const CONFIG_FILE: &str = "config.toml";
 
+/// The folder of a Codex home that holds its rollouts (`sessions/YYYY/MM/DD/…`).
+pub(crate) const CONVERSATIONS: &str = "sessions";
+
 /// What a Codex profile starts with: no approvals and no sandbox (the equivalent of
 /// Claude Code's `--dangerously-skip-permissions`), and no shared app-server daemon,
 /// which would outlive the session and copy 424 MB into every home.
@@ -28,7 +31,9 @@ pub(crate) const DEFAULTS: Defaults = Defaults {
 const SCREEN: Screen = Screen {
     prompt: "^› ",
     busy: r"^• Working \(.*esc to interrupt\)",
-    waiting: r"Do you trust the contents of this directory\?|Approaching rate limits|Switch to .* for lower credit usage\?",
+    // Besides its dialogs, `loading` under the banner while it starts: the input line
+    // is drawn already, but the agent is not ready for a task (neither idle nor busy).
+    waiting: r"Do you trust the contents of this directory\?|Approaching rate limits|Switch to .* for lower credit usage\?|^ {5}loading$",
     placeholder: "^Ask Codex to do anything$",
     quota: &[
         // Every plan's wording (codex-rs/protocol/src/error.rs), typographic or plain

@@ -142,6 +142,16 @@ impl AgentKind {
             AgentKind::Codex => Some(codex::CONFIG_FILE),
         }
     }
+
+    /// The folder below a home of this kind that holds its conversations, the one a
+    /// family's homes share so that a moved session resumes (Claude Code's `projects`,
+    /// Codex's `sessions`).
+    pub(crate) fn conversations(self) -> &'static str {
+        match self {
+            AgentKind::ClaudeCode => claude_code::CONVERSATIONS,
+            AgentKind::Codex => codex::CONVERSATIONS,
+        }
+    }
 }
 
 impl std::fmt::Display for AgentKind {

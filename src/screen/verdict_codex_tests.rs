@@ -45,6 +45,12 @@ fn codex_screens_should_read_idle_busy_and_starting() {
     // The animated logo before the input line is drawn: not idle.
     let logo = "  >_ OpenAI Codex (v0.171.0)\n     /srv/work\n\n   ⣀⣤⣤⣤⣀⣀\n ⣠⣶⣿⣿⣿⣿⣿⣿⣿⣿⣦\n";
     assert_eq!(codex().read(logo, &now()).class, Class::Unknown);
+    // `loading` under the banner with the input line drawn already (the real capture):
+    // not ready for a task, which a paste then would miss.
+    let loading = include_str!("../../tests/fixtures/codex/starting.txt");
+    assert_ne!(codex().read(loading, &now()).state, State::Idle);
+    let ready = include_str!("../../tests/fixtures/codex/idle.txt");
+    assert_eq!(codex().read(ready, &now()).state, State::Idle);
 }
 
 #[test]

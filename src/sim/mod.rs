@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use crossterm::{execute, terminal};
 
+use crate::agents::AgentKind;
 use hooks::Hooks;
 use screen::{DIALOG_LEN, View};
 use script::{Outcome, Script};
@@ -55,8 +56,8 @@ pub(crate) struct Args {
     #[arg(long)]
     dangerously_skip_permissions: bool,
     /// Which CLI to stand in for.
-    #[arg(long, value_enum, default_value_t = Stand::ClaudeCode)]
-    agent: Stand,
+    #[arg(long, value_enum, default_value_t = AgentKind::ClaudeCode)]
+    agent: AgentKind,
     /// Codex's subcommand, `resume THREAD-ID` (`--agent codex` only).
     #[arg(value_name = "COMMAND")]
     command: Vec<String>,
@@ -65,21 +66,12 @@ pub(crate) struct Args {
     dangerously_bypass_approvals_and_sandbox: bool,
 }
 
-/// The CLIs the stand-in can be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Stand {
-    /// Anthropic's Claude Code.
-    ClaudeCode,
-    /// OpenAI's Codex CLI.
-    Codex,
-}
-
 /// Runs the stand-in on the current terminal until `/exit`, Ctrl-C on an empty input,
 /// or a scripted crash.
 pub(crate) fn run(args: Args) -> ExitCode {
     let started = match args.agent {
-        Stand::ClaudeCode => start(args),
-        Stand::Codex => codex::start(args),
+        AgentKind::ClaudeCode => start(args),
+        AgentKind::Codex => codex::start(args),
     };
     match started {
         Ok(code) => code,

@@ -12,6 +12,8 @@ mod apply;
 mod bed;
 // The chaos suite's small form: controller and tmux kills while tasks run, each task once.
 mod chaos;
+// Codex pools through failover on the Codex stand-in: reports, rollouts, a limit moving them, beside a Claude pool.
+mod codex;
 // Commands without tmux: `validate` (YAML errors, their lines), `schema`, help, man, completions.
 mod cli_validate;
 // `failover init` on a made-up $HOME: homes found, one account per login, never overwriting.

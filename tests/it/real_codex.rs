@@ -436,3 +436,170 @@ fn real_codex_should_stop_at_the_usage_limit_and_resume_the_thread_under_a_secon
         &std::fs::read_to_string(&rollout).unwrap(),
     );
 }
+
+const TOKEN_X: &str = "sk-codex-account-x";
+const TOKEN_Y: &str = "sk-codex-account-y";
+
+/// The task prompts failover sent to the API from `token`'s account, oldest first.
+fn task_prompts(api: &MockResponses, token: &str) -> Vec<String> {
+    api.tasks()
+        .into_iter()
+        .filter(|r| r.credential == token)
+        .filter_map(|r| r.prompt())
+        .collect()
+}
+
+#[test]
+fn a_pool_of_real_codex_sessions_should_run_tasks_through_failover_and_move_them_at_a_limit() {
+    let Some(cli) = codex::locate_or_skip("a_pool_of_real_codex_sessions") else {
+        return;
+    };
+    use failover::api::{AgentKind, ControllerConfigSpec, SharedStateSpec};
+    use failover::testbed::manifest::{Manifest, duration};
+    let api = MockResponses::start();
+    let bed = crate::bed::new(&["work", "shared", "p/.agent-queue/inbox"]);
+    let r = bed.root.clone();
+    let (work, project) = (r.join("work"), r.join("p"));
+    let url = api.url();
+    // Declared before the controller: dropped after it, they end what runs under them.
+    let homes: Vec<Home> = [("x", TOKEN_X), ("y", TOKEN_Y)]
+        .iter()
+        .map(|(name, token)| {
+            let seed = Seed {
+                api_url: &url,
+                token,
+                workdirs: &[&work, &project],
+                notify: &[],
+            };
+            Home::seed(&r.join(name), &seed)
+        })
+        .collect();
+    let env: Vec<(String, String)> = homes[0]
+        .env(&bed.t.mkdir("tmp"))
+        .into_iter()
+        .filter(|(k, _)| k != "CODEX_HOME")
+        .collect();
+    let cli = cli.to_string_lossy().into_owned();
+    let m = Manifest::new()
+        .account("x", r.join("x"))
+        .family(AgentKind::Codex)
+        .account("y", r.join("y"))
+        .family(AgentKind::Codex)
+        .priority(1)
+        .shared_state("threads", r.join("shared"))
+        .with(|s: &mut SharedStateSpec| {
+            s.links = vec!["sessions".into()];
+            s.accounts = Some(vec!["x".into(), "y".into()]);
+        })
+        .agent_of(
+            AgentKind::Codex,
+            "codex",
+            &[
+                &cli,
+                "--dangerously-bypass-approvals-and-sandbox",
+                "--no-daemon",
+            ],
+        )
+        .with(|p: &mut failover::api::AgentProfileSpec| p.env.extend(env))
+        .controller("c")
+        .with(|c: &mut ControllerConfigSpec| c.poll_interval = duration("250ms"))
+        .pool("auto", "w-", 2..=2, &work)
+        .with(|p: &mut failover::api::PoolSpec| p.agent = "codex".into())
+        .inbox("p", bed.inbox("p"), "auto", &project);
+    let manifest = bed.write("pool.yaml", &m.yaml());
+    let mut cmd = bed.command(&["controller", "-f", &manifest.to_string_lossy()]);
+    cmd.env("FAILOVER_EXPERIMENTAL_CODEX", "1")
+        .env("RUST_LOG", "info");
+    let c = failover::testbed::Spawned::start(cmd, r.join("controller.log"));
+    let sessions = ["w-0", "w-1"];
+    let on = |account: &str| {
+        sessions
+            .iter()
+            .all(|s| bed.account(s) == account && ready(&bed.t.capture(&format!("={s}:"))))
+    };
+    let log = || {
+        format!(
+            "{}\n{:?}",
+            c.log(),
+            bed.journal().iter().rev().take(20).collect::<Vec<_>>()
+        )
+    };
+    failover::testbed::wait_for_or_none(WAIT, || on("x").then_some(()))
+        .unwrap_or_else(|| panic!("the pool under x:\n{}", log()));
+
+    let texts: Vec<String> = (0..6).map(|i| format!("Real Codex task {i}.")).collect();
+    let started = std::time::Instant::now();
+    for (i, text) in texts.iter().enumerate() {
+        bed.drop_task("p", &format!("t{i}.md"), text);
+    }
+    failover::testbed::wait_for_or_none(Duration::from_secs(120), || {
+        (bed.files("p", "done").len() == 6).then_some(())
+    })
+    .unwrap_or_else(|| panic!("six tasks done:\n{}", log()));
+    eprintln!("6 real Codex tasks done in {:?}", started.elapsed());
+    let mut hows = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        assert_eq!(api.tasks_of(text).len(), 1, "{text} reached the API once");
+        let how = bed
+            .events("taskDone")
+            .into_iter()
+            .filter(|e| e["action"]["task"]["name"] == format!("t{i}.md"))
+            .map(|e| e["action"]["how"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>();
+        assert!(
+            matches!(&how[..], [h] if h == "notify report" || h == "transcript"),
+            "t{i}: {how:?}"
+        );
+        hows.push(how[0].clone());
+    }
+    eprintln!("ended by: {hows:?}");
+
+    // x runs out: the API refuses its requests, every session moves to y, and the cut
+    // task's thread goes on there.
+    let limit = "The real task that meets the limit.";
+    api.set_reply(
+        TOKEN_X,
+        Reply::UsageLimit {
+            resets_at: now() + 3600,
+        },
+    );
+    bed.drop_task("p", "limit.md", limit);
+    failover::testbed::wait_for_or_none(WAIT, || {
+        (!bed.events("quotaDetected").is_empty()).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the limit:\n{}", log()));
+    let seen = std::time::Instant::now();
+    failover::testbed::wait_for_or_none(Duration::from_secs(2), || {
+        sessions.iter().all(|s| bed.account(s) == "y").then_some(())
+    })
+    .unwrap_or_else(|| panic!("every session under y within 2 s:\n{}", log()));
+    eprintln!("every session under y {:?} after the limit", seen.elapsed());
+    failover::testbed::wait_for_or_none(WAIT, || {
+        bed.files("p", "done")
+            .contains(&"limit.md".to_owned())
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the cut task done under y:\n{}", log()));
+    // y's request carried the thread's earlier turn: the cut task's prompt.
+    let resumed = api
+        .tasks()
+        .into_iter()
+        .filter(|r| r.credential == TOKEN_Y)
+        .find(|r| r.texts("user").iter().any(|t| t.trim() == limit))
+        .unwrap_or_else(|| {
+            panic!(
+                "no request of y carries the thread: {:?}\n{}",
+                task_prompts(&api, TOKEN_Y),
+                log()
+            )
+        });
+    eprintln!("y's request went on with: {:?}", resumed.texts("user"));
+    let swaps = bed.events("swap");
+    assert_eq!(swaps.len(), 1, "{swaps:?}");
+    let record = serde_json::from_slice::<Value>(
+        &std::fs::read(bed.queue("p", "done").join("limit.md.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["account"], "y", "{record}");
+    drop(c);
+}

@@ -1,13 +1,13 @@
 //! What the Codex stand-in reads of `$CODEX_HOME/config.toml`: the top-level `notify`
 //! argv and which folders `[projects."<dir>"]` tables trust; and the trust it adds
-//! when the person accepts the dialog, appended as Codex appends it.
+//! when the person accepts the dialog, as Codex adds it.
 //!
-//! Only these keys, in the form Codex, failover and the test bed write them (basic
-//! strings, one line per key), are read; the rest of the file is left alone. The
-//! stand-in is test support: a TOML crate would be worth it in the adapter, which
-//! edits the operator's file, not here.
+//! Read and edited with `toml_edit`, as the adapter (`crate::codex_config`) edits the
+//! file: any form TOML allows is read, and the rest of the file is kept as it was.
 
 use std::path::{Path, PathBuf};
+
+use toml_edit::{DocumentMut, Item, Table, value};
 
 /// The keys of a home's `config.toml` the stand-in follows.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -19,7 +19,8 @@ pub(super) struct Config {
 }
 
 impl Config {
-    /// Reads `home/config.toml`; an absent or unreadable file is an empty one.
+    /// Reads `home/config.toml`; an absent, unreadable or invalid file is an empty one
+    /// (Codex would refuse to start on an invalid one; the stand-in is test support).
     pub(super) fn read(home: &Path) -> Self {
         parse(&std::fs::read_to_string(home.join("config.toml")).unwrap_or_default())
     }
@@ -30,44 +31,63 @@ impl Config {
     }
 }
 
-/// Appends the trust of `dir` to `home/config.toml`.
+/// Adds the trust of `dir` to `home/config.toml` (`[projects."<dir>"] trust_level =
+/// "trusted"`), keeping the rest of the file.
 pub(super) fn trust(home: &Path, dir: &Path) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(home.join("config.toml"))?;
-    let key = serde_json::Value::from(dir.to_string_lossy()).to_string();
-    write!(file, "\n[projects.{key}]\ntrust_level = \"trusted\"\n")
+    let path = home.join("config.toml");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let projects = doc
+        .entry("projects")
+        .or_insert_with(|| {
+            let mut t = Table::new();
+            t.set_implicit(true);
+            Item::Table(t)
+        })
+        .as_table_mut()
+        .ok_or_else(|| std::io::Error::other("projects is not a table"))?;
+    let mut table = Table::new();
+    table.insert("trust_level", value("trusted"));
+    projects.insert(&dir.to_string_lossy(), Item::Table(table));
+    std::fs::write(&path, doc.to_string())
 }
 
 fn parse(text: &str) -> Config {
-    let mut config = Config::default();
-    let mut table: Option<String> = None;
-    for line in text.lines().map(str::trim) {
-        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            table = Some(header.trim().to_owned());
-            continue;
-        }
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        let (key, value) = (key.trim(), value.trim());
-        match (table.as_deref(), key) {
-            (None, "notify") => {
-                // A TOML array of basic strings reads as JSON.
-                config.notify = serde_json::from_str(value).unwrap_or_default();
-            }
-            (Some(header), "trust_level") if value == "\"trusted\"" => {
-                let dir = header
-                    .strip_prefix("projects.")
-                    .and_then(|d| serde_json::from_str::<String>(d).ok());
-                config.trusted.extend(dir.map(PathBuf::from));
-            }
-            _ => {}
-        }
-    }
-    config
+    let Ok(doc) = text.parse::<DocumentMut>() else {
+        return Config::default();
+    };
+    let notify = doc
+        .get("notify")
+        .and_then(Item::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let trusted = doc
+        .get("projects")
+        .and_then(Item::as_table_like)
+        .map(|projects| {
+            projects
+                .iter()
+                .filter(|(_, t)| {
+                    t.as_table_like()
+                        .and_then(|t| t.get("trust_level"))
+                        .and_then(Item::as_str)
+                        == Some("trusted")
+                })
+                .map(|(dir, _)| PathBuf::from(dir))
+                .collect()
+        })
+        .unwrap_or_default();
+    Config { notify, trusted }
 }
 
 #[cfg(test)]
@@ -88,20 +108,28 @@ trust_level = "trusted"
 
 [projects."/w/c"]
 trust_level = "untrusted"
+
+[projects]
+"/w/d" = { trust_level = "trusted" }
 "#;
         let config = parse(text);
         assert_eq!(config.notify, ["sh", "-c", "printf %s \"$1\" > f", "sh"]);
         assert!(config.trusts(Path::new("/w/a \"b\"")));
         assert!(!config.trusts(Path::new("/w/c")));
+        assert!(config.trusts(Path::new("/w/d")), "an inline table");
     }
 
     #[test]
     fn trust_should_append_a_table_the_next_read_sees() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("config.toml"), "notify = [\"x\"]\n").unwrap();
+        let before = "# mine\nnotify = [\"x\"]\n\n[projects.\"/w/a\"]\ntrust_level = \"trusted\"\n";
+        std::fs::write(dir.path().join("config.toml"), before).unwrap();
         trust(dir.path(), Path::new("/w/g")).unwrap();
         let config = Config::read(dir.path());
         assert!(config.trusts(Path::new("/w/g")));
+        assert!(config.trusts(Path::new("/w/a")));
         assert_eq!(config.notify, ["x"]);
+        let after = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+        assert!(after.starts_with(before), "{after}");
     }
 }

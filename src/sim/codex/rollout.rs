@@ -1,10 +1,12 @@
 //! The Codex stand-in's rollout: `$CODEX_HOME/sessions/YYYY/MM/DD/rollout-<ts>-<thread>.jsonl`,
 //! one JSON line each `{"timestamp","ordinal","type","payload"}` shaped as Codex 0.171
 //! writes them (tests/fixtures/codex/rollout-*.jsonl): `session_meta`, then per turn
-//! `event_msg` `task_started`, the user's `response_item` message, the assistant's,
-//! `event_msg` `token_count` with `rate_limits`, and `event_msg` `task_complete` (with
-//! `error` and its `codex_error_info` when the turn failed). Only the lines failover
-//! reads are written; Codex writes more.
+//! `event_msg` `task_started`, the user's `response_item` message and its `event_msg`
+//! `item_completed` (a `UserMessage` with the turn id: what failover reads, see
+//! `crate::conversation::codex`), the assistant's (`item_completed` `AgentMessage`,
+//! then the `response_item`), `event_msg` `token_count` with `rate_limits`, and
+//! `event_msg` `task_complete` (with `error` and its `codex_error_info` when the turn
+//! failed). Only the lines failover or a resume reads are written; Codex writes more.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -28,6 +30,7 @@ pub(super) enum Said {
 #[derive(Debug)]
 pub(super) struct Rollout {
     path: PathBuf,
+    thread: String,
     ordinal: u64,
 }
 
@@ -46,6 +49,7 @@ impl Rollout {
         );
         let mut rollout = Self {
             path: dir.join(name),
+            thread: thread.to_owned(),
             ordinal: 0,
         };
         rollout.append(
@@ -67,7 +71,11 @@ impl Rollout {
             .filter_map(|l| l["ordinal"].as_u64())
             .max()
             .map_or(0, |o| o + 1);
-        Some(Self { path, ordinal })
+        Some(Self {
+            path,
+            thread: thread.to_owned(),
+            ordinal,
+        })
     }
 
     /// Its path.
@@ -124,7 +132,23 @@ impl Rollout {
             );
             self.append("response_item", message("user", "input_text", &context))?;
         }
-        self.append("response_item", message("user", "input_text", prompt))
+        self.append("response_item", message("user", "input_text", prompt))?;
+        let item = json!({
+            "type": "UserMessage", "id": uuid::Uuid::new_v4().to_string(),
+            "client_id": uuid::Uuid::new_v4().to_string(),
+            "content": [{"type": "text", "text": prompt, "text_elements": []}],
+        });
+        self.item_completed(turn, item)
+    }
+
+    /// An `item_completed` event of this thread's turn `turn`.
+    fn item_completed(&mut self, turn: &str, item: Value) -> std::io::Result<()> {
+        let ms = jiff::Timestamp::now().as_millisecond();
+        let payload = json!({
+            "type": "item_completed", "thread_id": self.thread, "turn_id": turn,
+            "item": item, "started_at_ms": ms, "completed_at_ms": ms,
+        });
+        self.append("event_msg", payload)
     }
 
     /// A turn ends: the answer (when there is one), the token count with the
@@ -139,7 +163,14 @@ impl Rollout {
         usage: Option<SimUsage>,
     ) -> std::io::Result<()> {
         if let Some(text) = answer {
-            self.append("response_item", message("assistant", "output_text", text))?;
+            let id = format!("msg_{}", uuid::Uuid::new_v4());
+            let item = json!({
+                "type": "AgentMessage", "id": id, "content": [{"type": "Text", "text": text}],
+            });
+            self.item_completed(turn, item)?;
+            let mut said = message("assistant", "output_text", text);
+            said["id"] = json!(id);
+            self.append("response_item", said)?;
         }
         self.append("event_msg", token_count(usage))?;
         let completed = jiff::Timestamp::now();

@@ -268,3 +268,50 @@ fn reports_should_carry_the_real_ones_keys() {
     let report = turn_report("t", "u", Path::new(WORK), &["p".into()], "a");
     assert_eq!(keys(&report), keys(&real));
 }
+
+#[test]
+fn rollout_should_be_read_by_failover_as_a_real_one_is() {
+    let home = tempfile::tempdir().unwrap();
+    let thread = "01a24921-143c-7152-b539-e245cd2ed6a5";
+    let mut rollout = Rollout::create(home.path(), thread, Path::new(WORK)).unwrap();
+    let usage = crate::sim::SimUsage {
+        five_hour: (42.0, 1_900_000_000),
+        seven_day: (7.0, 1_900_000_000),
+    };
+    rollout
+        .start_turn("t1", "fix the bug", Some(Path::new(WORK)))
+        .unwrap();
+    rollout
+        .end_turn("t1", 1, Some("Done."), None, Some(usage))
+        .unwrap();
+    rollout.start_turn("t2", "second task", None).unwrap();
+    let message = limit_message(Some("4:13 AM"));
+    let failed = Some((message.as_str(), "usage_limit_exceeded"));
+    rollout.end_turn("t2", 2, None, failed, None).unwrap();
+
+    use crate::conversation::{TurnEnd, codex};
+    assert_eq!(
+        codex::meta(rollout.path()),
+        Some((thread.to_owned(), PathBuf::from(WORK)))
+    );
+    let read = codex::read(rollout.path()).unwrap();
+    let first = crate::conversation::turn(&read.messages, |t| t == "fix the bug").unwrap();
+    assert_eq!(first.prompt_id.as_deref(), Some("t1"));
+    assert!(matches!(first.end, Some(TurnEnd::Reply(_))), "{first:?}");
+    let second = crate::conversation::turn(&read.messages, |t| t == "second task").unwrap();
+    assert_eq!(second.prompt_id.as_deref(), Some("t2"));
+    assert!(
+        matches!(&second.end, Some(TurnEnd::Error(kind, _)) if kind == "usage_limit_exceeded"),
+        "{second:?}"
+    );
+    let (_, used) = read.usage.unwrap();
+    assert_eq!(used.five_hour.unwrap().used, 42.0);
+    // The real rollout, read the same way, gives the same shape.
+    let real = home.path().join("real.jsonl");
+    std::fs::write(&real, REAL_ROLLOUTS[0]).unwrap();
+    let real_read = codex::read(&real).unwrap();
+    let cut = crate::conversation::turn(&real_read.messages, |t| t == "Write the summary.");
+    assert!(
+        matches!(cut.and_then(|t| t.end), Some(TurnEnd::Error(kind, _)) if kind == "usage_limit_exceeded")
+    );
+}
