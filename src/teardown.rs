@@ -1,7 +1,8 @@
 //! Taking down what manifests own, for `failover delete`: the sessions that carry our
 //! mark and that the manifests want, the tasks those sessions held (back to their
 //! inbox, never deleted), failover's entries in the account homes' agent settings (the
-//! file put back byte for byte when nothing else changed in it), and the shared-state
+//! file put back byte for byte when nothing else changed in it), the app-server
+//! daemons failover's Codex agents left running, and the shared-state
 //! links failover created that still point where it made them point. Nothing else: a
 //! person's session, file or link is never touched, and no task file is ever removed.
 //!
@@ -72,6 +73,30 @@ pub(crate) fn plan(m: &Manifests, observed: &Observed, owner: &str, found: &Foun
             steps.push(step.into());
         }
     }
+    for account in &m.accounts {
+        let Some(file) = account.spec.agent.config_file() else {
+            continue;
+        };
+        let path = account.spec.home.join(file);
+        let now = observed.codex_configs.get(&account.spec.home);
+        let want = observed
+            .exe
+            .as_deref()
+            .and_then(|exe| crate::plan::codex_want(m, account.spec.agent, exe));
+        if let Some(step) = codex_config(&path, now, &found.originals, want.as_ref()) {
+            steps.push(step.into());
+        }
+    }
+    // The daemons failover's Codex agents left: every session that used them goes.
+    for account in &m.accounts {
+        if let Some(daemons) = observed.codex_daemons.get(&account.spec.home) {
+            steps.push(Action::from(FsAction::EndDaemons {
+                account: account.name.clone(),
+                home: account.spec.home.clone(),
+                daemons: daemons.clone(),
+            }));
+        }
+    }
     let homes: Vec<&Path> = m.accounts.iter().map(|a| a.spec.home.as_path()).collect();
     for (link, target, now) in &found.links {
         if now.as_ref() == Some(target) && homes.iter().any(|h| link.starts_with(h)) {
@@ -126,6 +151,45 @@ fn settings(
     })
 }
 
+/// A Codex `config.toml` without failover's entries: as it was before failover when it
+/// is exactly what failover made of that (nothing else changed), else with only
+/// failover's `notify` taken out (the rest it set is harmless to keep). The text it was
+/// seen with goes in `seen`, as a JSON string.
+fn codex_config(
+    path: &Path,
+    observed: Option<&crate::codex_config::Observed>,
+    originals: &BTreeMap<PathBuf, Original>,
+    want: Option<&crate::codex_config::Want>,
+) -> Option<FsAction> {
+    use crate::codex_config::{Observed as Toml, merge};
+    let Some(Toml::Toml(now)) = observed else {
+        return None;
+    };
+    let seen = Value::String(now.clone());
+    let original = originals.get(path);
+    let made = original.and_then(|o| merge(o.text.as_deref(), want).ok());
+    if let (Some(o), Some(made)) = (original, made)
+        && made.text == *now
+        && o.text.as_deref() != Some(now.as_str())
+    {
+        return Some(FsAction::RestoreSettings {
+            path: path.to_path_buf(),
+            removed: o.text.is_none(),
+            original: true,
+            text: o.text.clone(),
+            seen,
+        });
+    }
+    let merged = merge(Some(now), None).ok()?;
+    (!merged.changes.is_empty()).then(|| FsAction::RestoreSettings {
+        path: path.to_path_buf(),
+        removed: false,
+        original: false,
+        text: Some(merged.text),
+        seen,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +210,66 @@ mod tests {
         agent_settings::merge(Some(&operator), Some(&commands))
             .unwrap()
             .value
+    }
+
+    #[test]
+    fn a_codex_config_should_be_put_back_when_unchanged_else_lose_only_our_notify() {
+        use crate::codex_config::{Observed as Toml, Want, merge};
+        let want = Want {
+            exe: Some("/bin/failover".into()),
+            projects: vec!["/w".into()],
+        };
+        let path = "/h/x/config.toml";
+        let text = "# mine\nmodel = \"gpt-5\"\n";
+        let made = merge(Some(text), Some(&want)).unwrap().text;
+        let step = codex_config(
+            Path::new(path),
+            Some(&Toml::Toml(made.clone())),
+            &original(path, Some(text)),
+            Some(&want),
+        );
+        let Some(FsAction::RestoreSettings {
+            original: true,
+            removed: false,
+            text: Some(back),
+            ..
+        }) = step
+        else {
+            panic!("{step:?}");
+        };
+        assert_eq!(back, text, "byte for byte");
+        // None before: the file goes.
+        let made = merge(None, Some(&want)).unwrap().text;
+        let step = codex_config(
+            Path::new(path),
+            Some(&Toml::Toml(made.clone())),
+            &original(path, None),
+            Some(&want),
+        );
+        assert!(
+            matches!(step, Some(FsAction::RestoreSettings { removed: true, .. })),
+            "{step:?}"
+        );
+        // Changed by the operator since: only our notify goes.
+        let edited = format!("{made}\n[tui]\ntheme = \"dark\"\n");
+        let Some(FsAction::RestoreSettings {
+            original: false,
+            text: Some(left),
+            ..
+        }) = codex_config(
+            Path::new(path),
+            Some(&Toml::Toml(edited)),
+            &original(path, None),
+            Some(&want),
+        )
+        else {
+            panic!()
+        };
+        assert!(!left.contains("notify"), "{left}");
+        assert!(
+            left.contains("theme = \"dark\"") && left.contains("trust_level"),
+            "{left}"
+        );
     }
 
     #[test]

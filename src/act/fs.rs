@@ -20,12 +20,30 @@ pub(super) fn execute(action: &FsAction, state_dir: Option<&Path>) -> Result<(),
                 source,
             })
         }
-        FsAction::ConfigureAgent { path, exe, .. } => {
-            configure_agent(path, exe.as_deref(), state_dir)
+        FsAction::ConfigureAgent {
+            path,
+            exe,
+            projects,
+            ..
+        } => {
+            if path.file_name().and_then(|n| n.to_str()) == Some(crate::codex_config::CONFIG_FILE) {
+                configure_codex(path, exe.as_deref(), projects, state_dir)
+            } else {
+                configure_agent(path, exe.as_deref(), state_dir)
+            }
         }
         FsAction::RestoreSettings {
             path, text, seen, ..
-        } => restore_settings(path, text.as_ref(), seen, state_dir),
+        } => match seen {
+            // A Codex `config.toml`, seen as its text.
+            serde_json::Value::String(seen) => restore_codex(path, text.as_ref(), seen, state_dir),
+            seen => restore_settings(path, text.as_ref(), seen, state_dir),
+        },
+        FsAction::EndDaemons { home, daemons, .. } => crate::codex_daemons::end(home, daemons)
+            .map_err(|e| Error::Settings {
+                path: home.clone(),
+                message: e.to_string(),
+            }),
         FsAction::RemoveLink { link, target } => {
             if std::fs::read_link(link).ok().as_ref() != Some(target) {
                 return Err(Error::LinkChanged(link.clone()));
@@ -36,6 +54,51 @@ pub(super) fn execute(action: &FsAction, state_dir: Option<&Path>) -> Result<(),
             })
         }
     }
+}
+
+/// Takes failover's entries out of the Codex `config.toml` at `path`: writes `text`
+/// (removes the file when `None`) when the file is still as `seen`; changed since, only
+/// failover's `notify` goes from what it is now. Then forgets the original kept for it.
+fn restore_codex(
+    path: &Path,
+    text: Option<&String>,
+    seen: &str,
+    state_dir: Option<&Path>,
+) -> Result<(), Error> {
+    use crate::codex_config::{Observed as Toml, merge};
+    let fail = |message: String| Error::Settings {
+        path: path.to_path_buf(),
+        message,
+    };
+    let now = match Toml::read(path) {
+        Toml::Toml(now) => now,
+        _ => {
+            return Err(fail(
+                "changed since it was looked at and no longer valid TOML; left alone".into(),
+            ));
+        }
+    };
+    let text = if now == seen {
+        text.cloned()
+    } else {
+        Some(
+            merge(Some(&now), None)
+                .map_err(|e| fail(e.to_string()))?
+                .text,
+        )
+    };
+    let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    match (text, link) {
+        (None, false) => std::fs::remove_file(path).map_err(|source| Error::Fs {
+            path: path.to_path_buf(),
+            source,
+        })?,
+        (text, _) => write_through(path, text.as_deref().unwrap_or("")).map_err(fail)?,
+    }
+    if let Some(dir) = state_dir {
+        crate::state::originals::forget(dir, path).map_err(|e| fail(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// Takes failover's entries out of the agent settings at `path`: writes `text` (removes
@@ -92,6 +155,62 @@ fn restore_settings(
         crate::state::originals::forget(dir, path).map_err(|e| fail(e.to_string()))?;
     }
     Ok(())
+}
+
+/// Merges failover's entries into the Codex `config.toml` at `path` as it is now (none
+/// wanted when `projects` is empty: then only its `notify` goes): the operator's keys,
+/// comments and mode stay, a link is written through, and a file that is not valid
+/// TOML is left untouched.
+fn configure_codex(
+    path: &Path,
+    exe: Option<&Path>,
+    projects: &[std::path::PathBuf],
+    state_dir: Option<&Path>,
+) -> Result<(), Error> {
+    use crate::codex_config::{self, Observed as Toml, Want};
+    let fail = |message: String| Error::Settings {
+        path: path.to_path_buf(),
+        message,
+    };
+    let existing = match Toml::read(path) {
+        Toml::Missing => None,
+        Toml::Toml(text) => Some(text),
+        Toml::Invalid(why) => return Err(fail(format!("not valid TOML ({why}); left untouched"))),
+        Toml::Unreadable(why) => return Err(fail(why)),
+    };
+    let want = (!projects.is_empty()).then(|| Want {
+        exe: exe.map(Path::to_path_buf),
+        projects: projects.to_vec(),
+    });
+    let merged =
+        codex_config::merge(existing.as_deref(), want.as_ref()).map_err(|e| fail(e.to_string()))?;
+    if merged.changes.is_empty() {
+        return Ok(());
+    }
+    if let Some(dir) = state_dir
+        && want.is_some()
+    {
+        crate::state::originals::keep(dir, path).map_err(|e| fail(e.to_string()))?;
+    }
+    write_through(path, &merged.text).map_err(fail)
+}
+
+/// Writes `text` to `path` whole, through a link (the operator's dotfiles keep it),
+/// keeping the file's mode (0644 for a new one).
+fn write_through(path: &Path, text: &str) -> Result<(), String> {
+    let target = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            std::fs::canonicalize(path).map_err(|e| format!("a link that leads nowhere: {e}"))?
+        }
+        _ => path.to_path_buf(),
+    };
+    let mode = std::fs::metadata(&target).ok().map(|m| m.permissions());
+    crate::state::write_atomic(&target, text.as_bytes()).map_err(|e| e.to_string())?;
+    let mode = mode.unwrap_or_else(|| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::Permissions::from_mode(0o644)
+    });
+    std::fs::set_permissions(&target, mode).map_err(|e| e.to_string())
 }
 
 /// Merges failover's hooks and status line into the agent settings at `path` (or takes

@@ -48,12 +48,13 @@ pub(super) async fn execute(action: &SessionAction, ctx: Context<'_>) -> Result<
             conversation,
             ..
         } => {
+            let (from, to) = (from_home.as_deref(), to_home.as_deref());
             let held = match conversation {
-                Some((id, transcript)) => Some(Held::read(id, transcript, to_home.as_deref())),
-                None => from_home.as_deref().and_then(|home| {
+                Some((id, transcript)) => Some(Held::read(id, transcript, from, to)),
+                None => from.and_then(|home| {
                     let id = crate::conversation::of_agent(home, *pid)?;
                     let path = crate::conversation::transcript(home, &session.workdir, &id);
-                    Some(Held::read(&id, &path, to_home.as_deref()))
+                    Some(Held::read(&id, &path, from, to))
                 }),
             };
             return move_session(ctx, session, pane, held, resume.as_deref()).await;
@@ -84,10 +85,17 @@ struct Held {
 
 impl Held {
     /// Reads conversation `id` whose transcript is `transcript`, and whether the new
-    /// account's home `to` finds it at the same place below its `projects` folder.
-    fn read(id: &str, transcript: &Path, to: Option<&Path>) -> Self {
+    /// account's home `to` finds it at the same place below it as the old home `from`
+    /// does (Claude Code's `projects/…`, Codex's `sessions/YYYY/MM/DD/…`).
+    fn read(id: &str, transcript: &Path, from: Option<&Path>, to: Option<&Path>) -> Self {
         let reachable = to
-            .and_then(|to| crate::conversation::transcript_under(to, transcript))
+            .and_then(|to| {
+                let below = from.and_then(|from| transcript.strip_prefix(from).ok());
+                match below {
+                    Some(below) => Some(to.join(below)),
+                    None => crate::conversation::transcript_under(to, transcript),
+                }
+            })
             // Nowhere to look: resumed as before.
             .is_none_or(|there| there.is_file());
         Self {
@@ -138,4 +146,30 @@ async fn move_session(
     let cmds = respawn(pane, true, &spec, ctx.state_dir);
     run_guarded(ctx, &spec.name, pane, &cmds).await?;
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_codex_rollout_should_be_reachable_from_a_home_sharing_its_sessions_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let (x, y, z) = (
+            dir.path().join("x"),
+            dir.path().join("y"),
+            dir.path().join("z"),
+        );
+        let day = x.join("sessions/2026/12/06");
+        std::fs::create_dir_all(&day).unwrap();
+        std::fs::create_dir_all(&y).unwrap();
+        std::fs::create_dir_all(z.join("sessions")).unwrap();
+        std::os::unix::fs::symlink(x.join("sessions"), y.join("sessions")).unwrap();
+        let rollout = day.join("rollout-2026-12-06T02-06-25-t1.jsonl");
+        std::fs::write(&rollout, "{}\n").unwrap();
+        let shared = Held::read("t1", &rollout, Some(&x), Some(&y));
+        assert!(shared.written && shared.reachable);
+        let apart = Held::read("t1", &rollout, Some(&x), Some(&z));
+        assert!(apart.written && !apart.reachable);
+    }
 }

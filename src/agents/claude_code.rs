@@ -9,6 +9,9 @@ use super::{Defaults, Screen};
 /// line.
 pub(crate) const SETTINGS_FILE: &str = "settings.json";
 
+/// The folder of a Claude Code home that holds its transcripts (`projects/<slug>/…`).
+pub(crate) const CONVERSATIONS: &str = "projects";
+
 /// A Claude Code profile's defaults.
 pub(crate) const DEFAULTS: Defaults = Defaults {
     command: &["claude", "--dangerously-skip-permissions"],

@@ -7,6 +7,7 @@
 //! for: no `match` here has a catch-all.
 
 pub(crate) mod claude_code;
+pub(crate) mod codex;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,8 @@ pub enum AgentKind {
     /// Anthropic's Claude Code (`claude`).
     #[default]
     ClaudeCode,
+    /// OpenAI's Codex CLI (`codex`).
+    Codex,
 }
 
 /// What a kind of agent starts with when its profile leaves a field out.
@@ -83,19 +86,26 @@ pub(crate) struct Builtin {
 }
 
 /// The built-in profiles, the default one (`Pool.spec.agent` left out) first.
-pub(crate) const BUILTIN: &[Builtin] = &[Builtin {
-    name: "claude",
-    kind: AgentKind::ClaudeCode,
-}];
+pub(crate) const BUILTIN: &[Builtin] = &[
+    Builtin {
+        name: "claude",
+        kind: AgentKind::ClaudeCode,
+    },
+    Builtin {
+        name: "codex",
+        kind: AgentKind::Codex,
+    },
+];
 
 impl AgentKind {
     /// Every kind, in the order families are told.
-    pub const ALL: [AgentKind; 1] = [AgentKind::ClaudeCode];
+    pub const ALL: [AgentKind; 2] = [AgentKind::ClaudeCode, AgentKind::Codex];
 
     /// The kind as manifests write it (`claude-code`).
     pub fn as_str(self) -> &'static str {
         match self {
             AgentKind::ClaudeCode => "claude-code",
+            AgentKind::Codex => "codex",
         }
     }
 
@@ -108,6 +118,7 @@ impl AgentKind {
     pub(crate) fn defaults(self) -> &'static Defaults {
         match self {
             AgentKind::ClaudeCode => &claude_code::DEFAULTS,
+            AgentKind::Codex => &codex::DEFAULTS,
         }
     }
 
@@ -116,6 +127,29 @@ impl AgentKind {
     pub(crate) fn settings_file(self) -> Option<&'static str> {
         match self {
             AgentKind::ClaudeCode => Some(claude_code::SETTINGS_FILE),
+            // Codex keeps failover's entries in TOML: `config_file`.
+            AgentKind::Codex => None,
+        }
+    }
+}
+
+impl AgentKind {
+    /// The TOML file failover keeps its entries in, in a home of this kind (Codex's
+    /// `config.toml`, see `crate::codex_config`), if failover manages one there.
+    pub(crate) fn config_file(self) -> Option<&'static str> {
+        match self {
+            AgentKind::ClaudeCode => None,
+            AgentKind::Codex => Some(codex::CONFIG_FILE),
+        }
+    }
+
+    /// The folder below a home of this kind that holds its conversations, the one a
+    /// family's homes share so that a moved session resumes (Claude Code's `projects`,
+    /// Codex's `sessions`).
+    pub(crate) fn conversations(self) -> &'static str {
+        match self {
+            AgentKind::ClaudeCode => claude_code::CONVERSATIONS,
+            AgentKind::Codex => codex::CONVERSATIONS,
         }
     }
 }

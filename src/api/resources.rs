@@ -49,8 +49,11 @@ pub struct AccountSpec {
 pub struct SharedStateSpec {
     /// The shared folder the links point into. Absolute.
     pub target: PathBuf,
-    /// Names linked as `<home>/<name> -> <target>/<name>`.
-    /// Default `[projects, file-history, session-env]`.
+    /// Names linked as `<home>/<name> -> <target>/<name>`. The default is Claude Code's:
+    /// the homes of a Codex family share their rollouts in a SharedState of their own
+    /// that names their `accounts`, with `links: [sessions]` (and `packages` when the
+    /// profile's command leaves out `--no-daemon`), so that a thread resumes under
+    /// another account. Default `[projects, file-history, session-env]`.
     #[serde(default = "default_links")]
     pub links: Vec<String>,
     /// The accounts that share this state, by name. Default: every account.
@@ -149,7 +152,9 @@ fn default_max_tries() -> u32 {
     3
 }
 
-/// How to start, resume and stop an agent, and how to read its screen.
+/// How to start, resume and stop an agent, and how to read its screen. Every field left
+/// out takes its `kind`'s default (Claude Code's given below; Codex's in
+/// docs/agent-families.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AgentProfileSpec {
@@ -158,30 +163,34 @@ pub struct AgentProfileSpec {
     #[serde(default)]
     pub kind: AgentKind,
     /// The agent's argv; no shell is involved. Default
-    /// `[claude, --dangerously-skip-permissions]`.
+    /// `[claude, --dangerously-skip-permissions]`; for `codex`,
+    /// `[codex, --dangerously-bypass-approvals-and-sandbox, --no-daemon]`.
     #[serde(default = "default_command")]
     #[schemars(length(min = 1))]
     pub command: Vec<String>,
     /// Extra environment for the agent. Default none.
     #[serde(default)]
     pub env: Env,
-    /// The variable that carries the account's home. Default `CLAUDE_CONFIG_DIR`.
+    /// The variable that carries the account's home. Default `CLAUDE_CONFIG_DIR`; for
+    /// `codex`, `CODEX_HOME`.
     #[serde(default = "default_home_env")]
     pub home_env: String,
     /// Arguments appended to `command` to resume a conversation; `{sessionId}` is
-    /// replaced by its UUID. Default `[--resume, "{sessionId}"]`.
+    /// replaced by its UUID. Default `[--resume, "{sessionId}"]`; for `codex`,
+    /// `[resume, "{sessionId}"]`.
     #[serde(default = "default_resume_args")]
     pub resume_args: Vec<String>,
     /// Typed into a pool session to end its context after a task. Default `/exit`.
     #[serde(default = "default_exit_command")]
     pub exit_command: String,
-    /// Regexes that read the agent's screen. Default: Claude Code's.
+    /// Regexes that read the agent's screen. Default: its kind's.
     #[serde(default)]
     pub screen: ScreenPatterns,
     /// Read the agent's own reports: failover keeps its hooks and status line (which run
-    /// `failover hook`) in every account home's `settings.json`, and ends a task on the
-    /// agent's word that its turn ended. Set false for agents that are not Claude Code;
-    /// their tasks end on the transcript or the screen. Default true.
+    /// `failover hook`) in every account home's `settings.json` (Codex: its `notify` in
+    /// `config.toml`), and ends a task on the agent's word that its turn ended. Set
+    /// false for agents of another make; their tasks end on the transcript or the
+    /// screen. Default true.
     #[serde(default = "default_true")]
     pub reports: bool,
 }
@@ -227,17 +236,25 @@ impl Default for AgentProfileSpec {
 }
 
 impl AgentProfileSpec {
-    /// A profile of `kind` with every default: the built-in profiles.
+    /// A profile of `kind` with every default of that kind: the built-in profiles, and
+    /// what a manifest profile's left-out fields are filled from (`api::load`).
     pub fn of_kind(kind: AgentKind) -> Self {
-        match kind {
-            // Every field's default is Claude Code's.
-            AgentKind::ClaudeCode => Self::default(),
+        let d = kind.defaults();
+        Self {
+            kind,
+            command: strings(d.command),
+            env: Env::new(),
+            home_env: d.home_env.to_owned(),
+            resume_args: strings(d.resume_args),
+            exit_command: d.exit_command.to_owned(),
+            screen: ScreenPatterns::of(&d.screen),
+            reports: true,
         }
     }
 }
 
 /// Regexes (Rust `regex` syntax) matched against the lines of an agent's screen.
-/// Each field left out keeps Claude Code's default.
+/// Each field left out keeps its profile's kind's default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ScreenPatterns {
@@ -262,7 +279,13 @@ pub struct ScreenPatterns {
 
 impl Default for ScreenPatterns {
     fn default() -> Self {
-        let screen = &claude_code().screen;
+        Self::of(&claude_code().screen)
+    }
+}
+
+impl ScreenPatterns {
+    /// A kind's default patterns.
+    pub(crate) fn of(screen: &crate::agents::Screen) -> Self {
         Self {
             prompt: screen.prompt.to_owned(),
             busy: screen.busy.to_owned(),

@@ -13,10 +13,11 @@ pub(super) struct ClassifyArgs {
     /// A saved screen (`tmux capture-pane -p -t SESSION > screen.txt`), or `-` for stdin.
     #[arg(default_value = "-", value_name = "FILE|-")]
     screen: PathBuf,
-    /// Read the screen with this agent profile's patterns (from -f); default `claude`.
+    /// Read the screen with this agent profile's patterns (from -f, or a built-in one:
+    /// `claude`, `codex`); default `claude`.
     #[arg(long, default_value = BUILTIN_AGENT)]
     agent: String,
-    /// Manifests holding the profile; without them, the built-in `claude` profile.
+    /// Manifests holding the profile; without them, the built-in profiles.
     #[arg(short = 'f', long = "filename", value_name = "FILE|DIR")]
     files: Vec<PathBuf>,
     /// Output format.
@@ -27,7 +28,19 @@ pub(super) struct ClassifyArgs {
 /// Prints the verdict: exit 0, 1 invalid manifests, 2 unreadable input.
 pub(super) fn run(args: ClassifyArgs) -> ExitCode {
     let profile = if args.files.is_empty() {
-        AgentProfileSpec::default()
+        let builtin = crate::agents::BUILTIN.iter().find(|b| b.name == args.agent);
+        match builtin {
+            Some(b) => AgentProfileSpec::of_kind(b.kind),
+            None => {
+                let known: Vec<&str> = crate::agents::BUILTIN.iter().map(|b| b.name).collect();
+                eprintln!(
+                    "error: no built-in AgentProfile `{}` (known: {}); name manifests with -f",
+                    args.agent,
+                    known.join(", ")
+                );
+                return ExitCode::from(2);
+            }
+        }
     } else {
         let m = match super::load_or_report(&args.files) {
             Ok(m) => m,

@@ -197,7 +197,14 @@ fn found(m: &crate::api::Manifests, dir: &Path) -> Found {
     let originals = m
         .accounts
         .iter()
-        .filter_map(|a| Some(a.spec.home.join(a.spec.agent.settings_file()?)))
+        .filter_map(|a| {
+            let kind = a.spec.agent;
+            Some(
+                a.spec
+                    .home
+                    .join(kind.settings_file().or(kind.config_file())?),
+            )
+        })
         .filter_map(|path| {
             crate::state::originals::find(dir, &path)
                 .ok()

@@ -120,7 +120,7 @@ enum Command {
     /// Read a saved agent screen: idle, busy, waiting, quota-exhausted (and until when),
     /// rate-limited or server-error, with the pattern and line that decided.
     #[command(
-        after_help = "Examples:\n  tmux capture-pane -p -t ccl-auto-11 | failover classify\n  failover classify screen.txt -o json\n  failover classify screen.txt --agent codex -f manifests/"
+        after_help = "Examples:\n  tmux capture-pane -p -t ccl-auto-11 | failover classify\n  failover classify screen.txt -o json\n  failover classify screen.txt --agent codex\n  failover classify screen.txt --agent mine -f manifests/"
     )]
     Classify(classify::ClassifyArgs),
     /// Show the whole story on a private tmux server with stand-in agents: a pool, a
@@ -153,10 +153,11 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
-    /// What Claude Code runs for each hook event and as its status line: records the
-    /// agent's report in the state folder for the controller; always exits 0.
+    /// What Claude Code runs for each hook event and as its status line, and Codex as
+    /// its notify program: records the agent's report in the state folder for the
+    /// controller; always exits 0.
     #[command(
-        after_help = "Examples (in an account home's settings.json, which apply writes):\n  \"hooks\": {\"Stop\": [{\"hooks\": [{\"type\": \"command\", \"command\": \"/usr/local/bin/failover hook\"}]}]}\n  \"statusLine\": {\"type\": \"command\", \"command\": \"/usr/local/bin/failover hook status-line\"}\n\nReads FAILOVER_SESSION, FAILOVER_ACCOUNT and FAILOVER_REPORTS, which failover gives the agents it starts; without them it records and prints nothing."
+        after_help = "Examples (in an account home's settings.json, which apply writes):\n  \"hooks\": {\"Stop\": [{\"hooks\": [{\"type\": \"command\", \"command\": \"/usr/local/bin/failover hook\"}]}]}\n  \"statusLine\": {\"type\": \"command\", \"command\": \"/usr/local/bin/failover hook status-line\"}\nIn a Codex home's config.toml (Codex appends the JSON):\n  notify = [\"/usr/local/bin/failover\", \"hook\", \"--agent\", \"codex\"]\n\nReads FAILOVER_SESSION, FAILOVER_ACCOUNT and FAILOVER_REPORTS, which failover gives the agents it starts; without them it records and prints nothing."
     )]
     Hook(HookArgs),
     /// A stand-in for Claude Code that draws its screens (tests and the demo).
@@ -185,8 +186,12 @@ enum SchemaFormat {
 #[derive(Debug, clap::Args)]
 pub(crate) struct HookArgs {
     /// Run as the status line: print the footer (account, use, next reset) too.
-    #[arg(value_enum)]
+    #[arg(value_enum, conflicts_with = "agent")]
     mode: Option<HookMode>,
+    /// The agent that runs it, when not Claude Code (`codex`: its notify program,
+    /// with the JSON as the last argument: `failover hook --agent codex '{…}'`).
+    #[arg(long, value_enum)]
+    agent: Option<crate::agents::AgentKind>,
 }
 
 /// What `failover hook` runs as.
@@ -217,6 +222,11 @@ pub fn run() -> ExitCode {
     match args.iter().map(|a| a.to_str()).collect::<Vec<_>>()[..] {
         [Some("hook")] => return crate::report::hook::run(false),
         [Some("hook"), Some("status-line")] => return crate::report::hook::run(true),
+        // Codex appends its JSON as the last argument.
+        [Some("hook"), Some("--agent"), Some("codex"), ..] => {
+            let payload = args.get(3..).and_then(<[_]>::last);
+            return crate::report::hook::run_codex(payload.map(|p| p.as_os_str()));
+        }
         _ => {}
     }
     let cli = Cli::parse();
@@ -273,7 +283,13 @@ pub fn run() -> ExitCode {
         }
         Command::Man { dir } => man(dir.as_deref()),
         Command::SimAgent(args) => crate::sim::run(args),
-        Command::Hook(args) => crate::report::hook::run(args.mode == Some(HookMode::StatusLine)),
+        // `hook --agent codex …` is taken before parsing; Claude Code's is the default.
+        Command::Hook(args) => match args.agent {
+            Some(crate::agents::AgentKind::Codex) => crate::report::hook::run_codex(None),
+            Some(crate::agents::AgentKind::ClaudeCode) | None => {
+                crate::report::hook::run(args.mode == Some(HookMode::StatusLine))
+            }
+        },
     }
 }
 

@@ -221,7 +221,8 @@ pub(super) fn render_diff(m: &Manifests, observed: &Observed, plan: &Plan, owner
             Action::Fs(
                 FsAction::CreateDir { .. }
                 | FsAction::ConfigureAgent { .. }
-                | FsAction::RestoreSettings { .. },
+                | FsAction::RestoreSettings { .. }
+                | FsAction::EndDaemons { .. },
             )
             | Action::Session(SessionAction::RecycleSession { .. }) => {}
             // Tasks are not part of the world's YAML.

@@ -189,7 +189,8 @@ fn event_of(action: &Action, result: &Result<Outcome, String>) -> Kind {
             | FsAction::CreateLink { .. }
             | FsAction::ConfigureAgent { .. }
             | FsAction::RestoreSettings { .. }
-            | FsAction::RemoveLink { .. },
+            | FsAction::RemoveLink { .. }
+            | FsAction::EndDaemons { .. },
         )
         | Action::Session(
             SessionAction::CreateSession { .. }

@@ -139,6 +139,12 @@ impl Teller {
                     path(link),
                     format!("removed link {} -> {}", link.display(), target.display()),
                 ),
+                FsAction::EndDaemons {
+                    account, daemons, ..
+                } => (
+                    vec![ObjectRef::Account(account.clone())],
+                    format!("ended {} Codex daemon(s) left running", daemons.len()),
+                ),
             },
             Action::Session(s) => match s {
                 SessionAction::CreateSession {

@@ -114,8 +114,8 @@ pub struct Evidence {
     pub prompt_id: Option<String>,
 }
 
-/// A task's turn as the conversation's transcript shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A task's turn as the conversation's transcript (Codex: its rollout) shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskTurn {
     /// The conversation and its transcript.
@@ -123,6 +123,10 @@ pub struct TaskTurn {
     /// The task's message and what followed, once it is there.
     #[serde(skip)]
     pub turn: Option<crate::conversation::Turn>,
+    /// The account's use the rollout reported since the prompt was sent, and when
+    /// (Codex, whose use comes from its rollout, not a status line).
+    #[serde(skip)]
+    pub usage: Option<(jiff::Timestamp, crate::state::usage::Usage)>,
 }
 
 /// The account home of session `s`, from its account mark.
@@ -189,7 +193,7 @@ pub(super) fn evidence(
             });
         let transcript = || {
             let s = sessions.get(&task.session)?;
-            let turn = transcript_turn(home_of(m, s)?, s, hash)?;
+            let turn = transcript_turn(m, home_of(m, s)?, s, hash, Sent::default())?;
             turn.turn
         };
         let prompt_id = match reported {
@@ -203,17 +207,76 @@ pub(super) fn evidence(
     out
 }
 
+/// What the facts know of a prompt sent: the conversation it went to, and when.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sent<'f> {
+    conversation: Option<&'f (String, std::path::PathBuf)>,
+    at: Option<jiff::Timestamp>,
+}
+
 /// The conversation of the agent of `s` under `home`, and the turn in it of the prompt
 /// whose [`crate::report::text_hash`] is `hash`.
-fn transcript_turn(home: &Path, s: &Session, hash: u64) -> Option<TaskTurn> {
+fn transcript_turn(
+    m: &Manifests,
+    home: &Path,
+    s: &Session,
+    hash: u64,
+    sent: Sent<'_>,
+) -> Option<TaskTurn> {
     use crate::conversation::{messages, of_agent, transcript, turn};
-    let id = of_agent(home, s.pane.pid)?;
-    let path = transcript(home, &s.pane.path, &id);
     let sought = |text: &str| crate::report::text_hash(text) == hash;
-    let turn = messages(&path).ok().and_then(|all| turn(&all, sought));
-    Some(TaskTurn {
-        conversation: (id, path),
-        turn,
+    match m.kind_of_session(&s.name) {
+        crate::api::AgentKind::ClaudeCode => {
+            let id = of_agent(home, s.pane.pid)?;
+            let path = transcript(home, &s.pane.path, &id);
+            let turn = messages(&path).ok().and_then(|all| turn(&all, sought));
+            Some(TaskTurn {
+                conversation: (id, path),
+                turn,
+                usage: None,
+            })
+        }
+        crate::api::AgentKind::Codex => rollout_turn(home, s, sought, sent),
+    }
+}
+
+/// A Codex agent's turn: in the rollout the task's conversation is known by, else in
+/// the newest rollout of the session's folder written to since the prompt was sent
+/// that holds it (a pool's sessions share their folder: the prompt tells their threads
+/// apart).
+fn rollout_turn(
+    home: &Path,
+    s: &Session,
+    sought: impl Fn(&str) -> bool,
+    sent: Sent<'_>,
+) -> Option<TaskTurn> {
+    use crate::conversation::{codex, turn};
+    let since = sent.at.map_or(std::time::SystemTime::UNIX_EPOCH, |at| {
+        std::time::SystemTime::from(at) - std::time::Duration::from_secs(5)
+    });
+    let known = sent
+        .conversation
+        .filter(|(_, path)| path.is_file())
+        .map(|(thread, path)| codex::Rollout {
+            thread: thread.clone(),
+            path: path.clone(),
+        });
+    // The known rollout is the task's even before its prompt is in it (a `continue`).
+    let only = known.is_some();
+    let candidates = match known {
+        Some(rollout) => vec![rollout],
+        None => codex::recent(home, &s.pane.path, since),
+    };
+    candidates.into_iter().find_map(|rollout| {
+        let read = codex::read(&rollout.path).ok()?;
+        let turn = turn(&read.messages, &sought);
+        (turn.is_some() || only).then(|| TaskTurn {
+            conversation: (rollout.thread, rollout.path),
+            turn,
+            usage: read
+                .usage
+                .filter(|(at, _)| sent.at.is_some_and(|sent| *at >= sent)),
+        })
     })
 }
 
@@ -251,7 +314,11 @@ pub(super) fn turns(
                 Err(_) => continue,
             },
         };
-        if let Some(turn) = home_of(m, s).and_then(|home| transcript_turn(home, s, hash)) {
+        let sent = Sent {
+            conversation: t.conversation.as_ref(),
+            at: t.pasted,
+        };
+        if let Some(turn) = home_of(m, s).and_then(|home| transcript_turn(m, home, s, hash, sent)) {
             out.insert(task.file.clone(), turn);
         }
     }

@@ -49,6 +49,14 @@ pub struct Observed {
     /// Each account home's agent settings file, by home.
     #[serde(skip)]
     pub agent_settings: BTreeMap<PathBuf, crate::agent_settings::Observed>,
+    /// Each Codex account home's `config.toml`, by home.
+    #[serde(skip)]
+    pub codex_configs: BTreeMap<PathBuf, crate::codex_config::Observed>,
+    /// The app-server daemons failover's Codex agents left running from each Codex
+    /// account home (pid, start ticks), by home: read from their pid files and
+    /// `/proc`, no process started.
+    #[serde(skip)]
+    pub codex_daemons: BTreeMap<PathBuf, Vec<(u32, u64)>>,
     /// The failover binary the agents' hooks are to run.
     pub exe: Option<PathBuf>,
     /// For claimed tasks the facts do not account for (a crash between claim and
@@ -210,6 +218,29 @@ pub async fn observe(
             )
         })
         .collect();
+    let codex_configs = manifests
+        .accounts
+        .iter()
+        .filter_map(|a| Some((a, a.spec.agent.config_file()?)))
+        .map(|(a, file)| {
+            let path = a.spec.home.join(file);
+            (
+                a.spec.home.clone(),
+                crate::codex_config::Observed::read(&path),
+            )
+        })
+        .collect();
+    let codex_daemons = manifests
+        .accounts
+        .iter()
+        .filter(|a| a.spec.agent.config_file().is_some())
+        .map(|a| {
+            let home = a.spec.home.clone();
+            let daemons = crate::codex_daemons::running(&home);
+            (home, daemons)
+        })
+        .filter(|(_, d)| !d.is_empty())
+        .collect();
     Ok(Observed {
         server_running: tmux.is_some(),
         sessions,
@@ -218,6 +249,8 @@ pub async fn observe(
         screens,
         reports,
         agent_settings,
+        codex_configs,
+        codex_daemons,
         exe: failover_exe(),
         evidence,
         turns,

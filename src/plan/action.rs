@@ -44,17 +44,21 @@ pub enum FsAction {
         /// Where it points.
         target: PathBuf,
     },
-    /// Put failover's hooks and status line into an account home's agent settings, or
+    /// Put failover's hooks and status line into an account home's agent settings
+    /// (Codex: its `notify` and what it needs to run unattended, in `config.toml`), or
     /// take them out, leaving the operator's entries as they are.
     ConfigureAgent {
         /// The account.
         account: String,
-        /// Its `settings.json`.
+        /// Its `settings.json` (Codex: `config.toml`).
         path: PathBuf,
         /// The failover binary the hooks run; `None` takes failover's entries out.
         exe: Option<PathBuf>,
         /// What changes, in words.
         changes: Vec<String>,
+        /// Codex: the folders its sessions run in, trusted; empty for Claude Code.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        projects: Vec<PathBuf>,
     },
     /// Take failover's entries out of an account home's agent settings for `failover
     /// delete`: the file put back as it was before failover when nothing else changed,
@@ -80,6 +84,16 @@ pub enum FsAction {
         link: PathBuf,
         /// Where failover made it point.
         target: PathBuf,
+    },
+    /// End the app-server daemons failover's Codex agents left running from a home,
+    /// once none of its sessions runs there (each checked again before it is ended).
+    EndDaemons {
+        /// The account.
+        account: String,
+        /// Its Codex home.
+        home: PathBuf,
+        /// The daemons: pid and start ticks.
+        daemons: Vec<(u32, u64)>,
     },
 }
 
@@ -468,9 +482,9 @@ impl FsAction {
             FsAction::ConfigureAgent { .. } | FsAction::RestoreSettings { removed: false, .. } => {
                 Change::Change
             }
-            FsAction::RestoreSettings { removed: true, .. } | FsAction::RemoveLink { .. } => {
-                Change::Delete
-            }
+            FsAction::RestoreSettings { removed: true, .. }
+            | FsAction::RemoveLink { .. }
+            | FsAction::EndDaemons { .. } => Change::Delete,
         }
     }
 
@@ -482,6 +496,8 @@ impl FsAction {
             // Taken down last, once the sessions that read them are gone.
             FsAction::RestoreSettings { .. } => 8,
             FsAction::RemoveLink { .. } => 9,
+            // After the sessions whose agents they served.
+            FsAction::EndDaemons { .. } => 10,
         }
     }
 
@@ -659,12 +675,30 @@ impl fmt::Display for FsAction {
                 ),
                 (false, false) => write!(
                     f,
-                    "agent settings {}: failover's hooks and status line taken out",
-                    path.display()
+                    "agent settings {}: failover's {} taken out",
+                    path.display(),
+                    if path.ends_with(crate::codex_config::CONFIG_FILE) {
+                        "notify"
+                    } else {
+                        "hooks and status line"
+                    }
                 ),
             },
             FsAction::RemoveLink { link, target } => {
                 write!(f, "link {} -> {}", link.display(), target.display())
+            }
+            FsAction::EndDaemons {
+                account,
+                home,
+                daemons,
+            } => {
+                let pids: Vec<String> = daemons.iter().map(|(pid, _)| pid.to_string()).collect();
+                write!(
+                    f,
+                    "Codex daemons of {} (account {account}): pid {}",
+                    home.display(),
+                    pids.join(", ")
+                )
             }
         }
     }

@@ -119,7 +119,7 @@ pub(super) fn plan_ledger(
             Sign {
                 resets: l.resets_at,
                 session: l.session.clone(),
-                pattern: "StopFailure rate_limit".into(),
+                pattern: l.how.into(),
                 line: l.message.chars().take(120).collect(),
                 reported: Some(l.at),
             },

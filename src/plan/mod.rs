@@ -4,6 +4,7 @@
 
 mod action;
 mod agents;
+mod daemons;
 mod event;
 mod ledger;
 mod record;
@@ -30,7 +31,7 @@ pub use action::{
     Action, Change, FsAction, Outcome, Role, SessionAction, SessionSpec, TaskAction, TaskKey,
     TaskRef,
 };
-pub(crate) use agents::reports_wanted;
+pub(crate) use agents::{codex_want, reports_wanted};
 pub(crate) use event::at_used;
 pub use event::{Direction, Event, Source};
 pub use record::record;
@@ -283,6 +284,7 @@ pub fn plan(m: &Manifests, observed: &Observed, ctx: &Context) -> Plan {
     }
     sessions::plan_sessions(m, observed, owner, now, &broken, &view, &mut plan);
     restarts::plan_restarts(observed, now, &mut plan);
+    daemons::plan_daemons(m, observed, owner, &mut plan);
     hold_text_of_moving(&mut plan);
     // The operator's requests last: they see what the round would do, and win over it.
     if ctx.scope == Scope::Tasks {

@@ -27,7 +27,8 @@ fn record_fs(action: &FsAction) {
         | FsAction::CreateLink { .. }
         | FsAction::ConfigureAgent { .. }
         | FsAction::RestoreSettings { .. }
-        | FsAction::RemoveLink { .. } => {}
+        | FsAction::RemoveLink { .. }
+        | FsAction::EndDaemons { .. } => {}
     }
 }
 

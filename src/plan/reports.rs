@@ -1,8 +1,10 @@
 //! Folding the agents' own reports into the facts: the conversation each agent holds
 //! (`SessionStart`), the turn under way, how a task's turn went (taken: its
-//! `UserPromptSubmit`; ended: its `Stop` with the reply, or a `StopFailure`), usage
-//! limits met (`StopFailure` `rate_limit`, for the ledger), and each account's use from
-//! the status line, with the thresholds it crossed.
+//! `UserPromptSubmit`; ended: its `Stop` with the reply, or a `StopFailure`; Codex: its
+//! `notify` for the task's thread and prompt), usage limits met (`StopFailure`
+//! `rate_limit`, Codex's rollout's `usage_limit_exceeded`, for the ledger), and each
+//! account's use from the status line (Codex: the rollout's `token_count`), with the
+//! thresholds it crossed.
 //!
 //! Folding is idempotent: a report read twice (the controller died before deleting it)
 //! changes nothing the second time. Every report read is listed in
@@ -12,6 +14,7 @@ use jiff::Timestamp;
 
 use super::{Context, Plan};
 use crate::api::Manifests;
+use crate::conversation::TurnEnd;
 use crate::observe::Observed;
 use crate::report::{Event, Report};
 use crate::screen::Class;
@@ -30,6 +33,8 @@ pub(super) struct LimitReport {
     pub resets_at: Option<Timestamp>,
     /// When the agent reported it.
     pub at: Timestamp,
+    /// What said it: `StopFailure rate_limit`, or Codex's rollout.
+    pub how: &'static str,
 }
 
 /// Use levels whose crossing is journaled, besides `quota.moveAt`.
@@ -70,14 +75,81 @@ pub(super) fn fold(
                 current: pane.is_some_and(|pid| r.pids.contains(&pid)),
                 account: r.account.clone().or_else(|| account_now.clone()),
             };
-            limits.extend(fold_one(m, ctx, &from, plan));
+            limits.extend(fold_one(m, o, ctx, &from, plan));
+        }
+    }
+    limits.extend(fold_rollouts(m, o, ctx, plan));
+    limits
+}
+
+/// What Codex's rollouts say of the tasks in flight: the account's use (its
+/// `token_count` since the prompt was sent) and a usage limit their turn met (its
+/// `task_complete` error, Codex's own word, as `StopFailure` is Claude Code's).
+fn fold_rollouts(m: &Manifests, o: &Observed, ctx: &Context, plan: &mut Plan) -> Vec<LimitReport> {
+    let mut limits = Vec::new();
+    for (session, live) in &o.sessions {
+        let Some(t) = plan
+            .facts
+            .sessions
+            .get(session)
+            .and_then(|f| f.task.as_ref())
+        else {
+            continue;
+        };
+        let Some(turn) = o.turns.get(&t.file) else {
+            continue;
+        };
+        let account = live.account.clone();
+        if let (Some((at, usage)), Some(account)) = (turn.usage, &account) {
+            read_usage(m, plan, account, session, usage, at, ctx.now);
+        }
+        let Some(crate::conversation::Turn {
+            prompt_id,
+            end: Some(TurnEnd::Error(kind, message)),
+        }) = &turn.turn
+        else {
+            continue;
+        };
+        let Some(t) = plan
+            .facts
+            .sessions
+            .get_mut(session)
+            .and_then(|f| f.task.as_mut())
+        else {
+            continue;
+        };
+        // Once per turn: the rollout says it again every round until the task moves.
+        if kind != crate::conversation::codex::USAGE_LIMIT || t.at_limit {
+            continue;
+        }
+        t.at_limit = true;
+        t.prompt_id = prompt_id.clone().or(t.prompt_id.take());
+        if let Some(account) = account {
+            let reset = ctx
+                .classifiers
+                .of_session(m, session)
+                .and_then(|c| c.read_limit(message, &ctx.local()).1);
+            limits.push(LimitReport {
+                resets_at: reset.or_else(|| usage_reset(plan, &account, ctx.now)),
+                account,
+                session: session.clone(),
+                message: message.clone(),
+                at: ctx.now,
+                how: "rollout usage_limit_exceeded",
+            });
         }
     }
     limits
 }
 
 /// Folds one report; the usage limit it reports, if any.
-fn fold_one(m: &Manifests, ctx: &Context, from: &Origin, plan: &mut Plan) -> Option<LimitReport> {
+fn fold_one(
+    m: &Manifests,
+    o: &Observed,
+    ctx: &Context,
+    from: &Origin,
+    plan: &mut Plan,
+) -> Option<LimitReport> {
     let (session, r) = (from.session, from.report);
     match &r.event {
         Event::Started {
@@ -123,6 +195,12 @@ fn fold_one(m: &Manifests, ctx: &Context, from: &Origin, plan: &mut Plan) -> Opt
             error,
             message,
         } => return failed(m, ctx, from, prompt_id, error, message, plan),
+        Event::TurnComplete {
+            thread,
+            turn,
+            prompt_hash,
+            reply,
+        } => turn_complete(o, plan, session, r, thread, turn, *prompt_hash, reply),
         Event::Status { usage } => {
             if from.current {
                 let f = plan.facts.sessions.entry(session.to_owned()).or_default();
@@ -163,6 +241,7 @@ fn failed(
             account: account.clone(),
             session: session.to_owned(),
             message: message.to_owned(),
+            how: "StopFailure rate_limit",
             resets_at: class
                 .and_then(|(_, t)| t)
                 .or_else(|| usage_reset(plan, account, ctx.now)),
@@ -187,6 +266,58 @@ fn failed(
         }
     }
     limit
+}
+
+/// A Codex turn ended: the task's turn when it ran in the task's thread (as the facts
+/// or this round's rollout know it) for the task's prompt (its text, or the turn the
+/// rollout named); Codex's title request, in a thread of its own, never is.
+#[allow(clippy::too_many_arguments)]
+fn turn_complete(
+    o: &Observed,
+    plan: &mut Plan,
+    session: &str,
+    r: &Report,
+    thread: &str,
+    turn: &str,
+    prompt_hash: Option<u64>,
+    reply: &str,
+) {
+    let Some(t) = plan
+        .facts
+        .sessions
+        .get(session)
+        .and_then(|f| f.task.as_ref())
+    else {
+        return;
+    };
+    let known = t
+        .conversation
+        .as_ref()
+        .or_else(|| o.turns.get(&t.file).map(|tt| &tt.conversation))
+        .map(|(id, _)| id.as_str());
+    let ours = known == Some(thread)
+        && (t.prompt_id.as_deref() == Some(turn)
+            || (prompt_hash.is_some() && prompt_hash == t.expect));
+    if !ours || t.ended.is_some() {
+        return;
+    }
+    let conversation = o.turns.get(&t.file).map(|tt| tt.conversation.clone());
+    let Some(f) = ended(plan, session, r, turn, None, reply) else {
+        return;
+    };
+    if let Some(t) = f.task.as_mut() {
+        t.prompt_id = Some(turn.to_owned());
+        t.conversation = t.conversation.take().or(conversation);
+        if matches!(t.stage, Stage::Pasted | Stage::Submitted(_)) {
+            t.stage = Stage::Running;
+        }
+        t.started = t.started.or(Some(r.at));
+        t.ended = Some(Ended::Reply {
+            reply: reply.to_owned(),
+            how: "notify report".into(),
+            at: r.at,
+        });
+    }
 }
 
 /// A prompt was submitted: the turn under way, and a task's turn taken when the text is
@@ -339,3 +470,7 @@ fn read_usage(
 #[cfg(test)]
 #[path = "reports_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "reports_codex_tests.rs"]
+mod codex_tests;

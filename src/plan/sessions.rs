@@ -391,7 +391,7 @@ impl Ctx<'_> {
             );
             return;
         }
-        let conversation = conversation(s, plan);
+        let conversation = conversation(s, plan, self.observed);
         // Claude Code writes a conversation's transcript a moment after its first
         // prompt: moved before that, the task could not be resumed and would be sent
         // again. The move waits for it a bounded time.
@@ -454,14 +454,21 @@ impl Ctx<'_> {
 }
 
 /// The conversation the agent of `s` reported holding (its id and transcript), when
-/// that agent is the one running now.
-fn conversation(s: &Session, plan: &Plan) -> Option<(String, PathBuf)> {
-    plan.facts
-        .sessions
-        .get(&s.name)
-        .and_then(|f| f.agent.as_ref())
+/// that agent is the one running now; else its task's, as the facts or this round's
+/// transcript know it (Codex reports no conversation when it starts: its thread is
+/// known from the task's rollout).
+fn conversation(s: &Session, plan: &Plan, o: &Observed) -> Option<(String, PathBuf)> {
+    let f = plan.facts.sessions.get(&s.name)?;
+    f.agent
+        .as_ref()
         .filter(|a| a.pid == s.pane.pid)
         .map(|a| (a.conversation.clone(), a.transcript.clone()))
+        .or_else(|| {
+            let t = f.task.as_ref()?;
+            t.conversation
+                .clone()
+                .or_else(|| o.turns.get(&t.file).map(|tt| tt.conversation.clone()))
+        })
 }
 
 #[cfg(test)]

@@ -357,3 +357,51 @@ fn planner_should_start_no_session_under_an_account_with_broken_shared_state() {
         |a| matches!(a, Action::Fs(FsAction::CreateLink { link, .. }) if link.starts_with("/h/alt"))
     ));
 }
+
+#[test]
+fn a_moved_task_should_resume_its_own_conversation_when_the_agent_reported_none() {
+    // Codex reports no conversation when it starts: its thread is the task's, known from
+    // the facts (a report folded) or this round's rollout.
+    let m = manifests(POOL_AND_DEDICATED);
+    for from_rollout in [false, true] {
+        let mut o = observed();
+        add(&mut o, session("ccl-auto-11", "failover", "main", 100));
+        let thread = (
+            "t1".to_owned(),
+            PathBuf::from("/h/main/sessions/x-t1.jsonl"),
+        );
+        let mut t = task_facts("ccl-auto-11");
+        if from_rollout {
+            o.turns.insert(
+                t.file.clone(),
+                crate::observe::TaskTurn {
+                    conversation: thread.clone(),
+                    turn: None,
+                    usage: None,
+                },
+            );
+        } else {
+            t.conversation = Some(thread.clone());
+        }
+        claimed(&mut o, "ccl-auto-11", t);
+        o.facts
+            .exhausted_until
+            .insert("main".into(), "2026-11-21T07:00:00Z".parse().unwrap());
+        o.facts.family_mut(CLAUDE).active_account = Some("main".into());
+        let p = plan(&m, &o, "failover", now());
+        let moved = p.actions.iter().find_map(|a| match a {
+            Action::Session(SessionAction::MoveSession {
+                session,
+                conversation,
+                resume,
+                ..
+            }) if session.name == "ccl-auto-11" => Some((conversation.clone(), resume.is_some())),
+            _ => None,
+        });
+        assert_eq!(
+            moved,
+            Some((Some(thread), true)),
+            "from the rollout: {from_rollout}"
+        );
+    }
+}

@@ -222,11 +222,16 @@ impl View<'_> {
                 how: "transcript".into(),
                 at: self.now,
             }),
-            // A usage limit is the ledger's, read on the screen.
-            Some(TurnEnd::Error(kind, message)) if kind != "rate_limit" => Some(Ended::Failed {
-                error: kind.clone(),
-                message: message.clone(),
-            }),
+            // A usage limit is the ledger's: read on the screen (Claude Code), folded
+            // with the reports (Codex's rollout, `plan::reports`).
+            Some(TurnEnd::Error(kind, message))
+                if kind != "rate_limit" && kind != crate::conversation::codex::USAGE_LIMIT =>
+            {
+                Some(Ended::Failed {
+                    error: kind.clone(),
+                    message: message.clone(),
+                })
+            }
             _ => None,
         };
         if let Some(facts) = self.task_of(plan, &s.name).filter(|t| t.ended.is_some()) {

@@ -128,6 +128,7 @@ fn the_transcript_should_end_the_task_of_an_agent_that_does_not_report() {
             prompt_id: Some("p1".into()),
             end,
         }),
+        usage: None,
     };
     o.turns.insert(file.clone(), turn(None));
     let p = plan_with_tasks(&m, &o, "failover", at(0));

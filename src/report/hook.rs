@@ -1,8 +1,10 @@
 //! `failover hook`: the program Claude Code runs for each hook event and as its status
-//! line. It reads the JSON on standard input, writes one [`Record`] into the folder
-//! `FAILOVER_REPORTS` names, and exits 0 at once whatever happens: a missing or
-//! read-only folder, bad JSON or a full disk never show the agent an error nor hold up
-//! its turn. No shell, no interpreter, no async runtime, no logging.
+//! line, and Codex as its `notify` (`failover hook --agent codex <json>`). It reads the
+//! JSON (Claude Code: on standard input; Codex: its last argument), writes one
+//! [`Record`] into the folder `FAILOVER_REPORTS` names, and exits 0 at once whatever
+//! happens: a missing or read-only folder, bad JSON or a full disk never show the agent
+//! an error nor hold up its turn. No shell, no interpreter, no async runtime, no
+//! logging.
 //!
 //! Outside failover (no `FAILOVER_SESSION`: the operator's own `claude` run under the
 //! same account home) it records nothing and prints nothing.
@@ -38,20 +40,45 @@ pub(crate) fn run(status_line: bool) -> ExitCode {
         let line = footer(account.as_deref(), usage.as_ref(), Timestamp::now(), &tz);
         let _ = writeln!(std::io::stdout(), "{line}");
     }
-    let (Some(payload), Some(dir)) = (payload, env(ENV_REPORTS).map(PathBuf::from)) else {
+    let event = if status_line {
+        STATUS_LINE
+    } else {
+        "hook_event_name"
+    };
+    record(session, account, payload, event);
+    ExitCode::SUCCESS
+}
+
+/// Runs as Codex's `notify`: `payload` is the JSON Codex appends as the last argument
+/// (`{"type":"agent-turn-complete","thread-id":…}`). Always exit 0.
+pub(crate) fn run_codex(payload: Option<&std::ffi::OsStr>) -> ExitCode {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let Some(session) = env(ENV_SESSION).filter(|s| valid_session(s)) else {
         return ExitCode::SUCCESS;
     };
-    let event = if status_line {
+    let payload = payload
+        .and_then(std::ffi::OsStr::to_str)
+        .filter(|p| p.len() as u64 <= MAX_INPUT)
+        .and_then(|p| serde_json::from_str(p).ok());
+    record(session, env(ENV_ACCOUNT), payload, "type");
+    ExitCode::SUCCESS
+}
+
+/// Writes the report of `payload` into `FAILOVER_REPORTS`, its event the payload's
+/// string at `event_key` (or [`STATUS_LINE`] itself); nothing when either is missing.
+fn record(session: String, account: Option<String>, payload: Option<Value>, event_key: &str) {
+    let dir = std::env::var_os(ENV_REPORTS).map(PathBuf::from);
+    let (Some(payload), Some(dir)) = (payload, dir.filter(|d| d.is_absolute())) else {
+        return;
+    };
+    let event = if event_key == STATUS_LINE {
         STATUS_LINE.to_owned()
     } else {
-        match payload.get("hook_event_name").and_then(Value::as_str) {
+        match payload.get(event_key).and_then(Value::as_str) {
             Some(name) => name.to_owned(),
-            None => return ExitCode::SUCCESS,
+            None => return,
         }
     };
-    if !dir.is_absolute() {
-        return ExitCode::SUCCESS;
-    }
     let record = Record {
         event,
         session,
@@ -61,12 +88,11 @@ pub(crate) fn run(status_line: bool) -> ExitCode {
         payload,
     };
     let _ = super::write(&dir, &record);
-    ExitCode::SUCCESS
 }
 
 /// This process's parent and the two above it: Claude Code runs a hook through
-/// `sh -c`, which may or may not run it as a child of its own, so the agent is one of
-/// them.
+/// `sh -c`, which may or may not run it as a child of its own, and npm's `codex` is a
+/// node script that runs the native binary, so the agent's pane process is one of them.
 fn parents() -> Vec<u32> {
     let mut pids = vec![std::os::unix::process::parent_id()];
     while pids.len() < 3 {

@@ -1,7 +1,8 @@
 //! The agent's own reports: what Claude Code says through its hooks (`SessionStart`,
-//! `UserPromptSubmit`, `Stop`, `StopFailure`) and its status line, written by
-//! `failover hook` as one small JSON file per report into the state folder's
-//! `reports/`, and read back by the controller as typed [`Report`]s.
+//! `UserPromptSubmit`, `Stop`, `StopFailure`) and its status line, and what Codex says
+//! through its `notify` program (`agent-turn-complete`), written by `failover hook` as
+//! one small JSON file per report into the state folder's `reports/`, and read back by
+//! the controller as typed [`Report`]s.
 //!
 //! A report file is `reports/<session>.<nanoseconds>.<pid>.json`, written whole (a temp
 //! file, then a rename), never changed, and deleted by the controller once what it says
@@ -25,6 +26,8 @@ pub(crate) const ENV_ACCOUNT: &str = "FAILOVER_ACCOUNT";
 /// The event name a status line report carries (Claude Code's status line input names
 /// none).
 pub(crate) const STATUS_LINE: &str = "StatusLine";
+/// The event of Codex's `notify` after each turn (its payload's `type`).
+pub(crate) const TURN_COMPLETE: &str = "agent-turn-complete";
 
 /// One report as it lies on disk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,6 +103,19 @@ pub enum Event {
         error: String,
         /// The message it showed.
         message: String,
+    },
+    /// A Codex turn ended normally (`notify`'s `agent-turn-complete`; a failed turn
+    /// sends none). Codex sends one for its own thread-title request too, for another
+    /// thread: only the thread and prompt of a task's turn end it.
+    TurnComplete {
+        /// The thread it ran in.
+        thread: String,
+        /// The turn's id.
+        turn: String,
+        /// [`text_hash`] of the turn's last input message, when it names one.
+        prompt_hash: Option<u64>,
+        /// The agent's last message.
+        reply: String,
     },
     /// The status line was drawn; the account's use when the input carried it.
     Status {
@@ -177,6 +193,7 @@ impl Event {
             "UserPromptSubmit" => submitted(p),
             "Stop" => stopped(p),
             "StopFailure" => failed(p),
+            TURN_COMPLETE => turn_complete(p),
             other => return Event::Other(other.to_owned()),
         };
         parsed.unwrap_or_else(|| Event::Other(format!("{} without its fields", record.event)))
@@ -215,6 +232,20 @@ fn failed(p: &Value) -> Option<Event> {
         prompt_id: text(p, "prompt_id")?,
         error: text(p, "error").unwrap_or_else(|| "unknown".into()),
         message: text(p, "last_assistant_message").unwrap_or_default(),
+    })
+}
+
+fn turn_complete(p: &Value) -> Option<Event> {
+    let prompt = p
+        .get("input-messages")
+        .and_then(Value::as_array)
+        .and_then(|all| all.last())
+        .and_then(Value::as_str);
+    Some(Event::TurnComplete {
+        thread: text(p, "thread-id")?,
+        turn: text(p, "turn-id")?,
+        prompt_hash: prompt.map(text_hash),
+        reply: text(p, "last-assistant-message").unwrap_or_default(),
     })
 }
 
@@ -385,6 +416,36 @@ mod tests {
             Event::of(&record("Notification", json!({}))),
             Event::Other("Notification".into())
         );
+    }
+
+    #[test]
+    fn events_should_read_what_codex_notify_sends() {
+        // As 0.171.0 sent them after a first prompt: the turn, then its title request.
+        let turn = record(
+            TURN_COMPLETE,
+            json!({"type":"agent-turn-complete","thread-id":"01a2491a-3bf7-7d30-ace9-5b4397d89eb8","turn-id":"01a2491a-7bc0-7fb1-b809-692a8aadb563","cwd":"/w","client":"codex-tui","input-messages":["fix the bug"],"last-assistant-message":"Done."}),
+        );
+        assert_eq!(
+            Event::of(&turn),
+            Event::TurnComplete {
+                thread: "01a2491a-3bf7-7d30-ace9-5b4397d89eb8".into(),
+                turn: "01a2491a-7bc0-7fb1-b809-692a8aadb563".into(),
+                prompt_hash: Some(text_hash("fix the bug")),
+                reply: "Done.".into()
+            }
+        );
+        let title = record(
+            TURN_COMPLETE,
+            json!({"type":"agent-turn-complete","thread-id":"01a2491a-7c00-7580-bb27-92afae4f4b73","turn-id":"t2","input-messages":["Generate a concise, single-line task title …\n\nUser prompt:\nfix the bug"],"last-assistant-message":"Fix the bug"}),
+        );
+        let Event::TurnComplete { prompt_hash, .. } = Event::of(&title) else {
+            panic!("{:?}", Event::of(&title));
+        };
+        assert_ne!(prompt_hash, Some(text_hash("fix the bug")));
+        assert!(matches!(
+            Event::of(&record(TURN_COMPLETE, json!({"thread-id": "t"}))),
+            Event::Other(_)
+        ));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Reset times as Claude Code prints them, turned into instants: `7:11am (UTC)`,
 //! `1pm (Etc/GMT+5)`, `Jan 18, 11:30am (Asia/Calcutta)`, `Mar 17, 2030, 5:46pm (UTC)`
 //! (2.1.x, a reset more than a day away), `Sep 15 at 7pm`, `5:30am`
-//! (local time), or an epoch. A time of day already past means tomorrow; a date
+//! (local time), or an epoch; and as Codex prints them, `10:07 AM` and
+//! `Dec 5th, 2025 3:53 PM` (local time). A time of day already past means tomorrow; a date
 //! already past means next year.
 
 use std::sync::LazyLock;
@@ -14,7 +15,7 @@ use regex::Regex;
 
 static TIME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)^(?:(?P<mon>[a-z]{3})[a-z]* (?P<day>\d{1,2})(?:, (?P<year>\d{4}))?(?:,| at)\s+)?(?P<h>\d{1,2})(?::(?P<m>\d{2}))?\s*(?P<ap>[ap]m)(?:\s*\((?P<tz>[^)]+)\))?$",
+        r"(?i)^(?:(?P<mon>[a-z]{3})[a-z]* (?P<day>\d{1,2})(?:st|nd|rd|th)?(?:, (?P<year>\d{4}))?(?:,| at)?\s+)?(?P<h>\d{1,2})(?::(?P<m>\d{2}))?\s*(?P<ap>[ap]m)(?:\s*\((?P<tz>[^)]+)\))?$",
     )
     .expect("the reset time regex is valid")
 });
@@ -115,6 +116,10 @@ mod tests {
             ("12pm (UTC)", "2026-11-21T12:00:00Z"),
             ("1749924000", "2025-06-14T18:00:00Z"),
             ("3pm (America/New_York).", "2026-11-21T20:00:00Z"),
+            // Codex: local time, upper case, the day's ordinal and the year.
+            ("10:07 AM.", "2026-11-21T09:07:00Z"),
+            ("Dec 5th, 2026 3:53 PM", "2026-12-05T14:53:00Z"),
+            ("Aug 8th, 2027 12:30 PM", "2027-08-08T10:30:00Z"),
         ];
         for (text, expected) in cases {
             assert_eq!(at(text), expected, "{text}");

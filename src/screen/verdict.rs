@@ -4,9 +4,11 @@
 //!
 //! Only the agent's own message lines of the current turn count: lines after the last
 //! prompt the agent was given that start with a message mark (`●`, `⏺`, `⎿`, a spinner
-//! glyph). Code, diffs and tool output are indented without a mark, and the person's
-//! prompt starts with `>`: an agent editing quota-detection code, or someone asking
-//! "what is rate_limit_error?", never reads as a quota.
+//! glyph; Codex's `•` and `■`). Code, diffs and tool output are indented without a mark,
+//! and the person's prompt starts with `>` (Codex: `›`): an agent editing
+//! quota-detection code, or someone asking "what is rate_limit_error?", never reads as
+//! a quota. A message wrapped at the pane's width (Codex wraps its error at the first
+//! column) is read as one line.
 
 use jiff::Timestamp;
 
@@ -68,8 +70,9 @@ pub struct Classifier {
     reset: Vec<Regex>,
 }
 
-/// Marks that start the agent's message lines (`⚠` the notice under the input box).
-const MARKS: [char; 10] = ['●', '⏺', '⎿', '✻', '✶', '✳', '✢', '✽', '·', '⚠'];
+/// Marks that start the agent's message lines (`⚠` the notice under the input box;
+/// `•` and `■` Codex's messages and errors).
+const MARKS: [char; 12] = ['●', '⏺', '⎿', '✻', '✶', '✳', '✢', '✽', '·', '⚠', '•', '■'];
 
 impl Classifier {
     /// The idle, busy and waiting patterns.
@@ -101,16 +104,13 @@ impl Classifier {
         let turn_prompt = self.turn_prompt(&lines);
         let turn = turn_prompt.map(|i| lines[i].trim_end().to_owned());
         let turn_start = turn_prompt.map_or(0, |i| i + 1);
-        let messages = lines[turn_start..]
-            .iter()
-            .map(|l| l.trim_start())
-            .filter(|l| l.starts_with(MARKS));
+        let messages = joined(&lines[turn_start..]);
         // The notice under the input box (`⚠ …`) decides only when no line of the
         // conversation does: a resumed conversation draws it again under the next
         // account, late, after the old limit it repeats.
         let mut decided: Option<(Class, String, String)> = None;
         let mut notice: Option<(Class, String, String)> = None;
-        for line in messages {
+        for line in messages.iter().map(String::as_str) {
             let hit = |set: &[Regex]| {
                 set.iter()
                     .find(|r| r.is_match(line))
@@ -186,10 +186,15 @@ impl Classifier {
         }
     }
 
+    /// The line of the last prompt the agent was given: `> …`, `❯ …` that is not the
+    /// input line, or Codex's `› …` above its input line (both are drawn alike).
     fn turn_prompt(&self, lines: &[&str]) -> Option<usize> {
-        lines
-            .iter()
-            .rposition(|l| l.starts_with("> ") || (l.starts_with('❯') && !self.state_is_prompt(l)))
+        let input = lines.iter().rposition(|l| self.state_is_prompt(l));
+        lines.iter().enumerate().rposition(|(i, l)| {
+            l.starts_with("> ")
+                || (l.starts_with('❯') && !self.state_is_prompt(l))
+                || (l.starts_with("› ") && input.is_some_and(|at| i < at))
+        })
     }
 
     fn state_is_prompt(&self, line: &str) -> bool {
@@ -199,12 +204,9 @@ impl Classifier {
     /// The reset time on the deciding line, else on another message line of the turn;
     /// a time that names its zone wins over one read in local time.
     fn reset_of(&self, line: &str, turn: &[&str], now: &Local) -> Option<Timestamp> {
+        let turn = joined(turn);
         let texts: Vec<&str> = std::iter::once(line)
-            .chain(
-                turn.iter()
-                    .map(|l| l.trim_start())
-                    .filter(|l| l.starts_with(MARKS)),
-            )
+            .chain(turn.iter().map(String::as_str))
             .filter_map(|l| {
                 self.reset.iter().find_map(|r| {
                     let c = r.captures(l)?;
@@ -218,6 +220,32 @@ impl Classifier {
         zoned.or(texts.first()).and_then(|t| reset::parse(t, now))
     }
 }
+
+/// The message lines among `lines` (their marks first, trimmed), each with the lines it
+/// wrapped onto: the next lines that start at the first column with a letter or digit.
+fn joined(lines: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut open = false;
+    for line in lines {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with(MARKS) {
+            out.push(trimmed.trim_end().to_owned());
+            open = true;
+        } else if open && line.starts_with(char::is_alphanumeric) {
+            if let Some(last) = out.last_mut() {
+                last.push(' ');
+                last.push_str(line.trim_end());
+            }
+        } else {
+            open = false;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "verdict_codex_tests.rs"]
+mod codex_tests;
 
 #[cfg(test)]
 mod tests {

@@ -7,8 +7,10 @@
 //! `[Pasted text #N +M lines]` until a lone Enter, `/exit` printing the resume line,
 //! transcripts under `$CLAUDE_CONFIG_DIR/projects/<slug>/<uuid>.jsonl`, and
 //! `--resume <uuid>`. What each turn does (answer, usage limit, 500, 529, 429, dialog,
-//! hang, crash) is scripted; see [`script`].
+//! hang, crash) is scripted; see [`script`]. With `--agent codex` it stands in for
+//! OpenAI's Codex CLI instead; see [`codex`].
 
+mod codex;
 mod hooks;
 mod screen;
 pub(crate) mod script;
@@ -22,6 +24,7 @@ use std::time::{Duration, Instant};
 use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use crossterm::{execute, terminal};
 
+use crate::agents::AgentKind;
 use hooks::Hooks;
 use screen::{DIALOG_LEN, View};
 use script::{Outcome, Script};
@@ -52,12 +55,25 @@ pub(crate) struct Args {
     /// Accepted like Claude Code's flag; the stand-in asks no permissions anyway.
     #[arg(long)]
     dangerously_skip_permissions: bool,
+    /// Which CLI to stand in for.
+    #[arg(long, value_enum, default_value_t = AgentKind::ClaudeCode)]
+    agent: AgentKind,
+    /// Codex's subcommand, `resume THREAD-ID` (`--agent codex` only).
+    #[arg(value_name = "COMMAND")]
+    command: Vec<String>,
+    /// Accepted like Codex's flag; the stand-in asks no approvals anyway.
+    #[arg(long)]
+    dangerously_bypass_approvals_and_sandbox: bool,
 }
 
 /// Runs the stand-in on the current terminal until `/exit`, Ctrl-C on an empty input,
 /// or a scripted crash.
 pub(crate) fn run(args: Args) -> ExitCode {
-    match start(args) {
+    let started = match args.agent {
+        AgentKind::ClaudeCode => start(args),
+        AgentKind::Codex => codex::start(args),
+    };
+    match started {
         Ok(code) => code,
         Err(message) => {
             eprintln!("{message}");
@@ -70,6 +86,9 @@ pub(crate) fn run(args: Args) -> ExitCode {
 const RESUME_BLANK: Duration = Duration::from_millis(300);
 
 fn start(args: Args) -> Result<ExitCode, String> {
+    if let Some(word) = args.command.first() {
+        return Err(format!("error: unexpected argument '{word}' found"));
+    }
     let home = match std::env::var_os("CLAUDE_CONFIG_DIR") {
         Some(home) if !home.is_empty() => PathBuf::from(home),
         _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".claude"),
@@ -124,6 +143,7 @@ fn start(args: Args) -> Result<ExitCode, String> {
 struct RawTerminal;
 
 impl RawTerminal {
+    /// Enters raw mode with bracketed paste.
     fn enter() -> std::io::Result<Self> {
         terminal::enable_raw_mode()?;
         execute!(std::io::stdout(), event::EnableBracketedPaste)?;
@@ -565,8 +585,16 @@ fn ending(outcome: &Outcome, lines: &[String]) -> (Option<&'static str>, String)
     }
 }
 
-/// The `rate_limits` of the status line input, from `home/.sim-usage`.
-fn sim_usage(home: &std::path::Path) -> Option<serde_json::Value> {
+/// An account's use as the stand-ins report it, from `home/.sim-usage`
+/// (`<5h %> <7d %> [<5h reset> <7d reset>]`): each window's used percent and reset
+/// (epoch seconds; by default three hours on and three days on).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct SimUsage {
+    five_hour: (f64, i64),
+    seven_day: (f64, i64),
+}
+
+fn read_sim_usage(home: &std::path::Path) -> Option<SimUsage> {
     let text = std::fs::read_to_string(home.join(".sim-usage")).ok()?;
     let fields: Vec<f64> = text
         .split_whitespace()
@@ -578,9 +606,18 @@ fn sim_usage(home: &std::path::Path) -> Option<serde_json::Value> {
     let seven = fields
         .get(3)
         .map_or(hour - hour % 86_400 + 3 * 86_400, |r| *r as i64);
+    Some(SimUsage {
+        five_hour: (*fields.first()?, five),
+        seven_day: (fields.get(1).copied().unwrap_or(0.0), seven),
+    })
+}
+
+/// The `rate_limits` of the status line input, from `home/.sim-usage`.
+fn sim_usage(home: &std::path::Path) -> Option<serde_json::Value> {
+    let u = read_sim_usage(home)?;
     Some(json!({
-        "five_hour": {"used_percentage": fields.first()?, "resets_at": five},
-        "seven_day": {"used_percentage": fields.get(1).copied().unwrap_or(0.0), "resets_at": seven},
+        "five_hour": {"used_percentage": u.five_hour.0, "resets_at": u.five_hour.1},
+        "seven_day": {"used_percentage": u.seven_day.0, "resets_at": u.seven_day.1},
     }))
 }
 

@@ -30,7 +30,7 @@ use crate::api::resources::{
     API_VERSION, AccountSpec, AgentProfileSpec, ControllerConfigSpec, DedicatedSessionSpec, Env,
     InboxSpec, PoolSpec, SharedStateSpec,
 };
-use crate::api::{Duration, Kind};
+use crate::api::{AgentKind, Duration, Kind};
 
 /// Manifests as a list of resources, written as YAML by [`Manifest::yaml`].
 ///
@@ -167,7 +167,7 @@ impl Manifest {
                 home: home.into(),
                 priority: 0,
                 env: Env::new(),
-                agent: crate::api::AgentKind::default(),
+                agent: AgentKind::default(),
             },
         )
     }
@@ -228,6 +228,16 @@ impl Manifest {
         self.push(name, spec)
     }
 
+    /// Adds the agent profile `name` of `kind` running `command`, its other fields at
+    /// that kind's defaults (a Codex profile reads Codex's screens).
+    pub fn agent_of(self, kind: AgentKind, name: &str, command: &[&str]) -> Self {
+        let spec = AgentProfileSpec {
+            command: command.iter().map(|s| (*s).to_owned()).collect(),
+            ..AgentProfileSpec::of_kind(kind)
+        };
+        self.push(name, spec)
+    }
+
     /// Adds the controller's configuration `name`, every field at its default.
     pub fn controller(self, name: &str) -> Self {
         self.push(name, ControllerConfigSpec::default())
@@ -261,6 +271,12 @@ impl Manifest {
     /// Sets the priority of the account added last.
     pub fn priority(self, priority: i32) -> Self {
         self.with(|a: &mut AccountSpec| a.priority = priority)
+    }
+
+    /// Makes the account added last one of `kind`'s family (its home is for that
+    /// agent).
+    pub fn family(self, kind: AgentKind) -> Self {
+        self.with(|a: &mut AccountSpec| a.agent = kind)
     }
 
     /// Adds `name=value` to the environment of the document added last (an account,
@@ -482,6 +498,8 @@ mod tests {
             .env("ODD", "yes")
             .account("b", "/h/b")
             .priority(-2)
+            .account("x", "/h/x")
+            .family(AgentKind::Codex)
             .shared_state("s", "/shared")
             .with(|s: &mut SharedStateSpec| {
                 s.links = vec!["projects".into()];
@@ -507,6 +525,12 @@ mod tests {
                 p.resume_args = awkward.iter().map(|s| (*s).to_owned()).collect();
                 p.screen.quota = Vec::new();
             })
+            .agent_of(
+                AgentKind::Codex,
+                "cx",
+                &["/bin/failover", "sim-agent", "--agent", "codex"],
+            )
+            .with(|p: &mut AgentProfileSpec| p.screen.busy = "^• Busy".into())
             .controller("c")
             .with(|c: &mut ControllerConfigSpec| {
                 c.poll_interval = duration("200ms");

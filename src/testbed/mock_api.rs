@@ -6,17 +6,16 @@
 //! What it answers depends on the caller's credential (`Authorization: Bearer …` or
 //! `x-api-key`), so two account homes with two tokens are two accounts: one can be
 //! answered normally while the other hits its usage limit. Every request is recorded
-//! for the test to read. One thread per connection, `Connection: close` on every
-//! answer: simple, and plenty for a handful of agents.
+//! for the test to read. The HTTP plumbing is [`super::mock_http`]'s.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+
+use super::mock_http::{self, Incoming, Server, event, lock, respond};
 
 /// How the mock answers a credential's requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,66 +103,44 @@ struct State {
 /// The running mock; it stops when dropped.
 #[derive(Debug)]
 pub struct MockApi {
-    addr: SocketAddr,
     state: Arc<Mutex<State>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: Server,
 }
 
 impl MockApi {
     /// Listens on a free port of 127.0.0.1 and answers every credential with
     /// [`Reply::Answer`] until told otherwise.
     pub fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .unwrap_or_else(|e| panic!("mock api: cannot listen on 127.0.0.1: {e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("mock api: no local address: {e}"));
         let state = Arc::new(Mutex::new(State::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (state, stop) = (state.clone(), stop.clone());
-            std::thread::spawn(move || {
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(stream) = stream else {
-                        // Out of descriptors, say: do not spin.
-                        std::thread::sleep(Duration::from_millis(10));
-                        continue;
-                    };
-                    let state = state.clone();
-                    std::thread::spawn(move || serve(stream, &state));
-                }
+        let server = {
+            let state = state.clone();
+            Server::start("mock api", move |incoming, stream| {
+                serve(incoming, stream, &state)
             })
         };
-        Self {
-            addr,
-            state,
-            stop,
-            thread: Some(thread),
-        }
+        Self { state, server }
     }
 
     /// The base URL for `ANTHROPIC_BASE_URL`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// Answers `credential`'s requests with `reply` from now on.
     pub fn set_reply(&self, credential: &str, reply: Reply) {
-        self.lock().replies.insert(credential.to_owned(), reply);
+        lock(&self.state)
+            .replies
+            .insert(credential.to_owned(), reply);
     }
 
     /// Reports `usage` in the headers of every answer to `credential` from now on.
     pub fn set_usage(&self, credential: &str, usage: Usage) {
-        self.lock().usage.insert(credential.to_owned(), usage);
+        lock(&self.state).usage.insert(credential.to_owned(), usage);
     }
 
     /// Every request received so far, oldest first.
     pub fn requests(&self) -> Vec<Request> {
-        self.lock().requests.clone()
+        lock(&self.state).requests.clone()
     }
 
     /// The conversation turns received so far, oldest first.
@@ -173,54 +150,19 @@ impl MockApi {
             .filter(Request::is_turn)
             .collect()
     }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
 }
 
-impl Drop for MockApi {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so that it sees the flag; without that, leave the thread
-        // rather than wait for it forever.
-        let woken = TcpStream::connect(self.addr).is_ok();
-        if let Some(thread) = self.thread.take()
-            && woken
-        {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn serve(stream: TcpStream, state: &Mutex<State>) {
-    // A client that never finishes its request does not hold a thread forever.
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    let Ok(peer) = stream.try_clone() else { return };
-    let mut reader = BufReader::new(peer);
-    let Some((path, headers, body)) = read_request(&mut reader) else {
-        return;
-    };
-    let credential = headers
-        .get("authorization")
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .or(headers.get("x-api-key").map(String::as_str))
-        .unwrap_or_default()
-        .to_owned();
+fn serve(incoming: Incoming, stream: TcpStream, state: &Mutex<State>) {
     let request = Request {
-        path,
-        credential,
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        credential: incoming.credential(),
+        body: incoming.json(),
+        path: incoming.path,
         received: jiff::Timestamp::now(),
         answered: None,
         status: None,
     };
     let (index, reply, usage) = {
-        let mut state = state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = lock(state);
         state.requests.push(request.clone());
         let index = state.requests.len() - 1;
         let reply = state
@@ -231,66 +173,9 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
         (index, reply, state.usage.get(&request.credential).copied())
     };
     let status = answer(stream, &request, &reply, usage).ok();
-    let mut state = state
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(r) = state.requests.get_mut(index) {
+    if let Some(r) = lock(state).requests.get_mut(index) {
         r.answered = Some(jiff::Timestamp::now());
         r.status = status;
-    }
-}
-
-type Headers = HashMap<String, String>;
-
-/// Reads one HTTP/1.1 request: its path, lowercased headers and body.
-fn read_request(reader: &mut impl BufRead) -> Option<(String, Headers, Vec<u8>)> {
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let path = line.split_whitespace().nth(1)?.to_owned();
-    let mut headers = Headers::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let trimmed = line.trim_end();
-        if trimmed.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = trimmed.split_once(':') {
-            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
-        }
-    }
-    let body = if headers
-        .get("transfer-encoding")
-        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-    {
-        read_chunked(reader)?
-    } else {
-        let length: usize = match headers.get("content-length") {
-            Some(v) => v.parse().ok()?,
-            None => 0,
-        };
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).ok()?;
-        body
-    };
-    Some((path, headers, body))
-}
-
-fn read_chunked(reader: &mut impl BufRead) -> Option<Vec<u8>> {
-    let mut body = Vec::new();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        reader.read_line(&mut line).ok()?;
-        let size = usize::from_str_radix(line.trim().split(';').next()?, 16).ok()?;
-        let mut chunk = vec![0; size + 2];
-        reader.read_exact(&mut chunk).ok()?;
-        if size == 0 {
-            return Some(body);
-        }
-        body.extend_from_slice(&chunk[..size]);
     }
 }
 
@@ -396,15 +281,9 @@ fn answer(
         let headers: Vec<(&str, &str)> = usage.iter().map(|(k, v)| (*k, v.as_str())).collect();
         return respond(&mut out, 200, &headers, &message).map(|()| 200);
     }
-    let mut head =
-        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
-         anthropic-ratelimit-unified-status: allowed\r\nconnection: close\r\n"
-            .to_owned();
-    for (name, value) in &usage {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    out.write_all(head.as_bytes())?;
+    let mut headers: Vec<(&str, &str)> = vec![("anthropic-ratelimit-unified-status", "allowed")];
+    headers.extend(usage.iter().map(|(k, v)| (*k, v.as_str())));
+    mock_http::start_events(&mut out, &headers)?;
     let start = json!({"type": "message_start", "message": {
         "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
         "content": [], "stop_reason": null, "stop_sequence": null,
@@ -434,45 +313,13 @@ fn error(kind: &str, message: &str) -> Value {
     json!({"type": "error", "error": {"type": kind, "message": message}})
 }
 
-fn respond(
-    out: &mut TcpStream,
-    status: u16,
-    headers: &[(&str, &str)],
-    body: &Value,
-) -> std::io::Result<()> {
-    let body = body.to_string();
-    let reason = match status {
-        200 => "OK",
-        404 => "Not Found",
-        429 => "Too Many Requests",
-        _ => "Internal Server Error",
-    };
-    let mut head = format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nconnection: close\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    out.write_all(head.as_bytes())?;
-    out.write_all(body.as_bytes())?;
-    out.flush()
-}
-
-fn event(out: &mut TcpStream, name: &str, data: &Value) -> std::io::Result<()> {
-    write!(out, "event: {name}\ndata: {data}\n\n")?;
-    out.flush()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
+    use std::io::{Read, Write};
 
     fn post(api: &MockApi, credential: &str, body: &Value) -> String {
-        let mut s = TcpStream::connect(api.addr).unwrap();
+        let mut s = TcpStream::connect(api.server.addr()).unwrap();
         let body = body.to_string();
         write!(
             s,
@@ -517,7 +364,7 @@ mod tests {
     #[test]
     fn mock_should_read_a_chunked_body() {
         let api = MockApi::start();
-        let mut s = TcpStream::connect(api.addr).unwrap();
+        let mut s = TcpStream::connect(api.server.addr()).unwrap();
         let body = r#"{"stream":false,"messages":[{"role":"user","content":"hi"}]}"#;
         let (a, b) = body.split_at(10);
         write!(

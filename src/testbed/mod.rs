@@ -11,10 +11,13 @@
 pub mod bed;
 pub mod chaos;
 pub mod claude;
+pub mod codex;
 pub mod etcd;
 pub mod machine;
 pub mod manifest;
 pub mod mock_api;
+mod mock_http;
+pub mod mock_responses;
 
 pub use bed::Bed;
 

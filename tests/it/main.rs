@@ -12,6 +12,8 @@ mod apply;
 mod bed;
 // The chaos suite's small form: controller and tmux kills while tasks run, each task once.
 mod chaos;
+// Codex pools through failover on the Codex stand-in: reports, rollouts, a limit moving them, beside a Claude pool.
+mod codex;
 // Commands without tmux: `validate` (YAML errors, their lines), `schema`, help, man, completions.
 mod cli_validate;
 // `failover init` on a made-up $HOME: homes found, one account per login, never overwriting.
@@ -30,6 +32,8 @@ mod fleet;
 mod operator;
 // The real Claude Code CLI against the mock Messages API (skipped without it).
 mod real_client;
+// The real Codex CLI against the mock Responses API, driven directly (skipped without it).
+mod real_codex;
 // `failover top` in a pane next to a live pool: a swap redrawn, filter, describe, attach, restart, return, quit.
 mod top;
 // The stand-in agent (`failover sim-agent`), its hook and status line, on their own.

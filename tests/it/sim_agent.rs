@@ -432,3 +432,183 @@ fn an_agents_turn_should_end_normally_when_its_reports_cannot_be_written() {
         "the status line still draws:\n{screen}"
     );
 }
+
+/// The rollouts under `home`'s `sessions/`.
+fn codex_rollouts(home: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for path in std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+        {
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&home.join("sessions"), &mut out);
+    out
+}
+
+/// The `event_msg` payloads of type `kind` in `rollout`.
+fn codex_events(rollout: &Path, kind: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(rollout)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["type"] == "event_msg" && l["payload"]["type"] == kind)
+        .map(|l| l["payload"].clone())
+        .collect()
+}
+
+fn codex_reports(file: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn codex_stand_in_should_answer_report_hit_the_limit_and_resume_its_thread() {
+    let a = Agent::new();
+    let reports = a.server.dir().join("reports.jsonl");
+    let recorder = format!("printf '%s\\n' \"$1\" >> '{}'", reports.display());
+    let config = format!(
+        "model = \"gpt-5.5\"\nnotify = [\"sh\", \"-c\", {}, \"sh\"]\n",
+        serde_json::Value::from(recorder)
+    );
+    std::fs::write(a.home.join("config.toml"), config).unwrap();
+    let home = a.home.to_string_lossy().into_owned();
+    let env = [
+        ("CODEX_HOME", home.as_str()),
+        ("FAILOVER_SIM_TURN", "300ms"),
+    ];
+    let start = |name: &str, extra: &[&str]| {
+        let mut argv = vec![BIN, "sim-agent", "--agent", "codex"];
+        argv.extend(extra);
+        a.server.new_session_kept(name, &a.work, &env, &argv);
+        a.server
+            .tmux(&["resize-window", "-t", name, "-x", "120", "-y", "40"]);
+    };
+    let idle = |s: &str| {
+        s.contains("› Ask Codex to do anything")
+            && s.contains("gpt-5.5 default ·")
+            && !s.contains("esc to interrupt")
+    };
+    start("c", &[]);
+    let first = a.server.wait_screen("=c:", WAIT, "the input line", idle);
+    assert!(first.contains(">_ OpenAI Codex (v0.171.0)"), "{first}");
+
+    a.server.paste("=c:", "remember the word kumquat");
+    a.server.keys("=c:", &["Enter"]);
+    a.server.wait_screen("=c:", WAIT, "the working line", |s| {
+        s.contains("• Working (") && s.contains("esc to interrupt)")
+    });
+    a.server.wait_screen("=c:", WAIT, "the answer", |s| {
+        s.contains("• Done. I made the change and checked it.") && idle(s)
+    });
+    let rollout = wait_for(WAIT, "the rollout", || {
+        codex_rollouts(&a.home).into_iter().next()
+    });
+    let meta: serde_json::Value = std::fs::read_to_string(&rollout)
+        .ok()
+        .and_then(|t| serde_json::from_str(t.lines().next()?).ok())
+        .unwrap();
+    assert_eq!(meta["type"], "session_meta", "{meta}");
+    let thread = meta["payload"]["id"].as_str().unwrap().to_owned();
+    let name = rollout.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.ends_with(&format!("-{thread}.jsonl")), "{name}");
+    let both = wait_for(WAIT, "the turn's and the title's reports", || {
+        let r = codex_reports(&reports);
+        (r.len() == 2).then_some(r)
+    });
+    // The two notify calls are spawned and not waited for: their order is not kept.
+    let (turn, title): (Vec<_>, Vec<_>) =
+        both.iter().partition(|r| r["thread-id"] == thread.as_str());
+    assert_eq!(
+        (turn.len(), title.len()),
+        (1, 1),
+        "one report of the thread, one of the title's own thread: {both:#?}"
+    );
+    assert_eq!(
+        turn[0]["input-messages"],
+        serde_json::json!(["remember the word kumquat"])
+    );
+
+    // The account used up: the limit's lines wrapped at 120 columns, the rollout's
+    // structured limit, no report.
+    std::fs::write(a.home.join(".sim-limit"), "4:13 AM").unwrap();
+    a.server.paste("=c:", "Write the summary.");
+    a.server.keys("=c:", &["Enter"]);
+    let limit = a.server.wait_screen("=c:", WAIT, "the usage limit", |s| {
+        s.contains("usage to purchase more credits or try again at 4:13 AM.") && idle(s)
+    });
+    assert!(
+        limit.contains("■ You’ve hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit https://chatgpt.com/settings/\n"),
+        "{limit}"
+    );
+    let failed = wait_for(WAIT, "the failed turn", || {
+        codex_events(&rollout, "task_complete")
+            .into_iter()
+            .find(|e| !e["error"].is_null())
+    });
+    assert_eq!(failed["error"]["codex_error_info"], "usage_limit_exceeded");
+
+    // Resumed, the thread goes on in the same rollout; the next report lists every
+    // prompt, none came for the cut turn.
+    std::fs::remove_file(a.home.join(".sim-limit")).unwrap();
+    // c is the server's only session: without exit-empty off, killing it ends the
+    // server while d is being started on it.
+    a.server.tmux(&["set-option", "-s", "exit-empty", "off"]);
+    a.server.tmux(&["kill-session", "-t", "c"]);
+    start("d", &["resume", &thread]);
+    a.server
+        .wait_screen("=d:", WAIT, "the resumed thread", |s| {
+            s.contains("› remember the word kumquat") && s.contains("■ You’ve hit") && idle(s)
+        });
+    a.server.paste("=d:", "what was the word?");
+    a.server.keys("=d:", &["Enter"]);
+    let last = wait_for(WAIT, "the resumed turn's report", || {
+        codex_reports(&reports).get(2).cloned()
+    });
+    assert_eq!(last["thread-id"], thread.as_str());
+    let prompts = [
+        "remember the word kumquat",
+        "Write the summary.",
+        "what was the word?",
+    ];
+    assert_eq!(last["input-messages"], serde_json::json!(prompts));
+    assert_eq!(codex_rollouts(&a.home), std::slice::from_ref(&rollout));
+    assert_eq!(codex_events(&rollout, "task_complete").len(), 3);
+}
+
+#[test]
+fn codex_stand_in_should_ask_trust_for_a_git_folder_and_save_the_answer() {
+    let a = Agent::new();
+    std::fs::create_dir(a.work.join(".git")).unwrap();
+    let home = a.home.to_string_lossy().into_owned();
+    let env = [("CODEX_HOME", home.as_str())];
+    let argv = [BIN, "sim-agent", "--agent", "codex"];
+    a.server.new_session_kept("c", &a.work, &env, &argv);
+    a.server.wait_screen("=c:", WAIT, "the trust dialog", |s| {
+        s.contains("Trust this folder?") && s.contains("› 1. Trust and continue")
+    });
+    a.server.keys("=c:", &["Enter"]);
+    a.server.wait_screen("=c:", WAIT, "the input line", |s| {
+        s.contains("› Ask Codex to do anything")
+    });
+    let config = std::fs::read_to_string(a.home.join("config.toml")).unwrap();
+    let table = format!(
+        "[projects.{}]",
+        serde_json::Value::from(&*a.work.to_string_lossy())
+    );
+    assert!(
+        config.contains(&format!("{table}\ntrust_level = \"trusted\"")),
+        "{config}"
+    );
+}

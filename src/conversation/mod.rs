@@ -1,7 +1,10 @@
 //! Claude Code's conversation files under a config home: `sessions/<pid>.json` names
 //! the conversation a running agent holds, `projects/<slug>/<uuid>.jsonl` records it.
 //! Read by failover (which conversation to resume, whether a task was submitted) and
-//! written by the stand-in agent, through the same paths and parsing.
+//! written by the stand-in agent, through the same paths and parsing. Codex's rollouts,
+//! read into the same [`Message`]s: [`codex`].
+
+pub(crate) mod codex;
 
 use std::path::{Path, PathBuf};
 
