@@ -153,7 +153,15 @@ fn top_should_redraw_a_swap_by_itself_filter_describe_attach_restart_return_and_
     });
 
     // `r`, then `y`: a task whose turn hangs goes back to its inbox, and runs again to
-    // its end, once.
+    // its end, once. The earlier tasks end first: the control line scripts the next
+    // turn of any stand-in, and quota.md's, resumed on b, could take it.
+    wait_for(WAIT, "warm.md and quota.md done", || {
+        let done = bed.files("p", "done");
+        ["warm.md", "quota.md"]
+            .iter()
+            .all(|t| done.contains(&(*t).to_owned()))
+            .then_some(())
+    });
     std::fs::write(&control, "hang\n").unwrap();
     bed.drop_task("p", "hang.md", "a task whose first turn hangs");
     let session = wait_for(WAIT, "hang.md's turn under way", || {
@@ -170,8 +178,8 @@ fn top_should_redraw_a_swap_by_itself_filter_describe_attach_restart_return_and_
     bed.t.keys(DASH, &["Enter"]);
     bed.t
         .wait_screen(DASH, WAIT, "its row, with its task", |s| {
-            s.lines()
-                .any(|l| l.contains(&format!(" {session} ")) && l.contains("hang.md"))
+            // The session's row, not the journal's line that names both.
+            s.lines().any(|l| row(l, &session) && l.contains("hang.md"))
         });
     bed.t.keys(DASH, &["r"]);
     bed.t.wait_screen(DASH, WAIT, "the question", |s| {
