@@ -188,6 +188,7 @@ fn restart(resume: Option<&str>) -> Action {
         pane: "%100".into(),
         reason: "agent exited".into(),
         resume: resume.map(str::to_owned),
+        live: false,
     })
 }
 

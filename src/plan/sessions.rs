@@ -320,6 +320,7 @@ impl Ctx<'_> {
                     pane: s.pane.id.clone(),
                     reason,
                     resume,
+                    live: false,
                 });
             }
             Some(s) if s.account.as_deref() != Some(spec.account.as_str()) => {

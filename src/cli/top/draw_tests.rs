@@ -36,7 +36,7 @@ fn account(name: &str, state: &'static str, used: Option<f64>) -> AccountView {
         row: AccountRow {
             name: name.into(),
             priority: 0,
-            state,
+            state: state.into(),
             resets: String::new(),
             resets_in: String::new(),
             five_hour: used.map(|used| WindowCell {
@@ -218,4 +218,32 @@ fn a_bar_should_fill_with_the_use() {
     assert_eq!(bar(0.0, 4), "░░░░");
     assert_eq!(bar(50.0, 4), "██░░");
     assert_eq!(bar(130.0, 4), "████");
+}
+
+#[test]
+fn a_long_list_should_scroll_to_the_selection_and_mark_it() {
+    let mut app = App::new(at(NOW), jiff::tz::TimeZone::UTC, false, false);
+    let snapshot = Snapshot {
+        sessions: (0..500)
+            .map(|i| session(&format!("p-{i:03}"), "b", Activity::Idle, ""))
+            .collect(),
+        ..Snapshot::default()
+    };
+    app.update(Msg::Data(Box::new(snapshot)));
+    app.selected = 321;
+    let (lines, _) = render(&app, 140, 40);
+    let text = lines.join("\n");
+    let marked = lines
+        .iter()
+        .find(|l| l.contains("› "))
+        .unwrap_or_else(|| panic!("no row marked:\n{text}"));
+    assert!(marked.contains("p-321"), "{text}");
+    assert!(
+        !text.contains("p-000"),
+        "scrolled past the first rows:\n{text}"
+    );
+    app.selected = 0;
+    let (lines, _) = render(&app, 140, 40);
+    let marked = lines.iter().find(|l| l.contains("› ")).unwrap();
+    assert!(marked.contains("p-000"), "{}", lines.join("\n"));
 }
