@@ -439,4 +439,28 @@ fn a_claude_limit_should_move_only_the_claude_sessions_while_codex_keeps_working
     let journal = done_in_journal(&bed);
     assert!(journal.values().all(|h| h.len() == 1), "{journal:?}");
     assert_eq!(journal.len(), 9, "{journal:?}");
+    // `get accounts` groups the accounts by family, each with its active account.
+    let out = command(
+        &bed,
+        &["get", "accounts", "-f", &manifest.to_string_lossy()],
+    )
+    .output()
+    .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .skip(1)
+        .take(4)
+        .map(|l| l.split_whitespace().take(4).collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ["a", "claude-code", "0", "exhausted"],
+            ["b", "claude-code", "1", "active"],
+            ["x", "codex", "0", "active"],
+            ["y", "codex", "1", "available"],
+        ],
+        "{table}"
+    );
 }
