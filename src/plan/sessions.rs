@@ -414,6 +414,21 @@ impl Ctx<'_> {
                 Some(CodexThread::Held { .. }) | None => {}
             }
         }
+        if resume && conversation.is_none() && spec.role == Role::Dedicated {
+            // Moved, the person's conversation would be lost, and the act would reject
+            // the move every round. (A pool session's task is carried on or sent again
+            // by the act and the record.)
+            plan.refuse(
+                ObjectRef::Session(spec.name.clone()),
+                format!(
+                    "runs under account {}, wants {}; its agent reported no conversation \
+                     to resume, so it is left as it is",
+                    s.account.as_deref().unwrap_or("(none)"),
+                    spec.account
+                ),
+            );
+            return;
+        }
         // Claude Code writes a conversation's transcript a moment after its first
         // prompt: moved before that, the task could not be resumed and would be sent
         // again. The move waits for it a bounded time.
