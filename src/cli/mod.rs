@@ -401,7 +401,13 @@ async fn look_on(
     desired: &crate::controller::round::Desired,
     settings: &api::Settings,
 ) -> Result<(crate::observe::Observed, crate::plan::Plan), Box<dyn std::error::Error>> {
-    let facts = crate::state::Facts::load(&settings.state_dir)?;
+    let facts = crate::state::Facts::load(&settings.state_dir).unwrap_or_else(|e| {
+        eprintln!(
+            "warning: {e}; shown without the facts (the controller keeps the file aside \
+             and rebuilds them at its next start)"
+        );
+        crate::state::Facts::default()
+    });
     let tz = jiff::tz::TimeZone::system();
     let round = crate::controller::round::Round {
         act: crate::act::Context {

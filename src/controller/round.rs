@@ -49,13 +49,24 @@ pub struct Store {
 }
 
 impl Store {
-    /// The facts saved in the state folder `dir`.
-    pub fn load(dir: &Path) -> Result<Self, state::Error> {
-        Ok(Self {
+    /// The facts saved in the state folder `dir`; a damaged facts file is kept aside
+    /// and the facts start empty, to be rebuilt from what the first round observes
+    /// (see [`Facts::load_or_keep_aside`]), with what was done.
+    pub fn load(dir: &Path) -> Result<(Self, Option<state::damage::Damage>), state::Error> {
+        let (facts, damage) = Facts::load_or_keep_aside(dir, jiff::Timestamp::now())?;
+        let store = Self {
             dir: dir.to_path_buf(),
-            facts: Facts::load(dir)?,
-            unsaved: false,
-        })
+            facts,
+            unsaved: damage.is_some(),
+        };
+        Ok((store, damage))
+    }
+
+    /// Changes the facts before any round, to be saved by the next (facts rebuilt
+    /// from observation after damage).
+    pub(crate) fn amend(&mut self, change: impl FnOnce(&mut Facts)) {
+        change(&mut self.facts);
+        self.unsaved = true;
     }
 
     /// The facts now.
@@ -101,6 +112,8 @@ pub trait Watcher {
     }
     /// `action` came to `result`.
     fn acted(&mut self, _action: &Action, _result: &Result<Outcome, String>) {}
+    /// A damaged state file was kept aside (or could not be: `Err`).
+    fn damaged(&mut self, _damage: &Result<state::damage::Damage, state::Error>) {}
 }
 
 /// A watcher that sees nothing.
@@ -202,6 +215,18 @@ impl Round<'_> {
             for path in &plan.consumed {
                 let _ = std::fs::remove_file(path);
             }
+        }
+        // Files that are not reports said nothing: they are kept, aside.
+        for (path, problem) in &plan.damaged {
+            let kept = state::damage::keep_aside(path, jiff::Timestamp::now()).map(|kept| {
+                state::damage::Damage {
+                    file: path.clone(),
+                    problem: problem.clone(),
+                    kept,
+                    done: "not a report: left out of the facts".to_owned(),
+                }
+            });
+            watcher.damaged(&kept);
         }
         Ok(Report {
             observed,
@@ -361,6 +386,10 @@ impl<W: Watcher> Watcher for Repeats<'_, W> {
 
     fn acted(&mut self, action: &Action, result: &Result<Outcome, String>) {
         self.inner.acted(action, result);
+    }
+
+    fn damaged(&mut self, damage: &Result<state::damage::Damage, state::Error>) {
+        self.inner.damaged(damage);
     }
 }
 

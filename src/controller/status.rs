@@ -205,6 +205,16 @@ pub(super) fn active_accounts(facts: &crate::state::Facts) -> BTreeMap<AgentKind
 }
 
 impl Watcher for Reporter {
+    fn damaged(&mut self, damage: &Result<crate::state::damage::Damage, crate::state::Error>) {
+        match damage {
+            Ok(d) => {
+                error!("{d}");
+                self.record(crate::journal::Life::StateDamaged(d.clone()));
+            }
+            Err(e) => error!("{e}"),
+        }
+    }
+
     fn planned(&mut self, plan: &Plan) {
         self.record_refusals(plan);
         self.record_events(plan);

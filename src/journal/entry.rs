@@ -116,6 +116,8 @@ pub enum Life {
     },
     /// etcd answers again.
     FleetRestored,
+    /// A state file was found damaged: kept aside, and what was done instead.
+    StateDamaged(crate::state::damage::Damage),
 }
 
 /// Who carried an action out, when not the controller.
@@ -310,6 +312,8 @@ pub enum Kind {
     FleetDegraded,
     /// etcd answers again.
     FleetRestored,
+    /// A state file was found damaged and kept aside.
+    StateDamaged,
 }
 
 /// Which part of [`Entry`] a kind is read into.
@@ -323,7 +327,7 @@ enum Part {
 
 impl Kind {
     /// Every kind, in declaration order.
-    pub const ALL: [Kind; 30] = [
+    pub const ALL: [Kind; 31] = [
         Kind::Started,
         Kind::Stopped,
         Kind::TmuxUnreachable,
@@ -354,6 +358,7 @@ impl Kind {
         Kind::FleetLedger,
         Kind::FleetDegraded,
         Kind::FleetRestored,
+        Kind::StateDamaged,
     ];
 
     /// The name in the journal (`taskDone`).
@@ -389,6 +394,7 @@ impl Kind {
             Kind::FleetLedger => "fleetLedger",
             Kind::FleetDegraded => "fleetDegraded",
             Kind::FleetRestored => "fleetRestored",
+            Kind::StateDamaged => "stateDamaged",
         }
     }
 
@@ -409,7 +415,8 @@ impl Kind {
             | Kind::ActiveAccount
             | Kind::Pruned
             | Kind::FleetDegraded
-            | Kind::FleetRestored => Part::Controller,
+            | Kind::FleetRestored
+            | Kind::StateDamaged => Part::Controller,
             Kind::Action
             | Kind::TaskClaimed
             | Kind::TaskDone
@@ -455,6 +462,7 @@ impl Entry {
                 Life::Pruned { .. } => Kind::Pruned,
                 Life::FleetDegraded { .. } => Kind::FleetDegraded,
                 Life::FleetRestored => Kind::FleetRestored,
+                Life::StateDamaged(_) => Kind::StateDamaged,
             },
             Entry::Acted(a) => a.event,
             Entry::Event(e) => match e {

@@ -436,6 +436,7 @@ fn life_of(life: &Life) -> (Vec<ObjectRef>, String) {
             "fleet: etcd unreachable ({error}); running on the local state"
         )),
         Life::FleetRestored => controller("fleet: etcd answers again; merged".to_owned()),
+        Life::StateDamaged(damage) => controller(damage.to_string()),
     }
 }
 

@@ -62,6 +62,10 @@ pub struct Plan {
     /// the facts are saved.
     #[serde(skip)]
     pub consumed: Vec<PathBuf>,
+    /// The files in the reports' folder that are not reports, and why: folded into
+    /// nothing, the controller keeps them aside (never deletes them).
+    #[serde(skip)]
+    pub damaged: Vec<(PathBuf, String)>,
     /// What each live session of ours' screen was read as, by session (the board shows
     /// it: the planner reads every screen once).
     #[serde(skip)]
