@@ -62,7 +62,7 @@ async fn apply(tmux: &Tmux, desired: &Desired, state: &std::path::Path) -> Conve
         tz: &tz,
         zones: jiff::tz::db(),
     };
-    let mut store = Store::load(state).expect("state folder");
+    let (mut store, _) = Store::load(state).expect("state folder");
     round::converge(&round, &mut store, 3, &mut ())
         .await
         .expect("converge")

@@ -22,6 +22,7 @@ fn forty_tasks_through_ten_controller_kills_and_a_tmux_kill_should_each_run_once
             tmux_kills: 1,
             seed,
             settle: Duration::from_secs(240),
+            faults: Vec::new(),
         },
     );
     let f = &report.figures;

@@ -7,6 +7,7 @@
 //! --tasks 500 --kills 50 --tmux-kills 5` the large one.
 
 pub mod count;
+pub mod damage;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -28,6 +29,9 @@ pub struct Options {
     pub seed: u64,
     /// How long the tasks may take to settle once the last kill is behind them.
     pub settle: Duration,
+    /// Damage to the state folder, one at each controller kill in turn (none: the
+    /// classic suite).
+    pub faults: Vec<damage::Fault>,
 }
 
 /// What a run did, counted from evidence.
@@ -72,6 +76,14 @@ pub struct Figures {
     /// Of those events, how many a controller wrote at its start, from the task's
     /// record, because the one before it was killed between the move and the event.
     pub replayed: usize,
+    /// Damage made to the state folder.
+    pub faults: usize,
+    /// `stateDamaged` lines in the journal: damage the controller said.
+    pub said: usize,
+    /// Files the controller kept aside.
+    pub kept_aside: usize,
+    /// Controller logs holding a panic.
+    pub panics: usize,
     /// Wall time of the run.
     pub elapsed: Duration,
 }
@@ -85,6 +97,9 @@ impl Figures {
             && self.shared_context == 0
             && self.duplicate_controllers + self.unowned_touched + self.leftover_clients == 0
             && self.journal_missing + self.journal_extra == 0
+            && self.panics == 0
+            && self.said == self.faults
+            && self.kept_aside == self.faults
     }
 }
 
@@ -96,7 +111,8 @@ impl fmt::Display for Figures {
              done unrun {} · run twice {} · resent after a mid-turn death {} · resumed {} · \
              shared context {} · \
              duplicate controllers {} · unowned touched {} · leftover clients {} · \
-             journal missing {} · journal extra {} (replayed {}) · elapsed {:.1}s",
+             journal missing {} · journal extra {} (replayed {}) · panics {} · \
+             faults {} · said {} · kept aside {} · elapsed {:.1}s",
             self.tasks,
             self.kills,
             self.tmux_kills,
@@ -115,6 +131,10 @@ impl fmt::Display for Figures {
             self.journal_missing,
             self.journal_extra,
             self.replayed,
+            self.panics,
+            self.faults,
+            self.said,
+            self.kept_aside,
             self.elapsed.as_secs_f64()
         )
     }
@@ -127,6 +147,9 @@ pub struct Report {
     pub figures: Figures,
     /// The tasks behind each bad figure, and the last controller's log.
     pub details: String,
+    /// What an operator sees of the damage at the end: `failover get events` and
+    /// `failover doctor` (empty without faults).
+    pub operator: String,
 }
 
 /// xorshift64: enough randomness for wait times and kill points, replayable by seed.
@@ -192,14 +215,28 @@ pub fn run(bin: &Path, o: &Options) -> Report {
             bed.figures.tmux_kills += 1;
             bed.make_mine();
         } else {
+            let fault =
+                (!o.faults.is_empty()).then(|| o.faults[bed.figures.kills % o.faults.len()]);
+            let pick = rng.next();
+            if let Some(fault) = fault.filter(|f| f.live()) {
+                bed.damage(fault, pick);
+            }
             c.kill();
             bed.figures.kills += 1;
+            if let Some(fault) = fault.filter(|f| !f.live()) {
+                bed.damage(fault, pick);
+            }
             c = bed.start();
         }
     }
     let settled = wait_for_or_none(o.settle, || bed.settled().then_some(()));
     bed.check_controllers(&c);
     bed.check_mine();
+    let operator = if o.faults.is_empty() {
+        String::new()
+    } else {
+        bed.operator()
+    };
     let log = c.log();
     c.signal("TERM");
     let _ = wait_for_or_none(Duration::from_secs(10), || {
@@ -219,6 +256,7 @@ pub fn run(bin: &Path, o: &Options) -> Report {
     Report {
         figures: bed.figures,
         details,
+        operator,
     }
 }
 
@@ -369,6 +407,34 @@ impl Bed {
         }
     }
 
+    /// Damages the state folder with `fault`, counted when it was made.
+    fn damage(&mut self, fault: damage::Fault, pick: u64) {
+        if fault.make(&self.op.state(), pick) {
+            self.figures.faults += 1;
+        }
+    }
+
+    /// What an operator sees of the damage: the journal's `stateDamaged` events as
+    /// `get events` tells them, and doctor's lines on it.
+    fn operator(&self) -> String {
+        let m = self.manifest.to_string_lossy();
+        let (_, events) = self.op.run(&["get", "events", "-f", &m]);
+        let (_, doctor) = self.op.run(&["doctor", "-f", &m]);
+        let said: Vec<&str> = events
+            .lines()
+            .filter(|l| l.contains("kept aside"))
+            .collect();
+        let checks: Vec<&str> = doctor
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some("damage"))
+            .collect();
+        format!(
+            "--- get events (kept aside)\n{}\n--- doctor (damage)\n{}\n",
+            said.join("\n"),
+            checks.join("\n")
+        )
+    }
+
     /// Whether every task is in `done/` or `failed/`.
     fn settled(&self) -> bool {
         let at = count::places(&self.inboxes());
@@ -440,6 +506,19 @@ impl Bed {
         f.replayed = entries
             .iter()
             .filter(|l| matches!(&l.entry, crate::journal::Entry::Acted(a) if a.replayed))
+            .count();
+        f.said = entries
+            .iter()
+            .filter(|l| {
+                matches!(
+                    &l.entry,
+                    crate::journal::Entry::Controller(crate::journal::Life::StateDamaged(_))
+                )
+            })
+            .count();
+        f.kept_aside = damage::kept_aside(&self.op.state()).len();
+        f.panics = (1..=self.starts)
+            .filter(|n| self.op.log(&format!("controller-{n}")).contains("panicked"))
             .count();
         let typed = std::fs::metadata(self.op.root.join("mine.typed")).map_or(0, |m| m.len());
         if typed > 0 {
