@@ -93,6 +93,7 @@ async fn observe_and_plan(sessions: u32) {
         zones: jiff::tz::db(),
         classifiers: &d.classifiers,
         scope: Scope::Sessions,
+        hold_claims: false,
     };
     let observe_times = std::cell::RefCell::new(Vec::new());
     let reconcile = || async {

@@ -136,6 +136,7 @@ async fn swap(pool: u32, dedicated: u32) -> (Duration, Duration, bool) {
             pid: s.pane.pid,
             conversation: format!("c-{}", s.name),
             transcript,
+            unheard: false,
         });
     }
     store.save(&facts);

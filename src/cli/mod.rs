@@ -408,6 +408,12 @@ async fn look_on(
         );
         crate::state::Facts::default()
     });
+    if let Err(e) = crate::state::probe_writable(&settings.state_dir) {
+        eprintln!(
+            "warning: {e}: the state folder cannot be written; a controller keeps its \
+             sessions running and claims no new task until it can be"
+        );
+    }
     let tz = jiff::tz::TimeZone::system();
     let round = crate::controller::round::Round {
         act: crate::act::Context {

@@ -8,7 +8,7 @@
 //! [`round`] (one observe-plan-act-record-save round, shared with `apply`), `status`
 //! (the journal, logs, notifications and `status.json` of each round), [`queue`],
 //! `watch`, [`handoff`], [`lock`], `replay`, `rebuild` (facts rebuilt after damage),
-//! `error`.
+//! `writable` (a state folder that cannot be written), `error`.
 
 mod error;
 pub(crate) mod handoff;
@@ -21,6 +21,7 @@ mod runner;
 pub(crate) mod start;
 mod status;
 mod watch;
+mod writable;
 
 pub(crate) use error::Error;
 pub(crate) use start::{run, tmux_server};

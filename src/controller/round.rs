@@ -9,8 +9,6 @@
 
 use std::path::{Path, PathBuf};
 
-use tracing::error;
-
 use crate::act;
 use crate::api::Manifests;
 use crate::observe::{self, Observed};
@@ -46,6 +44,8 @@ pub struct Store {
     dir: PathBuf,
     facts: Facts,
     unsaved: bool,
+    /// Why the last write to the state folder failed, while it does.
+    failing: Option<String>,
 }
 
 impl Store {
@@ -58,6 +58,7 @@ impl Store {
             dir: dir.to_path_buf(),
             facts,
             unsaved: damage.is_some(),
+            failing: None,
         };
         Ok((store, damage))
     }
@@ -84,11 +85,34 @@ impl Store {
         match self.facts.save(&self.dir) {
             Ok(()) => {
                 self.unsaved = false;
+                self.failing = None;
                 true
             }
             Err(e) => {
-                error!(error = %e, "cannot save facts; the agents' reports are kept");
+                // Said by whoever runs the rounds (the controller: once a minute).
                 self.unsaved = true;
+                self.failing = Some(e.to_string());
+                false
+            }
+        }
+    }
+
+    /// Why the state folder cannot be written, while the last write to it failed.
+    pub fn failing(&self) -> Option<&str> {
+        self.failing.as_deref()
+    }
+
+    /// Whether the state folder takes a write now (a private file made there and
+    /// removed): asked before a claim while the last save went through, since a folder
+    /// turned read-only shows only at the next save.
+    pub fn probe(&mut self) -> bool {
+        match state::probe_writable(&self.dir) {
+            Ok(()) => true,
+            Err(e) => {
+                // Saved again next round, whether the facts change or not: a save
+                // that goes through ends the outage.
+                self.unsaved = true;
+                self.failing = Some(e.to_string());
                 false
             }
         }
@@ -149,19 +173,28 @@ pub struct Report {
 impl Round<'_> {
     /// Observes and plans, acting on nothing (what `diff` shows).
     pub async fn look(&self, facts: &Facts) -> Result<(Observed, Plan), observe::Error> {
-        self.look_with(facts, observe::Fleet::default()).await
+        self.look_with(facts, observe::Fleet::default(), false)
+            .await
     }
 
     /// [`look`](Self::look), with what the fleet's ledger told since the last round.
+    /// `hold_claims`: the state folder cannot be written, no new task is claimed.
     async fn look_with(
         &self,
         facts: &Facts,
         fleet: observe::Fleet,
+        hold_claims: bool,
     ) -> Result<(Observed, Plan), observe::Error> {
         let m = &self.desired.manifests;
         let mut observed =
             observe::observe(self.act.tmux, m, facts.clone(), self.act.state_dir).await?;
         observed.fleet = fleet;
+        let plan = self.plan(&observed, hold_claims);
+        Ok((observed, plan))
+    }
+
+    /// Plans from `observed`, claims held or not.
+    fn plan(&self, observed: &Observed, hold_claims: bool) -> Plan {
         let ctx = plan::Context {
             owner: self.act.owner,
             now: jiff::Timestamp::now(),
@@ -169,9 +202,9 @@ impl Round<'_> {
             zones: self.zones,
             classifiers: &self.desired.classifiers,
             scope: self.scope,
+            hold_claims,
         };
-        let plan = plan::plan(m, &observed, &ctx);
-        Ok((observed, plan))
+        plan::plan(&self.desired.manifests, observed, &ctx)
     }
 
     /// Observes, plans, runs the plan's actions in order, folds each result into the
@@ -198,7 +231,13 @@ impl Round<'_> {
         watcher: &mut impl Watcher,
         fleet: observe::Fleet,
     ) -> Result<Report, observe::Error> {
-        let (observed, plan) = self.look_with(store.facts(), fleet).await?;
+        let held = store.failing().is_some();
+        let (observed, mut plan) = self.look_with(store.facts(), fleet, held).await?;
+        if claims(&plan) && !store.probe() {
+            // The folder turned read-only since the last save: the claim could not be
+            // recorded.
+            plan = self.plan(&observed, true);
+        }
         watcher.planned(&plan);
         let mut facts = plan.facts.clone();
         let done = carry_out(&plan.actions, self.act, watcher, |ran| {
@@ -234,6 +273,13 @@ impl Round<'_> {
             done,
         })
     }
+}
+
+/// Whether `plan` claims a task.
+fn claims(plan: &Plan) -> bool {
+    plan.actions
+        .iter()
+        .any(|a| matches!(a, Action::Task(plan::TaskAction::DispatchTask { .. })))
 }
 
 /// Carries out `actions` in order, by their executors, in the runs [`batch`] makes:

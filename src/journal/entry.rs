@@ -118,6 +118,21 @@ pub enum Life {
     FleetRestored,
     /// A state file was found damaged: kept aside, and what was done instead.
     StateDamaged(crate::state::damage::Damage),
+    /// The state folder could not be written for a while; written once it can be
+    /// again, after the lines held meanwhile.
+    StateUnwritable {
+        /// When the first write failed.
+        since: Timestamp,
+        /// The last error.
+        error: String,
+        /// Journal lines dropped, beyond those memory held.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        dropped: usize,
+    },
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Who carried an action out, when not the controller.
@@ -314,6 +329,8 @@ pub enum Kind {
     FleetRestored,
     /// A state file was found damaged and kept aside.
     StateDamaged,
+    /// The state folder could not be written for a while.
+    StateUnwritable,
 }
 
 /// Which part of [`Entry`] a kind is read into.
@@ -327,7 +344,7 @@ enum Part {
 
 impl Kind {
     /// Every kind, in declaration order.
-    pub const ALL: [Kind; 31] = [
+    pub const ALL: [Kind; 32] = [
         Kind::Started,
         Kind::Stopped,
         Kind::TmuxUnreachable,
@@ -359,6 +376,7 @@ impl Kind {
         Kind::FleetDegraded,
         Kind::FleetRestored,
         Kind::StateDamaged,
+        Kind::StateUnwritable,
     ];
 
     /// The name in the journal (`taskDone`).
@@ -395,6 +413,7 @@ impl Kind {
             Kind::FleetDegraded => "fleetDegraded",
             Kind::FleetRestored => "fleetRestored",
             Kind::StateDamaged => "stateDamaged",
+            Kind::StateUnwritable => "stateUnwritable",
         }
     }
 
@@ -416,7 +435,8 @@ impl Kind {
             | Kind::Pruned
             | Kind::FleetDegraded
             | Kind::FleetRestored
-            | Kind::StateDamaged => Part::Controller,
+            | Kind::StateDamaged
+            | Kind::StateUnwritable => Part::Controller,
             Kind::Action
             | Kind::TaskClaimed
             | Kind::TaskDone
@@ -463,6 +483,7 @@ impl Entry {
                 Life::FleetDegraded { .. } => Kind::FleetDegraded,
                 Life::FleetRestored => Kind::FleetRestored,
                 Life::StateDamaged(_) => Kind::StateDamaged,
+                Life::StateUnwritable { .. } => Kind::StateUnwritable,
             },
             Entry::Acted(a) => a.event,
             Entry::Event(e) => match e {

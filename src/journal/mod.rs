@@ -21,6 +21,8 @@ use crate::state::{Error, create_private_dir};
 pub struct Journal {
     file: File,
     path: PathBuf,
+    /// The last write failed, perhaps halfway: the next line starts on a new one.
+    torn: bool,
 }
 
 impl Journal {
@@ -44,7 +46,11 @@ impl Journal {
         if !ends_with_newline(&path) {
             file.write_all(b"\n").map_err(io)?;
         }
-        Ok(Self { file, path })
+        Ok(Self {
+            file,
+            path,
+            torn: false,
+        })
     }
 
     /// Appends `entry`, written now, as one line.
@@ -55,6 +61,11 @@ impl Journal {
         })
     }
 
+    /// The journal's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Appends `line` as it is; a line that cannot be written as JSON is not written.
     pub fn write(&mut self, line: &Line) -> Result<(), Error> {
         let mut line = serde_json::to_string(line).map_err(|source| Error::Unencodable {
@@ -62,12 +73,15 @@ impl Journal {
             source,
         })?;
         line.push('\n');
-        self.file
-            .write_all(line.as_bytes())
-            .map_err(|source| Error::Io {
-                path: self.path.clone(),
-                source,
-            })
+        if self.torn {
+            line.insert(0, '\n');
+        }
+        let written = self.file.write_all(line.as_bytes());
+        self.torn = written.is_err();
+        written.map_err(|source| Error::Io {
+            path: self.path.clone(),
+            source,
+        })
     }
 }
 

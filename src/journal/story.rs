@@ -437,6 +437,21 @@ fn life_of(life: &Life) -> (Vec<ObjectRef>, String) {
         )),
         Life::FleetRestored => controller("fleet: etcd answers again; merged".to_owned()),
         Life::StateDamaged(damage) => controller(damage.to_string()),
+        Life::StateUnwritable {
+            since,
+            error,
+            dropped,
+        } => {
+            let lost = if *dropped > 0 {
+                format!("; {dropped} journal lines dropped")
+            } else {
+                String::new()
+            };
+            controller(format!(
+                "the state folder could not be written from {since} ({error}): no task \
+                 claimed meanwhile; the journal lines held are written above{lost}"
+            ))
+        }
     }
 }
 

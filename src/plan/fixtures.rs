@@ -252,6 +252,18 @@ fn plan_in(
     now: jiff::Timestamp,
     scope: super::Scope,
 ) -> super::Plan {
+    plan_held(m, o, owner, now, scope, false)
+}
+
+/// [`plan_in`], with claims held or not (the state folder cannot be written).
+pub(crate) fn plan_held(
+    m: &Manifests,
+    o: &Observed,
+    owner: &str,
+    now: jiff::Timestamp,
+    scope: super::Scope,
+    hold_claims: bool,
+) -> super::Plan {
     let classifiers = match crate::screen::Classifiers::compile(m) {
         Ok(c) => c,
         Err(e) => panic!("fixture manifests: {e}"),
@@ -263,6 +275,7 @@ fn plan_in(
         zones: jiff::tz::db(),
         classifiers: &classifiers,
         scope,
+        hold_claims,
     };
     super::plan(m, o, &ctx)
 }

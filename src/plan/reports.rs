@@ -166,6 +166,7 @@ fn fold_one(
                 pid,
                 conversation: conversation.clone(),
                 transcript: transcript.clone(),
+                unheard: false,
             });
             f.status_at = None;
             // Read after the agent's first prompt (its file landed late): that prompt's

@@ -86,6 +86,18 @@ pub struct AgentFacts {
     pub conversation: String,
     /// That conversation's transcript.
     pub transcript: PathBuf,
+    /// Its reports may have been lost: the state folder could not be written while it
+    /// ran. Its turns are read from the transcript and the screen, as for an agent
+    /// that does not report, until the next agent's `SessionStart`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unheard: bool,
+}
+
+impl AgentFacts {
+    /// Whether the agent of pane pid `pid` is this one and its reports are heard.
+    pub fn reports(&self, pid: u32) -> bool {
+        self.pid == pid && !self.unheard
+    }
 }
 
 /// How the last turn of a session ended, as its agent reported it.
@@ -506,6 +518,22 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         .map_err(io)
 }
 
+/// Whether the state folder `dir` takes a write now: a private file made there and
+/// removed (a folder that does not exist yet is made when first written, and passes).
+pub(crate) fn probe_writable(dir: &Path) -> Result<(), Error> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    tempfile::Builder::new()
+        .prefix(".probe-")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
 /// Creates `dir` and its parents, the last one with mode 0700.
 pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
@@ -653,6 +681,22 @@ mod tests {
             (facts, None)
         );
         assert!(damage::kept_aside(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_state_folder_should_be_found_writable_or_not_by_a_probe() {
+        let dir = tempfile::tempdir().unwrap();
+        probe_writable(dir.path()).unwrap();
+        probe_writable(&dir.path().join("not-yet")).unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, "").unwrap();
+        let err = probe_writable(&file).unwrap_err();
+        assert!(err.to_string().contains("a-file"), "{err}");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no probe left"
+        );
     }
 
     #[test]

@@ -76,3 +76,32 @@ fn garbage_lines_in_the_journal_should_be_kept_aside_and_left_out() {
 fn a_report_that_is_not_json_should_be_kept_aside_not_deleted() {
     survive(Fault::ReportGarbage, "reports/f-0.");
 }
+
+#[test]
+fn a_state_folder_read_only_for_a_while_should_hold_claims_say_it_once_and_catch_up() {
+    let seed = u64::from(std::process::id()) << 16 | 0x2545;
+    let report = chaos::run(
+        BIN.as_ref(),
+        &Options {
+            tasks: 20,
+            kills: 2,
+            tmux_kills: 0,
+            seed,
+            settle: Duration::from_secs(180),
+            faults: vec![Fault::ReadOnly],
+        },
+    );
+    if let Some(why) = &report.skipped {
+        eprintln!("SKIPPED: the state folder could not be made read-only here: {why}");
+        return;
+    }
+    let f = &report.figures;
+    eprintln!("ReadOnly: {f}\n{}", report.operator);
+    assert_eq!(f.read_only, 2, "{f}");
+    assert!(f.clean(), "{f}\n{}\n{}", report.details, report.operator);
+    assert!(
+        report.operator.contains("cannot be written"),
+        "get and doctor say so: {}",
+        report.operator
+    );
+}

@@ -18,6 +18,8 @@ pub(super) struct Damage {
     pub journal: Option<String>,
     /// The files kept aside so far.
     pub kept: Vec<PathBuf>,
+    /// Why the folder cannot be written now, if it cannot.
+    pub unwritable: Option<String>,
 }
 
 /// Reads the facts and the journal of the state folder `dir`, and lists what was kept
@@ -32,10 +34,13 @@ pub(super) fn gather(dir: &Path) -> Damage {
         facts: crate::state::Facts::load(dir).err().map(|e| e.to_string()),
         journal,
         kept: crate::state::damage::kept_aside(dir),
+        unwritable: crate::state::probe_writable(dir)
+            .err()
+            .map(|e| e.to_string()),
     }
 }
 
-/// A failure for each file damaged now (restarting the controller keeps it aside), a
+/// A failure when the folder cannot be written, one for each file damaged now (restarting the controller keeps it aside), a
 /// warning for the files kept aside (look, then delete them); one ✓ when neither.
 pub(super) fn judge(d: &Damage, holder: Option<u32>, fixes: &Fixes) -> Vec<Check> {
     let restart = || match holder {
@@ -43,6 +48,21 @@ pub(super) fn judge(d: &Damage, holder: Option<u32>, fixes: &Fixes) -> Vec<Check
         None => fixes.start_controller(),
     };
     let mut checks = Vec::new();
+    if let Some(error) = &d.unwritable {
+        let quoted = shell_words::quote(&d.dir.to_string_lossy()).into_owned();
+        checks.push(Check::fail(
+            "damage",
+            d.dir.display().to_string(),
+            format!(
+                "cannot be written ({error}): the controller keeps its sessions running, \
+                 claims no new task and holds its journal lines until it can"
+            ),
+            format!(
+                "make it writable again (a filesystem remounted read-only: `mount -o \
+                 remount,rw`; `lsattr -d {quoted}` for the immutable flag; `chmod u+w {quoted}`)"
+            ),
+        ));
+    }
     if let Some(problem) = &d.facts {
         checks.push(Check::fail(
             "damage",

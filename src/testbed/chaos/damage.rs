@@ -24,12 +24,15 @@ pub enum Fault {
     JournalGarbage,
     /// A file in `reports/` that is not JSON, named as a pool session's report.
     ReportGarbage,
+    /// The whole state folder read-only for a few seconds while the controller runs
+    /// (see [`ReadOnly`]); made by the run, not by [`Fault::make`].
+    ReadOnly,
 }
 
 impl Fault {
     /// Whether it is made while the controller runs (not between a kill and a restart).
     pub fn live(self) -> bool {
-        self == Fault::ReportGarbage
+        matches!(self, Fault::ReportGarbage | Fault::ReadOnly)
     }
 
     /// Makes it in the state folder `state`, `pick` choosing where; whether it was
@@ -77,6 +80,7 @@ impl Fault {
                     .and_then(|mut f| f.write_all(b"{\"event\": \"Stop\", \"sess"))
                     .is_ok()
             }
+            Fault::ReadOnly => false,
         }
     }
 }
@@ -136,5 +140,60 @@ mod tests {
             assert_eq!((read.lines.len(), read.damaged.len()), (2, 2), "{pick}");
         }
         assert!(!Fault::FactsTruncated.make(dir.path(), 0), "no facts yet");
+    }
+}
+
+/// The state folder made read-only while a controller runs, until dropped: as root
+/// (where `chmod` stops no write) with `chattr -R +i` (the immutable flag: no file
+/// made, renamed, removed or written, through open descriptors too), else with
+/// `chmod -R a-w` (a descriptor open before keeps writing: the journal).
+#[derive(Debug)]
+pub struct ReadOnly {
+    dir: std::path::PathBuf,
+    chattr: bool,
+}
+
+impl ReadOnly {
+    /// Makes `dir` read-only; `Err` says why it could not be (the test is skipped).
+    pub fn make(dir: &Path) -> Result<Self, String> {
+        let root = std::fs::metadata("/proc/self").is_ok_and(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.uid() == 0
+        });
+        let made = Self {
+            dir: dir.to_path_buf(),
+            chattr: root,
+        };
+        let (tool, args): (&str, &[&str]) = if root {
+            ("chattr", &["-R", "+i"])
+        } else {
+            ("chmod", &["-R", "a-w"])
+        };
+        let status = std::process::Command::new(tool)
+            .args(args)
+            .arg(dir)
+            .status()
+            .map_err(|e| format!("{tool}: {e}"))?;
+        if !status.success() {
+            return Err(format!("{tool} {args:?} failed: {status}"));
+        }
+        match crate::state::probe_writable(dir) {
+            Ok(()) => Err(format!("{tool} {args:?} left {} writable", dir.display())),
+            Err(_) => Ok(made),
+        }
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        let (tool, args): (&str, &[&str]) = if self.chattr {
+            ("chattr", &["-R", "-i"])
+        } else {
+            ("chmod", &["-R", "u+w"])
+        };
+        let _ = std::process::Command::new(tool)
+            .args(args)
+            .arg(&self.dir)
+            .status();
     }
 }

@@ -84,6 +84,12 @@ pub struct Figures {
     pub kept_aside: usize,
     /// Controller logs holding a panic.
     pub panics: usize,
+    /// Of the faults, times the state folder was read-only.
+    pub read_only: usize,
+    /// Times a controller's log said the state folder cannot be written.
+    pub logged_unwritable: usize,
+    /// Tasks claimed while the state folder was read-only.
+    pub claimed_read_only: usize,
     /// Wall time of the run.
     pub elapsed: Duration,
 }
@@ -99,7 +105,9 @@ impl Figures {
             && self.journal_missing + self.journal_extra == 0
             && self.panics == 0
             && self.said == self.faults
-            && self.kept_aside == self.faults
+            && self.kept_aside + self.read_only == self.faults
+            && self.logged_unwritable == self.read_only
+            && self.claimed_read_only == 0
     }
 }
 
@@ -112,7 +120,8 @@ impl fmt::Display for Figures {
              shared context {} · \
              duplicate controllers {} · unowned touched {} · leftover clients {} · \
              journal missing {} · journal extra {} (replayed {}) · panics {} · \
-             faults {} · said {} · kept aside {} · elapsed {:.1}s",
+             faults {} · said {} · kept aside {} · read-only {} (said in the log {}, \
+             claims meanwhile {}) · elapsed {:.1}s",
             self.tasks,
             self.kills,
             self.tmux_kills,
@@ -135,6 +144,9 @@ impl fmt::Display for Figures {
             self.faults,
             self.said,
             self.kept_aside,
+            self.read_only,
+            self.logged_unwritable,
+            self.claimed_read_only,
             self.elapsed.as_secs_f64()
         )
     }
@@ -148,8 +160,12 @@ pub struct Report {
     /// The tasks behind each bad figure, and the last controller's log.
     pub details: String,
     /// What an operator sees of the damage at the end: `failover get events` and
-    /// `failover doctor` (empty without faults).
+    /// `failover doctor` (empty without faults); and while the folder was read-only,
+    /// `failover get sessions` and `failover doctor`.
     pub operator: String,
+    /// Why a fault could not be made (the read-only folder as root without `chattr`):
+    /// the run proves nothing of it.
+    pub skipped: Option<String>,
 }
 
 /// xorshift64: enough randomness for wait times and kill points, replayable by seed.
@@ -182,6 +198,10 @@ struct Bed {
     mine: Option<String>,
     figures: Figures,
     starts: usize,
+    /// What the operator saw while the state folder was read-only.
+    seen: String,
+    /// Why a fault could not be made.
+    skipped: Option<String>,
 }
 
 /// Runs the suite with the `failover` binary `bin`.
@@ -215,9 +235,12 @@ pub fn run(bin: &Path, o: &Options) -> Report {
             bed.figures.tmux_kills += 1;
             bed.make_mine();
         } else {
-            let fault =
-                (!o.faults.is_empty()).then(|| o.faults[bed.figures.kills % o.faults.len()]);
+            let fault = (!o.faults.is_empty()).then(|| o.faults[event % o.faults.len()]);
             let pick = rng.next();
+            if fault == Some(damage::Fault::ReadOnly) {
+                bed.read_only();
+                continue;
+            }
             if let Some(fault) = fault.filter(|f| f.live()) {
                 bed.damage(fault, pick);
             }
@@ -235,7 +258,7 @@ pub fn run(bin: &Path, o: &Options) -> Report {
     let operator = if o.faults.is_empty() {
         String::new()
     } else {
-        bed.operator()
+        format!("{}{}", bed.seen, bed.operator())
     };
     let log = c.log();
     c.signal("TERM");
@@ -257,6 +280,7 @@ pub fn run(bin: &Path, o: &Options) -> Report {
         figures: bed.figures,
         details,
         operator,
+        skipped: bed.skipped,
     }
 }
 
@@ -298,6 +322,8 @@ impl Bed {
                 ..Figures::default()
             },
             starts: 0,
+            seen: String::new(),
+            skipped: None,
         }
     }
 
@@ -414,6 +440,47 @@ impl Bed {
         }
     }
 
+    /// Makes the state folder read-only for three seconds while the controller runs:
+    /// what the operator sees meanwhile is kept, and the tasks that left the inboxes
+    /// counted (a claim the controller could not record).
+    fn read_only(&mut self) {
+        let state = self.op.state();
+        let ro = match damage::ReadOnly::make(&state) {
+            Ok(ro) => ro,
+            Err(why) => {
+                self.skipped = Some(why);
+                return;
+            }
+        };
+        self.figures.faults += 1;
+        self.figures.read_only += 1;
+        let m = self.manifest.to_string_lossy().into_owned();
+        let (_, get) = self.op.run(&["get", "sessions", "-f", &m]);
+        let (_, doctor) = self.op.run(&["doctor", "-f", &m]);
+        let said: Vec<&str> = get.lines().filter(|l| l.starts_with("warning")).collect();
+        let checks: Vec<&str> = doctor
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some("damage"))
+            .collect();
+        self.seen.push_str(&format!(
+            "--- get sessions (read-only)\n{}\n--- doctor (read-only)\n{}\n",
+            said.join("\n"),
+            checks.join("\n")
+        ));
+        // A claim under way when the folder turned read-only has landed by now.
+        let waiting = |at: &BTreeMap<String, &str>| -> Vec<String> {
+            at.iter()
+                .filter(|(_, p)| **p == "inbox")
+                .map(|(n, _)| n.clone())
+                .collect()
+        };
+        let before = waiting(&count::places(&self.inboxes()));
+        std::thread::sleep(Duration::from_secs(3));
+        let after = waiting(&count::places(&self.inboxes()));
+        self.figures.claimed_read_only += before.iter().filter(|n| !after.contains(n)).count();
+        drop(ro);
+    }
+
     /// What an operator sees of the damage: the journal's `stateDamaged` events as
     /// `get events` tells them, and doctor's lines on it.
     fn operator(&self) -> String {
@@ -510,12 +577,21 @@ impl Bed {
         f.said = entries
             .iter()
             .filter(|l| {
+                use crate::journal::{Entry::Controller, Life};
                 matches!(
                     &l.entry,
-                    crate::journal::Entry::Controller(crate::journal::Life::StateDamaged(_))
+                    Controller(Life::StateDamaged(_) | Life::StateUnwritable { .. })
                 )
             })
             .count();
+        f.logged_unwritable = (1..=self.starts)
+            .map(|n| {
+                self.op
+                    .log(&format!("controller-{n}"))
+                    .matches("cannot be written")
+                    .count()
+            })
+            .sum();
         f.kept_aside = damage::kept_aside(&self.op.state()).len();
         f.panics = (1..=self.starts)
             .filter(|n| self.op.log(&format!("controller-{n}")).contains("panicked"))
