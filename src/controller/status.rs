@@ -119,6 +119,14 @@ impl Reporter {
             self.unwritable(e);
             return;
         }
+        // A round may write nothing (the facts unchanged): the folder is asked itself.
+        if self.writable.is_down() {
+            let dir = self.journal.path().parent().unwrap_or(Path::new("."));
+            if let Err(e) = crate::state::probe_writable(dir) {
+                self.unwritable(&e.to_string());
+                return;
+            }
+        }
         if let Some(outage) = self.writable.recovered() {
             let dir = self.journal.path().parent().unwrap_or(Path::new("."));
             info!(

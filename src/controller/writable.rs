@@ -61,6 +61,11 @@ impl Writable {
         self.outage.take()
     }
 
+    /// Whether a write failed since the last round that wrote everything.
+    pub(super) fn is_down(&self) -> bool {
+        self.outage.is_some()
+    }
+
     /// Holds `line` until the journal takes it.
     pub(super) fn hold(&mut self, line: Line) {
         if self.held.len() >= HELD_MAX {
@@ -140,7 +145,9 @@ mod tests {
             .map(|now| (now - start).as_secs())
             .collect();
         assert_eq!(said, [0, 60, 120]);
+        assert!(w.is_down());
         let outage = w.recovered().expect("an outage ended");
+        assert!(!w.is_down());
         assert_eq!(outage.error, "read-only file system");
         assert_eq!(w.recovered(), None, "said once");
         assert!(

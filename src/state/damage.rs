@@ -70,19 +70,23 @@ pub(crate) fn aside_name(path: &Path, now: jiff::Timestamp) -> PathBuf {
 
 /// Moves the damaged file at `path` aside (a rename within its folder); where it went.
 pub(crate) fn keep_aside(path: &Path, now: jiff::Timestamp) -> Result<PathBuf, Error> {
-    let to = aside_name(path, now);
-    std::fs::rename(path, &to).map_err(|source| Error::KeepAside {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(to)
+    aside(path, now, |from, to| std::fs::rename(from, to))
 }
 
 /// Copies the damaged file at `path` aside, leaving it where it is (its whole lines are
 /// written back by the caller); where the copy went.
 pub(crate) fn copy_aside(path: &Path, now: jiff::Timestamp) -> Result<PathBuf, Error> {
+    aside(path, now, |from, to| std::fs::copy(from, to).map(drop))
+}
+
+/// Puts `path` aside under its timestamped name with `how` (rename or copy).
+fn aside(
+    path: &Path,
+    now: jiff::Timestamp,
+    how: impl FnOnce(&Path, &Path) -> std::io::Result<()>,
+) -> Result<PathBuf, Error> {
     let to = aside_name(path, now);
-    std::fs::copy(path, &to).map_err(|source| Error::KeepAside {
+    how(path, &to).map_err(|source| Error::KeepAside {
         path: path.to_path_buf(),
         source,
     })?;

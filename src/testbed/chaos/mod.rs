@@ -204,6 +204,15 @@ struct Bed {
     skipped: Option<String>,
 }
 
+/// The seed of a test's run: `FAILOVER_CHAOS_SEED` to replay one, else one of this
+/// process.
+pub fn seed() -> u64 {
+    std::env::var("FAILOVER_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| u64::from(std::process::id()) << 16 | 0x2545)
+}
+
 /// Runs the suite with the `failover` binary `bin`.
 pub fn run(bin: &Path, o: &Options) -> Report {
     let begun = Instant::now();
@@ -241,8 +250,14 @@ pub fn run(bin: &Path, o: &Options) -> Report {
                 bed.read_only();
                 continue;
             }
+            if fault.is_some() {
+                // One fault per controller that started (two would be repaired as one).
+                bed.wait_started(&c);
+            }
             if let Some(fault) = fault.filter(|f| f.live()) {
                 bed.damage(fault, pick);
+                // Killed once it kept the report aside and said so, not in between.
+                bed.wait_handled();
             }
             c.kill();
             bed.figures.kills += 1;
@@ -431,6 +446,24 @@ impl Bed {
         if self.mine.as_deref() != Some(now.as_str()) || now.is_empty() {
             self.figures.unowned_touched += 1;
         }
+    }
+
+    /// Waits (10 s at most) for controller `c` to journal its start.
+    fn wait_started(&self, c: &Spawned) {
+        let _ = wait_for_or_none(Duration::from_secs(10), || {
+            self.op
+                .events("started")
+                .iter()
+                .any(|e| e["pid"] == c.pid())
+                .then_some(())
+        });
+    }
+
+    /// Waits (10 s at most) for every damage made to be said in the journal.
+    fn wait_handled(&self) {
+        let _ = wait_for_or_none(Duration::from_secs(10), || {
+            (self.op.events("stateDamaged").len() >= self.figures.faults).then_some(())
+        });
     }
 
     /// Damages the state folder with `fault`, counted when it was made.
