@@ -72,15 +72,10 @@ impl Doc {
 
 /// Every semantic problem of the document set. With `partial` (some text could not be
 /// parsed), problems of the set as a whole, such as a missing Account, are not claimed.
-/// With `codex` false, accounts and profiles of kind `codex` are refused
-/// ([`EXPERIMENTAL_CODEX`]).
-pub(super) fn check(docs: &[Doc], partial: bool, codex: bool) -> Vec<Problem> {
+pub(super) fn check(docs: &[Doc], partial: bool) -> Vec<Problem> {
     let mut out = Vec::new();
     for doc in docs {
         check_local(doc, &mut out);
-    }
-    if !codex {
-        check_not_codex(docs, &mut out);
     }
     check_unique(docs, &mut out);
     check_references(docs, &mut out);
@@ -337,37 +332,6 @@ fn names_of(docs: &[Doc], kind: Kind) -> BTreeSet<&str> {
         .filter(|d| d.of(kind))
         .filter_map(|d| d.name.as_deref())
         .collect()
-}
-
-/// The variable that lets accounts and profiles of kind `codex` through (`1`) until
-/// Codex sessions run end to end (issue 25).
-pub(crate) const EXPERIMENTAL_CODEX: &str = "FAILOVER_EXPERIMENTAL_CODEX";
-
-/// Refuses every Account and AgentProfile of kind `codex`, and every session that runs
-/// the built-in `codex` profile: main must not offer a half-built family.
-fn check_not_codex(docs: &[Doc], out: &mut Vec<Problem>) {
-    let codex = AgentKind::Codex.as_str();
-    let why = format!(
-        "codex sessions are not run yet (issue 25): set {EXPERIMENTAL_CODEX}=1 to try them"
-    );
-    let declared = names_of(docs, Kind::AgentProfile);
-    for doc in docs {
-        let pointer = match doc.kind {
-            Some(Kind::Account) => "/spec/agent",
-            Some(Kind::AgentProfile) => "/spec/kind",
-            Some(Kind::Pool | Kind::DedicatedSession)
-                if doc.str("/spec/agent") == Some(codex) && !declared.contains(codex) =>
-            {
-                let builtin = format!("{why} (the built-in AgentProfile `codex` is of kind codex)");
-                out.push(doc.problem("/spec/agent", builtin));
-                continue;
-            }
-            _ => continue,
-        };
-        if doc.str(pointer) == Some(codex) {
-            out.push(doc.problem(pointer, why.clone()));
-        }
-    }
 }
 
 fn check_references(docs: &[Doc], out: &mut Vec<Problem>) {

@@ -109,6 +109,8 @@ impl From<crate::report::Window> for WindowCell {
 pub(crate) struct AccountRow {
     /// The account's name.
     pub name: String,
+    /// The agent family its home is for (`claude-code`, `codex`).
+    pub agent: String,
     /// Its priority.
     pub priority: i32,
     /// `active`, `available`, `exhausted`, `over moveAt`, …
@@ -151,7 +153,9 @@ pub(crate) fn last_swaps(m: &Manifests, o: &Observed) -> Vec<String> {
 }
 
 /// The rows of `get accounts` at `now`: the ledger's own answer in `plan`: cooldown,
-/// fail-back, what the screens and the agents' reports say included.
+/// fail-back, what the screens and the agents' reports say included. Grouped by family
+/// (in the families' order), each family's accounts by priority: `active` marks each
+/// family's active account.
 pub(crate) fn accounts(
     m: &Manifests,
     o: &Observed,
@@ -159,8 +163,9 @@ pub(crate) fn accounts(
     now: jiff::Timestamp,
 ) -> Vec<AccountRow> {
     let usage = &plan.facts.usage;
-    m.accounts_by_priority()
+    m.families()
         .into_iter()
+        .flat_map(|kind| m.family_by_priority(kind))
         .map(|a| {
             let until = o.facts.exhausted_until.get(&a.name).filter(|t| **t > now);
             let over = plan::over_threshold(m, &plan.facts, &a.name, now);
@@ -183,6 +188,7 @@ pub(crate) fn accounts(
             let reading = usage.get(&a.name);
             AccountRow {
                 name: a.name.clone(),
+                agent: a.spec.agent.to_string(),
                 priority: a.spec.priority,
                 state: state.to_owned(),
                 resets: until.map(ToString::to_string).unwrap_or_default(),

@@ -327,8 +327,8 @@ impl Row for SessionRow {
 impl Row for AccountRow {
     fn columns() -> Vec<&'static str> {
         vec![
-            "name", "priority", "state", "resets", "resetsIn", "fiveHour", "sevenDay", "sessions",
-            "home",
+            "name", "agent", "priority", "state", "resets", "resetsIn", "fiveHour", "sevenDay",
+            "sessions", "home",
         ]
     }
 }
@@ -357,6 +357,7 @@ mod tests {
         });
         super::super::table::assert_columns(&AccountRow {
             name: "a".into(),
+            agent: "claude-code".into(),
             priority: 0,
             state: "active".into(),
             resets: String::new(),

@@ -11,6 +11,7 @@
 mod fleet;
 mod fs;
 mod inbox;
+mod threads;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ pub(crate) use fs::{Entry, glob_match, observe_entry};
 #[cfg(test)]
 pub(crate) use inbox::Waiting;
 pub(crate) use inbox::{ActiveTask, Evidence, InboxState, TaskTurn};
+pub(crate) use threads::CodexThread;
 
 pub(crate) use crate::tmux::{ACCOUNT_OPTION, OWNER_OPTION, PANE_OPTION};
 
@@ -66,6 +68,9 @@ pub struct Observed {
     /// For tasks in flight in agents that do not report: their turn as the
     /// conversation's transcript shows it, by file name in `active/`.
     pub turns: BTreeMap<String, TaskTurn>,
+    /// The threads the live dedicated Codex sessions hold, by session (Codex reports
+    /// none when it starts): what their move resumes.
+    pub codex_threads: BTreeMap<String, CodexThread>,
     /// The transcripts that exist of claimed tasks' conversations and of the agents
     /// that hold them: where a task whose agent died or moves can be resumed.
     pub transcripts: BTreeSet<PathBuf>,
@@ -191,6 +196,7 @@ pub async fn observe(
         .unwrap_or_default();
     let evidence = inbox::evidence(manifests, &sessions, &inboxes, &facts, &reports);
     let turns = inbox::turns(manifests, &sessions, &inboxes, &facts);
+    let codex_threads = threads::codex_threads(manifests, &sessions);
     let requests = state_dir.map(crate::request::read).unwrap_or_default();
     // A session the operator asks to restart resumes its agent's conversation when its
     // transcript is there.
@@ -254,6 +260,7 @@ pub async fn observe(
         exe: failover_exe(),
         evidence,
         turns,
+        codex_threads,
         transcripts,
         requests,
         facts,

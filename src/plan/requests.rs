@@ -127,7 +127,14 @@ fn restart(m: &Manifests, o: &Observed, owner: &str, name: &str, plan: &mut Plan
         .filter(|a| a.pid == s.pane.pid)
         .map(|a| (a.conversation.clone(), a.transcript.clone()))
         .or_else(|| task.and_then(|t| t.conversation.clone()))
-        .filter(|(_, transcript)| o.transcripts.contains(transcript));
+        .filter(|(_, transcript)| o.transcripts.contains(transcript))
+        // A dedicated Codex session's thread, from its folder's rollouts.
+        .or_else(|| match o.codex_threads.get(name)? {
+            crate::observe::CodexThread::Held { thread, rollout } => {
+                Some((thread.clone(), rollout.clone()))
+            }
+            _ => None,
+        });
     if let (Some(t), None) = (task, &held) {
         return refuse(
             plan,

@@ -165,7 +165,23 @@ fn accounts_lines(app: &App, width: u16) -> Vec<Line<'static>> {
         .map(|a| a.row.name.chars().count())
         .max()
         .unwrap_or(0);
+    // With several families, each family's accounts under its name.
+    let families = app
+        .snapshot
+        .accounts
+        .iter()
+        .map(|a| a.row.agent.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let mut family = None;
     for a in &app.snapshot.accounts {
+        if families > 1 && family != Some(a.row.agent.as_str()) {
+            family = Some(a.row.agent.as_str());
+            out.push(Line::from(Span::styled(
+                a.row.agent.clone(),
+                paint(app, Style::new().add_modifier(Modifier::UNDERLINED)),
+            )));
+        }
         let state = account_state(app, a);
         let sessions = match a.sessions.len() {
             0 => "no sessions".to_owned(),
@@ -448,6 +464,7 @@ fn main_view(app: &App, f: &mut Frame<'_>, area: Rect) {
         View::Accounts => {
             let cols = [
                 col("ACCOUNT", 0),
+                col("AGENT", 4),
                 col("STATE", 1),
                 col("5H LEFT", 2),
                 col("7D LEFT", 3),
@@ -480,6 +497,7 @@ fn main_view(app: &App, f: &mut Frame<'_>, area: Rect) {
                     (
                         vec![
                             a.row.name.clone(),
+                            a.row.agent.clone(),
                             state,
                             window(a.row.five_hour),
                             window(a.row.seven_day),

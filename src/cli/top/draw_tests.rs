@@ -35,6 +35,7 @@ fn account(name: &str, state: &'static str, used: Option<f64>) -> AccountView {
     AccountView {
         row: AccountRow {
             name: name.into(),
+            agent: "claude-code".into(),
             priority: 0,
             state: state.into(),
             resets: String::new(),
@@ -117,6 +118,28 @@ fn accounts_should_show_a_bar_the_percent_left_and_a_countdown_per_window() {
         text.contains("work  3 waiting · 1 running · 9 done · 0 failed · oldest 4m"),
         "{text}"
     );
+}
+
+#[test]
+fn accounts_should_be_grouped_under_their_family_once_there_are_several() {
+    let (lines, _) = render(&app(true), 140, 40);
+    assert!(
+        !lines.iter().any(|l| l.trim() == "claude-code"),
+        "one family: no heading"
+    );
+    let mut app = app(true);
+    let mut x = account("x", "active", Some(10.0));
+    x.row.agent = "codex".into();
+    app.snapshot.accounts.push(x);
+    let (lines, _) = render(&app, 140, 40);
+    let at = |text: &str| {
+        lines
+            .iter()
+            .position(|l| l.trim() == text || l.starts_with(&format!("{text}  ")))
+            .unwrap_or_else(|| panic!("no line {text}:\n{}", lines.join("\n")))
+    };
+    assert!(at("claude-code") < at("a") && at("a") < at("b"));
+    assert!(at("b") < at("codex") && at("codex") < at("x"));
 }
 
 #[test]
