@@ -97,3 +97,50 @@ fn a_state_folder_read_only_for_a_while_should_hold_claims_say_it_once_and_catch
         report.operator
     );
 }
+
+#[test]
+fn get_and_doctor_should_say_damaged_files_by_name_before_a_controller_repairs_them() {
+    use failover::testbed::manifest::Manifest;
+    let bed = crate::bed::new(&["home", "work"]);
+    let m = Manifest::new()
+        .account("main", bed.root.join("home"))
+        .agent("claude", &[BIN, "sim-agent"])
+        .pool("p", "w-", 1..=1, bed.root.join("work"));
+    let file = bed.save("pool.yaml", &m.yaml());
+    let file = file.to_string_lossy();
+    let state = bed.state();
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("facts.json"), "{\"sessions\": {\"w-0\": ").unwrap();
+    let good = r#"{"time":"2026-12-06T03:15:00Z","event":"stopped","pid":10}"#;
+    std::fs::write(
+        state.join("journal.jsonl"),
+        format!("{good}\n\u{1}garbage\n"),
+    )
+    .unwrap();
+    let (code, get) = bed.run(&["get", "sessions", "-f", &file]);
+    assert_eq!(code, 0, "get shows what it can: {get}");
+    assert!(
+        get.contains("facts.json: not valid") && get.contains("shown without the facts"),
+        "{get}"
+    );
+    let (code, events) = bed.run(&["get", "events", "-f", &file]);
+    assert_eq!(code, 0, "{events}");
+    assert!(
+        events.contains("journal.jsonl: 1 line that is not a journal line (line 2)"),
+        "{events}"
+    );
+    assert!(events.contains("controller stopped (pid 10)"), "{events}");
+    let (_, doctor) = bed.run(&["doctor", "-f", &file]);
+    let damage: Vec<&str> = doctor
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("damage"))
+        .collect();
+    assert_eq!(damage.len(), 2, "facts and journal each fail: {doctor}");
+    assert!(damage[0].contains("facts.json") && damage[0].contains("keeps it aside"));
+    assert!(damage[1].contains("journal.jsonl") && damage[1].contains("whole lines back"));
+    assert_eq!(
+        std::fs::read_dir(&state).unwrap().count(),
+        2,
+        "nothing moved by a reader"
+    );
+}
