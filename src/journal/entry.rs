@@ -116,6 +116,23 @@ pub enum Life {
     },
     /// etcd answers again.
     FleetRestored,
+    /// A state file was found damaged: kept aside, and what was done instead.
+    StateDamaged(crate::state::damage::Damage),
+    /// The state folder could not be written for a while; written once it can be
+    /// again, after the lines held meanwhile.
+    StateUnwritable {
+        /// When the first write failed.
+        since: Timestamp,
+        /// The last error.
+        error: String,
+        /// Journal lines dropped, beyond those memory held.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        dropped: usize,
+    },
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Who carried an action out, when not the controller.
@@ -310,6 +327,10 @@ pub enum Kind {
     FleetDegraded,
     /// etcd answers again.
     FleetRestored,
+    /// A state file was found damaged and kept aside.
+    StateDamaged,
+    /// The state folder could not be written for a while.
+    StateUnwritable,
 }
 
 /// Which part of [`Entry`] a kind is read into.
@@ -323,7 +344,7 @@ enum Part {
 
 impl Kind {
     /// Every kind, in declaration order.
-    pub const ALL: [Kind; 30] = [
+    pub const ALL: [Kind; 32] = [
         Kind::Started,
         Kind::Stopped,
         Kind::TmuxUnreachable,
@@ -354,6 +375,8 @@ impl Kind {
         Kind::FleetLedger,
         Kind::FleetDegraded,
         Kind::FleetRestored,
+        Kind::StateDamaged,
+        Kind::StateUnwritable,
     ];
 
     /// The name in the journal (`taskDone`).
@@ -389,6 +412,8 @@ impl Kind {
             Kind::FleetLedger => "fleetLedger",
             Kind::FleetDegraded => "fleetDegraded",
             Kind::FleetRestored => "fleetRestored",
+            Kind::StateDamaged => "stateDamaged",
+            Kind::StateUnwritable => "stateUnwritable",
         }
     }
 
@@ -409,7 +434,9 @@ impl Kind {
             | Kind::ActiveAccount
             | Kind::Pruned
             | Kind::FleetDegraded
-            | Kind::FleetRestored => Part::Controller,
+            | Kind::FleetRestored
+            | Kind::StateDamaged
+            | Kind::StateUnwritable => Part::Controller,
             Kind::Action
             | Kind::TaskClaimed
             | Kind::TaskDone
@@ -455,6 +482,8 @@ impl Entry {
                 Life::Pruned { .. } => Kind::Pruned,
                 Life::FleetDegraded { .. } => Kind::FleetDegraded,
                 Life::FleetRestored => Kind::FleetRestored,
+                Life::StateDamaged(_) => Kind::StateDamaged,
+                Life::StateUnwritable { .. } => Kind::StateUnwritable,
             },
             Entry::Acted(a) => a.event,
             Entry::Event(e) => match e {

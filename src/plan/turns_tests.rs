@@ -44,6 +44,7 @@ fn reporting(o: &mut Observed) {
         pid: PID,
         conversation: "c1".into(),
         transcript: "/h/main/projects/-w/c1.jsonl".into(),
+        unheard: false,
     });
 }
 
