@@ -1,5 +1,6 @@
 //! The chaos suite's large form: `cargo bench --bench chaos -- --tasks 500 --kills 50
-//! --tmux-kills 5 [--runs 5] [--seed N]`. One line of figures per run, counted from
+//! --tmux-kills 5 [--runs 5] [--seed N] [--state-damage]`; `--state-damage` damages the
+//! state folder at the controller kills, each fault of `chaos::damage::Fault::ALL` in turn. One line of figures per run, counted from
 //! evidence (see `failover::testbed::chaos`); exits 1 when a run was not clean.
 //! Figures go to docs/reliability.md.
 
@@ -30,6 +31,10 @@ fn main() -> std::process::ExitCode {
                 })
         };
         match arg.as_str() {
+            "--state-damage" => {
+                o.faults = chaos::damage::Fault::ALL.to_vec();
+                continue;
+            }
             "--tasks" => o.tasks = value() as usize,
             "--kills" => o.kills = value() as usize,
             "--tmux-kills" => o.tmux_kills = value() as usize,
@@ -39,7 +44,7 @@ fn main() -> std::process::ExitCode {
             "--bench" => {}
             other => {
                 eprintln!(
-                    "unknown argument {other}: --tasks N --kills N --tmux-kills N --runs N --seed N"
+                    "unknown argument {other}: --tasks N --kills N --tmux-kills N --runs N --seed N --state-damage"
                 );
                 return std::process::ExitCode::from(2);
             }

@@ -30,6 +30,16 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// Every fault, in the order a run with `--state-damage` makes them in turn.
+    pub const ALL: [Fault; 6] = [
+        Fault::FactsTruncated,
+        Fault::FactsGarbage,
+        Fault::JournalTorn,
+        Fault::JournalGarbage,
+        Fault::ReportGarbage,
+        Fault::ReadOnly,
+    ];
+
     /// Whether it is made while the controller runs (not between a kill and a restart).
     pub fn live(self) -> bool {
         matches!(self, Fault::ReportGarbage | Fault::ReadOnly)

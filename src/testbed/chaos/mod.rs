@@ -246,13 +246,14 @@ pub fn run(bin: &Path, o: &Options) -> Report {
         } else {
             let fault = (!o.faults.is_empty()).then(|| o.faults[event % o.faults.len()]);
             let pick = rng.next();
+            if fault.is_some() {
+                // One fault per controller that started (two would be repaired as one;
+                // a controller cannot take its lock in a read-only folder).
+                bed.wait_started(&c);
+            }
             if fault == Some(damage::Fault::ReadOnly) {
                 bed.read_only();
                 continue;
-            }
-            if fault.is_some() {
-                // One fault per controller that started (two would be repaired as one).
-                bed.wait_started(&c);
             }
             if let Some(fault) = fault.filter(|f| f.live()) {
                 bed.damage(fault, pick);
