@@ -68,6 +68,17 @@ impl Doc {
     fn of(&self, kind: Kind) -> bool {
         self.kind == Some(kind)
     }
+
+    /// Where a pool or dedicated session names its agent profiles: each entry of a
+    /// pool's `agents`, else `agent` (present or not).
+    fn profile_pointers(&self) -> Vec<String> {
+        match self.value.pointer("/spec/agents").and_then(Value::as_array) {
+            Some(all) if self.of(Kind::Pool) => (0..all.len())
+                .map(|i| format!("/spec/agents/{i}"))
+                .collect(),
+            _ => vec!["/spec/agent".to_owned()],
+        }
+    }
 }
 
 /// Every semantic problem of the document set. With `partial` (some text could not be
@@ -136,6 +147,19 @@ fn check_local(doc: &Doc, out: &mut Vec<Problem>) {
                 out.push(doc.problem(
                     "/spec/min",
                     format!("min ({min}) is greater than max ({max})"),
+                ));
+            }
+            let agents = doc.value.pointer("/spec/agents");
+            if agents.is_some() && doc.value.pointer("/spec/agent").is_some() {
+                out.push(doc.problem(
+                    "/spec/agents",
+                    "set `agent` (one profile) or `agents` (several, first preferred), not both",
+                ));
+            }
+            if agents.and_then(Value::as_array).is_some_and(Vec::is_empty) {
+                out.push(doc.problem(
+                    "/spec/agents",
+                    "`agents` names no profile: name at least one, or leave it out",
                 ));
             }
         }
@@ -355,11 +379,14 @@ fn check_not_codex(docs: &[Doc], out: &mut Vec<Problem>) {
         let pointer = match doc.kind {
             Some(Kind::Account) => "/spec/agent",
             Some(Kind::AgentProfile) => "/spec/kind",
-            Some(Kind::Pool | Kind::DedicatedSession)
-                if doc.str("/spec/agent") == Some(codex) && !declared.contains(codex) =>
-            {
-                let builtin = format!("{why} (the built-in AgentProfile `codex` is of kind codex)");
-                out.push(doc.problem("/spec/agent", builtin));
+            Some(Kind::Pool | Kind::DedicatedSession) if !declared.contains(codex) => {
+                for pointer in doc.profile_pointers() {
+                    if doc.str(&pointer) == Some(codex) {
+                        let builtin =
+                            format!("{why} (the built-in AgentProfile `codex` is of kind codex)");
+                        out.push(doc.problem(&pointer, builtin));
+                    }
+                }
                 continue;
             }
             _ => continue,
@@ -392,7 +419,9 @@ fn check_references(docs: &[Doc], out: &mut Vec<Problem>) {
     for doc in docs {
         match doc.kind {
             Some(Kind::Pool | Kind::DedicatedSession) => {
-                missing(doc, "/spec/agent", "AgentProfile", &agents);
+                for pointer in doc.profile_pointers() {
+                    missing(doc, &pointer, "AgentProfile", &agents);
+                }
             }
             Some(Kind::Inbox) => missing(doc, "/spec/pool", "Pool", &pools),
             Some(Kind::SharedState) => {
@@ -440,25 +469,38 @@ fn check_families(docs: &[Doc], out: &mut Vec<Problem>) {
         let Some(kind @ (Kind::Pool | Kind::DedicatedSession)) = doc.kind else {
             continue;
         };
-        let profile = doc.str("/spec/agent").unwrap_or(BUILTIN_AGENT);
-        let Some(agent) = profile_kind(profile) else {
-            continue;
-        };
-        if !families.contains(&agent) {
-            let known: Vec<&str> = families.iter().map(|k| k.as_str()).collect();
-            let known = if known.is_empty() {
-                String::new()
-            } else {
-                format!("; the accounts are for {}", known.join(", "))
+        let mut seen: Vec<(AgentKind, &str)> = Vec::new();
+        for pointer in doc.profile_pointers() {
+            let profile = doc.str(&pointer).unwrap_or(BUILTIN_AGENT);
+            let Some(agent) = profile_kind(profile) else {
+                continue;
             };
-            out.push(doc.problem(
-                "/spec/agent",
-                format!(
-                    "{kind} `{}` runs AgentProfile `{profile}` of kind {agent}, but no Account \
-                     is for {agent} (set an Account's spec.agent to {agent}{known})",
-                    doc.name.as_deref().unwrap_or_default(),
-                ),
-            ));
+            if let Some((_, other)) = seen.iter().find(|(k, _)| *k == agent) {
+                out.push(doc.problem(
+                    &pointer,
+                    format!(
+                        "`agents` names two profiles of kind {agent} (`{other}`, `{profile}`): \
+                         a pool runs one profile per family"
+                    ),
+                ));
+            }
+            seen.push((agent, profile));
+            if !families.contains(&agent) {
+                let known: Vec<&str> = families.iter().map(|k| k.as_str()).collect();
+                let known = if known.is_empty() {
+                    String::new()
+                } else {
+                    format!("; the accounts are for {}", known.join(", "))
+                };
+                out.push(doc.problem(
+                    &pointer,
+                    format!(
+                        "{kind} `{}` runs AgentProfile `{profile}` of kind {agent}, but no Account \
+                         is for {agent} (set an Account's spec.agent to {agent}{known})",
+                        doc.name.as_deref().unwrap_or_default(),
+                    ),
+                ));
+            }
         }
     }
 }

@@ -184,7 +184,9 @@ fn session(w: &World<'_>, name: &str) -> Option<String> {
         },
     );
     field(&mut out, "Account", s.account.as_deref().unwrap_or("-"));
-    if let Some(agent) = w.m.agent_of(name)
+    if let Some(agent) =
+        w.m.session_owner(name)
+            .map(|_| w.m.agent_under(name, s.account.as_deref()))
         && let Some(profile) = w.m.agents.iter().find(|a| a.name == agent)
     {
         field(
@@ -238,7 +240,7 @@ fn session(w: &World<'_>, name: &str) -> Option<String> {
         None => field(&mut out, "Task", "-"),
     }
     if let Some(screen) = w.observed.screens.get(name)
-        && let Some(c) = w.classifiers.of_session(w.m, name)
+        && let Some(c) = w.classifiers.of_session(w.m, name, s.account.as_deref())
     {
         let now = crate::screen::Local {
             now: jiff::Zoned::now(),

@@ -325,6 +325,8 @@ pub(super) struct SessionRow {
     pub name: String,
     /// `pool P`, `dedicated` or `orphan`.
     pub role: String,
+    /// The family it runs (`claude-code`, `codex`): its account's.
+    pub kind: String,
     pub account: String,
     pub state: String,
     pub pid: Option<u32>,
@@ -333,7 +335,7 @@ pub(super) struct SessionRow {
 
 impl Row for SessionRow {
     fn columns() -> Vec<&'static str> {
-        vec!["name", "role", "account", "state", "pid", "task"]
+        vec!["name", "role", "kind", "account", "state", "pid", "task"]
     }
 }
 
@@ -351,13 +353,24 @@ pub(super) fn sessions(m: &Manifests, o: &Observed, plan: &Plan, owner: &str) ->
             .as_ref()
             .is_some_and(|a| plan::exhausted(&o.facts, a, now));
         let state = s.state(owner);
+        let kind = m.kind_under(name, s.account.as_deref());
+        // A dedicated session whose family has no usable account waits for one.
+        let waits = matches!(
+            m.session_owner(name),
+            Some(crate::api::SessionOwner::Dedicated(_))
+        ) && plan.account(kind).is_none();
         rows.push(SessionRow {
             name: name.clone(),
             role: m
                 .session_owner(name)
                 .map_or("orphan".to_owned(), |o| Role::from(o).to_string()),
+            kind: kind.to_string(),
             account: s.account.clone().unwrap_or_default(),
-            state: if exhausted && state == SessionState::Running {
+            state: if waits && state == SessionState::Running {
+                let until = plan::all_exhausted(m, kind, &o.facts, now)
+                    .map_or(String::new(), |t| format!(" until {}", clock(t)));
+                format!("running, waits for a {kind} account{until}")
+            } else if exhausted && state == SessionState::Running {
                 "running, account exhausted".to_owned()
             } else {
                 state.to_string()
@@ -377,6 +390,10 @@ pub(super) fn sessions(m: &Manifests, o: &Observed, plan: &Plan, owner: &str) ->
             rows.push(SessionRow {
                 name: session.name.clone(),
                 role: session.role.to_string(),
+                kind: m
+                    .account(&session.account)
+                    .map(|a| a.spec.agent.to_string())
+                    .unwrap_or_default(),
                 account: session.account.clone(),
                 state: "missing".to_owned(),
                 pid: None,
@@ -386,6 +403,13 @@ pub(super) fn sessions(m: &Manifests, o: &Observed, plan: &Plan, owner: &str) ->
     }
     rows.sort_by(|a, b| a.name.cmp(&b.name));
     rows
+}
+
+/// `t` as the local clock shows it (`HH:MM`).
+fn clock(t: jiff::Timestamp) -> String {
+    t.to_zoned(jiff::tz::TimeZone::system())
+        .strftime("%H:%M")
+        .to_string()
 }
 
 /// A row of `get accounts`.
@@ -574,6 +598,7 @@ mod tests {
         super::super::table::assert_columns(&SessionRow {
             name: "w-1".into(),
             role: "pool auto".into(),
+            kind: "claude-code".into(),
             account: "a".into(),
             state: "running".into(),
             pid: Some(4),

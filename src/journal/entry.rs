@@ -304,6 +304,12 @@ pub enum Kind {
     UsageCrossed,
     /// The fleet's ledger told an account's exhaustion or use.
     FleetLedger,
+    /// A task cut by a usage limit went to another family of its pool.
+    HandedOff,
+    /// A pool session restarted under another family.
+    FamilyChanged,
+    /// A dedicated session waits for an account of its family.
+    SessionWaits,
     /// etcd could not be reached: the node runs on its own.
     FleetDegraded,
     /// etcd answers again.
@@ -321,7 +327,7 @@ enum Part {
 
 impl Kind {
     /// Every kind, in declaration order.
-    pub const ALL: [Kind; 30] = [
+    pub const ALL: [Kind; 33] = [
         Kind::Started,
         Kind::Stopped,
         Kind::TmuxUnreachable,
@@ -352,6 +358,9 @@ impl Kind {
         Kind::FleetLedger,
         Kind::FleetDegraded,
         Kind::FleetRestored,
+        Kind::HandedOff,
+        Kind::FamilyChanged,
+        Kind::SessionWaits,
     ];
 
     /// The name in the journal (`taskDone`).
@@ -385,6 +394,9 @@ impl Kind {
             Kind::Resumed => "resumed",
             Kind::UsageCrossed => "usageCrossed",
             Kind::FleetLedger => "fleetLedger",
+            Kind::HandedOff => "handedOff",
+            Kind::FamilyChanged => "familyChanged",
+            Kind::SessionWaits => "sessionWaits",
             Kind::FleetDegraded => "fleetDegraded",
             Kind::FleetRestored => "fleetRestored",
         }
@@ -425,7 +437,10 @@ impl Kind {
             | Kind::Recovered
             | Kind::Resumed
             | Kind::UsageCrossed
-            | Kind::FleetLedger => Part::Event,
+            | Kind::FleetLedger
+            | Kind::HandedOff
+            | Kind::FamilyChanged
+            | Kind::SessionWaits => Part::Event,
             Kind::Refused => Part::Refused,
         }
     }
@@ -468,6 +483,9 @@ impl Entry {
                 Event::SessionExited { .. } => Kind::SessionExited,
                 Event::ResumeFailed { .. } => Kind::ResumeFailed,
                 Event::FleetLedger { .. } => Kind::FleetLedger,
+                Event::HandedOff { .. } => Kind::HandedOff,
+                Event::FamilyChanged { .. } => Kind::FamilyChanged,
+                Event::SessionWaits { .. } => Kind::SessionWaits,
             },
             Entry::Refused(_) => Kind::Refused,
             Entry::Unknown(_) => return None,

@@ -259,6 +259,16 @@ impl Teller {
                 ObjectRef::Account(account.clone()),
                 ObjectRef::Session(session.clone()),
             ],
+            Event::HandedOff { session, task, .. } => {
+                vec![ObjectRef::Session(session.clone()), task_ref(task)]
+            }
+            Event::FamilyChanged {
+                session, account, ..
+            } => vec![
+                ObjectRef::Session(session.clone()),
+                ObjectRef::Account(account.clone()),
+            ],
+            Event::SessionWaits { session, .. } => vec![ObjectRef::Session(session.clone())],
             Event::SessionFailed { session, task, .. }
             | Event::SessionExited { session, task, .. }
             | Event::ResumeFailed { session, task, .. } => {

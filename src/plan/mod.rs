@@ -6,6 +6,7 @@ mod action;
 mod agents;
 mod daemons;
 mod event;
+mod families;
 mod ledger;
 mod record;
 mod reports;
@@ -241,6 +242,10 @@ pub fn plan(m: &Manifests, observed: &Observed, ctx: &Context) -> Plan {
     let limits = reports::fold(m, observed, ctx, &mut plan);
     resumes::plan_resumes(observed, now, &mut plan);
     ledger::plan_ledger(m, observed, &readings, &limits, &broken, now, &mut plan);
+    families::plan_waits(m, now, &mut plan);
+    if ctx.scope == Scope::Tasks {
+        families::plan_hand_offs(m, observed, owner, now, &mut plan);
+    }
     let redraw = redrawn(&plan);
     let accounts = plan.accounts.clone();
     // Each family's new tasks go to its active account unless that one is over moveAt.

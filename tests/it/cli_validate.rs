@@ -22,6 +22,36 @@ fn validate_should_accept_the_example_folder() {
 }
 
 #[test]
+fn validate_should_accept_the_example_with_both_vendors_only_with_codex_let_through() {
+    let dir = format!("{ROOT}/manifests/families/");
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(["validate", "-f", &dir])
+        .env("NO_COLOR", "1")
+        .env("FAILOVER_EXPERIMENTAL_CODEX", "1");
+    let out = failover::testbed::run_with_stdin(cmd, b"");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("accounts 4, pools 1"), "{stdout}");
+    // The gate stays: without the variable, Codex is refused.
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(["validate", "-f", &dir])
+        .env("NO_COLOR", "1")
+        .env_remove("FAILOVER_EXPERIMENTAL_CODEX");
+    let out = failover::testbed::run_with_stdin(cmd, b"");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("codex sessions are not run yet"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn validate_should_name_file_line_and_column_of_every_problem_and_exit_1() {
     let text = "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {name: a}\nspec: {home: /a}\n---\n\
                 apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {name: p}\nspec:\n  prefix: p-\n  mni: 1\n  min: x\n  max: 0\n  workdir: /w\n";
@@ -161,14 +191,22 @@ fn version_and_help_should_answer_with_examples_on_every_subcommand() {
 
 #[test]
 fn every_example_manifest_should_carry_the_schema_modeline() {
-    for entry in std::fs::read_dir(format!("{ROOT}/manifests")).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(
-            text.starts_with("# yaml-language-server: $schema=../schema/failover.schema.json\n"),
-            "{} lacks the modeline",
-            path.display()
-        );
+    // The examples, and those of the folders beside them (one level down).
+    for (dir, up) in [("manifests", ".."), ("manifests/families", "../..")] {
+        for entry in std::fs::read_dir(format!("{ROOT}/{dir}")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let modeline =
+                format!("# yaml-language-server: $schema={up}/schema/failover.schema.json\n");
+            assert!(
+                text.starts_with(&modeline),
+                "{} lacks the modeline",
+                path.display()
+            );
+        }
     }
 }
 

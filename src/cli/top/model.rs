@@ -157,7 +157,11 @@ pub(super) fn snapshot(look: &Look<'_>, now: Timestamp, readings: &mut Readings)
                         let activity = look
                             .desired
                             .classifiers
-                            .of_session(m, &row.name)
+                            .of_session(
+                                m,
+                                &row.name,
+                                Some(row.account.as_str()).filter(|a| !a.is_empty()),
+                            )
                             .map_or(Activity::Running, |c| {
                                 activity_of(c.read(text, &local).class)
                             });
