@@ -491,6 +491,10 @@ fn record(out: &mut String, path: &Path, tz: &jiff::tz::TimeZone) {
     if let Some(reply) = v.get("reply").and_then(|r| r.as_str()) {
         field(out, "  reply", format!("\"{}\"", first_line(reply)));
     }
+    // Where it went: each hand-off to another family.
+    for h in v["handOffs"].as_array().into_iter().flatten() {
+        field(out, "  handed off", h.as_str().unwrap_or_default());
+    }
 }
 
 /// The object's latest `n` events, newest last.

@@ -260,7 +260,15 @@ impl Teller {
                 ObjectRef::Session(session.clone()),
             ],
             Event::HandedOff { session, task, .. } => {
-                vec![ObjectRef::Session(session.clone()), task_ref(task)]
+                // By its name alone too, as `describe task NAME` asks.
+                let by_name = ObjectRef::Task {
+                    inbox: None,
+                    name: task
+                        .split_once('/')
+                        .map_or(task.as_str(), |(_, n)| n)
+                        .to_owned(),
+                };
+                vec![ObjectRef::Session(session.clone()), task_ref(task), by_name]
             }
             Event::FamilyChanged {
                 session, account, ..

@@ -16,20 +16,20 @@ use serde_json::Value;
 
 use crate::bed::{self, BIN, Bed};
 
-const WAIT: Duration = Duration::from_secs(30);
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
 /// The variable that lets `codex` through `validate` while the family is experimental.
 const EXPERIMENTAL: (&str, &str) = ("FAILOVER_EXPERIMENTAL_CODEX", "1");
 
 /// `failover args…` on the bed, Codex let through.
-fn command(bed: &Bed, args: &[&str]) -> Command {
+pub(crate) fn command(bed: &Bed, args: &[&str]) -> Command {
     let mut cmd = bed.command(args);
     cmd.env(EXPERIMENTAL.0, EXPERIMENTAL.1);
     cmd
 }
 
 /// Starts `failover controller -f manifest`, Codex let through, logging at `info`.
-fn controller(bed: &Bed, manifest: &Path) -> Spawned {
+pub(crate) fn controller(bed: &Bed, manifest: &Path) -> Spawned {
     let mut cmd = command(bed, &["controller", "-f", &manifest.to_string_lossy()]);
     cmd.env("RUST_LOG", "info");
     Spawned::start(cmd, bed.root.join("controller.log"))
@@ -92,7 +92,7 @@ fn new_bed() -> Bed {
 
 /// Waits until every session of `sessions` runs under `account` with Codex's (or
 /// Claude Code's) input line drawn.
-fn wait_ready(bed: &Bed, sessions: &[&str], account: &str, prompt: &str) {
+pub(crate) fn wait_ready(bed: &Bed, sessions: &[&str], account: &str, prompt: &str) {
     wait_for(WAIT, &format!("{sessions:?} ready under {account}"), || {
         sessions
             .iter()
@@ -102,7 +102,7 @@ fn wait_ready(bed: &Bed, sessions: &[&str], account: &str, prompt: &str) {
 }
 
 /// The `taskDone` entries of the journal, by task name: how each ended, and how often.
-fn done_in_journal(bed: &Bed) -> BTreeMap<String, Vec<String>> {
+pub(crate) fn done_in_journal(bed: &Bed) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for e in bed.events("taskDone") {
         let name = e["action"]["task"]["name"].as_str().unwrap_or_default();
@@ -113,7 +113,7 @@ fn done_in_journal(bed: &Bed) -> BTreeMap<String, Vec<String>> {
 }
 
 /// Every rollout file under `dir` (any depth).
-fn rollouts(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn rollouts(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -132,7 +132,7 @@ fn rollouts(dir: &Path) -> Vec<PathBuf> {
 
 /// The prompts of the user's `item_completed` messages of every rollout under `dir`:
 /// each task's text once per turn it ran.
-fn prompts(dir: &Path) -> Vec<String> {
+pub(crate) fn prompts(dir: &Path) -> Vec<String> {
     rollouts(dir)
         .iter()
         .flat_map(|p| {
@@ -168,9 +168,9 @@ fn drop_tasks(bed: &Bed, project: &str, prefix: &str, n: usize) -> Vec<String> {
 
 /// What a failed wait shows: the queues, the journal's last lines, each session's
 /// screen, the controller's log.
-fn dump(bed: &Bed, c: &Spawned) -> String {
+pub(crate) fn dump(bed: &Bed, c: &Spawned) -> String {
     let mut out = String::new();
-    for p in ["pf", "ps", "pc"] {
+    for p in ["pf", "ps", "pc", "pm"] {
         for f in ["inbox", "active", "done", "failed"] {
             out.push_str(&format!("{p}/{f}: {:?}\n", bed.files(p, f)));
         }
@@ -193,7 +193,7 @@ fn dump(bed: &Bed, c: &Spawned) -> String {
 }
 
 /// Waits up to `timeout` for `check`, else panics with [`dump`].
-fn wait<T>(
+pub(crate) fn wait<T>(
     bed: &Bed,
     c: &Spawned,
     timeout: Duration,
