@@ -1,6 +1,7 @@
 //! Table tests for a pool over several families (`agents`): what validation refuses,
 //! with the file, line and field, and what loading makes of it.
 
+use super::tests::{docs, problems};
 use super::*;
 
 const HEAD: &str = "apiVersion: failover/v1alpha1\n";
@@ -13,21 +14,6 @@ fn with_pool(tail: &str) -> String {
          ---\n{HEAD}kind: Pool\nmetadata: {{name: p}}\n\
          spec:\n  prefix: p-\n  min: 1\n  max: 2\n  workdir: /w\n{tail}"
     )
-}
-
-fn problems(text: &str) -> Vec<String> {
-    match load_str("m.yaml", text) {
-        Ok(_) => Vec::new(),
-        Err(LoadError::Invalid(p)) => p
-            .items
-            .iter()
-            .map(|p| {
-                let pos = p.pos.map(|p| p.to_string()).unwrap_or_default();
-                format!("m.yaml:{pos} {}: {}", p.field, p.message)
-            })
-            .collect(),
-        Err(e) => panic!("unexpected error {e}"),
-    }
 }
 
 #[test]
@@ -45,7 +31,7 @@ fn validate_should_refuse_a_pool_setting_both_agent_and_agents_naming_file_line_
     assert_eq!(
         found,
         [
-            "m.yaml:20:11 spec.agents: set `agent` (one profile) or `agents` (several, first preferred), not both"
+            "20:11 spec.agents: set `agent` (one profile) or `agents` (several, first preferred), not both"
         ]
     );
 }
@@ -59,7 +45,7 @@ fn validate_should_refuse_two_profiles_of_one_family_in_a_pools_agents() {
     let found = problems(&text);
     assert_eq!(found.len(), 1, "{found:#?}");
     assert!(
-        found[0].starts_with("m.yaml:19:27 spec.agents[2]: `agents` names two profiles of kind claude-code (`claude`, `mine`)"),
+        found[0].starts_with("19:27 spec.agents[2]: `agents` names two profiles of kind claude-code (`claude`, `mine`)"),
         "{found:#?}"
     );
 }
@@ -75,13 +61,12 @@ fn validate_should_refuse_an_unknown_profile_or_a_family_without_account_in_a_po
     assert!(
         found
             .iter()
-            .any(|p| p
-                .starts_with("m.yaml:14:27 spec.agents[2]: AgentProfile `nope` does not exist")),
+            .any(|p| p.starts_with("14:27 spec.agents[2]: AgentProfile `nope` does not exist")),
         "{found:#?}"
     );
     assert!(
         found.iter().any(|p| p.starts_with(
-            "m.yaml:14:20 spec.agents[1]: Pool `p` runs AgentProfile `codex` of kind codex, but no Account is for codex"
+            "14:20 spec.agents[1]: Pool `p` runs AgentProfile `codex` of kind codex, but no Account is for codex"
         )),
         "{found:#?}"
     );
@@ -100,18 +85,7 @@ fn validate_should_refuse_an_empty_agents_list() {
 
 #[test]
 fn validate_should_keep_refusing_codex_in_a_pools_agents_without_the_experimental_variable() {
-    let docs: Vec<validate::Doc> =
-        crate::api::yaml::parse(&with_pool("  agents: [claude, codex]\n"))
-            .unwrap()
-            .into_iter()
-            .map(|d| {
-                let source = Source {
-                    file: "m.yaml".into(),
-                    positions: std::sync::Arc::new(d.positions),
-                };
-                validate::Doc::new(d.value, source)
-            })
-            .collect();
+    let docs = docs(&with_pool("  agents: [claude, codex]\n"));
     let refused = validate::check(&docs, false, false);
     assert!(
         refused.iter().any(|p| p.field == "spec.agents[1]"

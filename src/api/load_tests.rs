@@ -10,8 +10,23 @@ fn account(name: &str, home: &str) -> String {
     format!("{HEAD}kind: Account\nmetadata: {{name: {name}}}\nspec: {{home: {home}}}\n")
 }
 
+/// The documents of `text` as validation sees them, from one file `m.yaml`.
+pub(super) fn docs(text: &str) -> Vec<validate::Doc> {
+    crate::api::yaml::parse(text)
+        .unwrap()
+        .into_iter()
+        .map(|d| {
+            let source = Source {
+                file: "m.yaml".into(),
+                positions: std::sync::Arc::new(d.positions),
+            };
+            validate::Doc::new(d.value, source)
+        })
+        .collect()
+}
+
 /// Loads `text` as one file `m.yaml` and returns the problems as `line:col field: message`.
-fn problems(text: &str) -> Vec<String> {
+pub(super) fn problems(text: &str) -> Vec<String> {
     match load_str("m.yaml", text) {
         Ok(_) => Vec::new(),
         Err(LoadError::Invalid(p)) => p
@@ -132,17 +147,7 @@ fn validate_should_refuse_codex_until_it_is_let_through_naming_each_place() {
              ---\n{HEAD}kind: AgentProfile\nmetadata: {{name: cx}}\nspec: {{kind: codex}}\n\
              ---\n{HEAD}kind: Pool\nmetadata: {{name: p}}\nspec: {{prefix: p-, min: 1, max: 2, workdir: /w, agent: codex}}\n"
         );
-    let docs: Vec<validate::Doc> = crate::api::yaml::parse(&text)
-        .unwrap()
-        .into_iter()
-        .map(|d| {
-            let source = Source {
-                file: "m.yaml".into(),
-                positions: std::sync::Arc::new(d.positions),
-            };
-            validate::Doc::new(d.value, source)
-        })
-        .collect();
+    let docs = docs(&text);
     let refused: Vec<String> = validate::check(&docs, false, false)
         .iter()
         .map(|p| {

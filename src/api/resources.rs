@@ -153,8 +153,7 @@ pub struct InboxSpec {
     pub max_tries: u32,
     /// The line put before a task's text when it is handed to another family's agent
     /// (its pool's `agents`) after its own stopped at a usage limit; empty for none.
-    /// Default: "Another agent started this task and stopped at a usage limit; its
-    /// work may be partly done in this folder. The task follows."
+    /// Default: a line saying so, and that its work may be partly done in the folder.
     #[serde(default = "default_hand_off_note")]
     pub hand_off_note: String,
 }

@@ -276,7 +276,9 @@ impl Teller {
                 ObjectRef::Session(session.clone()),
                 ObjectRef::Account(account.clone()),
             ],
-            Event::SessionWaits { session, .. } => vec![ObjectRef::Session(session.clone())],
+            Event::SessionWaits { sessions, .. } => {
+                sessions.iter().cloned().map(ObjectRef::Session).collect()
+            }
             Event::SessionFailed { session, task, .. }
             | Event::SessionExited { session, task, .. }
             | Event::ResumeFailed { session, task, .. } => {

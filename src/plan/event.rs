@@ -168,11 +168,11 @@ pub enum Event {
         #[serde(rename = "return")]
         back: bool,
     },
-    /// A dedicated session's family has no usable account: it waits (it never changes
-    /// family).
+    /// The dedicated sessions of a family without a usable account wait (they never
+    /// change family).
     SessionWaits {
-        /// The session.
-        session: String,
+        /// The sessions, by name.
+        sessions: Vec<String>,
         /// Its family.
         kind: crate::agents::AgentKind,
         /// When the family's first account resets, if known.

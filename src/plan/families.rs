@@ -190,17 +190,20 @@ fn agent_under<'m>(
     }
 }
 
-/// Dedicated sessions whose family has no usable account wait: said as an event each
-/// (journaled once while it holds).
+/// Dedicated sessions whose family has no usable account wait: said as one event per
+/// family (journaled once while it holds).
 pub(super) fn plan_waits(m: &Manifests, now: Timestamp, plan: &mut Plan) {
+    let mut waiting: BTreeMap<AgentKind, Vec<String>> = BTreeMap::new();
     for d in &m.dedicated {
         let kind = m.kind_of(&d.spec.agent);
-        if plan.account(kind).is_some() {
-            continue;
+        if plan.account(kind).is_none() {
+            waiting.entry(kind).or_default().push(d.name.clone());
         }
+    }
+    for (kind, sessions) in waiting {
         let until = super::all_exhausted(m, kind, &plan.facts, now);
         plan.events.push(Event::SessionWaits {
-            session: d.name.clone(),
+            sessions,
             kind,
             until,
         });

@@ -119,6 +119,14 @@ fn family_changes(p: &Plan) -> Vec<(String, AgentKind, bool)> {
         .collect()
 }
 
+/// How many hand-offs the task of session `name` has, as the plan's facts say.
+fn hand_offs(p: &Plan, name: &str) -> usize {
+    p.facts.sessions[name]
+        .task
+        .as_ref()
+        .map_or(0, |t| t.hand_offs.len())
+}
+
 /// Session `name` works on task `t.md`, its turn at the limit (the agent's report).
 fn cut(o: &mut Observed, name: &str) {
     let mut t = task_facts(name);
@@ -213,14 +221,7 @@ fn planner_should_leave_a_pool_session_in_its_family_while_its_task_runs() {
         "{:?}",
         p.actions
     );
-    assert!(
-        p.facts.sessions["m-0"]
-            .task
-            .as_ref()
-            .unwrap()
-            .hand_offs
-            .is_empty()
-    );
+    assert_eq!(hand_offs(&p, "m-0"), 0);
 }
 
 #[test]
@@ -240,14 +241,7 @@ fn planner_should_carry_a_cut_task_on_in_its_own_family_while_it_has_an_account(
         p.actions
     );
     assert!(family_changes(&p).is_empty(), "{:?}", p.events);
-    assert!(
-        p.facts.sessions["m-0"]
-            .task
-            .as_ref()
-            .unwrap()
-            .hand_offs
-            .is_empty()
-    );
+    assert_eq!(hand_offs(&p, "m-0"), 0);
 }
 
 #[test]

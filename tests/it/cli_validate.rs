@@ -21,28 +21,29 @@ fn validate_should_accept_the_example_folder() {
     );
 }
 
-#[test]
-fn validate_should_accept_the_example_with_both_vendors_only_with_codex_let_through() {
-    let dir = format!("{ROOT}/manifests/families/");
+/// `failover validate -f manifests/families/`, Codex let through or not.
+fn validate_families(codex: bool) -> std::process::Output {
     let mut cmd = std::process::Command::new(BIN);
-    cmd.args(["validate", "-f", &dir])
-        .env("NO_COLOR", "1")
-        .env("FAILOVER_EXPERIMENTAL_CODEX", "1");
-    let out = failover::testbed::run_with_stdin(cmd, b"");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("accounts 4, pools 1"), "{stdout}");
-    // The gate stays: without the variable, Codex is refused.
-    let mut cmd = std::process::Command::new(BIN);
-    cmd.args(["validate", "-f", &dir])
+    cmd.args(["validate", "-f", &format!("{ROOT}/manifests/families/")])
         .env("NO_COLOR", "1")
         .env_remove("FAILOVER_EXPERIMENTAL_CODEX");
-    let out = failover::testbed::run_with_stdin(cmd, b"");
+    if codex {
+        cmd.env("FAILOVER_EXPERIMENTAL_CODEX", "1");
+    }
+    failover::testbed::run_with_stdin(cmd, b"")
+}
+
+#[test]
+fn validate_should_accept_the_example_with_both_vendors_only_with_codex_let_through() {
+    let out = validate_families(true);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("accounts 4, pools 1"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The gate stays: without the variable, Codex is refused.
+    let out = validate_families(false);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

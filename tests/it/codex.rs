@@ -35,13 +35,11 @@ pub(crate) fn controller(bed: &Bed, manifest: &Path) -> Spawned {
     Spawned::start(cmd, bed.root.join("controller.log"))
 }
 
-/// The Codex accounts `x` (preferred) and `y` sharing their threads (`sessions/`),
-/// the stand-in's profile `codex`, the controller, and the Codex pools: `fast` (turns of
-/// 100 ms, inbox `pf`) and `slow` (600 ms, inbox `ps`), two sessions each.
-fn codex_manifest(bed: &Bed) -> Manifest {
+/// `m` with the Codex accounts `x` (preferred) and `y` sharing their threads
+/// (`sessions/`) and the stand-in's profile `codex`.
+pub(crate) fn codex_family(m: Manifest, bed: &Bed) -> Manifest {
     let r = &bed.root;
-    Manifest::new()
-        .account("x", r.join("x"))
+    m.account("x", r.join("x"))
         .family(AgentKind::Codex)
         .account("y", r.join("y"))
         .family(AgentKind::Codex)
@@ -56,6 +54,25 @@ fn codex_manifest(bed: &Bed) -> Manifest {
             "codex",
             &[BIN, "sim-agent", "--agent", "codex"],
         )
+}
+
+/// `m` with the Claude accounts `a` (preferred) and `b` sharing their conversations and
+/// the stand-in's profile `claude`.
+pub(crate) fn claude_family(m: Manifest, bed: &Bed) -> Manifest {
+    let r = &bed.root;
+    m.account("a", r.join("a"))
+        .account("b", r.join("b"))
+        .priority(1)
+        .shared_state("claude", r.join("claude-shared"))
+        .with(|s: &mut SharedStateSpec| s.accounts = Some(vec!["a".into(), "b".into()]))
+        .agent("claude", &[BIN, "sim-agent"])
+}
+
+/// The Codex family of [`codex_family`], the controller, and the Codex pools: `fast`
+/// (turns of 100 ms, inbox `pf`) and `slow` (600 ms, inbox `ps`), two sessions each.
+fn codex_manifest(bed: &Bed) -> Manifest {
+    let r = &bed.root;
+    codex_family(Manifest::new(), bed)
         .controller("c")
         .with(|c: &mut ControllerConfigSpec| {
             c.poll_interval = duration("200ms");
@@ -110,6 +127,14 @@ pub(crate) fn done_in_journal(bed: &Bed) -> BTreeMap<String, Vec<String>> {
         out.entry(name.to_owned()).or_default().push(how.to_owned());
     }
     out
+}
+
+/// Waits until the journal holds `n` `taskDone` entries: a task reaches `done/` a
+/// moment before its line is written.
+pub(crate) fn wait_journaled(bed: &Bed, c: &Spawned, n: usize) {
+    wait(bed, c, WAIT, &format!("{n} taskDone lines"), || {
+        (bed.events("taskDone").len() >= n).then_some(())
+    });
 }
 
 /// Every rollout file under `dir` (any depth).
@@ -253,6 +278,7 @@ fn a_codex_pool_should_end_each_task_on_its_report_and_move_to_the_next_codex_ac
     eprintln!("20 Codex tasks done in {:?}", started.elapsed());
     // Each done once, on its turn's own proof: the notify report, or the rollout's
     // `task_complete` when the controller reads that first (Codex writes it first).
+    wait_journaled(&bed, &c, 20);
     let journal = done_in_journal(&bed);
     for name in &names {
         let how = journal.get(name).map(Vec::as_slice).unwrap_or_default();
@@ -334,6 +360,7 @@ fn a_codex_pool_should_end_each_task_on_its_report_and_move_to_the_next_codex_ac
         (Some("x"), Some("y"))
     );
     // Nothing lost, nothing run twice.
+    wait_journaled(&bed, &c, 21);
     let journal = done_in_journal(&bed);
     assert_eq!(journal.len(), 21, "{journal:?}");
     assert!(journal.values().all(|h| h.len() == 1), "{journal:?}");
@@ -347,13 +374,7 @@ fn a_codex_pool_should_end_each_task_on_its_report_and_move_to_the_next_codex_ac
 fn a_claude_limit_should_move_only_the_claude_sessions_while_codex_keeps_working() {
     let bed = new_bed();
     let r = bed.root.clone();
-    let m = codex_manifest(&bed)
-        .account("a", r.join("a"))
-        .account("b", r.join("b"))
-        .priority(1)
-        .shared_state("claude", r.join("claude-shared"))
-        .with(|s: &mut SharedStateSpec| s.accounts = Some(vec!["a".into(), "b".into()]))
-        .agent("claude", &[BIN, "sim-agent"])
+    let m = claude_family(codex_manifest(&bed), &bed)
         .env("FAILOVER_SIM_TURN", "200ms")
         .pool("cc", "cc-", 2..=2, r.join("work"))
         .inbox("pc", bed.inbox("pc"), "cc", r.join("work"));
@@ -436,6 +457,7 @@ fn a_claude_limit_should_move_only_the_claude_sessions_while_codex_keeps_working
         })
         .collect();
     assert!(moved.iter().all(|s| s.starts_with("cc-")), "{moved:?}");
+    wait_journaled(&bed, &c, 9);
     let journal = done_in_journal(&bed);
     assert!(journal.values().all(|h| h.len() == 1), "{journal:?}");
     assert_eq!(journal.len(), 9, "{journal:?}");

@@ -8,12 +8,15 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use failover::api::{AgentKind, ControllerConfigSpec, HAND_OFF_NOTE, PoolSpec, SharedStateSpec};
+use failover::api::{ControllerConfigSpec, HAND_OFF_NOTE, PoolSpec};
 use failover::testbed::manifest::{Manifest, duration};
 use serde_json::Value;
 
-use crate::bed::{self, BIN, Bed};
-use crate::codex::{WAIT, command, controller, done_in_journal, prompts, wait, wait_ready};
+use crate::bed::{self, Bed};
+use crate::codex::{
+    WAIT, claude_family, codex_family, command, controller, done_in_journal, prompts, wait,
+    wait_journaled, wait_ready,
+};
 
 const POOL: [&str; 3] = ["mx-0", "mx-1", "mx-2"];
 /// How long after its limit an account without a reset time is usable again: long
@@ -25,28 +28,7 @@ const RESET_AFTER: &str = "30s";
 /// and the dedicated Claude session `desk`.
 fn mixed_manifest(bed: &Bed) -> Manifest {
     let r = &bed.root;
-    Manifest::new()
-        .account("a", r.join("a"))
-        .account("b", r.join("b"))
-        .priority(1)
-        .shared_state("claude", r.join("claude-shared"))
-        .with(|s: &mut SharedStateSpec| s.accounts = Some(vec!["a".into(), "b".into()]))
-        .account("x", r.join("x"))
-        .family(AgentKind::Codex)
-        .account("y", r.join("y"))
-        .family(AgentKind::Codex)
-        .priority(1)
-        .shared_state("threads", r.join("codex-shared"))
-        .with(|s: &mut SharedStateSpec| {
-            s.links = vec!["sessions".into()];
-            s.accounts = Some(vec!["x".into(), "y".into()]);
-        })
-        .agent("claude", &[BIN, "sim-agent"])
-        .agent_of(
-            AgentKind::Codex,
-            "codex",
-            &[BIN, "sim-agent", "--agent", "codex"],
-        )
+    codex_family(claude_family(Manifest::new(), bed), bed)
         .controller("c")
         .with(|c: &mut ControllerConfigSpec| {
             c.poll_interval = duration("200ms");
@@ -193,6 +175,7 @@ fn a_mixed_pool_should_run_codex_when_every_claude_account_is_used_up_hand_off_t
         let text = format!("Task t{i}: do the thing.");
         assert_eq!(sent.iter().filter(|s| **s == text).count(), 1, "{text}");
     }
+    wait_journaled(&bed, &c, 21);
     let journal = done_in_journal(&bed);
     assert_eq!(journal.len(), 21, "{journal:?}");
     assert!(journal.values().all(|h| h.len() == 1), "{journal:?}");
