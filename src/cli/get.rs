@@ -573,7 +573,7 @@ pub(super) fn inboxes(m: &Manifests, o: &Observed, plan: &Plan) -> Vec<InboxRow>
     m.inboxes
         .iter()
         .map(|i| {
-            let queue = queue_state(m, o, plan, m.kind_of_pool(&i.spec.pool));
+            let queue = queue_state(m, o, plan, plan::pool_kind(m, plan, &i.spec.pool));
             let folders = Folders::of(&i.spec.path);
             InboxRow {
                 name: i.name.clone(),

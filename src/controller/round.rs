@@ -186,6 +186,15 @@ impl Round<'_> {
         fleet: observe::Fleet,
     ) -> Result<Report, observe::Error> {
         let (observed, plan) = self.look_with(store.facts(), fleet).await?;
+        // A hand-off is recorded before it is told and carried out: the facts that
+        // hold it are saved first (the session rules act on saved hand-offs only).
+        if plan
+            .events
+            .iter()
+            .any(|e| matches!(e, plan::Event::HandedOff { .. }))
+        {
+            store.save(&plan.facts);
+        }
         watcher.planned(&plan);
         let mut facts = plan.facts.clone();
         let done = carry_out(&plan.actions, self.act, watcher, |ran| {

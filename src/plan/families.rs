@@ -127,15 +127,16 @@ pub(super) fn plan_hand_offs(
 }
 
 /// The profile pool session `name` of `pool` runs this round: the one its task was
-/// handed to (once saved); the one it runs while it has a task; else the pool's wanted
-/// one, which a running session of another family takes at a safe point (`resting`),
-/// at once when its own family has no usable account.
+/// handed to (once saved); the one it runs while it has a task (`busy`: in the facts or
+/// claimed in an inbox); else the pool's wanted one, which a running session of another
+/// family takes at a safe point (`resting`), at once when its own family has no usable
+/// account.
 pub(super) fn agent_for<'m>(
     m: &'m Manifests,
     o: &Observed,
     pool: &'m Object<PoolSpec>,
     name: &str,
-    resting: bool,
+    (busy, resting): (bool, bool),
     plan: &Plan,
 ) -> &'m str {
     let preferred = pool.spec.agent.as_str();
@@ -160,6 +161,10 @@ pub(super) fn agent_for<'m>(
                     .and_then(|h| profile_of(m, &pool.spec, h.to))
             })
             .unwrap_or(preferred);
+    }
+    if busy && let Some(r) = running {
+        // A claim the facts do not know yet: it keeps its family until it is given back.
+        return r;
     }
     let wanted = wanted(m, &pool.spec, &plan.accounts);
     match (running, wanted) {

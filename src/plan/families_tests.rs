@@ -305,6 +305,21 @@ fn planner_should_hand_off_a_cut_task_when_its_family_is_exhausted() {
 }
 
 #[test]
+fn planner_should_decide_a_hand_off_lost_before_its_save_again_and_never_act_on_it_unsaved() {
+    let m = mixed(false);
+    let mut o = world("a");
+    exhaust(&mut o, "a");
+    cut(&mut o, "m-0");
+    // The controller died before saving: the next round sees the old facts, decides
+    // again, and still leaves the session alone.
+    for _ in 0..2 {
+        let p = plan_with_tasks(&m, &o, "failover", now());
+        assert_eq!(hand_offs(&p, "m-0"), 1);
+        assert!(session_actions(&p).iter().all(|(_, n, _)| n != "m-0"));
+    }
+}
+
+#[test]
 fn planner_should_put_no_note_before_a_handed_off_task_when_the_inbox_wants_none() {
     let text = format!(
         "{}\n---\napiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: quiet}}\nspec: {{path: /q/.agent-queue/inbox, pool: auto, workdir: /w, handOffNote: ''}}\n",

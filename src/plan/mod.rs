@@ -170,6 +170,14 @@ pub fn all_exhausted(
     ledger::all_exhausted(&m.family_by_priority(kind), facts, now)
 }
 
+/// The family pool `pool`'s new tasks go to under `plan`: its first with a usable
+/// account (a pool over several families), else its preferred one.
+pub fn pool_kind(m: &Manifests, plan: &Plan, pool: &str) -> AgentKind {
+    m.pool(pool)
+        .and_then(|p| families::wanted(m, &p.spec, &plan.accounts))
+        .map_or_else(|| m.kind_of_pool(pool), |agent| m.kind_of(agent))
+}
+
 /// Whether `account` is exhausted at `now`: its reset time has not come.
 pub fn exhausted(facts: &crate::state::Facts, account: &str, now: jiff::Timestamp) -> bool {
     ledger::exhausted(facts, account, now)

@@ -156,9 +156,8 @@ impl Ctx<'_> {
                 pool: pool.name.clone(),
                 index: *index,
             };
-            let resting = self.view.resting(name);
-            let agent =
-                super::families::agent_for(self.m, self.observed, pool, name, resting, plan);
+            let at = (self.view.has_task(name), self.view.resting(name));
+            let agent = super::families::agent_for(self.m, self.observed, pool, name, at, plan);
             let spec = self.spec(name, role, agent, &pool.spec.workdir, &pool.spec.env);
             self.ensure(spec, plan);
         }

@@ -234,3 +234,63 @@ fn a_mixed_pool_should_run_codex_when_every_claude_account_is_used_up_hand_off_t
     });
     assert_eq!(bed.record("pm", "done", "after.md")["account"], "a");
 }
+
+#[test]
+fn a_hand_off_should_run_the_cut_task_once_across_controller_kills() {
+    let bed = bed::new(&[
+        "a",
+        "b",
+        "x",
+        "y",
+        "claude-shared",
+        "codex-shared",
+        "work",
+        "pm/.agent-queue/inbox",
+    ]);
+    let r = bed.root.clone();
+    let manifest = bed.write("pool.yaml", &mixed_manifest(&bed).yaml());
+    let mut c = controller(&bed, &manifest);
+    wait_ready(&bed, &POOL, "a", "❯");
+    std::fs::write(r.join("a/.sim-limit"), "").unwrap();
+    std::fs::write(r.join("b/.sim-limit"), "").unwrap();
+    let cut = "The task cut by the limit, across kills.";
+    bed.drop_task("pm", "cut.md", cut);
+    // SIGKILL the controller as soon as the hand-off is journaled, and again once the
+    // task's text went to its Codex agent; each time a new one takes over.
+    let handed = |bed: &Bed| !bed.events("handedOff").is_empty();
+    let pasted = |bed: &Bed| {
+        bed.events("action").iter().any(|e| {
+            e["action"]["action"] == "pasteTask" && e["action"]["task"]["name"] == "cut.md"
+        })
+    };
+    for (what, seen) in [
+        ("the hand-off", &handed as &dyn Fn(&Bed) -> bool),
+        ("the paste", &pasted),
+    ] {
+        wait(&bed, &c, WAIT, what, || seen(&bed).then_some(()));
+        c.kill();
+        c = controller(&bed, &manifest);
+    }
+    wait(&bed, &c, WAIT, "the cut task done", || {
+        bed.files("pm", "done")
+            .contains(&"cut.md".to_owned())
+            .then_some(())
+    });
+    wait_journaled(&bed, &c, 1);
+    let journal = done_in_journal(&bed);
+    assert_eq!(journal.get("cut.md").map(Vec::len), Some(1), "{journal:?}");
+    let sent = prompts(&r.join("codex-shared/sessions"));
+    let with_cut: Vec<&String> = sent.iter().filter(|p| p.contains(cut)).collect();
+    assert_eq!(with_cut.len(), 1, "run once under Codex: {sent:?}");
+    assert!(with_cut[0].starts_with(HAND_OFF_NOTE), "{:?}", with_cut[0]);
+    let record = bed.record("pm", "done", "cut.md");
+    assert_eq!(
+        record["handOffs"].as_array().map(Vec::len),
+        Some(1),
+        "{record}"
+    );
+    assert!(bed.files("pm", "failed").is_empty() && bed.files("pm", "active").is_empty());
+    // Saved before it was journaled: a controller killed once the line is there
+    // never decides it again.
+    assert_eq!(bed.events("handedOff").len(), 1);
+}
