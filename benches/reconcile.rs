@@ -124,6 +124,24 @@ async fn observe_and_plan(sessions: u32) {
     }
     let spawned = processes_started() - before;
     let captured = tmux.screens_captured() - captured;
+    // What the controller adds to each round: its board, made and compared with the last
+    // one (written only when it changed: the first time here).
+    let state = t.dir().join("state");
+    std::fs::create_dir_all(&state).expect("the state folder");
+    let mut publisher = failover::Publisher::new(&state);
+    let (observed, p) = reconcile().await;
+    let now = jiff::Timestamp::now();
+    let start = Instant::now();
+    assert!(publisher.publish(m, "failover", &observed, &p, now));
+    let first = start.elapsed();
+    let mut boards = Vec::new();
+    for _ in 0..50 {
+        let start = Instant::now();
+        assert!(!publisher.publish(m, "failover", &observed, &p, now));
+        boards.push(start.elapsed());
+    }
+    boards.sort();
+    let size = std::fs::metadata(state.join("board.json")).map_or(0, |f| f.len());
     let fulls = tmux.full_listings() - fulls;
     times.sort();
     let mut observing = observe_times.borrow().clone();
@@ -155,6 +173,13 @@ async fn observe_and_plan(sessions: u32) {
         ms(percentile(&observing, 0.5)),
         ms(percentile(&listing, 0.5)),
         ms(percentile(&floor, 0.5)),
+    );
+    println!(
+        "  the controller's board: unchanged p50 {}, p99 {} (made and compared); written {} ({} KiB)",
+        ms(percentile(&boards, 0.5)),
+        ms(percentile(&boards, 0.99)),
+        ms(first),
+        size / 1024,
     );
     // One agent draws: the next reconcile captures that one screen.
     let pane = t.tmux(&["display-message", "-p", "-t", "=b-0:", "#{pane_id}"]);

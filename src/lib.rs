@@ -18,6 +18,7 @@ mod act;
 mod agent_settings;
 mod agents;
 pub mod api;
+mod board;
 pub mod claude_versions;
 mod cli;
 mod codex_config;
@@ -36,6 +37,7 @@ mod observe;
 pub mod plan;
 mod procfs;
 mod report;
+mod request;
 mod screen;
 mod sim;
 mod state;
@@ -48,6 +50,7 @@ pub mod tmux;
 // What the binary, the integration tests and the benches use besides the modules
 // above: one round of the controller and its parts.
 pub use act::{Context, execute};
+pub use board::Publisher;
 pub use cli::run;
 pub use controller::round;
 pub use conversation::{messages, slug};

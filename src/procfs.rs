@@ -21,6 +21,26 @@ pub(crate) fn start_time(pid: u32) -> Option<u64> {
     fields(pid)?.get(19)?.parse().ok()
 }
 
+/// The clock ticks per second `/proc` counts start times in (`USER_HZ`, 100 on every
+/// architecture Linux runs on: the kernel converts to it for user space).
+const TICKS_PER_SECOND: u64 = 100;
+
+/// When `pid` started, as wall-clock time: the boot time `/proc/stat` gives (`btime`)
+/// plus its start ticks. To the second at best: for "written since it started" with a
+/// margin, not for ordering close events.
+pub(crate) fn started_at(pid: u32) -> Option<std::time::SystemTime> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let boot: u64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    let ticks = start_time(pid)?;
+    let since_boot = std::time::Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND);
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(boot) + since_boot)
+}
+
 /// The command line of `pid` (`/proc/<pid>/cmdline`), its arguments split.
 pub(crate) fn argv(pid: u32) -> Option<Vec<String>> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
@@ -56,6 +76,19 @@ pub(crate) fn alive(pid: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn started_at_should_place_this_process_start_before_now_and_after_boot() {
+        let now = std::time::SystemTime::now();
+        let started = started_at(std::process::id()).expect("this process's start");
+        assert!(
+            started <= now + std::time::Duration::from_secs(2),
+            "{started:?}"
+        );
+        let age = now.duration_since(started).unwrap_or_default();
+        assert!(age < std::time::Duration::from_secs(3600), "{age:?}");
+        assert_eq!(started_at(u32::MAX), None);
+    }
 
     #[test]
     fn this_process_should_run_under_its_parent() {

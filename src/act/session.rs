@@ -27,9 +27,15 @@ pub(super) async fn execute(action: &SessionAction, ctx: Context<'_>) -> Result<
             ];
             run(ctx, &session.name, &cmds).await?;
         }
-        SessionAction::RestartSession { session, pane, .. } => {
-            // No -k: the agent is dead; if it came back meanwhile, tmux refuses.
-            let cmds = respawn(pane, false, session, ctx.state_dir);
+        SessionAction::RestartSession {
+            session,
+            pane,
+            live,
+            ..
+        } => {
+            // No -k for a crash restart: the agent is dead; if it came back meanwhile,
+            // tmux refuses. The operator's restart stops the running one.
+            let cmds = respawn(pane, *live, session, ctx.state_dir);
             run_guarded(ctx, &session.name, pane, &cmds).await?;
         }
         SessionAction::MoveSession {

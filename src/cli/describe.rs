@@ -345,13 +345,13 @@ fn usage(out: &mut String, w: &World<'_>, account: &str) {
 
 fn account(w: &World<'_>, name: &str) -> Option<String> {
     let a = w.m.account(name)?;
-    let rows = super::get::accounts(w.m, w.observed, w.plan);
+    let rows = super::get::accounts(w.m, w.observed, w.plan, jiff::Timestamp::now());
     let row = rows.iter().find(|r| r.name == name)?;
     let mut out = String::new();
     field(&mut out, "Name", name);
     field(&mut out, "Priority", a.spec.priority);
     field(&mut out, "Home", a.spec.home.display());
-    field(&mut out, "State", row.state);
+    field(&mut out, "State", &row.state);
     if let Some(until) = w.observed.facts.exhausted_until.get(name) {
         field(&mut out, "Exhausted until", at(*until, &w.tz));
     }
@@ -392,7 +392,7 @@ fn account(w: &World<'_>, name: &str) -> Option<String> {
 
 fn inbox(w: &World<'_>, name: &str) -> Option<String> {
     let i = w.m.inboxes.iter().find(|i| i.name == name)?;
-    let rows = super::get::inboxes(w.m, w.observed, w.plan);
+    let rows = super::get::inboxes(w.m, w.observed, w.plan, jiff::Timestamp::now());
     let row = rows.iter().find(|r| r.name == name)?;
     let mut out = String::new();
     field(&mut out, "Name", name);

@@ -89,6 +89,18 @@ impl JournalTail {
         }
     }
 
+    /// The journal of the state folder `dir`, read from its end now: only the lines
+    /// written from now on.
+    pub(super) fn at_end(dir: &Path) -> Self {
+        let path = dir.join(JOURNAL_FILE);
+        let offset = std::fs::metadata(&path).map_or(0, |m| m.len());
+        Self {
+            path,
+            offset,
+            partial: Vec::new(),
+        }
+    }
+
     /// The lines written since the last call, oldest first; lines that are not journal
     /// lines are skipped.
     pub(super) fn read(&mut self) -> Vec<crate::journal::Line> {

@@ -4,19 +4,17 @@ use crate::state::paths::RUNNING_FILE;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use serde::Serialize;
 use serde_json::Value;
 
 pub(super) use super::table::{Format, What};
-use super::table::{Row, Table, WindowCell};
+use super::table::{Row, Table};
+pub(super) use crate::board::rows::{accounts, countdown, inboxes, last_swaps, sessions};
+pub(super) use crate::board::{AccountRow, InboxRow, SessionRow};
 
-use crate::api::{AgentKind, ControllerConfigSpec, Manifests, Settings};
+use crate::api::{ControllerConfigSpec, Manifests, Settings};
 use crate::controller::handoff::{ManifestSet, Status};
 use crate::controller::lock::Lock;
 use crate::controller::round::Desired;
-use crate::observe::{Observed, SessionState};
-use crate::plan::{self, Action, Plan, Role};
-use crate::tasks::Folders;
 
 /// Arguments of `failover get`.
 #[derive(Debug, clap::Args)]
@@ -286,13 +284,14 @@ impl Viewer {
             .block_on(super::look(&self.desired, &self.settings))
             .map_err(|e| e.to_string())?;
         let mut footer = vec![controller_line(&self.settings.state_dir)];
+        let now = jiff::Timestamp::now();
         let rows = match what {
-            What::Sessions => Table::of(&sessions(m, &observed, &plan, owner)),
+            What::Sessions => Table::of(&sessions(m, &observed, &plan, owner, now)),
             What::Accounts => {
                 footer.extend(last_swaps(m, &observed));
-                Table::of(&accounts(m, &observed, &plan))
+                Table::of(&accounts(m, &observed, &plan, now))
             }
-            What::Inboxes => Table::of(&inboxes(m, &observed, &plan)),
+            What::Inboxes => Table::of(&inboxes(m, &observed, &plan, now)),
             What::Events | What::Nodes => Table::default(),
         };
         Ok((rows, footer))
@@ -319,246 +318,19 @@ pub(super) fn controller_line(dir: &Path) -> String {
     }
 }
 
-/// A row of `get sessions`.
-#[derive(Debug, Clone, Serialize)]
-pub(super) struct SessionRow {
-    pub name: String,
-    /// `pool P`, `dedicated` or `orphan`.
-    pub role: String,
-    /// The family it runs (`claude-code`, `codex`): its account's.
-    pub kind: String,
-    pub account: String,
-    pub state: String,
-    pub pid: Option<u32>,
-    pub task: String,
-}
-
 impl Row for SessionRow {
     fn columns() -> Vec<&'static str> {
         vec!["name", "role", "kind", "account", "state", "pid", "task"]
     }
 }
 
-/// The rows of `get sessions`: ours and the manifests' (a missing one too), by name.
-pub(super) fn sessions(m: &Manifests, o: &Observed, plan: &Plan, owner: &str) -> Vec<SessionRow> {
-    let mut rows = Vec::new();
-    let now = jiff::Timestamp::now();
-    for (name, s) in &o.sessions {
-        let wanted = m.wants_session(name);
-        if !s.is_ours(owner) && !wanted {
-            continue;
-        }
-        let exhausted = s
-            .account
-            .as_ref()
-            .is_some_and(|a| plan::exhausted(&o.facts, a, now));
-        let state = s.state(owner);
-        let kind = m.kind_under(name, s.account.as_deref());
-        // A dedicated session whose family has no usable account waits for one.
-        let waits = matches!(
-            m.session_owner(name),
-            Some(crate::api::SessionOwner::Dedicated(_))
-        ) && plan.account(kind).is_none();
-        rows.push(SessionRow {
-            name: name.clone(),
-            role: m
-                .session_owner(name)
-                .map_or("orphan".to_owned(), |o| Role::from(o).to_string()),
-            kind: kind.to_string(),
-            account: s.account.clone().unwrap_or_default(),
-            state: if waits && state == SessionState::Running {
-                let until = plan::all_exhausted(m, kind, &o.facts, now)
-                    .map_or(String::new(), |t| format!(" until {}", clock(t)));
-                format!("running, waits for a {kind} account{until}")
-            } else if exhausted && state == SessionState::Running {
-                "running, account exhausted".to_owned()
-            } else {
-                state.to_string()
-            },
-            pid: Some(s.pane.pid),
-            task: o
-                .facts
-                .sessions
-                .get(name)
-                .and_then(|f| f.task.as_ref())
-                .map(|t| t.task.clone())
-                .unwrap_or_default(),
-        });
-    }
-    for action in &plan.actions {
-        if let Action::Session(plan::SessionAction::CreateSession { session, .. }) = action {
-            rows.push(SessionRow {
-                name: session.name.clone(),
-                role: session.role.to_string(),
-                kind: m
-                    .account(&session.account)
-                    .map(|a| a.spec.agent.to_string())
-                    .unwrap_or_default(),
-                account: session.account.clone(),
-                state: "missing".to_owned(),
-                pid: None,
-                task: String::new(),
-            });
-        }
-    }
-    rows.sort_by(|a, b| a.name.cmp(&b.name));
-    rows
-}
-
-/// `t` as the local clock shows it (`HH:MM`).
-fn clock(t: jiff::Timestamp) -> String {
-    t.to_zoned(jiff::tz::TimeZone::system())
-        .strftime("%H:%M")
-        .to_string()
-}
-
-/// A row of `get accounts`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct AccountRow {
-    pub name: String,
-    pub priority: i32,
-    pub state: &'static str,
-    pub resets: String,
-    pub resets_in: String,
-    pub five_hour: Option<WindowCell>,
-    pub seven_day: Option<WindowCell>,
-    pub sessions: usize,
-    pub home: String,
-}
-
 impl Row for AccountRow {
     fn columns() -> Vec<&'static str> {
         vec![
-            "name", "priority", "state", "resets", "resetsIn", "fiveHour", "sevenDay", "sessions",
-            "home",
+            "name", "agent", "priority", "state", "resets", "resetsIn", "fiveHour", "sevenDay",
+            "sessions", "home",
         ]
     }
-}
-
-/// Each family's last swap, a line each (`last swap: none` for a family without one);
-/// with one family, the line does not name it.
-pub(super) fn last_swaps(m: &Manifests, o: &Observed) -> Vec<String> {
-    let families = m.families();
-    families
-        .iter()
-        .map(|kind| {
-            let family = if families.len() > 1 {
-                format!(" ({kind})")
-            } else {
-                String::new()
-            };
-            match &o.facts.family(*kind).last_swap {
-                Some(swap) => format!(
-                    "last swap{family}: {} {} -> {} ({})",
-                    swap.at, swap.from, swap.to, swap.reason
-                ),
-                None => format!("last swap{family}: none"),
-            }
-        })
-        .collect()
-}
-
-/// The ledger's own answer in `plan`: cooldown, fail-back, what the screens and the
-/// agents' reports say included.
-pub(super) fn accounts(m: &Manifests, o: &Observed, plan: &Plan) -> Vec<AccountRow> {
-    let now = jiff::Timestamp::now();
-    let usage = &plan.facts.usage;
-    m.accounts_by_priority()
-        .into_iter()
-        .map(|a| {
-            let until = o.facts.exhausted_until.get(&a.name).filter(|t| **t > now);
-            let over = plan::over_threshold(m, &plan.facts, &a.name, now);
-            let active = plan.account(a.spec.agent) == Some(a.name.as_str());
-            let state = match (active, until.is_some(), over) {
-                (true, _, true) => "active, over moveAt (new tasks wait)",
-                (true, _, false) => "active",
-                (false, true, _) => "exhausted",
-                (false, false, true) => "over moveAt",
-                (false, false, false) => "available",
-            };
-            let sessions = o
-                .sessions
-                .values()
-                .filter(|s| s.account.as_deref() == Some(a.name.as_str()))
-                .count();
-            let window = |w: Option<crate::report::Window>| {
-                w.filter(|w| w.resets_at > now).map(WindowCell::from)
-            };
-            let reading = usage.get(&a.name);
-            AccountRow {
-                name: a.name.clone(),
-                priority: a.spec.priority,
-                state,
-                resets: until.map(ToString::to_string).unwrap_or_default(),
-                resets_in: until.map(|t| countdown(now, *t)).unwrap_or_default(),
-                five_hour: window(reading.and_then(|r| r.usage.five_hour)),
-                seven_day: window(reading.and_then(|r| r.usage.seven_day)),
-                sessions,
-                home: a.spec.home.display().to_string(),
-            }
-        })
-        .collect()
-}
-
-/// The tasks in `dir`: its files that match the inbox's `glob`, without the tasks'
-/// `<name>.json` records (one left behind by the janitor included) and hidden temp
-/// files.
-fn count(dir: &Path, glob: &str) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    let names: std::collections::BTreeSet<String> = entries
-        .filter_map(Result::ok)
-        .filter(|e| e.path().is_file())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.'))
-        .collect();
-    names
-        .iter()
-        .filter(|n| crate::observe::glob_match(glob, n))
-        .filter(|n| {
-            n.strip_suffix(".json")
-                .is_none_or(|task| !names.contains(task))
-        })
-        .count()
-}
-
-/// How long until `t`: to the minute (`7h56m`), to the second under a minute (`25s`).
-pub(super) fn countdown(now: jiff::Timestamp, t: jiff::Timestamp) -> String {
-    let secs = u64::try_from(t.duration_since(now).as_secs()).unwrap_or(0);
-    let secs = if secs < 60 { secs } else { secs / 60 * 60 };
-    crate::api::Duration(std::time::Duration::from_secs(secs)).to_string()
-}
-
-/// Whether the queues of family `kind` flow: `open`, or why tasks wait and until when
-/// (every account of the family exhausted: until the first reset; its active account
-/// over `quota.moveAt`).
-fn queue_state(m: &Manifests, o: &Observed, plan: &Plan, kind: AgentKind) -> String {
-    let now = jiff::Timestamp::now();
-    match plan.account(kind) {
-        None => match plan::all_exhausted(m, kind, &o.facts, now) {
-            Some(t) => format!("waiting for a reset: until {t} (in {})", countdown(now, t)),
-            None => "waiting: no account can take sessions (see get accounts)".to_owned(),
-        },
-        Some(a) if plan::over_threshold(m, &plan.facts, a, now) => {
-            format!("held: account {a} is over quota.moveAt")
-        }
-        Some(_) => "open".to_owned(),
-    }
-}
-
-/// A row of `get inboxes`.
-#[derive(Debug, Clone, Serialize)]
-pub(super) struct InboxRow {
-    pub name: String,
-    pub pool: String,
-    pub waiting: usize,
-    pub active: usize,
-    pub done: usize,
-    pub failed: usize,
-    pub path: String,
-    pub queue: String,
 }
 
 impl Row for InboxRow {
@@ -567,26 +339,6 @@ impl Row for InboxRow {
             "name", "pool", "waiting", "active", "done", "failed", "path", "queue",
         ]
     }
-}
-
-pub(super) fn inboxes(m: &Manifests, o: &Observed, plan: &Plan) -> Vec<InboxRow> {
-    m.inboxes
-        .iter()
-        .map(|i| {
-            let queue = queue_state(m, o, plan, plan::pool_kind(m, plan, &i.spec.pool));
-            let folders = Folders::of(&i.spec.path);
-            InboxRow {
-                name: i.name.clone(),
-                pool: i.spec.pool.clone(),
-                waiting: o.inboxes.get(&i.name).map_or(0, |s| s.waiting.len()),
-                active: count(&folders.active, &i.spec.glob),
-                done: count(&folders.done, &i.spec.glob),
-                failed: count(&folders.failed, &i.spec.glob),
-                path: i.spec.path.display().to_string(),
-                queue,
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -606,8 +358,9 @@ mod tests {
         });
         super::super::table::assert_columns(&AccountRow {
             name: "a".into(),
+            agent: "claude-code".into(),
             priority: 0,
-            state: "active",
+            state: "active".into(),
             resets: String::new(),
             resets_in: String::new(),
             five_hour: None,
@@ -625,26 +378,5 @@ mod tests {
             path: "/q".into(),
             queue: "open".into(),
         });
-    }
-
-    #[test]
-    fn inbox_counts_should_not_count_task_records_or_temp_files() {
-        let dir = tempfile::tempdir().unwrap();
-        for name in [
-            "a.md",
-            "a.md.json",
-            "b.json",
-            ".c.md.json.tmp",
-            "orphan.md.json",
-        ] {
-            std::fs::write(dir.path().join(name), "x").unwrap();
-        }
-        assert_eq!(count(dir.path(), "*.md"), 1, "a.md");
-        assert_eq!(
-            count(dir.path(), "*"),
-            3,
-            "a.md, the task b.json, orphan.md.json"
-        );
-        assert_eq!(count(&dir.path().join("missing"), "*"), 0);
     }
 }

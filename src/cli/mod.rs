@@ -21,6 +21,7 @@ mod fleet;
 mod follow;
 mod get;
 mod init;
+mod operate;
 mod reconcile;
 mod render;
 mod table;
@@ -75,6 +76,19 @@ enum Command {
         after_help = "Examples:\n  failover delete -f manifests/ --dry-run\n  failover delete -f pool.yaml\n\nA running controller is told to stop first (SIGTERM), so that it does not put back what is deleted. Exit codes: 0 done or nothing to delete, 1 invalid manifests, 2 something could not be taken down."
     )]
     Delete(delete::Args),
+    /// Restart a session's agent under its account, resuming its conversation; asked of
+    /// the running controller, or done here when none runs.
+    #[command(
+        after_help = "Examples:\n  failover restart session w-3\n  failover restart session desk --dry-run\n  failover restart session w-3 -f manifests/\n\nOnly sessions of ours that the manifests want; a person's is refused. A session whose task's text is on its way waits for it. Exit codes: 0 restarted (or shown), 1 refused or invalid manifests, 2 failed or no answer from the controller."
+    )]
+    Restart(operate::RestartArgs),
+    /// Stop a running task's turn and put the task back in its inbox (no try used); asked
+    /// of the running controller, or done here when none runs.
+    #[command(
+        name = "return",
+        after_help = "Examples:\n  failover return task fix-login.md\n  failover return task project/fix-login.md --dry-run\n\nIts session's agent starts afresh; the task waits in its inbox for the next free session. A task of a dedicated session, or not running, is refused. Exit codes: 0 returned (or shown), 1 refused or invalid manifests, 2 failed or no answer from the controller."
+    )]
+    Return(operate::ReturnArgs),
     /// Keep the manifests true, reacting to file events, tmux notifications and polls.
     #[command(
         after_help = "Examples:\n  failover controller -f ~/.config/failover/\n  RUST_LOG=debug failover controller -f pool.yaml --log-format json\n\nStops on SIGTERM or SIGINT (sessions keep running). Exit codes: 0 stopped cleanly, 1 invalid manifests, 2 error (another controller runs, broken shared state, no tmux)."
@@ -100,7 +114,7 @@ enum Command {
     /// A live dashboard: accounts with their use and resets, sessions, queues and
     /// events, redrawn as the controller works; keys to filter, describe and attach.
     #[command(
-        after_help = "Examples:\n  failover top\n  failover top -f manifests/\n  NO_COLOR=1 failover top --fleet\n\nKeys: arrows or j k, / filter, :sessions :accounts :inboxes :events :nodes, d describe, l screen history, enter attach (detach comes back), ? help, q quit. Needs a terminal: in a pipe, use failover get sessions -w. Exit codes: 0 quit, 2 no terminal or nothing readable."
+        after_help = "Examples:\n  failover top\n  failover top -f manifests/\n  NO_COLOR=1 failover top --fleet\n\nKeys: arrows or j k, / filter, :sessions :accounts :inboxes :events :nodes, d describe, l screen history, enter attach (detach comes back), x restart, r return the task (y confirms), ? help, q quit. Needs a terminal: in a pipe, use failover get sessions -w. Exit codes: 0 quit, 2 no terminal or nothing readable."
     )]
     Top(top::Args),
     /// Read a saved agent screen: idle, busy, waiting, quota-exhausted (and until when),
@@ -247,6 +261,8 @@ pub fn run() -> ExitCode {
         Command::Controller(args) => controller::run(args),
         Command::Get(args) => get::run(args),
         Command::Delete(args) => delete::run(args),
+        Command::Restart(args) => operate::restart(args),
+        Command::Return(args) => operate::give_back(args),
         Command::Describe(args) => describe::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Top(args) => top::run(args),

@@ -278,6 +278,7 @@ mod tests {
         let m = manifests(POOL_AND_DEDICATED);
         let mut o = observed();
         add(&mut o, session("ccl-1-x", "failover", "main", 9));
+        reported(&mut o, "ccl-1-x", 9);
         o.facts
             .family_mut(crate::api::AgentKind::ClaudeCode)
             .active_account = Some("main".into());
@@ -305,6 +306,7 @@ mod tests {
         let m = manifests(&text);
         let mut o = observed();
         add(&mut o, session("ccl-1-x", "failover", "main", 9));
+        reported(&mut o, "ccl-1-x", 9);
         o.screens.insert("ccl-1-x".into(), IDLE_SCREEN.into());
         o.facts
             .family_mut(crate::api::AgentKind::ClaudeCode)

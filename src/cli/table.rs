@@ -5,6 +5,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
+pub(super) use crate::board::WindowCell;
+
 /// What to show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(super) enum What {
@@ -123,25 +125,6 @@ impl Table {
         std::iter::once(line(self.columns.iter().map(|c| header(c)).collect()))
             .chain(cells.into_iter().map(line))
             .collect()
-    }
-}
-
-/// A use window of an account, as a cell: its use and when it resets.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct WindowCell {
-    /// Its use, in percent.
-    pub used: f64,
-    /// When it resets.
-    pub resets_at: jiff::Timestamp,
-}
-
-impl From<crate::report::Window> for WindowCell {
-    fn from(w: crate::report::Window) -> Self {
-        Self {
-            used: w.used,
-            resets_at: w.resets_at,
-        }
     }
 }
 

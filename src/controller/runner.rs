@@ -58,12 +58,22 @@ pub(super) struct Controller {
     pub told: crate::observe::Fleet,
     /// The last quota reading of each account, for the fleet's ledger.
     pub readings: std::collections::BTreeMap<String, String>,
+    /// The board of its rounds, for `failover top`.
+    pub board: crate::board::Publisher,
 }
 
 impl Controller {
     /// Takes keys off the queue until a stop signal; the facts are saved at the end.
     pub(super) async fn run(mut self, stop: Arc<tokio::sync::Notify>) -> Result<(), Error> {
         let queue = self.queue.clone();
+        // The operator's requests land here: watched from the start.
+        let requests = self
+            .settings
+            .state_dir
+            .join(crate::state::paths::REQUESTS_DIR);
+        if let Err(e) = crate::state::create_private_dir(&requests) {
+            warn!(error = %e, "cannot create {}", requests.display());
+        }
         let mut watches = Watches::new(queue.clone())?;
         watches.sync(&self.watch_list());
         debug!(folders = ?watches.watched(), "watching");
@@ -130,6 +140,7 @@ impl Controller {
         let dir = &self.settings.state_dir;
         list.push((dir.join(HANDOFF_DIR), Key::Manifests));
         list.push((dir.join(crate::state::paths::REPORTS_DIR), Key::World));
+        list.push((dir.join(crate::state::paths::REQUESTS_DIR), Key::World));
         for inbox in &self.desired.manifests.inboxes {
             list.push((inbox.spec.path.clone(), Key::World));
         }
@@ -315,6 +326,13 @@ impl Controller {
         }
         self.last_error = None;
         self.report_fleet(&report);
+        self.board.publish(
+            &self.desired.manifests,
+            &self.settings.spec.owner,
+            &report.observed,
+            &report.plan,
+            jiff::Timestamp::now(),
+        );
         self.write_status(Some(&report.plan));
         let failed = report.done.iter().any(|(_, r)| r.is_err());
         if !report.done.is_empty() && !failed {

@@ -115,6 +115,7 @@ pub(crate) async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
         files_generation: set.generation.clone(),
         desired,
         generation: set.generation,
+        board: crate::board::Publisher::new(&settings.state_dir),
         settings,
         tmux,
         store,

@@ -126,6 +126,8 @@ pub enum Origin {
     Apply,
     /// `failover delete`.
     Delete,
+    /// `failover restart` or `failover return` without a running controller.
+    Operator,
 }
 
 /// An action carried out, and what it came to.

@@ -11,6 +11,7 @@
 mod fleet;
 mod fs;
 mod inbox;
+mod threads;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ pub(crate) use fs::{Entry, glob_match, observe_entry};
 #[cfg(test)]
 pub(crate) use inbox::Waiting;
 pub(crate) use inbox::{ActiveTask, Evidence, InboxState, TaskTurn};
+pub(crate) use threads::CodexThread;
 
 pub(crate) use crate::tmux::{ACCOUNT_OPTION, OWNER_OPTION, PANE_OPTION};
 
@@ -66,9 +68,16 @@ pub struct Observed {
     /// For tasks in flight in agents that do not report: their turn as the
     /// conversation's transcript shows it, by file name in `active/`.
     pub turns: BTreeMap<String, TaskTurn>,
+    /// The threads the live dedicated Codex sessions hold, by session (Codex reports
+    /// none when it starts): what their move resumes.
+    pub codex_threads: BTreeMap<String, CodexThread>,
     /// The transcripts that exist of claimed tasks' conversations and of the agents
     /// that hold them: where a task whose agent died or moves can be resumed.
     pub transcripts: BTreeSet<PathBuf>,
+    /// The operator's requests waiting in the state folder (`requests/`), oldest first:
+    /// the controller's planner carries them out.
+    #[serde(skip)]
+    pub requests: Vec<crate::request::Found>,
     /// Persisted facts.
     pub facts: Facts,
     /// What the fleet's ledger told since the last round, for the planner to take into
@@ -166,7 +175,7 @@ pub enum Error {
 }
 
 /// Takes one snapshot. `tmux` is `None` when no server runs; `state_dir`, when given,
-/// is where the agents' reports are read from.
+/// is where the agents' reports and the operator's requests are read from.
 pub async fn observe(
     tmux: Option<&Tmux>,
     manifests: &Manifests,
@@ -187,18 +196,22 @@ pub async fn observe(
         .unwrap_or_default();
     let evidence = inbox::evidence(manifests, &sessions, &inboxes, &facts, &reports);
     let turns = inbox::turns(manifests, &sessions, &inboxes, &facts);
-    let transcripts = facts
-        .sessions
-        .values()
-        .filter(|f| f.task.is_some())
-        .flat_map(|f| {
-            let task = f.task.as_ref().and_then(|t| t.conversation.as_ref());
-            let agent = f.agent.as_ref().map(|a| &a.transcript);
-            task.map(|(_, path)| path).into_iter().chain(agent)
+    let codex_threads = threads::codex_threads(manifests, &sessions);
+    let requests = state_dir.map(crate::request::read).unwrap_or_default();
+    // A session the operator asks to restart resumes its agent's conversation when its
+    // transcript is there.
+    let restarting: BTreeSet<&str> = requests
+        .iter()
+        .filter_map(|f| match f.request.as_ref().ok()? {
+            crate::request::Request {
+                verb: crate::request::Verb::Restart,
+                object: crate::object::ObjectRef::Session(name),
+                ..
+            } => Some(name.as_str()),
+            _ => None,
         })
-        .filter(|path| path.is_file())
-        .cloned()
         .collect();
+    let transcripts = transcripts(&facts, &restarting);
     let agent_settings = manifests
         .accounts
         .iter()
@@ -247,10 +260,30 @@ pub async fn observe(
         exe: failover_exe(),
         evidence,
         turns,
+        codex_threads,
         transcripts,
+        requests,
         facts,
         fleet: Fleet::default(),
     })
+}
+
+/// The transcripts on disk of the conversations that sessions with a task, and the
+/// sessions in `restarting`, hold (their task's and their agent's): where they can be
+/// resumed.
+pub(crate) fn transcripts(facts: &Facts, restarting: &BTreeSet<&str>) -> BTreeSet<PathBuf> {
+    facts
+        .sessions
+        .iter()
+        .filter(|(name, f)| f.task.is_some() || restarting.contains(name.as_str()))
+        .flat_map(|(_, f)| {
+            let task = f.task.as_ref().and_then(|t| t.conversation.as_ref());
+            let agent = f.agent.as_ref().map(|a| &a.transcript);
+            task.map(|(_, path)| path).into_iter().chain(agent)
+        })
+        .filter(|path| path.is_file())
+        .cloned()
+        .collect()
 }
 
 /// The failover binary the agents' hooks are to run: this process's executable. Once

@@ -111,7 +111,8 @@ pub enum SessionAction {
         /// The conversation its task is resumed in (the agent died mid-turn), if any.
         resume: Option<String>,
     },
-    /// Start the agent of an existing session again (its process exited).
+    /// Start the agent of an existing session again: its process exited, or the
+    /// operator asked (then it runs, and is stopped first).
     RestartSession {
         /// What it runs.
         session: SessionSpec,
@@ -119,8 +120,13 @@ pub enum SessionAction {
         pane: String,
         /// Why.
         reason: String,
-        /// The conversation its task is resumed in (the agent died mid-turn), if any.
+        /// The conversation resumed (its task's, when the agent died mid-turn; the one
+        /// it held, for the operator's restart), if any.
         resume: Option<String>,
+        /// The agent runs and is stopped first (the operator's restart); a crash
+        /// restart finds it dead, and a pane whose agent came back is left alone.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        live: bool,
     },
     /// Run a session's agent under another account, resuming its conversation.
     MoveSession {
@@ -715,6 +721,7 @@ impl fmt::Display for SessionAction {
                 session,
                 reason,
                 resume,
+                live: false,
                 ..
             } => write!(
                 f,
@@ -722,6 +729,21 @@ impl fmt::Display for SessionAction {
                 session.name,
                 session.account,
                 resumed(resume.as_deref())
+            ),
+            SessionAction::RestartSession {
+                session,
+                reason,
+                resume,
+                live: true,
+                ..
+            } => write!(
+                f,
+                "session {}: {reason}, under account {}{}",
+                session.name,
+                session.account,
+                resume
+                    .as_ref()
+                    .map_or(String::new(), |id| format!(", resuming conversation {id}"))
             ),
             SessionAction::MoveSession {
                 session,

@@ -96,6 +96,16 @@ pub(crate) fn session(name: &str, owner: &str, account: &str, pid: u32) -> Sessi
     }
 }
 
+/// Session `name`'s agent (pid `pid`) reported holding conversation `c1`: what a move
+/// of a dedicated session resumes.
+pub(crate) fn reported(o: &mut Observed, name: &str, pid: u32) {
+    o.facts.sessions.entry(name.into()).or_default().agent = Some(crate::state::AgentFacts {
+        pid,
+        conversation: "c1".into(),
+        transcript: "/h/main/projects/-w/c1.jsonl".into(),
+    });
+}
+
 pub(crate) fn add(o: &mut Observed, s: Session) {
     o.sessions.insert(s.name.clone(), s);
 }

@@ -84,6 +84,7 @@ fn swapped_once() -> (crate::api::Manifests, crate::observe::Observed) {
     let m = manifests(&format!("{POOL_AND_DEDICATED}{NO_COOLDOWN}"));
     let mut o = observed();
     add(&mut o, session("ccl-1-x", "failover", "main", 100));
+    reported(&mut o, "ccl-1-x", 100);
     o.screens.insert("ccl-1-x".into(), LIMIT.into());
     o.facts.family_mut(CLAUDE).active_account = Some("main".into());
     let p = plan_with_tasks(&m, &o, "failover", now());
@@ -284,6 +285,7 @@ fn a_session_being_moved_should_get_no_task_text_in_the_same_plan() {
     let mut o = observed();
     add(&mut o, session("ccl-auto-11", "failover", "main", 100));
     add(&mut o, session("ccl-1-x", "failover", "main", 101));
+    reported(&mut o, "ccl-1-x", 101);
     o.facts.family_mut(CLAUDE).active_account = Some("main".into());
     // ccl-auto-11's text is pasted and due for its Enter; ccl-1-x meets the limit.
     let mut t = task_facts("ccl-auto-11");
@@ -322,6 +324,7 @@ spec: {home: /h/third, priority: 2}
     let m = manifests(&format!("{POOL_AND_DEDICATED}{third}"));
     let mut o = observed();
     add(&mut o, session("ccl-1-x", "failover", "main", 100));
+    reported(&mut o, "ccl-1-x", 100);
     o.screens.insert("ccl-1-x".into(), LIMIT.into());
     o.facts.family_mut(CLAUDE).active_account = Some("main".into());
     let p = plan_with_tasks(&m, &o, "failover", now());

@@ -10,6 +10,7 @@ mod families;
 mod ledger;
 mod record;
 mod reports;
+mod requests;
 mod restarts;
 mod resumes;
 mod screens;
@@ -35,6 +36,7 @@ pub(crate) use agents::{codex_want, reports_wanted};
 pub(crate) use event::at_used;
 pub use event::{Direction, Event, Source};
 pub use record::record;
+pub(crate) use requests::{REQUESTED, plan_alone as plan_request};
 
 /// What one reconcile should do.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -61,6 +63,10 @@ pub struct Plan {
     /// the facts are saved.
     #[serde(skip)]
     pub consumed: Vec<PathBuf>,
+    /// What each live session of ours' screen was read as, by session (the board shows
+    /// it: the planner reads every screen once).
+    #[serde(skip)]
+    pub screens: BTreeMap<String, crate::screen::Class>,
 }
 
 /// Something the planner will not do.
@@ -244,6 +250,10 @@ pub fn plan(m: &Manifests, observed: &Observed, ctx: &Context) -> Plan {
     let broken = shared::plan_shared(m, observed, &mut plan);
     agents::plan_agent_settings(m, observed, &mut plan);
     let readings = screens::read_screens(m, observed, ctx);
+    plan.screens = readings
+        .iter()
+        .map(|(name, r)| (name.clone(), r.verdict.class))
+        .collect();
     // Claims a crash left out of the facts are taken back first, so that the reports
     // of their turns find them.
     turns::adopt(m, observed, now, &mut plan);
@@ -289,6 +299,10 @@ pub fn plan(m: &Manifests, observed: &Observed, ctx: &Context) -> Plan {
     restarts::plan_restarts(observed, now, &mut plan);
     daemons::plan_daemons(m, observed, owner, &mut plan);
     hold_text_of_moving(&mut plan);
+    // The operator's requests last: they see what the round would do, and win over it.
+    if ctx.scope == Scope::Tasks {
+        requests::plan_requests(m, observed, owner, &mut plan);
+    }
     plan.actions.sort_by_key(Action::order);
     plan
 }

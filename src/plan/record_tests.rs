@@ -190,6 +190,7 @@ fn restart(resume: Option<&str>) -> Action {
         pane: "%100".into(),
         reason: "agent exited".into(),
         resume: resume.map(str::to_owned),
+        live: false,
     })
 }
 

@@ -142,6 +142,7 @@ mod tests {
             pane: "%1".into(),
             reason: "agent exited with status 1".into(),
             resume: None,
+            live: false,
         })
     }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use super::tasks::View;
 use super::{Plan, Role, SessionAction, SessionSpec};
 use crate::api::{AccountSpec, AgentKind, Env, Manifests, Object, PoolSpec};
-use crate::observe::{Observed, Session};
+use crate::observe::{CodexThread, Observed, Session};
 
 /// How long a move waits for the transcript of a task's conversation to be written,
 /// counted from the paste, before it starts the agent afresh.
@@ -323,6 +323,7 @@ impl Ctx<'_> {
                     pane: s.pane.id.clone(),
                     reason,
                     resume,
+                    live: false,
                 });
             }
             Some(s) if s.account.as_deref() != Some(spec.account.as_str()) => {
@@ -363,6 +364,7 @@ impl Ctx<'_> {
                 pane: s.pane.id.clone(),
                 reason,
                 resume: None,
+                live: false,
             });
         } else {
             plan.act(SessionAction::RecycleSession {
@@ -435,6 +437,43 @@ impl Ctx<'_> {
             return;
         }
         let conversation = conversation(s, plan, self.observed);
+        let mut resume = wants_resume;
+        if wants_resume && conversation.is_none() {
+            match self.observed.codex_threads.get(&s.name) {
+                // A Codex agent that has had no turn has nothing to carry on.
+                Some(CodexThread::NoTurnYet) => resume = false,
+                Some(CodexThread::Ambiguous { with }) => {
+                    plan.refuse(
+                        ObjectRef::Session(spec.name.clone()),
+                        format!(
+                            "runs under account {}, wants {}; its Codex thread cannot be \
+                             told from that of {} (the same folder under the same home), \
+                             so it is left as it is",
+                            s.account.as_deref().unwrap_or("(none)"),
+                            spec.account,
+                            with.join(", ")
+                        ),
+                    );
+                    return;
+                }
+                Some(CodexThread::Held { .. }) | None => {}
+            }
+        }
+        if resume && conversation.is_none() && spec.role == Role::Dedicated {
+            // Moved, the person's conversation would be lost, and the act would reject
+            // the move every round. (A pool session's task is carried on or sent again
+            // by the act and the record.)
+            plan.refuse(
+                ObjectRef::Session(spec.name.clone()),
+                format!(
+                    "runs under account {}, wants {}; its agent reported no conversation \
+                     to resume, so it is left as it is",
+                    s.account.as_deref().unwrap_or("(none)"),
+                    spec.account
+                ),
+            );
+            return;
+        }
         // Claude Code writes a conversation's transcript a moment after its first
         // prompt: moved before that, the task could not be resumed and would be sent
         // again. The move waits for it a bounded time.
@@ -460,7 +499,7 @@ impl Ctx<'_> {
             to_home: self.m.account(&spec.account).map(|a| a.spec.home.clone()),
             pid: s.pane.pid,
             pane: s.pane.id.clone(),
-            resume: wants_resume.then(|| {
+            resume: resume.then(|| {
                 profile
                     .map(|p| p.spec.resume_args.clone())
                     .unwrap_or_default()
@@ -499,19 +538,25 @@ impl Ctx<'_> {
 /// The conversation the agent of `s` reported holding (its id and transcript), when
 /// that agent is the one running now; else its task's, as the facts or this round's
 /// transcript know it (Codex reports no conversation when it starts: its thread is
-/// known from the task's rollout).
+/// known from the task's rollout); else, for a dedicated Codex session, the thread its
+/// folder's rollouts show.
 fn conversation(s: &Session, plan: &Plan, o: &Observed) -> Option<(String, PathBuf)> {
-    let f = plan.facts.sessions.get(&s.name)?;
-    f.agent
-        .as_ref()
+    let f = plan.facts.sessions.get(&s.name);
+    let reported = f
+        .and_then(|f| f.agent.as_ref())
         .filter(|a| a.pid == s.pane.pid)
-        .map(|a| (a.conversation.clone(), a.transcript.clone()))
-        .or_else(|| {
-            let t = f.task.as_ref()?;
-            t.conversation
-                .clone()
-                .or_else(|| o.turns.get(&t.file).map(|tt| tt.conversation.clone()))
-        })
+        .map(|a| (a.conversation.clone(), a.transcript.clone()));
+    let task = || {
+        let t = f?.task.as_ref()?;
+        t.conversation
+            .clone()
+            .or_else(|| o.turns.get(&t.file).map(|tt| tt.conversation.clone()))
+    };
+    let thread = || match o.codex_threads.get(&s.name)? {
+        CodexThread::Held { thread, rollout } => Some((thread.clone(), rollout.clone())),
+        CodexThread::NoTurnYet | CodexThread::Ambiguous { .. } => None,
+    };
+    reported.or_else(task).or_else(thread)
 }
 
 #[cfg(test)]

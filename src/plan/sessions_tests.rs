@@ -235,6 +235,8 @@ fn planner_should_move_every_session_off_an_exhausted_account_resuming_dedicated
     {
         add(&mut o, session(n, "failover", "main", 100 + i as u32));
     }
+    // The dedicated session's agent reported its conversation.
+    reported(&mut o, "ccl-1-x", 103);
     o.facts
         .exhausted_until
         .insert("main".into(), "2026-11-21T07:00:00Z".parse().unwrap());
@@ -404,4 +406,91 @@ fn a_moved_task_should_resume_its_own_conversation_when_the_agent_reported_none(
             "from the rollout: {from_rollout}"
         );
     }
+}
+
+#[test]
+fn a_dedicated_codex_session_should_move_with_the_thread_its_rollouts_show() {
+    // Codex reports no conversation and a dedicated session has no task: its thread is
+    // the newest rollout of its folder (observed); with none yet it starts afresh, and
+    // with another session in its folder it stays, saying why.
+    use crate::observe::CodexThread;
+    let m = manifests(POOL_AND_DEDICATED);
+    let rollout = PathBuf::from("/h/main/sessions/2026/11/21/rollout-x-t1.jsonl");
+    let cases = [
+        (
+            CodexThread::Held {
+                thread: "t1".into(),
+                rollout: rollout.clone(),
+            },
+            Some((Some(("t1".to_owned(), rollout.clone())), true)),
+        ),
+        (CodexThread::NoTurnYet, Some((None, false))),
+        (
+            CodexThread::Ambiguous {
+                with: vec!["other".into()],
+            },
+            None,
+        ),
+    ];
+    for (thread, want) in cases {
+        let mut o = observed();
+        add(&mut o, session("ccl-1-x", "failover", "main", 100));
+        o.codex_threads.insert("ccl-1-x".into(), thread.clone());
+        o.facts
+            .exhausted_until
+            .insert("main".into(), "2026-11-21T07:00:00Z".parse().unwrap());
+        o.facts.family_mut(CLAUDE).active_account = Some("main".into());
+        let p = plan(&m, &o, "failover", now());
+        let moved = p.actions.iter().find_map(|a| match a {
+            Action::Session(SessionAction::MoveSession {
+                session,
+                conversation,
+                resume,
+                ..
+            }) if session.name == "ccl-1-x" => Some((conversation.clone(), resume.is_some())),
+            _ => None,
+        });
+        assert_eq!(moved, want, "{thread:?}");
+        let refused: Vec<&str> = p.refused.iter().map(|r| r.reason.as_str()).collect();
+        match thread {
+            CodexThread::Ambiguous { .. } => assert!(
+                refused
+                    .iter()
+                    .any(|r| r.contains("cannot be told from that of other")),
+                "{refused:?}"
+            ),
+            _ => assert!(refused.is_empty(), "{refused:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_session_to_resume_without_a_known_conversation_should_be_refused_not_moved() {
+    // A dedicated agent that reported no conversation (its profile's reports off, its
+    // report not folded yet): moved, the person's conversation would be lost, and the
+    // act would reject the move every round. One refusal, journaled once, instead.
+    let m = manifests(POOL_AND_DEDICATED);
+    let mut o = observed();
+    add(&mut o, session("ccl-1-x", "failover", "main", 100));
+    o.facts
+        .exhausted_until
+        .insert("main".into(), "2026-11-21T07:00:00Z".parse().unwrap());
+    o.facts.family_mut(CLAUDE).active_account = Some("main".into());
+    let p = plan(&m, &o, "failover", now());
+    assert!(
+        !p.actions.iter().any(|a| matches!(
+            a,
+            Action::Session(SessionAction::MoveSession { session, .. }) if session.name == "ccl-1-x"
+        )),
+        "{:?}",
+        p.actions
+    );
+    let refused: Vec<&str> = p.refused.iter().map(|r| r.reason.as_str()).collect();
+    assert_eq!(
+        refused,
+        [
+            "runs under account main, wants alt; its agent reported no conversation to resume, \
+          so it is left as it is"
+        ]
+    );
 }

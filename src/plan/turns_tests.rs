@@ -329,6 +329,7 @@ fn a_reported_turn_should_hold_a_session_until_it_ends_or_sits_cut_at_its_prompt
     let m = manifests(&format!("{POOL_AND_DEDICATED}{MOVE_AT_95}"));
     let mut o = observed();
     add(&mut o, session("ccl-1-x", "failover", "main", PID));
+    reported(&mut o, "ccl-1-x", PID);
     o.screens.insert("ccl-1-x".into(), IDLE_EMPTY.into());
     o.facts.family_mut(CLAUDE).active_account = Some("main".into());
     o.facts

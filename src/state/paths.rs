@@ -16,6 +16,11 @@ pub(crate) const APPLIED_FILE: &str = "handoff/applied.json";
 pub(crate) const RUNNING_FILE: &str = "manifests.json";
 /// The controller's status after its last round.
 pub(crate) const STATUS_FILE: &str = "status.json";
+/// The board of the controller's last round, for `failover top`; rewritten when it
+/// changed.
+pub(crate) const BOARD_FILE: &str = "board.json";
+/// The operator's requests to the running controller, one file each (watched).
+pub(crate) const REQUESTS_DIR: &str = "requests";
 /// The agents' reports, one file per hook call (watched).
 pub(crate) const REPORTS_DIR: &str = "reports";
 /// The pids of the tmux control clients of each failover process.

@@ -461,4 +461,131 @@ fn a_claude_limit_should_move_only_the_claude_sessions_while_codex_keeps_working
     let journal = done_in_journal(&bed);
     assert!(journal.values().all(|h| h.len() == 1), "{journal:?}");
     assert_eq!(journal.len(), 9, "{journal:?}");
+    // `get accounts` groups the accounts by family, each with its active account.
+    let out = command(
+        &bed,
+        &["get", "accounts", "-f", &manifest.to_string_lossy()],
+    )
+    .output()
+    .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .skip(1)
+        .take(4)
+        .map(|l| l.split_whitespace().take(4).collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ["a", "claude-code", "0", "exhausted"],
+            ["b", "claude-code", "1", "active"],
+            ["x", "codex", "0", "active"],
+            ["y", "codex", "1", "available"],
+        ],
+        "{table}"
+    );
+}
+
+#[test]
+fn a_dedicated_codex_session_should_move_to_the_next_account_resuming_its_thread() {
+    // Codex reports no thread when it starts and a person's session has no task: its
+    // thread is found from its folder's rollouts, and a limit moves it with it.
+    let bed = new_bed();
+    let r = bed.root.clone();
+    std::fs::create_dir_all(r.join("desk")).unwrap();
+    let m = Manifest::new()
+        .account("x", r.join("x"))
+        .family(AgentKind::Codex)
+        .account("y", r.join("y"))
+        .family(AgentKind::Codex)
+        .priority(1)
+        .shared_state("threads", r.join("codex-shared"))
+        .with(|s: &mut SharedStateSpec| {
+            s.links = vec!["sessions".into()];
+            s.accounts = Some(vec!["x".into(), "y".into()]);
+        })
+        .agent_of(
+            AgentKind::Codex,
+            "codex",
+            &[BIN, "sim-agent", "--agent", "codex"],
+        )
+        .env("FAILOVER_SIM_TURN", "100ms")
+        .controller("c")
+        .with(|c: &mut ControllerConfigSpec| c.poll_interval = duration("200ms"))
+        .dedicated("desk", r.join("desk"))
+        .with(|d: &mut failover::api::DedicatedSessionSpec| d.agent = "codex".into());
+    let manifest = bed.write("desk.yaml", &m.yaml());
+    let c = controller(&bed, &manifest);
+    wait_ready(&bed, &["desk"], "x", "default · ");
+    // The person works: a first prompt answered, its thread in a rollout.
+    bed.t.type_text("=desk:", "remember the word kumquat");
+    bed.t.keys("=desk:", &["Enter"]);
+    let rollout = wait(&bed, &c, WAIT, "desk's rollout", || {
+        rollouts(&r.join("codex-shared/sessions"))
+            .into_iter()
+            .next()
+    });
+    wait(&bed, &c, WAIT, "the answer", || {
+        std::fs::read_to_string(&rollout)
+            .is_ok_and(|t| t.contains("\"task_complete\""))
+            .then_some(())
+    });
+    let thread = failover_thread(&rollout);
+    // x runs out at the person's next prompt: desk moves to y, resuming the thread.
+    let reset = jiff::Timestamp::now().as_second() + 3600;
+    std::fs::write(r.join("x/.sim-limit"), reset.to_string()).unwrap();
+    bed.t.type_text("=desk:", "and now the next step");
+    bed.t.keys("=desk:", &["Enter"]);
+    wait(&bed, &c, WAIT, "the limit", || {
+        (!bed.events("quotaDetected").is_empty()).then_some(())
+    });
+    let seen = Instant::now();
+    wait(&bed, &c, Duration::from_secs(2), "desk under y", || {
+        (bed.account("desk") == "y").then_some(())
+    });
+    eprintln!("desk under y {:?} after the limit", seen.elapsed());
+    let moved: Vec<Value> = bed
+        .journal()
+        .into_iter()
+        .filter(|e| e["action"]["action"] == "moveSession")
+        .collect();
+    assert_eq!(moved.len(), 1, "{moved:?}\n{}", c.log());
+    assert_eq!(
+        moved[0]["action"]["conversation"][0],
+        thread.as_str(),
+        "{moved:?}"
+    );
+    assert_eq!(moved[0]["ok"], true, "{moved:?}");
+    // The agent under y runs `resume <thread>`, and the thread goes on in the same
+    // rollout: a prompt typed now lands there.
+    wait_ready(&bed, &["desk"], "y", "default · ");
+    bed.t.type_text("=desk:", "what was the word?");
+    bed.t.keys("=desk:", &["Enter"]);
+    wait(
+        &bed,
+        &c,
+        WAIT,
+        "the prompt after the move in the same thread",
+        || {
+            std::fs::read_to_string(&rollout)
+                .is_ok_and(|t| t.contains("what was the word?"))
+                .then_some(())
+        },
+    );
+    let all = rollouts(&r.join("codex-shared/sessions"));
+    assert_eq!(all.len(), 1, "one thread: {all:?}");
+    // No move refused or retried, once moved.
+    assert!(
+        bed.events("refused").is_empty(),
+        "{:?}",
+        bed.events("refused")
+    );
+}
+
+/// The thread a rollout's `session_meta` names.
+fn failover_thread(rollout: &Path) -> String {
+    let first = std::fs::read_to_string(rollout).unwrap();
+    let meta: Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    meta["payload"]["id"].as_str().unwrap().to_owned()
 }

@@ -30,13 +30,13 @@ mod doctor;
 mod failover;
 // Several controllers sharing accounts through a real etcd (skipped without etcd).
 mod fleet;
-// Everyday verbs on a live pool: `delete`, `describe`, `get events`, `get -w`, the metrics.
+// Everyday verbs on a live pool: `delete`, `describe`, `get events`, `get -w`, `restart`, `return`, the metrics.
 mod operator;
 // The real Claude Code CLI against the mock Messages API (skipped without it).
 mod real_client;
 // The real Codex CLI against the mock Responses API, driven directly (skipped without it).
 mod real_codex;
-// `failover top` in a pane next to a live pool: a swap redrawn, filter, describe, attach, quit.
+// `failover top` in a pane next to a live pool: a swap redrawn, filter, describe, attach, restart, return, quit.
 mod top;
 // The stand-in agent (`failover sim-agent`), its hook and status line, on their own.
 mod sim_agent;

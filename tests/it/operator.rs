@@ -1,5 +1,6 @@
 //! The operator's everyday verbs on a live pool of stand-in agents: `delete`,
-//! `describe`, `get events` and `get -w`, run as an operator runs them.
+//! `describe`, `get events`, `get -w`, `restart session` and `return task`, run as an
+//! operator runs them.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -414,4 +415,188 @@ fn get_events_watch_should_follow_the_journal_as_json_lines() {
     assert!(told["objects"][0] == "session/w-2", "{told}");
     drop(controller);
     drop(watch);
+}
+
+/// Two accounts sharing their conversations and a pool of 2 taking tasks from an inbox;
+/// the agents' turns take 300 ms, but the first one taken anywhere hangs until stopped
+/// (the stand-in's control file).
+fn hanging_pool(bed: &Bed) -> PathBuf {
+    let r = &bed.root;
+    for dir in ["a", "b", "shared", "work/.agent-queue/inbox"] {
+        std::fs::create_dir_all(r.join(dir)).unwrap();
+    }
+    let control = r.join("control");
+    std::fs::write(&control, "hang\n").unwrap();
+    let m = Manifest::new()
+        .account("a", r.join("a"))
+        .account("b", r.join("b"))
+        .priority(1)
+        .shared_state("shared", r.join("shared"))
+        .agent(
+            "claude",
+            &[BIN, "sim-agent", "--control", &control.to_string_lossy()],
+        )
+        .env("FAILOVER_SIM_TURN", "300ms")
+        .controller("c")
+        .with(|c: &mut ControllerConfigSpec| {
+            c.poll_interval = duration("250ms");
+            c.dispatch.submit_delay = duration("100ms");
+        })
+        .pool("p", "w-", 2..=2, r.join("work"))
+        .inbox(
+            "work",
+            r.join("work/.agent-queue/inbox"),
+            "p",
+            r.join("work"),
+        );
+    bed.write("manifests/pool.yaml", &m.yaml())
+}
+
+/// The session whose agent runs the task `name` (its turn under way), once it does.
+fn running(bed: &Bed, name: &str) -> String {
+    wait_for(Duration::from_secs(30), "the task's turn under way", || {
+        let active = bed.files("work", "active");
+        let file = active.iter().find(|f| f.ends_with(name))?;
+        let facts: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(bed.state().join("facts.json")).ok()?).ok()?;
+        let (session, _) = facts["sessions"]
+            .as_object()?
+            .iter()
+            .find(|(_, f)| f["task"]["file"] == file.as_str() && f["task"]["stage"] == "running")?;
+        Some(session.clone())
+    })
+}
+
+/// The journal's entries of kind `event` about task `name`.
+fn about(bed: &Bed, event: &str, name: &str) -> Vec<serde_json::Value> {
+    bed.events(event)
+        .into_iter()
+        .filter(|e| e["action"]["task"]["name"] == name)
+        .collect()
+}
+
+#[test]
+fn restart_session_should_restart_the_agent_resuming_its_conversation_and_its_task() {
+    let bed = bed::new(&["manifests"]);
+    let file = hanging_pool(&bed);
+    let _controller = bed.controller(&file, "controller", None);
+    bed.drop_task("work", "long.md", "a long task");
+    let session = running(&bed, "long.md");
+    let home = bed.root.join("a");
+    let held = wait_for(Duration::from_secs(10), "the agent's conversation", || {
+        bed.t.conversation(&home, &session)
+    });
+    let before = bed.t.pane_pid(&format!("={session}:"));
+
+    let (code, out) = bed.run(&["restart", "session", &session, "--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("restarted at the operator's request"), "{out}");
+    assert_eq!(bed.t.pane_pid(&format!("={session}:")), before, "a dry run");
+
+    let (code, out) = bed.run(&["restart", "session", &session]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("asked the controller")
+            && out.contains(&format!(
+                "session {session}: restarted at the operator's request"
+            ))
+            && out.contains(&format!("resuming conversation {held}")),
+        "{out}"
+    );
+    // A new agent in the same conversation carries the task on to its end, once.
+    wait_for(Duration::from_secs(30), "the task done", || {
+        bed.files("work", "done")
+            .contains(&"long.md".to_owned())
+            .then_some(())
+    });
+    assert_ne!(bed.t.pane_pid(&format!("={session}:")), before);
+    assert_eq!(about(&bed, "taskDone", "long.md").len(), 1);
+    assert!(about(&bed, "taskRequeued", "long.md").is_empty());
+    let restarts: Vec<_> = bed
+        .events("action")
+        .into_iter()
+        .filter(|e| {
+            e["action"]["action"] == "restartSession"
+                && e["action"]["reason"] == "restarted at the operator's request"
+        })
+        .collect();
+    assert_eq!(restarts.len(), 1, "{restarts:?}");
+    assert_eq!(restarts[0]["action"]["resume"], held.as_str());
+    assert_eq!(restarts[0]["action"]["live"], true);
+    assert!(
+        std::fs::read_dir(bed.state().join("requests"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+
+    // A person's session, and one that is not there, are refused (exit 1).
+    bed.t
+        .new_session("mine", &bed.root, &[], &["sleep", "1000"]);
+    let (code, out) = bed.run(&["restart", "session", "mine"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("refused: session mine: is not ours"), "{out}");
+    let (code, out) = bed.run(&["restart", "session", "w-9"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("does not run"), "{out}");
+}
+
+#[test]
+fn return_task_should_stop_its_turn_and_run_it_again_once_to_its_end() {
+    let bed = bed::new(&["manifests"]);
+    let file = hanging_pool(&bed);
+    let mut controller = bed.controller(&file, "controller", None);
+    bed.drop_task("work", "stuck.md", "a task that hangs the first time");
+    let session = running(&bed, "stuck.md");
+    let before = bed.t.pane_pid(&format!("={session}:"));
+
+    let (code, out) = bed.run(&["return", "task", "stuck.md"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "session {session}: restart the agent (stop the turn of task stuck.md"
+        )) && out.contains("returned at the operator's request; no try used"),
+        "{out}"
+    );
+    // Back in the inbox once, then claimed again: its second turn ends.
+    wait_for(Duration::from_secs(30), "the task done", || {
+        bed.files("work", "done")
+            .contains(&"stuck.md".to_owned())
+            .then_some(())
+    });
+    assert_ne!(
+        bed.t.pane_pid(&format!("={session}:")),
+        before,
+        "the turn stopped"
+    );
+    assert_eq!(about(&bed, "taskRequeued", "stuck.md").len(), 1);
+    assert_eq!(about(&bed, "taskDone", "stuck.md").len(), 1);
+    let record = bed.record("work", "done", "stuck.md");
+    assert_eq!(record["attempt"], 1, "no try used: {record}");
+
+    // A task that does not run is refused; without a controller the verb acts itself.
+    let (code, out) = bed.run(&["return", "task", "stuck.md"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("runs in no session of ours"), "{out}");
+    controller.signal("TERM");
+    assert_eq!(controller.exit_code(Duration::from_secs(20)), Some(0));
+    std::fs::write(bed.root.join("control"), "hang\n").unwrap();
+    bed.drop_task("work", "again.md", "hangs too");
+    // Nobody dispatches without a controller: start one for the claim, then stop it.
+    let controller = bed.controller(&file, "controller2", None);
+    let session = running(&bed, "again.md");
+    controller.signal("TERM");
+    let mut controller = controller;
+    assert_eq!(controller.exit_code(Duration::from_secs(20)), Some(0));
+    let (code, out) = bed.run(&["return", "task", "again.md"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("asked the controller"), "{out}");
+    assert!(
+        bed.files("work", "inbox").contains(&"again.md".to_owned()),
+        "back in the inbox"
+    );
+    let requeued = about(&bed, "taskRequeued", "again.md");
+    assert_eq!(requeued.len(), 1);
+    assert_eq!(requeued[0]["origin"], "operator");
+    assert_eq!(requeued[0]["action"]["task"]["session"], session.as_str());
 }

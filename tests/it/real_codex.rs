@@ -287,6 +287,11 @@ fn real_codex_should_answer_a_pasted_task_once_and_end_the_turn_in_notify_and_ro
             .into_iter()
             .find(|r| r["thread-id"] != thread.as_str())
     });
+    // The title's thread leaves no rollout: the only rollout of the folder is the
+    // session's own thread (what a dedicated Codex session's move resumes).
+    let all = rollouts(home.path());
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(thread_of(&all[0]), thread);
     save(
         rig.t.dir(),
         "notify.jsonl",
@@ -449,26 +454,26 @@ fn task_prompts(api: &MockResponses, token: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_pool_of_real_codex_sessions_should_run_tasks_through_failover_and_move_them_at_a_limit() {
-    let Some(cli) = codex::locate_or_skip("a_pool_of_real_codex_sessions") else {
-        return;
-    };
+/// The Codex accounts `x` and `y` of a bed (homes seeded against `api`, each with its
+/// token, sharing `sessions/` through `shared`), the real CLI as profile `codex`, and a
+/// controller polling every 250 ms; the homes end what runs under them when dropped.
+fn real_codex_family(
+    bed: &crate::bed::Bed,
+    api: &MockResponses,
+    cli: &Path,
+    workdirs: &[&Path],
+) -> (Vec<Home>, failover::testbed::manifest::Manifest) {
     use failover::api::{AgentKind, ControllerConfigSpec, SharedStateSpec};
     use failover::testbed::manifest::{Manifest, duration};
-    let api = MockResponses::start();
-    let bed = crate::bed::new(&["work", "shared", "p/.agent-queue/inbox"]);
     let r = bed.root.clone();
-    let (work, project) = (r.join("work"), r.join("p"));
     let url = api.url();
-    // Declared before the controller: dropped after it, they end what runs under them.
     let homes: Vec<Home> = [("x", TOKEN_X), ("y", TOKEN_Y)]
         .iter()
         .map(|(name, token)| {
             let seed = Seed {
                 api_url: &url,
                 token,
-                workdirs: &[&work, &project],
+                workdirs,
                 notify: &[],
             };
             Home::seed(&r.join(name), &seed)
@@ -502,15 +507,35 @@ fn a_pool_of_real_codex_sessions_should_run_tasks_through_failover_and_move_them
         )
         .with(|p: &mut failover::api::AgentProfileSpec| p.env.extend(env))
         .controller("c")
-        .with(|c: &mut ControllerConfigSpec| c.poll_interval = duration("250ms"))
+        .with(|c: &mut ControllerConfigSpec| c.poll_interval = duration("250ms"));
+    (homes, m)
+}
+
+/// Starts `failover controller -f manifest` on the bed, Codex let through.
+fn real_codex_controller(bed: &crate::bed::Bed, manifest: &Path) -> failover::testbed::Spawned {
+    let mut cmd = bed.command(&["controller", "-f", &manifest.to_string_lossy()]);
+    cmd.env("FAILOVER_EXPERIMENTAL_CODEX", "1")
+        .env("RUST_LOG", "info");
+    failover::testbed::Spawned::start(cmd, bed.root.join("controller.log"))
+}
+
+#[test]
+fn a_pool_of_real_codex_sessions_should_run_tasks_through_failover_and_move_them_at_a_limit() {
+    let Some(cli) = codex::locate_or_skip("a_pool_of_real_codex_sessions") else {
+        return;
+    };
+    let api = MockResponses::start();
+    let bed = crate::bed::new(&["work", "shared", "p/.agent-queue/inbox"]);
+    let r = bed.root.clone();
+    let (work, project) = (r.join("work"), r.join("p"));
+    // Declared before the controller: dropped after it, they end what runs under them.
+    let (_homes, m) = real_codex_family(&bed, &api, &cli, &[&work, &project]);
+    let m = m
         .pool("auto", "w-", 2..=2, &work)
         .with(|p: &mut failover::api::PoolSpec| p.agent = "codex".into())
         .inbox("p", bed.inbox("p"), "auto", &project);
     let manifest = bed.write("pool.yaml", &m.yaml());
-    let mut cmd = bed.command(&["controller", "-f", &manifest.to_string_lossy()]);
-    cmd.env("FAILOVER_EXPERIMENTAL_CODEX", "1")
-        .env("RUST_LOG", "info");
-    let c = failover::testbed::Spawned::start(cmd, r.join("controller.log"));
+    let c = real_codex_controller(&bed, &manifest);
     let sessions = ["w-0", "w-1"];
     let on = |account: &str| {
         sessions
@@ -601,5 +626,91 @@ fn a_pool_of_real_codex_sessions_should_run_tasks_through_failover_and_move_them
     )
     .unwrap();
     assert_eq!(record["account"], "y", "{record}");
+    drop(c);
+}
+
+#[test]
+fn a_dedicated_real_codex_session_should_move_at_a_limit_resuming_its_thread() {
+    // Codex reports no thread when it starts and a person's session has no task: failover
+    // finds the thread in the folder's rollouts, and the move resumes it.
+    let Some(cli) = codex::locate_or_skip("a_dedicated_real_codex_session") else {
+        return;
+    };
+    let api = MockResponses::start();
+    let bed = crate::bed::new(&["desk", "shared"]);
+    let desk = bed.root.join("desk");
+    let (_homes, m) = real_codex_family(&bed, &api, &cli, &[&desk]);
+    let m = m
+        .dedicated("desk", &desk)
+        .with(|d: &mut failover::api::DedicatedSessionSpec| d.agent = "codex".into());
+    let manifest = bed.write("desk.yaml", &m.yaml());
+    let c = real_codex_controller(&bed, &manifest);
+    let log = || {
+        format!(
+            "{}\n{:?}",
+            c.log(),
+            bed.journal().iter().rev().take(20).collect::<Vec<_>>()
+        )
+    };
+    let under = |account: &str| {
+        (bed.account("desk") == account && ready(&bed.t.capture("=desk:"))).then_some(())
+    };
+    failover::testbed::wait_for_or_none(WAIT, || under("x"))
+        .unwrap_or_else(|| panic!("desk under x:\n{}", log()));
+    // The person works under x.
+    let first = "Remember the word kumquat.";
+    bed.t.paste("=desk:", first);
+    bed.t.keys("=desk:", &["Enter"]);
+    failover::testbed::wait_for_or_none(WAIT, || {
+        idle(&bed.t.capture("=desk:"))
+            .then(|| api.tasks_of(first).len())
+            .filter(|n| *n == 1)
+    })
+    .unwrap_or_else(|| panic!("the first answer:\n{}", log()));
+    // x runs out at the next prompt: desk moves to y within 2 s.
+    api.set_reply(
+        TOKEN_X,
+        Reply::UsageLimit {
+            resets_at: now() + 3600,
+        },
+    );
+    bed.t.paste("=desk:", "And the next step.");
+    bed.t.keys("=desk:", &["Enter"]);
+    failover::testbed::wait_for_or_none(WAIT, || {
+        (!bed.events("quotaDetected").is_empty()).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the limit:\n{}", log()));
+    let seen = std::time::Instant::now();
+    failover::testbed::wait_for_or_none(Duration::from_secs(2), || {
+        (bed.account("desk") == "y").then_some(())
+    })
+    .unwrap_or_else(|| panic!("desk under y within 2 s:\n{}", log()));
+    eprintln!("desk under y {:?} after the limit", seen.elapsed());
+    let moved: Vec<Value> = bed
+        .journal()
+        .into_iter()
+        .filter(|e| e["action"]["action"] == "moveSession")
+        .collect();
+    assert!(
+        matches!(&moved[..], [m] if m["ok"] == true && m["action"]["conversation"][0].is_string()),
+        "{moved:?}"
+    );
+    // Under y the thread goes on: y's request for the next prompt carries the first.
+    failover::testbed::wait_for_or_none(WAIT, || under("y"))
+        .unwrap_or_else(|| panic!("desk ready under y:\n{}", log()));
+    let last = "What was the word?";
+    bed.t.paste("=desk:", last);
+    bed.t.keys("=desk:", &["Enter"]);
+    let resumed = failover::testbed::wait_for_or_none(WAIT, || {
+        api.tasks()
+            .into_iter()
+            .find(|r| r.credential == TOKEN_Y && r.texts("user").iter().any(|t| t.trim() == last))
+    })
+    .unwrap_or_else(|| panic!("y's request:\n{}", log()));
+    let earlier = resumed.texts("user");
+    assert!(
+        earlier.iter().any(|t| t.trim() == first),
+        "y's request carries the thread: {earlier:?}"
+    );
     drop(c);
 }

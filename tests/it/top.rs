@@ -14,13 +14,17 @@ const WAIT: Duration = Duration::from_secs(20);
 const DASH: &str = "=dash:";
 
 #[test]
-fn top_should_redraw_a_swap_by_itself_filter_describe_attach_and_restore_the_terminal() {
+fn top_should_redraw_a_swap_by_itself_filter_describe_attach_restart_return_and_restore_the_terminal()
+ {
     let bed = bed::new(&["a", "b", "shared", "work", "p/.agent-queue/inbox"]);
     let r = &bed.root;
     // What each account's status line reports once a turn succeeded: 69 % and 12 % of
     // the 5-hour window used.
     std::fs::write(r.join("a/.sim-usage"), "69 20").unwrap();
     std::fs::write(r.join("b/.sim-usage"), "12 3").unwrap();
+    // The stand-ins' control file: a line written there scripts the next turn.
+    let control = r.join("control");
+    std::fs::write(&control, "").unwrap();
     let m = Manifest::new()
         .account("a", r.join("a"))
         .account("b", r.join("b"))
@@ -28,6 +32,7 @@ fn top_should_redraw_a_swap_by_itself_filter_describe_attach_and_restore_the_ter
         .shared_state("s", r.join("shared"))
         .agent("claude", &[BIN, "sim-agent"])
         .env("FAILOVER_SIM_TURN", "200ms")
+        .env("FAILOVER_SIM_CONTROL", &control.to_string_lossy())
         .controller("c")
         .with(|c: &mut ControllerConfigSpec| {
             c.poll_interval = duration("200ms");
@@ -69,6 +74,13 @@ fn top_should_redraw_a_swap_by_itself_filter_describe_attach_and_restore_the_ter
     bed.t.wait_screen(DASH, WAIT, "the dashboard", |s| {
         s.contains("failover top") && s.contains("w-0") && s.contains("w-1")
     });
+    // What it draws, the controller publishes after its rounds: the dashboard reads it
+    // instead of looking at tmux itself.
+    let board = std::fs::read_to_string(bed.state().join("board.json")).unwrap();
+    assert!(
+        board.contains(r#""name":"w-0""#) && board.contains(r#""name":"w-1""#),
+        "{board}"
+    );
 
     // A first task under a: its status line reports a's use, drawn as a bar.
     bed.drop_task("p", "warm.md", "a first task");
@@ -119,6 +131,73 @@ fn top_should_redraw_a_swap_by_itself_filter_describe_attach_and_restore_the_ter
     bed.t.wait_screen(DASH, WAIT, "the dashboard again", |s| {
         s.contains("failover top") && s.contains("back from w-1")
     });
+
+    // `x`, then `y`: w-1's agent restarts, as `failover restart session w-1` does.
+    bed.t.keys(DASH, &["x"]);
+    bed.t.wait_screen(DASH, WAIT, "the question", |s| {
+        s.contains("restart w-1? y/n")
+    });
+    bed.t.keys(DASH, &["y"]);
+    bed.t.wait_screen(DASH, WAIT, "the answer", |s| {
+        s.contains("asked the controller") && s.contains("to restart session w-1")
+    });
+    wait_for(WAIT, "w-1 restarted at the operator's request", || {
+        bed.events("action")
+            .iter()
+            .any(|e| {
+                e["action"]["action"] == "restartSession"
+                    && e["action"]["session"]["name"] == "w-1"
+                    && e["action"]["reason"] == "restarted at the operator's request"
+            })
+            .then_some(())
+    });
+
+    // `r`, then `y`: a task whose turn hangs goes back to its inbox, and runs again to
+    // its end, once. The earlier tasks end first: the control line scripts the next
+    // turn of any stand-in, and quota.md's, resumed on b, could take it.
+    wait_for(WAIT, "warm.md and quota.md done", || {
+        let done = bed.files("p", "done");
+        ["warm.md", "quota.md"]
+            .iter()
+            .all(|t| done.contains(&(*t).to_owned()))
+            .then_some(())
+    });
+    std::fs::write(&control, "hang\n").unwrap();
+    bed.drop_task("p", "hang.md", "a task whose first turn hangs");
+    let session = wait_for(WAIT, "hang.md's turn under way", || {
+        let facts: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(bed.state().join("facts.json")).ok()?).ok()?;
+        let (name, _) = facts["sessions"]
+            .as_object()?
+            .iter()
+            .find(|(_, f)| f["task"]["task"] == "hang.md" && f["task"]["stage"] == "running")?;
+        Some(name.clone())
+    });
+    bed.t.keys(DASH, &["/"]);
+    bed.t.type_text(DASH, &session);
+    bed.t.keys(DASH, &["Enter"]);
+    bed.t
+        .wait_screen(DASH, WAIT, "its row, with its task", |s| {
+            // The session's row, not the journal's line that names both.
+            s.lines().any(|l| row(l, &session) && l.contains("hang.md"))
+        });
+    bed.t.keys(DASH, &["r"]);
+    bed.t.wait_screen(DASH, WAIT, "the question", |s| {
+        s.contains(&format!("return hang.md from {session} to its inbox? y/n"))
+    });
+    bed.t.keys(DASH, &["y"]);
+    wait_for(WAIT, "hang.md done", || {
+        bed.files("p", "done")
+            .contains(&"hang.md".to_owned())
+            .then_some(())
+    });
+    let about = |event: &str| {
+        bed.events(event)
+            .into_iter()
+            .filter(|e| e["action"]["task"]["name"] == "hang.md")
+            .count()
+    };
+    assert_eq!((about("taskRequeued"), about("taskDone")), (1, 1));
 
     // `q` gives the terminal back as it was: the shell's prompt, no escape codes.
     bed.t.keys(DASH, &["q"]);

@@ -6,8 +6,10 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use jiff::Timestamp;
 
-use super::model::{History, Snapshot};
+use super::model::{Activity, History, Snapshot};
 use crate::journal::Line;
+use crate::object::ObjectRef;
+use crate::request::Verb;
 
 /// The main view, switched with `:`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +68,13 @@ pub(super) enum Mode {
     Command(String),
     /// The key help.
     Help,
+    /// A question on the bottom line (`restart w-1? y/n`): `y` asks for the effect.
+    Confirm {
+        /// The question.
+        question: String,
+        /// What `y` asks for.
+        effect: Effect,
+    },
 }
 
 /// A text shown over the main view: a description or a screen's history.
@@ -123,6 +132,8 @@ pub(super) enum Effect {
     History(String),
     /// Attach to this session; back on detach.
     Attach(String),
+    /// Ask for this, as `failover restart session` or `failover return task` does.
+    Request(Verb, ObjectRef),
 }
 
 /// The dashboard.
@@ -176,54 +187,57 @@ impl App {
         }
     }
 
-    /// The rows of the view that pass the filter: each row's key (session, account or
-    /// inbox name; an event's object) and its text.
-    pub(super) fn rows(&self) -> Vec<(String, String)> {
-        let all: Vec<(String, String)> = match self.view {
+    /// The keys of the rows of the view that pass the filter (session, account or inbox
+    /// name; an event's object), in order. Each row's text is made only to be matched
+    /// against a filter.
+    pub(super) fn rows(&self) -> Vec<String> {
+        let needle = self.filter.to_lowercase();
+        let pass = |text: &dyn Fn() -> String| {
+            needle.is_empty() || text().to_lowercase().contains(&needle)
+        };
+        match self.view {
             View::Sessions => self
                 .snapshot
                 .sessions
                 .iter()
-                .map(|s| {
+                .filter(|s| {
                     let r = &s.row;
-                    let text = format!(
-                        "{} {} {} {} {} {}",
-                        r.name,
-                        r.role,
-                        r.account,
-                        s.activity.word(),
-                        r.task,
-                        s.conversation
-                    );
-                    (r.name.clone(), text)
+                    pass(&|| {
+                        format!(
+                            "{} {} {} {} {} {}",
+                            r.name,
+                            r.role,
+                            r.account,
+                            s.activity.word(),
+                            r.task,
+                            s.conversation
+                        )
+                    })
                 })
+                .map(|s| s.row.name.clone())
                 .collect(),
             View::Accounts => self
                 .snapshot
                 .accounts
                 .iter()
-                .map(|a| {
-                    (
-                        a.row.name.clone(),
-                        format!("{} {}", a.row.name, a.row.state),
-                    )
-                })
+                .filter(|a| pass(&|| format!("{} {}", a.row.name, a.row.state)))
+                .map(|a| a.row.name.clone())
                 .collect(),
             View::Inboxes => self
                 .snapshot
                 .inboxes
                 .iter()
-                .map(|i| (i.row.name.clone(), format!("{} {}", i.row.name, i.row.pool)))
+                .filter(|i| pass(&|| format!("{} {}", i.row.name, i.row.pool)))
+                .map(|i| i.row.name.clone())
                 .collect(),
             View::Events => self
                 .history
                 .events
                 .iter()
                 .rev()
-                .map(|t| {
+                .filter_map(|t| {
                     let object = t.object().map(ToString::to_string).unwrap_or_default();
-                    let text = format!("{object} {} {}", t.event, t.message);
-                    (object, text)
+                    pass(&|| format!("{object} {} {}", t.event, t.message)).then_some(object)
                 })
                 .collect(),
             View::Nodes => self
@@ -231,21 +245,15 @@ impl App {
                 .nodes
                 .iter()
                 .flat_map(|t| &t.rows)
-                .map(|r| {
-                    let name = r["name"].as_str().unwrap_or_default().to_owned();
-                    (name, r.to_string())
-                })
+                .filter(|r| pass(&|| r.to_string()))
+                .map(|r| r["name"].as_str().unwrap_or_default().to_owned())
                 .collect(),
-        };
-        let needle = self.filter.to_lowercase();
-        all.into_iter()
-            .filter(|(_, text)| needle.is_empty() || text.to_lowercase().contains(&needle))
-            .collect()
+        }
     }
 
     /// The key of the selected row, if any.
     pub(super) fn selection(&self) -> Option<String> {
-        self.rows().into_iter().nth(self.selected).map(|(k, _)| k)
+        self.rows().into_iter().nth(self.selected)
     }
 
     /// Takes in what happened; what the loop is to do about it.
@@ -300,6 +308,16 @@ impl App {
             Mode::Help => {
                 self.mode = Mode::Normal;
                 None
+            }
+            Mode::Confirm { question, effect } => {
+                self.mode = Mode::Normal;
+                if key.code == KeyCode::Char('y') {
+                    self.message = None;
+                    Some(effect)
+                } else {
+                    self.message = Some(format!("{} not done", question.trim_end_matches("? y/n")));
+                    None
+                }
             }
             Mode::Filter => {
                 let before = self.selection();
@@ -366,13 +384,8 @@ impl App {
             KeyCode::Char('d') => return self.describe(),
             KeyCode::Char('l') => return self.session_effect(Effect::History),
             KeyCode::Enter => return self.session_effect(Effect::Attach),
-            KeyCode::Char('x' | 'r') => {
-                self.message = Some(
-                    "x (restart) and r (return a task) are not in this version: \
-                     see docs/operations.md"
-                        .to_owned(),
-                );
-            }
+            KeyCode::Char('x') => self.confirm_restart(),
+            KeyCode::Char('r') => self.confirm_return(),
             _ => {}
         }
         self.clamp();
@@ -444,6 +457,62 @@ impl App {
             }
         };
         Some(Effect::Describe(kind, name))
+    }
+
+    /// `x`: the question before restarting the selected session.
+    fn confirm_restart(&mut self) {
+        let Some(s) = self.selected_session() else {
+            return;
+        };
+        let name = s.row.name.clone();
+        if s.activity == Activity::NotOurs {
+            self.message = Some(format!(
+                "{name} is not ours: a person's session is never restarted"
+            ));
+            return;
+        }
+        self.mode = Mode::Confirm {
+            question: format!("restart {name}? y/n"),
+            effect: Effect::Request(Verb::Restart, ObjectRef::Session(name)),
+        };
+    }
+
+    /// `r`: the question before returning the selected session's task to its inbox.
+    fn confirm_return(&mut self) {
+        let Some(s) = self.selected_session() else {
+            return;
+        };
+        let (name, task) = (s.row.name.clone(), s.row.task.clone());
+        if s.row.role == "dedicated" {
+            self.message = Some(format!(
+                "{name} is dedicated: its work is a person's, not a task to return"
+            ));
+            return;
+        }
+        if task.is_empty() {
+            self.message = Some(format!("no task runs on {name}"));
+            return;
+        }
+        self.mode = Mode::Confirm {
+            question: format!("return {task} from {name} to its inbox? y/n"),
+            effect: Effect::Request(
+                Verb::Return,
+                ObjectRef::Task {
+                    inbox: None,
+                    name: task,
+                },
+            ),
+        };
+    }
+
+    /// The selected session (sessions view only; else a word on the bottom line).
+    fn selected_session(&mut self) -> Option<&super::model::SessionView> {
+        if self.view != View::Sessions {
+            self.message = Some("select a session first (:sessions)".to_owned());
+            return None;
+        }
+        let name = self.selection()?;
+        self.snapshot.sessions.iter().find(|s| s.row.name == name)
     }
 
     /// An effect on the selected session (sessions view only).

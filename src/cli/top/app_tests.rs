@@ -107,7 +107,7 @@ fn a_filter_should_narrow_the_rows_and_escape_should_clear_it() {
     let mut app = app(&["w-0", "w-1", "w-10", "desk"]);
     typed(&mut app, "/w-1");
     assert_eq!(app.mode, Mode::Filter);
-    let names: Vec<String> = app.rows().into_iter().map(|(k, _)| k).collect();
+    let names: Vec<String> = app.rows();
     assert_eq!(names, ["w-1", "w-10"]);
     press(&mut app, KeyCode::Enter);
     assert_eq!(app.mode, Mode::Normal);
@@ -165,4 +165,58 @@ fn attach_and_history_should_want_a_session_selected() {
     press(&mut app, KeyCode::Enter);
     assert_eq!(press(&mut app, KeyCode::Enter), None);
     assert!(app.message.is_some());
+}
+
+#[test]
+fn x_should_ask_before_restarting_and_only_y_should_ask_the_controller() {
+    use crate::object::ObjectRef;
+    use crate::request::Verb;
+    let mut app = app(&["w-0", "w-1"]);
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Char('x'));
+    assert!(matches!(&app.mode, Mode::Confirm { question, .. } if question == "restart w-1? y/n"));
+    assert_eq!(
+        press(&mut app, KeyCode::Char('y')),
+        Some(Effect::Request(
+            Verb::Restart,
+            ObjectRef::Session("w-1".into())
+        ))
+    );
+    assert_eq!(app.mode, Mode::Normal);
+    press(&mut app, KeyCode::Char('x'));
+    assert_eq!(
+        press(&mut app, KeyCode::Char('n')),
+        None,
+        "any other key cancels"
+    );
+    assert_eq!(app.message.as_deref(), Some("restart w-1 not done"));
+}
+
+#[test]
+fn r_should_ask_to_return_the_selected_sessions_task_and_say_why_not_otherwise() {
+    use crate::object::ObjectRef;
+    use crate::request::Verb;
+    let mut app = app(&["w-0", "w-1"]);
+    press(&mut app, KeyCode::Char('r'));
+    assert_eq!(app.message.as_deref(), Some("no task runs on w-0"));
+    assert_eq!(app.mode, Mode::Normal);
+    app.snapshot.sessions[0].row.task = "t.md".into();
+    press(&mut app, KeyCode::Char('r'));
+    assert!(
+        matches!(&app.mode, Mode::Confirm { question, .. } if question == "return t.md from w-0 to its inbox? y/n")
+    );
+    assert_eq!(
+        press(&mut app, KeyCode::Char('y')),
+        Some(Effect::Request(
+            Verb::Return,
+            ObjectRef::Task {
+                inbox: None,
+                name: "t.md".into()
+            }
+        ))
+    );
+    app.snapshot.sessions[0].row.role = "dedicated".into();
+    press(&mut app, KeyCode::Char('r'));
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(app.message.as_deref().unwrap().contains("is dedicated"));
 }

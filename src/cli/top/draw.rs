@@ -92,6 +92,8 @@ pub(super) const HELP: &[&str] = &[
     "d           describe the selection (as failover describe)",
     "l           the selected session's screen history",
     "enter       attach to the selected session; detach comes back",
+    "x           restart the selected session's agent, resuming (y to confirm)",
+    "r           return the selected session's task to its inbox (y to confirm)",
     "esc         close a pane, clear the filter",
     "?           this help",
     "q           quit (ctrl-c too)",
@@ -163,7 +165,23 @@ fn accounts_lines(app: &App, width: u16) -> Vec<Line<'static>> {
         .map(|a| a.row.name.chars().count())
         .max()
         .unwrap_or(0);
+    // With several families, each family's accounts under its name.
+    let families = app
+        .snapshot
+        .accounts
+        .iter()
+        .map(|a| a.row.agent.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let mut family = None;
     for a in &app.snapshot.accounts {
+        if families > 1 && family != Some(a.row.agent.as_str()) {
+            family = Some(a.row.agent.as_str());
+            out.push(Line::from(Span::styled(
+                a.row.agent.clone(),
+                paint(app, Style::new().add_modifier(Modifier::UNDERLINED)),
+            )));
+        }
         let state = account_state(app, a);
         let sessions = match a.sessions.len() {
             0 => "no sessions".to_owned(),
@@ -301,8 +319,24 @@ fn fit(cols: &[Col], rows: &[Vec<String>], width: u16) -> Vec<(usize, u16)> {
     kept.into_iter().map(|i| (i, widths[i])).collect()
 }
 
-/// A table of `rows` under `cols`, the selected row marked, in `area`.
-fn grid(app: &App, f: &mut Frame<'_>, area: Rect, cols: &[Col], rows: Vec<(Vec<String>, Style)>) {
+/// Which of `n` rows fit in `area` under the header, the selected one among them, as a
+/// table scrolled just enough to show it: only those are made into cells (a view of 500
+/// sessions is redrawn at the cost of the 40 on screen, columns as wide as theirs).
+fn visible(app: &App, area: Rect, n: usize) -> std::ops::Range<usize> {
+    let room = usize::from(area.height.saturating_sub(1)).max(1);
+    let start = (app.selected.min(n.saturating_sub(1)) + 1).saturating_sub(room);
+    start..n.min(start + room)
+}
+
+/// A table of `rows` under `cols`, the row at `selected` marked, in `area`.
+fn grid(
+    app: &App,
+    f: &mut Frame<'_>,
+    area: Rect,
+    cols: &[Col],
+    rows: Vec<(Vec<String>, Style)>,
+    selected: usize,
+) {
     let cells: Vec<Vec<String>> = rows.iter().map(|(r, _)| r.clone()).collect();
     let kept = fit(cols, &cells, area.width);
     let header = Row::new(kept.iter().map(|(i, _)| cols[*i].header))
@@ -341,7 +375,7 @@ fn grid(app: &App, f: &mut Frame<'_>, area: Rect, cols: &[Col], rows: Vec<(Vec<S
         .row_highlight_style(highlight)
         .highlight_symbol("› ")
         .highlight_spacing(ratatui::widgets::HighlightSpacing::Always);
-    let mut state = TableState::default().with_selected((!empty).then_some(app.selected));
+    let mut state = TableState::default().with_selected((!empty).then_some(selected));
     f.render_stateful_widget(table, area, &mut state);
     if empty {
         let y = area
@@ -371,7 +405,7 @@ fn activity_color(a: Activity) -> Color {
 }
 
 fn main_view(app: &App, f: &mut Frame<'_>, area: Rect) {
-    let keys: std::collections::BTreeSet<String> = app.rows().into_iter().map(|(k, _)| k).collect();
+    let keys: std::collections::BTreeSet<String> = app.rows().into_iter().collect();
     match app.view {
         View::Sessions => {
             let (table_area, side) = if area.width >= 110 {
@@ -395,11 +429,15 @@ fn main_view(app: &App, f: &mut Frame<'_>, area: Rect) {
             if node.is_some() {
                 cols.push(col("NODE", 6));
             }
-            let rows = app
+            let shown: Vec<_> = app
                 .snapshot
                 .sessions
                 .iter()
                 .filter(|s| keys.contains(&s.row.name))
+                .collect();
+            let range = visible(app, table_area, shown.len());
+            let rows = shown[range.clone()]
+                .iter()
                 .map(|s| {
                     let mut r = vec![
                         format!("{} {}", s.activity.glyph(), s.row.name),
@@ -418,7 +456,7 @@ fn main_view(app: &App, f: &mut Frame<'_>, area: Rect) {
                     (r, Style::new().fg(activity_color(s.activity)))
                 })
                 .collect();
-            grid(app, f, table_area, &cols, rows);
+            grid(app, f, table_area, &cols, rows, app.selected - range.start);
             if let Some(side) = side {
                 screen_pane(app, f, side);
             }
@@ -426,6 +464,7 @@ fn main_view(app: &App, f: &mut Frame<'_>, area: Rect) {
         View::Accounts => {
             let cols = [
                 col("ACCOUNT", 0),
+                col("AGENT", 4),
                 col("STATE", 1),
                 col("5H LEFT", 2),
                 col("7D LEFT", 3),
@@ -443,17 +482,22 @@ fn main_view(app: &App, f: &mut Frame<'_>, area: Rect) {
                 })
                 .unwrap_or_default()
             };
-            let rows = app
+            let shown: Vec<_> = app
                 .snapshot
                 .accounts
                 .iter()
                 .filter(|a| keys.contains(&a.row.name))
+                .collect();
+            let range = visible(app, area, shown.len());
+            let rows = shown[range.clone()]
+                .iter()
                 .map(|a| {
                     let state = account_state(app, a);
                     let color = state_color(&state);
                     (
                         vec![
                             a.row.name.clone(),
+                            a.row.agent.clone(),
                             state,
                             window(a.row.five_hour),
                             window(a.row.seven_day),
@@ -465,7 +509,7 @@ fn main_view(app: &App, f: &mut Frame<'_>, area: Rect) {
                     )
                 })
                 .collect();
-            grid(app, f, area, &cols, rows);
+            grid(app, f, area, &cols, rows, app.selected - range.start);
         }
         View::Inboxes => {
             let cols = [
@@ -479,11 +523,15 @@ fn main_view(app: &App, f: &mut Frame<'_>, area: Rect) {
                 col("QUEUE", 7),
                 col("PATH", 8),
             ];
-            let rows = app
+            let shown: Vec<_> = app
                 .snapshot
                 .inboxes
                 .iter()
                 .filter(|i| keys.contains(&i.row.name))
+                .collect();
+            let range = visible(app, area, shown.len());
+            let rows = shown[range.clone()]
+                .iter()
                 .map(|i| {
                     let r = &i.row;
                     (
@@ -504,7 +552,7 @@ fn main_view(app: &App, f: &mut Frame<'_>, area: Rect) {
                     )
                 })
                 .collect();
-            grid(app, f, area, &cols, rows);
+            grid(app, f, area, &cols, rows, app.selected - range.start);
         }
         View::Events => {
             let cols = [
@@ -513,7 +561,7 @@ fn main_view(app: &App, f: &mut Frame<'_>, area: Rect) {
                 col("EVENT", 2),
                 col("MESSAGE", 0),
             ];
-            let rows = app
+            let shown: Vec<_> = app
                 .history
                 .events
                 .iter()
@@ -528,9 +576,13 @@ fn main_view(app: &App, f: &mut Frame<'_>, area: Rect) {
                     app.filter.is_empty()
                         || text.to_lowercase().contains(&app.filter.to_lowercase())
                 })
+                .collect();
+            let range = visible(app, area, shown.len());
+            let rows = shown[range.clone()]
+                .iter()
                 .map(|t| (event_cells(app, t), Style::new().fg(severity(t))))
                 .collect();
-            grid(app, f, area, &cols, rows);
+            grid(app, f, area, &cols, rows, app.selected - range.start);
         }
         View::Nodes => {
             let table = app.snapshot.nodes.clone().unwrap_or_default();
@@ -543,10 +595,14 @@ fn main_view(app: &App, f: &mut Frame<'_>, area: Rect) {
                     drop: u8::try_from(i).unwrap_or(u8::MAX),
                 })
                 .collect();
-            let rows = table
+            let shown: Vec<_> = table
                 .rows
                 .iter()
                 .filter(|r| r["name"].as_str().is_some_and(|n| keys.contains(n)))
+                .collect();
+            let range = visible(app, area, shown.len());
+            let rows = shown[range.clone()]
+                .iter()
                 .map(|r| {
                     let cells = table
                         .columns
@@ -560,7 +616,7 @@ fn main_view(app: &App, f: &mut Frame<'_>, area: Rect) {
                     (cells, Style::new())
                 })
                 .collect();
-            grid(app, f, area, &cols, rows);
+            grid(app, f, area, &cols, rows, app.selected - range.start);
         }
     }
 }
@@ -648,6 +704,13 @@ fn footer_line(app: &App) -> Line<'static> {
     match &app.mode {
         Mode::Filter => Line::raw(format!("/{}▏", app.filter)),
         Mode::Command(text) => Line::raw(format!(":{text}▏")),
+        Mode::Confirm { question, .. } => Line::styled(
+            format!("{question} "),
+            paint(
+                app,
+                Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+            ),
+        ),
         _ => {
             if let Some(m) = &app.message {
                 return Line::styled(m.clone(), paint(app, Style::new().fg(Color::Yellow)));
@@ -657,7 +720,7 @@ fn footer_line(app: &App) -> Line<'static> {
                 text.push_str(&format!("[/{}] ", app.filter));
             }
             text.push_str(
-                "↑↓ move  / filter  : view  d describe  l history  enter attach  ? help  q quit",
+                "↑↓ move  / filter  : view  d describe  l history  enter attach  x restart  r return  ? help  q quit",
             );
             Line::raw(text)
         }

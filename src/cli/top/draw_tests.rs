@@ -36,8 +36,9 @@ fn account(name: &str, state: &'static str, used: Option<f64>) -> AccountView {
     AccountView {
         row: AccountRow {
             name: name.into(),
+            agent: "claude-code".into(),
             priority: 0,
-            state,
+            state: state.into(),
             resets: String::new(),
             resets_in: String::new(),
             five_hour: used.map(|used| WindowCell {
@@ -118,6 +119,28 @@ fn accounts_should_show_a_bar_the_percent_left_and_a_countdown_per_window() {
         text.contains("work  3 waiting · 1 running · 9 done · 0 failed · oldest 4m"),
         "{text}"
     );
+}
+
+#[test]
+fn accounts_should_be_grouped_under_their_family_once_there_are_several() {
+    let (lines, _) = render(&app(true), 140, 40);
+    assert!(
+        !lines.iter().any(|l| l.trim() == "claude-code"),
+        "one family: no heading"
+    );
+    let mut app = app(true);
+    let mut x = account("x", "active", Some(10.0));
+    x.row.agent = "codex".into();
+    app.snapshot.accounts.push(x);
+    let (lines, _) = render(&app, 140, 40);
+    let at = |text: &str| {
+        lines
+            .iter()
+            .position(|l| l.trim() == text || l.starts_with(&format!("{text}  ")))
+            .unwrap_or_else(|| panic!("no line {text}:\n{}", lines.join("\n")))
+    };
+    assert!(at("claude-code") < at("a") && at("a") < at("b"));
+    assert!(at("b") < at("codex") && at("codex") < at("x"));
 }
 
 #[test]
@@ -219,4 +242,32 @@ fn a_bar_should_fill_with_the_use() {
     assert_eq!(bar(0.0, 4), "░░░░");
     assert_eq!(bar(50.0, 4), "██░░");
     assert_eq!(bar(130.0, 4), "████");
+}
+
+#[test]
+fn a_long_list_should_scroll_to_the_selection_and_mark_it() {
+    let mut app = App::new(at(NOW), jiff::tz::TimeZone::UTC, false, false);
+    let snapshot = Snapshot {
+        sessions: (0..500)
+            .map(|i| session(&format!("p-{i:03}"), "b", Activity::Idle, ""))
+            .collect(),
+        ..Snapshot::default()
+    };
+    app.update(Msg::Data(Box::new(snapshot)));
+    app.selected = 321;
+    let (lines, _) = render(&app, 140, 40);
+    let text = lines.join("\n");
+    let marked = lines
+        .iter()
+        .find(|l| l.contains("› "))
+        .unwrap_or_else(|| panic!("no row marked:\n{text}"));
+    assert!(marked.contains("p-321"), "{text}");
+    assert!(
+        !text.contains("p-000"),
+        "scrolled past the first rows:\n{text}"
+    );
+    app.selected = 0;
+    let (lines, _) = render(&app, 140, 40);
+    let marked = lines.iter().find(|l| l.contains("› ")).unwrap();
+    assert!(marked.contains("p-000"), "{}", lines.join("\n"));
 }

@@ -1,8 +1,9 @@
 //! `failover top`: a live dashboard of the fleet, k9s for agent pools. A pure
 //! [`app::App`] updated by messages, a pure [`draw::draw`], and this thin loop: the
-//! terminal's keys, the state folder's changes (a look at most every [`GAP`], as
-//! `get -w` takes one), the clock for countdowns, and the effects the keys ask for
-//! (a screen captured on selection, `describe`'s text, an attach).
+//! terminal's keys, the state folder's changes (the board the controller publishes
+//! read at most every [`GAP`]; without a controller, a look of its own as `get -w`
+//! takes one), the clock for countdowns, and the effects the keys ask for (a screen
+//! captured on selection, `describe`'s text, an attach).
 
 mod app;
 mod draw;
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use crossterm::event::{self, Event, KeyEventKind};
 
 use self::app::{App, Effect, Msg};
+use self::model::{Board, Snapshot};
 use super::describe::{self, Look};
 use super::follow::{Follow, JournalTail};
 use crate::api::Settings;
@@ -99,8 +101,9 @@ fn run_loop(
     loop {
         if source.stale && last_look.is_none_or(|t| t.elapsed() >= GAP) {
             last_look = Some(Instant::now());
-            dirty = true;
-            if let Some(effect) = source.refresh(app)
+            let (effect, changed) = source.refresh(app);
+            dirty |= changed;
+            if let Some(effect) = effect
                 && !perform(effect, source, app, terminal)?
             {
                 return Ok(());
@@ -166,13 +169,29 @@ fn perform(
                 Err(e) => Msg::Say(e),
             },
             Effect::Describe(kind, name) => match source.describe(kind, &name) {
-                Some(text) => Msg::Text {
+                Ok(Some(text)) => Msg::Text {
                     title: format!("describe {} {name}", describe::kind_name(kind)),
                     text,
                     end: false,
                 },
-                None => Msg::Say(format!("{} {name} not found", describe::kind_name(kind))),
+                Ok(None) => Msg::Say(format!("{} {name} not found", describe::kind_name(kind))),
+                Err(e) => Msg::Say(format!("cannot describe {name}: {e}")),
             },
+            Effect::Request(verb, object) => {
+                let request = crate::request::Request {
+                    verb,
+                    object,
+                    at: jiff::Timestamp::now(),
+                };
+                // The verbs' own code; a running controller's answer shows in the events.
+                let said =
+                    super::operate::ask(&source.desired, &source.settings, &request, false, false);
+                source.stale = true;
+                Msg::Say(match said {
+                    Ok(answer) => answer.lines.join("; "),
+                    Err(e) => format!("cannot {} {}: {e}", verb.word(), request.object.spoken()),
+                })
+            }
             Effect::Attach(session) => {
                 let said = attach(&source.settings, &session, terminal)?;
                 source.stale = true;
@@ -275,19 +294,54 @@ fn inside_same_server(socket: Option<&std::path::Path>) -> bool {
     }
 }
 
-/// Where the dashboard's data comes from: the manifests adopted once, one read-only
-/// tmux connection kept across looks, the state folder watched, the journal followed.
+/// Where the dashboard's data comes from: the board the running controller publishes
+/// after each round that changed it (`board.json`), read when the state folder says it
+/// changed; without a controller, a look of its own (the manifests adopted once, one
+/// read-only tmux connection kept across looks). The journal followed.
 struct Source {
     desired: Desired,
     settings: Settings,
     runtime: tokio::runtime::Runtime,
     tmux: Option<crate::tmux::Tmux>,
-    last: Option<(Observed, Plan)>,
     follow: Follow,
     journal: JournalTail,
     fleet: bool,
     stale: bool,
-    readings: model::Readings,
+    /// The published board last read: its file's stamp.
+    stamp: Option<Stamp>,
+    /// The board of the last look of its own (without a controller), not to redraw
+    /// the same.
+    looked: Option<Board>,
+}
+
+/// What tells a file's versions apart without reading it: a rename gives a new inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    inode: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl Stamp {
+    fn of(path: &std::path::Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).ok()?;
+        Some(Self {
+            inode: meta.ino(),
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
+    }
+}
+
+/// A board read or looked at, or why there is none.
+enum Fresh {
+    /// The same as the last one.
+    Unchanged,
+    /// A new one.
+    Board(Board),
+    /// No board: why.
+    Failed(String),
 }
 
 impl Source {
@@ -313,12 +367,12 @@ impl Source {
             settings,
             runtime,
             tmux: None,
-            last: None,
             follow,
             journal,
             fleet,
             stale: false,
-            readings: model::Readings::new(),
+            stamp: None,
+            looked: None,
         })
     }
 
@@ -333,47 +387,99 @@ impl Source {
             .is_empty()
     }
 
-    /// The journal read on, and a new look, into `app`.
-    fn refresh(&mut self, app: &mut App) -> Option<Effect> {
+    /// The journal read on, and the board, into `app`: what the effects of the update
+    /// ask, and whether anything changed (else nothing needs drawing).
+    fn refresh(&mut self, app: &mut App) -> (Option<Effect>, bool) {
         self.stale = false;
         let lines = self.journal.read();
-        if !lines.is_empty() {
+        let journaled = !lines.is_empty();
+        if journaled {
             app.update(Msg::Journal(lines));
         }
         let now = jiff::Timestamp::now();
         app.update(Msg::Tick(now));
-        let snapshot = match self.look() {
-            Ok(()) => {
-                let (observed, plan) = self.last.as_ref()?;
-                let look = Look {
-                    desired: &self.desired,
-                    settings: &self.settings,
-                    observed,
-                    plan,
-                };
-                let mut s = model::snapshot(&look, now, &mut self.readings);
-                if self.fleet {
-                    match super::fleet::collect(
-                        &self.desired.manifests.controller.spec.fleet,
-                        super::table::What::Nodes,
-                    ) {
-                        Ok((table, _)) => s.nodes = Some(table),
-                        Err(e) => s.error = Some(e),
+        let dir = &self.settings.state_dir;
+        let controller = super::get::controller_line(dir);
+        let published = match crate::controller::lock::Lock::holder(dir) {
+            Some(pid) => self.published(pid),
+            None => None,
+        };
+        let from_controller = published.is_some();
+        let fresh = published.unwrap_or_else(|| {
+            self.stamp = None;
+            match self.look() {
+                Ok((observed, plan)) => {
+                    let board = Board::of(
+                        &self.desired.manifests,
+                        &self.settings.spec.owner,
+                        &observed,
+                        &plan,
+                        now,
+                    );
+                    if self.looked.as_ref() == Some(&board) {
+                        Fresh::Unchanged
+                    } else {
+                        self.looked = Some(board.clone());
+                        Fresh::Board(board)
                     }
                 }
-                s
+                Err(e) => Fresh::Failed(e),
             }
-            Err(e) => {
-                let mut s = app.snapshot.clone();
-                s.error = Some(e);
-                s
+        });
+        let mut s = match fresh {
+            Fresh::Unchanged if controller == app.snapshot.controller && !self.fleet => {
+                return (None, journaled);
             }
+            Fresh::Unchanged => Snapshot {
+                controller,
+                error: None,
+                ..app.snapshot.clone()
+            },
+            Fresh::Board(board) => {
+                if from_controller {
+                    self.looked = None;
+                }
+                let fleet = &self.desired.manifests.controller.spec.fleet;
+                let node = (!fleet.endpoints.is_empty()).then(|| crate::fleet::node_name(fleet));
+                Snapshot::of(board, controller, node)
+            }
+            Fresh::Failed(e) => Snapshot {
+                error: Some(e),
+                ..app.snapshot.clone()
+            },
         };
-        app.update(Msg::Data(Box::new(snapshot)))
+        if self.fleet {
+            match super::fleet::collect(
+                &self.desired.manifests.controller.spec.fleet,
+                super::table::What::Nodes,
+            ) {
+                Ok((table, _)) => s.nodes = Some(table),
+                Err(e) => s.error = Some(e),
+            }
+        }
+        (app.update(Msg::Data(Box::new(s))), true)
+    }
+
+    /// The board the controller `pid` published: `None` when there is none of its
+    /// (not yet written, another controller's, unreadable): then `top` looks itself.
+    fn published(&mut self, pid: u32) -> Option<Fresh> {
+        let dir = &self.settings.state_dir;
+        let stamp = Stamp::of(&dir.join(crate::state::paths::BOARD_FILE))?;
+        if self.stamp == Some(stamp) {
+            return Some(Fresh::Unchanged);
+        }
+        // One unreadable (written by another version of failover) is not drawn either.
+        match crate::board::read(dir) {
+            Ok(Some(p)) if p.pid == pid => {
+                self.stamp = Some(stamp);
+                Some(Fresh::Board(p.board))
+            }
+            Ok(_) | Err(_) => None,
+        }
     }
 
     /// One look through the kept connection (made again after a failure).
-    fn look(&mut self) -> Result<(), String> {
+    fn look(&mut self) -> Result<(Observed, Plan), String> {
         if self.tmux.is_none() {
             self.tmux = self
                 .runtime
@@ -385,16 +491,10 @@ impl Source {
             &self.desired,
             &self.settings,
         ));
-        match looked {
-            Ok(l) => {
-                self.last = Some(l);
-                Ok(())
-            }
-            Err(e) => {
-                self.tmux = None;
-                Err(e.to_string())
-            }
-        }
+        looked.map_err(|e| {
+            self.tmux = None;
+            e.to_string()
+        })
     }
 
     /// A session's visible screen, or its whole history.
@@ -406,6 +506,12 @@ impl Source {
             .find(|s| s.row.name == session)
             .and_then(|s| s.pane.clone())
             .ok_or_else(|| format!("session {session} has no pane"))?;
+        if self.tmux.is_none() {
+            self.tmux = self
+                .runtime
+                .block_on(super::observer(&self.settings))
+                .map_err(|e| e.to_string())?;
+        }
         let tmux = self
             .tmux
             .as_ref()
@@ -421,15 +527,16 @@ impl Source {
             .map_err(|e| format!("cannot capture {session}: {e}"))
     }
 
-    /// `failover describe`'s text, from the last look.
-    fn describe(&self, kind: describe::Kind, name: &str) -> Option<String> {
-        let (observed, plan) = self.last.as_ref()?;
+    /// `failover describe`'s text, from a look taken now (a description is asked for
+    /// by a key: the board does not carry what it tells).
+    fn describe(&mut self, kind: describe::Kind, name: &str) -> Result<Option<String>, String> {
+        let (observed, plan) = self.look()?;
         let look = Look {
             desired: &self.desired,
             settings: &self.settings,
-            observed,
-            plan,
+            observed: &observed,
+            plan: &plan,
         };
-        describe::text(&look, kind, name, 15)
+        Ok(describe::text(&look, kind, name, 15))
     }
 }

@@ -1,109 +1,22 @@
-//! What `top` draws: a [`Snapshot`] made from one look (the rows `get` prints, each
-//! screen read as the planner reads it), and the [`History`] the journal tells (its
-//! entries in words, each account's use over time, each inbox's finished tasks).
+//! What `top` draws: a [`Snapshot`] of the pool (a board, the controller's published
+//! one or one of `top`'s own looks, and the controller's line), and the [`History`] the
+//! journal tells (its entries in words, each account's use over time, each inbox's
+//! finished tasks).
 
 use std::collections::{BTreeMap, VecDeque};
 
 use jiff::Timestamp;
 
-use super::super::describe::Look;
-use super::super::get::{self, AccountRow, InboxRow, SessionRow};
 use super::super::table::Table;
+pub(super) use crate::board::{AccountView, Activity, Board, InboxView, SessionView};
 use crate::journal::story::{Teller, Told};
 use crate::journal::{Entry, Line};
 use crate::plan::{Action, Event, TaskAction};
-use crate::screen::Class;
 
 /// How many told entries the dashboard keeps.
 const EVENTS_KEPT: usize = 500;
 /// How long the use of an account and the finished tasks are remembered.
 const HISTORY_KEPT: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
-
-/// What a session is doing, as its glyph says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Activity {
-    /// Its agent is on a turn.
-    Working,
-    /// At its prompt.
-    Idle,
-    /// A dialog waits for a person.
-    Waiting,
-    /// Its account's quota is used up (on screen, or by the ledger).
-    QuotaBlocked,
-    /// Its agent exited.
-    Exited,
-    /// A session without our mark.
-    NotOurs,
-    /// Wanted, not there yet.
-    Missing,
-    /// Running, its screen not read (yet).
-    Running,
-}
-
-impl Activity {
-    /// A one-cell glyph: the state can be told without colours.
-    pub(super) fn glyph(self) -> &'static str {
-        match self {
-            Activity::Working => "●",
-            Activity::Idle => "○",
-            Activity::Waiting => "◆",
-            Activity::QuotaBlocked => "⊘",
-            Activity::Exited => "✗",
-            Activity::NotOurs => "·",
-            Activity::Missing => "◌",
-            Activity::Running => "◍",
-        }
-    }
-
-    /// The word for it.
-    pub(super) fn word(self) -> &'static str {
-        match self {
-            Activity::Working => "working",
-            Activity::Idle => "idle",
-            Activity::Waiting => "waiting for a person",
-            Activity::QuotaBlocked => "quota-blocked",
-            Activity::Exited => "exited",
-            Activity::NotOurs => "not ours",
-            Activity::Missing => "missing",
-            Activity::Running => "running",
-        }
-    }
-}
-
-/// One session: its `get sessions` row and what the dashboard adds.
-#[derive(Debug, Clone)]
-pub(super) struct SessionView {
-    /// The row `get sessions` prints.
-    pub row: SessionRow,
-    /// What it is doing.
-    pub activity: Activity,
-    /// Since when it works on its task.
-    pub since: Option<Timestamp>,
-    /// The conversation its agent holds, as its report named it.
-    pub conversation: String,
-    /// Its agent's pane (`%N`), to capture on selection.
-    pub pane: Option<String>,
-}
-
-/// One account: its `get accounts` row and what the dashboard adds.
-#[derive(Debug, Clone)]
-pub(super) struct AccountView {
-    /// The row `get accounts` prints.
-    pub row: AccountRow,
-    /// When it is available again, while exhausted.
-    pub until: Option<Timestamp>,
-    /// The sessions on it, by name.
-    pub sessions: Vec<String>,
-}
-
-/// One inbox: its `get inboxes` row and the age of its oldest waiting task.
-#[derive(Debug, Clone)]
-pub(super) struct InboxView {
-    /// The row `get inboxes` prints.
-    pub row: InboxRow,
-    /// When the oldest waiting task was dropped.
-    pub oldest: Option<Timestamp>,
-}
 
 /// Everything one look shows.
 #[derive(Debug, Clone, Default)]
@@ -128,129 +41,27 @@ pub(super) struct Snapshot {
     pub error: Option<String>,
 }
 
-/// Each session's last screen read and what it said: a screen that did not change is
-/// not classified again.
-pub(super) type Readings = BTreeMap<String, (String, Activity)>;
-
-/// The snapshot of one look taken at `now`; `readings` are kept from the last one.
-pub(super) fn snapshot(look: &Look<'_>, now: Timestamp, readings: &mut Readings) -> Snapshot {
-    let (m, o, plan) = (&look.desired.manifests, look.observed, look.plan);
-    let owner = look.settings.spec.owner.as_str();
-    let local = crate::screen::Local {
-        now: jiff::Zoned::new(now, jiff::tz::TimeZone::system()),
-        zones: jiff::tz::db().clone(),
-    };
-    let sessions = get::sessions(m, o, plan, owner)
-        .into_iter()
-        .map(|row| {
-            let observed = o.sessions.get(&row.name);
-            let facts = o.facts.sessions.get(&row.name);
-            let exhausted = row.state.ends_with("account exhausted");
-            let activity = match row.state.as_str() {
-                "missing" => Activity::Missing,
-                "exited" => Activity::Exited,
-                "not ours" => Activity::NotOurs,
-                _ if exhausted => Activity::QuotaBlocked,
-                _ => match (o.screens.get(&row.name), readings.get(&row.name)) {
-                    (Some(text), Some((read, activity))) if read == text => *activity,
-                    (Some(text), _) => {
-                        let activity = look
-                            .desired
-                            .classifiers
-                            .of_session(
-                                m,
-                                &row.name,
-                                Some(row.account.as_str()).filter(|a| !a.is_empty()),
-                            )
-                            .map_or(Activity::Running, |c| {
-                                activity_of(c.read(text, &local).class)
-                            });
-                        readings.insert(row.name.clone(), (text.clone(), activity));
-                        activity
-                    }
-                    (None, _) => Activity::Running,
-                },
-            };
-            SessionView {
-                activity,
-                since: facts
-                    .and_then(|f| f.task.as_ref())
-                    .map(|t| t.started.unwrap_or(t.since)),
-                conversation: facts
-                    .and_then(|f| f.agent.as_ref())
-                    .map(|a| a.conversation.clone())
-                    .unwrap_or_default(),
-                pane: observed.map(|s| s.pane.id.clone()),
-                row,
-            }
-        })
-        .collect();
-    let accounts = get::accounts(m, o, plan)
-        .into_iter()
-        .map(|row| AccountView {
-            until: o
-                .facts
-                .exhausted_until
-                .get(&row.name)
-                .filter(|t| **t > now)
-                .copied(),
-            sessions: o
-                .sessions
-                .values()
-                .filter(|s| s.account.as_deref() == Some(row.name.as_str()))
-                .map(|s| s.name.clone())
-                .collect(),
-            row,
-        })
-        .collect();
-    let inboxes = get::inboxes(m, o, plan)
-        .into_iter()
-        .map(|row| {
-            let folder = m
-                .inboxes
-                .iter()
-                .find(|i| i.name == row.name)
-                .map(|i| i.spec.path.clone());
-            let oldest = o
-                .inboxes
-                .get(&row.name)
-                .and_then(|s| s.waiting.first())
-                .zip(folder)
-                .and_then(|(w, dir)| std::fs::symlink_metadata(dir.join(&w.name)).ok())
-                .and_then(|meta| meta.modified().ok())
-                .and_then(|t| Timestamp::try_from(t).ok());
-            InboxView { row, oldest }
-        })
-        .collect();
-    Snapshot {
-        controller: get::controller_line(&look.settings.state_dir),
-        last_swap: get::last_swaps(m, o).join(" · "),
-        accounts,
-        sessions,
-        inboxes,
-        // The first reset of a family whose every account is used up (one family today;
-        // with several, the queue line's pool names its family in step 4 of issue 25).
-        resumes: m
-            .families()
-            .into_iter()
-            .filter(|kind| plan.account(*kind).is_none())
-            .filter_map(|kind| crate::plan::all_exhausted(m, kind, &o.facts, now))
-            .min(),
-        nodes: None,
-        node: (!m.controller.spec.fleet.endpoints.is_empty())
-            .then(|| crate::fleet::node_name(&m.controller.spec.fleet)),
-        error: None,
-    }
-}
-
-/// A screen's class as a session's activity.
-fn activity_of(class: Class) -> Activity {
-    match class {
-        Class::Busy => Activity::Working,
-        Class::Idle | Class::RateLimited | Class::ServerError => Activity::Idle,
-        Class::Waiting => Activity::Waiting,
-        Class::QuotaExhausted => Activity::QuotaBlocked,
-        Class::Unknown => Activity::Running,
+impl Snapshot {
+    /// What `board` shows, under the `controller` line, on the fleet's `node` if any.
+    pub(super) fn of(board: Board, controller: String, node: Option<String>) -> Self {
+        let Board {
+            sessions,
+            accounts,
+            inboxes,
+            last_swaps,
+            resumes,
+        } = board;
+        Self {
+            controller,
+            last_swap: last_swaps.join(" · "),
+            accounts,
+            sessions,
+            inboxes,
+            resumes,
+            nodes: None,
+            node,
+            error: None,
+        }
     }
 }
 
