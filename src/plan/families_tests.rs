@@ -320,6 +320,31 @@ fn planner_should_decide_a_hand_off_lost_before_its_save_again_and_never_act_on_
 }
 
 #[test]
+fn planner_should_type_nothing_into_the_old_agent_of_a_session_it_hands_a_task_to_another_family() {
+    let m = mixed(false);
+    let mut o = world("a");
+    exhaust(&mut o, "a");
+    cut(&mut o, "m-0");
+    o.facts = plan_with_tasks(&m, &o, "failover", now()).facts;
+    // The old agent's screen reads idle at its prompt (its limit line gone): the task's
+    // text waits for the new agent.
+    o.screens.insert("m-0".into(), IDLE_SCREEN.into());
+    let p = plan_with_tasks(&m, &o, "failover", now());
+    assert!(
+        recycled(&p).contains(&("m-0".into(), "x".into())),
+        "{:?}",
+        p.actions
+    );
+    assert!(
+        !p.actions
+            .iter()
+            .any(|a| matches!(a, Action::Task(t) if t.types())),
+        "{:?}",
+        p.actions
+    );
+}
+
+#[test]
 fn planner_should_put_no_note_before_a_handed_off_task_when_the_inbox_wants_none() {
     let text = format!(
         "{}\n---\napiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: quiet}}\nspec: {{path: /q/.agent-queue/inbox, pool: auto, workdir: /w, handOffNote: ''}}\n",

@@ -324,17 +324,18 @@ fn redrawn(plan: &Plan) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
-/// A session being moved gets no text this time: the next plan sees its new agent.
+/// A session being moved, or whose agent is started afresh (a recycle: another family,
+/// say), gets no text this time: the next plan sees its new agent.
 fn hold_text_of_moving(plan: &mut Plan) {
     let moving: std::collections::BTreeSet<String> = plan
         .actions
         .iter()
-        .filter_map(|a| {
-            if let Action::Session(SessionAction::MoveSession { session, .. }) = a {
-                Some(session.name.clone())
-            } else {
-                None
-            }
+        .filter_map(|a| match a {
+            Action::Session(
+                SessionAction::MoveSession { session, .. }
+                | SessionAction::RecycleSession { session, .. },
+            ) => Some(session.name.clone()),
+            _ => None,
         })
         .collect();
     plan.actions.retain(|a| {
