@@ -6,9 +6,11 @@
 //! one restart each.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use failover::api::{ControllerConfigSpec, HAND_OFF_NOTE, PoolSpec};
+use failover::testbed::Spawned;
 use failover::testbed::manifest::{Manifest, duration};
 use serde_json::Value;
 
@@ -44,6 +46,33 @@ fn mixed_manifest(bed: &Bed) -> Manifest {
         .dedicated("desk", r.join("work"))
 }
 
+/// A bed with [`mixed_manifest`] written, its controller started and the pool ready
+/// under a.
+fn started() -> (Bed, PathBuf, Spawned) {
+    let bed = bed::new(&[
+        "a",
+        "b",
+        "x",
+        "y",
+        "claude-shared",
+        "codex-shared",
+        "work",
+        "pm/.agent-queue/inbox",
+    ]);
+    let manifest = bed.write("pool.yaml", &mixed_manifest(&bed).yaml());
+    let c = controller(&bed, &manifest);
+    wait_ready(&bed, &POOL, "a", "❯");
+    (bed, manifest, c)
+}
+
+/// Both Claude accounts run out: task `cut.md` (text `cut`) meets a's limit, moves to
+/// b with its conversation, and meets b's.
+fn use_up_claude(bed: &Bed, cut: &str) {
+    std::fs::write(bed.root.join("a/.sim-limit"), "").unwrap();
+    std::fs::write(bed.root.join("b/.sim-limit"), "").unwrap();
+    bed.drop_task("pm", "cut.md", cut);
+}
+
 /// Each pool session's account now.
 fn accounts(bed: &Bed) -> BTreeMap<&'static str, String> {
     POOL.iter().map(|s| (*s, bed.account(s))).collect()
@@ -63,29 +92,13 @@ fn stdout(bed: &Bed, args: &[&str]) -> String {
 #[test]
 fn a_mixed_pool_should_run_codex_when_every_claude_account_is_used_up_hand_off_the_cut_task_once_and_return_at_idle_points()
  {
-    let bed = bed::new(&[
-        "a",
-        "b",
-        "x",
-        "y",
-        "claude-shared",
-        "codex-shared",
-        "work",
-        "pm/.agent-queue/inbox",
-    ]);
+    let (bed, manifest, c) = started();
     let r = bed.root.clone();
-    let manifest = bed.write("pool.yaml", &mixed_manifest(&bed).yaml());
     let m = manifest.to_string_lossy().into_owned();
-    let c = controller(&bed, &manifest);
-    wait_ready(&bed, &POOL, "a", "❯");
     wait_ready(&bed, &["desk"], "a", "❯");
 
-    // Both Claude accounts run out: the task meets a's limit, moves to b with its
-    // conversation, and meets b's.
-    std::fs::write(r.join("a/.sim-limit"), "").unwrap();
-    std::fs::write(r.join("b/.sim-limit"), "").unwrap();
     let cut = "The task cut by the limit: write cut.txt.";
-    bed.drop_task("pm", "cut.md", cut);
+    use_up_claude(&bed, cut);
     wait(&bed, &c, WAIT, "every Claude account exhausted", || {
         (!bed.events("allExhausted").is_empty()).then_some(())
     });
@@ -237,24 +250,10 @@ fn a_mixed_pool_should_run_codex_when_every_claude_account_is_used_up_hand_off_t
 
 #[test]
 fn a_hand_off_should_run_the_cut_task_once_across_controller_kills() {
-    let bed = bed::new(&[
-        "a",
-        "b",
-        "x",
-        "y",
-        "claude-shared",
-        "codex-shared",
-        "work",
-        "pm/.agent-queue/inbox",
-    ]);
+    let (bed, manifest, mut c) = started();
     let r = bed.root.clone();
-    let manifest = bed.write("pool.yaml", &mixed_manifest(&bed).yaml());
-    let mut c = controller(&bed, &manifest);
-    wait_ready(&bed, &POOL, "a", "❯");
-    std::fs::write(r.join("a/.sim-limit"), "").unwrap();
-    std::fs::write(r.join("b/.sim-limit"), "").unwrap();
     let cut = "The task cut by the limit, across kills.";
-    bed.drop_task("pm", "cut.md", cut);
+    use_up_claude(&bed, cut);
     // SIGKILL the controller as soon as the hand-off is journaled, and again once the
     // task's text went to its Codex agent; each time a new one takes over.
     let handed = |bed: &Bed| !bed.events("handedOff").is_empty();
