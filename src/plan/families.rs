@@ -16,9 +16,10 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
-use super::{Event, Plan};
+use super::tasks::View;
+use super::{Action, Event, Plan, SessionAction, SessionSpec};
 use crate::api::{AgentKind, Manifests, Object, PoolSpec, SessionOwner};
-use crate::observe::Observed;
+use crate::observe::{Observed, Session};
 use crate::state::{HandOff, TaskFacts};
 
 /// The profile pool `pool` runs its sessions under now: its first whose family has a
@@ -181,6 +182,56 @@ pub(super) fn agent_for<'m>(
     }
 }
 
+/// Restarts pool session `s` under another family (`spec`'s account's): a fresh
+/// conversation, in its task's folder when it carries a handed-off task; journaled.
+pub(super) fn plan_switch(
+    m: &Manifests,
+    view: &View<'_>,
+    s: &Session,
+    mut spec: SessionSpec,
+    plan: &mut Plan,
+) {
+    let from = m.kind_under(&s.name, s.account.as_deref());
+    let to = m.kind_under(&s.name, Some(&spec.account));
+    if view.has_task(&s.name) && !s.pane.path.as_os_str().is_empty() {
+        spec.workdir = s.pane.path.clone();
+    }
+    let back = returns(m, &s.name, from, to);
+    let reason = if back {
+        format!("back to {to}, usable again")
+    } else {
+        format!("no {from} account is usable: {to} from now on")
+    };
+    plan.events.push(Event::FamilyChanged {
+        session: s.name.clone(),
+        from,
+        to,
+        account: spec.account.clone(),
+        back,
+    });
+    // A recycle the task rules planned under the old family gives way to this one.
+    plan.actions.retain(|a| {
+        !matches!(a, Action::Session(SessionAction::RecycleSession { session, .. })
+            if session.name == s.name)
+    });
+    let pane = s.pane.id.clone();
+    plan.act(if s.pane.dead {
+        SessionAction::RestartSession {
+            session: spec,
+            pane,
+            reason,
+            resume: None,
+            live: false,
+        }
+    } else {
+        SessionAction::RecycleSession {
+            session: spec,
+            pane,
+            reason,
+        }
+    });
+}
+
 /// The profile a session of ours runs under `account` (the preferred one of a session
 /// without an account).
 fn agent_under<'m>(
@@ -217,7 +268,7 @@ pub(super) fn plan_waits(m: &Manifests, now: Timestamp, plan: &mut Plan) {
 
 /// Whether the move of `name` from `from` to `to` returns it to a family its pool
 /// prefers.
-pub(super) fn returns(m: &Manifests, name: &str, from: AgentKind, to: AgentKind) -> bool {
+fn returns(m: &Manifests, name: &str, from: AgentKind, to: AgentKind) -> bool {
     let Some(SessionOwner::Pool { pool, .. }) = m.session_owner(name) else {
         return false;
     };

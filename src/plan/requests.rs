@@ -282,12 +282,7 @@ fn give_back(
             .sessions
             .get(session)
             .and_then(|f| f.task.as_ref())
-            .map(|t| {
-                t.hand_offs
-                    .iter()
-                    .map(crate::state::HandOff::told)
-                    .collect()
-            })
+            .map(crate::state::TaskFacts::hand_offs_told)
             .unwrap_or_default(),
     };
     // What this round would do to the session or the task gives way: its text sent,

@@ -310,7 +310,7 @@ impl Ctx<'_> {
             ),
             Some(_) if blocked => {}
             Some(s) if self.m.kind_under(&name, s.account.as_deref()) != kind => {
-                self.plan_switch(s, spec, kind, plan);
+                super::families::plan_switch(self.m, self.view, s, spec, plan);
             }
             Some(s) if s.pane.dead => {
                 let reason = match s.pane.dead_status {
@@ -330,48 +330,6 @@ impl Ctx<'_> {
                 self.plan_move(s, spec, plan);
             }
             Some(_) => {}
-        }
-    }
-
-    /// Restarts pool session `s` under another family (`spec`, of family `to`): a
-    /// fresh conversation, in its task's folder when it carries a handed-off task.
-    fn plan_switch(&self, s: &Session, mut spec: SessionSpec, to: AgentKind, plan: &mut Plan) {
-        let from = self.m.kind_under(&s.name, s.account.as_deref());
-        if self.view.has_task(&s.name) && !s.pane.path.as_os_str().is_empty() {
-            spec.workdir = s.pane.path.clone();
-        }
-        let back = super::families::returns(self.m, &s.name, from, to);
-        let reason = if back {
-            format!("back to {to}, usable again")
-        } else {
-            format!("no {from} account is usable: {to} from now on")
-        };
-        plan.events.push(super::Event::FamilyChanged {
-            session: s.name.clone(),
-            from,
-            to,
-            account: spec.account.clone(),
-            back,
-        });
-        // A recycle the task rules planned under the old family gives way to this one.
-        plan.actions.retain(|a| {
-            !matches!(a, super::Action::Session(SessionAction::RecycleSession { session, .. })
-                if session.name == s.name)
-        });
-        if s.pane.dead {
-            plan.act(SessionAction::RestartSession {
-                session: spec,
-                pane: s.pane.id.clone(),
-                reason,
-                resume: None,
-                live: false,
-            });
-        } else {
-            plan.act(SessionAction::RecycleSession {
-                session: spec,
-                pane: s.pane.id.clone(),
-                reason,
-            });
         }
     }
 

@@ -334,12 +334,7 @@ impl<'a> View<'a> {
             .get(session)
             .and_then(|f| f.task.as_ref())
             .filter(|t| t.file == file)
-            .map(|t| {
-                t.hand_offs
-                    .iter()
-                    .map(crate::state::HandOff::told)
-                    .collect()
-            })
+            .map(crate::state::TaskFacts::hand_offs_told)
             .unwrap_or_default();
         TaskRef {
             hand_offs,

@@ -310,6 +310,13 @@ pub struct HandOff {
     pub at: jiff::Timestamp,
 }
 
+impl TaskFacts {
+    /// Its hand-offs in words, oldest first, as its record keeps them.
+    pub fn hand_offs_told(&self) -> Vec<String> {
+        self.hand_offs.iter().map(HandOff::told).collect()
+    }
+}
+
 impl HandOff {
     /// The hand-off in words, as the task's record keeps it.
     pub fn told(&self) -> String {
