@@ -153,14 +153,12 @@ pub(super) fn agent_for<'m>(
         return p;
     }
     if let Some(t) = task {
-        // Its own family, or the one it was last handed to (a session gone with its
-        // server comes back in it).
+        // Its own family; a session gone with its server comes back in the one it was
+        // last seen in, else the one its task was last handed to.
+        let last_seen = plan.facts.sessions.get(name).and_then(|f| f.kind);
+        let handed = t.hand_offs.last().map(|h| h.to);
         return running
-            .or_else(|| {
-                t.hand_offs
-                    .last()
-                    .and_then(|h| profile_of(m, &pool.spec, h.to))
-            })
+            .or_else(|| profile_of(m, &pool.spec, last_seen.or(handed)?))
             .unwrap_or(preferred);
     }
     if busy && let Some(r) = running {
@@ -230,6 +228,16 @@ pub(super) fn plan_switch(
             reason,
         }
     });
+}
+
+/// The family session `name` of a pool over several families runs, by its account's
+/// (kept in its facts: see [`agent_for`]); none for any other session.
+pub(super) fn seen_kind(m: &Manifests, o: &Observed, name: &str) -> Option<AgentKind> {
+    let Some(SessionOwner::Pool { pool, .. }) = m.session_owner(name) else {
+        return None;
+    };
+    let account = o.sessions.get(name)?.account.as_deref()?;
+    (pool.spec.profiles().len() > 1).then(|| m.account(account).map(|a| a.spec.agent))?
 }
 
 /// The profile a session of ours runs under `account` (the preferred one of a session

@@ -344,6 +344,80 @@ fn planner_should_type_nothing_into_the_old_agent_of_a_session_it_hands_a_task_t
     );
 }
 
+/// `mixed(false)` with a second Codex account `y`.
+fn with_y() -> crate::api::Manifests {
+    let mut m = mixed(false);
+    let mut y = m.accounts.iter().find(|a| a.name == "x").unwrap().clone();
+    y.name = "y".into();
+    y.spec.home = "/h/y".into();
+    y.spec.priority = 1;
+    m.accounts.push(y);
+    m
+}
+
+#[test]
+fn planner_should_resume_a_codex_task_of_a_mixed_pool_with_codexs_resume_arguments() {
+    let m = with_y();
+    let mut o = world("x");
+    exhaust(&mut o, "a");
+    exhaust(&mut o, "x");
+    let mut t = task_facts("m-0");
+    t.at_limit = true;
+    t.conversation = Some(("th-1".into(), "/h/x/sessions/2026/11/21/r.jsonl".into()));
+    claimed(&mut o, "m-0", t);
+    let p = plan_with_tasks(&m, &o, "failover", now());
+    let resume = p.actions.iter().find_map(|a| match a {
+        Action::Session(SessionAction::MoveSession {
+            session, resume, ..
+        }) if session.name == "m-0" => Some((session.account.clone(), resume.clone())),
+        _ => None,
+    });
+    assert_eq!(
+        resume,
+        Some((
+            "y".into(),
+            Some(vec!["resume".into(), "{sessionId}".into()])
+        )),
+        "{:?}",
+        p.actions
+    );
+    assert_eq!(hand_offs(&p, "m-0"), 0, "its family still has y");
+}
+
+#[test]
+fn planner_should_bring_a_session_gone_with_its_server_back_in_the_family_its_task_ran_in() {
+    let m = mixed(false);
+    let mut o = world("x");
+    // Codex ran the task when last seen; the tmux server died; Claude is usable again.
+    o.sessions.remove("m-0");
+    let mut t = task_facts("m-0");
+    t.conversation = Some(("th-1".into(), "/h/x/sessions/2026/11/21/r.jsonl".into()));
+    claimed(&mut o, "m-0", t);
+    o.facts.sessions.get_mut("m-0").unwrap().kind = Some(CODEX);
+    o.transcripts
+        .insert("/h/x/sessions/2026/11/21/r.jsonl".into());
+    let p = plan_with_tasks(&m, &o, "failover", now());
+    let created = p.actions.iter().find_map(|a| match a {
+        Action::Session(SessionAction::CreateSession { session, resume })
+            if session.name == "m-0" =>
+        {
+            Some((
+                session.account.clone(),
+                session.command.clone(),
+                resume.clone(),
+            ))
+        }
+        _ => None,
+    });
+    let Some((account, command, resume)) = created else {
+        panic!("{:?}", p.actions)
+    };
+    assert_eq!(account, "x");
+    assert_eq!(command.last().map(String::as_str), Some("th-1"));
+    assert_eq!(command[command.len() - 2], "resume");
+    assert_eq!(resume.as_deref(), Some("th-1"));
+}
+
 #[test]
 fn planner_should_put_no_note_before_a_handed_off_task_when_the_inbox_wants_none() {
     let text = format!(

@@ -354,10 +354,8 @@ impl Ctx<'_> {
             return None;
         }
         let (id, workdir) = self.view.resume_of(&spec.name, plan)?;
-        let agent = self
-            .m
-            .session_owner(&spec.name)
-            .map_or(crate::api::BUILTIN_AGENT, |o| o.agent());
+        // The profile of the family it starts in (a pool over several families).
+        let agent = self.m.agent_under(&spec.name, Some(&spec.account));
         let args = &self.m.agent(agent)?.spec.resume_args;
         spec.command
             .extend(args.iter().map(|a| a.replace("{sessionId}", &id)));
@@ -441,11 +439,9 @@ impl Ctx<'_> {
             plan.wake(std::time::Duration::from_millis(200));
             return;
         }
-        let profile = self.m.agent(
-            self.m
-                .session_owner(&spec.name)
-                .map_or(crate::api::BUILTIN_AGENT, |o| o.agent()),
-        );
+        let profile = self
+            .m
+            .agent(self.m.agent_under(&spec.name, Some(&spec.account)));
         plan.act(SessionAction::MoveSession {
             conversation,
             from: s.account.clone(),

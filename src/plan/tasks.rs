@@ -266,6 +266,7 @@ impl<'a> View<'a> {
             } else {
                 None
             };
+            f.kind = super::families::seen_kind(self.m, self.o, name).or(f.kind);
         }
     }
 

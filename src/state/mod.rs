@@ -206,6 +206,10 @@ pub struct SessionFacts {
     /// dies at once after it could not resume it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed: Option<(String, jiff::Timestamp)>,
+    /// The family it ran when last seen, for a session of a pool over several families:
+    /// gone with its tmux server while its task ran, it comes back in that family.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<crate::agents::AgentKind>,
 }
 
 impl SessionFacts {
