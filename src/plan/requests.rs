@@ -156,9 +156,8 @@ fn restart(m: &Manifests, o: &Observed, owner: &str, name: &str, plan: &mut Plan
     };
     let resume = held.map(|(id, _)| id);
     if let Some(id) = &resume {
-        let agent = m
-            .session_owner(name)
-            .map_or(crate::api::BUILTIN_AGENT, |o| o.agent());
+        // The profile of its account's family (a pool over several families).
+        let agent = m.agent_under(name, Some(&spec.account));
         let args = m.agent(agent).map(|p| p.spec.resume_args.clone());
         spec.command.extend(
             args.unwrap_or_default()
