@@ -16,6 +16,7 @@ fn main() -> std::process::ExitCode {
         tmux_kills: 5,
         seed: 0,
         settle: Duration::ZERO,
+        faults: Vec::new(),
     };
     let mut runs = 1;
     let mut args = std::env::args().skip(1);

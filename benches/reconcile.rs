@@ -62,7 +62,7 @@ async fn apply(tmux: &Tmux, desired: &Desired, state: &std::path::Path) -> Conve
         tz: &tz,
         zones: jiff::tz::db(),
     };
-    let mut store = Store::load(state).expect("state folder");
+    let (mut store, _) = Store::load(state).expect("state folder");
     round::converge(&round, &mut store, 3, &mut ())
         .await
         .expect("converge")
@@ -93,6 +93,7 @@ async fn observe_and_plan(sessions: u32) {
         zones: jiff::tz::db(),
         classifiers: &d.classifiers,
         scope: Scope::Sessions,
+        hold_claims: false,
     };
     let observe_times = std::cell::RefCell::new(Vec::new());
     let reconcile = || async {

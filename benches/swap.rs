@@ -113,7 +113,7 @@ async fn swap(pool: u32, dedicated: u32) -> (Duration, Duration, bool) {
         tz: &tz,
         zones: jiff::tz::db(),
     };
-    let mut store = Store::load(&state).expect("state folder");
+    let (mut store, _) = Store::load(&state).expect("state folder");
     let up = round::converge(&round, &mut store, 3, &mut ())
         .await
         .expect("sessions up");
@@ -136,6 +136,7 @@ async fn swap(pool: u32, dedicated: u32) -> (Duration, Duration, bool) {
             pid: s.pane.pid,
             conversation: format!("c-{}", s.name),
             transcript,
+            unheard: false,
         });
     }
     store.save(&facts);

@@ -30,7 +30,9 @@ pub(crate) const DEFAULTS: Defaults = Defaults {
 /// The shapes Codex 0.171.0 draws (docs/agent-families.md, the reference's captures).
 const SCREEN: Screen = Screen {
     prompt: "^› ",
-    busy: r"^• Working \(.*esc to interrupt\)",
+    // The glyph blinks (`•`, `◦`) and the header may be a reasoning summary's, not
+    // `Working`.
+    busy: r"^[•◦] .*\(.*esc to interrupt\)",
     // Besides its dialogs, `loading` under the banner while it starts: the input line
     // is drawn already, but the agent is not ready for a task (neither idle nor busy).
     waiting: r"Do you trust the contents of this directory\?|Approaching rate limits|Switch to .* for lower credit usage\?|^ {5}loading$",

@@ -143,6 +143,18 @@ impl AgentKind {
         }
     }
 
+    /// Whether an agent of this kind proves every turn's end in its own files, so that
+    /// an idle screen never ends a task: Codex writes the rollout's `task_complete` and
+    /// runs `notify` (the screen's working line blinks between two glyphs, and one
+    /// missed shape would end a turn still under way). Claude Code proves it by its hooks
+    /// only when they report (a profile may turn them off): its screen stays a proof.
+    pub(crate) fn proves_turn_ends(self) -> bool {
+        match self {
+            AgentKind::ClaudeCode => false,
+            AgentKind::Codex => true,
+        }
+    }
+
     /// The folder below a home of this kind that holds its conversations, the one a
     /// family's homes share so that a moved session resumes (Claude Code's `projects`,
     /// Codex's `sessions`).

@@ -132,9 +132,7 @@ pub fn load_texts(texts: &[(String, String)]) -> Result<Manifests, LoadError> {
             docs.push(Doc::new(document.value, source));
         }
     }
-    // Unit tests run Codex manifests; the binary lets them through only when told.
-    let codex = cfg!(test) || std::env::var(validate::EXPERIMENTAL_CODEX).is_ok_and(|v| v == "1");
-    problems.extend(validate::check(&docs, unparsed, codex));
+    problems.extend(validate::check(&docs, unparsed));
     if !problems.is_empty() {
         problems.sort();
         problems.dedup();

@@ -1,7 +1,7 @@
 //! Table tests for a pool over several families (`agents`): what validation refuses,
 //! with the file, line and field, and what loading makes of it.
 
-use super::tests::{docs, problems};
+use super::tests::problems;
 use super::*;
 
 const HEAD: &str = "apiVersion: failover/v1alpha1\n";
@@ -80,17 +80,6 @@ fn validate_should_refuse_an_empty_agents_list() {
             .iter()
             .any(|p| p.contains("spec.agents: `agents` names no profile")),
         "{found:#?}"
-    );
-}
-
-#[test]
-fn validate_should_keep_refusing_codex_in_a_pools_agents_without_the_experimental_variable() {
-    let docs = docs(&with_pool("  agents: [claude, codex]\n"));
-    let refused = validate::check(&docs, false, false);
-    assert!(
-        refused.iter().any(|p| p.field == "spec.agents[1]"
-            && p.message.starts_with("codex sessions are not run yet")),
-        "{refused:#?}"
     );
 }
 

@@ -12,8 +12,7 @@ use serde_json::Value;
 
 mod families;
 
-pub(crate) use families::EXPERIMENTAL_CODEX;
-use families::{check_families, check_not_codex};
+use families::check_families;
 
 use super::problem::{Problem, dotted};
 use super::{Kind, Source};
@@ -88,15 +87,10 @@ impl Doc {
 
 /// Every semantic problem of the document set. With `partial` (some text could not be
 /// parsed), problems of the set as a whole, such as a missing Account, are not claimed.
-/// With `codex` false, accounts and profiles of kind `codex` are refused
-/// ([`EXPERIMENTAL_CODEX`]).
-pub(super) fn check(docs: &[Doc], partial: bool, codex: bool) -> Vec<Problem> {
+pub(super) fn check(docs: &[Doc], partial: bool) -> Vec<Problem> {
     let mut out = Vec::new();
     for doc in docs {
         check_local(doc, &mut out);
-    }
-    if !codex {
-        check_not_codex(docs, &mut out);
     }
     check_unique(docs, &mut out);
     check_references(docs, &mut out);

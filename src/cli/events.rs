@@ -38,6 +38,7 @@ impl Query<'_> {
 
 /// Runs `get events` on the state folder `dir`.
 pub(super) fn run(dir: &Path, query: &Query<'_>) -> ExitCode {
+    warn_damaged(dir);
     let mut tail = JournalTail::new(dir);
     let mut teller = Teller::default();
     let mut out = std::io::stdout().lock();
@@ -192,8 +193,24 @@ pub(super) fn local(time: &str, tz: &jiff::tz::TimeZone) -> String {
     )
 }
 
+/// Says on stderr, naming the journal, that lines of it are not journal lines and are
+/// not shown (the controller keeps them aside at its next start).
+pub(super) fn warn_damaged(dir: &Path) {
+    if let Ok(read) = crate::journal::read_checked(dir)
+        && !read.damaged.is_empty()
+    {
+        eprintln!(
+            "warning: state file {}: {}; not shown (the controller keeps the journal aside \
+             and writes its whole lines back at its next start)",
+            dir.join(crate::state::paths::JOURNAL_FILE).display(),
+            read.problem()
+        );
+    }
+}
+
 /// Every event of the journal in `dir` that concerns `object`, told, oldest first.
 pub(super) fn about(dir: &Path, object: &ObjectRef) -> Vec<Told> {
+    warn_damaged(dir);
     let lines = crate::journal::read(dir).unwrap_or_default();
     Teller::tell_all(&lines)
         .into_iter()

@@ -401,7 +401,19 @@ async fn look_on(
     desired: &crate::controller::round::Desired,
     settings: &api::Settings,
 ) -> Result<(crate::observe::Observed, crate::plan::Plan), Box<dyn std::error::Error>> {
-    let facts = crate::state::Facts::load(&settings.state_dir)?;
+    let facts = crate::state::Facts::load(&settings.state_dir).unwrap_or_else(|e| {
+        eprintln!(
+            "warning: {e}; shown without the facts (the controller keeps the file aside \
+             and rebuilds them at its next start)"
+        );
+        crate::state::Facts::default()
+    });
+    if let Err(e) = crate::state::probe_writable(&settings.state_dir) {
+        eprintln!(
+            "warning: {e}: the state folder cannot be written; a controller keeps its \
+             sessions running and claims no new task until it can be"
+        );
+    }
     let tz = jiff::tz::TimeZone::system();
     let round = crate::controller::round::Round {
         act: crate::act::Context {

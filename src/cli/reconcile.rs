@@ -204,7 +204,11 @@ pub(super) fn apply(args: ApplyArgs) -> ExitCode {
             tz: &tz,
             zones: jiff::tz::db(),
         };
-        let mut store = Store::load(&l.settings.state_dir).map_err(|e| Failure::Error(e.into()))?;
+        let (mut store, damage) =
+            Store::load(&l.settings.state_dir).map_err(|e| Failure::Error(e.into()))?;
+        if let Some(damage) = damage {
+            eprintln!("warning: {damage}");
+        }
         round::converge(&round, &mut store, ROUNDS, &mut printer)
             .await
             .map_err(|e| Failure::Error(e.into()))

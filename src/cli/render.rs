@@ -155,6 +155,18 @@ impl crate::controller::round::Watcher for Printer {
             Err(e) => println!("{}", paint(self.color, RED, format!("{line}: failed: {e}"))),
         }
     }
+
+    fn damaged(&mut self, damage: &Result<crate::state::damage::Damage, crate::state::Error>) {
+        match damage {
+            Ok(d) => {
+                if let Some(j) = self.journal.as_mut() {
+                    let _ = j.record(crate::journal::Life::StateDamaged(d.clone()));
+                }
+                eprintln!("warning: {d}");
+            }
+            Err(e) => eprintln!("warning: {e}"),
+        }
+    }
 }
 
 /// The plan as JSON: actions, refusals and the counts.

@@ -7,18 +7,21 @@
 //! The files: [`start`] (the start sequence), `runner` (the loop over the work queue),
 //! [`round`] (one observe-plan-act-record-save round, shared with `apply`), `status`
 //! (the journal, logs, notifications and `status.json` of each round), [`queue`],
-//! `watch`, [`handoff`], [`lock`], `replay`, `error`.
+//! `watch`, [`handoff`], [`lock`], `replay`, `rebuild` (facts rebuilt after damage),
+//! `writable` (a state folder that cannot be written), `error`.
 
 mod error;
 pub(crate) mod handoff;
 pub(crate) mod lock;
 pub(crate) mod queue;
+mod rebuild;
 mod replay;
 pub mod round;
 mod runner;
 pub(crate) mod start;
 mod status;
 mod watch;
+mod writable;
 
 pub(crate) use error::Error;
 pub(crate) use start::{run, tmux_server};

@@ -9,8 +9,6 @@
 
 use std::path::{Path, PathBuf};
 
-use tracing::error;
-
 use crate::act;
 use crate::api::Manifests;
 use crate::observe::{self, Observed};
@@ -46,16 +44,30 @@ pub struct Store {
     dir: PathBuf,
     facts: Facts,
     unsaved: bool,
+    /// Why the last write to the state folder failed, while it does.
+    failing: Option<String>,
 }
 
 impl Store {
-    /// The facts saved in the state folder `dir`.
-    pub fn load(dir: &Path) -> Result<Self, state::Error> {
-        Ok(Self {
+    /// The facts saved in the state folder `dir`; a damaged facts file is kept aside
+    /// and the facts start empty, to be rebuilt from what the first round observes
+    /// (see [`Facts::load_or_keep_aside`]), with what was done.
+    pub fn load(dir: &Path) -> Result<(Self, Option<state::damage::Damage>), state::Error> {
+        let (facts, damage) = Facts::load_or_keep_aside(dir, jiff::Timestamp::now())?;
+        let store = Self {
             dir: dir.to_path_buf(),
-            facts: Facts::load(dir)?,
-            unsaved: false,
-        })
+            facts,
+            unsaved: damage.is_some(),
+            failing: None,
+        };
+        Ok((store, damage))
+    }
+
+    /// Changes the facts before any round, to be saved by the next (facts rebuilt
+    /// from observation after damage).
+    pub(crate) fn amend(&mut self, change: impl FnOnce(&mut Facts)) {
+        change(&mut self.facts);
+        self.unsaved = true;
     }
 
     /// The facts now.
@@ -73,11 +85,34 @@ impl Store {
         match self.facts.save(&self.dir) {
             Ok(()) => {
                 self.unsaved = false;
+                self.failing = None;
                 true
             }
             Err(e) => {
-                error!(error = %e, "cannot save facts; the agents' reports are kept");
+                // Said by whoever runs the rounds (the controller: once a minute).
                 self.unsaved = true;
+                self.failing = Some(e.to_string());
+                false
+            }
+        }
+    }
+
+    /// Why the state folder cannot be written, while the last write to it failed.
+    pub fn failing(&self) -> Option<&str> {
+        self.failing.as_deref()
+    }
+
+    /// Whether the state folder takes a write now (a private file made there and
+    /// removed): asked before a claim while the last save went through, since a folder
+    /// turned read-only shows only at the next save.
+    pub fn probe(&mut self) -> bool {
+        match state::probe_writable(&self.dir) {
+            Ok(()) => true,
+            Err(e) => {
+                // Saved again next round, whether the facts change or not: a save
+                // that goes through ends the outage.
+                self.unsaved = true;
+                self.failing = Some(e.to_string());
                 false
             }
         }
@@ -101,6 +136,8 @@ pub trait Watcher {
     }
     /// `action` came to `result`.
     fn acted(&mut self, _action: &Action, _result: &Result<Outcome, String>) {}
+    /// A damaged state file was kept aside (or could not be: `Err`).
+    fn damaged(&mut self, _damage: &Result<state::damage::Damage, state::Error>) {}
 }
 
 /// A watcher that sees nothing.
@@ -136,19 +173,28 @@ pub struct Report {
 impl Round<'_> {
     /// Observes and plans, acting on nothing (what `diff` shows).
     pub async fn look(&self, facts: &Facts) -> Result<(Observed, Plan), observe::Error> {
-        self.look_with(facts, observe::Fleet::default()).await
+        self.look_with(facts, observe::Fleet::default(), false)
+            .await
     }
 
     /// [`look`](Self::look), with what the fleet's ledger told since the last round.
+    /// `hold_claims`: the state folder cannot be written, no new task is claimed.
     async fn look_with(
         &self,
         facts: &Facts,
         fleet: observe::Fleet,
+        hold_claims: bool,
     ) -> Result<(Observed, Plan), observe::Error> {
         let m = &self.desired.manifests;
         let mut observed =
             observe::observe(self.act.tmux, m, facts.clone(), self.act.state_dir).await?;
         observed.fleet = fleet;
+        let plan = self.plan(&observed, hold_claims);
+        Ok((observed, plan))
+    }
+
+    /// Plans from `observed`, claims held or not.
+    fn plan(&self, observed: &Observed, hold_claims: bool) -> Plan {
         let ctx = plan::Context {
             owner: self.act.owner,
             now: jiff::Timestamp::now(),
@@ -156,9 +202,9 @@ impl Round<'_> {
             zones: self.zones,
             classifiers: &self.desired.classifiers,
             scope: self.scope,
+            hold_claims,
         };
-        let plan = plan::plan(m, &observed, &ctx);
-        Ok((observed, plan))
+        plan::plan(&self.desired.manifests, observed, &ctx)
     }
 
     /// Observes, plans, runs the plan's actions in order, folds each result into the
@@ -185,14 +231,21 @@ impl Round<'_> {
         watcher: &mut impl Watcher,
         fleet: observe::Fleet,
     ) -> Result<Report, observe::Error> {
-        let (observed, plan) = self.look_with(store.facts(), fleet).await?;
+        let held = store.failing().is_some();
+        let (observed, mut plan) = self.look_with(store.facts(), fleet, held).await?;
+        let hands_off = |plan: &Plan| {
+            plan.events
+                .iter()
+                .any(|e| matches!(e, plan::Event::HandedOff { .. }))
+        };
+        if (claims(&plan) || hands_off(&plan)) && !store.probe() {
+            // The folder turned read-only since the last save: the claim (or the
+            // hand-off) could not be recorded.
+            plan = self.plan(&observed, true);
+        }
         // A hand-off is recorded before it is told and carried out: the facts that
         // hold it are saved first (the session rules act on saved hand-offs only).
-        if plan
-            .events
-            .iter()
-            .any(|e| matches!(e, plan::Event::HandedOff { .. }))
-        {
+        if hands_off(&plan) {
             store.save(&plan.facts);
         }
         watcher.planned(&plan);
@@ -212,12 +265,31 @@ impl Round<'_> {
                 let _ = std::fs::remove_file(path);
             }
         }
+        // Files that are not reports said nothing: they are kept, aside.
+        for (path, problem) in &plan.damaged {
+            let kept = state::damage::keep_aside(path, jiff::Timestamp::now()).map(|kept| {
+                state::damage::Damage {
+                    file: path.clone(),
+                    problem: problem.clone(),
+                    kept,
+                    done: "not a report: left out of the facts".to_owned(),
+                }
+            });
+            watcher.damaged(&kept);
+        }
         Ok(Report {
             observed,
             plan,
             done,
         })
     }
+}
+
+/// Whether `plan` claims a task.
+fn claims(plan: &Plan) -> bool {
+    plan.actions
+        .iter()
+        .any(|a| matches!(a, Action::Task(plan::TaskAction::DispatchTask { .. })))
 }
 
 /// Carries out `actions` in order, by their executors, in the runs [`batch`] makes:
@@ -370,6 +442,10 @@ impl<W: Watcher> Watcher for Repeats<'_, W> {
 
     fn acted(&mut self, action: &Action, result: &Result<Outcome, String>) {
         self.inner.acted(action, result);
+    }
+
+    fn damaged(&mut self, damage: &Result<state::damage::Damage, state::Error>) {
+        self.inner.damaged(damage);
     }
 }
 

@@ -303,6 +303,7 @@ impl Controller {
             Err(e) => {
                 // What the fleet told waits for the next round.
                 self.fail(format!("observe: {e}"));
+                self.reporter.after_round(self.store.failing());
                 return false;
             }
         };
@@ -334,6 +335,10 @@ impl Controller {
             jiff::Timestamp::now(),
         );
         self.write_status(Some(&report.plan));
+        if self.store.failing().is_some() {
+            self.store.amend(super::writable::unheard);
+        }
+        self.reporter.after_round(self.store.failing());
         let failed = report.done.iter().any(|(_, r)| r.is_err());
         if !report.done.is_empty() && !failed {
             self.queue.add(Key::World);

@@ -40,15 +40,22 @@ pub(crate) async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
         let path = dir.join(watched);
         state::create_private_dir(&path).map_err(|source| state::Error::Io { path, source })?;
     }
+    // Damaged state is kept aside before anything reads it: the journal's lines that
+    // are not journal lines first (the replay below reads the journal), then the facts.
+    let journal_damage = crate::journal::repair(&dir, jiff::Timestamp::now())?;
     let mut journal = Journal::open(&dir)?;
+    let (mut store, facts_damage) = Store::load(&dir)?;
     let replayed = replay::replay(&dir, manifests, &mut journal);
+    for damage in journal_damage.iter().chain(&facts_damage) {
+        error!("{damage}");
+        journal.record(Life::StateDamaged(damage.clone()))?;
+    }
     if replayed > 0 {
         warn!(
             replayed,
             "journaled tasks that ended just before the last controller was killed"
         );
     }
-    let store = Store::load(&dir)?;
     let queue = Arc::new(WorkQueue::new());
     let stopping = Arc::new(AtomicBool::new(false));
     let stop = spawn_signals(stopping.clone(), queue.clone());
@@ -61,6 +68,12 @@ pub(crate) async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
         })?;
         return Ok(());
     };
+    if facts_damage.is_some() {
+        let owner = settings.spec.owner.as_str();
+        store.amend(|facts| {
+            super::rebuild::active_accounts(manifests, observed.sessions.values(), owner, facts);
+        });
+    }
     let broken = plan::check_shared(manifests, &observed);
     if !broken.is_empty() {
         let _ = journal.record(Life::RefusedToStart {

@@ -38,6 +38,8 @@ pub(super) struct Reporter {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The fleet membership as `status.json` tells it, with one.
     pub fleet: Option<String>,
+    /// Whether the state folder can be written, and the journal lines held until it can.
+    writable: super::writable::Writable,
 }
 
 impl Reporter {
@@ -61,19 +63,82 @@ impl Reporter {
             last_status: None,
             metrics,
             fleet: None,
+            writable: super::writable::Writable::default(),
         }
     }
 
-    /// Journals an entry; a journal that cannot be written is logged, never fatal.
+    /// Journals an entry; a line the journal does not take is held in memory, in
+    /// order, until it does (see [`super::writable`]), never fatal.
     pub(super) fn record(&mut self, entry: impl Into<Entry>) {
         let line = crate::journal::Line {
             time: jiff::Timestamp::now(),
             entry: entry.into(),
         };
+        if self.writable.held() > 0 {
+            self.metrics.journaled(&line.entry, true);
+            self.writable.hold(line);
+            return;
+        }
         let written = self.journal.write(&line);
         self.metrics.journaled(&line.entry, written.is_err());
         if let Err(e) = written {
-            error!(error = %e, "cannot write the journal");
+            self.writable.hold(line);
+            self.unwritable(&e.to_string());
+        }
+    }
+
+    /// A write to the state folder failed: said once a minute while it lasts.
+    fn unwritable(&mut self, error: &str) {
+        let (now, at) = (std::time::Instant::now(), jiff::Timestamp::now());
+        if self.writable.failed(error, now, at) {
+            let dir = self.journal.path().parent().unwrap_or(Path::new("."));
+            error!(
+                "state folder {} cannot be written ({error}): sessions keep running, no new \
+                 task is claimed, {} journal lines held in memory until it can be (said again \
+                 in a minute if it lasts)",
+                dir.display(),
+                self.writable.held()
+            );
+        }
+    }
+
+    /// After a round: the journal lines held are written, and whether the state folder
+    /// could be written this round (`save_error`: why the facts could not be saved)
+    /// said; an outage that ended is journaled.
+    pub(super) fn after_round(&mut self, save_error: Option<&str>) {
+        let mut held = self.writable.take_held();
+        while let Some(line) = held.front() {
+            if let Err(e) = self.journal.write(line) {
+                self.writable.unwritten(held);
+                self.unwritable(&e.to_string());
+                return;
+            }
+            held.pop_front();
+        }
+        if let Some(e) = save_error {
+            self.unwritable(e);
+            return;
+        }
+        // A round may write nothing (the facts unchanged): the folder is asked itself.
+        if self.writable.is_down() {
+            let dir = self.journal.path().parent().unwrap_or(Path::new("."));
+            if let Err(e) = crate::state::probe_writable(dir) {
+                self.unwritable(&e.to_string());
+                return;
+            }
+        }
+        if let Some(outage) = self.writable.recovered() {
+            let dir = self.journal.path().parent().unwrap_or(Path::new("."));
+            info!(
+                since = %outage.since,
+                "state folder {} can be written again: facts saved, journal caught up",
+                dir.display()
+            );
+            self.record(crate::journal::Life::StateUnwritable {
+                since: outage.since,
+                error: outage.error,
+                dropped: outage.dropped,
+            });
         }
     }
 
@@ -163,7 +228,7 @@ impl Reporter {
             return;
         }
         if let Err(e) = status.write(dir) {
-            error!(error = %e, "cannot write status");
+            self.unwritable(&format!("cannot write status: {e}"));
         }
         self.last_status = Some(status);
     }
@@ -208,6 +273,16 @@ pub(super) fn active_accounts(facts: &crate::state::Facts) -> BTreeMap<AgentKind
 }
 
 impl Watcher for Reporter {
+    fn damaged(&mut self, damage: &Result<crate::state::damage::Damage, crate::state::Error>) {
+        match damage {
+            Ok(d) => {
+                error!("{d}");
+                self.record(crate::journal::Life::StateDamaged(d.clone()));
+            }
+            Err(e) => self.unwritable(&e.to_string()),
+        }
+    }
+
     fn planned(&mut self, plan: &Plan) {
         self.record_refusals(plan);
         self.record_events(plan);

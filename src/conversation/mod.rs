@@ -68,12 +68,20 @@ pub struct Message {
     pub error: Option<String>,
 }
 
-/// Every message of the transcript at `path`; lines that are not messages are skipped.
+/// Every message of the transcript at `path`; lines that are not messages are skipped:
+/// a message is a line of type `user` or `assistant` (Claude Code 2.1.329 also writes
+/// the requests it sent, `api-request-blob` lines holding a user's message, which are
+/// not the conversation's).
 pub fn messages(path: &Path) -> std::io::Result<Vec<Message>> {
     let text = std::fs::read_to_string(path)?;
     Ok(text
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| {
+            v.get("type")
+                .and_then(|t| t.as_str())
+                .is_none_or(|t| t == "user" || t == "assistant")
+        })
         .filter_map(|v| {
             let role = v.pointer("/message/role")?.as_str()?.to_owned();
             let content = v.pointer("/message/content")?;
@@ -150,6 +158,29 @@ mod tests {
             Some(transcript(Path::new("/h/b"), Path::new("/srv/p"), "c1"))
         );
         assert_eq!(transcript_under(Path::new("/h/b"), Path::new("/")), None);
+    }
+
+    #[test]
+    fn a_real_transcripts_request_lines_should_not_read_as_the_persons_messages() {
+        // Lines as Claude Code 2.1.329 wrote them against the mock (long fields cut): the
+        // request it sent sits between the prompt and the reply, holding a user message.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.jsonl");
+        let lines = [
+            r#"{"type":"mode","mode":"normal","sessionId":"s"}"#,
+            r#"{"parentUuid":null,"promptId":"p1","type":"user","message":{"role":"user","content":"Task 0: fix it"},"uuid":"u1"}"#,
+            r#"{"parentUuid":"u1","attachment":{"type":"date","date":"2026-12-06"},"type":"attachment","uuid":"a1"}"#,
+            r#"{"type":"api-request-blob","sessionId":"s","hash":"35","message":{"role":"user","content":[{"type":"text","text":"<system-reminder>
+Attribution</system-reminder>"}]}}"#,
+            r#"{"type":"api-request","sessionId":"s","id":"r1","params":{"model":"claude-opus-5-5"}}"#,
+            r#"{"parentUuid":"a1","message":{"id":"msg_mock","type":"message","role":"assistant","content":[{"type":"text","text":"Done: Task 0: fix it"}],"stop_reason":"end_turn"},"type":"assistant","uuid":"m1"}"#,
+        ];
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let all = messages(&path).unwrap();
+        let roles: Vec<&str> = all.iter().map(|m| m.role.as_str()).collect();
+        assert_eq!(roles, ["user", "assistant"]);
+        let t = turn(&all, |t| t == "Task 0: fix it").unwrap();
+        assert_eq!(t.end, Some(TurnEnd::Reply("Done: Task 0: fix it".into())));
     }
 
     #[test]

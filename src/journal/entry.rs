@@ -116,6 +116,23 @@ pub enum Life {
     },
     /// etcd answers again.
     FleetRestored,
+    /// A state file was found damaged: kept aside, and what was done instead.
+    StateDamaged(crate::state::damage::Damage),
+    /// The state folder could not be written for a while; written once it can be
+    /// again, after the lines held meanwhile.
+    StateUnwritable {
+        /// When the first write failed.
+        since: Timestamp,
+        /// The last error.
+        error: String,
+        /// Journal lines dropped, beyond those memory held.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        dropped: usize,
+    },
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Who carried an action out, when not the controller.
@@ -316,6 +333,10 @@ pub enum Kind {
     FleetDegraded,
     /// etcd answers again.
     FleetRestored,
+    /// A state file was found damaged and kept aside.
+    StateDamaged,
+    /// The state folder could not be written for a while.
+    StateUnwritable,
 }
 
 /// Which part of [`Entry`] a kind is read into.
@@ -329,7 +350,7 @@ enum Part {
 
 impl Kind {
     /// Every kind, in declaration order.
-    pub const ALL: [Kind; 33] = [
+    pub const ALL: [Kind; 35] = [
         Kind::Started,
         Kind::Stopped,
         Kind::TmuxUnreachable,
@@ -363,6 +384,8 @@ impl Kind {
         Kind::HandedOff,
         Kind::FamilyChanged,
         Kind::SessionWaits,
+        Kind::StateDamaged,
+        Kind::StateUnwritable,
     ];
 
     /// The name in the journal (`taskDone`).
@@ -401,6 +424,8 @@ impl Kind {
             Kind::SessionWaits => "sessionWaits",
             Kind::FleetDegraded => "fleetDegraded",
             Kind::FleetRestored => "fleetRestored",
+            Kind::StateDamaged => "stateDamaged",
+            Kind::StateUnwritable => "stateUnwritable",
         }
     }
 
@@ -421,7 +446,9 @@ impl Kind {
             | Kind::ActiveAccount
             | Kind::Pruned
             | Kind::FleetDegraded
-            | Kind::FleetRestored => Part::Controller,
+            | Kind::FleetRestored
+            | Kind::StateDamaged
+            | Kind::StateUnwritable => Part::Controller,
             Kind::Action
             | Kind::TaskClaimed
             | Kind::TaskDone
@@ -470,6 +497,8 @@ impl Entry {
                 Life::Pruned { .. } => Kind::Pruned,
                 Life::FleetDegraded { .. } => Kind::FleetDegraded,
                 Life::FleetRestored => Kind::FleetRestored,
+                Life::StateDamaged(_) => Kind::StateDamaged,
+                Life::StateUnwritable { .. } => Kind::StateUnwritable,
             },
             Entry::Acted(a) => a.event,
             Entry::Event(e) => match e {

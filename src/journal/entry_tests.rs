@@ -1,6 +1,6 @@
 //! The journal's line format, pinned: lines written before the journal was typed read
 //! back typed, and write back byte for byte. From d0c5e61: one line of every kind and
-//! action (and one of each action added since: `endDaemons`), and lines real controllers wrote in the integration tests; from f944075: a
+//! action (and one of each action or event added since: `endDaemons`, `stateDamaged`, `stateUnwritable`), and lines real controllers wrote in the integration tests; from f944075: a
 //! whole `failover demo --keep --tasks 8` run, with an empty task, a killed agent and
 //! `failover delete` after it.
 

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 pub use entry::{Acted, Entry, Kind, Life, Line, Origin, Unknown};
 
 use crate::plan::TaskKey;
+use crate::state::damage::Damage;
 use crate::state::paths::JOURNAL_FILE;
 use crate::state::{Error, create_private_dir};
 
@@ -20,6 +21,8 @@ use crate::state::{Error, create_private_dir};
 pub struct Journal {
     file: File,
     path: PathBuf,
+    /// The last write failed, perhaps halfway: the next line starts on a new one.
+    torn: bool,
 }
 
 impl Journal {
@@ -43,7 +46,11 @@ impl Journal {
         if !ends_with_newline(&path) {
             file.write_all(b"\n").map_err(io)?;
         }
-        Ok(Self { file, path })
+        Ok(Self {
+            file,
+            path,
+            torn: false,
+        })
     }
 
     /// Appends `entry`, written now, as one line.
@@ -54,6 +61,11 @@ impl Journal {
         })
     }
 
+    /// The journal's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Appends `line` as it is; a line that cannot be written as JSON is not written.
     pub fn write(&mut self, line: &Line) -> Result<(), Error> {
         let mut line = serde_json::to_string(line).map_err(|source| Error::Unencodable {
@@ -61,12 +73,15 @@ impl Journal {
             source,
         })?;
         line.push('\n');
-        self.file
-            .write_all(line.as_bytes())
-            .map_err(|source| Error::Io {
-                path: self.path.clone(),
-                source,
-            })
+        if self.torn {
+            line.insert(0, '\n');
+        }
+        let written = self.file.write_all(line.as_bytes());
+        self.torn = written.is_err();
+        written.map_err(|source| Error::Io {
+            path: self.path.clone(),
+            source,
+        })
     }
 }
 
@@ -130,15 +145,105 @@ fn ends_with_newline(path: &Path) -> bool {
 /// Every line of the journal in `dir`, oldest first; lines that are not JSON objects
 /// with a time are skipped (a line of an unknown event is kept, as [`Unknown`]).
 pub fn read(dir: &Path) -> Result<Vec<Line>, Error> {
+    read_checked(dir).map(|r| r.lines)
+}
+
+/// The journal, read: its lines, and where the lines that are not journal lines were.
+#[derive(Debug, Default)]
+pub struct Read {
+    /// The journal lines, oldest first.
+    pub lines: Vec<Line>,
+    /// The numbers (from 1) of the lines that are not journal lines: garbage, or cut
+    /// short by a crash.
+    pub damaged: Vec<usize>,
+    /// Whether the last line is cut short (no newline ends it, and it does not read).
+    pub torn: bool,
+}
+
+impl Read {
+    /// The damaged lines in words: `2 lines that are not journal lines (lines 5, 9;
+    /// the last cut short)`.
+    pub fn problem(&self) -> String {
+        let n = self.damaged.len();
+        let mut at: Vec<String> = self.damaged.iter().take(5).map(usize::to_string).collect();
+        if n > 5 {
+            at.push("…".to_owned());
+        }
+        let torn = if self.torn {
+            "; the last cut short"
+        } else {
+            ""
+        };
+        let (s, what) = if n == 1 {
+            ("", "is not a journal line")
+        } else {
+            ("s", "are not journal lines")
+        };
+        format!("{n} line{s} that {what} (line{s} {}{torn})", at.join(", "))
+    }
+}
+
+/// Reads the journal in `dir` line by line, as bytes (a line of garbage need not be
+/// UTF-8), telling the lines that do not read apart.
+pub fn read_checked(dir: &Path) -> Result<Read, Error> {
     let path = dir.join(JOURNAL_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(text
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(split(&bytes).0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Read::default()),
         Err(source) => Err(Error::Io { path, source }),
     }
+}
+
+/// `bytes` read as journal lines, with the whole lines' bytes (each with its newline).
+fn split(bytes: &[u8]) -> (Read, Vec<u8>) {
+    let mut read = Read::default();
+    let mut whole = Vec::with_capacity(bytes.len());
+    let count = bytes.split(|b| *b == b'\n').count();
+    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<Line>(raw) {
+            Ok(line) => {
+                read.lines.push(line);
+                whole.extend_from_slice(raw);
+                whole.push(b'\n');
+            }
+            Err(_) => {
+                read.damaged.push(i + 1);
+                read.torn |= i + 1 == count;
+            }
+        }
+    }
+    (read, whole)
+}
+
+/// At a controller's start, before it writes: a journal holding lines that are not
+/// journal lines (garbage, or a line cut short by a crash) is copied aside (see
+/// [`crate::state::damage`]) and its whole lines written back in its place, so that
+/// every reader sees only journal lines; what was done, when anything was.
+pub fn repair(dir: &Path, now: jiff::Timestamp) -> Result<Option<Damage>, Error> {
+    let path = dir.join(JOURNAL_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(Error::Io { path, source }),
+    };
+    let (read, whole) = split(&bytes);
+    if read.damaged.is_empty() {
+        return Ok(None);
+    }
+    let kept = crate::state::damage::copy_aside(&path, now)?;
+    crate::state::write_atomic(&path, &whole)?;
+    Ok(Some(Damage {
+        problem: read.problem(),
+        done: format!(
+            "its {} journal lines written back, the others left out",
+            read.lines.len()
+        ),
+        file: path,
+        kept,
+    }))
 }
 
 #[cfg(test)]
@@ -169,6 +274,71 @@ mod tests {
         );
         let text = std::fs::read_to_string(dir.path().join(JOURNAL_FILE)).unwrap();
         assert!(text.ends_with("\"event\":\"stopped\"}\n"), "{text}");
+    }
+
+    const GOOD: &str = r#"{"time":"2026-12-06T03:15:00Z","event":"stopped","pid":10}"#;
+
+    #[test]
+    fn a_journal_with_garbage_lines_should_be_kept_aside_and_its_whole_lines_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let mut text = format!("{GOOD}\n").into_bytes();
+        text.extend_from_slice(b"\x00\xff\xfe garbage\n{\"no\": \"time\"}\n");
+        text.extend_from_slice(format!("{GOOD}\n").as_bytes());
+        std::fs::write(&path, &text).unwrap();
+        let checked = read_checked(dir.path()).unwrap();
+        assert_eq!(
+            (checked.lines.len(), &checked.damaged[..]),
+            (2, &[2, 3][..])
+        );
+        assert!(!checked.torn);
+        let now = "2026-12-06T03:15:00Z".parse().unwrap();
+        let damage = repair(dir.path(), now).unwrap().expect("damage said");
+        assert_eq!(std::fs::read(&damage.kept).unwrap(), text, "kept whole");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{GOOD}\n{GOOD}\n")
+        );
+        let said = damage.to_string();
+        assert!(
+            said.contains("journal.jsonl: 2 lines that are not journal lines (lines 2, 3)"),
+            "{said}"
+        );
+        assert!(said.contains("kept aside as "), "{said}");
+        assert!(repair(dir.path(), now).unwrap().is_none(), "repaired once");
+    }
+
+    #[test]
+    fn a_journal_ending_in_a_torn_line_should_be_kept_aside_and_the_line_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        std::fs::write(&path, format!("{GOOD}\n{}", &GOOD[..20])).unwrap();
+        let checked = read_checked(dir.path()).unwrap();
+        assert!(checked.torn);
+        let damage = repair(dir.path(), jiff::Timestamp::now()).unwrap().unwrap();
+        assert!(
+            damage.problem.contains("the last cut short"),
+            "{}",
+            damage.problem
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{GOOD}\n"));
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.record(Life::Stopped { pid: None }).unwrap();
+        assert_eq!(
+            read_checked(dir.path()).unwrap().damaged,
+            Vec::<usize>::new()
+        );
+        assert_eq!(read(dir.path()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_whole_journal_should_not_be_kept_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = jiff::Timestamp::now();
+        assert!(repair(dir.path(), now).unwrap().is_none(), "no journal yet");
+        std::fs::write(dir.path().join(JOURNAL_FILE), format!("{GOOD}\n\n{GOOD}\n")).unwrap();
+        assert!(repair(dir.path(), now).unwrap().is_none());
+        assert!(crate::state::damage::kept_aside(dir.path()).is_empty());
     }
 
     #[test]

@@ -456,6 +456,22 @@ fn life_of(life: &Life) -> (Vec<ObjectRef>, String) {
             "fleet: etcd unreachable ({error}); running on the local state"
         )),
         Life::FleetRestored => controller("fleet: etcd answers again; merged".to_owned()),
+        Life::StateDamaged(damage) => controller(damage.to_string()),
+        Life::StateUnwritable {
+            since,
+            error,
+            dropped,
+        } => {
+            let lost = if *dropped > 0 {
+                format!("; {dropped} journal lines dropped")
+            } else {
+                String::new()
+            };
+            controller(format!(
+                "the state folder could not be written from {since} ({error}): no task \
+                 claimed meanwhile; the journal lines held are written above{lost}"
+            ))
+        }
     }
 }
 

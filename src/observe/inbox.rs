@@ -302,7 +302,7 @@ pub(super) fn turns(
                 && t.ended.is_none()
                 && matches!(t.stage, Stage::Submitted(_) | Stage::Running)
         });
-        let reports = f.agent.as_ref().is_some_and(|a| a.pid == s.pane.pid);
+        let reports = f.agent.as_ref().is_some_and(|a| a.reports(s.pane.pid));
         let Some(t) = sent.filter(|_| !reports) else {
             continue;
         };

@@ -103,6 +103,7 @@ pub(crate) fn reported(o: &mut Observed, name: &str, pid: u32) {
         pid,
         conversation: "c1".into(),
         transcript: "/h/main/projects/-w/c1.jsonl".into(),
+        unheard: false,
     });
 }
 
@@ -262,6 +263,18 @@ fn plan_in(
     now: jiff::Timestamp,
     scope: super::Scope,
 ) -> super::Plan {
+    plan_held(m, o, owner, now, scope, false)
+}
+
+/// [`plan_in`], with claims held or not (the state folder cannot be written).
+pub(crate) fn plan_held(
+    m: &Manifests,
+    o: &Observed,
+    owner: &str,
+    now: jiff::Timestamp,
+    scope: super::Scope,
+    hold_claims: bool,
+) -> super::Plan {
     let classifiers = match crate::screen::Classifiers::compile(m) {
         Ok(c) => c,
         Err(e) => panic!("fixture manifests: {e}"),
@@ -273,6 +286,7 @@ fn plan_in(
         zones: jiff::tz::db(),
         classifiers: &classifiers,
         scope,
+        hold_claims,
     };
     super::plan(m, o, &ctx)
 }

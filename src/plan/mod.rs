@@ -63,6 +63,10 @@ pub struct Plan {
     /// the facts are saved.
     #[serde(skip)]
     pub consumed: Vec<PathBuf>,
+    /// The files in the reports' folder that are not reports, and why: folded into
+    /// nothing, the controller keeps them aside (never deletes them).
+    #[serde(skip)]
+    pub damaged: Vec<(PathBuf, String)>,
     /// What each live session of ours' screen was read as, by session (the board shows
     /// it: the planner reads every screen once).
     #[serde(skip)]
@@ -226,6 +230,10 @@ pub struct Context<'a> {
     pub classifiers: &'a crate::screen::Classifiers,
     /// How far the plan goes.
     pub scope: Scope,
+    /// The state folder cannot be written (a save failed, or a probe before a claim):
+    /// no new task is claimed, since its claim could not be recorded. Tasks under way
+    /// are followed to their end, sessions kept running.
+    pub hold_claims: bool,
 }
 
 impl Context<'_> {
@@ -261,14 +269,18 @@ pub fn plan(m: &Manifests, observed: &Observed, ctx: &Context) -> Plan {
     resumes::plan_resumes(observed, now, &mut plan);
     ledger::plan_ledger(m, observed, &readings, &limits, &broken, now, &mut plan);
     families::plan_waits(m, now, &mut plan);
-    if ctx.scope == Scope::Tasks {
+    // A hand-off must be recorded before anything is done: none while the state
+    // folder cannot be written.
+    if ctx.scope == Scope::Tasks && !ctx.hold_claims {
         families::plan_hand_offs(m, observed, owner, now, &mut plan);
     }
     let redraw = redrawn(&plan);
     let accounts = plan.accounts.clone();
-    // Each family's new tasks go to its active account unless that one is over moveAt.
+    // Each family's new tasks go to its active account unless that one is over moveAt,
+    // and none anywhere while a claim could not be recorded.
     let intake: BTreeMap<AgentKind, String> = accounts
         .iter()
+        .filter(|_| !ctx.hold_claims)
         .filter(|(_, a)| !ledger::over(m, &plan.facts, a, now))
         .map(|(k, a)| (*k, a.clone()))
         .collect();
@@ -290,7 +302,8 @@ pub fn plan(m: &Manifests, observed: &Observed, ctx: &Context) -> Plan {
         Scope::Sessions => {}
         Scope::Tasks => {
             view.plan_tasks(&mut plan);
-            for (kind, a) in accounts.iter().filter(|(k, _)| !intake.contains_key(k)) {
+            let over = accounts.iter().filter(|_| !ctx.hold_claims);
+            for (kind, a) in over.filter(|(k, _)| !intake.contains_key(k)) {
                 ledger::hold_intake(m, observed, *kind, a, &mut plan);
             }
         }

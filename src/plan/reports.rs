@@ -67,6 +67,10 @@ pub(super) fn fold(
         let pane = live.filter(|s| !s.pane.dead).map(|s| s.pane.pid);
         let account_now = live.and_then(|s| s.account.clone());
         for r in reports {
+            if let Event::Damaged(why) = &r.event {
+                plan.damaged.push((r.path.clone(), why.clone()));
+                continue;
+            }
             plan.consumed.push(r.path.clone());
             let from = Origin {
                 session,
@@ -162,6 +166,7 @@ fn fold_one(
                 pid,
                 conversation: conversation.clone(),
                 transcript: transcript.clone(),
+                unheard: false,
             });
             f.status_at = None;
             // Read after the agent's first prompt (its file landed late): that prompt's
@@ -210,7 +215,7 @@ fn fold_one(
                 read_usage(m, plan, account, session, *usage, r.at, ctx.now);
             }
         }
-        Event::Started { .. } | Event::Other(_) => {}
+        Event::Started { .. } | Event::Other(_) | Event::Damaged(_) => {}
     }
     None
 }

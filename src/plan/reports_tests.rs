@@ -107,6 +107,28 @@ fn the_stop_of_the_tasks_own_prompt_should_end_it_with_the_reply() {
 }
 
 #[test]
+fn a_file_that_is_not_a_report_should_be_kept_aside_not_consumed_nor_folded() {
+    let (m, o) = world();
+    let damaged = report(Event::Damaged("not JSON: expected value".into()), 1);
+    let o = with(
+        &o,
+        vec![
+            report(submitted("do it\n", "p1"), 0),
+            damaged.clone(),
+            report(stopped("p1", "Done."), 2),
+        ],
+    );
+    let p = plan_with_tasks(&m, &o, "failover", at(3));
+    assert!(completed(&p).is_some(), "the whole reports still count");
+    assert_eq!(p.consumed.len(), 2, "{:?}", p.consumed);
+    assert!(!p.consumed.contains(&damaged.path), "never deleted");
+    assert_eq!(
+        p.damaged,
+        [(damaged.path, "not JSON: expected value".to_owned())]
+    );
+}
+
+#[test]
 fn the_stop_of_another_prompt_should_not_end_the_task() {
     let (m, o) = world();
     let o = with(

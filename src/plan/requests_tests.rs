@@ -35,6 +35,7 @@ fn pool() -> (Manifests, Observed) {
         pid: 100,
         conversation: "c-11".into(),
         transcript: "/h/main/projects/-w/c-11.jsonl".into(),
+        unheard: false,
     });
     o.transcripts
         .insert("/h/main/projects/-w/c-11.jsonl".into());

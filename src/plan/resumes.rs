@@ -129,6 +129,7 @@ mod tests {
                     pid: 100,
                     conversation: "c1".into(),
                     transcript: "/h/main/projects/-w/c1.jsonl".into(),
+                    unheard: false,
                 });
             },
             // The task's `continue` went out.

@@ -112,7 +112,7 @@ fn seen_of(name: &str, s: &Session, f: Option<&SessionFacts>, input: &Inputs<'_>
         at_limit,
         reports: f
             .and_then(|f| f.agent.as_ref())
-            .is_some_and(|a| a.pid == s.pane.pid),
+            .is_some_and(|a| a.reports(s.pane.pid)),
         turn_open: f.is_some_and(|f| {
             // Idle at an empty prompt, the screen unchanged for a while: the turn was cut
             // (no report comes for that).

@@ -185,6 +185,28 @@ fn dispatch_should_hold_intake_while_every_account_is_over_move_at_but_still_rej
 }
 
 #[test]
+fn no_task_should_be_claimed_while_the_state_folder_cannot_be_written_but_claimed_ones_followed() {
+    let (m, mut o) = world("");
+    claimed(&mut o, W, task_facts(W));
+    let waiting = inbox(&["new.md", "link.md@"]).waiting;
+    o.inboxes.get_mut("tasks").unwrap().waiting = waiting;
+    let held = plan_held(&m, &o, "failover", at(0), crate::plan::Scope::Tasks, true);
+    assert!(dispatched(&held).is_empty(), "{:?}", held.actions);
+    assert_eq!(rejected(&held).len(), 1, "a link is still rejected");
+    assert!(
+        journaled(&held).iter().all(|(k, _)| k != "intakeHeld"),
+        "no account is over moveAt: {:?}",
+        journaled(&held)
+    );
+    assert!(
+        held.facts.sessions[W].task.is_some(),
+        "the claimed task is kept"
+    );
+    let open = plan_with_tasks(&m, &o, "failover", at(0));
+    assert_eq!(dispatched(&open), ["ccl-auto-12 <- tasks/new.md (try 1)"]);
+}
+
+#[test]
 fn dispatch_should_pass_over_a_session_that_is_not_free() {
     type Setup = fn(&mut Observed);
     let cases: [(&str, Setup); 8] = [

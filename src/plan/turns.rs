@@ -358,13 +358,15 @@ impl View<'_> {
         }
     }
 
-    /// A running task: the screen ends its turn only for an agent that does not report,
-    /// and only after the turn was seen running, once idle for a poll interval.
+    /// A running task: the screen ends its turn only for an agent that does not report
+    /// (nor proves its turns' ends in its own files, as Codex does), and only after the
+    /// turn was seen running, once idle for a poll interval.
     fn running(&self, s: &Session, seen: &Seen, task: TaskRef, plan: &mut Plan) {
         let Some(tf) = task_mut(plan, &s.name) else {
             return;
         };
-        if seen.state == State::Idle && tf.seen_busy && !seen.reports {
+        let proven = seen.reports || self.m.kind_of_session(&s.name).proves_turn_ends();
+        if seen.state == State::Idle && tf.seen_busy && !proven {
             let idle = *tf.idle_since.get_or_insert(self.now);
             let needed = self.m.controller.spec.poll_interval.0.max(MIN_IDLE);
             if elapsed(self.now, idle) >= needed {

@@ -44,6 +44,7 @@ fn reporting(o: &mut Observed) {
         pid: PID,
         conversation: "c1".into(),
         transcript: "/h/main/projects/-w/c1.jsonl".into(),
+        unheard: false,
     });
 }
 
@@ -541,4 +542,49 @@ fn tries_should_be_kept_while_their_task_waits_or_its_inbox_cannot_be_read() {
     o.inboxes.insert("tasks".into(), unread);
     let p = plan_with_tasks(&m, &o, "failover", at(0));
     assert_eq!(p.facts.tries.len(), 2, "{:?}", p.facts.tries);
+}
+
+#[test]
+fn an_idle_codex_screen_should_never_end_a_turn_codex_proves_in_its_own_files() {
+    // Codex 0.171.0's working line blinks between `•` and `◦`: one shape the classifier
+    // missed read idle mid-turn and ended a task whose reply was 4 s away. Codex ends a
+    // turn by its rollout and its notify report; its screen never does.
+    let text = format!("{POOL_AND_DEDICATED}{INBOX}")
+        .replace(
+            "spec: {home: /h/main, priority: 0,",
+            "spec: {home: /h/main, agent: codex, priority: 0,",
+        )
+        .replace(
+            "spec: {home: /h/alt, priority: 1}",
+            "spec: {home: /h/alt, agent: codex, priority: 1}",
+        )
+        .replace(
+            "spec: {prefix: ccl-auto-,",
+            "spec: {agent: codex, prefix: ccl-auto-,",
+        )
+        .replace(
+            "spec: {workdir: /w/x}",
+            "spec: {workdir: /w/x, agent: codex}",
+        );
+    let m = manifests(&text);
+    assert_eq!(m.kind_of_session(W), crate::api::AgentKind::Codex);
+    let idle = "  >_ OpenAI Codex (v0.171.0)\n     /w\n\n› Ask Codex to do anything\n\n  gpt-5.5 default · /w\n";
+    let mut o = observed();
+    add(&mut o, session(W, "failover", "main", PID));
+    o.facts
+        .family_mut(crate::api::AgentKind::Codex)
+        .active_account = Some("main".into());
+    o.screens.insert(W.into(), idle.into());
+    let mut t = task_facts(W);
+    t.stage = Stage::Running;
+    t.since = at(-10);
+    t.seen_busy = true;
+    t.idle_since = Some(at(-5));
+    claimed(&mut o, W, t);
+    let p = plan_with_tasks(&m, &o, "failover", at(0));
+    assert!(
+        !kinds(&p).contains(&"complete"),
+        "an idle Codex screen ended a turn: {:?}",
+        p.actions
+    );
 }

@@ -122,9 +122,11 @@ pub enum Event {
         /// The use, for a subscription login after a response.
         usage: Option<Usage>,
     },
-    /// Something else: an event failover does not use, or a file it cannot read (the
-    /// reason).
+    /// Something else: an event failover does not use.
     Other(String),
+    /// A file that is not a report (unreadable, not JSON, cut short): why. It is kept
+    /// aside, not folded (see [`crate::state::damage`]).
+    Damaged(String),
 }
 
 /// A report, read back.
@@ -286,7 +288,7 @@ pub(crate) fn write(dir: &Path, record: &Record) -> std::io::Result<PathBuf> {
 }
 
 /// Every report in `dir`, by session, oldest first; a file that cannot be read is a
-/// report of [`Event::Other`] saying why, so that it is consumed too. Temp files (a
+/// report of [`Event::Damaged`] saying why, so that it is kept aside. Temp files (a
 /// leading `.`) are skipped.
 pub(crate) fn read_all(dir: &Path) -> std::collections::BTreeMap<String, Vec<Report>> {
     let mut out: std::collections::BTreeMap<String, Vec<Report>> = Default::default();
@@ -319,7 +321,7 @@ pub(crate) fn read_all(dir: &Path) -> std::collections::BTreeMap<String, Vec<Rep
                 account: None,
                 pids: Vec::new(),
                 at: Timestamp::UNIX_EPOCH,
-                event: Event::Other(reason),
+                event: Event::Damaged(reason),
             },
         };
         out.entry(session.to_owned()).or_default().push(report);
@@ -334,7 +336,7 @@ pub(crate) fn is_temp(name: &str) -> bool {
 
 fn read_one(path: &Path) -> Result<Record, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("unreadable: {e}"))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("not a report: {e}"))
+    serde_json::from_slice(&bytes).map_err(|e| crate::state::damage::problem_of(&e))
 }
 
 #[cfg(test)]
@@ -508,7 +510,7 @@ mod tests {
         let all = read_all(&reports);
         let w1 = &all["w-1"];
         assert_eq!(w1.len(), 3, "{w1:?}");
-        assert!(matches!(&w1[0].event, Event::Other(r) if r.starts_with("not a report")));
+        assert!(matches!(&w1[0].event, Event::Damaged(r) if r.starts_with("not JSON")));
         assert!(matches!(w1[1].event, Event::Submitted { .. }));
         assert!(matches!(w1[2].event, Event::Stopped { .. }));
         assert_eq!(w1[2].pids, [10, 9]);

@@ -42,6 +42,15 @@ fn codex_screens_should_read_idle_busy_and_starting() {
     );
     let busy = read("› second task\n\n• Working (2s • esc to interrupt)\n");
     assert_eq!(busy.class, Class::Busy);
+    // The glyph blinks (0.171.0 draws `•` and `◦` by turns) and a reasoning summary
+    // may stand for `Working`: each is busy, never idle.
+    for line in [
+        "◦ Working (3s • esc to interrupt)",
+        "• Planning the parser change (12s • esc to interrupt)",
+    ] {
+        let busy = read(&format!("› second task\n\n{line}\n"));
+        assert_eq!(busy.class, Class::Busy, "{line}");
+    }
     // The animated logo before the input line is drawn: not idle.
     let logo = "  >_ OpenAI Codex (v0.171.0)\n     /srv/work\n\n   ⣀⣤⣤⣤⣀⣀\n ⣠⣶⣿⣿⣿⣿⣿⣿⣿⣿⣦\n";
     assert_eq!(codex().read(logo, &now()).class, Class::Unknown);

@@ -49,6 +49,15 @@ impl Transcript {
     /// Appends the agent's reply: complete (`stop_reason: end_turn`), or an API error
     /// of kind `error` (as Claude Code records one: `error`, `isApiErrorMessage`).
     pub(crate) fn append_reply(&self, text: &str, error: Option<&str>) -> std::io::Result<()> {
+        // Claude Code 2.1.329 records the request it sent before the reply: a line of
+        // another type whose `message` is a user's (the system reminders it added).
+        self.write(&json!({
+            "type": "api-request-blob",
+            "sessionId": self.session_id,
+            "hash": "0867946f",
+            "message": {"role": "user", "content": [{"type": "text",
+                "text": "<system-reminder>\nToday's date is 2026-12-06.\n</system-reminder>"}]},
+        }))?;
         let stop = if error.is_some() {
             "stop_sequence"
         } else {

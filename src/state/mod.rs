@@ -3,6 +3,7 @@
 //! exhausted accounts reset, which session runs what, conversations to resume), written atomically (temp file,
 //! fsync, rename; mode 0600). The journal beside them is [`crate::journal`].
 
+pub(crate) mod damage;
 pub(crate) mod families;
 pub(crate) mod hash;
 pub(crate) mod originals;
@@ -85,6 +86,18 @@ pub struct AgentFacts {
     pub conversation: String,
     /// That conversation's transcript.
     pub transcript: PathBuf,
+    /// Its reports may have been lost: the state folder could not be written while it
+    /// ran. Its turns are read from the transcript and the screen, as for an agent
+    /// that does not report, until the next agent's `SessionStart`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unheard: bool,
+}
+
+impl AgentFacts {
+    /// Whether the agent of pane pid `pid` is this one and its reports are heard.
+    pub fn reports(&self, pid: u32) -> bool {
+        self.pid == pid && !self.unheard
+    }
 }
 
 /// How the last turn of a session ended, as its agent reported it.
@@ -425,6 +438,15 @@ pub enum Error {
         /// Why.
         source: serde_json::Error,
     },
+    /// A damaged file could not be moved aside (a read-only folder): it stays, and is
+    /// not replaced.
+    #[error("state file {}: damaged, and cannot be kept aside: {source}", path.display())]
+    KeepAside {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// What was to be written cannot be written as JSON (a path that is not UTF-8).
     #[error("state file {}: cannot be written as JSON: {source}", path.display())]
     Unencodable {
@@ -449,6 +471,39 @@ impl Facts {
     /// Reads the facts in `dir`; a folder or file that does not exist yet holds none.
     pub fn load(dir: &Path) -> Result<Self, Error> {
         Ok(read_json(&dir.join(FACTS_FILE))?.unwrap_or_default())
+    }
+
+    /// Reads the facts in `dir` as [`load`](Self::load) does, except that a file that
+    /// cannot be read, or is not the facts (truncated, garbage, another shape), is kept
+    /// aside (see [`damage`]) and the facts start empty, to be rebuilt from what is
+    /// observed, as at a first start. Fails only when a damaged file cannot be moved
+    /// aside: it is never replaced.
+    pub fn load_or_keep_aside(
+        dir: &Path,
+        now: jiff::Timestamp,
+    ) -> Result<(Self, Option<damage::Damage>), Error> {
+        let path = dir.join(FACTS_FILE);
+        let problem = match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(facts) => return Ok((facts, None)),
+                Err(e) => damage::problem_of(&e),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((Self::default(), None));
+            }
+            Err(e) => format!("unreadable: {e}"),
+        };
+        let kept = damage::keep_aside(&path, now)?;
+        let done = "facts rebuilt from tmux's sessions and the inboxes' folders".to_owned();
+        Ok((
+            Self::default(),
+            Some(damage::Damage {
+                file: path,
+                problem,
+                kept,
+                done,
+            }),
+        ))
     }
 
     /// Writes the facts to `dir` atomically, creating the folder (mode 0700) if needed.
@@ -502,6 +557,22 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io)
+}
+
+/// Whether the state folder `dir` takes a write now: a private file made there and
+/// removed (a folder that does not exist yet is made when first written, and passes).
+pub(crate) fn probe_writable(dir: &Path) -> Result<(), Error> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    tempfile::Builder::new()
+        .prefix(".probe-")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
 }
 
 /// Creates `dir` and its parents, the last one with mode 0700.
@@ -560,6 +631,113 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let leftovers = std::fs::read_dir(&state).unwrap().count();
         assert_eq!(leftovers, 1, "no temp file may stay behind");
+    }
+
+    fn kept_aside_and_rebuilt(content: &[u8]) -> (tempfile::TempDir, damage::Damage) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FACTS_FILE), content).unwrap();
+        let now = "2026-12-06T03:15:00Z".parse().unwrap();
+        let (facts, damage) = Facts::load_or_keep_aside(dir.path(), now).unwrap();
+        assert_eq!(
+            facts,
+            Facts::default(),
+            "the facts start empty, to be rebuilt"
+        );
+        let damage = damage.expect("the damage is said");
+        assert_eq!(
+            damage.kept,
+            dir.path().join("facts.json.damaged-20261206T031500Z")
+        );
+        assert_eq!(
+            std::fs::read(&damage.kept).unwrap(),
+            content,
+            "never deleted"
+        );
+        assert!(!dir.path().join(FACTS_FILE).exists());
+        let said = damage.to_string();
+        assert!(said.contains("facts.json: "), "{said}");
+        assert!(said.contains("kept aside as "), "{said}");
+        (dir, damage)
+    }
+
+    #[test]
+    fn facts_should_be_kept_aside_and_rebuilt_when_truncated() {
+        let mut facts = Facts::default();
+        facts
+            .exhausted_until
+            .insert("alt".into(), "2026-11-21T07:00:00Z".parse().unwrap());
+        let whole = serde_json::to_vec_pretty(&facts).unwrap();
+        let (_dir, damage) = kept_aside_and_rebuilt(&whole[..whole.len() / 2]);
+        assert!(
+            damage.problem.starts_with("cut short"),
+            "{}",
+            damage.problem
+        );
+        let (_dir, damage) = kept_aside_and_rebuilt(b"");
+        assert!(
+            damage.problem.starts_with("cut short"),
+            "{}",
+            damage.problem
+        );
+    }
+
+    #[test]
+    fn facts_should_be_kept_aside_and_rebuilt_when_garbage() {
+        let (_dir, damage) = kept_aside_and_rebuilt(b"\x00\xff garbage \x01");
+        assert!(damage.problem.starts_with("not JSON"), "{}", damage.problem);
+        let (_dir, damage) = kept_aside_and_rebuilt(b"[1, 2, 3]");
+        assert!(damage.problem.starts_with("not what failover writes"));
+    }
+
+    #[test]
+    fn facts_should_be_kept_aside_and_rebuilt_when_unreadable() {
+        // A folder where the file should be: unreadable as a file, as root too.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(FACTS_FILE)).unwrap();
+        let now = "2026-12-06T03:15:00Z".parse().unwrap();
+        let (facts, damage) = Facts::load_or_keep_aside(dir.path(), now).unwrap();
+        assert_eq!(facts, Facts::default());
+        let damage = damage.unwrap();
+        assert!(
+            damage.problem.starts_with("unreadable"),
+            "{}",
+            damage.problem
+        );
+        assert!(damage.kept.is_dir());
+    }
+
+    #[test]
+    fn facts_that_read_should_not_be_kept_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = jiff::Timestamp::now();
+        assert_eq!(
+            Facts::load_or_keep_aside(dir.path(), now).unwrap(),
+            (Facts::default(), None)
+        );
+        let mut facts = Facts::default();
+        facts.turn.insert("p".into(), 1);
+        facts.save(dir.path()).unwrap();
+        assert_eq!(
+            Facts::load_or_keep_aside(dir.path(), now).unwrap(),
+            (facts, None)
+        );
+        assert!(damage::kept_aside(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_state_folder_should_be_found_writable_or_not_by_a_probe() {
+        let dir = tempfile::tempdir().unwrap();
+        probe_writable(dir.path()).unwrap();
+        probe_writable(&dir.path().join("not-yet")).unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, "").unwrap();
+        let err = probe_writable(&file).unwrap_err();
+        assert!(err.to_string().contains("a-file"), "{err}");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no probe left"
+        );
     }
 
     #[test]

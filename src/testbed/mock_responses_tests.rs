@@ -103,7 +103,11 @@ fn mock_should_refuse_a_used_up_account_with_the_usage_limit_body() {
     assert_eq!(body["error"]["plan_type"], "plus");
     assert_eq!(body["error"]["resets_at"], 1_900_000_000);
     assert!(post(&api, "key-b", &task(&["anything"])).starts_with("HTTP/1.1 200"));
-    let statuses: Vec<_> = api.requests().iter().map(|r| r.status).collect();
+    // The status is logged once the answer is written, a moment after the client read it.
+    let statuses = crate::testbed::wait_for(Duration::from_secs(5), "both statuses logged", || {
+        let statuses: Vec<_> = api.requests().iter().map(|r| r.status).collect();
+        statuses.iter().all(Option::is_some).then_some(statuses)
+    });
     assert_eq!(statuses, [Some(429), Some(200)]);
 }
 
@@ -114,8 +118,13 @@ fn mock_should_hold_a_slow_reply_open() {
     let started = std::time::Instant::now();
     post(&api, "key-a", &task(&["wait"]));
     assert!(started.elapsed() >= Duration::from_millis(300));
-    let r = &api.requests()[0];
-    let took = r.answered.unwrap().duration_since(r.received);
+    // Logged as answered a moment after the client read the answer.
+    let (received, answered) =
+        crate::testbed::wait_for(Duration::from_secs(5), "the answer logged", || {
+            let r = api.requests().into_iter().next()?;
+            Some((r.received, r.answered?))
+        });
+    let took = answered.duration_since(received);
     assert!(took >= jiff::SignedDuration::from_millis(300), "{took:?}");
 }
 

@@ -10,10 +10,7 @@ use crate::bed::BIN;
 
 #[test]
 fn forty_tasks_through_ten_controller_kills_and_a_tmux_kill_should_each_run_once() {
-    let seed = std::env::var("FAILOVER_CHAOS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| u64::from(std::process::id()) << 16 | 0x2545);
+    let seed = chaos::seed();
     let report = chaos::run(
         BIN.as_ref(),
         &Options {
@@ -22,6 +19,7 @@ fn forty_tasks_through_ten_controller_kills_and_a_tmux_kill_should_each_run_once
             tmux_kills: 1,
             seed,
             settle: Duration::from_secs(240),
+            faults: Vec::new(),
         },
     );
     let f = &report.figures;

@@ -18,17 +18,12 @@ use crate::bed::{self, BIN, Bed};
 
 pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
-/// The variable that lets `codex` through `validate` while the family is experimental.
-const EXPERIMENTAL: (&str, &str) = ("FAILOVER_EXPERIMENTAL_CODEX", "1");
-
-/// `failover args…` on the bed, Codex let through.
+/// `failover args…` on the bed.
 pub(crate) fn command(bed: &Bed, args: &[&str]) -> Command {
-    let mut cmd = bed.command(args);
-    cmd.env(EXPERIMENTAL.0, EXPERIMENTAL.1);
-    cmd
+    bed.command(args)
 }
 
-/// Starts `failover controller -f manifest`, Codex let through, logging at `info`.
+/// Starts `failover controller -f manifest`, logging at `info`.
 pub(crate) fn controller(bed: &Bed, manifest: &Path) -> Spawned {
     let mut cmd = command(bed, &["controller", "-f", &manifest.to_string_lossy()]);
     cmd.env("RUST_LOG", "info");
@@ -588,4 +583,46 @@ fn failover_thread(rollout: &Path) -> String {
     let first = std::fs::read_to_string(rollout).unwrap();
     let meta: Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
     meta["payload"]["id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_codex_account_over_move_at_should_move_its_pool_before_any_request_is_refused() {
+    // Codex's use comes from its rollouts' token counts (the x-codex headers): a task's
+    // turn reading 96 % on x moves the pool to y at idle points, and x then refusing
+    // every turn is never met.
+    let bed = new_bed();
+    std::fs::write(bed.root.join("x/.sim-usage"), "96 20").unwrap();
+    std::fs::write(bed.root.join("y/.sim-usage"), "10 2").unwrap();
+    let m = codex_manifest(&bed).edit("c", |c: &mut ControllerConfigSpec| {
+        c.quota.move_at = Some(95)
+    });
+    let manifest = bed.write("pool.yaml", &m.yaml());
+    let c = controller(&bed, &manifest);
+    wait_ready(&bed, &CODEX_SESSIONS, "x", "default · ");
+    bed.drop_task("pf", "first.md", "The task that reads 96 %.");
+    wait(&bed, &c, WAIT, "every Codex session under y", || {
+        CODEX_SESSIONS
+            .iter()
+            .all(|s| bed.account(s) == "y")
+            .then_some(())
+    });
+    let swap = &bed.events("swap")[0];
+    assert_eq!(swap["reason"], "usage 96% reached moveAt 95%", "{swap}");
+    assert_eq!(bed.files("pf", "done"), ["first.md"]);
+    // From now on x refuses every turn: nothing more reaches it.
+    let reset = jiff::Timestamp::now().as_second() + 3600;
+    std::fs::write(bed.root.join("x/.sim-limit"), reset.to_string()).unwrap();
+    let mut names = drop_tasks(&bed, "pf", "f", 4);
+    names.extend(drop_tasks(&bed, "ps", "s", 4));
+    wait(&bed, &c, WAIT, "eight more tasks done", || {
+        (bed.files("pf", "done").len() == 5 && bed.files("ps", "done").len() == 4).then_some(())
+    });
+    assert!(bed.events("quotaDetected").is_empty(), "{}", c.log());
+    for name in &names {
+        let pool = if name.starts_with('f') { "pf" } else { "ps" };
+        assert_eq!(bed.record(pool, "done", name)["account"], "y", "{name}");
+    }
+    assert_eq!(bed.events("swap").len(), 1);
+    let journal = done_in_journal(&bed);
+    assert!(journal.values().all(|h| h.len() == 1), "{journal:?}");
 }

@@ -22,6 +22,8 @@ mod families;
 mod init;
 // The `failover controller` process: manifest edits, signals, its lock, tmux lost and back.
 mod controller;
+// A damaged state folder during live work: facts, journal, reports; each task once, each damage kept aside and said.
+mod damage;
 // `failover demo` as a newcomer runs it.
 mod demo;
 // `failover doctor` on a live pool: all ✓ when healthy, each fault's ✗ and its fix.

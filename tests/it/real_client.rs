@@ -809,3 +809,167 @@ fn a_tmux_server_killed_just_after_a_stop_should_complete_the_task_once() {
         fleet.bed.t.tmux(&["kill-server"]);
     });
 }
+
+/// The operator's own session on the fleet's server: `cat` appending what is typed into
+/// it to `typed`; its pane pid.
+fn make_mine(fleet: &Fleet, typed: &Path) -> String {
+    wait_for(WAIT, "the operator's own session", || {
+        let out = fleet.bed.t.try_tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            "mine",
+            "-P",
+            "-F",
+            "#{pane_pid}",
+            "--",
+            "sh",
+            "-c",
+            "exec cat >> \"$0\"",
+            &typed.to_string_lossy(),
+        ]);
+        let pid = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        (out.status.success() && !pid.is_empty()).then_some(pid)
+    })
+}
+
+#[test]
+fn twenty_tasks_at_every_reply_speed_should_end_once_through_controller_and_tmux_kills() {
+    // The chaos suite's small form on the real CLI: at each reply speed, 20 tasks
+    // through a pool of three while the controller is SIGKILLed five times and the tmux
+    // server once, at random points (a seeded xorshift: replayable). Counted from
+    // evidence: the folders, the transcripts, the journal, the process table.
+    let Some(cli) = claude::locate_or_skip("twenty_tasks_at_every_reply_speed_should_end_once")
+    else {
+        return;
+    };
+    let mut seed: u64 = 0x0005_eedc_4a05;
+    let mut next = |from: u64, to: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        Duration::from_millis(from + seed % (to - from))
+    };
+    for delay in [50, 500, 5000].map(Duration::from_millis) {
+        let started = std::time::Instant::now();
+        let mut fleet = Fleet::start(
+            &cli,
+            Options {
+                pool: 3,
+                desk: false,
+                ..Options::default()
+            },
+        );
+        fleet.api.set_reply(TOKEN_A, Reply::Slow(delay));
+        let typed = fleet.bed.root.join("mine.typed");
+        let mut mine = make_mine(&fleet, &typed);
+        let tasks = twenty_tasks();
+        for (name, text) in &tasks {
+            fleet.drop_task(name, text);
+        }
+        let (mut kills, mut tmux_kills, mut touched) = (0, 0, 0);
+        for event in 0..6 {
+            std::thread::sleep(next(300, 3000));
+            let now =
+                fleet
+                    .bed
+                    .t
+                    .try_tmux(&["display-message", "-p", "-t", "=mine:", "#{pane_pid}"]);
+            if String::from_utf8_lossy(&now.stdout).trim() != mine {
+                touched += 1;
+            }
+            if event == 3 {
+                let _ = fleet.bed.t.try_tmux(&["kill-server"]);
+                tmux_kills += 1;
+                mine = make_mine(&fleet, &typed);
+            } else {
+                if let Some(c) = fleet.controller.take() {
+                    c.kill();
+                }
+                kills += 1;
+                fleet.start_controller();
+            }
+        }
+        failover::testbed::wait_for_or_none(Duration::from_secs(120) + delay * 12, || {
+            tasks.iter().all(|(name, _)| fleet.done(name)).then_some(())
+        })
+        .unwrap_or_else(|| panic!("{delay:?}: not all done\n{}", fleet.dump()));
+        // Never two controllers at once.
+        let manifest = fleet
+            .bed
+            .root
+            .join("pool.yaml")
+            .to_string_lossy()
+            .into_owned();
+        let controllers = failover::testbed::chaos::count::processes(&manifest)
+            .into_iter()
+            .filter(|p| p.args.iter().any(|a| a == "controller"))
+            .count();
+        assert_eq!(controllers, 1, "{delay:?}: controllers running at the end");
+        let texts: Vec<String> = tasks.iter().map(|(_, t)| t.clone()).collect();
+        let turns =
+            failover::testbed::chaos::count::turns(&fleet.bed.root.join("shared/projects"), &texts);
+        let entries: Vec<serde_json::Value> = fleet.events("taskDone");
+        let (mut resent, mut resumed) = (0, 0);
+        for ((name, text), t) in tasks.iter().zip(&turns) {
+            if t.completed != 1 {
+                let dump: Vec<String> = walk(&fleet.bed.root.join("shared/projects"))
+                    .into_iter()
+                    .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+                    .filter(|t| t.contains(text.lines().next().unwrap_or_default()))
+                    .collect();
+                panic!(
+                    "{delay:?} {name}: ran to a reply {t:?}\n{}",
+                    dump.join("\n----\n")
+                );
+            }
+            assert!(
+                !t.shared,
+                "{delay:?} {name}: sent into another task's conversation"
+            );
+            resent += usize::from(t.sent > 1);
+            resumed += usize::from(t.resumed);
+            let journaled = entries
+                .iter()
+                .filter(|e| e["action"]["task"]["name"] == name.as_str())
+                .count();
+            assert_eq!(
+                journaled, 1,
+                "{delay:?} {name}: journaled done {journaled} times"
+            );
+            for folder in ["inbox", "active", "failed"] {
+                assert!(
+                    !fleet.bed.queue("p", folder).join(name).exists(),
+                    "{delay:?} {name} in {folder}/"
+                );
+            }
+        }
+        assert_eq!(touched, 0, "{delay:?}: the operator's session was touched");
+        assert_eq!(
+            std::fs::read_to_string(&typed).unwrap_or_default(),
+            "",
+            "{delay:?}: text typed into the operator's session"
+        );
+        eprintln!(
+            "real Claude Code {}, reply time {delay:?}: 20 of 20 done once through {kills} \
+             controller kills and {tmux_kills} tmux kill; resent {resent}, resumed {resumed}; \
+             {:.1}s",
+            claude::version(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// Every file below `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -511,11 +511,10 @@ fn real_codex_family(
     (homes, m)
 }
 
-/// Starts `failover controller -f manifest` on the bed, Codex let through.
+/// Starts `failover controller -f manifest` on the bed.
 fn real_codex_controller(bed: &crate::bed::Bed, manifest: &Path) -> failover::testbed::Spawned {
     let mut cmd = bed.command(&["controller", "-f", &manifest.to_string_lossy()]);
-    cmd.env("FAILOVER_EXPERIMENTAL_CODEX", "1")
-        .env("RUST_LOG", "info");
+    cmd.env("RUST_LOG", "info");
     failover::testbed::Spawned::start(cmd, bed.root.join("controller.log"))
 }
 
@@ -712,5 +711,196 @@ fn a_dedicated_real_codex_session_should_move_at_a_limit_resuming_its_thread() {
         earlier.iter().any(|t| t.trim() == first),
         "y's request carries the thread: {earlier:?}"
     );
+    drop(c);
+}
+
+/// A real Codex pool of two under x (and y) through failover, with inbox `p`: the bed,
+/// the homes (ending what runs under them when dropped), the controller.
+fn real_codex_pool(
+    api: &MockResponses,
+    cli: &Path,
+    change: impl FnOnce(failover::testbed::manifest::Manifest) -> failover::testbed::manifest::Manifest,
+) -> (crate::bed::Bed, Vec<Home>, failover::testbed::Spawned) {
+    let bed = crate::bed::new(&["work", "shared", "p/.agent-queue/inbox"]);
+    let r = bed.root.clone();
+    let (work, project) = (r.join("work"), r.join("p"));
+    let (homes, m) = real_codex_family(&bed, api, cli, &[&work, &project]);
+    let m = change(
+        m.pool("auto", "w-", 2..=2, &work)
+            .with(|p: &mut failover::api::PoolSpec| p.agent = "codex".into())
+            .inbox("p", bed.inbox("p"), "auto", &project),
+    );
+    let manifest = bed.write("pool.yaml", &m.yaml());
+    let c = real_codex_controller(&bed, &manifest);
+    failover::testbed::wait_for_or_none(WAIT, || {
+        ["w-0", "w-1"]
+            .iter()
+            .all(|s| bed.account(s) == "x" && ready(&bed.t.capture(&format!("={s}:"))))
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the pool under x:\n{}", c.log()));
+    (bed, homes, c)
+}
+
+#[test]
+fn twenty_real_codex_tasks_at_every_reply_speed_should_each_reach_the_api_once_and_end_on_their_proof()
+ {
+    let Some(cli) = codex::locate_or_skip("twenty_real_codex_tasks_at_every_reply_speed") else {
+        return;
+    };
+    for delay in [50, 500, 5000].map(Duration::from_millis) {
+        let api = MockResponses::start();
+        api.set_reply(TOKEN_X, Reply::Slow(delay));
+        let (bed, _homes, c) = real_codex_pool(&api, &cli, |m| m);
+        let texts: Vec<String> = (0..20)
+            .map(|i| format!("Real Codex task {i} at {delay:?}: say done."))
+            .collect();
+        let started = std::time::Instant::now();
+        for (i, text) in texts.iter().enumerate() {
+            bed.drop_task("p", &format!("t{i:02}.md"), text);
+        }
+        failover::testbed::wait_for_or_none(Duration::from_secs(90) + delay * 12, || {
+            (bed.files("p", "done").len() == 20).then_some(())
+        })
+        .unwrap_or_else(|| panic!("{delay:?}: not all 20 done:\n{}", c.log()));
+        let mut by_report = 0;
+        for (i, text) in texts.iter().enumerate() {
+            assert_eq!(
+                api.tasks_of(text).len(),
+                1,
+                "{delay:?}: {text} reached the API once"
+            );
+            let how: Vec<String> = bed
+                .events("taskDone")
+                .into_iter()
+                .filter(|e| e["action"]["task"]["name"] == format!("t{i:02}.md"))
+                .map(|e| e["action"]["how"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            let name = format!("t{i:02}.md");
+            assert!(
+                matches!(&how[..], [h] if h == "notify report" || h == "transcript"),
+                "{delay:?} {name}: {how:?}\nits API requests: {:?}\nits journal: {:#?}",
+                api.tasks_of(text)
+                    .iter()
+                    .map(|r| (r.received, r.answered, r.status))
+                    .collect::<Vec<_>>(),
+                bed.journal()
+                    .into_iter()
+                    .filter(|e| e.to_string().contains(&name))
+                    .collect::<Vec<_>>()
+            );
+            by_report += usize::from(how[0] == "notify report");
+            // Ended after its reply was written whole, never while it ran.
+            let record = bed.record("p", "done", &name);
+            let finished: jiff::Timestamp = record["finished"]
+                .as_str()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or_else(|| panic!("{delay:?} {name}: no finish time in {record}"));
+            let answered = api.tasks_of(text)[0].answered.expect("answered");
+            assert!(
+                finished >= answered,
+                "{delay:?} {name}: called done at {finished}, before its reply at {answered}"
+            );
+        }
+        assert!(bed.files("p", "failed").is_empty());
+        eprintln!(
+            "reply time {delay:?}: 20 of 20 real Codex tasks reached the API once, done in \
+             {:?}; {by_report} ended on their notify report, the rest on the rollout's \
+             task_complete",
+            started.elapsed()
+        );
+        drop(c);
+    }
+}
+
+#[test]
+fn a_real_codex_account_over_move_at_should_move_its_pool_before_any_request_is_refused() {
+    let Some(cli) = codex::locate_or_skip("a_real_codex_account_over_move_at") else {
+        return;
+    };
+    let api = MockResponses::start();
+    let window = |used_percent| Window {
+        used_percent,
+        window_minutes: 300,
+        resets_at: now() + 3 * 3600,
+    };
+    api.set_usage(
+        TOKEN_X,
+        Usage {
+            primary: Some(window(96.0)),
+            secondary: None,
+        },
+    );
+    api.set_usage(
+        TOKEN_Y,
+        Usage {
+            primary: Some(window(12.0)),
+            secondary: None,
+        },
+    );
+    let (bed, _homes, c) = real_codex_pool(&api, &cli, |m| {
+        m.edit("c", |c: &mut failover::api::ControllerConfigSpec| {
+            c.quota.move_at = Some(95)
+        })
+    });
+    bed.drop_task("p", "first.md", "The task that reads 96 %.");
+    failover::testbed::wait_for_or_none(WAIT, || {
+        ["w-0", "w-1"]
+            .iter()
+            .all(|s| bed.account(s) == "y")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the pool under y:\n{}", c.log()));
+    let swap = &bed.events("swap")[0];
+    assert_eq!(swap["reason"], "usage 96% reached moveAt 95%", "{swap}");
+    // x would refuse every turn from now on: none reaches it.
+    api.set_reply(
+        TOKEN_X,
+        Reply::UsageLimit {
+            resets_at: now() + 3600,
+        },
+    );
+    for i in 0..4 {
+        bed.drop_task(
+            "p",
+            &format!("t{i}.md"),
+            &format!("Real task {i} after the move."),
+        );
+    }
+    failover::testbed::wait_for_or_none(Duration::from_secs(90), || {
+        (bed.files("p", "done").len() == 5).then_some(())
+    })
+    .unwrap_or_else(|| panic!("five tasks done:\n{}", c.log()));
+    assert!(bed.events("quotaDetected").is_empty(), "{}", c.log());
+    let refused: Vec<_> = api
+        .tasks()
+        .into_iter()
+        .filter(|r| r.credential == TOKEN_X)
+        .filter_map(|r| r.prompt())
+        .filter(|p| p.contains("after the move"))
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
+    // The use the headers reported shows in `get accounts`.
+    let out = bed
+        .command(&[
+            "get",
+            "accounts",
+            "-o",
+            "json",
+            "-f",
+            &bed.root.join("pool.yaml").to_string_lossy(),
+        ])
+        .output()
+        .unwrap();
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let used = |name: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .map(|r| r["fiveHour"]["used"].clone())
+    };
+    assert_eq!(used("x"), Some(serde_json::json!(96.0)), "{rows}");
+    assert_eq!(used("y"), Some(serde_json::json!(12.0)), "{rows}");
     drop(c);
 }

@@ -193,8 +193,11 @@ fn transcripts(projects: &Path) -> Vec<Vec<serde_json::Value>> {
     files
         .map(|file| {
             let text = std::fs::read_to_string(file.path()).unwrap_or_default();
+            // The conversation's messages: its `user` and `assistant` lines (Claude Code
+            // also records the requests it sent, which the stand-in draws too).
             text.lines()
-                .map(|l| serde_json::from_str(l).unwrap())
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .filter(|v| v["type"] == "user" || v["type"] == "assistant")
                 .collect()
         })
         .collect()

@@ -1,46 +1,11 @@
 //! The checks of agent families: every pool and dedicated session has an account of
-//! each of its profiles' kinds, a pool names one profile per family, and Codex stays
-//! refused until it is let through.
+//! each of its profiles' kinds, and a pool names one profile per family.
 
 use std::collections::BTreeSet;
 
-use super::{Doc, Kind, names_of};
+use super::{Doc, Kind};
 use crate::api::problem::Problem;
 use crate::api::{AgentKind, BUILTIN_AGENT};
-
-/// The variable that lets accounts and profiles of kind `codex` through (`1`) until
-/// Codex sessions run end to end (issue 25).
-pub(crate) const EXPERIMENTAL_CODEX: &str = "FAILOVER_EXPERIMENTAL_CODEX";
-
-/// Refuses every Account and AgentProfile of kind `codex`, and every session that runs
-/// the built-in `codex` profile: main must not offer a half-built family.
-pub(super) fn check_not_codex(docs: &[Doc], out: &mut Vec<Problem>) {
-    let codex = AgentKind::Codex.as_str();
-    let why = format!(
-        "codex sessions are not run yet (issue 25): set {EXPERIMENTAL_CODEX}=1 to try them"
-    );
-    let declared = names_of(docs, Kind::AgentProfile);
-    for doc in docs {
-        let pointer = match doc.kind {
-            Some(Kind::Account) => "/spec/agent",
-            Some(Kind::AgentProfile) => "/spec/kind",
-            Some(Kind::Pool | Kind::DedicatedSession) if !declared.contains(codex) => {
-                for pointer in doc.profile_pointers() {
-                    if doc.str(&pointer) == Some(codex) {
-                        let builtin =
-                            format!("{why} (the built-in AgentProfile `codex` is of kind codex)");
-                        out.push(doc.problem(&pointer, builtin));
-                    }
-                }
-                continue;
-            }
-            _ => continue,
-        };
-        if doc.str(pointer) == Some(codex) {
-            out.push(doc.problem(pointer, why.clone()));
-        }
-    }
-}
 
 /// Every pool and dedicated session must have an account of its profile's kind: its
 /// sessions run under those only. A profile or kind that does not exist is another

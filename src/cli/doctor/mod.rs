@@ -6,7 +6,8 @@
 //! [`Check`]s: the judging is unit-tested without tmux or a network, the gathering is a
 //! thin layer of I/O. The areas, in the order they print: the tools (`machine`), the
 //! account homes, their logins and hooks (`homes`), the shared-state links and the state
-//! folder (`state`), the controller and its systemd unit (`controller`), the fleet, the
+//! folder (`state`), damaged state files and what was kept aside (`damage`), the
+//! controller and its systemd unit (`controller`), the fleet, the
 //! metrics and the notification targets (`remote`).
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use crate::controller::lock::Lock;
 use crate::state::paths::RUNNING_FILE;
 
 mod controller;
+mod damage;
 mod homes;
 mod machine;
 mod remote;
@@ -249,6 +251,11 @@ fn gather_and_judge(
     checks.push(state::judge_state_dir(&state::gather_state_dir(
         &settings.state_dir,
     )));
+    checks.extend(damage::judge(
+        &damage::gather(&settings.state_dir),
+        ctl.holder,
+        &fixes,
+    ));
     checks.extend(controller::judge(&ctl, &fixes));
     checks.extend(controller::judge_unit(&unit, &fixes));
     let spec = &m.controller.spec;

@@ -55,7 +55,9 @@ pub(super) fn draw(view: &View<'_>, width: usize, height: usize) -> Vec<String> 
     top.extend(view.history.iter().flat_map(|l| wrap(l, width)));
     let mut bottom = Vec::new();
     if let Mode::Ready(Some(secs)) = view.mode {
-        bottom.push(format!("• Working ({secs}s • esc to interrupt)"));
+        // Codex's glyph blinks: `•` and `◦` by turns.
+        let glyph = if secs % 2 == 0 { '•' } else { '◦' };
+        bottom.push(format!("{glyph} Working ({secs}s • esc to interrupt)"));
         bottom.extend([String::new(), String::new()]);
     }
     let mut input = view.input.lines();
@@ -193,7 +195,9 @@ mod tests {
     fn busy_frame_should_show_the_working_line_above_the_input() {
         let history = vec!["› fix it".to_owned()];
         let lines = draw(&view(&history, Mode::Ready(Some(3))), 120, 40);
-        assert_eq!(lines[33], "• Working (3s • esc to interrupt)");
+        assert_eq!(lines[33], "◦ Working (3s • esc to interrupt)");
+        let lines = draw(&view(&history, Mode::Ready(Some(4))), 120, 40);
+        assert_eq!(lines[33], "• Working (4s • esc to interrupt)");
         assert_eq!(lines[36], "› Ask Codex to do anything");
         assert_eq!(lines[5], "› fix it");
     }

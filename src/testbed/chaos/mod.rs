@@ -7,6 +7,7 @@
 //! --tasks 500 --kills 50 --tmux-kills 5` the large one.
 
 pub mod count;
+pub mod damage;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -28,6 +29,9 @@ pub struct Options {
     pub seed: u64,
     /// How long the tasks may take to settle once the last kill is behind them.
     pub settle: Duration,
+    /// Damage to the state folder, one at each controller kill in turn (none: the
+    /// classic suite).
+    pub faults: Vec<damage::Fault>,
 }
 
 /// What a run did, counted from evidence.
@@ -72,6 +76,20 @@ pub struct Figures {
     /// Of those events, how many a controller wrote at its start, from the task's
     /// record, because the one before it was killed between the move and the event.
     pub replayed: usize,
+    /// Damage made to the state folder.
+    pub faults: usize,
+    /// `stateDamaged` lines in the journal: damage the controller said.
+    pub said: usize,
+    /// Files the controller kept aside.
+    pub kept_aside: usize,
+    /// Controller logs holding a panic.
+    pub panics: usize,
+    /// Of the faults, times the state folder was read-only.
+    pub read_only: usize,
+    /// Times a controller's log said the state folder cannot be written.
+    pub logged_unwritable: usize,
+    /// Tasks claimed while the state folder was read-only.
+    pub claimed_read_only: usize,
     /// Wall time of the run.
     pub elapsed: Duration,
 }
@@ -85,6 +103,11 @@ impl Figures {
             && self.shared_context == 0
             && self.duplicate_controllers + self.unowned_touched + self.leftover_clients == 0
             && self.journal_missing + self.journal_extra == 0
+            && self.panics == 0
+            && self.said == self.faults
+            && self.kept_aside + self.read_only == self.faults
+            && self.logged_unwritable == self.read_only
+            && self.claimed_read_only == 0
     }
 }
 
@@ -96,7 +119,9 @@ impl fmt::Display for Figures {
              done unrun {} · run twice {} · resent after a mid-turn death {} · resumed {} · \
              shared context {} · \
              duplicate controllers {} · unowned touched {} · leftover clients {} · \
-             journal missing {} · journal extra {} (replayed {}) · elapsed {:.1}s",
+             journal missing {} · journal extra {} (replayed {}) · panics {} · \
+             faults {} · said {} · kept aside {} · read-only {} (said in the log {}, \
+             claims meanwhile {}) · elapsed {:.1}s",
             self.tasks,
             self.kills,
             self.tmux_kills,
@@ -115,6 +140,13 @@ impl fmt::Display for Figures {
             self.journal_missing,
             self.journal_extra,
             self.replayed,
+            self.panics,
+            self.faults,
+            self.said,
+            self.kept_aside,
+            self.read_only,
+            self.logged_unwritable,
+            self.claimed_read_only,
             self.elapsed.as_secs_f64()
         )
     }
@@ -127,6 +159,13 @@ pub struct Report {
     pub figures: Figures,
     /// The tasks behind each bad figure, and the last controller's log.
     pub details: String,
+    /// What an operator sees of the damage at the end: `failover get events` and
+    /// `failover doctor` (empty without faults); and while the folder was read-only,
+    /// `failover get sessions` and `failover doctor`.
+    pub operator: String,
+    /// Why a fault could not be made (the read-only folder as root without `chattr`):
+    /// the run proves nothing of it.
+    pub skipped: Option<String>,
 }
 
 /// xorshift64: enough randomness for wait times and kill points, replayable by seed.
@@ -159,6 +198,19 @@ struct Bed {
     mine: Option<String>,
     figures: Figures,
     starts: usize,
+    /// What the operator saw while the state folder was read-only.
+    seen: String,
+    /// Why a fault could not be made.
+    skipped: Option<String>,
+}
+
+/// The seed of a test's run: `FAILOVER_CHAOS_SEED` to replay one, else one of this
+/// process.
+pub fn seed() -> u64 {
+    std::env::var("FAILOVER_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| u64::from(std::process::id()) << 16 | 0x2545)
 }
 
 /// Runs the suite with the `failover` binary `bin`.
@@ -192,14 +244,37 @@ pub fn run(bin: &Path, o: &Options) -> Report {
             bed.figures.tmux_kills += 1;
             bed.make_mine();
         } else {
+            let fault = (!o.faults.is_empty()).then(|| o.faults[event % o.faults.len()]);
+            let pick = rng.next();
+            if fault == Some(damage::Fault::ReadOnly) {
+                bed.read_only();
+                continue;
+            }
+            if fault.is_some() {
+                // One fault per controller that started (two would be repaired as one).
+                bed.wait_started(&c);
+            }
+            if let Some(fault) = fault.filter(|f| f.live()) {
+                bed.damage(fault, pick);
+                // Killed once it kept the report aside and said so, not in between.
+                bed.wait_handled();
+            }
             c.kill();
             bed.figures.kills += 1;
+            if let Some(fault) = fault.filter(|f| !f.live()) {
+                bed.damage(fault, pick);
+            }
             c = bed.start();
         }
     }
     let settled = wait_for_or_none(o.settle, || bed.settled().then_some(()));
     bed.check_controllers(&c);
     bed.check_mine();
+    let operator = if o.faults.is_empty() {
+        String::new()
+    } else {
+        format!("{}{}", bed.seen, bed.operator())
+    };
     let log = c.log();
     c.signal("TERM");
     let _ = wait_for_or_none(Duration::from_secs(10), || {
@@ -219,6 +294,8 @@ pub fn run(bin: &Path, o: &Options) -> Report {
     Report {
         figures: bed.figures,
         details,
+        operator,
+        skipped: bed.skipped,
     }
 }
 
@@ -260,6 +337,8 @@ impl Bed {
                 ..Figures::default()
             },
             starts: 0,
+            seen: String::new(),
+            skipped: None,
         }
     }
 
@@ -369,6 +448,93 @@ impl Bed {
         }
     }
 
+    /// Waits (10 s at most) for controller `c` to journal its start.
+    fn wait_started(&self, c: &Spawned) {
+        let _ = wait_for_or_none(Duration::from_secs(10), || {
+            self.op
+                .events("started")
+                .iter()
+                .any(|e| e["pid"] == c.pid())
+                .then_some(())
+        });
+    }
+
+    /// Waits (10 s at most) for every damage made to be said in the journal.
+    fn wait_handled(&self) {
+        let _ = wait_for_or_none(Duration::from_secs(10), || {
+            (self.op.events("stateDamaged").len() >= self.figures.faults).then_some(())
+        });
+    }
+
+    /// Damages the state folder with `fault`, counted when it was made.
+    fn damage(&mut self, fault: damage::Fault, pick: u64) {
+        if fault.make(&self.op.state(), pick) {
+            self.figures.faults += 1;
+        }
+    }
+
+    /// Makes the state folder read-only for three seconds while the controller runs:
+    /// what the operator sees meanwhile is kept, and the tasks that left the inboxes
+    /// counted (a claim the controller could not record).
+    fn read_only(&mut self) {
+        let state = self.op.state();
+        let ro = match damage::ReadOnly::make(&state) {
+            Ok(ro) => ro,
+            Err(why) => {
+                self.skipped = Some(why);
+                return;
+            }
+        };
+        self.figures.faults += 1;
+        self.figures.read_only += 1;
+        let m = self.manifest.to_string_lossy().into_owned();
+        let (_, get) = self.op.run(&["get", "sessions", "-f", &m]);
+        let (_, doctor) = self.op.run(&["doctor", "-f", &m]);
+        let said: Vec<&str> = get.lines().filter(|l| l.starts_with("warning")).collect();
+        let checks: Vec<&str> = doctor
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some("damage"))
+            .collect();
+        self.seen.push_str(&format!(
+            "--- get sessions (read-only)\n{}\n--- doctor (read-only)\n{}\n",
+            said.join("\n"),
+            checks.join("\n")
+        ));
+        // A claim under way when the folder turned read-only has landed by now.
+        let waiting = |at: &BTreeMap<String, &str>| -> Vec<String> {
+            at.iter()
+                .filter(|(_, p)| **p == "inbox")
+                .map(|(n, _)| n.clone())
+                .collect()
+        };
+        let before = waiting(&count::places(&self.inboxes()));
+        std::thread::sleep(Duration::from_secs(3));
+        let after = waiting(&count::places(&self.inboxes()));
+        self.figures.claimed_read_only += before.iter().filter(|n| !after.contains(n)).count();
+        drop(ro);
+    }
+
+    /// What an operator sees of the damage: the journal's `stateDamaged` events as
+    /// `get events` tells them, and doctor's lines on it.
+    fn operator(&self) -> String {
+        let m = self.manifest.to_string_lossy();
+        let (_, events) = self.op.run(&["get", "events", "-f", &m]);
+        let (_, doctor) = self.op.run(&["doctor", "-f", &m]);
+        let said: Vec<&str> = events
+            .lines()
+            .filter(|l| l.contains("kept aside"))
+            .collect();
+        let checks: Vec<&str> = doctor
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some("damage"))
+            .collect();
+        format!(
+            "--- get events (kept aside)\n{}\n--- doctor (damage)\n{}\n",
+            said.join("\n"),
+            checks.join("\n")
+        )
+    }
+
     /// Whether every task is in `done/` or `failed/`.
     fn settled(&self) -> bool {
         let at = count::places(&self.inboxes());
@@ -440,6 +606,28 @@ impl Bed {
         f.replayed = entries
             .iter()
             .filter(|l| matches!(&l.entry, crate::journal::Entry::Acted(a) if a.replayed))
+            .count();
+        f.said = entries
+            .iter()
+            .filter(|l| {
+                use crate::journal::{Entry::Controller, Life};
+                matches!(
+                    &l.entry,
+                    Controller(Life::StateDamaged(_) | Life::StateUnwritable { .. })
+                )
+            })
+            .count();
+        f.logged_unwritable = (1..=self.starts)
+            .map(|n| {
+                self.op
+                    .log(&format!("controller-{n}"))
+                    .matches("cannot be written")
+                    .count()
+            })
+            .sum();
+        f.kept_aside = damage::kept_aside(&self.op.state()).len();
+        f.panics = (1..=self.starts)
+            .filter(|n| self.op.log(&format!("controller-{n}")).contains("panicked"))
             .count();
         let typed = std::fs::metadata(self.op.root.join("mine.typed")).map_or(0, |m| m.len());
         if typed > 0 {
