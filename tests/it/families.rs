@@ -255,16 +255,19 @@ fn a_hand_off_should_run_the_cut_task_once_across_controller_kills() {
     let cut = "The task cut by the limit, across kills.";
     use_up_claude(&bed, cut);
     // SIGKILL the controller as soon as the hand-off is journaled, and again once the
-    // task's text went to its Codex agent; each time a new one takes over.
+    // cut task's session restarted under Codex; each time a new one takes over.
     let handed = |bed: &Bed| !bed.events("handedOff").is_empty();
-    let pasted = |bed: &Bed| {
-        bed.events("action").iter().any(|e| {
-            e["action"]["action"] == "pasteTask" && e["action"]["task"]["name"] == "cut.md"
-        })
+    // The cut task's session runs under Codex (whichever controller restarted it).
+    let restarted = |bed: &Bed| {
+        let handed = bed.events("handedOff");
+        handed
+            .first()
+            .and_then(|e| e["session"].as_str())
+            .is_some_and(|session| bed.account(session) == "x")
     };
     for (what, seen) in [
         ("the hand-off", &handed as &dyn Fn(&Bed) -> bool),
-        ("the paste", &pasted),
+        ("the restart under Codex", &restarted),
     ] {
         wait(&bed, &c, WAIT, what, || seen(&bed).then_some(()));
         c.kill();
