@@ -17,10 +17,13 @@ pub(super) async fn execute(action: &TaskAction, ctx: Context<'_>) -> Result<Out
             pane,
             restart,
         } => dispatch(ctx, task, pane, restart.as_ref()).await,
-        TaskAction::PasteTask { task, pane } => {
+        TaskAction::PasteTask { task, pane, note } => {
             let folders = Folders::of(&task.path);
-            let text =
+            let mut text =
                 tasks::read_task(&folders.active.join(&task.file)).map_err(|e| failure(task, e))?;
+            if let Some(note) = note.as_deref().filter(|n| !n.is_empty()) {
+                text = format!("{note}\n\n{text}");
+            }
             paste(ctx, task, pane, &text).await?;
             Ok(Outcome::Sent(text_hash(&text)))
         }
@@ -155,6 +158,7 @@ fn reject(inbox: &str, path: &std::path::Path, name: &str, reason: &str) -> Resu
         finished: jiff::Timestamp::now(),
         outcome: reason.to_owned(),
         reply: None,
+        hand_offs: Vec::new(),
         tries: Vec::new(),
     };
     tasks::move_with_record(&folders.inbox.join(name), &folders.failed, name, &record).map_err(
@@ -259,6 +263,7 @@ fn finish(
         outcome: outcome.to_owned(),
         reply,
         tries: task.earlier.clone(),
+        hand_offs: task.hand_offs.clone(),
     };
     tasks::move_with_record(from, dir, &task.name, &record)
         .map(drop)

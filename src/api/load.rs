@@ -302,6 +302,13 @@ fn assemble(docs: Vec<Doc>) -> Result<Manifests, Vec<Problem>> {
         })
         .collect::<Vec<_>>();
     m.agents.splice(0..0, builtins);
+    // A pool over several families names its preferred profile in `agent` too, so
+    // that whatever reads one profile reads the preferred one.
+    for pool in &mut m.pools {
+        if let Some(first) = pool.spec.agents.first() {
+            pool.spec.agent = first.clone();
+        }
+    }
     m.controller = controller.unwrap_or_default();
     if problems.is_empty() {
         Ok(m)
@@ -363,3 +370,7 @@ fn decode<S: DeserializeOwned>(
 #[cfg(test)]
 #[path = "load_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "load_families_tests.rs"]
+mod families_tests;

@@ -11,7 +11,7 @@ fn account(name: &str, home: &str) -> String {
 }
 
 /// Loads `text` as one file `m.yaml` and returns the problems as `line:col field: message`.
-fn problems(text: &str) -> Vec<String> {
+pub(super) fn problems(text: &str) -> Vec<String> {
     match load_str("m.yaml", text) {
         Ok(_) => Vec::new(),
         Err(LoadError::Invalid(p)) => p

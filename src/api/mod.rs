@@ -177,7 +177,32 @@ impl Manifests {
         self.kind_of(self.agent_of(session).unwrap_or(BUILTIN_AGENT))
     }
 
-    /// The family of pool `pool`'s sessions.
+    /// The profile session `session` of ours runs under `account`: a pool's over several
+    /// families runs its profile of the account's family; any other, its one profile
+    /// (the built-in one for a session no manifest names).
+    pub fn agent_under(&self, session: &str, account: Option<&str>) -> &str {
+        let Some(owner) = self.session_owner(session) else {
+            return BUILTIN_AGENT;
+        };
+        let kind = account.and_then(|a| self.account(a)).map(|a| a.spec.agent);
+        match (owner, kind) {
+            (SessionOwner::Pool { pool, .. }, Some(kind)) => pool
+                .spec
+                .profiles()
+                .iter()
+                .find(|p| self.kind_of(p) == kind)
+                .map_or(owner.agent(), String::as_str),
+            _ => owner.agent(),
+        }
+    }
+
+    /// The family session `session` of ours runs in under `account` (see
+    /// [`Manifests::agent_under`]).
+    pub fn kind_under(&self, session: &str, account: Option<&str>) -> AgentKind {
+        self.kind_of(self.agent_under(session, account))
+    }
+
+    /// The family of pool `pool`'s sessions (its preferred one).
     pub fn kind_of_pool(&self, pool: &str) -> AgentKind {
         self.kind_of(
             self.pool(pool)
@@ -195,7 +220,11 @@ impl Manifests {
     pub fn families(&self) -> std::collections::BTreeSet<AgentKind> {
         let mut kinds: std::collections::BTreeSet<AgentKind> =
             self.accounts.iter().map(|a| a.spec.agent).collect();
-        kinds.extend(self.pools.iter().map(|p| self.kind_of(&p.spec.agent)));
+        kinds.extend(
+            self.pools
+                .iter()
+                .flat_map(|p| p.spec.profiles().iter().map(|a| self.kind_of(a))),
+        );
         kinds.extend(self.dedicated.iter().map(|d| self.kind_of(&d.spec.agent)));
         if kinds.is_empty() {
             kinds.insert(AgentKind::default());
@@ -266,6 +295,15 @@ impl<'m> SessionOwner<'m> {
 }
 
 impl PoolSpec {
+    /// The profiles it runs, by name, first preferred: `agents`, else `[agent]`.
+    pub fn profiles(&self) -> &[String] {
+        if self.agents.is_empty() {
+            std::slice::from_ref(&self.agent)
+        } else {
+            &self.agents
+        }
+    }
+
     /// The session names this pool may own, in index order.
     pub fn session_names(&self) -> impl Iterator<Item = String> + '_ {
         self.indexed_names().map(|(_, name)| name)

@@ -81,9 +81,18 @@ pub struct PoolSpec {
     /// Sessions at most, grown toward while tasks wait.
     #[schemars(range(min = 1, max = 1000))]
     pub max: u32,
-    /// The agent profile to run. Default `claude`.
+    /// The agent profile to run. Default `claude`. Set `agents` instead to run several
+    /// families in turn; not both.
     #[serde(default = "default_agent")]
     pub agent: String,
+    /// The agent profiles to run, by name, first preferred, each of another kind (a
+    /// family): while a family has a usable account the pool runs the first such; when
+    /// every account of it is used up, idle sessions restart under the next family
+    /// and a task cut by the limit is handed to it as a fresh task (its inbox's
+    /// `handOffNote` first). Sessions return at idle points once the preferred family
+    /// is usable again. Default: `[agent]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<String>,
     /// The folder sessions start in. Absolute.
     pub workdir: PathBuf,
     /// Extra environment for this pool's agents. Default none.
@@ -142,6 +151,18 @@ pub struct InboxSpec {
     #[serde(default = "default_max_tries")]
     #[schemars(range(min = 1))]
     pub max_tries: u32,
+    /// The line put before a task's text when it is handed to another family's agent
+    /// (its pool's `agents`) after its own stopped at a usage limit; empty for none.
+    /// Default: a line saying so, and that its work may be partly done in the folder.
+    #[serde(default = "default_hand_off_note")]
+    pub hand_off_note: String,
+}
+
+/// The line a handed-off task's text follows, unless its inbox says otherwise.
+pub const HAND_OFF_NOTE: &str = "Another agent started this task and stopped at a usage limit; its work may be partly done in this folder. The task follows.";
+
+fn default_hand_off_note() -> String {
+    HAND_OFF_NOTE.to_owned()
 }
 
 fn default_glob() -> String {

@@ -10,8 +10,12 @@ use std::path::Path;
 
 use serde_json::Value;
 
+mod families;
+
+use families::check_families;
+
 use super::problem::{Problem, dotted};
-use super::{AgentKind, BUILTIN_AGENT, Kind, Source};
+use super::{Kind, Source};
 
 /// One parsed document, valid or not, as validation sees it.
 #[derive(Debug)]
@@ -67,6 +71,17 @@ impl Doc {
 
     fn of(&self, kind: Kind) -> bool {
         self.kind == Some(kind)
+    }
+
+    /// Where a pool or dedicated session names its agent profiles: each entry of a
+    /// pool's `agents`, else `agent` (present or not).
+    fn profile_pointers(&self) -> Vec<String> {
+        match self.value.pointer("/spec/agents").and_then(Value::as_array) {
+            Some(all) if self.of(Kind::Pool) => (0..all.len())
+                .map(|i| format!("/spec/agents/{i}"))
+                .collect(),
+            _ => vec!["/spec/agent".to_owned()],
+        }
     }
 }
 
@@ -131,6 +146,19 @@ fn check_local(doc: &Doc, out: &mut Vec<Problem>) {
                 out.push(doc.problem(
                     "/spec/min",
                     format!("min ({min}) is greater than max ({max})"),
+                ));
+            }
+            let agents = doc.value.pointer("/spec/agents");
+            if agents.is_some() && doc.value.pointer("/spec/agent").is_some() {
+                out.push(doc.problem(
+                    "/spec/agents",
+                    "set `agent` (one profile) or `agents` (several, first preferred), not both",
+                ));
+            }
+            if agents.and_then(Value::as_array).is_some_and(Vec::is_empty) {
+                out.push(doc.problem(
+                    "/spec/agents",
+                    "`agents` names no profile: name at least one, or leave it out",
                 ));
             }
         }
@@ -356,7 +384,9 @@ fn check_references(docs: &[Doc], out: &mut Vec<Problem>) {
     for doc in docs {
         match doc.kind {
             Some(Kind::Pool | Kind::DedicatedSession) => {
-                missing(doc, "/spec/agent", "AgentProfile", &agents);
+                for pointer in doc.profile_pointers() {
+                    missing(doc, &pointer, "AgentProfile", &agents);
+                }
             }
             Some(Kind::Inbox) => missing(doc, "/spec/pool", "Pool", &pools),
             Some(Kind::SharedState) => {
@@ -371,58 +401,6 @@ fn check_references(docs: &[Doc], out: &mut Vec<Problem>) {
             }
             // No references to other objects.
             Some(Kind::Account | Kind::AgentProfile | Kind::ControllerConfig) | None => {}
-        }
-    }
-}
-
-/// Every pool and dedicated session must have an account of its profile's kind: its
-/// sessions run under those only. A profile or kind that does not exist is another
-/// problem, told once by the checks above.
-fn check_families(docs: &[Doc], out: &mut Vec<Problem>) {
-    let kind_at = |doc: &Doc, pointer: &str| match doc.value.pointer(pointer) {
-        None => Some(AgentKind::default()),
-        Some(v) => v.as_str().and_then(AgentKind::parse),
-    };
-    let families: BTreeSet<AgentKind> = docs
-        .iter()
-        .filter(|d| d.of(Kind::Account))
-        .filter_map(|d| kind_at(d, "/spec/agent"))
-        .collect();
-    let profile_kind = |name: &str| {
-        let declared = docs
-            .iter()
-            .find(|d| d.of(Kind::AgentProfile) && d.name.as_deref() == Some(name));
-        match declared {
-            Some(d) => kind_at(d, "/spec/kind"),
-            None => crate::agents::BUILTIN
-                .iter()
-                .find(|b| b.name == name)
-                .map(|b| b.kind),
-        }
-    };
-    for doc in docs {
-        let Some(kind @ (Kind::Pool | Kind::DedicatedSession)) = doc.kind else {
-            continue;
-        };
-        let profile = doc.str("/spec/agent").unwrap_or(BUILTIN_AGENT);
-        let Some(agent) = profile_kind(profile) else {
-            continue;
-        };
-        if !families.contains(&agent) {
-            let known: Vec<&str> = families.iter().map(|k| k.as_str()).collect();
-            let known = if known.is_empty() {
-                String::new()
-            } else {
-                format!("; the accounts are for {}", known.join(", "))
-            };
-            out.push(doc.problem(
-                "/spec/agent",
-                format!(
-                    "{kind} `{}` runs AgentProfile `{profile}` of kind {agent}, but no Account \
-                     is for {agent} (set an Account's spec.agent to {agent}{known})",
-                    doc.name.as_deref().unwrap_or_default(),
-                ),
-            ));
         }
     }
 }
@@ -554,10 +532,14 @@ mod tests {
     #[test]
     fn every_pointer_validation_reads_should_resolve_in_the_schema() {
         let root = super::super::schema::schema();
-        let source = include_str!("validate.rs");
+        let source = [
+            include_str!("validate.rs"),
+            include_str!("validate/families.rs"),
+        ]
+        .concat();
         let re = regex::Regex::new(r#""(/(?:spec|metadata)/[^"]*)""#).unwrap();
         let pointers: Vec<&str> = re
-            .captures_iter(source)
+            .captures_iter(&source)
             .filter_map(|c| c.get(1).map(|m| m.as_str()))
             .collect();
         assert!(pointers.len() > 20, "{pointers:?}");

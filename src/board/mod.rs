@@ -154,7 +154,9 @@ impl Board {
                     "missing" => Activity::Missing,
                     "exited" => Activity::Exited,
                     "not ours" => Activity::NotOurs,
-                    s if s.ends_with("account exhausted") => Activity::QuotaBlocked,
+                    s if s.ends_with("account exhausted") || s.contains(", waits for a ") => {
+                        Activity::QuotaBlocked
+                    }
                     _ => plan
                         .screens
                         .get(&row.name)

@@ -17,9 +17,12 @@ pub(crate) struct SessionRow {
     pub name: String,
     /// `pool P`, `dedicated` or `orphan`.
     pub role: String,
+    /// The family it runs (`claude-code`, `codex`): its account's.
+    pub kind: String,
     /// The account it runs under, by its mark.
     pub account: String,
-    /// `running`, `exited`, `not ours`, `missing`, `running, account exhausted`.
+    /// `running`, `exited`, `not ours`, `missing`, `running, account exhausted`,
+    /// `running, waits for a claude-code account until HH:MM` (a dedicated session).
     pub state: String,
     /// Its pane's pid.
     pub pid: Option<u32>,
@@ -47,13 +50,24 @@ pub(crate) fn sessions(
             .as_ref()
             .is_some_and(|a| plan::exhausted(&o.facts, a, now));
         let state = s.state(owner);
+        let kind = m.kind_under(name, s.account.as_deref());
+        // A dedicated session whose family has no usable account waits for one.
+        let waits = matches!(
+            m.session_owner(name),
+            Some(crate::api::SessionOwner::Dedicated(_))
+        ) && plan.account(kind).is_none();
         rows.push(SessionRow {
             name: name.clone(),
             role: m
                 .session_owner(name)
                 .map_or("orphan".to_owned(), |o| Role::from(o).to_string()),
+            kind: kind.to_string(),
             account: s.account.clone().unwrap_or_default(),
-            state: if exhausted && state == SessionState::Running {
+            state: if waits && state == SessionState::Running {
+                let until = plan::all_exhausted(m, kind, &o.facts, now)
+                    .map_or(String::new(), |t| format!(" until {}", clock(t)));
+                format!("running, waits for a {kind} account{until}")
+            } else if exhausted && state == SessionState::Running {
                 "running, account exhausted".to_owned()
             } else {
                 state.to_string()
@@ -73,6 +87,10 @@ pub(crate) fn sessions(
             rows.push(SessionRow {
                 name: session.name.clone(),
                 role: session.role.to_string(),
+                kind: m
+                    .account(&session.account)
+                    .map(|a| a.spec.agent.to_string())
+                    .unwrap_or_default(),
                 account: session.account.clone(),
                 state: "missing".to_owned(),
                 pid: None,
@@ -82,6 +100,13 @@ pub(crate) fn sessions(
     }
     rows.sort_by(|a, b| a.name.cmp(&b.name));
     rows
+}
+
+/// `t` as the local clock shows it (`HH:MM`).
+fn clock(t: jiff::Timestamp) -> String {
+    t.to_zoned(jiff::tz::TimeZone::system())
+        .strftime("%H:%M")
+        .to_string()
 }
 
 /// A use window of an account, as a cell: its use and when it resets.
@@ -285,7 +310,7 @@ pub(crate) fn inboxes(
     m.inboxes
         .iter()
         .map(|i| {
-            let queue = queue_state(m, o, plan, m.kind_of_pool(&i.spec.pool), now);
+            let queue = queue_state(m, o, plan, plan::pool_kind(m, plan, &i.spec.pool), now);
             let folders = Folders::of(&i.spec.path);
             InboxRow {
                 name: i.name.clone(),

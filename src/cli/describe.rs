@@ -184,7 +184,9 @@ fn session(w: &World<'_>, name: &str) -> Option<String> {
         },
     );
     field(&mut out, "Account", s.account.as_deref().unwrap_or("-"));
-    if let Some(agent) = w.m.agent_of(name)
+    if let Some(agent) =
+        w.m.session_owner(name)
+            .map(|_| w.m.agent_under(name, s.account.as_deref()))
         && let Some(profile) = w.m.agents.iter().find(|a| a.name == agent)
     {
         field(
@@ -238,7 +240,7 @@ fn session(w: &World<'_>, name: &str) -> Option<String> {
         None => field(&mut out, "Task", "-"),
     }
     if let Some(screen) = w.observed.screens.get(name)
-        && let Some(c) = w.classifiers.of_session(w.m, name)
+        && let Some(c) = w.classifiers.of_session(w.m, name, s.account.as_deref())
     {
         let now = crate::screen::Local {
             now: jiff::Zoned::now(),
@@ -488,6 +490,10 @@ fn record(out: &mut String, path: &Path, tz: &jiff::tz::TimeZone) {
     }
     if let Some(reply) = v.get("reply").and_then(|r| r.as_str()) {
         field(out, "  reply", format!("\"{}\"", first_line(reply)));
+    }
+    // Where it went: each hand-off to another family.
+    for h in v["handOffs"].as_array().into_iter().flatten() {
+        field(out, "  handed off", h.as_str().unwrap_or_default());
     }
 }
 

@@ -320,7 +320,7 @@ pub(super) fn controller_line(dir: &Path) -> String {
 
 impl Row for SessionRow {
     fn columns() -> Vec<&'static str> {
-        vec!["name", "role", "account", "state", "pid", "task"]
+        vec!["name", "role", "kind", "account", "state", "pid", "task"]
     }
 }
 
@@ -350,6 +350,7 @@ mod tests {
         super::super::table::assert_columns(&SessionRow {
             name: "w-1".into(),
             role: "pool auto".into(),
+            kind: "claude-code".into(),
             account: "a".into(),
             state: "running".into(),
             pid: Some(4),

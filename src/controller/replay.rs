@@ -102,6 +102,7 @@ fn acted(done: bool, path: PathBuf, r: Record) -> Acted {
         attempt: r.attempt,
         started: r.started,
         earlier: r.tries,
+        hand_offs: r.hand_offs,
     };
     let action = if done {
         TaskAction::CompleteTask {

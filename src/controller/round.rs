@@ -233,10 +233,20 @@ impl Round<'_> {
     ) -> Result<Report, observe::Error> {
         let held = store.failing().is_some();
         let (observed, mut plan) = self.look_with(store.facts(), fleet, held).await?;
-        if claims(&plan) && !store.probe() {
-            // The folder turned read-only since the last save: the claim could not be
-            // recorded.
+        let hands_off = |plan: &Plan| {
+            plan.events
+                .iter()
+                .any(|e| matches!(e, plan::Event::HandedOff { .. }))
+        };
+        if (claims(&plan) || hands_off(&plan)) && !store.probe() {
+            // The folder turned read-only since the last save: the claim (or the
+            // hand-off) could not be recorded.
             plan = self.plan(&observed, true);
+        }
+        // A hand-off is recorded before it is told and carried out: the facts that
+        // hold it are saved first (the session rules act on saved hand-offs only).
+        if hands_off(&plan) {
+            store.save(&plan.facts);
         }
         watcher.planned(&plan);
         let mut facts = plan.facts.clone();

@@ -251,6 +251,9 @@ fn log_event(event: &Event, detail: &serde_json::Value) {
         Event::SessionFailed { .. } | Event::SessionExited { .. } => {
             warn!(%detail, "agent exited");
         }
+        Event::HandedOff { .. } => warn!(%detail, "a task cut by a limit goes to another family"),
+        Event::SessionWaits { .. } => warn!(%detail, "a dedicated session waits for its family"),
+        Event::FamilyChanged { .. } => info!(%detail, "{}", event.name()),
         Event::QuotaDetected { .. }
         | Event::Recovered { .. }
         | Event::UsageCrossed { .. }

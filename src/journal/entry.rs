@@ -323,6 +323,12 @@ pub enum Kind {
     UsageCrossed,
     /// The fleet's ledger told an account's exhaustion or use.
     FleetLedger,
+    /// A task cut by a usage limit went to another family of its pool.
+    HandedOff,
+    /// A pool session restarted under another family.
+    FamilyChanged,
+    /// A dedicated session waits for an account of its family.
+    SessionWaits,
     /// etcd could not be reached: the node runs on its own.
     FleetDegraded,
     /// etcd answers again.
@@ -344,7 +350,7 @@ enum Part {
 
 impl Kind {
     /// Every kind, in declaration order.
-    pub const ALL: [Kind; 32] = [
+    pub const ALL: [Kind; 35] = [
         Kind::Started,
         Kind::Stopped,
         Kind::TmuxUnreachable,
@@ -375,6 +381,9 @@ impl Kind {
         Kind::FleetLedger,
         Kind::FleetDegraded,
         Kind::FleetRestored,
+        Kind::HandedOff,
+        Kind::FamilyChanged,
+        Kind::SessionWaits,
         Kind::StateDamaged,
         Kind::StateUnwritable,
     ];
@@ -410,6 +419,9 @@ impl Kind {
             Kind::Resumed => "resumed",
             Kind::UsageCrossed => "usageCrossed",
             Kind::FleetLedger => "fleetLedger",
+            Kind::HandedOff => "handedOff",
+            Kind::FamilyChanged => "familyChanged",
+            Kind::SessionWaits => "sessionWaits",
             Kind::FleetDegraded => "fleetDegraded",
             Kind::FleetRestored => "fleetRestored",
             Kind::StateDamaged => "stateDamaged",
@@ -454,7 +466,10 @@ impl Kind {
             | Kind::Recovered
             | Kind::Resumed
             | Kind::UsageCrossed
-            | Kind::FleetLedger => Part::Event,
+            | Kind::FleetLedger
+            | Kind::HandedOff
+            | Kind::FamilyChanged
+            | Kind::SessionWaits => Part::Event,
             Kind::Refused => Part::Refused,
         }
     }
@@ -499,6 +514,9 @@ impl Entry {
                 Event::SessionExited { .. } => Kind::SessionExited,
                 Event::ResumeFailed { .. } => Kind::ResumeFailed,
                 Event::FleetLedger { .. } => Kind::FleetLedger,
+                Event::HandedOff { .. } => Kind::HandedOff,
+                Event::FamilyChanged { .. } => Kind::FamilyChanged,
+                Event::SessionWaits { .. } => Kind::SessionWaits,
             },
             Entry::Refused(_) => Kind::Refused,
             Entry::Unknown(_) => return None,

@@ -259,6 +259,26 @@ impl Teller {
                 ObjectRef::Account(account.clone()),
                 ObjectRef::Session(session.clone()),
             ],
+            Event::HandedOff { session, task, .. } => {
+                // By its name alone too, as `describe task NAME` asks.
+                let by_name = ObjectRef::Task {
+                    inbox: None,
+                    name: task
+                        .split_once('/')
+                        .map_or(task.as_str(), |(_, n)| n)
+                        .to_owned(),
+                };
+                vec![ObjectRef::Session(session.clone()), task_ref(task), by_name]
+            }
+            Event::FamilyChanged {
+                session, account, ..
+            } => vec![
+                ObjectRef::Session(session.clone()),
+                ObjectRef::Account(account.clone()),
+            ],
+            Event::SessionWaits { sessions, .. } => {
+                sessions.iter().cloned().map(ObjectRef::Session).collect()
+            }
             Event::SessionFailed { session, task, .. }
             | Event::SessionExited { session, task, .. }
             | Event::ResumeFailed { session, task, .. } => {

@@ -225,7 +225,7 @@ fn transcript_turn(
 ) -> Option<TaskTurn> {
     use crate::conversation::{messages, of_agent, transcript, turn};
     let sought = |text: &str| crate::report::text_hash(text) == hash;
-    match m.kind_of_session(&s.name) {
+    match m.kind_under(&s.name, s.account.as_deref()) {
         crate::api::AgentKind::ClaudeCode => {
             let id = of_agent(home, s.pane.pid)?;
             let path = transcript(home, &s.pane.path, &id);

@@ -50,7 +50,9 @@ pub(super) fn codex_threads(
     sessions: &BTreeMap<String, Session>,
 ) -> BTreeMap<String, CodexThread> {
     let codex = |s: &&Session| {
-        s.owner.is_some() && !s.pane.dead && m.kind_of_session(&s.name) == AgentKind::Codex
+        s.owner.is_some()
+            && !s.pane.dead
+            && m.kind_under(&s.name, s.account.as_deref()) == AgentKind::Codex
     };
     let home_of = |s: &Session| Some(m.account(s.account.as_deref()?)?.spec.home.clone());
     sessions

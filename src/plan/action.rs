@@ -194,6 +194,10 @@ pub enum TaskAction {
         task: TaskRef,
         /// The agent's pane.
         pane: String,
+        /// A line put before the text: the inbox's `handOffNote`, for a task handed
+        /// to another family's agent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     /// Carry on a task in a resumed conversation: paste a short prompt.
     ContinueTask {
@@ -415,6 +419,9 @@ pub struct TaskRef {
     /// Why its earlier tries ended, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub earlier: Vec<String>,
+    /// Its hand-offs from one family's agent to another's, oldest first, in words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hand_offs: Vec<String>,
 }
 
 impl TaskRef {

@@ -27,7 +27,7 @@ fn wanted_profiles(m: &Manifests) -> impl Iterator<Item = &Object<AgentProfileSp
     let names: std::collections::BTreeSet<&str> = m
         .pools
         .iter()
-        .map(|p| p.spec.agent.as_str())
+        .flat_map(|p| p.spec.profiles().iter().map(String::as_str))
         .chain(m.dedicated.iter().map(|d| d.spec.agent.as_str()))
         .collect();
     names.into_iter().filter_map(|a| m.agent(a))
@@ -101,7 +101,8 @@ pub(super) fn plan_agent_settings(m: &Manifests, o: &Observed, plan: &mut Plan) 
 fn workdirs_of(m: &Manifests, kind: AgentKind) -> Vec<std::path::PathBuf> {
     let of_kind = |agent: &str| m.agent(agent).is_some_and(|p| p.spec.kind == kind);
     let mut dirs: Vec<std::path::PathBuf> = Vec::new();
-    for pool in m.pools.iter().filter(|p| of_kind(&p.spec.agent)) {
+    let any_of_kind = |p: &crate::api::PoolSpec| p.profiles().iter().any(|a| of_kind(a));
+    for pool in m.pools.iter().filter(|p| any_of_kind(&p.spec)) {
         dirs.push(pool.spec.workdir.clone());
         let inboxes = m.inboxes.iter().filter(|i| i.spec.pool == pool.name);
         dirs.extend(inboxes.map(|i| i.spec.workdir.clone()));

@@ -136,6 +136,49 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         node: Option<String>,
     },
+    /// A task whose turn met the usage limit, with no usable account of its family
+    /// left, goes to another family of its pool as a fresh task.
+    HandedOff {
+        /// The session that runs it.
+        session: String,
+        /// The task, `inbox/name`.
+        task: String,
+        /// The family that started it.
+        from: crate::agents::AgentKind,
+        /// The account its turn met the limit under.
+        account: String,
+        /// The family it goes on in.
+        to: crate::agents::AgentKind,
+        /// Its hand-offs so far, this one included.
+        count: usize,
+    },
+    /// A pool session over several families restarts under another family: its own
+    /// has no usable account, or the pool's preferred one is usable again.
+    FamilyChanged {
+        /// The session.
+        session: String,
+        /// The family it ran.
+        from: crate::agents::AgentKind,
+        /// The family it runs now.
+        to: crate::agents::AgentKind,
+        /// The account it runs under now.
+        account: String,
+        /// Back to a family the pool prefers (a return), rather than away from one
+        /// used up.
+        #[serde(rename = "return")]
+        back: bool,
+    },
+    /// The dedicated sessions of a family without a usable account wait (they never
+    /// change family).
+    SessionWaits {
+        /// The sessions, by name.
+        sessions: Vec<String>,
+        /// Its family.
+        kind: crate::agents::AgentKind,
+        /// When the family's first account resets, if known.
+        #[serde(default)]
+        until: Option<Timestamp>,
+    },
     /// An account's use of a window crossed a level (`quota.moveAt`, or a notify level).
     UsageCrossed {
         /// The account.
@@ -171,6 +214,9 @@ impl Event {
             Event::ResumeFailed { .. } => "resumeFailed",
             Event::UsageCrossed { .. } => "usageCrossed",
             Event::FleetLedger { .. } => "fleetLedger",
+            Event::HandedOff { .. } => "handedOff",
+            Event::FamilyChanged { .. } => "familyChanged",
+            Event::SessionWaits { .. } => "sessionWaits",
         }
     }
 
@@ -181,7 +227,9 @@ impl Event {
             Event::QuotaDetected { .. }
             | Event::AllExhausted { .. }
             | Event::AllOverThreshold { .. }
-            | Event::IntakeHeld { .. } => true,
+            | Event::IntakeHeld { .. }
+            | Event::SessionWaits { .. } => true,
+            Event::HandedOff { .. } | Event::FamilyChanged { .. } => false,
             Event::Recovered { .. }
             | Event::Resumed { .. }
             | Event::Swap { .. }
@@ -207,7 +255,10 @@ impl Event {
             | Event::SessionFailed { .. }
             | Event::SessionExited { .. }
             | Event::ResumeFailed { .. }
-            | Event::FleetLedger { .. } => false,
+            | Event::FleetLedger { .. }
+            | Event::HandedOff { .. }
+            | Event::FamilyChanged { .. }
+            | Event::SessionWaits { .. } => false,
         }
     }
 
@@ -320,6 +371,53 @@ impl fmt::Display for Event {
                     write!(f, " (node {node})")?;
                 }
                 Ok(())
+            }
+            Event::HandedOff {
+                task,
+                from,
+                account,
+                to,
+                count,
+                ..
+            } => {
+                write!(
+                    f,
+                    "task {task} handed off from {from} to {to}: its turn met the usage limit \
+                     of account {account} and no {from} account is usable; {to} runs it as a \
+                     fresh task"
+                )?;
+                if *count > 1 {
+                    write!(f, " (hand-off {count})")?;
+                }
+                Ok(())
+            }
+            Event::FamilyChanged {
+                from,
+                to,
+                account,
+                back,
+                ..
+            } => {
+                if *back {
+                    write!(
+                        f,
+                        "returns from {from} to {to} (usable again), under account {account}, \
+                         in a fresh conversation"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "no {from} account is usable: runs {to} under account {account}, in a \
+                         fresh conversation"
+                    )
+                }
+            }
+            Event::SessionWaits { kind, until, .. } => {
+                write!(f, "waits for a {kind} account")?;
+                if let Some(t) = until {
+                    write!(f, " until {} UTC", t.strftime("%H:%M"))?;
+                }
+                write!(f, " (a dedicated session never changes family)")
             }
             Event::UsageCrossed {
                 window,

@@ -143,6 +143,7 @@ fn our_next_turn_should_count_once_drawn_and_no_other_change_before() {
             attempt: 1,
             started: None,
             earlier: Vec::new(),
+            hand_offs: Vec::new(),
         },
         pane: "%1".into(),
     });

@@ -6,6 +6,7 @@ mod action;
 mod agents;
 mod daemons;
 mod event;
+mod families;
 mod ledger;
 mod record;
 mod reports;
@@ -179,6 +180,14 @@ pub fn all_exhausted(
     ledger::all_exhausted(&m.family_by_priority(kind), facts, now)
 }
 
+/// The family pool `pool`'s new tasks go to under `plan`: its first with a usable
+/// account (a pool over several families), else its preferred one.
+pub fn pool_kind(m: &Manifests, plan: &Plan, pool: &str) -> AgentKind {
+    m.pool(pool)
+        .and_then(|p| families::wanted(m, &p.spec, &plan.accounts))
+        .map_or_else(|| m.kind_of_pool(pool), |agent| m.kind_of(agent))
+}
+
 /// Whether `account` is exhausted at `now`: its reset time has not come.
 pub fn exhausted(facts: &crate::state::Facts, account: &str, now: jiff::Timestamp) -> bool {
     ledger::exhausted(facts, account, now)
@@ -259,6 +268,12 @@ pub fn plan(m: &Manifests, observed: &Observed, ctx: &Context) -> Plan {
     let limits = reports::fold(m, observed, ctx, &mut plan);
     resumes::plan_resumes(observed, now, &mut plan);
     ledger::plan_ledger(m, observed, &readings, &limits, &broken, now, &mut plan);
+    families::plan_waits(m, now, &mut plan);
+    // A hand-off must be recorded before anything is done: none while the state
+    // folder cannot be written.
+    if ctx.scope == Scope::Tasks && !ctx.hold_claims {
+        families::plan_hand_offs(m, observed, owner, now, &mut plan);
+    }
     let redraw = redrawn(&plan);
     let accounts = plan.accounts.clone();
     // Each family's new tasks go to its active account unless that one is over moveAt,
@@ -322,17 +337,18 @@ fn redrawn(plan: &Plan) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
-/// A session being moved gets no text this time: the next plan sees its new agent.
+/// A session being moved, or whose agent is started afresh (a recycle: another family,
+/// say), gets no text this time: the next plan sees its new agent.
 fn hold_text_of_moving(plan: &mut Plan) {
     let moving: std::collections::BTreeSet<String> = plan
         .actions
         .iter()
-        .filter_map(|a| {
-            if let Action::Session(SessionAction::MoveSession { session, .. }) = a {
-                Some(session.name.clone())
-            } else {
-                None
-            }
+        .filter_map(|a| match a {
+            Action::Session(
+                SessionAction::MoveSession { session, .. }
+                | SessionAction::RecycleSession { session, .. },
+            ) => Some(session.name.clone()),
+            _ => None,
         })
         .collect();
     plan.actions.retain(|a| {

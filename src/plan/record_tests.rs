@@ -49,6 +49,7 @@ fn base() -> Facts {
         ended: None,
         resumes: 0,
         resend: false,
+        hand_offs: vec![],
     };
     let session = SessionFacts {
         task: Some(task),
@@ -162,6 +163,7 @@ fn task_ref(file: &str) -> TaskRef {
         attempt: 2,
         started: Some(now()),
         earlier: vec![],
+        hand_offs: vec![],
     }
 }
 
@@ -387,6 +389,7 @@ fn turn_cases() -> Vec<Case> {
             action: Action::Task(TaskAction::PasteTask {
                 task: ours(),
                 pane: pane(),
+                note: None,
             }),
             result: Ok(Outcome::Sent(9)),
             change: |f| {

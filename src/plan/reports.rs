@@ -131,7 +131,7 @@ fn fold_rollouts(m: &Manifests, o: &Observed, ctx: &Context, plan: &mut Plan) ->
         if let Some(account) = account {
             let reset = ctx
                 .classifiers
-                .of_session(m, session)
+                .of_session(m, session, Some(account.as_str()))
                 .and_then(|c| c.read_limit(message, &ctx.local()).1);
             limits.push(LimitReport {
                 resets_at: reset.or_else(|| usage_reset(plan, &account, ctx.now)),
@@ -235,7 +235,7 @@ fn failed(
     // As the screens are read: a reset time without a zone is the local time.
     let class = (error == "rate_limit").then(|| {
         ctx.classifiers
-            .of_session(m, session)
+            .of_session(m, session, from.account.as_deref())
             .map_or((Class::QuotaExhausted, None), |c| {
                 c.read_limit(message, &ctx.local())
             })

@@ -156,9 +156,8 @@ fn restart(m: &Manifests, o: &Observed, owner: &str, name: &str, plan: &mut Plan
     };
     let resume = held.map(|(id, _)| id);
     if let Some(id) = &resume {
-        let agent = m
-            .session_owner(name)
-            .map_or(crate::api::BUILTIN_AGENT, |o| o.agent());
+        // The profile of its account's family (a pool over several families).
+        let agent = m.agent_under(name, Some(&spec.account));
         let args = m.agent(agent).map(|p| p.spec.resume_args.clone());
         spec.command.extend(
             args.unwrap_or_default()
@@ -277,6 +276,13 @@ fn give_back(
             .get(&key.to_string())
             .cloned()
             .unwrap_or_default(),
+        hand_offs: plan
+            .facts
+            .sessions
+            .get(session)
+            .and_then(|f| f.task.as_ref())
+            .map(crate::state::TaskFacts::hand_offs_told)
+            .unwrap_or_default(),
     };
     // What this round would do to the session or the task gives way: its text sent,
     // its end, a move (planned again next round).
@@ -346,10 +352,12 @@ fn spec_under_account(
 ) -> Option<SessionSpec> {
     let account = m.account(s.account.as_deref()?)?;
     let owner = m.session_owner(&s.name)?;
-    let (agent, manifest_workdir, env) = match owner {
-        SessionOwner::Dedicated(d) => (&d.spec.agent, &d.spec.workdir, &d.spec.env),
-        SessionOwner::Pool { pool, .. } => (&pool.spec.agent, &pool.spec.workdir, &pool.spec.env),
+    let (manifest_workdir, env) = match owner {
+        SessionOwner::Dedicated(d) => (&d.spec.workdir, &d.spec.env),
+        SessionOwner::Pool { pool, .. } => (&pool.spec.workdir, &pool.spec.env),
     };
+    // The profile of its account's family (a pool over several families).
+    let agent = m.agent_under(&s.name, s.account.as_deref());
     let here = (!s.pane.path.as_os_str().is_empty()).then_some(s.pane.path.as_path());
     let workdir = workdir.or(here).unwrap_or(manifest_workdir);
     super::session_spec(m, account, &s.name, Role::from(owner), agent, workdir, env)

@@ -45,7 +45,7 @@ pub(super) fn read_screens(
             continue;
         };
         // Every profile's classifier compiled when the manifests were adopted.
-        let Some(c) = ctx.classifiers.of_session(m, name) else {
+        let Some(c) = ctx.classifiers.of_session(m, name, s.account.as_deref()) else {
             continue;
         };
         let verdict = c.read(text, &local);

@@ -156,13 +156,9 @@ impl Ctx<'_> {
                 pool: pool.name.clone(),
                 index: *index,
             };
-            let spec = self.spec(
-                name,
-                role,
-                &pool.spec.agent,
-                &pool.spec.workdir,
-                &pool.spec.env,
-            );
+            let at = (self.view.has_task(name), self.view.resting(name));
+            let agent = super::families::agent_for(self.m, self.observed, pool, name, at, plan);
+            let spec = self.spec(name, role, agent, &pool.spec.workdir, &pool.spec.env);
             self.ensure(spec, plan);
         }
         wanted
@@ -290,7 +286,11 @@ impl Ctx<'_> {
         let Some(mut spec) = spec else { return };
         let name = spec.name.clone();
         let what = ObjectRef::Session(name.clone());
-        let blocked = self.blocked.contains(&self.m.kind_of_session(&name));
+        let kind = self
+            .m
+            .account(&spec.account)
+            .map_or_else(|| self.m.kind_of_session(&name), |a| a.spec.agent);
+        let blocked = self.blocked.contains(&kind);
         match self.observed.sessions.get(&name) {
             None if blocked => {}
             None => {
@@ -309,6 +309,9 @@ impl Ctx<'_> {
                 ),
             ),
             Some(_) if blocked => {}
+            Some(s) if self.m.kind_under(&name, s.account.as_deref()) != kind => {
+                super::families::plan_switch(self.m, self.view, s, spec, plan);
+            }
             Some(s) if s.pane.dead => {
                 let reason = match s.pane.dead_status {
                     Some(code) => format!("agent exited with status {code}"),
@@ -351,10 +354,8 @@ impl Ctx<'_> {
             return None;
         }
         let (id, workdir) = self.view.resume_of(&spec.name, plan)?;
-        let agent = self
-            .m
-            .session_owner(&spec.name)
-            .map_or(crate::api::BUILTIN_AGENT, |o| o.agent());
+        // The profile of the family it starts in (a pool over several families).
+        let agent = self.m.agent_under(&spec.name, Some(&spec.account));
         let args = &self.m.agent(agent)?.spec.resume_args;
         spec.command
             .extend(args.iter().map(|a| a.replace("{sessionId}", &id)));
@@ -438,11 +439,9 @@ impl Ctx<'_> {
             plan.wake(std::time::Duration::from_millis(200));
             return;
         }
-        let profile = self.m.agent(
-            self.m
-                .session_owner(&spec.name)
-                .map_or(crate::api::BUILTIN_AGENT, |o| o.agent()),
-        );
+        let profile = self
+            .m
+            .agent(self.m.agent_under(&spec.name, Some(&spec.account)));
         plan.act(SessionAction::MoveSession {
             conversation,
             from: s.account.clone(),

@@ -266,6 +266,7 @@ impl<'a> View<'a> {
             } else {
                 None
             };
+            f.kind = super::families::seen_kind(self.m, self.o, name).or(f.kind);
         }
     }
 
@@ -329,7 +330,15 @@ impl<'a> View<'a> {
             .get(session)
             .and_then(|s| s.account.clone())
             .unwrap_or_default();
+        let hand_offs = facts
+            .sessions
+            .get(session)
+            .and_then(|f| f.task.as_ref())
+            .filter(|t| t.file == file)
+            .map(crate::state::TaskFacts::hand_offs_told)
+            .unwrap_or_default();
         TaskRef {
+            hand_offs,
             inbox: inbox.name.clone(),
             path: inbox.spec.path.clone(),
             name: name.to_owned(),
@@ -352,7 +361,16 @@ impl<'a> View<'a> {
     fn dispatch(&self, claimed: &BTreeSet<String>, plan: &mut Plan) {
         self.reject_links(plan);
         for pool in &self.m.pools {
-            let kind = self.m.kind_of(&pool.spec.agent);
+            // A pool over several families takes new tasks in the first with a usable
+            // account.
+            let accounts: BTreeMap<AgentKind, String> = self
+                .accounts
+                .iter()
+                .map(|(k, a)| (*k, a.name.clone()))
+                .collect();
+            let agent =
+                super::families::wanted(self.m, &pool.spec, &accounts).unwrap_or(&pool.spec.agent);
+            let kind = self.m.kind_of(agent);
             if let Some(account) = self.intake.get(&kind) {
                 self.dispatch_pool(pool, account, claimed, plan);
             }
@@ -472,12 +490,17 @@ impl<'a> View<'a> {
             pool: pool.name.clone(),
             index,
         };
+        // The profile it runs now (a pool over several families: its account's).
+        let agent = match s.account.as_deref() {
+            Some(a) => self.m.agent_under(&s.name, Some(a)),
+            None => pool.spec.agent.as_str(),
+        };
         super::session_spec(
             self.m,
-            self.accounts.get(&self.m.kind_of(&pool.spec.agent))?,
+            self.accounts.get(&self.m.kind_of(agent))?,
             &s.name,
             role,
-            &pool.spec.agent,
+            agent,
             workdir,
             &pool.spec.env,
         )

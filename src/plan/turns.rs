@@ -276,9 +276,16 @@ impl View<'_> {
                 if !seen.at_empty_prompt() {
                     plan.wake(Duration::from_millis(100));
                 } else if tf.stage == Stage::Starting {
+                    // A task handed to another family's agent: the inbox's note first.
+                    let note = (!tf.hand_offs.is_empty())
+                        .then(|| self.m.inboxes.iter().find(|i| i.name == task.inbox))
+                        .flatten()
+                        .map(|i| i.spec.hand_off_note.clone())
+                        .filter(|n| !n.is_empty());
                     plan.act(TaskAction::PasteTask {
                         task,
                         pane: s.pane.id.clone(),
+                        note,
                     });
                 } else {
                     let text = continue_text(&task.account, self.now);
@@ -454,10 +461,16 @@ impl View<'_> {
 
     /// The profile's exit command for pool sessions; dedicated ones never get it.
     fn exit_command(&self, session: &str) -> Option<String> {
-        let crate::api::SessionOwner::Pool { pool, .. } = self.m.session_owner(session)? else {
+        let crate::api::SessionOwner::Pool { .. } = self.m.session_owner(session)? else {
             return None;
         };
-        Some(self.m.agent(&pool.spec.agent)?.spec.exit_command.clone())
+        let account = self
+            .o
+            .sessions
+            .get(session)
+            .and_then(|s| s.account.as_deref());
+        let agent = self.m.agent_under(session, account);
+        Some(self.m.agent(agent)?.spec.exit_command.clone())
     }
 
     /// For a session whose agent is dead or gone while its task's turn was under way:

@@ -91,10 +91,15 @@ impl Classifiers {
         self.0.get(agent).map(AsRef::as_ref)
     }
 
-    /// The classifier of the profile session `session` of `m` runs (the built-in one for
-    /// a session no manifest names).
-    pub fn of_session(&self, m: &crate::api::Manifests, session: &str) -> Option<&Classifier> {
-        self.get(m.agent_of(session).unwrap_or(crate::api::BUILTIN_AGENT))
+    /// The classifier of the profile session `session` of `m` runs under `account` (the
+    /// built-in one for a session no manifest names).
+    pub fn of_session(
+        &self,
+        m: &crate::api::Manifests,
+        session: &str,
+        account: Option<&str>,
+    ) -> Option<&Classifier> {
+        self.get(m.agent_under(session, account))
     }
 }
 

@@ -219,6 +219,10 @@ pub struct SessionFacts {
     /// dies at once after it could not resume it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed: Option<(String, jiff::Timestamp)>,
+    /// The family it ran when last seen, for a session of a pool over several families:
+    /// gone with its tmux server while its task ran, it comes back in that family.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<crate::agents::AgentKind>,
 }
 
 impl SessionFacts {
@@ -302,6 +306,43 @@ pub struct TaskFacts {
     /// sent again from the start, the claim kept and no try used.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resend: bool,
+    /// Its hand-offs to another family of its pool, oldest first: the last one's
+    /// family runs it (a fresh conversation, its text after the inbox's note).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hand_offs: Vec<HandOff>,
+}
+
+/// A task handed from one family's agent, stopped at a usage limit with no usable
+/// account of its family left, to another family's, as a fresh task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HandOff {
+    /// The family that started it.
+    pub from: crate::agents::AgentKind,
+    /// The account its turn met the limit under.
+    pub account: String,
+    /// The family it goes on in.
+    pub to: crate::agents::AgentKind,
+    /// When it was decided.
+    pub at: jiff::Timestamp,
+}
+
+impl TaskFacts {
+    /// Its hand-offs in words, oldest first, as its record keeps them.
+    pub fn hand_offs_told(&self) -> Vec<String> {
+        self.hand_offs.iter().map(HandOff::told).collect()
+    }
+}
+
+impl HandOff {
+    /// The hand-off in words, as the task's record keeps it.
+    pub fn told(&self) -> String {
+        format!(
+            "handed off at {}: {} stopped at the usage limit of account {} (no {} account \
+             usable); {} carried it on as a fresh task",
+            self.at, self.from, self.account, self.from, self.to
+        )
+    }
 }
 
 impl TaskFacts {

@@ -146,6 +146,9 @@ pub(crate) struct Record {
     /// Why each earlier try ended, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tries: Vec<String>,
+    /// Its hand-offs from one family's agent to another's, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hand_offs: Vec<String>,
 }
 
 /// Moves `from` into `dir` under a free name like `name`, its record `<name>.json`

@@ -22,6 +22,20 @@ fn validate_should_accept_the_example_folder() {
 }
 
 #[test]
+fn validate_should_accept_the_example_with_both_vendors() {
+    let out = run(
+        &["validate", "-f", &format!("{ROOT}/manifests/families/")],
+        "",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("accounts 4, pools 1"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn validate_should_name_file_line_and_column_of_every_problem_and_exit_1() {
     let text = "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {name: a}\nspec: {home: /a}\n---\n\
                 apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {name: p}\nspec:\n  prefix: p-\n  mni: 1\n  min: x\n  max: 0\n  workdir: /w\n";
@@ -161,14 +175,22 @@ fn version_and_help_should_answer_with_examples_on_every_subcommand() {
 
 #[test]
 fn every_example_manifest_should_carry_the_schema_modeline() {
-    for entry in std::fs::read_dir(format!("{ROOT}/manifests")).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(
-            text.starts_with("# yaml-language-server: $schema=../schema/failover.schema.json\n"),
-            "{} lacks the modeline",
-            path.display()
-        );
+    // The examples, and those of the folders beside them (one level down).
+    for (dir, up) in [("manifests", ".."), ("manifests/families", "../..")] {
+        for entry in std::fs::read_dir(format!("{ROOT}/{dir}")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let modeline =
+                format!("# yaml-language-server: $schema={up}/schema/failover.schema.json\n");
+            assert!(
+                text.starts_with(&modeline),
+                "{} lacks the modeline",
+                path.display()
+            );
+        }
     }
 }
 

@@ -16,27 +16,25 @@ use serde_json::Value;
 
 use crate::bed::{self, BIN, Bed};
 
-const WAIT: Duration = Duration::from_secs(30);
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
 /// `failover args…` on the bed.
-fn command(bed: &Bed, args: &[&str]) -> Command {
+pub(crate) fn command(bed: &Bed, args: &[&str]) -> Command {
     bed.command(args)
 }
 
 /// Starts `failover controller -f manifest`, logging at `info`.
-fn controller(bed: &Bed, manifest: &Path) -> Spawned {
+pub(crate) fn controller(bed: &Bed, manifest: &Path) -> Spawned {
     let mut cmd = command(bed, &["controller", "-f", &manifest.to_string_lossy()]);
     cmd.env("RUST_LOG", "info");
     Spawned::start(cmd, bed.root.join("controller.log"))
 }
 
-/// The Codex accounts `x` (preferred) and `y` sharing their threads (`sessions/`),
-/// the stand-in's profile `codex`, the controller, and the Codex pools: `fast` (turns of
-/// 100 ms, inbox `pf`) and `slow` (600 ms, inbox `ps`), two sessions each.
-fn codex_manifest(bed: &Bed) -> Manifest {
+/// `m` with the Codex accounts `x` (preferred) and `y` sharing their threads
+/// (`sessions/`) and the stand-in's profile `codex`.
+pub(crate) fn codex_family(m: Manifest, bed: &Bed) -> Manifest {
     let r = &bed.root;
-    Manifest::new()
-        .account("x", r.join("x"))
+    m.account("x", r.join("x"))
         .family(AgentKind::Codex)
         .account("y", r.join("y"))
         .family(AgentKind::Codex)
@@ -51,6 +49,25 @@ fn codex_manifest(bed: &Bed) -> Manifest {
             "codex",
             &[BIN, "sim-agent", "--agent", "codex"],
         )
+}
+
+/// `m` with the Claude accounts `a` (preferred) and `b` sharing their conversations and
+/// the stand-in's profile `claude`.
+pub(crate) fn claude_family(m: Manifest, bed: &Bed) -> Manifest {
+    let r = &bed.root;
+    m.account("a", r.join("a"))
+        .account("b", r.join("b"))
+        .priority(1)
+        .shared_state("claude", r.join("claude-shared"))
+        .with(|s: &mut SharedStateSpec| s.accounts = Some(vec!["a".into(), "b".into()]))
+        .agent("claude", &[BIN, "sim-agent"])
+}
+
+/// The Codex family of [`codex_family`], the controller, and the Codex pools: `fast`
+/// (turns of 100 ms, inbox `pf`) and `slow` (600 ms, inbox `ps`), two sessions each.
+fn codex_manifest(bed: &Bed) -> Manifest {
+    let r = &bed.root;
+    codex_family(Manifest::new(), bed)
         .controller("c")
         .with(|c: &mut ControllerConfigSpec| {
             c.poll_interval = duration("200ms");
@@ -87,7 +104,7 @@ fn new_bed() -> Bed {
 
 /// Waits until every session of `sessions` runs under `account` with Codex's (or
 /// Claude Code's) input line drawn.
-fn wait_ready(bed: &Bed, sessions: &[&str], account: &str, prompt: &str) {
+pub(crate) fn wait_ready(bed: &Bed, sessions: &[&str], account: &str, prompt: &str) {
     wait_for(WAIT, &format!("{sessions:?} ready under {account}"), || {
         sessions
             .iter()
@@ -97,7 +114,7 @@ fn wait_ready(bed: &Bed, sessions: &[&str], account: &str, prompt: &str) {
 }
 
 /// The `taskDone` entries of the journal, by task name: how each ended, and how often.
-fn done_in_journal(bed: &Bed) -> BTreeMap<String, Vec<String>> {
+pub(crate) fn done_in_journal(bed: &Bed) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for e in bed.events("taskDone") {
         let name = e["action"]["task"]["name"].as_str().unwrap_or_default();
@@ -107,8 +124,16 @@ fn done_in_journal(bed: &Bed) -> BTreeMap<String, Vec<String>> {
     out
 }
 
+/// Waits until the journal holds `n` `taskDone` entries: a task reaches `done/` a
+/// moment before its line is written.
+pub(crate) fn wait_journaled(bed: &Bed, c: &Spawned, n: usize) {
+    wait(bed, c, WAIT, &format!("{n} taskDone lines"), || {
+        (bed.events("taskDone").len() >= n).then_some(())
+    });
+}
+
 /// Every rollout file under `dir` (any depth).
-fn rollouts(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn rollouts(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -127,7 +152,7 @@ fn rollouts(dir: &Path) -> Vec<PathBuf> {
 
 /// The prompts of the user's `item_completed` messages of every rollout under `dir`:
 /// each task's text once per turn it ran.
-fn prompts(dir: &Path) -> Vec<String> {
+pub(crate) fn prompts(dir: &Path) -> Vec<String> {
     rollouts(dir)
         .iter()
         .flat_map(|p| {
@@ -163,9 +188,9 @@ fn drop_tasks(bed: &Bed, project: &str, prefix: &str, n: usize) -> Vec<String> {
 
 /// What a failed wait shows: the queues, the journal's last lines, each session's
 /// screen, the controller's log.
-fn dump(bed: &Bed, c: &Spawned) -> String {
+pub(crate) fn dump(bed: &Bed, c: &Spawned) -> String {
     let mut out = String::new();
-    for p in ["pf", "ps", "pc"] {
+    for p in ["pf", "ps", "pc", "pm"] {
         for f in ["inbox", "active", "done", "failed"] {
             out.push_str(&format!("{p}/{f}: {:?}\n", bed.files(p, f)));
         }
@@ -188,7 +213,7 @@ fn dump(bed: &Bed, c: &Spawned) -> String {
 }
 
 /// Waits up to `timeout` for `check`, else panics with [`dump`].
-fn wait<T>(
+pub(crate) fn wait<T>(
     bed: &Bed,
     c: &Spawned,
     timeout: Duration,
@@ -248,6 +273,7 @@ fn a_codex_pool_should_end_each_task_on_its_report_and_move_to_the_next_codex_ac
     eprintln!("20 Codex tasks done in {:?}", started.elapsed());
     // Each done once, on its turn's own proof: the notify report, or the rollout's
     // `task_complete` when the controller reads that first (Codex writes it first).
+    wait_journaled(&bed, &c, 20);
     let journal = done_in_journal(&bed);
     for name in &names {
         let how = journal.get(name).map(Vec::as_slice).unwrap_or_default();
@@ -329,6 +355,7 @@ fn a_codex_pool_should_end_each_task_on_its_report_and_move_to_the_next_codex_ac
         (Some("x"), Some("y"))
     );
     // Nothing lost, nothing run twice.
+    wait_journaled(&bed, &c, 21);
     let journal = done_in_journal(&bed);
     assert_eq!(journal.len(), 21, "{journal:?}");
     assert!(journal.values().all(|h| h.len() == 1), "{journal:?}");
@@ -342,13 +369,7 @@ fn a_codex_pool_should_end_each_task_on_its_report_and_move_to_the_next_codex_ac
 fn a_claude_limit_should_move_only_the_claude_sessions_while_codex_keeps_working() {
     let bed = new_bed();
     let r = bed.root.clone();
-    let m = codex_manifest(&bed)
-        .account("a", r.join("a"))
-        .account("b", r.join("b"))
-        .priority(1)
-        .shared_state("claude", r.join("claude-shared"))
-        .with(|s: &mut SharedStateSpec| s.accounts = Some(vec!["a".into(), "b".into()]))
-        .agent("claude", &[BIN, "sim-agent"])
+    let m = claude_family(codex_manifest(&bed), &bed)
         .env("FAILOVER_SIM_TURN", "200ms")
         .pool("cc", "cc-", 2..=2, r.join("work"))
         .inbox("pc", bed.inbox("pc"), "cc", r.join("work"));
@@ -431,6 +452,7 @@ fn a_claude_limit_should_move_only_the_claude_sessions_while_codex_keeps_working
         })
         .collect();
     assert!(moved.iter().all(|s| s.starts_with("cc-")), "{moved:?}");
+    wait_journaled(&bed, &c, 9);
     let journal = done_in_journal(&bed);
     assert!(journal.values().all(|h| h.len() == 1), "{journal:?}");
     assert_eq!(journal.len(), 9, "{journal:?}");

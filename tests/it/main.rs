@@ -16,6 +16,8 @@ mod chaos;
 mod codex;
 // Commands without tmux: `validate` (YAML errors, their lines), `schema`, help, man, completions.
 mod cli_validate;
+// A pool over two families on the stand-ins: Claude used up, Codex carries on, the cut task handed off, the return.
+mod families;
 // `failover init` on a made-up $HOME: homes found, one account per login, never overwriting.
 mod init;
 // The `failover controller` process: manifest edits, signals, its lock, tmux lost and back.

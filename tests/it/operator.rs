@@ -239,7 +239,7 @@ fn describe_and_events_should_tell_a_sessions_move_and_the_reading_behind_it() {
     ]);
     assert_eq!(code, 0);
     let json: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
-    assert_eq!(json.len(), listed.len());
+    assert_eq!(json.len(), listed.len(), "{events}\n{json:#?}");
     drop(controller);
 }
 

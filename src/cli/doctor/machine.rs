@@ -43,7 +43,7 @@ pub(super) fn gather(m: &Manifests) -> Facts {
     let mut used: Vec<&str> = m
         .pools
         .iter()
-        .map(|p| p.spec.agent.as_str())
+        .flat_map(|p| p.spec.profiles().iter().map(String::as_str))
         .chain(m.dedicated.iter().map(|d| d.spec.agent.as_str()))
         .collect();
     used.sort_unstable();

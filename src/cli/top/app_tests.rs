@@ -10,6 +10,7 @@ fn session(name: &str) -> SessionView {
         row: SessionRow {
             name: name.into(),
             role: "pool auto".into(),
+            kind: "claude-code".into(),
             account: "a".into(),
             state: "running".into(),
             pid: Some(1),

@@ -19,6 +19,7 @@ fn session(name: &str, account: &str, activity: Activity, task: &str) -> Session
         row: SessionRow {
             name: name.into(),
             role: "pool auto".into(),
+            kind: "claude-code".into(),
             account: account.into(),
             state: "running".into(),
             pid: Some(7),
