@@ -909,8 +909,15 @@ fn twenty_tasks_at_every_reply_speed_should_end_once_through_controller_and_tmux
             .count();
         assert_eq!(controllers, 1, "{delay:?}: controllers running at the end");
         let texts: Vec<String> = tasks.iter().map(|(_, t)| t.clone()).collect();
-        let turns =
-            failover::testbed::chaos::count::turns(&fleet.bed.root.join("shared/projects"), &texts);
+        // Claude Code writes its transcript a moment after its Stop hook ran: the last
+        // task's reply may land after the task is done. The evidence settles first.
+        let projects = fleet.bed.root.join("shared/projects");
+        let count = || failover::testbed::chaos::count::turns(&projects, &texts);
+        let turns = failover::testbed::wait_for_or_none(Duration::from_secs(10), || {
+            let turns = count();
+            turns.iter().all(|t| t.completed > 0).then_some(turns)
+        })
+        .unwrap_or_else(count);
         let entries: Vec<serde_json::Value> = fleet.events("taskDone");
         let (mut resent, mut resumed) = (0, 0);
         for ((name, text), t) in tasks.iter().zip(&turns) {
@@ -918,10 +925,14 @@ fn twenty_tasks_at_every_reply_speed_should_end_once_through_controller_and_tmux
                 let dump: Vec<String> = walk(&fleet.bed.root.join("shared/projects"))
                     .into_iter()
                     .map(|p| std::fs::read_to_string(p).unwrap_or_default())
-                    .filter(|t| t.contains(text.lines().next().unwrap_or_default()))
+                    .filter(|t| t.contains(text.split(':').next().unwrap_or_default()))
                     .collect();
+                let record = std::fs::read_to_string(
+                    fleet.bed.queue("p", "done").join(format!("{name}.json")),
+                )
+                .unwrap_or_default();
                 panic!(
-                    "{delay:?} {name}: ran to a reply {t:?}\n{}",
+                    "{delay:?} {name}: ran to a reply {t:?}\nrecord {record}\n{}",
                     dump.join("\n----\n")
                 );
             }
