@@ -489,22 +489,7 @@ fn a_dedicated_codex_session_should_move_to_the_next_account_resuming_its_thread
     let bed = new_bed();
     let r = bed.root.clone();
     std::fs::create_dir_all(r.join("desk")).unwrap();
-    let m = Manifest::new()
-        .account("x", r.join("x"))
-        .family(AgentKind::Codex)
-        .account("y", r.join("y"))
-        .family(AgentKind::Codex)
-        .priority(1)
-        .shared_state("threads", r.join("codex-shared"))
-        .with(|s: &mut SharedStateSpec| {
-            s.links = vec!["sessions".into()];
-            s.accounts = Some(vec!["x".into(), "y".into()]);
-        })
-        .agent_of(
-            AgentKind::Codex,
-            "codex",
-            &[BIN, "sim-agent", "--agent", "codex"],
-        )
+    let m = codex_family(Manifest::new(), &bed)
         .env("FAILOVER_SIM_TURN", "100ms")
         .controller("c")
         .with(|c: &mut ControllerConfigSpec| c.poll_interval = duration("200ms"))
@@ -540,11 +525,15 @@ fn a_dedicated_codex_session_should_move_to_the_next_account_resuming_its_thread
         (bed.account("desk") == "y").then_some(())
     });
     eprintln!("desk under y {:?} after the limit", seen.elapsed());
-    let moved: Vec<Value> = bed
-        .journal()
-        .into_iter()
-        .filter(|e| e["action"]["action"] == "moveSession")
-        .collect();
+    // The move is journaled once carried out, a moment after tmux holds the account.
+    let moved: Vec<Value> = wait(&bed, &c, WAIT, "the move journaled", || {
+        let moved: Vec<Value> = bed
+            .journal()
+            .into_iter()
+            .filter(|e| e["action"]["action"] == "moveSession")
+            .collect();
+        (!moved.is_empty()).then_some(moved)
+    });
     assert_eq!(moved.len(), 1, "{moved:?}\n{}", c.log());
     assert_eq!(
         moved[0]["action"]["conversation"][0],

@@ -685,11 +685,16 @@ fn a_dedicated_real_codex_session_should_move_at_a_limit_resuming_its_thread() {
     })
     .unwrap_or_else(|| panic!("desk under y within 2 s:\n{}", log()));
     eprintln!("desk under y {:?} after the limit", seen.elapsed());
-    let moved: Vec<Value> = bed
-        .journal()
-        .into_iter()
-        .filter(|e| e["action"]["action"] == "moveSession")
-        .collect();
+    // The move is journaled once carried out, a moment after tmux holds the account.
+    let moved: Vec<Value> = failover::testbed::wait_for_or_none(WAIT, || {
+        let moved: Vec<Value> = bed
+            .journal()
+            .into_iter()
+            .filter(|e| e["action"]["action"] == "moveSession")
+            .collect();
+        (!moved.is_empty()).then_some(moved)
+    })
+    .unwrap_or_else(|| panic!("the move journaled:\n{}", log()));
     assert!(
         matches!(&moved[..], [m] if m["ok"] == true && m["action"]["conversation"][0].is_string()),
         "{moved:?}"
