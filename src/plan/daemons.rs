@@ -45,23 +45,6 @@ mod tests {
     use super::super::fixtures::*;
     use super::*;
 
-    const CODEX: &str = "
-apiVersion: failover/v1alpha1
-kind: Account
-metadata: {name: x}
-spec: {home: /h/x, agent: codex}
----
-apiVersion: failover/v1alpha1
-kind: Account
-metadata: {name: x2}
-spec: {home: /h/x2, agent: codex, priority: 1}
----
-apiVersion: failover/v1alpha1
-kind: Pool
-metadata: {name: cx}
-spec: {prefix: cx-, min: 1, max: 1, workdir: /w, agent: codex}
-";
-
     fn ended(p: &Plan) -> Vec<String> {
         p.actions
             .iter()
@@ -74,7 +57,7 @@ spec: {prefix: cx-, min: 1, max: 1, workdir: /w, agent: codex}
 
     #[test]
     fn daemons_should_end_once_no_session_of_ours_runs_under_their_home() {
-        let m = manifests(CODEX);
+        let m = manifests(CODEX_POOL);
         let mut o = observed();
         home_dirs(&mut o, &m);
         o.codex_daemons.insert("/h/x".into(), vec![(4242, 99)]);

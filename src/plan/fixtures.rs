@@ -25,6 +25,24 @@ metadata: {name: shared}
 spec: {target: /s, links: [projects, file-history]}
 ";
 
+/// Two Codex accounts, `x` preferred, and a Codex pool of one (`cx-0`).
+pub(crate) const CODEX_POOL: &str = "
+apiVersion: failover/v1alpha1
+kind: Account
+metadata: {name: x}
+spec: {home: /h/x, agent: codex}
+---
+apiVersion: failover/v1alpha1
+kind: Account
+metadata: {name: x2}
+spec: {home: /h/x2, agent: codex, priority: 1}
+---
+apiVersion: failover/v1alpha1
+kind: Pool
+metadata: {name: auto}
+spec: {prefix: cx-, min: 1, max: 1, workdir: /w, agent: codex}
+";
+
 pub(crate) const POOL_AND_DEDICATED: &str = "
 apiVersion: failover/v1alpha1
 kind: Account

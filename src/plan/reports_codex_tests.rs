@@ -17,23 +17,6 @@ const THREAD: &str = "01a2491a-3bf7-7d30-ace9-5b4397d89eb8";
 const TITLE_THREAD: &str = "01a2491a-7c00-7580-bb27-92afae4f4b73";
 const ROLLOUT: &str = "/h/x/sessions/2026/11/21/rollout-2026-11-21T05-59-58-01a2491a-3bf7-7d30-ace9-5b4397d89eb8.jsonl";
 
-const CODEX_POOL: &str = "
-apiVersion: failover/v1alpha1
-kind: Account
-metadata: {name: x}
-spec: {home: /h/x, agent: codex}
----
-apiVersion: failover/v1alpha1
-kind: Account
-metadata: {name: x2}
-spec: {home: /h/x2, agent: codex, priority: 1}
----
-apiVersion: failover/v1alpha1
-kind: Pool
-metadata: {name: auto}
-spec: {prefix: cx-, min: 1, max: 1, workdir: /w, agent: codex}
-";
-
 const BUSY: &str = "› do it\n\n• Working (3s • esc to interrupt)\n\n› Ask Codex to do anything\n";
 
 fn at(secs: i64) -> jiff::Timestamp {

@@ -5,6 +5,14 @@ use super::super::fixtures::*;
 use super::*;
 use crate::plan::{Action, FsAction, SessionAction};
 
+/// Account `main`, the active one, is exhausted until 07:00.
+fn main_exhausted(o: &mut Observed) {
+    o.facts
+        .exhausted_until
+        .insert("main".into(), "2026-11-21T07:00:00Z".parse().unwrap());
+    o.facts.family_mut(CLAUDE).active_account = Some("main".into());
+}
+
 fn names(plan: &Plan, f: impl Fn(&Action) -> Option<String>) -> Vec<String> {
     plan.actions.iter().filter_map(f).collect()
 }
@@ -237,10 +245,7 @@ fn planner_should_move_every_session_off_an_exhausted_account_resuming_dedicated
     }
     // The dedicated session's agent reported its conversation.
     reported(&mut o, "ccl-1-x", 103);
-    o.facts
-        .exhausted_until
-        .insert("main".into(), "2026-11-21T07:00:00Z".parse().unwrap());
-    o.facts.family_mut(CLAUDE).active_account = Some("main".into());
+    main_exhausted(&mut o);
     let p = plan(&m, &o, "failover", now());
     let moved = names(&p, |a| {
         if let Action::Session(SessionAction::MoveSession { session, from, .. }) = a {
@@ -386,10 +391,7 @@ fn a_moved_task_should_resume_its_own_conversation_when_the_agent_reported_none(
             t.conversation = Some(thread.clone());
         }
         claimed(&mut o, "ccl-auto-11", t);
-        o.facts
-            .exhausted_until
-            .insert("main".into(), "2026-11-21T07:00:00Z".parse().unwrap());
-        o.facts.family_mut(CLAUDE).active_account = Some("main".into());
+        main_exhausted(&mut o);
         let p = plan(&m, &o, "failover", now());
         let moved = p.actions.iter().find_map(|a| match a {
             Action::Session(SessionAction::MoveSession {
@@ -436,10 +438,7 @@ fn a_dedicated_codex_session_should_move_with_the_thread_its_rollouts_show() {
         let mut o = observed();
         add(&mut o, session("ccl-1-x", "failover", "main", 100));
         o.codex_threads.insert("ccl-1-x".into(), thread.clone());
-        o.facts
-            .exhausted_until
-            .insert("main".into(), "2026-11-21T07:00:00Z".parse().unwrap());
-        o.facts.family_mut(CLAUDE).active_account = Some("main".into());
+        main_exhausted(&mut o);
         let p = plan(&m, &o, "failover", now());
         let moved = p.actions.iter().find_map(|a| match a {
             Action::Session(SessionAction::MoveSession {
@@ -472,10 +471,7 @@ fn a_session_to_resume_without_a_known_conversation_should_be_refused_not_moved(
     let m = manifests(POOL_AND_DEDICATED);
     let mut o = observed();
     add(&mut o, session("ccl-1-x", "failover", "main", 100));
-    o.facts
-        .exhausted_until
-        .insert("main".into(), "2026-11-21T07:00:00Z".parse().unwrap());
-    o.facts.family_mut(CLAUDE).active_account = Some("main".into());
+    main_exhausted(&mut o);
     let p = plan(&m, &o, "failover", now());
     assert!(
         !p.actions.iter().any(|a| matches!(

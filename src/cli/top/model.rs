@@ -159,6 +159,24 @@ pub(super) fn sparkline(values: &[f64], max: f64) -> String {
         .collect()
 }
 
+/// The `n` buckets of `width` ending at `now`, oldest first: whether each holds `t`
+/// (the last one holds its end too).
+fn buckets(
+    now: Timestamp,
+    width: jiff::SignedDuration,
+    n: usize,
+) -> impl Iterator<Item = (Timestamp, impl Fn(Timestamp) -> bool)> {
+    let start = now - width * i32::try_from(n).unwrap_or(i32::MAX);
+    (0..n).map(move |i| {
+        let from = start + width * i32::try_from(i).unwrap_or(i32::MAX);
+        let to = from + width;
+        let last = i + 1 == n;
+        (from, move |t: Timestamp| {
+            t >= from && (t < to || (last && t <= to))
+        })
+    })
+}
+
 /// The level of `series` (time, value; oldest first) in each of `n` buckets of `width`
 /// ending at `now`: the highest value in the bucket, else the last one before it.
 pub(super) fn levels(
@@ -167,15 +185,11 @@ pub(super) fn levels(
     width: jiff::SignedDuration,
     n: usize,
 ) -> Vec<f64> {
-    let start = now - width * i32::try_from(n).unwrap_or(i32::MAX);
-    (0..n)
-        .map(|i| {
-            let from = start + width * i32::try_from(i).unwrap_or(i32::MAX);
-            let to = from + width;
-            let last = i + 1 == n;
+    buckets(now, width, n)
+        .map(|(from, holds)| {
             let inside = series
                 .iter()
-                .filter(|(t, _)| *t >= from && (*t < to || (last && *t <= to)))
+                .filter(|(t, _)| holds(*t))
                 .map(|(_, v)| *v)
                 .reduce(f64::max);
             inside
@@ -198,16 +212,9 @@ pub(super) fn counts(
     width: jiff::SignedDuration,
     n: usize,
 ) -> Vec<f64> {
-    let start = now - width * i32::try_from(n).unwrap_or(i32::MAX);
-    (0..n)
-        .map(|i| {
-            let from = start + width * i32::try_from(i).unwrap_or(i32::MAX);
-            let to = from + width;
-            let last = i + 1 == n;
-            let c = times
-                .iter()
-                .filter(|t| **t >= from && (**t < to || (last && **t <= to)))
-                .count();
+    buckets(now, width, n)
+        .map(|(_, holds)| {
+            let c = times.iter().filter(|t| holds(**t)).count();
             // A count of tasks: far below 2^52.
             #[allow(clippy::cast_precision_loss)]
             let c = c as f64;
