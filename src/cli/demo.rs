@@ -1,7 +1,10 @@
 //! `failover demo`: the whole story on a private tmux server with stand-in agents, no
-//! account and no Claude Code needed. Two accounts sharing their transcripts, a pool of
-//! four, a dedicated session, twelve tasks; part-way the first account hits its usage
-//! limit, every session moves to the second and carries on, and all tasks finish.
+//! account, Claude Code or Codex needed. Two Claude accounts sharing their transcripts,
+//! one Codex account, a pool of four over both families, a dedicated session, twelve
+//! tasks; a third of the way the first account hits its usage limit, every session moves
+//! to the second and carries on; two thirds of the way the second one runs out too, the
+//! pool restarts under Codex (the tasks cut by the limit handed to it), the dedicated
+//! session waits for Claude, and all tasks finish.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -39,8 +42,10 @@ struct Demo {
     narrator: Narrator,
     /// How many tasks to drop in all.
     tasks: usize,
-    /// How many of them to drop before the usage limit.
+    /// How many of them to drop before the first usage limit.
     first: usize,
+    /// How many of them to drop before the second usage limit (`first` included).
+    second: usize,
     /// Leave everything running at the end, to attach and look.
     keep: bool,
 }
@@ -146,9 +151,21 @@ fn demo(args: &Args) -> Result<(), String> {
     demo.type_in_desk()?;
     demo.first_tasks()?;
     let swap = demo.usage_limit_and_swap()?;
-    demo.remaining_tasks()?;
-    demo.summary(&swap);
+    demo.tasks_done(demo.second, "under account backup")?;
+    let codex = demo.claude_used_up()?;
+    demo.tasks_done(demo.tasks, "")?;
+    demo.summary(&swap, &codex);
     Ok(())
+}
+
+/// How the last act went, for the summary: Claude used up, the pool under Codex.
+struct Codex {
+    /// Milliseconds from the second usage limit to the last pool session under Codex.
+    ms: u128,
+    /// Pool sessions restarted under Codex.
+    restarted: usize,
+    /// Tasks cut by the limit and handed to Codex.
+    handed_off: usize,
 }
 
 /// How the swap went, for the summary.
@@ -169,7 +186,7 @@ impl Demo {
             .tempdir()
             .map_err(|e| format!("temp folder: {e}"))?
             .keep();
-        let tasks = args.tasks.max(2);
+        let tasks = args.tasks.max(3);
         let demo = Demo {
             start,
             exe,
@@ -182,13 +199,15 @@ impl Demo {
             root,
             controller: None,
             tasks,
-            first: (tasks / 3).max(1),
+            first: tasks / 3,
+            second: tasks * 2 / 3,
             keep: args.keep,
         };
         for dir in [
             "main",
             "backup",
             "shared",
+            "codex",
             "project/.agent-queue/inbox",
             "desk",
             "manifests",
@@ -200,7 +219,8 @@ impl Demo {
             &manifest(&demo.root, &demo.exe),
         )?;
         demo.say(&format!(
-            "folder {}: accounts main and backup, their transcripts shared",
+            "folder {}: Claude accounts main and backup, their transcripts shared; Codex \
+             account codex",
             demo.root.display()
         ));
         Ok(demo)
@@ -280,8 +300,8 @@ impl Demo {
     /// Account main hits its usage limit as the other tasks drop; waits for swap and moves.
     fn usage_limit_and_swap(&mut self) -> Result<Swap, String> {
         write(&self.root.join("main/.sim-limit"), "11:59pm (UTC)")?;
-        self.drop_tasks(self.first + 1..=self.tasks)?;
-        self.say(&format!("{} more tasks dropped", self.tasks - self.first));
+        self.drop_tasks(self.first + 1..=self.second)?;
+        self.say(&format!("{} more tasks dropped", self.second - self.first));
         let hit = Instant::now();
         let swap = self
             .wait(Duration::from_secs(20), |d| {
@@ -323,20 +343,63 @@ impl Demo {
         .unwrap_or_else(|| moves(self, false))
     }
 
-    /// Waits for every task to finish under account backup.
-    fn remaining_tasks(&mut self) -> Result<(), String> {
-        let tasks = self.tasks;
+    /// Waits for the first `tasks` tasks to finish (`under`: where, for the story).
+    fn tasks_done(&mut self, tasks: usize, under: &str) -> Result<(), String> {
         self.wait(Duration::from_secs(60), |d| {
             (d.done() >= tasks).then_some(())
         })
         .ok_or_else(|| format!("only {} of {tasks} tasks finished", self.done()))?;
-        self.say(&format!("all {tasks} tasks done"));
+        let under = if under.is_empty() {
+            String::new()
+        } else {
+            format!(" {under}")
+        };
+        self.say(&format!("{tasks} tasks done{under}"));
         Ok(())
     }
 
+    /// The last act: account backup runs out too as the last tasks drop; waits for the
+    /// pool to restart under Codex and for the dedicated session to say it waits.
+    fn claude_used_up(&mut self) -> Result<Codex, String> {
+        self.say("now account backup hits its usage limit too: no Claude account is left");
+        write(&self.root.join("backup/.sim-limit"), "11:59pm (UTC)")?;
+        self.drop_tasks(self.second + 1..=self.tasks)?;
+        self.say(&format!("{} more tasks dropped", self.tasks - self.second));
+        let hit = Instant::now();
+        let family_changes = |d: &Demo| {
+            d.entries()
+                .into_iter()
+                .filter(|e| matches!(e, Entry::Event(Event::FamilyChanged { back: false, .. })))
+                .count()
+        };
+        let restarted = self
+            .wait(Duration::from_secs(30), |d| {
+                let n = family_changes(d);
+                (n >= 4).then_some(n)
+            })
+            .ok_or("the pool did not restart under Codex")?;
+        let ms = hit.elapsed().as_millis();
+        self.say(&format!(
+            "the {restarted} pool sessions run Codex, {ms} ms after backup ran out"
+        ));
+        let handed_off = self
+            .entries()
+            .into_iter()
+            .filter(|e| matches!(e, Entry::Event(Event::HandedOff { .. })))
+            .count();
+        Ok(Codex {
+            ms,
+            restarted,
+            handed_off,
+        })
+    }
+
     /// Prints the summary: tasks, swap, moves, the dedicated session and where to look.
-    fn summary(&self, swap: &Swap) {
+    fn summary(&self, swap: &Swap, codex: &Codex) {
         let desk_resumed = self.desk_screen().contains(DESK_PROMPT);
+        let desk_waits = self.entries().into_iter().any(|e| {
+            matches!(e, Entry::Event(Event::SessionWaits { sessions, .. }) if sessions.iter().any(|s| s == "desk"))
+        });
         let socket = self.socket.display();
         println!();
         println!("Summary");
@@ -347,11 +410,28 @@ impl Demo {
         );
         println!("  sessions moved:   {}", swap.moved);
         println!(
-            "  desk:             {}",
+            "  under Codex:      {} pool sessions, {} ms after backup ran out; {} cut {} \
+             handed off",
+            codex.restarted,
+            codex.ms,
+            codex.handed_off,
+            if codex.handed_off == 1 {
+                "task"
+            } else {
+                "tasks"
+            }
+        );
+        println!(
+            "  desk:             {}{}",
             if desk_resumed {
                 "its conversation resumed under backup (your prompt is back on screen)"
             } else {
                 "its conversation is not on screen"
+            },
+            if desk_waits {
+                "; it waits for a Claude account (a dedicated session never changes family)"
+            } else {
+                ""
             }
         );
         println!(
@@ -384,12 +464,24 @@ impl Demo {
             if let Some(v) = check(self) {
                 return Some(v);
             }
+            if let Some(status) = self.controller_exited() {
+                self.say(&format!(
+                    "the controller exited ({status}); its log: {}",
+                    self.root.join("controller.log").display()
+                ));
+                return None;
+            }
             if Instant::now() >= deadline {
                 self.say("timed out");
                 return None;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// How the controller ended, when it did: the demo stops waiting at once.
+    fn controller_exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.controller.as_mut()?.try_wait().ok().flatten()
     }
 
     /// Drops the tasks numbered `range` into the inbox, each written aside then renamed in.
@@ -466,16 +558,19 @@ impl Demo {
     }
 }
 
-/// The demo's manifest: two accounts, shared transcripts, stand-in agents, pool, desk, inbox.
+/// The demo's manifest: two Claude accounts sharing their transcripts and one Codex
+/// account, stand-in agents of both families, a pool over both, desk, inbox.
 fn manifest(root: &Path, exe: &Path) -> String {
     format!(
         "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: main}}\nspec: {{home: {r}/main, priority: 0}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: backup}}\nspec: {{home: {r}/backup, priority: 1}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: SharedState\nmetadata: {{name: shared}}\nspec: {{target: {r}/shared}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: codex}}\nspec: {{home: {r}/codex, agent: codex}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{exe}, sim-agent], env: {{FAILOVER_SIM_TURN: 1500ms}}}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: codex}}\nspec: {{kind: codex, command: [{exe}, sim-agent, --agent, codex], env: {{FAILOVER_SIM_TURN: 1500ms}}}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: demo}}\nspec: {{pollInterval: 250ms, dispatch: {{submitDelay: 200ms}}, quota: {{cooldown: 1m}}}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: auto}}\nspec: {{prefix: demo-, min: 4, max: 4, workdir: {r}/project}}\n---\n\
-         apiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: {r}/desk}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: auto}}\nspec: {{prefix: demo-, min: 4, max: 4, agents: [claude, codex], workdir: {r}/project}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: {r}/desk, agent: claude}}\n---\n\
          apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: project}}\nspec: {{path: {r}/project/.agent-queue/inbox, pool: auto, workdir: {r}/project}}\n",
         r = root.display(),
         exe = exe.display(),
@@ -522,7 +617,14 @@ fn narrated(entry: &Entry) -> bool {
                 | Action::Task(TaskAction::ContinueTask { .. })
                 | Action::Session(SessionAction::MoveSession { .. })
         ),
-        Entry::Event(e) => matches!(e, Event::QuotaDetected { .. }),
+        Entry::Event(e) => matches!(
+            e,
+            Event::QuotaDetected { .. }
+                | Event::AllExhausted { .. }
+                | Event::HandedOff { .. }
+                | Event::FamilyChanged { .. }
+                | Event::SessionWaits { .. }
+        ),
         Entry::Refused(_) => true,
         Entry::Controller(_) | Entry::Unknown(_) => false,
     }

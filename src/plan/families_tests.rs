@@ -184,6 +184,51 @@ fn planner_should_restart_idle_pool_sessions_under_the_next_family_when_the_pref
     );
     // The dedicated session stays and says it waits.
     assert!(session_actions(&p).iter().all(|(_, n, _)| n != "desk"));
+    // The refusal says what goes on instead, not that tasks wait.
+    assert_eq!(
+        refusals(&p),
+        [format!(
+            "claude-code: every account is exhausted; the first resets at {until} (a until \
+             {until}); no claude-code session is started; pool auto runs codex meanwhile; its \
+             dedicated sessions wait for a claude-code account",
+            until = now() + jiff::SignedDuration::from_hours(1)
+        )]
+    );
+}
+
+/// What the plan refuses about the accounts.
+fn refusals(p: &Plan) -> Vec<String> {
+    p.refused
+        .iter()
+        .filter(|r| r.object.spoken().to_string() == "accounts")
+        .map(|r| r.reason.clone())
+        .collect()
+}
+
+#[test]
+fn planner_should_say_tasks_wait_only_once_every_family_of_their_pool_is_used_up() {
+    let m = mixed(false);
+    let mut o = world("x");
+    exhaust(&mut o, "a");
+    exhaust(&mut o, "x");
+    let p = plan_with_tasks(&m, &o, "failover", now());
+    let said = refusals(&p);
+    assert_eq!(said.len(), 2, "{said:?}");
+    assert!(
+        said[0].starts_with("claude-code: every account is exhausted")
+            && said[0].ends_with(
+                "no claude-code session is started; the tasks of pool auto wait in their \
+                 inboxes; its dedicated sessions wait for a claude-code account"
+            ),
+        "{said:?}"
+    );
+    assert!(
+        said[1].starts_with("codex: every account is exhausted")
+            && said[1].ends_with(
+                "no codex session is started; the tasks of pool auto wait in their inboxes"
+            ),
+        "{said:?}"
+    );
 }
 
 #[test]

@@ -46,11 +46,32 @@ pub(super) fn plan_sessions(
         .iter()
         .filter_map(|k| Some((*k, m.account(plan.account(*k)?)?)))
         .collect();
-    let blocked = families
+    let refusals: Vec<(AgentKind, Refusal)> = families
         .iter()
-        .filter(|k| blocked(m, **k, accounts.get(*k).copied(), broken, now, plan))
-        .copied()
+        .filter_map(|k| {
+            Some((
+                *k,
+                blocked(m, *k, accounts.get(k).copied(), broken, now, plan)?,
+            ))
+        })
         .collect();
+    let blocked: BTreeSet<AgentKind> = refusals.iter().map(|(k, _)| *k).collect();
+    for (kind, refusal) in refusals {
+        match refusal {
+            Refusal::NoAccount(why) if families.len() > 1 => plan.refuse(
+                ObjectRef::Accounts,
+                format!("{kind}: {why}; {}", meanwhile(m, kind, &blocked)),
+            ),
+            Refusal::NoAccount(why) => plan.refuse(
+                ObjectRef::Accounts,
+                format!("{why}; no session is started, tasks wait in their inboxes"),
+            ),
+            Refusal::Broken(account) => plan.refuse(
+                ObjectRef::Account(account),
+                "its shared state is broken (see above); no session is started under it until it is fixed",
+            ),
+        }
+    }
     let ctx = Ctx {
         m,
         observed,
@@ -81,38 +102,65 @@ pub(super) fn plan_sessions(
     ctx.remove_orphans(&wanted, &removed, plan);
 }
 
-/// Whether no session of family `kind` may start: no account of it can take them, or
-/// its active one's shared state is broken (each refused with the reason; with more
-/// than one family, the refusal says which).
+/// Why no session of a family may start.
+enum Refusal {
+    /// No account of it can take sessions: why.
+    NoAccount(String),
+    /// Its active account's shared state is broken: the account.
+    Broken(String),
+}
+
+/// Why no session of family `kind` may start, if none may: no account of it can take
+/// them, or its active one's shared state is broken.
 fn blocked(
     m: &Manifests,
     kind: AgentKind,
     account: Option<&Object<AccountSpec>>,
     broken: &BTreeSet<String>,
     now: jiff::Timestamp,
-    plan: &mut Plan,
-) -> bool {
+    plan: &Plan,
+) -> Option<Refusal> {
     match account {
         None => {
             let family = m.family_by_priority(kind);
-            let why = super::ledger::why_none(&family, &plan.facts, broken, now);
-            let why = if m.families().len() > 1 {
-                format!("{kind}: {why}")
-            } else {
-                why
-            };
-            plan.refuse(ObjectRef::Accounts, why);
-            true
+            Some(Refusal::NoAccount(super::ledger::why_none(
+                &family,
+                &plan.facts,
+                broken,
+                now,
+            )))
         }
-        Some(a) if broken.contains(&a.name) => {
-            plan.refuse(
-                ObjectRef::Account(a.name.clone()),
-                "its shared state is broken (see above); no session is started under it until it is fixed",
-            );
-            true
-        }
-        Some(_) => false,
+        Some(a) if broken.contains(&a.name) => Some(Refusal::Broken(a.name.clone())),
+        Some(_) => None,
     }
+}
+
+/// What goes on while family `kind` may start no session, with several families: the
+/// pools that run it and another family not `blocked` run that one meanwhile; the
+/// others' tasks wait in their inboxes; its dedicated sessions wait.
+fn meanwhile(m: &Manifests, kind: AgentKind, blocked: &BTreeSet<AgentKind>) -> String {
+    let mut said = vec![format!("no {kind} session is started")];
+    let mut waiting: Vec<&str> = Vec::new();
+    for pool in &m.pools {
+        let kinds: Vec<AgentKind> = pool.spec.profiles().iter().map(|p| m.kind_of(p)).collect();
+        if !kinds.contains(&kind) {
+            continue;
+        }
+        match kinds.iter().find(|k| !blocked.contains(k)) {
+            Some(other) => said.push(format!("pool {} runs {other} meanwhile", pool.name)),
+            None => waiting.push(&pool.name),
+        }
+    }
+    if !waiting.is_empty() {
+        said.push(format!(
+            "the tasks of pool {} wait in their inboxes",
+            waiting.join(", ")
+        ));
+    }
+    if m.dedicated.iter().any(|d| m.kind_of(&d.spec.agent) == kind) {
+        said.push(format!("its dedicated sessions wait for a {kind} account"));
+    }
+    said.join("; ")
 }
 
 impl Ctx<'_> {

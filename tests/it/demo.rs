@@ -43,6 +43,13 @@ fn the_demo_should_tell_the_whole_story_and_clean_up() {
         "done in session demo-0 (Stop report)",
         "session/desk: moved from account main to backup, resuming conversation",
         "carries on in session",
+        // The last act: no Claude account left, the pool runs Codex.
+        "under Codex:      4 pool sessions",
+        "handed off from claude-code to codex",
+        "no claude-code account is usable: runs codex under account codex",
+        "no claude-code session is started; pool auto runs codex meanwhile",
+        "session/desk: waits for a claude-code account until 23:59 UTC",
+        "it waits for a Claude account",
     ] {
         assert!(
             stdout.contains(expected),

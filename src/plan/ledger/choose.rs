@@ -229,7 +229,7 @@ impl<'m> Choice<'m, '_> {
 
 /// Why no account of `family` (by priority) can take sessions, naming each account's
 /// reason: every one exhausted (the first reset, then each), or the exhausted ones and
-/// those whose shared state is broken.
+/// those whose shared state is broken. What follows from it is the caller's to say.
 pub(in crate::plan) fn why_none(
     family: &Family<'_>,
     facts: &Facts,
@@ -246,15 +246,9 @@ pub(in crate::plan) fn why_none(
         .collect();
     if let Some(first) = all_exhausted(family, facts, now) {
         let first = format!("; the first resets at {first}");
-        format!(
-            "every account is exhausted{first} ({}); no session is started, tasks wait in their inboxes",
-            each.join(", ")
-        )
+        format!("every account is exhausted{first} ({})", each.join(", "))
     } else {
-        format!(
-            "no account can take sessions ({}); no session is started, tasks wait in their inboxes",
-            each.join(", ")
-        )
+        format!("no account can take sessions ({})", each.join(", "))
     }
 }
 
