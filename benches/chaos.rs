@@ -1,6 +1,8 @@
 //! The chaos suite's large form: `cargo bench --bench chaos -- --tasks 500 --kills 50
-//! --tmux-kills 5 [--runs 5] [--seed N] [--state-damage]`; `--state-damage` damages the
-//! state folder at the controller kills, each fault of `chaos::damage::Fault::ALL` in turn. One line of figures per run, counted from
+//! --tmux-kills 5 [--runs 5] [--seed N] [--state-damage] [--mixed]`; `--state-damage`
+//! damages the state folder at the controller kills, each fault of
+//! `chaos::damage::Fault::ALL` in turn; `--mixed` runs both pools over Claude Code and
+//! Codex, the Claude account used up a third of the way and usable again later. One line of figures per run, counted from
 //! evidence (see `failover::testbed::chaos`); exits 1 when a run was not clean.
 //! Figures go to docs/reliability.md.
 
@@ -18,6 +20,7 @@ fn main() -> std::process::ExitCode {
         seed: 0,
         settle: Duration::ZERO,
         faults: Vec::new(),
+        mixed: false,
     };
     let mut runs = 1;
     let mut args = std::env::args().skip(1);
@@ -35,6 +38,10 @@ fn main() -> std::process::ExitCode {
                 o.faults = chaos::damage::Fault::ALL.to_vec();
                 continue;
             }
+            "--mixed" => {
+                o.mixed = true;
+                continue;
+            }
             "--tasks" => o.tasks = value() as usize,
             "--kills" => o.kills = value() as usize,
             "--tmux-kills" => o.tmux_kills = value() as usize,
@@ -44,7 +51,7 @@ fn main() -> std::process::ExitCode {
             "--bench" => {}
             other => {
                 eprintln!(
-                    "unknown argument {other}: --tasks N --kills N --tmux-kills N --runs N --seed N --state-damage"
+                    "unknown argument {other}: --tasks N --kills N --tmux-kills N --runs N --seed N --state-damage --mixed"
                 );
                 return std::process::ExitCode::from(2);
             }

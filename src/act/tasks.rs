@@ -16,14 +16,13 @@ pub(super) async fn execute(action: &TaskAction, ctx: Context<'_>) -> Result<Out
             task,
             pane,
             restart,
-        } => dispatch(ctx, task, pane, restart.as_ref()).await,
+            note,
+        } => dispatch(ctx, task, pane, restart.as_ref(), note.as_deref()).await,
         TaskAction::PasteTask { task, pane, note } => {
             let folders = Folders::of(&task.path);
-            let mut text =
+            let text =
                 tasks::read_task(&folders.active.join(&task.file)).map_err(|e| failure(task, e))?;
-            if let Some(note) = note.as_deref().filter(|n| !n.is_empty()) {
-                text = format!("{note}\n\n{text}");
-            }
+            let text = with_note(note.as_deref(), text);
             paste(ctx, task, pane, &text).await?;
             Ok(Outcome::Sent(text_hash(&text)))
         }
@@ -180,11 +179,20 @@ fn failure(task: &TaskRef, e: impl std::fmt::Display) -> Error {
 /// Claims the task (rename into `active/`), then pastes its text, or starts the agent
 /// afresh in the task's folder (the text follows once it is idle). A task that must
 /// not be sent goes to `failed/`; a paste that fails puts the task back.
+/// A task's text after `note` (the inbox's hand-off note) and a blank line, if any.
+fn with_note(note: Option<&str>, text: String) -> String {
+    match note.filter(|n| !n.is_empty()) {
+        Some(note) => format!("{note}\n\n{text}"),
+        None => text,
+    }
+}
+
 async fn dispatch(
     ctx: Context<'_>,
     task: &TaskRef,
     pane: &str,
     restart: Option<&crate::plan::SessionSpec>,
+    note: Option<&str>,
 ) -> Result<Outcome, Error> {
     let folders = Folders::of(&task.path);
     std::fs::create_dir_all(&folders.active).map_err(|e| failure(task, e))?;
@@ -192,7 +200,7 @@ async fn dispatch(
     std::fs::rename(folders.inbox.join(&task.name), &claimed)
         .map_err(|e| failure(task, format!("cannot claim it: {e}")))?;
     let text = match tasks::read_task(&claimed) {
-        Ok(text) => text,
+        Ok(text) => with_note(note, text),
         Err(rejected) => {
             finish(
                 task,

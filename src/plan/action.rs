@@ -187,6 +187,11 @@ pub enum TaskAction {
         pane: String,
         /// Start the agent afresh in the inbox's folder before pasting.
         restart: Option<SessionSpec>,
+        /// A line put before the text when it is pasted at once: the inbox's
+        /// `handOffNote`, for a task handed to another family's agent before it went
+        /// back to its inbox.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     /// Paste a claimed task's text into the agent, now idle in the task's folder.
     PasteTask {

@@ -525,3 +525,83 @@ fn planner_should_hand_new_tasks_to_the_next_family_while_the_preferred_is_exhau
     );
     assert!(recycled(&p).is_empty(), "{:?}", p.actions);
 }
+
+#[test]
+fn a_handed_off_task_back_in_its_inbox_should_carry_its_hand_off_and_note_to_its_next_claim() {
+    let m = mixed(false);
+    let mut o = world("x");
+    exhaust(&mut o, "a");
+    let mut t = task_facts("m-0");
+    t.hand_offs.push(crate::state::HandOff {
+        from: CLAUDE,
+        account: "a".into(),
+        to: CODEX,
+        at: now(),
+    });
+    claimed(&mut o, "m-0", t.clone());
+    // Its session died with its server: the task goes back to its inbox (a try used).
+    let requeue = Action::Task(TaskAction::RequeueTask {
+        task: crate::plan::TaskRef {
+            inbox: "tasks".into(),
+            path: "/p/.agent-queue/inbox".into(),
+            name: "t.md".into(),
+            file: t.file.clone(),
+            session: "m-0".into(),
+            account: "x".into(),
+            attempt: 1,
+            started: None,
+            earlier: vec![],
+            hand_offs: vec![],
+        },
+        reason: "session m-0 died while working on it".into(),
+        failed: false,
+        delivered: true,
+    });
+    let mut facts = o.facts.clone();
+    crate::plan::record(&mut facts, &requeue, &Ok(crate::plan::Outcome::Done), now());
+    assert!(facts.sessions["m-0"].task.is_none());
+    assert_eq!(facts.hand_offs["tasks/t.md"], t.hand_offs);
+    // Claimed again by an idle Codex session in its folder: pasted at once, the note
+    // first, and the record still lists the hand-off.
+    o.facts = facts;
+    o.inboxes.insert(
+        "tasks".into(),
+        crate::observe::InboxState {
+            waiting: vec![crate::observe::Waiting {
+                name: "t.md".into(),
+                link: false,
+            }],
+            active: vec![],
+            unread: false,
+        },
+    );
+    let p = plan_with_tasks(&m, &o, "failover", now());
+    let dispatch = p.actions.iter().find(
+        |a| matches!(a, Action::Task(TaskAction::DispatchTask { task, .. }) if task.name == "t.md"),
+    );
+    let Some(
+        action @ Action::Task(TaskAction::DispatchTask {
+            task,
+            note,
+            restart,
+            ..
+        }),
+    ) = dispatch
+    else {
+        panic!("{:?}", p.actions)
+    };
+    assert!(restart.is_none(), "{restart:?}");
+    assert_eq!(note.as_deref(), Some(HAND_OFF_NOTE));
+    assert_eq!(task.hand_offs.len(), 1, "{:?}", task.hand_offs);
+    // The claim's facts carry it on, and the waiting list forgets it.
+    let mut facts = p.facts.clone();
+    crate::plan::record(
+        &mut facts,
+        action,
+        &Ok(crate::plan::Outcome::Sent(1)),
+        now(),
+    );
+    let claimed = facts.sessions[&task.session].task.as_ref().unwrap();
+    assert_eq!(claimed.hand_offs, t.hand_offs);
+    assert!(facts.hand_offs.is_empty(), "{:?}", facts.hand_offs);
+}

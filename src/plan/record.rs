@@ -160,6 +160,11 @@ fn dispatched(
         f.new_turn();
     }
     facts.tries.remove(&task.key().to_string());
+    // Handed to another family before it came back: the claim carries that on.
+    let hand_offs = facts
+        .hand_offs
+        .remove(&task.key().to_string())
+        .unwrap_or_default();
     if matches!(outcome, Outcome::Rejected(_)) {
         return;
     }
@@ -178,6 +183,7 @@ fn dispatched(
         since: now,
         expect: sent,
         pasted: sent.map(|_| now),
+        hand_offs,
         ..TaskFacts::default()
     });
 }
@@ -193,6 +199,7 @@ fn completed(facts: &mut Facts, task: &TaskRef, pid: u32) {
     f.task = None;
     f.used_pid = Some(pid);
     facts.try_reasons.remove(&task.key().to_string());
+    facts.hand_offs.remove(&task.key().to_string());
 }
 
 /// The lone Enter went out: the `n`th for this paste.
@@ -231,9 +238,12 @@ fn requeued(facts: &mut Facts, task: &TaskRef, failed: bool, delivered: bool, re
             .push(format!("try {}: {reason}", task.attempt));
     }
     if let Some(f) = facts.sessions.get_mut(&task.session)
-        && f.task.as_ref().is_some_and(|t| t.file == task.file)
+        && let Some(t) = f.task.take_if(|t| t.file == task.file)
+        && !failed
+        && !t.hand_offs.is_empty()
     {
-        f.task = None;
+        // Back to its inbox after a hand-off: the next claim carries it on.
+        facts.hand_offs.insert(key.clone(), t.hand_offs);
     }
     if !failed {
         // Tries count deliveries: a claim that never reached an agent used none.

@@ -327,6 +327,7 @@ fn dispatch(restart: bool) -> Action {
         task: ours(),
         pane: "%100".into(),
         restart: restart.then(spec),
+        note: None,
     })
 }
 

@@ -253,6 +253,7 @@ impl<'a> View<'a> {
         };
         plan.facts.tries.retain(|key, _| known(key));
         plan.facts.try_reasons.retain(|key, _| known(key));
+        plan.facts.hand_offs.retain(|key, _| known(key));
         for (name, seen) in &self.seen {
             let f = plan.facts.sessions.entry(name.clone()).or_default();
             if let Some(h) = seen.hash
@@ -330,12 +331,17 @@ impl<'a> View<'a> {
             .get(session)
             .and_then(|s| s.account.clone())
             .unwrap_or_default();
+        let key = TaskKey::new(&inbox.name, name).to_string();
         let hand_offs = facts
             .sessions
             .get(session)
             .and_then(|f| f.task.as_ref())
             .filter(|t| t.file == file)
             .map(crate::state::TaskFacts::hand_offs_told)
+            .or_else(|| {
+                let back = facts.hand_offs.get(&key)?;
+                Some(back.iter().map(crate::state::HandOff::told).collect())
+            })
             .unwrap_or_default();
         TaskRef {
             hand_offs,
@@ -347,11 +353,7 @@ impl<'a> View<'a> {
             account,
             attempt,
             started: None,
-            earlier: facts
-                .try_reasons
-                .get(&TaskKey::new(&inbox.name, name).to_string())
-                .cloned()
-                .unwrap_or_default(),
+            earlier: facts.try_reasons.get(&key).cloned().unwrap_or_default(),
         }
     }
 
@@ -467,10 +469,16 @@ impl<'a> View<'a> {
             .then(|| self.spec_for(pool, s, &inbox.spec.workdir))
             .flatten();
         let task = self.task_ref(&plan.facts, inbox, &file, name, &s.name, attempt);
+        // Handed to another family before it came back: pasted at once, the note first
+        // (a fresh agent gets it with the text once ready).
+        let note = (restart.is_none() && !task.hand_offs.is_empty())
+            .then(|| inbox.spec.hand_off_note.clone())
+            .filter(|n| !n.is_empty());
         plan.act(TaskAction::DispatchTask {
             task,
             pane: s.pane.id.clone(),
             restart,
+            note,
         });
     }
 

@@ -38,6 +38,10 @@ pub struct Facts {
     /// record in `done/` or `failed/` lists them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub try_reasons: BTreeMap<String, Vec<String>>,
+    /// Hand-offs of tasks that went back to their inbox, by `inbox/task`: the next
+    /// claim carries them on (the inbox's note before the text, the record's list).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hand_offs: BTreeMap<String, Vec<HandOff>>,
     /// Per pool, the inbox whose turn it is next (fair sharing).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub turn: BTreeMap<String, usize>,

@@ -24,6 +24,7 @@ fn run(fault: Fault, events: usize) -> Option<chaos::Report> {
             seed: chaos::seed(),
             settle: Duration::from_secs(180),
             faults: vec![fault],
+            mixed: false,
         },
     );
     if let Some(why) = &report.skipped {

@@ -912,7 +912,10 @@ fn twenty_tasks_at_every_reply_speed_should_end_once_through_controller_and_tmux
         // Claude Code writes its transcript a moment after its Stop hook ran: the last
         // task's reply may land after the task is done. The evidence settles first.
         let projects = fleet.bed.root.join("shared/projects");
-        let count = || failover::testbed::chaos::count::turns(&projects, &texts);
+        let count = || {
+            use failover::testbed::chaos::count;
+            count::turns(&count::claude(&projects), &texts)
+        };
         let turns = failover::testbed::wait_for_or_none(Duration::from_secs(10), || {
             let turns = count();
             turns.iter().all(|t| t.completed > 0).then_some(turns)

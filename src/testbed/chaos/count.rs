@@ -1,5 +1,6 @@
-//! Counting a chaos run from evidence: the inbox folders, the agents' transcripts, the
-//! journal against the folders, and the process table. Never the controller's word.
+//! Counting a chaos run from evidence: the inbox folders, the agents' conversations
+//! (Claude Code's transcripts, Codex's rollouts), the journal against the folders, and
+//! the process table. Never the controller's word.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,7 +33,7 @@ pub fn places(inboxes: &[PathBuf]) -> BTreeMap<String, &'static str> {
     at
 }
 
-/// What the transcripts say of one task.
+/// What the conversations say of one task.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Turns {
     /// Its text was sent this many times (user messages carrying it).
@@ -45,53 +46,49 @@ pub struct Turns {
     /// Its text went into a conversation that already held another task's turn
     /// (finished or abandoned): not the fresh context every task gets.
     pub shared: bool,
+    /// Of the times it was sent, how many came after the hand-off note (another
+    /// family's agent got it after a usage limit cut its turn).
+    pub handed_off: usize,
+    /// Of its completed turns, how many ran in a Codex rollout.
+    pub under_codex: usize,
 }
 
-/// Reads every transcript under `projects` (`<slug>/<uuid>.jsonl`) and follows each
-/// task of `texts` (by index) through them.
-pub fn turns(projects: &Path, texts: &[String]) -> Vec<Turns> {
-    let index: BTreeMap<String, usize> = texts
+/// One conversation's messages, and whether it is a Codex rollout.
+pub struct Conversation {
+    /// Its messages, in order.
+    pub messages: Vec<crate::conversation::Message>,
+    /// A Codex rollout (else a Claude Code transcript).
+    pub codex: bool,
+}
+
+/// Every Claude Code transcript under `projects` (`<slug>/<uuid>.jsonl`).
+pub fn claude(projects: &Path) -> Vec<Conversation> {
+    transcripts(projects)
         .iter()
-        .enumerate()
-        .map(|(i, t)| (t.trim().to_owned(), i))
-        .collect();
-    let mut out = vec![Turns::default(); texts.len()];
-    for path in transcripts(projects) {
-        let Ok(messages) = crate::conversation::messages(&path) else {
-            continue;
-        };
-        // The task whose turn this conversation is in, and whether that turn completed.
-        let mut current: Option<(usize, bool)> = None;
-        let mut held: Option<usize> = None;
-        for m in messages {
-            if m.role == "user" {
-                let text = crate::report::unwrap_pasted(&m.text);
-                if let Some(&i) = index.get(text.trim()) {
-                    out[i].sent += 1;
-                    out[i].shared |= held.is_some_and(|h| h != i);
-                    held = Some(i);
-                    current = Some((i, false));
-                } else if m.text.starts_with("continue (now under account") {
-                    if let Some((i, _)) = current {
-                        out[i].resumed = true;
-                    }
-                } else {
-                    current = None;
-                }
-            } else if m.role == "assistant"
-                && m.stop_reason.as_deref() == Some("end_turn")
-                && m.error.is_none()
-                && let Some((i, done)) = current.as_mut()
-                && !*done
-            {
-                *done = true;
-                out[*i].completed += 1;
-            }
-        }
-    }
-    out
+        .filter_map(|p| crate::conversation::messages(p).ok())
+        .map(|messages| Conversation {
+            messages,
+            codex: false,
+        })
+        .collect()
 }
 
+/// Every Codex rollout under `sessions` (`YYYY/MM/DD/rollout-*.jsonl`).
+pub fn codex(sessions: &Path) -> Vec<Conversation> {
+    let mut files = Vec::new();
+    jsonl_under(sessions, &mut files);
+    files.sort();
+    files
+        .iter()
+        .filter_map(|p| crate::conversation::codex::read(p).ok())
+        .map(|r| Conversation {
+            messages: r.messages,
+            codex: true,
+        })
+        .collect()
+}
+
+/// The Claude Code transcripts under `projects`: `<slug>/<uuid>.jsonl`.
 fn transcripts(projects: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let Ok(slugs) = std::fs::read_dir(projects) else {
@@ -110,6 +107,67 @@ fn transcripts(projects: &Path) -> Vec<PathBuf> {
     }
     files.sort();
     files
+}
+
+/// Adds every `.jsonl` file under `dir`, at any depth, to `files`.
+fn jsonl_under(dir: &Path, files: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for path in entries.filter_map(Result::ok).map(|e| e.path()) {
+        if path.is_dir() {
+            jsonl_under(&path, files);
+        } else if path.extension().is_some_and(|x| x == "jsonl") {
+            files.push(path);
+        }
+    }
+}
+
+/// Follows each task of `texts` (by index) through `conversations`.
+pub fn turns(conversations: &[Conversation], texts: &[String]) -> Vec<Turns> {
+    let index: BTreeMap<String, usize> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.trim().to_owned(), i))
+        .collect();
+    let mut out = vec![Turns::default(); texts.len()];
+    for c in conversations {
+        // The task whose turn this conversation is in, and whether that turn completed.
+        let mut current: Option<(usize, bool)> = None;
+        let mut held: Option<usize> = None;
+        for m in &c.messages {
+            if m.role == "user" {
+                let text = crate::report::unwrap_pasted(&m.text);
+                let (text, note) = match text.strip_prefix(crate::api::HAND_OFF_NOTE) {
+                    Some(rest) => (rest.trim(), true),
+                    None => (text.trim(), false),
+                };
+                if let Some(&i) = index.get(text) {
+                    out[i].sent += 1;
+                    out[i].handed_off += usize::from(note);
+                    out[i].shared |= held.is_some_and(|h| h != i);
+                    held = Some(i);
+                    current = Some((i, false));
+                } else if m.text.starts_with("continue (now under account") {
+                    if let Some((i, _)) = current {
+                        out[i].resumed = true;
+                    }
+                } else {
+                    current = None;
+                }
+            } else if m.role == "assistant"
+                && m.stop_reason.as_deref() == Some("end_turn")
+                && m.error.is_none()
+                && let Some((i, done)) = current.as_mut()
+                && !*done
+            {
+                *done = true;
+                out[*i].completed += 1;
+                out[*i].under_codex += usize::from(c.codex);
+            }
+        }
+    }
+    out
 }
 
 /// A process: pid, parent and command line.
@@ -192,7 +250,7 @@ mod tests {
                 reply(),
             ],
         );
-        let t = turns(dir.path(), &texts);
+        let t = turns(&claude(dir.path()), &texts);
         let got: Vec<(usize, usize, bool)> =
             t.iter().map(|t| (t.sent, t.completed, t.resumed)).collect();
         assert_eq!(

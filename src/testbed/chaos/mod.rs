@@ -32,6 +32,11 @@ pub struct Options {
     /// Damage to the state folder, one at each controller kill in turn (none: the
     /// classic suite).
     pub faults: Vec<damage::Fault>,
+    /// Both pools run over two families, Claude Code then Codex (one account each):
+    /// a third of the way the Claude account hits its usage limit, the pools run
+    /// Codex and the tasks cut by the limit are handed to it; the account is usable
+    /// again a little later and the pools return to Claude at idle points.
+    pub mixed: bool,
 }
 
 /// What a run did, counted from evidence.
@@ -90,6 +95,17 @@ pub struct Figures {
     pub logged_unwritable: usize,
     /// Tasks claimed while the state folder was read-only.
     pub claimed_read_only: usize,
+    /// A mixed run (see [`Options::mixed`]): its figures must show Codex at work.
+    pub mixed: bool,
+    /// Tasks sent to another family's agent after the hand-off note.
+    pub handed_off: usize,
+    /// Hand-offs the journal holds (`handedOff`).
+    pub hand_offs_journaled: usize,
+    /// Tasks that ran to their reply in a Codex rollout.
+    pub under_codex: usize,
+    /// Pool sessions that restarted under the other family (`familyChanged`), away
+    /// from the used-up one and back.
+    pub family_changes: usize,
     /// Wall time of the run.
     pub elapsed: Duration,
 }
@@ -108,6 +124,8 @@ impl Figures {
             && self.kept_aside + self.read_only == self.faults
             && self.logged_unwritable == self.read_only
             && self.claimed_read_only == 0
+            && (!self.mixed || self.under_codex > 0)
+            && self.handed_off == self.hand_offs_journaled
     }
 }
 
@@ -121,7 +139,7 @@ impl fmt::Display for Figures {
              duplicate controllers {} · unowned touched {} · leftover clients {} · \
              journal missing {} · journal extra {} (replayed {}) · panics {} · \
              faults {} · said {} · kept aside {} · read-only {} (said in the log {}, \
-             claims meanwhile {}) · elapsed {:.1}s",
+             claims meanwhile {}){} · elapsed {:.1}s",
             self.tasks,
             self.kills,
             self.tmux_kills,
@@ -147,6 +165,17 @@ impl fmt::Display for Figures {
             self.read_only,
             self.logged_unwritable,
             self.claimed_read_only,
+            if self.mixed {
+                format!(
+                    " · handed off {} (journaled {}) · done under Codex {} · family changes {}",
+                    self.handed_off,
+                    self.hand_offs_journaled,
+                    self.under_codex,
+                    self.family_changes
+                )
+            } else {
+                String::new()
+            },
             self.elapsed.as_secs_f64()
         )
     }
@@ -232,8 +261,20 @@ pub fn run(bin: &Path, o: &Options) -> Report {
         .map(|k| k * events / (o.tmux_kills + 1))
         .collect();
     let mut c = bed.start();
+    // A mixed run: the Claude account's limit from a third of the way, lifted a second
+    // before the controller tries it again.
+    let limit_at = o.mixed.then_some(events / 3);
+    let fallback = reset_fallback(events);
+    let mut limited: Option<Instant> = None;
     for event in 0..events {
         std::thread::sleep(rng.millis(300, 2000));
+        if limit_at == Some(event) {
+            bed.limit(true);
+            limited = Some(Instant::now());
+        } else if limited.is_some_and(|t| t.elapsed() + Duration::from_secs(1) >= fallback) {
+            bed.limit(false);
+            limited = None;
+        }
         bed.check_controllers(&c);
         if event % 5 == 2 {
             bed.start_second();
@@ -268,6 +309,9 @@ pub fn run(bin: &Path, o: &Options) -> Report {
             c = bed.start();
         }
     }
+    if limited.is_some() {
+        bed.limit(false);
+    }
     let settled = wait_for_or_none(o.settle, || bed.settled().then_some(()));
     bed.check_controllers(&c);
     bed.check_mine();
@@ -300,6 +344,12 @@ pub fn run(bin: &Path, o: &Options) -> Report {
     }
 }
 
+/// How long after its limit the Claude account of a mixed run is tried again: long
+/// enough for the pools to run Codex a while, short enough to see them return.
+fn reset_fallback(events: usize) -> Duration {
+    Duration::from_secs((events as u64 / 4).clamp(5, 20))
+}
+
 /// Task `i`: its inbox and its text, multi-line with shell-looking text every third.
 fn task(i: usize) -> (&'static str, String) {
     let inbox = if i % 5 == 4 { "slow" } else { "fast" };
@@ -313,10 +363,16 @@ fn task(i: usize) -> (&'static str, String) {
 
 impl Bed {
     fn new(bin: &Path, o: &Options) -> Self {
-        let op = super::Bed::new(bin, &["home", "work", "desk", "fast/inbox", "slow/inbox"]);
+        let op = super::Bed::new(
+            bin,
+            &["home", "cx", "work", "desk", "fast/inbox", "slow/inbox"],
+        );
         let (r, b) = (op.root.display(), bin.display());
-        let text = format!(
-            "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: main}}\nspec: {{home: {r}/home}}\n---\n\
+        let text = if o.mixed {
+            mixed_manifest(&op.root, bin, reset_fallback(o.kills + o.tmux_kills))
+        } else {
+            format!(
+                "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: main}}\nspec: {{home: {r}/home}}\n---\n\
              apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{b}, sim-agent], env: {{FAILOVER_SIM_TURN: 150ms}}}}\n---\n\
              apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: slow}}\nspec: {{command: [{b}, sim-agent], env: {{FAILOVER_SIM_TURN: 2s}}}}\n---\n\
              apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: default}}\nspec: {{pollInterval: 200ms, dispatch: {{submitDelay: 50ms}}}}\n---\n\
@@ -325,7 +381,8 @@ impl Bed {
              apiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: {r}/desk}}\n---\n\
              apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: fast}}\nspec: {{path: {r}/fast/inbox, pool: fast, workdir: {r}/work, maxTries: 3}}\n---\n\
              apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: slow}}\nspec: {{path: {r}/slow/inbox, pool: slow, workdir: {r}/work, maxTries: 3}}\n"
-        );
+            )
+        };
         let manifest = op.write("pool.yaml", &text);
         Self {
             op,
@@ -335,12 +392,24 @@ impl Bed {
             mine: None,
             figures: Figures {
                 tasks: o.tasks,
+                mixed: o.mixed,
                 ..Figures::default()
             },
             starts: 0,
             seen: String::new(),
             skipped: None,
         }
+    }
+
+    /// Puts the Claude account's usage limit on (every turn its stand-ins start meets
+    /// it) or lifts it.
+    fn limit(&self, on: bool) {
+        let flag = self.op.root.join("home/.sim-limit");
+        let _ = if on {
+            std::fs::write(&flag, "")
+        } else {
+            std::fs::remove_file(&flag)
+        };
     }
 
     fn inboxes(&self) -> Vec<PathBuf> {
@@ -547,7 +616,9 @@ impl Bed {
     /// Counts everything from evidence into the figures; the names behind them.
     fn count(&mut self) -> String {
         let at = count::places(&self.inboxes());
-        let turns = count::turns(&self.op.root.join("home/projects"), &self.texts);
+        let mut conversations = count::claude(&self.op.root.join("home/projects"));
+        conversations.extend(count::codex(&self.op.root.join("cx/sessions")));
+        let turns = count::turns(&conversations, &self.texts);
         let entries = crate::journal::read(&self.op.state()).unwrap_or_default();
         let journal = crate::journal::endings(&entries);
         let mut bad: BTreeMap<&str, Vec<String>> = BTreeMap::new();
@@ -577,12 +648,19 @@ impl Bed {
             if turns.completed > 1 {
                 f.run_twice += 1;
                 note("run twice");
-            } else if turns.sent > 1 {
+            } else if turns.sent > 1 + turns.handed_off {
                 f.resent += 1;
                 note("resent");
             }
             if turns.resumed {
                 f.resumed += 1;
+            }
+            if turns.handed_off > 0 {
+                f.handed_off += 1;
+                note("handed off");
+            }
+            if turns.under_codex > 0 {
+                f.under_codex += 1;
             }
             if turns.shared {
                 f.shared_context += 1;
@@ -627,6 +705,24 @@ impl Bed {
             })
             .sum();
         f.kept_aside = damage::kept_aside(&self.op.state()).len();
+        f.hand_offs_journaled = entries
+            .iter()
+            .filter(|l| {
+                matches!(
+                    &l.entry,
+                    crate::journal::Entry::Event(crate::plan::Event::HandedOff { .. })
+                )
+            })
+            .count();
+        f.family_changes = entries
+            .iter()
+            .filter(|l| {
+                matches!(
+                    &l.entry,
+                    crate::journal::Entry::Event(crate::plan::Event::FamilyChanged { .. })
+                )
+            })
+            .count();
         f.panics = (1..=self.starts)
             .filter(|n| self.op.log(&format!("controller-{n}")).contains("panicked"))
             .count();
@@ -641,7 +737,7 @@ impl Bed {
         // What the journal says of the tasks whose events do not match the folders.
         for name in bad
             .iter()
-            .filter(|(w, _)| w.starts_with("journal"))
+            .filter(|(w, _)| w.starts_with("journal") || **w == "resent" || **w == "handed off")
             .flat_map(|(_, n)| n)
         {
             for line in entries
@@ -654,4 +750,25 @@ impl Bed {
         }
         text
     }
+}
+
+/// The mixed run's manifest: Claude account `main` and Codex account `cx`; both pools
+/// over `[Claude, Codex]` profiles of their speed; the dedicated session on Claude.
+fn mixed_manifest(root: &Path, bin: &Path, fallback: Duration) -> String {
+    let (r, b) = (root.display(), bin.display());
+    let fallback = fallback.as_secs();
+    format!(
+        "apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: main}}\nspec: {{home: {r}/home}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: Account\nmetadata: {{name: cx}}\nspec: {{home: {r}/cx, agent: codex}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: claude}}\nspec: {{command: [{b}, sim-agent], env: {{FAILOVER_SIM_TURN: 150ms}}}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: slow}}\nspec: {{command: [{b}, sim-agent], env: {{FAILOVER_SIM_TURN: 2s}}}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: codex}}\nspec: {{kind: codex, command: [{b}, sim-agent, --agent, codex], env: {{FAILOVER_SIM_TURN: 150ms}}}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: AgentProfile\nmetadata: {{name: codex-slow}}\nspec: {{kind: codex, command: [{b}, sim-agent, --agent, codex], env: {{FAILOVER_SIM_TURN: 2s}}}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: ControllerConfig\nmetadata: {{name: default}}\nspec: {{pollInterval: 200ms, dispatch: {{submitDelay: 50ms}}, quota: {{cooldown: 0s, confirmations: 1, resetFallback: {fallback}s}}}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: fast}}\nspec: {{prefix: f-, min: 3, max: 3, agents: [claude, codex], workdir: {r}/work}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: Pool\nmetadata: {{name: slow}}\nspec: {{prefix: s-, min: 2, max: 2, agents: [slow, codex-slow], workdir: {r}/work}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: DedicatedSession\nmetadata: {{name: desk}}\nspec: {{workdir: {r}/desk, agent: claude}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: fast}}\nspec: {{path: {r}/fast/inbox, pool: fast, workdir: {r}/work, maxTries: 3}}\n---\n\
+         apiVersion: failover/v1alpha1\nkind: Inbox\nmetadata: {{name: slow}}\nspec: {{path: {r}/slow/inbox, pool: slow, workdir: {r}/work, maxTries: 3}}\n"
+    )
 }
