@@ -1,7 +1,8 @@
 //! The chaos suite's large form: `cargo bench --bench chaos -- --tasks 500 --kills 50
-//! --tmux-kills 5 [--runs 5] [--seed N] [--state-damage] [--mixed]`; `--state-damage`
+//! --tmux-kills 5 [--runs 5] [--seed N] [--state-damage] [--disk-full] [--mixed]`; `--state-damage`
 //! damages the state folder at the controller kills, each fault of
-//! `chaos::damage::Fault::ALL` in turn; `--mixed` runs both pools over Claude Code and
+//! `chaos::damage::Fault::ALL` in turn, and `--disk-full` fills the disk under it (a
+//! tmpfs of its own) for a few seconds; `--mixed` runs both pools over Claude Code and
 //! Codex, the Claude account used up a third of the way and usable again later. One line of figures per run, counted from
 //! evidence (see `failover::testbed::chaos`); exits 1 when a run was not clean.
 //! Figures go to docs/reliability.md.
@@ -38,6 +39,10 @@ fn main() -> std::process::ExitCode {
                 o.faults = chaos::damage::Fault::ALL.to_vec();
                 continue;
             }
+            "--disk-full" => {
+                o.faults.push(chaos::damage::Fault::DiskFull);
+                continue;
+            }
             "--mixed" => {
                 o.mixed = true;
                 continue;
@@ -51,7 +56,7 @@ fn main() -> std::process::ExitCode {
             "--bench" => {}
             other => {
                 eprintln!(
-                    "unknown argument {other}: --tasks N --kills N --tmux-kills N --runs N --seed N --state-damage --mixed"
+                    "unknown argument {other}: --tasks N --kills N --tmux-kills N --runs N --seed N --state-damage --disk-full --mixed"
                 );
                 return std::process::ExitCode::from(2);
             }

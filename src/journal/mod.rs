@@ -21,7 +21,8 @@ use crate::state::{Error, create_private_dir};
 pub struct Journal {
     file: File,
     path: PathBuf,
-    /// The last write failed, perhaps halfway: the next line starts on a new one.
+    /// The last write failed, perhaps halfway, and could not be taken back: the next
+    /// line starts on a new one.
     torn: bool,
 }
 
@@ -76,8 +77,11 @@ impl Journal {
         if self.torn {
             line.insert(0, '\n');
         }
+        let before = self.file.metadata().map(|m| m.len());
         let written = self.file.write_all(line.as_bytes());
-        self.torn = written.is_err();
+        // A write that failed halfway (the disk filled up) is taken back, so the file
+        // holds whole lines only; when it cannot be, the next line starts on a new one.
+        self.torn = written.is_err() && before.and_then(|len| self.file.set_len(len)).is_err();
         written.map_err(|source| Error::Io {
             path: self.path.clone(),
             source,

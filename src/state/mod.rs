@@ -563,20 +563,27 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         .map_err(io)
 }
 
-/// Whether the state folder `dir` takes a write now: a private file made there and
-/// removed (a folder that does not exist yet is made when first written, and passes).
+/// What a probe of the state folder writes: room for a save of the facts and a round's
+/// journal lines. An empty file would pass on a full disk (it takes an inode, no
+/// block), and a few freed bytes would end an outage that goes on.
+const PROBE_BYTES: usize = 64 * 1024;
+
+/// Whether the state folder `dir` takes a write now: a private file of
+/// [`PROBE_BYTES`] made there and removed (a folder that does not exist yet is made
+/// when first written, and passes).
 pub(crate) fn probe_writable(dir: &Path) -> Result<(), Error> {
     if !dir.exists() {
         return Ok(());
     }
-    tempfile::Builder::new()
+    let io = |source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut probe = tempfile::Builder::new()
         .prefix(".probe-")
         .tempfile_in(dir)
-        .map(drop)
-        .map_err(|source| Error::Io {
-            path: dir.to_path_buf(),
-            source,
-        })
+        .map_err(io)?;
+    probe.write_all(&[0u8; PROBE_BYTES]).map_err(io)
 }
 
 /// Creates `dir` and its parents, the last one with mode 0700.

@@ -3,7 +3,9 @@
 //! damaged at each kill (or, for a report, while it runs). Each fault class: every task
 //! in `done/` once, the journal matching the folders (the replay rule), no panic, the
 //! person's session untouched, each damage said in the journal and kept aside, and the
-//! operator told by `get events` and `doctor`. See `failover::testbed::chaos::damage`.
+//! operator told by `get events` and `doctor`. A read-only folder and a full disk
+//! (the state folder on a small tmpfs of its own, SKIPPED where it cannot be mounted)
+//! are made while the controller runs. See `failover::testbed::chaos::damage`.
 
 use std::time::Duration;
 
@@ -95,6 +97,19 @@ fn a_state_folder_read_only_for_a_while_should_hold_claims_say_it_once_and_catch
     assert!(
         report.operator.contains("cannot be written"),
         "get and doctor say so: {}",
+        report.operator
+    );
+}
+
+#[test]
+fn a_full_disk_under_the_state_folder_should_hold_claims_say_it_once_and_catch_up() {
+    let Some(report) = run(Fault::DiskFull, 2) else {
+        return;
+    };
+    assert_eq!(report.figures.disk_full, 2, "{}", report.figures);
+    assert!(
+        report.operator.contains("cannot be written") && report.operator.contains("No space"),
+        "get and doctor say so, and why: {}",
         report.operator
     );
 }

@@ -57,10 +57,18 @@ pub(super) fn judge(d: &Damage, holder: Option<u32>, fixes: &Fixes) -> Vec<Check
                 "cannot be written ({error}): the controller keeps its sessions running, \
                  claims no new task and holds its journal lines until it can"
             ),
-            format!(
-                "make it writable again (a filesystem remounted read-only: `mount -o \
-                 remount,rw`; `lsattr -d {quoted}` for the immutable flag; `chmod u+w {quoted}`)"
-            ),
+            if error.contains("No space left") {
+                format!(
+                    "free space on the disk under it (`df -h {quoted}` says how full it is); \
+                     the controller catches up by itself"
+                )
+            } else {
+                format!(
+                    "make it writable again (a filesystem remounted read-only: `mount -o \
+                     remount,rw`; `lsattr -d {quoted}` for the immutable flag; `chmod u+w \
+                     {quoted}`)"
+                )
+            },
         ));
     }
     if let Some(problem) = &d.facts {
@@ -154,5 +162,20 @@ mod tests {
             "{}",
             c[2].found
         );
+    }
+
+    #[test]
+    fn doctor_should_tell_a_full_disk_to_free_space_not_to_remount() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = gather(dir.path());
+        d.unwritable = Some("No space left on device (os error 28)".into());
+        let c = judge(&d, Some(42), &fixes());
+        assert_eq!(c[0].status, Status::Fail);
+        let fix = c[0].fix.as_deref().unwrap_or_default();
+        assert!(fix.starts_with("free space on the disk under it"), "{fix}");
+        d.unwritable = Some("Permission denied (os error 13)".into());
+        let c = judge(&d, Some(42), &fixes());
+        let fix = c[0].fix.as_deref().unwrap_or_default();
+        assert!(fix.contains("remount,rw"), "{fix}");
     }
 }

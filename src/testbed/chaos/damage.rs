@@ -27,6 +27,10 @@ pub enum Fault {
     /// The whole state folder read-only for a few seconds while the controller runs
     /// (see [`ReadOnly`]); made by the run, not by [`Fault::make`].
     ReadOnly,
+    /// The disk holding the state folder full for a few seconds while the controller
+    /// runs (see [`DiskFull`]); made by the run. Not among [`Fault::ALL`]: it needs the
+    /// state folder on a small file system of its own (`--disk-full`).
+    DiskFull,
 }
 
 impl Fault {
@@ -42,7 +46,10 @@ impl Fault {
 
     /// Whether it is made while the controller runs (not between a kill and a restart).
     pub fn live(self) -> bool {
-        matches!(self, Fault::ReportGarbage | Fault::ReadOnly)
+        matches!(
+            self,
+            Fault::ReportGarbage | Fault::ReadOnly | Fault::DiskFull
+        )
     }
 
     /// Makes it in the state folder `state`, `pick` choosing where; whether it was
@@ -57,7 +64,12 @@ impl Fault {
                 *bytes = b"\x00\xff{\"sessions\": garbage\x01\n".to_vec();
             }),
             Fault::JournalTorn => rewrite(&state.join(JOURNAL_FILE), |bytes| {
-                let end = bytes.len().saturating_sub(1);
+                // The last line with something in it (a blank line after it would be
+                // no line to tear), cut after its first byte and before its last.
+                let end = bytes
+                    .iter()
+                    .rposition(|b| !b.is_ascii_whitespace())
+                    .map_or(0, |i| i + 1);
                 let start = bytes[..end]
                     .iter()
                     .rposition(|b| *b == b'\n')
@@ -90,7 +102,7 @@ impl Fault {
                     .and_then(|mut f| f.write_all(b"{\"event\": \"Stop\", \"sess"))
                     .is_ok()
             }
-            Fault::ReadOnly => false,
+            Fault::ReadOnly | Fault::DiskFull => false,
         }
     }
 }
@@ -104,8 +116,9 @@ fn rewrite(path: &Path, change: impl FnOnce(&mut Vec<u8>)) -> bool {
     if bytes.is_empty() {
         return false;
     }
+    let before = bytes.clone();
     change(&mut bytes);
-    std::fs::write(path, &bytes).is_ok()
+    bytes != before && std::fs::write(path, &bytes).is_ok()
 }
 
 /// The files kept aside in the state folder `state` and in its reports' folder.
@@ -138,6 +151,20 @@ mod tests {
             let read = crate::journal::read_checked(dir.path()).unwrap();
             assert_eq!((read.lines.len(), read.torn), (1, true), "{pick}: {rest}");
         }
+    }
+
+    #[test]
+    fn a_torn_journal_should_tear_its_last_line_even_after_a_blank_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        for pick in 0..20 {
+            std::fs::write(&path, format!("{LINE}\n{LINE}\n\n")).unwrap();
+            assert!(Fault::JournalTorn.make(dir.path(), pick));
+            let read = crate::journal::read_checked(dir.path()).unwrap();
+            assert_eq!((read.lines.len(), read.torn), (1, true), "{pick}");
+        }
+        std::fs::write(&path, "\n").unwrap();
+        assert!(!Fault::JournalTorn.make(dir.path(), 0), "nothing to tear");
     }
 
     #[test]
@@ -205,5 +232,81 @@ impl Drop for ReadOnly {
             .args(args)
             .arg(&self.dir)
             .status();
+    }
+}
+
+/// A small file system of its own (tmpfs) mounted on a folder, unmounted when dropped:
+/// where a disk can be filled without filling the machine's.
+#[derive(Debug)]
+pub struct SmallDisk {
+    dir: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `size` (`mount`'s form: `32m`) on `dir`, made if missing;
+    /// `Err` says why it could not be (not root, no `mount` in a container).
+    pub fn mount(dir: &Path, size: &str) -> Result<Self, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let out = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("mount: {e}"))?;
+        if out.status.success() {
+            Ok(Self {
+                dir: dir.to_path_buf(),
+            })
+        } else {
+            Err(format!(
+                "mount -t tmpfs failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        // Lazily: a process still holding a file there (a hook) does not keep it.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+/// The disk under a folder filled up, until dropped: a file written there in ever
+/// smaller pieces until not one byte more fits (what a runaway log does).
+#[derive(Debug)]
+pub struct DiskFull {
+    filler: std::path::PathBuf,
+}
+
+/// The filler's name in the folder.
+const FILLER: &str = ".disk-filler";
+
+impl DiskFull {
+    /// Fills the disk under `dir`; `Err` when it could not (the folder is missing).
+    pub fn make(dir: &Path) -> Result<Self, String> {
+        let filler = dir.join(FILLER);
+        let mut file =
+            std::fs::File::create(&filler).map_err(|e| format!("{}: {e}", filler.display()))?;
+        for piece in [1 << 20, 1 << 12, 1] {
+            let chunk = vec![0u8; piece];
+            while file.write_all(&chunk).is_ok() {}
+        }
+        Ok(Self { filler })
+    }
+}
+
+impl Drop for DiskFull {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.filler);
     }
 }

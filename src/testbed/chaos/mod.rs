@@ -91,10 +91,13 @@ pub struct Figures {
     pub panics: usize,
     /// Of the faults, times the state folder was read-only.
     pub read_only: usize,
+    /// Of the faults, times the disk under the state folder was full.
+    pub disk_full: usize,
     /// Times a controller's log said the state folder cannot be written.
     pub logged_unwritable: usize,
-    /// Tasks claimed while the state folder was read-only.
-    pub claimed_read_only: usize,
+    /// Tasks claimed while the state folder could not be written (read-only, or its
+    /// disk full).
+    pub claimed_unwritable: usize,
     /// A mixed run (see [`Options::mixed`]): its figures must show Codex at work.
     pub mixed: bool,
     /// Tasks sent to another family's agent after the hand-off note.
@@ -121,9 +124,9 @@ impl Figures {
             && self.journal_missing + self.journal_extra == 0
             && self.panics == 0
             && self.said == self.faults
-            && self.kept_aside + self.read_only == self.faults
-            && self.logged_unwritable == self.read_only
-            && self.claimed_read_only == 0
+            && self.kept_aside + self.read_only + self.disk_full == self.faults
+            && self.logged_unwritable == self.read_only + self.disk_full
+            && self.claimed_unwritable == 0
             && (!self.mixed || self.under_codex > 0)
             && self.handed_off == self.hand_offs_journaled
     }
@@ -138,8 +141,8 @@ impl fmt::Display for Figures {
              shared context {} · \
              duplicate controllers {} · unowned touched {} · leftover clients {} · \
              journal missing {} · journal extra {} (replayed {}) · panics {} · \
-             faults {} · said {} · kept aside {} · read-only {} (said in the log {}, \
-             claims meanwhile {}){} · elapsed {:.1}s",
+             faults {} · said {} · kept aside {} · read-only {} · disk full {} (said in the \
+             log {}, claims meanwhile {}){} · elapsed {:.1}s",
             self.tasks,
             self.kills,
             self.tmux_kills,
@@ -163,8 +166,9 @@ impl fmt::Display for Figures {
             self.said,
             self.kept_aside,
             self.read_only,
+            self.disk_full,
             self.logged_unwritable,
-            self.claimed_read_only,
+            self.claimed_unwritable,
             if self.mixed {
                 format!(
                     " · handed off {} (journaled {}) · done under Codex {} · family changes {}",
@@ -218,6 +222,10 @@ const MINE: &str = "mine";
 
 /// A run's bed: the shared one, and what the run keeps count of.
 struct Bed {
+    /// The state folder's own small disk, for a run that fills it (unmounted first,
+    /// before the bed's folder goes); why it could not be mounted; `Err("")` when the
+    /// run does not fill it.
+    disk: Result<damage::SmallDisk, String>,
     /// The tmux server, the operator's folder, the binary.
     op: super::Bed,
     manifest: PathBuf,
@@ -292,8 +300,8 @@ pub fn run(bin: &Path, o: &Options) -> Report {
                 // a controller cannot take its lock in a read-only folder).
                 bed.wait_started(&c);
             }
-            if fault == Some(damage::Fault::ReadOnly) {
-                bed.read_only();
+            if let Some(f @ (damage::Fault::ReadOnly | damage::Fault::DiskFull)) = fault {
+                bed.unwritable(f);
                 continue;
             }
             if let Some(fault) = fault.filter(|f| f.live()) {
@@ -384,7 +392,13 @@ impl Bed {
             )
         };
         let manifest = op.write("pool.yaml", &text);
+        let disk = if o.faults.contains(&damage::Fault::DiskFull) {
+            damage::SmallDisk::mount(&op.state(), "32m")
+        } else {
+            Err(String::new())
+        };
         Self {
+            disk,
             op,
             manifest,
             texts: Vec::new(),
@@ -543,20 +557,33 @@ impl Bed {
         }
     }
 
-    /// Makes the state folder read-only for three seconds while the controller runs:
-    /// what the operator sees meanwhile is kept, and the tasks that left the inboxes
-    /// counted (a claim the controller could not record).
-    fn read_only(&mut self) {
+    /// Makes the state folder read-only, or fills its disk, for three seconds while the
+    /// controller runs: what the operator sees meanwhile is kept, and the tasks that
+    /// left the inboxes counted (a claim the controller could not record).
+    fn unwritable(&mut self, fault: damage::Fault) {
         let state = self.op.state();
-        let ro = match damage::ReadOnly::make(&state) {
-            Ok(ro) => ro,
+        let made: Result<Box<dyn std::any::Any>, String> = match fault {
+            damage::Fault::DiskFull => match &self.disk {
+                Ok(_) => damage::DiskFull::make(&state).map(|d| Box::new(d) as _),
+                Err(why) => Err(why.clone()),
+            },
+            _ => damage::ReadOnly::make(&state).map(|r| Box::new(r) as _),
+        };
+        let guard = match made {
+            Ok(guard) => guard,
             Err(why) => {
                 self.skipped = Some(why);
                 return;
             }
         };
         self.figures.faults += 1;
-        self.figures.read_only += 1;
+        let what = if fault == damage::Fault::DiskFull {
+            self.figures.disk_full += 1;
+            "disk full"
+        } else {
+            self.figures.read_only += 1;
+            "read-only"
+        };
         let m = self.manifest.to_string_lossy().into_owned();
         let (_, get) = self.op.run(&["get", "sessions", "-f", &m]);
         let (_, doctor) = self.op.run(&["doctor", "-f", &m]);
@@ -566,7 +593,7 @@ impl Bed {
             .filter(|l| l.split_whitespace().nth(1) == Some("damage"))
             .collect();
         self.seen.push_str(&format!(
-            "--- get sessions (read-only)\n{}\n--- doctor (read-only)\n{}\n",
+            "--- get sessions ({what})\n{}\n--- doctor ({what})\n{}\n",
             said.join("\n"),
             checks.join("\n")
         ));
@@ -580,8 +607,8 @@ impl Bed {
         let before = waiting(&count::places(&self.inboxes()));
         std::thread::sleep(Duration::from_secs(3));
         let after = waiting(&count::places(&self.inboxes()));
-        self.figures.claimed_read_only += before.iter().filter(|n| !after.contains(n)).count();
-        drop(ro);
+        self.figures.claimed_unwritable += before.iter().filter(|n| !after.contains(n)).count();
+        drop(guard);
     }
 
     /// What an operator sees of the damage: the journal's `stateDamaged` events as
