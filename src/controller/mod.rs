@@ -10,6 +10,7 @@
 //! `watch`, [`handoff`], [`lock`], `replay`, `rebuild` (facts rebuilt after damage),
 //! `writable` (a state folder that cannot be written), `error`.
 
+mod clock;
 mod error;
 pub(crate) mod handoff;
 pub(crate) mod lock;

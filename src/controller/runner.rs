@@ -60,6 +60,8 @@ pub(super) struct Controller {
     pub readings: std::collections::BTreeMap<String, String>,
     /// The board of its rounds, for `failover top`.
     pub board: crate::board::Publisher,
+    /// The clocks as the last round read them: a jump of the wall clock is told.
+    pub clock: super::clock::WallClock,
 }
 
 impl Controller {
@@ -283,6 +285,17 @@ impl Controller {
     async fn reconcile(&mut self) -> bool {
         self.reconciles += 1;
         let start = std::time::Instant::now();
+        if let Some(by) = self.clock.jumped(start, jiff::Timestamp::now()) {
+            warn!(
+                by = %format!("{by:#}"),
+                "the wall clock jumped: the facts' instants move with it, timers keep their \
+                 spans; account resets are times of day"
+            );
+            self.store.amend(|facts| facts.shift(by));
+            self.reporter.record(crate::journal::Life::ClockJumped {
+                seconds: by.as_secs(),
+            });
+        }
         let round = Round {
             act: act::Context {
                 tmux: Some(&self.tmux),

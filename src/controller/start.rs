@@ -129,6 +129,7 @@ pub(crate) async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
         desired,
         generation: set.generation,
         board: crate::board::Publisher::new(&settings.state_dir),
+        clock: super::clock::WallClock::default(),
         settings,
         tmux,
         store,

@@ -222,7 +222,8 @@ impl Reporter {
                 updated: old.updated,
                 ..status.clone()
             } == *old
-                && now.duration_since(old.updated) < HEARTBEAT
+                // A clock set back makes the last one look new: written again too.
+                && now.duration_since(old.updated).abs() < HEARTBEAT
         });
         if same {
             return;

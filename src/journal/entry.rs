@@ -129,6 +129,12 @@ pub enum Life {
         #[serde(default, skip_serializing_if = "is_zero")]
         dropped: usize,
     },
+    /// The wall clock jumped between two rounds (NTP stepping it, a VM restored, a
+    /// machine waking from sleep): the facts' instants moved with it.
+    ClockJumped {
+        /// By how much, in seconds: forward when positive.
+        seconds: i64,
+    },
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -337,6 +343,8 @@ pub enum Kind {
     StateDamaged,
     /// The state folder could not be written for a while.
     StateUnwritable,
+    /// The wall clock jumped.
+    ClockJumped,
 }
 
 /// Which part of [`Entry`] a kind is read into.
@@ -350,7 +358,7 @@ enum Part {
 
 impl Kind {
     /// Every kind, in declaration order.
-    pub const ALL: [Kind; 35] = [
+    pub const ALL: [Kind; 36] = [
         Kind::Started,
         Kind::Stopped,
         Kind::TmuxUnreachable,
@@ -386,6 +394,7 @@ impl Kind {
         Kind::SessionWaits,
         Kind::StateDamaged,
         Kind::StateUnwritable,
+        Kind::ClockJumped,
     ];
 
     /// The name in the journal (`taskDone`).
@@ -426,6 +435,7 @@ impl Kind {
             Kind::FleetRestored => "fleetRestored",
             Kind::StateDamaged => "stateDamaged",
             Kind::StateUnwritable => "stateUnwritable",
+            Kind::ClockJumped => "clockJumped",
         }
     }
 
@@ -448,7 +458,8 @@ impl Kind {
             | Kind::FleetDegraded
             | Kind::FleetRestored
             | Kind::StateDamaged
-            | Kind::StateUnwritable => Part::Controller,
+            | Kind::StateUnwritable
+            | Kind::ClockJumped => Part::Controller,
             Kind::Action
             | Kind::TaskClaimed
             | Kind::TaskDone
@@ -499,6 +510,7 @@ impl Entry {
                 Life::FleetRestored => Kind::FleetRestored,
                 Life::StateDamaged(_) => Kind::StateDamaged,
                 Life::StateUnwritable { .. } => Kind::StateUnwritable,
+                Life::ClockJumped { .. } => Kind::ClockJumped,
             },
             Entry::Acted(a) => a.event,
             Entry::Event(e) => match e {

@@ -472,6 +472,18 @@ fn life_of(life: &Life) -> (Vec<ObjectRef>, String) {
                  claimed meanwhile; the journal lines held are written above{lost}"
             ))
         }
+        Life::ClockJumped { seconds } => {
+            let (way, by) = if *seconds < 0 {
+                ("back", seconds.unsigned_abs())
+            } else {
+                ("forward", seconds.unsigned_abs())
+            };
+            let by = jiff::SignedDuration::from_secs(i64::try_from(by).unwrap_or(i64::MAX));
+            controller(format!(
+                "the wall clock jumped {way} by {by:#}: timers kept their spans (cooldown, \
+                 stall, start); account resets are times of day and follow the clock"
+            ))
+        }
     }
 }
 
@@ -573,6 +585,28 @@ mod tests {
         let told = Teller::default().tell(&l);
         assert!(told.failed);
         assert_eq!(told.message, "FAILED: deleted: not wanted: pane is dead");
+    }
+
+    #[test]
+    fn a_clock_jump_should_say_which_way_and_by_how_much_in_words() {
+        let told = Teller::default().tell(&line(
+            r#"{"time":"2026-12-01T23:00:00Z","event":"clockJumped","seconds":-600}"#,
+        ));
+        assert!(
+            told.message
+                .starts_with("the wall clock jumped back by 10m:"),
+            "{}",
+            told.message
+        );
+        let told = Teller::default().tell(&line(
+            r#"{"time":"2026-12-01T23:00:00Z","event":"clockJumped","seconds":7200}"#,
+        ));
+        assert!(
+            told.message
+                .starts_with("the wall clock jumped forward by 2h:"),
+            "{}",
+            told.message
+        );
     }
 
     #[test]

@@ -57,6 +57,11 @@ impl Families {
         self.0.entry(kind).or_default()
     }
 
+    /// Every family's ledger, to change.
+    pub fn ledgers_mut(&mut self) -> impl Iterator<Item = &mut Ledger> {
+        self.0.values_mut()
+    }
+
     /// The families with something decided, by kind.
     pub fn iter(&self) -> impl Iterator<Item = (AgentKind, &Ledger)> {
         self.0

@@ -3,6 +3,7 @@
 //! exhausted accounts reset, which session runs what, conversations to resume), written atomically (temp file,
 //! fsync, rename; mode 0600). The journal beside them is [`crate::journal`].
 
+mod clock;
 pub(crate) mod damage;
 pub(crate) mod families;
 pub(crate) mod hash;
