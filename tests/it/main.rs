@@ -38,6 +38,8 @@ mod operator;
 mod real_client;
 // The real Codex CLI against the mock Responses API, driven directly (skipped without it).
 mod real_codex;
+// Both real CLIs in one pool over two families: Claude used up, Codex carries on, the return (skipped without either).
+mod real_families;
 // `failover top` in a pane next to a live pool: a swap redrawn, filter, describe, attach, restart, return, quit.
 mod top;
 // The stand-in agent (`failover sim-agent`), its hook and status line, on their own.

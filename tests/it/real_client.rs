@@ -2,8 +2,9 @@
 //! against the mock Messages API of `failover::testbed::mock_api`, on private tmux
 //! servers: the classifier on the real screens; tasks that end on the agent's own
 //! reports at every reply speed; usage limits from the agent's word alone; moving
-//! before the wall on the status line's figures; crashes just after a turn's end; and a
-//! swap that resumes the conversation under the second account.
+//! before the wall on the status line's figures; crashes just after a turn's end; a
+//! swap that resumes the conversation under the second account; and three accounts in
+//! turn, each limit moving every session on to the next.
 //!
 //! Where the CLI is not installed, each test prints `SKIPPED …` on the terminal and
 //! returns; `FAILOVER_REAL_CLIENT=required` (set by `.ci/run` once it installed the
@@ -125,6 +126,12 @@ struct Options {
     profile: fn(&mut AgentProfileSpec),
     /// The quota's `moveAt`.
     move_at: Option<u32>,
+    /// The accounts, in order of preference: the first `n` of a, b, c.
+    accounts: usize,
+    /// The inbox's tasks run in the pool's folder: a task goes to a fresh agent without
+    /// restarting it in the task's folder first, so tasks dispatched together are pasted
+    /// together.
+    tasks_in_pool_folder: bool,
 }
 
 impl Default for Options {
@@ -134,12 +141,15 @@ impl Default for Options {
             desk: true,
             profile: |_| {},
             move_at: None,
+            accounts: 2,
+            tasks_in_pool_folder: false,
         }
     }
 }
 
-/// Two subscription accounts, each its own home and token, sharing their transcripts;
-/// a pool and maybe a dedicated session, on the real CLI under a real controller.
+/// Two subscription accounts (or three), each its own home and token, sharing their
+/// transcripts; a pool and maybe a dedicated session, on the real CLI under a real
+/// controller.
 struct Fleet {
     // Dropped first: a controller still running could start a tmux server after the
     // test bed's has been killed.
@@ -151,6 +161,7 @@ struct Fleet {
 
 const TOKEN_A: &str = "sk-ant-oat01-account-a";
 const TOKEN_B: &str = "sk-ant-oat01-account-b";
+const TOKEN_C: &str = "sk-ant-oat01-account-c";
 
 impl Fleet {
     fn start(cli: &Path, opts: Options) -> Self {
@@ -158,15 +169,18 @@ impl Fleet {
         let api = MockApi::start();
         let root = &bed.root;
         let (work, inbox, project) = (root.join("work"), bed.inbox("p"), root.join("p"));
-        for (name, token) in [("a", TOKEN_A), ("b", TOKEN_B)] {
+        let mut m = Manifest::new();
+        for (i, (name, token)) in (0..).zip(
+            [("a", TOKEN_A), ("b", TOKEN_B), ("c", TOKEN_C)]
+                .into_iter()
+                .take(opts.accounts),
+        ) {
             claude::seed_home(&root.join(name), &[&work, &project], token);
+            m = m.account(name, root.join(name)).priority(i);
         }
         let env = claude::env(&api.url(), &bed.t.mkdir("tmp"));
         let cli = cli.to_string_lossy();
-        let mut m = Manifest::new()
-            .account("a", root.join("a"))
-            .account("b", root.join("b"))
-            .priority(1)
+        let mut m = m
             .shared_state("s", root.join("shared"))
             .agent("claude", &[&cli, "--dangerously-skip-permissions"])
             .with(|p: &mut AgentProfileSpec| {
@@ -179,7 +193,16 @@ impl Fleet {
                 c.quota.move_at = opts.move_at;
             })
             .pool("auto", "w-", opts.pool..=opts.pool, &work)
-            .inbox("p", &inbox, "auto", &project);
+            .inbox(
+                "p",
+                &inbox,
+                "auto",
+                if opts.tasks_in_pool_folder {
+                    &work
+                } else {
+                    &project
+                },
+            );
         let mut sessions: Vec<String> = (0..opts.pool).map(|i| format!("w-{i}")).collect();
         if opts.desk {
             m = m.dedicated("desk", &work);
@@ -440,6 +463,206 @@ fn tasks_should_reach_the_real_client_and_a_swap_should_resume_its_conversations
         .collect();
     assert!(against_b.is_empty(), "{against_b:?}");
     assert_eq!(fleet.events("swap").len(), 1, "{}", fleet.log());
+}
+
+/// Types `text` into the dedicated session `desk` and waits for its answer: the turn
+/// the API received.
+fn ask_desk(fleet: &Fleet, text: &str) -> Request {
+    fleet.bed.t.type_text("=desk:", text);
+    fleet.bed.t.keys("=desk:", &["Enter"]);
+    fleet
+        .bed
+        .t
+        .wait_screen("=desk:", WAIT, "desk's answer", |s| {
+            s.contains(&format!("● Done: {text}"))
+        });
+    fleet.wait("desk's turn", || {
+        fleet
+            .api
+            .turns()
+            .into_iter()
+            .find(|r| r.prompt().as_deref() == Some(text))
+    })
+}
+
+#[test]
+fn with_three_accounts_each_limit_should_move_every_session_to_the_next_resuming_its_conversation()
+{
+    // Issue 23 on the real CLI: with more than two accounts, a confirmed exhaustion
+    // right after a swap stalled for the cooldown (5 min by default, kept here) while
+    // another account was free. a's limit moves the pool of two and desk to b, b's
+    // moves them on to c, each session resuming its conversation.
+    let Some(cli) = claude::locate_or_skip("with_three_accounts_each_limit") else {
+        return;
+    };
+    let fleet = Fleet::start(
+        &cli,
+        Options {
+            pool: 2,
+            accounts: 3,
+            tasks_in_pool_folder: true,
+            ..Options::default()
+        },
+    );
+    let api = &fleet.api;
+    let at = |v: &serde_json::Value| v.as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+
+    // The operator's own conversation in desk, under a.
+    let mut said = vec!["remember the word kumquat"];
+    assert_eq!(ask_desk(&fleet, said[0]).credential, TOKEN_A);
+    let conversation = fleet.conversation("a", "desk").unwrap();
+
+    let steps = [
+        ("a", TOKEN_A, "b", TOKEN_B, "what was the word?"),
+        ("b", TOKEN_B, "c", TOKEN_C, "say the word again"),
+    ];
+    for (step, (used, token, next, next_token, question)) in steps.into_iter().enumerate() {
+        // Both pool sessions fresh at their input box (the agents of the step before
+        // recycled after their tasks), none holding a task: the two tasks dropped next
+        // go out together, each meeting the limit. (Dropped while one still restarted,
+        // or run in the inbox's own folder, whose fresh agent starts first, a task
+        // reached the API only after the move, in 3 of 16 runs.)
+        fleet.wait(&format!("the pool fresh under {used}"), || {
+            (fleet.bed.files("p", "active").is_empty()
+                && ["w-0", "w-1"].iter().all(|s| {
+                    let screen = fleet.bed.t.capture(&format!("={s}:"));
+                    fleet.bed.account(s) == used
+                        && screen.contains(&format!("Claude Code v{}", claude::version()))
+                        && screen.contains("❯\u{a0}")
+                        && !screen.contains("Done:")
+                }))
+            .then_some(())
+        });
+        // `used` runs out: two tasks meet its limit, one in each pool session.
+        api.set_reply(
+            token,
+            Reply::UsageLimit {
+                resets_at: now() + 2 * 3600,
+            },
+        );
+        let tasks: Vec<(String, String)> = (0..2)
+            .map(|i| {
+                (
+                    format!("s{step}-{i}.md"),
+                    format!("Task {i} that meets {used}'s limit."),
+                )
+            })
+            .collect();
+        for (name, text) in &tasks {
+            fleet.drop_task(name, text);
+        }
+        let detected = fleet.wait(&format!("{used}'s limit"), || {
+            fleet
+                .events("quotaDetected")
+                .into_iter()
+                .find(|e| e["account"] == used)
+        });
+        let seen = std::time::Instant::now();
+        fleet.wait(&format!("every session under {next}"), || {
+            fleet.all_on(next).then_some(())
+        });
+        let observed = seen.elapsed();
+        // Each cut task carries on under `next` in its own conversation: its request
+        // there holds the turn `used` refused; its own text reached the API once.
+        for (name, text) in &tasks {
+            fleet.wait(&format!("{name} done"), || fleet.done(name).then_some(()));
+            let sent = fleet.turns_of(text);
+            assert_eq!(
+                sent.len(),
+                1,
+                "{name} sent once: {sent:#?}\n{}",
+                fleet.dump()
+            );
+            assert_eq!(
+                sent[0].credential,
+                token,
+                "{name} met {used}'s limit\n{}",
+                fleet.dump()
+            );
+            let carried = api.turns().into_iter().find(|r| {
+                r.credential == next_token && r.body["messages"].to_string().contains(text.as_str())
+            });
+            assert!(
+                carried.is_some(),
+                "{name}: no request of {next} carries its conversation\n{}",
+                fleet.dump()
+            );
+            assert_eq!(fleet.record(name)["account"], next, "{name}");
+        }
+
+        // The journal's figure: the limit's line to the last session's move (written
+        // once carried out, a moment after tmux holds the account: read once the tasks
+        // are done). A move tried before the agent named its conversation is left as it
+        // is and tried again next round (1 of 19 runs): a session may have two lines,
+        // the last one counts.
+        let moves = fleet.wait(&format!("every move to {next} journaled"), || {
+            let mut last: std::collections::BTreeMap<String, serde_json::Value> =
+                std::collections::BTreeMap::new();
+            for e in fleet.bed.journal().into_iter().filter(|e| {
+                e["action"]["action"] == "moveSession" && e["action"]["session"]["account"] == next
+            }) {
+                let name = e["action"]["session"]["name"].as_str().unwrap_or_default();
+                last.insert(name.to_owned(), e);
+            }
+            (last.len() == fleet.sessions.len()).then_some(last.into_values().collect::<Vec<_>>())
+        });
+        assert!(moves.iter().all(|m| m["ok"] == true), "{moves:#?}");
+        let last = moves.iter().map(|m| at(&m["time"])).max().unwrap();
+        let took = last.duration_since(at(&detected["time"]));
+        eprintln!(
+            "real Claude Code {}: {used}'s limit ({}) -> every session under {next}: \
+             {:.2}s by the journal, {:.2}s seen after the limit's line",
+            claude::version(),
+            detected["source"],
+            took.as_secs_f64(),
+            observed.as_secs_f64()
+        );
+        assert!(
+            took.as_secs_f64() < 30.0,
+            "{used} -> {next} took {took:#}: a stall?\n{}",
+            fleet.dump()
+        );
+        assert!(fleet.events("allExhausted").is_empty(), "{}", fleet.log());
+
+        // desk goes on with the operator's conversation under `next`: its request holds
+        // every earlier turn.
+        fleet.wait(&format!("desk resumed under {next}"), || {
+            (fleet.conversation(next, "desk").as_deref() == Some(conversation.as_str()))
+                .then_some(())
+        });
+        fleet
+            .bed
+            .t
+            .wait_screen("=desk:", WAIT, "the resumed conversation", |s| {
+                s.contains(said[0]) && s.contains("❯\u{a0}")
+            });
+        let asked = ask_desk(&fleet, question);
+        assert_eq!(asked.credential, next_token);
+        let history = asked.body["messages"].to_string();
+        for earlier in &said {
+            assert!(history.contains(earlier), "{earlier:?} not in {history}");
+        }
+        said.push(question);
+    }
+    let swaps: Vec<(String, String)> = fleet
+        .events("swap")
+        .iter()
+        .map(|e| (e["from"].to_string(), e["to"].to_string()))
+        .collect();
+    assert_eq!(
+        swaps,
+        [("\"a\"", "\"b\""), ("\"b\"", "\"c\"")].map(|(f, t)| (f.to_owned(), t.to_owned())),
+        "{}",
+        fleet.log()
+    );
+    // The redrawn limits of the resumed conversations never counted against c.
+    let against_c: Vec<_> = fleet
+        .events("quotaDetected")
+        .into_iter()
+        .filter(|e| e["account"] == "c")
+        .collect();
+    assert!(against_c.is_empty(), "{against_c:?}");
+    assert!(fleet.bed.files("p", "failed").is_empty());
 }
 
 /// The twenty tasks of the speed test: multi-line, with `$(…)`, backticks and quotes.

@@ -442,8 +442,8 @@ fn real_codex_should_stop_at_the_usage_limit_and_resume_the_thread_under_a_secon
     );
 }
 
-const TOKEN_X: &str = "sk-codex-account-x";
-const TOKEN_Y: &str = "sk-codex-account-y";
+pub(crate) const TOKEN_X: &str = "sk-codex-account-x";
+pub(crate) const TOKEN_Y: &str = "sk-codex-account-y";
 
 /// The task prompts failover sent to the API from `token`'s account, oldest first.
 fn task_prompts(api: &MockResponses, token: &str) -> Vec<String> {
@@ -457,7 +457,7 @@ fn task_prompts(api: &MockResponses, token: &str) -> Vec<String> {
 /// The Codex accounts `x` and `y` of a bed (homes seeded against `api`, each with its
 /// token, sharing `sessions/` through `shared`), the real CLI as profile `codex`, and a
 /// controller polling every 250 ms; the homes end what runs under them when dropped.
-fn real_codex_family(
+pub(crate) fn real_codex_family(
     bed: &crate::bed::Bed,
     api: &MockResponses,
     cli: &Path,
