@@ -1,10 +1,14 @@
 //! The chaos suite's large form: `cargo bench --bench chaos -- --tasks 500 --kills 50
-//! --tmux-kills 5 [--runs 5] [--seed N] [--state-damage] [--disk-full] [--mixed]`; `--state-damage`
-//! damages the state folder at the controller kills, each fault of
-//! `chaos::damage::Fault::ALL` in turn, and `--disk-full` fills the disk under it (a
-//! tmpfs of its own) for a few seconds; `--mixed` runs both pools over Claude Code and
-//! Codex, the Claude account used up a third of the way and usable again later. One line of figures per run, counted from
-//! evidence (see `failover::testbed::chaos`); exits 1 when a run was not clean.
+//! --tmux-kills 5 [--runs 5] [--seed N] [--state-damage] [--disk-full] [--clock-jumps]
+//! [--mixed]`. The faults asked for are made in turn, one at each event: `--state-damage`
+//! damages the state folder at the controller kills (each fault of
+//! `chaos::damage::Fault::ALL`), `--disk-full` fills the disk under it (a tmpfs of its
+//! own) for a few seconds, `--clock-jumps` sets the wall clock of every process two hours
+//! forward or ten minutes back for a few seconds (libfaketime); `--mixed` runs both pools
+//! over Claude Code and Codex, the Claude account used up a third of the way and usable
+//! again later. One line of figures per run, counted from evidence (see
+//! `failover::testbed::chaos`); exits 1 when a run was not clean or a fault asked for
+//! could not be made.
 //! Figures go to docs/reliability.md.
 
 use std::time::Duration;
@@ -36,7 +40,11 @@ fn main() -> std::process::ExitCode {
         };
         match arg.as_str() {
             "--state-damage" => {
-                o.faults = chaos::damage::Fault::ALL.to_vec();
+                o.faults.extend(chaos::damage::Fault::ALL);
+                continue;
+            }
+            "--clock-jumps" => {
+                o.faults.push(chaos::damage::Fault::ClockJump);
                 continue;
             }
             "--disk-full" => {
@@ -56,7 +64,7 @@ fn main() -> std::process::ExitCode {
             "--bench" => {}
             other => {
                 eprintln!(
-                    "unknown argument {other}: --tasks N --kills N --tmux-kills N --runs N --seed N --state-damage --disk-full --mixed"
+                    "unknown argument {other}: --tasks N --kills N --tmux-kills N --runs N --seed N --state-damage --disk-full --clock-jumps --mixed"
                 );
                 return std::process::ExitCode::from(2);
             }
@@ -71,6 +79,10 @@ fn main() -> std::process::ExitCode {
         }
         let report = chaos::run(BIN.as_ref(), &o);
         println!("run {run} (seed {}): {}", o.seed, report.figures);
+        if let Some(why) = &report.skipped {
+            println!("run {run}: a fault asked for could not be made: {why}");
+            clean = false;
+        }
         if !report.figures.clean() {
             clean = false;
             eprintln!("{}", report.details);

@@ -61,6 +61,7 @@ async fn apply(tmux: &Tmux, desired: &Desired, state: &std::path::Path) -> Conve
         scope: Scope::Sessions,
         tz: &tz,
         zones: jiff::tz::db(),
+        began: round::Began::now(),
     };
     let (mut store, _) = Store::load(state).expect("state folder");
     round::converge(&round, &mut store, 3, &mut ())

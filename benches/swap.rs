@@ -112,6 +112,7 @@ async fn swap(pool: u32, dedicated: u32) -> (Duration, Duration, bool) {
         scope: Scope::Sessions,
         tz: &tz,
         zones: jiff::tz::db(),
+        began: round::Began::now(),
     };
     let (mut store, _) = Store::load(&state).expect("state folder");
     let up = round::converge(&round, &mut store, 3, &mut ())

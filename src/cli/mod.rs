@@ -425,6 +425,7 @@ async fn look_on(
         scope: crate::plan::Scope::Sessions,
         tz: &tz,
         zones: jiff::tz::db(),
+        began: crate::controller::round::Began::now(),
     };
     Ok(round.look(&facts).await?)
 }

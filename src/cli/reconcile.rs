@@ -203,6 +203,7 @@ pub(super) fn apply(args: ApplyArgs) -> ExitCode {
             scope: Scope::Sessions,
             tz: &tz,
             zones: jiff::tz::db(),
+            began: crate::controller::round::Began::now(),
         };
         let (mut store, damage) =
             Store::load(&l.settings.state_dir).map_err(|e| Failure::Error(e.into()))?;

@@ -143,8 +143,39 @@ pub trait Watcher {
 /// A watcher that sees nothing.
 impl Watcher for () {}
 
+/// When a round began, by both clocks. The round reads the wall clock from it, carried
+/// on by the monotonic clock: a jump of the wall clock in the middle of a round is not
+/// seen by its planner (with facts not yet moved for it, a cooldown would end at once),
+/// but by the next round, which moves the facts first (see `Controller::reconcile`).
+#[derive(Debug, Clone, Copy)]
+pub struct Began {
+    /// The monotonic clock when the round began.
+    pub mono: std::time::Instant,
+    /// The wall clock when the round began.
+    pub wall: jiff::Timestamp,
+}
+
+impl Began {
+    /// Both clocks read now.
+    pub fn now() -> Self {
+        Self {
+            mono: std::time::Instant::now(),
+            wall: jiff::Timestamp::now(),
+        }
+    }
+
+    /// The wall clock as the round reads it: the one at its start, plus the monotonic
+    /// time since.
+    pub fn wall_now(&self) -> jiff::Timestamp {
+        jiff::SignedDuration::try_from(self.mono.elapsed())
+            .ok()
+            .and_then(|d| self.wall.checked_add(d).ok())
+            .unwrap_or(self.wall)
+    }
+}
+
 /// One round's setting: the connection and owner to act with, the manifests, how far
-/// plans go, and the local time zone.
+/// plans go, the local time zone, and when it began.
 #[derive(Debug, Clone, Copy)]
 pub struct Round<'a> {
     /// What actions run with.
@@ -157,6 +188,8 @@ pub struct Round<'a> {
     pub tz: &'a jiff::tz::TimeZone,
     /// The zones reset times may name.
     pub zones: &'a jiff::tz::TimeZoneDatabase,
+    /// When it began: the clock its planner and its records read.
+    pub began: Began,
 }
 
 /// What one round did.
@@ -197,7 +230,7 @@ impl Round<'_> {
     fn plan(&self, observed: &Observed, hold_claims: bool) -> Plan {
         let ctx = plan::Context {
             owner: self.act.owner,
-            now: jiff::Timestamp::now(),
+            now: self.began.wall_now(),
             tz: self.tz.clone(),
             zones: self.zones,
             classifiers: &self.desired.classifiers,
@@ -250,9 +283,10 @@ impl Round<'_> {
         }
         watcher.planned(&plan);
         let mut facts = plan.facts.clone();
+        let began = self.began;
         let done = carry_out(&plan.actions, self.act, watcher, |ran| {
             for (action, result) in ran {
-                plan::record(&mut facts, action, result, jiff::Timestamp::now());
+                plan::record(&mut facts, action, result, began.wall_now());
             }
             if let Some((Action::Session(SessionAction::MoveSession { .. }), _)) = ran.first() {
                 store.save(&facts);

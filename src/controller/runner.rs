@@ -284,8 +284,11 @@ impl Controller {
     /// something failed (the key backs off).
     async fn reconcile(&mut self) -> bool {
         self.reconciles += 1;
-        let start = std::time::Instant::now();
-        if let Some(by) = self.clock.jumped(start, jiff::Timestamp::now()) {
+        let began = super::round::Began::now();
+        let start = began.mono;
+        if let Some(by) = self.clock.jumped(began.mono, began.wall) {
+            // Whole seconds: the jump is told, not measured to the nanosecond.
+            let by = jiff::SignedDuration::from_secs((by.as_secs_f64().round()) as i64);
             warn!(
                 by = %format!("{by:#}"),
                 "the wall clock jumped: the facts' instants move with it, timers keep their \
@@ -306,6 +309,7 @@ impl Controller {
             scope: Scope::Tasks,
             tz: &self.tz,
             zones: jiff::tz::db(),
+            began,
         };
         let told = self.told.clone();
         let report = match round

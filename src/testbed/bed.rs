@@ -89,6 +89,7 @@ impl Bed {
         let mut cmd = Command::new(&self.bin);
         cmd.args(args)
             .envs(self.t.env())
+            .envs(self.t.machine_env().iter().map(|(k, v)| (k, v)))
             .env("FAILOVER_STATE_DIR", self.state())
             .env("NO_COLOR", "1");
         cmd

@@ -175,6 +175,9 @@ impl Drop for Spawned {
 pub struct TmuxServer {
     dir: tempfile::TempDir,
     socket: PathBuf,
+    /// Environment every process of the machine gets: its tmux commands (and so the
+    /// server and its panes when one of them starts it) and the bed's `failover`s.
+    machine: Vec<(String, String)>,
 }
 
 impl Default for TmuxServer {
@@ -191,7 +194,11 @@ impl TmuxServer {
             .tempdir()
             .unwrap_or_else(|e| panic!("cannot make a temp folder: {e}"));
         let socket = dir.path().join("sock");
-        Self { dir, socket }
+        Self {
+            dir,
+            socket,
+            machine: Vec::new(),
+        }
     }
 
     /// A server whose socket lies in the folder `sub` of the temp folder, not made yet:
@@ -200,6 +207,17 @@ impl TmuxServer {
         let mut t = Self::start();
         t.socket = t.dir.path().join(sub).join("sock");
         t
+    }
+
+    /// Gives every process of the machine from now on `env` as well (a faked wall
+    /// clock, say): see [`TmuxServer::machine_env`].
+    pub fn set_machine_env(&mut self, env: Vec<(String, String)>) {
+        self.machine = env;
+    }
+
+    /// The environment every process of the machine gets beside its own.
+    pub fn machine_env(&self) -> &[(String, String)] {
+        &self.machine
     }
 
     /// The server's socket path.
@@ -250,6 +268,7 @@ impl TmuxServer {
         let mut cmd = Command::new("tmux");
         cmd.arg("-S").arg(&self.socket).arg("-f").arg("/dev/null");
         cmd.env_remove("TMUX");
+        cmd.envs(self.machine.iter().map(|(k, v)| (k, v)));
         cmd
     }
 

@@ -29,3 +29,14 @@ pub fn classify(screen: &str) -> serde_json::Value {
     assert!(out.status.success(), "classify failed on:\n{screen}");
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// The turn of a test that runs a real agent CLI, held until the test ends: one such
+/// test at a time. Each starts several Node (Claude Code) or native (Codex) processes
+/// whose start-up takes a core for seconds; two at once on a small CI machine made
+/// deadlines of one fail on the other's load. The rest of the suite runs beside it.
+/// A test that panicked passes the turn on all the same.
+pub fn real_cli_turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -18,6 +18,8 @@ mod codex;
 mod cli_validate;
 // A pool over two families on the stand-ins: Claude used up, Codex carries on, the cut task handed off, the return.
 mod families;
+// A wall clock that jumps forward and back during live work (libfaketime; skipped without it).
+mod clock;
 // `failover init` on a made-up $HOME: homes found, one account per login, never overwriting.
 mod init;
 // The `failover controller` process: manifest edits, signals, its lock, tmux lost and back.

@@ -46,6 +46,7 @@ fn real_screens_should_classify_as_idle_busy_quota_rate_limited_and_server_error
     let Some(cli) = claude::locate_or_skip("real_screens_should_classify") else {
         return;
     };
+    let _turn = crate::bed::real_cli_turn();
     let t = TmuxServer::start();
     let api = MockApi::start();
     let (home, work, tmp) = (t.mkdir("a"), t.mkdir("work"), t.mkdir("tmp"));
@@ -365,6 +366,7 @@ fn tasks_should_reach_the_real_client_and_a_swap_should_resume_its_conversations
     let Some(cli) = claude::locate_or_skip("tasks_should_reach_the_real_client") else {
         return;
     };
+    let _turn = crate::bed::real_cli_turn();
     let fleet = Fleet::start(&cli, Options::default());
     let api = &fleet.api;
 
@@ -495,6 +497,7 @@ fn with_three_accounts_each_limit_should_move_every_session_to_the_next_resuming
     let Some(cli) = claude::locate_or_skip("with_three_accounts_each_limit") else {
         return;
     };
+    let _turn = crate::bed::real_cli_turn();
     let fleet = Fleet::start(
         &cli,
         Options {
@@ -687,6 +690,7 @@ fn twenty_tasks_at_every_reply_speed_should_each_reach_the_api_once_and_end_on_t
     let Some(cli) = claude::locate_or_skip("twenty_tasks_at_every_reply_speed") else {
         return;
     };
+    let _turn = crate::bed::real_cli_turn();
     for delay in [50, 500, 5000].map(Duration::from_millis) {
         let fleet = Fleet::start(
             &cli,
@@ -753,6 +757,7 @@ fn a_usage_limit_the_agent_reports_should_swap_within_a_second_without_screen_pa
     let Some(cli) = claude::locate_or_skip("a_usage_limit_the_agent_reports") else {
         return;
     };
+    let _turn = crate::bed::real_cli_turn();
     let fleet = Fleet::start(
         &cli,
         Options {
@@ -791,6 +796,7 @@ fn with_every_account_used_up_the_pool_should_wait_and_resume_by_itself_after_th
     let Some(cli) = claude::locate_or_skip("with_every_account_used_up") else {
         return;
     };
+    let _turn = crate::bed::real_cli_turn();
     let fleet = Fleet::start(
         &cli,
         Options {
@@ -875,6 +881,7 @@ fn an_account_at_96_percent_should_move_every_session_before_any_request_is_refu
     let Some(cli) = claude::locate_or_skip("an_account_at_96_percent") else {
         return;
     };
+    let _turn = crate::bed::real_cli_turn();
     let fleet = Fleet::start(
         &cli,
         Options {
@@ -972,6 +979,7 @@ fn crash_after_a_stop(test: &str, fault: impl FnOnce(&Fleet)) {
     let Some(cli) = claude::locate_or_skip(test) else {
         return;
     };
+    let _turn = crate::bed::real_cli_turn();
     let mut fleet = Fleet::start(
         &cli,
         Options {
@@ -1068,6 +1076,7 @@ fn twenty_tasks_at_every_reply_speed_should_end_once_through_controller_and_tmux
     else {
         return;
     };
+    let _turn = crate::bed::real_cli_turn();
     let mut seed: u64 = 0x0005_eedc_4a05;
     let mut next = |from: u64, to: u64| {
         seed ^= seed << 13;

@@ -187,6 +187,7 @@ fn real_codex_should_answer_a_pasted_task_once_and_end_the_turn_in_notify_and_ro
     let Some(cli) = codex::locate_or_skip("real_codex_should_answer_a_pasted_task_once") else {
         return;
     };
+    let _turn = crate::bed::real_cli_turn();
     let rig = Rig::new(&cli);
     let home = rig.home("a", "key-a");
     let window = |used_percent, window_minutes| Window {
@@ -309,6 +310,7 @@ fn real_codex_should_stop_at_the_usage_limit_and_resume_the_thread_under_a_secon
     let Some(cli) = codex::locate_or_skip("real_codex_should_stop_at_the_usage_limit") else {
         return;
     };
+    let _turn = crate::bed::real_cli_turn();
     let rig = Rig::new(&cli);
     let a = rig.home("a", "key-a");
     let b = rig.home("b", "key-b");
@@ -523,6 +525,7 @@ fn a_pool_of_real_codex_sessions_should_run_tasks_through_failover_and_move_them
     let Some(cli) = codex::locate_or_skip("a_pool_of_real_codex_sessions") else {
         return;
     };
+    let _turn = crate::bed::real_cli_turn();
     let api = MockResponses::start();
     let bed = crate::bed::new(&["work", "shared", "p/.agent-queue/inbox"]);
     let r = bed.root.clone();
@@ -635,6 +638,7 @@ fn a_dedicated_real_codex_session_should_move_at_a_limit_resuming_its_thread() {
     let Some(cli) = codex::locate_or_skip("a_dedicated_real_codex_session") else {
         return;
     };
+    let _turn = crate::bed::real_cli_turn();
     let api = MockResponses::start();
     let bed = crate::bed::new(&["desk", "shared"]);
     let desk = bed.root.join("desk");
@@ -753,6 +757,7 @@ fn twenty_real_codex_tasks_at_every_reply_speed_should_each_reach_the_api_once_a
     let Some(cli) = codex::locate_or_skip("twenty_real_codex_tasks_at_every_reply_speed") else {
         return;
     };
+    let _turn = crate::bed::real_cli_turn();
     for delay in [50, 500, 5000].map(Duration::from_millis) {
         let api = MockResponses::start();
         api.set_reply(TOKEN_X, Reply::Slow(delay));
@@ -823,6 +828,7 @@ fn a_real_codex_account_over_move_at_should_move_its_pool_before_any_request_is_
     let Some(cli) = codex::locate_or_skip("a_real_codex_account_over_move_at") else {
         return;
     };
+    let _turn = crate::bed::real_cli_turn();
     let api = MockResponses::start();
     let window = |used_percent| Window {
         used_percent,

@@ -201,6 +201,7 @@ fn a_mixed_pool_of_real_clis_should_run_codex_when_both_claude_accounts_are_used
     let Some(codex_cli) = codex::locate_or_skip(test) else {
         return;
     };
+    let _turn = crate::bed::real_cli_turn();
     let started = Instant::now();
     let mix = Mix::start(&claude_cli, &codex_cli);
     eprintln!(

@@ -31,6 +31,11 @@ pub enum Fault {
     /// runs (see [`DiskFull`]); made by the run. Not among [`Fault::ALL`]: it needs the
     /// state folder on a small file system of its own (`--disk-full`).
     DiskFull,
+    /// The wall clock of every process of the bed set forward by two hours or back by
+    /// ten minutes, and a few seconds later back to the real one, while the controller
+    /// runs (see [`super::clock::Clock`]); made by the run. Not among [`Fault::ALL`]
+    /// (`--clock-jumps`): it needs libfaketime, and it damages nothing.
+    ClockJump,
 }
 
 impl Fault {
@@ -48,7 +53,7 @@ impl Fault {
     pub fn live(self) -> bool {
         matches!(
             self,
-            Fault::ReportGarbage | Fault::ReadOnly | Fault::DiskFull
+            Fault::ReportGarbage | Fault::ReadOnly | Fault::DiskFull | Fault::ClockJump
         )
     }
 
@@ -102,7 +107,7 @@ impl Fault {
                     .and_then(|mut f| f.write_all(b"{\"event\": \"Stop\", \"sess"))
                     .is_ok()
             }
-            Fault::ReadOnly | Fault::DiskFull => false,
+            Fault::ReadOnly | Fault::DiskFull | Fault::ClockJump => false,
         }
     }
 }

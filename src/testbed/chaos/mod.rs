@@ -6,6 +6,7 @@
 //! `tests/it/chaos.rs` runs a small form in `cargo test`; `cargo bench --bench chaos --
 //! --tasks 500 --kills 50 --tmux-kills 5` the large one.
 
+pub mod clock;
 pub mod count;
 pub mod damage;
 
@@ -93,6 +94,11 @@ pub struct Figures {
     pub read_only: usize,
     /// Of the faults, times the disk under the state folder was full.
     pub disk_full: usize,
+    /// Jumps of the wall clock made (forward and back in turn, each followed by one
+    /// back to the real clock).
+    pub clock_jumps: usize,
+    /// `clockJumped` lines in the journal: jumps the controller saw.
+    pub clock_jumps_said: usize,
     /// Times a controller's log said the state folder cannot be written.
     pub logged_unwritable: usize,
     /// Tasks claimed while the state folder could not be written (read-only, or its
@@ -127,6 +133,7 @@ impl Figures {
             && self.kept_aside + self.read_only + self.disk_full == self.faults
             && self.logged_unwritable == self.read_only + self.disk_full
             && self.claimed_unwritable == 0
+            && self.clock_jumps_said == self.clock_jumps
             && (!self.mixed || self.under_codex > 0)
             && self.handed_off == self.hand_offs_journaled
     }
@@ -142,7 +149,7 @@ impl fmt::Display for Figures {
              duplicate controllers {} · unowned touched {} · leftover clients {} · \
              journal missing {} · journal extra {} (replayed {}) · panics {} · \
              faults {} · said {} · kept aside {} · read-only {} · disk full {} (said in the \
-             log {}, claims meanwhile {}){} · elapsed {:.1}s",
+             log {}, claims meanwhile {}){}{} · elapsed {:.1}s",
             self.tasks,
             self.kills,
             self.tmux_kills,
@@ -169,6 +176,14 @@ impl fmt::Display for Figures {
             self.disk_full,
             self.logged_unwritable,
             self.claimed_unwritable,
+            if self.clock_jumps > 0 {
+                format!(
+                    " · clock jumps {} (said {})",
+                    self.clock_jumps, self.clock_jumps_said
+                )
+            } else {
+                String::new()
+            },
             if self.mixed {
                 format!(
                     " · handed off {} (journaled {}) · done under Codex {} · family changes {}",
@@ -239,6 +254,8 @@ struct Bed {
     seen: String,
     /// Why a fault could not be made.
     skipped: Option<String>,
+    /// The wall clock of the bed's processes, for a run that makes it jump.
+    clock: Option<clock::Clock>,
 }
 
 /// The seed of a test's run: `FAILOVER_CHAOS_SEED` to replay one, else one of this
@@ -296,12 +313,18 @@ pub fn run(bin: &Path, o: &Options) -> Report {
             let fault = (!o.faults.is_empty()).then(|| o.faults[event % o.faults.len()]);
             let pick = rng.next();
             if fault.is_some() {
-                // One fault per controller that started (two would be repaired as one;
-                // a controller cannot take its lock in a read-only folder).
+                // One fault per controller that started and said the last one (two
+                // would be repaired as one; a controller cannot take its lock in a
+                // read-only folder).
                 bed.wait_started(&c);
+                bed.wait_handled();
             }
             if let Some(f @ (damage::Fault::ReadOnly | damage::Fault::DiskFull)) = fault {
                 bed.unwritable(f);
+                continue;
+            }
+            if fault == Some(damage::Fault::ClockJump) {
+                bed.jump();
                 continue;
             }
             if let Some(fault) = fault.filter(|f| f.live()) {
@@ -319,6 +342,12 @@ pub fn run(bin: &Path, o: &Options) -> Report {
     }
     if limited.is_some() {
         bed.limit(false);
+    }
+    if !o.faults.is_empty() {
+        // The last fault too is said before the count: its tasks may all be done
+        // before the controller started after it has read the state folder.
+        bed.wait_started(&c);
+        bed.wait_handled();
     }
     let settled = wait_for_or_none(o.settle, || bed.settled().then_some(()));
     bed.check_controllers(&c);
@@ -371,7 +400,7 @@ fn task(i: usize) -> (&'static str, String) {
 
 impl Bed {
     fn new(bin: &Path, o: &Options) -> Self {
-        let op = super::Bed::new(
+        let mut op = super::Bed::new(
             bin,
             &["home", "cx", "work", "desk", "fast/inbox", "slow/inbox"],
         );
@@ -397,7 +426,19 @@ impl Bed {
         } else {
             Err(String::new())
         };
+        let (clock, skipped) = if o.faults.contains(&damage::Fault::ClockJump) {
+            match clock::Clock::install(&op.root) {
+                Ok(clock) => {
+                    op.t.set_machine_env(clock.env());
+                    (Some(clock), None)
+                }
+                Err(why) => (None, Some(why)),
+            }
+        } else {
+            (None, None)
+        };
         Self {
+            clock,
             disk,
             op,
             manifest,
@@ -411,7 +452,7 @@ impl Bed {
             },
             starts: 0,
             seen: String::new(),
-            skipped: None,
+            skipped,
         }
     }
 
@@ -532,9 +573,9 @@ impl Bed {
         }
     }
 
-    /// Waits (10 s at most) for controller `c` to journal its start.
+    /// Waits (60 s at most: a loaded machine) for controller `c` to journal its start.
     fn wait_started(&self, c: &Spawned) {
-        let _ = wait_for_or_none(Duration::from_secs(10), || {
+        let _ = wait_for_or_none(Duration::from_secs(60), || {
             self.op
                 .events("started")
                 .iter()
@@ -543,10 +584,13 @@ impl Bed {
         });
     }
 
-    /// Waits (10 s at most) for every damage made to be said in the journal.
+    /// Waits (60 s at most: a loaded machine) for every damage made to be said in the
+    /// journal, as the figures count it.
     fn wait_handled(&self) {
-        let _ = wait_for_or_none(Duration::from_secs(10), || {
-            (self.op.events("stateDamaged").len() >= self.figures.faults).then_some(())
+        let _ = wait_for_or_none(Duration::from_secs(60), || {
+            let said =
+                self.op.events("stateDamaged").len() + self.op.events("stateUnwritable").len();
+            (said >= self.figures.faults).then_some(())
         });
     }
 
@@ -609,6 +653,34 @@ impl Bed {
         let after = waiting(&count::places(&self.inboxes()));
         self.figures.claimed_unwritable += before.iter().filter(|n| !after.contains(n)).count();
         drop(guard);
+    }
+
+    /// Sets the wall clock forward by two hours, or back by ten minutes, in turn; holds
+    /// it there three seconds while the tasks go on; sets it back to the real clock.
+    /// Each jump is waited for in the journal (10 s at most), so that no kill comes
+    /// before the controller saw it, and none while the clock is off (file times stay
+    /// the kernel's: see [`clock`]).
+    fn jump(&mut self) {
+        let Some(clock) = &self.clock else { return };
+        let minutes = if self.figures.clock_jumps.is_multiple_of(4) {
+            120
+        } else {
+            -10
+        };
+        for offset in [minutes, 0] {
+            if let Err(why) = clock.set(offset) {
+                self.skipped = Some(why);
+                return;
+            }
+            self.figures.clock_jumps += 1;
+            let made = self.figures.clock_jumps;
+            let _ = wait_for_or_none(Duration::from_secs(10), || {
+                (self.op.events("clockJumped").len() >= made).then_some(())
+            });
+            if offset != 0 {
+                std::thread::sleep(Duration::from_secs(3));
+            }
+        }
     }
 
     /// What an operator sees of the damage: the journal's `stateDamaged` events as
@@ -720,6 +792,15 @@ impl Bed {
                 matches!(
                     &l.entry,
                     Controller(Life::StateDamaged(_) | Life::StateUnwritable { .. })
+                )
+            })
+            .count();
+        f.clock_jumps_said = entries
+            .iter()
+            .filter(|l| {
+                matches!(
+                    &l.entry,
+                    crate::journal::Entry::Controller(crate::journal::Life::ClockJumped { .. })
                 )
             })
             .count();
