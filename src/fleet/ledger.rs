@@ -14,7 +14,7 @@ use crate::state::UsageReading;
 pub(crate) struct Exhaustion {
     /// When its limit resets.
     pub until: Timestamp,
-    /// The node that saw it first.
+    /// The node that read this reset (the later reset wins with its node).
     pub node: String,
     /// What that node's agent said (`session: line`), when it was told.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,11 +69,13 @@ pub(crate) fn merge(remote: Option<&Entry>, local: &Local, node: &str, now: Time
                 reading: local.reading.clone(),
             });
         }
+        // The later reset wins with what set it: the node that read it and its line,
+        // so that the reading shown explains the time shown.
         (Some(u), Some(t)) if u > t.until => {
             entry.exhausted = Some(Exhaustion {
                 until: u,
-                node: t.node.clone(),
-                reading: t.reading.clone(),
+                node: node.to_owned(),
+                reading: local.reading.clone(),
             });
         }
         (None, Some(t)) => adopt.exhausted_until = Some(t.until),
@@ -136,7 +138,11 @@ mod tests {
     #[test]
     fn the_later_reset_should_win_both_ways() {
         let m = merge(Some(&exhausted(5, "n1")), &local(7), "n2", at(0));
-        assert_eq!(m.write, Some(exhausted(7, "n1")), "who saw it first stays");
+        assert_eq!(
+            m.write,
+            Some(exhausted(7, "n2")),
+            "with the node that read it"
+        );
         let m = merge(Some(&exhausted(7, "n1")), &local(5), "n2", at(0));
         assert_eq!((m.write, m.adopt.exhausted_until), (None, Some(at(7))));
     }

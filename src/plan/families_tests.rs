@@ -333,6 +333,21 @@ fn planner_should_hand_off_a_cut_task_when_its_family_is_exhausted() {
     add(&mut o, fresh);
     o.screens.insert("m-0".into(), CODEX_IDLE.into());
     let p = plan_with_tasks(&m, &o, "failover", now());
+    let pastes = |p: &Plan| {
+        p.actions
+            .iter()
+            .filter(|a| matches!(a, Action::Task(TaskAction::PasteTask { .. })))
+            .count()
+    };
+    assert_eq!(
+        pastes(&p),
+        0,
+        "a prompt just drawn rests first: {:?}",
+        p.actions
+    );
+    o.facts = p.facts.clone();
+    let rested = now().checked_add(crate::plan::tasks::SETTLE).unwrap();
+    let p = plan_with_tasks(&m, &o, "failover", rested);
     let paste = p.actions.iter().find_map(|a| match a {
         Action::Task(TaskAction::PasteTask { task, note, .. }) => Some((task, note)),
         _ => None,

@@ -22,6 +22,13 @@ const RECYCLE_AFTER: Duration = Duration::from_secs(3);
 /// unchanged screen before it is taken for cut (Claude Code reports no `Stop` for a turn
 /// cut with Esc): well above the moment between Enter and the busy marker.
 const TURN_GRACE: Duration = Duration::from_secs(5);
+/// How long an agent's screen must rest unchanged before text is pasted into it: a
+/// prompt just drawn may not take a paste as one yet (Claude Code under load once took
+/// a paste into a prompt it had just drawn twice, the text doubled in one message).
+pub(super) const SETTLE: Duration = Duration::from_millis(500);
+/// How long an agent idle at its prompt waits for its screen to rest at most: a screen
+/// that never rests holds no task back for longer.
+const SETTLE_CAP: Duration = Duration::from_secs(2);
 
 /// What the task and scaling rules know of each of our sessions.
 #[derive(Debug, Clone)]
@@ -43,6 +50,9 @@ pub(super) struct Seen {
     /// It reported a turn under way, not cut since (idle at an empty prompt, unchanged
     /// for [`TURN_GRACE`]).
     pub turn_open: bool,
+    /// Its screen has rested for [`SETTLE`] (or it has been idle for [`SETTLE_CAP`]), or
+    /// no earlier screen of it is known: text may be pasted.
+    pub settled: bool,
 }
 
 impl Seen {
@@ -103,7 +113,17 @@ fn seen_of(name: &str, s: &Session, f: Option<&SessionFacts>, input: &Inputs<'_>
         }
         None => (State::Unknown, false, reported_limit),
     };
+    // How long the screen has been unchanged, as the facts saw it last.
+    let unchanged = match (reading, f.and_then(|f| f.screen)) {
+        (Some(r), Some((hash, at))) if r.hash == hash => Some(elapsed(input.now, at)),
+        (_, Some(_)) => Some(Duration::ZERO),
+        (_, None) => None,
+    };
+    let idle_for = f
+        .and_then(|f| f.idle_since)
+        .map_or(Duration::ZERO, |at| elapsed(input.now, at));
     Seen {
+        settled: unchanged.is_none_or(|u| u >= SETTLE) || idle_for >= SETTLE_CAP,
         state,
         empty_input,
         used: f.and_then(|f| f.used_pid) == Some(s.pane.pid),
@@ -116,12 +136,8 @@ fn seen_of(name: &str, s: &Session, f: Option<&SessionFacts>, input: &Inputs<'_>
         turn_open: f.is_some_and(|f| {
             // Idle at an empty prompt, the screen unchanged for a while: the turn was cut
             // (no report comes for that).
-            let unchanged = match (reading, f.screen) {
-                (Some(r), Some((hash, at))) if r.hash == hash => elapsed(input.now, at),
-                _ => Duration::ZERO,
-            };
             let resting = state == State::Idle && empty_input;
-            f.turn.is_some() && !(resting && unchanged >= TURN_GRACE)
+            f.turn.is_some() && !(resting && unchanged.unwrap_or_default() >= TURN_GRACE)
         }),
     }
 }
@@ -420,6 +436,15 @@ impl<'a> View<'a> {
             .filter(|i| i.spec.pool == pool.name)
             .collect();
         if inboxes.is_empty() || free.is_empty() {
+            return;
+        }
+        // A prompt just drawn gets its task once its screen has rested.
+        let before = free.len();
+        free.retain(|s| self.seen.get(&s.name).is_some_and(|seen| seen.settled));
+        if free.len() < before {
+            plan.wake(SETTLE / 2);
+        }
+        if free.is_empty() {
             return;
         }
         let mut queues: Vec<VecDeque<&str>> = inboxes.iter().map(|i| self.queue(i)).collect();

@@ -109,6 +109,43 @@ fn dispatch_should_give_the_oldest_tasks_to_the_lowest_free_sessions() {
 }
 
 #[test]
+fn dispatch_should_wait_for_a_prompt_just_drawn_to_rest_before_pasting_into_it() {
+    let (m, mut o) = world("");
+    o.inboxes.insert("tasks".into(), inbox(&["t.md"]));
+    // The agents' screens were seen before, starting up: their prompts are new.
+    for n in ["ccl-auto-11", "ccl-auto-12", "ccl-auto-13"] {
+        o.facts.sessions.entry(n.into()).or_default().screen = Some((1, at(0)));
+    }
+    let p = plan_with_tasks(&m, &o, "failover", at(1));
+    assert!(dispatched(&p).is_empty(), "{:?}", p.actions);
+    assert!(
+        p.requeue_after
+            .is_some_and(|d| d <= super::super::tasks::SETTLE),
+        "woken when it has rested: {:?}",
+        p.requeue_after
+    );
+    // Unchanged since: the first free one gets it.
+    o.facts = p.facts.clone();
+    let rested = at(1) + jiff::SignedDuration::from_millis(500);
+    let p = plan_with_tasks(&m, &o, "failover", rested);
+    assert_eq!(dispatched(&p), ["ccl-auto-11 <- tasks/t.md (try 1)"]);
+}
+
+#[test]
+fn dispatch_should_not_wait_for_a_screen_that_never_rests() {
+    let (m, mut o) = world("");
+    o.inboxes.insert("tasks".into(), inbox(&["t.md"]));
+    // Idle at its prompt for two seconds, its screen changing at every look.
+    for n in ["ccl-auto-11", "ccl-auto-12", "ccl-auto-13"] {
+        let f = o.facts.sessions.entry(n.into()).or_default();
+        f.screen = Some((1, at(2)));
+        f.idle_since = Some(at(0));
+    }
+    let p = plan_with_tasks(&m, &o, "failover", at(2));
+    assert_eq!(dispatched(&p), ["ccl-auto-11 <- tasks/t.md (try 1)"]);
+}
+
+#[test]
 fn dispatch_should_take_inboxes_in_turn() {
     let (m, mut o) = world(URGENT);
     o.inboxes

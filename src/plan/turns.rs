@@ -273,7 +273,7 @@ impl View<'_> {
                 self.never_ready(s, seen, task, plan);
             }
             Stage::Starting | Stage::Resuming => {
-                if !seen.at_empty_prompt() {
+                if !seen.at_empty_prompt() || !seen.settled {
                     plan.wake(Duration::from_millis(100));
                 } else if tf.stage == Stage::Starting {
                     // A task handed to another family's agent: the inbox's note first.

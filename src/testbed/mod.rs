@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod mock_api;
 mod mock_http;
 pub mod mock_responses;
+pub mod proxy;
 
 pub use bed::Bed;
 

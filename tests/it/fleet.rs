@@ -8,6 +8,7 @@ use std::time::Duration;
 use failover::api::{ControllerConfigSpec, FleetSpec};
 use failover::testbed::etcd::Cluster;
 use failover::testbed::manifest::{Manifest, duration};
+use failover::testbed::proxy::Proxy;
 use failover::testbed::wait_for;
 
 use crate::bed::{self, BIN, Bed};
@@ -450,5 +451,188 @@ fn exhaustions_seen_on_two_nodes_should_move_every_node_on_at_once_cooldown_or_n
             "{}",
             b.log("controller")
         );
+    }
+}
+
+/// Claude Code's wording of a reset `hours` from now, as its limit line says it.
+fn reset_in(hours: i64) -> String {
+    let t = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_hours(hours))
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::UTC);
+    let h = t.hour();
+    let h12 = if h % 12 == 0 { 12 } else { h % 12 };
+    let half = if h < 12 { "am" } else { "pm" };
+    format!("{h12}:{:02}{half} (UTC)\n", t.minute())
+}
+
+/// What node `bed` holds of account `account`'s reset, in its facts.
+fn local_until(bed: &Bed, account: &str) -> Option<String> {
+    let facts = std::fs::read_to_string(bed.state().join("facts.json")).ok()?;
+    let facts: serde_json::Value = serde_json::from_str(&facts).ok()?;
+    facts["exhaustedUntil"][account].as_str().map(str::to_owned)
+}
+
+/// The fleet ledger's entries, as node `bed` (manifests `file`) reads them.
+fn ledger(bed: &Bed, file: &std::path::Path) -> Vec<serde_json::Value> {
+    let (code, out) = bed.run(&[
+        "get",
+        "accounts",
+        "--fleet",
+        "-o",
+        "json",
+        "-f",
+        &file.to_string_lossy(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn a_node_cut_off_from_etcd_should_run_alone_and_its_later_reset_should_win_when_it_is_back() {
+    let Some(cluster) = Cluster::start(3) else {
+        return;
+    };
+    let endpoints = cluster.endpoints();
+    // Node 3 reaches every member through a proxy the test cuts: a partition, while
+    // nodes 1 and 2 keep the whole cluster.
+    let proxies: Vec<Proxy> = endpoints.iter().map(|e| Proxy::start(e)).collect();
+    let cut_off: Vec<String> = proxies.iter().map(Proxy::endpoint).collect();
+    let beds: Vec<Bed> = (0..3).map(|_| bed::new(&["manifests"])).collect();
+    let files: Vec<PathBuf> = beds
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let eps = if i == 2 { &cut_off } else { &endpoints };
+            manifest(b, &format!("n{}", i + 1), eps, &["a", "b"], None, |_| {})
+        })
+        .collect();
+    let _controllers: Vec<Spawned> = beds
+        .iter()
+        .zip(&files)
+        .map(|(b, f)| b.controller(f, "controller", None))
+        .collect();
+    let nodes = |i: usize| {
+        beds[i]
+            .run(&["get", "nodes", "-f", &files[i].to_string_lossy()])
+            .1
+    };
+    wait_for(Duration::from_secs(30), "three nodes up", || {
+        (nodes(0).matches(" up ").count() == 3).then_some(())
+    });
+    for b in &beds {
+        wait_for(Duration::from_secs(30), "every pool on a", || {
+            all_on(b, "a").then_some(())
+        });
+    }
+
+    for p in &proxies {
+        p.cut();
+    }
+    let cut = std::time::Instant::now();
+    wait_for(Duration::from_secs(15), "node 3 degraded", || {
+        let (_, out) = beds[2].run(&["get", "sessions", "-f", &files[2].to_string_lossy()]);
+        out.contains("degraded").then_some(())
+    });
+    eprintln!("node 3 said degraded {:?} after the cut", cut.elapsed());
+    wait_for(Duration::from_secs(15), "node 3 gone for node 1", || {
+        nodes(0)
+            .lines()
+            .any(|l| l.starts_with("n3") && l.contains(" gone "))
+            .then_some(())
+    });
+    // Both sides of the partition see account a run out, node 3 with the later reset.
+    std::fs::write(beds[0].root.join("a/.sim-limit"), reset_in(1)).unwrap();
+    beds[0].drop_task("work", "t1.md", "do the thing on node 1");
+    for b in &beds[..2] {
+        wait_for(Duration::from_secs(30), "nodes 1 and 2 on b", || {
+            all_on(b, "b").then_some(())
+        });
+    }
+    let early = local_until(&beds[0], "a").expect("node 1 holds a's reset");
+    assert!(
+        all_on(&beds[2], "a"),
+        "node 3 heard nothing through the cut"
+    );
+    assert!(local_until(&beds[2], "a").is_none(), "node 3 heard nothing");
+    let late_line = reset_in(2);
+    std::fs::write(beds[2].root.join("a/.sim-limit"), &late_line).unwrap();
+    beds[2].drop_task("work", "t3.md", "do the thing on node 3");
+    wait_for(Duration::from_secs(30), "node 3 on b, alone", || {
+        all_on(&beds[2], "b").then_some(())
+    });
+    let late = local_until(&beds[2], "a").expect("node 3 holds a's reset");
+    assert!(late > early, "{late} after {early}");
+    let a = |entries: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
+        entries.into_iter().filter(|e| e["name"] == "a").collect()
+    };
+    let before = a(ledger(&beds[0], &files[0]));
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(before[0]["seenBy"], "n1", "{before:?}");
+
+    for p in &proxies {
+        p.heal();
+    }
+    let healed = std::time::Instant::now();
+    wait_for(Duration::from_secs(15), "node 3 back", || {
+        (!beds[2].events("fleetRestored").is_empty()).then_some(())
+    });
+    // One entry, the later reset; every node takes it.
+    let entry = wait_for(
+        Duration::from_secs(10),
+        "the later reset in the ledger",
+        || {
+            let entries = a(ledger(&beds[1], &files[1]));
+            (entries.len() == 1 && entries[0]["exhaustedUntil"].as_str() == Some(late.as_str()))
+                .then(|| entries[0].clone())
+        },
+    );
+    eprintln!(
+        "the ledger after the heal ({:?}): {entry}",
+        healed.elapsed()
+    );
+    assert_eq!(
+        entry["seenBy"], "n3",
+        "the later reset with its node: {entry}"
+    );
+    assert!(
+        entry["reading"]
+            .as_str()
+            .is_some_and(|r| r.contains(late_line.trim().trim_end_matches(" (UTC)"))),
+        "the reading behind the later reset: {entry}"
+    );
+    for (i, b) in beds.iter().enumerate() {
+        wait_for(
+            Duration::from_secs(10),
+            "every node on the later reset",
+            || (local_until(b, "a").as_deref() == Some(late.as_str())).then_some(()),
+        );
+        eprintln!(
+            "node {} holds a's reset at {late} {:?} after the heal",
+            i + 1,
+            healed.elapsed()
+        );
+    }
+    wait_for(Duration::from_secs(10), "three nodes up again", || {
+        (nodes(1).matches(" up ").count() == 3).then_some(())
+    });
+    // Each task done once, on its own node; none of node 2's turns met the limit.
+    for (i, task) in [(0, "t1.md"), (2, "t3.md")] {
+        wait_for(
+            Duration::from_secs(30),
+            "each task done on its node",
+            || (beds[i].files("work", "done") == [task]).then_some(()),
+        );
+    }
+    assert!(beds[1].files("work", "done").is_empty());
+    assert!(beds[1].events("quotaDetected").is_empty());
+    for b in &beds {
+        assert!(b.files("work", "failed").is_empty());
+        assert!(
+            b.events("allExhausted").is_empty(),
+            "{}",
+            b.log("controller")
+        );
+        assert!(!b.log("controller").contains("panicked"));
     }
 }

@@ -1166,8 +1166,25 @@ fn twenty_tasks_at_every_reply_speed_should_end_once_through_controller_and_tmux
                     fleet.bed.queue("p", "done").join(format!("{name}.json")),
                 )
                 .unwrap_or_default();
+                // What the controllers did with the task and its session, in order.
+                let session = serde_json::from_str::<serde_json::Value>(&record)
+                    .ok()
+                    .and_then(|r| r["session"].as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let story: Vec<String> = fleet
+                    .bed
+                    .journal()
+                    .iter()
+                    .map(|e| e.to_string())
+                    .filter(|l| {
+                        l.contains(name.as_str())
+                            || (!session.is_empty() && l.contains(&format!("\"{session}\"")))
+                            || l.contains("\"started\"")
+                    })
+                    .collect();
                 panic!(
-                    "{delay:?} {name}: ran to a reply {t:?}\nrecord {record}\n{}",
+                    "{delay:?} {name}: ran to a reply {t:?}\nrecord {record}\n--- journal\n{}\n--- transcripts\n{}",
+                    story.join("\n"),
                     dump.join("\n----\n")
                 );
             }
