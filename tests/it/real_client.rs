@@ -536,6 +536,20 @@ fn with_three_accounts_each_limit_should_move_every_session_to_the_next_resuming
                 }))
             .then_some(())
         });
+        // ... and their screens at rest for a second: failover pastes into a prompt only
+        // once its screen has rested (half a second), so a session whose status line
+        // was still being drawn would take its task after the other's met the limit.
+        let mut last = (Vec::new(), std::time::Instant::now());
+        fleet.wait("both prompts at rest", || {
+            let now: Vec<String> = ["w-0", "w-1"]
+                .iter()
+                .map(|s| fleet.bed.t.capture(&format!("={s}:")))
+                .collect();
+            if now != last.0 {
+                last = (now, std::time::Instant::now());
+            }
+            (last.1.elapsed() >= Duration::from_secs(1)).then_some(())
+        });
         // `used` runs out: two tasks meet its limit, one in each pool session.
         api.set_reply(
             token,
