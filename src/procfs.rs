@@ -15,6 +15,11 @@ pub(crate) fn parent(pid: u32) -> Option<u32> {
     fields(pid)?.get(1)?.parse().ok()
 }
 
+/// The session `pid` belongs to (its id is its leader's pid).
+pub(crate) fn session(pid: u32) -> Option<u32> {
+    fields(pid)?.get(3)?.parse().ok()
+}
+
 /// When `pid` started, in clock ticks since boot: with the pid, it names one process
 /// (pids are reused, start times with them are not).
 pub(crate) fn start_time(pid: u32) -> Option<u64> {

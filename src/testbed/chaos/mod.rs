@@ -252,6 +252,8 @@ struct Bed {
     starts: usize,
     /// What the operator saw while the state folder was read-only.
     seen: String,
+    /// What the counts above 0 that are not the folders' were, one line each.
+    found: String,
     /// Why a fault could not be made.
     skipped: Option<String>,
     /// The wall clock of the bed's processes, for a run that makes it jump.
@@ -362,7 +364,8 @@ pub fn run(bin: &Path, o: &Options) -> Report {
     let _ = wait_for_or_none(Duration::from_secs(10), || {
         c.child.try_wait().ok().flatten()
     });
-    let mut details = format!("seed {}\n{}", o.seed, bed.count());
+    let counted = bed.count();
+    let mut details = format!("seed {}\n{}{counted}", o.seed, bed.found);
     if settled.is_none() {
         details.push_str(&format!("not settled within {:?}\n", o.settle));
     }
@@ -452,6 +455,7 @@ impl Bed {
             },
             starts: 0,
             seen: String::new(),
+            found: String::new(),
             skipped,
         }
     }
@@ -497,15 +501,28 @@ impl Bed {
         if !up {
             return;
         }
-        // The server itself carries the command line of the client that started it.
+        // The server itself carries the command line of the client that started it; it
+        // runs in a session of its own (a daemon), where a client stays in its
+        // controller's: told apart so, also when it does not answer for its pid.
         let server = self.server_pid();
         let socket = self.op.t.socket().to_string_lossy().into_owned();
         let control = crate::tmux::control_session("failover");
-        self.figures.leftover_clients += count::processes(&control)
+        let leftovers: Vec<count::Process> = count::processes(&control)
             .into_iter()
             .filter(|p| p.args.iter().any(|a| a == &socket))
             .filter(|p| p.ppid != c.pid() && Some(p.pid) != server)
-            .count();
+            .filter(|p| crate::procfs::session(p.pid) != Some(p.pid))
+            .collect();
+        for p in &leftovers {
+            self.found.push_str(&format!(
+                "leftover control client {} (parent {}; the controller {}, the server {server:?}): {}\n",
+                p.pid,
+                p.ppid,
+                c.pid(),
+                p.args.join(" ")
+            ));
+        }
+        self.figures.leftover_clients += leftovers.len();
     }
 
     /// Starts a second controller on the same state folder, as an operator might by
@@ -573,9 +590,9 @@ impl Bed {
         }
     }
 
-    /// Waits (60 s at most: a loaded machine) for controller `c` to journal its start.
+    /// Waits (20 s at most: a loaded machine) for controller `c` to journal its start.
     fn wait_started(&self, c: &Spawned) {
-        let _ = wait_for_or_none(Duration::from_secs(60), || {
+        let _ = wait_for_or_none(Duration::from_secs(20), || {
             self.op
                 .events("started")
                 .iter()
@@ -584,10 +601,11 @@ impl Bed {
         });
     }
 
-    /// Waits (60 s at most: a loaded machine) for every damage made to be said in the
-    /// journal, as the figures count it.
+    /// Waits (20 s at most: a loaded machine) for every damage made to be said in the
+    /// journal, as the figures count it. A damage never said (the figures count it) makes
+    /// every later wait run to its end: the bound keeps such a run from crawling.
     fn wait_handled(&self) {
-        let _ = wait_for_or_none(Duration::from_secs(60), || {
+        let _ = wait_for_or_none(Duration::from_secs(20), || {
             let said =
                 self.op.events("stateDamaged").len() + self.op.events("stateUnwritable").len();
             (said >= self.figures.faults).then_some(())
