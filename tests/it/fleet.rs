@@ -143,17 +143,7 @@ fn an_exhaustion_on_one_node_should_move_every_node_within_a_second() {
             all_on(b, "b").then_some(())
         });
     }
-    let (code, ledger) = beds[2].run(&[
-        "get",
-        "accounts",
-        "--fleet",
-        "-o",
-        "json",
-        "-f",
-        &files[2].to_string_lossy(),
-    ]);
-    assert_eq!(code, 0, "{ledger}");
-    let ledger: serde_json::Value = serde_json::from_str(&ledger).unwrap();
+    let ledger = serde_json::Value::from(ledger(&beds[2], &files[2]));
     assert_eq!(ledger[0]["name"], "a", "{ledger}");
     assert_eq!(ledger[0]["seenBy"], "n1", "{ledger}");
     assert!(
