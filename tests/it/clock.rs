@@ -89,19 +89,28 @@ fn a_clock_jumping_in_a_cooldown_past_a_reset_should_move_no_session_and_stall_n
         (bed.files("p", "done").len() == 1).then_some(())
     });
     assert_eq!(bed.events("swap").len(), 1, "{}", bed.log("controller"));
+    // Tasks `first` and `first + 1` under way, then the clock set `offset` minutes off
+    // the real one: said as the `nth` jump, by `seconds` (give or take 10 s).
+    let jump = |first: usize, offset: i64, nth: usize, seconds: i64, what: &str| {
+        for i in [first, first + 1] {
+            let text = format!("task {i}, under way across {what}");
+            bed.drop_task("p", &format!("t{i}.md"), &text);
+        }
+        wait_for(
+            WAIT,
+            &format!("tasks {first} and {} under way", first + 1),
+            || (bed.files("p", "active").len() == 2).then_some(()),
+        );
+        clock.set(offset).unwrap();
+        let said = wait_for(WAIT, &format!("{what} said"), || {
+            bed.events("clockJumped").into_iter().nth(nth)
+        });
+        let by = said["seconds"].as_i64().unwrap();
+        assert!((seconds - 10..=seconds + 10).contains(&by), "{said}");
+    };
     // Two tasks under way, then the clock two hours forward: past a's reset, far past
     // the cooldown's end and the tasks' stall timer (30 minutes) as the wall clock reads.
-    bed.drop_task("p", "t1.md", "task 1, under way across the jump forward");
-    bed.drop_task("p", "t2.md", "task 2, under way across the jump forward");
-    wait_for(WAIT, "tasks 1 and 2 under way", || {
-        (bed.files("p", "active").len() == 2).then_some(())
-    });
-    clock.set(120).unwrap();
-    let forward = wait_for(WAIT, "the jump forward said", || {
-        bed.events("clockJumped").into_iter().next()
-    });
-    let seconds = forward["seconds"].as_i64().unwrap();
-    assert!((7190..=7210).contains(&seconds), "{forward}");
+    jump(1, 120, 0, 7200, "the jump forward");
     until("tasks 1 and 2 done", &mut || {
         bed.files("p", "done").len() == 3
     });
@@ -116,17 +125,7 @@ fn a_clock_jumping_in_a_cooldown_past_a_reset_should_move_no_session_and_stall_n
     eprintln!("{accounts}");
     assert_eq!(code, 0, "{accounts}");
     // Ten minutes back, with two more tasks under way.
-    bed.drop_task("p", "t3.md", "task 3, under way across the jump back");
-    bed.drop_task("p", "t4.md", "task 4, under way across the jump back");
-    wait_for(WAIT, "tasks 3 and 4 under way", || {
-        (bed.files("p", "active").len() == 2).then_some(())
-    });
-    clock.set(110).unwrap();
-    let back = wait_for(WAIT, "the jump back said", || {
-        bed.events("clockJumped").into_iter().nth(1)
-    });
-    let seconds = back["seconds"].as_i64().unwrap();
-    assert!((-610..=-590).contains(&seconds), "{back}");
+    jump(3, 110, 1, -600, "the jump back");
     until("tasks 3 and 4 done", &mut || {
         bed.files("p", "done").len() == 5
     });

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::{Spawned, drop_task, wait_for_or_none};
+use crate::journal::{Entry::Controller, Life};
 
 /// What a run does.
 #[derive(Debug, Clone)]
@@ -384,6 +385,20 @@ pub fn run(bin: &Path, o: &Options) -> Report {
     }
 }
 
+/// The lines of `entries` in which a controller said damage to its state folder, or
+/// that it could not write there: what the figures count as `said`.
+fn said(entries: &[crate::journal::Line]) -> usize {
+    entries
+        .iter()
+        .filter(|l| {
+            matches!(
+                &l.entry,
+                Controller(Life::StateDamaged(_) | Life::StateUnwritable { .. })
+            )
+        })
+        .count()
+}
+
 /// How long after its limit the Claude account of a mixed run is tried again: long
 /// enough for the pools to run Codex a while, short enough to see them return.
 fn reset_fallback(events: usize) -> Duration {
@@ -605,10 +620,10 @@ impl Bed {
     /// journal, as the figures count it. A damage never said (the figures count it) makes
     /// every later wait run to its end: the bound keeps such a run from crawling.
     fn wait_handled(&self) {
+        let state = self.op.state();
         let _ = wait_for_or_none(Duration::from_secs(20), || {
-            let said =
-                self.op.events("stateDamaged").len() + self.op.events("stateUnwritable").len();
-            (said >= self.figures.faults).then_some(())
+            let entries = crate::journal::read(&state).unwrap_or_default();
+            (said(&entries) >= self.figures.faults).then_some(())
         });
     }
 
@@ -803,24 +818,10 @@ impl Bed {
             .iter()
             .filter(|l| matches!(&l.entry, crate::journal::Entry::Acted(a) if a.replayed))
             .count();
-        f.said = entries
-            .iter()
-            .filter(|l| {
-                use crate::journal::{Entry::Controller, Life};
-                matches!(
-                    &l.entry,
-                    Controller(Life::StateDamaged(_) | Life::StateUnwritable { .. })
-                )
-            })
-            .count();
+        f.said = said(&entries);
         f.clock_jumps_said = entries
             .iter()
-            .filter(|l| {
-                matches!(
-                    &l.entry,
-                    crate::journal::Entry::Controller(crate::journal::Life::ClockJumped { .. })
-                )
-            })
+            .filter(|l| matches!(&l.entry, Controller(Life::ClockJumped { .. })))
             .count();
         f.logged_unwritable = (1..=self.starts)
             .map(|n| {
