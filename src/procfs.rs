@@ -15,7 +15,8 @@ pub(crate) fn parent(pid: u32) -> Option<u32> {
     fields(pid)?.get(1)?.parse().ok()
 }
 
-/// The session `pid` belongs to (its id is its leader's pid).
+/// The session `pid` belongs to (its id is its leader's pid). Only the test bed asks.
+#[cfg(any(test, feature = "testbed"))]
 pub(crate) fn session(pid: u32) -> Option<u32> {
     fields(pid)?.get(3)?.parse().ok()
 }

@@ -26,6 +26,20 @@ use super::round::{Desired, Store};
 use super::runner::Controller;
 use super::status::Reporter;
 
+/// The names of the files the journal in `dir` says were kept aside.
+fn told_damage(dir: &std::path::Path) -> std::collections::BTreeSet<std::ffi::OsString> {
+    crate::journal::read(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|line| match line.entry {
+            crate::journal::Entry::Controller(Life::StateDamaged(d)) => {
+                d.kept.file_name().map(ToOwned::to_owned)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// Runs the controller on the manifests `files` until SIGTERM or SIGINT.
 pub(crate) async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
     let set = ManifestSet::read(&files)?;
@@ -40,16 +54,21 @@ pub(crate) async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
         let path = dir.join(watched);
         state::create_private_dir(&path).map_err(|source| state::Error::Io { path, source })?;
     }
+    // Files kept aside by a controller stopped before it said so are found before
+    // this start keeps anything aside: they are said with this start's own.
+    let untold = crate::state::damage::untold(&dir, &told_damage(&dir));
     // Damaged state is kept aside before anything reads it: the journal's lines that
     // are not journal lines first (the replay below reads the journal), then the facts.
     let journal_damage = crate::journal::repair(&dir, jiff::Timestamp::now())?;
     let mut journal = Journal::open(&dir)?;
     let (mut store, facts_damage) = Store::load(&dir)?;
-    let replayed = replay::replay(&dir, manifests, &mut journal);
-    for damage in journal_damage.iter().chain(&facts_damage) {
+    // Said before the replay, which reads the whole journal: the shorter the span
+    // between keeping a file aside and saying so, the rarer a kill within it.
+    for damage in journal_damage.iter().chain(&facts_damage).chain(&untold) {
         error!("{damage}");
         journal.record(Life::StateDamaged(damage.clone()))?;
     }
+    let replayed = replay::replay(&dir, manifests, &mut journal);
     if replayed > 0 {
         warn!(
             replayed,

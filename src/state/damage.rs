@@ -107,6 +107,34 @@ pub(crate) fn kept_aside(dir: &Path) -> Vec<PathBuf> {
     kept
 }
 
+/// The files kept aside in the state folder `dir` and its `reports/` whose names are
+/// not in `told` (the kept-aside names the journal's `stateDamaged` lines carry): a
+/// controller stopped between putting a file aside and saying so. Each as a damage, to
+/// be said now.
+pub(crate) fn untold(
+    dir: &Path,
+    told: &std::collections::BTreeSet<std::ffi::OsString>,
+) -> Vec<Damage> {
+    let mut kept = kept_aside(dir);
+    kept.extend(kept_aside(&dir.join(super::paths::REPORTS_DIR)));
+    kept.into_iter()
+        .filter(|path| path.file_name().is_none_or(|name| !told.contains(name)))
+        .map(|kept| {
+            let name = kept
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            let original = name.split(MARK).next().unwrap_or(&name).to_owned();
+            Damage {
+                file: kept.with_file_name(original),
+                problem: "kept aside by a controller stopped before it could say why".to_owned(),
+                kept,
+                done: "said at the next controller's start; the kept file holds what was there"
+                    .to_owned(),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +174,46 @@ mod tests {
         assert!(problem_of(&garbage).starts_with("not JSON"));
         let shape = serde_json::from_str::<Vec<u8>>("{}").unwrap_err();
         assert!(problem_of(&shape).starts_with("not what failover writes"));
+    }
+
+    #[test]
+    fn a_file_kept_aside_but_never_said_should_be_told_once_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let reports = dir.path().join(super::super::paths::REPORTS_DIR);
+        std::fs::create_dir(&reports).unwrap();
+        for path in [dir.path().join("facts.json"), reports.join("r.json")] {
+            std::fs::write(&path, "{").unwrap();
+            keep_aside(&path, at()).unwrap();
+        }
+        std::fs::write(dir.path().join("journal.jsonl"), "{}\n").unwrap();
+        let said = |names: &[&str]| {
+            let told = names.iter().map(std::ffi::OsString::from).collect();
+            untold(dir.path(), &told)
+        };
+        let all = said(&[]);
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert_eq!(all[0].file, dir.path().join("facts.json"));
+        assert_eq!(
+            all[0].kept,
+            dir.path().join("facts.json.damaged-20261206T031500Z")
+        );
+        assert_eq!(all[1].file, reports.join("r.json"));
+        assert!(
+            all[0]
+                .to_string()
+                .contains("stopped before it could say why"),
+            "{}",
+            all[0]
+        );
+        let one = said(&["facts.json.damaged-20261206T031500Z"]);
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].kept, reports.join("r.json.damaged-20261206T031500Z"));
+        assert!(
+            said(&[
+                "facts.json.damaged-20261206T031500Z",
+                "r.json.damaged-20261206T031500Z"
+            ])
+            .is_empty()
+        );
     }
 }

@@ -160,3 +160,47 @@ fn get_and_doctor_should_say_damaged_files_by_name_before_a_controller_repairs_t
         "nothing moved by a reader"
     );
 }
+
+#[test]
+fn a_file_kept_aside_by_a_controller_killed_before_it_said_so_should_be_said_once_at_the_next_start()
+ {
+    use failover::testbed::{manifest::Manifest, wait_for};
+    let bed = crate::bed::new(&["home", "work"]);
+    let m = Manifest::new()
+        .account("main", bed.root.join("home"))
+        .agent("claude", &[BIN, "sim-agent"])
+        .pool("p", "w-", 1..=1, bed.root.join("work"));
+    let file = bed.save("pool.yaml", &m.yaml());
+    // What a kill between the rename aside and the journal line leaves: the facts
+    // moved aside, no facts file, a journal that does not name it.
+    let state = bed.state();
+    std::fs::create_dir_all(&state).unwrap();
+    let kept = "facts.json.damaged-20261206T031500Z";
+    std::fs::write(state.join(kept), "{\"sessions\": {\"w-0\": ").unwrap();
+    let said = || {
+        bed.events("stateDamaged")
+            .iter()
+            .filter(|e| e.to_string().contains(kept))
+            .count()
+    };
+    for start in 1..=2 {
+        let c = bed.controller(&file, &format!("controller-{start}"), None);
+        wait_for(Duration::from_secs(20), "the controller's start", || {
+            bed.events("started")
+                .iter()
+                .any(|e| e["pid"] == c.pid())
+                .then_some(())
+        });
+        assert_eq!(said(), 1, "start {start}: said once, and not again");
+        c.kill();
+    }
+    let (_, events) = bed.run(&["get", "events", "-f", &file.to_string_lossy()]);
+    assert!(
+        events.contains(kept) && events.contains("stopped before it could say why"),
+        "{events}"
+    );
+    assert!(
+        state.join(kept).exists(),
+        "the kept file stays for the operator"
+    );
+}
