@@ -85,7 +85,7 @@ fn main() -> std::process::ExitCode {
         }
         if !report.figures.clean() {
             clean = false;
-            eprintln!("{}", report.details);
+            eprintln!("{}\n{}", report.details, report.operator);
         }
     }
     if clean {

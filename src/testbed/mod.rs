@@ -484,12 +484,45 @@ impl Drop for TmuxServer {
     /// Kills the server, then every process still tied to this test's socket (a
     /// server a SIGKILLed controller's client had begun to start, say), by pid.
     fn drop(&mut self) {
+        let panes = self.try_tmux(&["list-panes", "-a", "-F", "#{pane_pid}"]);
+        let panes: Vec<u32> = String::from_utf8_lossy(&panes.stdout)
+            .split_whitespace()
+            .filter_map(|pid| pid.parse().ok())
+            .collect();
         let _ = self.try_tmux(&["kill-server"]);
         let socket = self.socket.to_string_lossy().into_owned();
         if let Ok(out) = Command::new("pgrep").args(["-f", &socket]).output() {
             for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-s", "KILL", pid]).status();
+                let _ = Command::new("kill")
+                    .args(["-s", "KILL", pid])
+                    .stderr(Stdio::null())
+                    .status();
             }
+        }
+        // The panes' programs got SIGHUP and may still write on their way out (a real
+        // Claude Code writes its config, backups and transcript): waited for, then
+        // killed, so that nothing makes the temp folder again once it is removed.
+        let running = || -> Vec<u32> {
+            panes
+                .iter()
+                .copied()
+                .filter(|pid| crate::procfs::alive(*pid))
+                .collect()
+        };
+        if wait_for_or_none(Duration::from_secs(5), || {
+            running().is_empty().then_some(())
+        })
+        .is_none()
+        {
+            for pid in running() {
+                let _ = Command::new("kill")
+                    .args(["-s", "KILL", &pid.to_string()])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+            let _ = wait_for_or_none(Duration::from_secs(2), || {
+                running().is_empty().then_some(())
+            });
         }
     }
 }

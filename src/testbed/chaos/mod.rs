@@ -91,6 +91,8 @@ pub struct Figures {
     pub kept_aside: usize,
     /// Controller logs holding a panic.
     pub panics: usize,
+    /// Controllers that exited before their kill (each named in the run's details).
+    pub exited: usize,
     /// Of the faults, times the state folder was read-only.
     pub read_only: usize,
     /// Of the faults, times the disk under the state folder was full.
@@ -129,7 +131,7 @@ impl Figures {
             && self.shared_context == 0
             && self.duplicate_controllers + self.unowned_touched + self.leftover_clients == 0
             && self.journal_missing + self.journal_extra == 0
-            && self.panics == 0
+            && self.panics + self.exited == 0
             && self.said == self.faults
             && self.kept_aside + self.read_only + self.disk_full == self.faults
             && self.logged_unwritable == self.read_only + self.disk_full
@@ -149,6 +151,7 @@ impl fmt::Display for Figures {
              shared context {} · \
              duplicate controllers {} · unowned touched {} · leftover clients {} · \
              journal missing {} · journal extra {} (replayed {}) · panics {} · \
+             exited on their own {} · \
              faults {} · said {} · kept aside {} · read-only {} · disk full {} (said in the \
              log {}, claims meanwhile {}){}{} · elapsed {:.1}s",
             self.tasks,
@@ -170,6 +173,7 @@ impl fmt::Display for Figures {
             self.journal_extra,
             self.replayed,
             self.panics,
+            self.exited,
             self.faults,
             self.said,
             self.kept_aside,
@@ -257,6 +261,11 @@ struct Bed {
     found: String,
     /// Why a fault could not be made.
     skipped: Option<String>,
+    /// The event under way, and the last fault made: what the details name.
+    event: usize,
+    last_fault: Option<damage::Fault>,
+    /// The pid of a controller already counted as exited on its own.
+    exited: Option<u32>,
     /// The wall clock of the bed's processes, for a run that makes it jump.
     clock: Option<clock::Clock>,
 }
@@ -296,6 +305,8 @@ pub fn run(bin: &Path, o: &Options) -> Report {
     let mut limited: Option<Instant> = None;
     for event in 0..events {
         std::thread::sleep(rng.millis(300, 2000));
+        bed.event = event;
+        bed.check_alive(&mut c);
         if limit_at == Some(event) {
             bed.limit(true);
             limited = Some(Instant::now());
@@ -335,6 +346,7 @@ pub fn run(bin: &Path, o: &Options) -> Report {
                 // Killed once it kept the report aside and said so, not in between.
                 bed.wait_handled();
             }
+            bed.check_alive(&mut c);
             c.kill();
             bed.figures.kills += 1;
             if let Some(fault) = fault.filter(|f| !f.live()) {
@@ -353,6 +365,8 @@ pub fn run(bin: &Path, o: &Options) -> Report {
         bed.wait_handled();
     }
     let settled = wait_for_or_none(o.settle, || bed.settled().then_some(()));
+    bed.event = events;
+    bed.check_alive(&mut c);
     bed.check_controllers(&c);
     bed.check_mine();
     let operator = if o.faults.is_empty() {
@@ -471,6 +485,9 @@ impl Bed {
             starts: 0,
             seen: String::new(),
             found: String::new(),
+            event: 0,
+            last_fault: None,
+            exited: None,
             skipped,
         }
     }
@@ -619,18 +636,50 @@ impl Bed {
     /// Waits (20 s at most: a loaded machine) for every damage made to be said in the
     /// journal, as the figures count it. A damage never said (the figures count it) makes
     /// every later wait run to its end: the bound keeps such a run from crawling.
-    fn wait_handled(&self) {
+    fn wait_handled(&mut self) {
         let state = self.op.state();
-        let _ = wait_for_or_none(Duration::from_secs(20), || {
+        let faults = self.figures.faults;
+        let mut seen = 0;
+        let handled = wait_for_or_none(Duration::from_secs(20), || {
             let entries = crate::journal::read(&state).unwrap_or_default();
-            (said(&entries) >= self.figures.faults).then_some(())
+            seen = said(&entries);
+            (seen >= faults).then_some(())
         });
+        if handled.is_none() {
+            self.found.push_str(&format!(
+                "event {}: {seen} of {faults} faults said after 20 s (the last made: {:?})\n",
+                self.event, self.last_fault
+            ));
+        }
+    }
+
+    /// Counts controller `c` as exited on its own if it is gone (once), its exit and
+    /// its log's last lines in the details.
+    fn check_alive(&mut self, c: &mut Spawned) {
+        let Ok(Some(status)) = c.child.try_wait() else {
+            return;
+        };
+        if self.exited == Some(c.pid()) {
+            return;
+        }
+        self.exited = Some(c.pid());
+        self.figures.exited += 1;
+        let log = c.log();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        self.found.push_str(&format!(
+            "event {}: controller {} exited on its own ({status}); its log's last lines:\n{}\n",
+            self.event,
+            c.pid(),
+            tail.join("\n")
+        ));
     }
 
     /// Damages the state folder with `fault`, counted when it was made.
     fn damage(&mut self, fault: damage::Fault, pick: u64) {
         if fault.make(&self.op.state(), pick) {
             self.figures.faults += 1;
+            self.last_fault = Some(fault);
         }
     }
 
@@ -654,6 +703,7 @@ impl Bed {
             }
         };
         self.figures.faults += 1;
+        self.last_fault = Some(fault);
         let what = if fault == damage::Fault::DiskFull {
             self.figures.disk_full += 1;
             "disk full"
