@@ -5,7 +5,11 @@
 //! from the next look. What would not is the account each family's sessions run under:
 //! with no active account the first by priority would be chosen, and every session
 //! moved back to it (perhaps exhausted, its reset forgotten). So each family's active
-//! account is taken from the account marks of our live sessions.
+//! account is taken from the account marks of our live sessions. Nor would what each
+//! pool agent ran: an agent idle at its prompt after a task (a kill between the task's
+//! move to `done/` and its exit command) would look fresh and take the next task into
+//! the last one's conversation. So every live pool agent counts as used, and is started
+//! afresh before it takes a task.
 
 use std::collections::BTreeMap;
 
@@ -45,6 +49,28 @@ pub(super) fn active_accounts<'s>(
     }
 }
 
+/// Marks the agent of every live pool session of ours as one that already ran a task
+/// (its history is not known): it is started afresh before it takes one. A task it
+/// holds, its claim found again with proof, runs on.
+pub(super) fn used_agents<'s>(
+    m: &Manifests,
+    sessions: impl IntoIterator<Item = &'s Session>,
+    owner: &str,
+    facts: &mut Facts,
+) {
+    let pooled: std::collections::BTreeSet<String> = m
+        .pools
+        .iter()
+        .flat_map(|p| p.spec.session_names())
+        .collect();
+    for s in sessions
+        .into_iter()
+        .filter(|s| s.is_live_ours(owner) && pooled.contains(&s.name))
+    {
+        facts.sessions.entry(s.name.clone()).or_default().used_pid = Some(s.pane.pid);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +90,28 @@ mod tests {
         let mut facts = Facts::default();
         active_accounts(&m, &sessions, "failover", &mut facts);
         assert_eq!(facts.family(CLAUDE).active_account.as_deref(), Some("alt"));
+    }
+
+    #[test]
+    fn rebuilt_facts_should_count_every_live_pool_agent_of_ours_as_used_and_no_other() {
+        let m = manifests(POOL_AND_DEDICATED);
+        let sessions = [
+            session("ccl-auto-11", "failover", "main", 11),
+            session("ccl-1-x", "failover", "main", 13),
+            session("ccl-auto-12", "someone", "main", 14),
+        ];
+        let mut facts = Facts::default();
+        used_agents(&m, &sessions, "failover", &mut facts);
+        let used: Vec<(&str, Option<u32>)> = facts
+            .sessions
+            .iter()
+            .map(|(n, f)| (n.as_str(), f.used_pid))
+            .collect();
+        assert_eq!(
+            used,
+            [("ccl-auto-11", Some(11))],
+            "the pool's own, by its pane"
+        );
     }
 
     #[test]

@@ -118,6 +118,16 @@ impl Store {
         }
     }
 
+    /// Asks whether the state folder takes writes, every round while the last write
+    /// went through (a round that writes nothing would not find out): cheaply, and by a
+    /// [`probe`](Self::probe) only when the folder looks unwritable, which then fails
+    /// the round's writes as a save would.
+    pub fn check(&mut self) {
+        if self.failing.is_none() && state::seems_unwritable(&self.dir) {
+            self.probe();
+        }
+    }
+
     /// Saves the facts, whether or not they changed (at stop).
     pub fn flush(&mut self) -> Result<(), state::Error> {
         self.facts.save(&self.dir)?;
@@ -264,6 +274,7 @@ impl Round<'_> {
         watcher: &mut impl Watcher,
         fleet: observe::Fleet,
     ) -> Result<Report, observe::Error> {
+        store.check();
         let held = store.failing().is_some();
         let (observed, mut plan) = self.look_with(store.facts(), fleet, held).await?;
         let hands_off = |plan: &Plan| {

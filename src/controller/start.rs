@@ -91,6 +91,7 @@ pub(crate) async fn run(files: Vec<PathBuf>) -> Result<(), Error> {
         let owner = settings.spec.owner.as_str();
         store.amend(|facts| {
             super::rebuild::active_accounts(manifests, observed.sessions.values(), owner, facts);
+            super::rebuild::used_agents(manifests, observed.sessions.values(), owner, facts);
         });
     }
     let broken = plan::check_shared(manifests, &observed);

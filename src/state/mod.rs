@@ -587,6 +587,21 @@ pub(crate) fn probe_writable(dir: &Path) -> Result<(), Error> {
     probe.write_all(&[0u8; PROBE_BYTES]).map_err(io)
 }
 
+/// Whether the state folder `dir` looks as if it would not take a write, by two cheap
+/// questions that write nothing: may this process write in it (`access`: a read-only
+/// mount, an immutable flag, its mode), and has its disk [`PROBE_BYTES`] free for this
+/// process. Asked every round, when nothing else would write there: a yes is confirmed
+/// by [`probe_writable`] (a disk's reserve may still take root's writes).
+pub(crate) fn seems_unwritable(dir: &Path) -> bool {
+    if !dir.exists() {
+        return false;
+    }
+    let denied = rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).is_err();
+    let full = rustix::fs::statvfs(dir)
+        .is_ok_and(|s| s.f_bavail.saturating_mul(s.f_frsize) < PROBE_BYTES as u64);
+    denied || full
+}
+
 /// Creates `dir` and its parents, the last one with mode 0700.
 pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
@@ -749,6 +764,20 @@ mod tests {
             std::fs::read_dir(dir.path()).unwrap().count(),
             1,
             "no probe left"
+        );
+        assert!(!seems_unwritable(dir.path()), "a folder of ours with room");
+        assert!(
+            !seems_unwritable(&dir.path().join("not-yet")),
+            "made when written"
+        );
+        assert!(
+            seems_unwritable(Path::new("/proc/self")),
+            "no write there, even as root"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "nothing written"
         );
     }
 

@@ -911,11 +911,52 @@ impl Bed {
         for (what, names) in &bad {
             text.push_str(&format!("{what}: {}\n", names.join(" ")));
         }
+        // A shared conversation: its messages in order, by task, and what the journal
+        // says of every task in it.
+        let mut involved: Vec<String> = Vec::new();
+        for name in bad.get("shared context").into_iter().flatten() {
+            let Some(i) = self.names.iter().position(|n| n == name) else {
+                continue;
+            };
+            let text_of = |t: &str| crate::report::unwrap_pasted(t).trim().to_owned();
+            for c in conversations.iter().filter(|c| {
+                c.messages
+                    .iter()
+                    .any(|m| text_of(&m.text) == self.texts[i].trim())
+            }) {
+                let said: Vec<String> = c
+                    .messages
+                    .iter()
+                    .map(|m| {
+                        let t = text_of(&m.text);
+                        match self.texts.iter().position(|x| x.trim() == t) {
+                            Some(j) => {
+                                involved.push(self.names[j].clone());
+                                format!("{}: {}", m.role, self.names[j])
+                            }
+                            None => format!("{}: {:.40}", m.role, t.replace('\n', " ")),
+                        }
+                    })
+                    .collect();
+                text.push_str(&format!("  conversation of {name}: {}\n", said.join(" | ")));
+            }
+        }
+        if !involved.is_empty() {
+            // When the controllers started and what they said of the state folder.
+            let life: Vec<String> = entries
+                .iter()
+                .filter(|l| matches!(&l.entry, Controller(_)))
+                .filter_map(|l| serde_json::to_value(l).ok())
+                .map(|v| format!("{} {}", v["time"].as_str().unwrap_or(""), v["event"]))
+                .collect();
+            text.push_str(&format!("  controllers: {}\n", life.join(" · ")));
+        }
         // What the journal says of the tasks whose events do not match the folders.
         for name in bad
             .iter()
             .filter(|(w, _)| w.starts_with("journal") || **w == "resent" || **w == "handed off")
             .flat_map(|(_, n)| n)
+            .chain(&involved)
         {
             for line in entries
                 .iter()
