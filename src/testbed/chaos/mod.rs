@@ -608,6 +608,12 @@ impl Bed {
             let pid = String::from_utf8_lossy(&out.stdout).trim().to_owned();
             (out.status.success() && !pid.is_empty()).then_some(pid)
         });
+        if self.mine.is_none() {
+            self.found.push_str(&format!(
+                "event {}: the operator's session could not be made within 10 s\n",
+                self.event
+            ));
+        }
     }
 
     /// Counts the operator's session as touched if it is gone or runs another process.
@@ -619,6 +625,12 @@ impl Bed {
         let now = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         if self.mine.as_deref() != Some(now.as_str()) || now.is_empty() {
             self.figures.unowned_touched += 1;
+            self.found.push_str(&format!(
+                "event {}: the operator's session ran pane pid {:?} when made, now {now:?} ({})\n",
+                self.event,
+                self.mine,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
         }
     }
 
@@ -906,6 +918,11 @@ impl Bed {
         let typed = std::fs::metadata(self.op.root.join("mine.typed")).map_or(0, |m| m.len());
         if typed > 0 {
             f.unowned_touched += 1;
+            let text = std::fs::read(self.op.root.join("mine.typed")).unwrap_or_default();
+            self.found.push_str(&format!(
+                "typed into the operator's session: {:.200}\n",
+                String::from_utf8_lossy(&text)
+            ));
         }
         let mut text = String::new();
         for (what, names) in &bad {
