@@ -102,6 +102,12 @@ mod tests {
             other => panic!("expected a refusal, got {other:?}"),
         }
         drop(lock);
+        // A process another test forks at this moment shares the lock's descriptor
+        // until it execs (close-on-exec): the lock is free once it has.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while Lock::holder(dir.path()).is_some() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert_eq!(Lock::holder(dir.path()), None);
         Lock::acquire(dir.path()).unwrap();
     }
