@@ -114,8 +114,12 @@ fn a_full_disk_under_the_state_folder_should_hold_claims_say_it_once_and_catch_u
     );
 }
 
-#[test]
-fn get_and_doctor_should_say_damaged_files_by_name_before_a_controller_repairs_them() {
+/// A bed with one pool of one stand-in, its manifest saved, and its state folder made.
+fn one_pool() -> (
+    failover::testbed::Bed,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
     use failover::testbed::manifest::Manifest;
     let bed = crate::bed::new(&["home", "work"]);
     let m = Manifest::new()
@@ -123,9 +127,15 @@ fn get_and_doctor_should_say_damaged_files_by_name_before_a_controller_repairs_t
         .agent("claude", &[BIN, "sim-agent"])
         .pool("p", "w-", 1..=1, bed.root.join("work"));
     let file = bed.save("pool.yaml", &m.yaml());
-    let file = file.to_string_lossy();
     let state = bed.state();
     std::fs::create_dir_all(&state).unwrap();
+    (bed, file, state)
+}
+
+#[test]
+fn get_and_doctor_should_say_damaged_files_by_name_before_a_controller_repairs_them() {
+    let (bed, file, state) = one_pool();
+    let file = file.to_string_lossy();
     std::fs::write(state.join("facts.json"), "{\"sessions\": {\"w-0\": ").unwrap();
     let good = r#"{"time":"2026-12-06T03:15:00Z","event":"stopped","pid":10}"#;
     std::fs::write(
@@ -164,17 +174,10 @@ fn get_and_doctor_should_say_damaged_files_by_name_before_a_controller_repairs_t
 #[test]
 fn a_file_kept_aside_by_a_controller_killed_before_it_said_so_should_be_said_once_at_the_next_start()
  {
-    use failover::testbed::{manifest::Manifest, wait_for};
-    let bed = crate::bed::new(&["home", "work"]);
-    let m = Manifest::new()
-        .account("main", bed.root.join("home"))
-        .agent("claude", &[BIN, "sim-agent"])
-        .pool("p", "w-", 1..=1, bed.root.join("work"));
-    let file = bed.save("pool.yaml", &m.yaml());
+    use failover::testbed::wait_for;
     // What a kill between the rename aside and the journal line leaves: the facts
     // moved aside, no facts file, a journal that does not name it.
-    let state = bed.state();
-    std::fs::create_dir_all(&state).unwrap();
+    let (bed, file, state) = one_pool();
     let kept = "facts.json.damaged-20261206T031500Z";
     std::fs::write(state.join(kept), "{\"sessions\": {\"w-0\": ").unwrap();
     let said = || {
