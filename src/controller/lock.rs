@@ -104,10 +104,9 @@ mod tests {
         drop(lock);
         // A process another test forks at this moment shares the lock's descriptor
         // until it execs (close-on-exec): the lock is free once it has.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while Lock::holder(dir.path()).is_some() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        let _ = crate::testbed::wait_for_or_none(std::time::Duration::from_secs(5), || {
+            Lock::holder(dir.path()).is_none().then_some(())
+        });
         assert_eq!(Lock::holder(dir.path()), None);
         Lock::acquire(dir.path()).unwrap();
     }

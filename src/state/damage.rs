@@ -107,6 +107,13 @@ pub(crate) fn kept_aside(dir: &Path) -> Vec<PathBuf> {
     kept
 }
 
+/// The files kept aside in the state folder `dir` and in its `reports/`.
+pub(crate) fn kept_aside_with_reports(dir: &Path) -> Vec<PathBuf> {
+    let mut kept = kept_aside(dir);
+    kept.extend(kept_aside(&dir.join(super::paths::REPORTS_DIR)));
+    kept
+}
+
 /// The files kept aside in the state folder `dir` and its `reports/` whose names are
 /// not in `told` (the kept-aside names the journal's `stateDamaged` lines carry): a
 /// controller stopped between putting a file aside and saying so. Each as a damage, to
@@ -115,9 +122,8 @@ pub(crate) fn untold(
     dir: &Path,
     told: &std::collections::BTreeSet<std::ffi::OsString>,
 ) -> Vec<Damage> {
-    let mut kept = kept_aside(dir);
-    kept.extend(kept_aside(&dir.join(super::paths::REPORTS_DIR)));
-    kept.into_iter()
+    kept_aside_with_reports(dir)
+        .into_iter()
         .filter(|path| path.file_name().is_none_or(|name| !told.contains(name)))
         .map(|kept| {
             let name = kept

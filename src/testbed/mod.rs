@@ -480,6 +480,14 @@ impl TmuxServer {
     }
 }
 
+/// SIGKILLs `pid`, quietly: it may have ended meanwhile.
+fn kill_hard(pid: &str) {
+    let _ = Command::new("kill")
+        .args(["-s", "KILL", pid])
+        .stderr(Stdio::null())
+        .status();
+}
+
 impl Drop for TmuxServer {
     /// Kills the server, then every process still tied to this test's socket (a
     /// server a SIGKILLed controller's client had begun to start, say), by pid.
@@ -493,10 +501,7 @@ impl Drop for TmuxServer {
         let socket = self.socket.to_string_lossy().into_owned();
         if let Ok(out) = Command::new("pgrep").args(["-f", &socket]).output() {
             for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill")
-                    .args(["-s", "KILL", pid])
-                    .stderr(Stdio::null())
-                    .status();
+                kill_hard(pid);
             }
         }
         // The panes' programs got SIGHUP and may still write on their way out (a real
@@ -515,10 +520,7 @@ impl Drop for TmuxServer {
         .is_none()
         {
             for pid in running() {
-                let _ = Command::new("kill")
-                    .args(["-s", "KILL", &pid.to_string()])
-                    .stderr(Stdio::null())
-                    .status();
+                kill_hard(&pid.to_string());
             }
             let _ = wait_for_or_none(Duration::from_secs(2), || {
                 running().is_empty().then_some(())

@@ -128,9 +128,7 @@ fn rewrite(path: &Path, change: impl FnOnce(&mut Vec<u8>)) -> bool {
 
 /// The files kept aside in the state folder `state` and in its reports' folder.
 pub fn kept_aside(state: &Path) -> Vec<std::path::PathBuf> {
-    let mut kept = crate::state::damage::kept_aside(state);
-    kept.extend(crate::state::damage::kept_aside(&state.join(REPORTS_DIR)));
-    kept
+    crate::state::damage::kept_aside_with_reports(state)
 }
 
 #[cfg(test)]

@@ -384,11 +384,9 @@ pub fn run(bin: &Path, o: &Options) -> Report {
     if settled.is_none() {
         details.push_str(&format!("not settled within {:?}\n", o.settle));
     }
-    let tail: Vec<&str> = log.lines().rev().take(80).collect();
-    let tail: Vec<&str> = tail.into_iter().rev().collect();
     details.push_str(&format!(
         "--- the last controller's log\n{}",
-        tail.join("\n")
+        tail(&log, 80)
     ));
     bed.figures.elapsed = begun.elapsed();
     Report {
@@ -411,6 +409,12 @@ fn said(entries: &[crate::journal::Line]) -> usize {
             )
         })
         .count()
+}
+
+/// The last `n` lines of `log`.
+fn tail(log: &str, n: usize) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// How long after its limit the Claude account of a mixed run is tried again: long
@@ -676,14 +680,11 @@ impl Bed {
         }
         self.exited = Some(c.pid());
         self.figures.exited += 1;
-        let log = c.log();
-        let tail: Vec<&str> = log.lines().rev().take(20).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
         self.found.push_str(&format!(
             "event {}: controller {} exited on its own ({status}); its log's last lines:\n{}\n",
             self.event,
             c.pid(),
-            tail.join("\n")
+            tail(&c.log(), 20)
         ));
     }
 
@@ -958,6 +959,8 @@ impl Bed {
                 text.push_str(&format!("  conversation of {name}: {}\n", said.join(" | ")));
             }
         }
+        involved.sort();
+        involved.dedup();
         if !involved.is_empty() {
             // When the controllers started and what they said of the state folder.
             let life: Vec<String> = entries
